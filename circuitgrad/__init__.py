@@ -1,0 +1,32 @@
+"""circuitgrad: expressions → differentiable circuits → gradient circuits → NumPy and diagrams.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("sin(x)*y + exp(x)")
+    >>> g = cg.grad(c)
+    >>> J, dJ_dx, dJ_dy = cg.to_numpy(g)(x=0.0, y=2.0)
+    >>> float(J), float(dJ_dx), float(dJ_dy)
+    (1.0, 3.0, 0.0)
+
+Layout: ``frontends/`` (parse, trace, sympy) → ``circuit`` (the IR) and ``primitives`` (the
+table) → ``transforms/`` (grad ...) → ``lower/`` (numpy, text ...).
+"""
+
+from .check import check_grad
+from .circuit import Circuit, Value
+from .errors import CircuitError, ParseError, ShapeError
+from .frontends import from_sympy, parse, to_sympy, trace
+from .lower import NumpyFunction, to_numpy
+from .ops import (abs, cos, exp, log, mean, outer, relu, sigmoid, sign, sin, sqrt, square,
+                  step, sum, tanh, transpose)
+from .primitives import PRIMITIVES
+from .transforms import grad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "PRIMITIVES",
+    "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
+    "check_grad",
+    "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
+    "square", "step", "sum", "tanh", "transpose", "__version__",
+]

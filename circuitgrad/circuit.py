@@ -1,0 +1,565 @@
+"""The circuit IR: an immutable DAG of primitive operations, and the hash-consing builder.
+
+Invariants (checked by :meth:`Circuit.validate`):
+
+* Nodes are integers ``0 … n-1`` in creation order and a node's arguments have smaller ids, so
+  ascending id is a topological order: every pass is a plain loop, forward or reversed, with
+  no recursion and no sorting.
+* Each node has an ``op`` (a key of :data:`~circuitgrad.primitives.PRIMITIVES`), an ordered
+  ``args`` tuple (with multiplicity: ``x*x`` is ``(x, x)``), ``params`` (the input's name, the
+  constant's value, or a dict such as ``{"axis": 0}``) and a ``shape`` (``()`` for scalars).
+* Construction is hash-consed: the same op on the same arguments and params is one node.
+  Commutative ops sort their key; constants are keyed by their bits (``0.0`` and ``-0.0``
+  differ, NaN equals NaN).
+* The builder rewrites only what is exact in IEEE arithmetic, so every front-end and pass gets
+  it for free: constant folding, ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x*-1 → -x``,
+  ``-(-x) → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``.
+* :meth:`Builder.finish` keeps the nodes that reach an output, and every input even if unused.
+
+The node records live in flat lists (fast to walk); :attr:`Circuit.graph` materializes the
+``networkx.DiGraph`` on first access, with one edge per (argument, node) pair whose ``pos``
+attribute lists the argument positions (``(0, 1)`` for ``x*x``).
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("sin(x)*sin(x)")
+    >>> c.size, [c.op(i) for i in range(len(c))]
+    (2, ['input', 'sin', 'mul'])
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import struct
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import CircuitError, ShapeError
+from .primitives import PRIMITIVES, broadcast_shape, evaluate, shape_of
+
+Shape = tuple[int, ...]
+LEAVES = ("input", "const")
+_REWRITTEN = frozenset({"neg", "add", "sub", "mul", "div", "pow"})
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a pass builds millions of small objects.
+
+    Node records never form reference cycles, and the collector's full sweeps grow with the
+    number of live objects, which made passes over 10⁶ nodes 2-3x slower per node.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class Circuit:
+    """An immutable circuit: inputs, operation nodes, named outputs.
+
+    Build one with a front-end (:func:`~circuitgrad.parse`, :func:`~circuitgrad.trace`,
+    :func:`~circuitgrad.from_sympy`) or a pass; passes return new circuits.
+
+        >>> import circuitgrad as cg
+        >>> c = cg.parse("z = w*x + b\\nJ = relu(z)")
+        >>> c.inputs, c.outputs, c.size
+        (('w', 'x', 'b'), ('J',), 3)
+    """
+
+    __slots__ = ("_ops", "_args", "_params", "_shapes", "_names", "_inputs", "_input_ids",
+                 "_outputs", "_output_ids", "_meta", "_graph", "_size")
+
+    def __init__(self, ops: list[str], args: list[tuple[int, ...]], params: list[Any],
+                 shapes: list[Shape], names: dict[int, str], inputs: Sequence[tuple[str, int]],
+                 outputs: Sequence[tuple[str, int]], meta: dict[str, Any] | None = None):
+        self._ops, self._args, self._params, self._shapes = ops, args, params, shapes
+        self._names = names
+        self._inputs = tuple(name for name, _ in inputs)
+        self._input_ids = tuple(i for _, i in inputs)
+        self._outputs = tuple(name for name, _ in outputs)
+        self._output_ids = tuple(i for _, i in outputs)
+        self._meta = meta or {}
+        self._graph = None
+        self._size = sum(1 for op in ops if op not in LEAVES)
+
+    # -- the public view -----------------------------------------------------------------
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Input names, in order (the positional order of generated functions)."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Output names, in order."""
+        return self._outputs
+
+    @property
+    def input_ids(self) -> tuple[int, ...]:
+        """The node of each input, in the order of :attr:`inputs`."""
+        return self._input_ids
+
+    @property
+    def output_ids(self) -> tuple[int, ...]:
+        """The node of each output, in the order of :attr:`outputs`."""
+        return self._output_ids
+
+    @property
+    def size(self) -> int:
+        """Number of operation nodes (inputs and constants are not counted)."""
+        return self._size
+
+    @property
+    def input_shapes(self) -> dict[str, Shape]:
+        """Each input's shape (``()`` for a scalar)."""
+        return {n: self._shapes[i] for n, i in zip(self._inputs, self._input_ids)}
+
+    @property
+    def output_shapes(self) -> dict[str, Shape]:
+        """Each output's shape."""
+        return {n: self._shapes[i] for n, i in zip(self._outputs, self._output_ids)}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What a pass recorded about the circuit, e.g. ``forward_count`` and ``adjoint_of``
+        for an adjoint circuit (read by the lowerings to name and draw adjoint nodes)."""
+        return self._meta
+
+    def __len__(self) -> int:
+        """Number of nodes, leaves included."""
+        return len(self._ops)
+
+    def op(self, i: int) -> str:
+        """The primitive name of node ``i``."""
+        return self._ops[i]
+
+    def args(self, i: int) -> tuple[int, ...]:
+        """The ordered arguments of node ``i``."""
+        return self._args[i]
+
+    def params(self, i: int) -> Any:
+        """Node ``i``'s params: an input's name, a constant's value, or a dict (or None)."""
+        return self._params[i]
+
+    def shape(self, i: int) -> Shape:
+        """The shape of node ``i``."""
+        return self._shapes[i]
+
+    def name(self, i: int) -> str | None:
+        """The name a program gave node ``i`` (``z`` in ``z = w*x + b``), if any."""
+        return self._names.get(i)
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Names given to nodes by the program (and ``_bar`` names from the adjoint pass)."""
+        return dict(self._names)
+
+    def records(self) -> Iterable[tuple[int, str, tuple[int, ...], Any, Shape]]:
+        """``(id, op, args, params, shape)`` for every node, in topological order."""
+        return zip(range(len(self._ops)), self._ops, self._args, self._params, self._shapes)
+
+    @property
+    def graph(self):
+        """The circuit as a ``networkx.DiGraph`` (built on first access, then cached).
+
+        Node attributes: ``op``, ``params``, ``shape``, ``name``; edge attribute ``pos``: the
+        argument positions the source fills in the target.
+        """
+        if self._graph is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            for i, op, args, params, shape in self.records():
+                g.add_node(i, op=op, params=params, shape=shape, name=self._names.get(i))
+                for pos, a in enumerate(args):
+                    if g.has_edge(a, i):
+                        g.edges[a, i]["pos"] += (pos,)
+                    else:
+                        g.add_edge(a, i, pos=(pos,))
+            g.graph["inputs"] = self._inputs
+            g.graph["outputs"] = dict(zip(self._outputs, self._output_ids))
+            self._graph = g
+        return self._graph
+
+    def validate(self) -> None:
+        """Check the invariants; raise :class:`CircuitError` naming the first broken one."""
+        n = len(self._ops)
+        if not (len(self._args) == len(self._params) == len(self._shapes) == n):
+            raise CircuitError("node records have different lengths")
+        for i, op, args, params, shape in self.records():
+            prim = PRIMITIVES.get(op)
+            if prim is None:
+                raise CircuitError(f"node {i}: unknown op {op!r}")
+            if len(args) != prim.arity:
+                raise CircuitError(f"node {i}: {op} takes {prim.arity} arguments, has {len(args)}")
+            if any(not 0 <= a < i for a in args):
+                raise CircuitError(f"node {i}: argument ids {args} are not earlier nodes")
+            if op not in LEAVES:
+                kw = params or {}
+                if shape_of(op, tuple(self._shapes[a] for a in args), kw) != shape:
+                    raise CircuitError(f"node {i}: recorded shape {shape} is not inferred")
+        for name, i in zip(self._inputs, self._input_ids):
+            if self._ops[i] != "input" or self._params[i] != name:
+                raise CircuitError(f"input {name!r} is not an input node")
+        if len(set(self._inputs)) != len(self._inputs):
+            raise CircuitError("duplicate input names")
+        if len(set(self._outputs)) != len(self._outputs):
+            raise CircuitError("duplicate output names")
+        if any(not 0 <= i < n for i in self._output_ids):
+            raise CircuitError("an output names a node that does not exist")
+        if self._graph is not None:
+            g = self._graph
+            edges = sum(len(set(a)) for a in self._args)
+            if g.number_of_nodes() != n or g.number_of_edges() != edges:
+                raise CircuitError("graph and node records disagree")
+
+    def __repr__(self) -> str:
+        from .lower.text import listing
+
+        head = (f"<Circuit inputs={list(self._inputs)} outputs={list(self._outputs)} "
+                f"size={self._size}>")
+        return head + "\n" + listing(self, limit=20)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter shows a circuit as its diagram (SVG), or as text where Graphviz is missing."""
+        try:
+            from .lower.dot import to_dot
+
+            return {"image/svg+xml": to_dot(self).pipe(format="svg").decode(),
+                    "text/plain": repr(self)}
+        except Exception:  # noqa: BLE001 - a notebook display must never raise
+            return {"text/plain": repr(self)}
+
+
+class Value:
+    """A node under construction: the handle that front-ends, rules and traced functions use.
+
+    Python's operators build nodes (``+ - * / ** @``, unary ``-``, ``.T``); NumPy ufuncs such as
+    ``np.sin`` work too. A Value has no truth value: control flow that depends on data cannot
+    be traced.
+
+        >>> import circuitgrad as cg
+        >>> cg.trace(lambda x, y: (x + 1) * y).size
+        2
+    """
+
+    __slots__ = ("builder", "id")
+    __array_priority__ = 1000
+
+    def __init__(self, builder: "Builder", id: int):
+        self.builder = builder
+        self.id = id
+
+    @property
+    def shape(self) -> Shape:
+        """The node's shape."""
+        return self.builder.shapes[self.id]
+
+    @property
+    def op(self) -> str:
+        """The node's primitive name."""
+        return self.builder.ops[self.id]
+
+    @property
+    def constant(self) -> float | None:
+        """The node's value if it is a scalar constant, else None."""
+        b = self.builder
+        if b.ops[self.id] == "const" and not b.shapes[self.id]:
+            return float(b.params[self.id])
+        return None
+
+    @property
+    def T(self) -> "Value":  # noqa: N802 - NumPy's name
+        """The transpose (a view in the generated code)."""
+        return self.builder.apply("transpose", self)
+
+    def __add__(self, other): return self.builder.apply("add", self, other)
+    def __radd__(self, other): return self.builder.apply("add", other, self)
+    def __sub__(self, other): return self.builder.apply("sub", self, other)
+    def __rsub__(self, other): return self.builder.apply("sub", other, self)
+    def __mul__(self, other): return self.builder.apply("mul", self, other)
+    def __rmul__(self, other): return self.builder.apply("mul", other, self)
+    def __truediv__(self, other): return self.builder.apply("div", self, other)
+    def __rtruediv__(self, other): return self.builder.apply("div", other, self)
+    def __pow__(self, other): return self.builder.apply("pow", self, other)
+    def __rpow__(self, other): return self.builder.apply("pow", other, self)
+    def __matmul__(self, other): return self.builder.apply("matmul", self, other)
+    def __rmatmul__(self, other): return self.builder.apply("matmul", other, self)
+    def __neg__(self): return self.builder.apply("neg", self)
+    def __pos__(self): return self
+
+    def _compare(self, other):
+        raise CircuitError(
+            "traced values cannot be compared: control flow that depends on data cannot be "
+            "traced (use relu, abs, step or sign instead of if/else)")
+
+    __lt__ = __le__ = __gt__ = __ge__ = _compare
+
+    def __bool__(self):
+        raise CircuitError(
+            "a traced value has no truth value: control flow that depends on data cannot be "
+            "traced (use relu, abs, step or sign instead of if/else)")
+
+    def __float__(self):
+        raise CircuitError("a traced value has no number yet: it is a node of the circuit")
+
+    def __repr__(self) -> str:
+        return f"<Value node {self.id}: {self.op} shape={self.shape}>"
+
+    _UFUNCS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
+               "true_divide": "div", "power": "pow", "negative": "neg", "matmul": "matmul",
+               "sin": "sin", "cos": "cos", "tanh": "tanh", "exp": "exp", "log": "log",
+               "sqrt": "sqrt", "square": "square", "absolute": "abs", "sign": "sign"}
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        name = self._UFUNCS.get(ufunc.__name__)
+        if method != "__call__" or name is None or kwargs:
+            raise CircuitError(f"numpy.{ufunc.__name__} is not a circuitgrad primitive")
+        return self.builder.apply(name, *inputs)
+
+
+def _const_key(value: Any) -> tuple:
+    if isinstance(value, np.ndarray):
+        return ("const", value.shape, value.tobytes())
+    if math.isnan(value):
+        return ("const", "nan")
+    return ("const", struct.pack("<d", value))
+
+
+def _params_key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+class Builder:
+    """Appends hash-consed nodes; :meth:`finish` turns them into a :class:`Circuit`.
+
+    Start from an existing circuit to extend it (its nodes keep their ids): that is how the
+    adjoint pass shares the forward nodes.
+
+        >>> b = Builder()
+        >>> x = b.input("x")
+        >>> (x * 1.0).id == x.id, (x + x).id == (x + x).id
+        (True, True)
+    """
+
+    def __init__(self, base: Circuit | None = None):
+        self.ops: list[str] = []
+        self.args: list[tuple[int, ...]] = []
+        self.params: list[Any] = []
+        self.shapes: list[Shape] = []
+        self.names: dict[int, str] = {}
+        self.inputs: dict[str, int] = {}
+        self._keys: dict[tuple, int] = {}
+        if base is not None:
+            self.ops, self.args = list(base._ops), list(base._args)
+            self.params, self.shapes = list(base._params), list(base._shapes)
+            self.names = dict(base._names)
+            self.inputs = dict(zip(base._inputs, base._input_ids))
+            for i in range(len(self.ops)):
+                self._keys.setdefault(self._key(self.ops[i], self.args[i], self.params[i]), i)
+
+    # -- leaves --------------------------------------------------------------------------
+    def input(self, name: str, shape: Shape = ()) -> Value:
+        """The input called ``name`` (created on first use)."""
+        if name in self.inputs:
+            return Value(self, self.inputs[name])
+        shape = tuple(int(n) for n in shape)
+        if any(n < 0 for n in shape):
+            raise ShapeError(f"input {name!r}: negative length in shape {shape}")
+        i = self._append("input", (), name, shape)
+        self.inputs[name] = i
+        return Value(self, i)
+
+    def const(self, value: Any) -> Value:
+        """The constant ``value`` (a number or an array of float64)."""
+        return Value(self, self.const_id(value))
+
+    def const_id(self, value: Any) -> int:
+        if isinstance(value, np.ndarray) and value.ndim > 0:
+            value = np.array(value, dtype=np.float64)
+            value.setflags(write=False)
+            shape = value.shape
+        else:
+            value, shape = float(value), ()
+        key = _const_key(value)
+        hit = self._keys.get(key)
+        if hit is not None:
+            return hit
+        i = self._append("const", (), value, shape)
+        self._keys[key] = i
+        return i
+
+    # -- operations ----------------------------------------------------------------------
+    def apply(self, op: str, *args: Any, **params: Any) -> Value:
+        """Apply primitive ``op`` to ``args`` (Values, numbers or arrays); hash-consed."""
+        return Value(self, self.apply_id(op, tuple(self._arg_id(a) for a in args), params))
+
+    def apply_id(self, op: str, ids: tuple[int, ...], params: dict[str, Any] | None = None) -> int:
+        """Like :meth:`apply`, on node ids; returns the id. This is the hot path of every
+        front-end and pass, so it avoids NumPy for scalar shapes."""
+        prim = PRIMITIVES.get(op)
+        if prim is None or not prim.arity:
+            raise CircuitError(f"unknown operation {op!r}")
+        if len(ids) != prim.arity:
+            raise CircuitError(f"{op} takes {prim.arity} argument(s), got {len(ids)}")
+        if params:
+            params = self._canonical_params(op, ids, params)
+        if op in _REWRITTEN:
+            rewritten = self._rewrite(op, ids)
+            if rewritten is not None:
+                return rewritten
+        shapes, ops = self.shapes, self.ops
+        if prim.shape is None:
+            shape = shapes[ids[0]]
+            if len(ids) == 2 and shapes[ids[1]] != shape:
+                shape = broadcast_shape(op, shape, shapes[ids[1]])
+        else:
+            shape = prim.shape(*(shapes[a] for a in ids), **(params or {}))
+        if all(ops[a] == "const" for a in ids):
+            with np.errstate(all="ignore"):
+                value = evaluate(op, tuple(self.params[a] for a in ids), params)
+            return self.const_id(value)
+        if prim.commutative and ids[0] > ids[1]:
+            key_ids = (ids[1], ids[0])
+        else:
+            key_ids = ids
+        key = (op, key_ids,
+               _params_key(params) if params else None)
+        hit = self._keys.get(key)
+        if hit is not None:
+            return hit
+        i = self._append(op, ids, params or None, shape)
+        self._keys[key] = i
+        return i
+
+    def _canonical_params(self, op: str, ids: tuple[int, ...],
+                          params: dict[str, Any]) -> dict[str, Any] | None:
+        params = {k: v for k, v in params.items() if v is not None}
+        if "axis" in params:
+            # One spelling per axis, so that hash-consing and the adjoint rules see 0, not -2.
+            shape = self.shapes[ids[0]]
+            axis = params["axis"]
+            if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+                raise CircuitError(f"{op}: axis must be an integer, got {axis!r}")
+            if not -len(shape) <= axis < len(shape):
+                raise ShapeError(f"{op}: axis {axis} is out of range for shape {shape}")
+            params["axis"] = int(axis) % len(shape)
+        return params or None
+
+    def _is_const(self, i: int, value: float) -> bool:
+        return self.ops[i] == "const" and self.params[i] is not None and \
+            not self.shapes[i] and self.params[i] == value
+
+    def _rewrite(self, op: str, ids: tuple[int, ...]) -> int | None:
+        # Only rewrites that are exact in IEEE-754 arithmetic, bit for bit.
+        ops, args = self.ops, self.args
+        if op == "neg":
+            return args[ids[0]][0] if ops[ids[0]] == "neg" else None
+        a, b = ids
+        if op == "add":
+            if ops[b] == "neg":
+                return self.apply_id("sub", (a, args[b][0]))
+            if ops[a] == "neg":
+                return self.apply_id("sub", (b, args[a][0]))
+        elif op == "sub":
+            if ops[b] == "neg":
+                return self.apply_id("add", (a, args[b][0]))
+        elif op == "pow":
+            if self._is_const(b, 1.0) and self._keeps_shape(a, b):
+                return a
+        else:  # mul, div
+            if op == "mul" and self._is_const(a, 1.0) and self._keeps_shape(b, a):
+                return b
+            if self._is_const(b, 1.0) and self._keeps_shape(a, b):
+                return a
+            if op == "mul" and self._is_const(a, -1.0) and self._keeps_shape(b, a):
+                return self.apply_id("neg", (b,))
+            if op == "mul" and self._is_const(b, -1.0) and self._keeps_shape(a, b):
+                return self.apply_id("neg", (a,))
+            if ops[a] == "neg" and ops[b] == "neg":
+                return self.apply_id(op, (args[a][0], args[b][0]))  # (-a)(-b) = ab exactly
+        return None
+
+    def _keeps_shape(self, kept: int, dropped: int) -> bool:
+        # Dropping an operand is only exact when it does not broadcast the kept one.
+        shapes = self.shapes
+        return not shapes[dropped] or shapes[dropped] == shapes[kept]
+
+    def _arg_id(self, a: Any) -> int:
+        if type(a) is Value or isinstance(a, Value):
+            if a.builder is not self:
+                raise CircuitError("a value from another circuit was used in this one")
+            return a.id
+        if isinstance(a, bool) or not isinstance(a, (int, float, np.floating, np.integer,
+                                                     np.ndarray)):
+            raise CircuitError(f"cannot use {type(a).__name__} {a!r} in a circuit")
+        return self.const_id(a)
+
+    @staticmethod
+    def _key(op: str, args: tuple[int, ...], params: Any) -> tuple:
+        if op == "const":
+            return _const_key(params)
+        if op == "input":
+            return ("input", params)
+        if PRIMITIVES[op].commutative and args[0] > args[1]:
+            args = (args[1], args[0])
+        return (op, args, _params_key(params) if params else None)
+
+    def _append(self, op: str, args: tuple[int, ...], params: Any, shape: Shape) -> int:
+        self.ops.append(op)
+        self.args.append(args)
+        self.params.append(params)
+        self.shapes.append(shape)
+        return len(self.ops) - 1
+
+    def name(self, value: Value | int, name: str) -> None:
+        """Give a node a name (kept if it already has one)."""
+        i = value.id if isinstance(value, Value) else value
+        self.names.setdefault(i, name)
+
+    # -- the result ----------------------------------------------------------------------
+    def finish(self, outputs: Sequence[tuple[str, Value | int]],
+               inputs: Sequence[str] | None = None, meta: dict[str, Any] | None = None,
+               ) -> Circuit:
+        """The circuit of the nodes that reach ``outputs``, plus every input.
+
+        ``inputs`` orders the inputs (default: creation order). ``meta`` entries
+        ``forward_count`` and ``adjoint_of`` are carried over to the new node ids.
+        """
+        out_ids = [o.id if isinstance(o, Value) else o for _, o in outputs]
+        order = list(inputs) if inputs is not None else list(self.inputs)
+        n = len(self.ops)
+        live = bytearray(n)
+        for i in out_ids:
+            live[i] = 1
+        for name in order:
+            live[self.inputs[name]] = 1
+        args = self.args
+        for i in range(n - 1, -1, -1):
+            if live[i]:
+                for a in args[i]:
+                    live[a] = 1
+        new_id = [-1] * n
+        ops, new_args, params, shapes = [], [], [], []
+        for i in range(n):
+            if live[i]:
+                new_id[i] = len(ops)
+                ops.append(self.ops[i])
+                new_args.append(tuple(new_id[a] for a in args[i]))
+                params.append(self.params[i])
+                shapes.append(self.shapes[i])
+        names = {new_id[i]: s for i, s in self.names.items() if live[i]}
+        meta = dict(meta or {})
+        if "forward_count" in meta:
+            meta["forward_count"] = sum(live[: meta["forward_count"]])
+        if "adjoint_of" in meta:
+            meta["adjoint_of"] = {new_id[a]: new_id[f] for a, f in meta["adjoint_of"].items()
+                                  if live[a] and live[f]}
+        return Circuit(ops, new_args, params, shapes, names,
+                       [(s, new_id[self.inputs[s]]) for s in order],
+                       [(s, new_id[i]) for (s, _), i in zip(outputs, out_ids)], meta)

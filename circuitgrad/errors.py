@@ -1,0 +1,49 @@
+"""The exceptions circuitgrad raises for bad input.
+
+Every error a user can cause derives from :class:`CircuitError`, so one ``except`` clause
+catches them all::
+
+    >>> import circuitgrad as cg
+    >>> try:
+    ...     cg.parse("sin(x")
+    ... except cg.CircuitError as e:
+    ...     print(type(e).__name__)
+    ParseError
+"""
+
+from __future__ import annotations
+
+
+class CircuitError(ValueError):
+    """Base class of every error caused by bad input to circuitgrad."""
+
+
+class ParseError(CircuitError):
+    """Text that is not a valid circuitgrad program.
+
+    ``line`` and ``column`` (both 1-based, ``None`` when unknown) say where the problem is.
+    """
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        self.reason = message
+        self.line = line
+        self.column = column
+        if line is not None:
+            where = f"line {line}" + (f", column {column}" if column is not None else "")
+            message = f"{where}: {message}"
+        super().__init__(message)
+
+
+class ShapeError(CircuitError):
+    """Operands whose shapes do not fit the operation."""
+
+
+def located(error: CircuitError, line: int | None, column: int | None) -> CircuitError:
+    """Return ``error`` as a :class:`ParseError`/:class:`ShapeError` that names a position."""
+    if line is None or getattr(error, "line", None) is not None:
+        return error
+    if isinstance(error, ShapeError):
+        new = ShapeError(f"line {line}, column {column}: {error}")
+        new.line, new.column = line, column
+        return new
+    return ParseError(str(error), line, column)

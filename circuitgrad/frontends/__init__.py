@@ -1,0 +1,7 @@
+"""Front-ends: text (``parse``), sympy (``from_sympy``), Python functions (``trace``)."""
+
+from .parse import parse
+from .sympy import from_sympy, to_sympy
+from .trace import trace
+
+__all__ = ["parse", "from_sympy", "to_sympy", "trace"]

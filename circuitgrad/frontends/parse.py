@@ -1,0 +1,397 @@
+"""The text front-end: expressions and straight-line programs in Python syntax.
+
+The text is parsed with :mod:`ast` and walked against a whitelist; it is never evaluated.
+Every rejection is a :class:`~circuitgrad.errors.ParseError` with line and column (1-based).
+The walk is iterative (an explicit stack), so deep expressions cannot overflow the stack, and
+long programs are parsed in chunks of lines (linear time, memory of one chunk's syntax tree).
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse('''
+    ... z = w*x + b
+    ... a = relu(z)
+    ... J = 0.5*(a - y)**2
+    ... ''')
+    >>> c.inputs, c.outputs
+    (('w', 'x', 'b', 'y'), ('J',))
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..circuit import Builder, Circuit, no_gc
+from ..errors import CircuitError, ParseError, located
+from ..primitives import BINARY_OPERATORS, FUNCTIONS, PRIMITIVES
+
+CHUNK_LINES = 2000
+
+# Friendly names for the syntax a program may not use.
+_UNSUPPORTED = {
+    "Lambda": "a lambda", "ListComp": "a comprehension", "SetComp": "a comprehension",
+    "DictComp": "a comprehension", "GeneratorExp": "a generator expression",
+    "Compare": "a comparison", "BoolOp": "'and'/'or'", "IfExp": "a conditional expression",
+    "Subscript": "a subscript", "Slice": "a slice", "JoinedStr": "an f-string",
+    "FormattedValue": "an f-string", "NamedExpr": "the walrus operator ':='",
+    "Starred": "a starred argument", "Tuple": "a tuple", "List": "a list", "Dict": "a dict",
+    "Set": "a set", "Await": "await", "Yield": "yield", "YieldFrom": "yield",
+}
+_STATEMENTS = {
+    "AugAssign": "an augmented assignment (it reassigns a name)",
+    "AnnAssign": "an annotated assignment", "Import": "an import", "ImportFrom": "an import",
+    "FunctionDef": "a function definition", "ClassDef": "a class definition",
+    "If": "an if statement", "For": "a loop", "While": "a loop", "With": "a with statement",
+    "Return": "return", "Delete": "del", "Global": "global", "Nonlocal": "nonlocal",
+    "Pass": "pass", "Raise": "raise", "Try": "try", "Assert": "assert",
+    "AsyncFunctionDef": "a function definition", "Match": "a match statement",
+}
+_AXIS_FUNCTIONS = ("sum", "mean")
+
+
+def _syntax_trees(lines: list[str], margin: int = 0) -> Iterator[tuple[ast.Module, int]]:
+    """Parse ``lines`` a chunk at a time; yield each chunk's tree and its first line's index.
+
+    A chunk boundary is a statement boundary only if the chunk parses: otherwise the chunk
+    grows (doubling) until it does or until it holds the rest of the text, where a real
+    syntax error is reported. Each line is so parsed O(1) times on average.
+    """
+    start = 0
+    while start < len(lines):
+        size = CHUNK_LINES
+        while True:
+            end = min(len(lines), start + size)
+            try:
+                yield ast.parse("\n".join(lines[start:end]), mode="exec"), start
+                break
+            except SyntaxError as e:
+                if end < len(lines):
+                    size *= 2
+                    continue
+                line = (e.lineno or 1) + start
+                col = (e.offset or 1) + margin
+                msg = e.msg
+                if "nested" in msg:
+                    msg += ": split the expression into several assignments"
+                raise ParseError(f"invalid syntax: {msg}", line, col) from None
+            except (RecursionError, MemoryError):
+                if end < len(lines):
+                    size = max(1, size // 4) if size > 1 else size
+                    if size > 1:
+                        continue
+                raise ParseError(
+                    "expression too deeply nested for Python's parser: split it into several "
+                    "assignments", start + 1, 1) from None
+            except ValueError as e:  # e.g. NUL bytes
+                raise ParseError(f"invalid text: {e}", start + 1, 1) from None
+        start = end
+
+
+def _char_column(lines: list[str], line: int, offset: int) -> int:
+    """1-based character column of a 0-based ``offset`` in UTF-8 bytes (as ``ast`` gives)."""
+    if not 1 <= line <= len(lines):
+        return offset + 1
+    return len(lines[line - 1].encode("utf-8")[:offset].decode("utf-8", "replace")) + 1
+
+
+class _Program:
+    """The state of one parse: names assigned so far, inputs met, the builder."""
+
+    def __init__(self, lines: list[str], inputs: Sequence[str] | None,
+                 shapes: dict[str, Any] | None, margin: int = 0):
+        self.lines = lines
+        self.margin = margin
+        self.builder = Builder()
+        self.assigned: dict[str, tuple[int, int]] = {}  # name -> (node id, line)
+        self.declared = list(inputs) if inputs is not None else None
+        self.shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
+        self.first_use: dict[str, int] = {}  # free name -> line of its first use
+        self.offset = 0  # index of the current chunk's first line
+        if self.declared is not None:
+            for name in self.declared:
+                if not isinstance(name, str) or not name.isidentifier():
+                    raise ParseError(f"input name {name!r} is not an identifier")
+                self.builder.input(name, self.shapes.get(name, ()))
+
+    def where(self, node: ast.AST) -> tuple[int, int]:
+        line = node.lineno + self.offset
+        return line, _char_column(self.lines, line, node.col_offset) + self.margin
+
+    def fail(self, node: ast.AST, message: str) -> ParseError:
+        return ParseError(message, *self.where(node))
+
+    # -- statements ----------------------------------------------------------------------
+    def statement(self, stmt: ast.stmt, last: bool) -> tuple[str | None, int] | None:
+        """Build one statement; return (target name or None, node) for the output candidate."""
+        kind = type(stmt).__name__
+        if isinstance(stmt, ast.Assign):
+            if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+                raise self.fail(stmt, "only 'name = expression' assignments are supported")
+            target = stmt.targets[0].id
+            line = self.where(stmt)[0]
+            if target in self.assigned:
+                raise self.fail(stmt, f"'{target}' is assigned twice (first on line "
+                                      f"{self.assigned[target][1]}); use a new name")
+            if self.declared is not None and target in self.declared:
+                raise self.fail(stmt, f"cannot assign to input '{target}'")
+            if target in self.first_use:
+                raise self.fail(stmt, f"'{target}' is used on line {self.first_use[target]} "
+                                      f"before it is assigned here")
+            node = self.expression(stmt.value)
+            self.builder.name(node, target)
+            self.assigned[target] = (node, line)
+            return target, node
+        if isinstance(stmt, ast.Expr):
+            if not last:
+                raise self.fail(stmt, "a bare expression is only allowed as the last line "
+                                      "(it is the output); assign it to a name")
+            return None, self.expression(stmt.value)
+        raise self.fail(stmt, f"{_STATEMENTS.get(kind, kind)} is not supported: a program is "
+                              "assignments 'name = expression'")
+
+    # -- expressions (iterative post-order walk) -----------------------------------------
+    def expression(self, root: ast.expr) -> int:
+        values: list[int] = []
+        stack: list[tuple[ast.AST, bool]] = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if not ready:
+                children = self.children(node)
+                stack.append((node, True))
+                stack.extend((c, False) for c in reversed(children))
+                continue
+            count = len(self.children(node))
+            args = values[len(values) - count:] if count else []
+            del values[len(values) - count:]
+            try:
+                values.append(self.build(node, args))
+            except CircuitError as e:
+                raise located(e, *self.where(node)) from None
+        (result,) = values
+        return result
+
+    def children(self, node: ast.AST) -> list[ast.AST]:
+        if isinstance(node, ast.BinOp):
+            return [node.left, node.right]
+        if isinstance(node, ast.UnaryOp):
+            return [node.operand]
+        if isinstance(node, ast.Call):
+            return self.call_args(node)
+        if isinstance(node, ast.Attribute):
+            return [node.value]
+        return []
+
+    def call_args(self, node: ast.Call) -> list[ast.AST]:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            raise self.fail(func, "attribute access is not supported (only '.T'); call "
+                                  "functions by their bare name, e.g. exp(x)")
+        if not isinstance(func, ast.Name):
+            raise self.fail(node, "only named functions can be called, e.g. sin(x)")
+        name = func.id
+        if name not in FUNCTIONS:
+            known = ", ".join(sorted(FUNCTIONS))
+            raise self.fail(func, f"unknown function '{name}' (known: {known})")
+        for a in node.args:
+            if isinstance(a, ast.Starred):
+                raise self.fail(a, "starred arguments are not supported")
+        prim = PRIMITIVES[FUNCTIONS[name]]
+        extra = 1 if name in _AXIS_FUNCTIONS else 0
+        allowed = {"axis"} if extra else set()
+        for kw in node.keywords:
+            if kw.arg not in allowed:
+                what = "**keywords" if kw.arg is None else f"keyword argument '{kw.arg}'"
+                raise self.fail(kw if kw.arg else node, f"{name}() takes no {what}")
+        n = len(node.args) + len(node.keywords)
+        if not prim.arity <= n <= prim.arity + extra:
+            takes = f"{prim.arity}" + (f" or {prim.arity + extra}" if extra else "")
+            plural = "s" if prim.arity + extra != 1 else ""
+            raise self.fail(node, f"{name}() takes {takes} argument{plural}, got {n}")
+        return list(node.args[: prim.arity])
+
+    def axis(self, node: ast.Call) -> int | None:
+        given = node.args[1:] + [kw.value for kw in node.keywords]
+        if not given:
+            return None
+        (expr,) = given
+        sign = 1
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+            sign, expr = -1, expr.operand
+        if (isinstance(expr, ast.Constant) and isinstance(expr.value, int)
+                and not isinstance(expr.value, bool)):
+            return sign * expr.value
+        raise self.fail(expr, "axis must be an integer literal")
+
+    def build(self, node: ast.AST, args: list[int]) -> int:
+        b = self.builder
+        if isinstance(node, ast.BinOp):
+            op = BINARY_OPERATORS.get(type(node.op).__name__)
+            if op is None:
+                symbol = {"FloorDiv": "//", "Mod": "%", "LShift": "<<", "RShift": ">>",
+                          "BitOr": "|", "BitXor": "^", "BitAnd": "&"}.get(
+                              type(node.op).__name__, type(node.op).__name__)
+                hint = " (use ** for powers)" if symbol == "^" else ""
+                raise self.fail(node, f"operator '{symbol}' is not supported{hint}")
+            return b.apply_id(op, tuple(args))
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return b.apply_id("neg", tuple(args))
+            if isinstance(node.op, ast.UAdd):
+                return args[0]
+            symbol = "not" if isinstance(node.op, ast.Not) else "~"
+            raise self.fail(node, f"operator '{symbol}' is not supported")
+        if isinstance(node, ast.Call):
+            name = node.func.id  # type: ignore[attr-defined]
+            params = {}
+            if name in _AXIS_FUNCTIONS:
+                axis = self.axis(node)
+                if axis is not None:
+                    params["axis"] = axis
+            return b.apply_id(FUNCTIONS[name], tuple(args), params)
+        if isinstance(node, ast.Attribute):
+            if node.attr != "T":
+                raise self.fail(node, f"attribute access '.{node.attr}' is not supported "
+                                      "(only '.T', the transpose)")
+            return b.apply_id("transpose", tuple(args))
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                what = {str: "strings", bytes: "bytes", complex: "complex numbers",
+                        bool: "booleans"}.get(type(value), repr(value))
+                raise self.fail(node, f"{what} are not supported: only real numbers")
+            try:
+                return b.const_id(float(value))
+            except OverflowError:
+                raise self.fail(node, "integer too large for a float") from None
+        kind = type(node).__name__
+        raise self.fail(node, f"{_UNSUPPORTED.get(kind, kind)} is not supported here")
+
+    def name(self, node: ast.Name) -> int:
+        name = node.id
+        if name in self.assigned:
+            return self.assigned[name][0]
+        if self.declared is not None and name not in self.declared:
+            raise self.fail(node, f"unknown name '{name}': it is neither assigned before nor "
+                                  f"among the inputs {self.declared}")
+        self.first_use.setdefault(name, self.where(node)[0])
+        return self.builder.input(name, self.shapes.get(name, ())).id
+
+
+def parse(text: str, inputs: Sequence[str] | None = None,
+          outputs: Sequence[str] | None = None,
+          shapes: dict[str, Sequence[int]] | None = None) -> Circuit:
+    """Compile an expression or a straight-line program into a :class:`Circuit`.
+
+    Args:
+        text: one expression (``"sin(x)*y + exp(x)"``) or lines ``name = expression``;
+            the last line may be a bare expression. Python syntax, parsed, never evaluated.
+        inputs: the input names in order. Default: the free names in order of first use.
+        outputs: names to output. Default: the last line (``f`` if it is a bare expression).
+        shapes: the shape of tensor inputs, e.g. ``{"W": (3, 4), "x": (4,)}``; others are
+            scalars.
+
+    Returns:
+        The circuit, with common subexpressions shared.
+
+    Raises:
+        ParseError: bad syntax, an unknown function or name, a reassignment ... with the
+            line and column.
+        ShapeError: operands whose shapes do not fit, with the line and column.
+
+    >>> parse("sin(x)*y + exp(x)").size
+    4
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"expected program text (str), got {type(text).__name__}")
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise ParseError("the text contains a NUL character", line,
+                         nul - (text.rfind("\n", 0, nul) + 1) + 1)
+    if shapes is not None:
+        shapes = _check_shapes(shapes)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    margin = _margin(lines)
+    if margin:
+        # An indented block (a triple-quoted string in Python code) is read as if dedented;
+        # columns still count from the original line start.
+        lines = [line[margin:] if line.strip() else "" for line in lines]
+    program = _Program(lines, inputs, shapes, margin)
+    last: tuple[str | None, int] | None = None
+    with no_gc(), np.errstate(all="ignore"):
+        for tree, offset in _syntax_trees(lines, margin):
+            program.offset = offset
+            body = tree.body
+            for k, stmt in enumerate(body):
+                is_last = k == len(body) - 1 and _only_blank(lines, offset, stmt)
+                last = program.statement(stmt, is_last)
+    if last is None:
+        raise ParseError("empty program: write an expression such as 'sin(x) * y'", 1, 1)
+    return _finish(program, last, outputs, shapes)
+
+
+def _margin(lines: list[str]) -> int:
+    """The indentation common to every non-blank line."""
+    indents = [line[: len(line) - len(line.lstrip(" \t"))] for line in lines if line.strip()]
+    if not indents:
+        return 0
+    first = indents[0]
+    size = min(len(i) for i in indents)
+    while size and any(i[:size] != first[:size] for i in indents):
+        size -= 1
+    return size
+
+
+def _only_blank(lines: list[str], offset: int, stmt: ast.stmt) -> bool:
+    end = (stmt.end_lineno or stmt.lineno) + offset
+    for line in lines[end:]:
+        s = line.strip()
+        if s and not s.startswith("#"):
+            return False
+    return True
+
+
+def _check_shapes(shapes: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    checked = {}
+    for name, shape in dict(shapes).items():
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            dims = (shape,) if not isinstance(shape, bool) else ("bad",)
+        if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0
+               for n in dims):
+            raise ParseError(f"shape of {name!r} must be a tuple of lengths >= 0, got {shape!r}")
+        checked[name] = tuple(int(n) for n in dims)
+    return checked
+
+
+def _finish(program: _Program, last: tuple[str | None, int], outputs: Sequence[str] | None,
+            shapes: dict[str, tuple[int, ...]] | None) -> Circuit:
+    b = program.builder
+    if shapes:
+        unknown = sorted(set(shapes) - set(b.inputs))
+        if unknown:
+            raise ParseError(f"shapes given for {unknown}, which are not inputs "
+                             f"(inputs: {list(b.inputs)})")
+    if outputs is None:
+        name, node = last
+        if name is None:
+            name = "f"
+            while name in b.inputs or name in program.assigned:
+                name += "_"
+        out = [(name, node)]
+    else:
+        out = []
+        for name in outputs:
+            if name in program.assigned:
+                out.append((name, program.assigned[name][0]))
+            elif name in b.inputs:
+                out.append((name, b.inputs[name]))
+            else:
+                raise ParseError(f"output '{name}' is not assigned in the program")
+        if len(set(outputs)) != len(outputs):
+            raise ParseError(f"outputs {list(outputs)} name the same output twice")
+    return b.finish(out, inputs=program.declared)

@@ -1,0 +1,182 @@
+"""The sympy front-end and lowering: ``from_sympy`` and ``to_sympy``, a round trip.
+
+Mapping (both ways): ``+ - * / **``, sin, cos, tanh, exp, log, sqrt, ``Abs`` and ``sign`` are
+sympy's own; ``relu(x)`` is ``Max(0, x)``; ``sigmoid(x)`` is ``1/(1 + exp(-x))`` (recognized
+on the way back, so the stable primitive is kept); ``step(x)`` is ``Heaviside(x, 1)``;
+``square(x)`` is ``x**2``. Inputs become real symbols, so ``diff(Abs(x), x)`` is ``sign(x)``.
+Tensor circuits have no sympy form (scalarize them first).
+
+    >>> import sympy, circuitgrad as cg
+    >>> x, y = sympy.symbols("x y", real=True)
+    >>> c = cg.from_sympy(sympy.sin(x) * y)
+    >>> c.inputs, cg.to_sympy(c)
+    (('x', 'y'), y*sin(x))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sympy
+
+from ..circuit import Builder, Circuit
+from ..errors import CircuitError
+from ..primitives import PRIMITIVES
+
+_BY_SYMPY_NAME = {p.sympy: p.name for p in PRIMITIVES.values() if isinstance(p.sympy, str)}
+
+
+def from_sympy(expr: Any, inputs: Sequence[str] | None = None) -> Circuit:
+    """Compile a sympy expression (or a tuple, list or dict of them) into a circuit.
+
+    Args:
+        expr: a sympy expression; a tuple/list gives outputs ``f0, f1 ...``, a dict names them.
+        inputs: input names in order (default: the free symbols, sorted by name).
+
+    Raises:
+        CircuitError: a function with no primitive, a complex number, an unknown symbol.
+    """
+    if isinstance(expr, dict):
+        items = [(str(k), sympy.sympify(v)) for k, v in expr.items()]
+    elif isinstance(expr, (tuple, list)):
+        items = [(f"f{k}", sympy.sympify(v)) for k, v in enumerate(expr)]
+    else:
+        items = [("f", sympy.sympify(expr))]
+    free = sorted({str(s) for _, e in items for s in e.free_symbols})
+    order = list(inputs) if inputs is not None else free
+    unknown = sorted(set(free) - set(order))
+    if unknown:
+        raise CircuitError(f"from_sympy: symbols {unknown} are not among the inputs {order}")
+    b = Builder()
+    for name in order:
+        b.input(name)
+    memo: dict[Any, int] = {}
+    outputs = [(name, _build(b, e, memo)) for name, e in items]
+    return b.finish(outputs, inputs=order)
+
+
+def _sigmoid_argument(e: Any) -> Any | None:
+    """``x`` if ``e`` is ``1/(1 + exp(-x))``, else None."""
+    if not (e.is_Pow and e.exp == -1 and e.base.is_Add and len(e.base.args) == 2):
+        return None
+    one, other = sorted(e.base.args, key=lambda a: 0 if a == 1 else 1)
+    if one != 1 or not isinstance(other, sympy.exp):
+        return None
+    return -other.args[0]
+
+
+def _build(b: Builder, root: Any, memo: dict[Any, int]) -> int:
+    # Iterative post-order walk; each task is (expr, children-done?).
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        e, ready = stack.pop()
+        if e in memo:
+            continue
+        if not ready:
+            stack.append((e, True))
+            stack.extend((c, False) for c in reversed(_children(e)) if c not in memo)
+            continue
+        memo[e] = _node(b, e, [memo[c] for c in _children(e)])
+    return memo[root]
+
+
+def _children(e: Any) -> list[Any]:
+    if e.is_Atom or e.is_number:
+        return []
+    s = _sigmoid_argument(e)
+    if s is not None:
+        return [s]
+    if e.is_Pow:
+        return [e.base] if e.exp.is_Number else [e.base, e.exp]
+    if isinstance(e, sympy.Max):
+        return [a for a in e.args if a != 0]
+    if e.is_Mul:
+        # Factors x**-1 are divisors: build x, then divide by it.
+        return [f.base if _is_inverse(f) else f for f in e.args]
+    return list(e.args)
+
+
+def _is_inverse(e: Any) -> bool:
+    return bool(e.is_Pow and e.exp == -1)
+
+
+def _node(b: Builder, e: Any, args: list[int]) -> int:
+    if e.is_Symbol:
+        if str(e) not in b.inputs:
+            raise CircuitError(f"from_sympy: symbol {e} is not an input")
+        return b.inputs[str(e)]
+    if e.is_number:
+        if not e.is_real:
+            raise CircuitError(f"from_sympy: {e} is not a real number")
+        return b.const_id(float(e))
+    if _sigmoid_argument(e) is not None:
+        return b.apply_id("sigmoid", (args[0],))
+    if e.is_Add:
+        return _fold(b, "add", args)
+    if e.is_Mul:
+        numerator, denominator = [], []
+        for factor, node in zip(e.args, args):
+            (denominator if _is_inverse(factor) else numerator).append(node)
+        top = _fold(b, "mul", numerator) if numerator else b.const_id(1.0)
+        return b.apply_id("div", (top, _fold(b, "mul", denominator))) if denominator else top
+    if e.is_Pow:
+        if not e.exp.is_Number:
+            return b.apply_id("pow", tuple(args))
+        if e.exp == sympy.Rational(1, 2):
+            return b.apply_id("sqrt", (args[0],))
+        if e.exp == 2:
+            return b.apply_id("square", (args[0],))
+        if e.exp == -1:
+            return b.apply_id("div", (b.const_id(1.0), args[0]))
+        return b.apply_id("pow", (args[0], b.const_id(float(e.exp))))
+    if isinstance(e, sympy.Max) and len(e.args) == 2 and 0 in e.args:
+        return b.apply_id("relu", tuple(args))
+    if isinstance(e, sympy.Heaviside):
+        if len(e.args) == 2 and e.args[1] != 1:
+            raise CircuitError("from_sympy: only Heaviside(x, 1) (step) has a primitive")
+        return b.apply_id("step", (args[0],))
+    name = _BY_SYMPY_NAME.get(type(e).__name__)
+    if name is not None and len(args) == PRIMITIVES[name].arity:
+        return b.apply_id(name, tuple(args))
+    raise CircuitError(f"from_sympy: {type(e).__name__} (in {e}) has no circuitgrad primitive")
+
+
+def _fold(b: Builder, op: str, nodes: list[int]) -> int:
+    result = nodes[0]
+    for n in nodes[1:]:
+        result = b.apply_id(op, (result, n))
+    return result
+
+
+def to_sympy(c: Circuit) -> Any:
+    """The sympy expression of each output: one expression, or a tuple for several outputs.
+
+    Raises:
+        CircuitError: a tensor circuit.
+    """
+    if any(c.shape(i) for i in range(len(c))):
+        raise CircuitError("to_sympy works on scalar circuits; use scalarize() on a tensor "
+                           "circuit first")
+    exprs: list[Any] = []
+    for i, op, args, params, _shape in c.records():
+        if op == "input":
+            exprs.append(sympy.Symbol(params, real=True))
+        elif op == "const":
+            exprs.append(_number(params))
+        else:
+            rule = PRIMITIVES[op].sympy
+            fn = getattr(sympy, rule) if isinstance(rule, str) else rule
+            exprs.append(fn(*(exprs[a] for a in args)))
+    out = tuple(exprs[i] for i in c.output_ids)
+    return out[0] if len(out) == 1 else out
+
+
+def _number(value: float) -> Any:
+    if value != value:
+        return sympy.nan
+    if value in (float("inf"), float("-inf")):
+        return sympy.oo if value > 0 else -sympy.oo
+    if float(value).is_integer() and abs(value) < 2**53:
+        return sympy.Integer(int(value))
+    return sympy.Float(value)
+

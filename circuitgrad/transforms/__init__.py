@@ -1,0 +1,5 @@
+"""Transforms: plain functions from circuit to circuit."""
+
+from .grad import grad
+
+__all__ = ["grad"]

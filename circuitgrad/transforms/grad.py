@@ -1,0 +1,232 @@
+"""The adjoint pass: ∇f as a second circuit of size O(N), built in one reverse sweep.
+
+This is the notes' theorem made executable. Walk the nodes from the output back to the
+inputs; each node's adjoint ``v_bar = ∂J/∂v`` (the notes' δ) is complete when the walk reaches
+it, because every use of ``v`` has a larger id. The node's rule from the primitive table turns
+``v_bar`` into one contribution per argument, and contributions to the same argument are
+summed (fan-out: the chain rule's Σⱼ ∂J/∂gⱼ · ∂gⱼ/∂θᵢ). The forward nodes are shared, not
+recomputed; the builder drops ``* 1`` and ``+ 0`` and merges common subexpressions.
+
+Size bound. Let R be the most nodes any rule of the primitive table emits for one node
+(:func:`rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting).
+Contributions cost at most R·N nodes; summing them costs one ``add`` per use beyond the first,
+and since every operation except the output is used and the first operation uses a leaf,
+that is at most N adds. So ``g.size <= (R + 2) * c.size``: :data:`SIZE_FACTOR` (7: R = 5, for
+``a ** b`` with both operands active). Broadcasting adds one ``sum_to`` per operand:
+:data:`TENSOR_SIZE_FACTOR` (9).
+
+    >>> import circuitgrad as cg
+    >>> g = cg.grad(cg.parse("J = w*x + b"))
+    >>> g.outputs
+    ('J', 'dJ_dw', 'dJ_dx', 'dJ_db')
+    >>> [float(v) for v in cg.to_numpy(g)(w=2.0, x=3.0, b=1.0)]
+    [7.0, 3.0, 2.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
+from ..errors import CircuitError
+from ..primitives import PRIMITIVES
+
+
+def pick_output(c: Circuit, output: str | None) -> tuple[str, int]:
+    """The (name, node) of the output to differentiate; an error lists the choices."""
+    if output is None:
+        if len(c.outputs) != 1:
+            raise CircuitError(f"the circuit has {len(c.outputs)} outputs {list(c.outputs)}: "
+                               "say which one to differentiate with output=...")
+        return c.outputs[0], c.output_ids[0]
+    if output not in c.outputs:
+        raise CircuitError(f"no output {output!r}; outputs are {list(c.outputs)}")
+    return output, c.output_ids[c.outputs.index(output)]
+
+
+def pick_inputs(c: Circuit, wrt: str | Sequence[str] | None) -> list[str]:
+    """The input names to differentiate with respect to (default: all inputs)."""
+    if wrt is None:
+        return list(c.inputs)
+    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    for name in names:
+        if name not in c.inputs:
+            raise CircuitError(f"wrt names {name!r}, which is not an input; inputs are "
+                               f"{list(c.inputs)}")
+    if len(set(names)) != len(names):
+        raise CircuitError(f"wrt names an input twice: {names}")
+    return names
+
+
+def active_nodes(c: Circuit, wrt: Sequence[str]) -> bytearray:
+    """Flags the nodes that depend on an input in ``wrt`` (only they carry derivatives)."""
+    active = bytearray(len(c))
+    ids = dict(zip(c.inputs, c.input_ids))
+    for name in wrt:
+        active[ids[name]] = 1
+    for i in range(len(c)):
+        if not active[i] and any(active[a] for a in c.args(i)):
+            active[i] = 1
+    return active
+
+
+def fit_shape(b: Builder, value: int, shape: tuple[int, ...]) -> int:
+    """Sum a contribution with a broadcast shape back down to ``shape`` (or broadcast it up)."""
+    have = b.shapes[value]
+    if have == shape:
+        return value
+    if tuple(np.broadcast_shapes(have, shape)) == shape:
+        return b.apply_id("broadcast_to", (value,), {"shape": shape})
+    return b.apply_id("sum_to", (value,), {"shape": shape, "ndim": len(have)})
+
+
+def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
+         output: str | None = None) -> Circuit:
+    """The adjoint circuit: the value of the output, then its gradient per ``wrt`` input.
+
+    Args:
+        c: a circuit with a scalar output.
+        wrt: input names (default: all inputs, in order).
+        output: which output, when the circuit has several.
+
+    Returns:
+        A circuit with outputs ``J, dJ_dw1, dJ_db ...`` (``J`` the output's name); it shares
+        the forward nodes, and each gradient has its input's shape (an exact zero for an input
+        the output does not depend on).
+
+    Raises:
+        CircuitError: an unknown ``wrt`` name or output, a non-scalar output.
+
+    >>> import circuitgrad as cg
+    >>> g = cg.grad(cg.parse("x**2"))
+    >>> float(cg.to_numpy(g)(x=-3.0)[1])
+    -6.0
+    """
+    with no_gc():
+        return _grad(c, wrt, output)
+
+
+def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Circuit:
+    out_name, out_id = pick_output(c, output)
+    if c.shape(out_id) != ():
+        raise CircuitError(f"grad needs a scalar output; {out_name!r} has shape "
+                           f"{c.shape(out_id)} (sum or mean it first)")
+    wrt = pick_inputs(c, wrt)
+    active = active_nodes(c, wrt)
+    b = Builder(c)
+    adjoint: dict[int, int] = {}
+    if active[out_id]:
+        adjoint[out_id] = b.const_id(1.0)
+    adjoint_of: dict[int, int] = {}
+    n, names, shapes = len(c), c._names, c._shapes
+    for i in range(out_id, -1, -1):
+        bar = adjoint.get(i)
+        if bar is None or c._ops[i] in LEAVES:
+            continue
+        del adjoint[i]
+        if bar >= n:
+            adjoint_of.setdefault(bar, i)
+            name = names.get(i) or (out_name if i == out_id else None)
+            if name:
+                b.name(bar, f"{name}_bar")
+        args = c._args[i]
+        need = [active[a] for a in args]
+        for a, ok, contribution in zip(args, need, _contributions(b, c, i, bar, need)):
+            if contribution is None or not ok:
+                continue
+            cid = contribution.id
+            if b.shapes[cid] != shapes[a]:
+                cid = fit_shape(b, cid, shapes[a])
+            adjoint[a] = cid if a not in adjoint else b.apply_id("add", (adjoint[a], cid))
+    outputs: list[tuple[str, int]] = [(out_name, out_id)]
+    taken = set(c.inputs) | {out_name}
+    ids = dict(zip(c.inputs, c.input_ids))
+    for name in wrt:
+        node = adjoint.get(ids[name])
+        if node is None:
+            shape = c.shape(ids[name])
+            node = b.const_id(np.zeros(shape) if shape else 0.0)
+        elif node >= len(c):
+            adjoint_of.setdefault(node, ids[name])
+            b.name(node, f"{name}_bar")
+        gname = f"d{out_name}_d{name}"
+        while gname in taken:
+            gname += "_"
+        taken.add(gname)
+        outputs.append((gname, node))
+    return b.finish(outputs, inputs=c.inputs,
+                    meta={"forward_count": len(c), "adjoint_of": adjoint_of,
+                          "gradient_of": out_name, "wrt": tuple(wrt)})
+
+
+def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) -> tuple:
+    """``bar · ∂node/∂argᵢ`` for each argument of node ``i`` (None: no contribution).
+
+    Arguments that are not ``need``-ed get no multiplication; a ``vjp`` rule builds all its
+    contributions, and those not needed are dropped when the circuit is finished.
+    """
+    prim = PRIMITIVES[c._ops[i]]
+    params = c._params[i] or {}
+    args = [Value(b, a) for a in c._args[i]]
+    out, bar_v = Value(b, i), Value(b, bar)
+    if prim.vjp is not None:
+        return prim.vjp(bar_v, out, *args, **params)
+    return tuple(None if p is None or not ok else bar_v * p
+                 for p, ok in zip(prim.partials(out, *args, **params), need))
+
+
+def rule_size(op: str) -> int:
+    """The most nodes the adjoint rule of ``op`` emits for one node (all arguments active,
+    operands of the largest broadcast-free shapes; add 1 per argument for ``sum_to``)."""
+    prim = PRIMITIVES[op]
+    if op == "matmul":
+        cases = [((2, 3), (3, 4)), ((2, 3), (3,)), ((3,), (3, 4)), ((3,), (3,))]
+    elif op == "outer":
+        cases = [((2,), (3,))]
+    elif prim.params and op in ("sum", "mean"):
+        cases = [((2, 3),)]
+    elif op in ("sum_to", "broadcast_to"):
+        return 1
+    else:
+        cases = [((),) * prim.arity]
+    worst = 0
+    for shapes in cases:
+        b = Builder()
+        args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
+        out = b.apply(op, *args)
+        bar = b.input("bar", out.shape)
+        before = len(b.ops)
+        contribs = (prim.vjp(bar, out, *args) if prim.vjp else
+                    tuple(None if p is None else bar * p for p in prim.partials(out, *args)))
+        live = {x.id for x in contribs if x is not None}
+        # Count the nodes the contributions actually use (dead intermediates are dropped).
+        stack, seen = list(live), set()
+        while stack:
+            j = stack.pop()
+            if j in seen or j < before or b.ops[j] in LEAVES:
+                continue
+            seen.add(j)
+            stack.extend(b.args[j])
+        worst = max(worst, len(seen))
+    return worst
+
+
+def _size_factor(broadcasting: bool) -> int:
+    rules = []
+    for op, prim in PRIMITIVES.items():
+        if op in LEAVES:
+            continue
+        # An elementwise op may need one sum_to per argument to undo broadcasting.
+        undo = prim.arity if broadcasting and prim.shape is None else 0
+        rules.append(rule_size(op) + undo)
+    return max(rules) + 2
+
+
+SIZE_FACTOR = _size_factor(broadcasting=False)
+"""K in ``grad(c).size <= K * c.size`` for circuits without broadcasting (every scalar
+circuit), derived from the primitive table (see the module docstring)."""
+
+TENSOR_SIZE_FACTOR = _size_factor(broadcasting=True)
+"""K for tensor circuits whose elementwise ops broadcast (one ``sum_to`` per operand)."""

@@ -1,0 +1,75 @@
+"""hypothesis strategies: random straight-line programs with a point inside every op's domain.
+
+A program is built line by line while its values are computed at the point, so each op is
+drawn only where it is defined, smooth and well-conditioned there (log of a positive number,
+relu away from its kink, exp of a moderate number ...). Lines reuse earlier values, so
+programs have fan-out and squares like ``x*x``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import strategies as st
+
+UNARY = {
+    "sin": (math.sin, lambda a: True),
+    "cos": (math.cos, lambda a: True),
+    "tanh": (math.tanh, lambda a: True),
+    "exp": (math.exp, lambda a: a < 4),
+    "log": (math.log, lambda a: a > 0.2),
+    "sqrt": (math.sqrt, lambda a: a > 0.2),
+    "square": (lambda a: a * a, lambda a: True),
+    "abs": (abs, lambda a: abs(a) > 1e-2),
+    "relu": (lambda a: max(a, 0.0), lambda a: abs(a) > 1e-2),
+    "sigmoid": (lambda a: 1 / (1 + math.exp(-a)), lambda a: True),
+    "neg": (lambda a: -a, lambda a: True),
+}
+BINARY = {
+    "+": (lambda a, b: a + b, lambda a, b: True),
+    "-": (lambda a, b: a - b, lambda a, b: True),
+    "*": (lambda a, b: a * b, lambda a, b: True),
+    "/": (lambda a, b: a / b, lambda a, b: abs(b) > 0.2),
+    "**": (lambda a, b: a**b, lambda a, b: 0.3 < a < 5 and abs(b) < 3),
+}
+POWERS = (2, 3, 0.5, -1)
+
+
+@st.composite
+def programs(draw, max_ops: int = 12, max_inputs: int = 3):
+    """(text, point, values): a program, a point in its domain, and every line's value."""
+    n_inputs = draw(st.integers(1, max_inputs))
+    names = [f"x{i}" for i in range(n_inputs)]
+    point = {n: draw(st.floats(-2, 2).filter(lambda v: abs(v) > 0.1)) for n in names}
+    values = dict(point)
+    lines = []
+    for k in range(draw(st.integers(1, max_ops))):
+        pool = sorted(values)
+        a = draw(st.sampled_from(pool))
+        b = draw(st.sampled_from(pool))
+        kind = draw(st.sampled_from(["unary", "binary", "power", "constant"]))
+        va, vb = values[a], values[b]
+        expr, value = None, None
+        if kind == "unary":
+            name = draw(st.sampled_from(sorted(UNARY)))
+            fn, ok = UNARY[name]
+            if ok(va):
+                expr, value = (f"-{a}" if name == "neg" else f"{name}({a})"), fn(va)
+        elif kind == "binary":
+            op = draw(st.sampled_from(sorted(BINARY)))
+            fn, ok = BINARY[op]
+            if ok(va, vb):
+                expr, value = f"{a} {op} {b}", fn(va, vb)
+        elif kind == "power":
+            p = draw(st.sampled_from(POWERS))
+            if (p > 0 or abs(va) > 0.2) and (float(p).is_integer() or va > 0.2):
+                expr, value = f"{a} ** {p}", va**p
+        else:
+            c = draw(st.sampled_from([0.5, 2.0, -1.5, 3.0]))
+            expr, value = f"{c} * {a} + {b}", c * va + vb
+        if expr is None or not math.isfinite(value) or abs(value) > 1e3:
+            expr, value = f"sin({a})", math.sin(va)
+        target = f"v{k}"
+        lines.append(f"{target} = {expr}")
+        values[target] = value
+    return "\n".join(lines), point, values

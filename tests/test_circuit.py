@@ -1,0 +1,104 @@
+"""The IR: hash-consing, exact rewrites, the networkx view, validation, DCE, huge chains."""
+
+import numpy as np
+import pytest
+
+import circuitgrad as cg
+from circuitgrad.circuit import Builder
+
+
+def ops(c):
+    return [c.op(i) for i in range(len(c))]
+
+
+def test_common_subexpressions_are_shared():
+    c = cg.parse("sin(x)*sin(x)")
+    assert ops(c).count("sin") == 1
+    mul = ops(c).index("mul")
+    assert c.args(mul) == (1, 1)
+    assert c.graph.edges[1, mul]["pos"] == (0, 1)  # x*x keeps both argument positions
+
+
+def test_commutative_ops_share_but_others_keep_order():
+    c = cg.parse("a = x*y\nb = y*x\nc = x - y\nd = y - x\nJ = a + b + c + d")
+    assert ops(c).count("mul") == 1
+    assert ops(c).count("sub") == 2
+    sub = [i for i in range(len(c)) if c.op(i) == "sub"]
+    assert {c.args(i) for i in sub} == {(0, 1), (1, 0)}
+    g = c.graph
+    for i in sub:
+        x, y = c.args(i)
+        assert g.edges[x, i]["pos"] == (0,) and g.edges[y, i]["pos"] == (1,)
+
+
+def test_constants_are_keyed_by_bits():
+    b = Builder()
+    assert b.const_id(0.0) != b.const_id(-0.0)
+    assert b.const_id(float("nan")) == b.const_id(float("nan"))
+    assert b.const_id(2) == b.const_id(2.0)
+
+
+def test_inputs_are_kept_even_if_unused():
+    c = cg.parse("J = 2*x", inputs=["x", "unused"])
+    assert c.inputs == ("x", "unused")
+    assert c.size == 1
+
+
+def test_exact_rewrites():
+    assert cg.parse("x*1").size == 0
+    assert cg.parse("x/1").size == 0
+    assert cg.parse("x**1").size == 0
+    assert ops(cg.parse("-(-x)")) == ["input"]
+    assert ops(cg.parse("a + -b")) == ["input", "input", "sub"]
+    assert ops(cg.parse("a - -b")) == ["input", "input", "add"]
+    assert cg.parse("2*3 + x").size == 1  # folded constant
+    # x + 0 is not exact for x = -0.0, so the builder keeps it.
+    assert cg.parse("x + 0").size == 1
+
+
+def test_dead_nodes_are_dropped():
+    c = cg.parse("u = sin(x)\nJ = 2*x")
+    assert ops(c) == ["input", "const", "mul"]
+
+
+def test_graph_and_validate():
+    c = cg.parse("z = w*x + b\nJ = relu(z)")
+    c.validate()
+    g = c.graph
+    assert g.number_of_nodes() == len(c)
+    assert g.nodes[c.output_ids[0]]["op"] == "relu"
+    assert g.graph["inputs"] == ("w", "x", "b")
+    import networkx as nx
+
+    assert list(nx.topological_sort(g))[:1] == [0]
+
+
+def test_repr_lists_nodes():
+    text = repr(cg.parse("z = w*x\nJ = sin(z)"))
+    assert "mul %0, %1  # z" in text and "outputs: J = %3" in text
+
+
+def test_values_from_two_circuits_do_not_mix():
+    a, b = Builder(), Builder()
+    with pytest.raises(cg.CircuitError, match="another circuit"):
+        a.input("x") + b.input("y")
+
+
+def test_traced_value_has_no_truth_value():
+    with pytest.raises(cg.CircuitError, match="control flow"):
+        cg.trace(lambda x: x if x > 0 else -x)
+
+
+def test_million_node_chain_builds_lowers_and_evaluates():
+    b = Builder()
+    x = b.input("x")
+    v = x
+    for _ in range(10**6):
+        v = b.apply_id("sin", (v.id if hasattr(v, "id") else v,))
+    c = b.finish([("f", v)])
+    assert c.size == 10**6
+    f = cg.to_numpy(c)
+    expected = 0.5
+    for _ in range(10**6):
+        expected = np.sin(expected)
+    assert f(0.5) == expected

@@ -1,0 +1,249 @@
+"""The adjoint pass, checked three ways: central differences, sympy's diff, the notes."""
+
+import warnings
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import given
+
+import circuitgrad as cg
+from circuitgrad.circuit import Builder
+from circuitgrad.transforms.grad import SIZE_FACTOR, TENSOR_SIZE_FACTOR, rule_size
+from strategies import programs
+from tolerances import FD_ERROR, NOTES_RTOL, SYMPY_RTOL
+
+
+def gradient(c, point, **kw):
+    g = cg.grad(c, **kw)
+    return cg.to_numpy(g)(**{k: point[k] for k in g.inputs})
+
+
+def assert_size_bound(c, g):
+    assert g.size <= SIZE_FACTOR * c.size, (g.size, c.size)
+
+
+def assert_no_trivial_arithmetic(g):
+    """No multiplication or division by the constant 1 (seeds and unit partials)."""
+
+    def is_one(a):
+        return g.op(a) == "const" and not g.shape(a) and g.params(a) == 1.0
+
+    for i in range(len(g)):
+        args = g.args(i)
+        if g.op(i) == "mul":
+            assert not any(is_one(a) for a in args), f"node {i}: multiplication by 1"
+        if g.op(i) == "div":
+            assert not is_one(args[1]), f"node {i}: division by 1"
+
+
+# -- oracle 1 and 2: central differences and sympy, on random programs -----------------------
+
+@given(programs())
+def test_random_programs_against_central_differences(case):
+    text, point, _ = case
+    c = cg.parse(text)
+    point = {k: point[k] for k in c.inputs}
+    assert cg.check_grad(c, point) < FD_ERROR
+    g = cg.grad(c)
+    g.validate()
+    assert_size_bound(c, g)
+    assert_no_trivial_arithmetic(g)
+
+
+@given(programs(max_ops=8))
+def test_random_programs_against_sympy_diff(case):
+    text, point, _ = case
+    c = cg.parse(text)
+    point = {k: point[k] for k in c.inputs}
+    expr = cg.to_sympy(c)
+    symbols = {sympy.Symbol(k, real=True): v for k, v in point.items()}
+    got = gradient(c, point)[1:]
+    for name, value in zip(c.inputs, got):
+        d = sympy.diff(expr, sympy.Symbol(name, real=True))
+        want = float(d.subs(symbols).evalf(30))
+        assert float(value) == pytest.approx(want, rel=SYMPY_RTOL, abs=SYMPY_RTOL)
+
+
+# -- oracle 3: the notes' networks, scalarized, against their closed forms --------------------
+
+def one_neuron_text(d):
+    dot = " + ".join(f"w{i}*x{i}" for i in range(d))
+    return f"z = {dot} + b\no = relu(z)\nJ = 0.5*(y - o)**2"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_neuron_matches_the_notes(seed):
+    d = 4
+    rng = np.random.default_rng(seed)
+    w, x = rng.normal(size=d), rng.normal(size=d)
+    b, y = rng.normal(), rng.normal()
+    point = {**{f"w{i}": w[i] for i in range(d)}, **{f"x{i}": x[i] for i in range(d)},
+             "b": b, "y": y}
+    c = cg.parse(one_neuron_text(d))
+    got = dict(zip(cg.grad(c).outputs, gradient(c, point)))
+    z = w @ x + b
+    o = max(z, 0.0)
+    # The notes: ∂J/∂wᵢ = (o − y)·1(z ≥ 0)·xᵢ and ∂J/∂b = (o − y)·1(z ≥ 0).
+    delta = (o - y) * (1.0 if z >= 0 else 0.0)
+    for i in range(d):
+        assert got[f"dJ_dw{i}"] == pytest.approx(delta * x[i], rel=NOTES_RTOL, abs=1e-15)
+    assert got["dJ_db"] == pytest.approx(delta, rel=NOTES_RTOL, abs=1e-15)
+
+
+def two_layer_text(d, m):
+    lines = []
+    for j in range(m):
+        dot = " + ".join(f"W{j}_{k}*x{k}" for k in range(d))
+        lines += [f"z{j} = {dot} + b{j}", f"a{j} = relu(z{j})"]
+    out = " + ".join(f"v{j}*a{j}" for j in range(m))
+    lines += [f"o = {out} + c", "J = 0.5*(y - o)**2"]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_two_layer_matches_the_notes(seed):
+    d, m = 3, 4
+    rng = np.random.default_rng(seed)
+    W, b, v = rng.normal(size=(m, d)), rng.normal(size=m), rng.normal(size=m)
+    x, c0, y = rng.normal(size=d), rng.normal(), rng.normal()
+    point = {f"W{j}_{k}": W[j, k] for j in range(m) for k in range(d)}
+    point.update({f"b{j}": b[j] for j in range(m)}, **{f"v{j}": v[j] for j in range(m)})
+    point.update({f"x{k}": x[k] for k in range(d)}, c=c0, y=y)
+    c = cg.parse(two_layer_text(d, m))
+    got = dict(zip(cg.grad(c).outputs, gradient(c, point)))
+    z = W @ x + b
+    a = np.maximum(z, 0)
+    o = v @ a + c0
+    # The notes: ∂J/∂W⁽¹⁾ⱼₗ = (o − y)·w⁽²⁾ⱼ·relu′(zⱼ)·xₗ, ∂J/∂w⁽²⁾ⱼ = (o − y)·aⱼ.
+    delta = (o - y) * v * (z >= 0)
+    for j in range(m):
+        for k in range(d):
+            assert got[f"dJ_dW{j}_{k}"] == pytest.approx(delta[j] * x[k], rel=NOTES_RTOL,
+                                                         abs=1e-15)
+        assert got[f"dJ_db{j}"] == pytest.approx(delta[j], rel=NOTES_RTOL, abs=1e-15)
+        assert got[f"dJ_dv{j}"] == pytest.approx((o - y) * a[j], rel=NOTES_RTOL, abs=1e-15)
+    assert got["dJ_dc"] == pytest.approx(o - y, rel=NOTES_RTOL)
+    assert_size_bound(c, cg.grad(c))
+
+
+# -- API and edge cases --------------------------------------------------------------------
+
+def test_output_names_and_wrt():
+    c = cg.parse("J = w1*x + b")
+    assert cg.grad(c).outputs == ("J", "dJ_dw1", "dJ_dx", "dJ_db")
+    assert cg.grad(c, wrt=["b", "w1"]).outputs == ("J", "dJ_db", "dJ_dw1")
+    assert cg.grad(c, wrt="x").outputs == ("J", "dJ_dx")
+    with pytest.raises(cg.CircuitError, match="'q'.*inputs are"):
+        cg.grad(c, wrt=["q"])
+
+
+def test_multi_output_needs_output():
+    c = cg.parse("u = x*y\nv = x+y", outputs=["u", "v"])
+    with pytest.raises(cg.CircuitError, match=r"\['u', 'v'\]"):
+        cg.grad(c)
+    assert cg.grad(c, output="v").outputs == ("v", "dv_dx", "dv_dy")
+    with pytest.raises(cg.CircuitError, match="no output 'w'"):
+        cg.grad(c, output="w")
+
+
+def test_fan_out_sums_contributions():
+    c = cg.parse("a = x*x\nb = a*x + sin(a)\nJ = b*a")
+    x = 0.7
+    a = x * x
+    b = a * x + np.sin(a)
+    db_dx = a + x * 2 * x + np.cos(a) * 2 * x
+    want = db_dx * a + b * 2 * x
+    assert gradient(c, {"x": x})[1] == pytest.approx(want, rel=1e-14)
+
+
+def test_unused_input_gets_exact_zero():
+    c = cg.parse("J = 2*x", inputs=["x", "y"])
+    J, dx, dy = gradient(c, {"x": 1.0, "y": 5.0})
+    assert dx == 2.0 and dy == 0.0
+
+
+def test_power_with_constant_exponent_avoids_log():
+    g = cg.grad(cg.parse("x**2"))
+    assert "log" not in {g.op(i) for i in range(len(g))}
+    assert cg.to_numpy(g)(x=-3.0)[1] == -6.0
+    assert cg.to_numpy(cg.grad(cg.parse("x**3")))(x=-2.0)[1] == 12.0
+
+
+def test_sigmoid_extremes_no_warnings_zero_gradient():
+    f = cg.to_numpy(cg.grad(cg.parse("sigmoid(x)")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert f(x=1000.0) == (1.0, 0.0)
+        assert f(x=-1000.0) == (0.0, 0.0)
+
+
+def test_relu_at_zero_follows_the_notes():
+    assert gradient(cg.parse("relu(x)"), {"x": 0.0})[1] == 1.0
+    assert gradient(cg.parse("relu(x)"), {"x": -1e-300})[1] == 0.0
+    assert gradient(cg.parse("abs(x)"), {"x": 0.0})[1] == 0.0
+
+
+def test_singular_points_follow_ieee():
+    with np.errstate(all="ignore"):
+        assert gradient(cg.parse("log(x)"), {"x": 0.0})[1] == np.inf
+        assert gradient(cg.parse("sqrt(x)"), {"x": 0.0})[1] == np.inf
+        assert np.isnan(gradient(cg.parse("sqrt(x)"), {"x": -1.0})[1])
+
+
+def test_rules_reuse_forward_nodes():
+    g = cg.grad(cg.parse("exp(x)"))
+    assert [g.op(i) for i in range(len(g))].count("exp") == 1
+    g = cg.grad(cg.parse("sigmoid(x)"))
+    assert [g.op(i) for i in range(len(g))].count("sigmoid") == 1
+
+
+def test_no_seed_or_trivial_factor_arithmetic():
+    g = cg.grad(cg.parse("z = w*x + b\nJ = z"))
+    assert g.size == 2  # the forward mul and add; dJ/db = 1, dJ/dw = x, dJ/dx = w
+    assert_no_trivial_arithmetic(g)
+
+
+def test_grad_of_grad_gives_a_hessian_row():
+    c = cg.parse("J = sin(x)*y**2 + x**3*y")
+    g = cg.grad(c)
+    h = cg.grad(g, output="dJ_dx", wrt=["x", "y"])
+    x, y = sympy.symbols("x y", real=True)
+    J = sympy.sin(x) * y**2 + x**3 * y
+    point = {x: 0.4, y: -1.3}
+    got = cg.to_numpy(h)(0.4, -1.3)
+    assert got[1] == pytest.approx(float(sympy.diff(J, x, x).subs(point)), rel=1e-12)
+    assert got[2] == pytest.approx(float(sympy.diff(J, x, y).subs(point)), rel=1e-12)
+
+
+def test_size_factor_follows_from_the_table():
+    assert SIZE_FACTOR <= 7
+    assert SIZE_FACTOR == max(rule_size(op) for op in cg.PRIMITIVES
+                              if op not in ("input", "const")) + 2
+    assert TENSOR_SIZE_FACTOR >= SIZE_FACTOR
+
+
+def test_adjoint_nodes_are_named_after_the_program():
+    f = cg.to_numpy(cg.grad(cg.parse("z = w*x + b\na = sin(z)\nJ = a*a")))
+    assert "a_bar" in f.source and "z_bar" in f.source
+    assert "# backward" in f.source
+
+
+def test_million_node_chain_gradient():
+    n = 334_000
+    b = Builder()
+    v = b.input("x")
+    for _ in range(n):
+        v = cg.sin(v) + 0.5 * v  # three nodes a link
+    c = b.finish([("J", v)])
+    assert c.size == 3 * n >= 10**6
+    g = cg.grad(c)
+    assert g.size <= SIZE_FACTOR * c.size
+    J, dJ = cg.to_numpy(g)(0.3)
+    # dJ/dx = Π (cos(vᵢ) + 0.5), the chain rule written out.
+    value, want = 0.3, 1.0
+    for _ in range(n):
+        want *= np.cos(value) + 0.5
+        value = np.sin(value) + 0.5 * value
+    assert J == value
+    assert dJ == pytest.approx(want, rel=1e-9)

@@ -1,0 +1,115 @@
+"""The text front-end: programs, names, and every ParseError with its position."""
+
+import pytest
+
+import circuitgrad as cg
+
+
+def test_program_with_named_intermediates():
+    c = cg.parse("z = w*x + b\na = relu(z)\nJ = 0.5*(a - y)**2\n")
+    assert c.inputs == ("w", "x", "b", "y")
+    assert c.outputs == ("J",)
+    assert {c.name(i) for i in range(len(c))} >= {"z", "a", "J"}
+
+
+def test_bare_expression_output_is_f():
+    assert cg.parse("sin(x)*y + exp(x)").outputs == ("f",)
+    assert cg.parse("f + 1").outputs == ("f_",)  # an input named f keeps its name
+
+
+def test_inputs_and_outputs_arguments():
+    c = cg.parse("u = x*y\nv = x+y", inputs=["y", "x", "z"], outputs=["u", "v"])
+    assert c.inputs == ("y", "x", "z")
+    assert c.outputs == ("u", "v")
+
+
+def test_names_that_look_like_functions_or_modules():
+    c = cg.parse("np * exp + θ + sin(exp)")
+    assert c.inputs == ("np", "exp", "θ")
+    assert float(cg.to_numpy(c)(np=2.0, exp=3.0, θ=1.0)) == pytest.approx(7.0 + 0.1411200080598672)
+
+
+def test_comments_blank_lines_and_continuations():
+    c = cg.parse("# a comment\n\nz = (x +\n     y)  # trailing\nJ = z * \\\n  2\n")
+    assert float(cg.to_numpy(c)(1.0, 2.0)) == 6.0
+
+
+@pytest.mark.parametrize(
+    "text, message, line, column",
+    [
+        ("", "empty program", 1, 1),
+        ("   \n# only a comment\n", "empty program", 1, 1),
+        ("foo(x)", "unknown function 'foo'", 1, 1),
+        ("y = 1 + sinh(x)", "unknown function 'sinh'", 1, 9),
+        ("sin(x, y)", r"sin\(\) takes 1 argument, got 2", 1, 1),
+        ("x + sin()", r"sin\(\) takes 1 argument, got 0", 1, 5),
+        ("np.sin(x)", "attribute access", 1, 1),
+        ("x.real", r"attribute access '.real'", 1, 1),
+        ("x[0]", "subscript", 1, 1),
+        ("lambda x: x", "lambda", 1, 1),
+        ("[x for x in y]", "comprehension", 1, 1),
+        ("'abc'", "strings", 1, 1),
+        ("x < y", "comparison", 1, 1),
+        ("x and y", "'and'/'or'", 1, 1),
+        ("sin(x=1)", "keyword argument 'x'", 1, 5),
+        ("x // y", "operator '//'", 1, 1),
+        ("x ^ y", r"use \*\* for powers", 1, 1),
+        ("z = y\ny = 2", "'y' is used on line 1 before it is assigned", 2, 1),
+        ("z = x\nz = 2*x", "'z' is assigned twice", 2, 1),
+        ("x = 1", "cannot assign to input 'x'", 1, 1),
+        ("a = 1\nb", "unknown name 'b'", 2, 1),
+        ("x +", "invalid syntax", 1, 4),
+        ("sin(x", "invalid syntax", 1, 4),
+        ("x += 1", "augmented assignment", 1, 1),
+        ("import os", "an import", 1, 1),
+        ("a, b = x, y", "only 'name = expression'", 1, 1),
+        ("x\ny = 2", "bare expression is only allowed as the last line", 1, 1),
+        ("1j * x", "complex numbers", 1, 1),
+        ("True * x", "booleans", 1, 1),
+        ("  θ + sin(θ, θ)", r"sin\(\) takes 1 argument", 1, 7),
+        ("f'{x}'", "f-string", 1, 1),
+        ("(y := x)", "walrus", 1, 2),
+        ("sin(*x)", "starred", 1, 5),
+    ],
+)
+def test_parse_errors_name_the_problem_and_where(text, message, line, column):
+    inputs = ["x"] if text in ("a = 1\nb", "x = 1") else None
+    with pytest.raises(cg.ParseError, match=message) as info:
+        cg.parse(text, inputs=inputs)
+    assert (info.value.line, info.value.column) == (line, column), str(info.value)
+    assert isinstance(info.value, cg.CircuitError)
+
+
+def test_error_column_counts_characters_not_bytes():
+    with pytest.raises(cg.ParseError) as info:
+        cg.parse("θθθ + foo(x)")
+    assert info.value.column == 7
+
+
+def test_unknown_output_and_bad_shapes():
+    with pytest.raises(cg.ParseError, match="output 'q'"):
+        cg.parse("z = x", outputs=["q"])
+    with pytest.raises(cg.ParseError, match="not inputs"):
+        cg.parse("x + 1", shapes={"y": (2,)})
+
+
+def test_text_is_never_evaluated():
+    for text in ["__import__('os').system('echo hacked')", "().__class__", "open('x')"]:
+        with pytest.raises(cg.ParseError):
+            cg.parse(text)
+
+
+def test_deep_nesting_is_a_parse_error():
+    with pytest.raises(cg.ParseError, match="nested"):
+        cg.parse("(" * 1000 + "x" + ")" * 1000)
+    with pytest.raises(cg.ParseError):
+        cg.parse("-" * 100000 + "x")
+
+
+def test_long_program_spans_parse_chunks():
+    lines = ["v0 = x"] + [f"v{i} = v{i - 1} + (x *\n  {i}.0)" for i in range(1, 3000)]
+    c = cg.parse("\n".join(lines))
+    assert c.size == 2 * 2999 - 1  # x * 1.0 is x
+    with pytest.raises(cg.ParseError) as info:
+        cg.parse("\n".join(lines) + "\nw = sin(")
+    assert info.value.line == 1 + 2 * 2999 + 1

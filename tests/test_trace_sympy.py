@@ -1,0 +1,87 @@
+"""The tracing and sympy front-ends, and the sympy round trip."""
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import given
+
+import circuitgrad as cg
+from strategies import programs
+
+
+def test_trace_lambda_and_decorator():
+    c = cg.trace(lambda x, y: cg.sin(x) * y)
+    assert c.inputs == ("x", "y") and c.size == 2
+
+    @cg.trace
+    def loss(w, b):
+        return 0.5 * (w * 2.0 + b - 1.0) ** 2
+
+    assert loss.inputs == ("w", "b")
+    assert float(cg.to_numpy(loss)(1.0, 0.0)) == 0.5
+
+
+def test_trace_overloads_both_sides_and_numpy_ufuncs():
+    c = cg.trace(lambda x: (2 + x, 2 - x, 2 * x, 2 / x, 2**x, x**2, -x, +x, np.sin(x)))
+    got = cg.to_numpy(c)(0.5)
+    assert np.allclose(got, (2.5, 1.5, 1.0, 4.0, 2**0.5, 0.25, -0.5, 0.5, np.sin(0.5)))
+
+
+def test_trace_outputs_dict_and_errors():
+    c = cg.trace(lambda x: {"u": x * 2, "v": x + 1})
+    assert c.outputs == ("u", "v")
+    with pytest.raises(cg.CircuitError, match="not positional"):
+        cg.trace(lambda *xs: xs[0])
+    with pytest.raises(cg.CircuitError, match="not a number"):
+        cg.trace(lambda x: "text")
+
+
+def test_ops_compute_on_numbers():
+    assert cg.sin(0.0) == 0.0 and cg.relu(-1.0) == 0.0 and cg.sigmoid(0.0) == 0.5
+
+
+def test_from_sympy_maps_every_function():
+    x, y = sympy.symbols("x y", real=True)
+    expr = (sympy.sin(x) * sympy.cos(y) + sympy.exp(x) / sympy.log(y) + sympy.sqrt(y)
+            + sympy.tanh(x) + sympy.Abs(x) + sympy.Max(0, x) + 1 / (1 + sympy.exp(-y))
+            + x**3 - y**x)
+    c = cg.from_sympy(expr)
+    assert c.inputs == ("x", "y")
+    assert {c.op(i) for i in range(len(c))} >= {"sin", "cos", "exp", "log", "sqrt", "tanh",
+                                                 "abs", "relu", "sigmoid", "pow", "div"}
+    value = cg.to_numpy(c)(x=0.7, y=1.3)
+    assert value == pytest.approx(float(expr.subs({x: 0.7, y: 1.3})), rel=1e-12)
+
+
+def test_from_sympy_rejects_what_has_no_primitive():
+    x = sympy.Symbol("x")
+    with pytest.raises(cg.CircuitError, match="gamma"):
+        cg.from_sympy(sympy.gamma(x))
+    with pytest.raises(cg.CircuitError, match="real"):
+        cg.from_sympy(x + sympy.I)
+
+
+def test_to_sympy_round_trip_of_every_primitive():
+    text = ("a = sin(x) + cos(x) + tanh(x) + exp(x) + log(y) + sqrt(y) + square(x)\n"
+            "b = abs(x) + relu(x) + sigmoid(x) + step(x) + sign(x) - x / y + x ** y + -x\n"
+            "J = a * b")
+    c = cg.parse(text)
+    back = cg.from_sympy(cg.to_sympy(c), inputs=c.inputs)
+    for point in [(0.7, 1.3), (-0.4, 2.0)]:
+        assert cg.to_numpy(back)(*point) == pytest.approx(cg.to_numpy(c)(*point), rel=1e-12)
+    x = sympy.Symbol("x", real=True)
+    assert cg.to_sympy(cg.parse("relu(x)")) == sympy.Max(0, x)
+    assert cg.from_sympy(cg.to_sympy(cg.parse("sigmoid(x)"))).op(1) == "sigmoid"
+
+
+@given(programs())
+def test_sympy_round_trip_on_random_programs(case):
+    text, point, _ = case
+    c = cg.parse(text)
+    point = {k: point[k] for k in c.inputs}
+    expr = cg.to_sympy(c)
+    back = cg.from_sympy(expr, inputs=c.inputs)
+    want = float(cg.to_numpy(c)(**point))
+    assert float(cg.to_numpy(back)(**point)) == pytest.approx(want, rel=1e-9, abs=1e-9)
+    symbolic = float(expr.subs({sympy.Symbol(k, real=True): v for k, v in point.items()}))
+    assert symbolic == pytest.approx(want, rel=1e-9, abs=1e-9)
