@@ -19,14 +19,14 @@ from .lower import NumpyFunction, to_numpy
 from .ops import (abs, cos, exp, log, mean, outer, relu, sigmoid, sign, sin, sqrt, square,
                   step, sum, tanh, transpose)
 from .primitives import PRIMITIVES
-from .transforms import grad
+from .transforms import grad, scalarize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "PRIMITIVES",
     "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
-    "check_grad",
+    "check_grad", "scalarize",
     "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
     "square", "step", "sum", "tanh", "transpose", "__version__",
 ]

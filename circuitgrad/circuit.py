@@ -13,7 +13,7 @@ Invariants (checked by :meth:`Circuit.validate`):
   differ, NaN equals NaN).
 * The builder rewrites only what is exact in IEEE arithmetic, so every front-end and pass gets
   it for free: constant folding, ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x*-1 → -x``,
-  ``-(-x) → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``.
+  ``-(-x) → x``, ``(xᵀ)ᵀ → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``.
 * :meth:`Builder.finish` keeps the nodes that reach an output, and every input even if unused.
 
 The node records live in flat lists (fast to walk); :attr:`Circuit.graph` materializes the
@@ -41,7 +41,9 @@ from .primitives import PRIMITIVES, broadcast_shape, evaluate, shape_of
 
 Shape = tuple[int, ...]
 LEAVES = ("input", "const")
-_REWRITTEN = frozenset({"neg", "add", "sub", "mul", "div", "pow"})
+_REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
+# Folding broadcast_to would store a full array where a view costs nothing.
+_NOT_FOLDED = frozenset({"broadcast_to"})
 
 
 @contextmanager
@@ -420,7 +422,7 @@ class Builder:
                 shape = broadcast_shape(op, shape, shapes[ids[1]])
         else:
             shape = prim.shape(*(shapes[a] for a in ids), **(params or {}))
-        if all(ops[a] == "const" for a in ids):
+        if op not in _NOT_FOLDED and all(ops[a] == "const" for a in ids):
             with np.errstate(all="ignore"):
                 value = evaluate(op, tuple(self.params[a] for a in ids), params)
             return self.const_id(value)
@@ -440,7 +442,7 @@ class Builder:
     def _canonical_params(self, op: str, ids: tuple[int, ...],
                           params: dict[str, Any]) -> dict[str, Any] | None:
         params = {k: v for k, v in params.items() if v is not None}
-        if "axis" in params:
+        if "axis" in params and PRIMITIVES[op].params == ("axis",):
             # One spelling per axis, so that hash-consing and the adjoint rules see 0, not -2.
             shape = self.shapes[ids[0]]
             axis = params["axis"]
@@ -458,8 +460,9 @@ class Builder:
     def _rewrite(self, op: str, ids: tuple[int, ...]) -> int | None:
         # Only rewrites that are exact in IEEE-754 arithmetic, bit for bit.
         ops, args = self.ops, self.args
-        if op == "neg":
-            return args[ids[0]][0] if ops[ids[0]] == "neg" else None
+        if op in ("neg", "transpose"):
+            # -(-x) = x and (xᵀ)ᵀ = x
+            return args[ids[0]][0] if ops[ids[0]] == op else None
         a, b = ids
         if op == "add":
             if ops[b] == "neg":

@@ -127,6 +127,21 @@ class _Names:
         return name
 
 
+def _dead_after(c: Circuit) -> dict[int, list[int]]:
+    """For tensor circuits: the arrays that die at each node (freed with ``del``, so the peak
+    memory of the generated code is that of the live values, like hand-written backprop)."""
+    last: dict[int, int] = {}
+    for i in range(len(c)):
+        for a in c.args(i):
+            last[a] = i
+    keep = set(c.output_ids)
+    dead: dict[int, list[int]] = {}
+    for a, i in sorted(last.items()):
+        if a not in keep and c.op(a) not in LEAVES and c.shape(a):
+            dead.setdefault(i, []).append(a)
+    return dead
+
+
 def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list[str]]:
     """The generated source of ``c``, its globals, and the parameter names."""
     big = len(c) > READABLE_LIMIT
@@ -135,6 +150,7 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
     lines = [f"def {name}({', '.join(names.params)}):"]
     if forward_count is not None:
         lines.append("    # forward: the values of the nodes")
+    dead = _dead_after(c) if not big and any(c.shape(i) for i in range(len(c))) else {}
     for i, op, args, params, _shape in c.records():
         if op in LEAVES:
             continue
@@ -142,6 +158,8 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
             lines.append("    # backward: adjoints v_bar = ∂J/∂v (the notes' δ), last node first")
         code = PRIMITIVES[op].code([names.names[a] for a in args], params or {})
         lines.append(f"    {names.names[i]} = {code}")
+        if i in dead:
+            lines.append(f"    del {', '.join(names.names[a] for a in dead[i])}")
     returned = [names.names[i] for i in c.output_ids]
     lines.append(f"    return {', '.join(returned)}")
     namespace: dict[str, Any] = {"_np": np, **names.constants}
@@ -204,7 +222,11 @@ class NumpyFunction:
                 outs = tuple(o if np.shape(o) == batch else np.broadcast_to(o, batch).copy()
                              for o in outs)
         else:
-            outs = tuple(np.broadcast_to(o, s).copy() if np.shape(o) != s else o
+            # Exactly the declared shapes, and arrays the caller may write to (a gradient
+            # can be a read-only broadcast view or a constant of the circuit).
+            outs = tuple(np.broadcast_to(o, s).copy() if np.shape(o) != s
+                         else (o.copy() if isinstance(o, np.ndarray) and not o.flags.writeable
+                               else o)
                          for o, s in zip(outs, self.circuit.output_shapes.values()))
         return outs[0] if single else outs
 

@@ -72,13 +72,17 @@ def active_nodes(c: Circuit, wrt: Sequence[str]) -> bytearray:
     return active
 
 
-def fit_shape(b: Builder, value: int, shape: tuple[int, ...]) -> int:
-    """Sum a contribution with a broadcast shape back down to ``shape`` (or broadcast it up)."""
+def fit_shape(b: Builder, value: int, shape: tuple[int, ...], exact: bool = False) -> int:
+    """Sum a contribution with a broadcast shape back down to ``shape``.
+
+    A smaller contribution (that broadcasts up to ``shape``) is kept as it is, unless
+    ``exact``: then it becomes a ``broadcast_to`` view.
+    """
     have = b.shapes[value]
     if have == shape:
         return value
     if tuple(np.broadcast_shapes(have, shape)) == shape:
-        return b.apply_id("broadcast_to", (value,), {"shape": shape})
+        return b.apply_id("broadcast_to", (value,), {"shape": shape}) if exact else value
     return b.apply_id("sum_to", (value,), {"shape": shape, "ndim": len(have)})
 
 
@@ -126,6 +130,8 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
         if bar is None or c._ops[i] in LEAVES:
             continue
         del adjoint[i]
+        if b.shapes[bar] != shapes[i] and PRIMITIVES[c._ops[i]].shape is not None:
+            bar = fit_shape(b, bar, shapes[i], exact=True)  # matmul & co. need the full shape
         if bar >= n:
             adjoint_of.setdefault(bar, i)
             name = names.get(i) or (out_name if i == out_id else None)
@@ -145,10 +151,12 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
     ids = dict(zip(c.inputs, c.input_ids))
     for name in wrt:
         node = adjoint.get(ids[name])
+        shape = c.shape(ids[name])
         if node is None:
-            shape = c.shape(ids[name])
             node = b.const_id(np.zeros(shape) if shape else 0.0)
-        elif node >= len(c):
+        else:
+            node = fit_shape(b, node, shape, exact=True)
+        if node >= len(c) and b.ops[node] not in LEAVES:
             adjoint_of.setdefault(node, ids[name])
             b.name(node, f"{name}_bar")
         gname = f"d{out_name}_d{name}"

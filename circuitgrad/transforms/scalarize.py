@@ -1,0 +1,140 @@
+"""Scalarize: a tensor circuit as the equivalent circuit of scalar operations.
+
+The notes' theorem counts scalar operations: a layer z = W u + b with W of shape (m, d) is
+m·d multiplications and m·d additions, N ≈ #parameters. ``scalarize`` expands each tensor
+node into one node per element, so both views of the same network can be compared, drawn and
+differentiated. Tensor input ``W`` of shape (2, 3) becomes scalar inputs ``W_0_0 … W_1_2``
+(row-major); a tensor output ``f`` becomes outputs ``f_0, f_1 …``.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("J = sum(W @ x)", shapes={"W": (2, 3), "x": (3,)})
+    >>> s = cg.scalarize(c)
+    >>> s.inputs[:4], s.size
+    (('W_0_0', 'W_0_1', 'W_0_2', 'W_1_0'), 11)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..circuit import Builder, Circuit, no_gc
+
+
+def _element_name(name: str, index: tuple[int, ...]) -> str:
+    return name + "".join(f"_{i}" for i in index)
+
+
+def _fold(b: Builder, op: str, ids: list[int]) -> int:
+    result = ids[0]
+    for i in ids[1:]:
+        result = b.apply_id(op, (result, i))
+    return result
+
+
+def _grid(shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty(shape, dtype=object)
+
+
+def scalarize(c: Circuit) -> Circuit:
+    """The equivalent circuit in which every node is a scalar.
+
+    Args:
+        c: a circuit whose nodes have concrete shapes.
+
+    Returns:
+        A scalar circuit computing the same values (sums add left to right, so results agree
+        with NumPy's pairwise sums up to rounding).
+    """
+    with no_gc():
+        return _scalarize(c)
+
+
+def _scalarize(c: Circuit) -> Circuit:
+    b = Builder()
+    taken = set(c.inputs)
+    values: list[Any] = [None] * len(c)
+    input_names: list[str] = []
+
+    def fresh(name: str) -> str:
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
+
+    for i, op, args, params, shape in c.records():
+        if op == "input":
+            grid = _grid(shape)
+            for index in np.ndindex(shape):
+                name = params if not shape else fresh(_element_name(params, index))
+                grid[index] = b.input(name).id
+                input_names.append(name)
+            values[i] = grid
+        elif op == "const":
+            grid = _grid(shape)
+            for index in np.ndindex(shape):
+                grid[index] = b.const_id(float(np.asarray(params)[index]))
+            values[i] = grid
+        else:
+            values[i] = _expand(b, op, [values[a] for a in args], params or {}, shape)
+    outputs = []
+    for name, i in zip(c.outputs, c.output_ids):
+        grid = values[i]
+        if not grid.shape:
+            outputs.append((name, int(grid[()])))
+        else:
+            for index in np.ndindex(grid.shape):
+                outputs.append((fresh(_element_name(name, index)), int(grid[index])))
+    return b.finish(outputs, inputs=input_names)
+
+
+def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
+            shape: tuple[int, ...]) -> np.ndarray:
+    out = _grid(shape)
+    if op == "matmul":
+        x, y = args
+        x2 = x.reshape(1, -1) if x.ndim == 1 else x
+        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        full = _grid((x2.shape[0], y2.shape[1]))
+        for i, j in np.ndindex(full.shape):
+            terms = [b.apply_id("mul", (x2[i, t], y2[t, j])) for t in range(x2.shape[1])]
+            full[i, j] = _fold(b, "add", terms)
+        return full.reshape(shape)
+    if op == "outer":
+        x, y = args
+        for i, j in np.ndindex(shape):
+            out[i, j] = b.apply_id("mul", (x[i], y[j]))
+        return out
+    if op == "transpose":
+        return args[0].T.copy()
+    if op in ("sum", "mean"):
+        (x,) = args
+        axis = params.get("axis")
+        moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
+        count = moved.shape[-1]
+        moved = moved.reshape(shape + (count,)) if axis is not None else moved.reshape(count)
+        for index in np.ndindex(shape):
+            total = _fold(b, "add", list(moved[index]))
+            out[index] = b.apply_id("div", (total, b.const_id(float(count)))) \
+                if op == "mean" else total
+        return out
+    if op == "sum_to":
+        (x,) = args
+        lead = x.ndim - len(shape)
+        for index in np.ndindex(shape):
+            # Every leading element, and every element along the target's length-1 axes.
+            group = x[(slice(None),) * lead + tuple(
+                slice(None) if n == 1 else slice(i, i + 1) for i, n in zip(index, shape))]
+            out[index] = _fold(b, "add", list(group.ravel()))
+        return out
+    if op == "broadcast_to":
+        (x,) = args
+        axis = params.get("axis")
+        expanded = x if axis is None else np.expand_dims(x, axis)
+        return np.broadcast_to(expanded, shape).copy()
+    grids = np.broadcast_arrays(*args)  # elementwise, with NumPy broadcasting
+    for index in np.ndindex(shape):
+        out[index] = b.apply_id(op, tuple(int(g[index]) for g in grids), params or None)
+    return out
+
