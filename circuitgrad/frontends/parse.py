@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..circuit import Builder, Circuit, no_gc
-from ..errors import CircuitError, ParseError, located
+from ..errors import CircuitError, ParseError, ShapeError, located
 from ..primitives import BINARY_OPERATORS, FUNCTIONS, PRIMITIVES
 
 CHUNK_LINES = 2000
@@ -55,37 +55,60 @@ def _syntax_trees(lines: list[str], margin: int = 0) -> Iterator[tuple[ast.Modul
 
     A chunk boundary is a statement boundary only if the chunk parses: otherwise the chunk
     grows (doubling) until it does or until it holds the rest of the text, where a real
-    syntax error is reported. Each line is so parsed O(1) times on average.
+    syntax error is reported. Each line is so parsed O(1) times on average. A chunk that
+    overflows Python's own parser (RecursionError, MemoryError: an expression nested too
+    deeply) is halved until the overflowing line is found, so the error names that line.
     """
-    start = 0
-    while start < len(lines):
-        size = CHUNK_LINES
-        while True:
-            end = min(len(lines), start + size)
-            try:
-                yield ast.parse("\n".join(lines[start:end]), mode="exec"), start
-                break
-            except SyntaxError as e:
-                if end < len(lines):
-                    size *= 2
-                    continue
-                line = (e.lineno or 1) + start
-                col = (e.offset or 1) + margin
-                msg = e.msg
-                if "nested" in msg:
-                    msg += ": split the expression into several assignments"
-                raise ParseError(f"invalid syntax: {msg}", line, col) from None
-            except (RecursionError, MemoryError):
-                if end < len(lines):
-                    size = max(1, size // 4) if size > 1 else size
-                    if size > 1:
-                        continue
-                raise ParseError(
-                    "expression too deeply nested for Python's parser: split it into several "
-                    "assignments", start + 1, 1) from None
-            except ValueError as e:  # e.g. NUL bytes
-                raise ParseError(f"invalid text: {e}", start + 1, 1) from None
+    start, n = 0, len(lines)
+    size = CHUNK_LINES
+    deep = 0  # when > 0: the chunk of ``deep`` lines from ``start`` overflows the parser
+    while start < n:
+        end = min(n, start + size)
+        try:
+            tree = ast.parse("\n".join(lines[start:end]), mode="exec")
+        except SyntaxError as e:
+            if end < n and not (deep and size + 1 >= deep):
+                # The chunk may end inside a statement: take more lines (short of an overflow).
+                size = min(size * 2, deep - 1) if deep else size * 2
+                continue
+            if end < n:  # every shorter chunk is cut short, and one more line overflows
+                raise _too_deep(start + deep) from None
+            line = (e.lineno or 1) + start
+            col = (e.offset or 1) + margin
+            msg = e.msg
+            if "nested" in msg:
+                msg += ": split the expression into several assignments"
+            raise ParseError(f"invalid syntax: {msg}", line, col) from None
+        except (RecursionError, MemoryError):
+            if end - start > 1:
+                deep, size = end - start, (end - start) // 2
+                continue
+            raise _too_deep(start + 1) from None
+        except ValueError as e:  # e.g. characters UTF-8 cannot encode (lone surrogates)
+            raise ParseError(f"invalid text: {e}", start + 1, 1) from None
+        yield tree, start
+        if deep:  # the overflow lies in the lines after this chunk: keep halving towards it
+            deep -= end - start
+            size = max(1, deep // 2)
+        else:
+            size = CHUNK_LINES
         start = end
+
+
+class _ShapeParseError(ShapeError, ParseError):
+    """Operands in program text whose shapes do not fit: a ShapeError, and a ParseError with
+    the line and column (so ``parse`` raises nothing but ParseError)."""
+
+
+def _located(error: CircuitError, line: int, column: int) -> CircuitError:
+    if isinstance(error, ShapeError) and not isinstance(error, ParseError):
+        return _ShapeParseError(str(error), line, column)
+    return located(error, line, column)
+
+
+def _too_deep(line: int) -> ParseError:
+    return ParseError("expression too deeply nested for Python's parser: split it into "
+                      "several assignments", line, 1)
 
 
 def _char_column(lines: list[str], line: int, offset: int) -> int:
@@ -167,7 +190,7 @@ class _Program:
             try:
                 values.append(self.build(node, args))
             except CircuitError as e:
-                raise located(e, *self.where(node)) from None
+                raise _located(e, *self.where(node)) from None
         (result,) = values
         return result
 
@@ -290,8 +313,8 @@ def parse(text: str, inputs: Sequence[str] | None = None,
             the last line may be a bare expression. Python syntax, parsed, never evaluated.
         inputs: the input names in order. Default: the free names in order of first use.
         outputs: names to output. Default: the last line (``f`` if it is a bare expression).
-        shapes: the shape of tensor inputs, e.g. ``{"W": (3, 4), "x": (4,)}``; others are
-            scalars.
+        shapes: the shape of tensor inputs, e.g. ``{"W": (3, 4), "x": (4,)}``, or example
+            arrays; other inputs are scalars.
 
     Returns:
         The circuit, with common subexpressions shared.
@@ -357,6 +380,8 @@ def _only_blank(lines: list[str], offset: int, stmt: ast.stmt) -> bool:
 def _check_shapes(shapes: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     checked = {}
     for name, shape in dict(shapes).items():
+        if isinstance(shape, np.ndarray):  # an example array gives its shape
+            shape = shape.shape
         try:
             dims = tuple(shape)
         except TypeError:
