@@ -15,7 +15,7 @@ from .check import check_grad
 from .circuit import Circuit, Value
 from .errors import CircuitError, ParseError, ShapeError
 from .frontends import from_sympy, parse, to_sympy, trace
-from .lower import NumpyFunction, to_numpy
+from .lower import NumpyFunction, render, to_dot, to_numpy
 from .ops import (abs, cos, exp, log, mean, outer, relu, sigmoid, sign, sin, sqrt, square,
                   step, sum, tanh, transpose)
 from .primitives import PRIMITIVES
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "PRIMITIVES",
     "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
+    "to_dot", "render",
     "check_grad", "scalarize",
     "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
     "square", "step", "sum", "tanh", "transpose", "__version__",

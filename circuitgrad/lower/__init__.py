@@ -1,6 +1,7 @@
-"""Lowerings: functions from a circuit to text or a callable."""
+"""Lowerings: functions from a circuit to text, a callable or a diagram."""
 
+from .dot import render, to_dot
 from .numpy import NumpyFunction, to_numpy
 from .text import listing
 
-__all__ = ["NumpyFunction", "to_numpy", "listing"]
+__all__ = ["NumpyFunction", "to_numpy", "listing", "to_dot", "render"]

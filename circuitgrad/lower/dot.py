@@ -1,0 +1,503 @@
+"""Graphviz diagrams of circuits and of their adjoints.
+
+Contract of the DOT text (golden tests hold it byte for byte):
+
+* One DOT node per circuit node, named ``n<id>``; a scalar constant is drawn once per use,
+  next to its user, as ``n<id>_<user>``; outputs that need their own box are ``out<k>``.
+* Nodes, then edges, in ascending id; attributes in a fixed order. No value depends on
+  dictionary order, memory addresses or the Graphviz version.
+* Look: inputs are blue boxes, constants small grey boxes, operations show their symbol from
+  the primitive table (``PRIMITIVES[op].label``), outputs are green and double-bordered.
+  The arguments of a non-commutative operation enter numbered ports (1 = first argument).
+  Named intermediates (``z`` in ``z = w*x + b``) show their name, tensors their shape.
+* An adjoint circuit (from :func:`~circuitgrad.grad`) is drawn in two clusters: the forward
+  pass left to right, and below it the adjoint pass in orange flowing back right to left
+  (its edges are laid out reversed), with dashed grey edges where it reads forward values.
+  Adjoint nodes ``z_bar`` are titled ``∂J/∂z`` (the notes' δ), gradient outputs ``∂J/∂w``.
+* ``at=point`` evaluates every node there and shows its value; on a forward circuit with one
+  scalar output it also shows each node's adjoint δ = ∂J/∂node, computed by the adjoint pass
+  itself (see :func:`node_adjoints`), like the value/grad boxes of small autograd demos.
+
+    >>> import circuitgrad as cg
+    >>> d = to_dot(cg.parse("J = w*x + b"))
+    >>> print(d.source.splitlines()[0])
+    digraph circuit {
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..circuit import LEAVES, Builder, Circuit
+from ..errors import CircuitError, ShapeError
+from ..primitives import PRIMITIVES, compiled
+
+MAX_NODES = 500
+FORMATS = ("svg", "png", "pdf", "dot")
+FONT = "DejaVu Sans"
+
+# Colours: forward in blue/slate, adjoint in orange, outputs in green.
+_INPUT = ("#dbeafe", "#2563eb")
+_CONST = ("#f3f4f6", "#9ca3af")
+_FORWARD = ("#ffffff", "#475569")
+_ADJOINT = ("#ffedd5", "#ea580c")
+_OUTPUT = ("#dcfce7", "#16a34a")
+_DELTA_COLOUR = "#c2410c"
+_MUTED = "#6b7280"
+
+
+def _number(value: float) -> str:
+    """A scalar for a diagram: 4 significant digits and a real minus sign."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    text = f"{v:.4g}"
+    if text == "-0":
+        text = "0"
+    return text.replace("-", "−")
+
+
+def _array(value: Any) -> list[str]:
+    """A value as one or more short lines (a matrix is a line per row, abbreviated)."""
+    a = np.asarray(value, dtype=np.float64)
+    if a.ndim == 0:
+        return [_number(a)]
+
+    def row(v: np.ndarray) -> str:
+        items = [_number(x) for x in v[:3]]
+        if v.size > 4:
+            items = [_number(x) for x in v[:2]] + ["…", _number(v[-1])]
+        elif v.size == 4:
+            items = [_number(x) for x in v]
+        return "[" + " ".join(items) + "]"
+
+    if a.ndim == 1:
+        return [row(a)]
+    flat = a.reshape(a.shape[0], -1)
+    rows = [row(r) for r in flat[:3]]
+    if a.shape[0] > 3:
+        rows[2:] = ["⋮", row(flat[-1])]
+    return rows
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return str(tuple(shape))
+
+
+def _h(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _gradient_title(c: Circuit) -> dict[str, str]:
+    """Display names of an adjoint circuit's gradient outputs: ``dJ_dw`` → ``∂J/∂w``."""
+    wrt = c.meta.get("wrt")
+    of = c.meta.get("gradient_of")
+    if wrt is None or of is None or len(c.outputs) != len(wrt) + 1:
+        return {}
+    return {out: f"∂{of}/∂{w}" for out, w in zip(c.outputs[1:], wrt)}
+
+
+def _check_point(c: Circuit, at: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(at, Mapping):
+        raise CircuitError(f"at must map input names to values, got {type(at).__name__}")
+    unknown = [k for k in at if k not in c.inputs]
+    if unknown:
+        raise CircuitError(f"at names {unknown}, which are not inputs; inputs are "
+                           f"{list(c.inputs)}")
+    missing = [k for k in c.inputs if k not in at]
+    if missing:
+        raise CircuitError(f"at is missing inputs {missing}")
+    point = {}
+    shapes = c.input_shapes
+    for name in c.inputs:
+        try:
+            v = np.asarray(at[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise CircuitError(f"at: the value of {name!r} is not a number or an array of "
+                               f"numbers: {at[name]!r}") from None
+        if v.shape != shapes[name]:
+            raise ShapeError(f"at: input {name!r} has shape {shapes[name]}, got a value of "
+                             f"shape {v.shape}")
+        point[name] = v if v.ndim else np.float64(v)
+    return point
+
+
+def node_values(c: Circuit, at: Mapping[str, Any]) -> list[Any]:
+    """The value of every node of ``c`` at the point ``at`` (a dict input name → value).
+
+    >>> import circuitgrad as cg
+    >>> [float(v) for v in node_values(cg.parse("x*y + 1"), {"x": 2.0, "y": 3.0})]
+    [2.0, 3.0, 6.0, 1.0, 7.0]
+    """
+    point = _check_point(c, at)
+    values: list[Any] = [None] * len(c)
+    with np.errstate(all="ignore"):
+        for i, op, args, params, _shape in c.records():
+            if op == "input":
+                values[i] = point[params]
+            elif op == "const":
+                values[i] = params if isinstance(params, np.ndarray) else np.float64(params)
+            else:
+                values[i] = compiled(op, params or {})(*(values[a] for a in args))
+    return values
+
+
+def node_adjoints(c: Circuit, at: Mapping[str, Any]) -> list[Any]:
+    """The adjoint δ = ∂J/∂v of every node ``v`` of a circuit with one scalar output J.
+
+    Each operation node ``v`` is given a perturbation input ``e`` (``v + e``, at ``e = 0``),
+    so ``∂J/∂e = ∂J/∂v``: one adjoint pass (:func:`~circuitgrad.grad`) gives every node's δ,
+    with the same rules that build the gradient. Constants get ``None``.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("z = w*x\\nJ = z*z")
+    >>> [float(d) for d in node_adjoints(c, {"w": 1.0, "x": 3.0})]
+    [18.0, 6.0, 6.0, 1.0]
+    """
+    from ..transforms.grad import grad
+
+    if len(c.outputs) != 1 or c.shape(c.output_ids[0]) != ():
+        raise CircuitError("node adjoints need a circuit with one scalar output")
+    b = Builder()
+    new = [0] * len(c)
+    perturbations: list[tuple[int, str]] = []
+    for i, op, args, params, shape in c.records():
+        if op == "input":
+            new[i] = b.input(params, shape).id
+        elif op == "const":
+            new[i] = b.const_id(params)
+        else:
+            v = b.apply_id(op, tuple(new[a] for a in args), params)
+            name = f"\0e{i}"  # no parsed or traced input can have this name
+            new[i] = b.apply_id("add", (v, b.input(name, shape).id))
+            perturbations.append((i, name))
+    wrt = list(c.inputs) + [name for _, name in perturbations]
+    p = b.finish([("J", new[c.output_ids[0]])], inputs=wrt)
+    g = grad(p, wrt=wrt)
+    point = dict(at)
+    point.update({name: np.zeros(c.shape(i)) for i, name in perturbations})
+    values = node_values(g, point)
+    grads = [values[j] for j in g.output_ids[1:]]
+    deltas: list[Any] = [None] * len(c)
+    for i, d in zip(c.input_ids, grads):
+        deltas[i] = d
+    for (i, _), d in zip(perturbations, grads[len(c.inputs):]):
+        deltas[i] = d
+    return deltas
+
+
+class _Drawing:
+    """The state of one drawing: the circuit, its parts, values, and the DOT statements."""
+
+    def __init__(self, c: Circuit, at: Mapping[str, Any] | None):
+        self.c = c
+        self.fc = c.meta.get("forward_count") if "adjoint_of" in c.meta else None
+        self.adjoint = self.fc is not None
+        self.values = node_values(c, at) if at is not None else None
+        self.deltas = None
+        if at is not None and not self.adjoint and len(c.outputs) == 1 \
+                and c.shape(c.output_ids[0]) == ():
+            self.deltas = node_adjoints(c, at)
+        self.gradient_titles = _gradient_title(c) if self.adjoint else {}
+        self.out_names: dict[int, list[str]] = {}
+        for name, i in zip(c.outputs, c.output_ids):
+            self.out_names.setdefault(i, []).append(self.gradient_titles.get(name, name))
+        self.users: list[list[int]] = [[] for _ in range(len(c))]
+        for i in range(len(c)):
+            for a in c.args(i):
+                self.users[a].append(i)
+
+    def in_adjoint(self, i: int) -> bool:
+        return self.adjoint and i >= self.fc
+
+    def title(self, i: int) -> str | None:
+        """The name shown on node ``i``: a program name, ``∂J/∂z`` for ``z_bar``."""
+        name = self.c.name(i)
+        if name is None:
+            return None
+        if self.in_adjoint(i) and name.endswith("_bar"):
+            return f"∂{self.c.meta.get('gradient_of', 'J')}/∂{name[:-4]}"
+        return name
+
+    def boxed_output(self, i: int) -> bool:
+        """Whether node ``i`` itself is drawn as its output (no separate output box)."""
+        names = self.out_names.get(i)
+        if not names or len(names) != 1 or self.c.op(i) in LEAVES:
+            return False
+        return self.title(i) in (None, names[0])
+
+    def shared_const(self, i: int) -> bool:
+        """Scalar constants are drawn once per use, except when they are outputs."""
+        return self.c.op(i) == "const" and not self.c.shape(i) and i not in self.out_names
+
+    # -- labels --------------------------------------------------------------------------
+    def rows(self, i: int) -> list[str]:
+        """The value and δ rows of node ``i`` (HTML table rows)."""
+        rows = []
+        if self.values is not None:
+            for line in _array(self.values[i]):
+                rows.append(f'<TR><TD COLSPAN="2">{_h(line)}</TD></TR>')
+        if self.deltas is not None and self.deltas[i] is not None:
+            lines = _array(self.deltas[i])
+            for k, line in enumerate(lines):
+                text = ("δ " if k == 0 else "") + line
+                rows.append(f'<TR><TD COLSPAN="2"><FONT COLOR="{_DELTA_COLOUR}">'
+                            f'{_h(text)}</FONT></TD></TR>')
+        return rows
+
+    def node(self, i: int) -> tuple[str, list[tuple[str, str]]]:
+        """The label and attributes of node ``i``."""
+        c, op = self.c, self.c.op(i)
+        shape = c.shape(i)
+        output = self.boxed_output(i)
+        if op == "input":
+            fill, line = _INPUT
+            head = f"<B>{_h(c.params(i))}</B>"
+        elif op == "const":
+            fill, line = _CONST
+            if shape:
+                head = f'<FONT COLOR="{_MUTED}">const</FONT>'
+            else:
+                head = _h(_number(c.params(i)))
+        else:
+            fill, line = _ADJOINT if self.in_adjoint(i) else _FORWARD
+            symbol = _h(PRIMITIVES[op].label)
+            title = self.title(i)
+            if output and title is None:
+                title = self.out_names[i][0]
+            head = symbol if title is None else f"{symbol}  <B>{_h(title)}</B>"
+        if output:
+            fill, line = _OUTPUT
+        rows = []
+        if shape:
+            rows.append(f'<TR><TD COLSPAN="2"><FONT COLOR="{_MUTED}" POINT-SIZE="10">'
+                        f'{_shape_text(shape)}</FONT></TD></TR>')
+        if op != "const" or shape:
+            rows += self.rows(i)
+        ports = self.ports(i)
+        simple = not rows and not ports
+        attrs: list[tuple[str, str]] = []
+        if simple and op not in LEAVES:
+            label = f"<{head}>"
+            plain_symbol = self.title(i) is None and not output
+            circle = plain_symbol and len(PRIMITIVES[op].label) <= 2
+            attrs.append(("shape", "circle" if circle else "box"))
+            attrs.append(("style", "filled" if circle else "rounded,filled"))
+        elif simple:
+            label = f"<{head}>"
+            attrs.append(("shape", "box"))
+            attrs.append(("style", "rounded,filled"))
+        else:
+            label = self.table(head, rows, ports, "e" if self.in_adjoint(i) else "w")
+            attrs.append(("shape", "box"))
+            attrs.append(("style", "rounded,filled"))
+            attrs.append(("margin", "0.04"))
+        attrs.append(("fillcolor", fill))
+        attrs.append(("color", line))
+        if output:
+            attrs.append(("peripheries", "2"))
+        if op == "const":
+            attrs.append(("fontsize", "10"))
+            attrs.append(("fontcolor", "#374151"))
+            if not (rows or ports):
+                attrs.append(("height", "0.25"))
+                attrs.append(("width", "0.3"))
+        return label, attrs
+
+    def ports(self, i: int) -> int:
+        """Number of numbered argument ports of node ``i`` (0: edges enter the node)."""
+        prim = PRIMITIVES[self.c.op(i)]
+        return prim.arity if prim.arity > 1 and not prim.commutative else 0
+
+    @staticmethod
+    def table(head: str, rows: list[str], ports: int, side: str) -> str:
+        body = f'<TR><TD COLSPAN="2">{head}</TD></TR>' + "".join(rows)
+        inner = f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0">{body}</TABLE>'
+        if not ports:
+            return f"<{inner}>"
+        cells = "".join(f'<TR><TD PORT="a{k}"><FONT COLOR="{_MUTED}" POINT-SIZE="9">{k + 1}'
+                        f"</FONT></TD></TR>" for k in range(ports))
+        left = f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0">{cells}</TABLE>'
+        # Arguments enter from the side they come from: the left in the forward pass, the
+        # right in the adjoint pass (drawn flowing back).
+        cells = [f"<TD>{left}</TD>", f"<TD>{inner}</TD>"]
+        if side == "e":
+            cells.reverse()
+        return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">'
+                f"<TR>{''.join(cells)}</TR></TABLE>>")
+
+    # -- the graph -----------------------------------------------------------------------
+    def dot_name(self, i: int, user: int | None = None) -> str:
+        if user is not None and self.shared_const(i):
+            return f"n{i}_{user}"
+        return f"n{i}"
+
+    def statements(self, part: range) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        """(DOT name, label, attributes) of the nodes with ids in ``part``."""
+        out = []
+        for i in part:
+            if self.shared_const(i):
+                continue
+            label, attrs = self.node(i)
+            out.append((self.dot_name(i), label, attrs))
+        for i in part:
+            if self.c.op(i) in LEAVES:
+                continue
+            seen = set()
+            for a in self.c.args(i):
+                if self.shared_const(a) and a not in seen:
+                    seen.add(a)
+                    label, attrs = self.node(a)
+                    out.append((self.dot_name(a, i), label, attrs))
+        return out
+
+    def edges(self) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        """(tail, head, attributes) of every argument edge, in ascending order of the user."""
+        out = []
+        for i in range(len(self.c)):
+            ports = self.ports(i)
+            for k, a in enumerate(self.c.args(i)):
+                tail = self.dot_name(a, i)
+                side = "e" if self.in_adjoint(i) else "w"
+                head = f"n{i}" + (f":a{k}:{side}" if ports else "")
+                attrs: list[tuple[str, str]] = []
+                if not self.adjoint or not self.in_adjoint(i):
+                    attrs.append(("color", _FORWARD[1]))
+                elif self.in_adjoint(a) or self.shared_const(a):
+                    # The adjoint pass flows back: lay the edge out reversed (right to left).
+                    tail, head = head, tail
+                    attrs += [("dir", "back"), ("color", _ADJOINT[1])]
+                else:
+                    attrs += [("color", "#94a3b8"), ("style", "dashed"), ("weight", "0")]
+                out.append((tail, head, attrs))
+        return out
+
+
+def _check(c: Circuit, max_nodes: int | None) -> None:
+    if not isinstance(c, Circuit):
+        raise CircuitError(f"to_dot needs a Circuit, got {type(c).__name__}")
+    if max_nodes is not None and len(c) > max_nodes:
+        raise CircuitError(
+            f"the circuit has {len(c)} nodes (size {c.size}), more than max_nodes={max_nodes}: "
+            "Graphviz would take long to lay it out and the diagram would be unreadable. Draw "
+            f"it anyway with max_nodes=None (or max_nodes={len(c)})")
+
+
+def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
+           max_nodes: int | None = MAX_NODES) -> "graphviz.Digraph":  # noqa: F821
+    """The diagram of a circuit (or of an adjoint circuit) as a ``graphviz.Digraph``.
+
+    Args:
+        c: the circuit; an adjoint circuit from :func:`~circuitgrad.grad` is drawn as the
+            forward pass and, below it, the adjoint pass flowing back.
+        at: a point (input name → number or array): every node shows its value there, and on
+            a forward circuit with one scalar output also its adjoint δ = ∂J/∂node.
+        max_nodes: the most nodes to draw (``None``: no limit).
+
+    Returns:
+        A ``graphviz.Digraph``; ``.source`` is the DOT text, ``.pipe(format="svg")`` renders
+        it (that needs the Graphviz ``dot`` program; the DOT text does not).
+
+    Raises:
+        CircuitError: more than ``max_nodes`` nodes, or a bad point.
+
+    >>> import circuitgrad as cg
+    >>> d = to_dot(cg.parse("J = sin(x)"), at={"x": 0.0})
+    >>> 'n1' in d.source and "δ 1" in d.source
+    True
+    """
+    import graphviz
+
+    _check(c, max_nodes)
+    drawing = _Drawing(c, at)
+    d = graphviz.Digraph("circuit")
+    d.attr("graph", rankdir="LR", fontname=FONT, nodesep="0.25", ranksep="0.35",
+           bgcolor="white", pad="0.2")
+    d.attr("node", fontname=FONT, fontsize="12", height="0.4", width="0.4", margin="0.06,0.03",
+           penwidth="1.2")
+    d.attr("edge", fontname=FONT, arrowsize="0.6", penwidth="1.1")
+    n = len(c)
+    if drawing.adjoint:
+        parts = [("forward", "forward pass: values", range(drawing.fc), "#f8fafc"),
+                 ("adjoint", f"adjoint pass: δ = ∂{c.meta.get('gradient_of', 'J')}/∂v, "
+                             "flowing back", range(drawing.fc, n), "#fffaf5")]
+        for key, title, part, colour in parts:
+            with d.subgraph(name=f"cluster_{key}") as s:
+                s.attr(label=title, labeljust="l", style="rounded,filled", color="#cbd5e1",
+                       fillcolor=colour, fontcolor=_MUTED, fontsize="11")
+                for name, label, attrs in drawing.statements(part):
+                    s.node(name, label, _attributes=attrs)
+    else:
+        for name, label, attrs in drawing.statements(range(n)):
+            d.node(name, label, _attributes=attrs)
+    for tail, head, attrs in drawing.edges():
+        d.edge(tail, head, _attributes=attrs)
+    for k, (name, i) in enumerate(zip(c.outputs, c.output_ids)):
+        if drawing.boxed_output(i):
+            continue
+        title = drawing.gradient_titles.get(name)
+        box = [("shape", "box"), ("style", "rounded,filled"), ("fillcolor", _OUTPUT[0]),
+               ("color", _OUTPUT[1]), ("peripheries", "2")]
+        if title is None:
+            d.node(f"out{k}", f"<<B>{_h(name)}</B>>", _attributes=box)
+            d.edge(f"n{i}", f"out{k}", _attributes=[("color", _OUTPUT[1])])
+        else:
+            # A gradient output sits with the adjoint pass, at its left end.
+            with d.subgraph(name="cluster_adjoint") as s:
+                s.node(f"out{k}", f"<<B>{_h(title)}</B>>", _attributes=box)
+            d.edge(f"out{k}", f"n{i}", _attributes=[("dir", "back"), ("color", _OUTPUT[1])])
+    return d
+
+
+def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = None,
+           max_nodes: int | None = MAX_NODES) -> str:
+    """Draw a circuit to a file; the format comes from the suffix: svg, png, pdf or dot.
+
+    Args:
+        c: the circuit (see :func:`to_dot`).
+        path: the file to write; ``.dot`` writes the DOT text and needs no Graphviz.
+        at: a point whose values (and adjoints) to show, as in :func:`to_dot`.
+        max_nodes: as in :func:`to_dot`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        CircuitError: an unknown suffix, a circuit too big, or (for svg, png, pdf) no
+            Graphviz ``dot`` program installed.
+
+    >>> import circuitgrad as cg, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "c.dot")
+    >>> render(cg.parse("x*y"), path) == path
+    True
+    """
+    import graphviz
+
+    path = os.fspath(path)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise CircuitError(f"cannot tell the format of {path!r}: its suffix must be one of "
+                           f"{', '.join('.' + f for f in FORMATS)}")
+    d = to_dot(c, at=at, max_nodes=max_nodes)
+    if fmt == "dot":
+        data = d.source.encode("utf-8")
+    else:
+        try:
+            data = d.pipe(format=fmt)
+        except graphviz.ExecutableNotFound:
+            raise CircuitError(
+                f"rendering {fmt} needs the Graphviz 'dot' program, which is not installed: "
+                "install Graphviz (Debian/Ubuntu: apt-get install graphviz, macOS: brew install "
+                "graphviz), or write a .dot file") from None
+        except graphviz.CalledProcessError as e:
+            raise CircuitError(f"Graphviz failed to render {path!r}: {e}") from None
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
