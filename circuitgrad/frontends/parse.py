@@ -18,6 +18,7 @@ long programs are parsed in chunks of lines (linear time, memory of one chunk's 
 from __future__ import annotations
 
 import ast
+import warnings
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -65,7 +66,11 @@ def _syntax_trees(lines: list[str], margin: int = 0) -> Iterator[tuple[ast.Modul
     while start < n:
         end = min(n, start + size)
         try:
-            tree = ast.parse("\n".join(lines[start:end]), mode="exec")
+            with warnings.catch_warnings():
+                # "1if x" or "\d" warn while parsing: the user's text is not our code.
+                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tree = ast.parse("\n".join(lines[start:end]), mode="exec")
         except SyntaxError as e:
             if end < n and not (deep and size + 1 >= deep):
                 # The chunk may end inside a statement: take more lines (short of an overflow).

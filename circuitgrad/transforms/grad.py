@@ -75,8 +75,8 @@ def active_nodes(c: Circuit, wrt: Sequence[str]) -> bytearray:
 def fit_shape(b: Builder, value: int, shape: tuple[int, ...], exact: bool = False) -> int:
     """Sum a contribution with a broadcast shape back down to ``shape``.
 
-    A smaller contribution (that broadcasts up to ``shape``) is kept as it is, unless
-    ``exact``: then it becomes a ``broadcast_to`` view.
+    A smaller contribution (a scalar adjoint of a ``sum``, say) stands for its broadcast to
+    ``shape`` and is kept as it is, unless ``exact``: then it becomes a ``broadcast_to`` view.
     """
     have = b.shapes[value]
     if have == shape:
@@ -139,11 +139,15 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
                 b.name(bar, f"{name}_bar")
         args = c._args[i]
         need = [active[a] for a in args]
+        elementwise = PRIMITIVES[c._ops[i]].shape is None
         for a, ok, contribution in zip(args, need, _contributions(b, c, i, bar, need)):
             if contribution is None or not ok:
                 continue
             cid = contribution.id
-            if b.shapes[cid] != shapes[a]:
+            if elementwise and shapes[a] != shapes[i]:
+                # The argument was broadcast: its adjoint sums the node's over the copies.
+                cid = fit_shape(b, fit_shape(b, cid, shapes[i], exact=True), shapes[a])
+            elif b.shapes[cid] != shapes[a]:
                 cid = fit_shape(b, cid, shapes[a])
             adjoint[a] = cid if a not in adjoint else b.apply_id("add", (adjoint[a], cid))
     outputs: list[tuple[str, int]] = [(out_name, out_id)]
@@ -226,8 +230,9 @@ def _size_factor(broadcasting: bool) -> int:
     for op, prim in PRIMITIVES.items():
         if op in LEAVES:
             continue
-        # An elementwise op may need one sum_to per argument to undo broadcasting.
-        undo = prim.arity if broadcasting and prim.shape is None else 0
+        # An elementwise op may need one sum_to per argument to undo broadcasting; another
+        # op one broadcast_to view of its adjoint (a scalar adjoint of a sum, say).
+        undo = (prim.arity if prim.shape is None else 1) if broadcasting else 0
         rules.append(rule_size(op) + undo)
     return max(rules) + 2
 
