@@ -1,0 +1,340 @@
+"""The ``circuitgrad`` command line: evaluate, differentiate, draw and measure a program.
+
+::
+
+    circuitgrad eval  EXPR --at x=1,y=2 [--grad]   # value (and gradient) at a point
+    circuitgrad grad  EXPR [--wrt x,y]             # the generated gradient source
+    circuitgrad draw  EXPR [--grad] [--at ...] -o out.svg
+    circuitgrad info  EXPR                         # inputs, outputs, size, adjoint size
+
+EXPR is an expression or program text, ``-f FILE`` reads a program file and ``-`` standard
+input; ``--shapes W=3x4,x=4`` declares tensor inputs. Bad input prints one line to standard
+error (with the line and column of a parse error) and exits with status 1; a bad command line
+exits with status 2, as ``argparse`` does.
+
+    >>> main(["eval", "x*y", "--at", "x=2,y=3"])
+    f = 6.0
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+from .circuit import Circuit
+from .errors import CircuitError
+from .frontends.parse import parse
+from .lower.dot import MAX_NODES, render, to_dot
+from .lower.numpy import to_numpy
+from .transforms.grad import grad
+
+_EPILOG = """\
+examples:
+  circuitgrad eval "sin(x)*y" --at x=0.5,y=2 --grad
+  circuitgrad grad -f net.txt --wrt w,b
+  circuitgrad draw "z = w*x + b; J = relu(z)" --grad --at w=2,x=1,b=-1 -o adjoint.png
+  circuitgrad info "W @ x" --shapes W=3x4,x=4
+  echo "x**2" | circuitgrad eval - --at x=3
+
+A program is Python syntax: lines 'name = expression' (or separated by ';'), the last one is
+the output. Functions: sin cos tanh exp log sqrt square abs relu sigmoid step sign sum mean
+transpose outer; operators + - * / ** @ and .T.
+"""
+
+
+class UsageError(CircuitError):
+    """A bad option value (a point, a shape, a file)."""
+
+
+# -- option values -------------------------------------------------------------------------
+def _split(text: str) -> list[str]:
+    """Split ``a=1,b=[1,2]`` at the commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:k])
+            start = k + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _pairs(items: Sequence[str], option: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        for part in _split(item):
+            name, eq, value = part.partition("=")
+            if not eq or not name.strip():
+                raise UsageError(f"{option}: expected name=value, got {part!r}")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def parse_point(items: Sequence[str]) -> dict[str, Any]:
+    """``["x=1,y=2", "v=[1,2]"]`` → ``{"x": 1.0, "y": 2.0, "v": array([1., 2.])}``.
+
+    >>> parse_point(["x=1,v=[1, 2]"])
+    {'x': 1.0, 'v': array([1., 2.])}
+    """
+    point: dict[str, Any] = {}
+    for name, text in _pairs(items, "--at"):
+        if name in point:
+            raise UsageError(f"--at gives {name!r} twice")
+        try:
+            value = ast.literal_eval(text)
+            array = np.array(value, dtype=np.float64)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise UsageError(f"--at: the value of {name!r} is not a number or a list of "
+                             f"numbers: {text!r}") from None
+        if isinstance(value, bool) or array.dtype != np.float64:
+            raise UsageError(f"--at: the value of {name!r} is not a number: {text!r}")
+        point[name] = float(array) if array.ndim == 0 else array
+    return point
+
+
+def parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """``["W=3x4,x=4,c="]`` → ``{"W": (3, 4), "x": (4,), "c": ()}``.
+
+    >>> parse_shapes(["W=3x4,x=4"])
+    {'W': (3, 4), 'x': (4,)}
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, text in _pairs(items, "--shapes"):
+        if name in shapes:
+            raise UsageError(f"--shapes gives {name!r} twice")
+        text = text.strip("()").replace(" ", "")
+        dims = [d for d in text.replace("×", "x").replace("*", "x").split("x")] if text else []
+        if not all(d.isdigit() for d in dims):
+            raise UsageError(f"--shapes: the shape of {name!r} must be lengths joined by 'x', "
+                             f"such as 3x4 or 4, got {text!r}")
+        shapes[name] = tuple(int(d) for d in dims)
+    return shapes
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--wrt: give input names, such as --wrt x,y")
+    return names
+
+
+# -- reading the program -------------------------------------------------------------------
+def read_program(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The program text and the file it came from (None for an expression or stdin)."""
+    if args.file is not None and args.expr is not None:
+        raise UsageError("give either an expression or -f FILE, not both")
+    if args.file is not None:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                return f.read(), args.file
+        except OSError as e:
+            raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"cannot read {args.file}: it is not UTF-8 text") from None
+    if args.expr is None:
+        raise UsageError("give an expression, -f FILE, or - to read standard input")
+    if args.expr == "-":
+        return sys.stdin.read(), "<stdin>"
+    return args.expr, None
+
+
+def load(args: argparse.Namespace) -> Circuit:
+    """The circuit of the program the arguments name."""
+    text, source = read_program(args)
+    shapes = parse_shapes(args.shapes) if args.shapes else None
+    try:
+        return parse(text, shapes=shapes)
+    except CircuitError as e:
+        if source is not None and getattr(e, "line", None) is not None:
+            raise type(e)(f"{source}: {e}") from None
+        raise
+
+
+def _gradient(c: Circuit, args: argparse.Namespace) -> Circuit:
+    output = getattr(args, "of", None)
+    if output is None and len(c.outputs) > 1:
+        raise UsageError(f"the program has {len(c.outputs)} outputs {list(c.outputs)}: say "
+                         "which one to differentiate with --of NAME")
+    return grad(c, wrt=_names(getattr(args, "wrt", None)), output=output)
+
+
+def _format(name: str, value: Any) -> str:
+    a = np.asarray(value)
+    if a.ndim == 0:
+        return f"{name} = {float(a)!r}"
+    prefix = f"{name} = "
+    return prefix + np.array2string(a, separator=", ", max_line_width=100, prefix=prefix)
+
+
+# -- the commands --------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    c = load(args)
+    point = parse_point(args.at or [])
+    target = _gradient(c, args) if args.grad else c
+    missing = [n for n in target.inputs if n not in point]
+    unknown = [n for n in point if n not in target.inputs]
+    if missing:
+        raise UsageError(f"--at has no value for {missing} (inputs: {list(target.inputs)})")
+    if unknown:
+        raise UsageError(f"--at names {unknown}, which are not inputs (inputs: "
+                         f"{list(target.inputs)})")
+    with np.errstate(all="ignore"):
+        result = to_numpy(target)(**point)
+    values = result if len(target.outputs) > 1 else (result,)
+    for name, value in zip(target.outputs, values):
+        print(_format(name, value))
+    return 0
+
+
+def cmd_grad(args: argparse.Namespace) -> int:
+    g = _gradient(load(args), args)
+    name = f"grad_{g.meta['gradient_of']}"
+    print(to_numpy(g, name=name if name.isidentifier() else "grad").source)
+    return 0
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    c = load(args)
+    if args.grad:
+        c = _gradient(c, args)
+    limit = args.max_nodes if args.max_nodes > 0 else None
+    if limit is not None and len(c) > limit:
+        raise UsageError(f"the circuit has {len(c)} nodes, more than --max-nodes {limit}: "
+                         "Graphviz would take long and the diagram would be unreadable; draw "
+                         "it anyway with --max-nodes 0 (no limit)")
+    point = parse_point(args.at) if args.at else None
+    if args.output is None:
+        sys.stdout.write(to_dot(c, at=point, max_nodes=None).source)
+    else:
+        render(c, args.output, at=point, max_nodes=None)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    c = load(args)
+
+    def described(names: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> str:
+        return ", ".join(n + (f" {shapes[n]}" if shapes[n] else "") for n in names) or "-"
+
+    print(f"inputs:  {described(c.inputs, c.input_shapes)}")
+    print(f"outputs: {described(c.outputs, c.output_shapes)}")
+    leaves = len(c) - c.size
+    print(f"size:    {c.size} operations ({leaves} inputs and constants)")
+    try:
+        g = _gradient(c, args)
+    except CircuitError as e:
+        print(f"adjoint: none ({e})")
+        return 0
+    ratio = g.size / c.size if c.size else float("nan")
+    print(f"adjoint: {g.size} operations, {ratio:.2f} x the forward size "
+          f"(outputs {', '.join(g.outputs)})")
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="circuitgrad", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Turn expressions into differentiable circuits, build their gradients as "
+                    "circuits, and lower them to NumPy code and Graphviz diagrams.",
+        epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=f"circuitgrad {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help, description=help, epilog=_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("expr", nargs="?", metavar="EXPR",
+                       help="an expression or program ('z = w*x + b; J = relu(z)'), or - to "
+                            "read standard input")
+        p.add_argument("-f", "--file", metavar="FILE", help="read the program from FILE")
+        p.add_argument("--shapes", action="append", metavar="NAME=SHAPE,...",
+                       help="shapes of tensor inputs, e.g. W=3x4,x=4 (others are scalars)")
+        return p
+
+    def gradient_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--wrt", metavar="NAMES",
+                       help="differentiate with respect to these inputs (default: all), e.g. "
+                            "w,b")
+        p.add_argument("--of", metavar="NAME",
+                       help="the output to differentiate, when the program has several")
+
+    p = command("eval", "evaluate the program (and its gradient) at a point")
+    p.add_argument("--at", action="append", metavar="NAME=VALUE,...",
+                   help="the point, e.g. x=1,y=2 or v=[1,2,3]")
+    p.add_argument("--grad", action="store_true", help="also print the gradient")
+    gradient_options(p)
+    p.set_defaults(run=cmd_eval)
+
+    p = command("grad", "print the generated NumPy source of the gradient")
+    gradient_options(p)
+    p.set_defaults(run=cmd_grad)
+
+    p = command("draw", "draw the circuit (or its adjoint) with Graphviz")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="the file to write: .svg, .png, .pdf or .dot (default: DOT on "
+                        "standard output)")
+    p.add_argument("--grad", action="store_true",
+                   help="draw the adjoint circuit: the forward pass and the adjoints flowing "
+                        "back")
+    p.add_argument("--at", action="append", metavar="NAME=VALUE,...",
+                   help="show every node's value (and adjoint δ) at this point")
+    p.add_argument("--max-nodes", type=int, default=MAX_NODES, metavar="N",
+                   help=f"refuse circuits of more than N nodes (default {MAX_NODES}; 0: no "
+                        "limit)")
+    gradient_options(p)
+    p.set_defaults(run=cmd_draw)
+
+    p = command("info", "print inputs, outputs, size and the adjoint's size")
+    gradient_options(p)
+    p.set_defaults(run=cmd_info)
+    return parser
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 bad input, 2 bad usage).
+
+    >>> main(["info", "sin(x)*y"])
+    inputs:  x, y
+    outputs: f
+    size:    2 operations (2 inputs and constants)
+    adjoint: 4 operations, 2.00 x the forward size (outputs f, df_dx, df_dy)
+    0
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except CircuitError as e:  # ParseError names the line and column
+        print(f"circuitgrad: error: {_one_line(str(e))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # noqa: BLE001 - a command line prints one line, never a traceback
+        print(f"circuitgrad: internal error: {type(e).__name__}: {_one_line(str(e))} "
+              "(please report it)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
