@@ -1,0 +1,157 @@
+"""The JSON lowering: a circuit saved as text (schema version 1, documented in docs/json.md).
+
+The document is one JSON object; ``nodes`` lists the circuit's node records in topological
+order, one per line, so a saved circuit reads (and diffs) like the listing of ``repr``::
+
+    {"format": "circuitgrad.circuit", "version": 1,
+     "inputs": ["x"],
+     "outputs": [["f", 1]],
+     "nodes": [
+      {"op": "input", "input": "x"},
+      {"op": "sin", "args": [0]}
+     ]}
+
+Numbers are written exactly (``repr`` of a float64 round-trips); the non-finite constants,
+which JSON has no numbers for, are the strings ``"nan"``, ``"inf"`` and ``"-inf"``. An array
+constant is its elements in row-major order plus its ``shape``. Read it back with
+:func:`circuitgrad.from_json`, which checks everything and rebuilds the circuit through the
+builder.
+
+    >>> import circuitgrad as cg
+    >>> print(to_json(cg.parse("sin(x)")))
+    {"format": "circuitgrad.circuit", "version": 1,
+     "inputs": ["x"],
+     "outputs": [["f", 1]],
+     "nodes": [
+      {"op": "input", "input": "x"},
+      {"op": "sin", "args": [0]}
+     ]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from ..circuit import Circuit
+from ..errors import CircuitError
+
+FORMAT = "circuitgrad.circuit"
+"""The ``format`` field of every saved circuit."""
+
+VERSION = 1
+"""The schema version :func:`to_json` writes (and :func:`~circuitgrad.from_json` reads)."""
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def number(value: float) -> float | str:
+    """A float64 as JSON: the number itself, or ``"nan"``, ``"inf"``, ``"-inf"``.
+
+        >>> number(0.5), number(float("-inf"))
+        (0.5, '-inf')
+    """
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _param(i: int, key: str, value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        raise CircuitError(f"node {i}: param {key}={value!r} cannot be saved")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (tuple, list)) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in value):
+        return [int(v) for v in value]
+    raise CircuitError(f"node {i}: param {key}={value!r} cannot be saved (integers and "
+                       "tuples of integers can)")
+
+
+def _meta(meta: dict[str, Any]) -> dict[str, Any]:
+    saved: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key == "adjoint_of":
+            saved[key] = sorted([int(a), int(f)] for a, f in value.items())
+        elif isinstance(value, tuple) and all(isinstance(v, _SCALARS) for v in value):
+            saved[key] = list(value)
+        elif isinstance(value, _SCALARS) and not (isinstance(value, float)
+                                                  and not math.isfinite(value)):
+            saved[key] = value
+        else:
+            raise CircuitError(f"meta entry {key!r} = {value!r} cannot be saved: only "
+                               "'adjoint_of', scalars and tuples of scalars can")
+    return saved
+
+
+def to_json(c: Circuit) -> str:
+    """Save a circuit as JSON text (schema version 1, see docs/json.md).
+
+    Args:
+        c: the circuit.
+
+    Returns:
+        The JSON document: one node record per line, numbers written exactly.
+
+    Raises:
+        CircuitError: ``c`` is not a circuit, or holds params or meta entries that the
+            schema cannot represent.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("z = w*x + b")
+    >>> cg.from_json(to_json(c)).outputs
+    ('z',)
+    """
+    if not isinstance(c, Circuit):
+        raise CircuitError(f"to_json needs a Circuit, got {type(c).__name__}")
+    nodes = []
+    for i, op, args, params, shape in c.records():
+        record: dict[str, Any] = {"op": op}
+        if op == "input":
+            record["input"] = params
+        elif op == "const":
+            if isinstance(params, np.ndarray):
+                record["value"] = [number(v) for v in params.ravel().tolist()]
+            else:
+                record["value"] = number(params)
+        else:
+            record["args"] = list(args)
+            if params:
+                record["params"] = {k: _param(i, k, v) for k, v in params.items()
+                                    if v is not None}
+        if shape:
+            record["shape"] = list(shape)
+        name = c.name(i)
+        if name is not None:
+            record["name"] = name
+        nodes.append(record)
+    head = {"format": FORMAT, "version": VERSION}
+    parts = {"inputs": list(c.inputs),
+             "outputs": [[name, i] for name, i in zip(c.outputs, c.output_ids)]}
+    if c.meta:
+        parts["meta"] = _meta(c.meta)
+    try:
+        return _document(head, parts, nodes, ensure_ascii=False)
+    except UnicodeEncodeError:  # a name with a lone surrogate: escape everything
+        return _document(head, parts, nodes, ensure_ascii=True)
+
+
+def _document(head: dict, parts: dict, nodes: list[dict], ensure_ascii: bool) -> str:
+    def dump(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=ensure_ascii, allow_nan=False)
+
+    lines = [dump(head)[:-1] + ","]
+    lines += [f" {dump(k)}: {dump(v)}," for k, v in parts.items()]
+    body = ",\n".join(f"  {dump(node)}" for node in nodes)
+    lines.append(' "nodes": [\n' + body + "\n ]}")
+    text = "\n".join(lines)
+    if not ensure_ascii:
+        text.encode("utf-8")
+    return text
