@@ -14,7 +14,9 @@ table) → ``transforms/`` (grad ...) → ``lower/`` (numpy, text ...).
 from .check import check_grad
 from .circuit import Circuit, Value
 from .errors import CircuitError, ParseError, ShapeError
+from .frontends.json import from_json
 from .frontends import from_sympy, parse, to_sympy, trace
+from .lower.json import to_json
 from .lower import NumpyFunction, render, to_dot, to_numpy
 from .ops import (abs, cos, exp, log, mean, outer, relu, sigmoid, sign, sin, sqrt, square,
                   step, sum, tanh, transpose)
@@ -28,6 +30,7 @@ __all__ = [
     "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
     "to_dot", "render",
     "check_grad", "scalarize",
+    "to_json", "from_json",
     "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
     "square", "step", "sum", "tanh", "transpose", "__version__",
 ]

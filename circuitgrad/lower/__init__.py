@@ -1,7 +1,8 @@
 """Lowerings: functions from a circuit to text, a callable or a diagram."""
 
 from .dot import render, to_dot
+from .json import to_json
 from .numpy import NumpyFunction, to_numpy
 from .text import listing
 
-__all__ = ["NumpyFunction", "to_numpy", "listing", "to_dot", "render"]
+__all__ = ["to_json", "NumpyFunction", "to_numpy", "listing", "to_dot", "render"]
