@@ -21,7 +21,7 @@ from .lower import NumpyFunction, render, to_dot, to_numpy
 from .ops import (abs, cos, exp, log, mean, outer, relu, sigmoid, sign, sin, sqrt, square,
                   step, sum, tanh, transpose)
 from .primitives import PRIMITIVES
-from .transforms import grad, scalarize
+from .transforms import grad, hessian, hvp, jvp, scalarize, simplify
 
 __version__ = "0.1.0"
 
@@ -29,7 +29,7 @@ __all__ = [
     "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "PRIMITIVES",
     "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
     "to_dot", "render",
-    "check_grad", "scalarize",
+    "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian",
     "to_json", "from_json",
     "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
     "square", "step", "sum", "tanh", "transpose", "__version__",

@@ -1,0 +1,343 @@
+"""Forward mode and second derivatives, as circuits: :func:`jvp`, :func:`hvp`, :func:`hessian`.
+
+Forward mode is the notes' forward sweep with one more number per node: walk the nodes in
+ascending id (a topological order) and give each node a *tangent* ``v_dot``, the derivative of
+``v`` along the input direction ``t``. A node's tangent is ``Σᵢ argᵢ_dot · ∂out/∂argᵢ``, with
+the same local partials the adjoint pass uses (the table's ``partials``: ``None`` and the
+numbers 1 and -1 cost no multiplication), or the table's ``jvp`` rule for the tensor-linear
+ops (matmul, sum, transpose ...). Nodes that depend on no seeded input get no tangent, so
+nothing is built for them. The sweep emits a constant number of nodes per node, so
+``jvp(c).size <= JVP_SIZE_FACTOR * c.size`` (:func:`tangent_rule_size`, from the table).
+
+Second order is forward-over-reverse: :func:`hvp` is the forward sweep over the adjoint
+circuit ``grad(c)``, seeded with the direction ``v``, so ``H·v`` costs
+``O(c.size)`` (:data:`HVP_SIZE_FACTOR`); :func:`hessian` runs one such sweep per input entry,
+seeded with a unit vector (a constant, so multiplications by 0 and 1 are never built).
+
+Results are ordinary circuits (simplified with :func:`~circuitgrad.simplify` by default):
+they lower, render, and compose, e.g. ``grad(jvp(c), output="f_dot")``.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("f = x*y + sin(x)")
+    >>> j = cg.jvp(c, tangents={"x": "tx", "y": "ty"})
+    >>> j.inputs, j.outputs
+    (('x', 'y', 'tx', 'ty'), ('f', 'f_dot'))
+    >>> [float(v) for v in cg.to_numpy(j)(x=0.0, y=2.0, tx=1.0, ty=0.0)]
+    [0.0, 3.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
+from ..errors import CircuitError
+from ..primitives import PRIMITIVES
+from .grad import SIZE_FACTOR, grad, pick_inputs, pick_output
+from .simplify import simplify as simplify_circuit
+
+
+def tangent_sweep(b: Builder, c: Circuit, seeds: dict[int, int]) -> dict[int, int]:
+    """The tangent node of every node of ``c`` that depends on a seeded node.
+
+    Args:
+        b: a builder extending ``c`` (``Builder(c)``: the same node ids), where tangents are
+            built.
+        c: the circuit.
+        seeds: the tangent of some nodes (usually inputs), as nodes of ``b``.
+
+    Returns:
+        ``{node of c: its tangent node in b}``; a node missing has tangent zero.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("f = x*x")
+    >>> b = Builder(c)
+    >>> t = tangent_sweep(b, c, {c.input_ids[0]: b.const_id(1.0)})
+    >>> b.ops[t[c.output_ids[0]]], b.args[t[c.output_ids[0]]] == (c.input_ids[0],) * 2
+    ('add', True)
+    """
+    tangent = dict(seeds)
+    ops, all_args, all_params, shapes = c._ops, c._args, c._params, c._shapes
+    for i in range(min(seeds, default=len(c)), len(c)):
+        op = ops[i]
+        if op in LEAVES:
+            continue
+        args = all_args[i]
+        ts = [tangent.get(a) for a in args]
+        if all(t is None for t in ts):
+            continue
+        prim = PRIMITIVES[op]
+        params = all_params[i] or {}
+        values = [Value(b, a) for a in args]
+        if prim.partials is None:
+            result = prim.jvp(tuple(None if t is None else Value(b, t) for t in ts),
+                              Value(b, i), *values, **params)
+            total = None if result is None else result.id
+        else:
+            total = None
+            for t, p in zip(ts, prim.partials(Value(b, i), *values, **params)):
+                if t is None or p is None:
+                    continue
+                term = _times(b, t, p)
+                total = term if total is None else b.apply_id("add", (total, term))
+        if total is None:
+            continue
+        if b.shapes[total] != shapes[i]:
+            # An argument broadcast by the node: its tangent is broadcast too.
+            total = b.apply_id("broadcast_to", (total,), {"shape": shapes[i]})
+        tangent[i] = total
+        name = c._names.get(i)
+        if name and total >= len(c):
+            b.name(total, f"{name}_dot")
+    return tangent
+
+
+def _times(b: Builder, t: int, p: Any) -> int:
+    """``t · p`` for a partial ``p`` that is a node or a number (1 and -1 cost nothing)."""
+    if isinstance(p, Value):
+        return b.apply_id("mul", (t, p.id))
+    if p == 1.0:
+        return t
+    if p == -1.0:
+        return b.apply_id("neg", (t,))
+    return b.apply_id("mul", (t, b.const_id(float(p))))
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _zero(b: Builder, shape: tuple[int, ...]) -> int:
+    return b.const_id(np.zeros(shape) if shape else 0.0)
+
+
+def _derivative_meta(c: Circuit) -> dict[str, Any]:
+    # An adjoint circuit's forward part and adjoint nodes stay labelled for the lowerings.
+    return {k: c.meta[k] for k in ("forward_count", "adjoint_of") if k in c.meta}
+
+
+def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = True) -> Circuit:
+    """The circuit computing ``c``'s outputs and their directional derivatives ``∇f·t``.
+
+    Args:
+        c: a circuit (any number of outputs, any shapes).
+        tangents: ``{input name: tangent input name}``: the direction ``t``, given as new
+            inputs of the same shapes. Default: every input ``x`` gets ``x_dot``. Inputs not
+            named have tangent zero.
+        simplify: simplify the result (exact rules only).
+
+    Returns:
+        A circuit with inputs ``c.inputs`` then the tangent names, and outputs ``c.outputs``
+        then ``o_dot`` for each output ``o`` (the tangent, of ``o``'s shape; ``_`` is appended
+        to a name that is taken). Its size is at most ``JVP_SIZE_FACTOR * c.size``.
+
+    Raises:
+        CircuitError: a key that is not an input, a tangent name that is taken.
+
+    >>> import circuitgrad as cg
+    >>> j = cg.jvp(cg.parse("f = x**3"))
+    >>> j.inputs, j.outputs, float(cg.to_numpy(j)(x=2.0, x_dot=0.5)[1])
+    (('x', 'x_dot'), ('f', 'f_dot'), 6.0)
+    """
+    if tangents is None:
+        tangents = {}
+        taken = set(c.inputs) | set(c.outputs)
+        for x in c.inputs:
+            tangents[x] = _fresh(f"{x}_dot", taken)
+    tangents = dict(tangents)
+    for x, t in tangents.items():
+        if x not in c.inputs:
+            raise CircuitError(f"tangents names {x!r}, which is not an input; inputs are "
+                               f"{list(c.inputs)}")
+        if not isinstance(t, str) or not t or t in c.inputs:
+            raise CircuitError(f"the tangent of {x!r} needs a new input name, got {t!r}")
+    if len(set(tangents.values())) != len(tangents):
+        raise CircuitError(f"two inputs have the same tangent name: {tangents}")
+    with no_gc():
+        b = Builder(c)
+        ids = dict(zip(c.inputs, c.input_ids))
+        seeds = {ids[x]: b.input(t, c.shape(ids[x])).id for x, t in tangents.items()}
+        tangent = tangent_sweep(b, c, seeds)
+        outputs = list(zip(c.outputs, c.output_ids))
+        taken = set(c.inputs) | set(tangents.values()) | set(c.outputs)
+        for name, i in zip(c.outputs, c.output_ids):
+            t = tangent.get(i)
+            outputs.append((_fresh(f"{name}_dot", taken),
+                            _zero(b, c.shape(i)) if t is None else t))
+        meta = {**_derivative_meta(c), "tangents": tangents}
+        result = b.finish(outputs, inputs=list(c.inputs) + list(tangents.values()), meta=meta)
+    return simplify_circuit(result) if simplify else result
+
+
+def hvp(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None = None,
+        simplify: bool = True) -> Circuit:
+    """The Hessian-vector product ``H·v`` as a circuit, forward-over-reverse, in O(c.size).
+
+    Args:
+        c: a circuit with a scalar output ``J``.
+        wrt: the inputs ``x`` of the Hessian (default: all inputs, in order).
+        output: which output, when the circuit has several.
+        simplify: simplify the result (exact rules only).
+
+    Returns:
+        A circuit with inputs ``c.inputs`` then ``v_x`` for each ``x`` in ``wrt`` (the vector,
+        of ``x``'s shape), and outputs ``J``, the gradient ``dJ_dx ...`` (as :func:`grad`),
+        then ``Hv_x ...``: the entries of ``H·v`` for ``x``, i.e.
+        ``Σ_y ∂²J/∂x∂y · v_y``, of ``x``'s shape. Its size is at most
+        ``HVP_SIZE_FACTOR * c.size``.
+
+    >>> import circuitgrad as cg
+    >>> h = cg.hvp(cg.parse("J = x**2 * y"))
+    >>> h.inputs, h.outputs
+    (('x', 'y', 'v_x', 'v_y'), ('J', 'dJ_dx', 'dJ_dy', 'Hv_x', 'Hv_y'))
+    >>> [float(v) for v in cg.to_numpy(h)(x=3.0, y=2.0, v_x=1.0, v_y=0.0)[3:]]
+    [4.0, 6.0]
+    """
+    wrt = pick_inputs(c, wrt)
+    g = grad(c, wrt=wrt, output=output)
+    with no_gc():
+        b = Builder(g)
+        ids = dict(zip(g.inputs, g.input_ids))
+        taken = set(g.inputs) | set(g.outputs)
+        directions = [_fresh(f"v_{x}", taken) for x in wrt]
+        seeds = {ids[x]: b.input(v, g.shape(ids[x])).id for x, v in zip(wrt, directions)}
+        tangent = tangent_sweep(b, g, seeds)
+        outputs = list(zip(g.outputs, g.output_ids))
+        for x, gid in zip(wrt, g.output_ids[1:]):
+            t = tangent.get(gid)
+            node = _zero(b, g.shape(gid)) if t is None else t
+            outputs.append((_fresh(f"Hv_{x}", taken), node))
+        result = b.finish(outputs, inputs=list(g.inputs) + directions,
+                          meta={**_derivative_meta(g), "hvp_of": g.outputs[0], "wrt": tuple(wrt)})
+    return simplify_circuit(result) if simplify else result
+
+
+def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None = None,
+            simplify: bool = True) -> Circuit:
+    """The full Hessian of a scalar output as a circuit: one forward sweep per input entry.
+
+    Args:
+        c: a circuit with a scalar output ``J``.
+        wrt: the inputs (default: all inputs, in order).
+        output: which output, when the circuit has several.
+        simplify: simplify the result (exact rules only).
+
+    Returns:
+        A circuit with the inputs of ``c`` and outputs ``J``, the gradient ``dJ_dx ...`` (as
+        :func:`grad`), then ``d2J_dx_dy`` for every pair ``x, y`` of ``wrt`` (row by row):
+        ``∂²J/∂x∂y``, of shape ``x.shape + y.shape`` (a scalar for scalar inputs). Its size is
+        O(n · c.size) for n input entries.
+
+    >>> import circuitgrad as cg
+    >>> h = cg.hessian(cg.parse("J = x**2 * y"))
+    >>> h.outputs
+    ('J', 'dJ_dx', 'dJ_dy', 'd2J_dx_dx', 'd2J_dx_dy', 'd2J_dy_dx', 'd2J_dy_dy')
+    >>> [float(v) for v in cg.to_numpy(h)(x=3.0, y=2.0)[3:]]
+    [4.0, 6.0, 6.0, 0.0]
+    """
+    out_name, _ = pick_output(c, output)
+    wrt = pick_inputs(c, wrt)
+    g = grad(c, wrt=wrt, output=output)
+    with no_gc():
+        b = Builder(g)
+        ids = dict(zip(g.inputs, g.input_ids))
+        gradient = dict(zip(wrt, g.output_ids[1:]))
+        outputs = list(zip(g.outputs, g.output_ids))
+        taken = set(g.inputs) | set(g.outputs)
+        for x in wrt:
+            shape_x = g.shape(ids[x])
+            # columns[y][k]: ∂(dJ/dy)/∂x[k], from the sweep seeded with the unit vector e_k.
+            columns: dict[str, list[tuple[tuple[int, ...], int]]] = {y: [] for y in wrt}
+            for k in np.ndindex(shape_x):
+                seed = b.const_id(_unit(shape_x, k))
+                tangent = tangent_sweep(b, g, {ids[x]: seed})
+                for y in wrt:
+                    t = tangent.get(gradient[y])
+                    if t is not None:
+                        columns[y].append((k, t))
+            for y in wrt:
+                node = _assemble(b, shape_x, g.shape(ids[y]), columns[y])
+                outputs.append((_fresh(f"d2{out_name}_d{x}_d{y}", taken), node))
+        result = b.finish(outputs, inputs=g.inputs,
+                          meta={**_derivative_meta(g), "hessian_of": out_name,
+                                "wrt": tuple(wrt)})
+    return simplify_circuit(result) if simplify else result
+
+
+def _unit(shape: tuple[int, ...], k: tuple[int, ...]) -> Any:
+    if not shape:
+        return 1.0
+    e = np.zeros(shape)
+    e[k] = 1.0
+    return e
+
+
+def _assemble(b: Builder, shape_x: tuple[int, ...], shape_y: tuple[int, ...],
+              column: list[tuple[tuple[int, ...], int]]) -> int:
+    """The array of shape ``shape_x + shape_y`` whose entry ``k`` is the node ``column[k]``:
+    ``Σ_k e_k ⊗ column_k``, each ``e_k`` a one-hot constant broadcast against the column."""
+    if not column:
+        return _zero(b, shape_x + shape_y)
+    if not shape_x:
+        return column[0][1]
+    total = None
+    for k, node in column:
+        e = np.zeros(shape_x + (1,) * len(shape_y))
+        e[k] = 1.0
+        term = b.apply_id("mul", (b.const_id(e), node))
+        total = term if total is None else b.apply_id("add", (total, term))
+    if b.shapes[total] != shape_x + shape_y:
+        total = b.apply_id("broadcast_to", (total,), {"shape": shape_x + shape_y})
+    return total
+
+
+def tangent_rule_size(op: str) -> int:
+    """The most nodes the tangent rule of ``op`` emits for one node, every argument with a
+    tangent (operands of the same shape; a broadcast operand costs one ``broadcast_to`` more).
+
+    >>> tangent_rule_size("mul"), tangent_rule_size("add")
+    (3, 1)
+    """
+    prim = PRIMITIVES[op]
+    if op == "matmul":
+        cases = [((2, 3), (3, 4)), ((2, 3), (3,)), ((3,), (3, 4)), ((3,), (3,))]
+    elif op == "outer":
+        cases = [((2,), (3,))]
+    elif op in ("sum", "mean"):
+        cases = [((2, 3),)]
+    elif op in ("sum_to", "broadcast_to", "transpose"):
+        return 1
+    else:
+        cases = [((),) * prim.arity]
+    worst = 0
+    for shapes in cases:
+        b = Builder()
+        args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
+        out = b.apply(op, *args)
+        c = b.finish([("f", out)])
+        b = Builder(c)
+        seeds = {i: b.input(f"t{k}", c.shape(i)).id for k, i in enumerate(c.input_ids)}
+        t = tangent_sweep(b, c, seeds).get(c.output_ids[0])
+        if t is not None:
+            tc = b.finish([("f", c.output_ids[0]), ("t", t)], inputs=list(b.inputs))
+            worst = max(worst, tc.size - c.size)
+    return worst
+
+
+def _jvp_size_factor() -> int:
+    # The node itself, its rule, and one broadcast_to where an elementwise op broadcasts.
+    return max(1 + tangent_rule_size(op) + (prim.arity == 2 and prim.shape is None)
+               for op, prim in PRIMITIVES.items() if op not in LEAVES)
+
+
+JVP_SIZE_FACTOR = _jvp_size_factor()
+"""K in ``jvp(c).size <= K * c.size``: the node itself plus its tangent rule."""
+
+HVP_SIZE_FACTOR = JVP_SIZE_FACTOR * SIZE_FACTOR
+"""K in ``hvp(c).size <= K * c.size``: a forward sweep over the adjoint circuit."""
+

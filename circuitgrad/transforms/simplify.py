@@ -1,0 +1,368 @@
+"""Simplification passes: plain functions ``Circuit -> Circuit`` that read the primitive table.
+
+A *pass* takes a circuit and returns a new one computing the same outputs from the same
+inputs (same names, order and shapes). :func:`simplify` runs a pipeline (a list of passes)
+until the circuit stops shrinking. Every pass is one forward loop over the node records (ids
+are topological), so it is linear in the size of the circuit and never recurses over its
+depth.
+
+The passes:
+
+* :func:`merge_common`: rebuild the circuit through the hash-consing
+  :class:`~circuitgrad.circuit.Builder`. The builder merges common subexpressions, folds every
+  node whose arguments are all constants (with the table's own NumPy code, so the folded value
+  is the value the node had), and applies its exact rewrites (``x*1``, ``x/1``, ``x**1``,
+  ``-(-x)``, ``a + (-b) → a - b`` ...). So this one pass is both *constant folding* and
+  *re-hash-consing*; every other rewriting pass gets them too, since it rebuilds the same way.
+* :func:`eliminate_dead_nodes`: drop the nodes that reach no output (inputs are kept).
+* :func:`rewrite_exact`: the identities of :data:`EXACT_RULES`, matched on the rebuilt nodes.
+* :func:`rewrite_unsafe`: :data:`EXACT_RULES` and :data:`UNSAFE_RULES`.
+
+Exactness. "Exact" means bit for bit in IEEE-754 float64 as NumPy computes, for *every* input,
+inf, nan and both zeros included (NaN payloads aside). That is why ``x + 0.0 → x`` is *not*
+exact: at ``x = -0.0`` it gives ``+0.0``, and ``1/(x + 0.0)`` is then ``+inf``, not ``-inf``.
+The exact forms are ``x + (-0.0) → x``, ``x - 0.0 → x`` and ``-0.0 - x → -x``; ``x + 0.0 → x``
+is an unsafe rule. One exact rule has a caveat: ``x ** 2 → square(x)`` is what NumPy itself
+does for arrays (bit for bit), but NumPy's *scalar* power calls C ``pow``, which is one ulp
+off the correctly rounded ``x·x`` at about one point in 10⁴; ``square`` is correctly rounded,
+so after the rewrite scalar and batch evaluation agree.
+
+Unsafe rules (``unsafe=True`` only) are identities of real numbers that change results for
+inf or nan (``x*0 → 0``, ``x - x → 0``, ``x/x → 1``), for the sign of zero (``x + 0 → x``),
+for negative or out-of-domain inputs (``sqrt(x²) → x``, ``exp(log x) → x``), or by rounding
+and overflow (``log(exp x) → x``, ``0.5*(2*x) → x``). Use them where inputs are finite and
+inside every op's domain.
+
+Meta. A pass keeps the circuit's ``meta``: ``forward_count`` and ``adjoint_of`` (the node ids
+an adjoint circuit records for the lowerings) are remapped to the new ids; an adjoint node
+merged into a forward node stops being an adjoint. Names given by the program carry over.
+
+Rules. A :class:`Rule` is a pattern, a replacement and an optional guard. Patterns are nested
+tuples ``(op, arg, ...)`` whose leaves are variables or numbers: ``"x"``, ``"y"`` match any
+node (the same variable twice: the same node), ``"c"``, ``"d"`` match a scalar constant, and a
+number matches a scalar constant with the same bits (``-0.0`` is not ``0.0``). Commutative ops
+(the table's ``commutative``) match both argument orders. A replacement is a variable, a
+number, or a tuple built with the same rules and the builder (so ``("mul", ("mul", "c", "d"),
+"x")`` folds ``c·d``). A replacement of another shape than the node is broadcast to it, or the
+rule does not apply.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("y = (x - 0.0) ** 2\\nJ = -0.0 - y")
+    >>> [c.op(i) for i in range(len(c)) if c.op(i) not in ("input", "const")]
+    ['sub', 'pow', 'sub']
+    >>> s = cg.simplify(c)
+    >>> [s.op(i) for i in range(len(s)) if s.op(i) not in ("input", "const")]
+    ['square', 'neg']
+    >>> c = cg.parse("exp(log(x)) - x")
+    >>> cg.simplify(c).size, cg.simplify(c, unsafe=True).size
+    (3, 0)
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from ..circuit import LEAVES, Builder, Circuit, no_gc
+from ..primitives import PRIMITIVES, shape_of
+
+Pass = Callable[[Circuit], Circuit]
+
+NODE_VARIABLES = frozenset({"x", "y"})
+CONST_VARIABLES = frozenset({"c", "d"})
+MAX_ROUNDS = 4
+_MAX_NESTING = 8  # a replacement's nodes are simplified too, at most this many levels deep
+
+
+class Rule(NamedTuple):
+    """One rewrite: ``pattern → replacement`` where ``when(**constants)`` holds."""
+
+    name: str
+    pattern: tuple
+    replacement: Any
+    when: Callable[..., bool] | None = None
+
+
+def _power_of_two_at_least_one(**consts: float) -> bool:
+    # c·(d·x) = (c·d)·x bit for bit when |c|, |d| are powers of two ≥ 1: each product only
+    # shifts the exponent up, so both forms round (overflow to ±inf) at the same points.
+    for v in consts.values():
+        m, e = math.frexp(abs(v))
+        if m != 0.5 or e < 1:
+            return False
+    return math.isfinite(math.prod(consts.values()))
+
+
+EXACT_RULES: tuple[Rule, ...] = (
+    Rule("x + (-0.0) → x", ("add", "x", -0.0), "x"),
+    Rule("x - 0.0 → x", ("sub", "x", 0.0), "x"),
+    Rule("-0.0 - x → -x", ("sub", -0.0, "x"), ("neg", "x")),
+    Rule("x ** 2 → square(x)", ("pow", "x", 2.0), ("square", "x")),
+    Rule("x ** 0 → 1 (IEEE pow: even at nan)", ("pow", "x", 0.0), 1.0),
+    Rule("c·(-x) → (-c)·x", ("mul", "c", ("neg", "x")), ("mul", ("neg", "c"), "x")),
+    Rule("-(c·x) → (-c)·x", ("neg", ("mul", "c", "x")), ("mul", ("neg", "c"), "x")),
+    Rule("(-x)/c → x/(-c)", ("div", ("neg", "x"), "c"), ("div", "x", ("neg", "c"))),
+    Rule("c·(d·x) → (c·d)·x, |c|, |d| powers of two ≥ 1", ("mul", "c", ("mul", "d", "x")),
+         ("mul", ("mul", "c", "d"), "x"), _power_of_two_at_least_one),
+)
+"""Identities exact in IEEE-754 float64 for every input (see the module docstring)."""
+
+UNSAFE_RULES: tuple[Rule, ...] = (
+    Rule("x + 0 → x (sign of zero)", ("add", "x", 0.0), "x"),
+    Rule("x - (-0.0) → x (sign of zero)", ("sub", "x", -0.0), "x"),
+    Rule("0 - x → -x (sign of zero)", ("sub", 0.0, "x"), ("neg", "x")),
+    Rule("x·0 → 0 (inf, nan)", ("mul", "x", 0.0), 0.0),
+    Rule("0/x → 0 (x = 0, nan)", ("div", 0.0, "x"), 0.0),
+    Rule("x - x → 0 (inf, nan)", ("sub", "x", "x"), 0.0),
+    Rule("x/x → 1 (0, inf, nan)", ("div", "x", "x"), 1.0),
+    Rule("exp(log x) → x (x < 0)", ("exp", ("log", "x")), "x"),
+    Rule("log(exp x) → x (overflow)", ("log", ("exp", "x")), "x"),
+    Rule("sqrt(x²) → x (x < 0)", ("sqrt", ("square", "x")), "x"),
+    Rule("sqrt(x)² → x (x < 0)", ("square", ("sqrt", "x")), "x"),
+    Rule("x ** 0.5 → sqrt(x) (-0, -inf)", ("pow", "x", 0.5), ("sqrt", "x")),
+    Rule("-(x - y) → y - x (sign of zero)", ("neg", ("sub", "x", "y")), ("sub", "y", "x")),
+    Rule("c·(d·x) → (c·d)·x (rounding, overflow)", ("mul", "c", ("mul", "d", "x")),
+         ("mul", ("mul", "c", "d"), "x")),
+    Rule("(c·x)/d → (c/d)·x (rounding, overflow)", ("div", ("mul", "c", "x"), "d"),
+         ("mul", ("div", "c", "d"), "x")),
+    Rule("c·x + d·x → (c + d)·x (rounding)", ("add", ("mul", "c", "x"), ("mul", "d", "x")),
+         ("mul", ("add", "c", "d"), "x")),
+    Rule("x + x → 2·x", ("add", "x", "x"), ("mul", 2.0, "x")),
+)
+"""Identities of real numbers that change results at inf, nan, -0 or outside a domain, or by
+rounding; used only with ``unsafe=True``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The rewriting engine: one forward loop, each node rebuilt through the builder.
+
+
+def _bits(v: float) -> bytes:
+    return struct.pack("<d", v)
+
+
+class _Rewriter:
+    """Builds nodes in a :class:`Builder`, trying ``rules`` on each one first."""
+
+    def __init__(self, b: Builder, rules: Sequence[Rule]):
+        self.b = b
+        self.by_op: dict[str, list[Rule]] = {}
+        for rule in rules:
+            self.by_op.setdefault(rule.pattern[0], []).append(rule)
+        self.fired = 0
+
+    def emit(self, op: str, args: tuple[int, ...], params: Any, nesting: int = 0) -> int:
+        rules = self.by_op.get(op)
+        if rules and nesting < _MAX_NESTING:
+            for rule in rules:
+                env = self._match_node(rule.pattern, op, args, params)
+                if env is None or (rule.when is not None and not rule.when(**{
+                        k: self.b.params[v] for k, v in env.items() if k in CONST_VARIABLES})):
+                    continue
+                new = self._fit(self.build(rule.replacement, env, nesting + 1), op, args,
+                                params)
+                if new is not None:
+                    self.fired += 1
+                    return new
+        return self.b.apply_id(op, args, params)
+
+    def build(self, template: Any, env: dict[str, int], nesting: int) -> int:
+        """The node of a replacement (recursion over the template's few levels only)."""
+        if isinstance(template, str):
+            return env[template]
+        if isinstance(template, (int, float)):
+            return self.b.const_id(float(template))
+        op, *subs = template
+        return self.emit(op, tuple(self.build(s, env, nesting) for s in subs), None, nesting)
+
+    def _fit(self, new: int, op: str, args: tuple[int, ...], params: Any) -> int | None:
+        b = self.b
+        shape = shape_of(op, tuple(b.shapes[a] for a in args), params or {})
+        have = b.shapes[new]
+        if have == shape:
+            return new
+        if tuple(np.broadcast_shapes(have, shape)) == shape:
+            return b.apply_id("broadcast_to", (new,), {"shape": shape})
+        return None
+
+    # -- matching (recursion over the pattern's few levels, never over the circuit) --------
+    def _match_node(self, pattern: tuple, op: str, args: tuple[int, ...],
+                    params: Any) -> dict[str, int] | None:
+        if params or len(pattern) - 1 != len(args):
+            return None
+        env = self._match_args(pattern[1:], args, {})
+        if env is None and PRIMITIVES[op].commutative and args[0] != args[1]:
+            env = self._match_args(pattern[1:], args[::-1], {})
+        return env
+
+    def _match_args(self, patterns: Sequence[Any], args: Sequence[int],
+                    env: dict[str, int]) -> dict[str, int] | None:
+        for p, a in zip(patterns, args):
+            env = self._match(p, a, env)
+            if env is None:
+                return None
+        return env
+
+    def _match(self, p: Any, i: int, env: dict[str, int]) -> dict[str, int] | None:
+        b = self.b
+        if isinstance(p, str):
+            if p in env:
+                return env if env[p] == i else None
+            if p in CONST_VARIABLES and not (b.ops[i] == "const" and not b.shapes[i]):
+                return None
+            return {**env, p: i}
+        if isinstance(p, float):
+            ok = b.ops[i] == "const" and not b.shapes[i] and _bits(b.params[i]) == _bits(p)
+            return env if ok else None
+        if b.ops[i] != p[0]:
+            return None
+        sub = self._match_node(p, p[0], b.args[i], b.params[i])
+        if sub is None:
+            return None
+        for k, v in sub.items():
+            if env.get(k, v) != v:
+                return None
+        return {**env, **sub}
+
+
+def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
+    """Rebuild ``c`` node by node through a builder, trying ``rules`` on every node."""
+    with no_gc():
+        b = Builder()
+        rw = _Rewriter(b, rules)
+        new = [0] * len(c)
+        forward_count = c.meta.get("forward_count")
+        forward_end = None
+        ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
+        for i in range(len(c)):
+            if i == forward_count:
+                forward_end = len(b.ops)
+            op = ops[i]
+            if op == "input":
+                new[i] = b.input(params[i], shapes[i]).id
+            elif op == "const":
+                new[i] = b.const_id(params[i])
+            else:
+                new[i] = rw.emit(op, tuple(new[a] for a in args[i]), params[i])
+        meta = dict(c.meta)
+        if forward_count is not None:
+            if forward_end is None:
+                forward_end = len(b.ops)
+            # The first derivative node marks the boundary (constants may land before it).
+            while forward_end < len(b.ops) and b.ops[forward_end] in LEAVES:
+                forward_end += 1
+            meta["forward_count"] = forward_end
+            _carry_names(b, c, new, forward_count, forward_end)
+            if "adjoint_of" in meta:
+                adjoint_of: dict[int, int] = {}
+                for a, f in meta["adjoint_of"].items():
+                    if new[a] >= forward_end and new[f] < forward_end:
+                        adjoint_of.setdefault(new[a], new[f])
+                meta["adjoint_of"] = adjoint_of
+        else:
+            _carry_names(b, c, new, len(c), len(b.ops))
+        return b.finish(list(zip(c.outputs, (new[i] for i in c.output_ids))),
+                        inputs=c.inputs, meta=meta)
+
+
+def _carry_names(b: Builder, c: Circuit, new: list[int], old_end: int, new_end: int) -> None:
+    """Program names move to the rebuilt nodes; a derivative node's name (``z_bar``) is not
+    given to a forward node or a leaf it was merged into."""
+    for i, name in sorted(c._names.items()):
+        j = new[i]
+        if b.ops[j] in LEAVES or (i >= old_end and j < new_end):
+            continue
+        b.name(j, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The passes.
+
+
+def merge_common(c: Circuit) -> Circuit:
+    """Rebuild ``c`` through the hash-consing builder: common subexpressions merged, constants
+    folded, the builder's exact rewrites applied, dead nodes dropped.
+
+    >>> from circuitgrad.circuit import Builder
+    >>> b = Builder()
+    >>> x = b.input("x")
+    >>> c = b.finish([("f", x * 2.0)])
+    >>> merge_common(c).size
+    1
+    """
+    return _rewrite(c, ())
+
+
+def eliminate_dead_nodes(c: Circuit) -> Circuit:
+    """Drop the nodes that reach no output; every input is kept, even an unused one.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("a = sin(x)\\nb = cos(x)\\nJ = a*y", outputs=["J"])
+    >>> eliminate_dead_nodes(c).size, eliminate_dead_nodes(c).inputs
+    (2, ('x', 'y'))
+    """
+    b = Builder(c)
+    return b.finish(list(zip(c.outputs, c.output_ids)), inputs=c.inputs, meta=c.meta)
+
+
+def rewrite_exact(c: Circuit) -> Circuit:
+    """Apply :data:`EXACT_RULES` (and the builder's folding and merging): bit for bit.
+
+    >>> import circuitgrad as cg
+    >>> rewrite_exact(cg.parse("4.0*(2.0*x)")).size
+    1
+    """
+    return _rewrite(c, EXACT_RULES)
+
+
+def rewrite_unsafe(c: Circuit) -> Circuit:
+    """Apply :data:`EXACT_RULES` and :data:`UNSAFE_RULES`: exact only for finite inputs inside
+    each op's domain, up to rounding.
+
+    >>> import circuitgrad as cg
+    >>> rewrite_unsafe(cg.parse("0.5*(2.0*x) + x*0.0")).size
+    0
+    """
+    return _rewrite(c, EXACT_RULES + UNSAFE_RULES)
+
+
+EXACT_PASSES: tuple[Pass, ...] = (rewrite_exact,)
+"""The default pipeline: the exact rules, with merging, folding and dead-node elimination
+(every rewrite rebuilds through the builder and drops dead nodes)."""
+
+UNSAFE_PASSES: tuple[Pass, ...] = (rewrite_unsafe,)
+"""The pipeline of ``simplify(c, unsafe=True)``."""
+
+
+def simplify(c: Circuit, passes: Sequence[Pass] | None = None, unsafe: bool = False) -> Circuit:
+    """Run a pipeline of passes until the circuit stops changing (at most a few rounds).
+
+    Args:
+        c: the circuit.
+        passes: the pipeline, a list of functions ``Circuit -> Circuit``; default
+            :data:`EXACT_PASSES`, or :data:`UNSAFE_PASSES` with ``unsafe=True``.
+        unsafe: also use :data:`UNSAFE_RULES`, which change results at inf, nan, -0, outside
+            a domain or by rounding (see the module docstring). Ignored when ``passes`` is
+            given.
+
+    Returns:
+        A circuit with the same inputs and outputs (names, order, shapes) and the same values,
+        bit for bit unless ``unsafe``.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("J = (x*1.0 + (-0.0)) ** 2")
+    >>> c.size, simplify(c).size
+    (2, 1)
+    """
+    if passes is None:
+        passes = UNSAFE_PASSES if unsafe else EXACT_PASSES
+    for _ in range(MAX_ROUNDS):
+        before = (len(c), c.size)
+        for p in passes:
+            c = p(c)
+        if (len(c), c.size) == before:
+            break
+    return c
