@@ -49,6 +49,7 @@ _ADJOINT = ("#ffedd5", "#ea580c")
 _OUTPUT = ("#dcfce7", "#16a34a")
 _DELTA_COLOUR = "#c2410c"
 _MUTED = "#6b7280"
+_REFERENCE = "#94a3b8"
 
 
 def _number(value: float) -> str:
@@ -334,13 +335,36 @@ class _Drawing:
                 f"<TR>{''.join(cells)}</TR></TABLE>>")
 
     # -- the graph -----------------------------------------------------------------------
-    def dot_name(self, i: int, user: int | None = None) -> str:
-        if user is not None and self.shared_const(i):
+    def copied(self, a: int, user: int) -> bool:
+        """Whether argument ``a`` of ``user`` is drawn as a copy next to it: a scalar
+        constant, or a forward input or named node read by the adjoint pass (a reference,
+        so that the adjoint pass reads like the notes' δ · x, with no edge across the page)."""
+        if self.shared_const(a):
+            return True
+        return (self.in_adjoint(user) and not self.in_adjoint(a)
+                and self.c.op(a) != "const" and self.reference(a))
+
+    def reference(self, a: int) -> bool:
+        return self.c.op(a) == "input" or self.c.name(a) is not None
+
+    def dot_name(self, i: int, user: int | str | None = None) -> str:
+        if user is not None and (isinstance(user, str) or self.copied(i, user)):
             return f"n{i}_{user}"
         return f"n{i}"
 
+    def reference_node(self, a: int) -> tuple[str, list[tuple[str, str]]]:
+        """A forward value as the adjoint pass reads it: its name (and value), dashed."""
+        name = self.c.params(a) if self.c.op(a) == "input" else self.c.name(a)
+        text = f"<B>{_h(name)}</B>"
+        if self.values is not None and not self.c.shape(a):
+            text += f" = {_h(_number(self.values[a]))}"
+        return f"<{text}>", [("shape", "box"), ("style", "rounded,dashed,filled"),
+                             ("fillcolor", "#eff6ff"), ("color", _INPUT[1]), ("fontsize", "10"),
+                             ("height", "0.25")]
+
     def statements(self, part: range) -> list[tuple[str, str, list[tuple[str, str]]]]:
-        """(DOT name, label, attributes) of the nodes with ids in ``part``."""
+        """(DOT name, label, attributes) of the nodes with ids in ``part``, then the copies
+        of constants and references drawn next to their users."""
         out = []
         for i in part:
             if self.shared_const(i):
@@ -352,9 +376,10 @@ class _Drawing:
                 continue
             seen = set()
             for a in self.c.args(i):
-                if self.shared_const(a) and a not in seen:
+                if self.copied(a, i) and a not in seen:
                     seen.add(a)
-                    label, attrs = self.node(a)
+                    label, attrs = (self.node(a) if self.shared_const(a)
+                                    else self.reference_node(a))
                     out.append((self.dot_name(a, i), label, attrs))
         return out
 
@@ -370,12 +395,13 @@ class _Drawing:
                 attrs: list[tuple[str, str]] = []
                 if not self.adjoint or not self.in_adjoint(i):
                     attrs.append(("color", _FORWARD[1]))
-                elif self.in_adjoint(a) or self.shared_const(a):
+                elif self.in_adjoint(a) or self.copied(a, i):
                     # The adjoint pass flows back: lay the edge out reversed (right to left).
                     tail, head = head, tail
-                    attrs += [("dir", "back"), ("color", _ADJOINT[1])]
+                    colour = _ADJOINT[1] if self.in_adjoint(a) else _REFERENCE
+                    attrs += [("dir", "back"), ("color", colour)]
                 else:
-                    attrs += [("color", "#94a3b8"), ("style", "dashed"), ("weight", "0")]
+                    attrs += [("color", _REFERENCE), ("style", "dashed"), ("weight", "0")]
                 out.append((tail, head, attrs))
         return out
 
@@ -419,7 +445,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
     drawing = _Drawing(c, at)
     d = graphviz.Digraph("circuit")
     d.attr("graph", rankdir="LR", fontname=FONT, nodesep="0.25", ranksep="0.35",
-           bgcolor="white", pad="0.2")
+           bgcolor="white", pad="0.2", ordering="in")
     d.attr("node", fontname=FONT, fontsize="12", height="0.4", width="0.4", margin="0.06,0.03",
            penwidth="1.2")
     d.attr("edge", fontname=FONT, arrowsize="0.6", penwidth="1.1")
@@ -443,16 +469,22 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
         if drawing.boxed_output(i):
             continue
         title = drawing.gradient_titles.get(name)
+        source = f"n{i}"
         box = [("shape", "box"), ("style", "rounded,filled"), ("fillcolor", _OUTPUT[0]),
                ("color", _OUTPUT[1]), ("peripheries", "2")]
         if title is None:
             d.node(f"out{k}", f"<<B>{_h(name)}</B>>", _attributes=box)
             d.edge(f"n{i}", f"out{k}", _attributes=[("color", _OUTPUT[1])])
         else:
-            # A gradient output sits with the adjoint pass, at its left end.
+            # A gradient output sits with the adjoint pass, at its left end; a forward value
+            # that is a gradient (∂(w·x)/∂w = x) is referenced there.
             with d.subgraph(name="cluster_adjoint") as s:
+                if not drawing.in_adjoint(i) and drawing.reference(i):
+                    source = drawing.dot_name(i, f"out{k}")
+                    s.node(source, *drawing.reference_node(i)[:1],
+                           _attributes=drawing.reference_node(i)[1])
                 s.node(f"out{k}", f"<<B>{_h(title)}</B>>", _attributes=box)
-            d.edge(f"out{k}", f"n{i}", _attributes=[("dir", "back"), ("color", _OUTPUT[1])])
+            d.edge(f"out{k}", source, _attributes=[("dir", "back"), ("color", _OUTPUT[1])])
     return d
 
 
