@@ -1,0 +1,323 @@
+"""Saved circuits: to_json / from_json round trips, and from_json on untrusted text."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import circuitgrad as cg
+from circuitgrad.circuit import Builder
+from circuitgrad.frontends import json as reader
+from circuitgrad.lower import json as writer
+from strategies import programs
+
+# Examples per fuzzing target; raise it for a long run: CIRCUITGRAD_FUZZ=20000 pytest ...
+FUZZ_EXAMPLES = int(os.environ.get("CIRCUITGRAD_FUZZ", "300"))
+
+
+def round_trip(c):
+    text = cg.to_json(c)
+    d = cg.from_json(text)
+    d.validate()
+    assert cg.to_json(d) == text  # the saved text is a fixed point
+    return d
+
+
+def assert_same_circuit(c, d):
+    assert (d.inputs, d.outputs, d.size, len(d)) == (c.inputs, c.outputs, c.size, len(c))
+    assert d.input_shapes == c.input_shapes and d.output_shapes == c.output_shapes
+    assert d.names == c.names and d.meta == c.meta
+    assert cg.to_numpy(d).source == cg.to_numpy(c).source
+
+
+def outputs(c, point):
+    values = cg.to_numpy(c)(**point)
+    return values if len(c.outputs) > 1 else (values,)
+
+
+def assert_same_values(c, d, point):
+    for u, v in zip(outputs(c, point), outputs(d, point)):
+        np.testing.assert_array_equal(u, v)
+
+
+# -- round trips ------------------------------------------------------------------------------
+@settings(max_examples=60)
+@given(programs())
+def test_round_trip_of_random_programs_and_their_gradients(case):
+    text, point, _ = case
+    c = cg.parse(text)
+    for circuit in (c, cg.grad(c)):
+        d = round_trip(circuit)
+        assert_same_circuit(circuit, d)
+        assert_same_values(circuit, d, {k: point[k] for k in circuit.inputs})
+
+
+def test_round_trip_keeps_special_constants_bit_for_bit():
+    b = Builder()
+    x = b.input("x")
+    values = [0.1, -0.0, 0.0, 5e-324, 1.7976931348623157e308, math.inf, -math.inf, math.nan]
+    outs = [(f"o{k}", x * v) for k, v in enumerate(values)]
+    arr = np.array([[1.5, -0.0, np.nan], [np.inf, -np.inf, 1e-300]])
+    outs.append(("arr", x * arr))
+    c = b.finish(outs)
+    d = round_trip(c)
+    assert_same_circuit(c, d)
+    with np.errstate(all="ignore"):
+        for u, v in zip(cg.to_numpy(c)(x=2.0), cg.to_numpy(d)(x=2.0)):
+            assert np.asarray(u).tobytes() == np.asarray(v).tobytes()
+    saved = json.loads(cg.to_json(c))
+    values_saved = [n["value"] for n in saved["nodes"] if n["op"] == "const"]
+    assert "nan" in values_saved and "-inf" in values_saved and -0.0 in values_saved
+
+
+def test_round_trip_of_tensor_circuits_and_their_gradients():
+    shapes = {"W": (3, 4), "u": (4,), "b": (3,), "y": (3,), "X": (5, 4)}
+    text = ("z = W @ u + b\na = sigmoid(z)\nh = mean(X @ W.T, axis=0)\n"
+            "J = 0.5 * sum(square(a - y)) + sum(h * b) + sum(outer(u, b))")
+    c = cg.parse(text, shapes=shapes)
+    rng = np.random.default_rng(0)
+    point = {k: rng.normal(size=s) for k, s in shapes.items()}
+    for circuit in (c, cg.grad(c)):
+        d = round_trip(circuit)
+        assert_same_circuit(circuit, d)
+        assert_same_values(circuit, d, point)
+    ops = {n["op"] for n in json.loads(cg.to_json(cg.grad(c)))["nodes"]}
+    assert {"matmul", "transpose", "mean", "outer", "sum"} <= ops
+
+
+def test_round_trip_of_grad_of_grad_and_hostile_names():
+    b = Builder()
+    x, y = b.input("x"), b.input("match")
+    z = b.input("θ y\n\"quoted\"")
+    c = b.finish([("out", cg.sin(x) * y + z * x * x)])
+    g = cg.grad(cg.grad(c, wrt="x"), output="dout_dx")
+    d = round_trip(g)
+    assert_same_circuit(g, d)
+    assert_same_values(g, d, {"x": 0.3, "match": 2.0, "θ y\n\"quoted\"": -1.0})
+
+
+def test_documented_schema_example():
+    text = writer.to_json(cg.parse("z = w*x + b\nJ = sin(z)"))
+    doc = json.loads(text)
+    assert doc["format"] == writer.FORMAT == reader.FORMAT
+    assert doc["version"] == writer.VERSION and writer.VERSION in reader.VERSIONS
+    assert doc["inputs"] == ["w", "x", "b"] and doc["outputs"] == [["J", 5]]
+    assert doc["nodes"][4] == {"op": "add", "args": [2, 3], "name": "z"}
+    assert len(text.splitlines()) == 5 + len(doc["nodes"])  # one node a line
+
+
+def test_bytes_are_read_as_utf8():
+    c = cg.parse("θ * 2")
+    assert cg.from_json(cg.to_json(c).encode("utf-8")).inputs == ("θ",)
+
+
+def test_large_circuit_round_trip_is_linear_and_iterative():
+    n = 30_000
+    b = Builder()
+    v = b.input("x")
+    for _ in range(n):
+        v = cg.sin(v) + 0.5 * v
+    c = b.finish([("J", v)])
+    d = round_trip(c)
+    assert len(d) == len(c)
+    assert cg.to_numpy(d)(0.3) == cg.to_numpy(c)(0.3)
+
+
+# -- untrusted text ---------------------------------------------------------------------------
+def document(nodes, inputs=("x",), outputs=(("f", 1),), **extra):
+    doc = {"format": "circuitgrad.circuit", "version": 1,
+           "inputs": list(inputs) if isinstance(inputs, tuple) else inputs,
+           "outputs": [list(o) for o in outputs] if isinstance(outputs, tuple) else outputs,
+           "nodes": nodes}
+    doc.update(extra)
+    return json.dumps(doc)
+
+
+X = {"op": "input", "input": "x"}
+SIN = {"op": "sin", "args": [0]}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "invalid JSON at line 1, column 1"),
+    ("{", "invalid JSON"),
+    ("[1, 2]", "is a JSON object"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ('{"format": "x"}', "'format' must be"),
+    (document([X, SIN]).replace('"version": 1', '"version": 2'), "unsupported version 2"),
+    (document([X, SIN]).replace('"version": 1', '"version": true'), "unsupported version"),
+    (document([X, SIN], junk=1), "unknown field 'junk'"),
+    (document([X, SIN]).replace('"inputs": ["x"], ', ""), "missing field 'inputs'"),
+    (document({"0": X}), "'nodes' must be a list"),
+    (document([X, {"op": "sinh", "args": [0]}]), "node 1: unknown op 'sinh'"),
+    (document([X, {"op": "__import__", "args": [0]}]), "node 1: unknown op"),
+    (document([X, {"op": 3, "args": [0]}]), "node 1: 'op' must be"),
+    (document([X, {"op": "sin", "args": [0, 0]}]), r"node 1: sin takes 1 argument\(s\), got 2"),
+    (document([X, {"op": "add", "args": [0]}]), "node 1: add takes 2"),
+    (document([X, {"op": "sin", "args": [1]}]), "node 1: argument 1 names itself"),
+    (document([X, {"op": "sin", "args": [2]}, SIN]), "node 1: argument 2 names a later node"),
+    (document([X, {"op": "sin", "args": [-1]}]), "node 1: argument -1 names no node"),
+    (document([X, {"op": "sin", "args": ["0"]}]), "node 1: argument '0' is not a node index"),
+    (document([X, {"op": "sin", "args": [True]}]), "node 1: argument True is not a node"),
+    (document([X, {"op": "sin", "args": [0.0]}]), "node 1: argument 0.0 is not a node"),
+    (document([X, {"op": "sin"}]), "node 1: 'args' must be a list"),
+    (document([X, {"op": "sin", "args": [0], "code": "x"}]), "node 1: unknown field 'code'"),
+    (document([X, X, SIN]), "node 1: duplicate input name 'x'"),
+    (document([{"op": "input", "input": 7}, SIN]), "node 0: 'input' must be a string"),
+    (document([X, SIN], inputs=["x", "y"]), "'inputs' .* must list each input node"),
+    (document([X, SIN], inputs=[]), "must list each input node"),
+    (document([X, SIN], inputs="x"), "'inputs' must be a list"),
+    (document([X, SIN], outputs=[["f", 1], ["f", 0]]), "output 1: duplicate output name"),
+    (document([X, SIN], outputs=[["f", 2]]), r"output 0: 2 is not a node index \(0..1\)"),
+    (document([X, SIN], outputs=[["f"]]), "output 0: must be a \\[name, node\\] pair"),
+    (document([X, SIN], outputs={"f": 1}), "'outputs' must be a list"),
+    (document([X, {"op": "const", "value": "abc"}, {"op": "add", "args": [0, 1]}],
+              outputs=[["f", 2]]), "node 1: constant 'abc' is not a number"),
+    (document([X, {"op": "const", "value": None}]), "node 1: constant None is not a number"),
+    (document([X, {"op": "const", "value": [1.0, 2.0]}]), "node 1: an array constant needs"),
+    (document([X, {"op": "const"}]), "node 1: a constant needs a 'value'"),
+    (document([X, {"op": "const", "value": [1.0], "shape": [2]}]), "needs 2 elements, got 1"),
+    (document([X, {"op": "const", "value": 1e308}]).replace("1e+308", "1e999"),
+     "too large for a float64"),
+    (document([X, {"op": "const", "value": 1}]).replace('"value": 1', '"value": ' + "9" * 400),
+     "too large for a float64"),
+    (document([X, {"op": "const", "value": 1}]).replace('"value": 1', '"value": ' + "9" * 5000),
+     "unreadable JSON"),
+    (document([X, {"op": "const", "value": 1}]).replace('"value": 1', '"value": NaN'),
+     "NaN is not JSON"),
+    (document([{"op": "input", "input": "x", "shape": [-1]}, SIN]), "node 0: shape must be"),
+    (document([{"op": "input", "input": "x", "shape": [2**70]}, SIN]), "node 0: shape must be"),
+    (document([{"op": "input", "input": "x", "shape": [2**30] * 3}, SIN]), "more than"),
+    (document([{"op": "input", "input": "x", "shape": [1] * 40}, SIN]), "40 dimensions"),
+    (document([{"op": "input", "input": "x", "shape": "3"}, SIN]), "shape must be a list"),
+    (document([X, {"op": "sin", "args": [0], "shape": [3]}]),
+     r"node 1: recorded shape \(3,\) is not the inferred shape \(\)"),
+    (document([{"op": "input", "input": "x", "shape": [2, 3, 4]},
+               {"op": "matmul", "args": [0, 0]}]), "node 1: matmul: operands must be"),
+    (document([{"op": "input", "input": "x", "shape": [3]},
+               {"op": "sum", "args": [0], "params": {"axis": 5}}]), "node 1: sum: axis 5"),
+    (document([{"op": "input", "input": "x", "shape": [3]},
+               {"op": "sum", "args": [0], "params": {"axis": "0"}}]), "must be an integer"),
+    (document([{"op": "input", "input": "x", "shape": [3]},
+               {"op": "sum", "args": [0], "params": {"axis": 10**30}}]), "must be an integer"),
+    (document([{"op": "input", "input": "x", "shape": [3]},
+               {"op": "sum", "args": [0], "params": {"keepdims": 1}}]), "unknown param"),
+    (document([X, {"op": "sin", "args": [0], "params": {"axis": 0}}]), "sin takes no params"),
+    (document([{"op": "input", "input": "x", "shape": [2, 3]},
+               {"op": "sum_to", "args": [0], "params": {"shape": [3], "ndim": 7}}]),
+     "ndim=7 is not the argument's ndim 2"),
+    (document([{"op": "input", "input": "x", "shape": [3]},
+               {"op": "broadcast_to", "args": [0], "params": {"shape": [3, 4], "axis": 5}}]),
+     "axis=5 is out of range"),
+    (document([{"op": "input", "input": "x", "shape": [3]},
+               {"op": "broadcast_to", "args": [0], "params": {"shape": [2]}}]),
+     "node 1: broadcast_to"),
+    (document([X, {"op": "const", "value": [1.0] * 5000, "shape": [5000]},
+               {"op": "outer", "args": [1, 1]}]), "node 2: folding outer on constants"),
+    (document([X, SIN], meta={"forward_count": 99}), "meta 'forward_count'"),
+    (document([X, SIN], meta={"adjoint_of": [[1, 9]]}), "meta 'adjoint_of'"),
+    (document([X, SIN], meta={"x": {"y": 1}}), "meta 'x': unsupported value"),
+    ('{"format": "circuitgrad.circuit", "format": "x"}', "key 'format' twice"),
+    ("\ud800", "invalid JSON|unreadable"),
+])
+def test_bad_documents_raise_circuit_errors_naming_the_problem(text, message):
+    with pytest.raises(cg.CircuitError, match=message):
+        cg.from_json(text)
+
+
+def test_shape_mismatch_is_a_shape_error():
+    text = document([{"op": "input", "input": "x", "shape": [3]},
+                     {"op": "input", "input": "y", "shape": [4]},
+                     {"op": "add", "args": [0, 1]}], inputs=["x", "y"], outputs=[["f", 2]])
+    with pytest.raises(cg.ShapeError, match="node 2: add: shapes"):
+        cg.from_json(text)
+
+
+def test_non_text_is_refused():
+    for value in (None, 3, {"format": 1}, b"\xff\xfe"):
+        with pytest.raises(cg.CircuitError):
+            cg.from_json(value)
+
+
+def test_nothing_is_evaluated_or_generated_from_names():
+    # A name is data: it reaches neither the builder's code nor the generated source as code.
+    evil = "__import__('os').system('echo hacked')"
+    text = document([{"op": "input", "input": evil}, {"op": "sin", "args": [0], "name": evil}],
+                    inputs=[evil], outputs=[[evil, 1]])
+    c = cg.from_json(text)
+    f = cg.to_numpy(c)
+    assert "system" not in f.source and float(f(0.5)) == np.sin(0.5)
+
+
+# -- fuzzing: random JSON, and valid documents with one field mutated -------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=20)
+
+
+def only_circuit_errors(text):
+    try:
+        c = cg.from_json(text)
+    except cg.CircuitError:
+        return None
+    c.validate()
+    return c
+
+
+@settings(max_examples=FUZZ_EXAMPLES)
+@given(json_values)
+def test_random_json_raises_only_circuit_errors(value):
+    only_circuit_errors(json.dumps(value))
+
+
+@settings(max_examples=FUZZ_EXAMPLES)
+@given(st.text(max_size=80))
+def test_random_text_raises_only_circuit_errors(text):
+    only_circuit_errors(text)
+
+
+BASE = json.loads(cg.to_json(cg.grad(cg.parse(
+    "z = W @ u + b\nJ = sum(sigmoid(z) * 2.5) + mean(W, axis=1) @ b",
+    shapes={"W": (3, 4), "u": (4,), "b": (3,)}))))
+
+
+def paths(value, prefix=()):
+    """Every path into a JSON value (lists by index, objects by key)."""
+    yield prefix
+    if isinstance(value, list):
+        for k, v in enumerate(value):
+            yield from paths(v, prefix + (k,))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from paths(v, prefix + (k,))
+
+
+BASE_PATHS = [p for p in paths(BASE) if p]
+MUTANTS = (st.none() | st.booleans() | st.integers(-3, 40) | st.integers()
+           | st.floats() | st.sampled_from(["nan", "inf", "x", "add", "input", "const", ""])
+           | st.lists(st.integers(-2, 40), max_size=3) | st.builds(dict) | st.builds(list))
+
+
+@settings(max_examples=FUZZ_EXAMPLES)
+@given(st.lists(st.tuples(st.sampled_from(BASE_PATHS), MUTANTS), min_size=1, max_size=3),
+       st.booleans())
+def test_mutated_documents_raise_only_circuit_errors(mutations, delete):
+    doc = json.loads(json.dumps(BASE))
+    for path, value in mutations:
+        target = doc
+        try:
+            for key in path[:-1]:
+                target = target[key]
+            if delete and isinstance(target, dict):
+                del target[path[-1]]
+            else:
+                target[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed this path
+    only_circuit_errors(json.dumps(doc))
