@@ -42,6 +42,8 @@ from .primitives import PRIMITIVES, broadcast_shape, evaluate, shape_of
 Shape = tuple[int, ...]
 LEAVES = ("input", "const")
 _REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
+# Every rewrite looks at an argument that is one of these (a cheap test before trying).
+_REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
 # Folding broadcast_to would store a full array where a view costs nothing.
 _NOT_FOLDED = frozenset({"broadcast_to"})
 
@@ -280,19 +282,25 @@ class Value:
         """The transpose (a view in the generated code)."""
         return self.builder.apply("transpose", self)
 
-    def __add__(self, other): return self.builder.apply("add", self, other)
-    def __radd__(self, other): return self.builder.apply("add", other, self)
-    def __sub__(self, other): return self.builder.apply("sub", self, other)
-    def __rsub__(self, other): return self.builder.apply("sub", other, self)
-    def __mul__(self, other): return self.builder.apply("mul", self, other)
-    def __rmul__(self, other): return self.builder.apply("mul", other, self)
-    def __truediv__(self, other): return self.builder.apply("div", self, other)
-    def __rtruediv__(self, other): return self.builder.apply("div", other, self)
-    def __pow__(self, other): return self.builder.apply("pow", self, other)
-    def __rpow__(self, other): return self.builder.apply("pow", other, self)
-    def __matmul__(self, other): return self.builder.apply("matmul", self, other)
-    def __rmatmul__(self, other): return self.builder.apply("matmul", other, self)
-    def __neg__(self): return self.builder.apply("neg", self)
+    def _binary(self, op: str, other: Any, swap: bool = False) -> "Value":
+        # The hot path of rules and traced code: no generic argument packing.
+        b = self.builder
+        o = other.id if type(other) is Value and other.builder is b else b._arg_id(other)
+        return Value(b, b.apply_id(op, (o, self.id) if swap else (self.id, o)))
+
+    def __add__(self, other): return self._binary("add", other)
+    def __radd__(self, other): return self._binary("add", other, True)
+    def __sub__(self, other): return self._binary("sub", other)
+    def __rsub__(self, other): return self._binary("sub", other, True)
+    def __mul__(self, other): return self._binary("mul", other)
+    def __rmul__(self, other): return self._binary("mul", other, True)
+    def __truediv__(self, other): return self._binary("div", other)
+    def __rtruediv__(self, other): return self._binary("div", other, True)
+    def __pow__(self, other): return self._binary("pow", other)
+    def __rpow__(self, other): return self._binary("pow", other, True)
+    def __matmul__(self, other): return self._binary("matmul", other)
+    def __rmatmul__(self, other): return self._binary("matmul", other, True)
+    def __neg__(self): return Value(self.builder, self.builder.apply_id("neg", (self.id,)))
     def __pos__(self): return self
 
     def _compare(self, other):
@@ -411,11 +419,11 @@ class Builder:
             raise CircuitError(f"{op} takes {prim.arity} argument(s), got {len(ids)}")
         if params:
             params = self._canonical_params(op, ids, params)
-        if op in _REWRITTEN:
+        shapes, ops = self.shapes, self.ops
+        if op in _REWRITTEN and any(ops[a] in _REWRITE_TRIGGERS for a in ids):
             rewritten = self._rewrite(op, ids)
             if rewritten is not None:
                 return rewritten
-        shapes, ops = self.shapes, self.ops
         if prim.shape is None:
             shape = shapes[ids[0]]
             if len(ids) == 2 and shapes[ids[1]] != shape:
