@@ -24,6 +24,8 @@ UNARY = {
     "relu": (lambda a: max(a, 0.0), lambda a: abs(a) > 1e-2),
     "sigmoid": (lambda a: 1 / (1 + math.exp(-a)), lambda a: True),
     "neg": (lambda a: -a, lambda a: True),
+    "step": (lambda a: 1.0 if a >= 0 else 0.0, lambda a: abs(a) > 1e-2),
+    "sign": (lambda a: (a > 0) - (a < 0), lambda a: abs(a) > 1e-2),
 }
 BINARY = {
     "+": (lambda a, b: a + b, lambda a, b: True),
