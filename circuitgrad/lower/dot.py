@@ -210,10 +210,6 @@ class _Drawing:
         self.out_names: dict[int, list[str]] = {}
         for name, i in zip(c.outputs, c.output_ids):
             self.out_names.setdefault(i, []).append(self.gradient_titles.get(name, name))
-        self.users: list[list[int]] = [[] for _ in range(len(c))]
-        for i in range(len(c)):
-            for a in c.args(i):
-                self.users[a].append(i)
 
     def in_adjoint(self, i: int) -> bool:
         return self.adjoint and i >= self.fc
@@ -406,6 +402,31 @@ class _Drawing:
         return out
 
 
+    def outputs(self) -> tuple[list[tuple[str, str, list[tuple[str, str]], bool]],
+                               list[tuple[str, str, list[tuple[str, str]]]]]:
+        """The output boxes (name, label, attributes, in the adjoint part) and their edges,
+        for the outputs not drawn on their node itself."""
+        nodes, edges = [], []
+        box = [("shape", "box"), ("style", "rounded,filled"), ("fillcolor", _OUTPUT[0]),
+               ("color", _OUTPUT[1]), ("peripheries", "2")]
+        for k, (name, i) in enumerate(zip(self.c.outputs, self.c.output_ids)):
+            if self.boxed_output(i):
+                continue
+            title = self.gradient_titles.get(name)
+            if title is None:
+                nodes.append((f"out{k}", f"<<B>{_h(name)}</B>>", box, False))
+                edges.append((f"n{i}", f"out{k}", [("color", _OUTPUT[1])]))
+                continue
+            # A gradient output sits with the adjoint pass, at its left end; a forward value
+            # that is a gradient (∂(w·x)/∂w = x) is referenced there.
+            source = f"n{i}"
+            if not self.in_adjoint(i) and self.reference(i):
+                source = self.dot_name(i, f"out{k}")
+                nodes.append((source, *self.reference_node(i), True))
+            nodes.append((f"out{k}", f"<<B>{_h(title)}</B>>", box, True))
+            edges.append((f"out{k}", source, [("dir", "back"), ("color", _OUTPUT[1])]))
+        return nodes, edges
+
 def _check(c: Circuit, max_nodes: int | None) -> None:
     if not isinstance(c, Circuit):
         raise CircuitError(f"to_dot needs a Circuit, got {type(c).__name__}")
@@ -450,6 +471,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
            penwidth="1.2")
     d.attr("edge", fontname=FONT, arrowsize="0.6", penwidth="1.1")
     n = len(c)
+    out_nodes, out_edges = drawing.outputs()
     if drawing.adjoint:
         parts = [("forward", "forward pass: values", range(drawing.fc), "#f8fafc"),
                  ("adjoint", f"adjoint pass: δ = ∂{c.meta.get('gradient_of', 'J')}/∂v, "
@@ -458,33 +480,19 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
             with d.subgraph(name=f"cluster_{key}") as s:
                 s.attr(label=title, labeljust="l", style="rounded,filled", color="#cbd5e1",
                        fillcolor=colour, fontcolor=_MUTED, fontsize="11")
-                for name, label, attrs in drawing.statements(part):
+                statements = drawing.statements(part)
+                if key == "adjoint":
+                    statements += [(m, label, a) for m, label, a, inside in out_nodes if inside]
+                for name, label, attrs in statements:
                     s.node(name, label, _attributes=attrs)
     else:
         for name, label, attrs in drawing.statements(range(n)):
             d.node(name, label, _attributes=attrs)
-    for tail, head, attrs in drawing.edges():
+    for name, label, attrs, inside in out_nodes:
+        if not (inside and drawing.adjoint):
+            d.node(name, label, _attributes=attrs)
+    for tail, head, attrs in drawing.edges() + out_edges:
         d.edge(tail, head, _attributes=attrs)
-    for k, (name, i) in enumerate(zip(c.outputs, c.output_ids)):
-        if drawing.boxed_output(i):
-            continue
-        title = drawing.gradient_titles.get(name)
-        source = f"n{i}"
-        box = [("shape", "box"), ("style", "rounded,filled"), ("fillcolor", _OUTPUT[0]),
-               ("color", _OUTPUT[1]), ("peripheries", "2")]
-        if title is None:
-            d.node(f"out{k}", f"<<B>{_h(name)}</B>>", _attributes=box)
-            d.edge(f"n{i}", f"out{k}", _attributes=[("color", _OUTPUT[1])])
-        else:
-            # A gradient output sits with the adjoint pass, at its left end; a forward value
-            # that is a gradient (∂(w·x)/∂w = x) is referenced there.
-            with d.subgraph(name="cluster_adjoint") as s:
-                if not drawing.in_adjoint(i) and drawing.reference(i):
-                    source = drawing.dot_name(i, f"out{k}")
-                    s.node(source, *drawing.reference_node(i)[:1],
-                           _attributes=drawing.reference_node(i)[1])
-                s.node(f"out{k}", f"<<B>{_h(title)}</B>>", _attributes=box)
-            d.edge(f"out{k}", source, _attributes=[("dir", "back"), ("color", _OUTPUT[1])])
     return d
 
 
