@@ -1,6 +1,7 @@
 import os
 import sys
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -10,3 +11,25 @@ settings.register_profile(
     "default", max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")), deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def size_bound_on_every_gradient():
+    """The O(N) theorem as a hard bound, checked on every adjoint circuit any test builds:
+    grad(c).size <= K * c.size, K from the primitive table (before simplification)."""
+    import importlib
+
+    module = importlib.import_module("circuitgrad.transforms.grad")
+
+    real = module._grad
+
+    def checked(c, wrt, output):
+        g = real(c, wrt, output)
+        tensor = any(c.shape(i) for i in range(len(c)))
+        k = module.TENSOR_SIZE_FACTOR if tensor else module.SIZE_FACTOR
+        assert g.size <= k * c.size, f"adjoint size {g.size} > {k} x {c.size}"
+        return g
+
+    module._grad = checked
+    yield
+    module._grad = real
