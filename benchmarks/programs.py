@@ -301,7 +301,7 @@ def namespace(tool: str) -> Any:
     if tool == "casadi":
         import casadi as ca
         return _Namespace(sin=ca.sin, cos=ca.cos, tanh=ca.tanh, exp=ca.exp, log=ca.log,
-                          sqrt=ca.sqrt, square=ca.sq, abs=ca.fabs,
+                          sqrt=ca.sqrt, square=lambda x: x ** 2, abs=ca.fabs,
                           relu=lambda x: ca.fmax(x, 0), sigmoid=_sigmoid_from(ca.exp))
     if tool == "sympy":
         import sympy as sp
@@ -310,8 +310,10 @@ def namespace(tool: str) -> Any:
                           relu=lambda x: sp.Max(x, 0), sigmoid=_sigmoid_from(sp.exp))
     if tool == "symengine":
         import symengine as se
-        # symengine cannot differentiate Max: relu(x) = (x + |x|)/2, the same function.
+        # symengine cannot differentiate Abs or Max: both as Piecewise, the same functions.
         return _Namespace(sin=se.sin, cos=se.cos, tanh=se.tanh, exp=se.exp, log=se.log,
-                          sqrt=se.sqrt, square=lambda x: x ** 2, abs=se.Abs,
-                          relu=lambda x: (x + se.Abs(x)) / 2, sigmoid=_sigmoid_from(se.exp))
+                          sqrt=se.sqrt, square=lambda x: x ** 2,
+                          abs=lambda x: se.Piecewise((x, x > 0), (-x, True)),
+                          relu=lambda x: se.Piecewise((x, x > 0), (0, True)),
+                          sigmoid=_sigmoid_from(se.exp))
     raise ValueError(f"no namespace for {tool!r}")
