@@ -71,9 +71,13 @@ def _registers(c: Circuit) -> list[int]:
     keep = set(c.output_ids) | set(c.input_ids)
     free: list[int] = []
     reg = [-1] * n
-    count = 0
+    # Inputs hold their values from the start (the interpreter loads them all first), so
+    # they get registers of their own before any node can reuse one.
+    for count, i in enumerate(c.input_ids):
+        reg[i] = count
+    count = len(c.input_ids)
     for i in range(n):
-        if c.op(i) == "const" and not c.shape(i):
+        if (c.op(i) == "const" and not c.shape(i)) or reg[i] >= 0:
             continue
         for a in set(c.args(i)):
             if last[a] == i and a not in keep and reg[a] >= 0:
