@@ -510,8 +510,8 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
         The path written.
 
     Raises:
-        CircuitError: an unknown suffix, a circuit too big, or (for svg, png, pdf) no
-            Graphviz ``dot`` program installed.
+        CircuitError: an unknown suffix, a circuit too big, a file that cannot be written,
+            or (for svg, png, pdf) no Graphviz ``dot`` program installed.
 
     >>> import circuitgrad as cg, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "c.dot")
@@ -538,6 +538,9 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
                 "graphviz), or write a .dot file") from None
         except graphviz.CalledProcessError as e:
             raise CircuitError(f"Graphviz failed to render {path!r}: {e}") from None
-    with open(path, "wb") as f:
-        f.write(data)
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise CircuitError(f"cannot write {path}: {e.strerror or e}") from None
     return path
