@@ -41,6 +41,7 @@ Conventions at points where f is not differentiable (documented where the rule i
 ``relu′(z) = 1(z ≥ 0)`` as the notes write it, ``|x|′(0) = 0``, ``step′ = sign′ = 0``.
 Numerical semantics are IEEE-754 float64 as NumPy computes them: ``log(0) = -inf``,
 ``log(-1) = nan``, ``sqrt`` and ``/`` give ``inf``/``nan`` where f itself is singular.
+All of it, with the stable forms and the conventions, in one place: docs/semantics.md.
 
     >>> PRIMITIVES["mul"].label, PRIMITIVES["mul"].arity
     ('×', 2)
