@@ -32,6 +32,7 @@ import numpy as np
 from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
+from .simplify import simplify as simplify_circuit
 
 
 def pick_output(c: Circuit, output: str | None) -> tuple[str, int]:
@@ -87,13 +88,14 @@ def fit_shape(b: Builder, value: int, shape: tuple[int, ...], exact: bool = Fals
 
 
 def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
-         output: str | None = None) -> Circuit:
+         output: str | None = None, simplify: bool = True) -> Circuit:
     """The adjoint circuit: the value of the output, then its gradient per ``wrt`` input.
 
     Args:
         c: a circuit with a scalar output.
         wrt: input names (default: all inputs, in order).
         output: which output, when the circuit has several.
+        simplify: simplify the result with :func:`~circuitgrad.simplify` (exact rules only).
 
     Returns:
         A circuit with outputs ``J, dJ_dw1, dJ_db ...`` (``J`` the output's name); it shares
@@ -109,7 +111,8 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     -6.0
     """
     with no_gc():
-        return _grad(c, wrt, output)
+        g = _grad(c, wrt, output)
+    return simplify_circuit(g) if simplify else g
 
 
 def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Circuit:

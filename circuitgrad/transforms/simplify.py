@@ -1,8 +1,7 @@
 """Simplification passes: plain functions ``Circuit -> Circuit`` that read the primitive table.
 
 A *pass* takes a circuit and returns a new one computing the same outputs from the same
-inputs (same names, order and shapes). :func:`simplify` runs a pipeline (a list of passes)
-until the circuit stops shrinking. Every pass is one forward loop over the node records (ids
+inputs (same names, order and shapes). :func:`simplify` runs a pipeline (a list of passes). Every pass is one forward loop over the node records (ids
 are topological), so it is linear in the size of the circuit and never recurses over its
 depth.
 
@@ -73,7 +72,7 @@ Pass = Callable[[Circuit], Circuit]
 
 NODE_VARIABLES = frozenset({"x", "y"})
 CONST_VARIABLES = frozenset({"c", "d"})
-MAX_ROUNDS = 4
+_NO_RULE: tuple = (frozenset(), False)
 _MAX_NESTING = 8  # a replacement's nodes are simplified too, at most this many levels deep
 
 
@@ -149,15 +148,37 @@ class _Rewriter:
 
     def __init__(self, b: Builder, rules: Sequence[Rule]):
         self.b = b
-        self.by_op: dict[str, list[Rule]] = {}
+        # Per op: (rule, the op each argument must have or None), a cheap first filter.
+        self.by_op: dict[str, list[tuple[Rule, tuple]]] = {}
         for rule in rules:
-            self.by_op.setdefault(rule.pattern[0], []).append(rule)
+            need = tuple(None if p in NODE_VARIABLES else "const" if isinstance(p, (str, float))
+                         else p[0] for p in rule.pattern[1:])
+            self.by_op.setdefault(rule.pattern[0], []).append((rule, need))
+        # Per op: the argument ops some rule needs (None: a rule needs none), and whether a
+        # rule repeats a variable (x - x): most nodes are passed on after this one test.
+        self.prefilter: dict[str, tuple[frozenset | None, bool]] = {}
+        for op, entries in self.by_op.items():
+            needed = {n for _, need in entries for n in need if n is not None}
+            repeated = any(len(set(r.pattern[1:])) < len(r.pattern) - 1 for r, _ in entries)
+            free = any(all(n is None for n in need) and len(set(r.pattern[1:])) == len(need)
+                       for r, need in entries)
+            self.prefilter[op] = (None if free else frozenset(needed), repeated)
         self.fired = 0
 
     def emit(self, op: str, args: tuple[int, ...], params: Any, nesting: int = 0) -> int:
         rules = self.by_op.get(op)
         if rules and nesting < _MAX_NESTING:
-            for rule in rules:
+            ops = self.b.ops
+            needed, repeated = self.prefilter[op]
+            arg_ops = [ops[a] for a in args]
+            if needed is not None and not (any(o in needed for o in arg_ops) or (
+                    repeated and len(args) == 2 and args[0] == args[1])):
+                return self.apply(op, args, params, nesting)
+            swap = PRIMITIVES[op].commutative
+            for rule, need in rules:
+                if not (all(n is None or n == o for n, o in zip(need, arg_ops)) or (
+                        swap and all(n is None or n == o for n, o in zip(need, arg_ops[::-1])))):
+                    continue
                 env = self._match_node(rule.pattern, op, args, params)
                 if env is None or (rule.when is not None and not rule.when(**{
                         k: self.b.params[v] for k, v in env.items() if k in CONST_VARIABLES})):
@@ -167,7 +188,17 @@ class _Rewriter:
                 if new is not None:
                     self.fired += 1
                     return new
-        return self.b.apply_id(op, args, params)
+        return self.apply(op, args, params, nesting)
+
+    def apply(self, op: str, args: tuple[int, ...], params: Any, nesting: int = 0) -> int:
+        """The builder's node; a new node the builder rewrote into another op (a + (-b) is
+        built as a - b) gets the rules of its op too."""
+        b = self.b
+        count = len(b.ops)
+        i = b.apply_id(op, args, params)
+        if i >= count and b.ops[i] != op and b.ops[i] in self.by_op:
+            return self.emit(b.ops[i], b.args[i], b.params[i], nesting + 1)
+        return i
 
     def build(self, template: Any, env: dict[str, int], nesting: int) -> int:
         """The node of a replacement (recursion over the template's few levels only)."""
@@ -237,16 +268,29 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
         forward_count = c.meta.get("forward_count")
         forward_end = None
         ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
+        new_ops, apply_id, prefilter, by_op = b.ops, b.apply_id, rw.prefilter, rw.by_op
         for i in range(len(c)):
             if i == forward_count:
-                forward_end = len(b.ops)
+                forward_end = len(new_ops)
             op = ops[i]
             if op == "input":
                 new[i] = b.input(params[i], shapes[i]).id
             elif op == "const":
                 new[i] = b.const_id(params[i])
             else:
-                new[i] = rw.emit(op, tuple(new[a] for a in args[i]), params[i])
+                ids = args[i]
+                ids = (new[ids[0]], new[ids[1]]) if len(ids) == 2 else (new[ids[0]],)
+                needed, repeated = prefilter.get(op, _NO_RULE)
+                # The hot path: no rule can match this node, so the builder alone rebuilds it.
+                if needed is not None and not (new_ops[ids[0]] in needed or (len(ids) == 2 and (
+                        new_ops[ids[1]] in needed or (repeated and ids[0] == ids[1])))):
+                    count = len(new_ops)
+                    j = apply_id(op, ids, params[i])
+                    if j >= count and new_ops[j] != op and new_ops[j] in by_op:
+                        j = rw.emit(new_ops[j], b.args[j], b.params[j], 1)
+                    new[i] = j
+                else:
+                    new[i] = rw.emit(op, ids, params[i])
         meta = dict(c.meta)
         if forward_count is not None:
             if forward_end is None:
@@ -337,8 +381,13 @@ UNSAFE_PASSES: tuple[Pass, ...] = (rewrite_unsafe,)
 """The pipeline of ``simplify(c, unsafe=True)``."""
 
 
-def simplify(c: Circuit, passes: Sequence[Pass] | None = None, unsafe: bool = False) -> Circuit:
-    """Run a pipeline of passes until the circuit stops changing (at most a few rounds).
+def simplify(c: Circuit, passes: Sequence[Pass] | None = None, unsafe: bool = False,
+             rounds: int = 1) -> Circuit:
+    """Run a pipeline of passes, in order.
+
+    The rewriting passes reach their fixed point in one sweep (they rewrite bottom-up, and the
+    nodes of a replacement are rewritten too), so one round is the default; ``rounds`` repeats
+    the pipeline while it shrinks the circuit, for pipelines that need it.
 
     Args:
         c: the circuit.
@@ -347,6 +396,7 @@ def simplify(c: Circuit, passes: Sequence[Pass] | None = None, unsafe: bool = Fa
         unsafe: also use :data:`UNSAFE_RULES`, which change results at inf, nan, -0, outside
             a domain or by rounding (see the module docstring). Ignored when ``passes`` is
             given.
+        rounds: the most times the pipeline runs (it stops when the circuit stops shrinking).
 
     Returns:
         A circuit with the same inputs and outputs (names, order, shapes) and the same values,
@@ -359,7 +409,7 @@ def simplify(c: Circuit, passes: Sequence[Pass] | None = None, unsafe: bool = Fa
     """
     if passes is None:
         passes = UNSAFE_PASSES if unsafe else EXACT_PASSES
-    for _ in range(MAX_ROUNDS):
+    for _ in range(rounds):
         before = (len(c), c.size)
         for p in passes:
             c = p(c)
