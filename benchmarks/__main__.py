@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"run only this module (repeatable); modules: {discover()}")
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="bound on each measurement (one tool at one size), seconds; "
-                             "default 30 (quick) or 60")
+                             "default 30 (quick) or 45")
     parser.add_argument("--module-timeout", type=float, metavar="S",
                         help="bound on each whole module, seconds; default 900 (quick) or 2400")
     args = parser.parse_args(argv)

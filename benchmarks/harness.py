@@ -36,8 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 IMG = DOCS / "img"
 
+# Every tool runs on one thread: circuitgrad and NumPy's elementwise code do, and the machine's
+# cores are shared (PyTorch's two intra-op threads on a loaded 2-core machine ran 10x slower).
+SINGLE_THREAD = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
 # The default bound on one measurement (one tool at one size), seconds; `--timeout` sets it.
-DEFAULT_TIMEOUT = {True: 30.0, False: 60.0}  # by quick
+DEFAULT_TIMEOUT = {True: 30.0, False: 45.0}  # by quick
 
 
 def measurement_timeout(quick: bool) -> float:
@@ -87,20 +94,24 @@ class ChildResult:
     seconds: float = 0.0
 
 
-def run_bounded(call: str, kwargs: dict[str, Any], timeout: float) -> ChildResult:
+def run_bounded(call: str, kwargs: dict[str, Any], timeout: float,
+                show_output: bool = False) -> ChildResult:
     """Run ``module:function(emit, **kwargs)`` in a child process bounded by ``timeout``.
 
     The function reports with ``emit(key, value)``; each report is kept even if the child is
-    killed later. A child that raises reports ``error`` (the last line of its traceback).
+    killed later. A child that raises reports ``error`` (the last line of its traceback). The
+    child's standard output is shown (progress lines) if ``show_output``, else dropped.
     """
     with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", delete=False) as fh:
         path = fh.name
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(SINGLE_THREAD)
     cmd = [sys.executable, "-m", "benchmarks.harness", call, path, json.dumps(kwargs)]
     result = ChildResult()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env,
+                            stdout=None if show_output else subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, stderr = proc.communicate(timeout=timeout)

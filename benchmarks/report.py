@@ -76,7 +76,7 @@ def run_suite(quick: bool, only: list[str] | None, module_timeout: float,
         print(f"[benchmarks] {name} ...", flush=True)
         t0 = time.perf_counter()
         r = run_bounded("benchmarks.report:run_module", {"name": name, "quick": quick},
-                        module_timeout)
+                        module_timeout, show_output=True)
         took = time.perf_counter() - t0
         stamp = (f"_`benchmarks/{name}.py`, {'quick' if quick else 'full'} mode, "
                  f"{time.strftime('%Y-%m-%d %H:%M')}, {took:.0f} s._\n\n")
