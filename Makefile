@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 demo: $(VENV)/.ready
 	$(PY) examples/demo.py
@@ -13,9 +13,17 @@ test: $(VENV)/.ready
 bench: $(VENV)/.ready
 	$(PY) -m benchmarks
 
+# The documentation site, built into site/ (open site/index.html); strict: warnings fail.
+docs: $(VENV)/.docs-ready
+	$(PY) -m mkdocs build --strict
+
+$(VENV)/.docs-ready: $(VENV)/.ready pyproject.toml
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $@
+
 $(VENV)/.ready: pyproject.toml scripts/setup.sh
 	VENV=$(VENV) scripts/setup.sh
 	touch $@
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -137,6 +137,14 @@ def test_api_page_documents_every_public_name():
         assert documented[name] is getattr(cg, name), f"docs/api.md: {name} is another object"
 
 
+def test_design_page_lists_every_primitive():
+    table = read("design.md").split("The primitives today:")[1].split("\n\n")[1]
+    listed = set(re.findall(r"^\| ([^|]*)\|", table, re.M)[1:])
+    names = {n for cell in listed for n in re.findall(r"`(\w+)`", cell)}
+    missing = sorted(set(primitives.PRIMITIVES) - names)
+    assert not missing, f"docs/design.md: the primitive table lacks {missing}"
+
+
 def test_every_public_name_has_a_docstring():
     import inspect
 
