@@ -105,7 +105,10 @@ def test_jvp_composes_with_grad_lowering_and_diagrams():
     got = cg.to_numpy(h)(x=0.3, y=-0.8, x_dot=0.5, y_dot=2.0)
     np.testing.assert_allclose(got[1:], np.array(H, dtype=float) @ t, rtol=1e-12)
     assert "f_dot" in cg.to_numpy(j).source
-    assert "digraph" in str(cg.to_dot(j))
+    for circuit in (j, h, cg.hvp(c), cg.hessian(c)):
+        assert "digraph" in str(cg.to_dot(circuit))
+        back = cg.from_json(cg.to_json(circuit))
+        assert (back.outputs, back.size) == (circuit.outputs, circuit.size)
 
 
 # -- hvp ---------------------------------------------------------------------------------------

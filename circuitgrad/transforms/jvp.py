@@ -169,7 +169,8 @@ def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = Tru
             t = tangent.get(i)
             outputs.append((_fresh(f"{name}_dot", taken),
                             _zero(b, c.shape(i)) if t is None else t))
-        meta = {**_derivative_meta(c), "tangents": tangents}
+        meta = {**_derivative_meta(c), "wrt": tuple(tangents),
+                "tangent_inputs": tuple(tangents.values())}
         result = b.finish(outputs, inputs=list(c.inputs) + list(tangents.values()), meta=meta)
     return simplify_circuit(result) if simplify else result
 
