@@ -25,7 +25,7 @@ that is at most N adds. So ``g.size <= (R + 2) * c.size``: :data:`SIZE_FACTOR` (
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -188,8 +188,16 @@ def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) ->
     out, bar_v = Value(b, i), Value(b, bar)
     if prim.vjp is not None:
         return prim.vjp(bar_v, out, *args, **params)
-    return tuple(None if p is None or not ok else bar_v * p
+    return tuple(None if p is None or not ok else _scale(bar_v, p)
                  for p, ok in zip(prim.partials(out, *args, **params), need))
+
+
+def _scale(bar: Value, p: Any) -> Value:
+    """``bar * p``, with a negative partial's sign outside the product, -(bar·q), so that
+    summing it into an adjoint becomes a subtraction and the sign costs no node."""
+    if type(p) is Value and p.op == "neg":
+        return -(bar * Value(p.builder, p.builder.args[p.id][0]))
+    return bar * p
 
 
 def rule_size(op: str) -> int:
