@@ -77,12 +77,14 @@ _MAX_NESTING = 8  # a replacement's nodes are simplified too, at most this many 
 
 
 class Rule(NamedTuple):
-    """One rewrite: ``pattern → replacement`` where ``when(**constants)`` holds."""
+    """One rewrite: ``pattern → replacement`` where ``when(**constants)`` holds and, if
+    ``single_use`` is a position, the node matched there has no other use."""
 
     name: str
     pattern: tuple
     replacement: Any
     when: Callable[..., bool] | None = None
+    single_use: int | None = None
 
 
 def _power_of_two_at_least_one(**consts: float) -> bool:
@@ -106,6 +108,16 @@ EXACT_RULES: tuple[Rule, ...] = (
     Rule("(-x)/c → x/(-c)", ("div", ("neg", "x"), "c"), ("div", "x", ("neg", "c"))),
     Rule("c·(d·x) → (c·d)·x, |c|, |d| powers of two ≥ 1", ("mul", "c", ("mul", "d", "x")),
          ("mul", ("mul", "c", "d"), "x"), _power_of_two_at_least_one),
+    Rule("square(-x) → square(x)", ("square", ("neg", "x")), ("square", "x")),
+    Rule("|-x| → |x|", ("abs", ("neg", "x")), ("abs", "x")),
+    # A sign moves down to the add or sub that absorbs it (a + (-b) = a - b, in the builder),
+    # when the neg has no other use: as many nodes, and one fewer once absorbed.
+    Rule("(-x)·y → -(x·y)", ("mul", ("neg", "x"), "y"), ("neg", ("mul", "x", "y")),
+         single_use=0),
+    Rule("(-x)/y → -(x/y)", ("div", ("neg", "x"), "y"), ("neg", ("div", "x", "y")),
+         single_use=0),
+    Rule("x/(-y) → -(x/y)", ("div", "x", ("neg", "y")), ("neg", ("div", "x", "y")),
+         single_use=1),
 )
 """Identities exact in IEEE-754 float64 for every input (see the module docstring)."""
 
@@ -164,6 +176,10 @@ class _Rewriter:
                        for r, need in entries)
             self.prefilter[op] = (None if free else frozenset(needed), repeated)
         self.fired = 0
+        # Uses of the rebuilt nodes, an upper bound: the uses each old node had, and one per
+        # node a replacement refers to. A node not counted has unknown uses.
+        self.uses: dict[int, int] = {}
+        self.matched: tuple[int, ...] = ()
 
     def emit(self, op: str, args: tuple[int, ...], params: Any, nesting: int = 0) -> int:
         rules = self.by_op.get(op)
@@ -182,6 +198,9 @@ class _Rewriter:
                 env = self._match_node(rule.pattern, op, args, params)
                 if env is None or (rule.when is not None and not rule.when(**{
                         k: self.b.params[v] for k, v in env.items() if k in CONST_VARIABLES})):
+                    continue
+                if rule.single_use is not None and self.uses.get(
+                        self.matched[rule.single_use], 0) != 1:
                     continue
                 new = self._fit(self.build(rule.replacement, env, nesting + 1), op, args,
                                 params)
@@ -203,7 +222,9 @@ class _Rewriter:
     def build(self, template: Any, env: dict[str, int], nesting: int) -> int:
         """The node of a replacement (recursion over the template's few levels only)."""
         if isinstance(template, str):
-            return env[template]
+            node = env[template]
+            self.uses[node] = self.uses.get(node, 0) + 1  # a new use of a matched node
+            return node
         if isinstance(template, (int, float)):
             return self.b.const_id(float(template))
         op, *subs = template
@@ -226,7 +247,9 @@ class _Rewriter:
             return None
         env = self._match_args(pattern[1:], args, {})
         if env is None and PRIMITIVES[op].commutative and args[0] != args[1]:
-            env = self._match_args(pattern[1:], args[::-1], {})
+            args = args[::-1]
+            env = self._match_args(pattern[1:], args, {})
+        self.matched = args  # the arguments in the order the pattern matched them
         return env
 
     def _match_args(self, patterns: Sequence[Any], args: Sequence[int],
@@ -268,6 +291,13 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
         forward_count = c.meta.get("forward_count")
         forward_end = None
         ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
+        old_uses = [0] * len(c)
+        for ids in args:
+            for a in ids:
+                old_uses[a] += 1
+        for i in c.output_ids:
+            old_uses[i] += 1
+        uses = rw.uses
         new_ops, apply_id, prefilter, by_op = b.ops, b.apply_id, rw.prefilter, rw.by_op
         for i in range(len(c)):
             if i == forward_count:
@@ -291,6 +321,8 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
                     new[i] = j
                 else:
                     new[i] = rw.emit(op, ids, params[i])
+            if old_uses[i]:
+                uses[new[i]] = uses.get(new[i], 0) + old_uses[i]
         meta = dict(c.meta)
         if forward_count is not None:
             if forward_end is None:
@@ -386,8 +418,10 @@ def simplify(c: Circuit, passes: Sequence[Pass] | None = None, unsafe: bool = Fa
     """Run a pipeline of passes, in order.
 
     The rewriting passes reach their fixed point in one sweep (they rewrite bottom-up, and the
-    nodes of a replacement are rewritten too), so one round is the default; ``rounds`` repeats
-    the pipeline while it shrinks the circuit, for pipelines that need it.
+    nodes of a replacement are rewritten too), except that the sign rules judge "no other use"
+    by the uses a node had before the sweep; so one round is the default, and ``rounds``
+    repeats the pipeline while it shrinks the circuit (a second round may move a few more
+    signs).
 
     Args:
         c: the circuit.
