@@ -54,8 +54,9 @@ def isolated(monkeypatch):
     table, functions = dict(primitives.PRIMITIVES), dict(primitives.FUNCTIONS)
     yield
     sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        if not name.startswith(("circuitgrad", "numpy", "sympy", "networkx", "matplotlib")):
+    for name in set(sys.modules) - modules:  # the examples a page imported, e.g. multilayer
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if where.startswith((os.path.join(ROOT, "examples"), os.path.join(ROOT, "docs"))):
             del sys.modules[name]
     primitives.PRIMITIVES.clear()
     primitives.PRIMITIVES.update(table)
