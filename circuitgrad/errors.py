@@ -15,13 +15,27 @@ from __future__ import annotations
 
 
 class CircuitError(ValueError):
-    """Base class of every error caused by bad input to circuitgrad."""
+    """Base class of every error caused by bad input to circuitgrad.
+
+        >>> import circuitgrad as cg
+        >>> cg.grad(cg.parse("x*y"), wrt=["z"])
+        Traceback (most recent call last):
+        ...
+        circuitgrad.errors.CircuitError: wrt names 'z', which is not an input; inputs are ['x', 'y']
+    """
 
 
 class ParseError(CircuitError):
     """Text that is not a valid circuitgrad program.
 
     ``line`` and ``column`` (both 1-based, ``None`` when unknown) say where the problem is.
+
+        >>> import circuitgrad as cg
+        >>> try:
+        ...     cg.parse("y = 2*x\\nJ = foo(y)")
+        ... except cg.ParseError as e:
+        ...     print(e.line, e.column, e.reason.split(" (")[0])
+        2 5 unknown function 'foo'
     """
 
     def __init__(self, message: str, line: int | None = None, column: int | None = None):
@@ -35,7 +49,14 @@ class ParseError(CircuitError):
 
 
 class ShapeError(CircuitError):
-    """Operands whose shapes do not fit the operation."""
+    """Operands whose shapes do not fit the operation.
+
+        >>> import circuitgrad as cg
+        >>> cg.parse("W @ x", shapes={"W": (3, 4), "x": (3,)})
+        Traceback (most recent call last):
+        ...
+        circuitgrad.frontends.parse._ShapeParseError: line 1, column 1: matmul: shapes (3, 4) and (3,) do not fit: 4 (last of left) != 3 (first of right)
+    """
 
 
 def located(error: CircuitError, line: int | None, column: int | None) -> CircuitError:

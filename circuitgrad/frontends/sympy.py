@@ -35,6 +35,11 @@ def from_sympy(expr: Any, inputs: Sequence[str] | None = None) -> Circuit:
 
     Raises:
         CircuitError: a function with no primitive, a complex number, an unknown symbol.
+
+    >>> import sympy
+    >>> x = sympy.Symbol("x")
+    >>> from_sympy({"s": 1 / (1 + sympy.exp(-x))}).op(1)  # recognized: the stable sigmoid
+    'sigmoid'
     """
     if isinstance(expr, dict):
         items = [(str(k), sympy.sympify(v)) for k, v in expr.items()]
@@ -153,6 +158,10 @@ def to_sympy(c: Circuit) -> Any:
 
     Raises:
         CircuitError: a tensor circuit.
+
+    >>> import circuitgrad as cg
+    >>> to_sympy(cg.parse("u = relu(x)\\nv = x**2", outputs=["u", "v"]))
+    (Max(0, x), x**2)
     """
     if any(c.shape(i) for i in range(len(c))):
         raise CircuitError("to_sympy works on scalar circuits; use scalarize() on a tensor "

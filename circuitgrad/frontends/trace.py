@@ -41,6 +41,11 @@ def trace(fn: Callable[..., Any] | None = None, *,
     Raises:
         CircuitError: a parameter that is not positional, data-dependent control flow, a
             result that is not a number or value.
+
+    >>> import circuitgrad as cg
+    >>> c = trace(lambda w, x: cg.relu(w * x), shapes={"w": (3,)})
+    >>> c.input_shapes
+    {'w': (3,), 'x': ()}
     """
     if fn is None:
         return lambda f: trace(f, shapes=shapes)

@@ -180,6 +180,11 @@ class NumpyFunction:
         source: the generated Python source.
         inputs, outputs: names, as in the circuit.
         circuit: the circuit it was made from.
+
+    >>> import numpy as np, circuitgrad as cg
+    >>> f = cg.to_numpy(cg.parse("x * y"))
+    >>> f(np.array([1.0, 2.0]), 3.0)
+    array([3., 6.])
     """
 
     def __init__(self, circuit: Circuit, name: str = "f", mode: str = "auto"):

@@ -46,6 +46,10 @@ def scalarize(c: Circuit) -> Circuit:
     Returns:
         A scalar circuit computing the same values (sums add left to right, so results agree
         with NumPy's pairwise sums up to rounding).
+
+    >>> import circuitgrad as cg
+    >>> scalarize(cg.parse("x @ y", shapes={"x": (2,), "y": (2,)})).inputs
+    ('x_0', 'x_1', 'y_0', 'y_1')
     """
     with no_gc():
         return _scalarize(c)
