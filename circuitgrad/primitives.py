@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -77,6 +77,7 @@ class Primitive:
     sympy: str | Callable[..., Any] | None = None
     commutative: bool = False
     linear: bool = False  # tensor-linear ops keep their shape-changing adjoint
+    internal: bool = False  # made by passes only (sum_to, broadcast_to): programs can't call it
     doc: str = ""
     params: tuple[str, ...] = field(default=())
 
@@ -339,11 +340,11 @@ _TENSOR: list[Primitive] = [
     # The adjoint of broadcasting: sum a broadcast array back down to an operand's shape.
     Primitive("sum_to", 1, _sum_to_template, "Σ→", vjp=_sum_to_vjp,
               jvp=_linear_jvp("sum_to"), shape=lambda x, shape, ndim: _sum_to_shape(x, shape),
-              linear=True, sympy=lambda x, **p: x, params=("shape", "ndim")),
+              linear=True, sympy=lambda x, **p: x, params=("shape", "ndim"), internal=True),
     # A read-only view, never a copy: the adjoint of sum and mean.
     Primitive("broadcast_to", 1, _broadcast_to_template, "⇲", vjp=_broadcast_to_vjp,
               jvp=_linear_jvp("broadcast_to"), shape=_broadcast_to_shape, linear=True,
-              sympy=lambda x, **p: x, params=("shape", "axis")),
+              sympy=lambda x, **p: x, params=("shape", "axis"), internal=True),
 ]
 
 
@@ -368,17 +369,37 @@ _LEAVES: list[Primitive] = [
 PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _LEAVES + _ELEMENTWISE + _TENSOR}
 """Every primitive by name."""
 
-FUNCTIONS: dict[str, str] = {
-    name: name
-    for name in ("sin", "cos", "tanh", "exp", "log", "sqrt", "square", "abs", "relu",
-                 "sigmoid", "step", "sign", "transpose", "sum", "mean", "outer")
-}
+class _Functions(Mapping[str, str]):
+    """A live view of the table: every primitive a program may call by name, which is every
+    operation that is not written as an operator (``+``, ``-x`` ...) and not ``internal``.
+    A record added to :data:`PRIMITIVES`, even at run time, is callable at once."""
+
+    def __getitem__(self, name: str) -> str:
+        prim = PRIMITIVES.get(name)
+        if prim is None or not _callable(prim):
+            raise KeyError(name)
+        return name
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, prim in PRIMITIVES.items() if _callable(prim))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _callable(prim: Primitive) -> bool:
+    return bool(prim.arity) and not prim.internal and prim.name not in _OPERATOR_PRIMITIVES
+
+
+FUNCTIONS: Mapping[str, str] = _Functions()
 """The functions a program may call, by the name it calls them: what the parser accepts."""
 
 BINARY_OPERATORS: dict[str, str] = {
     "Add": "add", "Sub": "sub", "Mult": "mul", "Div": "div", "Pow": "pow", "MatMult": "matmul",
 }
 """Python's binary operators (``ast`` class names) and the primitive each one is."""
+
+_OPERATOR_PRIMITIVES = frozenset(BINARY_OPERATORS.values()) | {"neg"}
 
 
 def shape_of(name: str, shapes: tuple[Shape, ...], params: dict[str, Any]) -> Shape:

@@ -51,7 +51,7 @@ def isolated(monkeypatch):
     primitive table (the design page registers a primitive to show how)."""
     monkeypatch.chdir(ROOT)
     path, modules = list(sys.path), set(sys.modules)
-    table, functions = dict(primitives.PRIMITIVES), dict(primitives.FUNCTIONS)
+    table = dict(primitives.PRIMITIVES)  # FUNCTIONS is a live view of this table
     yield
     sys.path[:] = path
     for name in set(sys.modules) - modules:  # the examples a page imported, e.g. multilayer
@@ -60,8 +60,6 @@ def isolated(monkeypatch):
             del sys.modules[name]
     primitives.PRIMITIVES.clear()
     primitives.PRIMITIVES.update(table)
-    primitives.FUNCTIONS.clear()
-    primitives.FUNCTIONS.update(functions)
 
 
 @pytest.mark.parametrize("page", PAGES)
