@@ -1,9 +1,9 @@
 """Simplification passes: plain functions ``Circuit -> Circuit`` that read the primitive table.
 
 A *pass* takes a circuit and returns a new one computing the same outputs from the same
-inputs (same names, order and shapes). :func:`simplify` runs a pipeline (a list of passes). Every pass is one forward loop over the node records (ids
-are topological), so it is linear in the size of the circuit and never recurses over its
-depth.
+inputs (same names, order and shapes). :func:`simplify` runs a pipeline (a list of passes).
+Every pass is one forward loop over the node records (ids are topological), so it is linear
+in the size of the circuit and never recurses over its depth.
 
 The passes:
 
