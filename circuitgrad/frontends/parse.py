@@ -18,6 +18,8 @@ long programs are parsed in chunks of lines (linear time, memory of one chunk's 
 from __future__ import annotations
 
 import ast
+import keyword
+import re
 import warnings
 from typing import Any, Iterator, Sequence
 
@@ -51,7 +53,8 @@ _STATEMENTS = {
 _AXIS_FUNCTIONS = ("sum", "mean")
 
 
-def _syntax_trees(lines: list[str], margin: int = 0) -> Iterator[tuple[ast.Module, int]]:
+def _syntax_trees(lines: list[str], margin: int = 0, first: int = 0,
+                  stop: int | None = None) -> Iterator[tuple[ast.Module, int]]:
     """Parse ``lines`` a chunk at a time; yield each chunk's tree and its first line's index.
 
     A chunk boundary is a statement boundary only if the chunk parses: otherwise the chunk
@@ -60,7 +63,7 @@ def _syntax_trees(lines: list[str], margin: int = 0) -> Iterator[tuple[ast.Modul
     overflows Python's own parser (RecursionError, MemoryError: an expression nested too
     deeply) is halved until the overflowing line is found, so the error names that line.
     """
-    start, n = 0, len(lines)
+    start, n = first, len(lines) if stop is None else stop
     size = CHUNK_LINES
     deep = 0  # when > 0: the chunk of ``deep`` lines from ``start`` overflows the parser
     while start < n:
@@ -116,6 +119,61 @@ def _too_deep(line: int) -> ParseError:
                       "several assignments", line, 1)
 
 
+# The fast path: an ASCII line ``name = a op b``, ``name = f(a)`` or ``name = a`` whose operands
+# are names or plain decimal numbers, optionally followed by a comment. Anything else (and any
+# line inside brackets or after a backslash) goes through ``ast``; so do the keywords.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_OPERAND = _NAME + r"|(?:\d{1,15}(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?"
+_SIMPLE = re.compile(
+    rf"(?P<target>{_NAME})[ \t]*=[ \t]*(?P<value>"
+    rf"(?P<a>{_OPERAND})(?:[ \t]*(?P<op>\*\*|[-+*/@])[ \t]*(?P<b>{_OPERAND}))?"
+    rf"|(?P<fn>{_NAME})\([ \t]*(?P<x>{_OPERAND})[ \t]*\))[ \t]*(?:#.*)?")
+_BAD_INTEGER = re.compile(r"0+[1-9]\d*")  # 017 is a syntax error in Python 3: let ast say so
+_SIMPLE_OPERATORS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul"}
+
+
+def _blocks(lines: list[str], text: str) -> Iterator[tuple[int, int, re.Match | None]]:
+    """Split the program into simple lines (with their match) and runs of other lines.
+
+    A run ends only where a simple line starts at bracket depth 0, so every run is whole
+    statements. Text with quotes (strings are rejected anyway) is one run: the brackets of
+    a string must not fool the depth count.
+    """
+    if "'" in text or '"' in text:
+        yield 0, len(lines), None
+        return
+    depth, continued, run = 0, False, None
+    for i, line in enumerate(lines):
+        match = None
+        if not depth and not continued:
+            match = _SIMPLE.fullmatch(line)
+            if match is not None and not _simple_names_ok(match):
+                match = None
+        if match is not None:
+            if run is not None:
+                yield run, i, None
+                run = None
+            yield i, i + 1, match
+            continue
+        if run is None:
+            run = i
+        code = line.split("#", 1)[0]
+        depth = max(0, depth + code.count("(") + code.count("[") + code.count("{")
+                    - code.count(")") - code.count("]") - code.count("}"))
+        continued = code.rstrip().endswith("\\")
+    if run is not None:
+        yield run, len(lines), None
+
+
+def _simple_names_ok(match: re.Match) -> bool:
+    for group in ("target", "a", "b", "x"):
+        name = match[group]
+        if name and (keyword.iskeyword(name) or _BAD_INTEGER.fullmatch(name)):
+            return False
+    fn = match["fn"]
+    return fn is None or (fn in FUNCTIONS and PRIMITIVES[fn].arity == 1)
+
+
 def _char_column(lines: list[str], line: int, offset: int) -> int:
     """1-based character column of a 0-based ``offset`` in UTF-8 bytes (as ``ast`` gives)."""
     if not 1 <= line <= len(lines):
@@ -157,19 +215,9 @@ class _Program:
             if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
                 raise self.fail(stmt, "only 'name = expression' assignments are supported")
             target = stmt.targets[0].id
-            line = self.where(stmt)[0]
-            if target in self.assigned:
-                raise self.fail(stmt, f"'{target}' is assigned twice (first on line "
-                                      f"{self.assigned[target][1]}); use a new name")
-            if self.declared is not None and target in self.declared:
-                raise self.fail(stmt, f"cannot assign to input '{target}'")
-            if target in self.first_use:
-                raise self.fail(stmt, f"'{target}' is used on line {self.first_use[target]} "
-                                      f"before it is assigned here")
-            node = self.expression(stmt.value)
-            self.builder.name(node, target)
-            self.assigned[target] = (node, line)
-            return target, node
+            line, col = self.where(stmt)
+            self.check_target(target, line, col)
+            return self.assign(target, self.expression(stmt.value), line)
         if isinstance(stmt, ast.Expr):
             if not last:
                 raise self.fail(stmt, "a bare expression is only allowed as the last line "
@@ -177,6 +225,46 @@ class _Program:
             return None, self.expression(stmt.value)
         raise self.fail(stmt, f"{_STATEMENTS.get(kind, kind)} is not supported: a program is "
                               "assignments 'name = expression'")
+
+    def check_target(self, target: str, line: int, col: int) -> None:
+        """The rules of straight-line programs: one assignment per name, after its uses."""
+        if target in self.assigned:
+            raise ParseError(f"'{target}' is assigned twice (first on line "
+                             f"{self.assigned[target][1]}); use a new name", line, col)
+        if self.declared is not None and target in self.declared:
+            raise ParseError(f"cannot assign to input '{target}'", line, col)
+        if target in self.first_use:
+            raise ParseError(f"'{target}' is used on line {self.first_use[target]} before it "
+                             "is assigned here", line, col)
+
+    def assign(self, target: str, node: int, line: int) -> tuple[str, int]:
+        self.builder.name(node, target)
+        self.assigned[target] = (node, line)
+        return target, node
+
+    def simple(self, match: re.Match, line: int) -> tuple[str, int]:
+        """A line of the form ``name = a op b``, ``name = f(a)`` or ``name = a`` (the fast path:
+        no syntax tree; the same checks and nodes as the tree walk)."""
+        target = match["target"]
+        col = self.margin + 1
+        self.check_target(target, line, col)
+        try:
+            if match["op"]:
+                a, b = self.operand(match, "a", line), self.operand(match, "b", line)
+                node = self.builder.apply_id(_SIMPLE_OPERATORS[match["op"]], (a, b))
+            elif match["fn"]:
+                node = self.builder.apply_id(match["fn"], (self.operand(match, "x", line),))
+            else:
+                node = self.operand(match, "a", line)
+        except CircuitError as e:
+            raise _located(e, line, self.margin + match.start("value") + 1) from None
+        return self.assign(target, node, line)
+
+    def operand(self, match: re.Match, group: str, line: int) -> int:
+        text = match[group]
+        if text[0].isdigit() or text[0] == ".":
+            return self.builder.const_id(float(text))
+        return self.lookup(text, line, self.margin + match.start(group) + 1)
 
     # -- expressions (iterative post-order walk) -----------------------------------------
     def expression(self, root: ast.expr) -> int:
@@ -298,13 +386,17 @@ class _Program:
         raise self.fail(node, f"{_UNSUPPORTED.get(kind, kind)} is not supported here")
 
     def name(self, node: ast.Name) -> int:
-        name = node.id
-        if name in self.assigned:
-            return self.assigned[name][0]
+        return self.lookup(node.id, *self.where(node))
+
+    def lookup(self, name: str, line: int, col: int) -> int:
+        """The node a name stands for: assigned before, or an input."""
+        hit = self.assigned.get(name)
+        if hit is not None:
+            return hit[0]
         if self.declared is not None and name not in self.declared:
-            raise self.fail(node, f"unknown name '{name}': it is neither assigned before nor "
-                                  f"among the inputs {self.declared}")
-        self.first_use.setdefault(name, self.where(node)[0])
+            raise ParseError(f"unknown name '{name}': it is neither assigned before nor "
+                             f"among the inputs {self.declared}", line, col)
+        self.first_use.setdefault(name, line)
         return self.builder.input(name, self.shapes.get(name, ())).id
 
 
@@ -350,12 +442,18 @@ def parse(text: str, inputs: Sequence[str] | None = None,
     program = _Program(lines, inputs, shapes, margin)
     last: tuple[str | None, int] | None = None
     with no_gc(), np.errstate(all="ignore"):
-        for tree, offset in _syntax_trees(lines, margin):
-            program.offset = offset
-            body = tree.body
-            for k, stmt in enumerate(body):
-                is_last = k == len(body) - 1 and _only_blank(lines, offset, stmt)
-                last = program.statement(stmt, is_last)
+        for start, stop, match in _blocks(lines, text):
+            if match is not None:
+                last = program.simple(match, start + 1)
+                continue
+            for tree, offset in _syntax_trees(lines, margin, start, stop):
+                program.offset = offset
+                body = tree.body
+                for k, stmt in enumerate(body):
+                    # Only a bare expression cares whether it is the program's last line.
+                    is_last = (k == len(body) - 1 and isinstance(stmt, ast.Expr)
+                               and _only_blank(lines, offset, stmt))
+                    last = program.statement(stmt, is_last)
     if last is None:
         raise ParseError("empty program: write an expression such as 'sin(x) * y'", 1, 1)
     return _finish(program, last, outputs, shapes)
@@ -375,8 +473,8 @@ def _margin(lines: list[str]) -> int:
 
 def _only_blank(lines: list[str], offset: int, stmt: ast.stmt) -> bool:
     end = (stmt.end_lineno or stmt.lineno) + offset
-    for line in lines[end:]:
-        s = line.strip()
+    for k in range(end, len(lines)):
+        s = lines[k].strip()
         if s and not s.startswith("#"):
             return False
     return True
