@@ -50,6 +50,7 @@ _OUTPUT = ("#dcfce7", "#16a34a")
 _DELTA_COLOUR = "#c2410c"
 _MUTED = "#6b7280"
 _REFERENCE = "#94a3b8"
+_REACH = 3  # a use this many levels deeper than the first is drawn as a reference
 
 
 def _number(value: float) -> str:
@@ -210,6 +211,19 @@ class _Drawing:
         self.out_names: dict[int, list[str]] = {}
         for name, i in zip(c.outputs, c.output_ids):
             self.out_names.setdefault(i, []).append(self.gradient_titles.get(name, name))
+        # The depth of each node (longest path from a leaf) and the least depth of its users:
+        # an edge from a value to a much deeper user would cross the page (and cost Graphviz
+        # time quadratic in the circuit's length), so such a use is drawn as a reference.
+        self.depth = [0] * len(c)
+        self.first_use = [len(c)] * len(c)
+        for i in range(len(c)):
+            args = c.args(i)
+            if args:
+                self.depth[i] = 1 + max(self.depth[a] for a in args)
+                for a in args:
+                    self.first_use[a] = min(self.first_use[a], self.depth[i])
+        self.referenced = {a for i in range(len(c)) for a in c.args(i)
+                           if self.copied(a, i) and not self.shared_const(a)}
 
     def in_adjoint(self, i: int) -> bool:
         return self.adjoint and i >= self.fc
@@ -218,7 +232,8 @@ class _Drawing:
         """The name shown on node ``i``: a program name, ``∂J/∂z`` for ``z_bar``."""
         name = self.c.name(i)
         if name is None:
-            return None
+            # A value referenced elsewhere needs a name: the generated code's (to_numpy).
+            return f"v{i}" if i in self.referenced and self.c.op(i) != "input" else None
         if self.in_adjoint(i) and name.endswith("_bar"):
             return f"∂{self.c.meta.get('gradient_of', 'J')}/∂{name[:-4]}"
         return name
@@ -333,15 +348,22 @@ class _Drawing:
     # -- the graph -----------------------------------------------------------------------
     def copied(self, a: int, user: int) -> bool:
         """Whether argument ``a`` of ``user`` is drawn as a copy next to it: a scalar
-        constant, or a forward input or named node read by the adjoint pass (a reference,
-        so that the adjoint pass reads like the notes' δ · x, with no edge across the page)."""
+        constant, or a reference (dashed, named) to a forward value that the adjoint pass
+        reads (so that it reads like the notes' δ · x) or that a much deeper node uses. Edges
+        across the page would be unreadable, and cost Graphviz time quadratic in the length
+        of the circuit."""
         if self.shared_const(a):
             return True
-        return (self.in_adjoint(user) and not self.in_adjoint(a)
-                and self.c.op(a) != "const" and self.reference(a))
+        if not self.reference(a):
+            return False
+        if self.in_adjoint(user) and not self.in_adjoint(a):
+            return True
+        return self.depth[user] > self.first_use[a] + _REACH
 
     def reference(self, a: int) -> bool:
-        return self.c.op(a) == "input" or self.c.name(a) is not None
+        """Whether forward node ``a`` can be drawn as a reference (every value but an array
+        constant, which has no name to show)."""
+        return self.c.op(a) != "const"
 
     def dot_name(self, i: int, user: int | str | None = None) -> str:
         if user is not None and (isinstance(user, str) or self.copied(i, user)):
@@ -350,12 +372,13 @@ class _Drawing:
 
     def reference_node(self, a: int) -> tuple[str, list[tuple[str, str]]]:
         """A forward value as the adjoint pass reads it: its name (and value), dashed."""
-        name = self.c.params(a) if self.c.op(a) == "input" else self.c.name(a)
+        name = self.c.params(a) if self.c.op(a) == "input" else self.title(a)
         text = f"<B>{_h(name)}</B>"
         if self.values is not None and not self.c.shape(a):
             text += f" = {_h(_number(self.values[a]))}"
+        fill, line = ("#fff7ed", _ADJOINT[1]) if self.in_adjoint(a) else ("#eff6ff", _INPUT[1])
         return f"<{text}>", [("shape", "box"), ("style", "rounded,dashed,filled"),
-                             ("fillcolor", "#eff6ff"), ("color", _INPUT[1]), ("fontsize", "10"),
+                             ("fillcolor", fill), ("color", line), ("fontsize", "10"),
                              ("height", "0.25")]
 
     def statements(self, part: range) -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -493,6 +516,12 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
             d.node(name, label, _attributes=attrs)
     for tail, head, attrs in drawing.edges() + out_edges:
         d.edge(tail, head, _attributes=attrs)
+    if drawing.adjoint and len(c.outputs) > 1 and c.inputs:
+        # Anchor the adjoint pass under the forward pass: its first gradient one step right
+        # of the first input (the two parts share no edge: the adjoint reads references).
+        k, i = 1, c.output_ids[1]
+        first = f"n{i}" if drawing.boxed_output(i) else f"out{k}"
+        d.edge(f"n{c.input_ids[0]}", first, _attributes=[("style", "invis")])
     return d
 
 
