@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -299,3 +300,17 @@ def test_without_dot(tmp_path, monkeypatch):
         assert not (tmp_path / f"c.{fmt}").exists()
     bundle = neuron()._repr_mimebundle_()
     assert list(bundle) == ["text/plain"]
+
+
+def test_far_uses_are_references_so_big_circuits_lay_out_fast(tmp_path):
+    # x is used by every line: drawn once near its first users, as references further on,
+    # so no edge crosses the page (long edges cost Graphviz time quadratic in the length).
+    c = big(166)
+    assert 450 < len(c) <= 500
+    src = cg.to_dot(c).source
+    x = c.input_ids[0]
+    assert sum(1 for t, _, _ in edges(src) if t == f"n{x}") <= 4
+    assert len([n for n in nodes(src) if n.startswith(f"n{x}_")]) > 150
+    start = time.perf_counter()
+    cg.render(c, tmp_path / "big.svg", at={"x": 0.5})
+    assert time.perf_counter() - start < 60  # about a second when idle
