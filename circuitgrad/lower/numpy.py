@@ -158,7 +158,8 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
     for i, op, args, params, _shape in c.records():
         if op in LEAVES:
             continue
-        if forward_count is not None and i == forward_count:
+        if forward_count is not None and i >= forward_count:
+            forward_count = None  # the first adjoint node opens the backward section
             lines.append("    # backward: adjoints v_bar = ∂J/∂v (the notes' δ), last node first")
         code = PRIMITIVES[op].code([names.names[a] for a in args], params or {})
         lines.append(f"    {names.names[i]} = {code}")
