@@ -17,11 +17,22 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import sympy
-
 from ..circuit import Builder, Circuit
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
+
+class _LazySympy:
+    """sympy, imported on first use: it takes a quarter of a second, and most uses of
+    circuitgrad (the command line above all) never need it."""
+
+    def __getattr__(self, name: str) -> Any:
+        import sympy as module
+
+        globals()["sympy"] = module
+        return getattr(module, name)
+
+
+sympy: Any = _LazySympy()
 
 _BY_SYMPY_NAME = {p.sympy: p.name for p in PRIMITIVES.values() if isinstance(p.sympy, str)}
 
