@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import sympy
-from hypothesis import given
+from hypothesis import assume, given
 
 import circuitgrad as cg
 from circuitgrad.circuit import Builder
@@ -54,6 +54,9 @@ def test_random_programs_against_central_differences(case):
 @given(programs(max_ops=8))
 def test_random_programs_against_sympy_diff(case):
     text, point, _ = case
+    # sympy's diff of sign(...) can recurse without end inside its assumptions system (e.g.
+    # sign(sqrt(x))); step and sign have derivative 0 a.e., checked by central differences.
+    assume("sign(" not in text and "step(" not in text)
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
     expr = cg.to_sympy(c)
