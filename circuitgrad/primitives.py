@@ -402,6 +402,24 @@ BINARY_OPERATORS: dict[str, str] = {
 _OPERATOR_PRIMITIVES = frozenset(BINARY_OPERATORS.values()) | {"neg"}
 
 
+def shape_cases(name: str) -> list[tuple[Shape, ...]]:
+    """Argument shapes that exercise every case of primitive ``name`` without broadcasting
+    (all of matmul's 1-D/2-D combinations): what rule-size measurements build.
+
+        >>> shape_cases("mul"), len(shape_cases("matmul"))
+        ([((), ())], 4)
+    """
+    if name == "matmul":
+        return [((2, 3), (3, 4)), ((2, 3), (3,)), ((3,), (3, 4)), ((3,), (3,))]
+    if name == "outer":
+        return [((2,), (3,))]
+    if name in ("sum", "mean", "transpose"):
+        return [((2, 3),)]
+    if name == "sum_to":
+        return [((2, 3),)]
+    return [((),) * PRIMITIVES[name].arity]
+
+
 def shape_of(name: str, shapes: tuple[Shape, ...], params: dict[str, Any]) -> Shape:
     """The output shape of primitive ``name`` applied to arguments of ``shapes``."""
     prim = PRIMITIVES[name]

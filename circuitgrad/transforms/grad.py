@@ -31,7 +31,7 @@ import numpy as np
 
 from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
 from ..errors import CircuitError
-from ..primitives import PRIMITIVES
+from ..primitives import PRIMITIVES, shape_cases
 from .simplify import simplify as simplify_circuit
 
 
@@ -204,18 +204,10 @@ def rule_size(op: str) -> int:
     """The most nodes the adjoint rule of ``op`` emits for one node (all arguments active,
     operands of the largest broadcast-free shapes; add 1 per argument for ``sum_to``)."""
     prim = PRIMITIVES[op]
-    if op == "matmul":
-        cases = [((2, 3), (3, 4)), ((2, 3), (3,)), ((3,), (3, 4)), ((3,), (3,))]
-    elif op == "outer":
-        cases = [((2,), (3,))]
-    elif prim.params and op in ("sum", "mean"):
-        cases = [((2, 3),)]
-    elif op in ("sum_to", "broadcast_to"):
+    if op in ("sum_to", "broadcast_to"):
         return 1
-    else:
-        cases = [((),) * prim.arity]
     worst = 0
-    for shapes in cases:
+    for shapes in shape_cases(op):
         b = Builder()
         args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
         out = b.apply(op, *args)

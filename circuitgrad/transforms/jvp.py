@@ -34,7 +34,7 @@ import numpy as np
 
 from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
 from ..errors import CircuitError
-from ..primitives import PRIMITIVES
+from ..primitives import PRIMITIVES, shape_cases
 from .grad import SIZE_FACTOR, grad, pick_inputs, pick_output
 from .simplify import simplify as simplify_circuit
 
@@ -304,19 +304,10 @@ def tangent_rule_size(op: str) -> int:
     >>> tangent_rule_size("mul"), tangent_rule_size("add")
     (3, 1)
     """
-    prim = PRIMITIVES[op]
-    if op == "matmul":
-        cases = [((2, 3), (3, 4)), ((2, 3), (3,)), ((3,), (3, 4)), ((3,), (3,))]
-    elif op == "outer":
-        cases = [((2,), (3,))]
-    elif op in ("sum", "mean"):
-        cases = [((2, 3),)]
-    elif op in ("sum_to", "broadcast_to", "transpose"):
+    if op in ("sum_to", "broadcast_to", "transpose"):
         return 1
-    else:
-        cases = [((),) * prim.arity]
     worst = 0
-    for shapes in cases:
+    for shapes in shape_cases(op):
         b = Builder()
         args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
         out = b.apply(op, *args)
