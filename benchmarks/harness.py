@@ -204,21 +204,23 @@ def plot_loglog(name: str, title: str, xlabel: str, ylabel: str,
     except ImportError:
         return None
     IMG.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), dpi=110)
     markers = "os^vD<>pP*hX"
+    colors = plt.get_cmap("tab20").colors
     for k, (label, (xs, ys)) in enumerate(series.items()):
         pts = [(x, y) for x, y in zip(xs, ys) if y is not None and y > 0]
         if not pts:
             continue
         ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker=markers[k % len(markers)],
-                  label=label, linewidth=2.2 if label.startswith("circuitgrad") else 1.2)
+                  color=colors[(2 * k) % 20 + (2 * k) // 20 % 2], label=label,
+                  linewidth=2.4 if label.startswith("circuitgrad") else 1.2)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
     if note:
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, alpha=0.7)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(IMG / f"{name}.png")
     plt.close(fig)

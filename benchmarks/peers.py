@@ -423,8 +423,10 @@ def _agreement(values: list[float] | None, ref: list[float] | None) -> str:
         return "–"
     if len(values) != len(ref):
         return f"shape differs ({len(values)} vs {len(ref)})"
-    scale = max((abs(x) for x in ref[1:]), default=1.0) or 1.0
-    err = max(abs(a - b) for a, b in zip(values, ref)) / scale
+    # The value relative to |f|, the gradient relative to its largest component.
+    scale = max((abs(x) for x in ref[1:]), default=0.0) or 1.0
+    err = max([abs(values[0] - ref[0]) / (abs(ref[0]) or 1.0)] +
+              [abs(a - b) / scale for a, b in zip(values[1:], ref[1:])])
     return "0" if err == 0 else f"{err:.1e}"
 
 
@@ -524,8 +526,8 @@ def _tables(workload: str, results: dict[str, dict[int, dict]], quick: bool,
     out += ["", "#### Size of the gradient program / the function's "
             "(circuitgrad nodes, jaxpr equations, CasADi instructions, sympy ops after cse, "
             "PyTensor apply nodes before rewrites)", "", table(heads, rows(size_cell))]
-    out += ["", "#### Agreement: max |∇f − ∇f(circuitgrad)| / ‖∇f(circuitgrad)‖∞ at a random "
-            "point", "",
+    out += ["", "#### Agreement at a random point: max of |f − f(circuitgrad)| / |f(circuitgrad)| "
+            "and |∇f − ∇f(circuitgrad)| / ‖∇f(circuitgrad)‖∞", "",
             table(heads, rows(lambda t, n, r: _agreement(
                 r.get("grad"), cg.get(n, {}).get("grad")) if "grad" in r else
                 (r.get("status") or "–")))]

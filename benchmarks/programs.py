@@ -158,18 +158,34 @@ def random_program(n: int, seed: int = 0, n_inputs: int = 8, window: int = 64) -
     rng = random.Random(seed)
     inputs = tuple(f"x{k}" for k in range(n_inputs))
     names: list[str] = list(inputs)
+    index: dict[str, int] = {name: k for k, name in enumerate(names)}
     ranges: list[tuple[float, float]] = [(-1.0, 1.0)] * n_inputs
     unused: dict[int, None] = dict.fromkeys(range(n_inputs))  # ordered: oldest first
+    # May the value be exactly ±0? (relu makes zeros; f(0) = 0 and products keep them.) The
+    # kinks relu and abs are not applied to such values: their derivative at exactly 0 is a
+    # convention (relu'(0) is 1 here, 0 in PyTorch, 1/2 in CasADi and autograd).
+    zero: list[bool] = [False] * n_inputs
     lines: list[Line] = []
 
     def add(op: str, args: tuple[Any, ...], r: tuple[float, float], used: list[int]) -> None:
         for u in used:
             unused.pop(u, None)
+        zb = [zero[index[a]] if isinstance(a, str) else a == 0 for a in args]
+        if op in ("add", "sub"):
+            z = all(zb)
+        elif op in ("mul",):
+            z = any(zb)
+        elif op in ("div", "pow", "sin", "tanh", "square", "abs", "relu", "sqrt"):
+            z = zb[0] or op == "relu"
+        else:
+            z = False
         target = f"v{len(lines)}"
         lines.append(Line(target, op, args))
         unused[len(names)] = None
+        index[target] = len(names)
         names.append(target)
         ranges.append(r)
+        zero.append(z)
 
     while len(lines) < n:
         first = next(iter(unused)) if unused else rng.randrange(len(names))
@@ -205,6 +221,8 @@ def random_program(n: int, seed: int = 0, n_inputs: int = 8, window: int = 64) -
         ops = list(UNARY)
         rng.shuffle(ops)
         for op in ops:
+            if zero[first] and op in ("relu", "abs"):
+                continue
             r = _unary_range(op, *ra)
             if r is not None:
                 add(op, (names[first],), r, [first])
