@@ -10,8 +10,13 @@ demo: $(VENV)/.ready
 test: $(VENV)/.ready
 	$(PY) -m pytest -q
 
-bench: $(VENV)/.ready
+# The benchmarks against peers (installs the `bench` extra: JAX, PyTorch CPU, CasADi ...).
+bench: $(VENV)/.bench-ready
 	$(PY) -m benchmarks
+
+$(VENV)/.bench-ready: $(VENV)/.ready pyproject.toml
+	$(PY) -m pip install -q -e ".[bench]"
+	touch $@
 
 # The documentation site, built into site/ (open site/index.html); strict: warnings fail.
 docs: $(VENV)/.docs-ready

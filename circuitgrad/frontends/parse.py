@@ -191,6 +191,8 @@ class _Program:
         self.builder = Builder()
         self.assigned: dict[str, tuple[int, int]] = {}  # name -> (node id, line)
         self.declared = list(inputs) if inputs is not None else None
+        # A set beside the list: membership is tested for every name of every line.
+        self.declared_set = set(self.declared) if self.declared is not None else None
         self.shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
         self.first_use: dict[str, int] = {}  # free name -> line of its first use
         self.offset = 0  # index of the current chunk's first line
@@ -231,7 +233,7 @@ class _Program:
         if target in self.assigned:
             raise ParseError(f"'{target}' is assigned twice (first on line "
                              f"{self.assigned[target][1]}); use a new name", line, col)
-        if self.declared is not None and target in self.declared:
+        if self.declared_set is not None and target in self.declared_set:
             raise ParseError(f"cannot assign to input '{target}'", line, col)
         if target in self.first_use:
             raise ParseError(f"'{target}' is used on line {self.first_use[target]} before it "
@@ -393,7 +395,7 @@ class _Program:
         hit = self.assigned.get(name)
         if hit is not None:
             return hit[0]
-        if self.declared is not None and name not in self.declared:
+        if self.declared_set is not None and name not in self.declared_set:
             raise ParseError(f"unknown name '{name}': it is neither assigned before nor "
                              f"among the inputs {self.declared}", line, col)
         self.first_use.setdefault(name, line)
