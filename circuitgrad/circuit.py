@@ -420,7 +420,9 @@ class Builder:
         if params:
             params = self._canonical_params(op, ids, params)
         shapes, ops = self.shapes, self.ops
-        if op in _REWRITTEN and any(ops[a] in _REWRITE_TRIGGERS for a in ids):
+        first = ops[ids[0]]
+        second = ops[ids[1]] if len(ids) == 2 else first  # (unary: the same argument twice)
+        if op in _REWRITTEN and (first in _REWRITE_TRIGGERS or second in _REWRITE_TRIGGERS):
             rewritten = self._rewrite(op, ids)
             if rewritten is not None:
                 return rewritten
@@ -430,7 +432,7 @@ class Builder:
                 shape = broadcast_shape(op, shape, shapes[ids[1]])
         else:
             shape = prim.shape(*(shapes[a] for a in ids), **(params or {}))
-        if op not in _NOT_FOLDED and all(ops[a] == "const" for a in ids):
+        if first == "const" and second == "const" and op not in _NOT_FOLDED:
             with np.errstate(all="ignore"):
                 value = evaluate(op, tuple(self.params[a] for a in ids), params)
             return self.const_id(value)
@@ -561,7 +563,9 @@ class Builder:
             if live[i]:
                 new_id[i] = len(ops)
                 ops.append(self.ops[i])
-                new_args.append(tuple(new_id[a] for a in args[i]))
+                a = args[i]
+                new_args.append((new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
+                                (new_id[a[0]],) if a else ())
                 params.append(self.params[i])
                 shapes.append(self.shapes[i])
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}
