@@ -76,10 +76,8 @@ class Primitive:
     shape: Callable[..., Shape] | None = None
     sympy: str | Callable[..., Any] | None = None
     commutative: bool = False
-    linear: bool = False  # tensor-linear ops keep their shape-changing adjoint
     internal: bool = False  # made by passes only (sum_to, broadcast_to): programs can't call it
-    doc: str = ""
-    params: tuple[str, ...] = field(default=())
+    params: tuple[str, ...] = field(default=())  # the names of the node's params, if any
 
     def code(self, args: list[str], params: dict[str, Any]) -> str:
         """The NumPy expression of one node whose arguments are named ``args``."""
@@ -319,31 +317,33 @@ _ELEMENTWISE: list[Primitive] = [
               sympy="sign"),
 ]
 
+# The sympy form of a tensor op is that of a scalar operand (sum(x) = x): to_sympy only takes
+# scalar circuits; matmul and outer have none, as they never take scalars.
 _TENSOR: list[Primitive] = [
     Primitive("matmul", 2, "{0} @ {1}", "@", vjp=_matmul_vjp, jvp=_matmul_jvp,
-              shape=_matmul_shape, linear=True, sympy=lambda a, b: a * b),
+              shape=_matmul_shape),
     Primitive("outer", 2, "_np.outer({0}, {1})", "⊗",
               vjp=lambda bar, out, a, b: (bar @ b, a @ bar),
               jvp=lambda t, out, a, b: _sum_optional(
                   None if t[0] is None else call("outer", t[0], b),
                   None if t[1] is None else call("outer", a, t[1])),
-              shape=lambda a, b: _outer_shape(a, b), linear=True, sympy=lambda a, b: a * b),
+              shape=lambda a, b: _outer_shape(a, b)),
     Primitive("transpose", 1, "{0}.T", "ᵀ", vjp=lambda bar, out, x: (bar.T,),
-              jvp=_linear_jvp("transpose"), shape=lambda x: tuple(reversed(x)), linear=True,
+              jvp=_linear_jvp("transpose"), shape=lambda x: tuple(reversed(x)),
               sympy=lambda x: x),
     Primitive("sum", 1, _reduce_template("sum"), "Σ", vjp=_reduce_vjp(mean=False),
-              jvp=_linear_jvp("sum"), shape=_reduce_shape("sum"), linear=True,
+              jvp=_linear_jvp("sum"), shape=_reduce_shape("sum"),
               sympy=lambda x, axis=None: x, params=("axis",)),
     Primitive("mean", 1, _reduce_template("mean"), "mean", vjp=_reduce_vjp(mean=True),
-              jvp=_linear_jvp("mean"), shape=_reduce_shape("mean"), linear=True,
+              jvp=_linear_jvp("mean"), shape=_reduce_shape("mean"),
               sympy=lambda x, axis=None: x, params=("axis",)),
     # The adjoint of broadcasting: sum a broadcast array back down to an operand's shape.
     Primitive("sum_to", 1, _sum_to_template, "Σ→", vjp=_sum_to_vjp,
               jvp=_linear_jvp("sum_to"), shape=lambda x, shape, ndim: _sum_to_shape(x, shape),
-              linear=True, sympy=lambda x, **p: x, params=("shape", "ndim"), internal=True),
+              sympy=lambda x, **p: x, params=("shape", "ndim"), internal=True),
     # A read-only view, never a copy: the adjoint of sum and mean.
     Primitive("broadcast_to", 1, _broadcast_to_template, "⇲", vjp=_broadcast_to_vjp,
-              jvp=_linear_jvp("broadcast_to"), shape=_broadcast_to_shape, linear=True,
+              jvp=_linear_jvp("broadcast_to"), shape=_broadcast_to_shape,
               sympy=lambda x, **p: x, params=("shape", "axis"), internal=True),
 ]
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, Value
+from ..circuit import Builder, Value
 from ..errors import CircuitError
 
 
