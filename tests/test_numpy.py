@@ -98,3 +98,8 @@ def test_generated_functions_pickle():
     g = pickle.loads(pickle.dumps(f))
     assert g(0.3, 2.0) == f(0.3, 2.0)
     assert g.source == f.source
+
+
+def test_constant_outputs_have_the_same_type_as_the_others():
+    out = cg.to_numpy(cg.grad(cg.parse("J = 2*x", inputs=["x", "y"])))(1.0, 5.0)
+    assert all(type(v) is np.float64 for v in out)

@@ -113,3 +113,8 @@ def test_long_program_spans_parse_chunks():
     with pytest.raises(cg.ParseError) as info:
         cg.parse("\n".join(lines) + "\nw = sin(")
     assert info.value.line == 1 + 2 * 2999 + 1
+
+
+def test_inputs_listed_twice():
+    with pytest.raises(cg.ParseError, match="inputs name 'x' twice"):
+        cg.parse("x + y", inputs=["x", "x", "y"])

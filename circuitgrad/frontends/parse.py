@@ -200,6 +200,8 @@ class _Program:
             for name in self.declared:
                 if not isinstance(name, str) or not name.isidentifier():
                     raise ParseError(f"input name {name!r} is not an identifier")
+                if name in self.builder.inputs:
+                    raise ParseError(f"inputs name {name!r} twice: {self.declared}")
                 self.builder.input(name, self.shapes.get(name, ()))
 
     def where(self, node: ast.AST) -> tuple[int, int]:

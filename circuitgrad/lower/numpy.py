@@ -231,6 +231,8 @@ class NumpyFunction:
             if batch:
                 outs = tuple(o if np.shape(o) == batch else np.broadcast_to(o, batch).copy()
                              for o in outs)
+            else:  # a constant output is a Python float in the code: one type for all
+                outs = tuple(np.float64(o) if type(o) is float else o for o in outs)
         else:
             # Exactly the declared shapes, and arrays the caller may write to (a gradient
             # can be a read-only broadcast view or a constant of the circuit).
