@@ -3,6 +3,8 @@
 Run it with ``make demo``.
 """
 
+import os
+
 import numpy as np
 
 import circuitgrad as cg
@@ -47,6 +49,15 @@ def main() -> None:
 
     xs = np.linspace(-2, 2, 5)
     print("\nBatched over x1 =", xs, "\n  dJ/dw1 =", df(**{**point, "x1": xs})[1])
+
+    os.makedirs("out", exist_ok=True)
+    try:
+        cg.render(c, "out/demo_forward.png", at=point)
+        cg.render(g, "out/demo_adjoint.png", at=point)
+        print("\nDiagrams (values and δ's at the point): out/demo_forward.png, "
+              "out/demo_adjoint.png")
+    except cg.CircuitError as e:  # Graphviz's dot is missing: say so, the rest still ran
+        print(f"\nNo diagrams: {e}")
 
 
 if __name__ == "__main__":
