@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import circuitgrad as cg
@@ -126,7 +126,10 @@ def test_one_sweep_reaches_the_fixed_point(case):
 @given(programs(max_ops=8))
 @settings(max_examples=60)
 def test_unsafe_passes_keep_values_inside_the_domain(case):
-    text, point, _ = case
+    text, point, values = case
+    # Inside the domain of the rules too: sqrt(x²) → x holds for x ≥ 0 only.
+    assume(("sqrt(" not in text and "** 0.5" not in text)
+           or all(v >= 0 for v in values.values()))
     c = cg.parse(text)
     for circuit in (c, cg.grad(c, simplify=False)):
         s = cg.simplify(circuit, unsafe=True)

@@ -200,6 +200,14 @@ def _scale(bar: Value, p: Any) -> Value:
     return bar * p
 
 
+def sample_node(op: str, shapes: tuple) -> tuple[Builder, list[Value], Value]:
+    """A builder holding one ``op`` node on fresh inputs ``a0, a1 ...`` of ``shapes``: what
+    the rule-size measurements of the adjoint and tangent passes differentiate."""
+    b = Builder()
+    args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
+    return b, args, b.apply(op, *args)
+
+
 def rule_size(op: str) -> int:
     """The most nodes the adjoint rule of ``op`` emits for one node (all arguments active,
     operands of the largest broadcast-free shapes; add 1 per argument for ``sum_to``)."""
@@ -208,9 +216,7 @@ def rule_size(op: str) -> int:
         return 1
     worst = 0
     for shapes in shape_cases(op):
-        b = Builder()
-        args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
-        out = b.apply(op, *args)
+        b, args, out = sample_node(op, shapes)
         bar = b.input("bar", out.shape)
         before = len(b.ops)
         contribs = (prim.vjp(bar, out, *args) if prim.vjp else

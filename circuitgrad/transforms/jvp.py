@@ -35,7 +35,7 @@ import numpy as np
 from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, shape_cases
-from .grad import SIZE_FACTOR, grad, pick_inputs, pick_output
+from .grad import SIZE_FACTOR, grad, pick_inputs, pick_output, sample_node
 from .simplify import simplify as simplify_circuit
 
 
@@ -308,9 +308,7 @@ def tangent_rule_size(op: str) -> int:
         return 1
     worst = 0
     for shapes in shape_cases(op):
-        b = Builder()
-        args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
-        out = b.apply(op, *args)
+        b, _, out = sample_node(op, shapes)
         c = b.finish([("f", out)])
         b = Builder(c)
         seeds = {i: b.input(f"t{k}", c.shape(i)).id for k, i in enumerate(c.input_ids)}
