@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from hypothesis import strategies as st
 
 UNARY = {
@@ -75,3 +77,53 @@ def programs(draw, max_ops: int = 12, max_inputs: int = 3):
         lines.append(f"{target} = {expr}")
         values[target] = value
     return "\n".join(lines), point, values
+
+
+TENSOR_SHAPES = ((), (3,), (2, 3), (3, 2), (2, 1), (1, 3))
+SMOOTH = ("sin", "cos", "tanh", "sigmoid", "square")
+
+
+@st.composite
+def tensor_programs(draw, max_ops: int = 8):
+    """(text, shapes): a random tensor program whose output J is a scalar.
+
+    Values come from smooth functions only (no kinks, no domains), so central differences
+    apply everywhere; ops are drawn only where their operand shapes fit: elementwise ops with
+    NumPy broadcasting, ``@`` of fitting vectors and matrices, ``.T``, ``sum``/``mean`` with or
+    without an axis.
+    """
+    n_inputs = draw(st.integers(1, 3))
+    shapes = {f"t{i}": draw(st.sampled_from(TENSOR_SHAPES)) for i in range(n_inputs)}
+    known = dict(shapes)
+    lines = []
+    for k in range(draw(st.integers(1, max_ops))):
+        a = draw(st.sampled_from(sorted(known)))
+        b = draw(st.sampled_from(sorted(known)))
+        sa, sb = known[a], known[b]
+        kind = draw(st.sampled_from(["unary", "binary", "matmul", "transpose", "reduce"]))
+        expr, shape = f"sin({a})", sa
+        if kind == "unary":
+            expr = f"{draw(st.sampled_from(SMOOTH))}({a})"
+        elif kind == "binary":
+            try:
+                shape = tuple(np.broadcast_shapes(sa, sb))
+                expr = f"{a} {draw(st.sampled_from(['+', '-', '*']))} {b}"
+            except ValueError:
+                pass
+        elif kind == "matmul" and 1 <= len(sa) <= 2 and 1 <= len(sb) <= 2 and sa[-1] == sb[0]:
+            expr, shape = f"{a} @ {b}", sa[:-1] + sb[1:]
+        elif kind == "transpose":
+            expr, shape = f"{a}.T", tuple(reversed(sa))
+        elif kind == "reduce" and sa:
+            fn = draw(st.sampled_from(["sum", "mean"]))
+            axis = draw(st.sampled_from([None] + list(range(-len(sa), len(sa)))))
+            if axis is None:
+                expr, shape = f"{fn}({a})", ()
+            else:
+                expr = f"{fn}({a}, {axis})"
+                shape = sa[: axis % len(sa)] + sa[axis % len(sa) + 1:]
+        lines.append(f"v{k} = {expr}")
+        known[f"v{k}"] = shape
+    # Every line reaches J, so every op is differentiated.
+    lines.append("J = " + " + ".join(f"sum(v{k})" for k in range(len(lines))))
+    return "\n".join(lines), shapes

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import circuitgrad as cg
 from circuitgrad.transforms.grad import TENSOR_SIZE_FACTOR
+from strategies import tensor_programs
 from tolerances import FD_ERROR, NOTES_RTOL
 
 rng = np.random.default_rng(7)
@@ -195,3 +196,18 @@ def test_random_points_scalarized_gradient_agrees(case, seed):
     p = {k: local.uniform(0.2, 1.5, size=s) for k, s in shapes.items()}
     c = cg.parse(text, shapes=shapes)
     assert cg.check_grad(c, p) < FD_ERROR
+
+
+@given(tensor_programs(), st.integers(0, 2**32 - 1))
+def test_random_tensor_programs_against_central_differences(case, seed):
+    text, shapes = case
+    c = cg.parse(text, shapes=shapes, inputs=list(shapes))  # unused inputs too: zero gradients
+    local = np.random.default_rng(seed)
+    p = {k: local.uniform(-1.0, 1.0, size=s) for k, s in c.input_shapes.items()}
+    assert cg.check_grad(c, p) < FD_ERROR
+    got = grads(c, p)
+    for name in c.inputs:
+        assert np.shape(got[f"dJ_d{name}"]) == shapes[name]
+    g = cg.grad(c)
+    g.validate()
+    assert g.size <= TENSOR_SIZE_FACTOR * c.size
