@@ -60,12 +60,17 @@ class ShapeError(CircuitError):
     """
 
 
+class LocatedShapeError(ShapeError, ParseError):
+    """Operands in program text whose shapes do not fit: a :class:`ShapeError`, and a
+    :class:`ParseError` with the line and column (so ``parse`` raises nothing else)."""
+
+
 def located(error: CircuitError, line: int | None, column: int | None) -> CircuitError:
-    """Return ``error`` as a :class:`ParseError`/:class:`ShapeError` that names a position."""
+    """``error`` as one that names a position in program text (unchanged if it already does
+    or ``line`` is None): a shape error stays a :class:`ShapeError`, anything else becomes a
+    :class:`ParseError`."""
     if line is None or getattr(error, "line", None) is not None:
         return error
     if isinstance(error, ShapeError):
-        new = ShapeError(f"line {line}, column {column}: {error}")
-        new.line, new.column = line, column
-        return new
+        return LocatedShapeError(str(error), line, column)
     return ParseError(str(error), line, column)

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..circuit import Builder, Circuit, no_gc
-from ..errors import CircuitError, ParseError, ShapeError, located
+from ..errors import CircuitError, ParseError, located
 from ..primitives import BINARY_OPERATORS, FUNCTIONS, PRIMITIVES
 
 CHUNK_LINES = 2000
@@ -102,16 +102,6 @@ def _syntax_trees(lines: list[str], margin: int = 0, first: int = 0,
             size = CHUNK_LINES
         start = end
 
-
-class _ShapeParseError(ShapeError, ParseError):
-    """Operands in program text whose shapes do not fit: a ShapeError, and a ParseError with
-    the line and column (so ``parse`` raises nothing but ParseError)."""
-
-
-def _located(error: CircuitError, line: int, column: int) -> CircuitError:
-    if isinstance(error, ShapeError) and not isinstance(error, ParseError):
-        return _ShapeParseError(str(error), line, column)
-    return located(error, line, column)
 
 
 def _too_deep(line: int) -> ParseError:
@@ -261,7 +251,7 @@ class _Program:
             else:
                 node = self.operand(match, "a", line)
         except CircuitError as e:
-            raise _located(e, line, self.margin + match.start("value") + 1) from None
+            raise located(e, line, self.margin + match.start("value") + 1) from None
         return self.assign(target, node, line)
 
     def operand(self, match: re.Match, group: str, line: int) -> int:
@@ -287,7 +277,7 @@ class _Program:
             try:
                 values.append(self.build(node, args))
             except CircuitError as e:
-                raise _located(e, *self.where(node)) from None
+                raise located(e, *self.where(node)) from None
         (result,) = values
         return result
 
