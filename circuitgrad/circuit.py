@@ -432,7 +432,7 @@ class Builder:
                 shape = broadcast_shape(op, shape, shapes[ids[1]])
         else:
             shape = prim.shape(*(shapes[a] for a in ids), **(params or {}))
-        if first == "const" and second == "const" and op not in _NOT_FOLDED:
+        if first == "const" and second == "const" and op not in _NOT_FOLDED:  # self.folds
             with np.errstate(all="ignore"):
                 value = evaluate(op, tuple(self.params[a] for a in ids), params)
             return self.const_id(value)
@@ -448,6 +448,11 @@ class Builder:
         i = self._append(op, ids, params or None, shape)
         self._keys[key] = i
         return i
+
+    def folds(self, op: str, ids: Sequence[int]) -> bool:
+        """Whether :meth:`apply_id` would fold ``op`` on these arguments into a constant
+        (computing it now), e.g. for a reader of untrusted input to bound that cost first."""
+        return op not in _NOT_FOLDED and all(self.ops[a] == "const" for a in ids)
 
     def _canonical_params(self, op: str, ids: tuple[int, ...],
                           params: dict[str, Any]) -> dict[str, Any] | None:

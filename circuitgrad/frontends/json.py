@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import circuit as _circuit
 from ..circuit import Builder, Circuit, no_gc
 from ..errors import CircuitError, ShapeError
-from ..primitives import PRIMITIVES
+from ..primitives import PRIMITIVES, shape_of
 
 FORMAT = "circuitgrad.circuit"
 VERSIONS = (1,)
@@ -50,7 +49,6 @@ _FIELDS = {
 }
 _OP_FIELDS = {"op", "args", "params", "shape", "name"}
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_NOT_FOLDED = getattr(_circuit, "_NOT_FOLDED", frozenset())
 
 
 def _fail(where: str, message: str) -> CircuitError:
@@ -216,7 +214,7 @@ class _Reader:
         ids = tuple(self.ids[a] for a in args)
         b = self.b
         params = self.params(where, op, record.get("params", {}), b.shapes[ids[0]])
-        if op not in _NOT_FOLDED and all(b.ops[a] == "const" for a in ids):
+        if b.folds(op, ids):
             self.check_fold(where, op, ids, params)
         try:
             i = b.apply_id(op, ids, params)
@@ -261,8 +259,7 @@ class _Reader:
         # The builder folds an operation on constants: bound its cost before it runs.
         shapes = [self.b.shapes[a] for a in ids]
         try:
-            out = PRIMITIVES[op].shape(*shapes, **params) if PRIMITIVES[op].shape else \
-                tuple(np.broadcast_shapes(*shapes))
+            out = shape_of(op, tuple(shapes), params)
         except Exception:  # noqa: BLE001 - apply_id reports the error itself
             return
         cost = max([math.prod(out)] + [math.prod(s) for s in shapes])
