@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 
 from .circuit import Value
-from .primitives import evaluate
+from .primitives import call, evaluate
 
 
 def _apply(name: str, *args: Any, **params: Any) -> Any:
-    for a in args:
-        if isinstance(a, Value):
-            return a.builder.apply(name, *args, **params)
+    if any(isinstance(a, Value) for a in args):
+        return call(name, *args, **params)  # the rules' own way of building a node
     with np.errstate(all="ignore"):
         return evaluate(name, tuple(np.asarray(a, dtype=np.float64) for a in args), params)
 
