@@ -235,6 +235,40 @@ def random_program(n: int, seed: int = 0, n_inputs: int = 8, window: int = 64) -
     return Program(f"random-{n}", inputs, tuple(lines))
 
 
+def one_neuron(d: int) -> str:
+    """The notes' one-neuron network J = ½(y − relu(wᵀx + b))² with ``d`` inputs, written out
+    in scalars one operation a line (inputs w…, b, x…, y in order of first use)."""
+    lines = [f"p{i} = w{i}*x{i}" for i in range(d)]
+    acc = "p0"
+    for i in range(1, d):
+        lines.append(f"s{i} = {acc} + p{i}")
+        acc = f"s{i}"
+    lines += [f"z = {acc} + b", "a = relu(z)", "J = 0.5*(y - a)**2"]
+    return "\n".join(lines)
+
+
+def two_layer(d: int, m: int) -> str:
+    """The notes' two-layer network (``d`` inputs, ``m`` relu units, one output), in scalars
+    one operation a line."""
+    lines = []
+    for j in range(m):
+        acc = None
+        for i in range(d):
+            lines.append(f"p{j}_{i} = W{j}_{i}*x{i}")
+            if acc is None:
+                acc = f"p{j}_{i}"
+            else:
+                lines.append(f"s{j}_{i} = {acc} + p{j}_{i}")
+                acc = f"s{j}_{i}"
+        lines += [f"z{j} = {acc} + b{j}", f"a{j} = relu(z{j})", f"q{j} = u{j}*a{j}"]
+    acc = "q0"
+    for j in range(1, m):
+        lines.append(f"o{j} = {acc} + q{j}")
+        acc = f"o{j}"
+    lines += [f"o = {acc} + c", "J = 0.5*(o - y)**2"]
+    return "\n".join(lines)
+
+
 def rosenbrock(n: int) -> Program:
     """The extended Rosenbrock function in ``n`` variables (``n`` even) as a program."""
     if n % 2:

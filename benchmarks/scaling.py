@@ -76,37 +76,12 @@ def measure_build(emit: Callable[[str, Any], None], n: int, seed: int = 0,
         del f, fg
 
 
-def net_programs() -> list[tuple[str, str, list[str]]]:
-    """The notes' networks, scalarized: (label, program text, inputs)."""
-    out = []
-    for d in (10, 100, 1000):
-        xs, ws = [f"x{i}" for i in range(d)], [f"w{i}" for i in range(d)]
-        lines = [f"p{i} = {w}*{x}" for i, (w, x) in enumerate(zip(ws, xs))]
-        acc = "p0"
-        for i in range(1, d):
-            lines.append(f"s{i} = {acc} + p{i}")
-            acc = f"s{i}"
-        lines += [f"z = {acc} + b", "a = relu(z)", "J = 0.5*(y - a)**2"]
-        out.append((f"one neuron, d = {d}", "\n".join(lines), ws + ["b"] + xs + ["y"]))
-    for d, m in ((10, 16), (100, 64), (784, 32)):
-        lines = []
-        for j in range(m):
-            acc = None
-            for i in range(d):
-                lines.append(f"p{j}_{i} = W{j}_{i}*x{i}")
-                if acc is None:
-                    acc = f"p{j}_{i}"
-                else:
-                    lines.append(f"s{j}_{i} = {acc} + p{j}_{i}")
-                    acc = f"s{j}_{i}"
-            lines += [f"z{j} = {acc} + b{j}", f"a{j} = relu(z{j})", f"q{j} = u{j}*a{j}"]
-        acc = "q0"
-        for j in range(1, m):
-            lines.append(f"o{j} = {acc} + q{j}")
-            acc = f"o{j}"
-        lines += [f"o = {acc} + c", "J = 0.5*(o - y)**2"]
-        out.append((f"two-layer, d = {d}, m = {m}", "\n".join(lines), None))
-    return out
+def net_programs() -> list[tuple[str, str]]:
+    """The notes' networks, scalarized: (label, program text)."""
+    from .programs import one_neuron, two_layer
+    return ([(f"one neuron, d = {d}", one_neuron(d)) for d in (10, 100, 1000)]
+            + [(f"two-layer, d = {d}, m = {m}", two_layer(d, m))
+               for d, m in ((10, 16), (100, 64), (784, 32))])
 
 
 def measure_nets(emit: Callable[[str, Any], None]) -> None:
@@ -114,8 +89,8 @@ def measure_nets(emit: Callable[[str, Any], None]) -> None:
     cg = _import_cg()
     from circuitgrad.transforms.grad import SIZE_FACTOR
     emit("SIZE_FACTOR", SIZE_FACTOR)
-    for label, text, inputs in net_programs():
-        c = cg.parse(text, inputs=inputs)
+    for label, text in net_programs():
+        c = cg.parse(text)
         g = cg.grad(c)
         emit(label, [c.size, g.size])
 

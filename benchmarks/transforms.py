@@ -1,72 +1,28 @@
 """Sizes and costs of the circuit → circuit transforms: grad (before and after simplify), jvp,
 hvp, and the time simplify takes per node.
 
-Workloads: seeded random straight-line programs of 10³ … 10⁵ operations (each line applies
-+ − × ÷, a constant multiple, a power or a unary function to the previous value and an earlier
-one, so every line reaches the output and values fan out), and the notes' networks written out
-in scalars (one neuron, two layers). Ratios are sizes in operation nodes over ``c.size``.
+Workloads (from :mod:`benchmarks.programs`, the same as the other benchmarks): seeded random
+straight-line programs of 10³ … 10⁵ operations, and the notes' networks written out in scalars
+(one neuron, two layers). Ratios are sizes in operation nodes over ``c.size``.
 
 ``python -m benchmarks.transforms`` prints the tables; ``run(quick=True)`` uses small sizes.
 """
 
 from __future__ import annotations
 
-import random
 import time
 
 import circuitgrad as cg
 from circuitgrad.transforms.grad import SIZE_FACTOR
 from circuitgrad.transforms.jvp import HVP_SIZE_FACTOR, JVP_SIZE_FACTOR
 
-UNARY = ("sin", "cos", "tanh", "exp", "log", "sqrt", "square", "sigmoid", "relu", "abs")
+from .programs import one_neuron, random_program, two_layer
 
 
-def random_program(n: int, seed: int = 0, n_inputs: int = 10, window: int = 50) -> str:
-    """A seeded random program of ``n`` lines mixing + − * /, constants, powers and unary
-    functions; each line uses the previous value, so all of it reaches the output.
-
-    >>> print(random_program(3, seed=1))
-    v0 = x9 + x4
-    v1 = sigmoid(v0)
-    v2 = v1 - v0
-    """
-    rng = random.Random(seed)
-    names = [f"x{i}" for i in range(n_inputs)]
-    lines = []
-    for k in range(n):
-        a = names[-1]
-        b = rng.choice(names[:n_inputs] + names[-window:])
-        r = rng.random()
-        if r < 0.6:
-            op = rng.choice("+-*/")
-            expr = f"{a} {op} {b}" if rng.random() < 0.5 else f"{b} {op} {a}"
-        elif r < 0.7:
-            expr = f"{rng.choice([0.5, 2.0, 3.0, -1.5])} * {a}"
-        elif r < 0.75:
-            expr = f"{a} ** {rng.choice([2, 3, 0.5])}"
-        else:
-            expr = f"{rng.choice(UNARY)}({a})"
-        lines.append(f"v{k} = {expr}")
-        names.append(f"v{k}")
-    return "\n".join(lines)
-
-
-def one_neuron(d: int) -> str:
-    """The notes' one-neuron network with ``d`` inputs, in scalars."""
-    dot = " + ".join(f"w{i}*x{i}" for i in range(d))
-    return f"z = {dot} + b\no = relu(z)\nJ = 0.5*(y - o)**2"
-
-
-def two_layer(d: int, m: int) -> str:
-    """The notes' two-layer network (``d`` inputs, ``m`` hidden units), in scalars."""
-    lines = []
-    for j in range(m):
-        dot = " + ".join(f"W{j}_{k}*x{k}" for k in range(d))
-        lines += [f"z{j} = {dot} + b{j}", f"a{j} = sigmoid(z{j})"]
-    out = " + ".join(f"v{j}*a{j}" for j in range(m))
-    lines += [f"o = {out} + c", "J = 0.5*(y - o)**2"]
-    return "\n".join(lines)
-
+def random_text(n: int) -> str:
+    """The seeded random program of ``n`` operations, as text."""
+    p = random_program(n, seed=n)
+    return p.text()
 
 def _timed(fn, *args, **kw):
     t = time.perf_counter()
@@ -94,7 +50,7 @@ def time_rows(sizes: list[int]) -> list[dict]:
     """Time of simplify per node of the raw adjoint circuit (best of 3), next to grad's."""
     rows = []
     for n in sizes:
-        c = cg.parse(random_program(n, seed=n))
+        c = cg.parse(random_text(n))
         raw, t_grad = _timed(cg.grad, c, simplify=False)
         best = min(_timed(cg.simplify, raw)[1] for _ in range(3))
         rows.append({"n": n, "nodes": len(raw), "grad_us": 1e6 * t_grad / len(raw),
@@ -105,9 +61,10 @@ def time_rows(sizes: list[int]) -> list[dict]:
 def run(quick: bool = False) -> str:
     """The markdown tables (sizes 10³ … 10⁵; ``quick``: 10³ … 10⁴)."""
     sizes = [10**3, 10**4] if quick else [10**3, 10**4, 10**5]
-    workloads = [(f"random program, {n} ops", random_program(n, seed=n)) for n in sizes]
+    workloads = [(f"random program, {n} ops", random_text(n)) for n in sizes]
     workloads += [("one neuron, d = 4", one_neuron(4)), ("one neuron, d = 64", one_neuron(64)),
-                  ("two-layer, 3 → 4", two_layer(3, 4)), ("two-layer, 16 → 32", two_layer(16, 32))]
+                  ("two-layer, 3 → 4", two_layer(3, 4)),
+                  ("two-layer, 16 → 32", two_layer(16, 32))]
     rows = size_rows(workloads)
     out = ["## Transforms: sizes relative to the circuit", "",
            f"Bounds from the primitive table: grad ≤ {SIZE_FACTOR}·c.size, jvp ≤ "
