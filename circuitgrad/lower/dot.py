@@ -425,6 +425,12 @@ class _Drawing:
         return out
 
 
+    def output_label(self, title: str, i: int) -> str:
+        """An output box drawn apart from its node (∂J/∂b is the node ∂J/∂z): its name, and
+        its value when there is one, so the box does not look empty."""
+        lines = _array(self.values[i]) if self.values is not None else []
+        return "<" + "<BR/>".join([f"<B>{_h(title)}</B>"] + [_h(x) for x in lines]) + ">"
+
     def outputs(self) -> tuple[list[tuple[str, str, list[tuple[str, str]], bool]],
                                list[tuple[str, str, list[tuple[str, str]]]]]:
         """The output boxes (name, label, attributes, in the adjoint part) and their edges,
@@ -437,7 +443,7 @@ class _Drawing:
                 continue
             title = self.gradient_titles.get(name)
             if title is None:
-                nodes.append((f"out{k}", f"<<B>{_h(name)}</B>>", box, False))
+                nodes.append((f"out{k}", self.output_label(name, i), box, False))
                 edges.append((f"n{i}", f"out{k}", [("color", _OUTPUT[1])]))
                 continue
             # A gradient output sits with the adjoint pass, at its left end; a forward value
@@ -446,7 +452,7 @@ class _Drawing:
             if not self.in_adjoint(i) and self.reference(i):
                 source = self.dot_name(i, f"out{k}")
                 nodes.append((source, *self.reference_node(i), True))
-            nodes.append((f"out{k}", f"<<B>{_h(title)}</B>>", box, True))
+            nodes.append((f"out{k}", self.output_label(title, i), box, True))
             edges.append((f"out{k}", source, [("dir", "back"), ("color", _OUTPUT[1])]))
         return nodes, edges
 
