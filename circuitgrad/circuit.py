@@ -12,7 +12,8 @@ Invariants (checked by :meth:`Circuit.validate`):
   Commutative ops sort their key; constants are keyed by their bits (``0.0`` and ``-0.0``
   differ, NaN equals NaN).
 * The builder rewrites only what is exact in IEEE arithmetic, so every front-end and pass gets
-  it for free: constant folding, ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x*-1 → -x``,
+  it for free: constant folding, ``sum(x) → x`` and ``mean(x) → x`` for a scalar ``x``,
+  ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x*-1 → -x``,
   ``-(-x) → x``, ``(xᵀ)ᵀ → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``.
 * :meth:`Builder.finish` keeps the nodes that reach an output, and every input even if unused.
 
@@ -44,6 +45,8 @@ LEAVES = ("input", "const")
 _REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
 # Every rewrite looks at an argument that is one of these (a cheap test before trying).
 _REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
+# A reduction of a scalar is the scalar itself.
+_REDUCTIONS = frozenset({"sum", "mean"})
 # Folding broadcast_to would store a full array where a view costs nothing.
 _NOT_FOLDED = frozenset({"broadcast_to"})
 
@@ -303,34 +306,95 @@ class Value:
     def __neg__(self): return Value(self.builder, self.builder.apply_id("neg", (self.id,)))
     def __pos__(self): return self
 
+    def sum(self, axis: int | None = None) -> "Value":
+        """``x.sum()``, ``x.sum(axis=0)``: as :func:`circuitgrad.sum`."""
+        return self.builder.apply("sum", self, axis=axis)
+
+    def mean(self, axis: int | None = None) -> "Value":
+        """``x.mean()``, ``x.mean(axis=0)``: as :func:`circuitgrad.mean`."""
+        return self.builder.apply("mean", self, axis=axis)
+
+    @property
+    def ndim(self) -> int:
+        """The number of axes of one point."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """The number of entries of one point."""
+        return math.prod(self.shape)
+
+    # -- what a traced value is not: each of these is a clear error at the user's line --------
     def _compare(self, other):
         raise CircuitError(
             "traced values cannot be compared: control flow that depends on data cannot be "
-            "traced (use relu, abs, step or sign instead of if/else)")
+            "traced (use relu, abs, step or sign instead of if/else)" + user_line())
 
     __lt__ = __le__ = __gt__ = __ge__ = _compare
 
     def __bool__(self):
         raise CircuitError(
             "a traced value has no truth value: control flow that depends on data cannot be "
-            "traced (use relu, abs, step or sign instead of if/else)")
+            "traced (use relu, abs, step or sign instead of if/else)" + user_line())
 
-    def __float__(self):
-        raise CircuitError("a traced value has no number yet: it is a node of the circuit")
+    def _number(self, *_):
+        raise CircuitError("a traced value has no number yet: it is a node of the circuit "
+                           "(float(), int() and math.* functions need numbers; use cg.sin, "
+                           "np.sin ... on traced values)" + user_line())
+
+    __float__ = __int__ = __index__ = __complex__ = _number
+
+    def __array__(self, *_, **__):
+        raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray "
+                           "or a list mixing traced values): keep it a traced value, and use "
+                           "the NumPy functions listed in docs/tracing.md" + user_line())
+
+    def __iter__(self):
+        raise CircuitError(f"a traced value of shape {self.shape} cannot be iterated over or "
+                           "unpacked yet" + user_line())
+
+    def __getitem__(self, index):
+        raise CircuitError(f"a traced value of shape {self.shape} cannot be indexed yet"
+                           + user_line())
 
     def __repr__(self) -> str:
         return f"<Value node {self.id}: {self.op} shape={self.shape}>"
 
-    _UFUNCS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
-               "true_divide": "div", "power": "pow", "negative": "neg", "matmul": "matmul",
-               "sin": "sin", "cos": "cos", "tanh": "tanh", "exp": "exp", "log": "log",
-               "sqrt": "sqrt", "square": "square", "absolute": "abs", "sign": "sign"}
+    # NumPy's dispatch protocols (NEP 13 and NEP 18): a NumPy function called on a traced
+    # value either builds the nodes it stands for or raises. The tracing front-end installs
+    # the dispatcher (circuitgrad.frontends.trace), so that the IR does not import it.
+    numpy_dispatch: Any = None
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        name = self._UFUNCS.get(ufunc.__name__)
-        if method != "__call__" or name is None or kwargs:
-            raise CircuitError(f"numpy.{ufunc.__name__} is not a circuitgrad primitive")
-        return self.builder.apply(name, *inputs)
+        if Value.numpy_dispatch is None:
+            raise CircuitError(f"numpy.{ufunc.__name__} cannot be applied to a traced value")
+        return Value.numpy_dispatch.ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if Value.numpy_dispatch is None:
+            raise CircuitError(f"numpy.{func.__name__} cannot be applied to a traced value")
+        return Value.numpy_dispatch.function(func, args, kwargs)
+
+
+def user_line() -> str:
+    """`` (at FILE:LINE: code)`` for the innermost frame outside circuitgrad and NumPy: where
+    in the user's code a traced value was misused ('' when there is no such frame)."""
+    import linecache
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    numpy_dir = os.path.dirname(np.__file__)
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not (path.startswith(here + os.sep) or path.startswith(numpy_dir + os.sep)
+                or frame.f_code.co_filename.startswith("<frozen")):
+            code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+            return f" (at {where}: {code})" if code else f" (at {where})"
+        frame = frame.f_back
+    return ""
 
 
 def _const_key(value: Any) -> tuple:
@@ -390,6 +454,10 @@ class Builder:
         return Value(self, self.const_id(value))
 
     def const_id(self, value: Any) -> int:
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            raise CircuitError("a NumPy object array cannot be a constant of a circuit (does it "
+                               "hold traced values? build them with circuit operations)"
+                               + user_line())
         if isinstance(value, np.ndarray) and value.ndim > 0:
             value = np.array(value, dtype=np.float64)
             value.setflags(write=False)
@@ -420,6 +488,8 @@ class Builder:
         if params:
             params = self._canonical_params(op, ids, params)
         shapes, ops = self.shapes, self.ops
+        if op in _REDUCTIONS and not shapes[ids[0]]:
+            return ids[0]  # the sum or mean of one number is that number, exactly
         first = ops[ids[0]]
         second = ops[ids[1]] if len(ids) == 2 else first  # (unary: the same argument twice)
         if op in _REWRITTEN and (first in _REWRITE_TRIGGERS or second in _REWRITE_TRIGGERS):

@@ -8,9 +8,16 @@ A :class:`Primitive` holds everything about one operation:
     number of arguments (leaves ``input`` and ``const`` have 0).
 ``template``
     the NumPy code of one node: a format string over the argument names ``{0}``, ``{1}`` and
-    the node's params (``{axis}``); ``_np`` is NumPy under a private alias. Evaluation
+    the node's params (``{axis}``), or a function of the argument names, ``shapes=`` (their
+    point shapes) and the params; ``_np`` is NumPy under a private alias. Evaluation
     (:func:`evaluate`, used for constant folding) is compiled from the same template, so the
     folded value and the generated code can never disagree.
+
+    Templates follow the batch semantics (docs/semantics.md): a node's shape is the shape of
+    *one point*, and its values may carry extra leading batch axes. So a template names
+    point axes from the end (``axis=-1``, ``x.mT``, ``_np.matvec``), never from the front,
+    and the lowering aligns the point axes of an elementwise op's operands (``b[..., None, :]``
+    for a vector added to a matrix) before NumPy broadcasts the batch axes in front.
 ``label``
     the symbol a diagram shows (+, ×, ÷, σ, Σ, @ ...).
 ``partials(out, *args, **params)``
@@ -31,6 +38,9 @@ A :class:`Primitive` holds everything about one operation:
     broadcasting of the arguments.
 ``sympy``
     the sympy function's name (used both ways) or a callable building the sympy expression.
+``numpy``
+    the NumPy ufuncs and functions that are this primitive (``absolute`` for ``abs``): what a
+    traced function may call (:func:`~circuitgrad.trace`).
 
 Broadcasting is handled once, generically, by the adjoint pass: a contribution may have any
 shape that broadcasts with its argument's; a larger one is summed down with ``sum_to``, a
@@ -53,7 +63,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -78,12 +88,41 @@ class Primitive:
     commutative: bool = False
     internal: bool = False  # made by passes only (sum_to, broadcast_to): programs can't call it
     params: tuple[str, ...] = field(default=())  # the names of the node's params, if any
+    numpy: tuple[str, ...] = field(default=())  # NumPy's names for it (ufuncs, functions)
 
-    def code(self, args: list[str], params: dict[str, Any]) -> str:
-        """The NumPy expression of one node whose arguments are named ``args``."""
+    def code(self, args: Sequence[str], params: Mapping[str, Any], shapes: Sequence[Shape],
+             batched: Sequence[bool] | None = None) -> str:
+        """The NumPy expression of one node whose arguments are named ``args`` and have the
+        point shapes ``shapes``; ``batched[k]`` says whether argument ``k`` may carry batch
+        axes (default: all may; a constant never does).
+
+            >>> PRIMITIVES["add"].code(["b", "W"], {}, [(3,), (2, 3)])
+            'b[..., None, :] + W'
+            >>> PRIMITIVES["matmul"].code(["W", "x"], {}, [(2, 3), (3,)])
+            '_np.matvec(W, x)'
+        """
+        if self.shape is None and len(args) > 1:
+            # Elementwise: align the point axes, so that batch axes in front broadcast.
+            rank = max(len(s) for s in shapes)
+            args = [align(a, len(s), rank) if len(s) < rank and (batched is None or batched[k])
+                    else a for k, (a, s) in enumerate(zip(args, shapes))]
         if callable(self.template):
-            return self.template(*args, **params)
+            return self.template(*args, shapes=tuple(map(tuple, shapes)), **params)
         return self.template.format(*args, **{k: repr(v) for k, v in params.items()})
+
+
+def align(arg: str, rank: int, to: int) -> str:
+    """``arg``, of point rank ``rank``, with new point axes so that it has rank ``to``: the new
+    axes go between its batch axes and its point axes (NumPy would put them in front).
+
+        >>> align("b", 1, 2), align("s", 0, 2)
+        ('b[..., None, :]', 's[..., None, None]')
+    """
+    return f"{arg}[..., {', '.join(['None'] * (to - rank) + [':'] * rank)}]"
+
+
+def _axes(axes: Sequence[int]) -> str:
+    return str(axes[0]) if len(axes) == 1 else repr(tuple(axes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,30 +192,60 @@ def _broadcast_to_shape(x: Shape, shape: Shape, axis: int | None = None) -> Shap
 
 
 # ---------------------------------------------------------------------------------------------
-# Templates that depend on params.
+# Templates that depend on params and on the point shapes of the arguments. Point axes are
+# counted from the end, so that the same code runs on one point and on a batch of points.
 
 
 def _reduce_template(fn: str) -> Callable[..., str]:
-    def template(x: str, axis: int | None = None) -> str:
-        return f"_np.{fn}({x})" if axis is None else f"_np.{fn}({x}, axis={axis})"
+    def template(x: str, shapes: tuple[Shape, ...], axis: int | None = None) -> str:
+        rank = len(shapes[0])
+        if axis is None:
+            # The reduction of a scalar point is the point itself (the builder drops it).
+            return x if rank == 0 else f"_np.{fn}({x}, axis={_axes(range(-rank, 0))})"
+        return f"_np.{fn}({x}, axis={axis - rank})"
 
     return template
 
 
-def _sum_to_template(x: str, shape: Shape, ndim: int) -> str:
-    # Sum the leading broadcast axes away, and the axes where the target has length 1.
-    lead = ndim - len(shape)
-    ones = tuple(lead + i for i, n in enumerate(shape) if n == 1)
+def _sum_to_template(x: str, shapes: tuple[Shape, ...], shape: Shape, ndim: int) -> str:
+    # Sum the leading point axes that broadcasting added, and those where the target has
+    # length 1; batch axes in front are left alone.
+    rank, n = len(shapes[0]), len(shape)
+    lead = tuple(range(-rank, -n))
+    ones = tuple(k - n for k, m in enumerate(shape) if m == 1)
     if not ones:
-        return f"_np.sum({x}, axis={tuple(range(lead))!r})"
-    summed = f"_np.sum({x}, axis={tuple(range(lead)) + ones!r}, keepdims=True)"
-    return f"{summed}.reshape({tuple(shape)!r})"
+        return f"_np.sum({x}, axis={_axes(lead)})"
+    summed = f"_np.sum({x}, axis={_axes(lead + ones)}, keepdims=True)"
+    return summed if not lead else f"{summed}[..., {', '.join(['0'] * len(lead) + [':'] * n)}]"
 
 
-def _broadcast_to_template(x: str, shape: Shape, axis: int | None = None) -> str:
+def _broadcast_to_template(x: str, shapes: tuple[Shape, ...], shape: Shape,
+                           axis: int | None = None) -> str:
+    # A read-only view of batch shape + shape; the batch shape is x's shape less its point axes.
+    rank, n = len(shapes[0]), len(shape)
+    batch = f"_np.shape({x})" if rank == 0 else f"_np.shape({x})[:-{rank}]"
     if axis is not None:
-        x = f"_np.expand_dims({x}, {axis})"
-    return f"_np.broadcast_to({x}, {tuple(shape)!r})"
+        x = f"_np.expand_dims({x}, {axis - n})"
+    elif rank < n:
+        x = f"_np.expand_dims({x}, {_axes(range(-n, -rank))})"
+    return f"_np.broadcast_to({x}, {batch} + {tuple(shape)!r})"
+
+
+def _matmul_template(a: str, b: str, shapes: tuple[Shape, ...]) -> str:
+    # NumPy's @ takes a 1-D operand as a vector only without batch axes: name the case.
+    na, nb = len(shapes[0]), len(shapes[1])
+    if na == 2 and nb == 2:
+        return f"{a} @ {b}"
+    fn = {(2, 1): "matvec", (1, 2): "vecmat", (1, 1): "vecdot"}[na, nb]
+    return f"_np.{fn}({a}, {b})"
+
+
+def _transpose_template(x: str, shapes: tuple[Shape, ...]) -> str:
+    return f"{x}.mT" if len(shapes[0]) == 2 else x
+
+
+def _outer_template(a: str, b: str, shapes: tuple[Shape, ...]) -> str:
+    return f"{a}[..., :, None] * {b}[..., None, :]"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,36 +339,36 @@ def _sympy_step(x: Any) -> Any:
 
 
 _ELEMENTWISE: list[Primitive] = [
-    Primitive("add", 2, "{0} + {1}", "+", partials=lambda out, a, b: (1.0, 1.0),
+    Primitive("add", 2, "{0} + {1}", "+", numpy=("add",), partials=lambda out, a, b: (1.0, 1.0),
               sympy=lambda a, b: a + b, commutative=True),
-    Primitive("sub", 2, "{0} - {1}", "−", partials=lambda out, a, b: (1.0, -1.0),
+    Primitive("sub", 2, "{0} - {1}", "−", numpy=("subtract",), partials=lambda out, a, b: (1.0, -1.0),
               sympy=lambda a, b: a - b),
-    Primitive("mul", 2, "{0} * {1}", "×", partials=lambda out, a, b: (b, a),
+    Primitive("mul", 2, "{0} * {1}", "×", numpy=("multiply",), partials=lambda out, a, b: (b, a),
               sympy=lambda a, b: a * b, commutative=True),
-    Primitive("div", 2, "{0} / {1}", "÷", partials=lambda out, a, b: (1.0 / b, -(out / b)),
+    Primitive("div", 2, "{0} / {1}", "÷", numpy=("divide",), partials=lambda out, a, b: (1.0 / b, -(out / b)),
               # bar/b is shared by both contributions: 3 nodes instead of 5.
               vjp=lambda bar, out, a, b: ((t := bar / b), -(t * out)),
               sympy=lambda a, b: a / b),
-    Primitive("pow", 2, "{0} ** {1}", "^", partials=_pow_partials, vjp=_pow_vjp,
+    Primitive("pow", 2, "_np.power({0}, {1})", "^", numpy=("power",), partials=_pow_partials, vjp=_pow_vjp,
               sympy=lambda a, b: a**b),
-    Primitive("neg", 1, "-{0}", "−", partials=lambda out, x: (-1.0,), sympy=lambda x: -x),
-    Primitive("sin", 1, "_np.sin({0})", "sin", partials=lambda out, x: (call("cos", x),),
+    Primitive("neg", 1, "-{0}", "−", numpy=("negative",), partials=lambda out, x: (-1.0,), sympy=lambda x: -x),
+    Primitive("sin", 1, "_np.sin({0})", "sin", numpy=("sin",), partials=lambda out, x: (call("cos", x),),
               sympy="sin"),
-    Primitive("cos", 1, "_np.cos({0})", "cos", partials=lambda out, x: (-call("sin", x),),
+    Primitive("cos", 1, "_np.cos({0})", "cos", numpy=("cos",), partials=lambda out, x: (-call("sin", x),),
               sympy="cos"),
-    Primitive("tanh", 1, "_np.tanh({0})", "tanh",
+    Primitive("tanh", 1, "_np.tanh({0})", "tanh", numpy=("tanh",),
               partials=lambda out, x: (1.0 - call("square", out),), sympy="tanh"),
     # exp′ = exp: the rule reuses the forward node.
-    Primitive("exp", 1, "_np.exp({0})", "exp", partials=lambda out, x: (out,), sympy="exp"),
+    Primitive("exp", 1, "_np.exp({0})", "exp", numpy=("exp",), partials=lambda out, x: (out,), sympy="exp"),
     # log′(x) = 1/x; log(0) = -inf and log′(0) = inf, as IEEE says.
-    Primitive("log", 1, "_np.log({0})", "log", partials=lambda out, x: (1.0 / x,),
+    Primitive("log", 1, "_np.log({0})", "log", numpy=("log",), partials=lambda out, x: (1.0 / x,),
               vjp=lambda bar, out, x: (bar / x,), sympy="log"),
-    Primitive("sqrt", 1, "_np.sqrt({0})", "√", partials=lambda out, x: (0.5 / out,),
+    Primitive("sqrt", 1, "_np.sqrt({0})", "√", numpy=("sqrt",), partials=lambda out, x: (0.5 / out,),
               vjp=lambda bar, out, x: (0.5 * (bar / out),), sympy="sqrt"),
-    Primitive("square", 1, "_np.square({0})", "x²", partials=lambda out, x: (2.0 * x,),
+    Primitive("square", 1, "_np.square({0})", "x²", numpy=("square",), partials=lambda out, x: (2.0 * x,),
               sympy=lambda x: x**2),
     # |x|′ = sign(x), so |x|′(0) = 0 by convention.
-    Primitive("abs", 1, "_np.abs({0})", "|x|", partials=lambda out, x: (call("sign", x),),
+    Primitive("abs", 1, "_np.abs({0})", "|x|", numpy=("absolute",), partials=lambda out, x: (call("sign", x),),
               sympy="Abs"),
     # relu′(z) = 1(z ≥ 0), the notes' convention: relu′(0) = 1.
     Primitive("relu", 1, "_np.maximum({0}, 0.0)", "relu",
@@ -313,28 +382,28 @@ _ELEMENTWISE: list[Primitive] = [
     Primitive("step", 1, "({0} >= 0.0).astype(_np.float64)", "1(≥0)",
               partials=lambda out, x: (None,),
               sympy=_sympy_step),
-    Primitive("sign", 1, "_np.sign({0})", "sign", partials=lambda out, x: (None,),
+    Primitive("sign", 1, "_np.sign({0})", "sign", numpy=("sign",), partials=lambda out, x: (None,),
               sympy="sign"),
 ]
 
 # The sympy form of a tensor op is that of a scalar operand (sum(x) = x): to_sympy only takes
 # scalar circuits; matmul and outer have none, as they never take scalars.
 _TENSOR: list[Primitive] = [
-    Primitive("matmul", 2, "{0} @ {1}", "@", vjp=_matmul_vjp, jvp=_matmul_jvp,
+    Primitive("matmul", 2, _matmul_template, "@", numpy=("matmul",), vjp=_matmul_vjp, jvp=_matmul_jvp,
               shape=_matmul_shape),
-    Primitive("outer", 2, "_np.outer({0}, {1})", "⊗",
+    Primitive("outer", 2, _outer_template, "⊗", numpy=("outer",),
               vjp=lambda bar, out, a, b: (bar @ b, a @ bar),
               jvp=lambda t, out, a, b: _sum_optional(
                   None if t[0] is None else call("outer", t[0], b),
                   None if t[1] is None else call("outer", a, t[1])),
               shape=lambda a, b: _outer_shape(a, b)),
-    Primitive("transpose", 1, "{0}.T", "ᵀ", vjp=lambda bar, out, x: (bar.T,),
+    Primitive("transpose", 1, _transpose_template, "ᵀ", numpy=("transpose",), vjp=lambda bar, out, x: (bar.T,),
               jvp=_linear_jvp("transpose"), shape=lambda x: tuple(reversed(x)),
               sympy=lambda x: x),
-    Primitive("sum", 1, _reduce_template("sum"), "Σ", vjp=_reduce_vjp(mean=False),
+    Primitive("sum", 1, _reduce_template("sum"), "Σ", numpy=("sum",), vjp=_reduce_vjp(mean=False),
               jvp=_linear_jvp("sum"), shape=_reduce_shape("sum"),
               sympy=lambda x, axis=None: x, params=("axis",)),
-    Primitive("mean", 1, _reduce_template("mean"), "mean", vjp=_reduce_vjp(mean=True),
+    Primitive("mean", 1, _reduce_template("mean"), "mean", numpy=("mean",), vjp=_reduce_vjp(mean=True),
               jvp=_linear_jvp("mean"), shape=_reduce_shape("mean"),
               sympy=lambda x, axis=None: x, params=("axis",)),
     # The adjoint of broadcasting: sum a broadcast array back down to an operand's shape.
@@ -431,29 +500,38 @@ def shape_of(name: str, shapes: tuple[Shape, ...], params: dict[str, Any]) -> Sh
 _COMPILED: dict[tuple, Callable[..., Any]] = {}
 
 
-def compiled(name: str, params: dict[str, Any] | None = None) -> Callable[..., Any]:
-    """Primitive ``name`` as a NumPy function, compiled from the same template as the
-    generated code (so constant folding, the interpreter and ``to_numpy`` agree bit for bit).
+def compiled(name: str, params: Mapping[str, Any] | None, shapes: Sequence[Shape],
+             batched: Sequence[bool] | None = None) -> Callable[..., Any]:
+    """Primitive ``name`` on arguments of point shapes ``shapes`` as a NumPy function, compiled
+    from the same template as the generated code (so constant folding, the interpreter and
+    ``to_numpy`` agree bit for bit). ``batched`` as in :meth:`Primitive.code`.
+
+        >>> compiled("sum", {}, [(3,)])(np.ones((2, 3))).tolist()  # a batch of two points
+        [3.0, 3.0]
     """
     params = params or {}
-    key = (name, tuple(sorted(params.items(), key=lambda kv: kv[0])))
+    shapes = tuple(tuple(s) for s in shapes)
+    batched = None if batched is None else tuple(batched)
+    key = (name, tuple(sorted(params.items(), key=lambda kv: kv[0])), shapes, batched)
     fn = _COMPILED.get(key)
     if fn is None:
         prim = PRIMITIVES[name]
         names = [f"a{i}" for i in range(prim.arity)]
-        source = f"lambda {', '.join(names)}: {prim.code(names, params)}"
+        source = f"lambda {', '.join(names)}: {prim.code(names, params, shapes, batched)}"
         # The template is circuitgrad's own code, never user text.
         fn = eval(source, {"_np": np})  # noqa: S307
         _COMPILED[key] = fn
     return fn
 
 
-def evaluate(name: str, values: tuple, params: dict[str, Any] | None = None) -> Any:
-    """Evaluate primitive ``name`` on NumPy values.
+def evaluate(name: str, values: tuple, params: Mapping[str, Any] | None = None) -> Any:
+    """Evaluate primitive ``name`` at one point: ``values`` are NumPy values of the point
+    shapes (no batch axes).
 
         >>> float(evaluate("add", (1.0, 2.0)))
         3.0
     """
     # NumPy scalars, not Python floats: 1/0 is inf (not ZeroDivisionError), (-8)**0.5 is nan.
     values = tuple(np.float64(v) if isinstance(v, (int, float)) else v for v in values)
-    return compiled(name, params)(*values)
+    shapes = tuple(np.shape(v) for v in values)
+    return compiled(name, params, shapes, (False,) * len(values))(*values)

@@ -119,7 +119,7 @@ def test_grad_prints_the_generated_source():
     out = ok("grad", NEURON, "--wrt", "w,b", process=False)
     assert out.startswith("def grad_J(w, x, b, y):")
     assert "# backward" in out and "z_bar" in out
-    assert "return J, " in out
+    assert "return _Outputs(J=J, dJ_dw=w_bar, dJ_db=z_bar)" in out
 
 
 def test_draw_dot_svg_png(tmp_path):

@@ -178,8 +178,14 @@ def test_shapes_from_example_arrays_and_trace():
 
 def test_tensor_function_checks_input_shapes():
     f = cg.to_numpy(cg.parse("sum(W @ x)", shapes={"W": (3, 4), "x": (4,)}))
-    with pytest.raises(cg.ShapeError, match=r"input 'x' must have shape \(4,\), got \(5,\)"):
+    with pytest.raises(cg.ShapeError, match=r"input 'x' has shape \(4,\) at one point; a value "
+                       r"of shape \(5,\) is neither one point nor a batch"):
         f(np.ones((3, 4)), np.ones(5))
+    with pytest.raises(cg.ShapeError, match=r"input 'W' has shape \(3, 4\) .* of shape \(4,\)"):
+        f(np.ones(4), np.ones(4))
+    with pytest.raises(cg.ShapeError, match=r"batch shapes do not broadcast together: W \(2,\), "
+                       r"x \(3,\)"):
+        f(np.ones((2, 3, 4)), np.ones((3, 4)))
 
 
 def test_gradient_arrays_are_writable_and_exact_shape():

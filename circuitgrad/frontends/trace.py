@@ -1,5 +1,13 @@
 """The tracing front-end: call a Python function on circuit values and record what it does.
 
+NumPy functions called on traced values dispatch here through NumPy's protocols
+(``__array_ufunc__``, NEP 13; ``__array_function__``, NEP 18): each one either becomes the
+nodes it stands for (the primitive table's ``numpy`` names, plus ``np.dot``,
+``np.linalg.norm`` ... below) or raises :class:`~circuitgrad.CircuitError` naming the NumPy
+function, what to write instead, and the user's line. A traced value never ends up inside a
+NumPy object array and is never turned into a number, so ``trace`` cannot build a function
+other than the one the code computes. docs/tracing.md lists what traces.
+
     >>> import circuitgrad as cg
     >>> c = cg.trace(lambda x, y: cg.sin(x) * y)
     >>> c.inputs, c.outputs, c.size
@@ -21,8 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..circuit import Builder, Value
+from ..circuit import Builder, Value, user_line
 from ..errors import CircuitError
+from ..primitives import PRIMITIVES
 
 
 def trace(fn: Callable[..., Any] | None = None, *,
@@ -83,6 +92,9 @@ def _shape(spec: Any) -> tuple[int, ...]:
 
 
 def _node(b: Builder, name: Any, result: Any) -> int:
+    if isinstance(result, np.ndarray) and result.dtype == object:
+        raise CircuitError(f"trace: output {name!r} is a NumPy object array (of traced values?): "
+                           "return traced values, not arrays of them")
     if isinstance(result, Value):
         if result.builder is not b:
             raise CircuitError(f"trace: output {name!r} comes from another circuit")
@@ -92,3 +104,198 @@ def _node(b: Builder, name: Any, result: Any) -> int:
     except (TypeError, ValueError):
         raise CircuitError(f"trace: output {name!r} is {type(result).__name__}, not a number "
                            "or a traced value") from None
+
+
+# -- NumPy's dispatch protocols ----------------------------------------------------------------
+
+_NO_VALUE = getattr(np, "_NoValue", None)
+
+# What to write instead, for NumPy functions people reach for that do not trace yet.
+_INSTEAD = {
+    "maximum": "np.maximum(x, 0) (relu) traces; other maxima are not primitives yet",
+    "heaviside": "np.heaviside(x, 1) (step) traces; other values at 0 do not",
+}
+_SHAPE_FUNCTIONS = {"atleast_1d", "atleast_2d", "atleast_3d", "repeat", "tile", "stack",
+                    "concatenate", "hstack", "vstack", "reshape", "ravel", "expand_dims",
+                    "squeeze", "flip", "take", "diff", "cumsum", "prod", "array", "asarray",
+                    "broadcast_to", "where", "clip", "max", "min", "amax", "amin"}
+
+
+def _numpy_name(func: Any) -> str:
+    module = getattr(func, "__module__", None) or "numpy"
+    if not module.startswith("numpy"):
+        module = "numpy"
+    return f"{module}.{getattr(func, '__name__', func)}"
+
+
+def _refuse(name: str) -> CircuitError:
+    short = name.rsplit(".", 1)[-1]
+    if short in _INSTEAD:
+        hint = _INSTEAD[short]
+    elif short in _SHAPE_FUNCTIONS:
+        hint = "indexing, joining, reshaping and these reductions are not supported yet"
+    else:
+        hint = "it is not in circuitgrad's primitive table"
+    return CircuitError(f"{name} cannot be traced: {hint} (docs/tracing.md lists the NumPy "
+                        "functions that trace)" + user_line())
+
+
+def _primitive_of(numpy_name: str) -> str | None:
+    for name, prim in PRIMITIVES.items():
+        if numpy_name in prim.numpy:
+            return name
+    return None
+
+
+def _builder(args: Any) -> Builder:
+    for a in args:
+        if isinstance(a, Value):
+            return a.builder
+    raise CircuitError("no traced value among the arguments" + user_line())
+
+
+def _bind(func: Any, args: tuple, kwargs: dict, allowed: dict[str, Any]) -> dict[str, Any]:
+    """NumPy's own signature binds the call; every argument not in ``allowed`` (name → the
+    values accepted) must be left at NumPy's default."""
+    name = _numpy_name(func)
+    try:
+        bound = inspect.signature(func).bind(*args, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise CircuitError(f"{name}: {e}" + user_line()) from None
+    params = inspect.signature(func).parameters
+    out = {}
+    for key, value in bound.arguments.items():
+        if key in allowed:
+            accepted = allowed[key]
+            if accepted is not None and value not in accepted:
+                raise CircuitError(f"{name}: {key}={value!r} cannot be traced (only "
+                                   f"{', '.join(map(repr, accepted))})" + user_line())
+            out[key] = value
+        elif value is not params[key].default and value is not _NO_VALUE and value is not None:
+            raise CircuitError(f"{name}: the argument {key}= cannot be traced" + user_line())
+    return out
+
+
+def _axes(name: str, axis: Any, ndim: int) -> list[int] | None:
+    if axis is None:
+        return None
+    axes = list(axis) if isinstance(axis, (tuple, list)) else [axis]
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise CircuitError(f"{name}: axis must be an integer or a tuple of integers, got "
+                               f"{axis!r}" + user_line())
+    return sorted({int(a) % ndim if -ndim <= a < ndim else a for a in axes}, reverse=True)
+
+
+def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "axis": None, "keepdims": (False,)})
+    x = bound["a"]
+    if not isinstance(x, Value):
+        raise _refuse(_numpy_name(func))
+    axes, b = _axes(_numpy_name(func), bound.get("axis"), len(x.shape)), x.builder
+    if axes is None:
+        return b.apply(op, x)
+    if len(axes) == 1:
+        return b.apply(op, x, axis=axes[0])
+    total, count = x, 1
+    for a in axes:  # from the last axis down, so that the others keep their numbers
+        total = b.apply("sum", total, axis=a)
+        count *= x.shape[a]
+    return total if op == "sum" else total / float(count)
+
+
+def _dot(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "b": None})
+    a, b = bound["a"], bound["b"]
+    builder = _builder((a, b))
+    shapes = [np.shape(v) if not isinstance(v, Value) else v.shape for v in (a, b)]
+    if not shapes[0] or not shapes[1]:
+        return builder.apply("mul", a, b)
+    if len(shapes[0]) > 2 or len(shapes[1]) > 2:
+        raise CircuitError(f"numpy.dot of shapes {shapes[0]} and {shapes[1]} cannot be traced "
+                           "(only vectors and matrices)" + user_line())
+    return builder.apply("matmul", a, b)
+
+
+def _norm(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs,
+                  {"x": None, "ord": (None, 2, "fro"), "axis": None, "keepdims": (False,)})
+    x = bound["x"]
+    if not isinstance(x, Value):
+        raise _refuse(_numpy_name(func))
+    ord_, axis = bound.get("ord"), bound.get("axis")
+    ndim = len(x.shape) if axis is None else (1 if not isinstance(axis, (tuple, list))
+                                              else len(axis))
+    if (ord_ == 2 and ndim != 1) or (ord_ == "fro" and ndim != 2) or ndim > 2:
+        raise CircuitError(f"numpy.linalg.norm(ord={ord_!r}) of {ndim} axes cannot be traced "
+                           "(the 2-norm of vectors and the Frobenius norm of matrices do)"
+                           + user_line())
+    squares = x.builder.apply("square", x)
+    axes = _axes("numpy.linalg.norm", axis, len(x.shape))
+    total = squares.builder.apply("sum", squares) if axes is None else squares
+    for a in axes or []:
+        total = total.builder.apply("sum", total, axis=a)
+    return total.builder.apply("sqrt", total)
+
+
+def _transpose(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "axes": None})
+    x, axes = bound["a"], bound.get("axes")
+    if axes is not None and tuple(axes) != tuple(reversed(range(len(x.shape)))):
+        raise CircuitError(f"numpy.transpose with axes={axes!r} cannot be traced yet (only the "
+                           "reversed order, x.T)" + user_line())
+    return x.builder.apply("transpose", x)
+
+
+def _outer(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "b": None})
+    return _builder((bound["a"], bound["b"])).apply("outer", bound["a"], bound["b"])
+
+
+_FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.sum: lambda f, a, k: _reduce("sum", f, a, k),
+    np.mean: lambda f, a, k: _reduce("mean", f, a, k),
+    np.dot: _dot,
+    np.linalg.norm: _norm,
+    np.transpose: _transpose,
+    np.outer: _outer,
+}
+
+
+class _NumpyDispatch:
+    """What a NumPy function called on traced values builds (installed on :class:`Value`)."""
+
+    @staticmethod
+    def ufunc(ufunc: Any, method: str, inputs: tuple, kwargs: dict) -> Any:
+        name = f"numpy.{ufunc.__name__}"
+        if method != "__call__":
+            raise CircuitError(f"{name}.{method} cannot be traced (use np.sum, np.mean ... or "
+                               "the ufunc itself)" + user_line())
+        if kwargs:
+            raise CircuitError(f"{name}: the argument(s) {', '.join(sorted(kwargs))}= cannot "
+                               "be traced" + user_line())
+        builder = _builder(inputs)
+        if ufunc is np.maximum and len(inputs) == 2:
+            # maximum(x, 0) is relu's own template: the same numbers, relu′(0) = 1.
+            for k in (0, 1):
+                other = inputs[1 - k]
+                if isinstance(inputs[k], Value) and not isinstance(other, Value) and \
+                        np.ndim(other) == 0 and other == 0:
+                    return builder.apply("relu", inputs[k])
+        if ufunc is np.heaviside and len(inputs) == 2 and not isinstance(inputs[1], Value) \
+                and np.ndim(inputs[1]) == 0 and inputs[1] == 1:
+            return builder.apply("step", inputs[0])
+        op = _primitive_of(ufunc.__name__)
+        if op is None:
+            raise _refuse(name)
+        return builder.apply(op, *inputs)
+
+    @staticmethod
+    def function(func: Any, args: tuple, kwargs: dict) -> Any:
+        handler = _FUNCTIONS.get(func)
+        if handler is None:
+            raise _refuse(_numpy_name(func))
+        return handler(func, args, kwargs)
+
+
+Value.numpy_dispatch = _NumpyDispatch()

@@ -147,7 +147,8 @@ def node_values(c: Circuit, at: Mapping[str, Any]) -> list[Any]:
             elif op == "const":
                 values[i] = params if isinstance(params, np.ndarray) else np.float64(params)
             else:
-                values[i] = compiled(op, params or {})(*(values[a] for a in args))
+                values[i] = compiled(op, params, [c.shape(a) for a in args],
+                                     [False] * len(args))(*(values[a] for a in args))
     return values
 
 

@@ -6,6 +6,12 @@ private global ``_np`` and user names that could clash with it (or are not plain
 identifiers) are renamed, so an input called ``np``, ``exp`` or ``__import__`` is just a
 variable.
 
+Batches: a circuit's shapes are those of one point; extra leading axes on the inputs are
+batch axes, and every node acts on each point's own axes (docs/semantics.md). The generated
+code says so: reductions count axes from the end (``axis=-1``), a vector added to a matrix is
+aligned as ``b[..., None, :]``, ``W @ x`` of a matrix and a vector is ``_np.matvec(W, x)``.
+Several outputs come back as an :func:`outputs` tuple whose fields are the output names.
+
 Large circuits: CPython compiles generated code at ~10 µs a line, which dominates the build of
 circuits of 10⁵ nodes and more. Above ``COMPILE_LIMIT`` nodes the callable therefore runs the
 same node list through a small interpreter (the same template-compiled NumPy functions, so
@@ -28,6 +34,7 @@ the circuit, not its size.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import keyword
 import math
@@ -62,7 +69,12 @@ def _literal(value: float) -> str:
 
 
 def _registers(c: Circuit) -> list[int]:
-    """A register per node, reusing registers of values no longer needed (live width)."""
+    """A register per node, reusing registers of values no longer needed (live width).
+
+    Leaves that hold values before the first node runs (inputs, array constants) get
+    registers of their own first, so that no earlier node can overwrite them before their
+    last read; an array constant's register is reused after that read.
+    """
     n = len(c)
     last = list(range(n))
     for i in range(n):
@@ -71,13 +83,14 @@ def _registers(c: Circuit) -> list[int]:
     keep = set(c.output_ids) | set(c.input_ids)
     free: list[int] = []
     reg = [-1] * n
-    # Inputs hold their values from the start (the interpreter loads them all first), so
-    # they get registers of their own before any node can reuse one.
-    for count, i in enumerate(c.input_ids):
-        reg[i] = count
-    count = len(c.input_ids)
+    count = 0
+    for i in c.input_ids:
+        reg[i], count = count, count + 1
     for i in range(n):
-        if (c.op(i) == "const" and not c.shape(i)) or reg[i] >= 0:
+        if c.op(i) == "const" and c.shape(i):
+            reg[i], count = count, count + 1
+    for i in range(n):
+        if c.op(i) in LEAVES:
             continue
         for a in set(c.args(i)):
             if last[a] == i and a not in keep and reg[a] >= 0:
@@ -88,6 +101,41 @@ def _registers(c: Circuit) -> list[int]:
             reg[i] = count
             count += 1
     return reg
+
+
+def node_code(c: Circuit, i: int, names: list[str]) -> str:
+    """The NumPy expression of node ``i`` whose arguments are called ``names``: the table's
+    template for the arguments' point shapes (constants carry no batch axes)."""
+    args = c.args(i)
+    return PRIMITIVES[c.op(i)].code(names, c.params(i) or {}, [c.shape(a) for a in args],
+                                    [c.op(a) != "const" for a in args])
+
+
+_OUTPUT_TYPES: dict[tuple[str, ...], type] = {}
+
+
+def outputs(names: tuple[str, ...]) -> type:
+    """The named-tuple type of a generated function's outputs called ``names`` (made once per
+    set of names; it pickles by its names, so results can cross processes).
+
+        >>> Outputs = outputs(("J", "dJ_dx"))
+        >>> out = Outputs(1.0, 2.0)
+        >>> out.dJ_dx, out[0], tuple(out)
+        (2.0, 1.0, (1.0, 2.0))
+    """
+    names = tuple(names)
+    cls = _OUTPUT_TYPES.get(names)
+    if cls is None:
+        base = collections.namedtuple("Outputs", names, rename=True)  # type: ignore[misc]
+        cls = type("Outputs", (base,), {"__slots__": (), "__module__": __name__,
+                                        "__reduce__": lambda self: (_rebuild, (names,
+                                                                               tuple(self)))})
+        _OUTPUT_TYPES[names] = cls
+    return cls
+
+
+def _rebuild(names: tuple[str, ...], values: tuple) -> tuple:
+    return outputs(names)._make(values)
 
 
 class _Names:
@@ -155,27 +203,41 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
     if forward_count is not None:
         lines.append("    # forward: the values of the nodes")
     dead = _dead_after(c) if not big and any(c.shape(i) for i in range(len(c))) else {}
-    for i, op, args, params, _shape in c.records():
+    for i, op, args, _params, _shape in c.records():
         if op in LEAVES:
             continue
         if forward_count is not None and i >= forward_count:
             forward_count = None  # the first adjoint node opens the backward section
             lines.append("    # backward: adjoints v_bar = ∂J/∂v (the notes' δ), last node first")
-        code = PRIMITIVES[op].code([names.names[a] for a in args], params or {})
+        code = node_code(c, i, [names.names[a] for a in args])
         lines.append(f"    {names.names[i]} = {code}")
         if i in dead:
             lines.append(f"    del {', '.join(names.names[a] for a in dead[i])}")
     returned = [names.names[i] for i in c.output_ids]
-    lines.append(f"    return {', '.join(returned)}")
     namespace: dict[str, Any] = {"_np": np, **names.constants}
+    if len(returned) == 1:
+        lines.append(f"    return {returned[0]}")
+    else:
+        # Each returned value named by its output: ∂J/∂b may be the node z_bar.
+        Outputs = outputs(c.outputs)
+        namespace["_Outputs"] = Outputs
+        fields = [f"{field}={value}" for field, value in zip(Outputs._fields, returned)]
+        line = f"    return _Outputs({', '.join(fields)})"
+        if len(line) <= 100:
+            lines.append(line)
+        else:  # one output a line
+            lines += ["    return _Outputs("] + [f"        {f}," for f in fields] + ["    )"]
     return "\n".join(lines), namespace, names.params
 
 
 class NumpyFunction:
     """A circuit lowered to NumPy: call it with inputs by position or keyword.
 
-    Floats or arrays are accepted; a scalar circuit broadcasts over arrays of points (a batch),
-    a tensor circuit checks each input's shape. Several outputs come back as a tuple.
+    Each input is one point of its declared shape, or a batch of points: an array whose last
+    axes are the declared shape and whose leading axes are batch axes (inputs with different
+    batch shapes broadcast). Outputs carry the batch axes in front of their own shape. One
+    output comes back as it is; several as a named tuple (``out.J``, ``out.dJ_dw``) that
+    unpacks and indexes like a tuple.
 
     Attributes:
         source: the generated Python source.
@@ -186,6 +248,10 @@ class NumpyFunction:
     >>> f = cg.to_numpy(cg.parse("x * y"))
     >>> f(np.array([1.0, 2.0]), 3.0)
     array([3., 6.])
+    >>> g = cg.to_numpy(cg.grad(cg.parse("J = sum(v * v)", shapes={"v": (3,)})))
+    >>> out = g(v=np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]]))  # two points
+    >>> out.J.tolist(), out.dJ_dv.shape
+    ([14.0, 1.0], (2, 3))
     """
 
     def __init__(self, circuit: Circuit, name: str = "f", mode: str = "auto"):
@@ -197,7 +263,9 @@ class NumpyFunction:
         self.outputs = circuit.outputs
         self._name = name
         self._mode = mode
-        self._scalar = all(not s for s in circuit._shapes)
+        self._input_shapes = [circuit.shape(i) for i in circuit.input_ids]
+        self._output_shapes = [circuit.shape(i) for i in circuit.output_ids]
+        self._Outputs = outputs(circuit.outputs) if len(circuit.outputs) > 1 else None
         self._source: str | None = None
         if mode == "compile" or (mode == "auto" and len(circuit) <= COMPILE_LIMIT):
             source, namespace, _ = numpy_source(circuit, name)
@@ -221,52 +289,59 @@ class NumpyFunction:
         return self._source
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        values = self._bind(args, kwargs)
+        values, batch = self._bind(args, kwargs)
         result = self._run(*values)
-        single = len(self.outputs) == 1
-        outs = (result,) if single else result
-        if self._scalar:
-            shapes = [np.shape(v) for v in values]
-            batch = np.broadcast_shapes(*shapes) if shapes else ()
-            if batch:
-                outs = tuple(o if np.shape(o) == batch else np.broadcast_to(o, batch).copy()
-                             for o in outs)
-            else:  # a constant output is a Python float in the code: one type for all
-                outs = tuple(np.float64(o) if type(o) is float else o for o in outs)
-        else:
-            # Exactly the declared shapes, and arrays the caller may write to (a gradient
-            # can be a read-only broadcast view or a constant of the circuit).
-            outs = tuple(np.broadcast_to(o, s).copy() if np.shape(o) != s
-                         else (o.copy() if isinstance(o, np.ndarray) and not o.flags.writeable
-                               else o)
-                         for o, s in zip(outs, self.circuit.output_shapes.values()))
-        return outs[0] if single else outs
+        if self._Outputs is None:
+            return self._fit(result, self._output_shapes[0], batch)
+        fitted = [self._fit(o, s, batch) for o, s in zip(result, self._output_shapes)]
+        if all(f is o for f, o in zip(fitted, result)) and type(result) is self._Outputs:
+            return result
+        return self._Outputs._make(fitted)
 
-    def _bind(self, args: tuple, kwargs: dict) -> list[Any]:
+    @staticmethod
+    def _fit(value: Any, shape: tuple[int, ...], batch: tuple[int, ...]) -> Any:
+        """``value`` with exactly the batch axes and its shape, as an array the caller may
+        write to (an output can be a broadcast view, a constant, or independent of the batch)."""
+        want = batch + shape if batch else shape
+        have = np.shape(value)
+        if have != want:
+            try:
+                return np.broadcast_to(value, want).copy()
+            except ValueError:
+                raise CircuitError(f"internal error: an output of shape {have} where the "
+                                   f"batch semantics give {want}; please report it") from None
+        if type(value) is float:  # a constant output is a Python float in the code
+            return np.float64(value)
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            return value.copy()
+        return value
+
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[list[Any], tuple[int, ...]]:
         n = len(self.inputs)
         if len(args) > n:
             raise TypeError(f"{self._name}() takes {n} inputs {list(self.inputs)}, "
                             f"got {len(args)}")
         values: list[Any] = list(args) + [_MISSING] * (n - len(args))
-        index = {name: k for k, name in enumerate(self.inputs)}
-        for key, v in kwargs.items():
-            k = index.get(key)
-            if k is None:
-                raise TypeError(f"{self._name}() has no input {key!r}; inputs: "
-                                f"{list(self.inputs)}")
-            if values[k] is not _MISSING:
-                raise TypeError(f"{self._name}() got input {key!r} twice")
-            values[k] = v
-        missing = [self.inputs[k] for k, v in enumerate(values) if v is _MISSING]
-        if missing:
-            raise TypeError(f"{self._name}() is missing inputs {missing}")
-        shapes = self.circuit.input_shapes
+        if kwargs:
+            index = {name: k for k, name in enumerate(self.inputs)}
+            for key, v in kwargs.items():
+                k = index.get(key)
+                if k is None:
+                    raise TypeError(f"{self._name}() has no input {key!r}; inputs: "
+                                    f"{list(self.inputs)}")
+                if values[k] is not _MISSING:
+                    raise TypeError(f"{self._name}() got input {key!r} twice")
+                values[k] = v
+        batches = []
         for k, v in enumerate(values):
             if type(v) is float:
                 # NumPy semantics for scalars too: 1/0 is inf, not ZeroDivisionError.
                 values[k] = v = np.float64(v)
-            if not isinstance(v, (np.float64, np.ndarray)) or (
+            elif not isinstance(v, (np.float64, np.ndarray)) or (
                     isinstance(v, np.ndarray) and v.dtype != np.float64):
+                if v is _MISSING:
+                    missing = [self.inputs[j] for j, w in enumerate(values) if w is _MISSING]
+                    raise TypeError(f"{self._name}() is missing inputs {missing}")
                 try:
                     v = np.asarray(v, dtype=np.float64)
                 except (TypeError, ValueError):
@@ -275,12 +350,26 @@ class NumpyFunction:
                 if v.ndim == 0:
                     v = np.float64(v)
                 values[k] = v
-            if not self._scalar:
-                want = shapes[self.inputs[k]]
-                if np.shape(v) != want:
-                    raise ShapeError(f"input {self.inputs[k]!r} must have shape {want}, got "
-                                     f"{np.shape(v)}")
-        return values
+            have, want = np.shape(v), self._input_shapes[k]
+            if have != want:
+                point = len(have) - len(want)
+                if point < 0 or have[point:] != want:
+                    raise ShapeError(
+                        f"input {self.inputs[k]!r} has shape {want} at one point; a value of "
+                        f"shape {have} is neither one point nor a batch of points (a batch's "
+                        f"last axes are {want})")
+                batches.append((k, have[:point]))
+        if not batches:
+            return values, ()
+        if len(batches) == 1:
+            return values, batches[0][1]
+        try:
+            batch = np.broadcast_shapes(*(s for _, s in batches))
+        except ValueError:
+            listed = ", ".join(f"{self.inputs[k]} {s}" for k, s in batches)
+            raise ShapeError(f"the inputs' batch shapes do not broadcast together: "
+                             f"{listed}") from None
+        return values, tuple(batch)
 
     def __reduce__(self):
         # Pickles as the circuit; the code is generated again where it is unpickled.
@@ -295,7 +384,8 @@ _MISSING = object()
 
 
 class _Interpreter:
-    """Runs a circuit node by node with the template-compiled NumPy functions."""
+    """Runs a circuit node by node with the template-compiled NumPy functions (the code of
+    :func:`node_code`), values in registers reused by liveness."""
 
     def __init__(self, c: Circuit):
         reg = _registers(c)
@@ -310,13 +400,15 @@ class _Interpreter:
         for i, op, args, params, _shape in c.records():
             if op in LEAVES:
                 continue
-            fn = compiled(op, params or {})
+            fn = compiled(op, params or {}, [c.shape(a) for a in args],
+                          [c.op(a) != "const" for a in args])
             refs = tuple((True, scalar_const[a]) if a in scalar_const else (False, reg[a])
                          for a in args)
             program.append((fn, refs, reg[i]))
         self.program = program
         self.outputs = [(False, reg[i]) if i not in scalar_const else (True, scalar_const[i])
                         for i in c.output_ids]
+        self.names = c.outputs
 
     def __call__(self, *values: Any) -> Any:
         r: list[Any] = [None] * self.size
