@@ -305,6 +305,7 @@ class Value:
     def __rmatmul__(self, other): return self._binary("matmul", other, True)
     def __neg__(self): return Value(self.builder, self.builder.apply_id("neg", (self.id,)))
     def __pos__(self): return self
+    def __abs__(self): return Value(self.builder, self.builder.apply_id("abs", (self.id,)))
 
     def sum(self, axis: int | None = None) -> "Value":
         """``x.sum()``, ``x.sum(axis=0)``: as :func:`circuitgrad.sum`."""

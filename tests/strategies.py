@@ -127,3 +127,62 @@ def tensor_programs(draw, max_ops: int = 8):
     # Every line reaches J, so every op is differentiated.
     lines.append("J = " + " + ".join(f"sum(v{k})" for k in range(len(lines))))
     return "\n".join(lines), shapes
+
+
+@st.composite
+def tensor_circuits(draw, max_ops: int = 10):
+    """A random tensor circuit built through the operators, with array constants.
+
+    Like :func:`tensor_programs`, but some operands are NumPy array constants (``x * K``,
+    ``K @ x``), which programs cannot write: the case that register allocation must keep
+    alive until their last read.
+    """
+    import circuitgrad as cg
+    from circuitgrad.circuit import Builder
+
+    b = Builder()
+    n_inputs = draw(st.integers(1, 3))
+    values = [b.input(f"t{i}", draw(st.sampled_from(TENSOR_SHAPES))) for i in range(n_inputs)]
+    made = []
+    for _ in range(draw(st.integers(1, max_ops))):
+        a = draw(st.sampled_from(values))
+        other = draw(st.sampled_from(values))
+        kind = draw(st.sampled_from(["unary", "binary", "matmul", "transpose", "reduce",
+                                     "const", "const"]))
+        v = None
+        if kind == "unary":
+            v = getattr(cg, draw(st.sampled_from(SMOOTH)))(a)
+        elif kind == "binary":
+            try:
+                np.broadcast_shapes(a.shape, other.shape)
+                v = draw(st.sampled_from([a + other, a - other, a * other]))
+            except ValueError:
+                pass
+        elif kind == "matmul" and 1 <= len(a.shape) <= 2 and 1 <= len(other.shape) <= 2 \
+                and a.shape[-1] == other.shape[0]:
+            v = a @ other
+        elif kind == "transpose":
+            v = a.T
+        elif kind == "reduce" and a.shape:
+            fn = draw(st.sampled_from([cg.sum, cg.mean]))
+            v = fn(a, axis=draw(st.sampled_from([None] + list(range(len(a.shape))))))
+        elif kind == "const":
+            shape = draw(st.sampled_from(TENSOR_SHAPES[1:]))
+            seed = draw(st.integers(0, 2**16))
+            K = np.random.default_rng(seed).uniform(-2, 2, size=shape)
+            if len(shape) == 2 and a.shape and shape[1] == a.shape[0] and len(a.shape) <= 2:
+                v = K @ a
+            else:
+                try:
+                    np.broadcast_shapes(a.shape, shape)
+                    v = a * K if seed % 2 else K - a
+                except ValueError:
+                    pass
+        if v is None:
+            v = cg.sin(a)
+        values.append(v)
+        made.append(v)
+    J = made[0].sum() if made[0].shape else made[0]
+    for v in made[1:]:
+        J = J + (v.sum() if v.shape else v)
+    return b.finish([("J", J)], inputs=[f"t{i}" for i in range(n_inputs)])

@@ -185,9 +185,23 @@ def test_hessian_against_sympy(case):
     out = c.outputs[0]
     for i, x in enumerate(c.inputs):
         for k, y in enumerate(c.inputs):
-            want = float(H[i, k].subs(at).evalf(30))
-            assert float(got[f"d2{out}_d{x}_d{y}"]) == pytest.approx(
-                want, rel=SYMPY_RTOL * 100, abs=SYMPY_RTOL * 100)
+            try:
+                want = float(H[i, k].subs(at).evalf(30))
+                tol = SYMPY_RTOL * 100
+            except RecursionError:
+                # sympy's evalf can recurse without end on nested derivatives of sign/step:
+                # the oracle is then central differences of the gradient.
+                want, tol = _central_hessian_entry(c, point, x, y), 1e-5
+            assert float(got[f"d2{out}_d{x}_d{y}"]) == pytest.approx(want, rel=tol, abs=tol)
+
+
+def _central_hessian_entry(c, point, x, y, eps=1e-6):
+    g = cg.to_numpy(cg.grad(c))
+    k = 1 + c.inputs.index(x)
+    hi, lo = dict(point), dict(point)
+    hi[y] += eps
+    lo[y] -= eps
+    return (float(g(**hi)[k]) - float(g(**lo)[k])) / (2 * eps)
 
 
 def test_hessian_of_a_tensor_circuit_has_shape_x_plus_y():

@@ -1,0 +1,112 @@
+"""NumPy calls inside ``trace``: each one builds what NumPy computes, or is a clear error that
+names the NumPy function and the user's line. Never a different function."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import circuitgrad as cg
+
+RNG = np.random.default_rng(7)
+
+
+def agrees(fn, shapes, rtol=1e-14):
+    """Trace ``fn``, then compare the circuit and its gradient with ``fn`` run by NumPy."""
+    c = cg.trace(fn, shapes=shapes)
+    point = {n: RNG.uniform(0.2, 1.5, size=s) for n, s in shapes.items()}
+    np.testing.assert_allclose(cg.to_numpy(c)(**point), fn(**point), rtol=rtol)
+    if c.output_shapes["f"] == ():
+        assert cg.check_grad(c, point) < 1e-6
+    return c
+
+
+def test_reductions_dispatch_with_their_axes():
+    c = agrees(lambda x: np.mean(x), {"x": (3,)})
+    assert [c.op(i) for i in range(len(c))] == ["input", "mean"]
+    agrees(lambda W: np.sum(W, axis=0) @ np.ones(3), {"W": (2, 3)})
+    agrees(lambda W: np.mean(W, axis=-1).sum(), {"W": (2, 3)})
+    agrees(lambda W: np.sum(W, axis=(0, 1)), {"W": (2, 3)})
+    agrees(lambda W: np.mean(W, axis=(1, 0)), {"W": (2, 3)})
+    agrees(lambda W: W.sum() + W.mean(axis=0).sum(), {"W": (2, 3)})
+    agrees(lambda x: np.sum(x, keepdims=False), {"x": (3,)})
+
+
+def test_norm_is_the_two_norm_not_elementwise():
+    c = cg.trace(lambda x: np.linalg.norm(x), shapes={"x": (3,)})
+    assert float(cg.to_numpy(c)(np.array([3.0, 4.0, 0.0]))) == 5.0
+    agrees(lambda x: np.linalg.norm(x), {"x": (4,)})
+    agrees(lambda W: np.linalg.norm(W), {"W": (2, 3)})
+    agrees(lambda W: np.linalg.norm(W, "fro"), {"W": (2, 3)})
+    agrees(lambda W: np.linalg.norm(W, axis=1).sum(), {"W": (2, 3)})
+    with pytest.raises(cg.CircuitError, match=r"numpy.linalg.norm: ord=1 cannot be traced"):
+        cg.trace(lambda x: np.linalg.norm(x, ord=1), shapes={"x": (3,)})
+
+
+def test_products_and_transposes():
+    agrees(lambda W, x: np.sum(np.dot(W, x)), {"W": (2, 3), "x": (3,)})
+    agrees(lambda x, y: np.dot(x, y), {"x": (3,), "y": (3,)})
+    agrees(lambda x: np.sum(np.dot(2.0, x)), {"x": (3,)})
+    agrees(lambda W, x: np.sum(np.matmul(W, x)), {"W": (2, 3), "x": (3,)})
+    agrees(lambda W: np.sum(np.transpose(W) @ np.ones(2)), {"W": (2, 3)})
+    agrees(lambda x, y: np.sum(np.outer(x, y) ** 2), {"x": (2,), "y": (3,)})
+    agrees(lambda x: np.sum(np.square(x) + np.exp(-x) * np.sin(x) / np.sqrt(x)), {"x": (3,)})
+    agrees(lambda x: np.sum(np.abs(x - 1) + np.maximum(x - 1, 0)), {"x": (3,)})
+    with pytest.raises(cg.CircuitError, match=r"numpy.transpose with axes=\(0, 1\)"):
+        cg.trace(lambda W: np.transpose(W, (0, 1)), shapes={"W": (2, 3)})
+
+
+def test_values_of_one_point_describe_themselves():
+    c = cg.trace(lambda W: W.sum() * (W.ndim + W.size + W.shape[1]), shapes={"W": (2, 3)})
+    assert float(cg.to_numpy(c)(np.ones((2, 3)))) == 6.0 * (2 + 6 + 3)
+    agrees(lambda x: sum([x, 2 * x]) + abs(x - 1.0) + pow(x, 3), {"x": ()})
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda x: np.repeat(np.atleast_2d(x), 2, axis=0), r"numpy.atleast_2d cannot be traced"),
+    (lambda x: np.concatenate([x, x]), r"numpy.concatenate cannot be traced"),
+    (lambda x: np.maximum(x, 1.0), r"numpy.maximum cannot be traced: np.maximum\(x, 0\)"),
+    (lambda x: np.add.reduce(x), r"numpy.add.reduce cannot be traced"),
+    (lambda x: np.sin(x, out=np.zeros(3)), r"numpy.sin: the argument\(s\) out= cannot"),
+    (lambda x: np.sum(x, keepdims=True), r"numpy.sum: keepdims=True cannot be traced"),
+    (lambda x: np.sum(x, dtype=np.float32), r"numpy.sum: the argument dtype= cannot"),
+    (lambda x: np.cumsum(x), r"numpy.cumsum cannot be traced"),
+    (lambda x: np.arctan2(x, x), r"numpy.arctan2 cannot be traced: it is not in"),
+    (lambda x: np.array([x, x]), r"cannot become a NumPy array"),
+    (lambda x: np.asarray(x) * 2, r"cannot become a NumPy array"),
+    (lambda x: np.sum([x, x]), r"cannot become a NumPy array"),
+    (lambda x: float(x), r"has no number yet"),
+    (lambda x: math.sin(x), r"has no number yet"),
+    (lambda x: x if x > 0 else -x, r"cannot be compared"),
+    (lambda x: [v for v in x], r"cannot be iterated over"),
+    (lambda x: x[0], r"cannot be indexed yet"),
+    (lambda x: np.array([1.0, 2.0, 3.0], dtype=object) * 2, r"is a NumPy object array"),
+])
+def test_what_does_not_trace_is_a_clear_error_at_the_users_line(fn, message):
+    with pytest.raises(cg.CircuitError, match=message) as info:
+        cg.trace(fn, shapes={"x": (3,)})
+    if "object array" not in message:
+        # The user's own line, not a line inside circuitgrad or NumPy.
+        assert "test_trace_numpy.py:" in str(info.value), str(info.value)
+
+
+def test_if_on_a_traced_value_names_the_line():
+    def f(x):
+        if x > 0:  # the line the error names
+            return x
+        return -x
+
+    with pytest.raises(cg.CircuitError, match=r"if x > 0:  # the line the error names"):
+        cg.trace(f)
+
+
+def test_docs_list_every_numpy_name_that_traces():
+    with open("docs/tracing.md", encoding="utf-8") as f:
+        text = f.read()
+    for prim in cg.PRIMITIVES.values():
+        for name in prim.numpy:
+            assert f"np.{name}" in text, name
+    for name in ("np.linalg.norm", "np.dot", "np.maximum(x, 0)", "np.heaviside(x, 1)"):
+        assert name in text
