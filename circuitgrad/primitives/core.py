@@ -1,0 +1,112 @@
+"""The record every primitive is (:class:`Primitive`), and the helpers rules are written with.
+
+The contract of the record's fields is the docstring of :mod:`circuitgrad.primitives`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ShapeError
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """Everything about one operation. See the module docstring for the rule contract."""
+
+    name: str
+    arity: int
+    template: str | Callable[..., str]
+    label: str
+    partials: Callable[..., tuple] | None = None
+    vjp: Callable[..., tuple] | None = None
+    jvp: Callable[..., Any] | None = None
+    shape: Callable[..., Shape] | None = None
+    sympy: str | Callable[..., Any] | None = None
+    commutative: bool = False
+    internal: bool = False  # made by passes only (sum_to, broadcast_to): programs can't call it
+    params: tuple[str, ...] = field(default=())  # the names of the node's params, if any
+    numpy: tuple[str, ...] = field(default=())  # NumPy's names for it (ufuncs, functions)
+    # Argument shapes that exercise every case of the rules without broadcasting: what the
+    # rule-size measurements build (default: scalars).
+    cases: tuple[tuple[Shape, ...], ...] = field(default=())
+
+    def code(self, args: Sequence[str], params: Mapping[str, Any], shapes: Sequence[Shape],
+             batched: Sequence[bool] | None = None) -> str:
+        """The NumPy expression of one node whose arguments are named ``args`` and have the
+        point shapes ``shapes``; ``batched[k]`` says whether argument ``k`` may carry batch
+        axes (default: all may; a constant never does).
+
+            >>> from circuitgrad.primitives import PRIMITIVES
+            >>> PRIMITIVES["add"].code(["b", "W"], {}, [(3,), (2, 3)])
+            'b[..., None, :] + W'
+            >>> PRIMITIVES["matmul"].code(["W", "x"], {}, [(2, 3), (3,)])
+            '_np.matvec(W, x)'
+        """
+        if self.shape is None and len(args) > 1:
+            # Elementwise: align the point axes, so that batch axes in front broadcast.
+            rank = max(len(s) for s in shapes)
+            args = [align(a, len(s), rank) if len(s) < rank and (batched is None or batched[k])
+                    else a for k, (a, s) in enumerate(zip(args, shapes))]
+        if callable(self.template):
+            return self.template(*args, shapes=tuple(map(tuple, shapes)), **params)
+        return self.template.format(*args, **{k: repr(v) for k, v in params.items()})
+
+
+def align(arg: str, rank: int, to: int) -> str:
+    """``arg``, of point rank ``rank``, with new point axes so that it has rank ``to``: the new
+    axes go between its batch axes and its point axes (NumPy would put them in front).
+
+        >>> align("b", 1, 2), align("s", 0, 2)
+        ('b[..., None, :]', 's[..., None, None]')
+    """
+    return f"{arg}[..., {', '.join(['None'] * (to - rank) + [':'] * rank)}]"
+
+
+def axes_text(axes: Sequence[int]) -> str:
+    """An ``axis=`` argument: one axis as an integer, several as a tuple."""
+    return str(axes[0]) if len(axes) == 1 else repr(tuple(axes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers the rules use: build a node with the circuit's own operators.
+
+
+def call(name: str, *args: Any, **params: Any) -> Any:
+    """Apply primitive ``name`` to ``args``; at least one argument must be a circuit node."""
+    for a in args:
+        builder = getattr(a, "builder", None)
+        if builder is not None:
+            return builder.apply(name, *args, **params)
+    raise TypeError(f"{name}: no circuit node among the arguments")
+
+
+def broadcast_shape(op: str, *shapes: Shape) -> Shape:
+    """NumPy broadcasting of ``shapes``, or a ShapeError naming ``op`` and the shapes."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        listed = " and ".join(str(tuple(s)) for s in shapes)
+        raise ShapeError(f"{op}: shapes {listed} do not broadcast together") from None
+
+
+def normalize_axis(op: str, shape: Shape, axis: int | None) -> int | None:
+    if axis is None:
+        return None
+    if not -len(shape) <= axis < len(shape):
+        raise ShapeError(f"{op}: axis {axis} is out of range for shape {tuple(shape)}")
+    return axis % len(shape)
+
+
+
+
+def sum_optional(a: Any, b: Any) -> Any:
+    """``a + b`` where either may be None (no contribution)."""
+    if a is None:
+        return b
+    return a if b is None else a + b
