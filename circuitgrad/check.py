@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .circuit import Circuit
+from .circuit import Circuit, as_circuit
 from .errors import CircuitError
 from .lower.numpy import to_numpy
 from .transforms.grad import grad, pick_inputs, pick_output
@@ -42,6 +42,7 @@ def check_grad(c: Circuit, point: dict[str, Any], wrt: str | Sequence[str] | Non
     >>> cg.check_grad(c, {"w": 2.0, "x": 1.5, "b": 0.5, "y": 1.0}) < 1e-6
     True
     """
+    c = as_circuit(c, "check_grad")
     out_name, _ = pick_output(c, output)
     names = pick_inputs(c, wrt)
     missing = [n for n in c.inputs if n not in point]

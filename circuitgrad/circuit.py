@@ -32,7 +32,7 @@ import gc
 import math
 import struct
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -62,6 +62,50 @@ def no_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# The front-end that reads program text registers itself here (circuit.py imports no
+# front-end: the dependency points from the front-ends to the IR).
+_text_reader: Callable[[str], "Circuit"] | None = None
+
+
+def register_text_reader(reader: Callable[[str], "Circuit"]) -> None:
+    """Let :func:`as_circuit` read program text with ``reader`` (``parse`` registers itself)."""
+    global _text_reader
+    _text_reader = reader
+
+
+def as_circuit(c: Any, caller: str) -> "Circuit":
+    """``c`` if it is a circuit, the parsed circuit if it is program text, else an error.
+
+    Every public transform and lowering calls this first, so each says what it takes.
+
+    Args:
+        c: a :class:`Circuit`, or program text such as ``"x*2"``.
+        caller: the public function's name, for the error.
+
+    Raises:
+        CircuitError: ``c`` is neither; it says how to make a circuit.
+
+    >>> import circuitgrad as cg
+    >>> as_circuit("x*2", "grad").inputs
+    ('x',)
+    >>> as_circuit(3, "grad")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    circuitgrad.errors.CircuitError: grad takes a Circuit or program text, got int 3: ...
+    """
+    if isinstance(c, Circuit):
+        return c
+    if isinstance(c, str) and _text_reader is not None:
+        return _text_reader(c)
+    what = type(c).__name__
+    shown = repr(c)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    hint = 'build a circuit with cg.parse("...") (text) or cg.trace(f) (a Python function)'
+    if callable(c):
+        hint = "trace a Python function into a circuit with cg.trace(f) first"
+    raise CircuitError(f"{caller} takes a Circuit or program text, got {what} {shown}: {hint}")
 
 
 class Circuit:

@@ -102,3 +102,28 @@ def test_million_node_chain_builds_lowers_and_evaluates():
     for _ in range(10**6):
         expected = np.sin(expected)
     assert f(0.5) == expected
+
+
+# -- every entry point says what it takes (one helper: circuit.as_circuit) -----------------
+ENTRY_POINTS = {
+    "grad": lambda c: cg.grad(c), "jvp": lambda c: cg.jvp(c), "hvp": lambda c: cg.hvp(c),
+    "hessian": lambda c: cg.hessian(c), "simplify": lambda c: cg.simplify(c),
+    "scalarize": lambda c: cg.scalarize(c), "to_numpy": lambda c: cg.to_numpy(c),
+    "to_dot": lambda c: cg.to_dot(c), "to_sympy": lambda c: cg.to_sympy(c),
+    "to_json": lambda c: cg.to_json(c), "check_grad": lambda c: cg.check_grad(c, {"x": 1.0}),
+    "render": lambda c: cg.render(c, "never-written.dot"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_entry_points_take_text_or_say_what_they_take(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    call = ENTRY_POINTS[name]
+    from_text, from_circuit = call("x*2"), call(cg.parse("x*2"))
+    if isinstance(from_text, cg.Circuit):
+        assert cg.to_json(from_text) == cg.to_json(from_circuit)
+    for wrong, hint in ((3, "cg.parse"), (b"x*2", "cg.parse"), (lambda x: x, "cg.trace")):
+        with pytest.raises(cg.CircuitError) as e:
+            call(wrong)
+        message = str(e.value)
+        assert f"{name} takes a Circuit or program text" in message and hint in message

@@ -25,7 +25,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, no_gc
+from ..circuit import Builder, Circuit, no_gc, register_text_reader
 from ..errors import CircuitError, ParseError, located
 from ..primitives import BINARY_OPERATORS, FUNCTIONS, PRIMITIVES
 
@@ -451,6 +451,9 @@ def parse(text: str, inputs: Sequence[str] | None = None,
     if last is None:
         raise ParseError("empty program: write an expression such as 'sin(x) * y'", 1, 1)
     return _finish(program, last, outputs, shapes)
+
+
+register_text_reader(parse)
 
 
 def _margin(lines: list[str]) -> int:

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit
+from ..circuit import LEAVES, Builder, Circuit, as_circuit
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES, compiled
 
@@ -457,8 +457,6 @@ class _Drawing:
         return nodes, edges
 
 def _check(c: Circuit, max_nodes: int | None) -> None:
-    if not isinstance(c, Circuit):
-        raise CircuitError(f"to_dot needs a Circuit, got {type(c).__name__}")
     if max_nodes is not None and len(c) > max_nodes:
         raise CircuitError(
             f"the circuit has {len(c)} nodes (size {c.size}), more than max_nodes={max_nodes}: "
@@ -491,6 +489,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
     """
     import graphviz
 
+    c = as_circuit(c, "to_dot")
     _check(c, max_nodes)
     drawing = _Drawing(c, at)
     d = graphviz.Digraph("circuit")
@@ -555,6 +554,7 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
     """
     import graphviz
 
+    c = as_circuit(c, "render")
     path = os.fspath(path)
     fmt = os.path.splitext(path)[1].lstrip(".").lower()
     if fmt not in FORMATS:

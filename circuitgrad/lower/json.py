@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..circuit import Circuit
+from ..circuit import Circuit, as_circuit
 from ..errors import CircuitError
 
 FORMAT = "circuitgrad.circuit"
@@ -109,8 +109,7 @@ def to_json(c: Circuit) -> str:
     >>> cg.from_json(to_json(c)).outputs
     ('z',)
     """
-    if not isinstance(c, Circuit):
-        raise CircuitError(f"to_json needs a Circuit, got {type(c).__name__}")
+    c = as_circuit(c, "to_json")
     nodes = []
     for i, op, args, params, shape in c.records():
         record: dict[str, Any] = {"op": op}

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
+from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, shape_cases
 from .simplify import simplify as simplify_circuit
@@ -110,6 +110,7 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     >>> float(cg.to_numpy(g)(x=-3.0)[1])
     -6.0
     """
+    c = as_circuit(c, "grad")
     with no_gc():
         g = _grad(c, wrt, output)
     return simplify_circuit(g) if simplify else g
