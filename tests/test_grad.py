@@ -146,7 +146,7 @@ def test_multi_output_needs_output():
     with pytest.raises(cg.CircuitError, match=r"\['u', 'v'\]"):
         cg.grad(c)
     assert cg.grad(c, output="v").outputs == ("v", "dv_dx", "dv_dy")
-    with pytest.raises(cg.CircuitError, match="no output 'w'"):
+    with pytest.raises(cg.CircuitError, match="output names 'w', which is not an output"):
         cg.grad(c, output="w")
 
 

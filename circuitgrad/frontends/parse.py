@@ -499,8 +499,8 @@ def _finish(program: _Program, last: tuple[str | None, int], outputs: Sequence[s
     if shapes:
         unknown = sorted(set(shapes) - set(b.inputs))
         if unknown:
-            raise ParseError(f"shapes given for {unknown}, which are not inputs "
-                             f"(inputs: {list(b.inputs)})")
+            raise _argument_error("shapes", f"shapes name {unknown}, which are not inputs "
+                                  f"(inputs: {list(b.inputs)})")
     if outputs is None:
         name, node = last
         if name is None:
@@ -516,7 +516,15 @@ def _finish(program: _Program, last: tuple[str | None, int], outputs: Sequence[s
             elif name in b.inputs:
                 out.append((name, b.inputs[name]))
             else:
-                raise ParseError(f"output '{name}' is not assigned in the program")
+                raise _argument_error("outputs", f"outputs names '{name}', which is not "
+                                      "assigned in the program")
         if len(set(outputs)) != len(outputs):
-            raise ParseError(f"outputs {list(outputs)} name the same output twice")
+            raise _argument_error("outputs", f"outputs {list(outputs)} name the same output "
+                                  "twice")
     return b.finish(out, inputs=program.declared)
+
+
+def _argument_error(argument: str, message: str) -> ParseError:
+    e = ParseError(message)
+    e.argument = argument
+    return e

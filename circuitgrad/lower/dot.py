@@ -108,14 +108,15 @@ def _gradient_title(c: Circuit) -> dict[str, str]:
 
 def _check_point(c: Circuit, at: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(at, Mapping):
-        raise CircuitError(f"at must map input names to values, got {type(at).__name__}")
+        raise CircuitError(f"at must map input names to values, got {type(at).__name__}",
+                           argument="at")
     unknown = [k for k in at if k not in c.inputs]
     if unknown:
         raise CircuitError(f"at names {unknown}, which are not inputs; inputs are "
-                           f"{list(c.inputs)}")
+                           f"{list(c.inputs)}", argument="at")
     missing = [k for k in c.inputs if k not in at]
     if missing:
-        raise CircuitError(f"at is missing inputs {missing}")
+        raise CircuitError(f"at is missing inputs {missing}", argument="at")
     point = {}
     shapes = c.input_shapes
     for name in c.inputs:
@@ -123,10 +124,10 @@ def _check_point(c: Circuit, at: Mapping[str, Any]) -> dict[str, Any]:
             v = np.asarray(at[name], dtype=np.float64)
         except (TypeError, ValueError):
             raise CircuitError(f"at: the value of {name!r} is not a number or an array of "
-                               f"numbers: {at[name]!r}") from None
+                               f"numbers: {at[name]!r}", argument="at") from None
         if v.shape != shapes[name]:
             raise ShapeError(f"at: input {name!r} has shape {shapes[name]}, got a value of "
-                             f"shape {v.shape}")
+                             f"shape {v.shape}", argument="at")
         point[name] = v if v.ndim else np.float64(v)
     return point
 

@@ -39,11 +39,13 @@ def pick_output(c: Circuit, output: str | None) -> tuple[str, int]:
     """The (name, node) of the output to differentiate; an error lists the choices."""
     if output is None:
         if len(c.outputs) != 1:
-            raise CircuitError(f"the circuit has {len(c.outputs)} outputs {list(c.outputs)}: "
-                               "say which one to differentiate with output=...")
+            raise CircuitError(f"output: the circuit has {len(c.outputs)} outputs "
+                               f"{list(c.outputs)}: say which one to differentiate",
+                               argument="output")
         return c.outputs[0], c.output_ids[0]
     if output not in c.outputs:
-        raise CircuitError(f"no output {output!r}; outputs are {list(c.outputs)}")
+        raise CircuitError(f"output names {output!r}, which is not an output; outputs are "
+                           f"{list(c.outputs)}", argument="output")
     return output, c.output_ids[c.outputs.index(output)]
 
 
@@ -55,9 +57,9 @@ def pick_inputs(c: Circuit, wrt: str | Sequence[str] | None) -> list[str]:
     for name in names:
         if name not in c.inputs:
             raise CircuitError(f"wrt names {name!r}, which is not an input; inputs are "
-                               f"{list(c.inputs)}")
+                               f"{list(c.inputs)}", argument="wrt")
     if len(set(names)) != len(names):
-        raise CircuitError(f"wrt names an input twice: {names}")
+        raise CircuitError(f"wrt names an input twice: {names}", argument="wrt")
     return names
 
 
