@@ -24,6 +24,7 @@ import ast
 import math
 import re
 import sys
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -214,7 +215,13 @@ def load(args: argparse.Namespace, outputs: Sequence[str] | None = None) -> Circ
     if outputs is None:
         outputs = _names(getattr(args, "outputs", None), "--outputs")
     try:
-        return parse(text, shapes=shapes, outputs=outputs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            c = parse(text, shapes=shapes, outputs=outputs)
+        for w in caught:  # a literal too large for a float, say: a note, as for --at
+            where = f"{source}: " if source is not None else ""
+            print(f"note: {where}{w.message}", file=sys.stderr)
+        return c
     except CircuitError as e:
         if source is not None and getattr(e, "line", None) is not None:
             raise type(e)(f"{source}: {e}") from None

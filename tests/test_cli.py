@@ -338,3 +338,10 @@ def test_batch_point_note():
     r = call("eval", "x*y", "--at", "x=[1,2],y=3", "--grad")
     assert r.stderr.count("note: ") == 1 and "x=[1,2] is a batch of 2 points" in r.stderr
     assert call("eval", "sum(v)", "--shapes", "v=3", "--at", "v=[1,2,3]").stderr == ""
+
+
+def test_program_literal_too_large_is_a_note():
+    r = call("eval", "x + 1e400", "--at", "x=1")
+    assert r.returncode == 0 and r.stdout == "f = inf\n"
+    assert r.stderr == ("note: line 1, column 5: the literal 1e400 is too large for a float; "
+                        "it is taken as inf\n")

@@ -1,5 +1,7 @@
 """The text front-end: programs, names, and every ParseError with its position."""
 
+import warnings
+
 import pytest
 
 import circuitgrad as cg
@@ -87,7 +89,7 @@ def test_error_column_counts_characters_not_bytes():
 
 
 def test_unknown_output_and_bad_shapes():
-    with pytest.raises(cg.ParseError, match="output 'q'"):
+    with pytest.raises(cg.ParseError, match="outputs names 'q', which is not assigned"):
         cg.parse("z = x", outputs=["q"])
     with pytest.raises(cg.ParseError, match="not inputs"):
         cg.parse("x + 1", shapes={"y": (2,)})
@@ -118,3 +120,25 @@ def test_long_program_spans_parse_chunks():
 def test_inputs_listed_twice():
     with pytest.raises(cg.ParseError, match="inputs name 'x' twice"):
         cg.parse("x + y", inputs=["x", "x", "y"])
+
+
+# -- literals too large for a float: inf, said with the line and column --------------------
+@pytest.mark.parametrize("text, where, literal", [
+    ("y = 2*x\nJ = y + 1e400", "line 2, column 9", "1e400"),  # the fast path (no syntax tree)
+    ("J = sin(x) + 1e400*x", "line 1, column 14", "1e400"),  # the syntax tree
+    ("J = x + 1" + "0" * 400, "line 1, column 9", "1" + "0" * 26 + "..."),  # an integer
+])
+def test_overflowing_literal_is_inf_with_a_warning(text, where, literal):
+    with pytest.warns(RuntimeWarning) as record:
+        c = cg.parse(text)
+    (w,) = record
+    assert str(w.message) == f"{where}: the literal {literal} is too large for a float; it is " \
+                             "taken as inf"
+    consts = [c.params(i) for i in range(len(c)) if c.op(i) == "const"]
+    assert consts == [float("inf")] or 2.0 in consts and float("inf") in consts
+
+
+def test_finite_literals_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cg.parse("J = 1e308*x + 1e-400")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import math
 import re
 import warnings
 from typing import Any, Iterator, Sequence
@@ -102,6 +103,11 @@ def _syntax_trees(lines: list[str], margin: int = 0, first: int = 0,
             size = CHUNK_LINES
         start = end
 
+
+
+def _overflow_warning(text: str, line: int, col: int) -> None:
+    warnings.warn(f"line {line}, column {col}: the literal {text} is too large for a float; "
+                  "it is taken as inf", RuntimeWarning, stacklevel=4)
 
 
 def _too_deep(line: int) -> ParseError:
@@ -257,7 +263,10 @@ class _Program:
     def operand(self, match: re.Match, group: str, line: int) -> int:
         text = match[group]
         if text[0].isdigit() or text[0] == ".":
-            return self.builder.const_id(float(text))
+            value = float(text)
+            if math.isinf(value):
+                _overflow_warning(text, line, self.margin + match.start(group) + 1)
+            return self.builder.const_id(value)
         return self.lookup(text, line, self.margin + match.start(group) + 1)
 
     # -- expressions (iterative post-order walk) -----------------------------------------
@@ -373,11 +382,22 @@ class _Program:
                         bool: "booleans"}.get(type(value), repr(value))
                 raise self.fail(node, f"{what} are not supported: only real numbers")
             try:
-                return b.const_id(float(value))
-            except OverflowError:
-                raise self.fail(node, "integer too large for a float") from None
+                number = float(value)
+            except OverflowError:  # an integer literal beyond the largest float
+                number = math.inf
+            if math.isinf(number):  # a literal can only be infinite by overflowing
+                _overflow_warning(self.literal_text(node), *self.where(node))
+            return b.const_id(number)
         kind = type(node).__name__
         raise self.fail(node, f"{_UNSUPPORTED.get(kind, kind)} is not supported here")
+
+    def literal_text(self, node: ast.AST) -> str:
+        line = node.lineno + self.offset
+        if node.end_lineno != node.lineno or not 1 <= line <= len(self.lines):
+            return "a number"
+        code = self.lines[line - 1].encode("utf-8")
+        text = code[node.col_offset:node.end_col_offset].decode("utf-8", "replace")
+        return text if len(text) <= 30 else text[:27] + "..."
 
     def name(self, node: ast.Name) -> int:
         return self.lookup(node.id, *self.where(node))
@@ -406,6 +426,9 @@ def parse(text: str, inputs: Sequence[str] | None = None,
         outputs: names to output. Default: the last line (``f`` if it is a bare expression).
         shapes: the shape of tensor inputs, e.g. ``{"W": (3, 4), "x": (4,)}``, or example
             arrays; other inputs are scalars.
+
+    A number literal too large for a float (``1e400``, or a 400-digit integer) is the
+    infinity it rounds to, as in NumPy; a ``RuntimeWarning`` names its line and column.
 
     Returns:
         The circuit, with common subexpressions shared.
