@@ -331,7 +331,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     def described(names: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> str:
         return ", ".join(n + (f" {shapes[n]}" if shapes[n] else "") for n in names) or "-"
 
-    print(f"inputs:  {described(c.inputs, c.input_shapes)}")
+    order = "  (positional order, by first use)" if len(c.inputs) > 1 else ""
+    print(f"inputs:  {described(c.inputs, c.input_shapes)}{order}")
     print(f"outputs: {described(c.outputs, c.output_shapes)}")
     leaves = len(c) - c.size
     print(f"size:    {c.size} operations ({leaves} inputs and constants)")
@@ -418,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 bad input, 2 bad usage).
 
     >>> main(["info", "sin(x)*y"])
-    inputs:  x, y
+    inputs:  x, y  (positional order, by first use)
     outputs: f
     size:    2 operations (2 inputs and constants)
     adjoint: 4 operations, 2.00 x the forward size (outputs f, df_dx, df_dy)

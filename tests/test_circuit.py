@@ -127,3 +127,62 @@ def test_entry_points_take_text_or_say_what_they_take(name, tmp_path, monkeypatc
             call(wrong)
         message = str(e.value)
         assert f"{name} takes a Circuit or program text" in message and hint in message
+
+
+# -- input order, display, and which way the dependencies point -----------------------------
+def test_repr_shows_the_positional_order():
+    c = cg.parse("J = x1*y0 + x0")  # order of first use, not alphabetical
+    assert c.inputs == ("x1", "y0", "x0")
+    assert repr(c).splitlines()[1].startswith("positional order: f(x1, y0, x0) (inputs in "
+                                              "order of first use")
+
+
+def test_trace_keeps_the_parameter_order():
+    def f(y, x, unused):
+        return x - y  # used in another order than declared
+
+    c = cg.trace(f)
+    assert c.inputs == ("y", "x", "unused")
+    assert float(cg.to_numpy(c)(1.0, 5.0, 0.0)) == 4.0
+    assert "positional order: f(y, x, unused)" in repr(c)
+
+
+def test_notebook_display_svg_and_too_big_fallback():
+    c = cg.parse("z = w*x + b\nJ = relu(z)")
+    svg = c._repr_svg_()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert c._repr_mimebundle_()["image/svg+xml"] == svg
+    big = cg.parse("J = " + " + ".join(f"sin(t{k})" for k in range(300)))
+    assert big._repr_svg_() is None
+    bundle = big._repr_mimebundle_()
+    assert list(bundle) == ["text/plain"]
+    assert bundle["text/plain"].endswith(
+        f"(not drawn: {len(big)} nodes, more than circuitgrad.lower.dot.MAX_NODES = 500; draw "
+        "it anyway with cg.render(c, 'circuit.svg', max_nodes=None), or in the notebook with "
+        "cg.to_dot(c, max_nodes=None))")
+
+
+def _imports(path):
+    import ast
+
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    for node in ast.walk(tree):  # function-level imports count too
+        if isinstance(node, ast.ImportFrom):
+            yield "." * node.level + (node.module or "")
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+
+
+def test_dependencies_point_one_way():
+    import glob
+    import os
+
+    root = os.path.dirname(cg.__file__)
+    for name in ("circuit.py", "primitives.py"):
+        bad = [m for m in _imports(os.path.join(root, name))
+               if m.lstrip(".").split(".")[0] in ("lower", "frontends", "transforms")]
+        assert bad == [], f"{name} imports {bad}"
+    for path in glob.glob(os.path.join(root, "transforms", "*.py")):
+        bad = [m for m in _imports(path) if m.lstrip(".").split(".")[0] == "lower"
+               or "lower" in m.split(".")]
+        assert bad == [], f"{path} imports a lowering: {bad}"

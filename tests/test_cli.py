@@ -144,7 +144,7 @@ def test_draw_dot_without_graphviz(tmp_path):
 def test_info():
     out = ok("info", NEURON, process=False)
     assert out.splitlines() == [
-        "inputs:  w, x, b, y",
+        "inputs:  w, x, b, y  (positional order, by first use)",
         "outputs: J",
         f"size:    {cg.parse(NEURON).size} operations "
         f"({len(cg.parse(NEURON)) - cg.parse(NEURON).size} inputs and constants)",

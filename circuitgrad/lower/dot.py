@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, as_circuit
+from ..circuit import LEAVES, Builder, Circuit, as_circuit, register_display
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES, compiled
 
@@ -580,3 +580,22 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
     except OSError as e:
         raise CircuitError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def _notebook_svg(c: Circuit) -> str:
+    """A notebook's picture of ``c``: the diagram as SVG, up to :data:`MAX_NODES` nodes."""
+    if len(c) > MAX_NODES:
+        raise CircuitError(
+            f"{len(c)} nodes, more than circuitgrad.lower.dot.MAX_NODES = {MAX_NODES}; draw it "
+            "anyway with cg.render(c, 'circuit.svg', max_nodes=None), or in the notebook "
+            "with cg.to_dot(c, max_nodes=None)")
+    import graphviz
+
+    try:
+        return to_dot(c).pipe(format="svg").decode()
+    except graphviz.ExecutableNotFound:
+        raise CircuitError("the Graphviz 'dot' program is not installed (apt-get install "
+                           "graphviz, brew install graphviz)") from None
+
+
+register_display("svg", _notebook_svg)
