@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .circuit import Circuit
+from .circuit import Circuit, as_circuit
 from .errors import CircuitError
 from .lower.numpy import to_numpy
 from .transforms.grad import grad, pick_inputs, pick_output
@@ -35,27 +35,38 @@ def check_grad(c: Circuit, point: dict[str, Any], wrt: str | Sequence[str] | Non
         The maximum error over all checked entries (0.0 when there are none).
 
     Raises:
-        CircuitError: the point lacks an input, an unknown ``wrt`` name or output.
+        CircuitError: the point lacks an input, an unknown ``wrt`` name or output; a value
+            whose shape is not its input's (more axes: a batch of points, while this checks
+            one point); ``f`` not finite at the point or at a difference step.
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("J = 0.5*(y - relu(w*x + b))**2")
     >>> cg.check_grad(c, {"w": 2.0, "x": 1.5, "b": 0.5, "y": 1.0}) < 1e-6
     True
     """
+    c = as_circuit(c, "check_grad")
     out_name, _ = pick_output(c, output)
     names = pick_inputs(c, wrt)
     missing = [n for n in c.inputs if n not in point]
     if missing:
         raise CircuitError(f"check_grad: the point has no value for inputs {missing}")
-    point = {n: np.array(point[n], dtype=np.float64) for n in c.inputs}
+    point = {n: _value(c, n, point[n]) for n in c.inputs}
     f = to_numpy(c)
-    g = to_numpy(grad(c, wrt=names, output=out_name))(**point)[1:]
     k = c.outputs.index(out_name)
 
-    def value(p: dict[str, Any]) -> float:
-        result = f(**p)
-        return float(result if len(c.outputs) == 1 else result[k])
+    def value(p: dict[str, Any], where: str = "at the point") -> float:
+        with np.errstate(all="ignore"):
+            result = f(**p)
+        v = float(result if len(c.outputs) == 1 else result[k])
+        if not np.isfinite(v):
+            raise CircuitError(f"check_grad: {out_name} is not finite {where} ({out_name} = "
+                               f"{v}): central differences need a finite value; pick another "
+                               "point")
+        return v
 
+    value(point)
+    with np.errstate(all="ignore"):
+        g = to_numpy(grad(c, wrt=names, output=out_name))(**point)[1:]
     worst = 0.0
     for name, analytic in zip(names, g):
         x = point[name]
@@ -64,10 +75,29 @@ def check_grad(c: Circuit, point: dict[str, Any], wrt: str | Sequence[str] | Non
             hi, lo = x.copy(), x.copy()
             hi[index] += eps
             lo[index] -= eps
-            d = (value({**point, name: hi}) - value({**point, name: lo})) / (2 * eps)
+            entry = f"{name}{list(index)}" if index else name
+            d = (value({**point, name: hi}, f"at {entry} + eps") -
+                 value({**point, name: lo}, f"at {entry} - eps")) / (2 * eps)
             a = float(analytic[index])
             err = abs(a - d) / max(1.0, abs(a), abs(d))
             if not np.isfinite(err):
                 err = 0.0 if a == d else float("inf")
             worst = max(worst, err)
     return worst
+
+
+def _value(c: Circuit, name: str, value: Any) -> np.ndarray:
+    """The value of input ``name`` as a float64 array of the input's own shape."""
+    try:
+        v = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CircuitError(f"check_grad: the value of {name!r} is not a number or an array "
+                           f"of numbers: {value!r}") from None
+    shape = c.input_shapes[name]
+    if v.shape != shape:
+        what = "a scalar" if not shape else f"of shape {shape}"
+        batch = (" (a batch of points: check_grad checks one point; check each point, or "
+                 "declare the input's shape)") if v.ndim > len(shape) else ""
+        raise CircuitError(f"check_grad: input {name!r} is {what}, got a value of shape "
+                           f"{v.shape}{batch}")
+    return v

@@ -33,7 +33,7 @@ import gc
 import math
 import struct
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,6 +65,60 @@ def no_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# How a circuit shows itself: the lowerings register here ("text": lower/text.py's listing,
+# "svg": lower/dot.py's diagram), so the IR imports no lowering.
+_DISPLAY: dict[str, Callable[["Circuit"], str]] = {}
+
+
+def register_display(kind: str, show: Callable[["Circuit"], str]) -> None:
+    """Let ``repr`` (``kind="text"``) or notebooks (``"svg"``) show circuits with ``show``."""
+    _DISPLAY[kind] = show
+
+
+# The front-end that reads program text registers itself here (circuit.py imports no
+# front-end: the dependency points from the front-ends to the IR).
+_text_reader: Callable[[str], "Circuit"] | None = None
+
+
+def register_text_reader(reader: Callable[[str], "Circuit"]) -> None:
+    """Let :func:`as_circuit` read program text with ``reader`` (``parse`` registers itself)."""
+    global _text_reader
+    _text_reader = reader
+
+
+def as_circuit(c: Any, caller: str) -> "Circuit":
+    """``c`` if it is a circuit, the parsed circuit if it is program text, else an error.
+
+    Every public transform and lowering calls this first, so each says what it takes.
+
+    Args:
+        c: a :class:`Circuit`, or program text such as ``"x*2"``.
+        caller: the public function's name, for the error.
+
+    Raises:
+        CircuitError: ``c`` is neither; it says how to make a circuit.
+
+    >>> import circuitgrad as cg
+    >>> as_circuit("x*2", "grad").inputs
+    ('x',)
+    >>> as_circuit(3, "grad")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    circuitgrad.errors.CircuitError: grad takes a Circuit or program text, got int 3: ...
+    """
+    if isinstance(c, Circuit):
+        return c
+    if isinstance(c, str) and _text_reader is not None:
+        return _text_reader(c)
+    what = type(c).__name__
+    shown = repr(c)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    hint = 'build a circuit with cg.parse("...") (text) or cg.trace(f) (a Python function)'
+    if callable(c):
+        hint = "trace a Python function into a circuit with cg.trace(f) first"
+    raise CircuitError(f"{caller} takes a Circuit or program text, got {what} {shown}: {hint}")
 
 
 class Circuit:
@@ -226,21 +280,39 @@ class Circuit:
                 raise CircuitError("graph and node records disagree")
 
     def __repr__(self) -> str:
-        from .lower.text import listing
-
+        """The inputs in their positional order, the outputs, and (where the text lowering
+        is loaded, as ``import circuitgrad`` does) the first nodes."""
         head = (f"<Circuit inputs={list(self._inputs)} outputs={list(self._outputs)} "
                 f"size={self._size}>")
-        return head + "\n" + listing(self, limit=20)
+        if len(self._inputs) > 1:  # positional calls take this order, not the user's
+            head += (f"\npositional order: f({', '.join(self._inputs)}) (inputs in order of "
+                     "first use; call with keywords to be explicit)")
+        text = _DISPLAY.get("text")
+        return head if text is None else head + "\n" + text(self)
+
+    def _svg(self) -> tuple[str | None, str]:
+        """The diagram as SVG text, or None and why it is not drawn."""
+        draw = _DISPLAY.get("svg")
+        if draw is None:
+            return None, "not drawn: the diagram lowering is not loaded"
+        try:
+            return draw(self), ""
+        except CircuitError as e:
+            return None, f"not drawn: {e}"
+        except Exception as e:  # noqa: BLE001 - a notebook display must never raise
+            return None, f"not drawn: {type(e).__name__}: {e}"
+
+    def _repr_svg_(self) -> str | None:
+        """The diagram, for front-ends that ask for SVG only (None: not drawn)."""
+        return self._svg()[0]
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        """Jupyter shows a circuit as its diagram (SVG), or as text where Graphviz is missing."""
-        try:
-            from .lower.dot import to_dot
-
-            return {"image/svg+xml": to_dot(self).pipe(format="svg").decode(),
-                    "text/plain": repr(self)}
-        except Exception:  # noqa: BLE001 - a notebook display must never raise
-            return {"text/plain": repr(self)}
+        """Jupyter shows a circuit as its diagram (SVG); where it is not drawn (too big, no
+        Graphviz) the text says why, and how to draw it anyway."""
+        svg, why = self._svg()
+        if svg is None:
+            return {"text/plain": repr(self) + "\n(" + why + ")"}
+        return {"image/svg+xml": svg, "text/plain": repr(self)}
 
 
 class Value:

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
+import re
 import sys
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import __version__
 from .circuit import Circuit
-from .errors import CircuitError
+from .errors import CircuitError, in_words_of
 from .frontends.parse import parse
 from .lower.dot import MAX_NODES, render, to_dot
 from .lower.numpy import to_numpy
@@ -79,24 +82,71 @@ def _pairs(items: Sequence[str], option: str) -> list[tuple[str, str]]:
     return pairs
 
 
+_SPECIAL = {"nan": math.nan, "inf": math.inf}  # NumPy's spellings (-inf is -(inf))
+
+
+def _number_literal(text: str, name: str) -> Any:
+    """A number or nested list of numbers, as Python writes them plus ``nan``, ``inf`` and
+    ``-inf``; a literal too large for a float is the infinity it rounds to (as in programs)."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        tree = None
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [value(e) for e in node.elts]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = value(node.operand)
+            if isinstance(v, list):
+                raise ValueError
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.Name) and node.id in _SPECIAL:
+            return _SPECIAL[node.id]
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            try:
+                return float(node.value)
+            except OverflowError:  # an integer literal beyond the largest float
+                return math.inf
+        raise ValueError
+
+    try:
+        if tree is None:
+            raise ValueError
+        return value(tree)
+    except (ValueError, RecursionError):
+        raise UsageError(f"--at: the value of {name!r} is not a number (such as 1.5, -2e3, "
+                         f"nan, inf, -inf) or a list of numbers: {text!r}") from None
+
+
+def _overflows(text: str) -> bool:
+    """Whether a literal in ``text`` is finite as written but too large for a float."""
+    return any(math.isinf(float(t)) for t in re.findall(r"(?<![\w.])(?:\d+\.?\d*|\.\d+)"
+                                                         r"(?:[eE][-+]?\d+)?", text))
+
+
 def parse_point(items: Sequence[str]) -> dict[str, Any]:
     """``["x=1,y=2", "v=[1,2]"]`` → ``{"x": 1.0, "y": 2.0, "v": array([1., 2.])}``.
 
-    >>> parse_point(["x=1,v=[1, 2]"])
-    {'x': 1.0, 'v': array([1., 2.])}
+    ``nan``, ``inf`` and ``-inf`` are numbers; a literal too large for a float (``1e400``) is
+    infinite, and a note on standard error says so.
+
+    >>> parse_point(["x=1,v=[1, 2]", "y=-inf"])
+    {'x': 1.0, 'v': array([1., 2.]), 'y': -inf}
     """
     point: dict[str, Any] = {}
     for name, text in _pairs(items, "--at"):
         if name in point:
             raise UsageError(f"--at gives {name!r} twice")
+        value = _number_literal(text, name)
         try:
-            value = ast.literal_eval(text)
             array = np.array(value, dtype=np.float64)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        except (ValueError, TypeError, MemoryError):  # ragged lists
             raise UsageError(f"--at: the value of {name!r} is not a number or a list of "
-                             f"numbers: {text!r}") from None
-        if isinstance(value, bool) or array.dtype != np.float64:
-            raise UsageError(f"--at: the value of {name!r} is not a number: {text!r}")
+                             f"numbers of one shape: {text!r}") from None
+        if _overflows(text):
+            print(f"note: --at {name}={text}: a number too large for a float is taken as "
+                  "infinite", file=sys.stderr)
         point[name] = float(array) if array.ndim == 0 else array
     return point
 
@@ -120,13 +170,19 @@ def parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _names(text: str | None) -> list[str] | None:
+def _names(text: str | None, option: str = "--wrt") -> list[str] | None:
     if text is None:
         return None
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise UsageError("--wrt: give input names, such as --wrt x,y")
+        what = "input" if option == "--wrt" else "output"
+        raise UsageError(f"{option}: give {what} names, such as {option} x,y")
     return names
+
+
+# The library's parameters as the command line spells them, for its error messages.
+_OPTIONS = {"wrt": "--wrt", "output": "--of", "outputs": "--outputs", "at": "--at",
+            "shapes": "--shapes"}
 
 
 # -- reading the program -------------------------------------------------------------------
@@ -149,12 +205,23 @@ def read_program(args: argparse.Namespace) -> tuple[str, str | None]:
     return args.expr, None
 
 
-def load(args: argparse.Namespace) -> Circuit:
-    """The circuit of the program the arguments name."""
-    text, source = read_program(args)
+def load(args: argparse.Namespace, outputs: Sequence[str] | None = None) -> Circuit:
+    """The circuit of the program the arguments name, with the outputs ``--outputs`` names
+    (or ``outputs``; default: the last line)."""
+    if getattr(args, "text", None) is None:  # standard input can be read only once
+        args.text, args.source = read_program(args)
+    text, source = args.text, args.source
     shapes = parse_shapes(args.shapes) if args.shapes else None
+    if outputs is None:
+        outputs = _names(getattr(args, "outputs", None), "--outputs")
     try:
-        return parse(text, shapes=shapes)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            c = parse(text, shapes=shapes, outputs=outputs)
+        for w in caught:  # a literal too large for a float, say: a note, as for --at
+            where = f"{source}: " if source is not None else ""
+            print(f"note: {where}{w.message}", file=sys.stderr)
+        return c
     except CircuitError as e:
         if source is not None and getattr(e, "line", None) is not None:
             raise type(e)(f"{source}: {e}") from None
@@ -162,11 +229,51 @@ def load(args: argparse.Namespace) -> Circuit:
 
 
 def _gradient(c: Circuit, args: argparse.Namespace) -> Circuit:
+    """The adjoint circuit of the output ``--of`` names: any named value of the program (the
+    program's output by default)."""
     output = getattr(args, "of", None)
     if output is None and len(c.outputs) > 1:
         raise UsageError(f"the program has {len(c.outputs)} outputs {list(c.outputs)}: say "
                          "which one to differentiate with --of NAME")
+    if output is not None and output not in c.outputs:
+        if getattr(args, "outputs", None) is not None:
+            raise UsageError(f"--of names {output!r}, which is not among --outputs "
+                             f"{list(c.outputs)}")
+        try:
+            c = load(args, outputs=[output])
+        except CircuitError as e:
+            if e.argument != "outputs":
+                raise
+            raise UsageError(f"--of names {output!r}, which the program does not assign "
+                             f"(its output: {', '.join(c.outputs)})") from None
     return grad(c, wrt=_names(getattr(args, "wrt", None)), output=output)
+
+
+def _check_point(c: Circuit, point: dict[str, Any]) -> None:
+    missing = [n for n in c.inputs if n not in point]
+    unknown = [n for n in point if n not in c.inputs]
+    if missing:
+        raise UsageError(f"--at has no value for {missing} (inputs: {list(c.inputs)})")
+    if unknown:
+        raise UsageError(f"--at names {unknown}, which are not inputs (inputs: "
+                         f"{list(c.inputs)})")
+
+
+def _batch_notes(c: Circuit, point: dict[str, Any], texts: dict[str, str]) -> None:
+    """A value with more axes than its input's declared shape is a batch of points: say so."""
+    for name, shape in c.input_shapes.items():
+        value = np.shape(point[name])
+        extra = len(value) - len(shape)
+        if extra <= 0:
+            continue
+        batch = value[:extra]
+        count = int(np.prod(batch))
+        what = "a scalar input" if not shape else f"an input of shape {shape}"
+        declare = "x".join(str(n) for n in value)
+        print(f"note: {name}={texts[name]} is a batch of {count} points"
+              + (f" (batch shape {batch})" if extra > 1 else "")
+              + f" ({name} is {what}); declare --shapes {name}={declare} to make it one "
+              + ("vector" if len(value) == 1 else "array"), file=sys.stderr)
 
 
 def _format(name: str, value: Any) -> str:
@@ -182,13 +289,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     c = load(args)
     point = parse_point(args.at or [])
     target = _gradient(c, args) if args.grad else c
-    missing = [n for n in target.inputs if n not in point]
-    unknown = [n for n in point if n not in target.inputs]
-    if missing:
-        raise UsageError(f"--at has no value for {missing} (inputs: {list(target.inputs)})")
-    if unknown:
-        raise UsageError(f"--at names {unknown}, which are not inputs (inputs: "
-                         f"{list(target.inputs)})")
+    _check_point(target, point)
+    _batch_notes(target, point, dict(_pairs(args.at or [], "--at")))
     with np.errstate(all="ignore"):
         result = to_numpy(target)(**point)
     values = result if len(target.outputs) > 1 else (result,)
@@ -214,6 +316,8 @@ def cmd_draw(args: argparse.Namespace) -> int:
                          "Graphviz would take long and the diagram would be unreadable; draw "
                          "it anyway with --max-nodes 0 (no limit)")
     point = parse_point(args.at) if args.at else None
+    if point is not None:
+        _check_point(c, point)
     if args.output is None:
         sys.stdout.write(to_dot(c, at=point, max_nodes=None).source)
     else:
@@ -227,7 +331,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     def described(names: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> str:
         return ", ".join(n + (f" {shapes[n]}" if shapes[n] else "") for n in names) or "-"
 
-    print(f"inputs:  {described(c.inputs, c.input_shapes)}")
+    order = "  (positional order, by first use)" if len(c.inputs) > 1 else ""
+    print(f"inputs:  {described(c.inputs, c.input_shapes)}{order}")
     print(f"outputs: {described(c.outputs, c.output_shapes)}")
     leaves = len(c) - c.size
     print(f"size:    {c.size} operations ({leaves} inputs and constants)")
@@ -261,6 +366,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-f", "--file", metavar="FILE", help="read the program from FILE")
         p.add_argument("--shapes", action="append", metavar="NAME=SHAPE,...",
                        help="shapes of tensor inputs, e.g. W=3x4,x=4 (others are scalars)")
+        p.add_argument("--outputs", metavar="NAMES",
+                       help="the outputs: names the program assigns, e.g. a,b (default: "
+                            "the last line)")
         return p
 
     def gradient_options(p: argparse.ArgumentParser) -> None:
@@ -268,7 +376,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="differentiate with respect to these inputs (default: all), e.g. "
                             "w,b")
         p.add_argument("--of", metavar="NAME",
-                       help="the output to differentiate, when the program has several")
+                       help="the value to differentiate: any name the program assigns "
+                            "(default: the output)")
 
     p = command("eval", "evaluate the program (and its gradient) at a point")
     p.add_argument("--at", action="append", metavar="NAME=VALUE,...",
@@ -310,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 bad input, 2 bad usage).
 
     >>> main(["info", "sin(x)*y"])
-    inputs:  x, y
+    inputs:  x, y  (positional order, by first use)
     outputs: f
     size:    2 operations (2 inputs and constants)
     adjoint: 4 operations, 2.00 x the forward size (outputs f, df_dx, df_dy)
@@ -324,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except CircuitError as e:  # ParseError names the line and column
-        print(f"circuitgrad: error: {_one_line(str(e))}", file=sys.stderr)
+        print(f"circuitgrad: error: {_one_line(in_words_of(e, _OPTIONS))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

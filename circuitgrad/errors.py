@@ -22,7 +22,31 @@ class CircuitError(ValueError):
         Traceback (most recent call last):
         ...
         circuitgrad.errors.CircuitError: wrt names 'z', which is not an input; inputs are ['x', 'y']
+
+    ``argument`` names the parameter at fault (``"wrt"`` above), or is ``None``. Such a
+    message starts with that name, so a caller that spells the parameter differently (the
+    command line's ``--wrt``) can say it the user's way; see :func:`in_words_of`.
     """
+
+    argument: str | None = None
+
+    def __init__(self, message: str = "", argument: str | None = None):
+        super().__init__(message)
+        if argument is not None:
+            self.argument = argument
+
+
+def in_words_of(error: CircuitError, spelling: dict[str, str]) -> str:
+    """The message of ``error`` with its parameter spelled as ``spelling`` says.
+
+    >>> in_words_of(CircuitError("wrt names 'z'", argument="wrt"), {"wrt": "--wrt"})
+    "--wrt names 'z'"
+    """
+    text = str(error)
+    name = error.argument
+    if name in spelling and text.startswith(name):
+        return spelling[name] + text[len(name):]
+    return text
 
 
 class ParseError(CircuitError):

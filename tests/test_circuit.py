@@ -102,3 +102,87 @@ def test_million_node_chain_builds_lowers_and_evaluates():
     for _ in range(10**6):
         expected = np.sin(expected)
     assert f(0.5) == expected
+
+
+# -- every entry point says what it takes (one helper: circuit.as_circuit) -----------------
+ENTRY_POINTS = {
+    "grad": lambda c: cg.grad(c), "jvp": lambda c: cg.jvp(c), "hvp": lambda c: cg.hvp(c),
+    "hessian": lambda c: cg.hessian(c), "simplify": lambda c: cg.simplify(c),
+    "scalarize": lambda c: cg.scalarize(c), "to_numpy": lambda c: cg.to_numpy(c),
+    "to_dot": lambda c: cg.to_dot(c), "to_sympy": lambda c: cg.to_sympy(c),
+    "to_json": lambda c: cg.to_json(c), "check_grad": lambda c: cg.check_grad(c, {"x": 1.0}),
+    "render": lambda c: cg.render(c, "never-written.dot"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_entry_points_take_text_or_say_what_they_take(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    call = ENTRY_POINTS[name]
+    from_text, from_circuit = call("x*2"), call(cg.parse("x*2"))
+    if isinstance(from_text, cg.Circuit):
+        assert cg.to_json(from_text) == cg.to_json(from_circuit)
+    for wrong, hint in ((3, "cg.parse"), (b"x*2", "cg.parse"), (lambda x: x, "cg.trace")):
+        with pytest.raises(cg.CircuitError) as e:
+            call(wrong)
+        message = str(e.value)
+        assert f"{name} takes a Circuit or program text" in message and hint in message
+
+
+# -- input order, display, and which way the dependencies point -----------------------------
+def test_repr_shows_the_positional_order():
+    c = cg.parse("J = x1*y0 + x0")  # order of first use, not alphabetical
+    assert c.inputs == ("x1", "y0", "x0")
+    assert repr(c).splitlines()[1].startswith("positional order: f(x1, y0, x0) (inputs in "
+                                              "order of first use")
+
+
+def test_trace_keeps_the_parameter_order():
+    def f(y, x, unused):
+        return x - y  # used in another order than declared
+
+    c = cg.trace(f)
+    assert c.inputs == ("y", "x", "unused")
+    assert float(cg.to_numpy(c)(1.0, 5.0, 0.0)) == 4.0
+    assert "positional order: f(y, x, unused)" in repr(c)
+
+
+def test_notebook_display_svg_and_too_big_fallback():
+    c = cg.parse("z = w*x + b\nJ = relu(z)")
+    svg = c._repr_svg_()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert c._repr_mimebundle_()["image/svg+xml"] == svg
+    big = cg.parse("J = " + " + ".join(f"sin(t{k})" for k in range(300)))
+    assert big._repr_svg_() is None
+    bundle = big._repr_mimebundle_()
+    assert list(bundle) == ["text/plain"]
+    assert bundle["text/plain"].endswith(
+        f"(not drawn: {len(big)} nodes, more than circuitgrad.lower.dot.MAX_NODES = 500; draw "
+        "it anyway with cg.render(c, 'circuit.svg', max_nodes=None), or in the notebook with "
+        "cg.to_dot(c, max_nodes=None))")
+
+
+def _imports(path):
+    import ast
+
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    for node in ast.walk(tree):  # function-level imports count too
+        if isinstance(node, ast.ImportFrom):
+            yield "." * node.level + (node.module or "")
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+
+
+def test_dependencies_point_one_way():
+    import glob
+    import os
+
+    root = os.path.dirname(cg.__file__)
+    for name in ("circuit.py", "primitives.py"):
+        bad = [m for m in _imports(os.path.join(root, name))
+               if m.lstrip(".").split(".")[0] in ("lower", "frontends", "transforms")]
+        assert bad == [], f"{name} imports {bad}"
+    for path in glob.glob(os.path.join(root, "transforms", "*.py")):
+        bad = [m for m in _imports(path) if m.lstrip(".").split(".")[0] == "lower"
+               or "lower" in m.split(".")]
+        assert bad == [], f"{path} imports a lowering: {bad}"

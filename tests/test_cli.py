@@ -144,7 +144,7 @@ def test_draw_dot_without_graphviz(tmp_path):
 def test_info():
     out = ok("info", NEURON, process=False)
     assert out.splitlines() == [
-        "inputs:  w, x, b, y",
+        "inputs:  w, x, b, y  (positional order, by first use)",
         "outputs: J",
         f"size:    {cg.parse(NEURON).size} operations "
         f"({len(cg.parse(NEURON)) - cg.parse(NEURON).size} inputs and constants)",
@@ -235,25 +235,20 @@ def test_point_errors():
 def test_gradient_errors():
     assert "not an input" in fails("grad", "x*y", "--wrt", "q")
     assert "give input names" in fails("grad", "x*y", "--wrt", ",")
-    assert "no output 'nope'" in fails("grad", "a = x*y\nb = a + 1", "--of", "nope")
+    assert fails("grad", "a = x*y\nb = a + 1", "--of", "nope") == (
+        "circuitgrad: error: --of names 'nope', which the program does not assign (its "
+        "output: b)")
     assert "scalar output" in fails("grad", "W @ x", "--shapes", "W=2x2,x=2")
     assert "scalar output" in fails("eval", "W @ x", "--shapes", "W=2x2,x=2", "--grad",
                                     "--at", "W=[[1,0],[0,1]],x=[1,1]")
 
 
-def test_several_outputs_need_of(monkeypatch):
-    # A program has one output (its last line); several outputs come from the API, so the
-    # --of check is exercised through a patched parse.
-    import circuitgrad.cli as cli
-
-    original = cli.parse
-    monkeypatch.setattr(cli, "parse", lambda text, shapes=None: original(
-        text, shapes=shapes, outputs=["a", "b"]))
-    assert "--of NAME" in fails("grad", "a = x*y\nb = a + 1")
-    assert "outputs ['a', 'b']" in fails("eval", "a = x*y\nb = a + 1", "--grad", "--at",
-                                         "x=1,y=2")
-    assert call("grad", "a = x*y\nb = a + 1", "--of", "b").returncode == 0
-    assert "adjoint: none" in call("info", "a = x*y\nb = a + 1").stdout
+def test_several_outputs_need_of():
+    two = ("a = x*y\nb = a + 1", "--outputs", "a,b")
+    assert "--of NAME" in fails("grad", *two)
+    assert "outputs ['a', 'b']" in fails("eval", *two, "--grad", "--at", "x=1,y=2")
+    assert call("grad", *two, "--of", "b").returncode == 0
+    assert "adjoint: none" in call("info", *two).stdout
 
 
 def test_draw_errors(tmp_path):
@@ -266,3 +261,87 @@ def test_draw_errors(tmp_path):
     assert not (tmp_path / "c.svg").exists()
     msg = fails("draw", "x*y", "-o", str(tmp_path / "no" / "such" / "dir.dot"))
     assert "cannot write" in msg and "No such file" in msg
+
+
+# -- issue 19: what a new user trips over --------------------------------------------------
+def test_of_and_outputs_name_any_value():
+    out = ok("eval", "a = x*y; b = x+y", "--at", "x=1,y=2", "--grad", "--of", "a",
+             process=False)
+    assert out.splitlines() == ["a = 2.0", "da_dx = 2.0", "da_dy = 1.0"]
+    out = ok("eval", "a = x*y; b = x+y", "--outputs", "a,b", "--at", "x=1,y=2", process=False)
+    assert out.splitlines() == ["a = 2.0", "b = 3.0"]
+    out = ok("eval", "a = x*y; b = x+y", "--outputs", "a,b", "--at", "x=1,y=2", "--grad",
+             "--of", "b", process=False)
+    assert out.splitlines() == ["b = 3.0", "db_dx = 1.0", "db_dy = 1.0"]
+    # standard input is read once, even when --of re-reads the program for another output
+    assert "def grad_a(x, y):" in ok("grad", "-", "--of", "a", stdin="a = x*y\nb = a + 1\n",
+                                     process=False)
+    assert "adjoint: 1 operations" in ok("info", "a = x*y; b = x+y", "--of", "a",
+                                         process=False)
+    assert fails("eval", "a = x*y; b = x+y", "--outputs", "a,q", "--at", "x=1,y=2") == (
+        "circuitgrad: error: --outputs names 'q', which is not assigned in the program")
+    assert "--of names 'b', which is not among --outputs ['a']" in fails(
+        "grad", "a = x*y; b = x+y", "--outputs", "a", "--of", "b")
+    assert "give output names" in fails("info", "x", "--outputs", ",")
+
+
+@pytest.mark.parametrize("text, printed", [
+    ("nan", "nan"), ("inf", "inf"), ("-inf", "-inf"), ("+inf", "inf"), ("[1, nan]", "[ 1., nan]"),
+])
+def test_at_takes_nan_and_inf(text, printed):
+    r = call("eval", "sum(x)", "--shapes", "x=2", "--at", f"x={text}") if "[" in text else \
+        call("eval", "x", "--at", f"x={text}")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    expected = "f = nan\n" if "[" in text else f"f = {printed}\n"
+    assert r.stdout == expected
+
+
+def test_at_literal_too_large_is_infinite_and_says_so():
+    for text in ("1e400", "-1e400", "1" + "0" * 400):
+        r = call("eval", "x", "--at", f"x={text}")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == ("f = -inf\n" if text.startswith("-") else "f = inf\n")
+        assert r.stderr == (f"note: --at x={text}: a number too large for a float is taken "
+                            "as infinite\n")
+    assert "not a number (such as 1.5, -2e3, nan, inf, -inf)" in fails(
+        "eval", "x", "--at", "x=nano")
+    assert "not a number" in fails("eval", "x", "--at", "x=-[1]")
+    assert "of one shape" in fails("eval", "x", "--at", "x=[1,[2,3]]")
+
+
+# Every error about an option names it as typed (--at, not "at"; --wrt, not "wrt").
+@pytest.mark.parametrize("args, start", [
+    (("grad", "x*y", "--wrt", "q"), "--wrt names 'q'"),
+    (("grad", "x*y", "--wrt", "x,x"), "--wrt names an input twice"),
+    (("draw", "x*y", "--at", "x=1"), "--at has no value for ['y']"),
+    (("draw", "x*y", "--at", "x=1,y=2,q=3"), "--at names ['q']"),
+    (("draw", "x*y", "--at", "x=[1,2],y=1"), "--at: input 'x' has shape ()"),
+    (("info", "x*2", "--shapes", "q=3"), "--shapes name ['q']"),
+    (("info", "a = x; b = x", "--outputs", "a,a"), "--outputs ['a', 'a'] name the same"),
+    (("info", "a = x; b = x", "--outputs", "q"), "--outputs names 'q'"),
+    (("eval", "x*y", "--at", "x=1"), "--at has no value for ['y']"),
+])
+def test_errors_name_options_as_typed(args, start):
+    assert fails(*args).startswith(f"circuitgrad: error: {start}")
+
+
+def test_batch_point_note():
+    r = call("eval", "sin(v)", "--at", "v=[1, 2, 3]")
+    assert r.returncode == 0
+    assert r.stderr == ("note: v=[1, 2, 3] is a batch of 3 points (v is a scalar input); "
+                        "declare --shapes v=3 to make it one vector\n")
+    r = call("eval", "sum(v)", "--shapes", "v=2", "--at", "v=[[1,2],[3,4],[5,6]]")
+    # (the numbers of a batch come with the batch semantics of the lowering: only the note)
+    assert r.stderr.startswith("note: v=[[1,2],[3,4],[5,6]] is a batch of 3 points (v is an "
+                               "input of shape (2,)); declare --shapes v=3x2 to make it one "
+                               "array\n")
+    r = call("eval", "x*y", "--at", "x=[1,2],y=3", "--grad")
+    assert r.stderr.count("note: ") == 1 and "x=[1,2] is a batch of 2 points" in r.stderr
+    assert call("eval", "sum(v)", "--shapes", "v=3", "--at", "v=[1,2,3]").stderr == ""
+
+
+def test_program_literal_too_large_is_a_note():
+    r = call("eval", "x + 1e400", "--at", "x=1")
+    assert r.returncode == 0 and r.stdout == "f = inf\n"
+    assert r.stderr == ("note: line 1, column 5: the literal 1e400 is too large for a float; "
+                        "it is taken as inf\n")

@@ -252,8 +252,9 @@ def test_too_big_says_how_big_and_how_to_draw_anyway():
 
 
 def test_not_a_circuit():
-    with pytest.raises(cg.CircuitError, match="needs a Circuit"):
-        cg.to_dot("x*y")
+    assert cg.to_dot("x*y").source == cg.to_dot(cg.parse("x*y")).source  # text is parsed
+    with pytest.raises(cg.CircuitError, match="to_dot takes a Circuit or program text"):
+        cg.to_dot(42)
 
 
 # -- rendering -----------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_multi_output_needs_output():
     with pytest.raises(cg.CircuitError, match=r"\['u', 'v'\]"):
         cg.grad(c)
     assert cg.grad(c, output="v").outputs == ("v", "dv_dx", "dv_dy")
-    with pytest.raises(cg.CircuitError, match="no output 'w'"):
+    with pytest.raises(cg.CircuitError, match="output names 'w', which is not an output"):
         cg.grad(c, output="w")
 
 
@@ -250,3 +250,29 @@ def test_million_node_chain_gradient():
         value = np.sin(value) + 0.5 * value
     assert J == value
     assert dJ == pytest.approx(want, rel=1e-9)
+
+
+# -- check_grad says why it cannot check ------------------------------------------------------
+def test_check_grad_at_a_batch_point_names_the_input():
+    with pytest.raises(cg.CircuitError, match=r"input 'x' is a scalar, got a value of shape "
+                                              r"\(2,\) \(a batch of points"):
+        cg.check_grad(cg.parse("sin(x)*y"), {"x": [1.0, 2.0], "y": 2.0})
+    c = cg.parse("sum(v*v)", shapes={"v": (2,)})
+    with pytest.raises(cg.CircuitError, match=r"'v' is of shape \(2,\), got a value of shape "
+                                              r"\(3, 2\) \(a batch"):
+        cg.check_grad(c, {"v": [[1.0, 2.0]] * 3})
+    with pytest.raises(cg.CircuitError, match=r"got a value of shape \(3,\)$"):
+        cg.check_grad(c, {"v": [1.0, 2.0, 3.0]})  # the wrong shape, not a batch
+    assert cg.check_grad(c, {"v": [1.0, 2.0]}) < FD_ERROR
+
+
+@pytest.mark.parametrize("text, point, where", [
+    ("log(x)", {"x": 0.0}, r"at the point \(f = -inf\)"),
+    ("log(x)", {"x": 1e-7}, r"at x - eps \(f = nan\)"),
+    ("sum(log(v))", {"v": [1.0, 1e-7]}, r"at v\[1\] - eps"),
+    ("x/y", {"x": 1.0, "y": 0.0}, "at the point"),
+])
+def test_check_grad_where_f_is_not_finite(text, point, where):
+    shapes = {"v": (2,)} if "v" in point else None
+    with pytest.raises(cg.CircuitError, match=f"check_grad: f is not finite {where}"):
+        cg.check_grad(cg.parse(text, shapes=shapes), point)

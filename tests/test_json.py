@@ -142,10 +142,11 @@ SIN = {"op": "sin", "args": [0]}
 
 
 @pytest.mark.parametrize("text, message", [
-    ("", "invalid JSON at line 1, column 1"),
+    (b"", "invalid JSON at line 1, column 1"),  # (bytes: a str not starting with { is a path)
     ("{", "invalid JSON"),
-    ("[1, 2]", "is a JSON object"),
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    (b"[1, 2]", "is a JSON object"),
+    ("[1, 2]", "cannot read '\\[1, 2\\]'.*starts with '{'"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
     ('{"format": "x"}', "'format' must be"),
     (document([X, SIN]).replace('"version": 1', '"version": 2'), "unsupported version 2"),
@@ -222,7 +223,7 @@ SIN = {"op": "sin", "args": [0]}
     (document([X, SIN], meta={"adjoint_of": [[1, 9]]}), "meta 'adjoint_of'"),
     (document([X, SIN], meta={"x": {"y": 1}}), "meta 'x': unsupported value"),
     ('{"format": "circuitgrad.circuit", "format": "x"}', "key 'format' twice"),
-    ("\ud800", "invalid JSON|unreadable"),
+    ("\ud800", "cannot read"),
 ])
 def test_bad_documents_raise_circuit_errors_naming_the_problem(text, message):
     with pytest.raises(cg.CircuitError, match=message):
@@ -321,3 +322,35 @@ def test_mutated_documents_raise_only_circuit_errors(mutations, delete):
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed this path
     only_circuit_errors(json.dumps(doc))
+
+
+# -- files: to_json(c, path) and from_json(path) --------------------------------------------
+def test_to_json_and_from_json_take_paths(tmp_path):
+    import pathlib
+
+    c = cg.grad(cg.parse("J = sin(x) * y"))
+    text = cg.to_json(c, tmp_path / "g.json")  # a pathlib.Path
+    assert (tmp_path / "g.json").read_text(encoding="utf-8") == text == cg.to_json(c)
+    assert cg.to_json(c, str(tmp_path / "h.json")) == text  # a str path
+    for source in (tmp_path / "g.json", str(tmp_path / "h.json"), "  \n" + text, text.encode()):
+        assert cg.to_json(cg.from_json(source)) == text
+    # A Path is always a path, even one whose name starts with "{".
+    odd = pathlib.Path(tmp_path / "{odd}.json")
+    odd.write_text(text, encoding="utf-8")
+    assert cg.from_json(odd).outputs == c.outputs
+
+
+def test_json_path_errors(tmp_path):
+    with pytest.raises(cg.CircuitError, match="cannot read .*missing.json.*No such file.*starts "
+                                              "with '{'"):
+        cg.from_json(str(tmp_path / "missing.json"))
+    with pytest.raises(cg.CircuitError, match="cannot read") as e:
+        cg.from_json(tmp_path / "missing.json")
+    assert "starts with" not in str(e.value)  # a Path is never text
+    with pytest.raises(cg.CircuitError, match="cannot write"):
+        cg.to_json(cg.parse("x"), tmp_path / "no" / "dir" / "c.json")
+    with pytest.raises(cg.CircuitError, match="path must be a str or os.PathLike"):
+        cg.to_json(cg.parse("x"), 3)
+    (tmp_path / "bad.json").write_bytes(b"\xff{")
+    with pytest.raises(cg.CircuitError, match="not UTF-8"):
+        cg.from_json(tmp_path / "bad.json")

@@ -1,5 +1,9 @@
 """The text front-end: programs, names, and every ParseError with its position."""
 
+import ast
+import importlib
+import warnings
+
 import pytest
 
 import circuitgrad as cg
@@ -87,7 +91,7 @@ def test_error_column_counts_characters_not_bytes():
 
 
 def test_unknown_output_and_bad_shapes():
-    with pytest.raises(cg.ParseError, match="output 'q'"):
+    with pytest.raises(cg.ParseError, match="outputs names 'q', which is not assigned"):
         cg.parse("z = x", outputs=["q"])
     with pytest.raises(cg.ParseError, match="not inputs"):
         cg.parse("x + 1", shapes={"y": (2,)})
@@ -118,3 +122,109 @@ def test_long_program_spans_parse_chunks():
 def test_inputs_listed_twice():
     with pytest.raises(cg.ParseError, match="inputs name 'x' twice"):
         cg.parse("x + y", inputs=["x", "x", "y"])
+
+
+# -- literals too large for a float: inf, said with the line and column --------------------
+@pytest.mark.parametrize("text, where, literal", [
+    ("y = 2*x\nJ = y + 1e400", "line 2, column 9", "1e400"),  # the fast path (no syntax tree)
+    ("J = sin(x) + 1e400*x", "line 1, column 14", "1e400"),  # the syntax tree
+    ("J = x + 1" + "0" * 400, "line 1, column 9", "1" + "0" * 26 + "..."),  # an integer
+])
+def test_overflowing_literal_is_inf_with_a_warning(text, where, literal):
+    with pytest.warns(RuntimeWarning) as record:
+        c = cg.parse(text)
+    (w,) = record
+    assert str(w.message) == f"{where}: the literal {literal} is too large for a float; it is " \
+                             "taken as inf"
+    consts = [c.params(i) for i in range(len(c)) if c.op(i) == "const"]
+    assert consts == [float("inf")] or 2.0 in consts and float("inf") in consts
+
+
+def test_finite_literals_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cg.parse("J = 1e308*x + 1e-400")
+
+
+# -- long flat chains on one line: no recursion limit, linear work, exact positions -------
+def test_a_sum_of_a_hundred_thousand_terms_on_one_line(monkeypatch):
+    parse_module = importlib.import_module("circuitgrad.frontends.parse")
+
+    parsed = []
+    real_parse = ast.parse
+    monkeypatch.setattr(parse_module.ast, "parse",
+                        lambda text, *a, **k: parsed.append(len(text)) or real_parse(
+                            text, *a, **k))
+    n = 100_000  # Python's own parser overflows near 3000 terms
+    text = "J = " + " + ".join(f"t{k}" for k in range(n))
+    c = cg.parse(text)
+    assert c.size == n - 1 and c.inputs[:3] == ("t0", "t1", "t2") and len(c.inputs) == n
+    # The work: the line is handed to Python's parser once (as one flat tuple), not per term.
+    assert len(parsed) == 1 and parsed[0] <= len(text) + 2
+    f = cg.to_numpy(c, mode="interpret")
+    assert float(f(*range(n))) == float(sum(range(n)))
+
+
+CHAINS = [
+    "J = a - b - c*d/e + f" + " + 0.5*g - h/2" * 150,
+    "J = x*y*z" + " * x / y" * 150 + " - z",
+    "J = -a + " + " + ".join(f"sin(t{k})**2 * -b" for k in range(200)),
+    "y = 2*a\nJ = y + " + " - ".join(f"(a + t{k})*y" for k in range(200)) + "  # a comment",
+]
+
+
+@pytest.mark.parametrize("text", CHAINS)
+def test_long_chains_build_what_the_syntax_tree_builds(text, monkeypatch):
+    parse_module = importlib.import_module("circuitgrad.frontends.parse")
+
+    chained = cg.parse(text)
+    monkeypatch.setattr(parse_module, "CHAIN_OPERATORS", 10**9)  # the ast path only
+    assert cg.to_json(chained) == cg.to_json(cg.parse(text))
+
+
+BROKEN_CHAINS = [
+    ("J = θ + " + " + ".join(f"t{k}" for k in range(300)) + " + foo(x)", {}),
+    ("J = a + " + " + ".join(f"t{k}" for k in range(300)) + " + q", {"inputs": None}),
+    ("J = a + " + " + ".join(f"a*t{k}" for k in range(300)) + " + v @ a", {"shapes": {"v": (2,)}}),
+    ("J = a + " + " + ".join(f"t{k}" for k in range(300)) + " + (b < c)", {}),
+    ("J = a + " + " + ".join(f"t{k}" for k in range(300)) + " + * b", {}),
+    ("a + " + " + ".join(f"t{k}" for k in range(300)) + "\nJ = a", {}),
+    ("J = a + " + " + ".join(f"t{k}" for k in range(300)) + "\nJ = a", {}),
+]
+
+
+@pytest.mark.parametrize("text, kw", BROKEN_CHAINS)
+def test_errors_inside_long_chains_name_the_same_place(text, kw, monkeypatch):
+    parse_module = importlib.import_module("circuitgrad.frontends.parse")
+
+    if "inputs" in kw:
+        kw = {"inputs": ["a"] + [f"t{k}" for k in range(300)]}
+    with pytest.raises(cg.ParseError) as chained:
+        cg.parse(text, **kw)
+    monkeypatch.setattr(parse_module, "CHAIN_OPERATORS", 10**9)
+    with pytest.raises(cg.ParseError) as tree:
+        cg.parse(text, **kw)
+    assert str(chained.value) == str(tree.value)
+    assert chained.value.line is not None and chained.value.column is not None
+    if "foo" in text:
+        assert chained.value.column == text.index("foo") + 1
+
+
+# -- one rule for names: an input is never assigned ----------------------------------------
+@pytest.mark.parametrize("text, line, column", [
+    ("x = 2*x", 1, 1),                        # the fast path
+    ("x = sin(x) + 2*x", 1, 1),               # the syntax tree
+    ("y = 2*x; x = y + 1", 1, 10),            # used on an earlier line
+    ("y = 2*x\nx = y + 1", 2, 1),
+    ("x = " + " + ".join(["x"] * 300), 1, 1),  # a long chain
+])
+def test_an_input_is_never_assigned(text, line, column):
+    with pytest.raises(cg.ParseError, match="so it is an input, and an input is never "
+                                             "assigned") as e:
+        cg.parse(text)
+    assert (e.value.line, e.value.column) == (line, column)
+
+
+def test_assignment_after_its_own_uses_elsewhere_still_works():
+    c = cg.parse("x2 = 2*x\nJ = x2 + x")
+    assert c.inputs == ("x",) and float(cg.to_numpy(c)(x=3.0)) == 9.0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,23 @@ def _float_literal(token: str) -> float:
     if math.isinf(value):
         raise CircuitError(f"number {token[:40]} is too large for a float64 (write \"inf\")")
     return value
+
+
+def _read_if_path(source: Any) -> Any:
+    """The text of the file ``source`` names, if it names one (see :func:`from_json`)."""
+    if isinstance(source, str) and source.lstrip().startswith("{"):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    path = os.fspath(source)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except (OSError, ValueError) as e:  # ValueError: a NUL or a lone surrogate in the name
+        hint = (" (a str is JSON text only when it starts with '{'; otherwise it is a file "
+                "path)") if isinstance(source, str) else ""
+        raise CircuitError(f"from_json: cannot read {path!r}: {getattr(e, 'strerror', None) or e}{hint}") \
+            from None
 
 
 def _load(text: Any) -> Any:
@@ -322,11 +340,14 @@ def _meta(value: Any, forward_id: dict[int, int], ids: list[int]) -> dict[str, A
     return meta
 
 
-def from_json(text: str | bytes) -> Circuit:
+def from_json(text: str | bytes | os.PathLike) -> Circuit:
     """Read a circuit saved by :func:`~circuitgrad.to_json`, treating the text as untrusted.
 
     Args:
-        text: the JSON document (str, or UTF-8 bytes).
+        text: the JSON document, or the file holding it. A ``str`` whose first character
+            after white space is ``{`` is the document (every saved circuit starts so), any
+            other ``str`` and every ``os.PathLike`` (``pathlib.Path``) is a file path; bytes
+            are the document in UTF-8.
 
     Returns:
         The circuit, rebuilt node by node through the builder: same inputs, outputs, names
@@ -344,7 +365,7 @@ def from_json(text: str | bytes) -> Circuit:
     >>> float(f(x=0.5, y=2.0)) == float(cg.to_numpy(c)(x=0.5, y=2.0))
     True
     """
-    doc = _load(text)
+    doc = _load(_read_if_path(text))
     if not isinstance(doc, dict):
         raise CircuitError(f"a saved circuit is a JSON object, got {type(doc).__name__}")
     if doc.get("format") != FORMAT:

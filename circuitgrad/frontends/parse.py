@@ -18,18 +18,26 @@ long programs are parsed in chunks of lines (linear time, memory of one chunk's 
 from __future__ import annotations
 
 import ast
+import io
 import keyword
+import math
 import re
+import tokenize
 import warnings
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, no_gc
+from ..circuit import Builder, Circuit, no_gc, register_text_reader
 from ..errors import CircuitError, ParseError, located
 from ..primitives import BINARY_OPERATORS, FUNCTIONS, PRIMITIVES
 
 CHUNK_LINES = 2000
+# A line with this many operator characters may be a long flat chain (t0 + t1 + ... + t9999):
+# Python's parser nests a BinOp per operator and overflows near 3000, so such a line is split
+# at its top-level + - * / @ and rebuilt here (see _Program.chain): linear in the line.
+CHAIN_OPERATORS = 256
+CHAIN = "chain"  # the _blocks marker of such a line
 
 # Friendly names for the syntax a program may not use.
 _UNSUPPORTED = {
@@ -104,6 +112,11 @@ def _syntax_trees(lines: list[str], margin: int = 0, first: int = 0,
 
 
 
+def _overflow_warning(text: str, line: int, col: int) -> None:
+    warnings.warn(f"line {line}, column {col}: the literal {text} is too large for a float; "
+                  "it is taken as inf", RuntimeWarning, stacklevel=4)
+
+
 def _too_deep(line: int) -> ParseError:
     return ParseError("expression too deeply nested for Python's parser: split it into "
                       "several assignments", line, 1)
@@ -139,11 +152,13 @@ def _blocks(lines: list[str], text: str) -> Iterator[tuple[int, int, re.Match | 
             match = _SIMPLE.fullmatch(line)
             if match is not None and not _simple_names_ok(match):
                 match = None
-        if match is not None:
+        chain = (match is None and not depth and not continued
+                 and sum(map(line.count, "+-*/@")) >= CHAIN_OPERATORS)
+        if match is not None or chain:
             if run is not None:
                 yield run, i, None
                 run = None
-            yield i, i + 1, match
+            yield i, i + 1, match if match is not None else CHAIN
             continue
         if run is None:
             run = i
@@ -153,6 +168,40 @@ def _blocks(lines: list[str], text: str) -> Iterator[tuple[int, int, re.Match | 
         continued = code.rstrip().endswith("\\")
     if run is not None:
         yield run, len(lines), None
+
+
+_LINE_END = (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT,
+             tokenize.DEDENT)
+
+
+def _top_level_operators(rhs: str) -> tuple[list[tuple[int, str]], int] | None:
+    """The binary ``+ - * / @`` outside brackets in ``rhs`` (character index, operator), and
+    where the code ends (before a comment); None if ``rhs`` does not tokenize."""
+    operators: list[tuple[int, str]] = []
+    depth, operand_before, end = 0, False, len(rhs)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(rhs).readline):
+            kind, string, (row, col) = tok.type, tok.string, tok.start
+            if row != 1 and kind not in _LINE_END:
+                return None
+            if kind == tokenize.COMMENT:
+                end = col
+                break
+            if kind == tokenize.OP:
+                if string in "([{":
+                    depth += 1
+                elif string in ")]}":
+                    depth -= 1
+                elif depth == 0 and operand_before and string in ("+", "-", "*", "/", "@"):
+                    operators.append((col, string))
+                operand_before = string in ")]}"
+            elif kind in (tokenize.NAME, tokenize.NUMBER):
+                operand_before = not keyword.iskeyword(string)
+            elif kind not in _LINE_END:
+                operand_before = False
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    return operators, end
 
 
 def _simple_names_ok(match: re.Match) -> bool:
@@ -186,6 +235,7 @@ class _Program:
         self.shapes = {k: tuple(v) for k, v in (shapes or {}).items()}
         self.first_use: dict[str, int] = {}  # free name -> line of its first use
         self.offset = 0  # index of the current chunk's first line
+        self.columns: dict[int, Any] = {}  # line -> byte-to-character map (() when ASCII)
         if self.declared is not None:
             for name in self.declared:
                 if not isinstance(name, str) or not name.isidentifier():
@@ -196,7 +246,23 @@ class _Program:
 
     def where(self, node: ast.AST) -> tuple[int, int]:
         line = node.lineno + self.offset
-        return line, _char_column(self.lines, line, node.col_offset) + self.margin
+        return line, self.column(line, node.col_offset) + self.margin
+
+    def column(self, line: int, offset: int) -> int:
+        """``_char_column``, in O(1) per call: a long line must not cost its length per name."""
+        chars = self.columns.get(line)
+        if chars is None:
+            text = self.lines[line - 1] if 1 <= line <= len(self.lines) else ""
+            if text.isascii():
+                chars = ()
+            else:  # chars[k]: the characters before byte k
+                chars = [0]
+                for count, ch in enumerate(text, 1):
+                    chars.extend([count] * len(ch.encode("utf-8", "surrogatepass")))
+            self.columns[line] = chars
+        if not chars or offset >= len(chars):
+            return _char_column(self.lines, line, offset) if chars else offset + 1
+        return chars[offset] + 1
 
     def fail(self, node: ast.AST, message: str) -> ParseError:
         return ParseError(message, *self.where(node))
@@ -210,8 +276,9 @@ class _Program:
                 raise self.fail(stmt, "only 'name = expression' assignments are supported")
             target = stmt.targets[0].id
             line, col = self.where(stmt)
+            node = self.expression(stmt.value)  # first: a use on the right counts (x = 2*x)
             self.check_target(target, line, col)
-            return self.assign(target, self.expression(stmt.value), line)
+            return self.assign(target, node, line)
         if isinstance(stmt, ast.Expr):
             if not last:
                 raise self.fail(stmt, "a bare expression is only allowed as the last line "
@@ -221,7 +288,9 @@ class _Program:
                               "assignments 'name = expression'")
 
     def check_target(self, target: str, line: int, col: int) -> None:
-        """The rules of straight-line programs: one assignment per name, after its uses."""
+        """The rules of straight-line programs, checked once the right-hand side is built: a
+        name is assigned at most once, and a name used before it is assigned (even on the
+        right of its own assignment, ``x = 2*x``) is an input, which is never assigned."""
         if target in self.assigned:
             raise ParseError(f"'{target}' is assigned twice (first on line "
                              f"{self.assigned[target][1]}); use a new name", line, col)
@@ -229,7 +298,8 @@ class _Program:
             raise ParseError(f"cannot assign to input '{target}'", line, col)
         if target in self.first_use:
             raise ParseError(f"'{target}' is used on line {self.first_use[target]} before it "
-                             "is assigned here", line, col)
+                             "is assigned here, so it is an input, and an input is never "
+                             "assigned: use a new name", line, col)
 
     def assign(self, target: str, node: int, line: int) -> tuple[str, int]:
         self.builder.name(node, target)
@@ -241,7 +311,6 @@ class _Program:
         no syntax tree; the same checks and nodes as the tree walk)."""
         target = match["target"]
         col = self.margin + 1
-        self.check_target(target, line, col)
         try:
             if match["op"]:
                 a, b = self.operand(match, "a", line), self.operand(match, "b", line)
@@ -252,13 +321,81 @@ class _Program:
                 node = self.operand(match, "a", line)
         except CircuitError as e:
             raise located(e, line, self.margin + match.start("value") + 1) from None
+        self.check_target(target, line, col)
         return self.assign(target, node, line)
 
     def operand(self, match: re.Match, group: str, line: int) -> int:
         text = match[group]
         if text[0].isdigit() or text[0] == ".":
-            return self.builder.const_id(float(text))
+            value = float(text)
+            if math.isinf(value):
+                _overflow_warning(text, line, self.margin + match.start(group) + 1)
+            return self.builder.const_id(value)
         return self.lookup(text, line, self.margin + match.start(group) + 1)
+
+    # -- long flat chains (one line, top-level + - * / @ between operands) -----------------
+    def chain(self, text: str, line: int, last: bool) -> tuple[str | None, int] | None:
+        """A line ``[name =] e0 op e1 op ... en`` with many top-level operators, built without
+        Python's recursive parser: the operators become commas (same columns), the operands
+        are parsed as one flat tuple, and the chain is folded here with the two precedence
+        levels (``* / @`` over ``+ -``), left to right, as Python would. None: not such a
+        line (it goes through ``ast`` as usual)."""
+        m = re.match(rf"(?P<target>{_NAME})[ \t]*=(?!=)", text)
+        start = m.end() if m else 0
+        split = _top_level_operators(text[start:])
+        if split is None:
+            return None
+        operators, end = split
+        if len(operators) < 2:
+            return None
+        rhs = list(text[start:start + end])
+        for k, _ in operators:
+            rhs[k] = ","
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tree = ast.parse("(" + "".join(rhs) + ")", mode="eval").body
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            return None  # the ast path reports it, with Python's own message
+        if not isinstance(tree, ast.Tuple) or len(tree.elts) != len(operators) + 1 or \
+                any(isinstance(e, ast.Starred) for e in tree.elts):
+            return None
+        shift = len(text[:start].encode("utf-8")) - 1  # bytes before the operands, less "("
+        for node in ast.walk(tree):
+            if hasattr(node, "col_offset"):
+                node.lineno = node.end_lineno = 1
+                node.col_offset += shift
+                node.end_col_offset += shift
+        self.offset = line - 1
+        target = m["target"] if m else None
+        if target is None and not last:
+            raise ParseError("a bare expression is only allowed as the last line (it is the "
+                             "output); assign it to a name", line, self.margin + 1)
+        elts = tree.elts
+        b = self.builder
+        total = None  # the sum so far, and the operator that joins the next term to it
+        joiner = None
+        term, term_at = self.expression(elts[0]), elts[0]
+        for (_, op), elt in zip(operators, elts[1:]):
+            # Nodes are built in the order of the syntax tree's post-order walk.
+            if op in "*/@":
+                term = self.combine(op, term, self.expression(elt), term_at)
+                continue
+            total = term if total is None else self.combine(joiner, total, term, elts[0])
+            joiner, term, term_at = op, self.expression(elt), elt
+        total = term if total is None else self.combine(joiner, total, term, elts[0])
+        if target is None:
+            return None, total
+        self.check_target(target, line, self.margin + 1)
+        return self.assign(target, total, line)
+
+    def combine(self, op: str, a: int, b: int, left: ast.AST) -> int:
+        """``a op b``, an error located where Python puts the BinOp: its left operand."""
+        try:
+            return self.builder.apply_id(_SIMPLE_OPERATORS[op], (a, b))
+        except CircuitError as e:
+            raise located(e, *self.where(left)) from None
 
     # -- expressions (iterative post-order walk) -----------------------------------------
     def expression(self, root: ast.expr) -> int:
@@ -373,11 +510,22 @@ class _Program:
                         bool: "booleans"}.get(type(value), repr(value))
                 raise self.fail(node, f"{what} are not supported: only real numbers")
             try:
-                return b.const_id(float(value))
-            except OverflowError:
-                raise self.fail(node, "integer too large for a float") from None
+                number = float(value)
+            except OverflowError:  # an integer literal beyond the largest float
+                number = math.inf
+            if math.isinf(number):  # a literal can only be infinite by overflowing
+                _overflow_warning(self.literal_text(node), *self.where(node))
+            return b.const_id(number)
         kind = type(node).__name__
         raise self.fail(node, f"{_UNSUPPORTED.get(kind, kind)} is not supported here")
+
+    def literal_text(self, node: ast.AST) -> str:
+        line = node.lineno + self.offset
+        if node.end_lineno != node.lineno or not 1 <= line <= len(self.lines):
+            return "a number"
+        code = self.lines[line - 1].encode("utf-8")
+        text = code[node.col_offset:node.end_col_offset].decode("utf-8", "replace")
+        return text if len(text) <= 30 else text[:27] + "..."
 
     def name(self, node: ast.Name) -> int:
         return self.lookup(node.id, *self.where(node))
@@ -406,6 +554,15 @@ def parse(text: str, inputs: Sequence[str] | None = None,
         outputs: names to output. Default: the last line (``f`` if it is a bare expression).
         shapes: the shape of tensor inputs, e.g. ``{"W": (3, 4), "x": (4,)}``, or example
             arrays; other inputs are scalars.
+
+    The rule of names (a straight-line program, as in the notes): every name is either an
+    *input* or *assigned*, never both. A name used before it is assigned is an input, so
+    assigning it afterwards is an error, and so is ``x = 2*x`` (the right-hand side uses the
+    input ``x``) and assigning a name given in ``inputs``; a name is assigned at most once.
+    Write ``x2 = 2*x`` instead.
+
+    A number literal too large for a float (``1e400``, or a 400-digit integer) is the
+    infinity it rounds to, as in NumPy; a ``RuntimeWarning`` names its line and column.
 
     Returns:
         The circuit, with common subexpressions shared.
@@ -437,7 +594,14 @@ def parse(text: str, inputs: Sequence[str] | None = None,
     last: tuple[str | None, int] | None = None
     with no_gc(), np.errstate(all="ignore"):
         for start, stop, match in _blocks(lines, text):
-            if match is not None:
+            if match == CHAIN:
+                chained = program.chain(lines[start], start + 1,
+                                        all(not s.strip() or s.lstrip().startswith("#")
+                                            for s in lines[start + 1:]))
+                if chained is not None:
+                    last = chained
+                    continue
+            elif match is not None:
                 last = program.simple(match, start + 1)
                 continue
             for tree, offset in _syntax_trees(lines, margin, start, stop):
@@ -451,6 +615,9 @@ def parse(text: str, inputs: Sequence[str] | None = None,
     if last is None:
         raise ParseError("empty program: write an expression such as 'sin(x) * y'", 1, 1)
     return _finish(program, last, outputs, shapes)
+
+
+register_text_reader(parse)
 
 
 def _margin(lines: list[str]) -> int:
@@ -496,8 +663,8 @@ def _finish(program: _Program, last: tuple[str | None, int], outputs: Sequence[s
     if shapes:
         unknown = sorted(set(shapes) - set(b.inputs))
         if unknown:
-            raise ParseError(f"shapes given for {unknown}, which are not inputs "
-                             f"(inputs: {list(b.inputs)})")
+            raise _argument_error("shapes", f"shapes name {unknown}, which are not inputs "
+                                  f"(inputs: {list(b.inputs)})")
     if outputs is None:
         name, node = last
         if name is None:
@@ -513,7 +680,15 @@ def _finish(program: _Program, last: tuple[str | None, int], outputs: Sequence[s
             elif name in b.inputs:
                 out.append((name, b.inputs[name]))
             else:
-                raise ParseError(f"output '{name}' is not assigned in the program")
+                raise _argument_error("outputs", f"outputs names '{name}', which is not "
+                                      "assigned in the program")
         if len(set(outputs)) != len(outputs):
-            raise ParseError(f"outputs {list(outputs)} name the same output twice")
+            raise _argument_error("outputs", f"outputs {list(outputs)} name the same output "
+                                  "twice")
     return b.finish(out, inputs=program.declared)
+
+
+def _argument_error(argument: str, message: str) -> ParseError:
+    e = ParseError(message)
+    e.argument = argument
+    return e

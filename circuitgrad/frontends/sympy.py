@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..circuit import Builder, Circuit
+from ..circuit import Builder, Circuit, as_circuit
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
 
@@ -174,6 +174,7 @@ def to_sympy(c: Circuit) -> Any:
     >>> to_sympy(cg.parse("u = relu(x)\\nv = x**2", outputs=["u", "v"]))
     (Max(0, x), x**2)
     """
+    c = as_circuit(c, "to_sympy")
     if any(c.shape(i) for i in range(len(c))):
         raise CircuitError("to_sympy works on scalar circuits; use scalarize() on a tensor "
                            "circuit first")

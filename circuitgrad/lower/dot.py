@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit
+from ..circuit import LEAVES, Builder, Circuit, as_circuit, register_display
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES, compiled
 
@@ -108,14 +108,15 @@ def _gradient_title(c: Circuit) -> dict[str, str]:
 
 def _check_point(c: Circuit, at: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(at, Mapping):
-        raise CircuitError(f"at must map input names to values, got {type(at).__name__}")
+        raise CircuitError(f"at must map input names to values, got {type(at).__name__}",
+                           argument="at")
     unknown = [k for k in at if k not in c.inputs]
     if unknown:
         raise CircuitError(f"at names {unknown}, which are not inputs; inputs are "
-                           f"{list(c.inputs)}")
+                           f"{list(c.inputs)}", argument="at")
     missing = [k for k in c.inputs if k not in at]
     if missing:
-        raise CircuitError(f"at is missing inputs {missing}")
+        raise CircuitError(f"at is missing inputs {missing}", argument="at")
     point = {}
     shapes = c.input_shapes
     for name in c.inputs:
@@ -123,10 +124,10 @@ def _check_point(c: Circuit, at: Mapping[str, Any]) -> dict[str, Any]:
             v = np.asarray(at[name], dtype=np.float64)
         except (TypeError, ValueError):
             raise CircuitError(f"at: the value of {name!r} is not a number or an array of "
-                               f"numbers: {at[name]!r}") from None
+                               f"numbers: {at[name]!r}", argument="at") from None
         if v.shape != shapes[name]:
             raise ShapeError(f"at: input {name!r} has shape {shapes[name]}, got a value of "
-                             f"shape {v.shape}")
+                             f"shape {v.shape}", argument="at")
         point[name] = v if v.ndim else np.float64(v)
     return point
 
@@ -458,8 +459,6 @@ class _Drawing:
         return nodes, edges
 
 def _check(c: Circuit, max_nodes: int | None) -> None:
-    if not isinstance(c, Circuit):
-        raise CircuitError(f"to_dot needs a Circuit, got {type(c).__name__}")
     if max_nodes is not None and len(c) > max_nodes:
         raise CircuitError(
             f"the circuit has {len(c)} nodes (size {c.size}), more than max_nodes={max_nodes}: "
@@ -492,6 +491,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
     """
     import graphviz
 
+    c = as_circuit(c, "to_dot")
     _check(c, max_nodes)
     drawing = _Drawing(c, at)
     d = graphviz.Digraph("circuit")
@@ -556,6 +556,7 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
     """
     import graphviz
 
+    c = as_circuit(c, "render")
     path = os.fspath(path)
     fmt = os.path.splitext(path)[1].lstrip(".").lower()
     if fmt not in FORMATS:
@@ -580,3 +581,22 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
     except OSError as e:
         raise CircuitError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def _notebook_svg(c: Circuit) -> str:
+    """A notebook's picture of ``c``: the diagram as SVG, up to :data:`MAX_NODES` nodes."""
+    if len(c) > MAX_NODES:
+        raise CircuitError(
+            f"{len(c)} nodes, more than circuitgrad.lower.dot.MAX_NODES = {MAX_NODES}; draw it "
+            "anyway with cg.render(c, 'circuit.svg', max_nodes=None), or in the notebook "
+            "with cg.to_dot(c, max_nodes=None)")
+    import graphviz
+
+    try:
+        return to_dot(c).pipe(format="svg").decode()
+    except graphviz.ExecutableNotFound:
+        raise CircuitError("the Graphviz 'dot' program is not installed (apt-get install "
+                           "graphviz, brew install graphviz)") from None
+
+
+register_display("svg", _notebook_svg)

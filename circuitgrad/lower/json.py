@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 import numpy as np
 
-from ..circuit import Circuit
+from ..circuit import Circuit, as_circuit
 from ..errors import CircuitError
 
 FORMAT = "circuitgrad.circuit"
@@ -91,26 +92,26 @@ def _meta(meta: dict[str, Any]) -> dict[str, Any]:
     return saved
 
 
-def to_json(c: Circuit) -> str:
+def to_json(c: Circuit, path: str | os.PathLike | None = None) -> str:
     """Save a circuit as JSON text (schema version 1, see docs/json.md).
 
     Args:
-        c: the circuit.
+        c: the circuit (or program text, parsed).
+        path: a file to write the document to as well (UTF-8), e.g. ``"net.json"``.
 
     Returns:
         The JSON document: one node record per line, numbers written exactly.
 
     Raises:
-        CircuitError: ``c`` is not a circuit, or holds params or meta entries that the
-            schema cannot represent.
+        CircuitError: ``c`` is not a circuit, holds params or meta entries that the schema
+            cannot represent, or ``path`` cannot be written.
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("z = w*x + b")
     >>> cg.from_json(to_json(c)).outputs
     ('z',)
     """
-    if not isinstance(c, Circuit):
-        raise CircuitError(f"to_json needs a Circuit, got {type(c).__name__}")
+    c = as_circuit(c, "to_json")
     nodes = []
     for i, op, args, params, shape in c.records():
         record: dict[str, Any] = {"op": op}
@@ -138,9 +139,20 @@ def to_json(c: Circuit) -> str:
     if c.meta:
         parts["meta"] = _meta(c.meta)
     try:
-        return _document(head, parts, nodes, ensure_ascii=False)
+        text = _document(head, parts, nodes, ensure_ascii=False)
     except UnicodeEncodeError:  # a name with a lone surrogate: escape everything
-        return _document(head, parts, nodes, ensure_ascii=True)
+        text = _document(head, parts, nodes, ensure_ascii=True)
+    if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise CircuitError(f"to_json: path must be a str or os.PathLike, got "
+                               f"{type(path).__name__}", argument="path")
+        try:
+            with open(os.fspath(path), "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+        except OSError as e:
+            raise CircuitError(f"to_json: cannot write {os.fspath(path)!r}: "
+                               f"{e.strerror or e}") from None
+    return text
 
 
 def _document(head: dict, parts: dict, nodes: list[dict], ensure_ascii: bool) -> str:

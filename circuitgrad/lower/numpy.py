@@ -445,7 +445,7 @@ def to_numpy(c: Circuit, name: str = "f", mode: str = "auto") -> NumpyFunction:
     >>> float(f(2.0, y=3.0))
     6.0
     """
-    if not isinstance(c, Circuit):
-        raise CircuitError(f"to_numpy needs a Circuit, got {type(c).__name__}")
+    from ..circuit import as_circuit  # (local: this file is being rewritten on main)
+    c = as_circuit(c, "to_numpy")
     with no_gc():
         return NumpyFunction(c, name, mode)

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from ..circuit import Circuit
+from ..circuit import Circuit, register_display
 
 
 def listing(c: Circuit, limit: int | None = None) -> str:
@@ -50,3 +50,6 @@ def listing(c: Circuit, limit: int | None = None) -> str:
 def _number(value) -> str:
     shape = getattr(value, "shape", ())
     return f"array{shape}" if shape else repr(float(value))
+
+
+register_display("text", lambda c: listing(c, limit=20))

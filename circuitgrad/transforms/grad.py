@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
+from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, shape_cases
 from .simplify import simplify as simplify_circuit
@@ -39,11 +39,13 @@ def pick_output(c: Circuit, output: str | None) -> tuple[str, int]:
     """The (name, node) of the output to differentiate; an error lists the choices."""
     if output is None:
         if len(c.outputs) != 1:
-            raise CircuitError(f"the circuit has {len(c.outputs)} outputs {list(c.outputs)}: "
-                               "say which one to differentiate with output=...")
+            raise CircuitError(f"output: the circuit has {len(c.outputs)} outputs "
+                               f"{list(c.outputs)}: say which one to differentiate",
+                               argument="output")
         return c.outputs[0], c.output_ids[0]
     if output not in c.outputs:
-        raise CircuitError(f"no output {output!r}; outputs are {list(c.outputs)}")
+        raise CircuitError(f"output names {output!r}, which is not an output; outputs are "
+                           f"{list(c.outputs)}", argument="output")
     return output, c.output_ids[c.outputs.index(output)]
 
 
@@ -55,9 +57,9 @@ def pick_inputs(c: Circuit, wrt: str | Sequence[str] | None) -> list[str]:
     for name in names:
         if name not in c.inputs:
             raise CircuitError(f"wrt names {name!r}, which is not an input; inputs are "
-                               f"{list(c.inputs)}")
+                               f"{list(c.inputs)}", argument="wrt")
     if len(set(names)) != len(names):
-        raise CircuitError(f"wrt names an input twice: {names}")
+        raise CircuitError(f"wrt names an input twice: {names}", argument="wrt")
     return names
 
 
@@ -110,6 +112,7 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     >>> float(cg.to_numpy(g)(x=-3.0)[1])
     -6.0
     """
+    c = as_circuit(c, "grad")
     with no_gc():
         g = _grad(c, wrt, output)
     return simplify_circuit(g) if simplify else g

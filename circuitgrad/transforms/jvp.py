@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, Value, no_gc
+from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, shape_cases
 from .grad import SIZE_FACTOR, grad, pick_inputs, pick_output, sample_node
@@ -144,6 +144,7 @@ def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = Tru
     >>> j.inputs, j.outputs, float(cg.to_numpy(j)(x=2.0, x_dot=0.5)[1])
     (('x', 'x_dot'), ('f', 'f_dot'), 6.0)
     """
+    c = as_circuit(c, "jvp")
     if tangents is None:
         tangents = {}
         taken = set(c.inputs) | set(c.outputs)
@@ -199,6 +200,7 @@ def hvp(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None =
     >>> [float(v) for v in cg.to_numpy(h)(x=3.0, y=2.0, v_x=1.0, v_y=0.0)[3:]]
     [4.0, 6.0]
     """
+    c = as_circuit(c, "hvp")
     wrt = pick_inputs(c, wrt)
     g = grad(c, wrt=wrt, output=output)
     with no_gc():
@@ -241,6 +243,7 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
     >>> [float(v) for v in cg.to_numpy(h)(x=3.0, y=2.0)[3:]]
     [4.0, 6.0, 6.0, 0.0]
     """
+    c = as_circuit(c, "hessian")
     out_name, _ = pick_output(c, output)
     wrt = pick_inputs(c, wrt)
     g = grad(c, wrt=wrt, output=output)

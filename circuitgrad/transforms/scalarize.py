@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, no_gc
+from ..circuit import Builder, Circuit, as_circuit, no_gc
 
 
 def _element_name(name: str, index: tuple[int, ...]) -> str:
@@ -51,6 +51,7 @@ def scalarize(c: Circuit) -> Circuit:
     >>> scalarize(cg.parse("x @ y", shapes={"x": (2,), "y": (2,)})).inputs
     ('x_0', 'x_1', 'y_0', 'y_1')
     """
+    c = as_circuit(c, "scalarize")
     with no_gc():
         return _scalarize(c)
 

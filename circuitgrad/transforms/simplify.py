@@ -65,7 +65,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, no_gc
+from ..circuit import LEAVES, Builder, Circuit, as_circuit, no_gc
 from ..primitives import PRIMITIVES, shape_of
 
 Pass = Callable[[Circuit], Circuit]
@@ -441,6 +441,7 @@ def simplify(c: Circuit, passes: Sequence[Pass] | None = None, unsafe: bool = Fa
     >>> c.size, simplify(c).size
     (2, 1)
     """
+    c = as_circuit(c, "simplify")
     if passes is None:
         passes = UNSAFE_PASSES if unsafe else EXACT_PASSES
     for _ in range(rounds):
