@@ -256,7 +256,7 @@ class Circuit:
             prim = PRIMITIVES.get(op)
             if prim is None:
                 raise CircuitError(f"node {i}: unknown op {op!r}")
-            if len(args) != prim.arity:
+            if len(args) != prim.arity and not (prim.variadic and len(args) > prim.arity):
                 raise CircuitError(f"node {i}: {op} takes {prim.arity} arguments, has {len(args)}")
             if any(not 0 <= a < i for a in args):
                 raise CircuitError(f"node {i}: argument ids {args} are not earlier nodes")
@@ -556,15 +556,16 @@ class Builder:
         prim = PRIMITIVES.get(op)
         if prim is None or not prim.arity:
             raise CircuitError(f"unknown operation {op!r}")
-        if len(ids) != prim.arity:
-            raise CircuitError(f"{op} takes {prim.arity} argument(s), got {len(ids)}")
+        if len(ids) != prim.arity and not (prim.variadic and len(ids) > prim.arity):
+            more = " or more" if prim.variadic else ""
+            raise CircuitError(f"{op} takes {prim.arity}{more} argument(s), got {len(ids)}")
         if params:
             params = self._canonical_params(op, ids, params)
         shapes, ops = self.shapes, self.ops
         if op in _REDUCTIONS and not shapes[ids[0]]:
             return ids[0]  # the sum or mean of one number is that number, exactly
         first = ops[ids[0]]
-        second = ops[ids[1]] if len(ids) == 2 else first  # (unary: the same argument twice)
+        second = ops[ids[1]] if len(ids) > 1 else first  # (unary: the same argument twice)
         if op in _REWRITTEN and (first in _REWRITE_TRIGGERS or second in _REWRITE_TRIGGERS):
             rewritten = self._rewrite(op, ids)
             if rewritten is not None:
@@ -573,13 +574,16 @@ class Builder:
             shape = shapes[ids[0]]
             if len(ids) == 2 and shapes[ids[1]] != shape:
                 shape = broadcast_shape(op, shape, shapes[ids[1]])
+            elif len(ids) > 2:
+                shape = broadcast_shape(op, *(shapes[a] for a in ids))
         else:
             shape = prim.shape(*(shapes[a] for a in ids), **(params or {}))
-        if first == "const" and second == "const" and op not in _NOT_FOLDED:  # self.folds
+        if first == "const" and second == "const" and op not in _NOT_FOLDED and (
+                len(ids) <= 2 or all(ops[a] == "const" for a in ids)):  # self.folds
             with np.errstate(all="ignore"):
                 value = evaluate(op, tuple(self.params[a] for a in ids), params)
             return self.const_id(value)
-        if prim.commutative and ids[0] > ids[1]:
+        if prim.commutative and len(ids) == 2 and ids[0] > ids[1]:
             key_ids = (ids[1], ids[0])
         else:
             key_ids = ids
@@ -713,7 +717,8 @@ class Builder:
                 ops.append(self.ops[i])
                 a = args[i]
                 new_args.append((new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
-                                (new_id[a[0]],) if a else ())
+                                (new_id[a[0]],) if len(a) == 1 else
+                                tuple(new_id[x] for x in a))
                 params.append(self.params[i])
                 shapes.append(self.shapes[i])
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}

@@ -178,11 +178,42 @@ def test_dependencies_point_one_way():
     import os
 
     root = os.path.dirname(cg.__file__)
-    for name in ("circuit.py", "primitives.py"):
-        bad = [m for m in _imports(os.path.join(root, name))
-               if m.lstrip(".").split(".")[0] in ("lower", "frontends", "transforms")]
+    table = [os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "primitives", "*.py"))]
+    for name in ["circuit.py"] + table:
+        above = ("lower", "frontends", "transforms") + (("circuit",) if name in table else ())
+        bad = [m for m in _imports(os.path.join(root, name)) if m.lstrip(".").split(".")[0] in above]
         assert bad == [], f"{name} imports {bad}"
     for path in glob.glob(os.path.join(root, "transforms", "*.py")):
         bad = [m for m in _imports(path) if m.lstrip(".").split(".")[0] == "lower"
                or "lower" in m.split(".")]
         assert bad == [], f"{path} imports a lowering: {bad}"
+
+
+def test_primitives_of_three_and_of_any_number_of_arguments(monkeypatch):
+    from circuitgrad.circuit import Builder
+    from circuitgrad.primitives import PRIMITIVES, Primitive
+
+    monkeypatch.setitem(PRIMITIVES, "fma", Primitive(
+        "fma", 3, "{0} * {1} + {2}", "fma", partials=lambda out, a, b, c: (b, a, 1.0)))
+    monkeypatch.setitem(PRIMITIVES, "total", Primitive(
+        "total", 1, lambda *args, shapes: " + ".join(args), "Σ", variadic=True,
+        partials=lambda out, *args: (1.0,) * len(args)))
+    b = Builder()
+    x, y, z = b.input("x"), b.input("y", (2,)), b.input("z")
+    v = b.apply("fma", x, y, z)
+    J = b.apply("sum", b.apply("total", x, y, z, v))
+    assert b.apply("fma", 1.0, 2.0, 3.0).constant == 5.0  # folded
+    with pytest.raises(cg.CircuitError, match="fma takes 3 argument"):
+        b.apply("fma", x, y)
+    with pytest.raises(cg.CircuitError, match="total takes 1 or more argument"):
+        b.apply_id("total", ())
+    c = b.finish([("J", J)])
+    c.validate()
+    g = cg.grad(c)
+    point = dict(x=2.0, y=np.array([1.0, -1.0]), z=0.5)
+    for mode in ("compile", "interpret"):
+        assert float(cg.to_numpy(c, mode=mode)(**point)) == 2 * (2.0 + 0.5) + 0.0 + 2 * 0.5
+        out = cg.to_numpy(g, mode=mode)(**point)
+        assert float(out.dJ_dx) == 2 + 0.0  # two terms of 1, plus y summed (1 - 1)
+        assert out.dJ_dy.tolist() == [1 + 2.0, 1 + 2.0] and float(out.dJ_dz) == 4.0
+    assert cg.check_grad(c, point) < 1e-8

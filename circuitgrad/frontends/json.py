@@ -218,7 +218,7 @@ class _Reader:
         args = record.get("args")
         if not isinstance(args, list):
             raise _fail(where, f"'args' must be a list of node indices, got {_short(args)}")
-        if len(args) != arity:
+        if len(args) != arity and not (PRIMITIVES[op].variadic and len(args) > arity):
             raise _fail(where, f"{op} takes {arity} argument(s), got {len(args)}")
         k = len(self.ids)
         for a in args:

@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..circuit import LEAVES, Circuit, no_gc
+from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES, compiled
 
@@ -420,9 +420,11 @@ class _Interpreter:
             if len(refs) == 1:
                 (c0, a0), = refs
                 r[out] = fn(a0 if c0 else r[a0])
-            else:
+            elif len(refs) == 2:
                 (c0, a0), (c1, a1) = refs
                 r[out] = fn(a0 if c0 else r[a0], a1 if c1 else r[a1])
+            else:
+                r[out] = fn(*[a if const else r[a] for const, a in refs])
         outs = tuple(v if const else r[v] for const, v in self.outputs)
         return outs[0] if len(outs) == 1 else outs
 
@@ -445,7 +447,6 @@ def to_numpy(c: Circuit, name: str = "f", mode: str = "auto") -> NumpyFunction:
     >>> float(f(2.0, y=3.0))
     6.0
     """
-    from ..circuit import as_circuit  # (local: this file is being rewritten on main)
     c = as_circuit(c, "to_numpy")
     with no_gc():
         return NumpyFunction(c, name, mode)

@@ -5,7 +5,8 @@ A :class:`Primitive` holds everything about one operation:
 ``name``
     lowercase NumPy word (``add``, ``mul``, ``sin``, ``matmul``) used in the IR and in JSON.
 ``arity``
-    number of arguments (leaves ``input`` and ``const`` have 0).
+    number of arguments (leaves ``input`` and ``const`` have 0); with ``variadic``, the least
+    number (the builder, passes and lowerings take any number of arguments).
 ``template``
     the NumPy code of one node: a format string over the argument names ``{0}``, ``{1}`` and
     the node's params (``{axis}``), or a function of the argument names, ``shapes=`` (their
@@ -154,7 +155,7 @@ def compiled(name: str, params: Mapping[str, Any] | None, shapes: Sequence[Shape
     fn = _COMPILED.get(key)
     if fn is None:
         prim = PRIMITIVES[name]
-        names = [f"a{i}" for i in range(prim.arity)]
+        names = [f"a{i}" for i in range(len(shapes))]
         source = f"lambda {', '.join(names)}: {prim.code(names, params, shapes, batched)}"
         # The template is circuitgrad's own code, never user text.
         fn = eval(source, {"_np": np})  # noqa: S307

@@ -35,6 +35,7 @@ class Primitive:
     # Argument shapes that exercise every case of the rules without broadcasting: what the
     # rule-size measurements build (default: scalars).
     cases: tuple[tuple[Shape, ...], ...] = field(default=())
+    variadic: bool = False  # takes ``arity`` or more arguments (concatenate, stack ...)
 
     def code(self, args: Sequence[str], params: Mapping[str, Any], shapes: Sequence[Shape],
              batched: Sequence[bool] | None = None) -> str:

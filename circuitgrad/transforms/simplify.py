@@ -309,10 +309,11 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
                 new[i] = b.const_id(params[i])
             else:
                 ids = args[i]
-                ids = (new[ids[0]], new[ids[1]]) if len(ids) == 2 else (new[ids[0]],)
+                ids = (new[ids[0]], new[ids[1]]) if len(ids) == 2 else (
+                    (new[ids[0]],) if len(ids) == 1 else tuple(new[a] for a in ids))
                 needed, repeated = prefilter.get(op, _NO_RULE)
                 # The hot path: no rule can match this node, so the builder alone rebuilds it.
-                if needed is not None and not (new_ops[ids[0]] in needed or (len(ids) == 2 and (
+                if needed is not None and not (new_ops[ids[0]] in needed or (len(ids) >= 2 and (
                         new_ops[ids[1]] in needed or (repeated and ids[0] == ids[1])))):
                     count = len(new_ops)
                     j = apply_id(op, ids, params[i])
