@@ -79,7 +79,7 @@ def programs(draw, max_ops: int = 12, max_inputs: int = 3):
     return "\n".join(lines), point, values
 
 
-TENSOR_SHAPES = ((), (3,), (2, 3), (3, 2), (2, 1), (1, 3))
+TENSOR_SHAPES = ((), (3,), (2, 3), (3, 2), (2, 1), (1, 3), (2, 1, 3))
 SMOOTH = ("sin", "cos", "tanh", "sigmoid", "square")
 
 

@@ -97,7 +97,13 @@ def _matmul_template(a: str, b: str, shapes: tuple[Shape, ...]) -> str:
 
 
 def _transpose_template(x: str, shapes: tuple[Shape, ...]) -> str:
-    return f"{x}.mT" if len(shapes[0]) == 2 else x
+    # The point's axes reversed (NumPy's .T), the batch axes left in front.
+    rank = len(shapes[0])
+    if rank <= 1:
+        return x
+    if rank == 2:
+        return f"{x}.mT"
+    return f"_np.moveaxis({x}, {tuple(range(-rank, 0))}, {tuple(range(-1, -rank - 1, -1))})"
 
 
 def _outer_template(a: str, b: str, shapes: tuple[Shape, ...]) -> str:
