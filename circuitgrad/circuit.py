@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import math
+import operator
 import struct
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -47,6 +48,18 @@ _REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
 _REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
 # A reduction of a scalar is the scalar itself.
 _REDUCTIONS = frozenset({"sum", "mean"})
+_SHAPE_IDENTITIES = frozenset({"getitem", "reshape", "permute_dims"})
+
+
+def _keeps_all(op: str, shape: Shape, params: dict[str, Any]) -> bool:
+    """Whether a shape op with these params gives its argument back unchanged."""
+    if op == "getitem":
+        index = params.get("index", ())
+        return len(index) == len(shape) and all(
+            e == (0, n, 1) for e, n in zip(index, shape))
+    if op == "reshape":
+        return tuple(params.get("shape", ())) == tuple(shape)
+    return tuple(params.get("axes", ())) == tuple(range(len(shape)))
 # Folding broadcast_to would store a full array where a view costs nothing.
 _NOT_FOLDED = frozenset({"broadcast_to"})
 
@@ -422,13 +435,75 @@ class Value:
                            "or a list mixing traced values): keep it a traced value, and use "
                            "the NumPy functions listed in docs/tracing.md" + user_line())
 
-    def __iter__(self):
-        raise CircuitError(f"a traced value of shape {self.shape} cannot be iterated over or "
-                           "unpacked yet" + user_line())
+    # -- indexing and reshaping, with NumPy's meaning (indices are constants) ---------------
+    def __getitem__(self, index: Any) -> "Value":
+        """``x[1:]``, ``x[i, j]``, ``x[:, 0]``, ``x[..., None]``, ``x[[0, 2, 5]]``."""
+        from .primitives.shape_ops import normalize_index
 
-    def __getitem__(self, index):
-        raise CircuitError(f"a traced value of shape {self.shape} cannot be indexed yet"
-                           + user_line())
+        b, shape = self.builder, self.shape
+        items = index if isinstance(index, tuple) else (index,)
+        arrays = [k for k, e in enumerate(items) if isinstance(e, (list, np.ndarray))]
+        for e in items:
+            if isinstance(e, Value):
+                raise CircuitError("an index must be a constant, not a traced value (the "
+                                   "circuit's shape cannot depend on data)" + user_line())
+        try:
+            if arrays:
+                return self._take(items, arrays)
+            return b.apply("getitem", self, index=normalize_index(index, shape))
+        except CircuitError as e:
+            raise type(e)(str(e) + user_line()) from None
+
+    def _take(self, items: tuple, arrays: list[int]) -> "Value":
+        picks = np.asarray(items[arrays[0]])
+        others = [e for k, e in enumerate(items) if k != arrays[0]]
+        if len(arrays) > 1 or picks.ndim != 1 or picks.dtype.kind not in "iu" or any(
+                not (isinstance(e, slice) and e == slice(None)) for e in others):
+            raise ShapeError("integer-array indexing takes one 1-D array of integers, the "
+                             "other axes ':' (index in two steps otherwise)")
+        axis = arrays[0]
+        if axis >= len(self.shape):
+            raise ShapeError(f"index: too many indices for a point of shape {self.shape}")
+        n = self.shape[axis]
+        if any(not -n <= int(k) < n for k in picks):
+            raise ShapeError(f"index: indices {picks.tolist()} are out of range for axis "
+                             f"{axis} of length {n}")
+        return self.builder.apply("take", self, indices=tuple(int(k) % n for k in picks),
+                                  axis=axis)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise CircuitError("len() of a traced scalar: it has no axes" + user_line())
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.shape:
+            raise CircuitError("a traced scalar cannot be iterated over" + user_line())
+        return (self[k] for k in range(self.shape[0]))
+
+    def reshape(self, *shape: Any) -> "Value":
+        """``x.reshape(2, 3)``, ``x.reshape((2, -1))``: a point of the same entries."""
+        wanted = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return self.builder.apply("reshape", self, shape=_reshaped(self.shape, wanted))
+
+    def ravel(self) -> "Value":
+        """The point's entries as one vector (C order)."""
+        return self.reshape(-1)
+
+    flatten = ravel
+
+    def transpose(self, *axes: Any) -> "Value":
+        """``x.transpose()`` is ``x.T``; ``x.transpose(1, 0, 2)`` permutes the point's axes."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if not axes:
+            return self.T
+        return self.builder.apply("permute_dims", self, axes=_permutation(self.shape, axes))
+
+    def cumsum(self, axis: int | None = None) -> "Value":
+        """Running sums along ``axis`` (of the flattened point when None, as NumPy)."""
+        x = self if axis is not None else self.ravel()
+        return self.builder.apply("cumsum", x, axis=0 if axis is None else axis)
 
     def __repr__(self) -> str:
         return f"<Value node {self.id}: {self.op} shape={self.shape}>"
@@ -447,6 +522,38 @@ class Value:
         if Value.numpy_dispatch is None:
             raise CircuitError(f"numpy.{func.__name__} cannot be applied to a traced value")
         return Value.numpy_dispatch.function(func, args, kwargs)
+
+
+def _reshaped(shape: Shape, wanted: Any) -> Shape:
+    """NumPy's reshape target (one -1 inferred) for a point of ``shape``, or a ShapeError."""
+    try:
+        dims = [operator.index(n) for n in (wanted if isinstance(wanted, (tuple, list))
+                                             else (wanted,))]
+    except TypeError:
+        raise ShapeError(f"reshape: the shape must be integers, got {wanted!r}") from None
+    size = math.prod(shape)
+    if dims.count(-1) > 1 or any(n < -1 for n in dims):
+        raise ShapeError(f"reshape: invalid shape {tuple(dims)}")
+    if -1 in dims:
+        rest = math.prod(n for n in dims if n != -1)
+        if rest == 0 or size % rest:
+            raise ShapeError(f"reshape: a point of shape {shape} cannot become {tuple(dims)}")
+        dims[dims.index(-1)] = size // rest
+    if math.prod(dims) != size:
+        raise ShapeError(f"reshape: a point of shape {shape} cannot become {tuple(dims)}")
+    return tuple(dims)
+
+
+def _permutation(shape: Shape, axes: Any) -> tuple[int, ...]:
+    n = len(shape)
+    try:
+        axes = tuple(operator.index(a) for a in axes)
+    except TypeError:
+        raise ShapeError(f"transpose: axes must be integers, got {axes!r}") from None
+    if sorted(a % n if -n <= a < n else a for a in axes) != list(range(n)):
+        raise ShapeError(f"transpose: axes {list(axes)} are not a permutation of the {n} axes "
+                         f"of shape {shape}")
+    return tuple(a % n for a in axes)
 
 
 def user_line() -> str:
@@ -564,6 +671,8 @@ class Builder:
         shapes, ops = self.shapes, self.ops
         if op in _REDUCTIONS and not shapes[ids[0]]:
             return ids[0]  # the sum or mean of one number is that number, exactly
+        if op in _SHAPE_IDENTITIES and params and _keeps_all(op, shapes[ids[0]], params):
+            return ids[0]  # x[:], x.reshape(x.shape), a permutation that moves nothing
         first = ops[ids[0]]
         second = ops[ids[1]] if len(ids) > 1 else first  # (unary: the same argument twice)
         if op in _REWRITTEN and (first in _REWRITE_TRIGGERS or second in _REWRITE_TRIGGERS):
@@ -604,7 +713,8 @@ class Builder:
     def _canonical_params(self, op: str, ids: tuple[int, ...],
                           params: dict[str, Any]) -> dict[str, Any] | None:
         params = {k: v for k, v in params.items() if v is not None}
-        if "axis" in params and PRIMITIVES[op].params == ("axis",):
+        if "axis" in params and PRIMITIVES[op].params == ("axis",) and op != "stack":
+            # (stack's axis counts the new axis: its shape rule checks it)
             # One spelling per axis, so that hash-consing and the adjoint rules see 0, not -2.
             shape = self.shapes[ids[0]]
             axis = params["axis"]

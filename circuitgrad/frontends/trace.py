@@ -115,10 +115,8 @@ _INSTEAD = {
     "maximum": "np.maximum(x, 0) (relu) traces; other maxima are not primitives yet",
     "heaviside": "np.heaviside(x, 1) (step) traces; other values at 0 do not",
 }
-_SHAPE_FUNCTIONS = {"atleast_1d", "atleast_2d", "atleast_3d", "repeat", "tile", "stack",
-                    "concatenate", "hstack", "vstack", "reshape", "ravel", "expand_dims",
-                    "squeeze", "flip", "take", "diff", "cumsum", "prod", "array", "asarray",
-                    "broadcast_to", "where", "clip", "max", "min", "amax", "amin"}
+_SHAPE_FUNCTIONS = {"repeat", "tile", "pad", "roll", "array", "asarray", "broadcast_to",
+                    "where", "clip", "max", "min", "amax", "amin", "prod", "sort", "argmax"}
 
 
 def _numpy_name(func: Any) -> str:
@@ -133,7 +131,7 @@ def _refuse(name: str) -> CircuitError:
     if short in _INSTEAD:
         hint = _INSTEAD[short]
     elif short in _SHAPE_FUNCTIONS:
-        hint = "indexing, joining, reshaping and these reductions are not supported yet"
+        hint = "it is not supported yet"
     else:
         hint = "it is not in circuitgrad's primitive table"
     return CircuitError(f"{name} cannot be traced: {hint} (docs/tracing.md lists the NumPy "
@@ -187,8 +185,18 @@ def _axes(name: str, axis: Any, ndim: int) -> list[int] | None:
     return sorted({int(a) % ndim if -ndim <= a < ndim else a for a in axes}, reverse=True)
 
 
+def _keepdims(x: Value, result: Value, axes: list[int] | None) -> Value:
+    """``result`` (``x`` reduced over ``axes``, all when None) with the reduced axes kept."""
+    kept = tuple(1 if axes is None or k in axes else n for k, n in enumerate(x.shape))
+    return result.reshape(kept)
+
+
 def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
-    bound = _bind(func, args, kwargs, {"a": None, "axis": None, "keepdims": (False,)})
+    bound = _bind(func, args, kwargs, {"a": None, "axis": None, "keepdims": (False, True)})
+    if bound.get("keepdims"):
+        x = bound["a"]
+        plain = _reduce(op, func, (x,), {"axis": bound.get("axis")})
+        return _keepdims(x, plain, _axes(_numpy_name(func), bound.get("axis"), len(x.shape)))
     x = bound["a"]
     if not isinstance(x, Value):
         raise _refuse(_numpy_name(func))
@@ -219,7 +227,11 @@ def _dot(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _norm(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = _bind(func, args, kwargs,
-                  {"x": None, "ord": (None, 2, "fro"), "axis": None, "keepdims": (False,)})
+                  {"x": None, "ord": (None, 2, "fro"), "axis": None, "keepdims": (False, True)})
+    if bound.pop("keepdims", False):
+        x = bound["x"]
+        plain = _norm(func, (), bound)
+        return _keepdims(x, plain, _axes("numpy.linalg.norm", bound.get("axis"), len(x.shape)))
     x = bound["x"]
     if not isinstance(x, Value):
         raise _refuse(_numpy_name(func))
@@ -240,11 +252,169 @@ def _norm(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _transpose(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = _bind(func, args, kwargs, {"a": None, "axes": None})
-    x, axes = bound["a"], bound.get("axes")
-    if axes is not None and tuple(axes) != tuple(reversed(range(len(x.shape)))):
-        raise CircuitError(f"numpy.transpose with axes={axes!r} cannot be traced yet (only the "
-                           "reversed order, x.T)" + user_line())
-    return x.builder.apply("transpose", x)
+    x, axes = _value(func, bound["a"]), bound.get("axes")
+    return x.T if axes is None else x.transpose(tuple(axes))
+
+
+def _value(func: Any, x: Any) -> Value:
+    if not isinstance(x, Value):
+        raise _refuse(_numpy_name(func))
+    return x
+
+
+def _operands(func: Any, arrays: Any) -> tuple[Builder, list[Any]]:
+    """The values of a sequence argument (traced values, numbers, arrays, lists of numbers)."""
+    if isinstance(arrays, Value) or not isinstance(arrays, (list, tuple)):
+        raise CircuitError(f"{_numpy_name(func)}: give a list or tuple of arrays"
+                           + user_line())
+    builder = _builder(arrays)
+    out = []
+    for a in arrays:
+        if isinstance(a, Value):
+            if a.builder is not builder:
+                raise CircuitError("a value from another circuit was used in this one"
+                                   + user_line())
+            out.append(a)
+        else:
+            out.append(builder.const(np.asarray(a, dtype=np.float64)))
+    return builder, out
+
+
+def _concatenate(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"arrays": None, "axis": None})
+    builder, parts = _operands(func, bound["arrays"])
+    axis = bound.get("axis", 0)
+    if axis is None:
+        return builder.apply("concatenate", *(p.ravel() for p in parts), axis=0)
+    return builder.apply("concatenate", *parts, axis=_axis_of(func, axis, len(parts[0].shape)))
+
+
+def _axis_of(func: Any, axis: Any, ndim: int) -> int:
+    name = _numpy_name(func)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise CircuitError(f"{name}: axis must be an integer, got {axis!r}" + user_line())
+    if not -ndim <= axis < ndim:
+        raise CircuitError(f"{name}: axis {axis} is out of range for {ndim} axes" + user_line())
+    return int(axis) % ndim
+
+
+def _stack(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"arrays": None, "axis": None})
+    builder, parts = _operands(func, bound["arrays"])
+    axis = _axis_of(func, bound.get("axis", 0), len(parts[0].shape) + 1)
+    return builder.apply("stack", *parts, axis=axis)
+
+
+def _at_least(rank: int) -> Callable[..., Any]:
+    def handler(func: Any, args: tuple, kwargs: dict) -> Any:
+        if kwargs:
+            raise CircuitError(f"{_numpy_name(func)} takes no keyword arguments" + user_line())
+        out = [_atleast(a, rank) for a in args]
+        return out[0] if len(out) == 1 else tuple(out)
+
+    return handler
+
+
+def _atleast(x: Value, rank: int) -> Value:
+    # NumPy's layouts: a scalar is (1,), (1, 1), (1, 1, 1); a vector (1, n), (1, n, 1).
+    s = x.shape
+    if len(s) >= rank:
+        return x
+    if rank == 1:
+        return x.reshape(1)
+    if rank == 2:
+        return x.reshape((1,) * (2 - len(s)) + s)
+    return x.reshape({0: (1, 1, 1), 1: (1,) + s + (1,), 2: s + (1,)}[len(s)])
+
+
+def _hstack(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"tup": None})
+    builder, parts = _operands(func, bound["tup"])
+    parts = [_atleast(p, 1) for p in parts]
+    axis = 0 if len(parts[0].shape) == 1 else 1
+    return builder.apply("concatenate", *parts, axis=axis)
+
+
+def _vstack(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"tup": None})
+    builder, parts = _operands(func, bound["tup"])
+    return builder.apply("concatenate", *(_atleast(p, 2) for p in parts), axis=0)
+
+
+def _reshape(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "shape": None, "newshape": None,
+                                       "order": ("C",)})
+    shape = bound.get("shape", bound.get("newshape"))
+    return _value(func, bound["a"]).reshape(shape)
+
+
+def _ravel(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "order": ("C",)})
+    return _value(func, bound["a"]).ravel()
+
+
+def _expand_dims(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "axis": None})
+    x = _value(func, bound["a"])
+    axes = bound["axis"] if isinstance(bound["axis"], (tuple, list)) else (bound["axis"],)
+    ndim = len(x.shape) + len(axes)
+    new = sorted(_axis_of(func, a, ndim) for a in axes)
+    rest = iter(x.shape)
+    return x.reshape(tuple(1 if k in new else next(rest) for k in range(ndim)))
+
+
+def _squeeze(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "axis": None})
+    x = _value(func, bound["a"])
+    axis = bound.get("axis")
+    if axis is None:
+        drop = {k for k, n in enumerate(x.shape) if n == 1}
+    else:
+        drop = {_axis_of(func, a, len(x.shape))
+                for a in (axis if isinstance(axis, (tuple, list)) else (axis,))}
+        if any(x.shape[k] != 1 for k in drop):
+            raise CircuitError(f"numpy.squeeze: axis {axis} of shape {x.shape} does not have "
+                               "length 1" + user_line())
+    return x.reshape(tuple(n for k, n in enumerate(x.shape) if k not in drop))
+
+
+def _flip(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"m": None, "axis": None})
+    x = _value(func, bound["m"])
+    axis = bound.get("axis")
+    axes = range(len(x.shape)) if axis is None else [
+        _axis_of(func, a, len(x.shape)) for a in (axis if isinstance(axis, (tuple, list))
+                                                  else (axis,))]
+    index = tuple(slice(None, None, -1) if k in axes else slice(None)
+                  for k in range(len(x.shape)))
+    return x[index]
+
+
+def _cumsum(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "axis": None})
+    x = _value(func, bound["a"])
+    axis = bound.get("axis")
+    return x.cumsum(None if axis is None else _axis_of(func, axis, len(x.shape)))
+
+
+def _diff(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "n": None, "axis": None})
+    x = _value(func, bound["a"])
+    n, axis = bound.get("n", 1), _axis_of(func, bound.get("axis", -1), len(x.shape))
+    for _ in range(n):
+        lo = tuple(slice(None, -1) if k == axis else slice(None) for k in range(len(x.shape)))
+        hi = tuple(slice(1, None) if k == axis else slice(None) for k in range(len(x.shape)))
+        x = x[hi] - x[lo]
+    return x
+
+
+def _take(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "indices": None, "axis": None})
+    x, axis = _value(func, bound["a"]), bound.get("axis")
+    if axis is None:
+        return x.ravel()[list(np.atleast_1d(bound["indices"]))]
+    axis = _axis_of(func, axis, len(x.shape))
+    return x[(slice(None),) * axis + (list(np.atleast_1d(bound["indices"])),)]
 
 
 def _outer(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -259,6 +429,24 @@ _FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.norm: _norm,
     np.transpose: _transpose,
     np.outer: _outer,
+    np.concatenate: _concatenate,
+    np.stack: _stack,
+    np.hstack: _hstack,
+    np.vstack: _vstack,
+    np.atleast_1d: _at_least(1),
+    np.atleast_2d: _at_least(2),
+    np.atleast_3d: _at_least(3),
+    np.reshape: _reshape,
+    np.ravel: _ravel,
+    np.expand_dims: _expand_dims,
+    np.squeeze: _squeeze,
+    np.flip: _flip,
+    np.cumsum: _cumsum,
+    np.diff: _diff,
+    np.take: _take,
+    np.shape: lambda f, a, k: _bind(f, a, k, {"a": None})["a"].shape,
+    np.ndim: lambda f, a, k: len(_bind(f, a, k, {"a": None})["a"].shape),
+    np.size: lambda f, a, k: _value(f, _bind(f, a, k, {"a": None})["a"]).size,
 }
 
 
@@ -295,7 +483,12 @@ class _NumpyDispatch:
         handler = _FUNCTIONS.get(func)
         if handler is None:
             raise _refuse(_numpy_name(func))
-        return handler(func, args, kwargs)
+        try:
+            return handler(func, args, kwargs)
+        except CircuitError as e:
+            if " (at " in str(e):
+                raise
+            raise type(e)(f"{_numpy_name(func)}: {e}" + user_line()) from None
 
 
 Value.numpy_dispatch = _NumpyDispatch()

@@ -282,7 +282,7 @@ class _Drawing:
                 head = _h(_number(c.params(i)))
         else:
             fill, line = _ADJOINT if self.in_adjoint(i) else _FORWARD
-            symbol = _h(PRIMITIVES[op].label)
+            symbol = _h(PRIMITIVES[op].display(c.params(i)))
             title = self.title(i)
             if output and title is None:
                 title = self.out_names[i][0]

@@ -66,10 +66,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import elementwise, tensor
-from .core import Primitive, Shape, align, broadcast_shape, call, normalize_axis, sum_optional
+from . import elementwise, runtime, shape_ops, tensor
+from .core import (Primitive, Scatter, Shape, align, broadcast_shape, call, normalize_axis,
+                   sum_optional)
 
-__all__ = ["PRIMITIVES", "FUNCTIONS", "BINARY_OPERATORS", "Primitive", "Shape", "align",
+__all__ = ["PRIMITIVES", "FUNCTIONS", "BINARY_OPERATORS", "NAMESPACE", "Primitive", "Scatter",
+           "Shape", "align",
            "broadcast_shape", "call", "compiled", "evaluate", "shape_cases", "shape_of",
            "normalize_axis", "sum_optional"]
 
@@ -80,7 +82,7 @@ _LEAVES: list[Primitive] = [
 ]
 
 PRIMITIVES: dict[str, Primitive] = {
-    p.name: p for p in _LEAVES + elementwise.RECORDS + tensor.RECORDS}
+    p.name: p for p in _LEAVES + elementwise.RECORDS + tensor.RECORDS + shape_ops.RECORDS}
 """Every primitive by name."""
 
 class _Functions(Mapping[str, str]):
@@ -136,6 +138,10 @@ def shape_of(name: str, shapes: tuple[Shape, ...], params: dict[str, Any]) -> Sh
     return prim.shape(*shapes, **params)
 
 
+NAMESPACE: dict[str, Any] = {"_np": np, "_cg": runtime}
+"""The globals of every template: NumPy as ``_np``, circuitgrad's few helpers as ``_cg``
+(:mod:`circuitgrad.primitives.runtime`). The generated code and :func:`compiled` use it."""
+
 _COMPILED: dict[tuple, Callable[..., Any]] = {}
 
 
@@ -158,7 +164,7 @@ def compiled(name: str, params: Mapping[str, Any] | None, shapes: Sequence[Shape
         names = [f"a{i}" for i in range(len(shapes))]
         source = f"lambda {', '.join(names)}: {prim.code(names, params, shapes, batched)}"
         # The template is circuitgrad's own code, never user text.
-        fn = eval(source, {"_np": np})  # noqa: S307
+        fn = eval(source, dict(NAMESPACE))  # noqa: S307
         _COMPILED[key] = fn
     return fn
 

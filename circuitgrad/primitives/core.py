@@ -36,6 +36,13 @@ class Primitive:
     # rule-size measurements build (default: scalars).
     cases: tuple[tuple[Shape, ...], ...] = field(default=())
     variadic: bool = False  # takes ``arity`` or more arguments (concatenate, stack ...)
+    # Params for the rule-size measurements, for ops whose params have no default.
+    example: dict[str, Any] = field(default_factory=dict)
+    label_of: Callable[..., str] | None = None  # the label from the params (x[1:] shows [1:])
+
+    def display(self, params: Mapping[str, Any] | None) -> str:
+        """The label a diagram shows for a node with these params."""
+        return self.label_of(**params) if self.label_of is not None and params else self.label
 
     def code(self, args: Sequence[str], params: Mapping[str, Any], shapes: Sequence[Shape],
              batched: Sequence[bool] | None = None) -> str:
@@ -111,3 +118,15 @@ def sum_optional(a: Any, b: Any) -> Any:
     if a is None:
         return b
     return a if b is None else a + b
+
+
+class Scatter:
+    """A contribution of a ``vjp`` rule that adds ``bar`` into the part ``index`` of its
+    argument (the adjoint of a read ``x[index]``). The adjoint pass gathers every such
+    contribution to one node into a single ``scatter_add``: one accumulator, not a dense
+    array of zeros per read."""
+
+    __slots__ = ("bar", "index")
+
+    def __init__(self, bar: Any, index: tuple):
+        self.bar, self.index = bar, index

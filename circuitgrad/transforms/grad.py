@@ -15,6 +15,13 @@ that is at most N adds. So ``g.size <= (R + 2) * c.size``: :data:`SIZE_FACTOR` (
 ``a ** b`` with both operands active). Broadcasting adds one ``sum_to`` per operand:
 :data:`TENSOR_SIZE_FACTOR` (9).
 
+Reads of parts of a node (``x[i]``, ``x[1:]``: ``getitem``) contribute a Scatter; all of a
+node's reads add into one ``scatter_add``, so each read costs at most one node (its share of
+that node, counted in its rule size) and no dense array of its own: a loop over the n entries
+of a vector has an adjoint of O(n) nodes that evaluates in O(n). A node with a variable
+number of arguments (``concatenate``, ``stack``) counts as ``k - 1`` nodes for k arguments
+(the binary nodes it stands for; :func:`bound_size`), since its rule costs per argument.
+
     >>> import circuitgrad as cg
     >>> g = cg.grad(cg.parse("J = w*x + b"))
     >>> g.outputs
@@ -31,7 +38,7 @@ import numpy as np
 
 from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
-from ..primitives import PRIMITIVES, shape_cases
+from ..primitives import PRIMITIVES, Scatter, shape_cases
 from .simplify import simplify as simplify_circuit
 
 
@@ -131,8 +138,22 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
         adjoint[out_id] = b.const_id(1.0)
     adjoint_of: dict[int, int] = {}
     n, names, shapes = len(c), c._names, c._shapes
+    # Reads of parts of a node (x[i], x[1:]) add into one scatter_add per node, made when the
+    # sweep reaches the node: (value, index) pairs until then.
+    scattered: dict[int, list[tuple[int, tuple]]] = {}
+
+    def gathered(i: int) -> int | None:
+        parts = scattered.pop(i, None)
+        if parts is None:
+            return adjoint.get(i)
+        into = b.apply_id("scatter_add", tuple(v for v, _ in parts),
+                          {"shape": shapes[i], "indices": tuple(ix for _, ix in parts)})
+        dense = adjoint.get(i)
+        adjoint[i] = into if dense is None else b.apply_id("add", (dense, into))
+        return adjoint[i]
+
     for i in range(out_id, -1, -1):
-        bar = adjoint.get(i)
+        bar = gathered(i)
         if bar is None or c._ops[i] in LEAVES:
             continue
         del adjoint[i]
@@ -149,6 +170,9 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
         for a, ok, contribution in zip(args, need, _contributions(b, c, i, bar, need)):
             if contribution is None or not ok:
                 continue
+            if type(contribution) is Scatter:
+                scattered.setdefault(a, []).append((contribution.bar.id, contribution.index))
+                continue
             cid = contribution.id
             if elementwise and shapes[a] != shapes[i]:
                 # The argument was broadcast: its adjoint sums the node's over the copies.
@@ -160,7 +184,7 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
     taken = set(c.inputs) | {out_name}
     ids = dict(zip(c.inputs, c.input_ids))
     for name in wrt:
-        node = adjoint.get(ids[name])
+        node = gathered(ids[name])
         shape = c.shape(ids[name])
         if node is None:
             node = b.const_id(np.zeros(shape) if shape else 0.0)
@@ -204,11 +228,12 @@ def _scale(bar: Value, p: Any) -> Value:
 
 
 def sample_node(op: str, shapes: tuple) -> tuple[Builder, list[Value], Value]:
-    """A builder holding one ``op`` node on fresh inputs ``a0, a1 ...`` of ``shapes``: what
-    the rule-size measurements of the adjoint and tangent passes differentiate."""
+    """A builder holding one ``op`` node on fresh inputs ``a0, a1 ...`` of ``shapes`` (with
+    the record's ``example`` params): what the rule-size measurements of the adjoint and
+    tangent passes differentiate."""
     b = Builder()
     args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
-    return b, args, b.apply(op, *args)
+    return b, args, b.apply(op, *args, **PRIMITIVES[op].example)
 
 
 def rule_size(op: str) -> int:
@@ -222,9 +247,13 @@ def rule_size(op: str) -> int:
         b, args, out = sample_node(op, shapes)
         bar = b.input("bar", out.shape)
         before = len(b.ops)
-        contribs = (prim.vjp(bar, out, *args) if prim.vjp else
-                    tuple(None if p is None else bar * p for p in prim.partials(out, *args)))
-        live = {x.id for x in contribs if x is not None}
+        params = b.params[out.id] or {}
+        contribs = (prim.vjp(bar, out, *args, **params) if prim.vjp else
+                    tuple(None if p is None else bar * p
+                          for p in prim.partials(out, *args, **params)))
+        # A Scatter costs its share of one scatter_add: at most one node.
+        scattered = sum(1 for x in contribs if type(x) is Scatter)
+        live = {x.id for x in contribs if x is not None and type(x) is not Scatter}
         # Count the nodes the contributions actually use (dead intermediates are dropped).
         stack, seen = list(live), set()
         while stack:
@@ -233,7 +262,7 @@ def rule_size(op: str) -> int:
                 continue
             seen.add(j)
             stack.extend(b.args[j])
-        worst = max(worst, len(seen))
+        worst = max(worst, len(seen) + scattered)
     return worst
 
 
@@ -255,3 +284,19 @@ circuit), derived from the primitive table (see the module docstring)."""
 
 TENSOR_SIZE_FACTOR = _size_factor(broadcasting=True)
 """K for tensor circuits whose elementwise ops broadcast (one ``sum_to`` per operand)."""
+
+
+def bound_size(c: Circuit) -> int:
+    """The size the bound ``grad(c).size <= K * bound_size(c)`` is stated for: ``c.size``,
+    with a node of k > 2 arguments counted as k - 1 nodes (concatenate, stack ...).
+
+        >>> import circuitgrad as cg
+        >>> bound_size(cg.parse("x*y + 1"))
+        2
+    """
+    extra = 0
+    for i in range(len(c)):
+        k = len(c.args(i))
+        if k > 2:
+            extra += k - 2
+    return c.size + extra

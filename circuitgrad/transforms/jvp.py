@@ -312,7 +312,7 @@ def tangent_rule_size(op: str) -> int:
     worst = 0
     for shapes in shape_cases(op):
         b, _, out = sample_node(op, shapes)
-        c = b.finish([("f", out)])
+        c = b.finish([("f", out)], inputs=[f"a{k}" for k in range(len(shapes))])
         b = Builder(c)
         seeds = {i: b.input(f"t{k}", c.shape(i)).id for k, i in enumerate(c.input_ids)}
         t = tangent_sweep(b, c, seeds).get(c.output_ids[0])

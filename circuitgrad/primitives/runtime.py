@@ -1,0 +1,61 @@
+"""The few helpers the generated code calls where NumPy has no expression for a step (bound as
+``_cg`` next to NumPy's ``_np``): joining points that may carry different batch axes, and adding
+values into places of a zero array (the adjoints of indexing).
+
+Each helper follows the batch semantics (docs/semantics.md): the last axes of an argument are
+the point's, the leading ones are batch axes, and batch axes broadcast.
+
+    >>> import numpy as np
+    >>> concatenate([np.ones((2, 1)), np.zeros(2)], -1, 1).shape  # two points + one
+    (2, 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def _batched(values: Sequence[Any], rank: int) -> list[np.ndarray]:
+    """The values with one broadcast batch shape, each keeping its own point axes."""
+    arrays = [np.asarray(v) for v in values]
+    batch = np.broadcast_shapes(*(a.shape[:a.ndim - rank] for a in arrays))
+    return [a if a.shape[:a.ndim - rank] == batch else
+            np.broadcast_to(a, batch + a.shape[a.ndim - rank:]) for a in arrays]
+
+
+def concatenate(values: Sequence[Any], axis: int, rank: int) -> np.ndarray:
+    """``np.concatenate`` of points of ``rank`` axes along the (negative) point ``axis``."""
+    return np.concatenate(_batched(values, rank), axis=axis)
+
+
+def stack(values: Sequence[Any], axis: int, rank: int) -> np.ndarray:
+    """``np.stack`` of points of ``rank`` axes at the (negative) axis of the result."""
+    return np.stack(_batched(values, rank), axis=axis)
+
+
+def scatter_add(shape: tuple[int, ...], places: Sequence[tuple[Any, int]],
+                *values: Any) -> np.ndarray:
+    """Zeros of the point ``shape`` with each value added at its place: ``places[k]`` is
+    (an index that starts with ``...``, the rank of the region it selects). The adjoint of
+    reading parts of one array (``x[0]``, ``x[1:]`` ...): one accumulator for all of them."""
+    batch = np.broadcast_shapes(*(np.shape(v)[:np.ndim(v) - r]
+                                  for (_, r), v in zip(places, values)))
+    out = np.zeros(tuple(batch) + tuple(shape))
+    for (index, _), v in zip(places, values):
+        out[index] += v
+    return out
+
+
+def put_add(value: Any, shape: tuple[int, ...], axis: int,
+            indices: Sequence[int]) -> np.ndarray:
+    """Zeros of the point ``shape`` with ``value`` added at ``indices`` along the (negative)
+    ``axis``, repeated indices adding up: the adjoint of ``np.take``."""
+    value = np.asarray(value)
+    batch = value.shape[:value.ndim - len(shape)]
+    out = np.zeros(tuple(batch) + tuple(shape))
+    where: list[Any] = [slice(None)] * out.ndim
+    where[axis] = np.asarray(indices, dtype=np.intp)
+    np.add.at(out, tuple(where), value)
+    return out

@@ -1,0 +1,386 @@
+"""Indexing, joining and reshaping: NumPy's shape operations as primitives.
+
+``getitem`` is basic indexing (``x[1:]``, ``x[:, 0]``, ``x[..., None]``) with constant indices,
+canonical in its ``index`` param: one entry per axis of the point, plus ``None`` for each new
+axis. An entry is an int ``k ≥ 0`` (picks one entry; the axis goes), ``None`` (a new axis of
+length 1), or a slice ``(start, stop, step)`` of ints with ``0 ≤ start``, where ``stop`` is
+None only for a negative step that runs past the front. :func:`normalize_index` makes the
+canonical index from any NumPy basic index, or raises a ShapeError naming the position.
+
+The adjoint of a read is a :class:`~circuitgrad.primitives.core.Scatter`: the adjoint pass
+gathers every read of one node into ONE ``scatter_add`` (an array of zeros, each read's
+adjoint added into its place), so that ``sum(f(x[i]) for i in range(n))`` costs O(n) nodes and
+O(n) memory and time to evaluate, not a dense array per read. Integer-array indexing
+(``x[[0, 2, 5]]``) is ``take``; its adjoint, ``put_add``, adds repeated indices up.
+
+Joining and reshaping are linear too; each declares its adjoint (``vjp``) and tangent
+(``jvp``) directly. Their templates count point axes from the end and broadcast batch axes
+(``_cg``: :mod:`circuitgrad.primitives.runtime`).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Sequence
+
+from ..errors import ShapeError
+from .core import Primitive, Scatter, Shape, call, normalize_axis
+
+Index = tuple[Any, ...]
+
+
+# -- indices -------------------------------------------------------------------------------
+
+def _entry(op: str, k: Any, what: str) -> int:
+    try:
+        return operator.index(k)
+    except TypeError:
+        raise ShapeError(f"{op}: {what} must be an integer constant, got {k!r}") from None
+
+
+def normalize_index(index: Any, shape: Shape, op: str = "index") -> Index:
+    """The canonical ``getitem`` index of NumPy's basic index ``index`` into a point of
+    ``shape`` (ints, slices, ``None``, ``...``), or a ShapeError naming what is out of range.
+
+        >>> normalize_index((slice(1, None), 0), (4, 3))
+        ((1, 4, 1), 0)
+        >>> normalize_index((Ellipsis, None), (2,))
+        ((0, 2, 1), None)
+        >>> normalize_index(slice(None, None, -1), (3,))
+        ((2, None, -1),)
+    """
+    items = list(index) if isinstance(index, tuple) else [index]
+    if sum(1 for e in items if e is Ellipsis) > 1:
+        raise ShapeError(f"{op}: an index can have only one '...'")
+    used = sum(1 for e in items if e is not None and e is not Ellipsis)
+    if used > len(shape):
+        raise ShapeError(f"{op}: too many indices ({used}) for a point of shape {shape}")
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        items[k:k + 1] = [slice(None)] * (len(shape) - used)
+    else:
+        items += [slice(None)] * (len(shape) - used)
+    out: list[Any] = []
+    axis = 0
+    for e in items:
+        if e is None:
+            out.append(None)
+            continue
+        n = shape[axis]
+        if isinstance(e, slice):
+            step = 1 if e.step is None else _entry(op, e.step, "a slice step")
+            if step == 0:
+                raise ShapeError(f"{op}: slice step cannot be zero (axis {axis})")
+            start = None if e.start is None else _entry(op, e.start, "a slice bound")
+            stop = None if e.stop is None else _entry(op, e.stop, "a slice bound")
+            start, stop, step = slice(start, stop, step).indices(n)
+            out.append((start, None if stop < 0 else stop, step))
+        else:
+            if isinstance(e, bool):
+                raise ShapeError(f"{op}: a boolean index is not supported (axis {axis})")
+            k = _entry(op, e, "an index")
+            if not -n <= k < n:
+                raise ShapeError(f"{op}: index {k} is out of range for axis {axis} of length "
+                                 f"{n} (shape {shape})")
+            out.append(k % n)
+        axis += 1
+    return tuple(out)
+
+
+def _slice_length(start: int, stop: int | None, step: int) -> int:
+    stop = -1 if stop is None else stop
+    return max(0, -(-(stop - start) // step)) if step > 0 else max(0, -(-(start - stop) // -step))
+
+
+def _getitem_shape(x: Shape, index: Index) -> Shape:
+    out: list[int] = []
+    axis = 0
+    for e in index:
+        if e is None:
+            out.append(1)
+            continue
+        if axis >= len(x):
+            raise ShapeError(f"getitem: index {index} has more entries than shape {x}")
+        n = x[axis]
+        if isinstance(e, tuple) and len(e) == 3:
+            start, stop, step = e
+            ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, step))
+            if not ints or step == 0 or not 0 <= start <= n or not (
+                    stop is None and step < 0 or isinstance(stop, int) and 0 <= stop <= n):
+                raise ShapeError(f"getitem: slice {e} does not fit axis {axis} of length {n}")
+            out.append(_slice_length(start, stop, step))
+        elif isinstance(e, int) and not isinstance(e, bool) and 0 <= e < n:
+            pass
+        else:
+            raise ShapeError(f"getitem: entry {e!r} does not fit axis {axis} of length {n}")
+        axis += 1
+    if axis != len(x):
+        raise ShapeError(f"getitem: index {index} does not name every axis of shape {x}")
+    return tuple(out)
+
+
+def index_text(index: Index, shape: Shape | None = None) -> str:
+    """NumPy's spelling of a canonical index into a point of ``shape`` (when known, a slice
+    to the end is written open): ``1:, 0, None``.
+
+        >>> index_text(((1, 4, 1), 0, None, (2, None, -1)), (4, 3, 5))
+        '1:, 0, None, 2::-1'
+    """
+    parts = []
+    axis = 0
+    for e in index:
+        if e is None:
+            parts.append("None")
+            continue
+        n = None if shape is None else shape[axis]
+        axis += 1
+        if isinstance(e, int):
+            parts.append(repr(e))
+            continue
+        start, stop, step = e
+        end = stop is None or (step > 0 and stop == n)
+        open_start = start == 0 if step > 0 else n is not None and start == n - 1
+        text = ("" if open_start else str(start)) + ":" + ("" if end else str(stop))
+        parts.append(text + ("" if step == 1 else f":{step}"))
+    return ", ".join(parts)
+
+
+def _full(index: Index, shape: Shape) -> bool:
+    return all(isinstance(e, tuple) and e == (0, n, 1) for e, n in zip(index, shape)) and \
+        len(index) == len(shape)
+
+
+def _getitem_template(x: str, shapes: tuple[Shape, ...], index: Index) -> str:
+    return f"{x}[..., {index_text(index, shapes[0])}]" if index else x
+
+
+def _scatter_add_template(*args: Any, shapes: tuple[Shape, ...], shape: Shape,
+                          indices: tuple[Index, ...]) -> str:
+    places = ", ".join(f"(_np.s_[..., {index_text(ix, shape)}], {len(_getitem_shape(shape, ix))})"
+                       for ix in indices)
+    return f"_cg.scatter_add({tuple(shape)!r}, [{places}], {', '.join(args)})"
+
+
+def _scatter_add_shape(*shapes: Shape, shape: Shape, indices: tuple[Index, ...]) -> Shape:
+    if len(indices) != len(shapes):
+        raise ShapeError(f"scatter_add: {len(shapes)} values for {len(indices)} places")
+    for s, ix in zip(shapes, indices):
+        if _getitem_shape(tuple(shape), ix) != tuple(s):
+            raise ShapeError(f"scatter_add: a value of shape {s} does not fit place {ix}")
+    return tuple(shape)
+
+
+def _scatter_add_vjp(bar: Any, out: Any, *args: Any, shape: Shape,
+                     indices: tuple[Index, ...]) -> tuple:
+    return tuple(call("getitem", bar, index=ix) for ix in indices)
+
+
+def _scatter_add_jvp(tangents: tuple, out: Any, *args: Any, shape: Shape,
+                     indices: tuple[Index, ...]) -> Any:
+    given = [(t, ix) for t, ix in zip(tangents, indices) if t is not None]
+    if not given:
+        return None
+    return call("scatter_add", *(t for t, _ in given), shape=shape,
+                indices=tuple(ix for _, ix in given))
+
+
+# -- take: integer-array indexing along one axis ------------------------------------------
+
+def _take_shape(x: Shape, indices: tuple[int, ...], axis: int) -> Shape:
+    axis = normalize_axis("take", x, axis)
+    if axis is None or not indices or any(not 0 <= k < x[axis] for k in indices):
+        raise ShapeError(f"take: indices {list(indices)} do not fit axis {axis} of shape {x}")
+    return x[:axis] + (len(indices),) + x[axis + 1:]
+
+
+def _take_template(x: str, shapes: tuple[Shape, ...], indices: tuple[int, ...],
+                   axis: int) -> str:
+    return f"_np.take({x}, {list(indices)!r}, axis={axis - len(shapes[0])})"
+
+
+def _put_add_shape(x: Shape, indices: tuple[int, ...], axis: int, shape: Shape) -> Shape:
+    if _take_shape(tuple(shape), indices, axis) != tuple(x):
+        raise ShapeError(f"put_add: a value of shape {x} does not fit {shape} at {indices}")
+    return tuple(shape)
+
+
+def _put_add_template(x: str, shapes: tuple[Shape, ...], indices: tuple[int, ...],
+                      axis: int, shape: Shape) -> str:
+    return f"_cg.put_add({x}, {tuple(shape)!r}, {axis - len(shape)}, {list(indices)!r})"
+
+
+# -- joining --------------------------------------------------------------------------------
+
+def _concatenate_shape(*shapes: Shape, axis: int) -> Shape:
+    first = shapes[0]
+    if not first:
+        raise ShapeError("concatenate: scalars cannot be joined (stack them)")
+    if not 0 <= axis < len(first):
+        raise ShapeError(f"concatenate: axis {axis} is out of range for shape {first}")
+    for s in shapes[1:]:
+        if len(s) != len(first) or any(a != b for k, (a, b) in enumerate(zip(s, first))
+                                        if k != axis):
+            listed = ", ".join(map(str, shapes))
+            raise ShapeError(f"concatenate: shapes {listed} do not fit along axis {axis}")
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
+
+
+def _concatenate_vjp(bar: Any, out: Any, *args: Any, axis: int) -> tuple:
+    parts, start = [], 0
+    for a in args:
+        n = a.shape[axis]
+        index = tuple((0, m, 1) if k != axis else (start, start + n, 1)
+                      for k, m in enumerate(out.shape))
+        parts.append(call("getitem", bar, index=index))
+        start += n
+    return tuple(parts)
+
+
+def _zeros_like(t: Any, shape: Shape) -> Any:
+    import numpy as np
+
+    return t.builder.const(np.zeros(shape)) if shape else t.builder.const(0.0)
+
+
+def _joined_jvp(name: str) -> Any:
+    def jvp(tangents: tuple, out: Any, *args: Any, axis: int) -> Any:
+        given = next((t for t in tangents if t is not None), None)
+        if given is None:
+            return None
+        parts = [t if t is not None else _zeros_like(given, a.shape)
+                 for t, a in zip(tangents, args)]
+        return call(name, *parts, axis=axis)
+
+    return jvp
+
+
+def _stack_shape(*shapes: Shape, axis: int) -> Shape:
+    first = shapes[0]
+    if any(s != first for s in shapes):
+        raise ShapeError(f"stack: shapes {', '.join(map(str, shapes))} differ")
+    if not 0 <= axis <= len(first):
+        raise ShapeError(f"stack: axis {axis} is out of range for points of shape {first}")
+    return first[:axis] + (len(shapes),) + first[axis:]
+
+
+def _stack_vjp(bar: Any, out: Any, *args: Any, axis: int) -> tuple:
+    return tuple(call("getitem", bar, index=tuple(
+        k if j == axis else (0, m, 1) for j, m in enumerate(out.shape)))
+        for k in range(len(args)))
+
+
+def _joined_template(fn: str, grow: int) -> Any:
+    def template(*args: str, shapes: tuple[Shape, ...], axis: int) -> str:
+        rank = len(shapes[0])
+        return f"_cg.{fn}([{', '.join(args)}], {axis - rank - grow}, {rank})"
+
+    return template
+
+
+# -- reshaping -------------------------------------------------------------------------------
+
+def _reshape_shape(x: Shape, shape: Shape) -> Shape:
+    if math.prod(x) != math.prod(shape) or any(n < 0 for n in shape):
+        raise ShapeError(f"reshape: a point of shape {x} cannot become shape {tuple(shape)}")
+    return tuple(shape)
+
+
+def _reshape_template(x: str, shapes: tuple[Shape, ...], shape: Shape) -> str:
+    rank = len(shapes[0])
+    batch = f"_np.shape({x})" if rank == 0 else f"_np.shape({x})[:-{rank}]"
+    return f"_np.reshape({x}, {batch} + {tuple(shape)!r})"
+
+
+def _permute_shape(x: Shape, axes: tuple[int, ...]) -> Shape:
+    if sorted(axes) != list(range(len(x))):
+        raise ShapeError(f"permute_dims: axes {list(axes)} are not a permutation of the axes "
+                         f"of shape {x}")
+    return tuple(x[a] for a in axes)
+
+
+def _permute_template(x: str, shapes: tuple[Shape, ...], axes: tuple[int, ...]) -> str:
+    rank = len(axes)
+    source = tuple(a - rank for a in axes)
+    return f"_np.moveaxis({x}, {source}, {tuple(range(-rank, 0))})"
+
+
+def _inverse(axes: Sequence[int]) -> tuple[int, ...]:
+    inv = [0] * len(axes)
+    for j, a in enumerate(axes):
+        inv[a] = j
+    return tuple(inv)
+
+
+def _cumsum_vjp(bar: Any, out: Any, x: Any, axis: int) -> tuple:
+    # The adjoint of a running sum is the running sum from the other end.
+    flip = tuple((n - 1, None, -1) if k == axis else (0, n, 1) for k, n in enumerate(x.shape))
+    return (call("getitem", call("cumsum", call("getitem", bar, index=flip), axis=axis),
+                 index=flip),)
+
+
+def _linear(name: str) -> Any:
+    def jvp(tangents: tuple, out: Any, *args: Any, **params: Any) -> Any:
+        (t,) = tangents
+        return None if t is None else call(name, t, **params)
+
+    return jvp
+
+
+def _cumsum_template(x: str, shapes: tuple[Shape, ...], axis: int) -> str:
+    return f"_np.cumsum({x}, axis={axis - len(shapes[0])})"
+
+
+def _getitem_label(index: Index) -> str:
+    return f"[{index_text(index)}]"
+
+
+RECORDS: list[Primitive] = [
+    # x[index], a view. Its adjoint is gathered with the node's other reads (Scatter).
+    Primitive("getitem", 1, _getitem_template, "[ ]", params=("index",),
+              shape=_getitem_shape, vjp=lambda bar, out, x, index: (Scatter(bar, index),),
+              jvp=_linear("getitem"), label_of=_getitem_label, internal=True,
+              cases=(((4, 3),),), example={"index": ((1, 4, 1), 0)}),
+    # Zeros of ``shape`` with each argument added at its place: the adjoint of the reads.
+    Primitive("scatter_add", 1, _scatter_add_template, "[ ]+=", params=("shape", "indices"),
+              shape=_scatter_add_shape, vjp=_scatter_add_vjp, jvp=_scatter_add_jvp,
+              variadic=True, internal=True, cases=(((3,), (3,)),),
+              example={"shape": (4, 3), "indices": (((1, 4, 1), 0), (0, (0, 3, 1)))}),
+    Primitive("take", 1, _take_template, "take", params=("indices", "axis"),
+              shape=_take_shape, numpy=("take",),
+              vjp=lambda bar, out, x, indices, axis: (
+                  call("put_add", bar, indices=indices, axis=axis, shape=x.shape),),
+              jvp=_linear("take"), internal=True, cases=(((4, 3),),),
+              example={"indices": (0, 2, 2), "axis": 0}),
+    Primitive("put_add", 1, _put_add_template, "take⁺", params=("indices", "axis", "shape"),
+              shape=_put_add_shape,
+              vjp=lambda bar, out, x, indices, axis, shape: (
+                  call("take", bar, indices=indices, axis=axis),),
+              jvp=_linear("put_add"), internal=True, cases=(((3, 3),),),
+              example={"indices": (0, 2, 2), "axis": 0, "shape": (4, 3)}),
+    Primitive("concatenate", 1, _joined_template("concatenate", 0), "concat",
+              params=("axis",), shape=_concatenate_shape, vjp=_concatenate_vjp,
+              jvp=_joined_jvp("concatenate"), variadic=True, numpy=("concatenate",),
+              cases=(((2, 3), (1, 3)),), example={"axis": 0}),
+    Primitive("stack", 1, _joined_template("stack", 1), "stack", params=("axis",),
+              shape=_stack_shape, vjp=_stack_vjp, jvp=_joined_jvp("stack"), variadic=True,
+              numpy=("stack",), cases=(((3,), (3,)),), example={"axis": 0}),
+    Primitive("reshape", 1, _reshape_template, "reshape", params=("shape",),
+              shape=_reshape_shape, numpy=("reshape",),
+              vjp=lambda bar, out, x, shape: (call("reshape", bar, shape=x.shape),),
+              jvp=_linear("reshape"), cases=(((2, 3),),), example={"shape": (3, 2)}),
+    Primitive("permute_dims", 1, _permute_template, "ᵀ", params=("axes",),
+              shape=_permute_shape,
+              vjp=lambda bar, out, x, axes: (call("permute_dims", bar, axes=_inverse(axes)),),
+              jvp=_linear("permute_dims"), cases=(((2, 1, 3),),),
+              example={"axes": (2, 0, 1)}),
+    Primitive("cumsum", 1, _cumsum_template, "cumsum", params=("axis",), shape=lambda x, axis: _cumsum_shape(x, axis),
+              numpy=("cumsum",), vjp=_cumsum_vjp, jvp=_linear("cumsum"), cases=(((4,),),),
+              example={"axis": 0}),
+]
+
+
+def _cumsum_shape(x: Shape, axis: int) -> Shape:
+    if normalize_axis("cumsum", x, axis) is None or not x:
+        raise ShapeError(f"cumsum: needs an axis of a point with axes, got shape {x}")
+    return tuple(x)
