@@ -29,6 +29,7 @@ attribute lists the argument positions (``(0, 1)`` for ``x*x``).
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import math
 import operator
@@ -455,6 +456,11 @@ class Value:
             raise type(e)(str(e) + user_line()) from None
 
     def _take(self, items: tuple, arrays: list[int]) -> "Value":
+        if Ellipsis in items:  # the axes '...' stands for, as ':'
+            k = items.index(Ellipsis)
+            fill = len(self.shape) - (len(items) - 1 - sum(1 for e in items if e is None))
+            items = items[:k] + (slice(None),) * max(fill, 0) + items[k + 1:]
+            arrays = [j for j, e in enumerate(items) if isinstance(e, (list, np.ndarray))]
         picks = np.asarray(items[arrays[0]])
         others = [e for k, e in enumerate(items) if k != arrays[0]]
         if len(arrays) > 1 or picks.ndim != 1 or picks.dtype.kind not in "iu" or any(
@@ -556,25 +562,56 @@ def _permutation(shape: Shape, axes: Any) -> tuple[int, ...]:
     return tuple(a % n for a in axes)
 
 
-def user_line() -> str:
+_PROGRAM_TEXT = contextvars.ContextVar("circuitgrad_program_text", default=False)
+
+
+@contextmanager
+def in_program_text() -> Iterator[None]:
+    """While a front-end builds from program text, errors name the text's line and column
+    (the front-end's own), not a line of Python code: :func:`user_line` says nothing."""
+    token = _PROGRAM_TEXT.set(True)
+    try:
+        yield
+    finally:
+        _PROGRAM_TEXT.reset(token)
+
+
+def user_line(frames: Iterable[Any] | None = None) -> str:
     """`` (at FILE:LINE: code)`` for the innermost frame outside circuitgrad and NumPy: where
-    in the user's code a traced value was misused ('' when there is no such frame)."""
+    in the user's code a traced value was misused ('' when there is no such frame).
+    ``frames``: (frame, line) pairs from the innermost out (default: the calling stack)."""
     import linecache
     import os
     import sys
 
+    if _PROGRAM_TEXT.get():
+        return ""
+    if frames is None:
+        def stack() -> Iterator[tuple[Any, int]]:
+            frame = sys._getframe(1)
+            while frame is not None:
+                yield frame, frame.f_lineno
+                frame = frame.f_back
+        frames = stack()
     here = os.path.dirname(os.path.abspath(__file__))
     numpy_dir = os.path.dirname(np.__file__)
-    frame = sys._getframe(1)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
+    for frame, line in frames:
+        name = frame.f_code.co_filename
+        path = os.path.abspath(name)
         if not (path.startswith(here + os.sep) or path.startswith(numpy_dir + os.sep)
-                or frame.f_code.co_filename.startswith("<frozen")):
-            code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-            return f" (at {where}: {code})" if code else f" (at {where})"
-        frame = frame.f_back
+                or name.startswith("<frozen")):
+            code = linecache.getline(name, line).strip()
+            return f" (at {name}:{line}: {code})" if code else f" (at {name}:{line})"
     return ""
+
+
+def traceback_line(tb: Any) -> str:
+    """:func:`user_line` of the innermost user frame of a traceback."""
+    frames = []
+    while tb is not None:
+        frames.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    return user_line(reversed(frames))
 
 
 def _const_key(value: Any) -> tuple:

@@ -100,7 +100,8 @@ def tensor_programs(draw, max_ops: int = 8):
         a = draw(st.sampled_from(sorted(known)))
         b = draw(st.sampled_from(sorted(known)))
         sa, sb = known[a], known[b]
-        kind = draw(st.sampled_from(["unary", "binary", "matmul", "transpose", "reduce"]))
+        kind = draw(st.sampled_from(["unary", "binary", "matmul", "transpose", "reduce",
+                                     "index", "join", "reshape"]))
         expr, shape = f"sin({a})", sa
         if kind == "unary":
             expr = f"{draw(st.sampled_from(SMOOTH))}({a})"
@@ -122,11 +123,47 @@ def tensor_programs(draw, max_ops: int = 8):
             else:
                 expr = f"{fn}({a}, {axis})"
                 shape = sa[: axis % len(sa)] + sa[axis % len(sa) + 1:]
+        elif kind in ("index", "join", "reshape") and sa:
+            expr, shape = draw(shape_expressions(a, sa, b, sb))
         lines.append(f"v{k} = {expr}")
         known[f"v{k}"] = shape
     # Every line reaches J, so every op is differentiated.
     lines.append("J = " + " + ".join(f"sum(v{k})" for k in range(len(lines))))
     return "\n".join(lines), shapes
+
+
+INDICES = ("[0]", "[-1]", "[1:]", "[:-1]", "[::2]", "[::-1]", "[..., 0]", "[:, 0]",
+           "[None]", "[:, None]", "[[0, 0]]", "[..., [0, -1, 0]]", "[0, 0]")
+
+
+@st.composite
+def shape_expressions(draw, a: str, sa: tuple, b: str, sb: tuple):
+    """(text, shape) of an indexing, joining or reshaping expression over ``a`` (and ``b``),
+    as a program writes it; NumPy on zeros of the same shapes says the result's shape."""
+    za, zb = np.zeros(sa), np.zeros(sb)
+    options = []
+    for ix in INDICES:
+        try:
+            out = eval(f"za{ix}")  # noqa: S307 - our own index texts on our own zeros
+        except IndexError:
+            continue
+        if np.ndim(out) and out.size:
+            options.append((f"{a}{ix}", np.shape(out)))
+    n = len(sa)
+    for axis in range(n):
+        if len(sb) == n and all(x == y for k, (x, y) in enumerate(zip(sa, sb)) if k != axis):
+            options.append((f"concatenate([{a}, {b}], axis={axis})",
+                            np.concatenate([za, zb], axis=axis).shape))
+    if sa == sb:
+        axis = draw(st.integers(0, n))
+        options.append((f"stack([{a}, {b}], axis={axis})", np.stack([za, zb], axis).shape))
+    options += [(f"reshape({a}, {tuple(reversed(sa))})", tuple(reversed(sa))),
+                (f"ravel({a})", (za.size,)), (f"cumsum({a}, axis={n - 1})", sa),
+                (f"flip({a})", sa), (f"{a} - {np.arange(sa[-1], dtype=float).tolist()}", sa)]
+    if n >= 2:
+        axes = tuple(reversed(range(n)))[1:] + (n - 1,)
+        options.append((f"permute_dims({a}, {axes})", np.transpose(za, axes).shape))
+    return draw(st.sampled_from(options))
 
 
 @st.composite

@@ -100,25 +100,22 @@ def test_inputs_constants_operations_outputs_are_distinct():
 
 @pytest.mark.parametrize("op", sorted(p for p in PRIMITIVES if p not in ("input", "const")))
 def test_every_operation_shows_its_label(op):
+    from circuitgrad.primitives import shape_cases
+
     prim = PRIMITIVES[op]
     b = cg.circuit.Builder()
-    if op in ("matmul",):
-        args = [b.input("a", (2, 3)), b.input("b", (3,))]
-    elif op in ("outer",):
-        args = [b.input("a", (2,)), b.input("b", (3,))]
-    elif op in ("sum", "mean", "transpose"):
-        args = [b.input("a", (2, 3))]
-    elif op == "sum_to":
+    # The record's own sample arguments and params (what the rule-size measurements build).
+    args = [b.input(f"a{k}", s) for k, s in enumerate(shape_cases(op)[0])]
+    params = {"sum_to": {"shape": (3,), "ndim": 2}, "broadcast_to": {"shape": (2, 3)}}
+    if op == "sum_to":
         args = [b.input("a", (2, 3))]
     elif op == "broadcast_to":
         args = [b.input("a", (3,))]
-    else:
-        args = [b.input(n) for n in "ab"[: prim.arity]]
-    params = {"sum_to": {"shape": (3,), "ndim": 2}, "broadcast_to": {"shape": (2, 3)}}
-    out = b.apply(op, *args, **params.get(op, {}))
+    out = b.apply(op, *args, **params.get(op, prim.example))
     source = cg.to_dot(b.finish([("f", out)])).source
     assert cg.to_dot(b.finish([("f", out)])).source == source
-    label = prim.label.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    shown = prim.display(b.params[out.id])
+    label = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert label in source
 
 

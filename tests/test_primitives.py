@@ -13,6 +13,19 @@ rng = np.random.default_rng(0)
 REALS = rng.uniform(-3, 3, 50)
 POSITIVE = rng.uniform(0.1, 5, 50)
 
+def _scatter_reference(a, b):
+    z = np.zeros((4, 3))
+    z[1:4, 0] += a
+    z[0, :] += b
+    return z
+
+
+def _put_reference(v):
+    z = np.zeros((4, 3))
+    np.add.at(z, [0, 2, 2], v)
+    return z
+
+
 # name -> (reference, sample arguments): one spec per primitive, with its domain.
 SPECS = {
     "add": (np.add, (REALS, REALS[::-1])),
@@ -40,6 +53,21 @@ SPECS = {
     "mean": (np.mean, (rng.normal(size=(3, 4)),)),
     "sum_to": (lambda x: x.sum(axis=0), (rng.normal(size=(3, 4)),), {"shape": (4,), "ndim": 2}),
     "broadcast_to": (lambda x: np.broadcast_to(x, (3, 4)), (REALS[:4],), {"shape": (3, 4)}),
+    # indexing, joining, reshaping (the params are canonical: see primitives/shape_ops.py)
+    "getitem": (lambda x: x[1:, 0], (rng.normal(size=(4, 3)),), {"index": ((1, 4, 1), 0)}),
+    "scatter_add": (_scatter_reference, (REALS[:3], REALS[3:6]),
+                    {"shape": (4, 3), "indices": (((1, 4, 1), 0), (0, (0, 3, 1)))}),
+    "take": (lambda x: x[[0, 2, 2]], (rng.normal(size=(4, 3)),),
+             {"indices": (0, 2, 2), "axis": 0}),
+    "put_add": (_put_reference,
+                (rng.normal(size=(3, 3)),), {"indices": (0, 2, 2), "axis": 0, "shape": (4, 3)}),
+    "concatenate": (lambda a, b: np.concatenate([a, b], axis=0),
+                    (rng.normal(size=(2, 3)), rng.normal(size=(1, 3))), {"axis": 0}),
+    "stack": (lambda a, b: np.stack([a, b], axis=1), (REALS[:3], REALS[3:6]), {"axis": 1}),
+    "reshape": (lambda x: x.reshape(3, 2), (rng.normal(size=(2, 3)),), {"shape": (3, 2)}),
+    "permute_dims": (lambda x: np.transpose(x, (2, 0, 1)), (rng.normal(size=(2, 1, 3)),),
+                     {"axes": (2, 0, 1)}),
+    "cumsum": (lambda x: np.cumsum(x, axis=1), (rng.normal(size=(2, 4)),), {"axis": 1}),
 }
 OPS = [op for op in PRIMITIVES if op not in LEAVES]
 

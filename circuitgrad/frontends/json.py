@@ -134,6 +134,32 @@ def _shape(where: str, value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
+# Params that are nested lists of integers and nulls (indices, permutations); the primitive's
+# shape rule checks what they mean when the builder applies it.
+_NESTED_PARAMS = frozenset({"index", "indices", "axes"})
+
+
+def _nested(where: str, value: Any) -> tuple:
+    count = 0
+
+    def read(v: Any, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise _fail(where, f"has more than {MAX_ELEMENTS} entries")
+        if v is None:
+            return None
+        if _is_int(v):
+            if abs(v) > MAX_DIM:
+                raise _fail(where, f"entry {v} is out of range")
+            return v
+        if isinstance(v, list) and depth < 4:
+            return tuple(read(e, depth + 1) for e in v)
+        raise _fail(where, f"must be nested lists of integers and nulls, got {_short(v)}")
+
+    return read(value, 0)
+
+
 def _number(where: str, value: Any) -> float:
     if isinstance(value, str):
         if value in _NON_FINITE:
@@ -258,6 +284,9 @@ class _Reader:
             if key not in allowed:
                 takes = f"takes params {', '.join(allowed)}" if allowed else "takes no params"
                 raise _fail(where, f"unknown param {_short(key)}: {op} {takes}")
+            if isinstance(v, list) and key in _NESTED_PARAMS:
+                params[key] = _nested(f"{where} param {key}", v)
+                continue
             if isinstance(v, list):
                 params[key] = _shape(f"{where} param {key}", v)
                 continue

@@ -28,7 +28,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, no_gc, register_text_reader
+from ..circuit import (Builder, Circuit, Value, in_program_text, no_gc,
+                       register_text_reader)
 from ..errors import CircuitError, ParseError, located
 from ..primitives import BINARY_OPERATORS, FUNCTIONS, PRIMITIVES
 
@@ -422,18 +423,23 @@ class _Program:
         if isinstance(node, ast.BinOp):
             return [node.left, node.right]
         if isinstance(node, ast.UnaryOp):
-            return [node.operand]
+            return [] if _literal(node) is not _NOT_LITERAL else [node.operand]
         if isinstance(node, ast.Call):
+            if _numpy_call(node) is not None:
+                return _call_leaves(node)
             return self.call_args(node)
         if isinstance(node, ast.Attribute):
+            return [node.value]
+        if isinstance(node, ast.Subscript):
             return [node.value]
         return []
 
     def call_args(self, node: ast.Call) -> list[ast.AST]:
         func = node.func
         if isinstance(func, ast.Attribute):
-            raise self.fail(func, "attribute access is not supported (only '.T'); call "
-                                  "functions by their bare name, e.g. exp(x)")
+            raise self.fail(func, f"attribute access '.{func.attr}()' is not supported: "
+                                  "call functions by their bare name, e.g. sin(x), sum(x), "
+                                  "reshape(x, (2, 3))")
         if not isinstance(func, ast.Name):
             raise self.fail(node, "only named functions can be called, e.g. sin(x)")
         name = func.id
@@ -482,12 +488,25 @@ class _Program:
                 raise self.fail(node, f"operator '{symbol}' is not supported{hint}")
             return b.apply_id(op, tuple(args))
         if isinstance(node, ast.UnaryOp):
+            if not args:  # -2: a negative constant
+                return self.constant(node, _literal(node))
             if isinstance(node.op, ast.USub):
                 return b.apply_id("neg", tuple(args))
             if isinstance(node.op, ast.UAdd):
                 return args[0]
             symbol = "not" if isinstance(node.op, ast.Not) else "~"
             raise self.fail(node, f"operator '{symbol}' is not supported")
+        if isinstance(node, ast.Call) and _numpy_call(node) is not None:
+            return self.numpy_call(node, args)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node, args[0])
+        if isinstance(node, (ast.List, ast.Tuple)):
+            value = _literal(node)
+            if value is _NOT_LITERAL or isinstance(node, ast.Tuple):
+                what = "a list" if isinstance(node, ast.List) else "a tuple"
+                raise self.fail(node, f"{what} is only supported as a constant of numbers "
+                                      "([3, 5, 2]) or as the arrays of concatenate([a, b])")
+            return self.constant(node, value)
         if isinstance(node, ast.Call):
             name = node.func.id  # type: ignore[attr-defined]
             params = {}
@@ -497,10 +516,13 @@ class _Program:
                     params["axis"] = axis
             return b.apply_id(FUNCTIONS[name], tuple(args), params)
         if isinstance(node, ast.Attribute):
-            if node.attr != "T":
-                raise self.fail(node, f"attribute access '.{node.attr}' is not supported "
-                                      "(only '.T', the transpose)")
-            return b.apply_id("transpose", tuple(args))
+            if node.attr == "T":
+                return b.apply_id("transpose", tuple(args))
+            if node.attr in ("ndim", "size"):
+                value = Value(b, args[0])
+                return b.const_id(float(getattr(value, node.attr)))
+            raise self.fail(node, f"attribute access '.{node.attr}' is not supported "
+                                  "(only '.T', '.ndim' and '.size')")
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.Constant):
@@ -518,6 +540,59 @@ class _Program:
             return b.const_id(number)
         kind = type(node).__name__
         raise self.fail(node, f"{_UNSUPPORTED.get(kind, kind)} is not supported here")
+
+    def constant(self, node: ast.AST, value: Any) -> int:
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (ValueError, OverflowError):
+            raise self.fail(node, "a constant list must be numbers in a rectangular "
+                                  "layout, such as [[1, 2], [3, 4]]") from None
+        if np.isinf(array).any():  # a literal can only be infinite by overflowing
+            _overflow_warning(self.literal_text(node), *self.where(node))
+        if isinstance(array, np.ndarray) and array.ndim == 0:
+            array = float(array)
+        return self.builder.const_id(array)
+
+    def subscript(self, node: ast.Subscript, x: int) -> int:
+        """``x[1:]``, ``x[i, j]``, ``x[:, 0]``, ``x[..., None]``, ``x[[0, 2, 5]]``: NumPy's
+        meaning, with constant indices."""
+        index = _index(node.slice)
+        if index is _NOT_LITERAL:
+            raise self.fail(node.slice, "an index must be made of integer constants, slices "
+                                        "of them, None, '...' or a list of integers")
+        with in_program_text():
+            return Value(self.builder, x)[index].id
+
+    def numpy_call(self, node: ast.Call, args: list[int]) -> int:
+        """A call whose arguments are arrays, lists of arrays and integer constants: the same
+        handler as NumPy's function called on traced values (frontends/trace.py)."""
+        from .trace import numpy_function
+
+        name = node.func.id  # type: ignore[attr-defined]
+        leaves = iter(Value(self.builder, a) for a in args)
+
+        def value(arg: ast.AST) -> Any:
+            literal = _literal(arg)
+            if literal is not _NOT_LITERAL:
+                return literal
+            if isinstance(arg, (ast.List, ast.Tuple)):
+                return [value(e) for e in arg.elts]
+            return next(leaves)
+
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise self.fail(node, f"{name}() takes no **keywords")
+        positional = [value(a) for a in node.args]
+        keywords = {kw.arg: value(kw.value) for kw in node.keywords}
+        if name == "len":
+            if len(positional) != 1 or keywords or not isinstance(positional[0], Value):
+                raise self.fail(node, "len() takes one array")
+            return self.builder.const_id(float(len(positional[0])))
+        with in_program_text():
+            result = numpy_function(_NUMPY_CALLS[name], positional, keywords)
+        if not isinstance(result, Value):
+            raise self.fail(node, f"{name}() gives {result!r} here, not an array")
+        return result.id
 
     def literal_text(self, node: ast.AST) -> str:
         line = node.lineno + self.offset
@@ -540,6 +615,90 @@ class _Program:
                              f"among the inputs {self.declared}", line, col)
         self.first_use.setdefault(name, line)
         return self.builder.input(name, self.shapes.get(name, ())).id
+
+
+# Functions a program calls with NumPy's own arguments (lists of arrays, shapes, axes): the
+# handlers of the tracing front-end build them, so a program and a traced function mean the
+# same. (Their primitives are internal: the generic call path above cannot carry params.)
+_NUMPY_CALLS: dict[str, Any] = {
+    "concatenate": np.concatenate, "stack": np.stack, "hstack": np.hstack,
+    "vstack": np.vstack, "reshape": np.reshape, "ravel": np.ravel, "flip": np.flip,
+    "expand_dims": np.expand_dims, "squeeze": np.squeeze, "cumsum": np.cumsum,
+    "diff": np.diff, "norm": np.linalg.norm, "dot": np.dot, "permute_dims": np.transpose,
+    "atleast_1d": np.atleast_1d, "atleast_2d": np.atleast_2d, "len": len,
+}
+
+
+def _numpy_call(node: ast.Call) -> str | None:
+    func = node.func
+    if isinstance(func, ast.Name) and func.id in _NUMPY_CALLS:
+        return func.id
+    return None
+
+
+_NOT_LITERAL = object()
+
+
+def _literal(node: ast.AST) -> Any:
+    """The Python value of an integer, number, None or '...' constant, a negated one, or a
+    list or tuple of them; ``_NOT_LITERAL`` otherwise."""
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if v is None or v is Ellipsis or (isinstance(v, (int, float))
+                                          and not isinstance(v, bool)):
+            return v
+        return _NOT_LITERAL
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _literal(node.operand)
+        if isinstance(v, (int, float)):
+            return -v if isinstance(node.op, ast.USub) else v
+        return _NOT_LITERAL
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_literal(e) for e in node.elts]
+        if any(v is _NOT_LITERAL for v in items) or not items:
+            return _NOT_LITERAL
+        return items if isinstance(node, ast.List) else tuple(items)
+    return _NOT_LITERAL
+
+
+def _call_leaves(node: ast.Call) -> list[ast.AST]:
+    """The argument expressions of a NumPy-form call, in order (inside lists too)."""
+    leaves: list[ast.AST] = []
+
+    def walk(arg: ast.AST) -> None:
+        if _literal(arg) is not _NOT_LITERAL:
+            return
+        if isinstance(arg, (ast.List, ast.Tuple)):
+            for e in arg.elts:
+                walk(e)
+        else:
+            leaves.append(arg)
+
+    for a in node.args:
+        if isinstance(a, ast.Starred):
+            raise ParseError("starred arguments are not supported", a.lineno, a.col_offset + 1)
+        walk(a)
+    for kw in node.keywords:
+        walk(kw.value)
+    return leaves
+
+
+def _index(node: ast.AST) -> Any:
+    """A subscript's constant index as Python values (slices, ints, None, '...', a list of
+    integers), or ``_NOT_LITERAL``."""
+    if isinstance(node, ast.Slice):
+        parts = [None if p is None else _literal(p) for p in (node.lower, node.upper, node.step)]
+        if any(p is _NOT_LITERAL or isinstance(p, float) for p in parts):
+            return _NOT_LITERAL
+        return slice(*parts)
+    if isinstance(node, ast.Tuple):
+        items = [_index(e) for e in node.elts]
+        return _NOT_LITERAL if any(i is _NOT_LITERAL for i in items) else tuple(items)
+    value = _literal(node)
+    if isinstance(value, float) or (isinstance(value, list) and any(
+            not isinstance(v, int) for v in value)) or isinstance(value, tuple):
+        return _NOT_LITERAL
+    return value
 
 
 def parse(text: str, inputs: Sequence[str] | None = None,

@@ -25,11 +25,11 @@ As a decorator::
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Value, user_line
+from ..circuit import Builder, Value, traceback_line, user_line
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
 
@@ -73,7 +73,12 @@ def trace(fn: Callable[..., Any] | None = None, *,
                            f"{getattr(fn, '__name__', 'fn')} {names}")
     b = Builder()
     args = [b.input(n, _shape(shapes.get(n, ()))) for n in names]
-    result = fn(*args)
+    try:
+        result = fn(*args)
+    except CircuitError as e:  # name the user's line, where the error does not yet
+        if " (at " in str(e):
+            raise
+        raise type(e)(str(e) + traceback_line(e.__traceback__)) from None
     if isinstance(result, dict):
         outputs = list(result.items())
     elif isinstance(result, (tuple, list)):
@@ -448,6 +453,12 @@ _FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.ndim: lambda f, a, k: len(_bind(f, a, k, {"a": None})["a"].shape),
     np.size: lambda f, a, k: _value(f, _bind(f, a, k, {"a": None})["a"]).size,
 }
+
+
+def numpy_function(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """NumPy's ``func`` applied to traced values (and constants), as ``trace`` builds it; the
+    parser calls it for the functions a program writes with NumPy's arguments."""
+    return _NumpyDispatch.function(func, tuple(args), dict(kwargs))
 
 
 class _NumpyDispatch:

@@ -64,16 +64,17 @@ def number(value: float) -> float | str:
 
 
 def _param(i: int, key: str, value: Any) -> Any:
-    if isinstance(value, (bool, np.bool_)):
-        raise CircuitError(f"node {i}: param {key}={value!r} cannot be saved")
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (tuple, list)) and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-            for v in value):
-        return [int(v) for v in value]
-    raise CircuitError(f"node {i}: param {key}={value!r} cannot be saved (integers and "
-                       "tuples of integers can)")
+    def saved(v: Any, depth: int) -> Any:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            return int(v)
+        if v is None and depth > 0:  # inside an index: a new axis, an open slice end
+            return None
+        if isinstance(v, (tuple, list)) and depth < 4:
+            return [saved(e, depth + 1) for e in v]
+        raise CircuitError(f"node {i}: param {key}={value!r} cannot be saved (integers, "
+                           "and tuples of integers and None, can)")
+
+    return saved(value, 0)
 
 
 def _meta(meta: dict[str, Any]) -> dict[str, Any]:

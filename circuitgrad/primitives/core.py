@@ -29,7 +29,9 @@ class Primitive:
     shape: Callable[..., Shape] | None = None
     sympy: str | Callable[..., Any] | None = None
     commutative: bool = False
-    internal: bool = False  # made by passes only (sum_to, broadcast_to): programs can't call it
+    # not callable by bare name in a program: made by passes (sum_to), or reached through
+    # NumPy's own spellings (x[1:], concatenate([a, b])) that carry the params
+    internal: bool = False
     params: tuple[str, ...] = field(default=())  # the names of the node's params, if any
     numpy: tuple[str, ...] = field(default=())  # NumPy's names for it (ufuncs, functions)
     # Argument shapes that exercise every case of the rules without broadcasting: what the

@@ -13,6 +13,10 @@ adjoint added into its place), so that ``sum(f(x[i]) for i in range(n))`` costs 
 O(n) memory and time to evaluate, not a dense array per read. Integer-array indexing
 (``x[[0, 2, 5]]``) is ``take``; its adjoint, ``put_add``, adds repeated indices up.
 
+These records are ``internal`` for the parser's generic call path: programs and traced code
+reach them through NumPy's own spellings (``x[1:]``, ``concatenate([a, b])``,
+``reshape(x, (2, 3))``; the front-ends' tables), which carry their params.
+
 Joining and reshaping are linear too; each declares its adjoint (``vjp``) and tangent
 (``jvp``) directly. Their templates count point axes from the end and broadcast batch axes
 (``_cg``: :mod:`circuitgrad.primitives.runtime`).
@@ -361,21 +365,23 @@ RECORDS: list[Primitive] = [
     Primitive("concatenate", 1, _joined_template("concatenate", 0), "concat",
               params=("axis",), shape=_concatenate_shape, vjp=_concatenate_vjp,
               jvp=_joined_jvp("concatenate"), variadic=True, numpy=("concatenate",),
+              internal=True,
               cases=(((2, 3), (1, 3)),), example={"axis": 0}),
     Primitive("stack", 1, _joined_template("stack", 1), "stack", params=("axis",),
               shape=_stack_shape, vjp=_stack_vjp, jvp=_joined_jvp("stack"), variadic=True,
+              internal=True,
               numpy=("stack",), cases=(((3,), (3,)),), example={"axis": 0}),
     Primitive("reshape", 1, _reshape_template, "reshape", params=("shape",),
-              shape=_reshape_shape, numpy=("reshape",),
+              shape=_reshape_shape, numpy=("reshape",), internal=True,
               vjp=lambda bar, out, x, shape: (call("reshape", bar, shape=x.shape),),
               jvp=_linear("reshape"), cases=(((2, 3),),), example={"shape": (3, 2)}),
     Primitive("permute_dims", 1, _permute_template, "ᵀ", params=("axes",),
-              shape=_permute_shape,
+              shape=_permute_shape, internal=True,
               vjp=lambda bar, out, x, axes: (call("permute_dims", bar, axes=_inverse(axes)),),
               jvp=_linear("permute_dims"), cases=(((2, 1, 3),),),
               example={"axes": (2, 0, 1)}),
     Primitive("cumsum", 1, _cumsum_template, "cumsum", params=("axis",), shape=lambda x, axis: _cumsum_shape(x, axis),
-              numpy=("cumsum",), vjp=_cumsum_vjp, jvp=_linear("cumsum"), cases=(((4,),),),
+              numpy=("cumsum",), internal=True, vjp=_cumsum_vjp, jvp=_linear("cumsum"), cases=(((4,),),),
               example={"axis": 0}),
 ]
 

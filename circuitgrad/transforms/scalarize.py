@@ -133,6 +133,8 @@ def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
                 slice(None) if n == 1 else slice(i, i + 1) for i, n in zip(index, shape))]
             out[index] = _fold(b, "add", list(group.ravel()))
         return out
+    if op in _SHAPE_OPS:
+        return _SHAPE_OPS[op](b, args, params).reshape(shape)
     if op == "broadcast_to":
         (x,) = args
         axis = params.get("axis")
@@ -143,3 +145,55 @@ def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
         out[index] = b.apply_id(op, tuple(int(g[index]) for g in grids), params or None)
     return out
 
+
+
+def _numpy_index(index: tuple) -> tuple:
+    return tuple(slice(*e) if isinstance(e, tuple) else e for e in index)
+
+
+def _added(b: Builder, shape: tuple[int, ...], places: list[tuple[Any, np.ndarray]]) -> np.ndarray:
+    """Zeros of ``shape`` with each value grid added at its place, in order (as NumPy adds)."""
+    out = np.full(shape, b.const_id(0.0), dtype=object)
+    for where, value in places:
+        grid = np.array(out[where], dtype=object)
+        value = np.asarray(value, dtype=object)
+        for k in np.ndindex(grid.shape):
+            grid[k] = b.apply_id("add", (int(grid[k]), int(value[k])))
+        out[where] = grid[()] if grid.ndim == 0 else grid
+    return out
+
+
+def _cumsum(b: Builder, x: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(x, axis, -1).copy()
+    for index in np.ndindex(moved.shape[:-1]):
+        for k in range(1, moved.shape[-1]):
+            moved[index + (k,)] = b.apply_id("add", (int(moved[index + (k - 1,)]),
+                                                     int(moved[index + (k,)])))
+    return np.moveaxis(moved, -1, axis)
+
+
+def _put_places(indices: tuple, axis: int, ndim: int, value: np.ndarray) -> list:
+    where: list[Any] = [slice(None)] * ndim
+    places = []
+    for k, at in enumerate(indices):  # one index at a time: repeated indices add up
+        where[axis] = at
+        pick: list[Any] = [slice(None)] * ndim
+        pick[axis] = k
+        places.append((tuple(where), value[tuple(pick)]))
+    return places
+
+
+# Indexing, joining and reshaping move node ids around: NumPy does it on the object grids.
+_SHAPE_OPS: dict[str, Any] = {
+    "getitem": lambda b, a, p: np.asarray(a[0][_numpy_index(p["index"])], dtype=object),
+    "take": lambda b, a, p: np.take(a[0], list(p["indices"]), axis=p["axis"]),
+    "concatenate": lambda b, a, p: np.concatenate(a, axis=p["axis"]),
+    "stack": lambda b, a, p: np.stack(a, axis=p["axis"]),
+    "reshape": lambda b, a, p: a[0].reshape(p["shape"]),
+    "permute_dims": lambda b, a, p: np.transpose(a[0], p["axes"]),
+    "cumsum": lambda b, a, p: _cumsum(b, a[0], p["axis"]),
+    "scatter_add": lambda b, a, p: _added(b, tuple(p["shape"]), [
+        (_numpy_index(ix), v) for ix, v in zip(p["indices"], a)]),
+    "put_add": lambda b, a, p: _added(b, tuple(p["shape"]), _put_places(
+        p["indices"], p["axis"], len(p["shape"]), a[0])),
+}
