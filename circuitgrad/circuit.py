@@ -433,8 +433,14 @@ class Value:
 
     def __array__(self, *_, **__):
         raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray "
-                           "or a list mixing traced values): keep it a traced value, and use "
-                           "the NumPy functions listed in docs/tracing.md" + user_line())
+                           "or a list mixing traced values): it already is an array of the "
+                           "circuit, so drop np.asarray(x); join values with np.stack or "
+                           "np.concatenate (docs/tracing.md)" + user_line())
+
+    def __setitem__(self, index, value):
+        raise CircuitError("a traced value cannot be changed in place (x[i] = ...): build the "
+                           "new array instead, e.g. with np.concatenate (docs/tracing.md)"
+                           + user_line())
 
     # -- indexing and reshaping, with NumPy's meaning (indices are constants) ---------------
     def __getitem__(self, index: Any) -> "Value":
@@ -461,20 +467,29 @@ class Value:
             fill = len(self.shape) - (len(items) - 1 - sum(1 for e in items if e is None))
             items = items[:k] + (slice(None),) * max(fill, 0) + items[k + 1:]
             arrays = [j for j, e in enumerate(items) if isinstance(e, (list, np.ndarray))]
-        picks = np.asarray(items[arrays[0]])
-        others = [e for k, e in enumerate(items) if k != arrays[0]]
+        where = arrays[0]
+        picks = np.asarray(items[where])
         if len(arrays) > 1 or picks.ndim != 1 or picks.dtype.kind not in "iu" or any(
-                not (isinstance(e, slice) and e == slice(None)) for e in others):
-            raise ShapeError("integer-array indexing takes one 1-D array of integers, the "
-                             "other axes ':' (index in two steps otherwise)")
-        axis = arrays[0]
-        if axis >= len(self.shape):
+                e is None for e in items):
+            raise ShapeError("integer-array indexing takes one 1-D array of integers (and "
+                             "no None); index in two steps otherwise")
+        ints = [k for k, e in enumerate(items) if not isinstance(e, (slice, list, np.ndarray))]
+        block = sorted(ints + [where])
+        if block != list(range(block[0], block[-1] + 1)):
+            # NumPy moves the axis of integers and an array with a slice between them to the
+            # front: a different layout from the two steps below.
+            raise ShapeError("an integer array and integers with a slice between them: "
+                             "index in two steps")
+        if where >= len(self.shape):
             raise ShapeError(f"index: too many indices for a point of shape {self.shape}")
-        n = self.shape[axis]
+        n = self.shape[where]
         if any(not -n <= int(k) < n for k in picks):
             raise ShapeError(f"index: indices {picks.tolist()} are out of range for axis "
-                             f"{axis} of length {n}")
-        return self.builder.apply("take", self, indices=tuple(int(k) % n for k in picks),
+                             f"{where} of length {n}")
+        # The basic part first (integers drop their axes), then the array along its axis.
+        basic = self[tuple(slice(None) if k == where else e for k, e in enumerate(items))]
+        axis = where - sum(1 for k in ints if k < where)
+        return self.builder.apply("take", basic, indices=tuple(int(k) % n for k in picks),
                                   axis=axis)
 
     def __len__(self) -> int:
@@ -807,6 +822,13 @@ class Builder:
             if a.builder is not self:
                 raise CircuitError("a value from another circuit was used in this one")
             return a.id
+        if isinstance(a, (list, tuple)):  # NumPy's constants from lists: x - [3, 5, 2]
+            try:
+                a = np.asarray(a, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise CircuitError(f"cannot use the list {a!r} in a circuit: a constant list "
+                                   "holds numbers (build arrays of traced values with "
+                                   "np.stack or np.concatenate)") from None
         if isinstance(a, bool) or not isinstance(a, (int, float, np.floating, np.integer,
                                                      np.ndarray)):
             raise CircuitError(f"cannot use {type(a).__name__} {a!r} in a circuit")

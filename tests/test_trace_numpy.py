@@ -117,3 +117,17 @@ def test_docs_list_every_numpy_name_that_traces():
             assert f"np.{name}" in text, name
     for name in ("np.linalg.norm", "np.dot", "np.maximum(x, 0)", "np.heaviside(x, 1)"):
         assert name in text
+
+
+def test_parameters_with_defaults_are_constants_unless_shaped():
+    def rastrigin(x, A=10.0, *, scale=1.0):
+        return scale * (A * len(x) + np.sum(x**2 - A * np.cos(2 * np.pi * x)))
+
+    c = cg.trace(rastrigin, shapes={"x": (3,)})
+    assert c.inputs == ("x",)
+    x = np.array([0.5, -0.2, 1.0])
+    assert float(cg.to_numpy(c)(x)) == pytest.approx(rastrigin(x), rel=1e-14)
+    both = cg.trace(rastrigin, shapes={"x": (3,), "A": ()})
+    assert both.inputs == ("x", "A")
+    assert float(cg.to_numpy(cg.grad(both))(x, 10.0).df_dA) == pytest.approx(
+        3 - np.sum(np.cos(2 * np.pi * x)), rel=1e-13)

@@ -30,17 +30,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..circuit import Builder, Value, traceback_line, user_line
-from ..errors import CircuitError
+from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES
 
 
 def trace(fn: Callable[..., Any] | None = None, *,
           shapes: dict[str, Any] | None = None) -> Any:
-    """Trace ``fn`` into a :class:`Circuit`; the inputs are its positional parameters.
+    """Trace ``fn`` into a :class:`Circuit`; the inputs are its positional parameters, in
+    their order. A parameter with a default value (``def rastrigin(x, A=10)``) keeps its
+    default, a constant of the circuit, unless ``shapes`` names it.
 
     Args:
         fn: a function of numbers built from ``+ - * / ** @``, ``.T`` and ``cg.sin``,
-            ``cg.relu``, ... (NumPy ufuncs such as ``np.sin`` work too).
+            ``cg.relu``, ... (NumPy functions such as ``np.sin``, ``np.sum``, indexing and
+            ``np.concatenate`` work too: docs/tracing.md).
         shapes: input shapes, as tuples or example arrays; others are scalars.
 
     Returns:
@@ -60,19 +63,30 @@ def trace(fn: Callable[..., Any] | None = None, *,
         return lambda f: trace(f, shapes=shapes)
     if not callable(fn):
         raise CircuitError(f"trace needs a function, got {type(fn).__name__}")
-    names = []
+    shapes = dict(shapes or {})
+    names, defaults = [], {}
     for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_KEYWORD, p.KEYWORD_ONLY) and (
+                p.kind == p.VAR_KEYWORD or p.default is not p.empty):
+            continue  # not passed: keyword-only parameters keep their defaults
         if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             raise CircuitError(f"trace: parameter '{p.name}' is not positional "
-                               "(*args, **kwargs and keyword-only parameters cannot be inputs)")
-        names.append(p.name)
-    shapes = dict(shapes or {})
-    unknown = sorted(set(shapes) - set(names))
+                               "(*args and keyword-only parameters without a default cannot "
+                               "be inputs)")
+        if p.default is not p.empty and p.name not in shapes:
+            defaults[p.name] = p.default
+        else:
+            names.append(p.name)
+    every = names + list(defaults)
+    unknown = sorted(set(shapes) - set(every))
     if unknown:
         raise CircuitError(f"trace: shapes given for {unknown}, which are not parameters of "
-                           f"{getattr(fn, '__name__', 'fn')} {names}")
+                           f"{getattr(fn, '__name__', 'fn')} {every}")
     b = Builder()
-    args = [b.input(n, _shape(shapes.get(n, ()))) for n in names]
+    inputs = {n: b.input(n, _shape(shapes.get(n, ()))) for n in names}
+    args = [inputs[p] if p in inputs else defaults[p]
+            for p in inspect.signature(fn).parameters
+            if p in inputs or p in defaults]
     try:
         result = fn(*args)
     except CircuitError as e:  # name the user's line, where the error does not yet
@@ -299,7 +313,7 @@ def _axis_of(func: Any, axis: Any, ndim: int) -> int:
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise CircuitError(f"{name}: axis must be an integer, got {axis!r}" + user_line())
     if not -ndim <= axis < ndim:
-        raise CircuitError(f"{name}: axis {axis} is out of range for {ndim} axes" + user_line())
+        raise ShapeError(f"{name}: axis {axis} is out of range for {ndim} axes" + user_line())
     return int(axis) % ndim
 
 
@@ -449,6 +463,8 @@ _FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.cumsum: _cumsum,
     np.diff: _diff,
     np.take: _take,
+    np.zeros_like: lambda f, a, k: _like(f, a, k, 0.0),
+    np.ones_like: lambda f, a, k: _like(f, a, k, 1.0),
     np.shape: lambda f, a, k: _bind(f, a, k, {"a": None})["a"].shape,
     np.ndim: lambda f, a, k: len(_bind(f, a, k, {"a": None})["a"].shape),
     np.size: lambda f, a, k: _value(f, _bind(f, a, k, {"a": None})["a"]).size,
@@ -459,6 +475,12 @@ def numpy_function(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> An
     """NumPy's ``func`` applied to traced values (and constants), as ``trace`` builds it; the
     parser calls it for the functions a program writes with NumPy's arguments."""
     return _NumpyDispatch.function(func, tuple(args), dict(kwargs))
+
+
+def _like(func: Any, args: tuple, kwargs: dict, fill: float) -> Any:
+    # A constant of one point's shape (a batch broadcasts it).
+    x = _value(func, _bind(func, args, kwargs, {"a": None})["a"])
+    return x.builder.const(np.full(x.shape, fill)) if x.shape else x.builder.const(fill)
 
 
 class _NumpyDispatch:
@@ -499,7 +521,9 @@ class _NumpyDispatch:
         except CircuitError as e:
             if " (at " in str(e):
                 raise
-            raise type(e)(f"{_numpy_name(func)}: {e}" + user_line()) from None
+            name = _numpy_name(func)
+            text = str(e) if str(e).startswith(name) else f"{name}: {e}"
+            raise type(e)(text + user_line()) from None
 
 
 Value.numpy_dispatch = _NumpyDispatch()
