@@ -186,3 +186,14 @@ def test_dependencies_point_one_way():
         bad = [m for m in _imports(path) if m.lstrip(".").split(".")[0] == "lower"
                or "lower" in m.split(".")]
         assert bad == [], f"{path} imports a lowering: {bad}"
+
+
+def test_x_squared_is_one_node_in_every_circuit():
+    c = cg.parse("J = x**2 + square(x) + x**2.0")
+    assert [c.op(i) for i in range(len(c))] == ["input", "square", "add", "add"]
+    g = cg.grad(cg.parse("J = y**2"))
+    assert g.op(1) == "square"  # the forward part of the adjoint is the forward circuit
+    v = cg.parse("J = sum(v**2)", shapes={"v": (3,)})
+    assert "square" in [v.op(i) for i in range(len(v))]
+    m = cg.parse("J = sum(x**c)", shapes={"c": (2,)})  # a tensor exponent is not the number 2
+    assert "square" not in [m.op(i) for i in range(len(m))]

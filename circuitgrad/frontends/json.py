@@ -315,7 +315,7 @@ def _meta(value: Any, forward_id: dict[int, int], ids: list[int]) -> dict[str, A
     n = len(ids)
     for key, v in value.items():
         where = f"meta {key!r}"
-        if key == "forward_count":
+        if key in ("forward_count", "tangent_count"):
             if not _is_int(v) or not 0 <= v <= n:
                 raise _fail(where, f"must be a node count 0..{n}, got {_short(v)}")
             meta[key] = forward_id[v]
