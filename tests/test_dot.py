@@ -411,3 +411,12 @@ def test_node_adjoints_is_a_transform_and_the_drawing_reads_its_circuit():
     given = node_adjoints(c, NEURON_AT, adjoints=a)
     assert [None if v is None else float(v) for v in given] == \
         [None if v is None else float(v) for v in node_adjoints(c, NEURON_AT)]
+
+
+def test_to_dot_draws_the_adjoint_circuit_it_is_handed():
+    from circuitgrad.transforms.adjoints import node_adjoints as adjoint_circuit
+
+    c = neuron()
+    handed = cg.to_dot(c, at=NEURON_AT, adjoints=adjoint_circuit(c)).source
+    assert handed == cg.to_dot(c, at=NEURON_AT).source
+    assert "δ 1" in handed

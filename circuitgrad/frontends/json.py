@@ -92,8 +92,8 @@ def _read_if_path(source: Any) -> Any:
     except (OSError, ValueError) as e:  # ValueError: a NUL or a lone surrogate in the name
         hint = (" (a str is JSON text only when it starts with '{'; otherwise it is a file "
                 "path)") if isinstance(source, str) else ""
-        raise CircuitError(f"from_json: cannot read {path!r}: {getattr(e, 'strerror', None) or e}{hint}") \
-            from None
+        reason = getattr(e, "strerror", None) or e
+        raise CircuitError(f"from_json: cannot read {path!r}: {reason}{hint}") from None
 
 
 def _load(text: Any) -> Any:

@@ -221,7 +221,8 @@ def node_adjoints(c: Circuit, at: Mapping[str, Any],
 class _Drawing:
     """The state of one drawing: the circuit, its parts, values, and the DOT statements."""
 
-    def __init__(self, c: Circuit, at: Mapping[str, Any] | None):
+    def __init__(self, c: Circuit, at: Mapping[str, Any] | None,
+                 adjoints: Circuit | None = None):
         self.c = c
         n = len(c)
         fc = c.meta.get("forward_count") if "adjoint_of" in c.meta else None
@@ -237,7 +238,7 @@ class _Drawing:
         self.deltas = None
         if at is not None and not self.adjoint and len(c.outputs) == 1 \
                 and c.shape(c.output_ids[0]) == ():
-            self.deltas = node_adjoints(c, at)
+            self.deltas = node_adjoints(c, at, adjoints)
         self.output_titles = _output_titles(c) if self.adjoint else {}
         self.out_names: dict[int, list[str]] = {}
         for name, i in zip(c.outputs, c.output_ids):
@@ -539,7 +540,8 @@ def _check(c: Circuit, max_nodes: int | None) -> None:
 
 
 def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
-           max_nodes: int | None = MAX_NODES) -> "graphviz.Digraph":  # noqa: F821
+           max_nodes: int | None = MAX_NODES,
+           adjoints: Circuit | None = None) -> "graphviz.Digraph":  # noqa: F821
     """The diagram of a circuit (or of an adjoint circuit) as a ``graphviz.Digraph``.
 
     Args:
@@ -548,6 +550,8 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
         at: a point (input name → number or array): every node shows its value there, and on
             a forward circuit with one scalar output also its adjoint δ = ∂J/∂node.
         max_nodes: the most nodes to draw (``None``: no limit).
+        adjoints: with ``at`` on a forward circuit, the circuit of its node adjoints
+            (:func:`~circuitgrad.transforms.adjoints.node_adjoints`); built when not given.
 
     Returns:
         A ``graphviz.Digraph``; ``.source`` is the DOT text, ``.pipe(format="svg")`` renders
@@ -565,7 +569,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
 
     c = as_circuit(c, "to_dot")
     _check(c, max_nodes)
-    drawing = _Drawing(c, at)
+    drawing = _Drawing(c, at, adjoints)
     d = graphviz.Digraph("circuit")
     d.attr("graph", rankdir="LR", fontname=FONT, nodesep="0.25", ranksep="0.35",
            bgcolor="white", pad="0.2", ordering="in")
