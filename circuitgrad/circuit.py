@@ -13,7 +13,8 @@ Invariants (checked by :meth:`Circuit.validate`):
   differ, NaN equals NaN).
 * The builder rewrites only what is exact in IEEE arithmetic, so every front-end and pass gets
   it for free: constant folding, ``sum(x) → x`` and ``mean(x) → x`` for a scalar ``x``,
-  ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x*-1 → -x``,
+  ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x**2 → x²``
+  (``square``, correctly rounded, where NumPy's scalar power may be one ulp off), ``x*-1 → -x``,
   ``-(-x) → x``, ``(xᵀ)ᵀ → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``.
 * :meth:`Builder.finish` keeps the nodes that reach an output, and every input even if unused.
 
@@ -799,6 +800,10 @@ class Builder:
         elif op == "pow":
             if self._is_const(b, 1.0) and self._keeps_shape(a, b):
                 return a
+            if self._is_const(b, 2.0) and self._keeps_shape(a, b):
+                # x**2 is square(x), the correctly rounded x·x, in every circuit: a forward
+                # circuit and the forward part of its adjoint show the same node.
+                return self.apply_id("square", (a,))
         else:  # mul, div
             if op == "mul" and self._is_const(a, 1.0) and self._keeps_shape(b, a):
                 return b
@@ -863,7 +868,8 @@ class Builder:
         """The circuit of the nodes that reach ``outputs``, plus every input.
 
         ``inputs`` orders the inputs (default: creation order). ``meta`` entries
-        ``forward_count`` and ``adjoint_of`` are carried over to the new node ids.
+        ``forward_count``, ``tangent_count`` and ``adjoint_of`` are carried over to the new
+        node ids.
         """
         out_ids = [o.id if isinstance(o, Value) else o for _, o in outputs]
         order = list(inputs) if inputs is not None else list(self.inputs)
@@ -892,8 +898,9 @@ class Builder:
                 shapes.append(self.shapes[i])
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}
         meta = dict(meta or {})
-        if "forward_count" in meta:
-            meta["forward_count"] = sum(live[: meta["forward_count"]])
+        for boundary in ("forward_count", "tangent_count"):  # first ids of a pass's nodes
+            if boundary in meta:
+                meta[boundary] = sum(live[: meta[boundary]])
         if "adjoint_of" in meta:
             meta["adjoint_of"] = {new_id[a]: new_id[f] for a, f in meta["adjoint_of"].items()
                                   if live[a] and live[f]}

@@ -217,3 +217,14 @@ def test_primitives_of_three_and_of_any_number_of_arguments(monkeypatch):
         assert float(out.dJ_dx) == 2 + 0.0  # two terms of 1, plus y summed (1 - 1)
         assert out.dJ_dy.tolist() == [1 + 2.0, 1 + 2.0] and float(out.dJ_dz) == 4.0
     assert cg.check_grad(c, point) < 1e-8
+
+
+def test_x_squared_is_one_node_in_every_circuit():
+    c = cg.parse("J = x**2 + square(x) + x**2.0")
+    assert [c.op(i) for i in range(len(c))] == ["input", "square", "add", "add"]
+    g = cg.grad(cg.parse("J = y**2"))
+    assert g.op(1) == "square"  # the forward part of the adjoint is the forward circuit
+    v = cg.parse("J = sum(v**2)", shapes={"v": (3,)})
+    assert "square" in [v.op(i) for i in range(len(v))]
+    m = cg.parse("J = sum(x**c)", shapes={"c": (2,)})  # a tensor exponent is not the number 2
+    assert "square" not in [m.op(i) for i in range(len(m))]

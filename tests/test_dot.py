@@ -31,6 +31,7 @@ J = 0.5*(y - o)**2
 """
 NEURON_AT = {"w": 2.0, "x": 1.5, "b": 0.5, "y": 1.0}
 TENSOR = "y = W @ x\nJ = sum(relu(y))"
+SQUARE = "J = x**2 * y"
 TENSOR_SHAPES = {"W": (2, 3), "x": (3,)}
 TENSOR_AT = {"W": np.array([[1.0, -1.0, 0.5], [-2.0, 0.0, 1.0]]), "x": np.array([1.0, 2.0, 3.0])}
 
@@ -50,6 +51,11 @@ GOLDEN_CASES = {
     "neuron_adjoint_at": lambda: cg.to_dot(cg.grad(neuron(), wrt=["w", "b"]), at=NEURON_AT),
     "tensor_forward_at": lambda: cg.to_dot(tensor(), at=TENSOR_AT),
     "tensor_adjoint": lambda: cg.to_dot(cg.grad(tensor())),
+    # The derivative circuits of second order: primal, adjoint and tangent parts.
+    "square_jvp": lambda: cg.to_dot(cg.jvp(cg.parse(SQUARE))),
+    "square_hvp": lambda: cg.to_dot(cg.hvp(cg.parse(SQUARE))),
+    "square_hessian": lambda: cg.to_dot(cg.hessian(cg.parse(SQUARE))),
+    "neuron_hvp": lambda: cg.to_dot(cg.hvp(neuron(), wrt=["w", "b"])),
 }
 
 
@@ -312,3 +318,102 @@ def test_far_uses_are_references_so_big_circuits_lay_out_fast(tmp_path):
     start = time.perf_counter()
     cg.render(c, tmp_path / "big.svg", at={"x": 0.5})
     assert time.perf_counter() - start < 60  # about a second when idle
+
+
+# -- derivative circuits: three parts, one naming scheme ------------------------------------
+def clusters(source: str) -> dict[str, set[str]]:
+    """Cluster name → the DOT nodes declared inside it."""
+    found, current = {}, None
+    for line in source.splitlines():
+        m = re.match(r"\s*subgraph (cluster_\w+)", line)
+        if m:
+            current = m.group(1)
+            found[current] = set()
+        elif current and line.strip() == "}":
+            current = None
+        elif current:
+            n = re.match(r"\s*(\w+) \[", line)
+            if n:
+                found[current].add(n.group(1))
+    return found
+
+
+DERIVATIVES = {
+    "jvp": lambda c: cg.jvp(c), "hvp": lambda c: cg.hvp(c), "hessian": lambda c: cg.hessian(c),
+    "grad": lambda c: cg.grad(c),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DERIVATIVES))
+@pytest.mark.parametrize("text", [SQUARE, NEURON, "J = sin(x)*y + exp(x*y)"])
+def test_every_node_and_output_sits_in_its_part(kind, text):
+    c = cg.parse(text)
+    d = DERIVATIVES[kind](c)
+    source = cg.to_dot(d).source
+    parts = clusters(source)
+    expected = {"jvp": {"cluster_forward", "cluster_tangent"},
+                "grad": {"cluster_forward", "cluster_adjoint"}}.get(
+                    kind, {"cluster_forward", "cluster_adjoint", "cluster_tangent"})
+    assert set(parts) == expected
+    inside = set().union(*parts.values())
+    declared = set(nodes(source))
+    assert declared == inside, f"drawn outside every cluster: {sorted(declared - inside)}"
+    fc = d.meta.get("forward_count", d.meta.get("tangent_count"))
+    for i in range(fc):  # the primal nodes are the forward circuit's
+        if f"n{i}" in declared:
+            assert f"n{i}" in parts["cluster_forward"]
+    boxes = {f"out{k}" for k in range(len(d.outputs))} & declared
+    if kind != "grad":
+        assert boxes & parts["cluster_tangent"] or any(
+            f"n{i}" in parts["cluster_tangent"] for i in d.output_ids)
+
+
+@pytest.mark.parametrize("kind", sorted(DERIVATIVES))
+def test_one_naming_scheme(kind):
+    source = cg.to_dot(DERIVATIVES[kind](cg.parse(SQUARE))).source
+    labels = " ".join(re.findall(r'label=<(.*?)>\s*(?:,|\])', source))
+    for code_name in ("_bar", "dJ_d", "d2J", "Hv_"):
+        assert code_name not in labels, code_name
+    if kind == "hessian":
+        assert "∂²J/∂x∂y" in source and "∂²J/∂x²" in source and "(∂J/∂x)˙" in source
+    if kind == "hvp":
+        assert "(∂J/∂x)˙" in source and "x\u0307" in source and "v_x" in source
+    if kind == "jvp":
+        assert "J\u0307" in source and "x\u0307" in source
+
+
+def test_a_gradient_that_is_a_primal_value_is_not_titled_on_the_primal_node():
+    # ∂J/∂y = x² is a node of the forward pass: that node keeps its forward look.
+    d = cg.hessian(cg.parse(SQUARE))
+    source = cg.to_dot(d).source
+    square = [i for i in range(d.meta["forward_count"]) if d.op(i) == "square"][0]
+    assert "dJ_dy" not in nodes(source)[f"n{square}"]
+    assert "∂J/∂y" not in nodes(source)[f"n{square}"]
+
+
+def test_the_same_node_reads_the_same_forward_and_in_the_adjoint():
+    c = cg.parse("J = y**2")
+    forward, adjoint = cg.to_dot(c).source, cg.to_dot(cg.grad(c)).source
+    label = PRIMITIVES["square"].label
+    assert label in nodes(forward)["n1"] and label in nodes(adjoint)["n1"]
+    assert c.op(1) == cg.grad(c).op(1) == "square"
+
+
+def test_node_adjoints_is_a_transform_and_the_drawing_reads_its_circuit():
+    from circuitgrad.transforms.adjoints import node_adjoints as adjoint_circuit
+
+    c = neuron()
+    a = adjoint_circuit(c)
+    assert isinstance(a, cg.Circuit) and a.inputs == c.inputs
+    given = node_adjoints(c, NEURON_AT, adjoints=a)
+    assert [None if v is None else float(v) for v in given] == \
+        [None if v is None else float(v) for v in node_adjoints(c, NEURON_AT)]
+
+
+def test_to_dot_draws_the_adjoint_circuit_it_is_handed():
+    from circuitgrad.transforms.adjoints import node_adjoints as adjoint_circuit
+
+    c = neuron()
+    handed = cg.to_dot(c, at=NEURON_AT, adjoints=adjoint_circuit(c)).source
+    assert handed == cg.to_dot(c, at=NEURON_AT).source
+    assert "δ 1" in handed

@@ -17,6 +17,9 @@ import circuitgrad as cg
 from circuitgrad.circuit import Builder
 from strategies import programs
 
+# Hostile text may hold literals too large for a float: parse warns (tested in test_parse).
+pytestmark = pytest.mark.filterwarnings("ignore:.*too large for a float:RuntimeWarning")
+
 # Examples per fuzzing target; raise it for a long run: CIRCUITGRAD_FUZZ=20000 pytest ...
 FUZZ_EXAMPLES = int(os.environ.get("CIRCUITGRAD_FUZZ", "300"))
 

@@ -354,3 +354,11 @@ def test_json_path_errors(tmp_path):
     (tmp_path / "bad.json").write_bytes(b"\xff{")
     with pytest.raises(cg.CircuitError, match="not UTF-8"):
         cg.from_json(tmp_path / "bad.json")
+
+
+def test_derivative_meta_survives_a_round_trip():
+    for d in (cg.hvp(cg.parse("J = x**2 * y")), cg.jvp(cg.parse("J = sin(x)*y")),
+              cg.hessian(cg.parse("J = x**3 + x*y"))):
+        back = cg.from_json(cg.to_json(d))
+        assert back.meta == d.meta and "tangent_count" in back.meta
+        assert cg.to_dot(back).source == cg.to_dot(d).source

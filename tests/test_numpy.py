@@ -16,8 +16,8 @@ def test_source_is_readable_and_names_come_from_the_program():
         "    z = v2 + b",
         "    a = _np.maximum(z, 0.0)",
         "    v8 = a - y",
-        "    v10 = _np.power(v8, 2.0)",
-        "    J = 0.5 * v10",
+        "    v9 = _np.square(v8)",
+        "    J = 0.5 * v9",
         "    return J",
     ]
 

@@ -231,3 +231,9 @@ def test_an_input_is_never_assigned(text, line, column):
 def test_assignment_after_its_own_uses_elsewhere_still_works():
     c = cg.parse("x2 = 2*x\nJ = x2 + x")
     assert c.inputs == ("x",) and float(cg.to_numpy(c)(x=3.0)) == 9.0
+
+
+def test_overflow_warning_points_at_the_callers_line():
+    with pytest.warns(RuntimeWarning) as record:
+        cg.parse("J = x + 1e400")
+    assert record[0].filename == __file__

@@ -92,8 +92,8 @@ def _read_if_path(source: Any) -> Any:
     except (OSError, ValueError) as e:  # ValueError: a NUL or a lone surrogate in the name
         hint = (" (a str is JSON text only when it starts with '{'; otherwise it is a file "
                 "path)") if isinstance(source, str) else ""
-        raise CircuitError(f"from_json: cannot read {path!r}: {getattr(e, 'strerror', None) or e}{hint}") \
-            from None
+        reason = getattr(e, "strerror", None) or e
+        raise CircuitError(f"from_json: cannot read {path!r}: {reason}{hint}") from None
 
 
 def _load(text: Any) -> Any:
@@ -344,7 +344,7 @@ def _meta(value: Any, forward_id: dict[int, int], ids: list[int]) -> dict[str, A
     n = len(ids)
     for key, v in value.items():
         where = f"meta {key!r}"
-        if key == "forward_count":
+        if key in ("forward_count", "tangent_count"):
             if not _is_int(v) or not 0 <= v <= n:
                 raise _fail(where, f"must be a node count 0..{n}, got {_short(v)}")
             meta[key] = forward_id[v]

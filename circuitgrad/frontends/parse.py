@@ -113,11 +113,6 @@ def _syntax_trees(lines: list[str], margin: int = 0, first: int = 0,
 
 
 
-def _overflow_warning(text: str, line: int, col: int) -> None:
-    warnings.warn(f"line {line}, column {col}: the literal {text} is too large for a float; "
-                  "it is taken as inf", RuntimeWarning, stacklevel=4)
-
-
 def _too_deep(line: int) -> ParseError:
     return ParseError("expression too deeply nested for Python's parser: split it into "
                       "several assignments", line, 1)
@@ -237,6 +232,7 @@ class _Program:
         self.first_use: dict[str, int] = {}  # free name -> line of its first use
         self.offset = 0  # index of the current chunk's first line
         self.columns: dict[int, Any] = {}  # line -> byte-to-character map (() when ASCII)
+        self.overflows: list[str] = []  # warnings about literals, raised by parse
         if self.declared is not None:
             for name in self.declared:
                 if not isinstance(name, str) or not name.isidentifier():
@@ -330,7 +326,7 @@ class _Program:
         if text[0].isdigit() or text[0] == ".":
             value = float(text)
             if math.isinf(value):
-                _overflow_warning(text, line, self.margin + match.start(group) + 1)
+                self.overflow(text, line, self.margin + match.start(group) + 1)
             return self.builder.const_id(value)
         return self.lookup(text, line, self.margin + match.start(group) + 1)
 
@@ -536,7 +532,7 @@ class _Program:
             except OverflowError:  # an integer literal beyond the largest float
                 number = math.inf
             if math.isinf(number):  # a literal can only be infinite by overflowing
-                _overflow_warning(self.literal_text(node), *self.where(node))
+                self.overflow(self.literal_text(node), *self.where(node))
             return b.const_id(number)
         kind = type(node).__name__
         raise self.fail(node, f"{_UNSUPPORTED.get(kind, kind)} is not supported here")
@@ -548,7 +544,7 @@ class _Program:
             raise self.fail(node, "a constant list must be numbers in a rectangular "
                                   "layout, such as [[1, 2], [3, 4]]") from None
         if np.isinf(array).any():  # a literal can only be infinite by overflowing
-            _overflow_warning(self.literal_text(node), *self.where(node))
+            self.overflow(self.literal_text(node), *self.where(node))
         if isinstance(array, np.ndarray) and array.ndim == 0:
             array = float(array)
         return self.builder.const_id(array)
@@ -593,6 +589,11 @@ class _Program:
         if not isinstance(result, Value):
             raise self.fail(node, f"{name}() gives {result!r} here, not an array")
         return result.id
+
+    def overflow(self, text: str, line: int, col: int) -> None:
+        """Note a literal too large for a float (parse warns once it is done)."""
+        self.overflows.append(f"line {line}, column {col}: the literal {text} is too large "
+                              "for a float; it is taken as inf")
 
     def literal_text(self, node: ast.AST) -> str:
         line = node.lineno + self.offset
@@ -773,6 +774,8 @@ def parse(text: str, inputs: Sequence[str] | None = None,
                     last = program.statement(stmt, is_last)
     if last is None:
         raise ParseError("empty program: write an expression such as 'sin(x) * y'", 1, 1)
+    for message in program.overflows:
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
     return _finish(program, last, outputs, shapes)
 
 

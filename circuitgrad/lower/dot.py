@@ -10,13 +10,22 @@ Contract of the DOT text (golden tests hold it byte for byte):
   the primitive table (``PRIMITIVES[op].label``), outputs are green and double-bordered.
   The arguments of a non-commutative operation enter numbered ports (1 = first argument).
   Named intermediates (``z`` in ``z = w*x + b``) show their name, tensors their shape.
-* An adjoint circuit (from :func:`~circuitgrad.grad`) is drawn in two clusters: the forward
-  pass left to right, and below it the adjoint pass in orange flowing back right to left
-  (its edges are laid out reversed), with dashed grey edges where it reads forward values.
-  Adjoint nodes ``z_bar`` are titled ``∂J/∂z`` (the notes' δ), gradient outputs ``∂J/∂w``.
+* A derivative circuit is drawn in one cluster per pass, the notes' three parts: the forward
+  (primal) pass left to right; below it the adjoint pass (δ, from :func:`~circuitgrad.grad`)
+  in orange, flowing back right to left (its edges are laid out reversed); below that the
+  tangent pass (dot, from :func:`~circuitgrad.jvp`, :func:`~circuitgrad.hvp`,
+  :func:`~circuitgrad.hessian`) in violet, flowing forward. The parts are the node ranges
+  that ``meta["forward_count"]`` and ``meta["tangent_count"]`` mark; a later pass reads an
+  earlier pass's value through a dashed reference next to its user, and every output box
+  sits in its own part's cluster.
+* One naming scheme: a primal value is titled by its name ``z``; its adjoint ``z_bar`` is
+  ``∂J/∂z`` (gradient outputs ``∂J/∂w``); a tangent ``z_dot`` is ``ż`` and the tangent of an
+  adjoint ``(∂J/∂z)˙`` (so ``H·v`` for ``x`` is ``(∂J/∂x)˙``); a Hessian entry ``∂²J/∂x∂y``;
+  a direction input shows the tangent it is (``ẋ``) beside its input name (``v_x``).
 * ``at=point`` evaluates every node there and shows its value; on a forward circuit with one
-  scalar output it also shows each node's adjoint δ = ∂J/∂node, computed by the adjoint pass
-  itself (see :func:`node_adjoints`), like the value/grad boxes of small autograd demos.
+  scalar output it also shows each node's adjoint δ = ∂J/∂node, the values of the circuit
+  :func:`~circuitgrad.transforms.adjoints.node_adjoints` builds (see :func:`node_adjoints`),
+  like the value/grad boxes of small autograd demos.
 
     >>> import circuitgrad as cg
     >>> d = to_dot(cg.parse("J = w*x + b"))
@@ -33,7 +42,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, as_circuit, register_display
+from ..circuit import LEAVES, Circuit, as_circuit, register_display
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES, compiled
 
@@ -46,6 +55,8 @@ _INPUT = ("#dbeafe", "#2563eb")
 _CONST = ("#f3f4f6", "#9ca3af")
 _FORWARD = ("#ffffff", "#475569")
 _ADJOINT = ("#ffedd5", "#ea580c")
+_TANGENT = ("#ede9fe", "#7c3aed")
+_TANGENT_INPUT = ("#ede9fe", "#7c3aed")
 _OUTPUT = ("#dcfce7", "#16a34a")
 _DELTA_COLOUR = "#c2410c"
 _MUTED = "#6b7280"
@@ -97,13 +108,45 @@ def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _gradient_title(c: Circuit) -> dict[str, str]:
-    """Display names of an adjoint circuit's gradient outputs: ``dJ_dw`` → ``∂J/∂w``."""
-    wrt = c.meta.get("wrt")
-    of = c.meta.get("gradient_of")
-    if wrt is None or of is None or len(c.outputs) != len(wrt) + 1:
-        return {}
-    return {out: f"∂{of}/∂{w}" for out, w in zip(c.outputs[1:], wrt)}
+PRIMAL, ADJOINT, TANGENT = 0, 1, 2
+_PARTS = ("forward", "adjoint", "tangent")
+
+
+def dotted(title: str) -> str:
+    """The tangent of the value titled ``title``: ``x`` → ``ẋ``, ``∂J/∂x`` → ``(∂J/∂x)˙``.
+
+    >>> dotted("z") == "z" + chr(0x307), dotted("w1"), dotted("∂J/∂x")
+    (True, '(w1)˙', '(∂J/∂x)˙')
+    """
+    return title + "\u0307" if len(title) == 1 else f"({title})˙"
+
+
+def _output_titles(c: Circuit) -> dict[str, tuple[str, int]]:
+    """The display name and part of each derivative output, in the one scheme of the
+    diagrams: gradients ``∂J/∂w`` (adjoint), tangents ``J̇`` and ``(∂J/∂x)˙`` (tangent),
+    second derivatives ``∂²J/∂x∂y`` (tangent). Outputs not listed are primal values."""
+    meta, outs = c.meta, c.outputs
+    wrt = meta.get("wrt")
+    of = meta.get("gradient_of") or meta.get("hvp_of") or meta.get("hessian_of")
+    titles: dict[str, tuple[str, int]] = {}
+    if wrt is None:
+        return titles
+    if of is not None and len(outs) >= len(wrt) + 1:
+        for out, w in zip(outs[1:], wrt):
+            titles[out] = (f"∂{of}/∂{w}", ADJOINT)
+        rest = outs[len(wrt) + 1:]
+        if "hvp_of" in meta:
+            for out, w in zip(rest, wrt):
+                titles[out] = (dotted(f"∂{of}/∂{w}"), TANGENT)
+        elif "hessian_of" in meta:
+            pairs = [(x, y) for x in wrt for y in wrt]
+            for out, (x, y) in zip(rest, pairs):
+                titles[out] = (f"∂²{of}/∂{x}∂{y}" if x != y else f"∂²{of}/∂{x}²", TANGENT)
+    elif "tangent_inputs" in meta and len(outs) % 2 == 0:
+        half = len(outs) // 2
+        for primal, out in zip(outs[:half], outs[half:]):
+            titles[out] = (dotted(primal), TANGENT)
+    return titles
 
 
 def _check_point(c: Circuit, at: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,66 +196,54 @@ def node_values(c: Circuit, at: Mapping[str, Any]) -> list[Any]:
     return values
 
 
-def node_adjoints(c: Circuit, at: Mapping[str, Any]) -> list[Any]:
-    """The adjoint δ = ∂J/∂v of every node ``v`` of a circuit with one scalar output J.
-
-    Each operation node ``v`` is given a perturbation input ``e`` (``v + e``, at ``e = 0``),
-    so ``∂J/∂e = ∂J/∂v``: one adjoint pass (:func:`~circuitgrad.grad`) gives every node's δ,
-    with the same rules that build the gradient. Constants get ``None``.
+def node_adjoints(c: Circuit, at: Mapping[str, Any],
+                  adjoints: Circuit | None = None) -> list[Any]:
+    """The adjoint δ = ∂J/∂v of every node ``v`` of a circuit with one scalar output J, at
+    the point ``at``: the values of the circuit ``adjoints``
+    (:func:`~circuitgrad.transforms.adjoints.node_adjoints` of ``c``, built when not given).
+    Constants get ``None``.
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("z = w*x\\nJ = z*z")
     >>> [float(d) for d in node_adjoints(c, {"w": 1.0, "x": 3.0})]
     [18.0, 6.0, 6.0, 1.0]
     """
-    from ..transforms.grad import grad
+    if adjoints is None:
+        from ..transforms.adjoints import node_adjoints as adjoint_circuit
 
-    if len(c.outputs) != 1 or c.shape(c.output_ids[0]) != ():
-        raise CircuitError("node adjoints need a circuit with one scalar output")
-    b = Builder()
-    new = [0] * len(c)
-    perturbations: list[tuple[int, str]] = []
-    for i, op, args, params, shape in c.records():
-        if op == "input":
-            new[i] = b.input(params, shape).id
-        elif op == "const":
-            new[i] = b.const_id(params)
-        else:
-            v = b.apply_id(op, tuple(new[a] for a in args), params)
-            name = f"\0e{i}"  # no parsed or traced input can have this name
-            new[i] = b.apply_id("add", (v, b.input(name, shape).id))
-            perturbations.append((i, name))
-    wrt = list(c.inputs) + [name for _, name in perturbations]
-    p = b.finish([("J", new[c.output_ids[0]])], inputs=wrt)
-    g = grad(p, wrt=wrt)
-    point = dict(at)
-    point.update({name: np.zeros(c.shape(i)) for i, name in perturbations})
-    values = node_values(g, point)
-    grads = [values[j] for j in g.output_ids[1:]]
+        adjoints = adjoint_circuit(c)
+    values = node_values(adjoints, at)
     deltas: list[Any] = [None] * len(c)
-    for i, d in zip(c.input_ids, grads):
-        deltas[i] = d
-    for (i, _), d in zip(perturbations, grads[len(c.inputs):]):
-        deltas[i] = d
+    for i, j in zip(adjoints.meta["delta_of"], adjoints.output_ids[1:]):
+        deltas[i] = values[j]
     return deltas
 
 
 class _Drawing:
     """The state of one drawing: the circuit, its parts, values, and the DOT statements."""
 
-    def __init__(self, c: Circuit, at: Mapping[str, Any] | None):
+    def __init__(self, c: Circuit, at: Mapping[str, Any] | None,
+                 adjoints: Circuit | None = None):
         self.c = c
-        self.fc = c.meta.get("forward_count") if "adjoint_of" in c.meta else None
-        self.adjoint = self.fc is not None
+        n = len(c)
+        fc = c.meta.get("forward_count") if "adjoint_of" in c.meta else None
+        tc = c.meta.get("tangent_count")
+        # Nodes [0, bounds[0]) are the primal (forward) pass, then the adjoint pass, then
+        # the tangent pass; a node shared by two passes belongs to the first that built it.
+        self.bounds = (fc if fc is not None else tc if tc is not None else n,
+                       tc if tc is not None else n)
+        self.adjoint = fc is not None or tc is not None  # drawn in clusters
+        self.tangent_names = dict(zip(c.meta.get("tangent_inputs", ()),
+                                      c.meta.get("wrt", ())))
         self.values = node_values(c, at) if at is not None else None
         self.deltas = None
         if at is not None and not self.adjoint and len(c.outputs) == 1 \
                 and c.shape(c.output_ids[0]) == ():
-            self.deltas = node_adjoints(c, at)
-        self.gradient_titles = _gradient_title(c) if self.adjoint else {}
+            self.deltas = node_adjoints(c, at, adjoints)
+        self.output_titles = _output_titles(c) if self.adjoint else {}
         self.out_names: dict[int, list[str]] = {}
         for name, i in zip(c.outputs, c.output_ids):
-            self.out_names.setdefault(i, []).append(self.gradient_titles.get(name, name))
+            self.out_names.setdefault(i, []).append(self.output_title(name)[0])
         # The depth of each node (longest path from a leaf) and the least depth of its users:
         # an edge from a value to a much deeper user would cross the page (and cost Graphviz
         # time quadratic in the circuit's length), so such a use is drawn as a reference.
@@ -226,9 +257,33 @@ class _Drawing:
                     self.first_use[a] = min(self.first_use[a], self.depth[i])
         self.referenced = {a for i in range(len(c)) for a in c.args(i)
                            if self.copied(a, i) and not self.shared_const(a)}
+        self.referenced |= {i for name, i in zip(c.outputs, c.output_ids)
+                            if self.output_title(name)[1] > self.part(i)}
+
+    def part(self, i: int) -> int:
+        """PRIMAL, ADJOINT or TANGENT: the pass that built node ``i``."""
+        return PRIMAL if i < self.bounds[0] else ADJOINT if i < self.bounds[1] else TANGENT
 
     def in_adjoint(self, i: int) -> bool:
-        return self.adjoint and i >= self.fc
+        return self.part(i) == ADJOINT
+
+    def output_title(self, name: str) -> tuple[str, int]:
+        """An output's display name and the part its box belongs to."""
+        return self.output_titles.get(name, (name, PRIMAL))
+
+    def named(self, name: str, part: int) -> str:
+        """A program or pass name in the diagrams' scheme: ``z_bar`` → ``∂J/∂z`` (adjoint),
+        ``z_dot`` → ``ż`` and ``z_bar_dot`` → ``(∂J/∂z)˙`` (tangent)."""
+        if part == TANGENT and name.endswith("_dot"):
+            return dotted(self.named(name[:-4], ADJOINT))
+        if part >= ADJOINT and name.endswith("_bar"):
+            return f"∂{self.of}/∂{name[:-4]}"
+        return name
+
+    @property
+    def of(self) -> str:
+        meta = self.c.meta
+        return meta.get("gradient_of") or meta.get("hvp_of") or meta.get("hessian_of") or "J"
 
     def title(self, i: int) -> str | None:
         """The name shown on node ``i``: a program name, ``∂J/∂z`` for ``z_bar``."""
@@ -236,14 +291,15 @@ class _Drawing:
         if name is None:
             # A value referenced elsewhere needs a name: the generated code's (to_numpy).
             return f"v{i}" if i in self.referenced and self.c.op(i) != "input" else None
-        if self.in_adjoint(i) and name.endswith("_bar"):
-            return f"∂{self.c.meta.get('gradient_of', 'J')}/∂{name[:-4]}"
-        return name
+        return self.named(name, self.part(i))
 
     def boxed_output(self, i: int) -> bool:
         """Whether node ``i`` itself is drawn as its output (no separate output box)."""
         names = self.out_names.get(i)
         if not names or len(names) != 1 or self.c.op(i) in LEAVES:
+            return False
+        (name,) = [o for o, j in zip(self.c.outputs, self.c.output_ids) if j == i]
+        if self.output_title(name)[1] != self.part(i):  # e.g. ∂J/∂y = x², a primal node
             return False
         return self.title(i) in (None, names[0])
 
@@ -274,6 +330,11 @@ class _Drawing:
         if op == "input":
             fill, line = _INPUT
             head = f"<B>{_h(c.params(i))}</B>"
+            if c.params(i) in self.tangent_names:  # the direction: the inputs' tangents
+                fill, line = _TANGENT_INPUT
+                symbol = dotted(self.tangent_names[c.params(i)])
+                head = (f"<B>{_h(symbol)}</B>  <FONT COLOR=\"{_MUTED}\" POINT-SIZE=\"10\">"
+                        f"{_h(c.params(i))}</FONT>")
         elif op == "const":
             fill, line = _CONST
             if shape:
@@ -281,7 +342,7 @@ class _Drawing:
             else:
                 head = _h(_number(c.params(i)))
         else:
-            fill, line = _ADJOINT if self.in_adjoint(i) else _FORWARD
+            fill, line = (_FORWARD, _ADJOINT, _TANGENT)[self.part(i)]
             symbol = _h(PRIMITIVES[op].display(c.params(i)))
             title = self.title(i)
             if output and title is None:
@@ -358,7 +419,7 @@ class _Drawing:
             return True
         if not self.reference(a):
             return False
-        if self.in_adjoint(user) and not self.in_adjoint(a):
+        if self.adjoint and self.part(user) > self.part(a):  # a later pass reads the value
             return True
         return self.depth[user] > self.first_use[a] + _REACH
 
@@ -378,7 +439,8 @@ class _Drawing:
         text = f"<B>{_h(name)}</B>"
         if self.values is not None and not self.c.shape(a):
             text += f" = {_h(_number(self.values[a]))}"
-        fill, line = ("#fff7ed", _ADJOINT[1]) if self.in_adjoint(a) else ("#eff6ff", _INPUT[1])
+        fill, line = (("#eff6ff", _INPUT[1]), ("#fff7ed", _ADJOINT[1]),
+                      ("#f5f3ff", _TANGENT[1]))[self.part(a)]
         return f"<{text}>", [("shape", "box"), ("style", "rounded,dashed,filled"),
                              ("fillcolor", fill), ("color", line), ("fontsize", "10"),
                              ("height", "0.25")]
@@ -414,7 +476,11 @@ class _Drawing:
                 side = "e" if self.in_adjoint(i) else "w"
                 head = f"n{i}" + (f":a{k}:{side}" if ports else "")
                 attrs: list[tuple[str, str]] = []
-                if not self.adjoint or not self.in_adjoint(i):
+                if self.adjoint and self.part(i) == TANGENT:
+                    # The tangent pass flows forward, like the primal pass it follows.
+                    copied = self.copied(a, i) or self.part(a) < TANGENT
+                    attrs.append(("color", _REFERENCE if copied else _TANGENT[1]))
+                elif not self.adjoint or not self.in_adjoint(i):
                     attrs.append(("color", _FORWARD[1]))
                 elif self.in_adjoint(a) or self.copied(a, i):
                     # The adjoint pass flows back: lay the edge out reversed (right to left).
@@ -433,30 +499,38 @@ class _Drawing:
         lines = _array(self.values[i]) if self.values is not None else []
         return "<" + "<BR/>".join([f"<B>{_h(title)}</B>"] + [_h(x) for x in lines]) + ">"
 
-    def outputs(self) -> tuple[list[tuple[str, str, list[tuple[str, str]], bool]],
+    def outputs(self) -> tuple[list[tuple[str, str, list[tuple[str, str]], int]],
                                list[tuple[str, str, list[tuple[str, str]]]]]:
-        """The output boxes (name, label, attributes, in the adjoint part) and their edges,
-        for the outputs not drawn on their node itself."""
+        """The output boxes (name, label, attributes, part) and their edges, for the outputs
+        not drawn on their node itself. A box sits in its own part's cluster; a value built
+        by an earlier pass (∂(w·x)/∂w = x, a primal node) is referenced there."""
         nodes, edges = [], []
         box = [("shape", "box"), ("style", "rounded,filled"), ("fillcolor", _OUTPUT[0]),
                ("color", _OUTPUT[1]), ("peripheries", "2")]
         for k, (name, i) in enumerate(zip(self.c.outputs, self.c.output_ids)):
             if self.boxed_output(i):
                 continue
-            title = self.gradient_titles.get(name)
-            if title is None:
-                nodes.append((f"out{k}", self.output_label(name, i), box, False))
-                edges.append((f"n{i}", f"out{k}", [("color", _OUTPUT[1])]))
-                continue
-            # A gradient output sits with the adjoint pass, at its left end; a forward value
-            # that is a gradient (∂(w·x)/∂w = x) is referenced there.
+            title, part = self.output_title(name)
             source = f"n{i}"
-            if not self.in_adjoint(i) and self.reference(i):
+            if part > self.part(i) and self.reference(i):
                 source = self.dot_name(i, f"out{k}")
-                nodes.append((source, *self.reference_node(i), True))
-            nodes.append((f"out{k}", self.output_label(title, i), box, True))
-            edges.append((f"out{k}", source, [("dir", "back"), ("color", _OUTPUT[1])]))
+                nodes.append((source, *self.reference_node(i), part))
+            nodes.append((f"out{k}", self.output_label(title, i), box, part))
+            if part == ADJOINT:  # at the left end of the adjoint pass, which flows back
+                edges.append((f"out{k}", source, [("dir", "back"), ("color", _OUTPUT[1])]))
+            else:
+                edges.append((source, f"out{k}", [("color", _OUTPUT[1])]))
         return nodes, edges
+
+
+def _tangent_title(c: Circuit) -> str:
+    """The tangent cluster's title: what the dot means in this circuit."""
+    if "hessian_of" in c.meta:
+        return "tangent pass: v̇ = ∂v/∂x, one sweep per input entry x (forward over the adjoint)"
+    if "hvp_of" in c.meta:
+        return "tangent pass: v̇ = ∂v along the direction v (forward over the adjoint)"
+    return "tangent pass: v̇ = ∂v along the direction (the tangent inputs)"
+
 
 def _check(c: Circuit, max_nodes: int | None) -> None:
     if max_nodes is not None and len(c) > max_nodes:
@@ -467,7 +541,8 @@ def _check(c: Circuit, max_nodes: int | None) -> None:
 
 
 def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
-           max_nodes: int | None = MAX_NODES) -> "graphviz.Digraph":  # noqa: F821
+           max_nodes: int | None = MAX_NODES,
+           adjoints: Circuit | None = None) -> "graphviz.Digraph":  # noqa: F821
     """The diagram of a circuit (or of an adjoint circuit) as a ``graphviz.Digraph``.
 
     Args:
@@ -476,6 +551,8 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
         at: a point (input name → number or array): every node shows its value there, and on
             a forward circuit with one scalar output also its adjoint δ = ∂J/∂node.
         max_nodes: the most nodes to draw (``None``: no limit).
+        adjoints: with ``at`` on a forward circuit, the circuit of its node adjoints
+            (:func:`~circuitgrad.transforms.adjoints.node_adjoints`); built when not given.
 
     Returns:
         A ``graphviz.Digraph``; ``.source`` is the DOT text, ``.pipe(format="svg")`` renders
@@ -493,7 +570,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
 
     c = as_circuit(c, "to_dot")
     _check(c, max_nodes)
-    drawing = _Drawing(c, at)
+    drawing = _Drawing(c, at, adjoints)
     d = graphviz.Digraph("circuit")
     d.attr("graph", rankdir="LR", fontname=FONT, nodesep="0.25", ranksep="0.35",
            bgcolor="white", pad="0.2", ordering="in")
@@ -503,23 +580,24 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
     n = len(c)
     out_nodes, out_edges = drawing.outputs()
     if drawing.adjoint:
-        parts = [("forward", "forward pass: values", range(drawing.fc), "#f8fafc"),
-                 ("adjoint", f"adjoint pass: δ = ∂{c.meta.get('gradient_of', 'J')}/∂v, "
-                             "flowing back", range(drawing.fc, n), "#fffaf5")]
-        for key, title, part, colour in parts:
+        first, second = drawing.bounds
+        for part, key, title, ids, colour in (
+                (PRIMAL, "forward", "forward pass: values", range(first), "#f8fafc"),
+                (ADJOINT, "adjoint", f"adjoint pass: δ = ∂{drawing.of}/∂v, flowing back",
+                 range(first, second), "#fffaf5"),
+                (TANGENT, "tangent", _tangent_title(c), range(second, n), "#faf8ff")):
+            boxes = [(m, label, a) for m, label, a, p in out_nodes if p == part]
+            if not ids and not boxes:
+                continue
             with d.subgraph(name=f"cluster_{key}") as s:
                 s.attr(label=title, labeljust="l", style="rounded,filled", color="#cbd5e1",
                        fillcolor=colour, fontcolor=_MUTED, fontsize="11")
-                statements = drawing.statements(part)
-                if key == "adjoint":
-                    statements += [(m, label, a) for m, label, a, inside in out_nodes if inside]
-                for name, label, attrs in statements:
+                for name, label, attrs in drawing.statements(ids) + boxes:
                     s.node(name, label, _attributes=attrs)
     else:
         for name, label, attrs in drawing.statements(range(n)):
             d.node(name, label, _attributes=attrs)
-    for name, label, attrs, inside in out_nodes:
-        if not (inside and drawing.adjoint):
+        for name, label, attrs, _ in out_nodes:
             d.node(name, label, _attributes=attrs)
     for tail, head, attrs in drawing.edges() + out_edges:
         d.edge(tail, head, _attributes=attrs)
@@ -529,6 +607,14 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
         k, i = 1, c.output_ids[1]
         first = f"n{i}" if drawing.boxed_output(i) else f"out{k}"
         d.edge(f"n{c.input_ids[0]}", first, _attributes=[("style", "invis")])
+        tangents = [k for k, name in enumerate(c.outputs)
+                    if drawing.output_title(name)[1] == TANGENT]
+        if tangents and k not in tangents:
+            # ... and the tangent pass under the adjoint pass, the same way.
+            k = tangents[0]
+            i = c.output_ids[k]
+            last = f"n{i}" if drawing.boxed_output(i) else f"out{k}"
+            d.edge(first, last, _attributes=[("style", "invis")])
     return d
 
 

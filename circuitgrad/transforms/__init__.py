@@ -1,8 +1,9 @@
 """Transforms: plain functions from circuit to circuit."""
 
+from .adjoints import node_adjoints
 from .grad import grad
 from .jvp import hessian, hvp, jvp
 from .scalarize import scalarize
 from .simplify import simplify
 
-__all__ = ["grad", "scalarize", "simplify", "jvp", "hvp", "hessian"]
+__all__ = ["node_adjoints", "grad", "scalarize", "simplify", "jvp", "hvp", "hessian"]

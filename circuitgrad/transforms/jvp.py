@@ -14,6 +14,11 @@ circuit ``grad(c)``, seeded with the direction ``v``, so ``H·v`` costs
 ``O(c.size)`` (:data:`HVP_SIZE_FACTOR`); :func:`hessian` runs one such sweep per input entry,
 seeded with a unit vector (a constant, so multiplications by 0 and 1 are never built).
 
+Meta: the tangent nodes are those from ``meta["tangent_count"]`` on (after the primal nodes
+and, for :func:`hvp` and :func:`hessian`, the adjoint nodes from ``forward_count``), so the
+lowerings can tell the three passes apart; ``tangent_inputs`` names the direction's inputs,
+one per ``wrt`` input.
+
 Results are ordinary circuits (simplified with :func:`~circuitgrad.simplify` by default):
 they lower, render, and compose, e.g. ``grad(jvp(c), output="f_dot")``.
 
@@ -170,7 +175,7 @@ def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = Tru
             t = tangent.get(i)
             outputs.append((_fresh(f"{name}_dot", taken),
                             _zero(b, c.shape(i)) if t is None else t))
-        meta = {**_derivative_meta(c), "wrt": tuple(tangents),
+        meta = {**_derivative_meta(c), "tangent_count": len(c), "wrt": tuple(tangents),
                 "tangent_inputs": tuple(tangents.values())}
         result = b.finish(outputs, inputs=list(c.inputs) + list(tangents.values()), meta=meta)
     return simplify_circuit(result) if simplify else result
@@ -216,7 +221,9 @@ def hvp(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None =
             node = _zero(b, g.shape(gid)) if t is None else t
             outputs.append((_fresh(f"Hv_{x}", taken), node))
         result = b.finish(outputs, inputs=list(g.inputs) + directions,
-                          meta={**_derivative_meta(g), "hvp_of": g.outputs[0], "wrt": tuple(wrt)})
+                          meta={**_derivative_meta(g), "tangent_count": len(g),
+                                "hvp_of": g.outputs[0], "wrt": tuple(wrt),
+                                "tangent_inputs": tuple(directions)})
     return simplify_circuit(result) if simplify else result
 
 
@@ -268,8 +275,8 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
                 node = _assemble(b, shape_x, g.shape(ids[y]), columns[y])
                 outputs.append((_fresh(f"d2{out_name}_d{x}_d{y}", taken), node))
         result = b.finish(outputs, inputs=g.inputs,
-                          meta={**_derivative_meta(g), "hessian_of": out_name,
-                                "wrt": tuple(wrt)})
+                          meta={**_derivative_meta(g), "tangent_count": len(g),
+                                "hessian_of": out_name, "wrt": tuple(wrt)})
     return simplify_circuit(result) if simplify else result
 
 

@@ -21,10 +21,10 @@ Exactness. "Exact" means bit for bit in IEEE-754 float64 as NumPy computes, for 
 inf, nan and both zeros included (NaN payloads aside). That is why ``x + 0.0 → x`` is *not*
 exact: at ``x = -0.0`` it gives ``+0.0``, and ``1/(x + 0.0)`` is then ``+inf``, not ``-inf``.
 The exact forms are ``x + (-0.0) → x``, ``x - 0.0 → x`` and ``-0.0 - x → -x``; ``x + 0.0 → x``
-is an unsafe rule. One exact rule has a caveat: ``x ** 2 → square(x)`` is what NumPy itself
-does for arrays (bit for bit), but NumPy's *scalar* power calls C ``pow``, which is one ulp
-off the correctly rounded ``x·x`` at about one point in 10⁴; ``square`` is correctly rounded,
-so after the rewrite scalar and batch evaluation agree.
+is an unsafe rule. ``x ** 2 → square(x)`` is no rule here: the builder makes it for every
+circuit (NumPy's array power does the same bit for bit, while its *scalar* power calls C
+``pow``, one ulp off the correctly rounded ``x·x`` at about one point in 10⁴), so a forward
+circuit and the forward part of its adjoint show the same node.
 
 Unsafe rules (``unsafe=True`` only) are identities of real numbers that change results for
 inf or nan (``x*0 → 0``, ``x - x → 0``, ``x/x → 1``), for the sign of zero (``x + 0 → x``),
@@ -32,8 +32,9 @@ for negative or out-of-domain inputs (``sqrt(x²) → x``, ``exp(log x) → x``)
 and overflow (``log(exp x) → x``, ``0.5*(2*x) → x``). Use them where inputs are finite and
 inside every op's domain.
 
-Meta. A pass keeps the circuit's ``meta``: ``forward_count`` and ``adjoint_of`` (the node ids
-an adjoint circuit records for the lowerings) are remapped to the new ids; an adjoint node
+Meta. A pass keeps the circuit's ``meta``: ``forward_count``, ``tangent_count`` and
+``adjoint_of`` (the node ids a derivative circuit records for the lowerings) are remapped to
+the new ids; an adjoint node
 merged into a forward node stops being an adjoint. Names given by the program carry over.
 
 Rules. A :class:`Rule` is a pattern, a replacement and an optional guard. Patterns are nested
@@ -46,12 +47,12 @@ number, or a tuple built with the same rules and the builder (so ``("mul", ("mul
 rule does not apply.
 
     >>> import circuitgrad as cg
-    >>> c = cg.parse("y = (x - 0.0) ** 2\\nJ = -0.0 - y")
+    >>> c = cg.parse("y = (x - 0.0) ** 3\\nJ = -0.0 - y")
     >>> [c.op(i) for i in range(len(c)) if c.op(i) not in ("input", "const")]
     ['sub', 'pow', 'sub']
     >>> s = cg.simplify(c)
     >>> [s.op(i) for i in range(len(s)) if s.op(i) not in ("input", "const")]
-    ['square', 'neg']
+    ['pow', 'neg']
     >>> c = cg.parse("exp(log(x)) - x")
     >>> cg.simplify(c).size, cg.simplify(c, unsafe=True).size
     (3, 0)
@@ -101,7 +102,6 @@ EXACT_RULES: tuple[Rule, ...] = (
     Rule("x + (-0.0) → x", ("add", "x", -0.0), "x"),
     Rule("x - 0.0 → x", ("sub", "x", 0.0), "x"),
     Rule("-0.0 - x → -x", ("sub", -0.0, "x"), ("neg", "x")),
-    Rule("x ** 2 → square(x)", ("pow", "x", 2.0), ("square", "x")),
     Rule("x ** 0 → 1 (IEEE pow: even at nan)", ("pow", "x", 0.0), 1.0),
     Rule("c·(-x) → (-c)·x", ("mul", "c", ("neg", "x")), ("mul", ("neg", "c"), "x")),
     Rule("-(c·x) → (-c)·x", ("neg", ("mul", "c", "x")), ("mul", ("neg", "c"), "x")),
@@ -290,6 +290,8 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
         new = [0] * len(c)
         forward_count = c.meta.get("forward_count")
         forward_end = None
+        tangent_count = c.meta.get("tangent_count")
+        tangent_end = None
         ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
         old_uses = [0] * len(c)
         for ids in args:
@@ -302,6 +304,8 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
         for i in range(len(c)):
             if i == forward_count:
                 forward_end = len(new_ops)
+            if i == tangent_count:
+                tangent_end = len(new_ops)
             op = ops[i]
             if op == "input":
                 new[i] = b.input(params[i], shapes[i]).id
@@ -325,6 +329,12 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
             if old_uses[i]:
                 uses[new[i]] = uses.get(new[i], 0) + old_uses[i]
         meta = dict(c.meta)
+        if tangent_count is not None:
+            if tangent_end is None:
+                tangent_end = len(b.ops)
+            while tangent_end < len(b.ops) and b.ops[tangent_end] == "const":
+                tangent_end += 1  # (the tangent inputs of jvp stay with the tangent pass)
+            meta["tangent_count"] = tangent_end
         if forward_count is not None:
             if forward_end is None:
                 forward_end = len(b.ops)
