@@ -662,6 +662,7 @@ class Builder:
         self.names: dict[int, str] = {}
         self.inputs: dict[str, int] = {}
         self._keys: dict[tuple, int] = {}
+        self._named: set[str] | None = None  # the names given, made on first need
         if base is not None:
             self.ops, self.args = list(base._ops), list(base._args)
             self.params, self.shapes = list(base._params), list(base._shapes)
@@ -857,9 +858,19 @@ class Builder:
         return len(self.ops) - 1
 
     def name(self, value: Value | int, name: str) -> None:
-        """Give a node a name (kept if it already has one)."""
+        """Give a node a name (kept if it already has one). One name per node: a name that
+        another node has gets a number (``x_bar_2``: the adjoint of ``x`` in a second
+        adjoint pass)."""
         i = value.id if isinstance(value, Value) else value
-        self.names.setdefault(i, name)
+        if i in self.names:
+            return
+        if self._named is None:
+            self._named = set(self.names.values())
+        wanted, k = name, 2
+        while name in self._named:
+            name, k = f"{wanted}_{k}", k + 1
+        self.names[i] = name
+        self._named.add(name)
 
     # -- the result ----------------------------------------------------------------------
     def finish(self, outputs: Sequence[tuple[str, Value | int]],

@@ -103,3 +103,19 @@ def test_generated_functions_pickle():
 def test_constant_outputs_have_the_same_type_as_the_others():
     out = cg.to_numpy(cg.grad(cg.parse("J = 2*x", inputs=["x", "y"])))(1.0, 5.0)
     assert all(type(v) is np.float64 for v in out)
+
+
+def test_derivative_code_has_a_section_per_pass_and_one_name_per_node():
+    c = cg.parse("J = x*x*y")
+    source = cg.to_numpy(cg.hvp(c)).source.splitlines()
+    heads = [line.strip() for line in source if line.strip().startswith("# ")]
+    assert [h.split(":")[0] for h in heads] == ["# forward", "# backward", "# tangent"]
+    tangent = next(k for k, line in enumerate(source) if line.strip().startswith("# tangent"))
+    first_dot = next(k for k, line in enumerate(source) if line.startswith("    x_bar_dot = "))
+    backward = next(k for k, line in enumerate(source) if line.strip().startswith("# backward"))
+    assert backward < tangent < first_dot
+    gg = cg.grad(cg.grad(c), output="dJ_dx")
+    names = [gg.name(i) for i in range(len(gg)) if gg.name(i)]
+    assert len(names) == len(set(names)) and "x_bar_2" in names
+    code = cg.to_numpy(gg).source
+    assert code.count("    x_bar = ") == 1 and "x_bar_2 = " in code

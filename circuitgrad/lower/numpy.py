@@ -198,17 +198,24 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
     """The generated source of ``c``, its globals, and the parameter names."""
     big = len(c) > READABLE_LIMIT
     names = _Names(c, registers=big)
-    forward_count = c.meta.get("forward_count")
+    # The sections of a derivative circuit, by the first node id of each pass's part.
+    sections = []
+    if c.meta.get("forward_count") is not None:
+        sections.append((c.meta["forward_count"],
+                         "    # backward: adjoints v_bar = ∂J/∂v (the notes' δ), last node first"))
+    if c.meta.get("tangent_count") is not None:
+        sections.append((c.meta["tangent_count"],
+                         "    # tangent: v_dot = the derivative of v along the direction"))
+    sections.sort()
     lines = [f"def {name}({', '.join(names.params)}):"]
-    if forward_count is not None:
+    if sections:
         lines.append("    # forward: the values of the nodes")
     dead = _dead_after(c) if not big and any(c.shape(i) for i in range(len(c))) else {}
     for i, op, args, _params, _shape in c.records():
         if op in LEAVES:
             continue
-        if forward_count is not None and i >= forward_count:
-            forward_count = None  # the first adjoint node opens the backward section
-            lines.append("    # backward: adjoints v_bar = ∂J/∂v (the notes' δ), last node first")
+        while sections and i >= sections[0][0]:
+            lines.append(sections.pop(0)[1])  # the first node of a part opens its section
         code = node_code(c, i, [names.names[a] for a in args])
         lines.append(f"    {names.names[i]} = {code}")
         if i in dead:
