@@ -159,6 +159,10 @@ def compiled(name: str, params: Mapping[str, Any] | None, shapes: Sequence[Shape
     batched = None if batched is None else tuple(batched)
     key = (name, tuple(sorted(params.items(), key=lambda kv: kv[0])), shapes, batched)
     fn = _COMPILED.get(key)
+    if fn is None and PRIMITIVES[name].function is not None:
+        fn = PRIMITIVES[name].function(shapes=shapes, **params)
+        if len(_COMPILED) < 100_000:
+            _COMPILED[key] = fn
     if fn is None:
         prim = PRIMITIVES[name]
         names = [f"a{i}" for i in range(len(shapes))]

@@ -41,6 +41,9 @@ class Primitive:
     # Params for the rule-size measurements, for ops whose params have no default.
     example: dict[str, Any] = field(default_factory=dict)
     label_of: Callable[..., str] | None = None  # the label from the params (x[1:] shows [1:])
+    # Optional: the node as a Python callable made without compiling its template (for ops
+    # whose params differ from node to node, such as indices), same semantics as the template.
+    function: Callable[..., Callable[..., Any]] | None = None
 
     def display(self, params: Mapping[str, Any] | None) -> str:
         """The label a diagram shows for a node with these params."""

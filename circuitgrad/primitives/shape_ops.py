@@ -335,6 +335,12 @@ def _cumsum_template(x: str, shapes: tuple[Shape, ...], axis: int) -> str:
     return f"_np.cumsum({x}, axis={axis - len(shapes[0])})"
 
 
+def _getitem_function(shapes: tuple[Shape, ...], index: Index) -> Any:
+    # x[..., index] without compiling a template per index: the same indexing.
+    return operator.itemgetter((Ellipsis,) + tuple(
+        slice(*e) if isinstance(e, tuple) else e for e in index))
+
+
 def _getitem_label(index: Index) -> str:
     return f"[{index_text(index)}]"
 
@@ -344,6 +350,7 @@ RECORDS: list[Primitive] = [
     Primitive("getitem", 1, _getitem_template, "[ ]", params=("index",),
               shape=_getitem_shape, vjp=lambda bar, out, x, index: (Scatter(bar, index),),
               jvp=_linear("getitem"), label_of=_getitem_label, internal=True,
+              function=_getitem_function,
               cases=(((4, 3),),), example={"index": ((1, 4, 1), 0)}),
     # Zeros of ``shape`` with each argument added at its place: the adjoint of the reads.
     Primitive("scatter_add", 1, _scatter_add_template, "[ ]+=", params=("shape", "indices"),
