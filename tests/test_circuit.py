@@ -181,7 +181,8 @@ def test_dependencies_point_one_way():
     table = [os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "primitives", "*.py"))]
     for name in ["circuit.py"] + table:
         above = ("lower", "frontends", "transforms") + (("circuit",) if name in table else ())
-        bad = [m for m in _imports(os.path.join(root, name)) if m.lstrip(".").split(".")[0] in above]
+        bad = [m for m in _imports(os.path.join(root, name))
+               if m.lstrip(".").split(".")[0] in above]
         assert bad == [], f"{name} imports {bad}"
     for path in glob.glob(os.path.join(root, "transforms", "*.py")):
         bad = [m for m in _imports(path) if m.lstrip(".").split(".")[0] == "lower"

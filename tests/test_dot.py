@@ -120,7 +120,7 @@ def test_every_operation_shows_its_label(op):
     out = b.apply(op, *args, **params.get(op, prim.example))
     source = cg.to_dot(b.finish([("f", out)])).source
     assert cg.to_dot(b.finish([("f", out)])).source == source
-    shown = prim.display(b.params[out.id])
+    shown = prim.display(b.params[out.id], [b.shapes[a.id] for a in args])
     label = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert label in source
 

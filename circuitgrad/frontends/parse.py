@@ -370,7 +370,6 @@ class _Program:
             raise ParseError("a bare expression is only allowed as the last line (it is the "
                              "output); assign it to a name", line, self.margin + 1)
         elts = tree.elts
-        b = self.builder
         total = None  # the sum so far, and the operator that joins the next term to it
         joiner = None
         term, term_at = self.expression(elts[0]), elts[0]

@@ -343,7 +343,7 @@ class _Drawing:
                 head = _h(_number(c.params(i)))
         else:
             fill, line = (_FORWARD, _ADJOINT, _TANGENT)[self.part(i)]
-            symbol = _h(PRIMITIVES[op].display(c.params(i)))
+            symbol = _h(PRIMITIVES[op].display(c.params(i), [c.shape(a) for a in c.args(i)]))
             title = self.title(i)
             if output and title is None:
                 title = self.out_names[i][0]
@@ -389,6 +389,8 @@ class _Drawing:
     def ports(self, i: int) -> int:
         """Number of numbered argument ports of node ``i`` (0: edges enter the node)."""
         prim = PRIMITIVES[self.c.op(i)]
+        if prim.variadic:  # concatenate, stack: the arguments in their order
+            return len(self.c.args(i)) if len(self.c.args(i)) > 1 else 0
         return prim.arity if prim.arity > 1 and not prim.commutative else 0
 
     @staticmethod

@@ -45,9 +45,12 @@ class Primitive:
     # whose params differ from node to node, such as indices), same semantics as the template.
     function: Callable[..., Callable[..., Any]] | None = None
 
-    def display(self, params: Mapping[str, Any] | None) -> str:
-        """The label a diagram shows for a node with these params."""
-        return self.label_of(**params) if self.label_of is not None and params else self.label
+    def display(self, params: Mapping[str, Any] | None,
+                shapes: Sequence[Shape] | None = None) -> str:
+        """The label a diagram shows for a node with these params and argument shapes."""
+        if self.label_of is None or not params:
+            return self.label
+        return self.label_of(shapes=None if shapes is None else tuple(shapes), **params)
 
     def code(self, args: Sequence[str], params: Mapping[str, Any], shapes: Sequence[Shape],
              batched: Sequence[bool] | None = None) -> str:

@@ -341,8 +341,8 @@ def _getitem_function(shapes: tuple[Shape, ...], index: Index) -> Any:
         slice(*e) if isinstance(e, tuple) else e for e in index))
 
 
-def _getitem_label(index: Index) -> str:
-    return f"[{index_text(index)}]"
+def _getitem_label(index: Index, shapes: tuple[Shape, ...] | None = None) -> str:
+    return f"[{index_text(index, None if shapes is None else shapes[0])}]"
 
 
 RECORDS: list[Primitive] = [
@@ -387,9 +387,9 @@ RECORDS: list[Primitive] = [
               vjp=lambda bar, out, x, axes: (call("permute_dims", bar, axes=_inverse(axes)),),
               jvp=_linear("permute_dims"), cases=(((2, 1, 3),),),
               example={"axes": (2, 0, 1)}),
-    Primitive("cumsum", 1, _cumsum_template, "cumsum", params=("axis",), shape=lambda x, axis: _cumsum_shape(x, axis),
-              numpy=("cumsum",), internal=True, vjp=_cumsum_vjp, jvp=_linear("cumsum"), cases=(((4,),),),
-              example={"axis": 0}),
+    Primitive("cumsum", 1, _cumsum_template, "cumsum", params=("axis",),
+              shape=lambda x, axis: _cumsum_shape(x, axis), numpy=("cumsum",), internal=True,
+              vjp=_cumsum_vjp, jvp=_linear("cumsum"), cases=(((4,),),), example={"axis": 0}),
 ]
 
 
