@@ -234,3 +234,14 @@ def test_output_names_that_are_not_identifiers_still_index():
     c = b.finish([("f-1", cg.sin(x)), ("class", x * 2.0)])
     out = cg.to_numpy(c)(0.0)
     assert tuple(out) == (0.0, 0.0) and out[1] == 0.0
+
+
+def test_the_command_line_evaluates_a_batch_point_by_point(capsys):
+    from circuitgrad.cli import main
+
+    assert main(["eval", "sum(v*v)", "--at", "v=[1,2,3]"]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == "f = [1., 4., 9.]"
+    assert "batch of 3 points" in out.err
+    assert main(["eval", "J = sum(v*v)", "--shapes", "v=3", "--at", "v=[1,2,3]"]) == 0
+    assert capsys.readouterr().out.strip() == "J = 14.0"

@@ -341,6 +341,16 @@ def _getitem_function(shapes: tuple[Shape, ...], index: Index) -> Any:
         slice(*e) if isinstance(e, tuple) else e for e in index))
 
 
+def _scatter_add_function(shapes: tuple[Shape, ...], shape: Shape,
+                          indices: tuple[Index, ...]) -> Any:
+    # The template's call without compiling it: one place per read, 10⁵ reads and more.
+    from . import runtime
+
+    places = [((Ellipsis,) + tuple(slice(*e) if isinstance(e, tuple) else e for e in ix),
+               len(_getitem_shape(tuple(shape), ix))) for ix in indices]
+    return lambda *values: runtime.scatter_add(tuple(shape), places, *values)
+
+
 def _getitem_label(index: Index, shapes: tuple[Shape, ...] | None = None) -> str:
     return f"[{index_text(index, None if shapes is None else shapes[0])}]"
 
@@ -355,6 +365,7 @@ RECORDS: list[Primitive] = [
     # Zeros of ``shape`` with each argument added at its place: the adjoint of the reads.
     Primitive("scatter_add", 1, _scatter_add_template, "[ ]+=", params=("shape", "indices"),
               shape=_scatter_add_shape, vjp=_scatter_add_vjp, jvp=_scatter_add_jvp,
+              function=_scatter_add_function,
               variadic=True, internal=True, cases=(((3,), (3,)),),
               example={"shape": (4, 3), "indices": (((1, 4, 1), 0), (0, (0, 3, 1)))}),
     Primitive("take", 1, _take_template, "take", params=("indices", "axis"),
