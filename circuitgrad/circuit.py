@@ -46,7 +46,7 @@ _REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
 # Every rewrite looks at an argument that is one of these (a cheap test before trying).
 _REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
 # A reduction of a scalar is the scalar itself.
-_REDUCTIONS = frozenset({"sum", "mean"})
+_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "prod", "logsumexp"})
 # Folding broadcast_to would store a full array where a view costs nothing.
 _NOT_FOLDED = frozenset({"broadcast_to"})
 

@@ -1,5 +1,6 @@
 """Every primitive: values against an independent NumPy reference, template = evaluation."""
 
+import math
 import warnings
 
 import numpy as np
@@ -12,6 +13,12 @@ from circuitgrad.primitives import PRIMITIVES, evaluate
 rng = np.random.default_rng(0)
 REALS = rng.uniform(-3, 3, 50)
 POSITIVE = rng.uniform(0.1, 5, 50)
+UNIT = rng.uniform(-0.95, 0.95, 50)
+ABOVE_ONE = rng.uniform(1.05, 5, 50)
+# Ties, kinks and jumps on purpose: halves for round, equal pairs for maximum.
+STEPS = np.concatenate([REALS, [0.0, -0.0, 0.5, 1.5, -2.5, 2.0]])
+TIED = np.round(REALS)
+MATRIX = rng.normal(size=(3, 4))
 
 # name -> (reference, sample arguments): one spec per primitive, with its domain.
 SPECS = {
@@ -33,6 +40,53 @@ SPECS = {
     "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), (REALS,)),
     "step": (lambda x: (x >= 0).astype(float), (np.append(REALS, 0.0),)),
     "sign": (np.sign, (np.append(REALS, 0.0),)),
+    "log1p": (lambda x: np.log(1 + x), (POSITIVE - 0.05,)),
+    "expm1": (lambda x: np.exp(x) - 1, (REALS,)),
+    "softplus": (lambda x: np.log(1 + np.exp(x)), (REALS,)),
+    "erf": (np.vectorize(math.erf), (REALS,)),
+    "erfc": (np.vectorize(math.erfc), (REALS,)),
+    "tan": (lambda x: np.sin(x) / np.cos(x), (UNIT,)),
+    "asin": (np.vectorize(math.asin), (UNIT,)),
+    "acos": (np.vectorize(math.acos), (UNIT,)),
+    "atan": (np.vectorize(math.atan), (REALS,)),
+    "atan2": (np.vectorize(math.atan2), (REALS, REALS[::-1])),
+    "sinh": (lambda x: (np.exp(x) - np.exp(-x)) / 2, (REALS,)),
+    "cosh": (lambda x: (np.exp(x) + np.exp(-x)) / 2, (REALS,)),
+    "asinh": (np.vectorize(math.asinh), (REALS,)),
+    "acosh": (np.vectorize(math.acosh), (ABOVE_ONE,)),
+    "atanh": (np.vectorize(math.atanh), (UNIT,)),
+    "log2": (lambda x: np.log(x) / np.log(2), (POSITIVE,)),
+    "log10": (lambda x: np.log(x) / np.log(10), (POSITIVE,)),
+    "exp2": (lambda x: 2.0**x, (REALS,)),
+    "hypot": (lambda a, b: np.sqrt(a * a + b * b), (REALS, REALS[::-1])),
+    "floor": (np.vectorize(math.floor), (STEPS,)),
+    "ceil": (np.vectorize(math.ceil), (STEPS,)),
+    "round": (np.vectorize(round), (STEPS,)),  # Python's round: halves to even, too
+    "maximum": (np.vectorize(max), (TIED, TIED[::-1])),
+    "minimum": (np.vectorize(min), (TIED, TIED[::-1])),
+    "clip": (lambda x, lo, hi: np.vectorize(lambda a, l, h: min(max(a, l), h))(x, lo, hi),
+             (REALS, np.full(50, -1.0), np.full(50, 1.5))),
+    "logaddexp": (lambda a, b: np.log(np.exp(a) + np.exp(b)), (REALS, REALS[::-1])),
+    "less": (lambda a, b: (a < b) * 1.0, (TIED, TIED[::-1])),
+    "less_equal": (lambda a, b: (a <= b) * 1.0, (TIED, TIED[::-1])),
+    "greater": (lambda a, b: (a > b) * 1.0, (TIED, TIED[::-1])),
+    "greater_equal": (lambda a, b: (a >= b) * 1.0, (TIED, TIED[::-1])),
+    "equal": (lambda a, b: (a == b) * 1.0, (TIED, TIED[::-1])),
+    "not_equal": (lambda a, b: (a != b) * 1.0, (TIED, TIED[::-1])),
+    "logical_and": (lambda a, b: np.array([float(bool(p) and bool(q)) for p, q in zip(a, b)]),
+                    (TIED, TIED[::-1])),
+    "logical_or": (lambda a, b: np.array([float(bool(p) or bool(q)) for p, q in zip(a, b)]),
+                   (TIED, TIED[::-1])),
+    "logical_not": (lambda a: np.array([float(not p) for p in a]), (TIED,)),
+    "where": (lambda c, a, b: np.array([p if k else q for k, p, q in zip(c, a, b)]),
+              (TIED, REALS, REALS[::-1])),
+    "max": (np.max, (MATRIX,)),
+    "min": (np.min, (MATRIX,)),
+    "prod": (np.prod, (MATRIX,)),
+    "norm": (lambda x: math.sqrt(sum(v * v for v in x.ravel())), (MATRIX,)),
+    "logsumexp": (lambda x: np.log(np.sum(np.exp(x)), ), (MATRIX,)),
+    "softmax": (lambda x: np.exp(x) / np.sum(np.exp(x)), (MATRIX,)),
+    "log_softmax": (lambda x: x - np.log(np.sum(np.exp(x))), (MATRIX,)),
     "matmul": (np.matmul, (rng.normal(size=(3, 4)), rng.normal(size=(4, 2)))),
     "outer": (np.outer, (REALS[:3], REALS[:4])),
     "transpose": (np.transpose, (rng.normal(size=(3, 4)),)),

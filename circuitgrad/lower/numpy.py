@@ -45,11 +45,11 @@ import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import CircuitError, ShapeError
-from ..primitives import PRIMITIVES, compiled
+from ..primitives import NAMESPACE, PRIMITIVES, compiled
 
 READABLE_LIMIT = 2000
 COMPILE_LIMIT = 20000
-_GLOBALS = frozenset({"_np"})
+_GLOBALS = frozenset(NAMESPACE)
 
 
 def _usable(name: str) -> bool:
@@ -214,7 +214,7 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
         if i in dead:
             lines.append(f"    del {', '.join(names.names[a] for a in dead[i])}")
     returned = [names.names[i] for i in c.output_ids]
-    namespace: dict[str, Any] = {"_np": np, **names.constants}
+    namespace: dict[str, Any] = {**NAMESPACE, **names.constants}
     if len(returned) == 1:
         lines.append(f"    return {returned[0]}")
     else:

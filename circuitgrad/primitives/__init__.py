@@ -66,10 +66,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import elementwise, tensor
-from .core import Primitive, Shape, align, broadcast_shape, call, normalize_axis, sum_optional
+from . import compare, elementwise, reductions, tensor
+from .core import NAMESPACE, Primitive, Shape, align, broadcast_shape, call, normalize_axis, sum_optional
 
-__all__ = ["PRIMITIVES", "FUNCTIONS", "BINARY_OPERATORS", "Primitive", "Shape", "align",
+__all__ = ["NAMESPACE", "PRIMITIVES", "FUNCTIONS", "BINARY_OPERATORS", "Primitive", "Shape", "align",
            "broadcast_shape", "call", "compiled", "evaluate", "shape_cases", "shape_of",
            "normalize_axis", "sum_optional"]
 
@@ -80,7 +80,8 @@ _LEAVES: list[Primitive] = [
 ]
 
 PRIMITIVES: dict[str, Primitive] = {
-    p.name: p for p in _LEAVES + elementwise.RECORDS + tensor.RECORDS}
+    p.name: p for p in _LEAVES + elementwise.RECORDS + compare.RECORDS + tensor.RECORDS
+    + reductions.RECORDS}
 """Every primitive by name."""
 
 class _Functions(Mapping[str, str]):
@@ -158,7 +159,7 @@ def compiled(name: str, params: Mapping[str, Any] | None, shapes: Sequence[Shape
         names = [f"a{i}" for i in range(len(shapes))]
         source = f"lambda {', '.join(names)}: {prim.code(names, params, shapes, batched)}"
         # The template is circuitgrad's own code, never user text.
-        fn = eval(source, {"_np": np})  # noqa: S307
+        fn = eval(source, dict(NAMESPACE))  # noqa: S307
         _COMPILED[key] = fn
     return fn
 

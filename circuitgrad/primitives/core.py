@@ -11,8 +11,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ShapeError
+from . import special
 
 Shape = tuple[int, ...]
+
+NAMESPACE: dict[str, Any] = {"_np": np, "_sp": special}
+"""The globals every template may use: NumPy as ``_np``, :mod:`~circuitgrad.primitives.special`
+as ``_sp``. The generated code, the constant folding and the interpreter all evaluate in it."""
 
 
 @dataclass(frozen=True)
