@@ -59,7 +59,7 @@ def test_random_programs_against_sympy_diff(case):
     assume("sign(" not in text and "step(" not in text)
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
-    expr = cg.to_sympy(c)
+    expr = cg.to_sympy(c, real=True)
     symbols = {sympy.Symbol(k, real=True): v for k, v in point.items()}
     got = gradient(c, point)[1:]
     for name, value in zip(c.inputs, got):

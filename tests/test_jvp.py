@@ -180,7 +180,7 @@ def test_hessian_against_sympy(case):
     h.validate()
     got = dict(zip(h.outputs, cg.to_numpy(h)(**point)))
     symbols = [sympy.Symbol(x, real=True) for x in c.inputs]
-    H = sympy.hessian(cg.to_sympy(c), symbols)
+    H = sympy.hessian(cg.to_sympy(c, real=True), symbols)
     at = dict(zip(symbols, point.values()))
     out = c.outputs[0]
     for i, x in enumerate(c.inputs):

@@ -60,6 +60,8 @@ def _sympy_logic(name: str) -> Any:
 def _sympy_where(c: Any, a: Any, b: Any) -> Any:
     import sympy
 
+    if isinstance(b, sympy.Piecewise):  # where(c, a, where(d, b, e)): one Piecewise
+        return sympy.Piecewise((a, truth(c)), *b.args)
     return sympy.Piecewise((a, truth(c)), (b, True))
 
 
