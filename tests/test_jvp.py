@@ -7,7 +7,7 @@ sympy's ``hessian``; the size bounds follow from the primitive table.
 import numpy as np
 import pytest
 import sympy
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import circuitgrad as cg
@@ -174,6 +174,7 @@ def test_hvp_names():
 @settings(max_examples=25)
 def test_hessian_against_sympy(case):
     text, point, _ = case
+    assume(all(f"{name}(" not in text for name in ("floor", "ceil", "round")))  # see test_grad
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
     h = cg.hessian(c)

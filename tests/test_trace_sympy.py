@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import sympy
-from hypothesis import given
+from hypothesis import assume, given
 
 import circuitgrad as cg
 from strategies import programs
@@ -78,6 +78,7 @@ def test_to_sympy_round_trip_of_every_primitive():
 @given(programs())
 def test_sympy_round_trip_on_random_programs(case):
     text, point, _ = case
+    assume("round(" not in text)  # round (halves to even) has no sympy form
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
     expr = cg.to_sympy(c, real=True)

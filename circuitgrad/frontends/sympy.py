@@ -147,6 +147,8 @@ def _node(b: Builder, e: Any, args: list[int]) -> int:
         if str(e) not in b.inputs:
             raise CircuitError(f"from_sympy: symbol {e} is not an input")
         return b.inputs[str(e)]
+    if e is sympy.zoo:
+        return b.const_id(math.nan)  # complex infinity (1/0 in sympy) has no real value
     if e.is_number:
         if not e.is_real:
             raise CircuitError(f"from_sympy: {e} is not a real number")
@@ -184,6 +186,8 @@ def _node(b: Builder, e: Any, args: list[int]) -> int:
         return _fold(b, name, args)
     if isinstance(e, sympy.Not):
         return b.apply_id("logical_not", tuple(args))
+    if isinstance(e, sympy.ITE):  # ITE(a, b, c): the mask b where a holds, else c
+        return b.apply_id("where", tuple(args))
     name = _BY_SYMPY_NAME.get(type(e).__name__)
     if name is not None and len(args) == PRIMITIVES[name].arity:
         return b.apply_id(name, tuple(args))
