@@ -39,14 +39,16 @@ def _split(a: Any, b: Any, wins: str) -> Any:
 
 
 def _atan2_vjp(bar: Any, out: Any, y: Any, x: Any) -> tuple:
-    # ∂atan2(y, x) = (x, -y) / (x² + y²), with 1/(x² + y²) as (1/h)/h: no overflow at 1e200.
-    t = bar / call("hypot", y, x) / call("hypot", y, x)
-    return t * x, -(t * y)
+    # ∂atan2(y, x) = (x, -y) / (x² + y²) = (x/h, -y/h) / h, h = hypot(y, x): neither x² + y²
+    # nor 1/h² is formed, so nothing overflows or underflows at 1e200 or 1e-300 (7 nodes).
+    h = call("hypot", y, x)
+    t = bar / h
+    return t * (x / h), -(t * (y / h))
 
 
 def _atan2_partials(out: Any, y: Any, x: Any) -> tuple:
     h = call("hypot", y, x)
-    return x / h / h, -(y / h / h)
+    return (x / h) / h, -((y / h) / h)
 
 
 def _hypot_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
