@@ -354,3 +354,21 @@ def test_json_path_errors(tmp_path):
     (tmp_path / "bad.json").write_bytes(b"\xff{")
     with pytest.raises(cg.CircuitError, match="not UTF-8"):
         cg.from_json(tmp_path / "bad.json")
+
+
+def test_round_trip_of_every_new_op_and_its_gradient():
+    c = cg.parse("""
+s = log1p(a) + expm1(a) + softplus(a) + erf(a) + erfc(a) + tan(a) + asin(a) + acos(a)
+t = atan(a) + atan2(a, b) + sinh(a) + cosh(a) + asinh(a) + acosh(b) + atanh(a) + log2(b)
+u = log10(b) + exp2(a) + hypot(a, b) + floor(a) + ceil(a) + round(a) + maximum(a, b)
+v = minimum(a, b) + clip(a, -0.1, 0.1) + where(a > b, a, b) + logaddexp(a, b) + (a <= b)
+w = (a >= b) + (a == b) + (a != b) + ((a < b) & (b > 0)) + ((a < b) | ~(b > 0)) + pi
+r = max(z) + min(z, axis=0) @ q + prod(z) + norm(z, axis=1) @ p + logsumexp(z)
+J = s + t + u + v + w + r + sum(softmax(z, axis=1) * z) + sum(log_softmax(z) * z)
+""", shapes={"z": (2, 3), "q": (3,), "p": (2,)})
+    point = {"a": 0.3, "b": 1.4, "z": np.arange(1.0, 7.0).reshape(2, 3) / 7, "q": np.ones(3),
+             "p": np.ones(2)}
+    for circuit in (c, cg.grad(c)):
+        d = round_trip(circuit)
+        assert_same_circuit(circuit, d)
+        assert_same_values(circuit, d, point)

@@ -2,8 +2,10 @@
 
 import ast
 import importlib
+import math
 import warnings
 
+import numpy as np
 import pytest
 
 import circuitgrad as cg
@@ -228,3 +230,59 @@ def test_an_input_is_never_assigned(text, line, column):
 def test_assignment_after_its_own_uses_elsewhere_still_works():
     c = cg.parse("x2 = 2*x\nJ = x2 + x")
     assert c.inputs == ("x",) and float(cg.to_numpy(c)(x=3.0)) == 9.0
+
+
+# -- comparisons, conditions, logic and named constants ---------------------------------------
+
+def value(text, **point):
+    return float(cg.to_numpy(cg.parse(text))(**point))
+
+
+@pytest.mark.parametrize("text, point, want", [
+    ("where(x > 0, x, 0.1 * x)", {"x": -2.0}, -0.2),
+    ("x if x > 0 else 0.1 * x", {"x": -2.0}, -0.2),
+    ("x if x > 0 else 0.1 * x", {"x": 3.0}, 3.0),
+    ("(x < y) + (x <= y) + (x > y) + (x >= y) + (x == y) + (x != y)", {"x": 1.0, "y": 1.0}, 3.0),
+    ("0 < x < 1", {"x": 0.5}, 1.0), ("0 < x < 1", {"x": 1.5}, 0.0),
+    ("(x > 0) & (y > 0)", {"x": 1.0, "y": -1.0}, 0.0),
+    ("(x > 0) | (y > 0)", {"x": 1.0, "y": -1.0}, 1.0),
+    ("~(x > 0)", {"x": 1.0}, 0.0), ("not x", {"x": 0.0}, 1.0),
+    ("x > 0 and y > 0 or x < -5", {"x": -6.0, "y": 1.0}, 1.0),
+    ("2 * pi + e - inf", {}, -math.inf),
+])
+def test_comparisons_conditions_and_logic_are_masks(text, point, want):
+    assert value(text, **point) == want
+
+
+def test_named_constants_are_constants_unless_declared():
+    c = cg.parse("J = pi * x + e")
+    assert c.inputs == ("x",)
+    assert float(cg.to_numpy(c)(x=1.0)) == math.pi + math.e
+    d = cg.parse("J = pi * x", inputs=["pi", "x"])
+    assert d.inputs == ("pi", "x") and float(cg.to_numpy(d)(pi=2.0, x=3.0)) == 6.0
+    assigned = cg.parse("e = 2 * x\nJ = e + 1")  # an assignment shadows the constant
+    assert float(cg.to_numpy(assigned)(x=1.0)) == 3.0
+
+
+def test_the_issues_functions_all_parse():
+    c = cg.parse("J = logsumexp(z) - sum(softmax(z) * log_softmax(z)) + max(z) + norm(z)",
+                 shapes={"z": (3,)})
+    assert float(cg.to_numpy(c)(np.array([1000.0, 0.0, -1000.0]))) == pytest.approx(
+        2000.0 + 1000.0 * math.sqrt(2), rel=1e-15)
+    for name in ("maximum", "where", "clip", "log1p", "expm1", "softplus", "erf", "atan2",
+                 "atan", "sinh", "cosh", "tan", "hypot", "log2"):
+        assert name in cg.primitives.FUNCTIONS
+
+
+def test_max_of_two_values_says_to_use_maximum():
+    with pytest.raises(cg.ParseError, match=r"column 8: .* maximum\(a, b\)"):
+        cg.parse("max(a, b)")
+    with pytest.raises(cg.ParseError, match=r"minimum\(a, b\), nested"):
+        cg.parse("min(a, b, c)")
+
+
+def test_a_long_chain_with_a_comparison_keeps_the_precedence():
+    terms = " + ".join(f"t{k}" for k in range(300))
+    c = cg.parse(f"J = {terms} < 10")
+    point = {f"t{k}": 0.01 for k in range(300)}
+    assert c.op(c.output_ids[0]) == "less" and float(cg.to_numpy(c)(**point)) == 1.0

@@ -64,7 +64,7 @@ SPECS = {
     "round": (np.vectorize(round), (STEPS,)),  # Python's round: halves to even, too
     "maximum": (np.vectorize(max), (TIED, TIED[::-1])),
     "minimum": (np.vectorize(min), (TIED, TIED[::-1])),
-    "clip": (lambda x, lo, hi: np.vectorize(lambda a, l, h: min(max(a, l), h))(x, lo, hi),
+    "clip": (lambda x, lo, hi: np.vectorize(lambda a, low, high: min(max(a, low), high))(x, lo, hi),
              (REALS, np.full(50, -1.0), np.full(50, 1.5))),
     "logaddexp": (lambda a, b: np.log(np.exp(a) + np.exp(b)), (REALS, REALS[::-1])),
     "less": (lambda a, b: (a < b) * 1.0, (TIED, TIED[::-1])),

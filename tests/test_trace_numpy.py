@@ -111,3 +111,31 @@ def test_docs_list_every_numpy_name_that_traces():
             assert f"np.{name}" in text or f"scipy.special.{name}" in text, name
     for name in ("np.linalg.norm", "np.dot", "np.maximum(x, 0)", "np.heaviside(x, 1)"):
         assert name in text
+
+
+def test_comparisons_of_traced_values_are_masks_and_where_selects():
+    c = cg.trace(lambda x, y: np.where(x > y, x, y) + (x == y) * 10 + ((x < 0) & ~(y < 0)))
+    f = cg.to_numpy(c)
+    assert float(f(2.0, 1.0)) == 2.0 and float(f(1.0, 1.0)) == 11.0
+    assert float(f(-1.0, 1.0)) == 2.0
+    with pytest.raises(cg.CircuitError, match="no truth value"):
+        cg.trace(lambda x: 1.0 if x > 0 else 0.0)
+    # A traced value is still a dictionary key by identity.
+    cg.trace(lambda x: {x: 1}[x] * x)
+
+
+def test_the_new_numpy_functions_trace():
+    import scipy.special
+
+    def f(x, y):
+        return (np.sum(np.log1p(np.abs(x)) + np.arctan2(y, x) + np.hypot(x, y))
+                + np.max(x) + np.min(x, axis=0) + np.prod(np.clip(x, 0.1, 2.0))
+                + np.sum(scipy.special.erf(x)) + np.linalg.norm(x) + np.sum(np.round(x))
+                + np.sum(np.heaviside(x, 0.5)) + np.sum(np.clip(x, None, 0.0)))
+
+    c = cg.trace(f, shapes={"x": (3,), "y": (3,)})
+    x, y = np.array([0.5, -1.0, 0.0]), np.array([1.0, 2.0, -3.0])
+    assert float(cg.to_numpy(c)(x, y)) == pytest.approx(float(f(x, y)), rel=1e-14)
+    ops = {c.op(i) for i in range(len(c))}
+    assert {"log1p", "atan2", "hypot", "max", "min", "prod", "clip", "erf", "norm", "round",
+            "where", "minimum"} <= ops

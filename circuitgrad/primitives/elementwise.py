@@ -150,11 +150,13 @@ RECORDS: list[Primitive] = [
     # -- the special functions of real objectives ---------------------------------------------
     # log1p(x) = log(1 + x), exact for tiny x; log1p(-1) = -inf with no warning (the edge).
     Primitive("log1p", 1, "_sp.log1p({0})", "log1p", numpy=("log1p",),
-              partials=lambda out, x: (1.0 / (1.0 + x),), vjp=lambda bar, out, x: (bar / (1.0 + x),),
+              partials=lambda out, x: (1.0 / (1.0 + x),),
+              vjp=lambda bar, out, x: (bar / (1.0 + x),),
               sympy=_sympy("log1p", lambda sp, x: sp.log(1 + x))),
     # expm1′ = exp = expm1 + 1, reusing the node.
     Primitive("expm1", 1, "_np.expm1({0})", "expm1", numpy=("expm1",),
-              partials=lambda out, x: (out + 1.0,), sympy=_sympy("expm1", lambda sp, x: sp.exp(x) - 1)),
+              partials=lambda out, x: (out + 1.0,),
+              sympy=_sympy("expm1", lambda sp, x: sp.exp(x) - 1)),
     # softplus(x) = log(1 + eˣ) = logaddexp(0, x): softplus(1000) = 1000, softplus(-1000) = 0,
     # no overflow; softplus′ = sigmoid (0 and 1 at ∓1000).
     Primitive("softplus", 1, "_np.logaddexp(0.0, {0})", "softplus",
