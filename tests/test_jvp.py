@@ -144,9 +144,10 @@ def test_hvp_size_is_a_constant_times_the_circuit(case):
 
 def test_size_factors_follow_from_the_table():
     assert tangent_rule_size("add") == 1 and tangent_rule_size("mul") == 3
-    assert JVP_SIZE_FACTOR == max(1 + tangent_rule_size(op) + (p.arity == 2 and p.shape is None)
-                                  for op, p in cg.PRIMITIVES.items()
-                                  if op not in ("input", "const"))
+    assert JVP_SIZE_FACTOR == max(
+        1 + tangent_rule_size(op) + (max(p.arity - 1, 0) if p.shape is None else 0)
+        for op, p in cg.PRIMITIVES.items() if op not in ("input", "const"))
+    assert (JVP_SIZE_FACTOR, HVP_SIZE_FACTOR) == (11, 99)  # atan2 and clip: 1 + 9 + 1, 1 + 8 + 2
     assert HVP_SIZE_FACTOR == JVP_SIZE_FACTOR * SIZE_FACTOR
 
 
