@@ -616,6 +616,12 @@ def parse(text: str, inputs: Sequence[str] | None = None,
 
     A number literal too large for a float (``1e400``, or a 400-digit integer) is the
     infinity it rounds to, as in NumPy; a ``RuntimeWarning`` names its line and column.
+    ``pi``, ``e`` and ``inf`` are those numbers unless ``inputs`` names them.
+
+    Comparisons (``x > 0``, ``0 < x < 1``, ``==``) are masks, 1.0 where they hold and 0.0
+    elsewhere; ``&``, ``|``, ``~`` and ``and``, ``or``, ``not`` combine them, and
+    ``a if c else b`` is ``where(c, a, b)``. Every function of the primitive table may be
+    called by name (``logsumexp(z, axis=0)``, ``atan2(y, x)``, ``clip(x, 0, 1)`` ...).
 
     Returns:
         The circuit, with common subexpressions shared.
@@ -627,6 +633,9 @@ def parse(text: str, inputs: Sequence[str] | None = None,
 
     >>> parse("sin(x)*y + exp(x)").size
     4
+    >>> c = parse("x if x > 0 else 0.01 * x")
+    >>> c.op(c.output_ids[0]), parse("pi * r**2").inputs
+    ('where', ('r',))
     """
     if not isinstance(text, str):
         raise ParseError(f"expected program text (str), got {type(text).__name__}")
