@@ -83,6 +83,9 @@ SPECS = {
     "max": (np.max, (MATRIX,)),
     "min": (np.min, (MATRIX,)),
     "prod": (np.prod, (MATRIX,)),
+    "prod_others": (lambda x: np.array([[np.prod(np.delete(x.ravel(), 4 * i + j))
+                                         for j in range(4)] for i in range(3)]),
+                    (np.where(MATRIX > 1.0, 0.0, MATRIX),)),
     "norm": (lambda x: math.sqrt(sum(v * v for v in x.ravel())), (MATRIX,)),
     "logsumexp": (lambda x: np.log(np.sum(np.exp(x)), ), (MATRIX,)),
     "softmax": (lambda x: np.exp(x) / np.sum(np.exp(x)), (MATRIX,)),
@@ -323,3 +326,11 @@ def test_new_elementwise_ops_against_central_differences_and_sympy(op):
         if want.has(sympy.Derivative):  # floor, ceil: 0 almost everywhere
             continue
         assert float(g) == pytest.approx(float(want), rel=1e-12, abs=1e-15)
+
+
+def test_prod_gradient_is_exact_where_entries_are_zero():
+    out = run("J = prod(v) + sum(prod(W, axis=1) * u)", shapes={"v": (3,), "W": (2, 3), "u": (2,)},
+              v=np.array([2.0, 0.0, 3.0]), W=np.array([[0.0, 0.0, 1.0], [1.0, 2.0, 0.0]]),
+              u=np.array([1.0, 2.0]))
+    assert out.dJ_dv.tolist() == [0.0, 6.0, 0.0]
+    assert out.dJ_dW.tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 4.0]]

@@ -234,3 +234,14 @@ def test_scalarize_expands_every_reduction(op, axis):
     values.update({"w" + "".join(f"_{k}" for k in idx): w[idx] for idx in np.ndindex(w_shape)})
     assert float(cg.to_numpy(s)(**values)) == pytest.approx(float(cg.to_numpy(c)(x=x, w=w)),
                                                            rel=1e-13)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_scalarize_expands_the_gradient_of_prod(axis):
+    arg = "" if axis is None else f", axis={axis}"
+    c = cg.grad(cg.parse(f"J = sum(prod(x{arg}))", shapes={"x": (2, 3)}))
+    s = cg.scalarize(c)
+    x = np.array([[0.5, 0.0, 2.0], [1.5, -1.0, 3.0]])
+    values = {f"x_{i}_{j}": x[i, j] for i in range(2) for j in range(3)}
+    np.testing.assert_allclose(cg.to_numpy(s)(**values)[1:],
+                               cg.to_numpy(c)(x=x).dJ_dx.ravel(), rtol=1e-15)

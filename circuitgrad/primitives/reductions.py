@@ -8,8 +8,10 @@ largest magnitude, so ``norm([3e200, 4e200]) = 5e200``.
 
 Conventions: at a tie the derivative of ``max`` and ``min`` is split evenly among the tied
 entries (as ``jax.numpy.max`` and ``torch.max`` without ``dim``); ``norm′ = x / norm`` is 0 at
-the origin (PyTorch's choice; JAX gives nan); ``prod′ = prod / x`` is nan where an entry is 0
-(0/0; JAX and PyTorch compute the products of the other entries there).
+the origin (PyTorch's choice; JAX gives nan); ``prod′`` is the product of the other entries,
+``prod_others`` (an internal primitive: exclusive products, no division, so it is exact where
+entries are 0, as in JAX and PyTorch). The second derivative goes through
+``prod_others′ = (Σ bar·out - bar·out) / x``, which is nan where an entry is 0.
 """
 
 from __future__ import annotations
@@ -63,13 +65,32 @@ def _chooser_jvp(tangents: tuple, out: Any, x: Any, axis: int | None = None) -> 
     return _reduced("sum", t * hit, axis) / _reduced("sum", hit, axis)
 
 
+def _others(x: Any, axis: int | None) -> Any:
+    return call("prod_others", x) if axis is None else call("prod_others", x, axis=axis)
+
+
 def _prod_vjp(bar: Any, out: Any, x: Any, axis: int | None = None) -> tuple:
-    return (_expand(bar, x, axis) * (_expand(out, x, axis) / x),)
+    # ∂prod/∂xᵢ = Π_{j≠i} xⱼ, exact also where entries are 0.
+    return (_expand(bar, x, axis) * _others(x, axis),)
 
 
 def _prod_jvp(tangents: tuple, out: Any, x: Any, axis: int | None = None) -> Any:
     (t,) = tangents
-    return None if t is None else _reduced("sum", t * (_expand(out, x, axis) / x), axis)
+    return None if t is None else _reduced("sum", t * _others(x, axis), axis)
+
+
+def _others_vjp(bar: Any, out: Any, x: Any, axis: int | None = None) -> tuple:
+    # outᵢ = Π_{k≠i} xₖ, so x̄ⱼ = Σ_{i≠j} barᵢ·outᵢ/xⱼ = (Σ bar·out - barⱼ·outⱼ)/xⱼ.
+    m = bar * out
+    return ((_expand(_reduced("sum", m, axis), x, axis) - m) / x,)
+
+
+def _others_jvp(tangents: tuple, out: Any, x: Any, axis: int | None = None) -> Any:
+    (t,) = tangents
+    if t is None:
+        return None
+    r = t / x
+    return out * (_expand(_reduced("sum", r, axis), x, axis) - r)
 
 
 def _safe(out: Any) -> Any:
@@ -143,6 +164,10 @@ RECORDS: list[Primitive] = [
     Primitive("prod", 1, _reduce_template("prod"), "Π", numpy=("prod",),
               vjp=_prod_vjp, jvp=_prod_jvp, shape=_reduce_shape("prod"),
               sympy=_sympy_scalar(lambda sp, x: x), **_AXIS),
+    # The products of the other entries: the derivative of prod (made by the adjoint pass).
+    Primitive("prod_others", 1, _special_template("prod_others"), "Π≠",
+              vjp=_others_vjp, jvp=_others_jvp, shape=_same_shape("prod_others"),
+              sympy=_sympy_scalar(lambda sp, x: sp.Integer(1)), internal=True, **_AXIS),
     Primitive("norm", 1, _special_template("norm"), "‖x‖", vjp=_norm_vjp, jvp=_norm_jvp,
               shape=_reduce_shape("norm"), sympy=_sympy_scalar(lambda sp, x: sp.Abs(x)),
               **_AXIS),

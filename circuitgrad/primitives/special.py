@@ -72,6 +72,20 @@ def norm(x: Any, axis: tuple[int, ...]) -> Any:
     return np.squeeze(scaled, axis=axis)[()]
 
 
+def prod_others(x: Any, axis: tuple[int, ...]) -> Any:
+    """For each entry, the product of the other entries along ``axis`` (exclusive products
+    from the left times those from the right: exact where entries are 0, no division)."""
+    if not axis:
+        return np.ones_like(x)[()]
+    moved = np.moveaxis(x, axis, tuple(range(-len(axis), 0)))
+    flat = moved.reshape(moved.shape[: moved.ndim - len(axis)] + (-1,))
+    ones = np.ones(flat.shape[:-1] + (1,))
+    left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
+    right = np.concatenate([ones, np.cumprod(flat[..., :0:-1], axis=-1)], axis=-1)[..., ::-1]
+    out = (left * right).reshape(moved.shape)
+    return np.moveaxis(out, tuple(range(-len(axis), 0)), axis)[()]
+
+
 def log1p(x: Any) -> Any:
     """log(1 + x); ``log1p(-1) = -inf`` with no warning (the edge of the domain)."""
     with np.errstate(divide="ignore"):

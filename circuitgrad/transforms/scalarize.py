@@ -134,6 +134,17 @@ def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
             out[index] = b.apply_id("div", (total, b.const_id(float(count)))) \
                 if op == "mean" else total
         return out
+    if op == "prod_others":
+        (x,) = args
+        axis = params.get("axis")
+        moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
+        result = _grid(moved.shape)
+        for index in np.ndindex(moved.shape[:-1]):
+            entries = [int(e) for e in moved[index]]
+            for k in range(len(entries)):
+                others = entries[:k] + entries[k + 1:]
+                result[index + (k,)] = _fold(b, "mul", others) if others else b.const_id(1.0)
+        return result.reshape(shape) if axis is None else np.moveaxis(result, -1, axis)
     if op in ("softmax", "log_softmax"):
         # exp(x - logsumexp(x)) and x - logsumexp(x), along the axis (or all entries).
         (x,) = args
