@@ -18,8 +18,12 @@ from .frontends.json import from_json
 from .frontends import from_sympy, parse, to_sympy, trace
 from .lower.json import to_json
 from .lower import NumpyFunction, render, to_dot, to_numpy
-from .ops import (abs, cos, exp, log, mean, outer, relu, sigmoid, sign, sin, sqrt, square,
-                  step, sum, tanh, transpose)
+from .ops import (abs, acos, acosh, asin, asinh, atan, atan2, atanh, ceil, clip, cos, cosh,
+                  equal, erf, erfc, exp, exp2, expm1, floor, greater, greater_equal, hypot, less,
+                  less_equal, log, log1p, log2, log10, log_softmax, logaddexp, logical_and,
+                  logical_not, logical_or, logsumexp, max, maximum, mean, min, minimum, norm,
+                  not_equal, outer, prod, relu, round, sigmoid, sign, sin, sinh, softmax,
+                  softplus, sqrt, square, step, sum, tan, tanh, transpose, where)
 from .primitives import PRIMITIVES
 from .transforms import grad, hessian, hvp, jvp, scalarize, simplify
 
@@ -32,5 +36,11 @@ __all__ = [
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian",
     "to_json", "from_json",
     "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
-    "square", "step", "sum", "tanh", "transpose", "__version__",
+    "square", "step", "sum", "tanh", "transpose",
+    "log1p", "expm1", "softplus", "erf", "erfc", "tan", "asin", "acos", "atan", "atan2", "sinh",
+    "cosh", "asinh", "acosh", "atanh", "log2", "log10", "exp2", "hypot", "floor", "ceil",
+    "round", "maximum", "minimum", "clip", "where", "logaddexp",
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "logical_and",
+    "logical_or", "logical_not",
+    "max", "min", "prod", "norm", "logsumexp", "softmax", "log_softmax", "__version__",
 ]

@@ -49,7 +49,7 @@ _REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
 # Every rewrite looks at an argument that is one of these (a cheap test before trying).
 _REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
 # A reduction of a scalar is the scalar itself.
-_REDUCTIONS = frozenset({"sum", "mean"})
+_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "prod", "logsumexp"})
 _SHAPE_IDENTITIES = frozenset({"getitem", "reshape", "permute_dims"})
 
 
@@ -149,7 +149,7 @@ class Circuit:
     """
 
     __slots__ = ("_ops", "_args", "_params", "_shapes", "_names", "_inputs", "_input_ids",
-                 "_outputs", "_output_ids", "_meta", "_graph", "_size")
+                 "_outputs", "_output_ids", "_meta", "_graph", "_size", "__weakref__")
 
     def __init__(self, ops: list[str], args: list[tuple[int, ...]], params: list[Any],
                  shapes: list[Shape], names: dict[int, str], inputs: Sequence[tuple[str, int]],
@@ -333,9 +333,10 @@ class Circuit:
 class Value:
     """A node under construction: the handle that front-ends, rules and traced functions use.
 
-    Python's operators build nodes (``+ - * / ** @``, unary ``-``, ``.T``); NumPy ufuncs such as
-    ``np.sin`` work too. A Value has no truth value: control flow that depends on data cannot
-    be traced.
+    Python's operators build nodes (``+ - * / ** @``, unary ``-``, ``.T``); comparisons
+    (``< <= > >= == !=``) and ``& | ~`` build masks (1.0 where true, 0.0 elsewhere), for
+    ``cg.where``; NumPy ufuncs such as ``np.sin`` work too. A Value has no truth value:
+    control flow that depends on data (``if x > 0:``) cannot be traced.
 
         >>> import circuitgrad as cg
         >>> cg.trace(lambda x, y: (x + 1) * y).size
@@ -412,18 +413,29 @@ class Value:
         """The number of entries of one point."""
         return math.prod(self.shape)
 
+    # -- comparisons and logic build masks (1.0 where true, primitives/compare.py) ------------
+    def __lt__(self, other): return self._binary("less", other)
+    def __le__(self, other): return self._binary("less_equal", other)
+    def __gt__(self, other): return self._binary("greater", other)
+    def __ge__(self, other): return self._binary("greater_equal", other)
+    def __eq__(self, other): return self._binary("equal", other)  # type: ignore[override]
+    def __ne__(self, other): return self._binary("not_equal", other)  # type: ignore[override]
+    def __and__(self, other): return self._binary("logical_and", other)
+    def __rand__(self, other): return self._binary("logical_and", other, True)
+    def __or__(self, other): return self._binary("logical_or", other)
+    def __ror__(self, other): return self._binary("logical_or", other, True)
+    def __invert__(self):
+        return Value(self.builder, self.builder.apply_id("logical_not", (self.id,)))
+
+    # A Value is still a dictionary key by identity, as before ``==`` built masks.
+    __hash__ = object.__hash__
+
     # -- what a traced value is not: each of these is a clear error at the user's line --------
-    def _compare(self, other):
-        raise CircuitError(
-            "traced values cannot be compared: control flow that depends on data cannot be "
-            "traced (use relu, abs, step or sign instead of if/else)" + user_line())
-
-    __lt__ = __le__ = __gt__ = __ge__ = _compare
-
     def __bool__(self):
         raise CircuitError(
             "a traced value has no truth value: control flow that depends on data cannot be "
-            "traced (use relu, abs, step or sign instead of if/else)" + user_line())
+            "traced (write cg.where(x > 0, a, b) instead of if/else; a comparison of traced "
+            "values is a mask, 1.0 where it holds)" + user_line())
 
     def _number(self, *_):
         raise CircuitError("a traced value has no number yet: it is a node of the circuit "

@@ -173,3 +173,404 @@ def outer(a: Any, b: Any) -> Any:
     (2, 3)
     """
     return _apply("outer", a, b)
+
+
+def _reduce(name: str, x: Any, axis: int | None) -> Any:
+    return _apply(name, x, axis=axis) if axis is not None else _apply(name, x)
+
+
+# -- the special functions ---------------------------------------------------------------------
+
+def log1p(x: Any) -> Any:
+    """log(1 + x), exact for tiny x; log1p(-1) = -inf.
+
+    >>> float(log1p(1e-20)), float(log1p(-1.0))
+    (1e-20, -inf)
+    """
+    return _apply("log1p", x)
+
+
+def expm1(x: Any) -> Any:
+    """eˣ - 1, exact for tiny x.
+
+    >>> float(expm1(1e-20))
+    1e-20
+    """
+    return _apply("expm1", x)
+
+
+def softplus(x: Any) -> Any:
+    """log(1 + eˣ), stable: softplus(1000) = 1000; its derivative is sigmoid(x).
+
+    >>> float(softplus(1000.0)), float(softplus(-1000.0))
+    (1000.0, 0.0)
+    """
+    return _apply("softplus", x)
+
+
+def erf(x: Any) -> Any:
+    """The error function, 2/√π ∫₀ˣ exp(-t²) dt.
+
+    >>> float(erf(0.0)), f"{float(erf(1.0)):.6f}"
+    (0.0, '0.842701')
+    """
+    return _apply("erf", x)
+
+
+def erfc(x: Any) -> Any:
+    """1 - erf(x), without the cancellation for large x.
+
+    >>> float(erfc(10.0)) > 0
+    True
+    """
+    return _apply("erfc", x)
+
+
+def tan(x: Any) -> Any:
+    """tan(x).
+
+    >>> float(tan(0.0))
+    0.0
+    """
+    return _apply("tan", x)
+
+
+def asin(x: Any) -> Any:
+    """arcsin(x), in [-π/2, π/2].
+
+    >>> float(asin(1.0)) * 2
+    3.141592653589793
+    """
+    return _apply("asin", x)
+
+
+def acos(x: Any) -> Any:
+    """arccos(x), in [0, π].
+
+    >>> float(acos(-1.0))
+    3.141592653589793
+    """
+    return _apply("acos", x)
+
+
+def atan(x: Any) -> Any:
+    """arctan(x), in (-π/2, π/2).
+
+    >>> float(atan(1.0)) * 4
+    3.141592653589793
+    """
+    return _apply("atan", x)
+
+
+def atan2(y: Any, x: Any) -> Any:
+    """The angle of the point (x, y), in (-π, π]: all four quadrants.
+
+    >>> float(atan2(1.0, -1.0)), float(atan2(-1.0, -1.0))
+    (2.356194490192345, -2.356194490192345)
+    """
+    return _apply("atan2", y, x)
+
+
+def sinh(x: Any) -> Any:
+    """sinh(x).
+
+    >>> float(sinh(0.0))
+    0.0
+    """
+    return _apply("sinh", x)
+
+
+def cosh(x: Any) -> Any:
+    """cosh(x).
+
+    >>> float(cosh(0.0))
+    1.0
+    """
+    return _apply("cosh", x)
+
+
+def asinh(x: Any) -> Any:
+    """arsinh(x).
+
+    >>> float(asinh(0.0))
+    0.0
+    """
+    return _apply("asinh", x)
+
+
+def acosh(x: Any) -> Any:
+    """arcosh(x), for x ≥ 1: acosh(1) = 0.
+
+    >>> float(acosh(1.0))
+    0.0
+    """
+    return _apply("acosh", x)
+
+
+def atanh(x: Any) -> Any:
+    """artanh(x), for -1 ≤ x ≤ 1: atanh(1) = inf.
+
+    >>> float(atanh(0.0)), float(atanh(1.0))
+    (0.0, inf)
+    """
+    return _apply("atanh", x)
+
+
+def log2(x: Any) -> Any:
+    """The base-2 logarithm.
+
+    >>> float(log2(8.0))
+    3.0
+    """
+    return _apply("log2", x)
+
+
+def log10(x: Any) -> Any:
+    """The base-10 logarithm.
+
+    >>> float(log10(1000.0))
+    3.0
+    """
+    return _apply("log10", x)
+
+
+def exp2(x: Any) -> Any:
+    """2 to the x.
+
+    >>> float(exp2(3.0))
+    8.0
+    """
+    return _apply("exp2", x)
+
+
+def hypot(a: Any, b: Any) -> Any:
+    """√(a² + b²) without overflow.
+
+    >>> float(hypot(3 * 2.0**700, 4 * 2.0**700)) == 5 * 2.0**700  # about 5e210
+    True
+    """
+    return _apply("hypot", a, b)
+
+
+def floor(x: Any) -> Any:
+    """The largest integer ≤ x (derivative 0).
+
+    >>> float(floor(-1.5))
+    -2.0
+    """
+    return _apply("floor", x)
+
+
+def ceil(x: Any) -> Any:
+    """The smallest integer ≥ x (derivative 0).
+
+    >>> float(ceil(-1.5))
+    -1.0
+    """
+    return _apply("ceil", x)
+
+
+def round(x: Any) -> Any:  # noqa: A001
+    """The nearest integer, halves to even as NumPy (derivative 0).
+
+    >>> float(round(0.5)), float(round(1.5))
+    (0.0, 2.0)
+    """
+    return _apply("round", x)
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """The larger of a and b, elementwise (at a tie, each gets half the derivative).
+
+    >>> float(maximum(1.0, 2.0))
+    2.0
+    """
+    return _apply("maximum", a, b)
+
+
+def minimum(a: Any, b: Any) -> Any:
+    """The smaller of a and b, elementwise (at a tie, each gets half the derivative).
+
+    >>> float(minimum(1.0, 2.0))
+    1.0
+    """
+    return _apply("minimum", a, b)
+
+
+def clip(x: Any, lo: Any, hi: Any) -> Any:
+    """x limited to [lo, hi]: minimum(maximum(x, lo), hi); derivative 1 on [lo, hi].
+
+    >>> clip([-2.0, 0.5, 3.0], 0.0, 1.0).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    return _apply("clip", x, lo, hi)
+
+
+def where(cond: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``cond`` is nonzero (a mask such as ``x > 0``), else ``b``.
+
+    >>> where([1.0, 0.0], [1.0, 2.0], [3.0, 4.0]).tolist()
+    [1.0, 4.0]
+    >>> import circuitgrad as cg
+    >>> c = cg.trace(lambda x: cg.where(x > 0, x, 0.1 * x))
+    >>> float(cg.to_numpy(c)(-2.0))
+    -0.2
+    """
+    return _apply("where", cond, a, b)
+
+
+def logaddexp(a: Any, b: Any) -> Any:
+    """log(eᵃ + eᵇ) without overflow.
+
+    >>> float(logaddexp(1000.0, 1000.0))
+    1000.6931471805599
+    """
+    return _apply("logaddexp", a, b)
+
+
+# -- masks: 1.0 where the comparison holds, 0.0 elsewhere ---------------------------------------
+
+def less(a: Any, b: Any) -> Any:
+    """The mask a < b (also ``a < b`` on traced values).
+
+    >>> less([1.0, 2.0], 2.0).tolist()
+    [1.0, 0.0]
+    """
+    return _apply("less", a, b)
+
+
+def less_equal(a: Any, b: Any) -> Any:
+    """The mask a ≤ b.
+
+    >>> less_equal([1.0, 2.0], 2.0).tolist()
+    [1.0, 1.0]
+    """
+    return _apply("less_equal", a, b)
+
+
+def greater(a: Any, b: Any) -> Any:
+    """The mask a > b.
+
+    >>> greater([1.0, 3.0], 2.0).tolist()
+    [0.0, 1.0]
+    """
+    return _apply("greater", a, b)
+
+
+def greater_equal(a: Any, b: Any) -> Any:
+    """The mask a ≥ b.
+
+    >>> greater_equal([1.0, 2.0], 2.0).tolist()
+    [0.0, 1.0]
+    """
+    return _apply("greater_equal", a, b)
+
+
+def equal(a: Any, b: Any) -> Any:
+    """The mask a == b (0 where either is nan).
+
+    >>> equal([1.0, 2.0], 2.0).tolist()
+    [0.0, 1.0]
+    """
+    return _apply("equal", a, b)
+
+
+def not_equal(a: Any, b: Any) -> Any:
+    """The mask a != b (1 where either is nan).
+
+    >>> not_equal([1.0, 2.0], 2.0).tolist()
+    [1.0, 0.0]
+    """
+    return _apply("not_equal", a, b)
+
+
+def logical_and(a: Any, b: Any) -> Any:
+    """The mask "a and b", nonzero values being true (also ``a & b`` on traced values).
+
+    >>> logical_and([1.0, 1.0], [0.0, 2.0]).tolist()
+    [0.0, 1.0]
+    """
+    return _apply("logical_and", a, b)
+
+
+def logical_or(a: Any, b: Any) -> Any:
+    """The mask "a or b" (also ``a | b`` on traced values).
+
+    >>> logical_or([0.0, 0.0], [0.0, 2.0]).tolist()
+    [0.0, 1.0]
+    """
+    return _apply("logical_or", a, b)
+
+
+def logical_not(a: Any) -> Any:
+    """The mask "not a" (also ``~a`` on traced values).
+
+    >>> logical_not([0.0, 3.0]).tolist()
+    [1.0, 0.0]
+    """
+    return _apply("logical_not", a)
+
+
+# -- reductions, each over all entries or along ``axis`` ----------------------------------------
+
+def max(x: Any, axis: int | None = None) -> Any:  # noqa: A001
+    """The largest entry, or along ``axis`` (ties share the derivative evenly).
+
+    >>> float(max([1.0, 3.0, 2.0])), max([[1.0, 4.0], [3.0, 2.0]], axis=0).tolist()
+    (3.0, [3.0, 4.0])
+    """
+    return _reduce("max", x, axis)
+
+
+def min(x: Any, axis: int | None = None) -> Any:  # noqa: A001
+    """The smallest entry, or along ``axis`` (ties share the derivative evenly).
+
+    >>> float(min([1.0, 3.0, 2.0]))
+    1.0
+    """
+    return _reduce("min", x, axis)
+
+
+def prod(x: Any, axis: int | None = None) -> Any:
+    """The product of the entries, or along ``axis``.
+
+    >>> float(prod([2.0, 3.0, 4.0]))
+    24.0
+    """
+    return _reduce("prod", x, axis)
+
+
+def norm(x: Any, axis: int | None = None) -> Any:
+    """The 2-norm (Frobenius for a matrix), or along ``axis``; no overflow at 1e200.
+
+    >>> float(norm([3.0, 4.0])), float(norm([3 * 2.0**700, 4 * 2.0**700])) == 5 * 2.0**700
+    (5.0, True)
+    """
+    return _reduce("norm", x, axis)
+
+
+def logsumexp(x: Any, axis: int | None = None) -> Any:
+    """log Σ exp(x), stable (shifted by the maximum), or along ``axis``.
+
+    >>> float(logsumexp([1000.0, 1000.0]))
+    1000.6931471805599
+    """
+    return _reduce("logsumexp", x, axis)
+
+
+def softmax(x: Any, axis: int | None = None) -> Any:
+    """exp(x) / Σ exp(x), stable, over all entries or along ``axis``.
+
+    >>> softmax([1000.0, 1000.0]).tolist()
+    [0.5, 0.5]
+    """
+    return _reduce("softmax", x, axis)
+
+
+def log_softmax(x: Any, axis: int | None = None) -> Any:
+    """x - logsumexp(x), stable, over all entries or along ``axis``: log-probabilities.
+
+    >>> log_softmax([1000.0, 0.0]).tolist()
+    [0.0, -1000.0]
+    """
+    return _reduce("log_softmax", x, axis)

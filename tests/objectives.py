@@ -5,9 +5,9 @@ Written here from their published definitions (the Moré–Garbow–Hillstrom se
 Virtual Library of Simulation Experiments) in the idioms public NumPy code uses for them:
 ``np.sum`` over slices, ``len(x)``, ``x.size``, ``x.shape[0]``, ``np.pi``, ``np.e``,
 ``np.arange`` weights, Python loops over entries, ``x[0]``, ``x[1::2]``, ``np.concatenate`` of
-padding. Each takes one vector ``x``. ``AS_WRITTEN`` trace unchanged; ``EDITED`` needed the edit
-their docstring names; ``REFUSED`` use something circuitgrad does not trace yet and must raise a
-clear CircuitError (never a wrong gradient).
+padding, ``np.prod``, ``np.arctan``. Each takes one vector ``x``. ``AS_WRITTEN`` trace
+unchanged; ``EDITED`` needed the edit their docstring names; ``REFUSED`` use something that
+cannot be traced and must raise a clear CircuitError (never a wrong gradient).
 """
 
 from __future__ import annotations
@@ -160,19 +160,16 @@ def rastrigin_asarray(x):
 
 
 def griewank(x):
-    """REFUSED: np.prod is not traced yet."""
     return 1 + np.sum(x**2) / 4000 - np.prod(np.cos(x / np.sqrt(np.arange(1, len(x) + 1))))
 
 
-def helical_valley(x):  # MGH 7
-    """REFUSED: np.arctan is not traced yet (and its branch on x[0] > 0 cannot be)."""
+def helical_valley(x):  # MGH 7, for x[0] > 0 (the branch below cannot be traced)
     theta = np.arctan(x[1] / x[0]) / (2 * np.pi)
     r = np.sqrt(x[0] ** 2 + x[1] ** 2)
     return 100 * ((x[2] - 10 * theta) ** 2 + (r - 1) ** 2) + x[2] ** 2
 
 
 def brown_almost_linear(x):  # MGH 27
-    """REFUSED: np.prod is not traced yet."""
     n = len(x)
     f = x + np.sum(x) - (n + 1)
     f = np.concatenate([f[:-1], [np.prod(x) - 1]])
@@ -180,18 +177,40 @@ def brown_almost_linear(x):  # MGH 27
 
 
 def schwefel_2_22(x):
-    """REFUSED: np.prod is not traced yet."""
     return np.sum(np.abs(x)) + np.prod(np.abs(x))
+
+
+def helical_valley_branch(x):  # MGH 7 as defined, with its branch
+    """REFUSED: an ``if`` on a traced value (data-dependent control flow)."""
+    if x[0] > 0:
+        theta = np.arctan(x[1] / x[0]) / (2 * np.pi)
+    else:
+        theta = np.arctan(x[1] / x[0]) / (2 * np.pi) + 0.5
+    return 100 * ((x[2] - 10 * theta) ** 2 + (np.sqrt(x[0] ** 2 + x[1] ** 2) - 1) ** 2) + x[2] ** 2
+
+
+def sorted_sum(x):
+    """REFUSED: np.sort is not traced."""
+    return np.sum(np.sort(x)[:3] ** 2)
+
+
+def schwefel_2_21(x):
+    """REFUSED: an in-place write into an array built from traced values."""
+    out = np.zeros_like(x)
+    out[0] = x[0] ** 2
+    return np.sum(out)
 
 
 AS_WRITTEN = [sphere, rosenbrock, rosenbrock_loop, extended_rosenbrock, rastrigin, ackley,
               styblinski_tang, zakharov, dixon_price, trid, levy, powell_singular,
               trigonometric, variably_dimensioned, penalty_1, broyden_tridiagonal,
               discrete_boundary_value, wood, beale, himmelblau, goldstein_price, michalewicz,
-              chained_norm, sum_of_different_powers]
+              chained_norm, sum_of_different_powers, griewank, helical_valley,
+              brown_almost_linear, schwefel_2_22]
 EDITED = [rastrigin_asarray]
-REFUSED = {griewank: "numpy.prod", helical_valley: "numpy.arctan",
-           brown_almost_linear: "numpy.prod", schwefel_2_22: "numpy.prod"}
+REFUSED = {helical_valley_branch: "no truth value", sorted_sum: "numpy.sort",
+           schwefel_2_21: "cannot be changed in place"}
 # The number of entries of x each one takes (two or four for the fixed-size ones).
 SIZES = {wood: 4, beale: 2, himmelblau: 2, goldstein_price: 2, helical_valley: 3,
+         helical_valley_branch: 3,
          powell_singular: 8, extended_rosenbrock: 8}

@@ -28,7 +28,39 @@ UNARY = {
     "neg": (lambda a: -a, lambda a: True),
     "step": (lambda a: 1.0 if a >= 0 else 0.0, lambda a: abs(a) > 1e-2),
     "sign": (lambda a: (a > 0) - (a < 0), lambda a: abs(a) > 1e-2),
+    "log1p": (math.log1p, lambda a: a > -0.8),
+    "expm1": (math.expm1, lambda a: a < 4),
+    "softplus": (lambda a: max(a, 0.0) + math.log1p(math.exp(-abs(a))), lambda a: True),
+    "erf": (math.erf, lambda a: True),
+    "erfc": (math.erfc, lambda a: True),
+    "tan": (math.tan, lambda a: abs(a) < 1.2),
+    "asin": (math.asin, lambda a: abs(a) < 0.9),
+    "acos": (math.acos, lambda a: abs(a) < 0.9),
+    "atan": (math.atan, lambda a: True),
+    "sinh": (math.sinh, lambda a: abs(a) < 4),
+    "cosh": (math.cosh, lambda a: abs(a) < 4),
+    "asinh": (math.asinh, lambda a: True),
+    "acosh": (math.acosh, lambda a: a > 1.2),
+    "atanh": (math.atanh, lambda a: abs(a) < 0.9),
+    "log2": (math.log2, lambda a: a > 0.2),
+    "log10": (math.log10, lambda a: a > 0.2),
+    "exp2": (lambda a: 2.0**a, lambda a: a < 5),
+    # piecewise constant: away from the jumps (integers; halves for round)
+    "floor": (math.floor, lambda a: abs(a - round(a)) > 1e-2),
+    "ceil": (math.ceil, lambda a: abs(a - round(a)) > 1e-2),
+    "round": (round, lambda a: abs(a - math.floor(a) - 0.5) > 1e-2),
 }
+# Functions of two arguments, away from their kinks and ties: name(a, b).
+FUNCTIONS2 = {
+    "atan2": (math.atan2, lambda a, b: math.hypot(a, b) > 0.2),
+    "hypot": (math.hypot, lambda a, b: math.hypot(a, b) > 0.2),
+    "maximum": (max, lambda a, b: abs(a - b) > 1e-2),
+    "minimum": (min, lambda a, b: abs(a - b) > 1e-2),
+    "logaddexp": (lambda a, b: max(a, b) + math.log1p(math.exp(-abs(a - b))),
+                  lambda a, b: True),
+}
+COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+               ">=": lambda a, b: a >= b}
 BINARY = {
     "+": (lambda a, b: a + b, lambda a, b: True),
     "-": (lambda a, b: a - b, lambda a, b: True),
@@ -46,13 +78,19 @@ def programs(draw, max_ops: int = 12, max_inputs: int = 3):
     names = [f"x{i}" for i in range(n_inputs)]
     point = {n: draw(st.floats(-2, 2).filter(lambda v: abs(v) > 0.1)) for n in names}
     values = dict(point)
+    # Lines that depend on a mask or a selection: sympy rewrites products and quotients of its
+    # Piecewise eagerly (into zoo and nan pieces), so they are kept out of divisors, powers and
+    # conditions.
+    piecewise: set[str] = set()
     lines = []
     for k in range(draw(st.integers(1, max_ops))):
         pool = sorted(values)
         a = draw(st.sampled_from(pool))
         b = draw(st.sampled_from(pool))
-        kind = draw(st.sampled_from(["unary", "binary", "power", "constant"]))
+        kind = draw(st.sampled_from(["unary", "binary", "power", "constant", "function2",
+                                     "select", "mask", "clip"]))
         va, vb = values[a], values[b]
+        tainted = a in piecewise or b in piecewise
         expr, value = None, None
         if kind == "unary":
             name = draw(st.sampled_from(sorted(UNARY)))
@@ -62,25 +100,62 @@ def programs(draw, max_ops: int = 12, max_inputs: int = 3):
         elif kind == "binary":
             op = draw(st.sampled_from(sorted(BINARY)))
             fn, ok = BINARY[op]
-            if ok(va, vb):
+            if ok(va, vb) and not (tainted and op in ("/", "**")):
                 expr, value = f"{a} {op} {b}", fn(va, vb)
         elif kind == "power":
             p = draw(st.sampled_from(POWERS))
-            if (p > 0 or abs(va) > 0.2) and (float(p).is_integer() or va > 0.2):
+            if (p > 0 or abs(va) > 0.2) and (float(p).is_integer() or va > 0.2) and \
+                    not tainted:
                 expr, value = f"{a} ** {p}", va**p
+        elif kind == "function2":
+            name = draw(st.sampled_from(sorted(FUNCTIONS2)))
+            fn, ok = FUNCTIONS2[name]
+            if ok(va, vb):
+                expr, value = f"{name}({a}, {b})", fn(va, vb)
+        elif kind == "select" and abs(va - vb) > 1e-2 and not tainted:
+            # where(...) and a if c else b, the branches differentiable functions
+            op = draw(st.sampled_from(sorted(COMPARISONS)))
+            test = COMPARISONS[op](va, vb)
+            if draw(st.booleans()):
+                expr = f"where({a} {op} {b}, sin({a}), {b} * {a})"
+            else:
+                expr = f"(sin({a}) if {a} {op} {b} else {b} * {a})"
+            value = math.sin(va) if test else vb * va
+        elif kind == "mask" and abs(va - vb) > 1e-2 and abs(va) > 1e-2 and not tainted:
+            # masks as 0/1 values, with logic
+            op = draw(st.sampled_from(sorted(COMPARISONS)))
+            logic = draw(st.sampled_from(["", "&", "|", "~"]))
+            m = COMPARISONS[op](va, vb)
+            if logic == "&":
+                expr, m = f"(({a} {op} {b}) & ({a} > 0)) * {b}", m and va > 0
+            elif logic == "|":
+                expr, m = f"(({a} {op} {b}) | ({a} < 0)) * {b}", m or va < 0
+            elif logic == "~":
+                expr, m = f"(~({a} {op} {b})) * {b}", not m
+            else:
+                expr = f"({a} {op} {b}) * {b}"
+            value = float(m) * vb
+        elif kind == "clip" and abs(abs(va) - 1.0) > 1e-2:
+            expr, value = f"clip({a}, -1.0, 1.0)", min(max(va, -1.0), 1.0)
         else:
-            c = draw(st.sampled_from([0.5, 2.0, -1.5, 3.0]))
-            expr, value = f"{c} * {a} + {b}", c * va + vb
+            c = draw(st.sampled_from([0.5, 2.0, -1.5, 3.0, "pi", "e"]))
+            cv = {"pi": math.pi, "e": math.e}.get(c, c)
+            expr, value = f"{c} * {a} + {b}", cv * va + vb
         if expr is None or not math.isfinite(value) or abs(value) > 1e3:
             expr, value = f"sin({a})", math.sin(va)
         target = f"v{k}"
+        if tainted or kind in ("select", "mask"):
+            piecewise.add(target)
         lines.append(f"{target} = {expr}")
         values[target] = value
     return "\n".join(lines), point, values
 
 
 TENSOR_SHAPES = ((), (3,), (2, 3), (3, 2), (2, 1), (1, 3), (2, 1, 3))
-SMOOTH = ("sin", "cos", "tanh", "sigmoid", "square")
+SMOOTH = ("sin", "cos", "tanh", "sigmoid", "square", "softplus", "erf", "atan", "asinh")
+# Reductions (with or without an axis) and the normalizations (same shape as the operand).
+REDUCTIONS = ("sum", "mean", "max", "min", "prod", "norm", "logsumexp")
+NORMALIZATIONS = ("softmax", "log_softmax")
 
 
 @st.composite
@@ -101,7 +176,7 @@ def tensor_programs(draw, max_ops: int = 8):
         b = draw(st.sampled_from(sorted(known)))
         sa, sb = known[a], known[b]
         kind = draw(st.sampled_from(["unary", "binary", "matmul", "transpose", "reduce",
-                                     "index", "join", "reshape"]))
+                                     "index", "join", "reshape", "normalize"]))
         expr, shape = f"sin({a})", sa
         if kind == "unary":
             expr = f"{draw(st.sampled_from(SMOOTH))}({a})"
@@ -116,7 +191,7 @@ def tensor_programs(draw, max_ops: int = 8):
         elif kind == "transpose":
             expr, shape = f"{a}.T", tuple(reversed(sa))
         elif kind == "reduce" and sa:
-            fn = draw(st.sampled_from(["sum", "mean"]))
+            fn = draw(st.sampled_from(REDUCTIONS))
             axis = draw(st.sampled_from([None] + list(range(-len(sa), len(sa)))))
             if axis is None:
                 expr, shape = f"{fn}({a})", ()
@@ -125,6 +200,10 @@ def tensor_programs(draw, max_ops: int = 8):
                 shape = sa[: axis % len(sa)] + sa[axis % len(sa) + 1:]
         elif kind in ("index", "join", "reshape") and sa:
             expr, shape = draw(shape_expressions(a, sa, b, sb))
+        elif kind == "normalize" and sa:
+            fn = draw(st.sampled_from(NORMALIZATIONS))
+            axis = draw(st.sampled_from([None] + list(range(-len(sa), len(sa)))))
+            expr = f"{fn}({a})" if axis is None else f"{fn}({a}, axis={axis})"
         lines.append(f"v{k} = {expr}")
         known[f"v{k}"] = shape
     # Every line reaches J, so every op is differentiated.
@@ -201,7 +280,7 @@ def tensor_circuits(draw, max_ops: int = 10):
         elif kind == "transpose":
             v = a.T
         elif kind == "reduce" and a.shape:
-            fn = draw(st.sampled_from([cg.sum, cg.mean]))
+            fn = getattr(cg, draw(st.sampled_from(REDUCTIONS + NORMALIZATIONS)))
             v = fn(a, axis=draw(st.sampled_from([None] + list(range(len(a.shape))))))
         elif kind == "const":
             shape = draw(st.sampled_from(TENSOR_SHAPES[1:]))

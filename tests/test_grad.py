@@ -56,10 +56,12 @@ def test_random_programs_against_sympy_diff(case):
     text, point, _ = case
     # sympy's diff of sign(...) can recurse without end inside its assumptions system (e.g.
     # sign(sqrt(x))); step and sign have derivative 0 a.e., checked by central differences.
-    assume("sign(" not in text and "step(" not in text)
+    # floor, ceil and round: sympy leaves their derivative unevaluated (it is 0 a.e., checked
+    # by central differences too).
+    assume(all(f"{name}(" not in text for name in ("sign", "step", "floor", "ceil", "round")))
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
-    expr = cg.to_sympy(c)
+    expr = cg.to_sympy(c, real=True)
     symbols = {sympy.Symbol(k, real=True): v for k, v in point.items()}
     got = gradient(c, point)[1:]
     for name, value in zip(c.inputs, got):
@@ -220,7 +222,7 @@ def test_grad_of_grad_gives_a_hessian_row():
 
 
 def test_size_factor_follows_from_the_table():
-    assert SIZE_FACTOR <= 7
+    assert SIZE_FACTOR <= 9  # R = 7: atan2, accurate at 1e200 and 1e-300
     assert SIZE_FACTOR == max(rule_size(op) for op in cg.PRIMITIVES
                               if op not in ("input", "const")) + 2
     assert TENSOR_SIZE_FACTOR >= SIZE_FACTOR

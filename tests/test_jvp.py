@@ -7,7 +7,7 @@ sympy's ``hessian``; the size bounds follow from the primitive table.
 import numpy as np
 import pytest
 import sympy
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import circuitgrad as cg
@@ -144,9 +144,10 @@ def test_hvp_size_is_a_constant_times_the_circuit(case):
 
 def test_size_factors_follow_from_the_table():
     assert tangent_rule_size("add") == 1 and tangent_rule_size("mul") == 3
-    assert JVP_SIZE_FACTOR == max(1 + tangent_rule_size(op) + (p.arity == 2 and p.shape is None)
-                                  for op, p in cg.PRIMITIVES.items()
-                                  if op not in ("input", "const"))
+    assert JVP_SIZE_FACTOR == max(
+        1 + tangent_rule_size(op) + (max(p.arity - 1, 0) if p.shape is None else 0)
+        for op, p in cg.PRIMITIVES.items() if op not in ("input", "const"))
+    assert (JVP_SIZE_FACTOR, HVP_SIZE_FACTOR) == (11, 99)  # atan2 and clip: 1 + 9 + 1, 1 + 8 + 2
     assert HVP_SIZE_FACTOR == JVP_SIZE_FACTOR * SIZE_FACTOR
 
 
@@ -174,13 +175,14 @@ def test_hvp_names():
 @settings(max_examples=25)
 def test_hessian_against_sympy(case):
     text, point, _ = case
+    assume(all(f"{name}(" not in text for name in ("floor", "ceil", "round")))  # see test_grad
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
     h = cg.hessian(c)
     h.validate()
     got = dict(zip(h.outputs, cg.to_numpy(h)(**point)))
     symbols = [sympy.Symbol(x, real=True) for x in c.inputs]
-    H = sympy.hessian(cg.to_sympy(c), symbols)
+    H = sympy.hessian(cg.to_sympy(c, real=True), symbols)
     at = dict(zip(symbols, point.values()))
     out = c.outputs[0]
     for i, x in enumerate(c.inputs):

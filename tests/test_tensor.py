@@ -217,3 +217,31 @@ def test_random_tensor_programs_against_central_differences(case, seed):
     g = cg.grad(c)
     g.validate()
     assert g.size <= TENSOR_SIZE_FACTOR * c.size
+
+
+@pytest.mark.parametrize("op", ["max", "min", "prod", "norm", "logsumexp", "softmax",
+                                "log_softmax"])
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_scalarize_expands_every_reduction(op, axis):
+    same = op in ("softmax", "log_softmax")
+    w_shape = (2, 3) if same else {None: (), 0: (3,), 1: (2,)}[axis]
+    arg = "" if axis is None else f", axis={axis}"
+    c = cg.parse(f"J = sum({op}(x{arg}) * w)", shapes={"x": (2, 3), "w": w_shape})
+    s = cg.scalarize(c)
+    rng = np.random.default_rng(1)
+    x, w = rng.normal(size=(2, 3)), rng.normal(size=w_shape)
+    values = {f"x_{i}_{j}": x[i, j] for i in range(2) for j in range(3)}
+    values.update({"w" + "".join(f"_{k}" for k in idx): w[idx] for idx in np.ndindex(w_shape)})
+    assert float(cg.to_numpy(s)(**values)) == pytest.approx(float(cg.to_numpy(c)(x=x, w=w)),
+                                                           rel=1e-13)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_scalarize_expands_the_gradient_of_prod(axis):
+    arg = "" if axis is None else f", axis={axis}"
+    c = cg.grad(cg.parse(f"J = sum(prod(x{arg}))", shapes={"x": (2, 3)}))
+    s = cg.scalarize(c)
+    x = np.array([[0.5, 0.0, 2.0], [1.5, -1.0, 3.0]])
+    values = {f"x_{i}_{j}": x[i, j] for i in range(2) for j in range(3)}
+    np.testing.assert_allclose(cg.to_numpy(s)(**values)[1:],
+                               cg.to_numpy(c)(x=x).dJ_dx.ravel(), rtol=1e-15)

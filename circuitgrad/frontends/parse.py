@@ -44,7 +44,6 @@ CHAIN = "chain"  # the _blocks marker of such a line
 _UNSUPPORTED = {
     "Lambda": "a lambda", "ListComp": "a comprehension", "SetComp": "a comprehension",
     "DictComp": "a comprehension", "GeneratorExp": "a generator expression",
-    "Compare": "a comparison", "BoolOp": "'and'/'or'", "IfExp": "a conditional expression",
     "Subscript": "a subscript", "Slice": "a slice", "JoinedStr": "an f-string",
     "FormattedValue": "an f-string", "NamedExpr": "the walrus operator ':='",
     "Starred": "a starred argument", "Tuple": "a tuple", "List": "a list", "Dict": "a dict",
@@ -59,7 +58,20 @@ _STATEMENTS = {
     "Pass": "pass", "Raise": "raise", "Try": "try", "Assert": "assert",
     "AsyncFunctionDef": "a function definition", "Match": "a match statement",
 }
-_AXIS_FUNCTIONS = ("sum", "mean")
+# Comparisons (ast class names) and the mask primitive each one is (primitives/compare.py).
+_COMPARISONS = {"Lt": "less", "LtE": "less_equal", "Gt": "greater", "GtE": "greater_equal",
+                "Eq": "equal", "NotEq": "not_equal"}
+_LOGIC = {"And": "logical_and", "Or": "logical_or", "BitAnd": "logical_and",
+          "BitOr": "logical_or"}
+# Names that are numbers unless ``inputs=`` declares them (or the program assigns them).
+CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
+# Words that end a flat chain of + - * / @: what binds more loosely than they do.
+_LOOSER = frozenset({"<", ">", "<=", ">=", "==", "!=", "&", "|", "^", "<<", ">>", "if", "else",
+                     "and", "or", "not", "in", "is", "lambda"})
+
+
+def _takes_axis(name: str) -> bool:
+    return PRIMITIVES[name].params == ("axis",)
 
 
 def _syntax_trees(lines: list[str], margin: int = 0, first: int = 0,
@@ -183,6 +195,8 @@ def _top_level_operators(rhs: str) -> tuple[list[tuple[int, str]], int] | None:
             if kind == tokenize.COMMENT:
                 end = col
                 break
+            if depth == 0 and string in _LOOSER and kind in (tokenize.OP, tokenize.NAME):
+                return None  # a comparison or logic at the top: not a flat chain
             if kind == tokenize.OP:
                 if string in "([{":
                     depth += 1
@@ -427,6 +441,12 @@ class _Program:
             return [node.value]
         if isinstance(node, ast.Subscript):
             return [node.value]
+        if isinstance(node, ast.Compare):
+            return [node.left, *node.comparators]
+        if isinstance(node, ast.IfExp):
+            return [node.test, node.body, node.orelse]  # a if test else b: where(test, a, b)
+        if isinstance(node, ast.BoolOp):
+            return list(node.values)
         return []
 
     def call_args(self, node: ast.Call) -> list[ast.AST]:
@@ -445,7 +465,7 @@ class _Program:
             if isinstance(a, ast.Starred):
                 raise self.fail(a, "starred arguments are not supported")
         prim = PRIMITIVES[FUNCTIONS[name]]
-        extra = 1 if name in _AXIS_FUNCTIONS else 0
+        extra = 1 if _takes_axis(name) else 0
         allowed = {"axis"} if extra else set()
         for kw in node.keywords:
             if kw.arg not in allowed:
@@ -455,11 +475,15 @@ class _Program:
         if not prim.arity <= n <= prim.arity + extra:
             takes = f"{prim.arity}" + (f" or {prim.arity + extra}" if extra else "")
             plural = "s" if prim.arity + extra != 1 else ""
-            raise self.fail(node, f"{name}() takes {takes} argument{plural}, got {n}")
+            hint = ""
+            if name in ("max", "min") and n > 2:
+                hint = f" (the {name} of several values is {name}imum(a, b), nested)"
+            raise self.fail(node, f"{name}() takes {takes} argument{plural}, got {n}{hint}")
         return list(node.args[: prim.arity])
 
     def axis(self, node: ast.Call) -> int | None:
         given = node.args[1:] + [kw.value for kw in node.keywords]
+        name = node.func.id  # type: ignore[attr-defined]
         if not given:
             return None
         (expr,) = given
@@ -469,7 +493,10 @@ class _Program:
         if (isinstance(expr, ast.Constant) and isinstance(expr.value, int)
                 and not isinstance(expr.value, bool)):
             return sign * expr.value
-        raise self.fail(expr, "axis must be an integer literal")
+        hint = ""
+        if name in ("max", "min") and node.args[1:]:
+            hint = f" ({name}(x) reduces x; the {name} of two values is {name}imum(a, b))"
+        raise self.fail(expr, f"axis must be an integer literal{hint}")
 
     def build(self, node: ast.AST, args: list[int]) -> int:
         b = self.builder
@@ -479,6 +506,9 @@ class _Program:
                 symbol = {"FloorDiv": "//", "Mod": "%", "LShift": "<<", "RShift": ">>",
                           "BitOr": "|", "BitXor": "^", "BitAnd": "&"}.get(
                               type(node.op).__name__, type(node.op).__name__)
+                logic = _LOGIC.get(type(node.op).__name__)
+                if logic is not None:  # a & b, a | b: masks
+                    return b.apply_id(logic, tuple(args))
                 hint = " (use ** for powers)" if symbol == "^" else ""
                 raise self.fail(node, f"operator '{symbol}' is not supported{hint}")
             return b.apply_id(op, tuple(args))
@@ -489,8 +519,7 @@ class _Program:
                 return b.apply_id("neg", tuple(args))
             if isinstance(node.op, ast.UAdd):
                 return args[0]
-            symbol = "not" if isinstance(node.op, ast.Not) else "~"
-            raise self.fail(node, f"operator '{symbol}' is not supported")
+            return b.apply_id("logical_not", tuple(args))  # not x, ~x: a mask
         if isinstance(node, ast.Call) and _numpy_call(node) is not None:
             return self.numpy_call(node, args)
         if isinstance(node, ast.Subscript):
@@ -502,10 +531,25 @@ class _Program:
                 raise self.fail(node, f"{what} is only supported as a constant of numbers "
                                       "([3, 5, 2]) or as the arrays of concatenate([a, b])")
             return self.constant(node, value)
+        if isinstance(node, ast.Compare):
+            # a < b < c is (a < b) and (b < c), as in Python (b is built once).
+            masks = []
+            for k, op_node in enumerate(node.ops):
+                mask = _COMPARISONS.get(type(op_node).__name__)
+                if mask is None:
+                    word = {"Is": "is", "IsNot": "is not", "In": "in", "NotIn": "not in"}
+                    raise self.fail(node, f"operator '{word[type(op_node).__name__]}' is not "
+                                          "supported (comparisons: < <= > >= == !=)")
+                masks.append(b.apply_id(mask, (args[k], args[k + 1])))
+            return self.fold("logical_and", masks)
+        if isinstance(node, ast.IfExp):
+            return b.apply_id("where", tuple(args))
+        if isinstance(node, ast.BoolOp):
+            return self.fold(_LOGIC[type(node.op).__name__], args)
         if isinstance(node, ast.Call):
             name = node.func.id  # type: ignore[attr-defined]
             params = {}
-            if name in _AXIS_FUNCTIONS:
+            if _takes_axis(name):
                 axis = self.axis(node)
                 if axis is not None:
                     params["axis"] = axis
@@ -594,6 +638,12 @@ class _Program:
         self.overflows.append(f"line {line}, column {col}: the literal {text} is too large "
                               "for a float; it is taken as inf")
 
+    def fold(self, op: str, ids: list[int]) -> int:
+        result = ids[0]
+        for i in ids[1:]:
+            result = self.builder.apply_id(op, (result, i))
+        return result
+
     def literal_text(self, node: ast.AST) -> str:
         line = node.lineno + self.offset
         if node.end_lineno != node.lineno or not 1 <= line <= len(self.lines):
@@ -610,7 +660,10 @@ class _Program:
         hit = self.assigned.get(name)
         if hit is not None:
             return hit[0]
-        if self.declared_set is not None and name not in self.declared_set:
+        declared = self.declared_set is not None and name in self.declared_set
+        if name in CONSTANTS and not declared:
+            return self.builder.const_id(CONSTANTS[name])
+        if self.declared_set is not None and not declared:
             raise ParseError(f"unknown name '{name}': it is neither assigned before nor "
                              f"among the inputs {self.declared}", line, col)
         self.first_use.setdefault(name, line)
@@ -624,7 +677,7 @@ _NUMPY_CALLS: dict[str, Any] = {
     "concatenate": np.concatenate, "stack": np.stack, "hstack": np.hstack,
     "vstack": np.vstack, "reshape": np.reshape, "ravel": np.ravel, "flip": np.flip,
     "expand_dims": np.expand_dims, "squeeze": np.squeeze, "cumsum": np.cumsum,
-    "diff": np.diff, "norm": np.linalg.norm, "dot": np.dot, "permute_dims": np.transpose,
+    "diff": np.diff, "dot": np.dot, "permute_dims": np.transpose,
     "atleast_1d": np.atleast_1d, "atleast_2d": np.atleast_2d, "len": len,
 }
 
@@ -722,6 +775,12 @@ def parse(text: str, inputs: Sequence[str] | None = None,
 
     A number literal too large for a float (``1e400``, or a 400-digit integer) is the
     infinity it rounds to, as in NumPy; a ``RuntimeWarning`` names its line and column.
+    ``pi``, ``e`` and ``inf`` are those numbers unless ``inputs`` names them.
+
+    Comparisons (``x > 0``, ``0 < x < 1``, ``==``) are masks, 1.0 where they hold and 0.0
+    elsewhere; ``&``, ``|``, ``~`` and ``and``, ``or``, ``not`` combine them, and
+    ``a if c else b`` is ``where(c, a, b)``. Every function of the primitive table may be
+    called by name (``logsumexp(z, axis=0)``, ``atan2(y, x)``, ``clip(x, 0, 1)`` ...).
 
     Returns:
         The circuit, with common subexpressions shared.
@@ -733,6 +792,9 @@ def parse(text: str, inputs: Sequence[str] | None = None,
 
     >>> parse("sin(x)*y + exp(x)").size
     4
+    >>> c = parse("x if x > 0 else 0.01 * x")
+    >>> c.op(c.output_ids[0]), parse("pi * r**2").inputs
+    ('where', ('r',))
     """
     if not isinstance(text, str):
         raise ParseError(f"expected program text (str), got {type(text).__name__}")

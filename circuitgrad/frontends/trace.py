@@ -131,11 +131,10 @@ _NO_VALUE = getattr(np, "_NoValue", None)
 
 # What to write instead, for NumPy functions people reach for that do not trace yet.
 _INSTEAD = {
-    "maximum": "np.maximum(x, 0) (relu) traces; other maxima are not primitives yet",
-    "heaviside": "np.heaviside(x, 1) (step) traces; other values at 0 do not",
+    "heaviside": "np.heaviside(x, h) traces for a constant h; a traced h does not",
 }
-_SHAPE_FUNCTIONS = {"repeat", "tile", "pad", "roll", "array", "asarray", "broadcast_to",
-                    "where", "clip", "max", "min", "amax", "amin", "prod", "sort", "argmax"}
+_SHAPE_FUNCTIONS = {"repeat", "tile", "pad", "roll", "array", "asarray", "broadcast_to", "sort",
+                    "argmax", "argmin"}
 
 
 def _numpy_name(func: Any) -> str:
@@ -226,9 +225,9 @@ def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
         return b.apply(op, x, axis=axes[0])
     total, count = x, 1
     for a in axes:  # from the last axis down, so that the others keep their numbers
-        total = b.apply("sum", total, axis=a)
+        total = b.apply("sum" if op == "mean" else op, total, axis=a)
         count *= x.shape[a]
-    return total if op == "sum" else total / float(count)
+    return total / float(count) if op == "mean" else total
 
 
 def _dot(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -261,12 +260,45 @@ def _norm(func: Any, args: tuple, kwargs: dict) -> Any:
         raise CircuitError(f"numpy.linalg.norm(ord={ord_!r}) of {ndim} axes cannot be traced "
                            "(the 2-norm of vectors and the Frobenius norm of matrices do)"
                            + user_line())
-    squares = x.builder.apply("square", x)
     axes = _axes("numpy.linalg.norm", axis, len(x.shape))
-    total = squares.builder.apply("sum", squares) if axes is None else squares
-    for a in axes or []:
-        total = total.builder.apply("sum", total, axis=a)
-    return total.builder.apply("sqrt", total)
+    if axes is None or len(axes) == len(x.shape):
+        return x.builder.apply("norm", x)  # scaled: no overflow at 1e200
+    if len(axes) == 1:
+        return x.builder.apply("norm", x, axis=axes[0])
+    squares = x.builder.apply("square", x)  # the Frobenius norm over two of three axes
+    for a in axes:
+        squares = squares.builder.apply("sum", squares, axis=a)
+    return squares.builder.apply("sqrt", squares)
+
+
+def _where(func: Any, args: tuple, kwargs: dict) -> Any:
+    if len(args) + len(kwargs) != 3:
+        raise CircuitError("numpy.where(condition) (the indices) cannot be traced; "
+                           "np.where(condition, a, b) does" + user_line())
+    bound = _bind(func, args, kwargs, {"condition": None, "x": None, "y": None})
+    values = (bound["condition"], bound["x"], bound["y"])
+    return _builder(values).apply("where", *values)
+
+
+def _clip(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "a_min": None, "a_max": None, "min": None,
+                                       "max": None})
+    x = bound["a"]
+    lo = bound.get("a_min", bound.get("min"))
+    hi = bound.get("a_max", bound.get("max"))
+    b = _builder((x, lo, hi))
+    if lo is None and hi is None:
+        raise CircuitError("numpy.clip needs a bound" + user_line())
+    if lo is None:
+        return b.apply("minimum", x, hi)
+    if hi is None:
+        return b.apply("maximum", x, lo)
+    return b.apply("clip", x, lo, hi)
+
+
+def _round(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = _bind(func, args, kwargs, {"a": None, "decimals": (0,)})
+    return _builder((bound["a"],)).apply("round", bound["a"])
 
 
 def _transpose(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -286,17 +318,29 @@ def _operands(func: Any, arrays: Any) -> tuple[Builder, list[Any]]:
     if isinstance(arrays, Value) or not isinstance(arrays, (list, tuple)):
         raise CircuitError(f"{_numpy_name(func)}: give a list or tuple of arrays"
                            + user_line())
-    builder = _builder(arrays)
-    out = []
-    for a in arrays:
-        if isinstance(a, Value):
-            if a.builder is not builder:
-                raise CircuitError("a value from another circuit was used in this one"
-                                   + user_line())
-            out.append(a)
+    builder = _builder([a for a in _leaves(arrays) if isinstance(a, Value)][:1] or arrays)
+    return builder, [_as_value(builder, a) for a in arrays]
+
+
+def _leaves(items: Any) -> Any:
+    for a in items:
+        if isinstance(a, (list, tuple)):
+            yield from _leaves(a)
         else:
-            out.append(builder.const(np.asarray(a, dtype=np.float64)))
-    return builder, out
+            yield a
+
+
+def _as_value(builder: Builder, a: Any) -> Value:
+    """A traced value, a constant, or a (nested) list holding traced values: ``[x[0], 1.0]``
+    is NumPy's array of them, stacked."""
+    if isinstance(a, Value):
+        if a.builder is not builder:
+            raise CircuitError("a value from another circuit was used in this one" + user_line())
+        return a
+    if isinstance(a, (list, tuple)) and any(isinstance(v, Value) for v in _leaves(a)):
+        parts = [_as_value(builder, v) for v in a]
+        return builder.apply("stack", *parts, axis=0)
+    return builder.const(np.asarray(a, dtype=np.float64))
 
 
 def _concatenate(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -444,6 +488,15 @@ def _outer(func: Any, args: tuple, kwargs: dict) -> Any:
 _FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.sum: lambda f, a, k: _reduce("sum", f, a, k),
     np.mean: lambda f, a, k: _reduce("mean", f, a, k),
+    np.max: lambda f, a, k: _reduce("max", f, a, k),
+    np.min: lambda f, a, k: _reduce("min", f, a, k),
+    np.prod: lambda f, a, k: _reduce("prod", f, a, k),
+    np.where: _where,
+    np.amax: lambda f, a, k: _reduce("max", f, a, k),
+    np.amin: lambda f, a, k: _reduce("min", f, a, k),
+    np.around: _round,
+    np.clip: _clip,
+    np.round: _round,
     np.dot: _dot,
     np.linalg.norm: _norm,
     np.transpose: _transpose,
@@ -504,8 +557,14 @@ class _NumpyDispatch:
                         np.ndim(other) == 0 and other == 0:
                     return builder.apply("relu", inputs[k])
         if ufunc is np.heaviside and len(inputs) == 2 and not isinstance(inputs[1], Value) \
-                and np.ndim(inputs[1]) == 0 and inputs[1] == 1:
-            return builder.apply("step", inputs[0])
+                and np.ndim(inputs[1]) == 0:
+            x, h = inputs[0], float(inputs[1])
+            if h == 1.0:
+                return builder.apply("step", x)  # relu's derivative, one node
+            # heaviside(x, h) = 1 for x > 0, h at 0, 0 for x < 0 (nan at nan, as NumPy).
+            at_zero = builder.apply("where", builder.apply("equal", x, 0.0), h,
+                                    builder.apply("greater", x, 0.0))
+            return builder.apply("where", builder.apply("not_equal", x, x), np.nan, at_zero)
         op = _primitive_of(ufunc.__name__)
         if op is None:
             raise _refuse(name)

@@ -10,7 +10,8 @@ A :class:`Primitive` holds everything about one operation:
 ``template``
     the NumPy code of one node: a format string over the argument names ``{0}``, ``{1}`` and
     the node's params (``{axis}``), or a function of the argument names, ``shapes=`` (their
-    point shapes) and the params; ``_np`` is NumPy under a private alias. Evaluation
+    point shapes) and the params; ``_np`` is NumPy under a private alias and ``_sp`` the few
+    functions of :mod:`~circuitgrad.primitives.special` (:data:`NAMESPACE`). Evaluation
     (:func:`evaluate`, used for constant folding) is compiled from the same template, so the
     folded value and the generated code can never disagree.
 
@@ -49,7 +50,10 @@ smaller one (a scalar adjoint of a ``sum``) is left to broadcast where it is use
 array of ones is ever built. Rules of non-elementwise ops see ``bar`` with the node's shape.
 
 Conventions at points where f is not differentiable (documented where the rule is declared):
-``relu′(z) = 1(z ≥ 0)`` as the notes write it, ``|x|′(0) = 0``, ``step′ = sign′ = 0``.
+``relu′(z) = 1(z ≥ 0)`` as the notes write it, ``|x|′(0) = 0``, ``step′ = sign′ = 0``, floor,
+ceil, round and masks 0 everywhere, ``maximum``/``minimum``/``max``/``min`` split evenly at
+ties, ``clip′ = 1`` on the closed interval, ``where`` differentiates the branch taken, norms
+have gradient 0 at the origin.
 Numerical semantics are IEEE-754 float64 as NumPy computes them: ``log(0) = -inf``,
 ``log(-1) = nan``, ``sqrt`` and ``/`` give ``inf``/``nan`` where f itself is singular.
 All of it, with the stable forms and the conventions, in one place: docs/semantics.md.
@@ -66,13 +70,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import elementwise, runtime, shape_ops, tensor
-from .core import (Primitive, Scatter, Shape, align, broadcast_shape, call, normalize_axis,
-                   sum_optional)
+from . import compare, elementwise, reductions, runtime, shape_ops, tensor
+from .core import (NAMESPACE, Primitive, Scatter, Shape, align, broadcast_shape, call,
+                   normalize_axis, sum_optional)
 
-__all__ = ["PRIMITIVES", "FUNCTIONS", "BINARY_OPERATORS", "NAMESPACE", "Primitive", "Scatter",
-           "Shape", "align",
-           "broadcast_shape", "call", "compiled", "evaluate", "shape_cases", "shape_of",
+__all__ = ["NAMESPACE", "PRIMITIVES", "FUNCTIONS", "BINARY_OPERATORS", "Primitive", "Scatter",
+           "Shape", "align", "broadcast_shape", "call", "compiled", "evaluate", "shape_cases",
+           "shape_of",
            "normalize_axis", "sum_optional"]
 
 # Leaves: an input (params: name) and a constant (params: value). They have no template.
@@ -82,7 +86,8 @@ _LEAVES: list[Primitive] = [
 ]
 
 PRIMITIVES: dict[str, Primitive] = {
-    p.name: p for p in _LEAVES + elementwise.RECORDS + tensor.RECORDS + shape_ops.RECORDS}
+    p.name: p for p in _LEAVES + elementwise.RECORDS + compare.RECORDS + tensor.RECORDS
+    + reductions.RECORDS + shape_ops.RECORDS}
 """Every primitive by name."""
 
 class _Functions(Mapping[str, str]):
@@ -137,10 +142,6 @@ def shape_of(name: str, shapes: tuple[Shape, ...], params: dict[str, Any]) -> Sh
         return broadcast_shape(name, *shapes)
     return prim.shape(*shapes, **params)
 
-
-NAMESPACE: dict[str, Any] = {"_np": np, "_cg": runtime}
-"""The globals of every template: NumPy as ``_np``, circuitgrad's few helpers as ``_cg``
-(:mod:`circuitgrad.primitives.runtime`). The generated code and :func:`compiled` use it."""
 
 _COMPILED: dict[tuple, Callable[..., Any]] = {}
 

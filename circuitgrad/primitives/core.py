@@ -11,8 +11,15 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ShapeError
+from . import runtime, special
 
 Shape = tuple[int, ...]
+
+NAMESPACE: dict[str, Any] = {"_np": np, "_sp": special, "_cg": runtime}
+"""The globals every template may use: NumPy as ``_np``, :mod:`~circuitgrad.primitives.special`
+as ``_sp``, the helpers of :mod:`~circuitgrad.primitives.runtime` (joining points with their
+batch axes, the adjoints of indexing) as ``_cg``. The generated code, the constant folding and
+the interpreter all evaluate in it."""
 
 
 @dataclass(frozen=True)

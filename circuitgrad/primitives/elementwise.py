@@ -1,14 +1,59 @@
-"""The elementwise primitives: arithmetic and the elementary functions of the notes.
+"""The elementwise primitives: arithmetic, the elementary functions of the notes, and the
+special functions real objectives use (log1p, softplus, erf, atan2, hypot, maximum, clip ...).
 
 Each record's comment states its convention where f is not differentiable or not finite
-(gathered in docs/semantics.md).
+(gathered in docs/semantics.md). The masks (comparisons) and ``where`` are in compare.py.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .core import Primitive, call
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def _sympy(name: str, build: Any) -> Any:
+    """A sympy form built with sympy's functions (imported on first use)."""
+    def form(*args: Any) -> Any:
+        import sympy
+
+        return build(sympy, *args)
+
+    form.__name__ = f"_sympy_{name}"
+    return form
+
+
+def _safe(out: Any) -> Any:
+    # out, with 1 where out is 0: x/|x|-style partials are then 0 at the origin, not 0/0.
+    return call("where", call("equal", out, 0.0), 1.0, out)
+
+
+def _split(a: Any, b: Any, wins: str) -> Any:
+    # ∂max(a, b)/∂a: 1 where a wins, 0 where b wins, ½ at a tie (split evenly, as JAX and
+    # PyTorch do); exactly representable, so no rounding.
+    return call("where", call("equal", a, b), 0.5, call(wins, a, b))
+
+
+def _atan2_vjp(bar: Any, out: Any, y: Any, x: Any) -> tuple:
+    # ∂atan2(y, x) = (x, -y) / (x² + y²) = (x/h, -y/h) / h, h = hypot(y, x): neither x² + y²
+    # nor 1/h² is formed, so nothing overflows or underflows at 1e200 or 1e-300 (7 nodes).
+    h = call("hypot", y, x)
+    t = bar / h
+    return t * (x / h), -(t * (y / h))
+
+
+def _atan2_partials(out: Any, y: Any, x: Any) -> tuple:
+    h = call("hypot", y, x)
+    return (x / h) / h, -((y / h) / h)
+
+
+def _hypot_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
+    t = bar / _safe(out)
+    return t * a, t * b
 
 
 def _pow_partials(out: Any, a: Any, b: Any) -> tuple:
@@ -102,5 +147,105 @@ RECORDS: list[Primitive] = [
               sympy=_sympy_step),
     Primitive("sign", 1, "_np.sign({0})", "sign", numpy=("sign",), partials=lambda out, x: (None,),
               sympy="sign"),
+    # -- the special functions of real objectives ---------------------------------------------
+    # log1p(x) = log(1 + x), exact for tiny x; log1p(-1) = -inf with no warning (the edge).
+    Primitive("log1p", 1, "_sp.log1p({0})", "log1p", numpy=("log1p",),
+              partials=lambda out, x: (1.0 / (1.0 + x),),
+              vjp=lambda bar, out, x: (bar / (1.0 + x),),
+              sympy=_sympy("log1p", lambda sp, x: sp.log(1 + x))),
+    # expm1′ = exp = expm1 + 1, reusing the node.
+    Primitive("expm1", 1, "_np.expm1({0})", "expm1", numpy=("expm1",),
+              partials=lambda out, x: (out + 1.0,),
+              sympy=_sympy("expm1", lambda sp, x: sp.exp(x) - 1)),
+    # softplus(x) = log(1 + eˣ) = logaddexp(0, x): softplus(1000) = 1000, softplus(-1000) = 0,
+    # no overflow; softplus′ = sigmoid (0 and 1 at ∓1000).
+    Primitive("softplus", 1, "_np.logaddexp(0.0, {0})", "softplus",
+              partials=lambda out, x: (call("sigmoid", x),),
+              sympy=_sympy("softplus", lambda sp, x: sp.log(1 + sp.exp(x)))),
+    # erf′(x) = 2/√π · exp(-x²); erfc = 1 - erf without the cancellation (erfc(10) = 2e-45).
+    Primitive("erf", 1, "_sp.erf({0})", "erf", numpy=("erf",),
+              partials=lambda out, x: (_TWO_OVER_SQRT_PI * call("exp", -call("square", x)),),
+              sympy="erf"),
+    Primitive("erfc", 1, "_sp.erfc({0})", "erfc", numpy=("erfc",),
+              partials=lambda out, x: (-_TWO_OVER_SQRT_PI * call("exp", -call("square", x)),),
+              sympy="erfc"),
+    # tan′ = 1 + tan², reusing the node.
+    Primitive("tan", 1, "_np.tan({0})", "tan", numpy=("tan",),
+              partials=lambda out, x: (1.0 + call("square", out),), sympy="tan"),
+    # asin′ = 1/√(1 - x²), acos′ = -1/√(1 - x²): ±inf at ±1 (IEEE division), nan outside.
+    Primitive("asin", 1, "_np.arcsin({0})", "asin", numpy=("arcsin",),
+              partials=lambda out, x: (1.0 / call("sqrt", 1.0 - call("square", x)),),
+              vjp=lambda bar, out, x: (bar / call("sqrt", 1.0 - call("square", x)),),
+              sympy="asin"),
+    Primitive("acos", 1, "_np.arccos({0})", "acos", numpy=("arccos",),
+              partials=lambda out, x: (-(1.0 / call("sqrt", 1.0 - call("square", x))),),
+              vjp=lambda bar, out, x: (-(bar / call("sqrt", 1.0 - call("square", x))),),
+              sympy="acos"),
+    Primitive("atan", 1, "_np.arctan({0})", "atan", numpy=("arctan",),
+              partials=lambda out, x: (1.0 / (1.0 + call("square", x)),),
+              vjp=lambda bar, out, x: (bar / (1.0 + call("square", x)),), sympy="atan"),
+    # atan2(y, x): the angle of the point (x, y), in (-π, π], all four quadrants; its partials
+    # (x, -y)/(x² + y²) are nan at the origin (0/0), where the angle jumps.
+    Primitive("atan2", 2, "_np.arctan2({0}, {1})", "atan2", numpy=("arctan2",),
+              partials=_atan2_partials, vjp=_atan2_vjp, sympy="atan2"),
+    Primitive("sinh", 1, "_np.sinh({0})", "sinh", numpy=("sinh",),
+              partials=lambda out, x: (call("cosh", x),), sympy="sinh"),
+    Primitive("cosh", 1, "_np.cosh({0})", "cosh", numpy=("cosh",),
+              partials=lambda out, x: (call("sinh", x),), sympy="cosh"),
+    Primitive("asinh", 1, "_np.arcsinh({0})", "asinh", numpy=("arcsinh",),
+              partials=lambda out, x: (1.0 / call("sqrt", call("square", x) + 1.0),),
+              vjp=lambda bar, out, x: (bar / call("sqrt", call("square", x) + 1.0),),
+              sympy="asinh"),
+    # acosh(1) = 0; acosh′ = 1/√((x - 1)(x + 1)) (accurate near 1), inf at 1.
+    Primitive("acosh", 1, "_np.arccosh({0})", "acosh", numpy=("arccosh",),
+              partials=lambda out, x: (1.0 / call("sqrt", (x - 1.0) * (x + 1.0)),),
+              vjp=lambda bar, out, x: (bar / call("sqrt", (x - 1.0) * (x + 1.0)),),
+              sympy="acosh"),
+    # atanh(±1) = ±inf with no warning; atanh′ = 1/((1 - x)(1 + x)).
+    Primitive("atanh", 1, "_sp.atanh({0})", "atanh", numpy=("arctanh",),
+              partials=lambda out, x: (1.0 / ((1.0 - x) * (1.0 + x)),),
+              vjp=lambda bar, out, x: (bar / ((1.0 - x) * (1.0 + x)),), sympy="atanh"),
+    Primitive("log2", 1, "_np.log2({0})", "log₂", numpy=("log2",),
+              partials=lambda out, x: (1.0 / (x * _LN2),),
+              vjp=lambda bar, out, x: (bar / (x * _LN2),),
+              sympy=_sympy("log2", lambda sp, x: sp.log(x, 2))),
+    Primitive("log10", 1, "_np.log10({0})", "log₁₀", numpy=("log10",),
+              partials=lambda out, x: (1.0 / (x * _LN10),),
+              vjp=lambda bar, out, x: (bar / (x * _LN10),),
+              sympy=_sympy("log10", lambda sp, x: sp.log(x, 10))),
+    Primitive("exp2", 1, "_np.exp2({0})", "2ˣ", numpy=("exp2",),
+              partials=lambda out, x: (out * _LN2,), sympy=_sympy("exp2", lambda sp, x: 2**x)),
+    # hypot(a, b) = √(a² + b²) without overflow (hypot(3e200, 4e200) = 5e200); its partials
+    # (a, b)/hypot are 0 at the origin (the middle of the subgradients; PyTorch's choice for
+    # norms, JAX gives nan there).
+    Primitive("hypot", 2, "_np.hypot({0}, {1})", "hypot", numpy=("hypot",),
+              partials=lambda out, a, b: (a / _safe(out), b / _safe(out)), vjp=_hypot_vjp,
+              sympy=_sympy("hypot", lambda sp, a, b: sp.sqrt(a**2 + b**2))),
+    # floor, ceil, round: piecewise constant, derivative 0 everywhere, also at the jumps (as
+    # JAX and PyTorch). round is NumPy's: halves to even (round(0.5) = 0, round(1.5) = 2).
+    Primitive("floor", 1, "_np.floor({0})", "⌊x⌋", numpy=("floor",),
+              partials=lambda out, x: (None,), sympy="floor"),
+    Primitive("ceil", 1, "_np.ceil({0})", "⌈x⌉", numpy=("ceil",),
+              partials=lambda out, x: (None,), sympy="ceiling"),
+    Primitive("round", 1, "_np.rint({0})", "round", numpy=("rint",),
+              partials=lambda out, x: (None,)),
+    # maximum, minimum: at a tie the derivative is split evenly, ½ to each argument (as
+    # jax.numpy.maximum and torch.maximum), so maximum(x, x)′ = 1; NaN propagates.
+    Primitive("maximum", 2, "_np.maximum({0}, {1})", "max", numpy=("maximum",),
+              partials=lambda out, a, b: ((p := _split(a, b, "greater")), 1.0 - p),
+              sympy="Max"),
+    Primitive("minimum", 2, "_np.minimum({0}, {1})", "min", numpy=("minimum",),
+              partials=lambda out, a, b: ((p := _split(a, b, "less")), 1.0 - p),
+              sympy="Min"),
+    # clip(x, lo, hi) = minimum(maximum(x, lo), hi): ∂/∂x = 1 on the closed interval
+    # lo ≤ x ≤ hi (also at its ends, as torch.clamp), ∂/∂lo = 1(x < lo), ∂/∂hi = 1(x > hi).
+    Primitive("clip", 3, "_np.minimum(_np.maximum({0}, {1}), {2})", "clip",
+              partials=lambda out, x, lo, hi: (call("equal", out, x), call("less", x, lo),
+                                               call("greater", x, hi)),
+              sympy=_sympy("clip", lambda sp, x, lo, hi: sp.Min(sp.Max(x, lo), hi))),
+    # logaddexp(a, b) = log(eᵃ + eᵇ) without overflow; ∂/∂a = exp(a - out), reusing the node.
+    Primitive("logaddexp", 2, "_np.logaddexp({0}, {1})", "logaddexp", numpy=("logaddexp",),
+              partials=lambda out, a, b: (call("exp", a - out), call("exp", b - out)),
+              sympy=_sympy("logaddexp", lambda sp, a, b: sp.log(sp.exp(a) + sp.exp(b)))),
 ]
 

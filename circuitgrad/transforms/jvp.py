@@ -330,8 +330,9 @@ def tangent_rule_size(op: str) -> int:
 
 
 def _jvp_size_factor() -> int:
-    # The node itself, its rule, and one broadcast_to where an elementwise op broadcasts.
-    return max(1 + tangent_rule_size(op) + (prim.arity == 2 and prim.shape is None)
+    # The node itself, its rule, and a broadcast_to per operand beyond the first where an
+    # elementwise op broadcasts (one for a binary op, two for clip and where).
+    return max(1 + tangent_rule_size(op) + (max(prim.arity - 1, 0) if prim.shape is None else 0)
                for op, prim in PRIMITIVES.items() if op not in LEAVES)
 
 

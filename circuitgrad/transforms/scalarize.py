@@ -33,6 +33,12 @@ def _fold(b: Builder, op: str, ids: list[int]) -> int:
     return result
 
 
+# A reduction as a fold of a binary op (the norm as hypot; a single entry as it is, abs for
+# the norm), left to right: the same values as NumPy's up to rounding.
+_FOLDS = {"sum": "add", "mean": "add", "max": "maximum", "min": "minimum", "prod": "mul",
+          "logsumexp": "logaddexp", "norm": "hypot"}
+
+
 def _grid(shape: tuple[int, ...]) -> np.ndarray:
     return np.empty(shape, dtype=object)
 
@@ -113,17 +119,45 @@ def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
         return out
     if op == "transpose":
         return args[0].T.copy()
-    if op in ("sum", "mean"):
+    if op in _FOLDS:
         (x,) = args
         axis = params.get("axis")
         moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
         count = moved.shape[-1]
         moved = moved.reshape(shape + (count,)) if axis is not None else moved.reshape(count)
         for index in np.ndindex(shape):
-            total = _fold(b, "add", list(moved[index]))
+            entries = [int(e) for e in moved[index]]
+            if op == "norm" and count == 1:
+                total = b.apply_id("abs", (entries[0],))
+            else:
+                total = _fold(b, _FOLDS[op], entries)
             out[index] = b.apply_id("div", (total, b.const_id(float(count)))) \
                 if op == "mean" else total
         return out
+    if op == "prod_others":
+        (x,) = args
+        axis = params.get("axis")
+        moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
+        result = _grid(moved.shape)
+        for index in np.ndindex(moved.shape[:-1]):
+            entries = [int(e) for e in moved[index]]
+            for k in range(len(entries)):
+                others = entries[:k] + entries[k + 1:]
+                result[index + (k,)] = _fold(b, "mul", others) if others else b.const_id(1.0)
+        return result.reshape(shape) if axis is None else np.moveaxis(result, -1, axis)
+    if op in ("softmax", "log_softmax"):
+        # exp(x - logsumexp(x)) and x - logsumexp(x), along the axis (or all entries).
+        (x,) = args
+        axis = params.get("axis")
+        moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
+        result = _grid(moved.shape)
+        for index in np.ndindex(moved.shape[:-1]):
+            entries = [int(e) for e in moved[index]]
+            lse = _fold(b, "logaddexp", entries)
+            for k, e in enumerate(entries):
+                z = b.apply_id("sub", (e, lse))
+                result[index + (k,)] = b.apply_id("exp", (z,)) if op == "softmax" else z
+        return result.reshape(shape) if axis is None else np.moveaxis(result, -1, axis)
     if op == "sum_to":
         (x,) = args
         lead = x.ndim - len(shape)

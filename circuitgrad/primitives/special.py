@@ -1,0 +1,99 @@
+"""The NumPy functions some templates call that NumPy does not have in one piece: ``_sp`` in
+the generated code, the constant folding and the interpreter (one namespace, :data:`NAMESPACE`,
+read by all three, so that they agree bit for bit).
+
+Each function computes one node for a value of any batch shape: ``axis`` is a tuple of
+negative (point) axes, counted from the end. ``erf`` and ``erfc`` are scipy's ufuncs, imported
+on first use (``scipy.special`` takes half a second to import, and most programs never need
+it). The reductions shift by the maximum (stable at logits of ±1000); ``norm`` scales by the
+largest magnitude (no overflow at 1e200, no underflow at 1e-300).
+
+    >>> import numpy as np
+    >>> float(logsumexp(np.array([1000.0, 1000.0]), (-1,)))
+    1000.6931471805599
+    >>> float(norm(np.array([3.0, 4.0]) * 2.0**700, (-1,))) == 5 * 2.0**700  # about 5e210
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def __getattr__(name: str) -> Any:
+    # erf, erfc: scipy's ufuncs, imported once, then module attributes like the others.
+    if name in ("erf", "erfc"):
+        import scipy.special
+
+        fn = getattr(scipy.special, name)
+        globals()[name] = fn
+        return fn
+    raise AttributeError(name)
+
+
+def _shift(x: Any, axis: tuple[int, ...]) -> Any:
+    # The maximum along axis, kept; 0 where it is not finite (all -inf, or an inf), so that
+    # x - shift is never inf - inf.
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0.0)
+
+
+def logsumexp(x: Any, axis: tuple[int, ...]) -> Any:
+    """log Σ exp(x) along ``axis``: m + log Σ exp(x - m), m the maximum."""
+    m = _shift(x, axis)
+    with np.errstate(divide="ignore"):  # all -inf: log 0 = -inf, the exact value
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return np.squeeze(out, axis=axis)[()]
+
+
+def softmax(x: Any, axis: tuple[int, ...]) -> Any:
+    """exp(x - m) / Σ exp(x - m) along ``axis``."""
+    e = np.exp(x - _shift(x, axis))
+    return (e / np.sum(e, axis=axis, keepdims=True))[()]
+
+
+def log_softmax(x: Any, axis: tuple[int, ...]) -> Any:
+    """x - logsumexp(x) along ``axis``: (x - m) - log Σ exp(x - m)."""
+    z = x - _shift(x, axis)
+    with np.errstate(divide="ignore"):
+        return (z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True)))[()]
+
+
+def norm(x: Any, axis: tuple[int, ...]) -> Any:
+    """The 2-norm along ``axis``: s · sqrt(Σ (x/s)²), s = max |x| (1 where that is 0)."""
+    a = np.abs(x)
+    s = np.max(a, axis=axis, keepdims=True)
+    s = np.where(s == 0.0, 1.0, s)
+    with np.errstate(invalid="ignore"):  # an inf entry: inf/inf; the result is inf below
+        scaled = np.sqrt(np.sum(np.square(a / s), axis=axis, keepdims=True)) * s
+    scaled = np.where(np.isinf(s), np.inf, scaled)
+    return np.squeeze(scaled, axis=axis)[()]
+
+
+def prod_others(x: Any, axis: tuple[int, ...]) -> Any:
+    """For each entry, the product of the other entries along ``axis`` (exclusive products
+    from the left times those from the right: exact where entries are 0, no division)."""
+    if not axis:
+        return np.ones_like(x)[()]
+    moved = np.moveaxis(x, axis, tuple(range(-len(axis), 0)))
+    flat = moved.reshape(moved.shape[: moved.ndim - len(axis)] + (-1,))
+    ones = np.ones(flat.shape[:-1] + (1,))
+    left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
+    right = np.concatenate([ones, np.cumprod(flat[..., :0:-1], axis=-1)], axis=-1)[..., ::-1]
+    out = (left * right).reshape(moved.shape)
+    return np.moveaxis(out, tuple(range(-len(axis), 0)), axis)[()]
+
+
+def log1p(x: Any) -> Any:
+    """log(1 + x); ``log1p(-1) = -inf`` with no warning (the edge of the domain)."""
+    with np.errstate(divide="ignore"):
+        return np.log1p(x)
+
+
+def atanh(x: Any) -> Any:
+    """artanh(x); ``atanh(±1) = ±inf`` with no warning (the edges of the domain)."""
+    with np.errstate(divide="ignore"):
+        return np.arctanh(x)
+
