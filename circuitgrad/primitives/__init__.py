@@ -70,7 +70,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import compare, elementwise, reductions, runtime, shape_ops, tensor
+from . import compare, elementwise, reductions, shape_ops, tensor
 from .core import (NAMESPACE, Primitive, Scatter, Shape, align, broadcast_shape, call,
                    normalize_axis, sum_optional)
 
