@@ -135,29 +135,19 @@ def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
                 if op == "mean" else total
         return out
     if op == "prod_others":
-        (x,) = args
-        axis = params.get("axis")
-        moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
-        result = _grid(moved.shape)
-        for index in np.ndindex(moved.shape[:-1]):
-            entries = [int(e) for e in moved[index]]
-            for k in range(len(entries)):
-                others = entries[:k] + entries[k + 1:]
-                result[index + (k,)] = _fold(b, "mul", others) if others else b.const_id(1.0)
-        return result.reshape(shape) if axis is None else np.moveaxis(result, -1, axis)
+        def others(entries: list[int]) -> list[int]:
+            return [_fold(b, "mul", entries[:k] + entries[k + 1:]) if len(entries) > 1
+                    else b.const_id(1.0) for k in range(len(entries))]
+
+        return _per_lane(args[0], params.get("axis"), shape, others)
     if op in ("softmax", "log_softmax"):
         # exp(x - logsumexp(x)) and x - logsumexp(x), along the axis (or all entries).
-        (x,) = args
-        axis = params.get("axis")
-        moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
-        result = _grid(moved.shape)
-        for index in np.ndindex(moved.shape[:-1]):
-            entries = [int(e) for e in moved[index]]
+        def normalized(entries: list[int]) -> list[int]:
             lse = _fold(b, "logaddexp", entries)
-            for k, e in enumerate(entries):
-                z = b.apply_id("sub", (e, lse))
-                result[index + (k,)] = b.apply_id("exp", (z,)) if op == "softmax" else z
-        return result.reshape(shape) if axis is None else np.moveaxis(result, -1, axis)
+            z = [b.apply_id("sub", (e, lse)) for e in entries]
+            return [b.apply_id("exp", (v,)) for v in z] if op == "softmax" else z
+
+        return _per_lane(args[0], params.get("axis"), shape, normalized)
     if op == "sum_to":
         (x,) = args
         lead = x.ndim - len(shape)
@@ -181,6 +171,18 @@ def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
 
 
 
+def _per_lane(x: np.ndarray, axis: int | None, shape: tuple[int, ...],
+              lane: Any) -> np.ndarray:
+    """The grid of ``lane(entries)`` for each lane of ``x`` along ``axis`` (all entries as one
+    lane when None): softmax, the products of the others, running sums."""
+    moved = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
+    result = _grid(moved.shape)
+    for index in np.ndindex(moved.shape[:-1]):
+        for k, v in enumerate(lane([int(e) for e in moved[index]])):
+            result[index + (k,)] = v
+    return result.reshape(shape) if axis is None else np.moveaxis(result, -1, axis)
+
+
 def _numpy_index(index: tuple) -> tuple:
     return tuple(slice(*e) if isinstance(e, tuple) else e for e in index)
 
@@ -198,12 +200,13 @@ def _added(b: Builder, shape: tuple[int, ...], places: list[tuple[Any, np.ndarra
 
 
 def _cumsum(b: Builder, x: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(x, axis, -1).copy()
-    for index in np.ndindex(moved.shape[:-1]):
-        for k in range(1, moved.shape[-1]):
-            moved[index + (k,)] = b.apply_id("add", (int(moved[index + (k - 1,)]),
-                                                     int(moved[index + (k,)])))
-    return np.moveaxis(moved, -1, axis)
+    def running(entries: list[int]) -> list[int]:
+        sums = entries[:1]
+        for e in entries[1:]:
+            sums.append(b.apply_id("add", (sums[-1], e)))
+        return sums
+
+    return _per_lane(x, axis, x.shape, running)
 
 
 def _put_places(indices: tuple, axis: int, ndim: int, value: np.ndarray) -> list:
