@@ -46,9 +46,19 @@ examples:
   echo "x**2" | circuitgrad eval - --at x=3
 
 A program is Python syntax: lines 'name = expression' (or separated by ';'), the last one is
-the output. Functions: sin cos tanh exp log sqrt square abs relu sigmoid step sign sum mean
-transpose outer; operators + - * / ** @ and .T.
+the output. Operators + - * / ** @, comparisons, 'a if c else b', .T, indexing x[1:], x[:, 0].
 """
+
+
+def _epilog() -> str:
+    """The examples, then every function a program may call (read from the primitive table)."""
+    import textwrap
+
+    from .frontends.parse import NUMPY_CALLS
+    from .primitives import FUNCTIONS
+
+    names = " ".join(sorted(set(FUNCTIONS) | set(NUMPY_CALLS)))
+    return _EPILOG + "\n".join(textwrap.wrap("Functions: " + names, 94)) + "\n"
 
 
 class UsageError(CircuitError):
@@ -353,12 +363,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="circuitgrad", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Turn expressions into differentiable circuits, build their gradients as "
                     "circuits, and lower them to NumPy code and Graphviz diagrams.",
-        epilog=_EPILOG)
+        epilog=_epilog())
     parser.add_argument("--version", action="version", version=f"circuitgrad {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = commands.add_parser(name, help=help, description=help, epilog=_EPILOG,
+        p = commands.add_parser(name, help=help, description=help, epilog=_epilog(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("expr", nargs="?", metavar="EXPR",
                        help="an expression or program ('z = w*x + b; J = relu(z)'), or - to "

@@ -628,7 +628,7 @@ class _Program:
                 raise self.fail(node, "len() takes one array")
             return self.builder.const_id(float(len(positional[0])))
         with in_program_text():
-            result = numpy_function(_NUMPY_CALLS[name], positional, keywords)
+            result = numpy_function(NUMPY_CALLS[name], positional, keywords)
         if not isinstance(result, Value):
             raise self.fail(node, f"{name}() gives {result!r} here, not an array")
         return result.id
@@ -673,7 +673,7 @@ class _Program:
 # Functions a program calls with NumPy's own arguments (lists of arrays, shapes, axes): the
 # handlers of the tracing front-end build them, so a program and a traced function mean the
 # same. (Their primitives are internal: the generic call path above cannot carry params.)
-_NUMPY_CALLS: dict[str, Any] = {
+NUMPY_CALLS: dict[str, Any] = {
     "concatenate": np.concatenate, "stack": np.stack, "hstack": np.hstack,
     "vstack": np.vstack, "reshape": np.reshape, "ravel": np.ravel, "flip": np.flip,
     "expand_dims": np.expand_dims, "squeeze": np.squeeze, "cumsum": np.cumsum,
@@ -684,7 +684,7 @@ _NUMPY_CALLS: dict[str, Any] = {
 
 def _numpy_call(node: ast.Call) -> str | None:
     func = node.func
-    if isinstance(func, ast.Name) and func.id in _NUMPY_CALLS:
+    if isinstance(func, ast.Name) and func.id in NUMPY_CALLS:
         return func.id
     return None
 
