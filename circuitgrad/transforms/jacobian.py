@@ -37,7 +37,7 @@ import numpy as np
 from ..circuit import Builder, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from .grad import active_nodes, adjoint_sweep, fit_shape, pick_inputs
-from .jvp import tangent_sweep
+from .jvp import assemble, one_hot, tangent_sweep
 from .simplify import simplify as simplify_circuit
 
 Shape = tuple[int, ...]
@@ -136,7 +136,7 @@ def _reverse_blocks(b: Builder, c: Circuit, wrt: Sequence[str],
         for k in np.ndindex(shape_f):
             adjoint: dict[int, int] = {}
             if active[o]:
-                adjoint, of = adjoint_sweep(b, c, {o: b.const_id(_unit(shape_f, k))}, active,
+                adjoint, of = adjoint_sweep(b, c, {o: b.const_id(one_hot(shape_f, k))}, active,
                                             {o: f})
                 for a, i in of.items():
                     adjoint_of.setdefault(a, i)
@@ -159,50 +159,13 @@ def _forward_blocks(b: Builder, c: Circuit, wrt: Sequence[str],
         shape_x = c.shape(in_ids[x])
         columns: dict[str, list[int | None]] = {f: [] for f in outs}
         for k in np.ndindex(shape_x):
-            tangent = tangent_sweep(b, c, {in_ids[x]: b.const_id(_unit(shape_x, k))})
+            tangent = tangent_sweep(b, c, {in_ids[x]: b.const_id(one_hot(shape_x, k))})
             for f in outs:
                 columns[f].append(tangent.get(out_ids[f]))
         for f in outs:
             blocks[f, x] = assemble(b, columns[f], shape_x, c.shape(out_ids[f]), lead=False)
     meta = {k: c.meta[k] for k in ("forward_count", "adjoint_of") if k in c.meta}
     return blocks, {**meta, "tangent_count": len(c)}
-
-
-def assemble(b: Builder, parts: Sequence[int | None], index_shape: Shape, part_shape: Shape,
-             lead: bool) -> int:
-    """The array whose entry ``k`` (``k`` over ``index_shape``, in ``np.ndindex`` order) is
-    the node ``parts[k]`` of shape ``part_shape`` (``None``: zeros): of shape
-    ``index_shape + part_shape`` if ``lead``, else ``part_shape + index_shape``. One ``stack``
-    and at most one ``reshape``.
-
-        >>> b = Builder()
-        >>> x, y = b.input("x", (2,)), b.input("y", (2,))
-        >>> b.shapes[assemble(b, [x.id, y.id, None], (3,), (2,), lead=False)]
-        (2, 3)
-    """
-    full = index_shape + part_shape if lead else part_shape + index_shape
-    if all(p is None for p in parts):
-        return b.const_id(np.zeros(full) if full else 0.0)
-    zero = None
-    if any(p is None for p in parts):
-        zero = b.const_id(np.zeros(part_shape) if part_shape else 0.0)
-    nodes = tuple(zero if p is None else p for p in parts)
-    if not index_shape:
-        return nodes[0]
-    axis = 0 if lead else len(part_shape)
-    node = b.apply_id("stack", nodes, {"axis": axis})
-    if len(index_shape) > 1:
-        node = b.apply_id("reshape", (node,), {"shape": full})
-    return node
-
-
-def _unit(shape: Shape, k: tuple[int, ...]) -> Any:
-    """The one-hot constant ``e_k`` of ``shape`` (the number 1 for a scalar)."""
-    if not shape:
-        return 1.0
-    e = np.zeros(shape)
-    e[k] = 1.0
-    return e
 
 
 def _fresh(name: str, taken: set[str]) -> str:
