@@ -7,6 +7,7 @@ point by point; and the number of sweeps each mode makes.
 
 import importlib
 import math
+import re
 
 import numpy as np
 import pytest
@@ -121,6 +122,9 @@ def test_errors_name_the_problem():
 def test_against_sympy_jacobian_on_scalar_circuits(first, second):
     text_f, point_f, _ = first
     text_g, point_g, _ = second
+    # g's names apart from f's, so that each program is evaluated at its own point
+    text_g = re.sub(r"\b([xv])(\d+)", r"\1g\2", text_g)
+    point_g = {re.sub(r"^x", "xg", k): v for k, v in point_g.items()}
     for text in (text_f, text_g):
         if any(f"{name}(" in text for name in ("floor", "ceil", "round")):
             return  # sympy differentiates these as distributions (see test_grad)
@@ -312,3 +316,62 @@ def test_least_squares_with_the_jacobian_fits_a_curve_exactly():
                                  jac=jacobian, xtol=1e-15, ftol=1e-15, gtol=1e-15)
     np.testing.assert_allclose(fit.x, [1.5, 0.8, 2.0, 0.3, -0.2], rtol=0, atol=1e-6)
     assert jacobian(fit.x).shape == (25, 5)
+
+
+# -- sparse Jacobians --------------------------------------------------------------------------
+
+to_csr = jacobian_module.to_csr
+
+
+def test_a_banded_jacobian_takes_as_many_sweeps_as_colors():
+    rosen = cg.parse("J = sum(100 * square(x[1:] - square(x[:-1])) + square(1 - x[:-1]))",
+                     shapes={"x": (30,)})
+    g = cg.grad(rosen)
+    point = {"x": np.random.default_rng(3).normal(size=30)}
+    dense = evaluate(cg.hessian(rosen), point)["d2J_dx_dx"]
+    for mode in ("forward", "reverse", "auto"):
+        j = cg.jacobian(g, outputs="dJ_dx", mode=mode, sparse=True)
+        j.validate()
+        assert j.meta["sweeps"] == 3  # a tridiagonal matrix: three colors, not 30 sweeps
+        assert j.outputs == ("dJ_dx", "jacobian_data")
+        got = to_csr(j, evaluate(j, point)["jacobian_data"])
+        assert got.nnz == 30 + 2 * 29
+        np.testing.assert_allclose(got.toarray(), dense, rtol=MODES_RTOL, atol=0)
+
+
+@given(tensor_programs(max_ops=6), st.integers(0, 2**32 - 1))
+@settings(max_examples=30)
+def test_random_sparse_jacobians_equal_the_dense_ones(case, seed):
+    text, shapes = case
+    c = cg.parse(vector_valued(text), shapes=shapes, inputs=list(shapes))
+    rng = np.random.default_rng(seed)
+    point = {x: rng.uniform(0.2, 0.8, size=s) for x, s in shapes.items()}
+    dense = evaluate(cg.jacobian(c, mode="reverse"), point)
+    f = c.outputs[0]
+    want = np.hstack([np.reshape(dense[f"d{f}_d{x}"], (math.prod(c.output_shapes[f]), -1))
+                      for x in c.inputs])
+    scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
+    for mode in ("forward", "reverse"):
+        j = cg.jacobian(c, mode=mode, sparse=True)
+        got = to_csr(j, evaluate(j, point)["jacobian_data"]).toarray()
+        np.testing.assert_allclose(got, want, rtol=0, atol=MODES_RTOL * scale)
+        assert j.meta["sweeps"] <= want.shape[1 if mode == "forward" else 0]
+    assert_points_agree(j, batch_of(j, seed, (2,)), (2,))
+
+
+def test_least_squares_with_a_sparse_jacobian_solves_a_200_variable_rosenbrock():
+    from scipy import optimize
+
+    c = cg.parse("r = concatenate([10 * (x[1:] - square(x[:-1])), 1 - x[:-1]])",
+                 shapes={"x": (200,)})
+    j = cg.jacobian(c, sparse=True)
+    f = cg.to_numpy(j)
+    assert j.meta["sweeps"] <= 3
+    fit = optimize.least_squares(lambda x: f(x=x).r, np.zeros(200),
+                                 jac=lambda x: to_csr(j, f(x=x).jacobian_data),
+                                 xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    np.testing.assert_allclose(fit.x, np.ones(200), rtol=0, atol=1e-6)
+    with pytest.raises(cg.CircuitError, match="one point"):
+        to_csr(j, np.zeros((2, len(j.meta["indices"]))))
+    with pytest.raises(cg.CircuitError, match="sparse=True"):
+        to_csr(cg.jacobian(c), np.zeros(3))

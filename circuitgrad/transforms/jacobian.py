@@ -17,8 +17,18 @@ is an ordinary circuit of primitives: it lowers, batches (``f(batch)[k] == f(poi
 renders and composes like any other. Each sweep is O(c.size), so the Jacobian is
 O(sweeps · c.size).
 
+Sparse Jacobians (``sparse=True``): the structural pattern
+(:func:`~circuitgrad.jacobian_sparsity`) is colored greedily (``networkx.greedy_color`` on the
+column-intersection graph, or on the row-intersection graph for reverse mode); one sweep per
+color, seeded with the sum of the one-hots of its columns (rows), gives every entry of the
+color apart, since they share no row (column). A banded matrix takes as many sweeps as its
+band is wide, whatever n. The nonzeros come out in CSR order as one vector
+``jacobian_data``, picked from the compressed sweeps with ``take``; :func:`to_csr` makes the
+``scipy.sparse.csr_array`` from it and the pattern kept in ``meta``.
+
 Meta: ``jacobian_of`` (the outputs), ``wrt``, ``mode`` (the mode used) and ``sweeps``; the
-derivative nodes start at ``forward_count`` (reverse) or ``tangent_count`` (forward).
+derivative nodes start at ``forward_count`` (reverse) or ``tangent_count`` (forward); a sparse
+Jacobian adds ``sparse``, ``indptr``, ``indices`` and ``jacobian_shape``.
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("f = W @ x", shapes={"W": (2, 3), "x": (3,)})
@@ -72,7 +82,7 @@ def sweep_counts(c: Circuit, wrt: Sequence[str], outputs: Sequence[str]) -> dict
 
 def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
              outputs: str | Sequence[str] | None = None, mode: str = "auto",
-             simplify: bool = True) -> Circuit:
+             simplify: bool = True, sparse: bool = False) -> Circuit:
     """The Jacobian circuit: the outputs' values, then one array ``df_dx`` per pair.
 
     Args:
@@ -82,12 +92,19 @@ def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
         mode: ``"reverse"`` (one adjoint sweep per output entry), ``"forward"`` (one tangent
             sweep per input entry) or ``"auto"`` (fewer sweeps; reverse on a tie).
         simplify: simplify the result (exact rules only).
+        sparse: compute only the structural nonzeros (:func:`~circuitgrad.jacobian_sparsity`),
+            one sweep per color of a greedy coloring (``networkx.greedy_color``) of the
+            pattern's columns (forward: columns that share no row) or rows (reverse); ``auto``
+            takes the mode with fewer colors.
 
     Returns:
         A circuit with the inputs of ``c`` and outputs: the chosen outputs ``f ...``, then
         ``df_dx`` for every ``f`` and every ``x`` of ``wrt`` (row by row), of shape
         ``f.shape + x.shape``: entry ``[i, j]`` is ``∂f[i]/∂x[j]`` (``_`` is appended to a
         name that is taken). An output that does not depend on ``x`` gets exact zeros.
+        With ``sparse``: the outputs, then ``jacobian_data``, the nonzeros of the (m, n)
+        matrix of :func:`~circuitgrad.jacobian_sparsity` in CSR order, whose ``indptr`` and
+        ``indices`` are in ``meta``; :func:`to_csr` makes the ``scipy.sparse.csr_array``.
 
     Raises:
         CircuitError: an unknown input, output or mode.
@@ -104,20 +121,24 @@ def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
     if mode not in MODES:
         raise CircuitError(f"mode must be one of {list(MODES)}, got {mode!r}", argument="mode")
     counts = sweep_counts(c, wrt, outs)
-    if mode == "auto":
+    if mode == "auto" and not sparse:
         mode = "reverse" if counts["reverse"] <= counts["forward"] else "forward"
     with no_gc():
         b = Builder(c)
-        sweep = _reverse_blocks if mode == "reverse" else _forward_blocks
-        blocks, meta = sweep(b, c, wrt, outs)
         ids = dict(zip(c.outputs, c.output_ids))
         result_outputs = [(f, ids[f]) for f in outs]
         taken = set(c.inputs) | set(outs)
-        for f in outs:
-            for x in wrt:
-                result_outputs.append((_fresh(f"d{f}_d{x}", taken), blocks[f, x]))
-        meta.update({"jacobian_of": tuple(outs), "wrt": tuple(wrt), "mode": mode,
-                     "sweeps": counts[mode]})
+        if sparse:
+            data, meta = _sparse(b, c, wrt, outs, mode)
+            result_outputs.append((_fresh("jacobian_data", taken), data))
+        else:
+            sweep = _reverse_blocks if mode == "reverse" else _forward_blocks
+            blocks, meta = sweep(b, c, wrt, outs)
+            for f in outs:
+                for x in wrt:
+                    result_outputs.append((_fresh(f"d{f}_d{x}", taken), blocks[f, x]))
+            meta.update({"mode": mode, "sweeps": counts[mode]})
+        meta.update({"jacobian_of": tuple(outs), "wrt": tuple(wrt)})
         result = b.finish(result_outputs, inputs=c.inputs, meta=meta)
     return simplify_circuit(result) if simplify else result
 
@@ -166,6 +187,127 @@ def _forward_blocks(b: Builder, c: Circuit, wrt: Sequence[str],
             blocks[f, x] = assemble(b, columns[f], shape_x, c.shape(out_ids[f]), lead=False)
     meta = {k: c.meta[k] for k in ("forward_count", "adjoint_of") if k in c.meta}
     return blocks, {**meta, "tangent_count": len(c)}
+
+
+def _sparse(b: Builder, c: Circuit, wrt: Sequence[str], outs: Sequence[str],
+            mode: str) -> tuple[int, dict[str, Any]]:
+    """The nonzeros of the Jacobian (all ``outs`` by all ``wrt``, as :func:`jacobian_sparsity`
+    lays it out) in CSR order, from one sweep per color of a coloring of its columns
+    (forward) or rows (reverse): entries of one color share no row (column), so one sweep
+    seeded with the sum of their one-hots gives each of them apart."""
+    import networkx as nx
+
+    from .sparsity import jacobian_sparsity
+
+    pattern = jacobian_sparsity(c, wrt, outs)
+    m, n = pattern.shape
+    rows = np.repeat(np.arange(m), np.diff(pattern.indptr))
+    cols = pattern.indices
+
+    def coloring(by_line: list[np.ndarray], count: int) -> list[int]:
+        # Entries that share a line (a row, for a coloring of columns) need different colors.
+        graph = nx.Graph()
+        graph.add_nodes_from(range(count))
+        for line in by_line:
+            graph.add_edges_from((int(a), int(z)) for k, a in enumerate(line) for z in line[k + 1:])
+        colors = nx.greedy_color(graph, strategy="largest_first")
+        return [colors[j] for j in range(count)]
+
+    by_row = [cols[pattern.indptr[r]:pattern.indptr[r + 1]] for r in range(m)]
+    by_col = [rows[cols == j] for j in range(n)]
+    col_colors, row_colors = coloring(by_row, n), coloring(by_col, m)
+    k_forward, k_reverse = max(col_colors, default=-1) + 1, max(row_colors, default=-1) + 1
+    if mode == "auto":
+        mode = "reverse" if k_reverse <= k_forward else "forward"
+    in_ids = dict(zip(c.inputs, c.input_ids))
+    out_ids = dict(zip(c.outputs, c.output_ids))
+    in_shapes = [c.shape(in_ids[x]) for x in wrt]
+    out_shapes = [c.shape(out_ids[f]) for f in outs]
+    if mode == "forward":
+        colors, k, line, width = col_colors, k_forward, rows, m
+        entry_color = [col_colors[j] for j in cols]
+    else:
+        colors, k, line, width = row_colors, k_reverse, cols, n
+        entry_color = [row_colors[r] for r in rows]
+    active = active_nodes(c, wrt)
+    compressed = []
+    for color in range(k):
+        chosen = np.array([h == color for h in colors])
+        if mode == "forward":
+            seeds = _seeds(b, [in_ids[x] for x in wrt], in_shapes, chosen)
+            tangent = tangent_sweep(b, c, seeds)
+            found = [tangent.get(out_ids[f]) for f in outs]
+            compressed.append(_flat_join(b, found, out_shapes))
+        else:
+            seeds = _seeds(b, [out_ids[f] for f in outs], out_shapes, chosen)
+            seeds = {o: s for o, s in seeds.items() if active[o]}
+            adjoint, _ = adjoint_sweep(b, c, seeds, active)
+            found = [adjoint.get(in_ids[x]) for x in wrt]
+            found = [None if a is None else fit_shape(b, a, s, exact=True)
+                     for a, s in zip(found, in_shapes)]
+            compressed.append(_flat_join(b, found, in_shapes))
+    if len(cols) == 0 or k == 0:
+        data = b.const_id(np.zeros(len(cols)))
+    else:
+        table = b.apply_id("stack", tuple(compressed), {"axis": 0})
+        table = b.apply_id("reshape", (table,), {"shape": (k * width,)})
+        picks = tuple(int(h * width + p) for h, p in zip(entry_color, line))
+        data = b.apply_id("take", (table,), {"indices": picks, "axis": 0})
+    meta = {"forward_count" if mode == "reverse" else "tangent_count": len(c),
+            "mode": mode, "sweeps": k, "sparse": True,
+            "indptr": tuple(int(v) for v in pattern.indptr),
+            "indices": tuple(int(v) for v in pattern.indices), "jacobian_shape": (m, n)}
+    return data, meta
+
+
+def _seeds(b: Builder, ids: Sequence[int], shapes: Sequence[Shape],
+           chosen: np.ndarray) -> dict[int, int]:
+    """The seed of each node: ones at its entries that ``chosen`` (all nodes' entries
+    flattened and joined) marks; nodes with none are left out."""
+    seeds, first = {}, 0
+    for i, shape in zip(ids, shapes):
+        size = math.prod(shape)
+        mask = chosen[first:first + size]
+        first += size
+        if mask.any():
+            seeds[i] = b.const_id(mask.reshape(shape).astype(float) if shape else 1.0)
+    return seeds
+
+
+def _flat_join(b: Builder, nodes: Sequence[int | None], shapes: Sequence[Shape]) -> int:
+    """The entries of ``nodes`` (zeros for None) flattened and joined into one vector."""
+    parts = []
+    for node, shape in zip(nodes, shapes):
+        size = math.prod(shape)
+        if node is None:
+            parts.append(b.const_id(np.zeros(size)))
+        else:
+            parts.append(node if len(shape) == 1 else
+                         b.apply_id("reshape", (node,), {"shape": (size,)}))
+    return parts[0] if len(parts) == 1 else b.apply_id("concatenate", tuple(parts),
+                                                       {"axis": 0})
+
+
+def to_csr(j: Circuit, data: Any) -> Any:
+    """The ``scipy.sparse.csr_array`` of a sparse Jacobian circuit's ``jacobian_data`` output
+    at one point.
+
+    >>> import circuitgrad as cg
+    >>> j = cg.jacobian(cg.parse("f = x * x", shapes={"x": (3,)}), sparse=True)
+    >>> to_csr(j, cg.to_numpy(j)(x=[1.0, 2.0, 3.0]).jacobian_data).toarray().tolist()
+    [[2.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 6.0]]
+    """
+    import scipy.sparse
+
+    if not j.meta.get("sparse"):
+        raise CircuitError("to_csr needs a circuit made by jacobian(..., sparse=True)")
+    data = np.asarray(data, dtype=float)
+    if data.shape != (len(j.meta["indices"]),):
+        raise CircuitError(f"to_csr takes the data of one point, of shape "
+                           f"({len(j.meta['indices'])},); got shape {data.shape}")
+    return scipy.sparse.csr_array((data, np.array(j.meta["indices"], dtype=np.int64),
+                                   np.array(j.meta["indptr"], dtype=np.int64)),
+                                  shape=tuple(j.meta["jacobian_shape"]))
 
 
 def _fresh(name: str, taken: set[str]) -> str:
