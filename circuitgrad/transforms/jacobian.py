@@ -214,7 +214,8 @@ def _sparse(b: Builder, c: Circuit, wrt: Sequence[str], outs: Sequence[str],
         return [colors[j] for j in range(count)]
 
     by_row = [cols[pattern.indptr[r]:pattern.indptr[r + 1]] for r in range(m)]
-    by_col = [rows[cols == j] for j in range(n)]
+    by_column = pattern.tocsc()
+    by_col = [by_column.indices[by_column.indptr[j]:by_column.indptr[j + 1]] for j in range(n)]
     col_colors, row_colors = coloring(by_row, n), coloring(by_col, m)
     k_forward, k_reverse = max(col_colors, default=-1) + 1, max(row_colors, default=-1) + 1
     if mode == "auto":

@@ -76,7 +76,10 @@ def jacobian_sparsity(c: Circuit, wrt: str | Sequence[str] | None = None,
     n = sum(math.prod(c.input_shapes[x]) for x in wrt)
     indptr, indices = [0], []
     for bits in rows:
-        indices.extend(j for j in range(n) if bits >> j & 1)
+        while bits:  # the set bits, lowest first: O(nnz) per row, not O(n)
+            low = bits & -bits
+            indices.append(low.bit_length() - 1)
+            bits ^= low
         indptr.append(len(indices))
     data = np.ones(len(indices), dtype=bool)
     return scipy.sparse.csr_array((data, np.array(indices, dtype=np.int64),
@@ -104,7 +107,7 @@ def dependency_sets(c: Circuit, wrt: Sequence[str]) -> dict[int, np.ndarray]:
             sets[i] = _filled(c.shape(i), 0)
             continue
         args = [sets[a] for a in c.args(i)]
-        result = _rule(op, c, i, args)
+        result = np.asarray(_rule(op, c, i, args), dtype=object)  # a full reduction: an int
         sets[i] = np.broadcast_to(result, c.shape(i)) if np.shape(result) != c.shape(i) \
             else result
     return sets
