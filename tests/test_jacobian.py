@@ -375,3 +375,19 @@ def test_least_squares_with_a_sparse_jacobian_solves_a_200_variable_rosenbrock()
         to_csr(j, np.zeros((2, len(j.meta["indices"]))))
     with pytest.raises(cg.CircuitError, match="sparse=True"):
         to_csr(cg.jacobian(c), np.zeros(3))
+
+
+@given(tensor_programs(max_ops=6))
+@settings(max_examples=40)
+def test_jacobian_size_is_o_of_sweeps_times_the_circuit(case):
+    from circuitgrad.transforms.grad import TENSOR_SIZE_FACTOR, bound_size
+    from circuitgrad.transforms.jvp import JVP_SIZE_FACTOR
+
+    text, shapes = case
+    c = cg.parse(vector_valued(text), shapes=shapes, inputs=list(shapes))
+    pairs = len(c.outputs) * len(c.inputs)
+    for mode, per_sweep in (("reverse", TENSOR_SIZE_FACTOR * bound_size(c) + len(c.inputs)),
+                            ("forward", JVP_SIZE_FACTOR * c.size)):
+        j = cg.jacobian(c, mode=mode, simplify=False)
+        # each sweep, plus a stack and a reshape per block
+        assert j.size <= c.size + j.meta["sweeps"] * per_sweep + 2 * pairs, mode
