@@ -33,3 +33,10 @@ def test_train_mlp_loss_falls_and_plot_is_saved(tmp_path):
 def test_demo_runs(capsys):
     load("demo").main()
     assert "Matches the notes' formula" in capsys.readouterr().out
+
+
+def test_optimize_example_converges(capsys):
+    results = load("optimize").main()
+    assert set(results) == {"Newton-CG", "trust-constr", "least_squares"}
+    assert all(r.success for r in results.values())
+    assert "least_squares" in capsys.readouterr().out

@@ -221,6 +221,21 @@ def test_grad_of_grad_gives_a_hessian_row():
     assert got[2] == pytest.approx(float(sympy.diff(J, x, y).subs(point)), rel=1e-12)
 
 
+def test_grad_of_grad_picks_the_single_gradient_output():
+    g = cg.grad(cg.parse("J = sin(x)*y**2 + x**3*y"), wrt="x")
+    h = cg.grad(g, wrt=["x", "y"])  # differentiates dJ_dx, the one gradient
+    assert h.outputs == ("dJ_dx", "ddJ_dx_dx", "ddJ_dx_dy")
+    got = cg.to_numpy(h)(0.4, -1.3)
+    assert got[1] == pytest.approx(-np.sin(0.4) * 1.3**2 + 6 * 0.4 * -1.3, rel=1e-12)
+    assert got[2] == pytest.approx(2 * np.cos(0.4) * -1.3 + 3 * 0.4**2, rel=1e-12)
+    second = cg.grad(cg.grad(cg.parse("J = x**4")))
+    assert float(cg.to_numpy(second)(x=2.0)[1]) == 48.0
+    with pytest.raises(cg.CircuitError, match="say which one"):
+        cg.grad(cg.grad(cg.parse("J = x*y")))  # two gradients: which one is not obvious
+    with pytest.raises(cg.CircuitError, match="say which one"):
+        cg.grad(cg.parse("f = x\ng = x * x", outputs=["f", "g"]))
+
+
 def test_size_factor_follows_from_the_table():
     assert SIZE_FACTOR <= 9  # R = 7: atan2, accurate at 1e200 and 1e-300
     assert SIZE_FACTOR == max(rule_size(op) for op in cg.PRIMITIVES

@@ -237,3 +237,49 @@ def test_hessian_names_zero_blocks_and_symmetry():
     assert values["d2J_du_du"] == 0.0 and values["d2J_dx_du"] == 0.0
     assert values["d2J_dx_dy"] == values["d2J_dy_dx"] == pytest.approx(np.cos(0.4))
     assert values["d2J_dy_dy"] == pytest.approx(6 * 1.5)
+
+
+def test_hessian_matrix_layout_is_one_matrix_for_fifty_scalar_inputs():
+    names = [f"x{i}" for i in range(50)]
+    text = "J = " + " + ".join(f"{a} * sin({b})" for a, b in zip(names, names[1:] + names[:1]))
+    c = cg.parse(text, inputs=names)
+    blocks, matrix = cg.hessian(c), cg.hessian(c, layout="matrix")
+    assert len(blocks.outputs) == 1 + 50 + 50 * 50  # the blocks of scalars are entries
+    assert matrix.outputs == ("J", "dJ", "d2J")
+    assert matrix.output_shapes == {"J": (), "dJ": (50,), "d2J": (50, 50)}
+    point = dict(zip(names, np.random.default_rng(4).normal(size=50)))
+    got = cg.to_numpy(matrix)(**point)
+    entries = dict(zip(blocks.outputs, cg.to_numpy(blocks)(**point)))
+    want = np.array([[entries[f"d2J_d{x}_d{y}"] for y in names] for x in names])
+    np.testing.assert_array_equal(got.d2J, want)
+    np.testing.assert_array_equal(got.dJ, [entries[f"dJ_d{x}"] for x in names])
+    np.testing.assert_array_equal(got.d2J, got.d2J.T)
+
+
+def test_hessian_matrix_layout_flattens_tensor_inputs_in_order():
+    shapes = {"W": (2, 3), "x": (3,)}
+    c = cg.parse("J = sum(tanh(W @ x)) * s + s**3", shapes=shapes, inputs=["W", "s", "x"])
+    m = cg.hessian(c, layout="matrix")
+    assert m.output_shapes["d2J"] == (10, 10)
+    rng = np.random.default_rng(8)
+    point = {"W": rng.normal(size=(2, 3)), "s": 0.7, "x": rng.normal(size=3)}
+    got = cg.to_numpy(m)(**point)
+    blocks = dict(zip(cg.hessian(c).outputs, cg.to_numpy(cg.hessian(c))(**point)))
+    order = [("W", 6), ("s", 1), ("x", 3)]
+    want = np.block([[np.reshape(blocks[f"d2J_d{x}_d{y}"], (m_, n_)) for y, n_ in order]
+                     for x, m_ in order])
+    np.testing.assert_array_equal(got.d2J, want)
+    np.testing.assert_array_equal(got.dJ, np.concatenate(
+        [np.ravel(blocks[f"dJ_d{x}"]) for x, _ in order]))
+    from test_batch import assert_points_agree, batch_of
+    assert_points_agree(m, batch_of(m, 2, (3,)), (3,))
+    with pytest.raises(cg.CircuitError, match="layout must be"):
+        cg.hessian(c, layout="entries")
+
+
+def test_hessian_joins_its_sweeps_with_stack_not_one_hot_products():
+    c = cg.parse("J = sum(exp(x) * x)", shapes={"x": (40,)})
+    h = cg.hessian(c, wrt="x")
+    ops = [h.op(i) for i in range(len(h))]
+    assert ops.count("stack") == 1
+    assert h.size < 40 * 8  # a few nodes per sweep, no (40, 40) product per entry

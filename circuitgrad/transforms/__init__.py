@@ -2,8 +2,11 @@
 
 from .adjoints import node_adjoints
 from .grad import grad
+from .jacobian import jacobian
 from .jvp import hessian, hvp, jvp
 from .scalarize import scalarize
 from .simplify import simplify
+from .sparsity import jacobian_sparsity
 
-__all__ = ["node_adjoints", "grad", "scalarize", "simplify", "jvp", "hvp", "hessian"]
+__all__ = ["node_adjoints", "grad", "scalarize", "simplify", "jvp", "hvp", "hessian",
+           "jacobian", "jacobian_sparsity"]

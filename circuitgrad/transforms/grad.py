@@ -43,8 +43,21 @@ from .simplify import simplify as simplify_circuit
 
 
 def pick_output(c: Circuit, output: str | None) -> tuple[str, int]:
-    """The (name, node) of the output to differentiate; an error lists the choices."""
+    """The (name, node) of the output to differentiate; an error lists the choices.
+
+    Without ``output``: the only output; or, for an adjoint circuit whose outputs are the
+    value ``J`` and ONE gradient ``dJ_dx`` (``grad(c, wrt="x")``), the gradient, so that
+    ``grad(grad(c))`` differentiates ``dJ_dx`` again. Any other circuit with several outputs
+    is an error listing them.
+
+        >>> import circuitgrad as cg
+        >>> pick_output(cg.grad(cg.parse("J = x**3")), None)[0]
+        'dJ_dx'
+    """
     if output is None:
+        if (len(c.outputs) == 2 and c.meta.get("gradient_of") == c.outputs[0]
+                and len(c.meta.get("wrt", ())) == 1):
+            return c.outputs[1], c.output_ids[1]
         if len(c.outputs) != 1:
             raise CircuitError(f"output: the circuit has {len(c.outputs)} outputs "
                                f"{list(c.outputs)}: say which one to differentiate",
@@ -103,7 +116,8 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     Args:
         c: a circuit with a scalar output.
         wrt: input names (default: all inputs, in order).
-        output: which output, when the circuit has several.
+        output: which output, when the circuit has several (default: the only one; for an
+            adjoint circuit of one input, its gradient: :func:`pick_output`).
         simplify: simplify the result with :func:`~circuitgrad.simplify` (exact rules only).
 
     Returns:
@@ -133,10 +147,60 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
     wrt = pick_inputs(c, wrt)
     active = active_nodes(c, wrt)
     b = Builder(c)
-    adjoint: dict[int, int] = {}
-    if active[out_id]:
-        adjoint[out_id] = b.const_id(1.0)
+    seeds = {out_id: b.const_id(1.0)} if active[out_id] else {}
+    adjoint, adjoint_of = adjoint_sweep(b, c, seeds, active, {out_id: out_name})
+    outputs: list[tuple[str, int]] = [(out_name, out_id)]
+    taken = set(c.inputs) | {out_name}
+    ids = dict(zip(c.inputs, c.input_ids))
+    for name in wrt:
+        node = adjoint.get(ids[name])
+        shape = c.shape(ids[name])
+        if node is None:
+            node = b.const_id(np.zeros(shape) if shape else 0.0)
+        else:
+            node = fit_shape(b, node, shape, exact=True)
+        if node >= len(c) and b.ops[node] not in LEAVES:
+            adjoint_of.setdefault(node, ids[name])
+            b.name(node, f"{name}_bar")
+        gname = f"d{out_name}_d{name}"
+        while gname in taken:
+            gname += "_"
+        taken.add(gname)
+        outputs.append((gname, node))
+    return b.finish(outputs, inputs=c.inputs,
+                    meta={"forward_count": len(c), "adjoint_of": adjoint_of,
+                          "gradient_of": out_name, "wrt": tuple(wrt)})
+
+
+def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearray,
+                  labels: dict[int, str] | None = None) -> tuple[dict[int, int], dict[int, int]]:
+    """The reverse sweep: the adjoint of every input of ``c`` that ``seeds`` reach.
+
+    Args:
+        b: a builder extending ``c`` (``Builder(c)``: the same node ids), where adjoints are
+            built.
+        c: the circuit.
+        seeds: the adjoint of some nodes (usually an output: the constant 1, or a one-hot
+            array for one entry of a tensor output), as nodes of ``b``.
+        active: the nodes that carry derivatives (:func:`active_nodes`).
+        labels: names for the adjoints of unnamed nodes (``{output id: "J"}`` gives
+            ``J_bar``).
+
+    Returns:
+        ``({input node: its adjoint node in b}, adjoint_of)``: a missing input has adjoint
+        zero; ``adjoint_of`` maps adjoint nodes to the nodes they are the adjoint of.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("f = x*y")
+    >>> b = Builder(c)
+    >>> bars, _ = adjoint_sweep(b, c, {c.output_ids[0]: b.const_id(1.0)},
+    ...                         active_nodes(c, c.inputs))
+    >>> [bars[i] for i in c.input_ids] == [c.input_ids[1], c.input_ids[0]]
+    True
+    """
+    adjoint: dict[int, int] = dict(seeds)
     adjoint_of: dict[int, int] = {}
+    labels = labels or {}
     n, names, shapes = len(c), c._names, c._shapes
     # Reads of parts of a node (x[i], x[1:]) add into one scatter_add per node, made when the
     # sweep reaches the node: (value, index) pairs until then.
@@ -152,7 +216,7 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
         adjoint[i] = into if dense is None else b.apply_id("add", (dense, into))
         return adjoint[i]
 
-    for i in range(out_id, -1, -1):
+    for i in range(max(seeds, default=-1), -1, -1):
         bar = gathered(i)
         if bar is None or c._ops[i] in LEAVES:
             continue
@@ -161,7 +225,7 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
             bar = fit_shape(b, bar, shapes[i], exact=True)  # matmul & co. need the full shape
         if bar >= n:
             adjoint_of.setdefault(bar, i)
-            name = names.get(i) or (out_name if i == out_id else None)
+            name = names.get(i) or labels.get(i)
             if name:
                 b.name(bar, f"{name}_bar")
         args = c._args[i]
@@ -180,27 +244,7 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
             elif b.shapes[cid] != shapes[a]:
                 cid = fit_shape(b, cid, shapes[a])
             adjoint[a] = cid if a not in adjoint else b.apply_id("add", (adjoint[a], cid))
-    outputs: list[tuple[str, int]] = [(out_name, out_id)]
-    taken = set(c.inputs) | {out_name}
-    ids = dict(zip(c.inputs, c.input_ids))
-    for name in wrt:
-        node = gathered(ids[name])
-        shape = c.shape(ids[name])
-        if node is None:
-            node = b.const_id(np.zeros(shape) if shape else 0.0)
-        else:
-            node = fit_shape(b, node, shape, exact=True)
-        if node >= len(c) and b.ops[node] not in LEAVES:
-            adjoint_of.setdefault(node, ids[name])
-            b.name(node, f"{name}_bar")
-        gname = f"d{out_name}_d{name}"
-        while gname in taken:
-            gname += "_"
-        taken.add(gname)
-        outputs.append((gname, node))
-    return b.finish(outputs, inputs=c.inputs,
-                    meta={"forward_count": len(c), "adjoint_of": adjoint_of,
-                          "gradient_of": out_name, "wrt": tuple(wrt)})
+    return adjoint, adjoint_of
 
 
 def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) -> tuple:

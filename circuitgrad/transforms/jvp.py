@@ -12,7 +12,9 @@ nothing is built for them. The sweep emits a constant number of nodes per node, 
 Second order is forward-over-reverse: :func:`hvp` is the forward sweep over the adjoint
 circuit ``grad(c)``, seeded with the direction ``v``, so ``H·v`` costs
 ``O(c.size)`` (:data:`HVP_SIZE_FACTOR`); :func:`hessian` runs one such sweep per input entry,
-seeded with a unit vector (a constant, so multiplications by 0 and 1 are never built).
+seeded with a unit vector (a constant, so multiplications by 0 and 1 are never built), and
+joins the sweeps' results with ``stack`` (:func:`assemble`, shared with
+:func:`~circuitgrad.jacobian`).
 
 Meta: the tangent nodes are those from ``meta["tangent_count"]`` on (after the primal nodes
 and, for :func:`hvp` and :func:`hessian`, the adjoint nodes from ``forward_count``), so the
@@ -33,6 +35,7 @@ they lower, render, and compose, e.g. ``grad(jvp(c), output="f_dot")``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -228,7 +231,7 @@ def hvp(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None =
 
 
 def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None = None,
-            simplify: bool = True) -> Circuit:
+            simplify: bool = True, layout: str = "blocks") -> Circuit:
     """The full Hessian of a scalar output as a circuit: one forward sweep per input entry.
 
     Args:
@@ -236,12 +239,20 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
         wrt: the inputs (default: all inputs, in order).
         output: which output, when the circuit has several.
         simplify: simplify the result (exact rules only).
+        layout: ``"blocks"``: one array per pair of inputs; ``"matrix"``: one (n, n) matrix
+            for the n entries of ``wrt`` (each input's entries in order, one input after the
+            other): what ``scipy.optimize`` takes for many scalar inputs.
 
     Returns:
-        A circuit with the inputs of ``c`` and outputs ``J``, the gradient ``dJ_dx ...`` (as
-        :func:`grad`), then ``d2J_dx_dy`` for every pair ``x, y`` of ``wrt`` (row by row):
-        ``∂²J/∂x∂y``, of shape ``x.shape + y.shape`` (a scalar for scalar inputs). Its size is
-        O(n · c.size) for n input entries.
+        A circuit with the inputs of ``c`` and outputs ``J``, then for ``"blocks"`` the
+        gradient ``dJ_dx ...`` (as :func:`grad`) and ``d2J_dx_dy`` for every pair ``x, y`` of
+        ``wrt`` (row by row): ``∂²J/∂x∂y``, of shape ``x.shape + y.shape`` (a scalar for
+        scalar inputs); for ``"matrix"`` the gradient ``dJ`` of shape (n,) and the Hessian
+        ``d2J`` of shape (n, n). The blocks are joined with ``stack``; the size is
+        O(n · c.size).
+
+    Raises:
+        CircuitError: an unknown input, output or layout, a non-scalar output.
 
     >>> import circuitgrad as cg
     >>> h = cg.hessian(cg.parse("J = x**2 * y"))
@@ -249,8 +260,14 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
     ('J', 'dJ_dx', 'dJ_dy', 'd2J_dx_dx', 'd2J_dx_dy', 'd2J_dy_dx', 'd2J_dy_dy')
     >>> [float(v) for v in cg.to_numpy(h)(x=3.0, y=2.0)[3:]]
     [4.0, 6.0, 6.0, 0.0]
+    >>> m = cg.hessian(cg.parse("J = x**2 * y"), layout="matrix")
+    >>> m.outputs, cg.to_numpy(m)(x=3.0, y=2.0).d2J.tolist()
+    (('J', 'dJ', 'd2J'), [[4.0, 6.0], [6.0, 0.0]])
     """
     c = as_circuit(c, "hessian")
+    if layout not in ("blocks", "matrix"):
+        raise CircuitError(f"layout must be 'blocks' or 'matrix', got {layout!r}",
+                           argument="layout")
     out_name, _ = pick_output(c, output)
     wrt = pick_inputs(c, wrt)
     g = grad(c, wrt=wrt, output=output)
@@ -258,29 +275,55 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
         b = Builder(g)
         ids = dict(zip(g.inputs, g.input_ids))
         gradient = dict(zip(wrt, g.output_ids[1:]))
-        outputs = list(zip(g.outputs, g.output_ids))
-        taken = set(g.inputs) | set(g.outputs)
+        shape = {x: g.shape(ids[x]) for x in wrt}
+        # parts[x, y][k]: ∂(dJ/dy)/∂x[k], from the sweep seeded with the unit vector e_k.
+        parts: dict[tuple[str, str], list[int | None]] = {(x, y): [] for x in wrt for y in wrt}
         for x in wrt:
-            shape_x = g.shape(ids[x])
-            # columns[y][k]: ∂(dJ/dy)/∂x[k], from the sweep seeded with the unit vector e_k.
-            columns: dict[str, list[tuple[tuple[int, ...], int]]] = {y: [] for y in wrt}
-            for k in np.ndindex(shape_x):
-                seed = b.const_id(_unit(shape_x, k))
-                tangent = tangent_sweep(b, g, {ids[x]: seed})
+            for k in np.ndindex(shape[x]):
+                tangent = tangent_sweep(b, g, {ids[x]: b.const_id(one_hot(shape[x], k))})
                 for y in wrt:
-                    t = tangent.get(gradient[y])
-                    if t is not None:
-                        columns[y].append((k, t))
-            for y in wrt:
-                node = _assemble(b, shape_x, g.shape(ids[y]), columns[y])
-                outputs.append((_fresh(f"d2{out_name}_d{x}_d{y}", taken), node))
+                    parts[x, y].append(tangent.get(gradient[y]))
+        taken = set(g.inputs) | {out_name}
+        outputs = [(out_name, g.output_ids[0])]
+        if layout == "blocks":
+            outputs += list(zip(g.outputs[1:], g.output_ids[1:]))
+            taken |= set(g.outputs)
+            for x in wrt:
+                for y in wrt:
+                    node = assemble(b, parts[x, y], shape[x], shape[y], lead=True)
+                    outputs.append((_fresh(f"d2{out_name}_d{x}_d{y}", taken), node))
+        else:
+            vector = _joined(b, [_flat(b, gradient[y], shape[y]) for y in wrt])
+            rows = [_joined(b, [_flat(b, parts[x, y][k], shape[y]) for y in wrt])
+                    for x in wrt for k in range(math.prod(shape[x]))]
+            outputs.append((_fresh(f"d{out_name}", taken), vector))
+            outputs.append((_fresh(f"d2{out_name}", taken), b.apply_id("stack", tuple(rows),
+                                                                       {"axis": 0})))
         result = b.finish(outputs, inputs=g.inputs,
                           meta={**_derivative_meta(g), "tangent_count": len(g),
                                 "hessian_of": out_name, "wrt": tuple(wrt)})
     return simplify_circuit(result) if simplify else result
 
 
-def _unit(shape: tuple[int, ...], k: tuple[int, ...]) -> Any:
+def _flat(b: Builder, node: int | None, shape: tuple[int, ...]) -> int:
+    """The entries of ``node`` (zeros for None) as a vector of ``prod(shape)`` entries."""
+    n = math.prod(shape)
+    if node is None:
+        return b.const_id(np.zeros(n))
+    return node if len(shape) == 1 else b.apply_id("reshape", (node,), {"shape": (n,)})
+
+
+def _joined(b: Builder, vectors: list[int]) -> int:
+    return vectors[0] if len(vectors) == 1 else b.apply_id("concatenate", tuple(vectors),
+                                                           {"axis": 0})
+
+
+def one_hot(shape: tuple[int, ...], k: tuple[int, ...]) -> Any:
+    """The constant ``e_k`` of ``shape`` that seeds a sweep (the number 1 for a scalar).
+
+    >>> one_hot((3,), (1,)).tolist(), one_hot((), ())
+    ([0.0, 1.0, 0.0], 1.0)
+    """
     if not shape:
         return 1.0
     e = np.zeros(shape)
@@ -288,23 +331,29 @@ def _unit(shape: tuple[int, ...], k: tuple[int, ...]) -> Any:
     return e
 
 
-def _assemble(b: Builder, shape_x: tuple[int, ...], shape_y: tuple[int, ...],
-              column: list[tuple[tuple[int, ...], int]]) -> int:
-    """The array of shape ``shape_x + shape_y`` whose entry ``k`` is the node ``column[k]``:
-    ``Σ_k e_k ⊗ column_k``, each ``e_k`` a one-hot constant broadcast against the column."""
-    if not column:
-        return _zero(b, shape_x + shape_y)
-    if not shape_x:
-        return column[0][1]
-    total = None
-    for k, node in column:
-        e = np.zeros(shape_x + (1,) * len(shape_y))
-        e[k] = 1.0
-        term = b.apply_id("mul", (b.const_id(e), node))
-        total = term if total is None else b.apply_id("add", (total, term))
-    if b.shapes[total] != shape_x + shape_y:
-        total = b.apply_id("broadcast_to", (total,), {"shape": shape_x + shape_y})
-    return total
+def assemble(b: Builder, parts: Sequence[int | None], index_shape: tuple[int, ...],
+             part_shape: tuple[int, ...], lead: bool) -> int:
+    """The array whose entry ``k`` (``k`` over ``index_shape``, in ``np.ndindex`` order) is
+    the node ``parts[k]`` of shape ``part_shape`` (``None``: zeros): of shape
+    ``index_shape + part_shape`` if ``lead``, else ``part_shape + index_shape``. One ``stack``
+    and at most one ``reshape``.
+
+        >>> b = Builder()
+        >>> x, y = b.input("x", (2,)), b.input("y", (2,))
+        >>> b.shapes[assemble(b, [x.id, y.id, None], (3,), (2,), lead=False)]
+        (2, 3)
+    """
+    full = index_shape + part_shape if lead else part_shape + index_shape
+    if all(p is None for p in parts):
+        return _zero(b, full)
+    zero = _zero(b, part_shape) if any(p is None for p in parts) else None
+    nodes = tuple(zero if p is None else p for p in parts)
+    if not index_shape:
+        return nodes[0]
+    node = b.apply_id("stack", nodes, {"axis": 0 if lead else len(part_shape)})
+    if len(index_shape) > 1:
+        node = b.apply_id("reshape", (node,), {"shape": full})
+    return node
 
 
 def tangent_rule_size(op: str) -> int:
