@@ -25,8 +25,8 @@ from .ops import (abs, acos, acosh, asin, asinh, atan, atan2, atanh, ceil, clip,
                   not_equal, outer, prod, relu, round, sigmoid, sign, sin, sinh, softmax,
                   softplus, sqrt, square, step, sum, tan, tanh, transpose, where)
 from .primitives import PRIMITIVES
-from .transforms import (grad, hessian, hvp, jacobian, jacobian_sparsity, jvp, scalarize,
-                         simplify)
+from .transforms import (grad, hessian, hessian_sparsity, hvp, jacobian, jacobian_sparsity, jvp,
+                         scalarize, simplify)
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,7 @@ __all__ = [
     "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
     "to_dot", "render",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",
+    "hessian_sparsity",
     "to_json", "from_json",
     "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
     "square", "step", "sum", "tanh", "transpose",

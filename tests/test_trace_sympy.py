@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import sympy
-from hypothesis import assume, given
+from hypothesis import assume, given, reject
 
 import circuitgrad as cg
 from strategies import programs
@@ -83,7 +83,11 @@ def test_sympy_round_trip_on_random_programs(case):
     assume("round(" not in text)  # round (halves to even) has no sympy form
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
-    expr = cg.to_sympy(c, real=True)
+    try:
+        expr = cg.to_sympy(c, real=True)
+    except cg.CircuitError as e:  # the oracle's own limit: say so, never a stack overflow
+        assert "sympy recursed without end" in str(e)
+        reject()
     back = cg.from_sympy(expr, inputs=c.inputs)
     want = float(cg.to_numpy(c)(**point))
     assert float(cg.to_numpy(back)(**point)) == pytest.approx(want, rel=1e-9, abs=1e-9)

@@ -232,7 +232,8 @@ def to_sympy(c: Circuit, real: bool = False) -> Any:
             made by :func:`from_sympy`, whose inputs are the user's own symbols.
 
     Raises:
-        CircuitError: a tensor circuit, or a primitive with no sympy form (``round``).
+        CircuitError: a tensor circuit, a primitive with no sympy form (``round``), or an
+            expression sympy itself cannot build (its Piecewise can recurse without end).
 
     >>> import circuitgrad as cg, sympy
     >>> to_sympy(cg.parse("u = relu(x)\\nv = x**2", outputs=["u", "v"]))
@@ -257,7 +258,12 @@ def to_sympy(c: Circuit, real: bool = False) -> Any:
             if rule is None:
                 raise CircuitError(f"to_sympy: {op} has no sympy form")
             fn = getattr(sympy, rule) if isinstance(rule, str) else rule
-            exprs.append(fn(*(exprs[a] for a in args)))
+            try:
+                exprs.append(fn(*(exprs[a] for a in args)))
+            except RecursionError:
+                # sympy's own simplification can recurse without end (nested Piecewise).
+                raise CircuitError(f"to_sympy: sympy recursed without end building node {i} "
+                                   f"({op}); sympy cannot represent this circuit") from None
     out = tuple(exprs[i] for i in c.output_ids)
     return out[0] if len(out) == 1 else out
 

@@ -6,7 +6,7 @@ from .jacobian import jacobian
 from .jvp import hessian, hvp, jvp
 from .scalarize import scalarize
 from .simplify import simplify
-from .sparsity import jacobian_sparsity
+from .sparsity import hessian_sparsity, jacobian_sparsity
 
 __all__ = ["node_adjoints", "grad", "scalarize", "simplify", "jvp", "hvp", "hessian",
-           "jacobian", "jacobian_sparsity"]
+           "jacobian", "jacobian_sparsity", "hessian_sparsity"]

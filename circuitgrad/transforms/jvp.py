@@ -231,7 +231,7 @@ def hvp(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None =
 
 
 def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None = None,
-            simplify: bool = True, layout: str = "blocks") -> Circuit:
+            simplify: bool = True, layout: str = "blocks", sparse: bool = False) -> Circuit:
     """The full Hessian of a scalar output as a circuit: one forward sweep per input entry.
 
     Args:
@@ -242,6 +242,11 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
         layout: ``"blocks"``: one array per pair of inputs; ``"matrix"``: one (n, n) matrix
             for the n entries of ``wrt`` (each input's entries in order, one input after the
             other): what ``scipy.optimize`` takes for many scalar inputs.
+        sparse: compute only the structural nonzeros (:func:`~circuitgrad.hessian_sparsity`),
+            one sweep per color of the pattern's columns: the circuit of
+            ``jacobian(grad(c), sparse=True)`` over the gradient, whose outputs are the
+            gradient and ``jacobian_data``, the Hessian's nonzeros in CSR order
+            (``circuitgrad.transforms.jacobian.to_csr`` makes the matrix).
 
     Returns:
         A circuit with the inputs of ``c`` and outputs ``J``, then for ``"blocks"`` the
@@ -265,6 +270,12 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
     (('J', 'dJ', 'd2J'), [[4.0, 6.0], [6.0, 0.0]])
     """
     c = as_circuit(c, "hessian")
+    if sparse:
+        from .jacobian import jacobian
+
+        g = grad(c, wrt=wrt, output=output)
+        return jacobian(g, wrt=pick_inputs(c, wrt), outputs=list(g.outputs[1:]),
+                        simplify=simplify, sparse=True)
     if layout not in ("blocks", "matrix"):
         raise CircuitError(f"layout must be 'blocks' or 'matrix', got {layout!r}",
                            argument="layout")

@@ -86,6 +86,25 @@ def jacobian_sparsity(c: Circuit, wrt: str | Sequence[str] | None = None,
                                    np.array(indptr, dtype=np.int64)), shape=(len(rows), n))
 
 
+def hessian_sparsity(c: Circuit, wrt: str | Sequence[str] | None = None,
+                     output: str | None = None) -> Any:
+    """The structural sparsity pattern of the Hessian of a scalar output: the Jacobian
+    pattern of its gradient (the adjoint circuit's nodes carry their own rules), a symmetric
+    boolean ``scipy.sparse`` matrix of shape (n, n) over the entries of ``wrt``.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("J = sum(x[1:] * x[:-1])", shapes={"x": (4,)})
+    >>> hessian_sparsity(c).toarray().astype(int).tolist()
+    [[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
+    """
+    from .grad import grad
+
+    c = as_circuit(c, "hessian_sparsity")
+    wrt = pick_inputs(c, wrt)
+    g = grad(c, wrt=wrt, output=output, simplify=False)
+    return jacobian_sparsity(g, wrt=wrt, outputs=list(g.outputs[1:]))
+
+
 def dependency_sets(c: Circuit, wrt: Sequence[str]) -> dict[int, np.ndarray]:
     """``{node: object array of the node's shape}``: the bit set of the input entries each
     entry depends on (bits numbered as :func:`jacobian_sparsity`'s columns)."""
