@@ -302,3 +302,15 @@ def tensor_circuits(draw, max_ops: int = 10):
     for v in made[1:]:
         J = J + (v.sum() if v.shape else v)
     return b.finish([("J", J)], inputs=[f"t{i}" for i in range(n_inputs)])
+
+
+@st.composite
+def vector_programs(draw, max_ops: int = 6):
+    """(circuit, point): a random tensor program whose last value (not summed) is a
+    vector-valued output, every drawn input kept, and a point inside (0.2, 0.8)."""
+    import circuitgrad as cg
+
+    text, shapes = draw(tensor_programs(max_ops=max_ops))
+    c = cg.parse("\n".join(text.splitlines()[:-1]), shapes=shapes, inputs=list(shapes))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return c, {x: rng.uniform(0.2, 0.8, size=s) for x, s in shapes.items()}

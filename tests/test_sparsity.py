@@ -65,7 +65,7 @@ def test_matmul_reductions_and_layout():
 @given(tensor_programs(max_ops=6), st.integers(0, 2**32 - 1))
 @settings(max_examples=40)
 def test_the_pattern_holds_every_nonzero_of_the_jacobian(case, seed):
-    text, shapes = case
+    text, shapes = case  # the summed program too: its gradient's pattern is the Hessian's
     c = cg.parse(vector_valued(text), shapes=shapes, inputs=list(shapes))
     rng = np.random.default_rng(seed)
     point = {x: rng.uniform(0.2, 0.8, size=s) for x, s in shapes.items()}

@@ -69,18 +69,25 @@ def pick_output(c: Circuit, output: str | None) -> tuple[str, int]:
     return output, c.output_ids[c.outputs.index(output)]
 
 
+def pick_names(given: str | Sequence[str] | None, available: Sequence[str], argument: str,
+               kind: str) -> list[str]:
+    """The names ``given`` for ``argument`` (default: all ``available``), each one of them
+    and none twice; ``kind`` is what they are ("input", "output") for the error."""
+    if given is None:
+        return list(available)
+    names = [given] if isinstance(given, str) else list(given)
+    for name in names:
+        if name not in available:
+            raise CircuitError(f"{argument} names {name!r}, which is not an {kind}; {kind}s "
+                               f"are {list(available)}", argument=argument)
+    if len(set(names)) != len(names):
+        raise CircuitError(f"{argument} names an {kind} twice: {names}", argument=argument)
+    return names
+
+
 def pick_inputs(c: Circuit, wrt: str | Sequence[str] | None) -> list[str]:
     """The input names to differentiate with respect to (default: all inputs)."""
-    if wrt is None:
-        return list(c.inputs)
-    names = [wrt] if isinstance(wrt, str) else list(wrt)
-    for name in names:
-        if name not in c.inputs:
-            raise CircuitError(f"wrt names {name!r}, which is not an input; inputs are "
-                               f"{list(c.inputs)}", argument="wrt")
-    if len(set(names)) != len(names):
-        raise CircuitError(f"wrt names an input twice: {names}", argument="wrt")
-    return names
+    return pick_names(wrt, c.inputs, "wrt", "input")
 
 
 def active_nodes(c: Circuit, wrt: Sequence[str]) -> bytearray:
@@ -217,7 +224,7 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         return adjoint[i]
 
     for i in range(max(seeds, default=-1), -1, -1):
-        bar = gathered(i)
+        bar = gathered(i) if i in scattered else adjoint.get(i)  # (no call on the hot path)
         if bar is None or c._ops[i] in LEAVES:
             continue
         del adjoint[i]

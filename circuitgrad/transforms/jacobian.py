@@ -46,7 +46,7 @@ import numpy as np
 
 from ..circuit import Builder, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
-from .grad import active_nodes, adjoint_sweep, fit_shape, pick_inputs
+from .grad import active_nodes, adjoint_sweep, fit_shape, pick_inputs, pick_names
 from .jvp import assemble, one_hot, tangent_sweep
 from .simplify import simplify as simplify_circuit
 
@@ -56,16 +56,7 @@ MODES = ("auto", "reverse", "forward")
 
 def pick_outputs(c: Circuit, outputs: str | Sequence[str] | None) -> list[str]:
     """The output names to differentiate (default: all outputs)."""
-    if outputs is None:
-        return list(c.outputs)
-    names = [outputs] if isinstance(outputs, str) else list(outputs)
-    for name in names:
-        if name not in c.outputs:
-            raise CircuitError(f"outputs names {name!r}, which is not an output; outputs are "
-                               f"{list(c.outputs)}", argument="outputs")
-    if len(set(names)) != len(names):
-        raise CircuitError(f"outputs names an output twice: {names}", argument="outputs")
-    return names
+    return pick_names(outputs, c.outputs, "outputs", "output")
 
 
 def sweep_counts(c: Circuit, wrt: Sequence[str], outputs: Sequence[str]) -> dict[str, int]:
