@@ -549,13 +549,6 @@ class _NumpyDispatch:
             raise CircuitError(f"{name}: the argument(s) {', '.join(sorted(kwargs))}= cannot "
                                "be traced" + user_line())
         builder = _builder(inputs)
-        if ufunc is np.maximum and len(inputs) == 2:
-            # maximum(x, 0) is relu's own template: the same numbers, relu′(0) = 1.
-            for k in (0, 1):
-                other = inputs[1 - k]
-                if isinstance(inputs[k], Value) and not isinstance(other, Value) and \
-                        np.ndim(other) == 0 and other == 0:
-                    return builder.apply("relu", inputs[k])
         if ufunc is np.heaviside and len(inputs) == 2 and not isinstance(inputs[1], Value) \
                 and np.ndim(inputs[1]) == 0:
             x, h = inputs[0], float(inputs[1])
