@@ -43,7 +43,7 @@ import numpy as np
 from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, shape_cases
-from .grad import SIZE_FACTOR, grad, pick_inputs, pick_output, sample_node
+from .grad import SIZE_FACTOR, grad, pick_inputs, pick_names, pick_output, sample_node
 from .simplify import simplify as simplify_circuit
 
 
@@ -159,10 +159,8 @@ def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = Tru
         for x in c.inputs:
             tangents[x] = _fresh(f"{x}_dot", taken)
     tangents = dict(tangents)
+    pick_names(list(tangents), c.inputs, "tangents", "input")
     for x, t in tangents.items():
-        if x not in c.inputs:
-            raise CircuitError(f"tangents names {x!r}, which is not an input; inputs are "
-                               f"{list(c.inputs)}")
         if not isinstance(t, str) or not t or t in c.inputs:
             raise CircuitError(f"the tangent of {x!r} needs a new input name, got {t!r}")
     if len(set(tangents.values())) != len(tangents):
