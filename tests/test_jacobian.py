@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pytest
+import scipy.sparse
 import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -330,10 +331,29 @@ def test_a_banded_jacobian_takes_as_many_sweeps_as_colors():
         j = cg.jacobian(g, outputs="dJ_dx", mode=mode, sparse=True)
         j.validate()
         assert j.meta["sweeps"] == 3  # a tridiagonal matrix: three colors, not 30 sweeps
-        assert j.outputs == ("dJ_dx", "jacobian_data")
-        got = to_csr(j, evaluate(j, point)["jacobian_data"])
+        assert j.outputs == ("dJ_dx", "jacobian")
+        got = evaluate(j, point)["jacobian"]
+        assert isinstance(got, scipy.sparse.csr_array) and got.shape == (30, 30)
         assert got.nnz == 30 + 2 * 29
         np.testing.assert_allclose(got.toarray(), dense, rtol=MODES_RTOL, atol=0)
+
+
+def assert_compressed_points_agree(j: cg.Circuit, batch: tuple[int, ...], seed: int) -> None:
+    """With csr=False a sparse circuit batches like any other (its nonzeros get the batch
+    axes); with CSR output, a batch is a ShapeError (CSR is 2-D) and each point is the CSR
+    of that point's nonzeros."""
+    values = batch_of(j, seed, batch)
+    for mode in ("compile", "interpret"):
+        compressed = cg.to_numpy(j, mode=mode, csr=False)
+        matrices = cg.to_numpy(j, mode=mode)
+        out = compressed(**values).jacobian
+        assert out.shape == batch + (len(j.meta["csr_outputs"]["jacobian"]["indices"]),)
+        with pytest.raises(cg.ShapeError, match="CSR is 2-D"):
+            matrices(**values)
+        for k in np.ndindex(batch):
+            point = {n: v[k] for n, v in values.items()}
+            np.testing.assert_array_equal(compressed(**point).jacobian, out[k])
+            np.testing.assert_array_equal(matrices(**point).jacobian.data, out[k])
 
 
 @given(vector_programs())
@@ -347,10 +367,18 @@ def test_random_sparse_jacobians_equal_the_dense_ones(case):
     scale = max(1.0, float(np.max(np.abs(want), initial=0.0)))
     for mode in ("forward", "reverse"):
         j = cg.jacobian(c, mode=mode, sparse=True)
-        got = to_csr(j, evaluate(j, point)["jacobian_data"]).toarray()
-        np.testing.assert_allclose(got, want, rtol=0, atol=MODES_RTOL * scale)
+        got = evaluate(j, point)["jacobian"]
+        assert isinstance(got, scipy.sparse.csr_array)
+        np.testing.assert_allclose(got.toarray(), want, rtol=0, atol=MODES_RTOL * scale)
+        # the compressed values are the CSR's, and to_csr makes the same matrix of them
+        data = evaluate_compressed(j, point)["jacobian"]
+        np.testing.assert_array_equal(to_csr(j, data).toarray(), got.toarray())
         assert j.meta["sweeps"] <= want.shape[1 if mode == "forward" else 0]
-    assert_points_agree(j, batch_of(j, 7, (2,)), (2,))
+    assert_compressed_points_agree(j, (2,), 7)
+
+
+def evaluate_compressed(j: cg.Circuit, point: dict) -> dict:
+    return cg.to_numpy(j, csr=False)(**point)._asdict()
 
 
 def test_least_squares_with_a_sparse_jacobian_solves_a_200_variable_rosenbrock():
@@ -361,14 +389,19 @@ def test_least_squares_with_a_sparse_jacobian_solves_a_200_variable_rosenbrock()
     j = cg.jacobian(c, sparse=True)
     f = cg.to_numpy(j)
     assert j.meta["sweeps"] <= 3
-    fit = optimize.least_squares(lambda x: f(x=x).r, np.zeros(200),
-                                 jac=lambda x: to_csr(j, f(x=x).jacobian_data),
-                                 xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    pattern = cg.jacobian_sparsity(c)
+    fit = optimize.least_squares(lambda x: f(x=x).r, np.zeros(200), jac=lambda x: f(x=x).jacobian,
+                                 jac_sparsity=pattern, xtol=1e-15, ftol=1e-15, gtol=1e-15)
     np.testing.assert_allclose(fit.x, np.ones(200), rtol=0, atol=1e-6)
-    with pytest.raises(cg.CircuitError, match="one point"):
-        to_csr(j, np.zeros((2, len(j.meta["indices"]))))
+    nnz = len(j.meta["csr_outputs"]["jacobian"]["indices"])
+    with pytest.raises(cg.ShapeError, match="one point"):
+        to_csr(j, np.zeros((2, nnz)))
     with pytest.raises(cg.CircuitError, match="sparse=True"):
         to_csr(cg.jacobian(c), np.zeros(3))
+    with pytest.raises(cg.CircuitError, match="not sparse"):
+        to_csr(j, np.zeros(nnz), output="r")
+    with pytest.raises(cg.ShapeError, match="CSR is 2-D"):
+        f(x=np.zeros((3, 200)))
 
 
 @given(tensor_programs(max_ops=6))

@@ -83,8 +83,6 @@ def test_the_pattern_holds_every_nonzero_of_the_jacobian(case, seed):
 
 
 def test_hessian_sparsity_and_the_sparse_hessian():
-    from circuitgrad.transforms.jacobian import to_csr
-
     # an arrowhead: every entry meets the last one, and only it
     c = cg.parse("J = sum(square(x[:-1]) * x[-1]) + sum(sin(x))", shapes={"x": (6,)})
     p = cg.hessian_sparsity(c).toarray()
@@ -93,17 +91,22 @@ def test_hessian_sparsity_and_the_sparse_hessian():
     np.testing.assert_array_equal(p, want)
     assert (p == p.T).all()
     h = cg.hessian(c, sparse=True)
+    assert h.outputs == ("J", "dJ_dx", "d2J") and h.meta["sweeps"] == 2  # star coloring
     x = np.linspace(0.2, 1.4, 6)
-    data = cg.to_numpy(h)(x).jacobian_data
-    dense = cg.to_numpy(cg.hessian(c, layout="matrix"))(x).d2J
-    np.testing.assert_allclose(to_csr(h, data).toarray(), dense, rtol=1e-14, atol=1e-14)
-    # a banded Hessian (Rosenbrock): bandwidth + 1 = 3 sweeps, whatever n
+    got = cg.to_numpy(h)(x)
+    dense = cg.to_numpy(cg.hessian(c, layout="matrix"))(x)
+    assert isinstance(got.d2J, scipy.sparse.csr_array)
+    np.testing.assert_allclose(got.d2J.toarray(), dense.d2J, rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(got.dJ_dx, dense.dJ)
+    assert float(got.J) == float(dense.J)
+    # a banded Hessian (Rosenbrock, half-bandwidth 1): 2b + 1 = 3 sweeps, whatever n
     for n in (10, 200):
         rosen = cg.parse("J = sum(100 * square(x[1:] - square(x[:-1])) + square(1 - x[:-1]))",
                          shapes={"x": (n,)})
         hs = cg.hessian(rosen, sparse=True)
         assert hs.meta["sweeps"] == 3
         x = np.linspace(-1, 1.5, n)
-        got = to_csr(hs, cg.to_numpy(hs)(x).jacobian_data).toarray()
+        got = cg.to_numpy(hs)(x).d2J.toarray()
         np.testing.assert_allclose(got, cg.to_numpy(cg.hessian(rosen, layout="matrix"))(x).d2J,
                                    rtol=1e-12, atol=1e-9)
+        np.testing.assert_array_equal(got, got.T)  # each pair read at one place

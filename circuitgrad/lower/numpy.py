@@ -44,6 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
+from ..csr import csr_outputs
 from ..errors import CircuitError, ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, compiled
 
@@ -261,7 +262,7 @@ class NumpyFunction:
     ([14.0, 1.0], (2, 3))
     """
 
-    def __init__(self, circuit: Circuit, name: str = "f", mode: str = "auto"):
+    def __init__(self, circuit: Circuit, name: str = "f", mode: str = "auto", csr: bool = True):
         if mode not in ("auto", "compile", "interpret"):
             raise CircuitError(f"to_numpy: mode must be 'auto', 'compile' or 'interpret', "
                                f"got {mode!r}")
@@ -270,6 +271,7 @@ class NumpyFunction:
         self.outputs = circuit.outputs
         self._name = name
         self._mode = mode
+        self._csr = csr_outputs(circuit) if csr else None  # sparse matrix outputs: csr.py
         self._input_shapes = [circuit.shape(i) for i in circuit.input_ids]
         self._output_shapes = [circuit.shape(i) for i in circuit.output_ids]
         self._Outputs = outputs(circuit.outputs) if len(circuit.outputs) > 1 else None
@@ -299,9 +301,12 @@ class NumpyFunction:
         values, batch = self._bind(args, kwargs)
         result = self._run(*values)
         if self._Outputs is None:
-            return self._fit(result, self._output_shapes[0], batch)
+            one = self._fit(result, self._output_shapes[0], batch)
+            return self._csr([one])[0] if self._csr else one
         fitted = [self._fit(o, s, batch) for o, s in zip(result, self._output_shapes)]
-        if all(f is o for f, o in zip(fitted, result)) and type(result) is self._Outputs:
+        if self._csr:
+            fitted = self._csr(fitted)
+        elif all(f is o for f, o in zip(fitted, result)) and type(result) is self._Outputs:
             return result
         return self._Outputs._make(fitted)
 
@@ -380,7 +385,7 @@ class NumpyFunction:
 
     def __reduce__(self):
         # Pickles as the circuit; the code is generated again where it is unpickled.
-        return (NumpyFunction, (self.circuit, self._name, self._mode))
+        return (NumpyFunction, (self.circuit, self._name, self._mode, self._csr is not None))
 
     def __repr__(self) -> str:
         return (f"<NumpyFunction {self._name}({', '.join(self.inputs)}) -> "
@@ -436,7 +441,7 @@ class _Interpreter:
         return outs[0] if len(outs) == 1 else outs
 
 
-def to_numpy(c: Circuit, name: str = "f", mode: str = "auto") -> NumpyFunction:
+def to_numpy(c: Circuit, name: str = "f", mode: str = "auto", csr: bool = True) -> NumpyFunction:
     """Lower a circuit to a NumPy callable; ``.source`` shows the generated code.
 
     Args:
@@ -444,6 +449,9 @@ def to_numpy(c: Circuit, name: str = "f", mode: str = "auto") -> NumpyFunction:
         name: the function's name in the source.
         mode: ``"compile"`` (generated code), ``"interpret"`` (walk the node list; no compile
             cost, for huge circuits), or ``"auto"`` (compile up to COMPILE_LIMIT nodes).
+        csr: return the outputs of a sparse Jacobian or Hessian as ``scipy.sparse.csr_array``
+            matrices (one point at a time); ``False``: their compressed nonzeros, of shape
+            ``batch + (nnz,)`` (:mod:`circuitgrad.csr`).
 
     Returns:
         A :class:`NumpyFunction`; call it as ``f(x=1.0, y=2.0)``, ``f(1.0, 2.0)`` or with
@@ -456,4 +464,4 @@ def to_numpy(c: Circuit, name: str = "f", mode: str = "auto") -> NumpyFunction:
     """
     c = as_circuit(c, "to_numpy")
     with no_gc():
-        return NumpyFunction(c, name, mode)
+        return NumpyFunction(c, name, mode, csr)

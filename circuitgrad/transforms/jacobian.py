@@ -22,13 +22,17 @@ Sparse Jacobians (``sparse=True``): the structural pattern
 column-intersection graph, or on the row-intersection graph for reverse mode); one sweep per
 color, seeded with the sum of the one-hots of its columns (rows), gives every entry of the
 color apart, since they share no row (column). A banded matrix takes as many sweeps as its
-band is wide, whatever n. The nonzeros come out in CSR order as one vector
-``jacobian_data``, picked from the compressed sweeps with ``take``; :func:`to_csr` makes the
-``scipy.sparse.csr_array`` from it and the pattern kept in ``meta``.
+band is wide, whatever n. The nonzeros come out in CSR order as one vector output
+``jacobian``, picked from the compressed sweeps with ``take``; the circuit's
+``meta["csr_outputs"]`` keeps the pattern (:mod:`circuitgrad.csr`), so ``to_numpy`` returns a
+``scipy.sparse.csr_array`` (``to_numpy(j, csr=False)``: the nonzeros; :func:`to_csr` makes
+the matrix from them). Sparse Hessians (:func:`sparse_hessian`) use a star coloring of the
+symmetric pattern instead (:mod:`~circuitgrad.transforms.coloring`): 2 sweeps for an
+arrowhead, where columns need n.
 
 Meta: ``jacobian_of`` (the outputs), ``wrt``, ``mode`` (the mode used) and ``sweeps``; the
 derivative nodes start at ``forward_count`` (reverse) or ``tangent_count`` (forward); a sparse
-Jacobian adds ``sparse``, ``indptr``, ``indices`` and ``jacobian_shape``.
+Jacobian adds ``sparse``, ``coloring`` and ``csr_outputs``.
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("f = W @ x", shapes={"W": (2, 3), "x": (3,)})
@@ -46,6 +50,7 @@ import numpy as np
 
 from ..circuit import Builder, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
+from ..csr import CSR_META, csr_layouts, csr_matrix
 from .grad import active_nodes, adjoint_sweep, fit_shape, pick_inputs, pick_names
 from .jvp import assemble, one_hot, tangent_sweep
 from .simplify import simplify as simplify_circuit
@@ -93,9 +98,10 @@ def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
         ``df_dx`` for every ``f`` and every ``x`` of ``wrt`` (row by row), of shape
         ``f.shape + x.shape``: entry ``[i, j]`` is ``∂f[i]/∂x[j]`` (``_`` is appended to a
         name that is taken). An output that does not depend on ``x`` gets exact zeros.
-        With ``sparse``: the outputs, then ``jacobian_data``, the nonzeros of the (m, n)
-        matrix of :func:`~circuitgrad.jacobian_sparsity` in CSR order, whose ``indptr`` and
-        ``indices`` are in ``meta``; :func:`to_csr` makes the ``scipy.sparse.csr_array``.
+        With ``sparse``: the outputs, then ``jacobian``, the nonzeros of the (m, n) matrix
+        of :func:`~circuitgrad.jacobian_sparsity` in CSR order, marked in
+        ``meta["csr_outputs"]``: ``to_numpy`` returns it as a ``scipy.sparse.csr_array`` at
+        one point (``to_numpy(..., csr=False)``: the nonzeros, for batches too).
 
     Raises:
         CircuitError: an unknown input, output or mode.
@@ -121,7 +127,9 @@ def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
         taken = set(c.inputs) | set(outs)
         if sparse:
             data, meta = _sparse(b, c, wrt, outs, mode)
-            result_outputs.append((_fresh("jacobian_data", taken), data))
+            name = _fresh("jacobian", taken)
+            meta[CSR_META] = {name: meta.pop("layout")}
+            result_outputs.append((name, data))
         else:
             sweep = _reverse_blocks if mode == "reverse" else _forward_blocks
             blocks, meta = sweep(b, c, wrt, outs)
@@ -180,51 +188,50 @@ def _forward_blocks(b: Builder, c: Circuit, wrt: Sequence[str],
     return blocks, {**meta, "tangent_count": len(c)}
 
 
-def _sparse(b: Builder, c: Circuit, wrt: Sequence[str], outs: Sequence[str],
-            mode: str) -> tuple[int, dict[str, Any]]:
+def _sparse(b: Builder, c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: str,
+            symmetric: bool = False) -> tuple[int, dict[str, Any]]:
     """The nonzeros of the Jacobian (all ``outs`` by all ``wrt``, as :func:`jacobian_sparsity`
     lays it out) in CSR order, from one sweep per color of a coloring of its columns
     (forward) or rows (reverse): entries of one color share no row (column), so one sweep
-    seeded with the sum of their one-hots gives each of them apart."""
-    import networkx as nx
+    seeded with the sum of their one-hots gives each of them apart. ``symmetric``: the
+    Jacobian is a Hessian (``c`` a gradient circuit); a star coloring of its pattern, forward
+    sweeps, each entry read directly where :func:`~.coloring.star_picks` says.
 
+    Returns the node of the nonzeros and the meta, whose ``csr_outputs`` layout (without the
+    output's name) is under ``"layout"``."""
+    from .coloring import column_coloring, star_coloring, star_picks
     from .sparsity import jacobian_sparsity
 
     pattern = jacobian_sparsity(c, wrt, outs)
     m, n = pattern.shape
-    rows = np.repeat(np.arange(m), np.diff(pattern.indptr))
-    cols = pattern.indices
-
-    def coloring(by_line: list[np.ndarray], count: int) -> list[int]:
-        # Entries that share a line (a row, for a coloring of columns) need different colors.
-        graph = nx.Graph()
-        graph.add_nodes_from(range(count))
-        for line in by_line:
-            graph.add_edges_from((int(a), int(z)) for k, a in enumerate(line) for z in line[k + 1:])
-        colors = nx.greedy_color(graph, strategy="largest_first")
-        return [colors[j] for j in range(count)]
-
-    by_row = [cols[pattern.indptr[r]:pattern.indptr[r + 1]] for r in range(m)]
-    by_column = pattern.tocsc()
-    by_col = [by_column.indices[by_column.indptr[j]:by_column.indptr[j + 1]] for j in range(n)]
-    col_colors, row_colors = coloring(by_row, n), coloring(by_col, m)
-    k_forward, k_reverse = max(col_colors, default=-1) + 1, max(row_colors, default=-1) + 1
-    if mode == "auto":
-        mode = "reverse" if k_reverse <= k_forward else "forward"
+    if symmetric:
+        pattern = (pattern + pattern.T).tocsr()
+        pattern.sort_indices()
+        colors = star_coloring(pattern)
+        mode, k = "forward", int(colors.max(initial=-1)) + 1
+        rows, picked = star_picks(pattern, colors)
+        picks = picked * m + rows
+    else:
+        col_colors = column_coloring(pattern)
+        row_colors = column_coloring(pattern.T)
+        k_forward = int(col_colors.max(initial=-1)) + 1
+        k_reverse = int(row_colors.max(initial=-1)) + 1
+        if mode == "auto":
+            mode = "reverse" if k_reverse <= k_forward else "forward"
+        rows = np.repeat(np.arange(m), np.diff(pattern.indptr))
+        cols = pattern.indices
+        if mode == "forward":  # entry (r, j) is row r of the sweep of column j's color
+            colors, k, picks = col_colors, k_forward, col_colors[cols] * m + rows
+        else:  # entry (r, j) is column j of the sweep of row r's color
+            colors, k, picks = row_colors, k_reverse, row_colors[rows] * n + cols
     in_ids = dict(zip(c.inputs, c.input_ids))
     out_ids = dict(zip(c.outputs, c.output_ids))
     in_shapes = [c.shape(in_ids[x]) for x in wrt]
     out_shapes = [c.shape(out_ids[f]) for f in outs]
-    if mode == "forward":
-        colors, k, line, width = col_colors, k_forward, rows, m
-        entry_color = [col_colors[j] for j in cols]
-    else:
-        colors, k, line, width = row_colors, k_reverse, cols, n
-        entry_color = [row_colors[r] for r in rows]
     active = active_nodes(c, wrt)
     compressed = []
     for color in range(k):
-        chosen = np.array([h == color for h in colors])
+        chosen = colors == color
         if mode == "forward":
             seeds = _seeds(b, [in_ids[x] for x in wrt], in_shapes, chosen)
             tangent = tangent_sweep(b, c, seeds)
@@ -238,18 +245,63 @@ def _sparse(b: Builder, c: Circuit, wrt: Sequence[str], outs: Sequence[str],
             found = [None if a is None else fit_shape(b, a, s, exact=True)
                      for a, s in zip(found, in_shapes)]
             compressed.append(_flat_join(b, found, in_shapes))
-    if len(cols) == 0 or k == 0:
-        data = b.const_id(np.zeros(len(cols)))
+    nnz = len(pattern.indices)
+    if nnz == 0 or k == 0:
+        data = b.const_id(np.zeros(nnz))
     else:
+        width = m if mode == "forward" else n
         table = b.apply_id("stack", tuple(compressed), {"axis": 0})
         table = b.apply_id("reshape", (table,), {"shape": (k * width,)})
-        picks = tuple(int(h * width + p) for h, p in zip(entry_color, line))
-        data = b.apply_id("take", (table,), {"indices": picks, "axis": 0})
+        data = b.apply_id("take", (table,), {"indices": tuple(int(p) for p in picks),
+                                             "axis": 0})
+    layout = {"shape": (m, n), "indptr": tuple(int(v) for v in pattern.indptr),
+              "indices": tuple(int(v) for v in pattern.indices)}
     meta = {"forward_count" if mode == "reverse" else "tangent_count": len(c),
             "mode": mode, "sweeps": k, "sparse": True,
-            "indptr": tuple(int(v) for v in pattern.indptr),
-            "indices": tuple(int(v) for v in pattern.indices), "jacobian_shape": (m, n)}
+            "coloring": "star" if symmetric else "columns" if mode == "forward" else "rows",
+            "layout": layout}
     return data, meta
+
+
+def sparse_hessian(c: Circuit, wrt: str | Sequence[str] | None = None,
+                   output: str | None = None, simplify: bool = True) -> Circuit:
+    """The Hessian of a scalar output as a sparse matrix (``cg.hessian(..., sparse=True)``):
+    forward sweeps over the gradient circuit, one per color of a star coloring of the
+    Hessian's pattern (:mod:`~circuitgrad.transforms.coloring`), every nonzero read directly
+    off one sweep.
+
+    Returns:
+        A circuit with the inputs of ``c`` and outputs ``J``, the gradient ``dJ_dx ...`` (as
+        :func:`~circuitgrad.grad`), and ``d2J``: the nonzeros of the (n, n) Hessian over the
+        entries of ``wrt`` (as :func:`~circuitgrad.hessian_sparsity`, made symmetric), in CSR
+        order; ``to_numpy`` returns it as a ``scipy.sparse.csr_array`` (``csr=False``: the
+        values). ``meta["sweeps"]`` is the number of colors: 2 for an arrowhead, ``2b + 1``
+        for a band of half-bandwidth ``b``, whatever n (a short band may take fewer).
+
+    >>> import circuitgrad as cg
+    >>> h = sparse_hessian(cg.parse("J = sum(x[:-1] ** 2 * x[-1])", shapes={"x": (4,)}))
+    >>> h.outputs, h.meta["sweeps"]
+    (('J', 'dJ_dx', 'd2J'), 2)
+    >>> cg.to_numpy(h)(x=[1.0, 2.0, 3.0, 4.0]).d2J.toarray().tolist()
+    [[8.0, 0.0, 0.0, 2.0], [0.0, 8.0, 0.0, 4.0], [0.0, 0.0, 8.0, 6.0], [2.0, 4.0, 6.0, 0.0]]
+    """
+    from .grad import grad, pick_output
+
+    c = as_circuit(c, "hessian")
+    out_name, _ = pick_output(c, output)
+    wrt = pick_inputs(c, wrt)
+    g = grad(c, wrt=wrt, output=output)
+    with no_gc():
+        b = Builder(g)
+        taken = set(g.inputs) | set(g.outputs)
+        data, meta = _sparse(b, g, wrt, list(g.outputs[1:]), "forward", symmetric=True)
+        name = _fresh(f"d2{out_name}", taken)
+        layout = meta.pop("layout")
+        meta.update({"hessian_of": out_name, "wrt": tuple(wrt), CSR_META: {name: layout}})
+        meta.update({k: g.meta[k] for k in ("forward_count", "adjoint_of") if k in g.meta})
+        result = b.finish(list(zip(g.outputs, g.output_ids)) + [(name, data)],
+                          inputs=g.inputs, meta=meta)
+    return simplify_circuit(result) if simplify else result
 
 
 def _seeds(b: Builder, ids: Sequence[int], shapes: Sequence[Shape],
@@ -280,26 +332,26 @@ def _flat_join(b: Builder, nodes: Sequence[int | None], shapes: Sequence[Shape])
                                                        {"axis": 0})
 
 
-def to_csr(j: Circuit, data: Any) -> Any:
-    """The ``scipy.sparse.csr_array`` of a sparse Jacobian circuit's ``jacobian_data`` output
-    at one point.
+def to_csr(j: Circuit, data: Any, output: str | None = None) -> Any:
+    """The ``scipy.sparse.csr_array`` of a sparse Jacobian (or Hessian) circuit's nonzeros
+    ``data`` at one point, for values from ``to_numpy(j, csr=False)`` (``to_numpy(j)``
+    returns the matrix itself).
 
     >>> import circuitgrad as cg
     >>> j = cg.jacobian(cg.parse("f = x * x", shapes={"x": (3,)}), sparse=True)
-    >>> to_csr(j, cg.to_numpy(j)(x=[1.0, 2.0, 3.0]).jacobian_data).toarray().tolist()
+    >>> to_csr(j, cg.to_numpy(j, csr=False)(x=[1.0, 2.0, 3.0]).jacobian).toarray().tolist()
     [[2.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 6.0]]
     """
-    import scipy.sparse
-
-    if not j.meta.get("sparse"):
-        raise CircuitError("to_csr needs a circuit made by jacobian(..., sparse=True)")
-    data = np.asarray(data, dtype=float)
-    if data.shape != (len(j.meta["indices"]),):
-        raise CircuitError(f"to_csr takes the data of one point, of shape "
-                           f"({len(j.meta['indices'])},); got shape {data.shape}")
-    return scipy.sparse.csr_array((data, np.array(j.meta["indices"], dtype=np.int64),
-                                   np.array(j.meta["indptr"], dtype=np.int64)),
-                                  shape=tuple(j.meta["jacobian_shape"]))
+    layouts = csr_layouts(j)
+    if not layouts:
+        raise CircuitError("to_csr needs a circuit made by jacobian(..., sparse=True) or "
+                           "hessian(..., sparse=True)")
+    if output is None:
+        output = next(iter(layouts))
+    if output not in layouts:
+        raise CircuitError(f"to_csr: output {output!r} is not sparse; sparse outputs: "
+                           f"{list(layouts)}", argument="output")
+    return csr_matrix(layouts[output], data, output)
 
 
 def _fresh(name: str, taken: set[str]) -> str:

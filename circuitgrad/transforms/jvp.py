@@ -241,10 +241,9 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
             for the n entries of ``wrt`` (each input's entries in order, one input after the
             other): what ``scipy.optimize`` takes for many scalar inputs.
         sparse: compute only the structural nonzeros (:func:`~circuitgrad.hessian_sparsity`),
-            one sweep per color of the pattern's columns: the circuit of
-            ``jacobian(grad(c), sparse=True)`` over the gradient, whose outputs are the
-            gradient and ``jacobian_data``, the Hessian's nonzeros in CSR order
-            (``circuitgrad.transforms.jacobian.to_csr`` makes the matrix).
+            one sweep per color of a star coloring of the pattern; outputs ``J``, the
+            gradient and ``d2J``, which ``to_numpy`` returns as a ``scipy.sparse.csr_array``
+            (``circuitgrad.transforms.jacobian.sparse_hessian``).
 
     Returns:
         A circuit with the inputs of ``c`` and outputs ``J``, then for ``"blocks"`` the
@@ -269,11 +268,9 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
     """
     c = as_circuit(c, "hessian")
     if sparse:
-        from .jacobian import jacobian
+        from .jacobian import sparse_hessian
 
-        g = grad(c, wrt=wrt, output=output)
-        return jacobian(g, wrt=pick_inputs(c, wrt), outputs=list(g.outputs[1:]),
-                        simplify=simplify, sparse=True)
+        return sparse_hessian(c, wrt=wrt, output=output, simplify=simplify)
     if layout not in ("blocks", "matrix"):
         raise CircuitError(f"layout must be 'blocks' or 'matrix', got {layout!r}",
                            argument="layout")
