@@ -110,3 +110,113 @@ def test_hessian_sparsity_and_the_sparse_hessian():
         np.testing.assert_allclose(got, cg.to_numpy(cg.hessian(rosen, layout="matrix"))(x).d2J,
                                    rtol=1e-12, atol=1e-9)
         np.testing.assert_array_equal(got, got.T)  # each pair read at one place
+
+
+# -- every primitive has a rule, and each rule holds the Jacobian's nonzeros -------------------
+
+def test_every_primitive_has_a_sparsity_rule():
+    """Elementwise ops (no shape rule) share one rule; every other op needs its own, or to be
+    declared dense on purpose: a new op cannot fall through to a pattern nobody chose."""
+    from circuitgrad.circuit import LEAVES
+    from circuitgrad.transforms import sparsity
+
+    missing = [op for op, prim in cg.PRIMITIVES.items()
+               if op not in LEAVES and prim.shape is not None
+               and op not in sparsity.RULES and op not in sparsity.DENSE]
+    assert missing == []
+    assert not set(sparsity.RULES) - set(cg.PRIMITIVES)
+
+
+# Cases beyond the table's own (which use each op's example params): axes, keepdims-like
+# reductions, the adjoint pass's broadcast_to and sum_to, steps and negative indices.
+EXTRA_CASES = [
+    ("sum", ((2, 3),), {"axis": 0}), ("sum", ((2, 3, 2),), {"axis": 2}),
+    ("max", ((2, 3),), {"axis": -1}), ("mean", ((3, 2),), {"axis": 1}),
+    ("logsumexp", ((2, 3),), {"axis": 0}), ("norm", ((2, 3),), {"axis": 1}),
+    ("prod", ((2, 3),), {"axis": 1}), ("softmax", ((2, 3),), {"axis": 0}),
+    ("log_softmax", ((3, 2),), {"axis": -1}), ("prod_others", ((2, 3),), {"axis": 0}),
+    ("cumsum", ((3, 4),), {"axis": 1}), ("cumsum", ((3, 2),), {"axis": 0}),
+    ("broadcast_to", ((3,),), {"shape": (2, 3)}), ("broadcast_to", ((2,),), {"shape": (2, 3),
+                                                                             "axis": 1}),
+    ("sum_to", ((2, 3),), {"shape": (3,), "ndim": 2}),
+    ("sum_to", ((2, 3),), {"shape": (2, 1), "ndim": 2}),
+    ("sum_to", ((2, 3),), {"shape": (), "ndim": 2}),
+    ("getitem", ((6,),), {"index": ((5, 0, -2),)}), ("getitem", ((3, 4),), {"index": ((0, 3, 2), 1)}),
+    ("take", ((3, 4),), {"indices": (3, 0, 0), "axis": 1}),
+    ("put_add", ((3, 3),), {"indices": (1, 1, 0), "axis": 1, "shape": (3, 4)}),
+    ("concatenate", ((2, 3), (2, 1)), {"axis": 1}), ("stack", ((2,), (2,), (2,)), {"axis": 0}),
+    ("outer", ((4,), (1,)), {}), ("transpose", ((3,),), {}),
+]
+
+
+def sample_circuits(op):
+    """One-node circuits of ``op``: the table's shape cases and the extra ones."""
+    from circuitgrad.circuit import Builder
+    from circuitgrad.primitives import shape_cases
+
+    cases = [(shapes, cg.PRIMITIVES[op].example) for shapes in shape_cases(op)]
+    cases += [(shapes, params) for name, shapes, params in EXTRA_CASES if name == op]
+    for shapes, params in cases:
+        if op in ("broadcast_to", "sum_to") and "shape" not in params:
+            continue  # their table case has no target shape; the extra cases give one
+        b = Builder()
+        args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
+        yield shapes, params, b.finish([("f", b.apply(op, *args, **params))])
+
+
+@pytest.mark.parametrize("op", sorted(op for op in cg.PRIMITIVES if op not in ("input", "const")))
+def test_each_rule_holds_the_nonzeros_of_its_jacobian(op):
+    """For every primitive, on each of its shape cases: the structural pattern of one node
+    holds every nonzero of the node's Jacobian at random points inside the op's domain, and
+    the ops whose Jacobian is a 0/1 selection (indexing, joining, reshaping) get exactly it."""
+    low, high = (1.3, 1.9) if op == "acosh" else (0.15, 0.85)
+    selections = {"getitem", "take", "reshape", "permute_dims", "transpose", "broadcast_to",
+                  "stack", "concatenate", "sum_to", "put_add", "scatter_add", "cumsum", "sum"}
+    checked = 0
+    for shapes, params, c in sample_circuits(op):
+        pattern = cg.jacobian_sparsity(c).toarray()
+        for seed in range(3):
+            rng = np.random.default_rng(seed)
+            point = {x: rng.uniform(low, high, size=c.input_shapes[x]) for x in c.inputs}
+            dense = dense_matrix(c, point)
+            assert pattern.shape == dense.shape
+            assert not (dense != 0)[~pattern].any(), (op, shapes, params)
+            if op in selections:
+                np.testing.assert_array_equal(pattern, dense != 0, err_msg=f"{shapes} {params}")
+            checked += 1
+    assert checked
+
+
+# -- linear cost: an n = 10⁵ banded Jacobian -----------------------------------------------------
+
+BANDED = "f = x[2:] * x[1:-1] - square(x[:-2]) + sin(x[1:-1])"  # row i: columns i, i+1, i+2
+
+
+def test_a_banded_jacobian_costs_memory_linear_in_n_and_evaluates_at_100000():
+    """Not timed: the pattern's working memory grows ~10x from n = 10⁴ to 10⁵ (it would be
+    100x for bit sets as wide as n), the circuit has the same nodes and sweeps at every n, and
+    the n = 10⁵ Jacobian is right."""
+    import tracemalloc
+
+    peaks, sizes = {}, {}
+    cg.jacobian_sparsity(cg.parse(BANDED, shapes={"x": (10,)}))  # one-time imports and caches
+    for n in (10**3, 10**4, 10**5):
+        c = cg.parse(BANDED, shapes={"x": (n,)})
+        tracemalloc.start()
+        p = cg.jacobian_sparsity(c)
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert p.nnz == 3 * (n - 2)
+        j = cg.jacobian(c, sparse=True)
+        assert j.meta["sweeps"] == 3  # the band's width, whatever n
+        sizes[n] = len(j)
+    assert len(set(sizes.values())) == 1, sizes  # vector nodes: the same circuit at every n
+    assert peaks[10**5] < 15 * peaks[10**4], peaks
+    assert peaks[10**4] < 15 * peaks[10**3], peaks
+    x = np.random.default_rng(0).uniform(-1, 1, 10**5)
+    got = cg.to_numpy(j)(x=x).jacobian
+    assert got.shape == (10**5 - 2, 10**5) and got.nnz == 3 * (10**5 - 2)
+    rows = np.arange(10**5 - 2)
+    np.testing.assert_array_equal(got[rows, rows], -2 * x[:-2])
+    np.testing.assert_array_equal(got[rows, rows + 1], x[2:] + np.cos(x[1:-1]))
+    np.testing.assert_array_equal(got[rows, rows + 2], x[1:-1])

@@ -3,8 +3,8 @@
 A sweep seeded with the sum of several one-hots gives the sum of their columns (forward) or
 rows (reverse) of the Jacobian; the entries of that sum are told apart when the grouped
 columns share no row. So the columns are colored so that no two of one color share a row:
-:func:`column_coloring`, greedy (``networkx.greedy_color``) on the column-intersection graph;
-rows likewise, on the transposed pattern. One sweep per color.
+:func:`column_coloring`, greedy on the column-intersection graph; rows likewise, on the
+transposed pattern. One sweep per color.
 
 A Hessian is symmetric, and that allows fewer colors (Gebremedhin, Manne, Pothen, "What color
 is your Jacobian? Graph coloring for computing derivatives", SIAM Review 47, 2005): a *star
@@ -38,24 +38,35 @@ import numpy as np
 
 def column_coloring(pattern: Any) -> np.ndarray:
     """Colors of the columns of a sparse pattern such that no two columns of one color have
-    a nonzero in the same row: ``networkx.greedy_color`` ("largest_first") on the
-    column-intersection graph. O(Σ_rows nnz(row)²).
+    a nonzero in the same row: greedy, largest degree first (the order and the choice of
+    ``networkx.greedy_color(strategy="largest_first")``), on the column-intersection graph
+    ``PᵀP``. The graph stays a scipy matrix: a networkx graph of a 10⁵-column band costs
+    seconds to build, the product milliseconds. O(nnz(PᵀP)).
 
     >>> import numpy as np, scipy.sparse
     >>> column_coloring(scipy.sparse.csr_array(np.eye(3) + np.eye(3, k=1))).tolist()
     [1, 0, 1]
     """
-    import networkx as nx
+    import scipy.sparse
 
-    pattern = pattern.tocsr()
-    m, n = pattern.shape
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    for r in range(m):
-        line = pattern.indices[pattern.indptr[r]:pattern.indptr[r + 1]].tolist()
-        graph.add_edges_from((a, z) for k, a in enumerate(line) for z in line[k + 1:])
-    colors = nx.greedy_color(graph, strategy="largest_first")
-    return np.array([colors[j] for j in range(n)], dtype=np.int64)
+    p = scipy.sparse.csr_array(pattern, dtype=np.int64)
+    return greedy_coloring(adjacency((p.T @ p).astype(bool)))
+
+
+def greedy_coloring(graph: Any) -> np.ndarray:
+    """A proper coloring of a symmetric adjacency matrix (no diagonal): vertices by degree,
+    largest first (ties in index order), each taking the smallest color its colored neighbors
+    leave free."""
+    indptr, indices = graph.indptr, graph.indices
+    n = graph.shape[0]
+    color = [-1] * n
+    for v in np.argsort(-np.diff(indptr), kind="stable").tolist():
+        used = {color[w] for w in indices[indptr[v]:indptr[v + 1]].tolist()}
+        c = 0
+        while c in used:
+            c += 1
+        color[v] = c
+    return np.array(color, dtype=np.int64)
 
 
 def adjacency(pattern: Any) -> Any:

@@ -212,18 +212,19 @@ def _sparse(b: Builder, c: Circuit, wrt: Sequence[str], outs: Sequence[str], mod
         rows, picked = star_picks(pattern, colors)
         picks = picked * m + rows
     else:
-        col_colors = column_coloring(pattern)
-        row_colors = column_coloring(pattern.T)
-        k_forward = int(col_colors.max(initial=-1)) + 1
-        k_reverse = int(row_colors.max(initial=-1)) + 1
+        # only the coloring(s) the mode needs: a coloring of a 10⁵-wide band is ~1 s
+        col_colors = column_coloring(pattern) if mode != "reverse" else None
+        row_colors = column_coloring(pattern.T) if mode != "forward" else None
         if mode == "auto":
-            mode = "reverse" if k_reverse <= k_forward else "forward"
+            mode = "reverse" if row_colors.max(initial=-1) <= col_colors.max(initial=-1) \
+                else "forward"
         rows = np.repeat(np.arange(m), np.diff(pattern.indptr))
         cols = pattern.indices
         if mode == "forward":  # entry (r, j) is row r of the sweep of column j's color
-            colors, k, picks = col_colors, k_forward, col_colors[cols] * m + rows
+            colors, picks = col_colors, col_colors[cols] * m + rows
         else:  # entry (r, j) is column j of the sweep of row r's color
-            colors, k, picks = row_colors, k_reverse, row_colors[rows] * n + cols
+            colors, picks = row_colors, row_colors[rows] * n + cols
+        k = int(colors.max(initial=-1)) + 1
     in_ids = dict(zip(c.inputs, c.input_ids))
     out_ids = dict(zip(c.outputs, c.output_ids))
     in_shapes = [c.shape(in_ids[x]) for x in wrt]
