@@ -211,6 +211,9 @@ def _elementwise(op, args, shapes, shape, params, n):
         return _no_sets(math.prod(shape))
     if all(s == shape for _, s in used) and all(a is used[0][0] for a, _ in used):
         return used[0][0]  # sin(x), x * x: the argument's own sets
+    if not shape:  # scalars (most nodes of a scalar circuit): Python sets beat array calls
+        union = sorted(set().union(*(a[1].tolist() for a, _ in used)))
+        return np.array([0, len(union)], dtype=np.int64), np.array(union, dtype=np.int64)
     size = math.prod(shape)
     return _union(size, [(a, np.broadcast_to(_ids(s), shape), _all(size)) for a, s in used], n)
 
