@@ -37,6 +37,7 @@ def test_demo_runs(capsys):
 
 def test_optimize_example_converges(capsys):
     results = load("optimize").main()
-    assert set(results) == {"Newton-CG", "trust-constr", "least_squares"}
+    assert set(results) == {"Newton-CG", "trust-constr", "least_squares", "boundary_value",
+                            "HS71 SLSQP", "HS71 trust-constr", "chained constraints"}
     assert all(r.success for r in results.values())
     assert "least_squares" in capsys.readouterr().out

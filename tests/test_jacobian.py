@@ -404,6 +404,44 @@ def test_least_squares_with_a_sparse_jacobian_solves_a_200_variable_rosenbrock()
         f(x=np.zeros((3, 200)))
 
 
+def test_trust_constr_with_sparse_constraint_jacobians_solves_a_chained_problem():
+    """n = 1000 inequality constraints' Jacobian and Lagrangian Hessian as scipy.sparse
+    matrices from sparse circuits: the KKT point x = 1 with every multiplier 1."""
+    from scipy import optimize
+    from test_examples import load
+
+    example = load("optimize")
+    n = 1000
+    fun, jac, hess, constraint = example.chained_constrained(n)
+    x = np.random.default_rng(2).uniform(0.5, 2.0, n)
+    j = constraint.jac(x)
+    assert isinstance(j, scipy.sparse.csr_array) and j.shape == (n - 1, n) and j.nnz == 2 * (n - 1)
+    np.testing.assert_array_equal(j.diagonal(), x[1:])
+    np.testing.assert_array_equal(j.diagonal(1), x[:-1])
+    v = np.random.default_rng(3).uniform(0.0, 1.0, n - 1)
+    h = constraint.hess(x, v)  # Σ vᵢ ∇²(xᵢ xᵢ₊₁): v on the off-diagonals
+    np.testing.assert_array_equal(h.diagonal(1), v)
+    assert h.nnz == 2 * (n - 1)
+    result = optimize.minimize(fun, np.full(n, 2.0), jac=jac, hess=hess,
+                               constraints=[constraint], method="trust-constr",
+                               options={"gtol": 1e-12, "xtol": 1e-14, "barrier_tol": 1e-12})
+    assert result.success and result.constr_violation < 1e-10
+    np.testing.assert_allclose(result.x, np.ones(n), rtol=0, atol=1e-6)
+    # scipy's multipliers of lower bounds are ≤ 0
+    np.testing.assert_allclose(-result.v[0], np.ones(n - 1), rtol=0, atol=1e-4)
+
+
+def test_hock_schittkowski_71_with_slsqp_and_trust_constr():
+    from test_examples import load
+
+    example = load("optimize")
+    results = example.solve_hs71()
+    for method, result in results.items():
+        assert result.success, method
+        assert result.fun == pytest.approx(17.0140173, abs=1e-6)
+        np.testing.assert_allclose(result.x, example.HS71_SOLUTION, rtol=0, atol=1e-6)
+
+
 @given(tensor_programs(max_ops=6))
 @settings(max_examples=40)
 def test_jacobian_size_is_o_of_sweeps_times_the_circuit(case):
