@@ -188,3 +188,21 @@ def test_random_sparse_hessians_equal_the_dense_ones(case, seed):
     scale = max(1.0, float(np.max(np.abs(dense), initial=0.0)))
     np.testing.assert_allclose(got, dense, rtol=0, atol=1e-13 * scale)
     assert h.meta["sweeps"] <= max(1, dense.shape[0])
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.floats(0.0, 0.7), st.integers(0, 2**32 - 1))
+@settings(max_examples=100, deadline=None)
+def test_column_coloring_is_networkx_greedy_largest_first_on_the_intersection_graph(
+        m, n, density, seed):
+    pattern = scipy.sparse.csr_array(np.random.default_rng(seed).random((m, n)) < density)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    for r in range(m):
+        line = pattern.indices[pattern.indptr[r]:pattern.indptr[r + 1]].tolist()
+        graph.add_edges_from(itertools.combinations(line, 2))
+    want = nx.greedy_color(graph, strategy="largest_first")
+    got = column_coloring(pattern)
+    assert got.tolist() == [want[j] for j in range(n)]
+    dense = pattern.toarray()
+    for color in set(got.tolist()):  # no two columns of one color share a row
+        assert dense[:, got == color].sum(axis=1).max(initial=0) <= 1

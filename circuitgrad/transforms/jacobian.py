@@ -18,8 +18,9 @@ renders and composes like any other. Each sweep is O(c.size), so the Jacobian is
 O(sweeps · c.size).
 
 Sparse Jacobians (``sparse=True``): the structural pattern
-(:func:`~circuitgrad.jacobian_sparsity`) is colored greedily (``networkx.greedy_color`` on the
-column-intersection graph, or on the row-intersection graph for reverse mode); one sweep per
+(:func:`~circuitgrad.jacobian_sparsity`) is colored greedily, largest degree first, on the
+column-intersection graph, or on the row-intersection graph for reverse mode
+(:func:`~circuitgrad.transforms.coloring.column_coloring`); one sweep per
 color, seeded with the sum of the one-hots of its columns (rows), gives every entry of the
 color apart, since they share no row (column). A banded matrix takes as many sweeps as its
 band is wide, whatever n. The nonzeros come out in CSR order as one vector output
@@ -89,7 +90,7 @@ def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
             sweep per input entry) or ``"auto"`` (fewer sweeps; reverse on a tie).
         simplify: simplify the result (exact rules only).
         sparse: compute only the structural nonzeros (:func:`~circuitgrad.jacobian_sparsity`),
-            one sweep per color of a greedy coloring (``networkx.greedy_color``) of the
+            one sweep per color of a greedy coloring (largest degree first) of the
             pattern's columns (forward: columns that share no row) or rows (reverse); ``auto``
             takes the mode with fewer colors.
 
