@@ -63,8 +63,9 @@ def csr_matrix(layout: dict[str, Any], values: Any, name: str = "output") -> Any
                          f"{nnz} nonzeros of one point, got values of shape {values.shape} "
                          f"(a batch of {values.shape[:-1]} points?); lower with "
                          f"to_numpy(c, csr=False) for the compressed values, batch + (nnz,)")
-    return scipy.sparse.csr_array((values, np.asarray(layout["indices"], dtype=np.int64),
-                                   np.asarray(layout["indptr"], dtype=np.int64)),
+    # Copies: each matrix owns its index arrays (eliminate_zeros() rewrites them in place).
+    return scipy.sparse.csr_array((values, np.array(layout["indices"], dtype=np.int64),
+                                   np.array(layout["indptr"], dtype=np.int64)),
                                   shape=tuple(layout["shape"]))
 
 
@@ -74,7 +75,11 @@ def csr_outputs(c: Circuit) -> Callable[[Sequence[Any]], list[Any]] | None:
     layouts = csr_layouts(c)
     if not layouts:
         return None
-    marked = [(k, name, layouts[name]) for k, name in enumerate(c.outputs) if name in layouts]
+    # the index arrays once, not per call (a tuple of 3·10⁵ ints takes ~10 ms to convert)
+    marked = [(k, name, {"shape": layouts[name]["shape"],
+                         "indices": np.asarray(layouts[name]["indices"], dtype=np.int64),
+                         "indptr": np.asarray(layouts[name]["indptr"], dtype=np.int64)})
+              for k, name in enumerate(c.outputs) if name in layouts]
 
     def hook(values: Sequence[Any]) -> list[Any]:
         out = list(values)

@@ -457,3 +457,16 @@ def test_jacobian_size_is_o_of_sweeps_times_the_circuit(case):
         j = cg.jacobian(c, mode=mode, simplify=False)
         # each sweep, plus a stack and a reshape per block
         assert j.size <= c.size + j.meta["sweeps"] * per_sweep + 2 * pairs, mode
+
+
+def test_each_csr_matrix_owns_its_arrays():
+    """Editing one returned matrix in place (eliminate_zeros rewrites indices and indptr)
+    leaves the next call's matrix alone."""
+    c = cg.parse("f = x * x", shapes={"x": (4,)})
+    f = cg.to_numpy(cg.jacobian(c, sparse=True))
+    first = f(x=[0.0, 1.0, 0.0, 2.0]).jacobian
+    first.eliminate_zeros()
+    assert first.nnz == 2
+    again = f(x=[1.0, 1.0, 1.0, 1.0]).jacobian
+    assert again.nnz == 4
+    np.testing.assert_array_equal(again.toarray(), 2 * np.eye(4))

@@ -50,8 +50,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..circuit import Builder, Circuit, as_circuit, no_gc
-from ..errors import CircuitError
 from ..csr import CSR_META, csr_layouts, csr_matrix
+from ..errors import CircuitError
 from .grad import active_nodes, adjoint_sweep, fit_shape, pick_inputs, pick_names
 from .jvp import assemble, one_hot, tangent_sweep
 from .simplify import simplify as simplify_circuit

@@ -242,8 +242,9 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
             other): what ``scipy.optimize`` takes for many scalar inputs.
         sparse: compute only the structural nonzeros (:func:`~circuitgrad.hessian_sparsity`),
             one sweep per color of a star coloring of the pattern; outputs ``J``, the
-            gradient and ``d2J``, which ``to_numpy`` returns as a ``scipy.sparse.csr_array``
-            (``circuitgrad.transforms.jacobian.sparse_hessian``).
+            gradient and ``d2J``, the (n, n) matrix over the entries of ``wrt`` (as for
+            ``layout="matrix"``, which is the only layout), that ``to_numpy`` returns as a
+            ``scipy.sparse.csr_array`` (``circuitgrad.transforms.jacobian.sparse_hessian``).
 
     Returns:
         A circuit with the inputs of ``c`` and outputs ``J``, then for ``"blocks"`` the
