@@ -338,6 +338,26 @@ def test_a_banded_jacobian_takes_as_many_sweeps_as_colors():
         np.testing.assert_allclose(got.toarray(), dense, rtol=MODES_RTOL, atol=0)
 
 
+@pytest.mark.parametrize("lower, upper", [(0, 1), (1, 1), (2, 0), (2, 3)])
+def test_banded_jacobians_take_the_band_width_in_sweeps_at_every_n(lower, upper):
+    """Row i depends on columns i .. i + lower + upper: w = lower + upper + 1 nonzeros in a
+    row (and a column), so no coloring can take fewer than w sweeps, and this one takes w."""
+    width = lower + upper + 1
+    for n in (2 * width + 2, 40, 2000):  # at least width rows
+        terms = [f"{k + lower + 2} * square(x[{lower + k}:{n - upper + k}])"
+                 for k in range(-lower, upper + 1)]
+        c = cg.parse("f = " + " + ".join(terms), shapes={"x": (n,)})
+        x = np.random.default_rng(n).uniform(-1, 1, n)
+        for mode in ("forward", "reverse", "auto"):
+            j = cg.jacobian(c, mode=mode, sparse=True)
+            assert j.meta["sweeps"] == width, (n, mode)
+            got = cg.to_numpy(j)(x=x).jacobian
+            assert got.nnz == width * (n - lower - upper)
+        if n <= 40:
+            dense = evaluate(cg.jacobian(c), {"x": x})["df_dx"]
+            np.testing.assert_allclose(got.toarray(), dense, rtol=1e-15, atol=0)
+
+
 def assert_compressed_points_agree(j: cg.Circuit, batch: tuple[int, ...], seed: int) -> None:
     """With csr=False a sparse circuit batches like any other (its nonzeros get the batch
     axes); with CSR output, a batch is a ShapeError (CSR is 2-D) and each point is the CSR
