@@ -4,8 +4,9 @@
   {10, 100, 1000}, by ``cg.jacobian`` (mode "auto": min(m, n) sweeps) against
   ``jax.jit(jax.jacrev(f))``, ``jax.jit(jax.jacfwd(f))`` and CasADi's ``jacobian`` of the MX
   expression. Build = everything up to the first matrix; eval = one matrix, median.
-* Sparse: the tridiagonal Jacobian of the discrete boundary value function and the
-  tridiagonal Hessian of the chained Rosenbrock function at n = 10³, 10⁴, 10⁵, by
+* Sparse: the tridiagonal Jacobian of the discrete boundary value function, the
+  tridiagonal Hessian of the chained Rosenbrock function and an arrowhead Hessian (a dense
+  last row and column) at n = 10³, 10⁴, 10⁵, by
   ``cg.jacobian(..., sparse=True)`` and ``cg.hessian(..., sparse=True)`` (scipy CSR out)
   against CasADi's ``jacobian`` and ``hessian`` of the SX expression (its CSC out): colors
   (= sweeps), build and evaluation time. The values are checked against each other.
@@ -140,6 +141,9 @@ def boundary_residual(n: int, xp=np):
     return residual
 
 
+ARROWHEAD = "J = sum(square(x[:-1]) * x[-1]) + sum(cos(x))"  # a dense last row and column
+
+
 def rosenbrock(x):
     return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
 
@@ -151,7 +155,8 @@ def _circuitgrad_sparse(kind: str, n: int, x: np.ndarray):
             s = cg.jacobian(c, sparse=True)
             name = "jacobian"
         else:
-            c = cg.trace(rosenbrock, shapes={"x": (n,)})
+            c = (cg.trace(rosenbrock, shapes={"x": (n,)}) if kind == "hessian" else
+                 cg.parse(ARROWHEAD, shapes={"x": (n,)}))
             s = cg.hessian(c, sparse=True)
             name = s.outputs[-1]
         f = cg.to_numpy(s)
@@ -174,7 +179,8 @@ def _casadi_sparse(kind: str, n: int, x: np.ndarray):
             matrix = ca.jacobian(f, v)
             colors = ca.jacobian_sparsity(f, v).uni_coloring().size2()
         else:
-            f = ca.sum1(100 * (v[1:] - v[:-1] ** 2) ** 2 + (1 - v[:-1]) ** 2)
+            f = (ca.sum1(100 * (v[1:] - v[:-1] ** 2) ** 2 + (1 - v[:-1]) ** 2)
+                 if kind == "hessian" else ca.sum1(v[:-1] ** 2 * v[-1]) + ca.sum1(ca.cos(v)))
             matrix, _ = ca.hessian(f, v)
             colors = matrix.sparsity().star_coloring().size2()
         fn = ca.Function("d", [v], [matrix])
@@ -186,10 +192,10 @@ def _casadi_sparse(kind: str, n: int, x: np.ndarray):
 
 def sparse_table(sizes) -> tuple[str, dict]:
     rows, timings = [], {}
-    for kind in ("jacobian", "hessian"):  # imports and one-time caches, outside the timings
+    for kind in ("jacobian", "hessian", "arrowhead"):  # imports and one-time caches, outside the timings
         _circuitgrad_sparse(kind, 10, np.ones(10)), _casadi_sparse(kind, 10, np.ones(10))
     for kind, problem in (("jacobian", "boundary value Jacobian"),
-                          ("hessian", "Rosenbrock Hessian")):
+                          ("hessian", "Rosenbrock Hessian"), ("arrowhead", "arrowhead Hessian")):
         for n in sizes:
             x = np.random.default_rng(n).uniform(-1, 1, n)
             build, call, want, sweeps = _circuitgrad_sparse(kind, n, x)
@@ -215,15 +221,16 @@ def sparse_table(sizes) -> tuple[str, dict]:
 
 def sparse_plot(sizes, timings) -> str | None:
     series = {}
-    for kind, label in (("jacobian", "Jacobian"), ("hessian", "Hessian")):
+    for kind, label in (("jacobian", "Jacobian"), ("hessian", "Hessian"),
+                        ("arrowhead", "arrowhead")):
         for tool in ("circuitgrad", "casadi"):
             for k, what in ((0, "build"), (1, "eval")):
                 ys = [timings[kind, n][tool][k] if tool in timings[kind, n] else None
                       for n in sizes]
                 series[f"{tool} {label} {what}"] = (list(sizes), ys)
-    return plot_loglog("bench_jacobians", "Sparse banded Jacobian and Hessian: build and "
-                       "evaluation time", "n", "seconds", series,
-                       note="tridiagonal: 3 sweeps at every n; same run, same machine")
+    return plot_loglog("bench_jacobians", "Sparse Jacobian and Hessians (banded, arrowhead): "
+                       "build and evaluation time", "n", "seconds", series,
+                       note="tridiagonal: 3 sweeps, arrowhead: 2, at every n; same run")
 
 
 def run(quick: bool = False) -> str:
@@ -241,10 +248,11 @@ def run(quick: bool = False) -> str:
             "sweep each); CasADi: `Function` of the MX `jacobian`. Build = up to the first "
             "matrix; eval = one matrix (median). × = that tool's time / circuitgrad's.\n\n"
             + dense +
-            "\n\n### Sparse banded Jacobian and Hessian\n\n"
+            "\n\n### Sparse Jacobians and Hessians: banded and arrowhead\n\n"
             "The discrete boundary value function's Jacobian (tridiagonal) by "
-            "`jacobian(sparse=True)` and the chained Rosenbrock Hessian (tridiagonal) by "
-            "`hessian(sparse=True)` (star coloring), each returned as a `scipy.sparse` CSR "
+            "`jacobian(sparse=True)`; the chained Rosenbrock Hessian (tridiagonal) and the "
+            f"Hessian of the arrowhead `{ARROWHEAD}` (a column coloring would take n sweeps) "
+            "by `hessian(sparse=True)` (star coloring); each returned as a `scipy.sparse` CSR "
             "matrix, against CasADi's SX `jacobian` / `hessian` (CSC out). Sweeps = colors "
             "of the coloring (CasADi's `uni_coloring` / `star_coloring` of the same pattern). "
             "Build = trace, pattern, coloring, sweeps, lowering and the first matrix.\n\n"
