@@ -15,11 +15,14 @@ from . import runtime, special
 
 Shape = tuple[int, ...]
 
-NAMESPACE: dict[str, Any] = {"_np": np, "_sp": special, "_cg": runtime}
-"""The globals every template may use: NumPy as ``_np``, :mod:`~circuitgrad.primitives.special`
-as ``_sp``, the helpers of :mod:`~circuitgrad.primitives.runtime` (joining points with their
-batch axes, the adjoints of indexing) as ``_cg``. The generated code, the constant folding and
-the interpreter all evaluate in it."""
+NAMESPACE: dict[str, Any] = {"xp": np, "_sp": special, "_cg": runtime}
+"""The globals every template may use, bound to NumPy: the array namespace as ``xp`` (NumPy
+itself; templates call only functions of the array API standard on it), the functions the
+standard lacks as ``_sp`` (:mod:`~circuitgrad.primitives.special`), the helpers of
+:mod:`~circuitgrad.primitives.runtime` (joining points with their batch axes, the adjoints of
+indexing) as ``_cg``. The generated code, the constant folding and the interpreter all evaluate
+in it; :func:`circuitgrad.primitives.arrays.namespace` binds the same three names for another
+array library (CuPy, torch, JAX, Dask ...)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class Primitive:
             >>> PRIMITIVES["add"].code(["b", "W"], {}, [(3,), (2, 3)])
             'b[..., None, :] + W'
             >>> PRIMITIVES["matmul"].code(["W", "x"], {}, [(2, 3), (3,)])
-            '_np.matvec(W, x)'
+            '_sp.matvec(W, x)'
         """
         if self.shape is None and len(args) > 1:
             # Elementwise: align the point axes, so that batch axes in front broadcast.

@@ -161,7 +161,7 @@ def _getitem_template(x: str, shapes: tuple[Shape, ...], index: Index) -> str:
 
 def _scatter_add_template(*args: Any, shapes: tuple[Shape, ...], shape: Shape,
                           indices: tuple[Index, ...]) -> str:
-    places = ", ".join(f"(_np.s_[..., {index_text(ix, shape)}], {len(_getitem_shape(shape, ix))})"
+    places = ", ".join(f"(_cg.s_[..., {index_text(ix, shape)}], {len(_getitem_shape(shape, ix))})"
                        for ix in indices)
     return f"_cg.scatter_add({tuple(shape)!r}, [{places}], {', '.join(args)})"
 
@@ -200,7 +200,7 @@ def _take_shape(x: Shape, indices: tuple[int, ...], axis: int) -> Shape:
 
 def _take_template(x: str, shapes: tuple[Shape, ...], indices: tuple[int, ...],
                    axis: int) -> str:
-    return f"_np.take({x}, {list(indices)!r}, axis={axis - len(shapes[0])})"
+    return f"_cg.take({x}, {list(indices)!r}, axis={axis - len(shapes[0])})"
 
 
 def _put_add_shape(x: Shape, indices: tuple[int, ...], axis: int, shape: Shape) -> Shape:
@@ -292,8 +292,8 @@ def _reshape_shape(x: Shape, shape: Shape) -> Shape:
 
 def _reshape_template(x: str, shapes: tuple[Shape, ...], shape: Shape) -> str:
     rank = len(shapes[0])
-    batch = f"_np.shape({x})" if rank == 0 else f"_np.shape({x})[:-{rank}]"
-    return f"_np.reshape({x}, {batch} + {tuple(shape)!r})"
+    batch = f"_cg.shape({x})" if rank == 0 else f"_cg.shape({x})[:-{rank}]"
+    return f"xp.reshape({x}, {batch} + {tuple(shape)!r})"
 
 
 def _permute_shape(x: Shape, axes: tuple[int, ...]) -> Shape:
@@ -306,7 +306,7 @@ def _permute_shape(x: Shape, axes: tuple[int, ...]) -> Shape:
 def _permute_template(x: str, shapes: tuple[Shape, ...], axes: tuple[int, ...]) -> str:
     rank = len(axes)
     source = tuple(a - rank for a in axes)
-    return f"_np.moveaxis({x}, {source}, {tuple(range(-rank, 0))})"
+    return f"xp.moveaxis({x}, {source}, {tuple(range(-rank, 0))})"
 
 
 def _inverse(axes: Sequence[int]) -> tuple[int, ...]:
@@ -332,7 +332,7 @@ def _linear(name: str) -> Any:
 
 
 def _cumsum_template(x: str, shapes: tuple[Shape, ...], axis: int) -> str:
-    return f"_np.cumsum({x}, axis={axis - len(shapes[0])})"
+    return f"xp.cumulative_sum({x}, axis={axis - len(shapes[0])})"
 
 
 def _getitem_function(shapes: tuple[Shape, ...], index: Index) -> Any:
