@@ -70,6 +70,14 @@ def _dask_gufunc(name: str, signature: str) -> Callable[..., Any]:
     return apply
 
 
+def _where(xp: Any, c: Any, a: Any, b: Any) -> Any:
+    if not hasattr(a, "shape") and not hasattr(b, "shape"):
+        # two numbers (a derivative's 0/1 factors): float64 on c's device, not the library's
+        # default dtype (torch: float32)
+        a = xp.asarray(a, dtype=xp.float64, device=_device(c))
+    return xp.where(c != 0.0, a, b)
+
+
 def _shift(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
     # The maximum along axis, kept; 0 where it is not finite (as special._shift).
     m = xp.max(x, axis=axis, keepdims=True)
@@ -167,6 +175,34 @@ def _take(xp: Any, x: Any, indices: Sequence[int], axis: int) -> Any:
     return xp.take(x, xp.asarray(list(indices), device=_device(x)), axis=axis)
 
 
+def _standard_place(index: tuple, value: Any, shape: tuple[int, ...], xp: Any) -> tuple:
+    """A place ``(..., entries)`` and its value as the standard indexes (and torch): no new
+    axes (``None``; the value's axis of length 1 is dropped) and no negative steps (the slice
+    runs forward, the value is flipped)."""
+    entries = list(index[1:])
+    axis, out_axis = len(shape), value.ndim  # from the end: the point's and the value's axes
+    squeeze, flip = [], []
+    for k in range(len(entries) - 1, -1, -1):
+        e = entries[k]
+        if e is None:
+            out_axis -= 1
+            squeeze.append(out_axis - value.ndim)
+            continue
+        axis -= 1
+        if isinstance(e, slice):
+            out_axis -= 1
+            start, stop, step = e.indices(shape[axis])
+            if step < 0:
+                m = len(range(start, stop, step))
+                entries[k] = slice(start + step * (m - 1), start + 1, -step) if m else e
+                flip.append(out_axis - value.ndim)
+    for a in flip:
+        value = xp.flip(value, axis=a)
+    if squeeze:
+        value = xp.squeeze(value, axis=tuple(squeeze))
+    return (Ellipsis,) + tuple(e for e in entries if e is not None), value
+
+
 def _add_at(xp: Any, out: Any, index: tuple, value: Any) -> Any:
     # out[index] += value, as a new array where arrays are immutable (JAX).
     if _is("jax", xp):
@@ -182,7 +218,7 @@ def _scatter_add(xp: Any, shape: tuple[int, ...], places: Sequence[tuple[Any, in
                                   for (_, r), v in zip(places, values)))
     out = xp.zeros(tuple(batch) + tuple(shape), dtype=xp.float64, device=_device(values[0]))
     for (index, _), v in zip(places, values):
-        out = _add_at(xp, out, index, v)
+        out = _add_at(xp, out, *_standard_place(index, v, tuple(shape), xp))
     return out
 
 
@@ -218,6 +254,8 @@ HELPERS: dict[str, dict[str, Any]] = {
                "standard": _matvec},
     "vecmat": {"numpy": "special.vecmat", "dask": _dask_gufunc("vecmat", "(n),(n,m)->(m)"),
                "standard": _vecmat},
+    # The standard's where; NumPy's column makes a NumPy scalar of a 0-d result.
+    "where": {"numpy": "special.where", "standard": _where},
     # The reductions with stable forms in standard ops.
     "logsumexp": {"numpy": "special.logsumexp", "standard": _logsumexp},
     "softmax": {"numpy": "special.softmax", "standard": _softmax},

@@ -99,6 +99,6 @@ RECORDS: list[Primitive] = [
     Primitive("logical_not", 1, "xp.astype({0} == 0.0, xp.float64)", "not",
               numpy=("logical_not",), partials=_none, sympy=_sympy_logic("not")),
     # where(cond, a, b): [()] makes a point's result a NumPy scalar, like every other op's.
-    Primitive("where", 3, "xp.where({0} != 0.0, {1}, {2})[()]", "where",
+    Primitive("where", 3, "_sp.where({0}, {1}, {2})", "where",
               vjp=_where_vjp, jvp=_where_jvp, sympy=_sympy_where),
 ]

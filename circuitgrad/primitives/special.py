@@ -42,6 +42,12 @@ matvec = np.matvec
 vecmat = np.vecmat
 
 
+def where(c: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``c`` is not 0, else ``b``; a NumPy scalar (not a 0-d array) for scalars, as
+    every other node computes them."""
+    return np.where(c != 0.0, a, b)[()]
+
+
 def _shift(x: Any, axis: tuple[int, ...]) -> Any:
     # The maximum along axis, kept; 0 where it is not finite (all -inf, or an inf), so that
     # x - shift is never inf - inf.
