@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,7 @@ def check_library(name: str, f, values: dict) -> None:
 # A library's own elementary function further from NumPy's (libm's) than 4 ulp: the bound
 # measured here on the test's points, so that a regression past it still fails.
 KNOWN_ULPS = {("jax", "atanh"): 32,  # XLA's atanh: 24 ulp near |x| = 0.9
-              ("jax", "log1p"): 8}   # XLA's log1p: 5 ulp
+              ("jax", "log1p"): 16}  # XLA's log1p: 10 ulp
 
 
 @pytest.mark.parametrize("library", sorted(LIBRARIES))
@@ -143,7 +144,7 @@ KNOWN_ULPS = {("jax", "atanh"): 32,  # XLA's atanh: 24 ulp near |x| = 0.9
 def test_each_elementwise_primitive_is_within_4_ulp_of_numpy(library, name):
     # One op on 200 points of its domain: the libraries' own elementary functions.
     ok = UNARY[name][1] if name in UNARY else FUNCTIONS2[name][1]
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
     if name in UNARY:
         points = [a for a in rng.uniform(-3, 3, 600) if ok(a)][:200]
         c = cg.parse("-x" if name == "neg" else f"{name}(x)")
@@ -185,12 +186,6 @@ def test_random_tensor_programs_and_their_gradients_agree_with_numpy(library, pr
     text, shapes = program
     c = cg.parse(text, shapes=shapes, inputs=list(shapes))
     f = cg.to_numpy(cg.grad(c))
-    if library == "torch" and re.search(r"::-|\[[^]]*:-?\d*:-", f.source):
-        # torch's tensors refuse negative slice steps (flip, reversed slices, cumsum's
-        # adjoint): the error is torch's own ValueError, never a wrong number.
-        with pytest.raises(ValueError, match="step"):
-            on_library(library, f, batch_of(c, seed=len(text), batch=(4,)))
-        return
     check_library(library, f, batch_of(c, seed=len(text), batch=(4,)))
 
 

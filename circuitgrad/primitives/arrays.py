@@ -163,6 +163,21 @@ def _broadcast_to(xp: Any, x: Any, shape: tuple[int, ...], rank: int,
     return xp.broadcast_to(x, batch + tuple(shape))
 
 
+def _reshape(xp: Any, x: Any, shape: tuple[int, ...], rank: int) -> Any:
+    batch = tuple(x.shape)[:x.ndim - rank]
+    if _is("dask", xp) and rank:
+        # Block by block, each point in one chunk: Dask cannot reshape every chunking of the
+        # batch axes together with the point axes, and needs not to.
+        x = x.rechunk({a: -1 for a in range(x.ndim - rank, x.ndim)})
+        return x.map_blocks(lambda b: b.reshape(b.shape[:b.ndim - rank] + tuple(shape)),
+                            chunks=x.chunks[:x.ndim - rank] + tuple((n,) for n in shape),
+                            dtype=x.dtype, new_axis=None if len(shape) <= rank else
+                            list(range(x.ndim, x.ndim - rank + len(shape))),
+                            drop_axis=None if len(shape) >= rank else
+                            list(range(x.ndim - rank + len(shape), x.ndim)))
+    return xp.reshape(x, batch + tuple(shape))
+
+
 def _concatenate(xp: Any, values: Sequence[Any], axis: int, rank: int) -> Any:
     return xp.concat(_batched(xp, values, rank), axis=axis)
 
@@ -269,7 +284,7 @@ calling it raises a CircuitError). A missing cell means ``standard``; NumPy's co
 functions of :mod:`~circuitgrad.primitives.special`."""
 
 RUNTIME: dict[str, Callable[..., Any]] = {
-    "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "concatenate": _concatenate, "stack": _stack,
+    "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape, "concatenate": _concatenate, "stack": _stack,
     "scatter_add": _scatter_add, "put_add": _put_add,
 }
 """``_cg.NAME`` for every library but NumPy (whose ``_cg`` is

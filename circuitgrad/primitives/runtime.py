@@ -33,6 +33,11 @@ def broadcast_to(x: Any, shape: tuple[int, ...], rank: int, axis: int | None = N
     return np.broadcast_to(x, batch + shape)
 
 
+def reshape(x: Any, shape: tuple[int, ...], rank: int) -> Any:
+    """Points of ``rank`` axes reshaped to ``shape``, the batch axes in front left alone."""
+    return np.reshape(x, (np.shape(x) if rank == 0 else np.shape(x)[:-rank]) + shape)
+
+
 def take(x: Any, indices: Sequence[int], axis: int) -> Any:
     """``x``'s entries at ``indices`` along the (negative) ``axis``: ``np.take``."""
     return np.take(x, indices, axis=axis)

@@ -29,7 +29,7 @@ import operator
 from typing import Any, Sequence
 
 from ..errors import ShapeError
-from .core import Primitive, Scatter, Shape, call, normalize_axis
+from .core import Primitive, Scatter, Shape, axes_text, call, normalize_axis
 
 Index = tuple[Any, ...]
 
@@ -156,7 +156,24 @@ def _full(index: Index, shape: Shape) -> bool:
 
 
 def _getitem_template(x: str, shapes: tuple[Shape, ...], index: Index) -> str:
-    return f"{x}[..., {index_text(index, shapes[0])}]" if index else x
+    if not index:
+        return x
+    if not any(isinstance(e, tuple) and e[2] < 0 for e in index):
+        return f"{x}[..., {index_text(index, shapes[0])}]"
+    # A negative step as the forward slice, flipped (the standard's spelling; torch refuses
+    # negative steps): the same view in NumPy.
+    forward, flips, out = [], [], 0
+    for e in index:
+        if isinstance(e, tuple) and e[2] < 0:
+            m = _slice_length(*e)
+            start, _stop, step = e
+            e = (start + step * (m - 1), start + 1, -step) if m else (0, 0, 1)
+            flips.append(out)
+        forward.append(e)
+        out += not isinstance(e, int)
+    axes = tuple(a - out for a in flips)
+    flipped = f"{x}[..., {index_text(tuple(forward), shapes[0])}]"
+    return f"xp.flip({flipped}, axis={axes_text(axes)})"
 
 
 def _scatter_add_template(*args: Any, shapes: tuple[Shape, ...], shape: Shape,
@@ -292,8 +309,7 @@ def _reshape_shape(x: Shape, shape: Shape) -> Shape:
 
 def _reshape_template(x: str, shapes: tuple[Shape, ...], shape: Shape) -> str:
     rank = len(shapes[0])
-    batch = f"_cg.shape({x})" if rank == 0 else f"_cg.shape({x})[:-{rank}]"
-    return f"xp.reshape({x}, {batch} + {tuple(shape)!r})"
+    return f"_cg.reshape({x}, {tuple(shape)!r}, {rank})"
 
 
 def _permute_shape(x: Shape, axes: tuple[int, ...]) -> Shape:
