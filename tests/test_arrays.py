@@ -384,3 +384,26 @@ def test_the_strict_namespace_refuses_erf_by_name():
     f = cg.to_numpy(cg.parse("erf(x)"))
     with pytest.raises(CircuitError, match="no erf of standard"):
         f(x=array_api_strict.asarray([0.5]))
+
+
+# -- the page docs/gpu_and_clusters.md ---------------------------------------------------------
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "gpu_and_clusters.md"
+
+
+def test_the_page_lists_every_helper_and_its_examples_run():
+    import doctest
+
+    from test_docs import pycon_blocks
+
+    text = PAGE.read_text(encoding="utf-8")
+    table = [line for line in text.splitlines() if line.startswith("| `")]
+    for name in arrays.HELPERS:
+        assert any(f"`{name}`" in line for line in table), f"the page's table lacks {name}"
+    blocks = pycon_blocks(text)
+    assert blocks
+    for line, code in blocks:
+        test = doctest.DocTestParser().get_doctest(code, {}, PAGE.name, str(PAGE), line)
+        runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+        runner.run(test)
+        assert not runner.failures, f"{PAGE.name}:{line}: a block's output differs"
