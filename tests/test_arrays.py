@@ -107,13 +107,22 @@ def uses(f, names) -> bool:
 NOT_NUMPY_BITS = {"strict": ("_sp.matvec(", "_sp.vecmat(", "_sp.exp2(")}
 
 
-def allowance(f) -> int:
-    """The ulps a whole program may differ by: ARRAY_ULPS per op (each library's elementary
-    functions round on their own, and the differences propagate), times the most terms one
-    sum adds (the largest point axis: a sum in another order rounds otherwise)."""
+# A library's own elementary function further from NumPy's (libm's) than ARRAY_ULPS: a bound
+# just above the worst measured over 10⁵ points of the domain, so a regression past it fails.
+KNOWN_ULPS = {("jax", "log1p"): 72,  # XLA's log1p: 63.5 ulp at x ≈ -0.414 (√2/2 - 1)
+              ("jax", "atanh"): 40}  # XLA's atanh (by log1p): 32 ulp at x ≈ 0.414
+
+
+def allowance(f, library: str) -> int:
+    """The ulps a whole program may differ by: per op, ARRAY_ULPS or the library's known
+    worse bound for an op the program has (each library's elementary functions round on their
+    own, and the differences propagate), times the most terms one sum adds (the largest point
+    axis: a sum in another order rounds otherwise)."""
     c = f.circuit
-    ops = sum(1 for i in range(len(c)) if c.op(i) not in ("input", "const"))
-    return ARRAY_ULPS * max(1, ops) * max([1] + [n for s in c.input_shapes.values() for n in s])
+    ops = [c.op(i) for i in range(len(c)) if c.op(i) not in ("input", "const")]
+    per_op = max([ARRAY_ULPS] + [KNOWN_ULPS.get((library, op), 0) for op in ops])
+    terms = max([1] + [n for s in c.input_shapes.values() for n in s])
+    return per_op * max(1, len(ops)) * terms
 
 
 def check_library(name: str, f, values: dict) -> None:
@@ -130,13 +139,7 @@ def check_library(name: str, f, values: dict) -> None:
         if exact:
             assert same_bits(g, w), (name, out_name, g, w)
         else:
-            assert_close(g, w, ulps=allowance(f))
-
-
-# A library's own elementary function further from NumPy's (libm's) than 4 ulp: the bound
-# measured here on the test's points, so that a regression past it still fails.
-KNOWN_ULPS = {("jax", "atanh"): 32,  # XLA's atanh: 24 ulp near |x| = 0.9
-              ("jax", "log1p"): 16}  # XLA's log1p: 10 ulp
+            assert_close(g, w, ulps=allowance(f, name))
 
 
 @pytest.mark.parametrize("library", sorted(LIBRARIES))
@@ -234,11 +237,11 @@ def test_jax_jit_of_a_generated_gradient_agrees_with_numpy():
     got = jitted(**{k: jnp.asarray(v) for k, v in values.items()})
     assert type(got).__name__ == "Outputs" and isinstance(got.J, jax.Array)
     for g_, w in zip(got, f(**values)):
-        assert_close(np.asarray(g_), w, ulps=allowance(f))
+        assert_close(np.asarray(g_), w, ulps=allowance(f, "jax"))
     # traced once, then called again with new values: the same function of the inputs
     values["x"] = values["x"] * 2.0
     again = jitted(**{k: jnp.asarray(v) for k, v in values.items()})
-    assert_close(np.asarray(again.dJ_dW1), f(**values).dJ_dW1, ulps=allowance(f))
+    assert_close(np.asarray(again.dJ_dW1), f(**values).dJ_dW1, ulps=allowance(f, "jax"))
 
 
 def test_dask_inputs_give_lazy_arrays_and_the_mean_gradient_reduces_in_a_tree():

@@ -172,7 +172,8 @@ def _getitem_template(x: str, shapes: tuple[Shape, ...], index: Index) -> str:
         forward.append(e)
         out += not isinstance(e, int)
     axes = tuple(a - out for a in flips)
-    flipped = f"{x}[..., {index_text(tuple(forward), shapes[0])}]"
+    forward = tuple(forward)
+    flipped = x if _full(forward, shapes[0]) else f"{x}[..., {index_text(forward, shapes[0])}]"
     return f"xp.flip({flipped}, axis={axes_text(axes)})"
 
 
