@@ -1,15 +1,20 @@
 """The NumPy lowering: a circuit becomes readable Python source and a fast callable.
 
 One assignment per node, in topological order, from each primitive's template; names from
-the program (``z``, ``a``), adjoints as ``z_bar``, others ``v12``. NumPy is bound to the
-private global ``_np`` and user names that could clash with it (or are not plain
-identifiers) are renamed, so an input called ``np``, ``exp`` or ``__import__`` is just a
-variable.
+the program (``z``, ``a``), adjoints as ``z_bar``, others ``v12``. The array namespace is
+the global ``xp`` (the helpers the array API standard lacks ``_sp``, joins and scatters
+``_cg``), and user names that could clash with them (or are not plain identifiers) are
+renamed, so an input called ``xp``, ``np``, ``exp`` or ``__import__`` is just a variable.
+
+Array libraries: inputs that are NumPy arrays or numbers run the code bound to NumPy (the fast
+path); inputs of another array-API library (CuPy, torch, JAX, Dask ...) run the same code bound
+to that library's namespace (:func:`circuitgrad.primitives.arrays.namespace`), taken from the
+inputs by ``array_api_compat``, and give arrays of that library (docs/gpu_and_clusters.md).
 
 Batches: a circuit's shapes are those of one point; extra leading axes on the inputs are
 batch axes, and every node acts on each point's own axes (docs/semantics.md). The generated
 code says so: reductions count axes from the end (``axis=-1``), a vector added to a matrix is
-aligned as ``b[..., None, :]``, ``W @ x`` of a matrix and a vector is ``_np.matvec(W, x)``.
+aligned as ``b[..., None, :]``, ``W @ x`` of a matrix and a vector is ``_sp.matvec(W, x)``.
 Several outputs come back as an :func:`outputs` tuple whose fields are the output names.
 
 Large circuits: CPython compiles generated code at ~10 µs a line, which dominates the build of
