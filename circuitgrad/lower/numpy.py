@@ -368,7 +368,7 @@ class NumpyFunction:
                         f"for float64 (circuitgrad computes in float64; for JAX, enable "
                         f"jax_enable_x64)")
         result = self._on(xp, device)(*values)
-        fit = functools.partial(self._fit_on, xp, device, batch)
+        fit = functools.partial(self._fit_on, xp, device, tuple(batch))  # not a torch.Size
         if self._Outputs is None:
             return fit(result, self._output_shapes[0])
         return self._Outputs._make([fit(o, s) for o, s in zip(result, self._output_shapes)])
@@ -440,7 +440,7 @@ class NumpyFunction:
                     if v.ndim == 0:
                         v = np.float64(v)
                     values[k] = v
-            have, want = tuple(np.shape(v)), self._input_shapes[k]
+            have, want = np.shape(v), self._input_shapes[k]
             if have != want:
                 point = len(have) - len(want)
                 if point < 0 or have[point:] != want:
