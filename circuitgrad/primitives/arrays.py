@@ -284,7 +284,8 @@ calling it raises a CircuitError). A missing cell means ``standard``; NumPy's co
 functions of :mod:`~circuitgrad.primitives.special`."""
 
 RUNTIME: dict[str, Callable[..., Any]] = {
-    "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape, "concatenate": _concatenate, "stack": _stack,
+    "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape,
+    "concatenate": _concatenate, "stack": _stack,
     "scatter_add": _scatter_add, "put_add": _put_add,
 }
 """``_cg.NAME`` for every library but NumPy (whose ``_cg`` is
