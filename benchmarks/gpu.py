@@ -73,7 +73,7 @@ def program_table(xp: Any, points: tuple[int, ...], repeats: int) -> str:
         t_np = _median(lambda: f(**host), lambda: None, reps, warm=False)
         t_xp = _median(lambda: f(**device), sync, repeats)
         rows.append(f"| {n:.0e} | {t_np:.3g} | {t_xp:.3g} | {t_np / t_xp:.1f} | {err:.1e} |")
-        del host, device, got, want
+        del host, device, want
     return "\n".join(rows)
 
 
