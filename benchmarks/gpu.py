@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     args = parser.parse_args(argv)
     xp = importlib.import_module(args.xp)
-    points = (10**3, 10**4) if args.quick else POINTS
+    points = (10**2, 10**3) if args.quick else POINTS
     batches = (64,) if args.quick else MLP_BATCHES
     sizes = (32, 16, 16, 4) if args.quick else MLP_SIZES
     repeats = 2 if args.quick else 5

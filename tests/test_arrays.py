@@ -410,3 +410,18 @@ def test_the_page_lists_every_helper_and_its_examples_run():
         runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
         runner.run(test)
         assert not runner.failures, f"{PAGE.name}:{line}: a block's output differs"
+
+
+# -- scripts/gpu_check.sh, as far as a machine without a GPU can run it ------------------------
+
+def test_gpu_check_script_parses_and_its_tables_run_with_numpy_standing_in():
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["bash", "-n", str(root / "scripts" / "gpu_check.sh")], check=True)
+    from benchmarks import gpu
+
+    text = gpu.main(["--xp", "numpy", "--quick"])
+    rows = [line for line in text.splitlines() if line.startswith("| 1e+")]
+    assert len(rows) == 2 and all(line.endswith("| 0.0e+00 |") for line in rows), rows
+    assert "| 64 |" in text
