@@ -110,7 +110,9 @@ NOT_NUMPY_BITS = {"strict": ("_sp.matvec(", "_sp.vecmat(", "_sp.exp2(")}
 # A library's own elementary function further from NumPy's (libm's) than ARRAY_ULPS: a bound
 # just above the worst measured over 10⁵ points of the domain, so a regression past it fails.
 KNOWN_ULPS = {("jax", "log1p"): 72,  # XLA's log1p: 63.5 ulp at x ≈ -0.414 (√2/2 - 1)
-              ("jax", "atanh"): 40}  # XLA's atanh (by log1p): 32 ulp at x ≈ 0.414
+              ("jax", "atanh"): 40,  # XLA's atanh (by log1p): 32 ulp at x ≈ 0.414
+              # Not measured (no GPU here): CUDA's documented maxima plus libm's 1 ulp
+              ("cupy", "erfc"): 6, ("cupy", "asinh"): 4, ("cupy", "acosh"): 4}
 
 
 def allowance(f, library: str) -> int:
@@ -313,6 +315,16 @@ def test_inputs_of_two_libraries_are_refused_by_name():
     f = cg.to_numpy(cg.parse("x * y"))
     with pytest.raises(CircuitError, match=r"different libraries \(x: torch.Tensor, y: jax"):
         f(x=torch.ones(2), y=jnp.ones(2))
+
+
+def test_jax_without_float64_is_refused_not_computed_in_float32():
+    f = cg.to_numpy(cg.parse("sin(x)"))
+    with jax.enable_x64(False):
+        x = jnp.ones(3)  # float32: JAX cannot make float64 arrays here
+        with pytest.warns(UserWarning), \
+                pytest.raises(CircuitError, match="'x': jax gives float32 .* jax_enable_x64"):
+            f(x=x)
+    assert f(x=jnp.ones(3)).dtype == jnp.float64
 
 
 def test_a_wrong_point_shape_is_a_shape_error_on_any_library():

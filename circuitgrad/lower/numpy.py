@@ -366,7 +366,7 @@ class NumpyFunction:
                 v = values[k] = xp.astype(v, xp.float64)
                 if v.dtype != xp.float64:
                     raise CircuitError(
-                        f"input {self.inputs[k]!r}: {type(first).__module__} gives {v.dtype} "
+                        f"input {self.inputs[k]!r}: {arrays.library(xp)} gives {v.dtype} "
                         f"for float64 (circuitgrad computes in float64; for JAX, enable "
                         f"jax_enable_x64)")
         result = self._on(xp, device)(*values)
