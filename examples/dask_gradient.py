@@ -70,21 +70,24 @@ class PeakRSS:
         self._me = psutil.Process()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _info(self) -> dict:
+        try:  # every worker (newer distributed lists only some by default)
+            return self.client.scheduler_info(n_workers=-1)["workers"]
+        except TypeError:
+            return self.client.scheduler_info()["workers"]
+
     def _workers(self) -> int:
-        info = self.client.scheduler_info(n_workers=-1)["workers"].values()
-        return sum(int(w.get("metrics", {}).get("memory", 0)) for w in info)
+        return sum(int(w.get("metrics", {}).get("memory", 0)) for w in self._info().values())
 
     def _run(self) -> None:
         while not self._stop.is_set():
             local = self._me.memory_info().rss
-            # in-process workers (processes=False) are part of this process's RSS already
             self.peak = max(self.peak, local if self.inprocess else local + self._workers())
             time.sleep(0.2)
 
     def __enter__(self):
-        self.inprocess = all(w.get("host", "") == "inproc" or "inproc" in a
-                             for a, w in self.client.scheduler_info(
-                                 n_workers=-1)["workers"].items())
+        # in-process workers (processes=False) are part of this process's RSS already
+        self.inprocess = all(address.startswith("inproc") for address in self._info())
         self._thread.start()
         return self
 
