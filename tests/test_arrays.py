@@ -135,7 +135,8 @@ def check_library(name: str, f, values: dict) -> None:
         with pytest.raises(CircuitError, match="the array API standard has no erf"):
             on_library(name, f, values)
         return
-    got = on_library(name, f, values)
+    with np.errstate(all="ignore"):  # Dask computes with NumPy (log of the negative points)
+        got = on_library(name, f, values)
     exact = name in NOT_NUMPY_BITS and not any(s in f.source for s in NOT_NUMPY_BITS[name])
     for out_name, g, w in zip(f.outputs, got, wants):
         if exact:

@@ -318,8 +318,8 @@ class NumpyFunction:
                 self._compile()
             namespace = {**self._namespace, **arrays.namespace(xp)}
             for k, v in namespace.items():
-                if k.startswith("_k"):
-                    namespace[k] = xp.asarray(v, device=device)
+                if k.startswith("_k"):  # a copy: the circuit's constants are read-only
+                    namespace[k] = xp.asarray(v, device=device, copy=True)
             run = self._bound[key] = self._bind_code(namespace)
         return run
 
