@@ -2,10 +2,14 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test bench docs dask-demo clean
 
 demo: $(VENV)/.ready
 	$(PY) examples/demo.py
+
+# The gradient of a mean loss over 10⁶ samples on a local Dask cluster (examples/dask_gradient.py).
+dask-demo: $(VENV)/.ready
+	$(PY) examples/dask_gradient.py --samples 1e6
 
 test: $(VENV)/.ready
 	$(PY) -m pytest -q

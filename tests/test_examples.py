@@ -41,3 +41,19 @@ def test_optimize_example_converges(capsys):
                             "HS71 SLSQP", "HS71 trust-constr", "chained constraints"}
     assert all(r.success for r in results.values())
     assert "least_squares" in capsys.readouterr().out
+
+
+def test_dask_gradient_example_matches_numpy_on_a_local_cluster(capsys):
+    pytest.importorskip("distributed")
+    example = load("dask_gradient")
+    result = example.main(["--samples", "40000", "--chunk", "10000", "--quiet"])
+    assert result["check"] < 1e-12 and result["peak_rss"] > 0
+    # the mean gradient over all chunks against NumPy on all samples at once (small N)
+    import numpy as np
+
+    data = np.concatenate([example.samples((k,), 10000, seed=1) for k in range(4)])
+    out = example.cg.to_numpy(example.cg.grad(example.cg.parse(
+        example.PROGRAM, shapes=example.SHAPES), wrt=["W1", "b1", "w2", "b2"]))(
+        x=data[:, :4], y=data[:, 4], **example.parameters())
+    np.testing.assert_allclose(result["grads"][0], out.dJ_dW1.mean(axis=0), rtol=1e-12)
+    assert "peak RSS" in capsys.readouterr().out

@@ -14,9 +14,9 @@ def test_source_is_readable_and_names_come_from_the_program():
         "def f(w, x, b, y):",
         "    v2 = w * x",
         "    z = v2 + b",
-        "    a = _np.maximum(z, 0.0)",
+        "    a = xp.maximum(z, 0.0)",
         "    v8 = a - y",
-        "    v9 = _np.square(v8)",
+        "    v9 = xp.square(v8)",
         "    J = 0.5 * v9",
         "    return J",
     ]
@@ -52,7 +52,7 @@ def test_calling_errors():
         f("a", 2.0)
 
 
-@pytest.mark.parametrize("name", ["np", "_np", "__import__", "exp", "sin", "v1", "f", "match",
+@pytest.mark.parametrize("name", ["np", "_np", "xp", "__import__", "exp", "sin", "v1", "f", "match",
                                   "print", "_k0", "r0", "θ", "ﬁ"])
 def test_hostile_input_names(name):
     b = cg.circuit.Builder()
@@ -71,7 +71,7 @@ def test_parsed_np_and_import_names_evaluate():
 
 def test_constants_print_exactly():
     f = cg.to_numpy(cg.parse("x * 0.1 + 1e300 * 1e300 - x * -2.5"))
-    assert "_np.inf" in f.source and "x * (-2.5)" in f.source
+    assert "xp.inf" in f.source and "x * (-2.5)" in f.source
     assert f(1.0) == 0.1 + np.inf + 2.5
 
 
@@ -89,7 +89,7 @@ def test_interpreter_and_compiled_code_agree_bit_for_bit():
 def test_large_circuits_use_registers():
     text = "\n".join(["v0 = x"] + [f"v{i} = sin(v{i-1})" for i in range(1, 3000)])
     f = cg.to_numpy(cg.parse(text), mode="compile")
-    assert "r1 = _np.sin(x)" in f.source
+    assert "r1 = xp.sin(x)" in f.source
     assert len({line.split(" = ")[0] for line in f.source.splitlines()[1:-1]}) < 5
 
 

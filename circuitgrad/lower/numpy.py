@@ -1,15 +1,20 @@
 """The NumPy lowering: a circuit becomes readable Python source and a fast callable.
 
 One assignment per node, in topological order, from each primitive's template; names from
-the program (``z``, ``a``), adjoints as ``z_bar``, others ``v12``. NumPy is bound to the
-private global ``_np`` and user names that could clash with it (or are not plain
-identifiers) are renamed, so an input called ``np``, ``exp`` or ``__import__`` is just a
-variable.
+the program (``z``, ``a``), adjoints as ``z_bar``, others ``v12``. The array namespace is
+the global ``xp`` (the helpers the array API standard lacks ``_sp``, joins and scatters
+``_cg``), and user names that could clash with them (or are not plain identifiers) are
+renamed, so an input called ``xp``, ``np``, ``exp`` or ``__import__`` is just a variable.
+
+Array libraries: inputs that are NumPy arrays or numbers run the code bound to NumPy (the fast
+path); inputs of another array-API library (CuPy, torch, JAX, Dask ...) run the same code bound
+to that library's namespace (:func:`circuitgrad.primitives.arrays.namespace`), taken from the
+inputs by ``array_api_compat``, and give arrays of that library (docs/gpu_and_clusters.md).
 
 Batches: a circuit's shapes are those of one point; extra leading axes on the inputs are
 batch axes, and every node acts on each point's own axes (docs/semantics.md). The generated
 code says so: reductions count axes from the end (``axis=-1``), a vector added to a matrix is
-aligned as ``b[..., None, :]``, ``W @ x`` of a matrix and a vector is ``_np.matvec(W, x)``.
+aligned as ``b[..., None, :]``, ``W @ x`` of a matrix and a vector is ``_sp.matvec(W, x)``.
 Several outputs come back as an :func:`outputs` tuple whose fields are the output names.
 
 Large circuits: CPython compiles generated code at ~10 µs a line, which dominates the build of
@@ -23,9 +28,9 @@ the circuit, not its size.
     >>> f = cg.to_numpy(cg.parse("sin(x)*y + exp(x)"))
     >>> print(f.source)
     def f(x, y):
-        v1 = _np.sin(x)
+        v1 = xp.sin(x)
         v3 = v1 * y
-        v4 = _np.exp(x)
+        v4 = xp.exp(x)
         f = v3 + v4
         return f
     >>> round(float(f(x=0.0, y=2.0)), 6)
@@ -35,6 +40,7 @@ the circuit, not its size.
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import keyword
 import math
@@ -46,7 +52,7 @@ import numpy as np
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..csr import csr_outputs
 from ..errors import CircuitError, ShapeError
-from ..primitives import NAMESPACE, PRIMITIVES, compiled
+from ..primitives import NAMESPACE, PRIMITIVES, arrays, compiled
 
 READABLE_LIMIT = 2000
 COMPILE_LIMIT = 20000
@@ -62,9 +68,9 @@ def _usable(name: str) -> bool:
 
 def _literal(value: float) -> str:
     if math.isnan(value):
-        return "_np.nan"
+        return "xp.nan"
     if math.isinf(value):
-        return "_np.inf" if value > 0 else "(-_np.inf)"
+        return "xp.inf" if value > 0 else "(-xp.inf)"
     text = repr(float(value))
     return f"({text})" if text.startswith("-") else text
 
@@ -245,7 +251,9 @@ class NumpyFunction:
     axes are the declared shape and whose leading axes are batch axes (inputs with different
     batch shapes broadcast). Outputs carry the batch axes in front of their own shape. One
     output comes back as it is; several as a named tuple (``out.J``, ``out.dJ_dw``) that
-    unpacks and indexes like a tuple.
+    unpacks and indexes like a tuple. Inputs that are arrays of another array-API library
+    (CuPy, torch, JAX, Dask ...) give arrays of that library, computed by the same code
+    (numbers and NumPy arrays among them are moved there); ``jax.jit`` of the function works.
 
     Attributes:
         source: the generated Python source.
@@ -276,19 +284,46 @@ class NumpyFunction:
         self._output_shapes = [circuit.shape(i) for i in circuit.output_ids]
         self._Outputs = outputs(circuit.outputs) if len(circuit.outputs) > 1 else None
         self._source: str | None = None
+        self._code: Any = None
+        self._namespace: dict[str, Any] = {}
+        # The same code bound to other array libraries, by (namespace, device).
+        self._bound: dict[tuple[Any, Any], Callable[..., Any]] = {}
         if mode == "compile" or (mode == "auto" and len(circuit) <= COMPILE_LIMIT):
-            source, namespace, _ = numpy_source(circuit, name)
-            self._source = source
-            # The source is generated from the primitive table; user names only appear as
-            # checked identifiers (see _usable), never as code.
-            exec(compile(source, f"<circuitgrad {name}>", "exec"), namespace)  # noqa: S102
-            self._run: Callable[..., Any] = namespace[name]
+            self._compile()
+            self._run: Callable[..., Any] = self._bind_code(self._namespace)
         else:
             self._run = _Interpreter(circuit)
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(n if n.isidentifier() and not keyword.iskeyword(n) else f"_{k}",
                                inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for k, n in enumerate(self.inputs)])
+
+    def _compile(self) -> None:
+        source, self._namespace, _ = numpy_source(self.circuit, self._name)
+        self._source = source
+        # The source is generated from the primitive table; user names only appear as
+        # checked identifiers (see _usable), never as code.
+        self._code = compile(source, f"<circuitgrad {self._name}>", "exec")
+
+    def _bind_code(self, namespace: dict[str, Any]) -> Callable[..., Any]:
+        exec(self._code, namespace)  # noqa: S102
+        return namespace[self._name]
+
+    def _on(self, xp: Any, device: Any) -> Callable[..., Any]:
+        """The generated function bound to array namespace ``xp``: its ``xp``, ``_sp``,
+        ``_cg`` (:func:`circuitgrad.primitives.arrays.namespace`) and the array constants
+        moved to ``device``. Circuits above COMPILE_LIMIT nodes compile here, once."""
+        key = (xp, device)
+        run = self._bound.get(key)
+        if run is None:
+            if self._code is None:
+                self._compile()
+            namespace = {**self._namespace, **arrays.namespace(xp)}
+            for k, v in namespace.items():
+                if k.startswith("_k"):  # a copy: the circuit's constants are read-only
+                    namespace[k] = xp.asarray(v, device=device, copy=True)
+            run = self._bound[key] = self._bind_code(namespace)
+        return run
 
     @property
     def source(self) -> str:
@@ -298,7 +333,9 @@ class NumpyFunction:
         return self._source
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        values, batch = self._bind(args, kwargs)
+        values, batch, foreign = self._bind(args, kwargs)
+        if foreign:
+            return self._call_on(values, batch, foreign)
         result = self._run(*values)
         if self._Outputs is None:
             one = self._fit(result, self._output_shapes[0], batch)
@@ -309,6 +346,50 @@ class NumpyFunction:
         elif all(f is o for f, o in zip(fitted, result)) and type(result) is self._Outputs:
             return result
         return self._Outputs._make(fitted)
+
+    def _call_on(self, values: list[Any], batch: tuple[int, ...], foreign: list[int]) -> Any:
+        """The call on inputs of another array library: its namespace from the inputs, the
+        other inputs (numbers, NumPy arrays) moved there, the results arrays of that library."""
+        import array_api_compat
+
+        try:
+            xp = array_api_compat.array_namespace(*(values[k] for k in foreign))
+        except TypeError:
+            kinds = ", ".join(f"{self.inputs[k]}: {type(values[k]).__module__}."
+                              f"{type(values[k]).__name__}" for k in foreign)
+            raise CircuitError(f"{self._name}(): the inputs are arrays of different libraries "
+                               f"({kinds}); give them all as arrays of one library") from None
+        first = values[foreign[0]]
+        try:
+            device = array_api_compat.device(first)
+        except Exception:  # a traced value (jax.jit) has no device yet
+            device = None
+        for k, v in enumerate(values):
+            if k not in foreign:
+                values[k] = xp.asarray(v, dtype=xp.float64, device=device)
+            elif v.dtype != xp.float64:
+                v = values[k] = xp.astype(v, xp.float64)
+                if v.dtype != xp.float64:
+                    raise CircuitError(
+                        f"input {self.inputs[k]!r}: {arrays.library(xp)} gives {v.dtype} "
+                        f"for float64 (circuitgrad computes in float64; for JAX, enable "
+                        f"jax_enable_x64)")
+        result = self._on(xp, device)(*values)
+        fit = functools.partial(self._fit_on, xp, device, tuple(batch))  # not a torch.Size
+        if self._Outputs is None:
+            return fit(result, self._output_shapes[0])
+        return self._Outputs._make([fit(o, s) for o, s in zip(result, self._output_shapes)])
+
+    @staticmethod
+    def _fit_on(xp: Any, device: Any, batch: tuple[int, ...], value: Any,
+                shape: tuple[int, ...]) -> Any:
+        """:meth:`_fit` for another array library: an array of that library on ``device``."""
+        want = batch + shape
+        if not hasattr(value, "shape"):  # a constant output: a number in the code
+            value = xp.asarray(value, dtype=xp.float64, device=device)
+        if tuple(value.shape) != want:
+            value = xp.asarray(xp.broadcast_to(value, want), copy=True)
+        return value
 
     @staticmethod
     def _fit(value: Any, shape: tuple[int, ...], batch: tuple[int, ...]) -> Any:
@@ -328,7 +409,7 @@ class NumpyFunction:
             return value.copy()
         return value
 
-    def _bind(self, args: tuple, kwargs: dict) -> tuple[list[Any], tuple[int, ...]]:
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[list[Any], tuple[int, ...], list[int]]:
         n = len(self.inputs)
         if len(args) > n:
             raise TypeError(f"{self._name}() takes {n} inputs {list(self.inputs)}, "
@@ -345,6 +426,7 @@ class NumpyFunction:
                     raise TypeError(f"{self._name}() got input {key!r} twice")
                 values[k] = v
         batches = []
+        foreign: list[int] = []  # the inputs that are arrays of another library
         for k, v in enumerate(values):
             if type(v) is float:
                 # NumPy semantics for scalars too: 1/0 is inf, not ZeroDivisionError.
@@ -354,14 +436,17 @@ class NumpyFunction:
                 if v is _MISSING:
                     missing = [self.inputs[j] for j, w in enumerate(values) if w is _MISSING]
                     raise TypeError(f"{self._name}() is missing inputs {missing}")
-                try:
-                    v = np.asarray(v, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise TypeError(f"input {self.inputs[k]!r} is not a number or an array of "
-                                    f"numbers: {type(v).__name__}") from None
-                if v.ndim == 0:
-                    v = np.float64(v)
-                values[k] = v
+                if _foreign(v):
+                    foreign.append(k)
+                else:
+                    try:
+                        v = np.asarray(v, dtype=np.float64)
+                    except (TypeError, ValueError):
+                        raise TypeError(f"input {self.inputs[k]!r} is not a number or an array "
+                                        f"of numbers: {type(v).__name__}") from None
+                    if v.ndim == 0:
+                        v = np.float64(v)
+                    values[k] = v
             have, want = np.shape(v), self._input_shapes[k]
             if have != want:
                 point = len(have) - len(want)
@@ -372,16 +457,16 @@ class NumpyFunction:
                         f"last axes are {want})")
                 batches.append((k, have[:point]))
         if not batches:
-            return values, ()
+            return values, (), foreign
         if len(batches) == 1:
-            return values, batches[0][1]
+            return values, batches[0][1], foreign
         try:
             batch = np.broadcast_shapes(*(s for _, s in batches))
         except ValueError:
             listed = ", ".join(f"{self.inputs[k]} {s}" for k, s in batches)
             raise ShapeError(f"the inputs' batch shapes do not broadcast together: "
                              f"{listed}") from None
-        return values, tuple(batch)
+        return values, tuple(batch), foreign
 
     def __reduce__(self):
         # Pickles as the circuit; the code is generated again where it is unpickled.
@@ -393,6 +478,16 @@ class NumpyFunction:
 
 
 _MISSING = object()
+
+
+def _foreign(value: Any) -> bool:
+    """Whether ``value`` is an array of an array-API library other than NumPy (CuPy, torch,
+    JAX, Dask ...): the generated code then runs on that library's namespace."""
+    if isinstance(value, (np.ndarray, np.generic, int, float, list, tuple)):
+        return False
+    import array_api_compat
+
+    return bool(array_api_compat.is_array_api_obj(value))
 
 
 class _Interpreter:

@@ -10,16 +10,19 @@ A :class:`Primitive` holds everything about one operation:
 ``template``
     the NumPy code of one node: a format string over the argument names ``{0}``, ``{1}`` and
     the node's params (``{axis}``), or a function of the argument names, ``shapes=`` (their
-    point shapes) and the params; ``_np`` is NumPy under a private alias and ``_sp`` the few
-    functions of :mod:`~circuitgrad.primitives.special` (:data:`NAMESPACE`). Evaluation
+    point shapes) and the params; ``xp`` is the array namespace (NumPy, or the inputs' array
+    library), on which a template calls only functions of the array API standard, and ``_sp``
+    the few functions the standard lacks (:mod:`~circuitgrad.primitives.special` for NumPy,
+    :data:`~circuitgrad.primitives.arrays.HELPERS` for the others; :data:`NAMESPACE`). Evaluation
     (:func:`evaluate`, used for constant folding) is compiled from the same template, so the
     folded value and the generated code can never disagree.
 
     Templates follow the batch semantics (docs/semantics.md): a node's shape is the shape of
     *one point*, and its values may carry extra leading batch axes. So a template names
-    point axes from the end (``axis=-1``, ``x.mT``, ``_np.matvec``), never from the front,
-    and the lowering aligns the point axes of an elementwise op's operands (``b[..., None, :]``
-    for a vector added to a matrix) before NumPy broadcasts the batch axes in front.
+    point axes from the end (``axis=-1``, ``xp.matrix_transpose``, ``_sp.matvec``), never
+    from the front, and the lowering aligns the point axes of an elementwise op's operands
+    (``b[..., None, :]`` for a vector added to a matrix) before the array library broadcasts
+    the batch axes in front.
 ``label``
     the symbol a diagram shows (+, ×, ÷, σ, Σ, @ ...).
 ``partials(out, *args, **params)``

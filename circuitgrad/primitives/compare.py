@@ -22,7 +22,7 @@ from .core import Primitive, call
 
 
 def _mask(symbol: str) -> str:
-    return f"({{0}} {symbol} {{1}}).astype(_np.float64)"
+    return f"xp.astype({{0}} {symbol} {{1}}, xp.float64)"
 
 
 def _sympy_mask(relation: str) -> Any:
@@ -92,13 +92,13 @@ RECORDS: list[Primitive] = [
     _compare("greater_equal", ">=", "≥", "Ge"),
     _compare("equal", "==", "=", "Eq"),
     _compare("not_equal", "!=", "≠", "Ne"),
-    Primitive("logical_and", 2, "_np.logical_and({0}, {1}).astype(_np.float64)", "and",
+    Primitive("logical_and", 2, "xp.astype(({0} != 0.0) & ({1} != 0.0), xp.float64)", "and",
               numpy=("logical_and",), partials=_none, sympy=_sympy_logic("and")),
-    Primitive("logical_or", 2, "_np.logical_or({0}, {1}).astype(_np.float64)", "or",
+    Primitive("logical_or", 2, "xp.astype(({0} != 0.0) | ({1} != 0.0), xp.float64)", "or",
               numpy=("logical_or",), partials=_none, sympy=_sympy_logic("or")),
-    Primitive("logical_not", 1, "_np.logical_not({0}).astype(_np.float64)", "not",
+    Primitive("logical_not", 1, "xp.astype({0} == 0.0, xp.float64)", "not",
               numpy=("logical_not",), partials=_none, sympy=_sympy_logic("not")),
     # where(cond, a, b): [()] makes a point's result a NumPy scalar, like every other op's.
-    Primitive("where", 3, "_np.where({0} != 0.0, {1}, {2})[()]", "where",
+    Primitive("where", 3, "_sp.where({0}, {1}, {2})", "where",
               vjp=_where_vjp, jvp=_where_jvp, sympy=_sympy_where),
 ]

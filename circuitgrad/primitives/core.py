@@ -5,6 +5,7 @@ The contract of the record's fields is the docstring of :mod:`circuitgrad.primit
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -15,11 +16,25 @@ from . import runtime, special
 
 Shape = tuple[int, ...]
 
-NAMESPACE: dict[str, Any] = {"_np": np, "_sp": special, "_cg": runtime}
-"""The globals every template may use: NumPy as ``_np``, :mod:`~circuitgrad.primitives.special`
-as ``_sp``, the helpers of :mod:`~circuitgrad.primitives.runtime` (joining points with their
-batch axes, the adjoints of indexing) as ``_cg``. The generated code, the constant folding and
-the interpreter all evaluate in it."""
+def _astype(x: Any, dtype: Any) -> Any:
+    return x.astype(dtype)
+
+
+# NumPy as the generated code calls it: the numpy module's own functions, but for ``astype``,
+# the method (np.astype checks its argument in Python: 2.5 times the method's cost on a NumPy
+# scalar, and a mask is a frequent node of gradients: relu′, |x|′).
+NUMPY = types.ModuleType("numpy", "NumPy's functions, with the method as astype.")
+NUMPY.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
+NUMPY.astype = _astype  # type: ignore[attr-defined]
+
+NAMESPACE: dict[str, Any] = {"xp": NUMPY, "_sp": special, "_cg": runtime}
+"""The globals every template may use, bound to NumPy: the array namespace as ``xp`` (NumPy's
+functions; templates call only functions of the array API standard on it), the functions the
+standard lacks as ``_sp`` (:mod:`~circuitgrad.primitives.special`), the helpers of
+:mod:`~circuitgrad.primitives.runtime` (joining points with their batch axes, the adjoints of
+indexing) as ``_cg``. The generated code, the constant folding and the interpreter all evaluate
+in it; :func:`circuitgrad.primitives.arrays.namespace` binds the same three names for another
+array library (CuPy, torch, JAX, Dask ...)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,7 @@ class Primitive:
             >>> PRIMITIVES["add"].code(["b", "W"], {}, [(3,), (2, 3)])
             'b[..., None, :] + W'
             >>> PRIMITIVES["matmul"].code(["W", "x"], {}, [(2, 3), (3,)])
-            '_np.matvec(W, x)'
+            '_sp.matvec(W, x)'
         """
         if self.shape is None and len(args) > 1:
             # Elementwise: align the point axes, so that batch axes in front broadcast.

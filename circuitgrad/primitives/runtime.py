@@ -17,6 +17,32 @@ from typing import Any, Sequence
 import numpy as np
 
 
+shape = np.shape
+s_ = np.s_  # builds the index tuples of scatter_add's places: s_[..., 1:] is (..., slice(1, None))
+
+
+def broadcast_to(x: Any, shape: tuple[int, ...], rank: int, axis: int | None = None) -> Any:
+    """A read-only view of ``x`` (points of ``rank`` axes) as points of ``shape``: the new
+    point axes go after the batch axes, at ``axis`` of the point if given, else in front."""
+    n = len(shape)
+    batch = np.shape(x) if rank == 0 else np.shape(x)[:-rank]
+    if axis is not None:
+        x = np.expand_dims(x, axis - n)
+    elif rank < n:
+        x = np.expand_dims(x, tuple(range(-n, -rank)))
+    return np.broadcast_to(x, batch + shape)
+
+
+def reshape(x: Any, shape: tuple[int, ...], rank: int) -> Any:
+    """Points of ``rank`` axes reshaped to ``shape``, the batch axes in front left alone."""
+    return np.reshape(x, (np.shape(x) if rank == 0 else np.shape(x)[:-rank]) + shape)
+
+
+def take(x: Any, indices: Sequence[int], axis: int) -> Any:
+    """``x``'s entries at ``indices`` along the (negative) ``axis``: ``np.take``."""
+    return np.take(x, indices, axis=axis)
+
+
 def _batched(values: Sequence[Any], rank: int) -> list[np.ndarray]:
     """The values with one broadcast batch shape, each keeping its own point axes."""
     arrays = [np.asarray(v) for v in values]

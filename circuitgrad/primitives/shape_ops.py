@@ -29,7 +29,7 @@ import operator
 from typing import Any, Sequence
 
 from ..errors import ShapeError
-from .core import Primitive, Scatter, Shape, call, normalize_axis
+from .core import Primitive, Scatter, Shape, axes_text, call, normalize_axis
 
 Index = tuple[Any, ...]
 
@@ -156,12 +156,30 @@ def _full(index: Index, shape: Shape) -> bool:
 
 
 def _getitem_template(x: str, shapes: tuple[Shape, ...], index: Index) -> str:
-    return f"{x}[..., {index_text(index, shapes[0])}]" if index else x
+    if not index:
+        return x
+    if not any(isinstance(e, tuple) and e[2] < 0 for e in index):
+        return f"{x}[..., {index_text(index, shapes[0])}]"
+    # A negative step as the forward slice, flipped (the standard's spelling; torch refuses
+    # negative steps): the same view in NumPy.
+    forward, flips, out = [], [], 0
+    for e in index:
+        if isinstance(e, tuple) and e[2] < 0:
+            m = _slice_length(*e)
+            start, _stop, step = e
+            e = (start + step * (m - 1), start + 1, -step) if m else (0, 0, 1)
+            flips.append(out)
+        forward.append(e)
+        out += not isinstance(e, int)
+    axes = tuple(a - out for a in flips)
+    forward = tuple(forward)
+    flipped = x if _full(forward, shapes[0]) else f"{x}[..., {index_text(forward, shapes[0])}]"
+    return f"xp.flip({flipped}, axis={axes_text(axes)})"
 
 
 def _scatter_add_template(*args: Any, shapes: tuple[Shape, ...], shape: Shape,
                           indices: tuple[Index, ...]) -> str:
-    places = ", ".join(f"(_np.s_[..., {index_text(ix, shape)}], {len(_getitem_shape(shape, ix))})"
+    places = ", ".join(f"(_cg.s_[..., {index_text(ix, shape)}], {len(_getitem_shape(shape, ix))})"
                        for ix in indices)
     return f"_cg.scatter_add({tuple(shape)!r}, [{places}], {', '.join(args)})"
 
@@ -200,7 +218,7 @@ def _take_shape(x: Shape, indices: tuple[int, ...], axis: int) -> Shape:
 
 def _take_template(x: str, shapes: tuple[Shape, ...], indices: tuple[int, ...],
                    axis: int) -> str:
-    return f"_np.take({x}, {list(indices)!r}, axis={axis - len(shapes[0])})"
+    return f"_cg.take({x}, {list(indices)!r}, axis={axis - len(shapes[0])})"
 
 
 def _put_add_shape(x: Shape, indices: tuple[int, ...], axis: int, shape: Shape) -> Shape:
@@ -292,8 +310,7 @@ def _reshape_shape(x: Shape, shape: Shape) -> Shape:
 
 def _reshape_template(x: str, shapes: tuple[Shape, ...], shape: Shape) -> str:
     rank = len(shapes[0])
-    batch = f"_np.shape({x})" if rank == 0 else f"_np.shape({x})[:-{rank}]"
-    return f"_np.reshape({x}, {batch} + {tuple(shape)!r})"
+    return f"_cg.reshape({x}, {tuple(shape)!r}, {rank})"
 
 
 def _permute_shape(x: Shape, axes: tuple[int, ...]) -> Shape:
@@ -306,7 +323,7 @@ def _permute_shape(x: Shape, axes: tuple[int, ...]) -> Shape:
 def _permute_template(x: str, shapes: tuple[Shape, ...], axes: tuple[int, ...]) -> str:
     rank = len(axes)
     source = tuple(a - rank for a in axes)
-    return f"_np.moveaxis({x}, {source}, {tuple(range(-rank, 0))})"
+    return f"xp.moveaxis({x}, {source}, {tuple(range(-rank, 0))})"
 
 
 def _inverse(axes: Sequence[int]) -> tuple[int, ...]:
@@ -332,7 +349,7 @@ def _linear(name: str) -> Any:
 
 
 def _cumsum_template(x: str, shapes: tuple[Shape, ...], axis: int) -> str:
-    return f"_np.cumsum({x}, axis={axis - len(shapes[0])})"
+    return f"xp.cumulative_sum({x}, axis={axis - len(shapes[0])})"
 
 
 def _getitem_function(shapes: tuple[Shape, ...], index: Index) -> Any:

@@ -1,6 +1,8 @@
-"""The NumPy functions some templates call that NumPy does not have in one piece: ``_sp`` in
-the generated code, the constant folding and the interpreter (one namespace, :data:`NAMESPACE`,
-read by all three, so that they agree bit for bit).
+"""NumPy's column of the helper table (:data:`circuitgrad.primitives.arrays.HELPERS`): the
+functions templates call as ``_sp`` because the array API standard lacks them, as NumPy computes
+them. They are ``_sp`` in the generated code, the constant folding and the interpreter (one
+namespace, :data:`NAMESPACE`, read by all three, so that they agree bit for bit); other array
+libraries get theirs from the table.
 
 Each function computes one node for a value of any batch shape: ``axis`` is a tuple of
 negative (point) axes, counted from the end. ``erf`` and ``erfc`` are scipy's ufuncs, imported
@@ -31,6 +33,19 @@ def __getattr__(name: str) -> Any:
         globals()[name] = fn
         return fn
     raise AttributeError(name)
+
+
+# NumPy's own functions where the standard has none (gufuncs: the same bits for one point and
+# for a batch of points).
+exp2 = np.exp2
+matvec = np.matvec
+vecmat = np.vecmat
+
+
+def where(c: Any, a: Any, b: Any) -> Any:
+    """``a`` where ``c`` is not 0, else ``b``; a NumPy scalar (not a 0-d array) for scalars, as
+    every other node computes them."""
+    return np.where(c != 0.0, a, b)[()]
 
 
 def _shift(x: Any, axis: tuple[int, ...]) -> Any:

@@ -57,8 +57,8 @@ def _reduce_template(fn: str) -> Callable[..., str]:
         rank = len(shapes[0])
         if axis is None:
             # The reduction of a scalar point is the point itself (the builder drops it).
-            return x if rank == 0 else f"_np.{fn}({x}, axis={axes_text(range(-rank, 0))})"
-        return f"_np.{fn}({x}, axis={axis - rank})"
+            return x if rank == 0 else f"xp.{fn}({x}, axis={axes_text(range(-rank, 0))})"
+        return f"xp.{fn}({x}, axis={axis - rank})"
 
     return template
 
@@ -70,21 +70,16 @@ def _sum_to_template(x: str, shapes: tuple[Shape, ...], shape: Shape, ndim: int)
     lead = tuple(range(-rank, -n))
     ones = tuple(k - n for k, m in enumerate(shape) if m == 1)
     if not ones:
-        return f"_np.sum({x}, axis={axes_text(lead)})"
-    summed = f"_np.sum({x}, axis={axes_text(lead + ones)}, keepdims=True)"
+        return f"xp.sum({x}, axis={axes_text(lead)})"
+    summed = f"xp.sum({x}, axis={axes_text(lead + ones)}, keepdims=True)"
     return summed if not lead else f"{summed}[..., {', '.join(['0'] * len(lead) + [':'] * n)}]"
 
 
 def _broadcast_to_template(x: str, shapes: tuple[Shape, ...], shape: Shape,
                            axis: int | None = None) -> str:
-    # A read-only view of batch shape + shape; the batch shape is x's shape less its point axes.
-    rank, n = len(shapes[0]), len(shape)
-    batch = f"_np.shape({x})" if rank == 0 else f"_np.shape({x})[:-{rank}]"
-    if axis is not None:
-        x = f"_np.expand_dims({x}, {axis - n})"
-    elif rank < n:
-        x = f"_np.expand_dims({x}, {axes_text(range(-n, -rank))})"
-    return f"_np.broadcast_to({x}, {batch} + {tuple(shape)!r})"
+    # A read-only view of batch shape + shape (x may be a number: a constant is not folded).
+    extra = "" if axis is None else f", {axis}"
+    return f"_cg.broadcast_to({x}, {tuple(shape)!r}, {len(shapes[0])}{extra})"
 
 
 def _matmul_template(a: str, b: str, shapes: tuple[Shape, ...]) -> str:
@@ -92,8 +87,8 @@ def _matmul_template(a: str, b: str, shapes: tuple[Shape, ...]) -> str:
     na, nb = len(shapes[0]), len(shapes[1])
     if na == 2 and nb == 2:
         return f"{a} @ {b}"
-    fn = {(2, 1): "matvec", (1, 2): "vecmat", (1, 1): "vecdot"}[na, nb]
-    return f"_np.{fn}({a}, {b})"
+    fn = {(2, 1): "_sp.matvec", (1, 2): "_sp.vecmat", (1, 1): "xp.vecdot"}[na, nb]
+    return f"{fn}({a}, {b})"
 
 
 def _transpose_template(x: str, shapes: tuple[Shape, ...]) -> str:
@@ -102,8 +97,8 @@ def _transpose_template(x: str, shapes: tuple[Shape, ...]) -> str:
     if rank <= 1:
         return x
     if rank == 2:
-        return f"{x}.mT"
-    return f"_np.moveaxis({x}, {tuple(range(-rank, 0))}, {tuple(range(-1, -rank - 1, -1))})"
+        return f"xp.matrix_transpose({x})"
+    return f"xp.moveaxis({x}, {tuple(range(-rank, 0))}, {tuple(range(-1, -rank - 1, -1))})"
 
 
 def _outer_template(a: str, b: str, shapes: tuple[Shape, ...]) -> str:

@@ -1,0 +1,357 @@
+"""The array libraries the generated code runs on, and the ONE table of helpers for the steps
+the array API standard lacks.
+
+Templates call the standard's functions on ``xp`` (``xp.sin``, ``xp.pow``, ``xp.vecdot``,
+``xp.matrix_transpose``); what the standard has no function for they call as ``_sp.NAME``
+(``erf``, ``logsumexp``, ``matvec`` ...), and the joins and scatters as ``_cg.NAME``.
+:func:`namespace` binds the three names for one library: NumPy gets :data:`NAMESPACE` (NumPy
+itself, :mod:`~circuitgrad.primitives.special`, :mod:`~circuitgrad.primitives.runtime`: the
+fast path, unchanged); any other library its namespace from ``array_api_compat`` and, for each
+helper, its column of :data:`HELPERS`: the library's own function where it has one, else the
+``standard`` column, written here in the standard's own ops (the stable forms: the maximum
+shifted out of ``logsumexp``, the largest magnitude scaled out of ``norm``), else a refusal
+naming the helper and the library.
+
+    >>> import array_api_strict as xps
+    >>> ns = namespace(xps)
+    >>> ns["xp"] is xps, float(ns["_sp"].logsumexp(xps.asarray([1000.0, 1000.0]), (-1,)))
+    (True, 1000.6931471805599)
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import types
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import CircuitError
+from .core import NAMESPACE
+
+LIBRARIES = ("numpy", "cupy", "torch", "jax", "dask", "standard")
+"""The columns of :data:`HELPERS`; ``standard`` serves every other library (array-api-strict,
+ndonnx ...) and every library's missing cells."""
+
+
+# -- the standard column: the helpers in the standard's own ops ------------------------------
+
+def _exp2(xp: Any, x: Any) -> Any:
+    return xp.pow(2.0, x)
+
+
+def _log1p(xp: Any, x: Any) -> Any:
+    return xp.log1p(x)
+
+
+def _atanh(xp: Any, x: Any) -> Any:
+    return xp.atanh(x)
+
+
+def _matvec(xp: Any, a: Any, b: Any) -> Any:
+    # A vector as a one-column matrix, so that batch axes in front of both broadcast.
+    return (a @ b[..., None])[..., 0]
+
+
+def _vecmat(xp: Any, a: Any, b: Any) -> Any:
+    return (a[..., None, :] @ b)[..., 0, :]
+
+
+def _dask_gufunc(name: str, signature: str) -> Callable[..., Any]:
+    # NumPy's gufunc on each block of a Dask array; a point's axes are joined into one chunk
+    # first if the caller split them (points are small; batch axes keep their chunks).
+    def apply(xp: Any, *args: Any) -> Any:
+        import dask.array
+
+        return dask.array.apply_gufunc(getattr(np, name), signature, *args,
+                                       allow_rechunk=True, output_dtypes=np.float64)
+
+    return apply
+
+
+def _where(xp: Any, c: Any, a: Any, b: Any) -> Any:
+    if not hasattr(a, "shape") and not hasattr(b, "shape"):
+        # two numbers (a derivative's 0/1 factors): float64 on c's device, not the library's
+        # default dtype (torch: float32)
+        a = xp.asarray(a, dtype=xp.float64, device=_device(c))
+    return xp.where(c != 0.0, a, b)
+
+
+def _shift(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
+    # The maximum along axis, kept; 0 where it is not finite (as special._shift).
+    m = xp.max(x, axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0.0)
+
+
+def _logsumexp(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
+    m = _shift(xp, x, axis)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return xp.squeeze(out, axis=axis)
+
+
+def _softmax(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
+    e = xp.exp(x - _shift(xp, x, axis))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
+    z = x - _shift(xp, x, axis)
+    return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+
+
+def _norm(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
+    a = xp.abs(x)
+    s = xp.max(a, axis=axis, keepdims=True)
+    s = xp.where(s == 0.0, 1.0, s)
+    scaled = xp.sqrt(xp.sum(xp.square(a / s), axis=axis, keepdims=True)) * s
+    return xp.squeeze(xp.where(xp.isinf(s), xp.inf, scaled), axis=axis)
+
+
+def _prod_others(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
+    # Exclusive products from the left times those from the right (as special.prod_others).
+    if not axis:
+        return xp.ones_like(x)
+    k = len(axis)
+    moved = xp.moveaxis(x, axis, tuple(range(-k, 0)))
+    lead = tuple(moved.shape[:moved.ndim - k])
+    flat = xp.reshape(moved, lead + (-1,))
+    ones = xp.ones(lead + (1,), dtype=x.dtype, device=_device(x))
+    left = xp.concat([ones, xp.cumulative_prod(flat[..., :-1], axis=-1)], axis=-1)
+    right = xp.concat([ones, xp.cumulative_prod(xp.flip(flat[..., 1:], axis=-1), axis=-1)],
+                      axis=-1)
+    out = xp.reshape(left * xp.flip(right, axis=-1), moved.shape)
+    return xp.moveaxis(out, tuple(range(-k, 0)), axis)
+
+
+# -- the standard runtime (_cg): joins, takes and scatters with batch axes --------------------
+
+def _device(x: Any) -> Any:
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def _shape(xp: Any, x: Any) -> tuple[int, ...]:
+    return tuple(getattr(x, "shape", ()))
+
+
+def _arrays(xp: Any, values: Sequence[Any]) -> list[Any]:
+    # Python numbers (scalar constants of the code) as arrays on the others' device.
+    like = next(v for v in values if hasattr(v, "shape"))
+    return [v if hasattr(v, "shape") else xp.asarray(v, dtype=xp.float64, device=_device(like))
+            for v in values]
+
+
+def _batched(xp: Any, values: Sequence[Any], rank: int) -> list[Any]:
+    arrays = _arrays(xp, values)
+    batch = np.broadcast_shapes(*(tuple(a.shape)[:a.ndim - rank] for a in arrays))
+    return [a if tuple(a.shape)[:a.ndim - rank] == batch else
+            xp.broadcast_to(a, batch + tuple(a.shape)[a.ndim - rank:]) for a in arrays]
+
+
+def _broadcast_to(xp: Any, x: Any, shape: tuple[int, ...], rank: int,
+                  axis: int | None = None) -> Any:
+    if not hasattr(x, "shape"):  # a number: a constant is not folded into an array
+        x = xp.asarray(x, dtype=xp.float64)
+    n = len(shape)
+    batch = tuple(x.shape)[:x.ndim - rank]
+    if axis is not None:
+        x = x[(Ellipsis, None) + (slice(None),) * (n - 1 - axis)]
+    elif rank < n:
+        x = x[(Ellipsis,) + (None,) * (n - rank) + (slice(None),) * rank]
+    return xp.broadcast_to(x, batch + tuple(shape))
+
+
+def _reshape(xp: Any, x: Any, shape: tuple[int, ...], rank: int) -> Any:
+    batch = tuple(x.shape)[:x.ndim - rank]
+    if _is("dask", xp) and rank:
+        # Block by block, each point in one chunk: Dask cannot reshape every chunking of the
+        # batch axes together with the point axes, and needs not to.
+        x = x.rechunk({a: -1 for a in range(x.ndim - rank, x.ndim)})
+        return x.map_blocks(lambda b: b.reshape(b.shape[:b.ndim - rank] + tuple(shape)),
+                            chunks=x.chunks[:x.ndim - rank] + tuple((n,) for n in shape),
+                            dtype=x.dtype, new_axis=None if len(shape) <= rank else
+                            list(range(x.ndim, x.ndim - rank + len(shape))),
+                            drop_axis=None if len(shape) >= rank else
+                            list(range(x.ndim - rank + len(shape), x.ndim)))
+    return xp.reshape(x, batch + tuple(shape))
+
+
+def _concatenate(xp: Any, values: Sequence[Any], axis: int, rank: int) -> Any:
+    return xp.concat(_batched(xp, values, rank), axis=axis)
+
+
+def _stack(xp: Any, values: Sequence[Any], axis: int, rank: int) -> Any:
+    return xp.stack(_batched(xp, values, rank), axis=axis)
+
+
+def _take(xp: Any, x: Any, indices: Sequence[int], axis: int) -> Any:
+    return xp.take(x, xp.asarray(list(indices), device=_device(x)), axis=axis)
+
+
+def _standard_place(index: tuple, value: Any, shape: tuple[int, ...], xp: Any) -> tuple:
+    """A place ``(..., entries)`` and its value as the standard indexes (and torch): no new
+    axes (``None``; the value's axis of length 1 is dropped) and no negative steps (the slice
+    runs forward, the value is flipped)."""
+    entries = list(index[1:])
+    axis, out_axis = len(shape), value.ndim  # from the end: the point's and the value's axes
+    squeeze, flip = [], []
+    for k in range(len(entries) - 1, -1, -1):
+        e = entries[k]
+        if e is None:
+            out_axis -= 1
+            squeeze.append(out_axis - value.ndim)
+            continue
+        axis -= 1
+        if isinstance(e, slice):
+            out_axis -= 1
+            start, stop, step = e.indices(shape[axis])
+            if step < 0:
+                m = len(range(start, stop, step))
+                entries[k] = slice(start + step * (m - 1), start + 1, -step) if m else e
+                flip.append(out_axis - value.ndim)
+    for a in flip:
+        value = xp.flip(value, axis=a)
+    if squeeze:
+        value = xp.squeeze(value, axis=tuple(squeeze))
+    return (Ellipsis,) + tuple(e for e in entries if e is not None), value
+
+
+def _add_at(xp: Any, out: Any, index: tuple, value: Any) -> Any:
+    # out[index] += value, as a new array where arrays are immutable (JAX).
+    if _is("jax", xp):
+        return out.at[index].add(value)
+    out[index] = out[index] + value
+    return out
+
+
+def _scatter_add(xp: Any, shape: tuple[int, ...], places: Sequence[tuple[Any, int]],
+                 *values: Any) -> Any:
+    values = _arrays(xp, values)
+    batch = np.broadcast_shapes(*(tuple(v.shape)[:v.ndim - r]
+                                  for (_, r), v in zip(places, values)))
+    out = xp.zeros(tuple(batch) + tuple(shape), dtype=xp.float64, device=_device(values[0]))
+    for (index, _), v in zip(places, values):
+        out = _add_at(xp, out, *_standard_place(index, v, tuple(shape), xp))
+    return out
+
+
+def _put_add(xp: Any, value: Any, shape: tuple[int, ...], axis: int,
+             indices: Sequence[int]) -> Any:
+    batch = tuple(value.shape)[:value.ndim - len(shape)]
+    out = xp.zeros(batch + tuple(shape), dtype=xp.float64, device=_device(value))
+    rest = (slice(None),) * (-axis - 1)
+    for j, k in enumerate(indices):  # in index order, as np.add.at adds repeated indices
+        out = _add_at(xp, out, (Ellipsis, k) + rest, value[(Ellipsis, j) + rest])
+    return out
+
+
+# -- THE table --------------------------------------------------------------------------------
+
+HELPERS: dict[str, dict[str, Any]] = {
+    # The standard has no exp2: 2**x, or the library's own.
+    "exp2": {"numpy": "special.exp2", "cupy": "cupy:exp2", "torch": "torch:exp2",
+             "jax": "jax.numpy:exp2", "dask": "dask.array:exp2", "standard": _exp2},
+    # No stable form of erf in the standard's ops: the library's own, else a refusal.
+    "erf": {"numpy": "special.erf", "cupy": "cupyx.scipy.special:erf",
+            "torch": "torch.special:erf", "jax": "jax.scipy.special:erf",
+            "dask": "scipy.special:erf", "standard": None},
+    "erfc": {"numpy": "special.erfc", "cupy": "cupyx.scipy.special:erfc",
+             "torch": "torch.special:erfc", "jax": "jax.scipy.special:erfc",
+             "dask": "scipy.special:erfc", "standard": None},
+    # Standard functions that NumPy's column wraps to silence its warnings at the domain's edge.
+    "log1p": {"numpy": "special.log1p", "standard": _log1p},
+    "atanh": {"numpy": "special.atanh", "standard": _atanh},
+    # Matrix-vector products of points with batch axes: NumPy's gufuncs (Dask applies them
+    # block by block: NumPy's bits), else a vector as a one-column matrix.
+    "matvec": {"numpy": "special.matvec", "dask": _dask_gufunc("matvec", "(m,n),(n)->(m)"),
+               "standard": _matvec},
+    "vecmat": {"numpy": "special.vecmat", "dask": _dask_gufunc("vecmat", "(n),(n,m)->(m)"),
+               "standard": _vecmat},
+    # The standard's where; NumPy's column makes a NumPy scalar of a 0-d result.
+    "where": {"numpy": "special.where", "standard": _where},
+    # The reductions with stable forms in standard ops.
+    "logsumexp": {"numpy": "special.logsumexp", "standard": _logsumexp},
+    "softmax": {"numpy": "special.softmax", "standard": _softmax},
+    "log_softmax": {"numpy": "special.log_softmax", "standard": _log_softmax},
+    "norm": {"numpy": "special.norm", "standard": _norm},
+    "prod_others": {"numpy": "special.prod_others", "standard": _prod_others},
+}
+"""``_sp.NAME`` for each library: ``"module:function"`` (the library's own, imported on first
+use), a function of ``xp`` written in standard ops (the ``standard`` column), or None (no way:
+calling it raises a CircuitError). A missing cell means ``standard``; NumPy's column names the
+functions of :mod:`~circuitgrad.primitives.special`."""
+
+RUNTIME: dict[str, Callable[..., Any]] = {
+    "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape,
+    "concatenate": _concatenate, "stack": _stack,
+    "scatter_add": _scatter_add, "put_add": _put_add,
+}
+"""``_cg.NAME`` for every library but NumPy (whose ``_cg`` is
+:mod:`~circuitgrad.primitives.runtime`), in standard ops."""
+
+
+def library(xp: Any) -> str:
+    """The column of :data:`HELPERS` that namespace ``xp`` reads.
+
+        >>> import numpy, array_api_strict
+        >>> library(numpy), library(array_api_strict)
+        ('numpy', 'standard')
+    """
+    for name in LIBRARIES[:-1]:
+        if _is(name, xp):
+            return name
+    return "standard"
+
+
+def _is(name: str, xp: Any) -> bool:
+    import array_api_compat
+
+    return bool(getattr(array_api_compat, f"is_{name}_namespace")(xp))
+
+
+def _refusal(helper: str, lib: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise CircuitError(f"{helper}: the array API standard has no {helper} and circuitgrad "
+                           f"knows no {helper} of {lib} (circuitgrad.primitives.arrays.HELPERS)")
+
+    return refuse
+
+
+def helper(name: str, xp: Any) -> Callable[..., Any]:
+    """``_sp.name`` for the library of namespace ``xp``: its cell of :data:`HELPERS`.
+
+        >>> import array_api_strict as xps
+        >>> float(helper("exp2", xps)(xps.asarray(3.0)))
+        8.0
+    """
+    lib = library(xp)
+    row = HELPERS[name]
+    cell = row.get(lib, row["standard"])
+    if lib == "numpy":
+        return getattr(NAMESPACE["_sp"], name)
+    if cell is None:
+        return _refusal(name, lib)
+    if isinstance(cell, str):
+        module, attr = cell.split(":")
+        return getattr(importlib.import_module(module), attr)
+    return functools.partial(cell, xp)
+
+
+_NAMESPACES: dict[Any, dict[str, Any]] = {}
+
+
+def namespace(xp: Any) -> dict[str, Any]:
+    """The globals ``xp``, ``_sp``, ``_cg`` of the generated code for array namespace ``xp``
+    (made once per namespace): :data:`NAMESPACE` for NumPy.
+    """
+    if xp is np or xp is NAMESPACE["xp"]:
+        return NAMESPACE
+    ns = _NAMESPACES.get(xp)
+    if ns is None:
+        sp = types.SimpleNamespace(**{name: helper(name, xp) for name in HELPERS})
+        cg = types.SimpleNamespace(s_=np.s_, **{name: functools.partial(fn, xp)
+                                                for name, fn in RUNTIME.items()})
+        ns = _NAMESPACES[xp] = {"xp": xp, "_sp": sp, "_cg": cg}
+    return ns
