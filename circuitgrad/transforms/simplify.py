@@ -282,6 +282,56 @@ class _Rewriter:
         return {**env, **sub}
 
 
+class _Records(NamedTuple):
+    """A circuit's node records under the names of a builder's (what matching reads)."""
+
+    ops: list
+    args: list
+    params: list
+    shapes: list
+
+
+def first_rewrite(c: Circuit, rules: Sequence[Rule] = EXACT_RULES) -> tuple[int, str] | None:
+    """The first node of ``c`` where one of ``rules`` matches, and the rule's name; None
+    where no rule matches anywhere, so that rewriting with them would only rebuild ``c``.
+
+    A look at every node without building any (much cheaper than a rewrite): ``grad`` asks
+    it before it simplifies the adjoint circuit it built with the rules' forms already.
+
+    >>> import circuitgrad as cg
+    >>> first_rewrite(cg.parse("J = sin(x) * y")) is None
+    True
+    >>> first_rewrite(cg.parse("J = sin(x - 0.0) * y"))
+    (2, 'x - 0.0 → x')
+    """
+    ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
+    rw = _Rewriter(_Records(ops, args, params, shapes), rules)  # type: ignore[arg-type]
+    uses = [0] * len(ops)
+    for ids in args:
+        for a in ids:
+            uses[a] += 1
+    for i in c.output_ids:
+        uses[i] += 1
+    for i, op in enumerate(ops):
+        entries = rw.by_op.get(op)
+        if not entries or params[i]:
+            continue
+        ids = args[i]
+        needed, repeated = rw.prefilter[op]
+        if needed is not None and not (any(ops[a] in needed for a in ids) or (
+                repeated and len(ids) == 2 and ids[0] == ids[1])):
+            continue
+        for rule, _ in entries:
+            env = rw._match_node(rule.pattern, op, ids, params[i])
+            if env is None or (rule.when is not None and not rule.when(**{
+                    k: params[v] for k, v in env.items() if k in CONST_VARIABLES})):
+                continue
+            if rule.single_use is not None and uses[rw.matched[rule.single_use]] != 1:
+                continue
+            return i, rule.name
+    return None
+
+
 def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
     """Rebuild ``c`` node by node through a builder, trying ``rules`` on every node."""
     with no_gc():
