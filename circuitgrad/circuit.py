@@ -15,7 +15,9 @@ Invariants (checked by :meth:`Circuit.validate`):
   it for free: constant folding, ``sum(x) → x`` and ``mean(x) → x`` for a scalar ``x``,
   ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x**2 → x²``
   (``square``, correctly rounded, where NumPy's scalar power may be one ulp off), ``x*-1 → -x``,
-  ``-(-x) → x``, ``(xᵀ)ᵀ → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``.
+  ``-(-x) → x``, ``(xᵀ)ᵀ → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``,
+  ``(-x)² → x²``, ``|-x| → |x|``, ``c·(-x) → (-c)·x`` and ``(-x)/c → x/(-c)`` for a scalar
+  constant ``c``.
 * :meth:`Builder.finish` keeps the nodes that reach an output, and every input even if unused.
 
 The node records live in flat lists (fast to walk); :attr:`Circuit.graph` materializes the
@@ -45,7 +47,7 @@ from .primitives import PRIMITIVES, broadcast_shape, evaluate, shape_of
 
 Shape = tuple[int, ...]
 LEAVES = ("input", "const")
-_REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
+_REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow", "square", "abs"})
 # Every rewrite looks at an argument that is one of these (a cheap test before trying).
 _REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
 # A reduction of a scalar is the scalar itself.
@@ -801,6 +803,9 @@ class Builder:
         if op in ("neg", "transpose"):
             # -(-x) = x and (xᵀ)ᵀ = x
             return args[ids[0]][0] if ops[ids[0]] == op else None
+        if op in ("square", "abs"):
+            # (-x)² = x² and |-x| = |x|
+            return self.apply_id(op, (args[ids[0]][0],)) if ops[ids[0]] == "neg" else None
         a, b = ids
         if op == "add":
             if ops[b] == "neg":
@@ -828,7 +833,15 @@ class Builder:
                 return self.apply_id("neg", (a,))
             if ops[a] == "neg" and ops[b] == "neg":
                 return self.apply_id(op, (args[a][0], args[b][0]))  # (-a)(-b) = ab exactly
+            # c·(-x) = (-c)·x and (-x)/c = x/(-c): the sign goes into a scalar constant.
+            if op == "mul" and ops[b] == "neg" and self._is_scalar_const(a):
+                return self.apply_id("mul", (self.const_id(-self.params[a]), args[b][0]))
+            if ops[a] == "neg" and self._is_scalar_const(b):
+                return self.apply_id(op, (args[a][0], self.const_id(-self.params[b])))
         return None
+
+    def _is_scalar_const(self, i: int) -> bool:
+        return self.ops[i] == "const" and not self.shapes[i]
 
     def _keeps_shape(self, kept: int, dropped: int) -> bool:
         # Dropping an operand is only exact when it does not broadcast the kept one.

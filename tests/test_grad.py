@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import sympy
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 
 import circuitgrad as cg
 from circuitgrad.circuit import Builder
@@ -293,3 +293,53 @@ def test_check_grad_where_f_is_not_finite(text, point, where):
     shapes = {"v": (2,)} if "v" in point else None
     with pytest.raises(cg.CircuitError, match=f"check_grad: f is not finite {where}"):
         cg.check_grad(cg.parse(text, shapes=shapes), point)
+
+
+# -- issue 18: the sweep builds the simplified forms itself ---------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_grad_is_already_simplified(program):
+    # grad(simplify=True) skips the rebuild where no exact rule matches: its circuit must then
+    # be what simplify makes of it, node for node, and compute what the raw sweep computes.
+    from circuitgrad.transforms.simplify import first_rewrite
+
+    text, point, _ = program
+    c = cg.parse(text)
+    point = {k: point[k] for k in c.inputs}
+    g = cg.grad(c)
+    raw = cg.grad(c, simplify=False)
+    s = cg.simplify(g)
+    assert list(s.records()) == list(g.records())
+    assert g.size <= cg.simplify(raw).size <= raw.size
+    if first_rewrite(c) is None:
+        assert first_rewrite(g) is None
+    with np.errstate(all="ignore"):
+        got = [np.float64(v) for v in cg.to_numpy(g)(**point)]
+        want = [np.float64(v) for v in cg.to_numpy(raw)(**point)]
+    assert [v.tobytes() for v in got] == [v.tobytes() for v in want]
+
+
+def test_signs_are_carried_into_subtractions_and_constants():
+    # o = relu(z) has the adjoint -(y - o)·…: the sign goes into the constant 0.5 of the
+    # square's rule (-0.5), and no neg is built anywhere in the adjoint.
+    c = cg.parse("z = w*x + b\no = relu(z)\nJ = 0.5*(y - o)**2")
+    g = cg.grad(c, wrt=["w", "b"], simplify=False)
+    adjoint_ops = [g.op(i) for i in range(g.meta["forward_count"], len(g))]
+    assert "neg" not in adjoint_ops
+    # a - b and cos′ = -sin: the signs become one subtraction, no neg node.
+    g = cg.grad(cg.parse("J = cos(x) * y + x"), wrt="x", simplify=False)
+    assert "neg" not in [g.op(i) for i in range(len(g))]
+    assert float(cg.to_numpy(g)(x=0.5, y=2.0)[1]) == 1.0 - 2.0 * np.sin(0.5)
+
+
+def test_a_carried_sign_stops_at_a_rule_that_is_not_linear_in_bar():
+    # where(m, bar, 0) is not -(where(m, -bar, 0)) at bar = 0 (the sign of zero), so the
+    # sweep builds the neg there; the gradient keeps its value bit for bit.
+    c = cg.parse("u = a - b\nJ = maximum(u, 0.0) + a")
+    g = cg.grad(c)
+    for a, b in ((1.0, 2.0), (2.0, 1.0), (1.0, 1.0)):
+        values = cg.to_numpy(g)(a=a, b=b)
+        assert [float(v) for v in values[1:]] == [
+            1.0 + (1.0 if a > b else 0.5 if a == b else 0.0),
+            -(1.0 if a > b else 0.5 if a == b else 0.0)]

@@ -291,9 +291,11 @@ class _Records(NamedTuple):
     shapes: list
 
 
-def first_rewrite(c: Circuit, rules: Sequence[Rule] = EXACT_RULES) -> tuple[int, str] | None:
-    """The first node of ``c`` where one of ``rules`` matches, and the rule's name; None
-    where no rule matches anywhere, so that rewriting with them would only rebuild ``c``.
+def first_rewrite(c: Circuit, rules: Sequence[Rule] = EXACT_RULES,
+                  start: int = 0) -> tuple[int, str] | None:
+    """The first node of ``c`` (from node ``start`` on) where one of ``rules`` matches, and
+    the rule's name; None where no rule matches, so that rewriting with them would only
+    rebuild ``c``.
 
     A look at every node without building any (much cheaper than a rewrite): ``grad`` asks
     it before it simplifies the adjoint circuit it built with the rules' forms already.
@@ -312,16 +314,27 @@ def first_rewrite(c: Circuit, rules: Sequence[Rule] = EXACT_RULES) -> tuple[int,
             uses[a] += 1
     for i in c.output_ids:
         uses[i] += 1
-    for i, op in enumerate(ops):
-        entries = rw.by_op.get(op)
-        if not entries or params[i]:
+    by_op, prefilter = rw.by_op, rw.prefilter
+    for i in range(start, len(ops)):
+        entries = by_op.get(ops[i])
+        if entries is None or params[i]:
             continue
-        ids = args[i]
-        needed, repeated = rw.prefilter[op]
-        if needed is not None and not (any(ops[a] in needed for a in ids) or (
-                repeated and len(ids) == 2 and ids[0] == ids[1])):
+        op, ids = ops[i], args[i]
+        needed, repeated = prefilter[op]
+        first = ops[ids[0]]
+        second = ops[ids[1]] if len(ids) > 1 else first
+        if needed is not None and first not in needed and second not in needed and not (
+                repeated and len(ids) == 2 and ids[0] == ids[1]):
             continue
-        for rule, _ in entries:
+        swap = PRIMITIVES[op].commutative
+        for rule, need in entries:
+            n0 = need[0]
+            n1 = need[1] if len(need) > 1 else None
+            if len(need) > 2 or not (
+                    (n0 is None or n0 == first) and (n1 is None or n1 == second) or swap and (
+                        (n0 is None or n0 == second) and (n1 is None or n1 == first))):
+                if len(need) <= 2:
+                    continue
             env = rw._match_node(rule.pattern, op, ids, params[i])
             if env is None or (rule.when is not None and not rule.when(**{
                     k: params[v] for k, v in env.items() if k in CONST_VARIABLES})):
