@@ -343,3 +343,26 @@ def test_a_carried_sign_stops_at_a_rule_that_is_not_linear_in_bar():
         assert [float(v) for v in values[1:]] == [
             1.0 + (1.0 if a > b else 0.5 if a == b else 0.0),
             -(1.0 if a > b else 0.5 if a == b else 0.0)]
+
+
+def test_sign_costs_are_in_the_bound():
+    # A carried sign stops at most once; a rule passing it to two arguments, or not passing it
+    # (where: not linear in bar; matmul: not elementwise), may cost one neg more.
+    from circuitgrad.transforms.grad import sign_cost
+
+    assert [sign_cost(op) for op in ("sin", "div", "sub", "atan2")] == [0, 0, 0, 0]
+    assert [sign_cost(op) for op in ("mul", "maximum", "where", "matmul")] == [1, 1, 1, 1]
+    for op in cg.PRIMITIVES:
+        if op not in ("input", "const") and cg.PRIMITIVES[op].arity <= 2:
+            assert rule_size(op) + sign_cost(op) + 2 <= SIZE_FACTOR, op
+
+
+def test_a_sign_through_a_broadcast_is_exact():
+    # sum_to(-x) = -sum_to(x) bit for bit: the sign of b's adjoint passes through the sum.
+    c = cg.parse("J = sum(sin(W - b))", shapes={"W": (3, 4), "b": (4,)})
+    g = cg.grad(c)
+    rng = np.random.default_rng(1)
+    W, b = rng.normal(size=(3, 4)), rng.normal(size=4)
+    _, dW, db = cg.to_numpy(g)(W=W, b=b)
+    assert np.array_equal(dW, np.cos(W - b))
+    assert np.array_equal(db, -np.sum(np.cos(W - b), axis=0))

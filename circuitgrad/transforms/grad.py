@@ -7,13 +7,25 @@ it, because every use of ``v`` has a larger id. The node's rule from the primiti
 summed (fan-out: the chain rule's Σⱼ ∂J/∂gⱼ · ∂gⱼ/∂θᵢ). The forward nodes are shared, not
 recomputed; the builder drops ``* 1`` and ``+ 0`` and merges common subexpressions.
 
+Signs are carried, not built: a contribution ``-(q)`` (``a - b``, ``cos′ = -sin``, ``a/b``)
+is kept as ``q`` with a flag and summed by a subtraction, and a flagged adjoint passes its sign
+on through a rule that only multiplies or divides ``bar`` (``(-u)·p = -(u·p)``, exact in IEEE
+arithmetic), or into a constant (``-(c·u) = (-c)·u``); a ``neg`` is built only where a sign
+reaches an input, a rule that is not linear in ``bar`` (``where``), or an op that is not
+elementwise. So the sweep builds the forms the exact rules of :mod:`.simplify` would make, and
+``grad(simplify=True)`` rebuilds the circuit only where a rule still matches.
+
 Size bound. Let R be the most nodes any rule of the primitive table emits for one node
-(:func:`rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting).
-Contributions cost at most R·N nodes; summing them costs one ``add`` per use beyond the first,
-and since every operation except the output is used and the first operation uses a leaf,
-that is at most N adds. So ``g.size <= (R + 2) * c.size``: :data:`SIZE_FACTOR` (7: R = 5, for
-``a ** b`` with both operands active). Broadcasting adds one ``sum_to`` per operand:
-:data:`TENSOR_SIZE_FACTOR` (9).
+(:func:`rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting),
+and S its sign cost (:func:`sign_cost`): a carried sign costs no node where it is absorbed,
+and one ``neg`` at most where it stops; it stops once per sign, and a node that passes one
+sign to two arguments makes one sign more (S = 1), as does a node that stops it (S = 1).
+Contributions cost at most (R + S)·N nodes; summing them costs one ``add`` per use beyond the
+first, and since every operation except the output is used and the first operation uses a
+leaf, that is at most N adds. So ``g.size <= (R + S + 2) * c.size``, with R + S the largest
+over the table: :data:`SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 and 1e-300,
+which passes its sign to one argument). Broadcasting adds one ``sum_to`` per operand:
+:data:`TENSOR_SIZE_FACTOR` (11).
 
 Reads of parts of a node (``x[i]``, ``x[1:]``: ``getitem``) contribute a Scatter; all of a
 node's reads add into one ``scatter_add``, so each read costs at most one node (its share of
@@ -227,10 +239,8 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         ``({input node: its adjoint node in b}, adjoint_of)``: a missing input has adjoint
         zero; ``adjoint_of`` maps adjoint nodes to the nodes they are the adjoint of.
 
-    Signs are carried, not built: a contribution ``-(q)`` (from ``a - b``, ``cos′ = -sin``,
-    ``a/b``) is kept as ``q`` with a flag and summed by a subtraction; a node whose adjoint is
-    flagged passes the flag on where its rule only multiplies or divides ``bar`` (exact in
-    IEEE arithmetic: ``(-u)·p = -(u·p)``), and a ``neg`` is built only where it must be.
+    Signs are carried, not built (see the module docstring): a contribution ``-(q)`` is
+    kept as ``q`` with a flag, and a ``neg`` is built only where a sign stops.
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("f = x*y")
@@ -302,7 +312,7 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
             contributions, signs = [bar, bar], (flip, not flip)  # a - b: bar and -bar
         else:
             contributions = _contributions(b, c, i, bar, need)
-            if flip and not _linear_in(b, bar, before, contributions):
+            if flip and _signs_out(b, bar, before, contributions, need) is None:
                 bar, flip = negative(bar), False  # (the first try's nodes are dead)
                 contributions = _contributions(b, c, i, bar, need)
             signs = (flip,) * len(args)
@@ -319,14 +329,12 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
                 continue
             if cid >= before and bops[cid] == "neg":
                 cid, sign = b.args[cid][0], not sign  # -(q): carry q and the sign
+            # (A sign passes through sum_to and broadcast_to: a sum of negated terms, in the
+            # same order, is the sum negated.)
             if elementwise and shapes[a] != shapes[i]:
                 # The argument was broadcast: its adjoint sums the node's over the copies.
-                if sign:
-                    cid, sign = apply_id("neg", (cid,)), False
                 cid = fit_shape(b, fit_shape(b, cid, shapes[i], exact=True), shapes[a])
             elif b.shapes[cid] != shapes[a]:
-                if sign:
-                    cid, sign = apply_id("neg", (cid,)), False
                 cid = fit_shape(b, cid, shapes[a])
             old = adjoint.get(a)
             if old is None:
@@ -349,10 +357,14 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
 _SIGN_THROUGH = frozenset({"mul", "div", "neg"})
 
 
-def _linear_in(b: Builder, bar: int, before: int, contributions: Sequence) -> bool:
-    """Whether every contribution is ``bar`` times or over other values (the nodes made
-    since ``before`` only multiply, divide or negate ``bar``): then the contributions of
-    ``-bar`` are theirs negated, bit for bit."""
+def _signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
+               need: Sequence[int]) -> int | None:
+    """How many contributions made from ``bar`` carry the sign on when the adjoint is
+    ``-bar`` (at most two: one sign in, two out, is one ``neg`` more at worst); None where
+    the sign cannot pass. It passes where every contribution is ``bar`` times or over other
+    values (the nodes made since ``before`` only multiply, divide or negate ``bar``): those
+    of ``-bar`` are then theirs negated, bit for bit. A contribution that is a new ``neg``
+    drops its sign instead."""
     through = {bar}
     ops, args = b.ops, b.args
     for j in range(before, len(ops)):
@@ -361,9 +373,43 @@ def _linear_in(b: Builder, bar: int, before: int, contributions: Sequence) -> bo
         if not any(uses):
             continue
         if ops[j] not in _SIGN_THROUGH or sum(uses) != 1 or (ops[j] == "div" and uses[1]):
-            return False
+            return None
         through.add(j)
-    return all(x is None or (type(x) is not Scatter and x in through) for x in contributions)
+    signed = 0
+    for x, ok in zip(contributions, need):
+        if x is None or not ok:
+            continue
+        if type(x) is Scatter or x not in through:
+            return None
+        if not (x >= before and ops[x] == "neg"):
+            signed += 1
+    return signed if signed <= 2 else None
+
+
+def sign_cost(op: str) -> int:
+    """The most ``neg`` nodes a carried sign may add at a node of ``op`` (see
+    :func:`adjoint_sweep`): 1 where its rule does not pass the sign on (it builds ``-bar``
+    first) or passes it to two arguments (two signs for one), else 0.
+
+        >>> sign_cost("sin"), sign_cost("mul"), sign_cost("div")
+        (0, 1, 0)
+    """
+    prim = PRIMITIVES[op]
+    if op in LEAVES:
+        return 0
+    if prim.shape is not None:
+        return 1  # a sign is built before every op that is not elementwise
+    worst = 0
+    for shapes in shape_cases(op):
+        b, args, out = sample_node(op, shapes)
+        b.input("bar", out.shape)
+        c = b.finish([("f", out)], inputs=[f"a{k}" for k in range(len(args))] + ["bar"])
+        extended = Builder(c)
+        before, bar, need = len(extended.ops), c.input_ids[-1], [1] * len(args)
+        made = _contributions(extended, c, c.output_ids[0], bar, need)
+        signed = _signs_out(extended, bar, before, made, need)
+        worst = max(worst, 1 if signed is None or signed > 1 else 0)
+    return worst
 
 
 def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) -> list:
@@ -449,8 +495,11 @@ def _size_factor(broadcasting: bool) -> int:
         # An elementwise op may need one sum_to per argument to undo broadcasting; another
         # op one broadcast_to view of its adjoint (a scalar adjoint of a sum, say).
         undo = (prim.arity if prim.shape is None else 1) if broadcasting else 0
-        rules.append(rule_size(op) + undo)
-    return max(rules) + 2
+        cost = rule_size(op) + sign_cost(op) + undo + 2
+        # A node of k > 2 arguments counts as k - 1 nodes (bound_size): K of them pay for it.
+        nodes = max(1, (len(prim.cases[0]) if prim.cases else prim.arity) - 1)
+        rules.append(-(-cost // nodes))
+    return max(rules)
 
 
 SIZE_FACTOR = _size_factor(broadcasting=False)
