@@ -38,6 +38,7 @@ import math
 import operator
 import struct
 from contextlib import contextmanager
+from itertools import compress
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -920,18 +921,21 @@ class Builder:
             if live[i]:
                 for a in args[i]:
                     live[a] = 1
-        new_id = [-1] * n
-        ops, new_args, params, shapes = [], [], [], []
-        for i in range(n):
-            if live[i]:
-                new_id[i] = len(ops)
-                ops.append(self.ops[i])
-                a = args[i]
-                new_args.append((new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
-                                (new_id[a[0]],) if len(a) == 1 else
-                                tuple(new_id[x] for x in a))
-                params.append(self.params[i])
-                shapes.append(self.shapes[i])
+        if all(live):  # (nothing to drop: the records as they are, ids unchanged)
+            new_id = list(range(n))
+            ops, new_args = list(self.ops), list(args)
+            params, shapes = list(self.params), list(self.shapes)
+        else:
+            new_id = [-1] * n
+            kept = list(compress(range(n), live))
+            for k, i in enumerate(kept):
+                new_id[i] = k
+            ops = list(compress(self.ops, live))
+            new_args = [(new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
+                        () if not a else (new_id[a[0]],) if len(a) == 1 else
+                        tuple(new_id[x] for x in a) for a in compress(args, live)]
+            params = list(compress(self.params, live))
+            shapes = list(compress(self.shapes, live))
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}
         meta = dict(meta or {})
         for boundary in ("forward_count", "tangent_count"):  # first ids of a pass's nodes

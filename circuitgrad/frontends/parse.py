@@ -217,11 +217,13 @@ def _top_level_operators(rhs: str) -> tuple[list[tuple[int, str]], int] | None:
 
 
 def _simple_names_ok(match: re.Match) -> bool:
-    for group in ("target", "a", "b", "x"):
-        name = match[group]
-        if name and name[0] == "(":
+    iskeyword = keyword.iskeyword
+    for name in match.group("target", "a", "b", "x"):
+        if not name:
+            continue
+        if name[0] == "(":
             name = name.strip("()- \t")
-        if name and (keyword.iskeyword(name) or _BAD_INTEGER.fullmatch(name)):
+        if iskeyword(name) or (name[0] == "0" and _BAD_INTEGER.fullmatch(name)):
             return False
     fn = match["fn"]
     return fn is None or (fn in FUNCTIONS and PRIMITIVES[fn].arity == 1)
