@@ -423,7 +423,10 @@ def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) ->
     """
     op, args = c._ops[i], c._args[i]
     if op == "add" or op == "mul":
-        if b.shapes[bar] == c._shapes[i] and all(b.shapes[a] == c._shapes[i] for a in args):
+        # (A neg operand takes the long path: _scale moves its sign out of the product.)
+        shape, ops = c._shapes[i], c._ops
+        if b.shapes[bar] == shape and all(b.shapes[a] == shape and ops[a] != "neg"
+                                          for a in args):
             if op == "add":
                 return [bar, bar]
             return [b.apply_id("mul", (bar, args[1])) if need[0] else None,
