@@ -269,7 +269,7 @@ def run(quick: bool = False) -> str:
                 "already has) and what constant operands saved (`2.0*x` has one active "
                 f"argument). Adjoint nodes in all: {total:,} for {rules.values['c_size']:,} "
                 "forward nodes. The rule bound R is what `rule_size` measures from the table "
-                "(the proven bound is K = max R + 2).", "",
+                "(the proven bound is K = max(R + S) + 2, S the sign cost).", "",
                 table(["op", "nodes in f", "rule nodes", "rule bound (R)", "in the mix",
                        "share of the adjoint"], rows)]
     elif rules.error or rules.timed_out:
