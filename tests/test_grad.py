@@ -366,3 +366,19 @@ def test_a_sign_through_a_broadcast_is_exact():
     _, dW, db = cg.to_numpy(g)(W=W, b=b)
     assert np.array_equal(dW, np.cos(W - b))
     assert np.array_equal(db, -np.sum(np.cos(W - b), axis=0))
+
+
+def test_carried_signs_that_split_stay_inside_the_bound():
+    # Each maximum gets a negated adjoint and passes the sign to both of its inputs: two negs
+    # for the one a - b did not build, the case S = 1 pays for.
+    from circuitgrad.transforms.grad import bound_size
+
+    terms = [f"(0.0 - maximum(x{k}, y{k}))" for k in range(20)]
+    c = cg.parse("J = " + " + ".join(terms))
+    g = cg.grad(c, simplify=False)
+    assert sum(1 for i in range(len(g)) if g.op(i) == "neg") == 40
+    assert g.size <= SIZE_FACTOR * bound_size(c)
+    values = cg.to_numpy(g)(**{f"{v}{k}": float(k) + (0.5 if v == "x" else 0.0)
+                               for k in range(20) for v in "xy"})
+    got = {name: float(v) for name, v in zip(g.outputs, values)}
+    assert all(got[f"dJ_dx{k}"] == -1.0 and got[f"dJ_dy{k}"] == 0.0 for k in range(20))
