@@ -15,7 +15,9 @@ Invariants (checked by :meth:`Circuit.validate`):
   it for free: constant folding, ``sum(x) → x`` and ``mean(x) → x`` for a scalar ``x``,
   ``x*1 → x``, ``x/1 → x``, ``x**1 → x``, ``x**2 → x²``
   (``square``, correctly rounded, where NumPy's scalar power may be one ulp off), ``x*-1 → -x``,
-  ``-(-x) → x``, ``(xᵀ)ᵀ → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``.
+  ``-(-x) → x``, ``(xᵀ)ᵀ → x``, ``a + (-b) → a - b``, ``a - (-b) → a + b``, ``(-a)·(-b) → a·b``,
+  ``(-x)² → x²``, ``|-x| → |x|``, ``c·(-x) → (-c)·x`` and ``(-x)/c → x/(-c)`` for a scalar
+  constant ``c``.
 * :meth:`Builder.finish` keeps the nodes that reach an output, and every input even if unused.
 
 The node records live in flat lists (fast to walk); :attr:`Circuit.graph` materializes the
@@ -36,6 +38,7 @@ import math
 import operator
 import struct
 from contextlib import contextmanager
+from itertools import compress
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -45,7 +48,7 @@ from .primitives import PRIMITIVES, broadcast_shape, evaluate, shape_of
 
 Shape = tuple[int, ...]
 LEAVES = ("input", "const")
-_REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow"})
+_REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow", "square", "abs"})
 # Every rewrite looks at an argument that is one of these (a cheap test before trying).
 _REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
 # A reduction of a scalar is the scalar itself.
@@ -801,6 +804,9 @@ class Builder:
         if op in ("neg", "transpose"):
             # -(-x) = x and (xᵀ)ᵀ = x
             return args[ids[0]][0] if ops[ids[0]] == op else None
+        if op in ("square", "abs"):
+            # (-x)² = x² and |-x| = |x|
+            return self.apply_id(op, (args[ids[0]][0],)) if ops[ids[0]] == "neg" else None
         a, b = ids
         if op == "add":
             if ops[b] == "neg":
@@ -828,7 +834,15 @@ class Builder:
                 return self.apply_id("neg", (a,))
             if ops[a] == "neg" and ops[b] == "neg":
                 return self.apply_id(op, (args[a][0], args[b][0]))  # (-a)(-b) = ab exactly
+            # c·(-x) = (-c)·x and (-x)/c = x/(-c): the sign goes into a scalar constant.
+            if op == "mul" and ops[b] == "neg" and self._is_scalar_const(a):
+                return self.apply_id("mul", (self.const_id(-self.params[a]), args[b][0]))
+            if ops[a] == "neg" and self._is_scalar_const(b):
+                return self.apply_id(op, (args[a][0], self.const_id(-self.params[b])))
         return None
+
+    def _is_scalar_const(self, i: int) -> bool:
+        return self.ops[i] == "const" and not self.shapes[i]
 
     def _keeps_shape(self, kept: int, dropped: int) -> bool:
         # Dropping an operand is only exact when it does not broadcast the kept one.
@@ -907,18 +921,21 @@ class Builder:
             if live[i]:
                 for a in args[i]:
                     live[a] = 1
-        new_id = [-1] * n
-        ops, new_args, params, shapes = [], [], [], []
-        for i in range(n):
-            if live[i]:
-                new_id[i] = len(ops)
-                ops.append(self.ops[i])
-                a = args[i]
-                new_args.append((new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
-                                (new_id[a[0]],) if len(a) == 1 else
-                                tuple(new_id[x] for x in a))
-                params.append(self.params[i])
-                shapes.append(self.shapes[i])
+        if all(live):  # (nothing to drop: the records as they are, ids unchanged)
+            new_id = list(range(n))
+            ops, new_args = list(self.ops), list(args)
+            params, shapes = list(self.params), list(self.shapes)
+        else:
+            new_id = [-1] * n
+            kept = list(compress(range(n), live))
+            for k, i in enumerate(kept):
+                new_id[i] = k
+            ops = list(compress(self.ops, live))
+            new_args = [(new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
+                        () if not a else (new_id[a[0]],) if len(a) == 1 else
+                        tuple(new_id[x] for x in a) for a in compress(args, live)]
+            params = list(compress(self.params, live))
+            shapes = list(compress(self.shapes, live))
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}
         meta = dict(meta or {})
         for boundary in ("forward_count", "tangent_count"):  # first ids of a pass's nodes

@@ -229,3 +229,22 @@ def test_x_squared_is_one_node_in_every_circuit():
     assert "square" in [v.op(i) for i in range(len(v))]
     m = cg.parse("J = sum(x**c)", shapes={"c": (2,)})  # a tensor exponent is not the number 2
     assert "square" not in [m.op(i) for i in range(len(m))]
+
+
+def test_builder_moves_signs_into_constants_and_drops_them_under_even_functions():
+    # Exact in IEEE arithmetic: (-x)² = x², |-x| = |x|, c·(-x) = (-c)·x, (-x)/c = x/(-c).
+    b = Builder()
+    x = b.input("x")
+    n = -x
+    assert (n * 2.0).id == (x * -2.0).id and (2.0 * n).id == (x * -2.0).id
+    assert (n / 4.0).id == (x / -4.0).id
+    assert b.apply("square", n).id == b.apply("square", x).id
+    assert b.apply("abs", n).id == b.apply("abs", x).id
+    c = b.finish([("f", (n * 2.0) + b.apply("square", n))])
+    assert "neg" not in [c.op(i) for i in range(len(c))]
+    point = np.array([-0.0, 0.0, 1.5, -3.0, 1e300, -np.inf, np.nan])
+    with np.errstate(all="ignore"):
+        got, want = cg.to_numpy(c)(point), (-point) * 2.0 + np.square(-point)
+    numbers = ~np.isnan(want)  # (the sign of a NaN is no part of IEEE exactness here)
+    assert np.isnan(got).tolist() == np.isnan(want).tolist()
+    assert got[numbers].tobytes() == want[numbers].tobytes()

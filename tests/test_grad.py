@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import sympy
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 
 import circuitgrad as cg
 from circuitgrad.circuit import Builder
@@ -293,3 +293,92 @@ def test_check_grad_where_f_is_not_finite(text, point, where):
     shapes = {"v": (2,)} if "v" in point else None
     with pytest.raises(cg.CircuitError, match=f"check_grad: f is not finite {where}"):
         cg.check_grad(cg.parse(text, shapes=shapes), point)
+
+
+# -- issue 18: the sweep builds the simplified forms itself ---------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_grad_is_already_simplified(program):
+    # grad(simplify=True) skips the rebuild where no exact rule matches: its circuit must then
+    # be what simplify makes of it, node for node, and compute what the raw sweep computes.
+    from circuitgrad.transforms.simplify import first_rewrite
+
+    text, point, _ = program
+    c = cg.parse(text)
+    point = {k: point[k] for k in c.inputs}
+    g = cg.grad(c)
+    raw = cg.grad(c, simplify=False)
+    s = cg.simplify(g)
+    assert list(s.records()) == list(g.records())
+    assert g.size <= cg.simplify(raw).size <= raw.size
+    if first_rewrite(c) is None:
+        assert first_rewrite(g) is None
+    with np.errstate(all="ignore"):
+        got = [np.float64(v) for v in cg.to_numpy(g)(**point)]
+        want = [np.float64(v) for v in cg.to_numpy(raw)(**point)]
+    assert [v.tobytes() for v in got] == [v.tobytes() for v in want]
+
+
+def test_signs_are_carried_into_subtractions_and_constants():
+    # o = relu(z) has the adjoint -(y - o)·…: the sign goes into the constant 0.5 of the
+    # square's rule (-0.5), and no neg is built anywhere in the adjoint.
+    c = cg.parse("z = w*x + b\no = relu(z)\nJ = 0.5*(y - o)**2")
+    g = cg.grad(c, wrt=["w", "b"], simplify=False)
+    adjoint_ops = [g.op(i) for i in range(g.meta["forward_count"], len(g))]
+    assert "neg" not in adjoint_ops
+    # a - b and cos′ = -sin: the signs become one subtraction, no neg node.
+    g = cg.grad(cg.parse("J = cos(x) * y + x"), wrt="x", simplify=False)
+    assert "neg" not in [g.op(i) for i in range(len(g))]
+    assert float(cg.to_numpy(g)(x=0.5, y=2.0)[1]) == 1.0 - 2.0 * np.sin(0.5)
+
+
+def test_a_carried_sign_stops_at_a_rule_that_is_not_linear_in_bar():
+    # where(m, bar, 0) is not -(where(m, -bar, 0)) at bar = 0 (the sign of zero), so the
+    # sweep builds the neg there; the gradient keeps its value bit for bit.
+    c = cg.parse("u = a - b\nJ = maximum(u, 0.0) + a")
+    g = cg.grad(c)
+    for a, b in ((1.0, 2.0), (2.0, 1.0), (1.0, 1.0)):
+        values = cg.to_numpy(g)(a=a, b=b)
+        assert [float(v) for v in values[1:]] == [
+            1.0 + (1.0 if a > b else 0.5 if a == b else 0.0),
+            -(1.0 if a > b else 0.5 if a == b else 0.0)]
+
+
+def test_sign_costs_are_in_the_bound():
+    # A carried sign stops at most once; a rule passing it to two arguments, or not passing it
+    # (where: not linear in bar; matmul: not elementwise), may cost one neg more.
+    from circuitgrad.transforms.grad import sign_cost
+
+    assert [sign_cost(op) for op in ("sin", "div", "sub", "atan2")] == [0, 0, 0, 0]
+    assert [sign_cost(op) for op in ("mul", "maximum", "where", "matmul")] == [1, 1, 1, 1]
+    for op in cg.PRIMITIVES:
+        if op not in ("input", "const") and cg.PRIMITIVES[op].arity <= 2:
+            assert rule_size(op) + sign_cost(op) + 2 <= SIZE_FACTOR, op
+
+
+def test_a_sign_through_a_broadcast_is_exact():
+    # sum_to(-x) = -sum_to(x) bit for bit: the sign of b's adjoint passes through the sum.
+    c = cg.parse("J = sum(sin(W - b))", shapes={"W": (3, 4), "b": (4,)})
+    g = cg.grad(c)
+    rng = np.random.default_rng(1)
+    W, b = rng.normal(size=(3, 4)), rng.normal(size=4)
+    _, dW, db = cg.to_numpy(g)(W=W, b=b)
+    assert np.array_equal(dW, np.cos(W - b))
+    assert np.array_equal(db, -np.sum(np.cos(W - b), axis=0))
+
+
+def test_carried_signs_that_split_stay_inside_the_bound():
+    # Each maximum gets a negated adjoint and passes the sign to both of its inputs: two negs
+    # for the one a - b did not build, the case S = 1 pays for.
+    from circuitgrad.transforms.grad import bound_size
+
+    terms = [f"(0.0 - maximum(x{k}, y{k}))" for k in range(20)]
+    c = cg.parse("J = " + " + ".join(terms))
+    g = cg.grad(c, simplify=False)
+    assert sum(1 for i in range(len(g)) if g.op(i) == "neg") == 40
+    assert g.size <= SIZE_FACTOR * bound_size(c)
+    values = cg.to_numpy(g)(**{f"{v}{k}": float(k) + (0.5 if v == "x" else 0.0)
+                               for k in range(20) for v in "xy"})
+    got = {name: float(v) for name, v in zip(g.outputs, values)}
+    assert all(got[f"dJ_dx{k}"] == -1.0 and got[f"dJ_dy{k}"] == 0.0 for k in range(20))

@@ -295,3 +295,21 @@ def test_a_long_chain_with_a_comparison_keeps_the_precedence():
     c = cg.parse(f"J = {terms} < 10")
     point = {f"t{k}": 0.01 for k in range(300)}
     assert c.op(c.output_ids[0]) == "less" and float(cg.to_numpy(c)(**point)) == 1.0
+
+
+def test_fast_path_takes_negative_constants_in_parentheses():
+    # `v = x * (-0.5)` is the commonest line that used to leave the fast path; it must build
+    # what the tree walk builds (the same line inside brackets goes through ast).
+    from circuitgrad.frontends.parse import _SIMPLE, _simple_names_ok
+
+    for line in ("y = x * (-0.5)", "y = (-2.0) + x", "y = x / ( - 1e-3 )", "y = sin((-0.0))",
+                 "y = x ** (-1.5)"):
+        match = _SIMPLE.fullmatch(line)
+        assert match is not None and _simple_names_ok(match), line
+        fast = cg.parse(line + "\nJ = y + x")
+        tree = cg.parse(line.replace("= ", "= (", 1) + ")\nJ = y + x")
+        assert list(fast.records()) == list(tree.records()), line
+    c = cg.parse("y = (-0.0) * x")
+    assert [repr(c.params(i)) for i in range(len(c)) if c.op(i) == "const"] == ["-0.0"]
+    with pytest.raises(cg.ParseError, match="leading zeros"):
+        cg.parse("y = x * (-017)")

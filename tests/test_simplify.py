@@ -142,9 +142,17 @@ def test_unsafe_passes_keep_values_inside_the_domain(case):
 
 # -- the rule tables, one rule at a time -----------------------------------------------------
 
+class PatternBuilder(Builder):
+    """A builder without its own exact rewrites: it builds a pattern as it is written, also
+    the patterns the builder itself rewrites (c·(-x), square(-x) ...)."""
+
+    def _rewrite(self, op, ids):
+        return None
+
+
 def rule_circuit(rule, consts):
     """The circuit of a rule's pattern: variables x, y as inputs, c, d as ``consts``."""
-    b = Builder()
+    b = PatternBuilder()
     stack = [(rule.pattern, None)]
     built = {}
     env = {}

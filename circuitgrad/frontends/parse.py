@@ -134,7 +134,9 @@ def _too_deep(line: int) -> ParseError:
 # are names or plain decimal numbers, optionally followed by a comment. Anything else (and any
 # line inside brackets or after a backslash) goes through ``ast``; so do the keywords.
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_OPERAND = _NAME + r"|(?:\d{1,15}(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?"
+_NUMBER = r"(?:\d{1,15}(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?"
+# A negative constant in parentheses, (-0.5), as programs write it next to an operator.
+_OPERAND = rf"{_NAME}|{_NUMBER}|\([ \t]*-[ \t]*{_NUMBER}[ \t]*\)"
 _SIMPLE = re.compile(
     rf"(?P<target>{_NAME})[ \t]*=[ \t]*(?P<value>"
     rf"(?P<a>{_OPERAND})(?:[ \t]*(?P<op>\*\*|[-+*/@])[ \t]*(?P<b>{_OPERAND}))?"
@@ -215,9 +217,13 @@ def _top_level_operators(rhs: str) -> tuple[list[tuple[int, str]], int] | None:
 
 
 def _simple_names_ok(match: re.Match) -> bool:
-    for group in ("target", "a", "b", "x"):
-        name = match[group]
-        if name and (keyword.iskeyword(name) or _BAD_INTEGER.fullmatch(name)):
+    iskeyword = keyword.iskeyword
+    for name in match.group("target", "a", "b", "x"):
+        if not name:
+            continue
+        if name[0] == "(":
+            name = name.strip("()- \t")
+        if iskeyword(name) or (name[0] == "0" and _BAD_INTEGER.fullmatch(name)):
             return False
     fn = match["fn"]
     return fn is None or (fn in FUNCTIONS and PRIMITIVES[fn].arity == 1)
@@ -337,6 +343,13 @@ class _Program:
 
     def operand(self, match: re.Match, group: str, line: int) -> int:
         text = match[group]
+        if text[0] == "(":  # (-0.5)
+            number = text.strip("()- \t")
+            value = -float(number)
+            if math.isinf(value):  # (named as Python's tree names it: the literal -1e400)
+                self.overflow("-" + number, line,
+                              self.margin + match.start(group) + text.index("-") + 1)
+            return self.builder.const_id(value)
         if text[0].isdigit() or text[0] == ".":
             value = float(text)
             if math.isinf(value):

@@ -7,13 +7,25 @@ it, because every use of ``v`` has a larger id. The node's rule from the primiti
 summed (fan-out: the chain rule's Σⱼ ∂J/∂gⱼ · ∂gⱼ/∂θᵢ). The forward nodes are shared, not
 recomputed; the builder drops ``* 1`` and ``+ 0`` and merges common subexpressions.
 
+Signs are carried, not built: a contribution ``-(q)`` (``a - b``, ``cos′ = -sin``, ``a/b``)
+is kept as ``q`` with a flag and summed by a subtraction, and a flagged adjoint passes its sign
+on through a rule that only multiplies or divides ``bar`` (``(-u)·p = -(u·p)``, exact in IEEE
+arithmetic), or into a constant (``-(c·u) = (-c)·u``); a ``neg`` is built only where a sign
+reaches an input, a rule that is not linear in ``bar`` (``where``), or an op that is not
+elementwise. So the sweep builds the forms the exact rules of :mod:`.simplify` would make, and
+``grad(simplify=True)`` rebuilds the circuit only where a rule still matches.
+
 Size bound. Let R be the most nodes any rule of the primitive table emits for one node
-(:func:`rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting).
-Contributions cost at most R·N nodes; summing them costs one ``add`` per use beyond the first,
-and since every operation except the output is used and the first operation uses a leaf,
-that is at most N adds. So ``g.size <= (R + 2) * c.size``: :data:`SIZE_FACTOR` (7: R = 5, for
-``a ** b`` with both operands active). Broadcasting adds one ``sum_to`` per operand:
-:data:`TENSOR_SIZE_FACTOR` (9).
+(:func:`rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting),
+and S its sign cost (:func:`sign_cost`): a carried sign costs no node where it is absorbed,
+and one ``neg`` at most where it stops; it stops once per sign, and a node that passes one
+sign to two arguments makes one sign more (S = 1), as does a node that stops it (S = 1).
+Contributions cost at most (R + S)·N nodes; summing them costs one ``add`` per use beyond the
+first, and since every operation except the output is used and the first operation uses a
+leaf, that is at most N adds. So ``g.size <= (R + S + 2) * c.size``, with R + S the largest
+over the table: :data:`SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 and 1e-300,
+which passes its sign to one argument). Broadcasting adds one ``sum_to`` per operand:
+:data:`TENSOR_SIZE_FACTOR` (11).
 
 Reads of parts of a node (``x[i]``, ``x[1:]``: ``getitem``) contribute a Scatter; all of a
 node's reads add into one ``scatter_add``, so each read costs at most one node (its share of
@@ -39,6 +51,7 @@ import numpy as np
 from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, Scatter, shape_cases
+from .simplify import first_rewrite
 from .simplify import simplify as simplify_circuit
 
 
@@ -125,7 +138,9 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
         wrt: input names (default: all inputs, in order).
         output: which output, when the circuit has several (default: the only one; for an
             adjoint circuit of one input, its gradient: :func:`pick_output`).
-        simplify: simplify the result with :func:`~circuitgrad.simplify` (exact rules only).
+        simplify: simplify the result with :func:`~circuitgrad.simplify` (exact rules only;
+            the sweep already builds their forms, so the circuit is rebuilt only where a rule
+            still matches).
 
     Returns:
         A circuit with outputs ``J, dJ_dw1, dJ_db ...`` (``J`` the output's name); it shares
@@ -142,8 +157,35 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     """
     c = as_circuit(c, "grad")
     with no_gc():
+        # The forward part first (a third of the nodes). Where no rule matches in it, none
+        # matches it in the adjoint circuit either (it only gains uses).
+        forward_done = not simplify or first_rewrite(c) is None
+        if not forward_done:
+            c = simplify_circuit(c)
         g = _grad(c, wrt, output)
-    return simplify_circuit(g) if simplify else g
+        return _simplified(g, g.meta["forward_count"] if forward_done else 0) if simplify \
+            else g
+
+
+def _simplified(g: Circuit, start: int) -> Circuit:
+    """``simplify(g)`` for an adjoint circuit, without rebuilding it where no exact rule
+    matches: the sweep builds the forms the rules would make (signs carried into
+    subtractions), and the builder has merged and folded every node, so the rebuild would
+    give the same nodes back; only the meta is settled the way the rewrite settles it.
+    Nodes before ``start`` are known not to match."""
+    if first_rewrite(g, start=start) is not None:
+        return simplify_circuit(g)
+    ops, n = g._ops, len(g._ops)
+    old_end = end = g.meta["forward_count"]
+    while end < n and ops[end] in LEAVES:
+        end += 1  # (the rewrite's boundary: the first derivative node)
+    meta = dict(g.meta, forward_count=end,
+                adjoint_of={a: f for a, f in g.meta["adjoint_of"].items() if a >= end > f})
+    # Derivative names stay off leaves and forward nodes, as the rewrite carries them.
+    names = {i: s for i, s in g._names.items()
+             if ops[i] not in LEAVES and not (i >= old_end and i < end)}
+    return Circuit(g._ops, g._args, g._params, g._shapes, names,
+                   list(zip(g.inputs, g.input_ids)), list(zip(g.outputs, g.output_ids)), meta)
 
 
 def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Circuit:
@@ -197,6 +239,9 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         ``({input node: its adjoint node in b}, adjoint_of)``: a missing input has adjoint
         zero; ``adjoint_of`` maps adjoint nodes to the nodes they are the adjoint of.
 
+    Signs are carried, not built (see the module docstring): a contribution ``-(q)`` is
+    kept as ``q`` with a flag, and a ``neg`` is built only where a sign stops.
+
     >>> import circuitgrad as cg
     >>> c = cg.parse("f = x*y")
     >>> b = Builder(c)
@@ -206,68 +251,196 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
     True
     """
     adjoint: dict[int, int] = dict(seeds)
+    negated: set[int] = set()  # nodes whose adjoint is -(adjoint[i])
     adjoint_of: dict[int, int] = {}
     labels = labels or {}
-    n, names, shapes = len(c), c._names, c._shapes
+    n, names, shapes, ops, bops = len(c), c._names, c._shapes, c._ops, b.ops
+    apply_id = b.apply_id
     # Reads of parts of a node (x[i], x[1:]) add into one scatter_add per node, made when the
     # sweep reaches the node: (value, index) pairs until then.
     scattered: dict[int, list[tuple[int, tuple]]] = {}
+
+    def negative(q: int) -> int:
+        # -(c·u) = (-c)·u and -(u/c) = u/(-c) exactly: the sign goes into the constant.
+        if q >= n and bops[q] in ("mul", "div"):
+            u, v = b.args[q]
+            if bops[v] == "const" and not b.shapes[v] and b.shapes[u] == b.shapes[q]:
+                return apply_id(bops[q], (u, b.const_id(-b.params[v])))
+            if bops[q] == "mul" and bops[u] == "const" and not b.shapes[u] and (
+                    b.shapes[v] == b.shapes[q]):
+                return apply_id("mul", (b.const_id(-b.params[u]), v))
+        return apply_id("neg", (q,))
+
+    def materialized(i: int) -> int | None:
+        bar = adjoint.get(i)
+        if bar is not None and i in negated:
+            negated.discard(i)
+            bar = adjoint[i] = negative(bar)
+        return bar
 
     def gathered(i: int) -> int | None:
         parts = scattered.pop(i, None)
         if parts is None:
             return adjoint.get(i)
-        into = b.apply_id("scatter_add", tuple(v for v, _ in parts),
-                          {"shape": shapes[i], "indices": tuple(ix for _, ix in parts)})
-        dense = adjoint.get(i)
-        adjoint[i] = into if dense is None else b.apply_id("add", (dense, into))
+        into = apply_id("scatter_add", tuple(v for v, _ in parts),
+                        {"shape": shapes[i], "indices": tuple(ix for _, ix in parts)})
+        dense = materialized(i)
+        adjoint[i] = into if dense is None else apply_id("add", (dense, into))
         return adjoint[i]
 
     for i in range(max(seeds, default=-1), -1, -1):
         bar = gathered(i) if i in scattered else adjoint.get(i)  # (no call on the hot path)
-        if bar is None or c._ops[i] in LEAVES:
+        if bar is None or ops[i] in LEAVES:
             continue
         del adjoint[i]
-        if b.shapes[bar] != shapes[i] and PRIMITIVES[c._ops[i]].shape is not None:
+        flip = i in negated
+        prim = PRIMITIVES[ops[i]]
+        elementwise = prim.shape is None
+        if flip:
+            negated.discard(i)
+            if not elementwise or b.shapes[bar] != shapes[i]:
+                bar, flip = negative(bar), False
+            elif bar >= n and bops[bar] in ("mul", "div") and any(
+                    bops[a] == "const" for a in b.args[bar]):
+                bar, flip = negative(bar), False  # a constant takes the sign for free
+        if b.shapes[bar] != shapes[i] and not elementwise:
             bar = fit_shape(b, bar, shapes[i], exact=True)  # matmul & co. need the full shape
-        if bar >= n:
+        args = c._args[i]
+        need = [active[a] for a in args]
+        before = len(bops)
+        if ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
+            contributions, signs = [bar, bar], (flip, not flip)  # a - b: bar and -bar
+        else:
+            contributions = _contributions(b, c, i, bar, need)
+            if flip and _signs_out(b, bar, before, contributions, need) is None:
+                bar, flip = negative(bar), False  # (the first try's nodes are dead)
+                contributions = _contributions(b, c, i, bar, need)
+            signs = (flip,) * len(args)
+        if bar >= n and not flip:  # (a flagged bar is the adjoint negated: not named)
             adjoint_of.setdefault(bar, i)
             name = names.get(i) or labels.get(i)
             if name:
                 b.name(bar, f"{name}_bar")
-        args = c._args[i]
-        need = [active[a] for a in args]
-        elementwise = PRIMITIVES[c._ops[i]].shape is None
-        for a, ok, contribution in zip(args, need, _contributions(b, c, i, bar, need)):
-            if contribution is None or not ok:
+        for a, ok, cid, sign in zip(args, need, contributions, signs):
+            if cid is None or not ok:
                 continue
-            if type(contribution) is Scatter:
-                scattered.setdefault(a, []).append((contribution.bar.id, contribution.index))
+            if type(cid) is Scatter:
+                scattered.setdefault(a, []).append((cid.bar.id, cid.index))
                 continue
-            cid = contribution.id
+            if cid >= before and bops[cid] == "neg":
+                cid, sign = b.args[cid][0], not sign  # -(q): carry q and the sign
+            # (A sign passes through sum_to and broadcast_to: a sum of negated terms, in the
+            # same order, is the sum negated.)
             if elementwise and shapes[a] != shapes[i]:
                 # The argument was broadcast: its adjoint sums the node's over the copies.
                 cid = fit_shape(b, fit_shape(b, cid, shapes[i], exact=True), shapes[a])
             elif b.shapes[cid] != shapes[a]:
                 cid = fit_shape(b, cid, shapes[a])
-            adjoint[a] = cid if a not in adjoint else b.apply_id("add", (adjoint[a], cid))
+            old = adjoint.get(a)
+            if old is None:
+                adjoint[a] = cid
+                if sign:
+                    negated.add(a)
+            elif (a in negated) == sign:
+                adjoint[a] = apply_id("add", (old, cid))  # (-p) + (-q) = -(p + q) exactly
+            elif sign:
+                adjoint[a] = apply_id("sub", (old, cid))
+            else:
+                adjoint[a] = apply_id("sub", (cid, old))
+                negated.discard(a)
+    for i in list(negated):
+        materialized(i)
     return adjoint, adjoint_of
 
 
-def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) -> tuple:
-    """``bar · ∂node/∂argᵢ`` for each argument of node ``i`` (None: no contribution).
+# Ops through which a negated bar passes as a sign: (-u)·p = -(u·p), (-u)/p = -(u/p).
+_SIGN_THROUGH = frozenset({"mul", "div", "neg"})
+
+
+def _signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
+               need: Sequence[int]) -> int | None:
+    """How many contributions made from ``bar`` carry the sign on when the adjoint is
+    ``-bar`` (at most two: one sign in, two out, is one ``neg`` more at worst); None where
+    the sign cannot pass. It passes where every contribution is ``bar`` times or over other
+    values (the nodes made since ``before`` only multiply, divide or negate ``bar``): those
+    of ``-bar`` are then theirs negated, bit for bit. A contribution that is a new ``neg``
+    drops its sign instead."""
+    through = {bar}
+    ops, args = b.ops, b.args
+    for j in range(before, len(ops)):
+        ids = args[j]
+        uses = [a in through for a in ids]
+        if not any(uses):
+            continue
+        if ops[j] not in _SIGN_THROUGH or sum(uses) != 1 or (ops[j] == "div" and uses[1]):
+            return None
+        through.add(j)
+    signed = 0
+    for x, ok in zip(contributions, need):
+        if x is None or not ok:
+            continue
+        if type(x) is Scatter or x not in through:
+            return None
+        if not (x >= before and ops[x] == "neg"):
+            signed += 1
+    return signed if signed <= 2 else None
+
+
+def sign_cost(op: str) -> int:
+    """The most ``neg`` nodes a carried sign may add at a node of ``op`` (see
+    :func:`adjoint_sweep`): 1 where its rule does not pass the sign on (it builds ``-bar``
+    first) or passes it to two arguments (two signs for one), else 0.
+
+        >>> sign_cost("sin"), sign_cost("mul"), sign_cost("div")
+        (0, 1, 0)
+    """
+    prim = PRIMITIVES[op]
+    if op in LEAVES:
+        return 0
+    if prim.shape is not None:
+        return 1  # a sign is built before every op that is not elementwise
+    worst = 0
+    for shapes in shape_cases(op):
+        b, args, out = sample_node(op, shapes)
+        b.input("bar", out.shape)
+        c = b.finish([("f", out)], inputs=[f"a{k}" for k in range(len(args))] + ["bar"])
+        extended = Builder(c)
+        before, bar, need = len(extended.ops), c.input_ids[-1], [1] * len(args)
+        made = _contributions(extended, c, c.output_ids[0], bar, need)
+        signed = _signs_out(extended, bar, before, made, need)
+        worst = max(worst, 1 if signed is None or signed > 1 else 0)
+    return worst
+
+
+def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) -> list:
+    """``bar · ∂node/∂argᵢ`` for each argument of node ``i``, as node ids (None: no
+    contribution; a :class:`Scatter` for a read of a part).
 
     Arguments that are not ``need``-ed get no multiplication; a ``vjp`` rule builds all its
-    contributions, and those not needed are dropped when the circuit is finished.
+    contributions, and those not needed are dropped when the circuit is finished. ``add``
+    and ``mul`` without broadcasting (most nodes) take a short path that builds what their
+    rules build.
     """
-    prim = PRIMITIVES[c._ops[i]]
+    op, args = c._ops[i], c._args[i]
+    if op == "add" or op == "mul":
+        # (A neg operand takes the long path: _scale moves its sign out of the product.)
+        shape, ops = c._shapes[i], c._ops
+        if b.shapes[bar] == shape and all(b.shapes[a] == shape and ops[a] != "neg"
+                                          for a in args):
+            if op == "add":
+                return [bar, bar]
+            return [b.apply_id("mul", (bar, args[1])) if need[0] else None,
+                    b.apply_id("mul", (bar, args[0])) if need[1] else None]
+    prim = PRIMITIVES[op]
     params = c._params[i] or {}
-    args = [Value(b, a) for a in c._args[i]]
+    arg_values = [Value(b, a) for a in args]
     out, bar_v = Value(b, i), Value(b, bar)
     if prim.vjp is not None:
-        return prim.vjp(bar_v, out, *args, **params)
-    return tuple(None if p is None or not ok else _scale(bar_v, p)
-                 for p, ok in zip(prim.partials(out, *args, **params), need))
+        made = prim.vjp(bar_v, out, *arg_values, **params)
+    else:
+        made = tuple(None if p is None or not ok else _scale(bar_v, p)
+                     for p, ok in zip(prim.partials(out, *arg_values, **params), need))
+    return [x if x is None or type(x) is Scatter else x.id for x in made]
 
 
 def _scale(bar: Value, p: Any) -> Value:
@@ -325,8 +498,11 @@ def _size_factor(broadcasting: bool) -> int:
         # An elementwise op may need one sum_to per argument to undo broadcasting; another
         # op one broadcast_to view of its adjoint (a scalar adjoint of a sum, say).
         undo = (prim.arity if prim.shape is None else 1) if broadcasting else 0
-        rules.append(rule_size(op) + undo)
-    return max(rules) + 2
+        cost = rule_size(op) + sign_cost(op) + undo + 2
+        # A node of k > 2 arguments counts as k - 1 nodes (bound_size): K of them pay for it.
+        nodes = max(1, (len(prim.cases[0]) if prim.cases else prim.arity) - 1)
+        rules.append(-(-cost // nodes))
+    return max(rules)
 
 
 SIZE_FACTOR = _size_factor(broadcasting=False)

@@ -282,6 +282,69 @@ class _Rewriter:
         return {**env, **sub}
 
 
+class _Records(NamedTuple):
+    """A circuit's node records under the names of a builder's (what matching reads)."""
+
+    ops: list
+    args: list
+    params: list
+    shapes: list
+
+
+def first_rewrite(c: Circuit, rules: Sequence[Rule] = EXACT_RULES,
+                  start: int = 0) -> tuple[int, str] | None:
+    """The first node of ``c`` (from node ``start`` on) where one of ``rules`` matches, and
+    the rule's name; None where no rule matches, so that rewriting with them would only
+    rebuild ``c``.
+
+    A look at every node without building any (much cheaper than a rewrite): ``grad`` asks
+    it before it simplifies the adjoint circuit it built with the rules' forms already.
+
+    >>> import circuitgrad as cg
+    >>> first_rewrite(cg.parse("J = sin(x) * y")) is None
+    True
+    >>> first_rewrite(cg.parse("J = sin(x - 0.0) * y"))
+    (2, 'x - 0.0 → x')
+    """
+    ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
+    rw = _Rewriter(_Records(ops, args, params, shapes), rules)  # type: ignore[arg-type]
+    uses = [0] * len(ops)
+    for ids in args:
+        for a in ids:
+            uses[a] += 1
+    for i in c.output_ids:
+        uses[i] += 1
+    by_op, prefilter = rw.by_op, rw.prefilter
+    for i in range(start, len(ops)):
+        entries = by_op.get(ops[i])
+        if entries is None or params[i]:
+            continue
+        op, ids = ops[i], args[i]
+        needed, repeated = prefilter[op]
+        first = ops[ids[0]]
+        second = ops[ids[1]] if len(ids) > 1 else first
+        if needed is not None and first not in needed and second not in needed and not (
+                repeated and len(ids) == 2 and ids[0] == ids[1]):
+            continue
+        swap = PRIMITIVES[op].commutative
+        for rule, need in entries:
+            n0 = need[0]
+            n1 = need[1] if len(need) > 1 else None
+            if len(need) > 2 or not (
+                    (n0 is None or n0 == first) and (n1 is None or n1 == second) or swap and (
+                        (n0 is None or n0 == second) and (n1 is None or n1 == first))):
+                if len(need) <= 2:
+                    continue
+            env = rw._match_node(rule.pattern, op, ids, params[i])
+            if env is None or (rule.when is not None and not rule.when(**{
+                    k: params[v] for k, v in env.items() if k in CONST_VARIABLES})):
+                continue
+            if rule.single_use is not None and uses[rw.matched[rule.single_use]] != 1:
+                continue
+            return i, rule.name
+    return None
+
+
 def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
     """Rebuild ``c`` node by node through a builder, trying ``rules`` on every node."""
     with no_gc():
