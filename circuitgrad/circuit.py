@@ -677,6 +677,7 @@ class Builder:
         self.names: dict[int, str] = {}
         self.inputs: dict[str, int] = {}
         self._keys: dict[tuple, int] = {}
+        self._folded: dict[tuple, int] = {}  # (op, constant ids, params) -> the folded constant
         self._named: set[str] | None = None  # the names given, made on first need
         if base is not None:
             self.ops, self.args = list(base._ops), list(base._args)
@@ -758,9 +759,15 @@ class Builder:
             shape = prim.shape(*(shapes[a] for a in ids), **(params or {}))
         if first == "const" and second == "const" and op not in _NOT_FOLDED and (
                 len(ids) <= 2 or all(ops[a] == "const" for a in ids)):  # self.folds
-            with np.errstate(all="ignore"):
-                value = evaluate(op, tuple(self.params[a] for a in ids), params)
-            return self.const_id(value)
+            # Folded once per (op, constants, params): the adjoint sweeps of a dense Jacobian
+            # ask for W.T of the same constant W once per sweep (8 MB copied and hashed each).
+            fold_key = (op, ids, _params_key(params) if params else None)
+            hit = self._folded.get(fold_key)
+            if hit is None:
+                with np.errstate(all="ignore"):
+                    value = evaluate(op, tuple(self.params[a] for a in ids), params)
+                hit = self._folded[fold_key] = self.const_id(value)
+            return hit
         if prim.commutative and len(ids) == 2 and ids[0] > ids[1]:
             key_ids = (ids[1], ids[0])
         else:
