@@ -184,7 +184,33 @@ f1: PyBuffer_Release(&bc);
     return result;
 }
 
+/* call(address, inputs, outputs, npoints): run a circuit compiled by to_c, whose entry point
+   int f_eval(const double *in, double *out, long npoints) is at address. The same call
+   through ctypes costs microseconds (a ctypes object per array); this costs a buffer each. */
+typedef int (*cg_entry)(const double *, double *, long);
+
+static PyObject *
+tape_call(PyObject *self, PyObject *args)
+{
+    unsigned long long address;
+    PyObject *o_in, *o_out;
+    Py_ssize_t npoints;
+    Py_buffer bin, bout;
+    if (!PyArg_ParseTuple(args, "KOOn", &address, &o_in, &o_out, &npoints)) return NULL;
+    if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) return NULL;
+    if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) { PyBuffer_Release(&bin); return NULL; }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = ((cg_entry)(uintptr_t)address)(bin.buf, bout.buf, (long)npoints);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&bout);
+    PyBuffer_Release(&bin);
+    if (status) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef tape_methods[] = {
+    {"call", tape_call, METH_VARARGS, "Call a to_c entry point (see the C source)."},
     {"allocate", tape_allocate, METH_VARARGS, "Registers by liveness (see the C source)."},
     {"run", tape_run, METH_VARARGS, "Run a tape at points (see the C source)."},
     {NULL, NULL, 0, NULL},
