@@ -308,3 +308,19 @@ def test_tape_without_the_extension_says_how_to_build_it(monkeypatch):
     monkeypatch.setattr(tape, "_tape", None)
     with pytest.raises(CircuitError, match=r"pip install -e \."):
         cg.to_tape(cg.parse("x + 1"))
+
+
+def test_cli_eval_backends_print_the_same(capsys):
+    from circuitgrad.cli import main
+
+    for argv in (["sin(x)*y + relu(x) + log(y)", "--at", "x=0.5,y=2", "--grad"],
+                 ["sum(W @ x)", "--shapes", "W=2x2,x=2", "--at", "W=[[1,2],[3,4]],x=[1,-1]",
+                  "--grad"],
+                 ["x / y", "--at", "x=[1,2,3],y=0"]):  # a batch of three points, x/0
+        printed = []
+        for backend in ("numpy", "tape", "c"):
+            assert main(["eval", *argv, "--backend", backend]) == 0
+            printed.append(capsys.readouterr().out)
+        assert printed[0] == printed[1] == printed[2] and printed[0]
+    with pytest.raises(SystemExit):
+        main(["eval", "x", "--at", "x=1", "--backend", "fortran"])
