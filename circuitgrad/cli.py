@@ -42,7 +42,6 @@ from .transforms.grad import grad
 _EPILOG = """\
 examples:
   circuitgrad eval "sin(x)*y" --at x=0.5,y=2 --grad
-  circuitgrad eval "sin(x)*y" --at x=0.5,y=2 --grad --backend tape
   circuitgrad grad -f net.txt --wrt w,b
   circuitgrad draw "z = w*x + b; J = relu(z)" --grad --at w=2,x=1,b=-1 -o adjoint.png
   circuitgrad info "W @ x" --shapes W=3x4,x=4
@@ -397,11 +396,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--at", action="append", metavar="NAME=VALUE,...",
                    help="the point, e.g. x=1,y=2 or v=[1,2,3]")
     p.add_argument("--grad", action="store_true", help="also print the gradient")
+    gradient_options(p)
     p.add_argument("--backend", choices=("numpy", "tape", "c"), default="numpy",
                    help="the lowering that evaluates: numpy (default), tape (the compiled "
                         "evaluator, no compile step) or c (C compiled with the system "
-                        "compiler, cached); all give the same values")
-    gradient_options(p)
+                        "compiler, cached); the same values (docs/compiled.md)")
     p.set_defaults(run=cmd_eval)
 
     p = command("grad", "print the generated NumPy source of the gradient")

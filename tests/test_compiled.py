@@ -195,13 +195,15 @@ def test_random_scalar_programs_and_their_gradients(program, seed):
 def test_random_tensor_programs_and_their_gradients(program, seed):
     text, shapes = program
     c = cg.parse(text, shapes=shapes, inputs=list(shapes))  # unused inputs too
-    _agree(cg.grad(c), seed, exact=False)
+    # Finite points only: at ±inf, a scalarized softmax or logsumexp is a fold of logaddexp,
+    # not NumPy's shifted kernel, and the two give different NaNs (docs/compiled.md).
+    _agree(cg.grad(c), seed, exact=False, special=False)
 
 
 @settings(max_examples=15)
 @given(tensor_circuits(), st.integers(0, 2**31))
 def test_random_tensor_circuits_with_array_constants(c, seed):
-    _agree(c, seed, exact=False)
+    _agree(c, seed, exact=False, special=False)
 
 
 def test_a_batch_point_is_the_point_bit_for_bit():

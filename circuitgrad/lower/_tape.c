@@ -90,6 +90,39 @@ fail1: PyBuffer_Release(&b_args);
     return NULL;
 }
 
+/* arguments(args) -> bytearray: the argument tuples of the N nodes (a list of tuples of
+   ints) as int32[N, 3] rows, -1 where a node has fewer than 3; ValueError for more. The same
+   as NumPy on the flattened lists, without a Python object per argument. */
+static PyObject *
+tape_arguments(PyObject *self, PyObject *list)
+{
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "_tape.arguments: a list of tuples");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, 12 * n);
+    if (!out) return NULL;
+    int32_t *a = (int32_t *)PyByteArray_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(list, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) > 3) {
+            PyErr_Format(PyExc_ValueError, "_tape.arguments: node %zd has %zd arguments", i,
+                         PyTuple_Check(t) ? PyTuple_GET_SIZE(t) : (Py_ssize_t)-1);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_ssize_t k = 0, m = PyTuple_GET_SIZE(t);
+        for (; k < m; k++) {
+            long v = PyLong_AsLong(PyTuple_GET_ITEM(t, k));
+            if (v == -1 && PyErr_Occurred()) { Py_DECREF(out); return NULL; }
+            a[3 * i + k] = (int32_t)v;
+        }
+        for (; k < 3; k++) a[3 * i + k] = -1;
+    }
+    return out;
+}
+
 static void
 run_point(const int32_t *code, Py_ssize_t ninstr, double *r)
 {
@@ -210,6 +243,7 @@ tape_call(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef tape_methods[] = {
+    {"arguments", tape_arguments, METH_O, "Argument tuples as int32 rows (see the C source)."},
     {"call", tape_call, METH_VARARGS, "Call a to_c entry point (see the C source)."},
     {"allocate", tape_allocate, METH_VARARGS, "Registers by liveness (see the C source)."},
     {"run", tape_run, METH_VARARGS, "Run a tape at points (see the C source)."},

@@ -67,7 +67,7 @@ import numpy as np
 
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
-from .cforms import C_FLAGS, PRELUDE, c_expression, c_literal
+from .cforms import C_FLAGS, PRELUDE, c_expression, c_literal, c_ops
 from .tape import CompiledFunction, ScalarProgram, _tape
 
 PART_SIZE = 500
@@ -83,7 +83,7 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
     """The C source of ``c`` (see the module docstring); ``name`` prefixes its functions."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise CircuitError(f"to_c: the name {name!r} is not a C identifier")
-    p = program or ScalarProgram(c, "to_c")
+    p = program or ScalarProgram(c, "to_c", c_ops())
     s, reg = p.circuit, p.reg.tolist()
     ops, args, params = s._ops, p.args.tolist(), s._params
     operand = {}  # constants are written as literals, inputs and values as their registers
@@ -247,7 +247,7 @@ class CFunction(CompiledFunction):
 
     def __init__(self, c: Circuit, name: str = "f", opt: str = "-O1",
                  timeout: float = COMPILE_TIMEOUT):
-        program = ScalarProgram(c, "to_c")
+        program = ScalarProgram(c, "to_c", c_ops())
         super().__init__(c, program, name)
         self._opt, self._timeout = opt, timeout
         self.source = c_source(c, name, program)

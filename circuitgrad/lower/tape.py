@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -53,8 +53,8 @@ BUILD_HINT = ("build it with `pip install -e .` in the circuitgrad checkout (`ma
 
 
 def _needs_scalarize(c: Circuit) -> bool:
-    return any(c.shape(i) for i in range(len(c))) or any(
-        op not in LEAVES and PRIMITIVES[op].c is None for op in set(c._ops))
+    return any(c._shapes) or any(op not in LEAVES and PRIMITIVES[op].c is None
+                                 for op in set(c._ops))
 
 
 class ScalarProgram:
@@ -65,38 +65,41 @@ class ScalarProgram:
             a C form, else its :func:`~circuitgrad.scalarize`).
         reg: the register of every node; ``nregs`` registers in all.
         last: the last node that reads each node (itself if none).
-        ops: the ids of the operation nodes, in order; ``op_names`` their primitives (as
-            evaluated: ``pow(x, 0.5)`` is ``sqrt``, as in NumPy).
+        ops: the ids of the operation nodes, in order; ``codes`` their positions in
+            ``opcodes``, the primitives as evaluated (``pow(x, 0.5)`` is ``sqrt``, as in
+            NumPy), ``op_names`` their names.
         args: int32[N, 3], the arguments of each node (-1: none).
         in_ids, out_ids: the scalar circuit's input and output nodes, in the columns of the
             flat input and output arrays (each input and output of the original circuit is
             ``size`` consecutive columns, its entries in row-major order).
     """
 
-    def __init__(self, c: Circuit, caller: str):
+    def __init__(self, c: Circuit, caller: str, opcodes: Sequence[str]):
         self.original = c
+        self.opcodes = tuple(opcodes)
         s = scalarize(c) if _needs_scalarize(c) else c
         self.circuit = s
         n = len(s)
         ops = s._ops  # the node lists themselves: this pass is linear and array-based
-        for i, op in enumerate(ops):
-            if op not in LEAVES and PRIMITIVES[op].c is None:
+        index = {name: k for k, name in enumerate(self.opcodes)}
+        index.update({"input": -1, "const": -2})
+        try:
+            codes = np.fromiter(map(index.__getitem__, ops), dtype=np.int32, count=n)
+        except KeyError as error:
+            op = error.args[0]
+            i = ops.index(op)
+            if PRIMITIVES[op].c is None:
                 raise CircuitError(f"{caller}: node %{i} ({op}) has no C form, and scalarize "
-                                   f"did not expand it")
-        lens = np.fromiter(map(len, s._args), dtype=np.int64, count=n)
-        if n and lens.max(initial=0) > 3:
-            i = int(np.argmax(lens))
-            raise CircuitError(f"{caller}: node %{i} ({ops[i]}) has {lens[i]} arguments; the "
-                               f"C lowerings take at most 3")
-        flat = np.fromiter(itertools.chain.from_iterable(s._args), dtype=np.int32,
-                           count=int(lens.sum()))
-        rows = np.repeat(np.arange(n, dtype=np.int32), lens)
-        starts = np.cumsum(lens) - lens
-        cols = np.arange(len(flat)) - np.repeat(starts, lens)
-        args = np.full((n, 3), -1, dtype=np.int32)
-        args[rows, cols] = flat
+                                   f"did not expand it") from None
+            raise CircuitError(f"{caller}: the tape evaluator has no opcode for {op!r} "
+                               f"(node %{i}): it was built before that primitive had a C "
+                               f"form; rebuild it ({BUILD_HINT})") from None
+        args = _arguments(s._args, ops, caller)
+        valid = args >= 0
+        flat = args[valid]
+        rows = np.nonzero(valid)[0].astype(np.int32)
         self.args = args
-        leaf = np.fromiter((op in LEAVES for op in ops), dtype=bool, count=n)
+        leaf = codes < 0
         last = np.arange(n, dtype=np.int32)
         np.maximum.at(last, flat, rows)
         keep = leaf.copy()
@@ -107,21 +110,29 @@ class ScalarProgram:
         self.last = last
         self.reg = reg
         self.ops = np.flatnonzero(~leaf)
-        self.op_names = [ops[i] for i in self.ops.tolist()]
-        for k, i in enumerate(self.ops.tolist()):
-            if ops[i] == "pow" and ops[args[i, 1]] == "const" and s.params(args[i, 1]) == 0.5:
-                # NumPy's power takes sqrt for a scalar exponent 0.5 (sqrt(-0.0) = -0.0,
-                # sqrt(-inf) = nan, where C's pow gives 0.0 and inf): so do we.
-                self.op_names[k] = "sqrt"
-                args[i, 1] = -1
+        self.codes = codes[self.ops]
+        if "pow" in index and "sqrt" in index:
+            for k in np.flatnonzero(self.codes == index["pow"]).tolist():
+                i = int(self.ops[k])
+                e = int(args[i, 1])
+                if ops[e] == "const" and s.params(e) == 0.5:
+                    # NumPy's power takes sqrt for a scalar exponent 0.5 (sqrt(-0.0) = -0.0,
+                    # sqrt(-inf) = nan, where C's pow gives 0.0 and inf): so do we.
+                    self.codes[k] = index["sqrt"]
+                    args[i, 1] = -1
         self.in_ids = _input_columns(c, s)
         self.out_ids = list(s.output_ids)
-        self.const_ids = [i for i in np.flatnonzero(leaf).tolist() if ops[i] == "const"]
+        self.const_ids = np.flatnonzero(codes == -2).tolist()
         self.in_sizes = [math.prod(c.shape(i)) for i in c.input_ids]
         self.out_sizes = [math.prod(c.shape(i)) for i in c.output_ids]
         if len(self.out_ids) != sum(self.out_sizes):
             raise CircuitError(f"internal error: {caller} found {len(self.out_ids)} scalar "
                                f"outputs for {sum(self.out_sizes)} entries; please report it")
+
+
+    @property
+    def op_names(self) -> list[str]:
+        return [self.opcodes[k] for k in self.codes.tolist()]
 
 
 def _input_columns(c: Circuit, s: Circuit) -> list[int]:
@@ -140,6 +151,28 @@ def _input_columns(c: Circuit, s: Circuit) -> list[int]:
         blocks[k] = list(s.input_ids[at:at + sizes[k]])
         at += sizes[k]
     return [i for k in range(len(c.inputs)) for i in blocks[k]]
+
+
+def _arguments(node_args: list, ops: list, caller: str) -> np.ndarray:
+    """int32[N, 3]: each node's arguments, -1 where it has fewer than three."""
+    n = len(node_args)
+    if _tape is not None:
+        try:
+            return np.frombuffer(_tape.arguments(node_args), dtype=np.int32).reshape(n, 3)
+        except ValueError:
+            pass  # the message below names the node
+    lens = np.fromiter(map(len, node_args), dtype=np.int64, count=n)
+    if n and lens.max(initial=0) > 3:
+        i = int(np.argmax(lens))
+        raise CircuitError(f"{caller}: node %{i} ({ops[i]}) has {lens[i]} arguments; the "
+                           f"C lowerings take at most 3")
+    flat = np.fromiter(itertools.chain.from_iterable(node_args), dtype=np.int32,
+                       count=int(lens.sum()))
+    rows = np.repeat(np.arange(n, dtype=np.int32), lens)
+    cols = np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens)
+    args = np.full((n, 3), -1, dtype=np.int32)
+    args[rows, cols] = flat
+    return args
 
 
 def _allocate(args: np.ndarray, last: np.ndarray, reg: np.ndarray, keep: np.ndarray) -> int:
@@ -262,20 +295,12 @@ class TapeFunction(CompiledFunction):
         if _tape is None:
             raise CircuitError(f"to_tape: the tape evaluator (the C extension "
                                f"circuitgrad.lower._tape) is not built; {BUILD_HINT}")
-        program = ScalarProgram(c, "to_tape")
+        program = ScalarProgram(c, "to_tape", _tape.OPS)
         super().__init__(c, program, name)
         s = program.circuit
-        opcode = {op: k for k, op in enumerate(_tape.OPS)}
         ids = program.ops
-        try:
-            codes = np.fromiter((opcode[op] for op in program.op_names), dtype=np.int32,
-                                count=len(ids))
-        except KeyError as missing:
-            raise CircuitError(f"to_tape: the tape evaluator has no opcode for {missing}: it "
-                               f"was built before that primitive had a C form; rebuild it "
-                               f"({BUILD_HINT})") from None
         code = np.empty((len(ids), 5), dtype=np.int32)
-        code[:, 0] = codes
+        code[:, 0] = program.codes
         code[:, 1] = program.reg[ids]
         a = program.args[ids]
         code[:, 2:] = np.where(a >= 0, program.reg[np.maximum(a, 0)], 0)
