@@ -102,6 +102,7 @@ def measure(emit, tool: str, n: int, batch: bool) -> None:
         lower = getattr(adapter.cg, adapter.lowering)
         emit("lower", timed(lambda: lower(adapter.g))[0])  # to_c: now a load from the cache
     if batch:
+        adapter.build_f()  # CasADi maps f and ∇f together
         seconds, _ = timed(lambda: (adapter.build_batch(), adapter.gradB()))
         emit("batch_build", seconds)
         emit("gB", median_time(adapter.gradB, budget=0.5))

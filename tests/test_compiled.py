@@ -326,3 +326,17 @@ def test_cli_eval_backends_print_the_same(capsys):
         assert printed[0] == printed[1] == printed[2] and printed[0]
     with pytest.raises(SystemExit):
         main(["eval", "x", "--at", "x=1", "--backend", "fortran"])
+
+
+def test_an_op_without_a_c_form_is_refused_by_name(monkeypatch):
+    # A primitive registered at run time without a C form: the NumPy lowering runs it, the C
+    # lowerings name it (scalarize leaves an elementwise op as it is).
+    record = PRIMITIVES["sin"]
+    import dataclasses
+    monkeypatch.setitem(PRIMITIVES, "wobble", dataclasses.replace(record, name="wobble", c=None))
+    b = Builder()
+    c = b.finish([("f", b.apply("wobble", b.input("x")))])
+    assert cg.to_numpy(c)(0.5) == np.sin(0.5)
+    for lowering in (cg.to_tape, cg.to_c):
+        with pytest.raises(CircuitError, match=r"node %1 \(wobble\) has no C form"):
+            lowering(c)

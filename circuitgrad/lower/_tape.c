@@ -123,6 +123,7 @@ tape_arguments(PyObject *self, PyObject *list)
     return out;
 }
 
+#ifndef CG_THREADED
 static void
 run_point(const int32_t *code, Py_ssize_t ninstr, double *r)
 {
@@ -133,6 +134,8 @@ run_point(const int32_t *code, Py_ssize_t ninstr, double *r)
         CG_POINT_SWITCH
     }
 }
+
+#endif
 
 static void
 run_chunk(const int32_t *code, Py_ssize_t ninstr, double *r, int n)
@@ -187,7 +190,11 @@ tape_run(PyObject *self, PyObject *args)
     if (npoints == 1) {
         for (Py_ssize_t k = 0; k < nconst; k++) r[creg[k]] = cval[k];
         for (Py_ssize_t k = 0; k < nin; k++) r[ireg[k]] = in[k];
+#ifdef CG_THREADED
+        cg_run_point_threaded(code, ninstr, r);
+#else
         run_point(code, ninstr, r);
+#endif
         for (Py_ssize_t k = 0; k < nout; k++) out[k] = r[oreg[k]];
     } else {
         for (Py_ssize_t k = 0; k < nconst; k++)

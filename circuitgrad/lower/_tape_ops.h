@@ -200,3 +200,123 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     default: break; \
     }
 
+#if defined(__GNUC__) && !defined(CG_SWITCH_ONLY)
+#define CG_THREADED 1
+static void
+cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
+{
+    static const void *const label[CG_OP_COUNT] = {
+        &&op_0,
+        &&op_1,
+        &&op_2,
+        &&op_3,
+        &&op_4,
+        &&op_5,
+        &&op_6,
+        &&op_7,
+        &&op_8,
+        &&op_9,
+        &&op_10,
+        &&op_11,
+        &&op_12,
+        &&op_13,
+        &&op_14,
+        &&op_15,
+        &&op_16,
+        &&op_17,
+        &&op_18,
+        &&op_19,
+        &&op_20,
+        &&op_21,
+        &&op_22,
+        &&op_23,
+        &&op_24,
+        &&op_25,
+        &&op_26,
+        &&op_27,
+        &&op_28,
+        &&op_29,
+        &&op_30,
+        &&op_31,
+        &&op_32,
+        &&op_33,
+        &&op_34,
+        &&op_35,
+        &&op_36,
+        &&op_37,
+        &&op_38,
+        &&op_39,
+        &&op_40,
+        &&op_41,
+        &&op_42,
+        &&op_43,
+        &&op_44,
+        &&op_45,
+        &&op_46,
+        &&op_47,
+        &&op_48,
+        &&op_49,
+        &&op_50,
+        &&op_51,
+        &&op_52,
+        &&op_53,
+    };
+    const int32_t *ins = code, *end = code + 5 * ninstr;
+    if (ins == end) return;
+    goto *label[ins[0]];
+op_0: /* add */ r[ins[1]] = r[ins[2]] + r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_1: /* sub */ r[ins[1]] = r[ins[2]] - r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_2: /* mul */ r[ins[1]] = r[ins[2]] * r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_3: /* div */ r[ins[1]] = r[ins[2]] / r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_4: /* pow */ r[ins[1]] = pow(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_5: /* neg */ r[ins[1]] = -r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_6: /* sin */ r[ins[1]] = sin(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_7: /* cos */ r[ins[1]] = cos(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_8: /* tanh */ r[ins[1]] = tanh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_9: /* exp */ r[ins[1]] = exp(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_10: /* log */ r[ins[1]] = log(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_11: /* sqrt */ r[ins[1]] = sqrt(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_12: /* square */ r[ins[1]] = r[ins[2]] * r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_13: /* abs */ r[ins[1]] = fabs(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_14: /* relu */ r[ins[1]] = cg_maximum(r[ins[2]], 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_15: /* sigmoid */ r[ins[1]] = exp(-cg_logaddexp(0.0, -r[ins[2]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_16: /* step */ r[ins[1]] = (r[ins[2]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_17: /* sign */ r[ins[1]] = cg_sign(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_18: /* log1p */ r[ins[1]] = log1p(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_19: /* expm1 */ r[ins[1]] = expm1(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_20: /* softplus */ r[ins[1]] = cg_logaddexp(0.0, r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_21: /* erf */ r[ins[1]] = erf(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_22: /* erfc */ r[ins[1]] = erfc(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_23: /* tan */ r[ins[1]] = tan(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_24: /* asin */ r[ins[1]] = asin(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_25: /* acos */ r[ins[1]] = acos(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_26: /* atan */ r[ins[1]] = atan(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_27: /* atan2 */ r[ins[1]] = atan2(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_28: /* sinh */ r[ins[1]] = sinh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_29: /* cosh */ r[ins[1]] = cosh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_30: /* asinh */ r[ins[1]] = asinh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_31: /* acosh */ r[ins[1]] = acosh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_32: /* atanh */ r[ins[1]] = atanh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_33: /* log2 */ r[ins[1]] = log2(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_34: /* log10 */ r[ins[1]] = log10(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_35: /* exp2 */ r[ins[1]] = exp2(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_36: /* hypot */ r[ins[1]] = hypot(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_37: /* floor */ r[ins[1]] = floor(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_38: /* ceil */ r[ins[1]] = ceil(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_39: /* round */ r[ins[1]] = rint(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_40: /* maximum */ r[ins[1]] = cg_maximum(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_41: /* minimum */ r[ins[1]] = cg_minimum(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_42: /* clip */ r[ins[1]] = cg_minimum(cg_maximum(r[ins[2]], r[ins[3]]), r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_43: /* logaddexp */ r[ins[1]] = cg_logaddexp(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_44: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_45: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_46: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_47: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_48: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_49: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_50: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_51: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_52: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_53: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+}
+#endif
