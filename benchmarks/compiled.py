@@ -18,12 +18,20 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from typing import Any
 
 from . import peers
-from .harness import (fmt_n, fmt_ratio, fmt_time, measurement_timeout, median_time,
-                      plot_loglog, run_bounded, table, timed)
+from .harness import (
+    fmt_n,
+    fmt_ratio,
+    fmt_time,
+    measurement_timeout,
+    median_time,
+    plot_loglog,
+    run_bounded,
+    table,
+    timed,
+)
 from .programs import random_program
 
 POINTS = 4096

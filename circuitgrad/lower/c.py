@@ -61,7 +61,6 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -85,7 +84,7 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         raise CircuitError(f"to_c: the name {name!r} is not a C identifier")
     p = program or ScalarProgram(c, "to_c", c_ops())
     s, reg = p.circuit, p.reg.tolist()
-    ops, args, params = s._ops, p.args.tolist(), s._params
+    args, params = p.args.tolist(), s._params
     operand = {}  # constants are written as literals, inputs and values as their registers
     for i in p.const_ids:
         operand[i] = c_literal(params[i])
