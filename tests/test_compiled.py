@@ -340,3 +340,11 @@ def test_an_op_without_a_c_form_is_refused_by_name(monkeypatch):
     for lowering in (cg.to_tape, cg.to_c):
         with pytest.raises(CircuitError, match=r"node %1 \(wobble\) has no C form"):
             lowering(c)
+
+
+def test_an_empty_tensor_is_refused_by_name():
+    c = cg.parse("J = sum(v)", shapes={"v": (0,)})
+    assert cg.to_numpy(c)(np.ones(0)) == 0.0
+    for lowering in (cg.to_tape, cg.to_c):
+        with pytest.raises(CircuitError, match=r"node %0 \(input\) has the empty shape \(0,\)"):
+            lowering(c)

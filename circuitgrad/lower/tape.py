@@ -77,6 +77,11 @@ class ScalarProgram:
     def __init__(self, c: Circuit, caller: str, opcodes: Sequence[str]):
         self.original = c
         self.opcodes = tuple(opcodes)
+        empty = next((i for i, shape in enumerate(c._shapes) if 0 in shape), None)
+        if empty is not None:
+            raise CircuitError(f"{caller}: node %{empty} ({c.op(empty)}) has the empty shape "
+                               f"{c.shape(empty)}; the C lowerings take no empty tensors "
+                               f"(to_numpy does)")
         s = scalarize(c) if _needs_scalarize(c) else c
         self.circuit = s
         n = len(s)
