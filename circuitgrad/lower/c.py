@@ -11,8 +11,9 @@ function also stored in its register, so the compiler's time stays linear in the
 Each function runs its statements for each point of a chunk of up to ``LANES`` points (one
 point for a one-point call), register k of point l at ``r[k * LANES + l]``: one loop per
 function, not per statement, so a call at one point pays nothing for it and the loop bodies are
-straight-line code the compiler can keep in registers (and vectorize across points, where it
-vectorizes). The one entry point is
+straight-line code the compiler keeps in registers. GCC does not vectorize these loops (not at
+-O1, and glibc's vector math needs -ffast-math, which would change values): across points the
+gain over NumPy is fewer passes over memory, not SIMD. The one entry point is
 
     ``int NAME_eval(const double *in, double *out, long npoints)``
 
