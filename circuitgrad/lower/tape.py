@@ -134,7 +134,6 @@ class ScalarProgram:
             raise CircuitError(f"internal error: {caller} found {len(self.out_ids)} scalar "
                                f"outputs for {sum(self.out_sizes)} entries; please report it")
 
-
     @property
     def op_names(self) -> list[str]:
         return [self.opcodes[k] for k in self.codes.tolist()]
