@@ -92,28 +92,59 @@ PACKAGES = {"casadi (SX VM)": "casadi", "casadi (JIT)": "casadi",
             "symengine-llvm": "symengine", "jax": "jax"}
 
 
-def measure(emit, tool: str, n: int, batch: bool) -> None:
-    """Child: one tool on the gradient of the random program of ``n`` ops."""
+def _interleaved(fns: dict[str, Any], budget: float, rounds: int = 3) -> dict[str, float]:
+    """The best of ``rounds`` medians of each function, the functions taking turns, so that
+    a change of the machine's load hits all of them alike."""
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = median_time(fn, budget=budget)
+            best[name] = min(best.get(name, t), t)
+    return best
+
+
+def measure(emit, tool: str, n: int, batch: bool, cache: str) -> None:
+    """Child: one tool on the gradient of the random program of ``n`` ops, and circuitgrad's
+    lowerings of the same gradient in the same process, timed in turns with it (the ratios)."""
     import warnings
     warnings.filterwarnings("ignore")
-    # to_c compiles into an empty cache, so that its build counts the compiler.
-    os.environ["CIRCUITGRAD_CACHE"] = tempfile.mkdtemp(prefix="cg_bench_")
+    # to_c's build compiles into an empty cache; the side-by-side references of the other
+    # children share one cache per run (the first child that needs a library compiles it).
+    os.environ["CIRCUITGRAD_CACHE"] = (tempfile.mkdtemp(prefix="cg_bench_") if tool == "to_c"
+                                       else cache)
     prog = random_program(n, seed=0)
-    adapter = ADAPTERS[tool](prog, prog.point(), prog.batch(POINTS))
+    point, points = prog.point(), prog.batch(POINTS)
+    adapter = ADAPTERS[tool](prog, point, points)
     adapter.prepare()
     seconds, values = timed(adapter.build_grad)
     emit("build", seconds)
     emit("grad", peers._floats(values))
-    emit("g1", median_time(adapter.grad1))
-    if tool.startswith("to_"):
-        emit("nodes", len(adapter.g))
+    import circuitgrad as cg
+    if isinstance(adapter, Lowered):
+        g = adapter.g
+        emit("nodes", len(g))
         lower = getattr(adapter.cg, adapter.lowering)
-        emit("lower", timed(lambda: lower(adapter.g))[0])  # to_c: now a load from the cache
+        emit("lower", timed(lambda: lower(g))[0])  # to_c: now a load from the cache
+    else:
+        g = cg.grad(cg.parse(prog.text(), inputs=list(prog.inputs)))
+    os.environ["CIRCUITGRAD_CACHE"] = cache
+    refs = {"to_numpy": cg.to_numpy(g), "to_tape": cg.to_tape(g)}
+    if n <= BATCH_MAX:  # to_c at 10⁵ ops does not compile within the bound
+        refs["to_c"] = cg.to_c(g)
+    refs.pop(tool, None)
+    one = _interleaved({tool: adapter.grad1, **{k: (lambda f=f: f(*point))
+                                                for k, f in refs.items()}}, budget=0.2)
+    emit("g1", one.pop(tool))
+    emit("ref_g1", one)
     if batch:
         adapter.build_f()  # CasADi maps f and ∇f together
         seconds, _ = timed(lambda: (adapter.build_batch(), adapter.gradB()))
         emit("batch_build", seconds)
-        emit("gB", median_time(adapter.gradB, budget=0.5))
+        many = _interleaved({tool: adapter.gradB, **{k: (lambda f=f: f(*points))
+                                                     for k, f in refs.items()}}, budget=0.3,
+                            rounds=2)
+        emit("gB", many.pop(tool))
+        emit("ref_gB", many)
 
 
 def tape_build(emit, n: int) -> None:
@@ -131,6 +162,7 @@ def tape_build(emit, n: int) -> None:
 
 def _run_tools(sizes: list[int], timeout: float) -> dict[str, dict[int, dict]]:
     import importlib.util
+    cache = tempfile.mkdtemp(prefix="cg_bench_")
     results: dict[str, dict[int, dict]] = {}
     for tool in TOOLS:
         results[tool] = {}
@@ -142,7 +174,8 @@ def _run_tools(sizes: list[int], timeout: float) -> dict[str, dict[int, dict]]:
                 results[tool][n] = {"status": "missing" if missing else f"not run ({stopped})"}
                 continue
             r = run_bounded("benchmarks.compiled:measure",
-                            {"tool": tool, "n": n, "batch": n <= BATCH_MAX}, timeout)
+                            {"tool": tool, "n": n, "batch": n <= BATCH_MAX, "cache": cache},
+                            timeout)
             v = dict(r.values)
             if r.timed_out:
                 v["status"] = "timeout"
@@ -167,6 +200,11 @@ def _cell(r: dict[str, Any], key: str, ref: float | None) -> str:
     return text
 
 
+def _side(r: dict[str, Any], key: str, of: str) -> float | None:
+    """The time of ``of`` measured in the same child as ``r``'s tool, or None."""
+    return r.get(f"ref_{key}", {}).get(of)
+
+
 def _agreement(r: dict[str, Any], ref: dict[str, Any]) -> str:
     if "grad" not in r or "grad" not in ref:
         return r.get("status", "–")
@@ -184,7 +222,7 @@ def _goals(res: dict[str, dict[int, dict]], tape: dict[int, dict]) -> list[list[
 
     n = 10**3
     for mine, peer, goal in (("to_tape", "casadi (SX VM)", 0.5), ("to_c", "symengine-llvm", 0.5)):
-        a, b = get(mine, n, "g1"), get(peer, n, "g1")
+        a, b = _side(res[peer].get(n, {}), "g1", mine), get(peer, n, "g1")
         if a and b:
             rows.append([f"∇f at one point, 10³ ops: {mine} ≤ {goal}× {peer}",
                          f"{fmt_time(a)} vs {fmt_time(b)}: ×{fmt_ratio(a / b)}",
@@ -193,7 +231,7 @@ def _goals(res: dict[str, dict[int, dict]], tape: dict[int, dict]) -> list[list[
             rows.append([f"∇f at one point, 10³ ops: {mine} ≤ {goal}× {peer}",
                          "not measured", res.get(peer, {}).get(n, {}).get("status", "–")])
     for n in sorted(res["to_c"]):
-        a, b = get("to_c", n, "gB"), get("to_numpy", n, "gB")
+        a, b = get("to_c", n, "gB"), _side(res["to_c"].get(n, {}), "gB", "to_numpy")
         if a and b:
             rows.append([f"∇f at {POINTS:,} points, {fmt_n(n)} ops: to_c ≤ 0.2× to_numpy",
                          f"×{fmt_ratio(a / b)}", verdict(a / b <= 0.2)])
@@ -231,9 +269,32 @@ def run(quick: bool = False) -> str:
     ref = res["to_numpy"]
 
     def rows(key: str) -> list[list[str]]:
+        if key == "build":
+            return [[f"**{t}**" if t.startswith("to_") else t] +
+                    [_cell(res[t].get(n, {}), key, ref.get(n, {}).get(key)) for n in sizes]
+                    for t in TOOLS]
+        # evaluation: × against the to_numpy timed in turns in the same process
         return [[f"**{t}**" if t.startswith("to_") else t] +
-                [_cell(res[t].get(n, {}), key, ref.get(n, {}).get(key)) for n in sizes]
+                [_cell(res[t].get(n, {}), key, None if t == "to_numpy" else
+                       _side(res[t].get(n, {}), key, "to_numpy")) for n in sizes]
                 for t in TOOLS]
+
+    def side_rows(key: str) -> list[list[str]]:
+        out_rows = []
+        for t in TOOLS:
+            if t.startswith("to_"):
+                continue
+            cells = [t]
+            for n in sizes:
+                r = res[t].get(n, {})
+                if key not in r:
+                    cells.append(r.get("status", "–"))
+                    continue
+                parts = [f"{fmt_ratio(_side(r, key, mine) / r[key])} ({mine})"
+                         for mine in ("to_tape", "to_c") if _side(r, key, mine)]
+                cells.append(", ".join(parts) or "–")
+            out_rows.append(cells)
+        return out_rows
 
     out = ["## Compiled evaluation: to_tape and to_c (issue 16)", "",
            "The gradient of the seeded random programs of N ops over 8 inputs "
@@ -243,12 +304,19 @@ def run(quick: bool = False) -> str:
            "→ callable gradient with its first call; `to_c` compiles into an empty cache "
            "(gcc -O1, functions of 500 nodes); CasADi's JIT uses its \"shell\" compiler "
            "(the system cc, -O1). The machine has 2 cores shared with other jobs: compare "
-           "ratios, not absolute times."]
+           "ratios, not absolute times; every evaluation ratio below is of times taken in "
+           "turns in one process (best of 2-3 rounds of medians), so a change of load hits "
+           "both sides alike."]
     out += ["", "#### Build: program → callable gradient, first call included", "",
             table(heads, rows("build"))]
-    out += ["", "#### ∇f at one point", "", table(heads, rows("g1"))]
-    out += ["", f"#### ∇f at {POINTS:,} points (up to {fmt_n(BATCH_MAX)} ops)", "",
-            table(heads, rows("gB"))]
+    out += ["", "#### ∇f at one point (× = time / to_numpy's, timed in turns in the same "
+            "process)", "", table(heads, rows("g1"))]
+    out += ["", "#### ∇f at one point: circuitgrad's time / the peer's, timed in turns in the "
+            "peer's process (< 1: circuitgrad faster)", "", table(heads, side_rows("g1"))]
+    out += ["", f"#### ∇f at {POINTS:,} points, up to {fmt_n(BATCH_MAX)} ops (× = time / "
+            "to_numpy's, timed in turns in the same process)", "", table(heads, rows("gB"))]
+    out += ["", f"#### ∇f at {POINTS:,} points: circuitgrad's time / the peer's, in the "
+            "peer's process", "", table(heads, side_rows("gB"))]
     lower_rows = []
     for t in ("to_numpy", "to_tape", "to_c"):
         cells = [t]
