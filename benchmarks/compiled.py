@@ -76,6 +76,7 @@ class CasadiJit(peers.Casadi):
 
     def build_grad(self):
         ca = self.ca
+        os.chdir(tempfile.mkdtemp(prefix="cg_casadi_jit_"))  # its C files, not in the checkout
         self.xs = [ca.SX.sym(name) for name in self.prog.inputs]
         self.J = self.fn(*self.xs)
         G = ca.gradient(self.J, ca.vertcat(*self.xs))
