@@ -35,10 +35,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
-from ..errors import CircuitError
+from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES
 from ..transforms.scalarize import scalarize
-from .numpy import NumpyFunction, outputs
+from .numpy import outputs
 
 try:
     from . import _tape
@@ -46,6 +46,7 @@ except ImportError:  # not built: to_tape says how to build it
     _tape = None
 
 _NUMBERS = frozenset({float, int, np.float64})
+_MISSING = object()
 
 BUILD_HINT = ("build it with `pip install -e .` in the circuitgrad checkout (`make test` does), "
               "which needs a C compiler and the Python headers (Debian/Ubuntu: apt-get install "
@@ -203,11 +204,54 @@ def _allocate(args: np.ndarray, last: np.ndarray, reg: np.ndarray, keep: np.ndar
 
 
 class CompiledFunction:
-    """What ``to_tape`` and ``to_c`` return share: ``to_numpy``'s binding of inputs (by
-    position or keyword, points or batches) and its named-tuple outputs; a subclass runs
-    ``_evaluate(inputs, npoints) -> outputs`` on flat float64 arrays."""
+    """What ``to_tape`` and ``to_c`` return share: ``to_numpy``'s interface (inputs by
+    position or keyword, points or batches, the same checks and messages) and its named-tuple
+    outputs; a subclass runs ``_evaluate(inputs, npoints) -> outputs`` on flat float64
+    arrays."""
 
-    _bind = NumpyFunction._bind
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[list[Any], tuple[int, ...]]:
+        """The inputs as float64 NumPy values in the order of ``inputs``, and the batch shape
+        (``()`` for one point), with ``to_numpy``'s checks and messages."""
+        n = len(self.inputs)
+        if len(args) > n:
+            raise TypeError(f"{self._name}() takes {n} inputs {list(self.inputs)}, "
+                            f"got {len(args)}")
+        values: list[Any] = list(args) + [_MISSING] * (n - len(args))
+        index = {name: k for k, name in enumerate(self.inputs)}
+        for key, v in kwargs.items():
+            k = index.get(key)
+            if k is None:
+                raise TypeError(f"{self._name}() has no input {key!r}; inputs: "
+                                f"{list(self.inputs)}")
+            if values[k] is not _MISSING:
+                raise TypeError(f"{self._name}() got input {key!r} twice")
+            values[k] = v
+        missing = [self.inputs[k] for k, v in enumerate(values) if v is _MISSING]
+        if missing:
+            raise TypeError(f"{self._name}() is missing inputs {missing}")
+        batches = []
+        for k, v in enumerate(values):
+            try:
+                v = values[k] = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"input {self.inputs[k]!r} is not a number or an array of "
+                                f"numbers: {type(v).__name__}") from None
+            have, want = v.shape, self._input_shapes[k]
+            if have != want:
+                point = len(have) - len(want)
+                if point < 0 or have[point:] != want:
+                    raise ShapeError(
+                        f"input {self.inputs[k]!r} has shape {want} at one point; a value of "
+                        f"shape {have} is neither one point nor a batch of points (a batch's "
+                        f"last axes are {want})")
+                batches.append((k, have[:point]))
+        try:
+            batch = np.broadcast_shapes(*(s for _, s in batches))
+        except ValueError:
+            listed = ", ".join(f"{self.inputs[k]} {s}" for k, s in batches)
+            raise ShapeError(f"the inputs' batch shapes do not broadcast together: "
+                             f"{listed}") from None
+        return values, tuple(batch)
 
     def __init__(self, c: Circuit, program: ScalarProgram, name: str = "f"):
         self.circuit = c
