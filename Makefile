@@ -30,9 +30,10 @@ $(VENV)/.docs-ready: $(VENV)/.ready pyproject.toml
 	$(PY) -m pip install -q -e ".[docs]"
 	touch $@
 
-$(VENV)/.ready: pyproject.toml scripts/setup.sh
+$(VENV)/.ready: pyproject.toml setup.py scripts/setup.sh circuitgrad/lower/_tape.c \
+		circuitgrad/lower/_tape_ops.h
 	VENV=$(VENV) scripts/setup.sh
 	touch $@
 
 clean:
-	rm -rf $(VENV) build site *.egg-info
+	rm -rf $(VENV) build site *.egg-info circuitgrad/lower/_tape*.so

@@ -18,6 +18,8 @@ from .frontends.json import from_json
 from .frontends import from_sympy, parse, to_sympy, trace
 from .lower.json import to_json
 from .lower import NumpyFunction, render, to_dot, to_numpy
+from .lower.tape import TapeFunction, to_tape
+from .lower.c import CFunction, to_c
 from .ops import (abs, acos, acosh, asin, asinh, atan, atan2, atanh, ceil, clip, cos, cosh,
                   equal, erf, erfc, exp, exp2, expm1, floor, greater, greater_equal, hypot, less,
                   less_equal, log, log1p, log2, log10, log_softmax, logaddexp, logical_and,
@@ -36,6 +38,7 @@ __all__ = [
     "to_dot", "render",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",
     "hessian_sparsity",
+    "to_tape", "TapeFunction", "to_c", "CFunction",
     "to_json", "from_json",
     "abs", "cos", "exp", "log", "mean", "outer", "relu", "sigmoid", "sign", "sin", "sqrt",
     "square", "step", "sum", "tanh", "transpose",

@@ -2,7 +2,7 @@
 
 ::
 
-    circuitgrad eval  EXPR --at x=1,y=2 [--grad]   # value (and gradient) at a point
+    circuitgrad eval  EXPR --at x=1,y=2 [--grad] [--backend numpy|tape|c]  # value (and gradient)
     circuitgrad grad  EXPR [--wrt x,y]             # the generated gradient source
     circuitgrad draw  EXPR [--grad] [--at ...] -o out.svg
     circuitgrad info  EXPR                         # inputs, outputs, size, adjoint size
@@ -34,7 +34,9 @@ from .circuit import Circuit
 from .errors import CircuitError, in_words_of
 from .frontends.parse import parse
 from .lower.dot import MAX_NODES, render, to_dot
+from .lower.c import to_c
 from .lower.numpy import to_numpy
+from .lower.tape import to_tape
 from .transforms.grad import grad
 
 _EPILOG = """\
@@ -301,8 +303,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     target = _gradient(c, args) if args.grad else c
     _check_point(target, point)
     _batch_notes(target, point, dict(_pairs(args.at or [], "--at")))
+    lower = {"numpy": to_numpy, "tape": to_tape, "c": to_c}[args.backend]
     with np.errstate(all="ignore"):
-        result = to_numpy(target)(**point)
+        result = lower(target)(**point)
     values = result if len(target.outputs) > 1 else (result,)
     for name, value in zip(target.outputs, values):
         print(_format(name, value))
@@ -394,6 +397,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="the point, e.g. x=1,y=2 or v=[1,2,3]")
     p.add_argument("--grad", action="store_true", help="also print the gradient")
     gradient_options(p)
+    p.add_argument("--backend", choices=("numpy", "tape", "c"), default="numpy",
+                   help="the lowering that evaluates: numpy (default), tape (the compiled "
+                        "evaluator, no compile step) or c (C compiled with the system "
+                        "compiler, cached); the same values (docs/compiled.md)")
     p.set_defaults(run=cmd_eval)
 
     p = command("grad", "print the generated NumPy source of the gradient")

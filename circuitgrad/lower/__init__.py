@@ -3,6 +3,8 @@
 from .dot import render, to_dot
 from .json import to_json
 from .numpy import NumpyFunction, to_numpy
+from .tape import TapeFunction, to_tape
+from .c import CFunction, to_c
 from .text import listing
 
-__all__ = ["to_json", "NumpyFunction", "to_numpy", "listing", "to_dot", "render"]
+__all__ = ["to_json", "NumpyFunction", "to_numpy", "listing", "to_dot", "render", "TapeFunction", "to_tape", "CFunction", "to_c"]

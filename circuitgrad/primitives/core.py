@@ -66,6 +66,11 @@ class Primitive:
     # Optional: the node as a Python callable made without compiling its template (for ops
     # whose params differ from node to node, such as indices), same semantics as the template.
     function: Callable[..., Callable[..., Any]] | None = None
+    # The C expression of one scalar node over the argument expressions ``{0}``, ``{1}``: what
+    # the tape evaluator's opcode switch and ``to_c`` are generated from (libm and the
+    # helpers of circuitgrad/lower/cforms.py). None: no C form (tensor ops are scalarized
+    # first; an op left without one is refused by name).
+    c: str | None = None
 
     def display(self, params: Mapping[str, Any] | None,
                 shapes: Sequence[Shape] | None = None) -> str:

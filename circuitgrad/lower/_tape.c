@@ -1,0 +1,277 @@
+/* circuitgrad's tape evaluator: one C extension, compiled once, runs every circuit.
+
+   A circuit lowered by circuitgrad.lower.tape is a flat int32 array of instructions
+   (opcode, out, a0, a1, a2) over a file of float64 registers that are reused by liveness.
+   The opcode switch is generated from the primitive table into _tape_ops.h (see
+   circuitgrad/lower/cforms.py); this file holds what does not depend on the table: the
+   register allocator and the two drivers (one point; batches in chunks of CG_LANES points,
+   so memory is the register file of one chunk, whatever the number of points).
+
+   Built by `pip install -e .` (setup.py). Compiled with -ffp-contract=off, never with
+   -ffast-math: the values are the NumPy lowering's (docs/semantics.md). No NumPy headers:
+   arrays come in through the buffer protocol. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "_tape_ops.h"
+
+#define CG_LANES 32
+
+static int
+get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, int writable, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    if (view->itemsize != itemsize || view->len % itemsize) {
+        PyErr_Format(PyExc_TypeError, "_tape: %s must hold %zd-byte items", what, itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* allocate(args, last, reg, keep) -> register count.
+   args: int32[3 N], the arguments of each node (-1: none); last: int32[N], the last node that
+   reads each node; reg: int32[N], in: a register for each leaf and -1 for each operation,
+   out: a register for every node; keep: uint8[N], nonzero for nodes whose register is never
+   reused (leaves and outputs). An operation's arguments that die at it give their registers back
+   first, so the operation may write over one of them (the switch reads before it writes). */
+static PyObject *
+tape_allocate(PyObject *self, PyObject *args)
+{
+    PyObject *o_args, *o_last, *o_reg, *o_keep;
+    Py_buffer b_args, b_last, b_reg, b_keep;
+    if (!PyArg_ParseTuple(args, "OOOO", &o_args, &o_last, &o_reg, &o_keep))
+        return NULL;
+    if (get_buffer(o_args, &b_args, 4, 0, "args") < 0) return NULL;
+    if (get_buffer(o_last, &b_last, 4, 0, "last") < 0) goto fail1;
+    if (get_buffer(o_reg, &b_reg, 4, 1, "reg") < 0) goto fail2;
+    if (get_buffer(o_keep, &b_keep, 1, 0, "keep") < 0) goto fail3;
+    Py_ssize_t n = b_reg.len / 4;
+    if (b_args.len / 4 != 3 * n || b_last.len / 4 != n || b_keep.len != n) {
+        PyErr_SetString(PyExc_ValueError, "_tape.allocate: arrays of different lengths");
+        goto fail4;
+    }
+    const int32_t *a = b_args.buf, *last = b_last.buf;
+    int32_t *reg = b_reg.buf;
+    const uint8_t *keep = b_keep.buf;
+    int32_t count = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (reg[i] >= count) count = reg[i] + 1;
+    int32_t *free_list = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    if (!free_list) { PyErr_NoMemory(); goto fail4; }
+    Py_ssize_t nfree = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (reg[i] >= 0) continue;  /* a leaf: its own register */
+        for (int k = 0; k < 3; k++) {
+            int32_t x = a[3 * i + k];
+            if (x < 0 || (k > 0 && x == a[3 * i]) || (k > 1 && x == a[3 * i + 1])) continue;
+            if (x >= i) {
+                PyErr_Format(PyExc_ValueError, "_tape.allocate: node %zd reads node %d", i, x);
+                free(free_list);
+                goto fail4;
+            }
+            /* an operation's register is free after its last read, a leaf's never */
+            if (last[x] == i && !keep[x]) free_list[nfree++] = reg[x];
+        }
+        reg[i] = nfree ? free_list[--nfree] : count++;
+    }
+    free(free_list);
+    PyBuffer_Release(&b_keep); PyBuffer_Release(&b_reg);
+    PyBuffer_Release(&b_last); PyBuffer_Release(&b_args);
+    return PyLong_FromLong(count);
+fail4: PyBuffer_Release(&b_keep);
+fail3: PyBuffer_Release(&b_reg);
+fail2: PyBuffer_Release(&b_last);
+fail1: PyBuffer_Release(&b_args);
+    return NULL;
+}
+
+/* arguments(args) -> bytearray: the argument tuples of the N nodes (a list of tuples of
+   ints) as int32[N, 3] rows, -1 where a node has fewer than 3; ValueError for more. The same
+   as NumPy on the flattened lists, without a Python object per argument. */
+static PyObject *
+tape_arguments(PyObject *self, PyObject *list)
+{
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "_tape.arguments: a list of tuples");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, 12 * n);
+    if (!out) return NULL;
+    int32_t *a = (int32_t *)PyByteArray_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(list, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) > 3) {
+            PyErr_Format(PyExc_ValueError, "_tape.arguments: node %zd has %zd arguments", i,
+                         PyTuple_Check(t) ? PyTuple_GET_SIZE(t) : (Py_ssize_t)-1);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_ssize_t k = 0, m = PyTuple_GET_SIZE(t);
+        for (; k < m; k++) {
+            long v = PyLong_AsLong(PyTuple_GET_ITEM(t, k));
+            if (v == -1 && PyErr_Occurred()) { Py_DECREF(out); return NULL; }
+            a[3 * i + k] = (int32_t)v;
+        }
+        for (; k < 3; k++) a[3 * i + k] = -1;
+    }
+    return out;
+}
+
+#ifndef CG_THREADED
+static void
+run_point(const int32_t *code, Py_ssize_t ninstr, double *r)
+{
+    for (Py_ssize_t k = 0; k < ninstr; k++) {
+        const int32_t *ins = code + 5 * k;
+        int32_t op = ins[0], o = ins[1], a0 = ins[2], a1 = ins[3], a2 = ins[4];
+        (void)a1; (void)a2;
+        CG_POINT_SWITCH
+    }
+}
+
+#endif
+
+static void
+run_chunk(const int32_t *code, Py_ssize_t ninstr, double *r, int n)
+{
+    int l;
+    for (Py_ssize_t k = 0; k < ninstr; k++) {
+        const int32_t *ins = code + 5 * k;
+        int32_t op = ins[0];
+        double *y = r + (Py_ssize_t)ins[1] * CG_LANES;
+        const double *x0 = r + (Py_ssize_t)ins[2] * CG_LANES;
+        const double *x1 = r + (Py_ssize_t)ins[3] * CG_LANES;
+        const double *x2 = r + (Py_ssize_t)ins[4] * CG_LANES;
+        (void)x1; (void)x2;
+        CG_CHUNK_SWITCH
+    }
+}
+
+/* run(code, nregs, const_regs, const_values, in_regs, inputs, out_regs, outputs, npoints):
+   inputs is float64[npoints, len(in_regs)] and outputs float64[npoints, len(out_regs)],
+   row-major. Registers and opcodes were checked when the tape was built. */
+static PyObject *
+tape_run(PyObject *self, PyObject *args)
+{
+    PyObject *o_code, *o_creg, *o_cval, *o_ireg, *o_in, *o_oreg, *o_out;
+    Py_ssize_t nregs, npoints;
+    Py_buffer bc, bcr, bcv, bir, bin, bor, bout;
+    if (!PyArg_ParseTuple(args, "OnOOOOOOn", &o_code, &nregs, &o_creg, &o_cval, &o_ireg,
+                          &o_in, &o_oreg, &o_out, &npoints))
+        return NULL;
+    PyObject *result = NULL;
+    if (get_buffer(o_code, &bc, 4, 0, "code") < 0) return NULL;
+    if (get_buffer(o_creg, &bcr, 4, 0, "const_regs") < 0) goto f1;
+    if (get_buffer(o_cval, &bcv, 8, 0, "const_values") < 0) goto f2;
+    if (get_buffer(o_ireg, &bir, 4, 0, "in_regs") < 0) goto f3;
+    if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) goto f4;
+    if (get_buffer(o_oreg, &bor, 4, 0, "out_regs") < 0) goto f5;
+    if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) goto f6;
+    Py_ssize_t ninstr = bc.len / 20, nconst = bcr.len / 4, nin = bir.len / 4,
+               nout = bor.len / 4;
+    if (bc.len % 20 || bcv.len / 8 != nconst || bin.len / 8 != nin * npoints ||
+        bout.len / 8 != nout * npoints || nregs < 1) {
+        PyErr_SetString(PyExc_ValueError, "_tape.run: arrays of inconsistent lengths");
+        goto f7;
+    }
+    const int32_t *code = bc.buf, *creg = bcr.buf, *ireg = bir.buf, *oreg = bor.buf;
+    const double *cval = bcv.buf, *in = bin.buf;
+    double *out = bout.buf;
+    int lanes = npoints == 1 ? 1 : CG_LANES;
+    double *r = malloc(sizeof(double) * (size_t)nregs * (size_t)lanes);
+    if (!r) { PyErr_NoMemory(); goto f7; }
+    Py_BEGIN_ALLOW_THREADS
+    if (npoints == 1) {
+        for (Py_ssize_t k = 0; k < nconst; k++) r[creg[k]] = cval[k];
+        for (Py_ssize_t k = 0; k < nin; k++) r[ireg[k]] = in[k];
+#ifdef CG_THREADED
+        cg_run_point_threaded(code, ninstr, r);
+#else
+        run_point(code, ninstr, r);
+#endif
+        for (Py_ssize_t k = 0; k < nout; k++) out[k] = r[oreg[k]];
+    } else {
+        for (Py_ssize_t k = 0; k < nconst; k++)
+            for (int l = 0; l < CG_LANES; l++) r[(Py_ssize_t)creg[k] * CG_LANES + l] = cval[k];
+        for (Py_ssize_t p0 = 0; p0 < npoints; p0 += CG_LANES) {
+            int n = npoints - p0 < CG_LANES ? (int)(npoints - p0) : CG_LANES;
+            for (Py_ssize_t k = 0; k < nin; k++)
+                for (int l = 0; l < n; l++)
+                    r[(Py_ssize_t)ireg[k] * CG_LANES + l] = in[(p0 + l) * nin + k];
+            run_chunk(code, ninstr, r, n);
+            for (Py_ssize_t k = 0; k < nout; k++)
+                for (int l = 0; l < n; l++)
+                    out[(p0 + l) * nout + k] = r[(Py_ssize_t)oreg[k] * CG_LANES + l];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(r);
+    Py_INCREF(Py_None);
+    result = Py_None;
+f7: PyBuffer_Release(&bout);
+f6: PyBuffer_Release(&bor);
+f5: PyBuffer_Release(&bin);
+f4: PyBuffer_Release(&bir);
+f3: PyBuffer_Release(&bcv);
+f2: PyBuffer_Release(&bcr);
+f1: PyBuffer_Release(&bc);
+    return result;
+}
+
+/* call(address, inputs, outputs, npoints): run a circuit compiled by to_c, whose entry point
+   int f_eval(const double *in, double *out, long npoints) is at address. The same call
+   through ctypes costs microseconds (a ctypes object per array); this costs a buffer each. */
+typedef int (*cg_entry)(const double *, double *, long);
+
+static PyObject *
+tape_call(PyObject *self, PyObject *args)
+{
+    unsigned long long address;
+    PyObject *o_in, *o_out;
+    Py_ssize_t npoints;
+    Py_buffer bin, bout;
+    if (!PyArg_ParseTuple(args, "KOOn", &address, &o_in, &o_out, &npoints)) return NULL;
+    if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) return NULL;
+    if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) { PyBuffer_Release(&bin); return NULL; }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = ((cg_entry)(uintptr_t)address)(bin.buf, bout.buf, (long)npoints);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&bout);
+    PyBuffer_Release(&bin);
+    if (status) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tape_methods[] = {
+    {"arguments", tape_arguments, METH_O, "Argument tuples as int32 rows (see the C source)."},
+    {"call", tape_call, METH_VARARGS, "Call a to_c entry point (see the C source)."},
+    {"allocate", tape_allocate, METH_VARARGS, "Registers by liveness (see the C source)."},
+    {"run", tape_run, METH_VARARGS, "Run a tape at points (see the C source)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef tape_module = {
+    PyModuleDef_HEAD_INIT, "_tape", "circuitgrad's tape evaluator (see circuitgrad.lower.tape).",
+    -1, tape_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__tape(void)
+{
+    PyObject *m = PyModule_Create(&tape_module);
+    if (!m) return NULL;
+    PyObject *names = PyTuple_New(CG_OP_COUNT);
+    if (!names) { Py_DECREF(m); return NULL; }
+    for (int k = 0; k < CG_OP_COUNT; k++)
+        PyTuple_SET_ITEM(names, k, PyUnicode_FromString(CG_OP_NAMES[k]));
+    if (PyModule_AddObject(m, "OPS", names) < 0) { Py_DECREF(names); Py_DECREF(m); return NULL; }
+    PyModule_AddIntConstant(m, "LANES", CG_LANES);
+    return m;
+}

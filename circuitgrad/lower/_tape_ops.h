@@ -1,0 +1,322 @@
+/* Generated from circuitgrad's primitive table by scripts/gen_tape.py: do not edit.
+   One case per primitive with a C form (the record's `c` field); the opcode is the
+   primitive's position in CG_OP_NAMES. */
+
+#include <math.h>
+
+/* NumPy's maximum and minimum: NaN from either side propagates; at a tie (also 0.0 and
+   -0.0) the second argument is returned, as NumPy does. */
+static inline double cg_maximum(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline double cg_minimum(double a, double b) { return (a < b || a != a) ? a : b; }
+
+/* NumPy's sign: 0.0 at both zeros, NaN at NaN. */
+static inline double cg_sign(double a) {
+    return a > 0.0 ? 1.0 : a < 0.0 ? -1.0 : a == 0.0 ? 0.0 : a;
+}
+
+/* NumPy's npy_logaddexp: log(e^x + e^y) without overflow; x + log 2 at x == y (also for
+   infinities of one sign), NaN where x - y is NaN. */
+static inline double cg_logaddexp(double x, double y) {
+    if (x == y) return x + 0.693147180559945309417232121458176568;
+    double d = x - y;
+    if (d > 0.0) return x + log1p(exp(-d));
+    if (d <= 0.0) return y + log1p(exp(d));
+    return d;
+}
+
+#define CG_OP_COUNT 54
+static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "neg",
+    "sin",
+    "cos",
+    "tanh",
+    "exp",
+    "log",
+    "sqrt",
+    "square",
+    "abs",
+    "relu",
+    "sigmoid",
+    "step",
+    "sign",
+    "log1p",
+    "expm1",
+    "softplus",
+    "erf",
+    "erfc",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "log2",
+    "log10",
+    "exp2",
+    "hypot",
+    "floor",
+    "ceil",
+    "round",
+    "maximum",
+    "minimum",
+    "clip",
+    "logaddexp",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+    "equal",
+    "not_equal",
+    "logical_and",
+    "logical_or",
+    "logical_not",
+    "where",
+};
+
+#define CG_POINT_SWITCH \
+    switch (op) { \
+    case 0: /* add */ r[o] = r[a0] + r[a1]; break; \
+    case 1: /* sub */ r[o] = r[a0] - r[a1]; break; \
+    case 2: /* mul */ r[o] = r[a0] * r[a1]; break; \
+    case 3: /* div */ r[o] = r[a0] / r[a1]; break; \
+    case 4: /* pow */ r[o] = pow(r[a0], r[a1]); break; \
+    case 5: /* neg */ r[o] = -r[a0]; break; \
+    case 6: /* sin */ r[o] = sin(r[a0]); break; \
+    case 7: /* cos */ r[o] = cos(r[a0]); break; \
+    case 8: /* tanh */ r[o] = tanh(r[a0]); break; \
+    case 9: /* exp */ r[o] = exp(r[a0]); break; \
+    case 10: /* log */ r[o] = log(r[a0]); break; \
+    case 11: /* sqrt */ r[o] = sqrt(r[a0]); break; \
+    case 12: /* square */ r[o] = r[a0] * r[a0]; break; \
+    case 13: /* abs */ r[o] = fabs(r[a0]); break; \
+    case 14: /* relu */ r[o] = cg_maximum(r[a0], 0.0); break; \
+    case 15: /* sigmoid */ r[o] = exp(-cg_logaddexp(0.0, -r[a0])); break; \
+    case 16: /* step */ r[o] = (r[a0] >= 0.0 ? 1.0 : 0.0); break; \
+    case 17: /* sign */ r[o] = cg_sign(r[a0]); break; \
+    case 18: /* log1p */ r[o] = log1p(r[a0]); break; \
+    case 19: /* expm1 */ r[o] = expm1(r[a0]); break; \
+    case 20: /* softplus */ r[o] = cg_logaddexp(0.0, r[a0]); break; \
+    case 21: /* erf */ r[o] = erf(r[a0]); break; \
+    case 22: /* erfc */ r[o] = erfc(r[a0]); break; \
+    case 23: /* tan */ r[o] = tan(r[a0]); break; \
+    case 24: /* asin */ r[o] = asin(r[a0]); break; \
+    case 25: /* acos */ r[o] = acos(r[a0]); break; \
+    case 26: /* atan */ r[o] = atan(r[a0]); break; \
+    case 27: /* atan2 */ r[o] = atan2(r[a0], r[a1]); break; \
+    case 28: /* sinh */ r[o] = sinh(r[a0]); break; \
+    case 29: /* cosh */ r[o] = cosh(r[a0]); break; \
+    case 30: /* asinh */ r[o] = asinh(r[a0]); break; \
+    case 31: /* acosh */ r[o] = acosh(r[a0]); break; \
+    case 32: /* atanh */ r[o] = atanh(r[a0]); break; \
+    case 33: /* log2 */ r[o] = log2(r[a0]); break; \
+    case 34: /* log10 */ r[o] = log10(r[a0]); break; \
+    case 35: /* exp2 */ r[o] = exp2(r[a0]); break; \
+    case 36: /* hypot */ r[o] = hypot(r[a0], r[a1]); break; \
+    case 37: /* floor */ r[o] = floor(r[a0]); break; \
+    case 38: /* ceil */ r[o] = ceil(r[a0]); break; \
+    case 39: /* round */ r[o] = rint(r[a0]); break; \
+    case 40: /* maximum */ r[o] = cg_maximum(r[a0], r[a1]); break; \
+    case 41: /* minimum */ r[o] = cg_minimum(r[a0], r[a1]); break; \
+    case 42: /* clip */ r[o] = cg_minimum(cg_maximum(r[a0], r[a1]), r[a2]); break; \
+    case 43: /* logaddexp */ r[o] = cg_logaddexp(r[a0], r[a1]); break; \
+    case 44: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
+    case 45: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
+    case 46: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
+    case 47: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
+    case 48: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
+    case 49: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
+    case 50: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 51: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 52: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
+    case 53: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
+    default: break; \
+    }
+
+#define CG_CHUNK_SWITCH \
+    switch (op) { \
+    case 0: /* add */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l]; break; \
+    case 1: /* sub */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l]; break; \
+    case 2: /* mul */ for (l = 0; l < n; l++) y[l] = x0[l] * x1[l]; break; \
+    case 3: /* div */ for (l = 0; l < n; l++) y[l] = x0[l] / x1[l]; break; \
+    case 4: /* pow */ for (l = 0; l < n; l++) y[l] = pow(x0[l], x1[l]); break; \
+    case 5: /* neg */ for (l = 0; l < n; l++) y[l] = -x0[l]; break; \
+    case 6: /* sin */ for (l = 0; l < n; l++) y[l] = sin(x0[l]); break; \
+    case 7: /* cos */ for (l = 0; l < n; l++) y[l] = cos(x0[l]); break; \
+    case 8: /* tanh */ for (l = 0; l < n; l++) y[l] = tanh(x0[l]); break; \
+    case 9: /* exp */ for (l = 0; l < n; l++) y[l] = exp(x0[l]); break; \
+    case 10: /* log */ for (l = 0; l < n; l++) y[l] = log(x0[l]); break; \
+    case 11: /* sqrt */ for (l = 0; l < n; l++) y[l] = sqrt(x0[l]); break; \
+    case 12: /* square */ for (l = 0; l < n; l++) y[l] = x0[l] * x0[l]; break; \
+    case 13: /* abs */ for (l = 0; l < n; l++) y[l] = fabs(x0[l]); break; \
+    case 14: /* relu */ for (l = 0; l < n; l++) y[l] = cg_maximum(x0[l], 0.0); break; \
+    case 15: /* sigmoid */ for (l = 0; l < n; l++) y[l] = exp(-cg_logaddexp(0.0, -x0[l])); break; \
+    case 16: /* step */ for (l = 0; l < n; l++) y[l] = (x0[l] >= 0.0 ? 1.0 : 0.0); break; \
+    case 17: /* sign */ for (l = 0; l < n; l++) y[l] = cg_sign(x0[l]); break; \
+    case 18: /* log1p */ for (l = 0; l < n; l++) y[l] = log1p(x0[l]); break; \
+    case 19: /* expm1 */ for (l = 0; l < n; l++) y[l] = expm1(x0[l]); break; \
+    case 20: /* softplus */ for (l = 0; l < n; l++) y[l] = cg_logaddexp(0.0, x0[l]); break; \
+    case 21: /* erf */ for (l = 0; l < n; l++) y[l] = erf(x0[l]); break; \
+    case 22: /* erfc */ for (l = 0; l < n; l++) y[l] = erfc(x0[l]); break; \
+    case 23: /* tan */ for (l = 0; l < n; l++) y[l] = tan(x0[l]); break; \
+    case 24: /* asin */ for (l = 0; l < n; l++) y[l] = asin(x0[l]); break; \
+    case 25: /* acos */ for (l = 0; l < n; l++) y[l] = acos(x0[l]); break; \
+    case 26: /* atan */ for (l = 0; l < n; l++) y[l] = atan(x0[l]); break; \
+    case 27: /* atan2 */ for (l = 0; l < n; l++) y[l] = atan2(x0[l], x1[l]); break; \
+    case 28: /* sinh */ for (l = 0; l < n; l++) y[l] = sinh(x0[l]); break; \
+    case 29: /* cosh */ for (l = 0; l < n; l++) y[l] = cosh(x0[l]); break; \
+    case 30: /* asinh */ for (l = 0; l < n; l++) y[l] = asinh(x0[l]); break; \
+    case 31: /* acosh */ for (l = 0; l < n; l++) y[l] = acosh(x0[l]); break; \
+    case 32: /* atanh */ for (l = 0; l < n; l++) y[l] = atanh(x0[l]); break; \
+    case 33: /* log2 */ for (l = 0; l < n; l++) y[l] = log2(x0[l]); break; \
+    case 34: /* log10 */ for (l = 0; l < n; l++) y[l] = log10(x0[l]); break; \
+    case 35: /* exp2 */ for (l = 0; l < n; l++) y[l] = exp2(x0[l]); break; \
+    case 36: /* hypot */ for (l = 0; l < n; l++) y[l] = hypot(x0[l], x1[l]); break; \
+    case 37: /* floor */ for (l = 0; l < n; l++) y[l] = floor(x0[l]); break; \
+    case 38: /* ceil */ for (l = 0; l < n; l++) y[l] = ceil(x0[l]); break; \
+    case 39: /* round */ for (l = 0; l < n; l++) y[l] = rint(x0[l]); break; \
+    case 40: /* maximum */ for (l = 0; l < n; l++) y[l] = cg_maximum(x0[l], x1[l]); break; \
+    case 41: /* minimum */ for (l = 0; l < n; l++) y[l] = cg_minimum(x0[l], x1[l]); break; \
+    case 42: /* clip */ for (l = 0; l < n; l++) y[l] = cg_minimum(cg_maximum(x0[l], x1[l]), x2[l]); break; \
+    case 43: /* logaddexp */ for (l = 0; l < n; l++) y[l] = cg_logaddexp(x0[l], x1[l]); break; \
+    case 44: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
+    case 45: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
+    case 46: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
+    case 47: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
+    case 48: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
+    case 49: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
+    case 50: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 51: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 52: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
+    case 53: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
+    default: break; \
+    }
+
+#if defined(__GNUC__) && !defined(CG_SWITCH_ONLY)
+#define CG_THREADED 1
+static void
+cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
+{
+    static const void *const label[CG_OP_COUNT] = {
+        &&op_0,
+        &&op_1,
+        &&op_2,
+        &&op_3,
+        &&op_4,
+        &&op_5,
+        &&op_6,
+        &&op_7,
+        &&op_8,
+        &&op_9,
+        &&op_10,
+        &&op_11,
+        &&op_12,
+        &&op_13,
+        &&op_14,
+        &&op_15,
+        &&op_16,
+        &&op_17,
+        &&op_18,
+        &&op_19,
+        &&op_20,
+        &&op_21,
+        &&op_22,
+        &&op_23,
+        &&op_24,
+        &&op_25,
+        &&op_26,
+        &&op_27,
+        &&op_28,
+        &&op_29,
+        &&op_30,
+        &&op_31,
+        &&op_32,
+        &&op_33,
+        &&op_34,
+        &&op_35,
+        &&op_36,
+        &&op_37,
+        &&op_38,
+        &&op_39,
+        &&op_40,
+        &&op_41,
+        &&op_42,
+        &&op_43,
+        &&op_44,
+        &&op_45,
+        &&op_46,
+        &&op_47,
+        &&op_48,
+        &&op_49,
+        &&op_50,
+        &&op_51,
+        &&op_52,
+        &&op_53,
+    };
+    const int32_t *ins = code, *end = code + 5 * ninstr;
+    if (ins == end) return;
+    goto *label[ins[0]];
+op_0: /* add */ r[ins[1]] = r[ins[2]] + r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_1: /* sub */ r[ins[1]] = r[ins[2]] - r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_2: /* mul */ r[ins[1]] = r[ins[2]] * r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_3: /* div */ r[ins[1]] = r[ins[2]] / r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_4: /* pow */ r[ins[1]] = pow(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_5: /* neg */ r[ins[1]] = -r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_6: /* sin */ r[ins[1]] = sin(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_7: /* cos */ r[ins[1]] = cos(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_8: /* tanh */ r[ins[1]] = tanh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_9: /* exp */ r[ins[1]] = exp(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_10: /* log */ r[ins[1]] = log(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_11: /* sqrt */ r[ins[1]] = sqrt(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_12: /* square */ r[ins[1]] = r[ins[2]] * r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_13: /* abs */ r[ins[1]] = fabs(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_14: /* relu */ r[ins[1]] = cg_maximum(r[ins[2]], 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_15: /* sigmoid */ r[ins[1]] = exp(-cg_logaddexp(0.0, -r[ins[2]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_16: /* step */ r[ins[1]] = (r[ins[2]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_17: /* sign */ r[ins[1]] = cg_sign(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_18: /* log1p */ r[ins[1]] = log1p(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_19: /* expm1 */ r[ins[1]] = expm1(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_20: /* softplus */ r[ins[1]] = cg_logaddexp(0.0, r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_21: /* erf */ r[ins[1]] = erf(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_22: /* erfc */ r[ins[1]] = erfc(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_23: /* tan */ r[ins[1]] = tan(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_24: /* asin */ r[ins[1]] = asin(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_25: /* acos */ r[ins[1]] = acos(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_26: /* atan */ r[ins[1]] = atan(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_27: /* atan2 */ r[ins[1]] = atan2(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_28: /* sinh */ r[ins[1]] = sinh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_29: /* cosh */ r[ins[1]] = cosh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_30: /* asinh */ r[ins[1]] = asinh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_31: /* acosh */ r[ins[1]] = acosh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_32: /* atanh */ r[ins[1]] = atanh(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_33: /* log2 */ r[ins[1]] = log2(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_34: /* log10 */ r[ins[1]] = log10(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_35: /* exp2 */ r[ins[1]] = exp2(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_36: /* hypot */ r[ins[1]] = hypot(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_37: /* floor */ r[ins[1]] = floor(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_38: /* ceil */ r[ins[1]] = ceil(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_39: /* round */ r[ins[1]] = rint(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_40: /* maximum */ r[ins[1]] = cg_maximum(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_41: /* minimum */ r[ins[1]] = cg_minimum(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_42: /* clip */ r[ins[1]] = cg_minimum(cg_maximum(r[ins[2]], r[ins[3]]), r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_43: /* logaddexp */ r[ins[1]] = cg_logaddexp(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_44: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_45: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_46: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_47: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_48: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_49: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_50: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_51: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_52: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_53: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+}
+#endif

@@ -1,0 +1,297 @@
+"""The C lowering: a circuit as readable, self-contained C, compiled and cached on disk.
+
+``to_c(c)`` writes one statement per node from the table's ``c`` forms
+(:mod:`~circuitgrad.lower.cforms`), with the program's names in comments and the
+``/* forward */`` and ``/* backward */`` sections of a derivative circuit, over a register
+file reused by liveness (the tape's registers). The statements are split into functions of
+``PART_SIZE`` nodes, each node a local constant of its function and a value read by a later
+function also stored in its register, so the compiler's time stays linear in the size of the circuit
+(one function of 10⁵ statements takes minutes and gigabytes at -O1).
+
+Each function runs its statements for each point of a chunk of up to ``LANES`` points (one
+point for a one-point call), register k of point l at ``r[k * LANES + l]``: one loop per
+function, not per statement, so a call at one point pays nothing for it and the loop bodies are
+straight-line code the compiler keeps in registers. GCC does not vectorize these loops (not at
+-O1, and glibc's vector math needs -ffast-math, which would change values): across points the
+gain over NumPy is fewer passes over memory, not SIMD. The one entry point is
+
+    ``int NAME_eval(const double *in, double *out, long npoints)``
+
+with ``in`` float64[npoints, inputs] and ``out`` float64[npoints, outputs] (row-major, tensor
+inputs and outputs as their entries in row-major order; it returns 0, or 1 where the register
+file could not be allocated): the source needs only ``<math.h>``
+and ``<stdlib.h>``, so it can be shipped and built anywhere.
+
+The library is compiled with the system compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
+in its own process group with a time limit, and cached under ``$CIRCUITGRAD_CACHE`` (default
+``~/.cache/circuitgrad``) by a hash of the source, the compiler and its flags: a second build
+of the same circuit is a load. It is loaded with ``ctypes`` and called through the tape
+extension's ``call`` (a ctypes call with two arrays costs ~5 µs on this machine, the
+extension's a fraction of one; ctypes is the fallback where the extension is not built).
+
+    >>> import circuitgrad as cg
+    >>> f = cg.to_c(cg.grad(cg.parse("z = w*x\\nJ = relu(z)")))
+    >>> [float(v) for v in f(w=2.0, x=1.5)]
+    [3.0, 1.5, 2.0]
+    >>> print(f.source[f.source.index("CG_PART f_part0"):].split("}")[0].rstrip())
+    CG_PART f_part0(double *restrict r, int n)
+    {
+        int l;
+        for (l = 0; l < n; l++) {  /* each point of the chunk */
+            double *restrict q = r + l;
+            /* forward */
+            const double v2 = R(0) * R(1);  /* z */
+            const double v3 = cg_maximum(v2, 0.0);  /* J */
+            R(3) = v3;
+            /* backward: adjoints v_bar = dJ/dv, last node first */
+            const double v4 = (v2 >= 0.0 ? 1.0 : 0.0);  /* z_bar */
+            const double v5 = v4 * R(1);  /* w_bar */
+            R(4) = v5;
+            const double v6 = v4 * R(0);  /* x_bar */
+            R(2) = v6;
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..circuit import Circuit, as_circuit, no_gc
+from ..errors import CircuitError
+from .cforms import C_FLAGS, PRELUDE, c_expression, c_literal, c_ops
+from .tape import CompiledFunction, ScalarProgram, _tape
+
+PART_SIZE = 500
+LANES = 8
+COMPILE_TIMEOUT = 300.0
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
+
+
+def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) -> str:
+    """The C source of ``c`` (see the module docstring); ``name`` prefixes its functions."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise CircuitError(f"to_c: the name {name!r} is not a C identifier")
+    p = program or ScalarProgram(c, "to_c", c_ops())
+    s, reg = p.circuit, p.reg.tolist()
+    args, params = p.args.tolist(), s._params
+    operand = {}  # constants are written as literals, inputs and values as their registers
+    for i in p.const_ids:
+        operand[i] = c_literal(params[i])
+    out_names: dict[int, str] = {}
+    for out_name, i in zip(s.outputs, s.output_ids):
+        out_names.setdefault(i, out_name)
+    sections = {}
+    if s is c and c.meta.get("forward_count") is not None:
+        sections[c.meta["forward_count"]] = "/* backward: adjoints v_bar = dJ/dv, last node first */"
+    if s is c and c.meta.get("tangent_count") is not None:
+        sections[c.meta["tangent_count"]] = "/* tangent: v_dot, the derivative along the direction */"
+    ids = p.ops.tolist()
+    last = p.last.tolist()
+    part_of = {i: k // PART_SIZE for k, i in enumerate(ids)}
+    outputs = set(s.output_ids)
+    parts: list[list[str]] = []
+    body: list[str] = ["/* forward */"] if sections else []
+    kinds = p.op_names
+    for k, i in enumerate(ids):
+        for start in sorted(x for x in sections if x <= i):
+            body.append(sections.pop(start))
+        # An argument of this part is a local; one from another part (or an input) is read
+        # from its register.
+        names = [operand.get(a) or (f"v{a}" if part_of.get(a) == part_of[i] else
+                                    f"R({reg[a]})") for a in args[i] if a >= 0]
+        label = s.name(i) or out_names.get(i)
+        note = f"  /* {_comment(label)} */" if label else ""
+        body.append(f"const double v{i} = {c_expression(kinds[k], names)};{note}")
+        if i in outputs or part_of.get(last[i], -1) != part_of[i]:
+            body.append(f"R({reg[i]}) = v{i};")  # read by a later part, or an output
+        if (k + 1) % PART_SIZE == 0:
+            parts.append(body)
+            body = []
+    if body or not parts:
+        parts.append(body)
+    nin, nout = len(p.in_ids), len(p.out_ids)
+    input_names = [_comment(n) for n in _entry_names(c, "inputs")]
+    output_names = [_comment(n) for n in _entry_names(c, "outputs")]
+    lines = [
+        f"/* {name}({', '.join(_comment(n) for n in c.inputs)}) -> "
+        f"{', '.join(_comment(n) for n in c.outputs)}",
+        f"   generated by circuitgrad's to_c from a circuit of {len(c)} nodes"
+        f" ({len(ids)} scalar operations, {p.nregs} registers).",
+        f"   Entry point: int {name}_eval(const double *in, double *out, long npoints);",
+        f"   in: double[npoints][{nin}], out: double[npoints][{nout}], row-major.",
+        "   Compile without -ffast-math and with -ffp-contract=off: the values are then those",
+        "   of circuitgrad's NumPy lowering. */",
+        "#include <stdlib.h>",
+        PRELUDE.rstrip(),
+        "",
+        f"#define LANES {LANES}  /* points per chunk */",
+        "#define R(k) q[(k) * LANES]  /* register k of the point at q */",
+        "#define CG_EACH for (l = 0, q = r; l < n; l++, q++)  /* each point of the chunk */",
+        "#if defined(__GNUC__)",
+        "#define CG_PART static __attribute__((noinline)) void  /* one function per part */",
+        "#else",
+        "#define CG_PART static void",
+        "#endif",
+        "",
+    ]
+    for k, part in enumerate(parts):
+        lines += [f"CG_PART {name}_part{k}(double *restrict r, int n)", "{", "    int l;",
+                  "    for (l = 0; l < n; l++) {  /* each point of the chunk */",
+                  "        double *restrict q = r + l;"]
+        lines += ["        " + line for line in part]
+        lines += ["    }", "}", ""]
+    lines += [
+        f"int {name}_eval(const double *in, double *out, long npoints)",
+        "{",
+        "    double small[1024];  /* the registers of a one-point call, if they fit */",
+        f"    long p0, size = {p.nregs}L * LANES;",
+        "    double *r = size <= 1024 ? small : malloc(sizeof(double) * size), *q;",
+        "    int l, n;",
+        "    if (!r) return 1;",
+        "    for (p0 = 0; p0 < npoints; p0 += LANES) {",
+        "        n = npoints - p0 < LANES ? (int)(npoints - p0) : LANES;",
+    ]
+    for k, i in enumerate(p.in_ids):
+        lines.append(f"        CG_EACH R({reg[i]}) = in[(p0 + l) * {nin} + {k}];"
+                     f"  /* {input_names[k]} */")
+    lines += [f"        {name}_part{k}(r, n);" for k in range(len(parts))]
+    for k, i in enumerate(p.out_ids):
+        value = operand.get(i, f"R({reg[i]})")
+        lines.append(f"        CG_EACH out[(p0 + l) * {nout} + {k}] = {value};"
+                     f"  /* {output_names[k]} */")
+    lines += ["    }", "    if (r != small) free(r);", "    return 0;", "}", ""]
+    return "\n".join(lines)
+
+
+def _entry_names(c: Circuit, which: str) -> list[str]:
+    """The names of the flat columns: ``x`` for a scalar, ``W[0][1]`` for an entry."""
+    names = c.inputs if which == "inputs" else c.outputs
+    ids = c.input_ids if which == "inputs" else c.output_ids
+    columns = []
+    for name, i in zip(names, ids):
+        shape = c.shape(i)
+        if not shape:
+            columns.append(name)
+        else:
+            columns += [name + "".join(f"[{k}]" for k in index) for index in np.ndindex(shape)]
+    return columns
+
+
+def _compiler() -> str:
+    for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if candidate and shutil.which(candidate):
+            return candidate
+    raise CircuitError("to_c: no C compiler found (set $CC, or install one: apt-get install "
+                       "gcc); cg.to_tape(c) runs the same circuit with no compiler")
+
+
+def cache_dir() -> Path:
+    """Where compiled circuits are kept: ``$CIRCUITGRAD_CACHE``, else ``~/.cache/circuitgrad``."""
+    return Path(os.environ.get("CIRCUITGRAD_CACHE")
+                or Path.home() / ".cache" / "circuitgrad")
+
+
+def compile_library(source: str, opt: str = "-O1", timeout: float = COMPILE_TIMEOUT) -> Path:
+    """The shared library of ``source``, compiled (in its own process group, killed after
+    ``timeout`` seconds) or found in the cache by the hash of source, compiler and flags."""
+    cc = _compiler()
+    flags = [opt, *[f for f in C_FLAGS if not f.startswith("-O")], "-shared"]
+    key = hashlib.sha256("\0".join([source, cc, *flags]).encode()).hexdigest()[:32]
+    directory = cache_dir()
+    library = directory / f"cg_{key}.so"
+    if library.exists():
+        return library
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory, prefix="build_") as tmp:
+        src = Path(tmp) / "circuit.c"
+        src.write_text(source)
+        built = Path(tmp) / "circuit.so"
+        proc = subprocess.Popen([cc, *flags, "-o", str(built), str(src), "-lm"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, text=True)
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise CircuitError(f"to_c: {cc} did not finish within {timeout:g} s; use "
+                               f"cg.to_tape(c) (no compile step), or to_c(..., opt='-O0'), "
+                               f"or a longer timeout=") from None
+        if proc.returncode:
+            tail = "\n".join(err.strip().splitlines()[-8:])
+            raise CircuitError(f"to_c: {cc} failed (exit {proc.returncode}):\n{tail}")
+        os.replace(built, library)  # atomic: a concurrent build finds a whole library or none
+    return library
+
+
+class CFunction(CompiledFunction):
+    """A circuit compiled to C: call it as a :class:`~circuitgrad.NumpyFunction`.
+
+    Attributes:
+        source: the C source (self-contained; the entry point is ``NAME_eval``).
+        library: the path of the compiled shared library (in the cache).
+        circuit: the circuit it was made from.
+    """
+
+    def __init__(self, c: Circuit, name: str = "f", opt: str = "-O1",
+                 timeout: float = COMPILE_TIMEOUT):
+        program = ScalarProgram(c, "to_c", c_ops())
+        super().__init__(c, program, name)
+        self._opt, self._timeout = opt, timeout
+        self.source = c_source(c, name, program)
+        self.library = compile_library(self.source, opt, timeout)
+        lib = ctypes.CDLL(str(self.library))
+        fn = getattr(lib, f"{name}_eval")
+        fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
+        fn.restype = ctypes.c_int
+        self._lib, self._fn = lib, fn
+        self._address = ctypes.cast(fn, ctypes.c_void_p).value
+
+    def _evaluate(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
+        out = np.empty((npoints, self._nout))
+        if _tape is not None:  # the tape extension's call: a fraction of ctypes' overhead
+            _tape.call(self._address, inputs, out, npoints)
+        elif self._fn(inputs.ctypes.data, out.ctypes.data, npoints):
+            raise MemoryError("to_c: the compiled circuit could not allocate its registers")
+        return out
+
+    def __reduce__(self):
+        # Pickles as the circuit; unpickling finds the library in the cache (or rebuilds it).
+        return (to_c, (self.circuit, self._name, self._opt, self._timeout))
+
+
+def to_c(c: Circuit, name: str = "f", opt: str = "-O1",
+         timeout: float = COMPILE_TIMEOUT) -> CFunction:
+    """Lower a circuit to C, compile it (or load it from the cache) and return a callable.
+
+    Args:
+        c: the circuit (scalar or tensor; tensor nodes are expanded with ``scalarize``).
+        name: the prefix of the C functions (a C identifier).
+        opt: the optimization flag (``-O0`` compiles about twice as fast, runs slower).
+        timeout: seconds the compiler may take; it is killed after that.
+
+    Returns:
+        A :class:`CFunction` with ``.source``, called as ``to_numpy``'s callable is.
+
+    Raises:
+        CircuitError: no C compiler (use ``to_tape``), a compile error or the time limit.
+
+    >>> import circuitgrad as cg
+    >>> float(cg.to_c(cg.parse("log(x) + 1/y"))(x=0.0, y=2.0))
+    -inf
+    """
+    c = as_circuit(c, "to_c")
+    with no_gc():
+        return CFunction(c, name, opt, timeout)

@@ -1,0 +1,16 @@
+"""The tape evaluator's C extension (everything else is in pyproject.toml).
+
+``pip install -e .`` compiles it with the system C compiler and the Python headers, which
+scripts/setup.sh installs where they are missing. The flags keep NumPy's float64 semantics:
+no fused multiply-add contraction, no fast-math (docs/compiled.md)."""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension(
+    "circuitgrad.lower._tape",
+    sources=["circuitgrad/lower/_tape.c"],
+    depends=["circuitgrad/lower/_tape_ops.h"],
+    extra_compile_args=["-O2", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno",
+                        "-std=c99"],
+    libraries=["m"],
+)])

@@ -1,0 +1,350 @@
+"""The compiled lowerings, ``to_tape`` and ``to_c``, against ``to_numpy``.
+
+Semantics are the NumPy lowering's: special values (±0, ±inf, nan) identical, finite values of
+one primitive within 4 ulp (libm against NumPy's own loops), random programs through all three
+at a point and on batches. Tensor circuits are scalarized (reductions add left to right where
+NumPy adds pairwise), so they agree to rounding, which the tolerance says.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import programs, tensor_circuits, tensor_programs
+from test_batch import SPECIAL, same_bits
+from test_primitives import SPECS
+from tolerances import COMPILED_RTOL, COMPILED_ULPS
+
+import circuitgrad as cg
+from circuitgrad.circuit import LEAVES, Builder
+from circuitgrad.errors import CircuitError, ShapeError
+from circuitgrad.lower import c as c_lowering
+from circuitgrad.lower import cforms, tape
+from circuitgrad.primitives import PRIMITIVES
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compile_cache(tmp_path_factory):
+    """to_c's libraries go to a fresh cache directory, so that the tests compile."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CIRCUITGRAD_CACHE", str(tmp_path_factory.mktemp("cg_cache")))
+    yield
+    mp.undo()
+
+
+def within_ulps(a, b, ulps: int = COMPILED_ULPS) -> bool:
+    """Non-finite values and zeros bit for bit (NaN where NaN, the sign of zero and of inf);
+    finite values within ``ulps`` units in the last place."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return False
+    exact = ~np.isfinite(b) | ~np.isfinite(a) | (a == 0) | (b == 0)
+    if not same_bits(a[exact], b[exact]):
+        return False
+    scale = np.spacing(np.maximum(np.abs(a), np.abs(b)))
+    return bool(np.all(np.abs(a - b)[~exact] <= ulps * scale[~exact]))
+
+
+def close(a, b) -> bool:
+    """Scalarized tensor values: special values alike, finite ones to rounding."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return False
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not same_bits(a[~finite], b[~finite]):
+        return False
+    return bool(np.allclose(a[finite], b[finite], rtol=COMPILED_RTOL, atol=COMPILED_RTOL))
+
+
+def outputs_of(f, values, single: bool):
+    out = f(**values)
+    return (out,) if single else tuple(out)
+
+
+# -- the generated evaluator is what the table makes ------------------------------------------
+
+def test_the_committed_opcode_switch_is_what_the_table_makes():
+    committed = (ROOT / "circuitgrad" / "lower" / "_tape_ops.h").read_text()
+    assert committed == cforms.tape_ops_header() + "\n", \
+        "stale: run python scripts/gen_tape.py and pip install -e ."
+    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_tape.py"), "--check"],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout
+
+
+def test_the_built_evaluator_has_every_c_form():
+    assert tape._tape is not None, "the extension is not built: pip install -e ."
+    assert list(tape._tape.OPS) == cforms.c_ops()
+
+
+OPS = [op for op in PRIMITIVES if op not in LEAVES]
+
+
+def test_every_primitive_has_a_c_form_or_is_scalarized():
+    # An op without a C form must be one that scalarize expands: each is run below.
+    without = {op for op in OPS if PRIMITIVES[op].c is None}
+    assert without and all(PRIMITIVES[op].shape is not None for op in without)
+
+
+def _one_node(op):
+    _, args, *rest = SPECS[op]
+    params = rest[0] if rest else {}
+    scalar = PRIMITIVES[op].c is not None
+    b = Builder()
+    # A scalar op's samples are a batch of scalar points; a tensor op's are one point.
+    nodes = [b.input(f"a{k}", () if scalar else np.shape(a)) for k, a in enumerate(args)]
+    return b.finish([("f", b.apply(op, *nodes, **params))]), args, scalar
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_primitive_agrees_with_numpy(op):
+    c, args, scalar = _one_node(op)
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(c)(*args)
+        for lowering in (cg.to_tape, cg.to_c):
+            got = lowering(c)(*args)
+            assert (within_ulps if scalar else close)(got, want), (lowering.__name__, got, want)
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if PRIMITIVES[op].c is not None])
+def test_every_scalar_primitive_at_special_values(op):
+    arity = PRIMITIVES[op].arity
+    grid = np.array(SPECIAL + (1.0, -1.0, 0.5, 2.0, -3.0, 1000.0, -1000.0))
+    args = np.meshgrid(*[grid] * arity, indexing="ij")
+    b = Builder()
+    c = b.finish([("f", b.apply(op, *[b.input(f"a{k}") for k in range(arity)]))])
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(c)(*args)
+        for f in (cg.to_tape(c), cg.to_c(c)):
+            got = f(*args)
+            assert within_ulps(got, want), (op, [a[~np.isclose(got, want, equal_nan=True)]
+                                                 for a in args])
+
+
+def test_the_conventions_of_the_issue():
+    c = cg.grad(cg.parse("J = relu(x) + sigmoid(y) + log(z) + 1/w + maximum(x, y)"))
+    point = {"x": 0.0, "y": 1000.0, "z": 0.0, "w": -0.0}
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(c)(**point)
+        for f in (cg.to_tape(c), cg.to_c(c)):
+            got = f(**point)
+            assert same_bits(np.array(got), np.array(want))
+            assert got.dJ_dx == 1.0  # relu′(0) = 1; maximum(0, 1000) does not depend on x
+            assert got.dJ_dz == np.inf and got.dJ_dw == -np.inf  # log′(0), −1/(−0)²
+    s = cg.parse("J = sigmoid(x)")
+    for f in (cg.to_tape(s), cg.to_c(s)):
+        assert f(x=-1000.0) == 0.0 and f(x=1000.0) == 1.0
+        assert np.isnan(f(x=np.nan))
+    m = cg.parse("J = maximum(x, y)")
+    for f in (cg.to_tape(m), cg.to_c(m)):
+        assert np.isnan(f(np.nan, 1.0)) and np.isnan(f(1.0, np.nan))
+        assert np.signbit(f(0.0, -0.0)) and not np.signbit(f(-0.0, 0.0))  # NumPy's tie
+
+
+# -- random programs: to_numpy, to_tape and to_c agree -----------------------------------------
+
+def _points(c, seed, batch, special):
+    rng = np.random.default_rng(seed)
+    values = {}
+    for name, shape in c.input_shapes.items():
+        v = rng.uniform(-2, 2, size=batch + shape)
+        if special and v.size:
+            flat = v.reshape(-1)
+            picks = rng.integers(0, flat.size, size=max(1, flat.size // 5))
+            flat[picks] = rng.choice(SPECIAL, size=picks.size)
+        values[name] = v
+    return values
+
+
+def _agree(c, seed, exact, special=True):
+    check = within_ulps if exact else close
+    single = len(c.outputs) == 1
+    with np.errstate(all="ignore"):
+        fn, ft, fc = cg.to_numpy(c), cg.to_tape(c), cg.to_c(c)
+        for batch in ((), (37,), (2, 3)):
+            values = _points(c, seed, batch, special and batch != ())
+            want = outputs_of(fn, values, single)
+            for f in (ft, fc):
+                got = outputs_of(f, values, single)
+                for name, g, w in zip(c.outputs, got, want):
+                    assert np.shape(g) == np.shape(w), (name, batch)
+                    assert check(g, w), (type(f).__name__, name, batch, g, w)
+
+
+@settings(max_examples=25)
+@given(programs(), st.integers(0, 2**31))
+def test_random_scalar_programs_and_their_gradients(program, seed):
+    text, _point, _values = program
+    c = cg.parse(text)
+    # One op's 4 ulp can grow along a chain of ops: compared to rounding, specials exactly.
+    _agree(c, seed, exact=False)
+    _agree(cg.grad(c), seed, exact=False)
+
+
+@settings(max_examples=15)
+@given(tensor_programs(), st.integers(0, 2**31))
+def test_random_tensor_programs_and_their_gradients(program, seed):
+    text, shapes = program
+    c = cg.parse(text, shapes=shapes, inputs=list(shapes))  # unused inputs too
+    # Finite points only: at ±inf, a scalarized softmax or logsumexp is a fold of logaddexp,
+    # not NumPy's shifted kernel, and the two give different NaNs (docs/compiled.md).
+    _agree(cg.grad(c), seed, exact=False, special=False)
+
+
+@settings(max_examples=15)
+@given(tensor_circuits(), st.integers(0, 2**31))
+def test_random_tensor_circuits_with_array_constants(c, seed):
+    _agree(c, seed, exact=False, special=False)
+
+
+def test_a_batch_point_is_the_point_bit_for_bit():
+    c = cg.grad(cg.parse("J = sum(softmax(W @ x)) * tanh(b)", shapes={"W": (2, 3), "x": (3,)}))
+    rng = np.random.default_rng(1)
+    W, x, b = rng.normal(size=(5, 2, 3)), rng.normal(size=3), rng.normal(size=(5,))
+    for f in (cg.to_tape(c), cg.to_c(c)):
+        out = f(W=W, x=x, b=b)
+        for k in range(5):
+            one = f(W=W[k], x=x, b=b[k])
+            for a, p in zip(out, one):
+                assert same_bits(a[k], p)
+
+
+# -- the interface is to_numpy's --------------------------------------------------------------
+
+def test_interface_positional_keyword_named_outputs_and_broadcast_batches():
+    c = cg.grad(cg.parse("J = w*x + b"))
+    for f in (cg.to_tape(c), cg.to_c(c)):
+        assert f.inputs == ("w", "x", "b") and f.outputs == ("J", "dJ_dw", "dJ_dx", "dJ_db")
+        out = f(2.0, x=3.0, b=1)
+        assert out.J == 7.0 and out.dJ_dw == 3.0 and type(out.J) is np.float64
+        grid = f(w=np.ones((4, 1)), x=np.arange(3.0), b=0.0)  # batch shapes (4, 1) and (3,)
+        assert grid.J.shape == (4, 3) and grid.dJ_db.shape == (4, 3)
+        with pytest.raises(TypeError, match="missing inputs"):
+            f(w=1.0)
+        with pytest.raises(TypeError, match="no input 'q'"):
+            f(1.0, 2.0, 3.0, q=1.0)
+        with pytest.raises(ShapeError, match="batch shapes do not broadcast"):
+            f(w=np.ones(2), x=np.ones(3), b=0.0)
+    t = cg.parse("y = W @ x", shapes={"W": (2, 3), "x": (3,)})
+    for f in (cg.to_tape(t), cg.to_c(t)):
+        with pytest.raises(ShapeError, match="input 'x' has shape"):
+            f(np.ones((2, 3)), np.ones(4))
+        y = f(np.ones((2, 3)), np.arange(3.0))
+        assert y.shape == (2,) and y.tolist() == [3.0, 3.0]
+
+
+def test_pickles_as_the_circuit():
+    c = cg.parse("J = sin(x) * y")
+    for f in (cg.to_tape(c), cg.to_c(c)):
+        g = pickle.loads(pickle.dumps(f))
+        assert type(g) is type(f) and g(1.0, 2.0) == f(1.0, 2.0)
+
+
+def test_a_long_chain_has_no_recursion_and_few_registers():
+    b = Builder()
+    v = b.input("x")
+    for k in range(100_000):
+        v = b.apply("sin", v) if k % 2 else b.apply("mul", v, 1.0001)
+    f = cg.to_tape(b.finish([("f", v)]))
+    assert f.registers <= 3
+    x = 0.3
+    for k in range(100_000):
+        x = np.sin(x) if k % 2 else x * 1.0001
+    assert within_ulps(f(0.3), x, ulps=64)
+
+
+# -- to_c: source, cache, refusals --------------------------------------------------------------
+
+def test_c_source_is_readable_split_and_self_contained():
+    c = cg.grad(cg.parse("z = w*x + b\nJ = relu(z)"))
+    source = cg.to_c(c).source
+    assert "/* forward */" in source and "/* backward" in source
+    assert "/* z */" in source and "/* J */" in source and "/* w_bar */" in source
+    assert "#include <Python.h>" not in source and "#include <math.h>" in source
+    big = cg.parse("\n".join(["a0 = x"] + [f"a{k} = sin(a{k - 1})" for k in range(1, 1200)]))
+    parts = c_lowering.c_source(big).count("CG_PART f_part")
+    assert parts == 3  # 1199 nodes in functions of 500
+
+
+def test_c_second_build_is_a_load_from_the_cache(monkeypatch):
+    c = cg.parse("J = exp(x) * cos(y) + 17.0")
+    first = cg.to_c(c)
+
+    def no_compiler(*args, **kwargs):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(c_lowering.subprocess, "Popen", no_compiler)
+    second = cg.to_c(c)
+    assert second.library == first.library and second(1.0, 2.0) == first(1.0, 2.0)
+
+
+def test_c_without_a_compiler_says_to_use_to_tape(monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setattr(c_lowering.shutil, "which", lambda name: None)
+    with pytest.raises(CircuitError, match="to_tape"):
+        cg.to_c(cg.parse("J = x * 3.5 + 1.25"))
+
+
+def test_c_compile_time_limit_kills_the_compiler(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIRCUITGRAD_CACHE", str(tmp_path))
+    with pytest.raises(CircuitError, match="did not finish within"):
+        cg.to_c(cg.parse("J = x * 2.75 - 0.5"), timeout=0.001)
+    assert not list(tmp_path.glob("*.so"))
+
+
+def test_c_rejects_a_name_that_is_not_a_c_identifier():
+    with pytest.raises(CircuitError, match="not a C identifier"):
+        cg.to_c(cg.parse("x + 1"), name="my-f")
+
+
+def test_tape_without_the_extension_says_how_to_build_it(monkeypatch):
+    monkeypatch.setattr(tape, "_tape", None)
+    with pytest.raises(CircuitError, match=r"pip install -e \."):
+        cg.to_tape(cg.parse("x + 1"))
+
+
+def test_cli_eval_backends_print_the_same(capsys):
+    from circuitgrad.cli import main
+
+    for argv in (["sin(x)*y + relu(x) + log(y)", "--at", "x=0.5,y=2", "--grad"],
+                 ["sum(W @ x)", "--shapes", "W=2x2,x=2", "--at", "W=[[1,2],[3,4]],x=[1,-1]",
+                  "--grad"],
+                 ["x / y", "--at", "x=[1,2,3],y=0"]):  # a batch of three points, x/0
+        printed = []
+        for backend in ("numpy", "tape", "c"):
+            assert main(["eval", *argv, "--backend", backend]) == 0
+            printed.append(capsys.readouterr().out)
+        assert printed[0] == printed[1] == printed[2] and printed[0]
+    with pytest.raises(SystemExit):
+        main(["eval", "x", "--at", "x=1", "--backend", "fortran"])
+
+
+def test_an_op_without_a_c_form_is_refused_by_name(monkeypatch):
+    # A primitive registered at run time without a C form: the NumPy lowering runs it, the C
+    # lowerings name it (scalarize leaves an elementwise op as it is).
+    record = PRIMITIVES["sin"]
+    import dataclasses
+    monkeypatch.setitem(PRIMITIVES, "wobble", dataclasses.replace(record, name="wobble", c=None))
+    b = Builder()
+    c = b.finish([("f", b.apply("wobble", b.input("x")))])
+    assert cg.to_numpy(c)(0.5) == np.sin(0.5)
+    for lowering in (cg.to_tape, cg.to_c):
+        with pytest.raises(CircuitError, match=r"node %1 \(wobble\) has no C form"):
+            lowering(c)
+
+
+def test_an_empty_tensor_is_refused_by_name():
+    c = cg.parse("J = sum(v)", shapes={"v": (0,)})
+    assert cg.to_numpy(c)(np.ones(0)) == 0.0
+    for lowering in (cg.to_tape, cg.to_c):
+        with pytest.raises(CircuitError, match=r"node %0 \(input\) has the empty shape \(0,\)"):
+            lowering(c)
