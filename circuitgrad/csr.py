@@ -61,8 +61,8 @@ def csr_matrix(layout: dict[str, Any], values: Any, name: str = "output") -> Any
     if values.shape != (nnz,):
         raise ShapeError(f"output {name!r} is a sparse matrix: CSR is 2-D, so it takes the "
                          f"{nnz} nonzeros of one point, got values of shape {values.shape} "
-                         f"(a batch of {values.shape[:-1]} points?); lower with "
-                         f"to_numpy(c, csr=False) for the compressed values, batch + (nnz,)")
+                         f"(a batch of {values.shape[:-1]} points?); lower with csr=False "
+                         f"(to_numpy, to_tape, to_c) for the compressed values, batch + (nnz,)")
     # Copies: each matrix owns its index arrays (eliminate_zeros() rewrites them in place).
     return scipy.sparse.csr_array((values, np.array(layout["indices"], dtype=np.int64),
                                    np.array(layout["indptr"], dtype=np.int64)),

@@ -348,3 +348,24 @@ def test_an_empty_tensor_is_refused_by_name():
     for lowering in (cg.to_tape, cg.to_c):
         with pytest.raises(CircuitError, match=r"node %0 \(input\) has the empty shape \(0,\)"):
             lowering(c)
+
+
+@pytest.mark.parametrize("lower", [cg.to_tape, cg.to_c])
+def test_sparse_outputs_are_csr_as_in_to_numpy(lower):
+    # A sparse Jacobian lowers to the same CSR matrix (one point) and the same nonzeros
+    # (csr=False, batches) as to_numpy gives; a batch of CSR is refused the same way.
+    c = cg.parse("r = x[1:] * x[:-1] + sin(x[1:])", shapes={"x": (6,)})
+    j = cg.jacobian(c, sparse=True)
+    x = np.linspace(-1.0, 2.0, 6)
+    want = cg.to_numpy(j)(x=x).jacobian
+    got = lower(j)(x=x).jacobian
+    assert type(got) is type(want) and got.shape == want.shape == (5, 6)
+    np.testing.assert_allclose(got.toarray(), want.toarray(), rtol=COMPILED_RTOL, atol=0)
+    batch = np.stack([x, 2 * x, -x])
+    np.testing.assert_allclose(lower(j, csr=False)(x=batch).jacobian,
+                               cg.to_numpy(j, csr=False)(x=batch).jacobian,
+                               rtol=COMPILED_RTOL, atol=0)
+    with pytest.raises(ShapeError, match="CSR is 2-D"):
+        lower(j)(x=batch)
+    again = pickle.loads(pickle.dumps(lower(j, csr=False)))
+    assert again(x=x).jacobian.shape == (want.nnz,)

@@ -246,9 +246,9 @@ class CFunction(CompiledFunction):
     """
 
     def __init__(self, c: Circuit, name: str = "f", opt: str = "-O1",
-                 timeout: float = COMPILE_TIMEOUT):
+                 timeout: float = COMPILE_TIMEOUT, csr: bool = True):
         program = ScalarProgram(c, "to_c", c_ops())
-        super().__init__(c, program, name)
+        super().__init__(c, program, name, csr)
         self._opt, self._timeout = opt, timeout
         self.source = c_source(c, name, program)
         self.library = compile_library(self.source, opt, timeout)
@@ -269,11 +269,11 @@ class CFunction(CompiledFunction):
 
     def __reduce__(self):
         # Pickles as the circuit; unpickling finds the library in the cache (or rebuilds it).
-        return (to_c, (self.circuit, self._name, self._opt, self._timeout))
+        return (to_c, (self.circuit, self._name, self._opt, self._timeout, self._csr is not None))
 
 
 def to_c(c: Circuit, name: str = "f", opt: str = "-O1",
-         timeout: float = COMPILE_TIMEOUT) -> CFunction:
+         timeout: float = COMPILE_TIMEOUT, csr: bool = True) -> CFunction:
     """Lower a circuit to C, compile it (or load it from the cache) and return a callable.
 
     Args:
@@ -281,6 +281,7 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-O1",
         name: the prefix of the C functions (a C identifier).
         opt: the optimization flag (``-O0`` compiles about twice as fast, runs slower).
         timeout: seconds the compiler may take; it is killed after that.
+        csr: sparse Jacobian or Hessian outputs as ``scipy.sparse.csr_array``, as ``to_tape``.
 
     Returns:
         A :class:`CFunction` with ``.source``, called as ``to_numpy``'s callable is.
@@ -294,4 +295,4 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-O1",
     """
     c = as_circuit(c, "to_c")
     with no_gc():
-        return CFunction(c, name, opt, timeout)
+        return CFunction(c, name, opt, timeout, csr)

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
+from ..csr import csr_outputs
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES
 from ..transforms.scalarize import scalarize
@@ -253,8 +254,9 @@ class CompiledFunction:
                              f"{listed}") from None
         return values, tuple(batch)
 
-    def __init__(self, c: Circuit, program: ScalarProgram, name: str = "f"):
+    def __init__(self, c: Circuit, program: ScalarProgram, name: str = "f", csr: bool = True):
         self.circuit = c
+        self._csr = csr_outputs(c) if csr else None  # sparse matrix outputs: csr.py
         self.inputs = c.inputs
         self.outputs = c.outputs
         self._name = name
@@ -316,6 +318,8 @@ class CompiledFunction:
                 np.zeros((npoints, 0))
             out = self._evaluate(flat, npoints)
             results = [out[:, a:b].reshape(batch + shape) for a, b, shape in self._out_slices]
+        if self._csr:
+            results = self._csr(results)
         if self._Outputs is None:
             return results[0]
         return self._Outputs._make(results)
@@ -339,12 +343,12 @@ class TapeFunction(CompiledFunction):
     (14.0, 6)
     """
 
-    def __init__(self, c: Circuit, name: str = "f"):
+    def __init__(self, c: Circuit, name: str = "f", csr: bool = True):
         if _tape is None:
             raise CircuitError(f"to_tape: the tape evaluator (the C extension "
                                f"circuitgrad.lower._tape) is not built; {BUILD_HINT}")
         program = ScalarProgram(c, "to_tape", _tape.OPS)
-        super().__init__(c, program, name)
+        super().__init__(c, program, name, csr)
         s = program.circuit
         ids = program.ops
         code = np.empty((len(ids), 5), dtype=np.int32)
@@ -368,15 +372,17 @@ class TapeFunction(CompiledFunction):
 
     def __reduce__(self):
         # Pickles as the circuit; the tape is built again where it is unpickled.
-        return (to_tape, (self.circuit, self._name))
+        return (to_tape, (self.circuit, self._name, self._csr is not None))
 
 
-def to_tape(c: Circuit, name: str = "f") -> TapeFunction:
+def to_tape(c: Circuit, name: str = "f", csr: bool = True) -> TapeFunction:
     """Lower a circuit to a tape run by the compiled evaluator (no per-circuit compile step).
 
     Args:
         c: the circuit (scalar or tensor; every primitive is covered).
         name: the function's name in messages.
+        csr: the outputs of a sparse Jacobian or Hessian as ``scipy.sparse.csr_array`` (one
+            point), as ``to_numpy`` returns them; ``False``: their nonzeros, ``batch + (nnz,)``.
 
     Returns:
         A :class:`TapeFunction`, called as ``to_numpy``'s callable is.
@@ -390,4 +396,4 @@ def to_tape(c: Circuit, name: str = "f") -> TapeFunction:
     """
     c = as_circuit(c, "to_tape")
     with no_gc():
-        return TapeFunction(c, name)
+        return TapeFunction(c, name, csr)
