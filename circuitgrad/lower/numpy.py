@@ -45,7 +45,7 @@ import inspect
 import keyword
 import math
 import unicodedata
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -410,21 +410,7 @@ class NumpyFunction:
         return value
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list[Any], tuple[int, ...], list[int]]:
-        n = len(self.inputs)
-        if len(args) > n:
-            raise TypeError(f"{self._name}() takes {n} inputs {list(self.inputs)}, "
-                            f"got {len(args)}")
-        values: list[Any] = list(args) + [_MISSING] * (n - len(args))
-        if kwargs:
-            index = {name: k for k, name in enumerate(self.inputs)}
-            for key, v in kwargs.items():
-                k = index.get(key)
-                if k is None:
-                    raise TypeError(f"{self._name}() has no input {key!r}; inputs: "
-                                    f"{list(self.inputs)}")
-                if values[k] is not _MISSING:
-                    raise TypeError(f"{self._name}() got input {key!r} twice")
-                values[k] = v
+        values = assign_inputs(self._name, self.inputs, args, kwargs)
         batches = []
         foreign: list[int] = []  # the inputs that are arrays of another library
         for k, v in enumerate(values):
@@ -477,7 +463,31 @@ class NumpyFunction:
                 f"{', '.join(self.outputs)}>")
 
 
-_MISSING = object()
+_MISSING = object()  # an input not given (yet)
+
+
+def assign_inputs(name: str, inputs: Sequence[str], args: tuple, kwargs: dict) -> list[Any]:
+    """The values of a call's inputs in the order of ``inputs``, from positional and keyword
+    arguments, with Python's messages for too many, unknown or repeated ones; inputs not given
+    are ``_MISSING`` (each lowering's binder says which, with its other checks).
+
+        >>> assign_inputs("f", ("x", "y"), (1.0,), {"y": 2.0})
+        [1.0, 2.0]
+    """
+    n = len(inputs)
+    if len(args) > n:
+        raise TypeError(f"{name}() takes {n} inputs {list(inputs)}, got {len(args)}")
+    values: list[Any] = list(args) + [_MISSING] * (n - len(args))
+    if kwargs:
+        index = {input_name: k for k, input_name in enumerate(inputs)}
+        for key, v in kwargs.items():
+            k = index.get(key)
+            if k is None:
+                raise TypeError(f"{name}() has no input {key!r}; inputs: {list(inputs)}")
+            if values[k] is not _MISSING:
+                raise TypeError(f"{name}() got input {key!r} twice")
+            values[k] = v
+    return values
 
 
 def _foreign(value: Any) -> bool:

@@ -39,7 +39,7 @@ from ..csr import csr_outputs
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES
 from ..transforms.scalarize import scalarize
-from .numpy import outputs
+from .numpy import _MISSING, assign_inputs, outputs
 
 try:
     from . import _tape
@@ -47,7 +47,6 @@ except ImportError:  # not built: to_tape says how to build it
     _tape = None
 
 _NUMBERS = frozenset({float, int, np.float64})
-_MISSING = object()
 
 BUILD_HINT = ("build it with `pip install -e .` in the circuitgrad checkout (`make test` does), "
               "which needs a C compiler and the Python headers (Debian/Ubuntu: apt-get install "
@@ -213,20 +212,7 @@ class CompiledFunction:
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list[Any], tuple[int, ...]]:
         """The inputs as float64 NumPy values in the order of ``inputs``, and the batch shape
         (``()`` for one point), with ``to_numpy``'s checks and messages."""
-        n = len(self.inputs)
-        if len(args) > n:
-            raise TypeError(f"{self._name}() takes {n} inputs {list(self.inputs)}, "
-                            f"got {len(args)}")
-        values: list[Any] = list(args) + [_MISSING] * (n - len(args))
-        index = {name: k for k, name in enumerate(self.inputs)}
-        for key, v in kwargs.items():
-            k = index.get(key)
-            if k is None:
-                raise TypeError(f"{self._name}() has no input {key!r}; inputs: "
-                                f"{list(self.inputs)}")
-            if values[k] is not _MISSING:
-                raise TypeError(f"{self._name}() got input {key!r} twice")
-            values[k] = v
+        values = assign_inputs(self._name, self.inputs, args, kwargs)
         missing = [self.inputs[k] for k, v in enumerate(values) if v is _MISSING]
         if missing:
             raise TypeError(f"{self._name}() is missing inputs {missing}")
