@@ -12,7 +12,7 @@ Each function runs its statements for each point of a chunk of up to ``LANES`` p
 point for a one-point call), register k of point l at ``r[k * LANES + l]``: one loop per
 function, not per statement, so a call at one point pays nothing for it and the loop bodies are
 straight-line code the compiler keeps in registers. GCC does not vectorize these loops (not at
--O1, and glibc's vector math needs -ffast-math, which would change values): across points the
+-Og or -O1, and glibc's vector math needs -ffast-math, which would change values): across points the
 gain over NumPy is fewer passes over memory, not SIMD. The one entry point is
 
     ``int NAME_eval(const double *in, double *out, long npoints)``
@@ -203,7 +203,7 @@ def cache_dir() -> Path:
                 or Path.home() / ".cache" / "circuitgrad")
 
 
-def compile_library(source: str, opt: str = "-O1", timeout: float = COMPILE_TIMEOUT) -> Path:
+def compile_library(source: str, opt: str = "-Og", timeout: float = COMPILE_TIMEOUT) -> Path:
     """The shared library of ``source``, compiled (in its own process group, killed after
     ``timeout`` seconds) or found in the cache by the hash of source, compiler and flags."""
     cc = _compiler()
@@ -245,7 +245,7 @@ class CFunction(CompiledFunction):
         circuit: the circuit it was made from.
     """
 
-    def __init__(self, c: Circuit, name: str = "f", opt: str = "-O1",
+    def __init__(self, c: Circuit, name: str = "f", opt: str = "-Og",
                  timeout: float = COMPILE_TIMEOUT, csr: bool = True):
         program = ScalarProgram(c, "to_c", c_ops())
         super().__init__(c, program, name, csr)
@@ -272,14 +272,15 @@ class CFunction(CompiledFunction):
         return (to_c, (self.circuit, self._name, self._opt, self._timeout, self._csr is not None))
 
 
-def to_c(c: Circuit, name: str = "f", opt: str = "-O1",
+def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
          timeout: float = COMPILE_TIMEOUT, csr: bool = True) -> CFunction:
     """Lower a circuit to C, compile it (or load it from the cache) and return a callable.
 
     Args:
         c: the circuit (scalar or tensor; tensor nodes are expanded with ``scalarize``).
         name: the prefix of the C functions (a C identifier).
-        opt: the optimization flag (``-O0`` compiles about twice as fast, runs slower).
+        opt: the optimization flag (default ``-Og``: compiles about twice as fast as ``-O1``
+            and ran as fast; ``-O0`` compiles faster still and runs slower).
         timeout: seconds the compiler may take; it is killed after that.
         csr: sparse Jacobian or Hessian outputs as ``scipy.sparse.csr_array``, as ``to_tape``.
 

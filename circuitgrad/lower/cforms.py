@@ -52,7 +52,7 @@ static inline double cg_logaddexp(double x, double y) {
 """
 """The C helpers the ``c`` forms call, shared by the tape evaluator and ``to_c``'s source."""
 
-C_FLAGS = ("-O1", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno", "-fPIC")
+C_FLAGS = ("-Og", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno", "-fPIC")
 """Flags both C lowerings compile with. ``-fno-math-errno`` only stops libm calls from setting
 ``errno`` (values are unchanged), so ``sqrt`` can be one instruction."""
 
