@@ -245,3 +245,10 @@ def test_scalarize_expands_the_gradient_of_prod(axis):
     values = {f"x_{i}_{j}": x[i, j] for i in range(2) for j in range(3)}
     np.testing.assert_allclose(cg.to_numpy(s)(**values)[1:],
                                cg.to_numpy(c)(x=x).dJ_dx.ravel(), rtol=1e-15)
+
+
+def test_scalarize_refuses_empty_tensors_by_node():
+    c = cg.parse("J = sum(x*x)", shapes={"x": (0,)})
+    with pytest.raises(cg.CircuitError,
+                       match=r"scalarize: node %0 \(input\) has the empty shape \(0,\)"):
+        cg.scalarize(c)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..circuit import Builder, Circuit, as_circuit, no_gc
+from ..errors import CircuitError
 
 
 def _element_name(name: str, index: tuple[int, ...]) -> str:
@@ -58,6 +59,11 @@ def scalarize(c: Circuit) -> Circuit:
     ('x_0', 'x_1', 'y_0', 'y_1')
     """
     c = as_circuit(c, "scalarize")
+    empty = next((i for i in range(len(c)) if 0 in c.shape(i)), None)
+    if empty is not None:
+        # (a reduction of no entries would be a fold of nothing: refused, never guessed)
+        raise CircuitError(f"scalarize: node %{empty} ({c.op(empty)}) has the empty shape "
+                           f"{c.shape(empty)}, which has no entries to expand")
     with no_gc():
         return _scalarize(c)
 
