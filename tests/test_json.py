@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -380,3 +381,31 @@ J = s + t + u + v + w + r + sum(softmax(z, axis=1) * z) + sum(log_softmax(z) * z
         d = round_trip(circuit)
         assert_same_circuit(circuit, d)
         assert_same_values(circuit, d, point)
+
+
+def test_sparse_jacobian_round_trip_keeps_its_csr_pattern():
+    c = cg.parse("r = x[1:] * x[:-1] + sin(x[1:])", shapes={"x": (5,)})
+    j = cg.jacobian(c, sparse=True)
+    back = cg.from_json(cg.to_json(j))
+    assert back.meta["csr_outputs"] == j.meta["csr_outputs"]
+    x = np.linspace(-1.0, 1.0, 5)
+    want, got = cg.to_numpy(j)(x=x).jacobian, cg.to_numpy(back)(x=x).jacobian
+    assert got.shape == (4, 5)
+    np.testing.assert_array_equal(got.toarray(), want.toarray())
+
+
+@pytest.mark.parametrize("layout, message", [
+    ({"shape": [4, 5], "indptr": [0, 2, 4, 6], "indices": [0, 1, 1, 2, 2, 3, 3, 4]},
+     "indptr is not the row starts"),
+    ({"shape": [4, 5], "indptr": [0, 2, 4, 6, 8], "indices": [1, 0, 1, 2, 2, 3, 3, 4]},
+     "row 0: column indices must be increasing"),
+    ({"shape": [4, 5], "indptr": [0, 2, 4, 6, 8], "indices": [0, 1, 1, 2, 2, 3, 3, 5]},
+     "row 3: column indices must be increasing and < 5"),
+    ({"shape": [4, 5], "indptr": [0, 2, 4, 6, 8]}, "must be {shape, indptr, indices}"),
+])
+def test_a_bad_csr_pattern_is_refused_by_name(layout, message):
+    j = cg.jacobian(cg.parse("r = x[1:] * x[:-1]", shapes={"x": (5,)}), sparse=True)
+    doc = json.loads(cg.to_json(j))
+    doc["meta"]["csr_outputs"]["jacobian"] = layout
+    with pytest.raises(cg.CircuitError, match=re.escape(message)):
+        cg.from_json(json.dumps(doc))

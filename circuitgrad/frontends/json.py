@@ -358,6 +358,8 @@ def _meta(value: Any, forward_id: dict[int, int], ids: list[int]) -> dict[str, A
                     raise _fail(where, f"{_short(pair)} is not a pair of node indices")
                 pairs[ids[pair[0]]] = ids[pair[1]]
             meta[key] = pairs
+        elif key == "csr_outputs":
+            meta[key] = _csr_layouts(v, where)
         elif isinstance(v, list):
             if not all(isinstance(x, (str, int, float, bool, type(None))) for x in v):
                 raise _fail(where, "a list in meta may only hold numbers, strings, booleans")
@@ -367,6 +369,32 @@ def _meta(value: Any, forward_id: dict[int, int], ids: list[int]) -> dict[str, A
         else:
             raise _fail(where, f"unsupported value {_short(v)}")
     return meta
+
+
+def _csr_layouts(value: Any, where: str) -> dict[str, Any]:
+    # A wrong pattern would put the right numbers in the wrong places: check it is CSR.
+    if not isinstance(value, dict):
+        raise _fail(where, "must be an object: output name -> {shape, indptr, indices}")
+    layouts = {}
+    for name, layout in value.items():
+        at = f"{where}[{name!r}]"
+        if not (isinstance(layout, dict) and set(layout) == {"shape", "indptr", "indices"}
+                and all(isinstance(layout[k], list) and all(_is_int(x) and x >= 0
+                                                            for x in layout[k])
+                        for k in layout)):
+            raise _fail(at, "must be {shape, indptr, indices}, lists of integers >= 0")
+        shape, indptr, indices = layout["shape"], layout["indptr"], layout["indices"]
+        if len(shape) != 2 or len(indptr) != shape[0] + 1 or indptr[0] != 0 \
+                or indptr[-1] != len(indices) or any(a > b for a, b in zip(indptr, indptr[1:])):
+            raise _fail(at, f"indptr is not the row starts of a {shape} CSR matrix with "
+                            f"{len(indices)} nonzeros")
+        for row in range(shape[0]):
+            cols = indices[indptr[row]:indptr[row + 1]]
+            if any(c >= shape[1] for c in cols) or any(a >= b for a, b in zip(cols, cols[1:])):
+                raise _fail(at, f"row {row}: column indices must be increasing and < {shape[1]}")
+        layouts[name] = {"shape": tuple(shape), "indptr": tuple(indptr),
+                         "indices": tuple(indices)}
+    return layouts
 
 
 def from_json(text: str | bytes | os.PathLike) -> Circuit:

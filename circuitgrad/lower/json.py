@@ -82,6 +82,11 @@ def _meta(meta: dict[str, Any]) -> dict[str, Any]:
     for key, value in meta.items():
         if key == "adjoint_of":
             saved[key] = sorted([int(a), int(f)] for a, f in value.items())
+        elif key == "csr_outputs":  # the patterns of sparse matrix outputs (circuitgrad.csr)
+            saved[key] = {name: {"shape": [int(n) for n in layout["shape"]],
+                                 "indptr": [int(k) for k in layout["indptr"]],
+                                 "indices": [int(k) for k in layout["indices"]]}
+                          for name, layout in value.items()}
         elif isinstance(value, tuple) and all(isinstance(v, _SCALARS) for v in value):
             saved[key] = list(value)
         elif isinstance(value, _SCALARS) and not (isinstance(value, float)
@@ -89,7 +94,7 @@ def _meta(meta: dict[str, Any]) -> dict[str, Any]:
             saved[key] = value
         else:
             raise CircuitError(f"meta entry {key!r} = {value!r} cannot be saved: only "
-                               "'adjoint_of', scalars and tuples of scalars can")
+                               "'adjoint_of', 'csr_outputs', scalars and tuples of scalars can")
     return saved
 
 
