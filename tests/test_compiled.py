@@ -369,3 +369,25 @@ def test_sparse_outputs_are_csr_as_in_to_numpy(lower):
         lower(j)(x=batch)
     again = pickle.loads(pickle.dumps(lower(j, csr=False)))
     assert again(x=x).jacobian.shape == (want.nnz,)
+
+
+@pytest.mark.parametrize("lower", [cg.to_tape, cg.to_c])
+def test_one_point_arrays_take_the_fast_path_with_the_same_values(lower):
+    # Arrays of the declared shapes skip the general binder: positional, keyword, a
+    # non-contiguous view and a float32 array (general path) all give to_numpy's numbers.
+    c = cg.parse("J = sum(100*(x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2) * s",
+                 shapes={"x": (6,)})
+    g = cg.grad(c)
+    f, ref = lower(g), cg.to_numpy(g)
+    wide = np.linspace(-1.0, 2.0, 12)
+    for x in (wide[:6].copy(), wide[::2], wide[:6].astype(np.float32)):
+        want = ref(x=np.asarray(x, dtype=np.float64), s=1.5)
+        for got in (f(x, 1.5), f(x=x, s=1.5), f(s=1.5, x=x), f(x, np.float64(1.5))):
+            assert got.dJ_dx.shape == (6,) and isinstance(got.dJ_ds, np.float64)
+            np.testing.assert_allclose(got.dJ_dx, want.dJ_dx, rtol=COMPILED_RTOL, atol=0)
+            np.testing.assert_allclose(got.J, want.J, rtol=COMPILED_RTOL, atol=0)
+    with pytest.raises(ShapeError, match="'x' has shape"):
+        f(wide[:5], 1.5)
+    x = wide[:6].copy()
+    f(x, 1.5).dJ_dx[:] = 0.0  # outputs are fresh arrays, not views of the inputs
+    np.testing.assert_array_equal(x, wide[:6])

@@ -259,9 +259,11 @@ class CompiledFunction:
             self._out_slices.append((at, at + size, shape))
             at += size
 
-    def _numbers(self, args: tuple, kwargs: dict) -> np.ndarray | None:
-        """The inputs as one float64 array where every input is given once as a number,
-        else None (the general binder then checks, converts or says what is wrong)."""
+    def _one_point(self, args: tuple, kwargs: dict) -> np.ndarray | None:
+        """The inputs as one flat float64 array where every input is given once, as a number
+        (a scalar input) or as a float64 NumPy array of exactly its declared shape: one point,
+        which the general binder would accept as it is; else None (the binder then checks,
+        converts, broadcasts a batch or says what is wrong)."""
         if kwargs:
             if args or len(kwargs) != len(self.inputs):
                 return None
@@ -271,28 +273,36 @@ class CompiledFunction:
                 return None
         elif len(args) != len(self.inputs):
             return None
-        if not all(type(a) in _NUMBERS for a in args):
-            return None
-        return np.array(args, dtype=np.float64)
+        if self._scalar_inputs:
+            if not all(type(a) in _NUMBERS for a in args):
+                return None
+            return np.array(args, dtype=np.float64)
+        for a, shape in zip(args, self._input_shapes):
+            if type(a) is np.ndarray:
+                if a.dtype != np.float64 or a.shape != shape:
+                    return None
+            elif shape or type(a) not in _NUMBERS:
+                return None
+        return np.concatenate([np.ravel(a) for a in args], dtype=np.float64)
 
     def _evaluate(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
         raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._scalar_inputs and self._scalar_outputs:
-            # The one-point call of optimizers and ODE solvers: numbers in, numbers out,
-            # without the general binder (a third of the call at 10³ nodes otherwise).
-            flat = self._numbers(args, kwargs)
-            if flat is not None:
-                out = self._evaluate(flat, 1)[0]
-                return out[0] if self._Outputs is None else self._Outputs._make(out)
-        values, batch = self._bind(args, kwargs)
+        # The one-point call of optimizers and ODE solvers (numbers, or arrays of the declared
+        # shapes) skips the general binder: most of a call's time on small circuits otherwise
+        # (~9 of 10 µs for the gradient of a 10-variable Rosenbrock).
+        flat = self._one_point(args, kwargs)
+        if flat is not None and self._scalar_outputs:
+            out = self._evaluate(flat, 1)[0]
+            return out[0] if self._Outputs is None else self._Outputs._make(out)
+        batch: tuple[int, ...] = ()
+        if flat is None:
+            values, batch = self._bind(args, kwargs)
+            if not batch:
+                flat = np.concatenate([np.ravel(v) for v in values], dtype=np.float64) \
+                    if values else np.zeros(0)
         if not batch:
-            if self._scalar_inputs:
-                flat = np.array(values, dtype=np.float64)
-            else:
-                flat = np.concatenate([np.ravel(v) for v in values]) if values else \
-                    np.zeros(0)
             out = self._evaluate(flat, 1)[0]
             results = [np.float64(out[a]) if not shape else out[a:b].reshape(shape)
                        for a, b, shape in self._out_slices]
