@@ -435,24 +435,8 @@ class NumpyFunction:
                     values[k] = v
             have, want = np.shape(v), self._input_shapes[k]
             if have != want:
-                point = len(have) - len(want)
-                if point < 0 or have[point:] != want:
-                    raise ShapeError(
-                        f"input {self.inputs[k]!r} has shape {want} at one point; a value of "
-                        f"shape {have} is neither one point nor a batch of points (a batch's "
-                        f"last axes are {want})")
-                batches.append((k, have[:point]))
-        if not batches:
-            return values, (), foreign
-        if len(batches) == 1:
-            return values, batches[0][1], foreign
-        try:
-            batch = np.broadcast_shapes(*(s for _, s in batches))
-        except ValueError:
-            listed = ", ".join(f"{self.inputs[k]} {s}" for k, s in batches)
-            raise ShapeError(f"the inputs' batch shapes do not broadcast together: "
-                             f"{listed}") from None
-        return values, tuple(batch), foreign
+                batches.append((k, batch_axes(self.inputs[k], have, want)))
+        return values, common_batch(self.inputs, batches), foreign
 
     def __reduce__(self):
         # Pickles as the circuit; the code is generated again where it is unpickled.
@@ -464,6 +448,37 @@ class NumpyFunction:
 
 
 _MISSING = object()  # an input not given (yet)
+
+
+def batch_axes(name: str, have: tuple[int, ...], want: tuple[int, ...]) -> tuple[int, ...]:
+    """The batch axes of a value of shape ``have`` given for input ``name`` of point shape
+    ``want`` (its leading axes), or a ShapeError when its last axes are not ``want``.
+
+        >>> batch_axes("x", (5, 3), (3,))
+        (5,)
+    """
+    point = len(have) - len(want)
+    if point < 0 or tuple(have[point:]) != tuple(want):
+        raise ShapeError(f"input {name!r} has shape {want} at one point; a value of shape "
+                         f"{have} is neither one point nor a batch of points (a batch's last "
+                         f"axes are {want})")
+    return tuple(have[:point])
+
+
+def common_batch(inputs: Sequence[str], batches: list[tuple[int, tuple[int, ...]]]
+                 ) -> tuple[int, ...]:
+    """The batch shape of a call: the inputs' batch axes ``(input index, axes)`` broadcast
+    together, or a ShapeError naming them all."""
+    if not batches:
+        return ()
+    if len(batches) == 1:
+        return batches[0][1]
+    try:
+        return tuple(np.broadcast_shapes(*(s for _, s in batches)))
+    except ValueError:
+        listed = ", ".join(f"{inputs[k]} {s}" for k, s in batches)
+        raise ShapeError(f"the inputs' batch shapes do not broadcast together: "
+                         f"{listed}") from None
 
 
 def assign_inputs(name: str, inputs: Sequence[str], args: tuple, kwargs: dict) -> list[Any]:

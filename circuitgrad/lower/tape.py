@@ -36,10 +36,10 @@ import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..csr import csr_outputs
-from ..errors import CircuitError, ShapeError
+from ..errors import CircuitError
 from ..primitives import PRIMITIVES
 from ..transforms.scalarize import scalarize
-from .numpy import _MISSING, assign_inputs, outputs
+from .numpy import _MISSING, assign_inputs, batch_axes, common_batch, outputs
 
 try:
     from . import _tape
@@ -225,20 +225,8 @@ class CompiledFunction:
                                 f"numbers: {type(v).__name__}") from None
             have, want = v.shape, self._input_shapes[k]
             if have != want:
-                point = len(have) - len(want)
-                if point < 0 or have[point:] != want:
-                    raise ShapeError(
-                        f"input {self.inputs[k]!r} has shape {want} at one point; a value of "
-                        f"shape {have} is neither one point nor a batch of points (a batch's "
-                        f"last axes are {want})")
-                batches.append((k, have[:point]))
-        try:
-            batch = np.broadcast_shapes(*(s for _, s in batches))
-        except ValueError:
-            listed = ", ".join(f"{self.inputs[k]} {s}" for k, s in batches)
-            raise ShapeError(f"the inputs' batch shapes do not broadcast together: "
-                             f"{listed}") from None
-        return values, tuple(batch)
+                batches.append((k, batch_axes(self.inputs[k], have, want)))
+        return values, common_batch(self.inputs, batches)
 
     def __init__(self, c: Circuit, program: ScalarProgram, name: str = "f", csr: bool = True):
         self.circuit = c
