@@ -115,19 +115,37 @@ def test_every_primitive_agrees_with_numpy(op):
             assert (within_ulps if scalar else close)(got, want), (lowering.__name__, got, want)
 
 
+@pytest.fixture(params=["vectors", "plain C"])
+def c_path(request, monkeypatch):
+    """to_c's two paths: the vector path where this machine has it, and the plain C path
+    (the guard off: no -mavx2), which every other machine compiles."""
+    if request.param == "vectors":
+        if not c_lowering.vector_flags():
+            pytest.skip("no AVX2 with glibc's libmvec here: to_c compiles plain C")
+    else:
+        monkeypatch.setenv("CIRCUITGRAD_NO_VECTORS", "1")
+    return request.param
+
+
 @pytest.mark.parametrize("op", [op for op in OPS if PRIMITIVES[op].c is not None])
-def test_every_scalar_primitive_at_special_values(op):
+def test_every_scalar_primitive_at_special_values(op, c_path):
     arity = PRIMITIVES[op].arity
     grid = np.array(SPECIAL + (1.0, -1.0, 0.5, 2.0, -3.0, 1000.0, -1000.0))
     args = np.meshgrid(*[grid] * arity, indexing="ij")
     b = Builder()
     c = b.finish([("f", b.apply(op, *[b.input(f"a{k}") for k in range(arity)]))])
+    rng = np.random.default_rng(7)
+    spread = [rng.choice([-1.0, 1.0], 2001) * 10.0 ** rng.uniform(-30, 30, 2001)
+              for _ in range(arity)]  # every lane of the vectors, odd counts, wide values
+    # erfc's C form (libm's) is up to 10¹³ ulp from SciPy's from x ≈ 0.8 on (its small tail
+    # values): a known gap of the C form, for to_tape as for to_c, not of the vectors.
     with np.errstate(all="ignore"):
-        want = cg.to_numpy(c)(*args)
-        for f in (cg.to_tape(c), cg.to_c(c)):
-            got = f(*args)
-            assert within_ulps(got, want), (op, [a[~np.isclose(got, want, equal_nan=True)]
-                                                 for a in args])
+        for points in (args, spread) if op != "erfc" else (args,):
+            want = cg.to_numpy(c)(*points)
+            for f in (cg.to_tape(c), cg.to_c(c)):
+                got = f(*points)
+                assert within_ulps(got, want), (op, c_path, [
+                    a[~np.isclose(got, want, equal_nan=True)] for a in points])
 
 
 def test_the_conventions_of_the_issue():
@@ -206,7 +224,7 @@ def test_random_tensor_circuits_with_array_constants(c, seed):
     _agree(c, seed, exact=False, special=False)
 
 
-def test_a_batch_point_is_the_point_bit_for_bit():
+def test_a_batch_point_is_the_point_bit_for_bit(c_path):
     c = cg.grad(cg.parse("J = sum(softmax(W @ x)) * tanh(b)", shapes={"W": (2, 3), "x": (3,)}))
     rng = np.random.default_rng(1)
     W, x, b = rng.normal(size=(5, 2, 3)), rng.normal(size=3), rng.normal(size=(5,))
@@ -216,6 +234,59 @@ def test_a_batch_point_is_the_point_bit_for_bit():
             one = f(W=W[k], x=x, b=b[k])
             for a, p in zip(out, one):
                 assert same_bits(a[k], p)
+
+
+def test_the_vector_path_calls_glibcs_vector_math_where_the_host_has_it():
+    if not c_lowering._host_has_vectors():
+        pytest.skip("no AVX2 with glibc's libmvec here: to_c compiles plain C")
+    assert "-mavx2" in c_lowering.compile_flags()
+    c = cg.grad(cg.parse("J = tanh(x) * log(y) + sin(x) + relu(y)"))
+    f = cg.to_c(c)
+    used = {op for op, (symbol, _, _) in cforms.LIBMVEC.items()
+            if symbol.encode() + b"\0" in f.library.read_bytes()}  # its dynamic symbols
+    assert used == {"tanh", "log"}  # sin is 3 ulp from NumPy: lane by lane
+    assert all(cforms.LIBMVEC[op][2] <= cforms.VECTOR_ULPS for op in used)
+    assert "cg_v _ZGVdN4v_tanh(cg_v);" in f.source and "_ZGVdN4v_sin" not in f.source
+    point = {"x": 0.3, "y": 2.0}
+    with np.errstate(all="ignore"):
+        assert within_ulps(np.array(f(**point)), np.array(cg.to_numpy(c)(**point)))
+
+
+def test_the_plain_c_path_is_another_library_without_vector_math(monkeypatch):
+    c = cg.grad(cg.parse("J = tanh(x) * log(y) + x ** y"))
+    vector = cg.to_c(c)
+    monkeypatch.setenv("CIRCUITGRAD_NO_VECTORS", "1")
+    assert "-mavx2" not in c_lowering.compile_flags()
+    plain = cg.to_c(c)
+    assert plain.source == vector.source  # one source, two paths chosen by the compiler
+    assert b"_ZGVdN4" not in plain.library.read_bytes()
+    if c_lowering._host_has_vectors():
+        assert plain.library != vector.library  # the flags are part of the cache key
+    points = {"x": np.linspace(0.1, 3.0, 11), "y": np.linspace(0.5, 4.0, 11)}
+    want = cg.to_numpy(c)(**points)
+    for f in (plain, vector):
+        for g, w in zip(f(**points), want):
+            assert within_ulps(g, w)
+
+
+def test_a_register_file_larger_than_the_stack_buffer(c_path):
+    # 300 inputs keep 300 registers: the chunk's registers are allocated, not on the stack.
+    names = [f"x{k}" for k in range(300)]
+    c = cg.parse("J = " + " + ".join(f"sin({n}) * {n}" for n in names), inputs=names)
+    f = cg.to_c(c)
+    assert f.source.count("CG_EACH LANE(") == 300
+    values = np.random.default_rng(3).normal(size=(300, 13))
+    with np.errstate(all="ignore"):
+        assert close(f(*values), cg.to_numpy(c)(*values))
+
+
+def test_every_vector_form_was_written_for_the_tables_form():
+    # A vector form is used only while the primitive's C form is the one it mirrors (else the
+    # node runs lane by lane, correct but slower): a changed form must be mirrored again.
+    stale = {op: (PRIMITIVES[op].c, scalar) for op, (scalar, _) in cforms.VECTOR_FORMS.items()
+             if PRIMITIVES[op].c != scalar}
+    assert not stale, stale
+    assert all(cforms.vector_form(op) is not None for op in cforms.VECTOR_FORMS)
 
 
 # -- the interface is to_numpy's --------------------------------------------------------------

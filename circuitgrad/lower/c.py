@@ -8,12 +8,33 @@ file reused by liveness (the tape's registers). The statements are split into fu
 function also stored in its register, so the compiler's time stays linear in the size of the circuit
 (one function of 10⁵ statements takes minutes and gigabytes at -O1).
 
-Each function runs its statements for each point of a chunk of up to ``LANES`` points (one
-point for a one-point call), register k of point l at ``r[k * LANES + l]``: one loop per
-function, not per statement, so a call at one point pays nothing for it and the loop bodies are
-straight-line code the compiler keeps in registers. GCC does not vectorize these loops (not at
--Og or -O1, and glibc's vector math needs -ffast-math, which would change values): across points the
-gain over NumPy is fewer passes over memory, not SIMD. The one entry point is
+Each function runs its statements for each vector of a chunk of up to ``LANES`` points,
+register k of vector g at ``r[k * CG_G + g]``: one loop per function, not per statement, and
+straight-line bodies the compiler keeps in registers. The registers are ``cg_v``: where the
+compiler targets AVX2 and the C library is glibc, GCC's vector of 4 doubles, 4 points per
+operation, and the functions glibc has in its vector math (libmvec: ``_ZGVdN4v_tanh`` ...) called
+for 4 points at once; elsewhere ``double``, one point (plain C, the same statements). Only the
+libmvec functions measured within :data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of
+``to_numpy`` with identical special values are called (``scripts/libmvec_ulps.py``, 10⁷
+inputs each, glibc 2.36; the others run lane by lane with libm's scalar function):
+
+=========================  ======================================================
+ulps from ``to_numpy``     libmvec functions
+=========================  ======================================================
+1, used                    pow, hypot
+2, used                    acos, atan, cosh, tanh, exp2, log, log2, log1p
+3, lane by lane            sin, cos, tan, asin, sinh, asinh, acosh, atanh, exp,
+                           expm1, log10, erf, atan2
+513, lane by lane          erfc (libm's erfc too: it underflows before SciPy's)
+=========================  ======================================================
+
+Arithmetic, comparisons, selects, ``sqrt``, ``abs``, rounding, ``maximum``/``minimum`` and
+``logaddexp`` are vector operations with the scalar C forms' exact values
+(:data:`~circuitgrad.lower.cforms.VECTOR_FORMS`). Every call runs the same code: a one-point
+call fills one lane, so a point of a batch is the point alone, bit for bit. The flags are
+chosen in Python (:func:`compile_flags`: ``-mavx2`` only where the host has AVX2 and libmvec;
+``$CIRCUITGRAD_NO_VECTORS=1`` compiles the plain C path) and are part of the cache key.
+The one entry point is
 
     ``int NAME_eval(const double *in, double *out, long npoints)``
 
@@ -34,28 +55,33 @@ extension's a fraction of one; ctypes is the fallback where the extension is not
     >>> [float(v) for v in f(w=2.0, x=1.5)]
     [3.0, 1.5, 2.0]
     >>> print(f.source[f.source.index("CG_PART f_part0"):].split("}")[0].rstrip())
-    CG_PART f_part0(double *restrict r, int n)
+    CG_PART f_part0(cg_v *restrict r, int n, int last)
     {
-        int l;
-        for (l = 0; l < n; l++) {  /* each point of the chunk */
-            double *restrict q = r + l;
+        int g, w;
+        for (g = 0; g < n; g++) {  /* each vector of the chunk */
+            cg_v *restrict q = r + g;
+            w = g < n - 1 ? CG_W : last;  /* its lanes in use */
             /* forward */
-            const double v2 = R(0) * R(1);  /* z */
-            const double v3 = cg_maximum(v2, 0.0);  /* J */
+            const cg_v v2 = R(0) * R(1);  /* z */
+            const cg_v v3 = cgv_relu(w, v2);  /* J */
             R(3) = v3;
             /* backward: adjoints v_bar = dJ/dv, last node first */
-            const double v4 = (v2 >= 0.0 ? 1.0 : 0.0);  /* z_bar */
-            const double v5 = v4 * R(1);  /* w_bar */
+            const cg_v v4 = cgv_step(w, v2);  /* z_bar */
+            const cg_v v5 = v4 * R(1);  /* w_bar */
             R(4) = v5;
-            const double v6 = v4 * R(0);  /* x_bar */
+            const cg_v v6 = v4 * R(0);  /* x_bar */
             R(2) = v6;
+    >>> print(f.source[f.source.index("cgv_step(int"):].split("\\n")[0])
+    cgv_step(int w, cg_v a0) { (void)w; return CG_ONE_IF(a0 >= 0.0); }
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
+import platform
 import re
 import shutil
 import signal
@@ -67,7 +93,7 @@ import numpy as np
 
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
-from .cforms import C_FLAGS, PRELUDE, c_expression, c_literal, c_ops
+from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
 from .tape import CompiledFunction, ScalarProgram, _tape
 
 PART_SIZE = 500
@@ -111,9 +137,11 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         # from its register.
         names = [operand.get(a) or (f"v{a}" if part_of.get(a) == part_of[i] else
                                     f"R({reg[a]})") for a in args[i] if a >= 0]
+        literal = [a in operand for a in args[i] if a >= 0]
         label = s.name(i) or out_names.get(i)
         note = f"  /* {_comment(label)} */" if label else ""
-        body.append(f"const double v{i} = {c_expression(kinds[k], names)};{note}")
+        body.append(f"const cg_v v{i} = {c_vector_expression(kinds[k], names, literal)};"
+                    f"{note}")
         if i in outputs or part_of.get(last[i], -1) != part_of[i]:
             body.append(f"R({reg[i]}) = v{i};")  # read by a later part, or an output
         if (k + 1) % PART_SIZE == 0:
@@ -132,13 +160,18 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         f"   Entry point: int {name}_eval(const double *in, double *out, long npoints);",
         f"   in: double[npoints][{nin}], out: double[npoints][{nout}], row-major.",
         "   Compile without -ffast-math and with -ffp-contract=off: the values are then those",
-        "   of circuitgrad's NumPy lowering. */",
+        "   of circuitgrad's NumPy lowering. With -mavx2 on glibc it runs 4 points per vector",
+        "   (link with -lm, which brings glibc's vector math); else plain C. */",
         "#include <stdlib.h>",
         PRELUDE.rstrip(),
         "",
+        c_vector_helpers(p.op_names),
+        "",
         f"#define LANES {LANES}  /* points per chunk */",
-        "#define R(k) q[(k) * LANES]  /* register k of the point at q */",
-        "#define CG_EACH for (l = 0, q = r; l < n; l++, q++)  /* each point of the chunk */",
+        "#define CG_G (LANES / CG_W)  /* vectors per chunk */",
+        "#define R(k) q[(k) * CG_G]  /* register k of the vector at q */",
+        "#define CG_EACH for (l = 0; l < n * CG_W; l++)  /* each lane of the chunk's vectors */",
+        "#define CG_POINT (p0 + (l < m ? l : m - 1))  /* its point (the last again if unused) */",
         "#if defined(__GNUC__)",
         "#define CG_PART static __attribute__((noinline)) void  /* one function per part */",
         "#else",
@@ -147,31 +180,36 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         "",
     ]
     for k, part in enumerate(parts):
-        lines += [f"CG_PART {name}_part{k}(double *restrict r, int n)", "{", "    int l;",
-                  "    for (l = 0; l < n; l++) {  /* each point of the chunk */",
-                  "        double *restrict q = r + l;"]
+        lines += [f"CG_PART {name}_part{k}(cg_v *restrict r, int n, int last)", "{",
+                  "    int g, w;",
+                  "    for (g = 0; g < n; g++) {  /* each vector of the chunk */",
+                  "        cg_v *restrict q = r + g;",
+                  "        w = g < n - 1 ? CG_W : last;  /* its lanes in use */"]
         lines += ["        " + line for line in part]
         lines += ["    }", "}", ""]
     lines += [
         f"int {name}_eval(const double *in, double *out, long npoints)",
         "{",
-        "    double small[1024];  /* the registers of a one-point call, if they fit */",
-        f"    long p0, size = {p.nregs}L * LANES;",
-        "    double *r = size <= 1024 ? small : malloc(sizeof(double) * size), *q;",
-        "    int l, n;",
+        "    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */",
+        f"    long p0, size = {p.nregs}L * CG_G;",
+        "    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);",
+        "    int l, m, n, last;",
         "    if (!r) return 1;",
         "    for (p0 = 0; p0 < npoints; p0 += LANES) {",
-        "        n = npoints - p0 < LANES ? (int)(npoints - p0) : LANES;",
+        "        m = npoints - p0 < LANES ? (int)(npoints - p0) : LANES;  /* points */",
+        "        n = (m + CG_W - 1) / CG_W;  /* vectors */",
+        "        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */",
     ]
     for k, i in enumerate(p.in_ids):
-        lines.append(f"        CG_EACH R({reg[i]}) = in[(p0 + l) * {nin} + {k}];"
+        lines.append(f"        CG_EACH LANE({reg[i]}) = in[CG_POINT * {nin} + {k}];"
                      f"  /* {input_names[k]} */")
-    lines += [f"        {name}_part{k}(r, n);" for k in range(len(parts))]
+    lines += [f"        {name}_part{k}(r, n, last);" for k in range(len(parts))]
     for k, i in enumerate(p.out_ids):
-        value = operand.get(i, f"R({reg[i]})")
-        lines.append(f"        CG_EACH out[(p0 + l) * {nout} + {k}] = {value};"
+        value = operand.get(i, f"LANE({reg[i]})")
+        lines.append(f"        for (l = 0; l < m; l++) out[(p0 + l) * {nout} + {k}] = {value};"
                      f"  /* {output_names[k]} */")
-    lines += ["    }", "    if (r != small) free(r);", "    return 0;", "}", ""]
+    lines += ["    }", "    if (r != small) free(r);", "    CG_SCALAR_CODE();", "    return 0;", "}",
+              ""]
     return "\n".join(lines)
 
 
@@ -203,11 +241,40 @@ def cache_dir() -> Path:
                 or Path.home() / ".cache" / "circuitgrad")
 
 
+@functools.lru_cache(maxsize=None)
+def _host_has_vectors() -> bool:
+    """Whether this machine runs the vector path: x86-64 with AVX2 (/proc/cpuinfo) and
+    glibc's vector math (libmvec) installed."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or \
+            platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+        ctypes.CDLL("libmvec.so.1")
+    except OSError:
+        return False
+    return "avx2" in flags.split()
+
+
+def vector_flags() -> list[str]:
+    """The flags that turn on the source's vector path: ``-mavx2`` where the host has AVX2
+    and glibc's libmvec, unless ``$CIRCUITGRAD_NO_VECTORS`` is set (then plain C)."""
+    if os.environ.get("CIRCUITGRAD_NO_VECTORS") or not _host_has_vectors():
+        return []
+    return ["-mavx2"]
+
+
+def compile_flags(opt: str = "-Og") -> list[str]:
+    """The compiler's flags for ``to_c``'s libraries on this machine (part of the cache key)."""
+    return [opt, *[f for f in C_FLAGS if not f.startswith("-O")], *vector_flags(), "-shared"]
+
+
 def compile_library(source: str, opt: str = "-Og", timeout: float = COMPILE_TIMEOUT) -> Path:
     """The shared library of ``source``, compiled (in its own process group, killed after
     ``timeout`` seconds) or found in the cache by the hash of source, compiler and flags."""
     cc = _compiler()
-    flags = [opt, *[f for f in C_FLAGS if not f.startswith("-O")], "-shared"]
+    flags = compile_flags(opt)
     key = hashlib.sha256("\0".join([source, cc, *flags]).encode()).hexdigest()[:32]
     directory = cache_dir()
     library = directory / f"cg_{key}.so"

@@ -23,6 +23,7 @@ tie (so the sign of zero is NumPy's), ``logaddexp`` is NumPy's ``npy_logaddexp``
 from __future__ import annotations
 
 import math
+import re
 from typing import Sequence
 
 from ..errors import CircuitError
@@ -137,4 +138,195 @@ def tape_ops_header() -> str:
         lines.append(f"op_{code}: /* {op} */ r[ins[1]] = {expr}; ins += 5; "
                      f"if (ins == end) return; goto *label[ins[0]];")
     lines += ["}", "#endif"]
+    return "\n".join(lines)
+
+
+# -- to_c's vectors: 4 points per register with AVX2 ------------------------------------------
+
+LIBMVEC = {
+    # op: (symbol, arity, the largest distance from to_numpy in ulps), measured by
+    # scripts/libmvec_ulps.py on 10⁷ inputs each (typical arguments, magnitudes from
+    # subnormals to 10³⁰⁸ of both signs, ±0, ±inf, nan), glibc 2.36 on AMD EPYC; every
+    # special value identical to to_numpy's except erfc's (as libm's erfc: it underflows where
+    # SciPy's does not).
+    "sin": ("_ZGVdN4v_sin", 1, 3), "cos": ("_ZGVdN4v_cos", 1, 3),
+    "tan": ("_ZGVdN4v_tan", 1, 3), "asin": ("_ZGVdN4v_asin", 1, 3),
+    "acos": ("_ZGVdN4v_acos", 1, 2), "atan": ("_ZGVdN4v_atan", 1, 2),
+    "sinh": ("_ZGVdN4v_sinh", 1, 3), "cosh": ("_ZGVdN4v_cosh", 1, 2),
+    "tanh": ("_ZGVdN4v_tanh", 1, 2), "asinh": ("_ZGVdN4v_asinh", 1, 3),
+    "acosh": ("_ZGVdN4v_acosh", 1, 3), "atanh": ("_ZGVdN4v_atanh", 1, 3),
+    "exp": ("_ZGVdN4v_exp", 1, 3), "exp2": ("_ZGVdN4v_exp2", 1, 2),
+    "expm1": ("_ZGVdN4v_expm1", 1, 3), "log": ("_ZGVdN4v_log", 1, 2),
+    "log2": ("_ZGVdN4v_log2", 1, 2), "log10": ("_ZGVdN4v_log10", 1, 3),
+    "log1p": ("_ZGVdN4v_log1p", 1, 2), "erf": ("_ZGVdN4v_erf", 1, 3),
+    "erfc": ("_ZGVdN4v_erfc", 1, 513), "pow": ("_ZGVdN4vv_pow", 2, 1),
+    "atan2": ("_ZGVdN4vv_atan2", 2, 3), "hypot": ("_ZGVdN4vv_hypot", 2, 1),
+}
+"""glibc's vector math functions (libmvec's AVX2 variants, 4 lanes) for circuitgrad's
+primitives, with their measured distance from ``to_numpy``."""
+
+VECTOR_ULPS = 2
+"""``to_c`` calls libmvec for a function only where it was measured within this many ulps of
+``to_numpy`` (the contract allows 4 per primitive: this leaves half for the margin); the others
+run lane by lane with libm's scalar function (what the plain C path calls)."""
+
+# The C forms that are valid C for GCC's vector types as they are: arithmetic only.
+_ARITHMETIC = re.compile(r"[\s{}0-9.+\-*/()]*")
+
+# The vector form of a helper, over vectors a0, a1, a2, with the scalar form it was written
+# for: where a primitive's `c` form is no longer that form, its vector form is not used (the
+# node runs lane by lane with its new form) and a test says so.
+VECTOR_FORMS = {
+    "sqrt": ("sqrt({0})", "__builtin_ia32_sqrtpd256(a0)"),  # IEEE sqrt, as libm's
+    "abs": ("fabs({0})", "(cg_v)((cg_m)a0 & ~(cg_m)CG_C(-0.0))"),  # clears the sign bit
+    "floor": ("floor({0})", "__builtin_ia32_roundpd256(a0, 0x9)"),  # down, no exceptions
+    "ceil": ("ceil({0})", "__builtin_ia32_roundpd256(a0, 0xA)"),  # up, no exceptions
+    "round": ("rint({0})", "__builtin_ia32_roundpd256(a0, 0x4)"),  # the current rounding
+    "relu": ("cg_maximum({0}, 0.0)", "cg_vmaximum(a0, CG_C(0.0))"),
+    "maximum": ("cg_maximum({0}, {1})", "cg_vmaximum(a0, a1)"),
+    "minimum": ("cg_minimum({0}, {1})", "cg_vminimum(a0, a1)"),
+    "clip": ("cg_minimum(cg_maximum({0}, {1}), {2})", "cg_vminimum(cg_vmaximum(a0, a1), a2)"),
+    "sign": ("cg_sign({0})", "cg_select(a0 > 0.0, CG_C(1.0), cg_select(a0 < 0.0, CG_C(-1.0), "
+             "cg_select(a0 == 0.0, CG_C(0.0), a0)))"),
+    "step": ("({0} >= 0.0 ? 1.0 : 0.0)", "CG_ONE_IF(a0 >= 0.0)"),
+    "less": ("({0} < {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 < a1)"),
+    "less_equal": ("({0} <= {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 <= a1)"),
+    "greater": ("({0} > {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 > a1)"),
+    "greater_equal": ("({0} >= {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 >= a1)"),
+    "equal": ("({0} == {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 == a1)"),
+    "not_equal": ("({0} != {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 != a1)"),
+    "logical_and": ("({0} != 0.0 && {1} != 0.0 ? 1.0 : 0.0)",
+                    "CG_ONE_IF((a0 != 0.0) & (a1 != 0.0))"),
+    "logical_or": ("({0} != 0.0 || {1} != 0.0 ? 1.0 : 0.0)",
+                   "CG_ONE_IF((a0 != 0.0) | (a1 != 0.0))"),
+    "logical_not": ("({0} == 0.0 ? 1.0 : 0.0)", "CG_ONE_IF(a0 == 0.0)"),
+    "where": ("({0} != 0.0 ? {1} : {2})", "cg_select(a0 != 0.0, a1, a2)"),
+    "logaddexp": ("cg_logaddexp({0}, {1})", "cg_vlogaddexp(w, a0, a1)"),
+    "softplus": ("cg_logaddexp(0.0, {0})", "cg_vlogaddexp(w, CG_C(0.0), a0)"),
+    "sigmoid": ("exp(-cg_logaddexp(0.0, -{0}))",
+                "cgv_exp(w, -cg_vlogaddexp(w, CG_C(0.0), -a0))"),
+}
+
+# The helpers of the vector forms, in the order they are written, with the ops they call.
+_VECTOR_HELPERS = {
+    "cg_vmaximum": ((), "/* cg_maximum, lane by lane: NaN from either side, b at a tie */\n"
+                        "static inline cg_v cg_vmaximum(cg_v a, cg_v b) "
+                        "{ return cg_select((a > b) | (a != a), a, b); }"),
+    "cg_vminimum": ((), "static inline cg_v cg_vminimum(cg_v a, cg_v b) "
+                        "{ return cg_select((a < b) | (a != a), a, b); }"),
+    "cg_vlogaddexp": (("exp", "log1p"), """/* cg_logaddexp, lane by lane: exp(-|d|) is exp(-d) where d > 0, exp(d) where d <= 0 */
+static inline cg_v cg_vlogaddexp(int w, cg_v x, cg_v y) {
+    cg_v d = x - y, t = cgv_log1p(w, cgv_exp(w, -cg_vabs(d)));
+    return cg_select(x == y, x + 0.693147180559945309417232121458176568,
+                     cg_select(d > 0.0, x + t, cg_select(d <= 0.0, y + t, d)));
+}"""),
+}
+
+VECTOR_PRELUDE = r"""/* Points per vector: 4 where the compiler targets AVX2 and the C library is glibc (its
+   vector math, libmvec, comes with -lm), else 1 (plain C). Every call runs the same code, a
+   one-point call in one lane, so a point of a batch is the point alone, bit for bit. */
+#if defined(__AVX2__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(CG_NO_VECTORS)
+#define CG_W 4
+typedef double cg_v __attribute__((vector_size(32)));  /* 4 lanes, one point each */
+typedef long long cg_m __attribute__((vector_size(32)));  /* a comparison: lanes of all 1s or 0s */
+#define CG_C(x) ((cg_v){(x), (x), (x), (x)})  /* a constant in every lane */
+#define LANE(k) r[(k) * CG_G + l / CG_W][l % CG_W]  /* register k, lane l of the chunk */
+#define CG_ALLOC(size) aligned_alloc(sizeof(cg_v), sizeof(cg_v) * (size))
+static inline cg_v cg_select(cg_m m, cg_v a, cg_v b) {  /* a where m, else b */
+    return (cg_v)((m & (cg_m)a) | (~m & (cg_m)b));
+}
+#define CG_ONE_IF(m) cg_select((m), CG_C(1.0), CG_C(0.0))
+typedef union { cg_v v; double d[CG_W]; } cg_lanes;  /* a vector as its lanes */
+/* Before SSE code (libm's scalar functions, the caller of NAME_eval): clears the upper
+   halves of the AVX registers, which SSE code otherwise waits on (here ~20x per call). */
+#define CG_SCALAR_CODE() __builtin_ia32_vzeroupper()
+static inline cg_v cg_vabs(cg_v a) { return (cg_v)((cg_m)a & ~(cg_m)CG_C(-0.0)); }"""
+
+
+def is_arithmetic(op: str) -> bool:
+    """Whether the C form of ``op`` is arithmetic only, valid C for vectors as it is."""
+    return bool(_ARITHMETIC.fullmatch(PRIMITIVES[op].c or "x"))
+
+
+def vector_form(op: str) -> str | None:
+    """The vector form of ``op``'s helper: libmvec's function where measured within
+    :data:`VECTOR_ULPS`, a form of :data:`VECTOR_FORMS` where the table's form is the one it
+    was written for, else None (lane by lane)."""
+    prim = PRIMITIVES[op]
+    if op in LIBMVEC and prim.c == f"{op}(" + ", ".join(
+            f"{{{k}}}" for k in range(prim.arity)) + ")":
+        symbol, arity, ulps = LIBMVEC[op]
+        if ulps <= VECTOR_ULPS:
+            return f"{symbol}({', '.join(f'a{k}' for k in range(arity))})"
+    if op in VECTOR_FORMS and VECTOR_FORMS[op][0] == prim.c:
+        return VECTOR_FORMS[op][1]
+    return None
+
+
+def c_vector_expression(op: str, args: Sequence[str], literal: Sequence[bool]) -> str:
+    """The expression of one node in ``to_c``'s source, over registers of type ``cg_v``
+    (vectors, or doubles in the plain C path): the C form itself where it is arithmetic, else
+    the node's helper ``cgv_OP(w, ...)``; constants (``literal``) are broadcast where needed.
+
+        >>> c_vector_expression("mul", ["R(0)", "2.0"], [False, True])
+        'R(0) * 2.0'
+        >>> c_vector_expression("pow", ["v3", "2.5"], [False, True])
+        'cgv_pow(w, v3, CG_C(2.5))'
+    """
+    if is_arithmetic(op):
+        if all(literal):  # constants only: a vector all the same
+            args = [f"CG_C({a})" for a in args]
+        return c_expression(op, args)
+    args = [f"CG_C({a})" if lit else a for a, lit in zip(args, literal)]
+    return f"cgv_{op}({', '.join(['w', *args])})"
+
+
+def c_vector_helpers(ops: Sequence[str]) -> str:
+    """The C of ``to_c``'s vector path and its plain C path, with a helper ``cgv_OP`` for
+    each op of ``ops`` that is not arithmetic (and for those they call): libmvec's function,
+    a vector form, or the C form lane by lane (the ``w`` lanes in use; the others copy lane
+    0), and the C form itself in the plain C path.
+
+        >>> print(c_vector_helpers(["sin"]).split("#else")[1].strip().splitlines()[-2])
+        static inline cg_v cgv_sin(int w, cg_v a0) { (void)w; return sin(a0); }
+    """
+    wanted = [op for op in dict.fromkeys(ops) if not is_arithmetic(op)]
+    forms = {op: vector_form(op) for op in wanted}
+    helpers = [name for name in _VECTOR_HELPERS
+               if any(re.search(rf"\b{name}\(", form or "") for form in forms.values())]
+    # the ops the helpers call come first (they call no helper), then the helpers
+    first = [op for name in helpers for op in _VECTOR_HELPERS[name][0]]
+    order = list(dict.fromkeys(first + wanted))
+    forms.update({op: vector_form(op) for op in first})
+    vector, plain = [VECTOR_PRELUDE], []
+    for op in order:
+        if op in LIBMVEC and forms[op] is not None and forms[op].startswith(LIBMVEC[op][0]):
+            symbol, arity, ulps = LIBMVEC[op]
+            vector.append(f"cg_v {symbol}({', '.join(['cg_v'] * arity)});"
+                          f"  /* libmvec's {op}: {ulps} ulp from to_numpy */")
+    for k, op in enumerate(order):
+        if k == len(set(first)):
+            vector += [_VECTOR_HELPERS[name][1] for name in helpers]
+        arity = max(PRIMITIVES[op].arity, 1)
+        params = ", ".join(["int w", *[f"cg_v a{j}" for j in range(arity)]])
+        form = forms[op]
+        if form is None:
+            each = c_expression(op, [f"x{j}.d[l]" for j in range(arity)])
+            unions = ", ".join(f"x{j} = {{a{j}}}" for j in range(arity))
+            vector.append(f"static inline cg_v cgv_{op}({params}) {{  /* lane by lane */\n"
+                          f"    cg_lanes {unions}, y;\n    int l;\n    CG_SCALAR_CODE();\n"
+                          f"    for (l = 0; l < w; l++) y.d[l] = {each};\n"
+                          f"    for (; l < CG_W; l++) y.d[l] = y.d[0];\n    return y.v;\n}}")
+        else:
+            uses_w = "w" in re.findall(r"\w+", form)
+            vector.append(f"static inline cg_v cgv_{op}({params}) "
+                          f"{{ {'' if uses_w else '(void)w; '}return {form}; }}")
+        plain.append(f"static inline cg_v cgv_{op}({params}) {{ (void)w; return "
+                     f"{c_expression(op, [f'a{j}' for j in range(arity)])}; }}")
+    if len(order) == len(set(first)):
+        vector += [_VECTOR_HELPERS[name][1] for name in helpers]
+    lines = vector + ["#else", "#define CG_W 1", "typedef double cg_v;", "#define CG_C(x) (x)",
+                      "#define LANE(k) r[(k) * CG_G + l]  /* register k, lane l of the chunk */",
+                      "#define CG_ALLOC(size) malloc(sizeof(cg_v) * (size))",
+                      "#define CG_SCALAR_CODE()"] + plain + ["#endif"]
     return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""How far glibc's vector math (libmvec, AVX2 variants) is from circuitgrad's NumPy lowering.
+
+``to_c`` calls libmvec's 4-lane functions (``_ZGVdN4v_sin`` ...) only for the functions this
+script finds within 2 ulp of ``to_numpy`` with identical special values; the table it prints
+is the one in ``circuitgrad/lower/cforms.py``. For each function it compares libmvec's value
+with ``to_numpy``'s on random inputs (``--n`` of them: typical arguments, magnitudes spread
+log-uniformly from subnormals to 10³⁰⁸ of both signs, and the special values ±0, ±inf, nan)
+and prints the largest difference in units in the last place (of the larger magnitude) and
+the count of special values (non-finite or zero, on either side) that differ.
+
+    python scripts/libmvec_ulps.py --n 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import circuitgrad as cg  # noqa: E402
+from circuitgrad.circuit import Builder  # noqa: E402
+
+# Every libmvec AVX2 function that is a primitive of circuitgrad: op -> (symbol, arity).
+CANDIDATES = {op: (f"_ZGVdN4v_{op}", 1) for op in (
+    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
+    "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "erf", "erfc")}
+CANDIDATES.update({op: (f"_ZGVdN4vv_{op}", 2) for op in ("pow", "atan2", "hypot")})
+
+# Typical arguments of each function (its domain, or where it is not flat).
+TYPICAL = {"asin": (-1, 1), "acos": (-1, 1), "atanh": (-1, 1), "acosh": (1, 50),
+           "log": (0, 50), "log2": (0, 50), "log10": (0, 50), "log1p": (-1, 50),
+           "exp": (-745, 710), "exp2": (-1075, 1024), "expm1": (-40, 710),
+           "sinh": (-710, 710), "cosh": (-710, 710), "tanh": (-20, 20),
+           "erf": (-6, 6), "erfc": (-6, 27), "pow": (0, 10)}
+
+
+def inputs(rng: np.random.Generator, n: int, op: str) -> np.ndarray:
+    lo, hi = TYPICAL.get(op, (-10, 10))
+    k = n // 10
+    typical = rng.uniform(lo, hi, size=n - 5 * k)
+    near = rng.uniform(-1.5, 1.5, size=k)
+    spread = rng.choice([-1.0, 1.0], size=2 * k) * 10.0 ** rng.uniform(-323, 308, size=2 * k)
+    ints = rng.integers(-64, 64, size=k).astype(np.float64)  # pow's integer exponents
+    special = np.resize(np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324,
+                                  2.2250738585072014e-308, 1.7976931348623157e308,
+                                  -1.7976931348623157e308, 1.0, -1.0, 0.5]), k)
+    x = np.concatenate([typical, near, spread, ints, special])
+    rng.shuffle(x)
+    return x
+
+
+def build(tmp: Path) -> ctypes.CDLL:
+    decls, funcs = [], []
+    for op, (symbol, arity) in CANDIDATES.items():
+        params = ", ".join(["cg_v"] * arity)
+        decls.append(f"cg_v {symbol}({params});")
+        loads = ", ".join(f"*(const cg_vu *)(a{k} + i)" for k in range(arity))
+        funcs.append(f"void run_{op}(const double *a0, const double *a1, double *y, long n)"
+                     f" {{ for (long i = 0; i < n; i += 4) *(cg_vu *)(y + i) = "
+                     f"{symbol}({loads}); }}")
+        scalar = ", ".join(f"a{k}[i]" for k in range(arity))
+        funcs.append(f"void libm_{op}(const double *a0, const double *a1, double *y, long n)"
+                     f" {{ for (long i = 0; i < n; i++) y[i] = {op}({scalar}); }}")
+    src = tmp / "mvec.c"
+    src.write_text("#include <math.h>\ntypedef double cg_v __attribute__((vector_size(32)));\n"
+                   "typedef double cg_vu __attribute__((vector_size(32), aligned(8)));\n"
+                   + "\n".join(decls + funcs) + "\n")
+    lib = tmp / "mvec.so"
+    subprocess.run(["cc", "-O1", "-mavx2", "-ffp-contract=off", "-fPIC", "-shared", "-o",
+                    str(lib), str(src), "-lm"], check=True)
+    return ctypes.CDLL(str(lib))
+
+
+def reference(op: str, args: list[np.ndarray]) -> np.ndarray:
+    b = Builder()
+    c = b.finish([("f", b.apply(op, *[b.input(f"a{k}") for k in range(len(args))]))])
+    with np.errstate(all="ignore"):
+        return np.asarray(cg.to_numpy(c)(*args), dtype=np.float64)
+
+
+def ordinal(x: np.ndarray) -> np.ndarray:
+    """Doubles as integers in the same order (adjacent doubles differ by 1)."""
+    i = x.view(np.int64)
+    return np.where(i < 0, np.int64(-2**63) - i, i)
+
+
+def compare(got: np.ndarray, want: np.ndarray) -> tuple[int, float, int]:
+    """The largest distance in ulps of the finite nonzero values, an argument index where it
+    is, and the count of special values (non-finite or zero on either side) that differ."""
+    special = ~np.isfinite(got) | ~np.isfinite(want) | (got == 0) | (want == 0)
+    nan_g, nan_w = np.isnan(got), np.isnan(want)
+    bad = special & ~(nan_g & nan_w) & ((nan_g != nan_w) | (got != want)
+                                        | (np.signbit(got) != np.signbit(want)))
+    ulps = np.where(special, 0, np.abs(ordinal(got) - ordinal(want)))
+    worst = int(np.argmax(ulps))
+    return int(ulps[worst]), worst, int(bad.sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=10**7, help="inputs per function")
+    parser.add_argument("--seed", type=int, default=0)
+    opts = parser.parse_args()
+    n = opts.n - opts.n % 40
+    rng = np.random.default_rng(opts.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = build(Path(tmp))
+        print("| function | libmvec symbol | max ulp vs to_numpy | at | specials that differ "
+              "| libm's max ulp vs to_numpy |")
+        print("|---|---|---|---|---|---|")
+        for op, (symbol, arity) in CANDIDATES.items():
+            args = [inputs(rng, n, op) for _ in range(arity)]
+            a0 = np.ascontiguousarray(args[0])
+            a1 = np.ascontiguousarray(args[1] if arity > 1 else args[0])
+            y, z = np.empty(n), np.empty(n)
+            for prefix, out in (("run_", y), ("libm_", z)):
+                getattr(lib, prefix + op)(ctypes.c_void_p(a0.ctypes.data),
+                                          ctypes.c_void_p(a1.ctypes.data),
+                                          ctypes.c_void_p(out.ctypes.data), ctypes.c_long(n))
+            want = reference(op, args)
+            ulps, at, bad = compare(y, want)
+            libm_ulps, _, libm_bad = compare(z, want)
+            where = ", ".join(f"{a[at]:.17g}" for a in args)
+            print(f"| {op} | {symbol} | {ulps} | {where} | {bad} | {libm_ulps}"
+                  f"{f' ({libm_bad} specials differ)' if libm_bad else ''} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
