@@ -1,9 +1,12 @@
-"""How far glibc's vector math (libmvec, AVX2 variants) is from circuitgrad's NumPy lowering.
+"""How far glibc's vector math (libmvec, AVX2 variants) and circuitgrad's own vector exp, sin
+and cos are from circuitgrad's NumPy lowering.
 
-``to_c`` calls libmvec's 4-lane functions (``_ZGVdN4v_sin`` ...) only for the functions this
-script finds within 2 ulp of ``to_numpy`` with identical special values; the table it prints
-is the one in ``circuitgrad/lower/cforms.py``. For each function it compares libmvec's value
-with ``to_numpy``'s on random inputs (``--n`` of them: typical arguments, magnitudes spread
+``to_c`` calls a 4-lane function (libmvec's ``_ZGVdN4v_tanh`` ..., or ``cg_vsin`` ... of
+``cforms.VECTOR_MATH_C``) only where this script finds it within ``cforms.VECTOR_ULPS`` = 2 ulp
+of ``to_numpy`` with identical special values; the table it prints is the one in
+``circuitgrad/lower/cforms.py`` (``LIBMVEC``, ``VECTOR_MATH``). For each function it compares
+the vector function's value (and libm's scalar one, the last column) with ``to_numpy``'s on
+random inputs (``--n`` of them: typical arguments, up to ±10⁶, magnitudes spread
 log-uniformly from subnormals to 10³⁰⁸ of both signs, and the special values ±0, ±inf, nan)
 and prints the largest difference in units in the last place (of the larger magnitude) and
 the count of special values (non-finite or zero, on either side) that differ.
@@ -26,12 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import circuitgrad as cg  # noqa: E402
 from circuitgrad.circuit import Builder  # noqa: E402
+from circuitgrad.lower.cforms import VECTOR_MATH, VECTOR_MATH_C, VECTOR_PRELUDE  # noqa: E402
 
 # Every libmvec AVX2 function that is a primitive of circuitgrad: op -> (symbol, arity).
 CANDIDATES = {op: (f"_ZGVdN4v_{op}", 1) for op in (
     "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
     "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "erf", "erfc")}
 CANDIDATES.update({op: (f"_ZGVdN4vv_{op}", 2) for op in ("pow", "atan2", "hypot")})
+# and circuitgrad's own vector functions (cforms.VECTOR_MATH), as "op (own)"
+CANDIDATES.update({f"{op} (own)": (function, 1) for op, (function, _) in VECTOR_MATH.items()})
 
 # Typical arguments of each function (its domain, or where it is not flat).
 TYPICAL = {"asin": (-1, 1), "acos": (-1, 1), "atanh": (-1, 1), "acosh": (1, 50),
@@ -44,37 +50,42 @@ TYPICAL = {"asin": (-1, 1), "acos": (-1, 1), "atanh": (-1, 1), "acosh": (1, 50),
 def inputs(rng: np.random.Generator, n: int, op: str) -> np.ndarray:
     lo, hi = TYPICAL.get(op, (-10, 10))
     k = n // 10
-    typical = rng.uniform(lo, hi, size=n - 5 * k)
+    typical = rng.uniform(lo, hi, size=n - 6 * k)
     near = rng.uniform(-1.5, 1.5, size=k)
+    wide = rng.uniform(-1e6, 1e6, size=k)  # sin's and cos's range reductions
     spread = rng.choice([-1.0, 1.0], size=2 * k) * 10.0 ** rng.uniform(-323, 308, size=2 * k)
     ints = rng.integers(-64, 64, size=k).astype(np.float64)  # pow's integer exponents
     special = np.resize(np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324,
                                   2.2250738585072014e-308, 1.7976931348623157e308,
                                   -1.7976931348623157e308, 1.0, -1.0, 0.5]), k)
-    x = np.concatenate([typical, near, spread, ints, special])
+    x = np.concatenate([typical, near, wide, spread, ints, special])
     rng.shuffle(x)
     return x
 
 
 def build(tmp: Path) -> ctypes.CDLL:
     decls, funcs = [], []
-    for op, (symbol, arity) in CANDIDATES.items():
+    for name, (symbol, arity) in CANDIDATES.items():
+        op = name.split()[0]
         params = ", ".join(["cg_v"] * arity)
-        decls.append(f"cg_v {symbol}({params});")
+        if not name.endswith("(own)"):
+            decls.append(f"cg_v {symbol}({params});")
         loads = ", ".join(f"*(const cg_vu *)(a{k} + i)" for k in range(arity))
-        funcs.append(f"void run_{op}(const double *a0, const double *a1, double *y, long n)"
+        tag = name.replace(" (own)", "_own")
+        funcs.append(f"void run_{tag}(const double *a0, const double *a1, double *y, long n)"
                      f" {{ for (long i = 0; i < n; i += 4) *(cg_vu *)(y + i) = "
                      f"{symbol}({loads}); }}")
         scalar = ", ".join(f"a{k}[i]" for k in range(arity))
-        funcs.append(f"void libm_{op}(const double *a0, const double *a1, double *y, long n)"
+        funcs.append(f"void libm_{tag}(const double *a0, const double *a1, double *y, long n)"
                      f" {{ for (long i = 0; i < n; i++) y[i] = {op}({scalar}); }}")
     src = tmp / "mvec.c"
-    src.write_text("#include <math.h>\ntypedef double cg_v __attribute__((vector_size(32)));\n"
+    src.write_text("#include <math.h>\n#include <stdlib.h>\n" + VECTOR_PRELUDE + "\n"
+                   + VECTOR_MATH_C + "\n#endif\n"
                    "typedef double cg_vu __attribute__((vector_size(32), aligned(8)));\n"
                    + "\n".join(decls + funcs) + "\n")
     lib = tmp / "mvec.so"
-    subprocess.run(["cc", "-O1", "-mavx2", "-ffp-contract=off", "-fPIC", "-shared", "-o",
-                    str(lib), str(src), "-lm"], check=True)
+    subprocess.run(["cc", "-Og", "-mavx2", "-ffp-contract=off", "-fno-math-errno", "-fPIC",
+                    "-shared", "-o", str(lib), str(src), "-lm"], check=True)
     return ctypes.CDLL(str(lib))
 
 
@@ -115,20 +126,21 @@ def main() -> None:
         print("| function | libmvec symbol | max ulp vs to_numpy | at | specials that differ "
               "| libm's max ulp vs to_numpy |")
         print("|---|---|---|---|---|---|")
-        for op, (symbol, arity) in CANDIDATES.items():
+        for name, (symbol, arity) in CANDIDATES.items():
+            op, tag = name.split()[0], name.replace(" (own)", "_own")
             args = [inputs(rng, n, op) for _ in range(arity)]
             a0 = np.ascontiguousarray(args[0])
             a1 = np.ascontiguousarray(args[1] if arity > 1 else args[0])
             y, z = np.empty(n), np.empty(n)
             for prefix, out in (("run_", y), ("libm_", z)):
-                getattr(lib, prefix + op)(ctypes.c_void_p(a0.ctypes.data),
+                getattr(lib, prefix + tag)(ctypes.c_void_p(a0.ctypes.data),
                                           ctypes.c_void_p(a1.ctypes.data),
                                           ctypes.c_void_p(out.ctypes.data), ctypes.c_long(n))
             want = reference(op, args)
             ulps, at, bad = compare(y, want)
             libm_ulps, _, libm_bad = compare(z, want)
             where = ", ".join(f"{a[at]:.17g}" for a in args)
-            print(f"| {op} | {symbol} | {ulps} | {where} | {bad} | {libm_ulps}"
+            print(f"| {name} | {symbol} | {ulps} | {where} | {bad} | {libm_ulps}"
                   f"{f' ({libm_bad} specials differ)' if libm_bad else ''} |", flush=True)
 
 

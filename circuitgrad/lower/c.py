@@ -12,24 +12,27 @@ Each function runs its statements for each vector of a chunk of up to ``LANES`` 
 register k of vector g at ``r[k * CG_G + g]``: one loop per function, not per statement, and
 straight-line bodies the compiler keeps in registers. The registers are ``cg_v``: where the
 compiler targets AVX2 and the C library is glibc, GCC's vector of 4 doubles, 4 points per
-operation, and the functions glibc has in its vector math (libmvec: ``_ZGVdN4v_tanh`` ...) called
-for 4 points at once; elsewhere ``double``, one point (plain C, the same statements). Only the
-libmvec functions measured within :data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of
-``to_numpy`` with identical special values are called (``scripts/libmvec_ulps.py``, 10⁷
-inputs each, glibc 2.36; the others run lane by lane with libm's scalar function):
+operation; elsewhere ``double``, one point (plain C, the same statements). The functions of
+libm have vector versions within :data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of
+``to_numpy`` (and identical special values) where glibc's vector math (libmvec:
+``_ZGVdN4v_tanh`` ...) is that close, or circuitgrad's own (``cg_vexp``, ``cg_vsin``,
+``cg_vcos``: fdlibm's algorithms in vector operations, libm's scalar function for the lanes out
+of their range); the others run lane by lane with libm's scalar function. Measured by
+``scripts/libmvec_ulps.py``, 10⁷ inputs each, glibc 2.36:
 
 =========================  ======================================================
-ulps from ``to_numpy``     libmvec functions
+ulps from ``to_numpy``     functions
 =========================  ======================================================
-1, used                    pow, hypot
-2, used                    acos, atan, cosh, tanh, exp2, log, log2, log1p
-3, lane by lane            sin, cos, tan, asin, sinh, asinh, acosh, atanh, exp,
-                           expm1, log10, erf, atan2
-513, lane by lane          erfc (libm's erfc too: it underflows before SciPy's)
+1, used                    exp, sin, cos (circuitgrad's own); pow, hypot (libmvec)
+2, used                    acos, cosh, tanh, exp2, log, log2, log1p (libmvec)
+3, lane by lane            libmvec's tan, asin, atan, sinh, asinh, acosh, atanh,
+                           expm1, log10, erf, atan2 (and its exp, sin, cos)
+513, lane by lane          libmvec's erfc (libm's erfc is as far from SciPy's)
 =========================  ======================================================
 
-Arithmetic, comparisons, selects, ``sqrt``, ``abs``, rounding, ``maximum``/``minimum`` and
-``logaddexp`` are vector operations with the scalar C forms' exact values
+Arithmetic, comparisons, selects, ``sqrt``, ``abs``, rounding and ``maximum``/``minimum`` are
+vector operations with the scalar C forms' exact values; ``logaddexp`` (and ``sigmoid``,
+``softplus``) the scalar form's operations on vectors, with the vector exp and log1p
 (:data:`~circuitgrad.lower.cforms.VECTOR_FORMS`). Every call runs the same code: a one-point
 call fills one lane, so a point of a batch is the point alone, bit for bit. The flags are
 chosen in Python (:func:`compile_flags`: ``-mavx2`` only where the host has AVX2 and libmvec;
@@ -208,8 +211,8 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         value = operand.get(i, f"LANE({reg[i]})")
         lines.append(f"        for (l = 0; l < m; l++) out[(p0 + l) * {nout} + {k}] = {value};"
                      f"  /* {output_names[k]} */")
-    lines += ["    }", "    if (r != small) free(r);", "    CG_SCALAR_CODE();", "    return 0;", "}",
-              ""]
+    lines += ["    }", "    if (r != small) free(r);", "    CG_SCALAR_CODE();", "    return 0;",
+              "}", ""]
     return "\n".join(lines)
 
 

@@ -145,13 +145,13 @@ def tape_ops_header() -> str:
 
 LIBMVEC = {
     # op: (symbol, arity, the largest distance from to_numpy in ulps), measured by
-    # scripts/libmvec_ulps.py on 10⁷ inputs each (typical arguments, magnitudes from
-    # subnormals to 10³⁰⁸ of both signs, ±0, ±inf, nan), glibc 2.36 on AMD EPYC; every
-    # special value identical to to_numpy's except erfc's (as libm's erfc: it underflows where
-    # SciPy's does not).
+    # scripts/libmvec_ulps.py on 10⁷ inputs each, twice (typical arguments, up to ±10⁶,
+    # magnitudes from subnormals to 10³⁰⁸ of both signs, ±0, ±inf, nan), glibc 2.36 on AMD
+    # EPYC; every special value identical to to_numpy's except erfc's (as libm's erfc, which
+    # is far from SciPy's in its tail).
     "sin": ("_ZGVdN4v_sin", 1, 3), "cos": ("_ZGVdN4v_cos", 1, 3),
     "tan": ("_ZGVdN4v_tan", 1, 3), "asin": ("_ZGVdN4v_asin", 1, 3),
-    "acos": ("_ZGVdN4v_acos", 1, 2), "atan": ("_ZGVdN4v_atan", 1, 2),
+    "acos": ("_ZGVdN4v_acos", 1, 2), "atan": ("_ZGVdN4v_atan", 1, 3),
     "sinh": ("_ZGVdN4v_sinh", 1, 3), "cosh": ("_ZGVdN4v_cosh", 1, 2),
     "tanh": ("_ZGVdN4v_tanh", 1, 2), "asinh": ("_ZGVdN4v_asinh", 1, 3),
     "acosh": ("_ZGVdN4v_acosh", 1, 3), "atanh": ("_ZGVdN4v_atanh", 1, 3),
@@ -164,6 +164,97 @@ LIBMVEC = {
 }
 """glibc's vector math functions (libmvec's AVX2 variants, 4 lanes) for circuitgrad's
 primitives, with their measured distance from ``to_numpy``."""
+
+VECTOR_MATH = {"exp": ("cg_vexp", 1), "sin": ("cg_vsin", 1), "cos": ("cg_vcos", 1)}
+"""circuitgrad's own vector functions (:data:`VECTOR_MATH_C`: fdlibm's algorithms in vector
+operations) for the libmvec functions too far from ``to_numpy``: op -> (C function, the
+largest distance from ``to_numpy`` in ulps, measured as :data:`LIBMVEC` is)."""
+
+VECTOR_MATH_C = r"""
+/* Vector exp, sin and cos: fdlibm's algorithms (FreeBSD msun: e_exp.c, e_rem_pio2.c,
+   k_sin.c, k_cos.c) lane by lane in vector operations, without fused multiply-add. Lanes out
+   of their range (and inf, nan) run libm's scalar function instead, so special values and
+   the extremes are libm's. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("O2")  /* these few functions at -O2, the circuit's at the -O asked */
+#endif
+#define CG_SEL(m, a, b) ((cg_v)(((cg_m)(m) & (cg_m)(a)) | (~(cg_m)(m) & (cg_m)(b))))
+#define CG_ABS(a) ((cg_v)((cg_m)(a) & ~(cg_m)CG_C(-0.0)))
+static inline cg_v cg_vrint(cg_v x) { return __builtin_ia32_roundpd256(x, 0x8); }
+static inline cg_v cg_vscalar(cg_v y, cg_v x, cg_m outside, double (*f)(double)) {
+    if (__builtin_ia32_movmskpd256((cg_v)outside)) {  /* rare: some lane out of range */
+        cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
+        int l;
+        CG_SCALAR_CODE();
+        for (l = 0; l < CG_W; l++)
+            if (ms.m[l]) ys.d[l] = f(xs.d[l]);
+        return ys.v;
+    }
+    return y;
+}
+static inline cg_v cg_vexp(cg_v x) {  /* |x| <= 708: a normal result */
+    const cg_v shift = CG_C(6755399441055744.0);  /* 1.5 * 2^52: k + shift has k's bits */
+    cg_v k = cg_vrint(x * 1.44269504088896338700e+00);
+    cg_v hi = x - k * 6.93147180369123816490e-01, lo = k * 1.90821492927058770002e-10;
+    cg_v r = hi - lo, t = r * r;
+    cg_v c = r - t * (1.66666666666666019037e-01 + t * (-2.77777777770155933842e-03 + t *
+             (6.61375632143793436117e-05 + t * (-1.65339022054652515390e-06 + t *
+             4.13813679705723846039e-08))));
+    cg_v y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
+    cg_u bits = ((cg_u)(k + shift) - (cg_u)shift) << 52;  /* k, added to the exponent */
+    return cg_vscalar((cg_v)((cg_u)y + bits), x, ~(CG_ABS(x) <= 708.0), exp);
+}
+/* |x| = n pi/2 + y0 + y1, 3 rounds of fdlibm's medium reduction (|x| < 2^19 pi/2) */
+static inline cg_v cg_vrem_pio2(cg_v t, cg_v *y0, cg_v *y1) {
+    cg_v n = cg_vrint(t * 6.36619772367581382433e-01);
+    cg_v r = t - n * 1.57079632673412561417e+00, w = n * 6.07710050650619224932e-11, u;
+    u = r; w = n * 6.07710050630396597660e-11; r = u - w;
+    w = n * 2.02226624879595063154e-21 - ((u - r) - w);
+    u = r; w = n * 2.02226624871116645580e-21; r = u - w;
+    w = n * 8.47842766036889956997e-32 - ((u - r) - w);
+    *y0 = r - w;
+    *y1 = (r - *y0) - w;
+    return n;
+}
+static inline cg_v cg_vksin(cg_v x, cg_v y) {  /* fdlibm's __kernel_sin(x, y, 1) */
+    cg_v z = x * x, v = z * x;
+    cg_v r = 8.33333333332248946124e-03 + z * (-1.98412698298579493134e-04 + z *
+             (2.75573137070700676789e-06 + z * (-2.50507602534068634195e-08 + z *
+             1.58969099521155010221e-10)));
+    return x - ((z * (0.5 * y - v * r) - y) - v * -1.66666666666666324348e-01);
+}
+static inline cg_v cg_vkcos(cg_v x, cg_v y) {  /* fdlibm's __kernel_cos(x, y) */
+    cg_v ax = CG_ABS(x), z = x * x;
+    cg_v r = z * (4.16666666666666019037e-02 + z * (-1.38888888888741095749e-03 + z *
+             (2.48015872894767294178e-05 + z * (-2.75573143513906633035e-07 + z *
+             (2.08757232129817482790e-09 + z * -1.13596475577881948265e-11)))));
+    cg_v quarter = (cg_v)(((cg_u)ax - (2ULL << 52)) & 0xFFFFFFFF00000000ULL);  /* ~|x|/4 */
+    cg_v qx = CG_SEL(ax < 0.3, CG_C(0.0), CG_SEL(ax > 0.78125, CG_C(0.28125), quarter));
+    cg_v hz = 0.5 * z - qx, a = 1.0 - qx;
+    return a - (hz - (z * r - x * y));
+}
+static inline cg_v cg_vsin(cg_v x) {
+    cg_v ax = CG_ABS(x), y0, y1, n = cg_vrem_pio2(ax, &y0, &y1);
+    cg_m q = (cg_m)(n + CG_C(6755399441055744.0));  /* n's low bits */
+    cg_v s = cg_vksin(y0, y1), c = cg_vkcos(y0, y1);
+    cg_v y = CG_SEL((q & 1) != 0, c, s);
+    y = CG_SEL((q & 2) != 0, -y, y);
+    y = CG_SEL(x < 0.0, -y, y);
+    y = CG_SEL(ax < 7.450580596923828125e-9, x, y);  /* |x| < 2^-27: x */
+    return cg_vscalar(y, x, ~(ax <= 786432.0), sin);
+}
+static inline cg_v cg_vcos(cg_v x) {
+    cg_v ax = CG_ABS(x), y0, y1, n = cg_vrem_pio2(ax, &y0, &y1);
+    cg_m q = (cg_m)(n + CG_C(6755399441055744.0));
+    cg_v s = cg_vksin(y0, y1), c = cg_vkcos(y0, y1);
+    cg_v y = CG_SEL((q & 1) != 0, -s, c);
+    y = CG_SEL((q & 2) != 0, -y, y);
+    return cg_vscalar(y, x, ~(ax <= 786432.0), cos);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif"""
 
 VECTOR_ULPS = 2
 """``to_c`` calls libmvec for a function only where it was measured within this many ulps of
@@ -214,7 +305,8 @@ _VECTOR_HELPERS = {
                         "{ return cg_select((a > b) | (a != a), a, b); }"),
     "cg_vminimum": ((), "static inline cg_v cg_vminimum(cg_v a, cg_v b) "
                         "{ return cg_select((a < b) | (a != a), a, b); }"),
-    "cg_vlogaddexp": (("exp", "log1p"), """/* cg_logaddexp, lane by lane: exp(-|d|) is exp(-d) where d > 0, exp(d) where d <= 0 */
+    "cg_vlogaddexp": (("exp", "log1p"), """\
+/* cg_logaddexp, lane by lane: exp(-|d|) is exp(-d) where d > 0, exp(d) where d <= 0 */
 static inline cg_v cg_vlogaddexp(int w, cg_v x, cg_v y) {
     cg_v d = x - y, t = cgv_log1p(w, cgv_exp(w, -cg_vabs(d)));
     return cg_select(x == y, x + 0.693147180559945309417232121458176568,
@@ -222,13 +314,15 @@ static inline cg_v cg_vlogaddexp(int w, cg_v x, cg_v y) {
 }"""),
 }
 
-VECTOR_PRELUDE = r"""/* Points per vector: 4 where the compiler targets AVX2 and the C library is glibc (its
+VECTOR_PRELUDE = r"""
+/* Points per vector: 4 where the compiler targets AVX2 and the C library is glibc (its
    vector math, libmvec, comes with -lm), else 1 (plain C). Every call runs the same code, a
    one-point call in one lane, so a point of a batch is the point alone, bit for bit. */
 #if defined(__AVX2__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(CG_NO_VECTORS)
 #define CG_W 4
 typedef double cg_v __attribute__((vector_size(32)));  /* 4 lanes, one point each */
 typedef long long cg_m __attribute__((vector_size(32)));  /* a comparison: lanes of all 1s or 0s */
+typedef unsigned long long cg_u __attribute__((vector_size(32)));  /* a vector's bits */
 #define CG_C(x) ((cg_v){(x), (x), (x), (x)})  /* a constant in every lane */
 #define LANE(k) r[(k) * CG_G + l / CG_W][l % CG_W]  /* register k, lane l of the chunk */
 #define CG_ALLOC(size) aligned_alloc(sizeof(cg_v), sizeof(cg_v) * (size))
@@ -236,7 +330,7 @@ static inline cg_v cg_select(cg_m m, cg_v a, cg_v b) {  /* a where m, else b */
     return (cg_v)((m & (cg_m)a) | (~m & (cg_m)b));
 }
 #define CG_ONE_IF(m) cg_select((m), CG_C(1.0), CG_C(0.0))
-typedef union { cg_v v; double d[CG_W]; } cg_lanes;  /* a vector as its lanes */
+typedef union { cg_v v; double d[CG_W]; long long m[CG_W]; } cg_lanes;  /* its lanes */
 /* Before SSE code (libm's scalar functions, the caller of NAME_eval): clears the upper
    halves of the AVX registers, which SSE code otherwise waits on (here ~20x per call). */
 #define CG_SCALAR_CODE() __builtin_ia32_vzeroupper()
@@ -253,11 +347,19 @@ def vector_form(op: str) -> str | None:
     :data:`VECTOR_ULPS`, a form of :data:`VECTOR_FORMS` where the table's form is the one it
     was written for, else None (lane by lane)."""
     prim = PRIMITIVES[op]
-    if op in LIBMVEC and prim.c == f"{op}(" + ", ".join(
-            f"{{{k}}}" for k in range(prim.arity)) + ")":
-        symbol, arity, ulps = LIBMVEC[op]
-        if ulps <= VECTOR_ULPS:
-            return f"{symbol}({', '.join(f'a{k}' for k in range(arity))})"
+    call = f"{op}(" + ", ".join(f"{{{k}}}" for k in range(prim.arity)) + ")"
+    if prim.c == call:  # libm's function: the closest vector function within VECTOR_ULPS
+        args = ", ".join(f"a{k}" for k in range(prim.arity))
+        found = []
+        if op in LIBMVEC:
+            symbol, _, ulps = LIBMVEC[op]
+            found.append((ulps, f"{symbol}({args})"))
+        if op in VECTOR_MATH:
+            function, ulps = VECTOR_MATH[op]
+            found.append((ulps, f"{function}({args})"))
+        found = sorted(f for f in found if f[0] <= VECTOR_ULPS)
+        if found:
+            return found[0][1]
     if op in VECTOR_FORMS and VECTOR_FORMS[op][0] == prim.c:
         return VECTOR_FORMS[op][1]
     return None
@@ -304,6 +406,8 @@ def c_vector_helpers(ops: Sequence[str]) -> str:
             symbol, arity, ulps = LIBMVEC[op]
             vector.append(f"cg_v {symbol}({', '.join(['cg_v'] * arity)});"
                           f"  /* libmvec's {op}: {ulps} ulp from to_numpy */")
+    if any(re.search(r"\bcg_v(exp|sin|cos)\(", form or "") for form in forms.values()):
+        vector.append(VECTOR_MATH_C)
     for k, op in enumerate(order):
         if k == len(set(first)):
             vector += [_VECTOR_HELPERS[name][1] for name in helpers]
