@@ -133,6 +133,18 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
     parts: list[list[str]] = []
     body: list[str] = ["/* forward */"] if sections else []
     kinds = p.op_names
+    # sin and cos of one operand in one part are one call (their gradients make such pairs):
+    # the first of the two computes both, with one range reduction.
+    partner: dict[int, int] = {}
+    unpaired: dict[tuple, int] = {}
+    for k, i in enumerate(ids):
+        if kinds[k] in ("sin", "cos"):
+            other = unpaired.pop((args[i][0], part_of[i], "cos" if kinds[k] == "sin" else "sin"),
+                                 None)
+            if other is None:
+                unpaired.setdefault((args[i][0], part_of[i], kinds[k]), i)
+            else:
+                partner[other], partner[i] = i, other
     for k, i in enumerate(ids):
         for start in sorted(x for x in sections if x <= i):
             body.append(sections.pop(start))
@@ -143,8 +155,17 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         literal = [a in operand for a in args[i] if a >= 0]
         label = s.name(i) or out_names.get(i)
         note = f"  /* {_comment(label)} */" if label else ""
-        body.append(f"const cg_v v{i} = {c_vector_expression(kinds[k], names, literal)};"
-                    f"{note}")
+        if i not in partner:
+            body.append(f"const cg_v v{i} = {c_vector_expression(kinds[k], names, literal)};"
+                        f"{note}")
+        elif partner[i] > i:  # the first of a pair: both values
+            j = partner[i]
+            sin, cos = (i, j) if kinds[k] == "sin" else (j, i)
+            label_j = s.name(j) or out_names.get(j)
+            note = f"  /* {_comment(label or f'v{i}')}, {_comment(label_j or f'v{j}')} */" \
+                if label or label_j else ""
+            body.append(f"cg_v v{sin}, v{cos};  /* sin and cos of one operand: one call */")
+            body.append(f"cgv_sincos(w, {names[0]}, &v{sin}, &v{cos});{note}")
         if i in outputs or part_of.get(last[i], -1) != part_of[i]:
             body.append(f"R({reg[i]}) = v{i};")  # read by a later part, or an output
         if (k + 1) % PART_SIZE == 0:
@@ -168,7 +189,7 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         "#include <stdlib.h>",
         PRELUDE.rstrip(),
         "",
-        c_vector_helpers(p.op_names),
+        c_vector_helpers(p.op_names + (["sincos"] if partner else [])),
         "",
         f"#define LANES {LANES}  /* points per chunk */",
         "#define CG_G (LANES / CG_W)  /* vectors per chunk */",
