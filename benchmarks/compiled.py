@@ -9,7 +9,8 @@ Workload: the gradients of the seeded random programs of :mod:`benchmarks.progra
   second ``to_c`` of the same circuit, a load);
 * **∇f at one point** and **at 4,096 points** (medians);
 * the tape's build alone, per node, on gradient circuits up to about 10⁶ nodes;
-* ``to_c``'s compile time per node (gcc -O1, functions of 500 nodes).
+* ``to_c``'s compile time per node (gcc -Og, functions of 500 nodes, 4 points per AVX2
+  vector where the host has AVX2 and glibc's vector math).
 
     python -m benchmarks --only compiled
 """
@@ -41,24 +42,28 @@ BATCH_MAX = 10**4  # 4,096 points of the 10⁵-op gradient take minutes with to_
 TAPE_SIZES = [10**3, 10**4, 10**5, 330_000]  # ops; the last gradient has about 10⁶ nodes
 QUICK_TAPE_SIZES = [10**3, 10**4]
 
-TOOLS = ["to_numpy", "to_tape", "to_c", "casadi (SX VM)", "casadi (JIT)", "symengine-llvm",
-         "jax"]
+TOOLS = ["to_numpy", "to_tape", "to_c", "to_c (plain C)", "casadi (SX VM)", "casadi (JIT)",
+         "symengine-llvm", "jax"]
 
 
 class Lowered(peers.Circuitgrad):
     """circuitgrad's parse → grad → lowering (``lowering`` names the function)."""
 
     lowering = "to_numpy"
+    options: dict[str, Any] = {}
+
+    def lower(self, c):
+        return getattr(self.cg, self.lowering)(c, **self.options)
 
     def build_grad(self):
         cg = self.cg
         self.c = cg.parse(self.text, inputs=list(self.prog.inputs))
         self.g = cg.grad(self.c)
-        self.gf = getattr(cg, self.lowering)(self.g)
+        self.gf = self.lower(self.g)
         return self.gf(*self.point)
 
     def build_f(self):
-        self.f = getattr(self.cg, self.lowering)(self.c)
+        self.f = self.lower(self.c)
 
 
 class Tape(Lowered):
@@ -67,6 +72,13 @@ class Tape(Lowered):
 
 class C(Lowered):
     lowering = "to_c"
+
+
+class CPlain(Lowered):
+    """to_c without its vectors (``vectors=False``): the plain C path, one point at a time."""
+
+    lowering = "to_c"
+    options = {"vectors": False}
 
 
 class CasadiJit(peers.Casadi):
@@ -87,7 +99,8 @@ class CasadiJit(peers.Casadi):
         self.f = self.ca.Function("f", self.xs, [self.J], self.options)
 
 
-ADAPTERS = {"to_numpy": Lowered, "to_tape": Tape, "to_c": C, "casadi (SX VM)": peers.Casadi,
+ADAPTERS = {"to_numpy": Lowered, "to_tape": Tape, "to_c": C, "to_c (plain C)": CPlain,
+            "casadi (SX VM)": peers.Casadi,
             "casadi (JIT)": CasadiJit, "symengine-llvm": peers.SymengineLLVM, "jax": peers.Jax}
 PACKAGES = {"casadi (SX VM)": "casadi", "casadi (JIT)": "casadi",
             "symengine-llvm": "symengine", "jax": "jax"}
@@ -111,8 +124,8 @@ def measure(emit, tool: str, n: int, batch: bool, cache: str) -> None:
     warnings.filterwarnings("ignore")
     # to_c's build compiles into an empty cache; the side-by-side references of the other
     # children share one cache per run (the first child that needs a library compiles it).
-    os.environ["CIRCUITGRAD_CACHE"] = (tempfile.mkdtemp(prefix="cg_bench_") if tool == "to_c"
-                                       else cache)
+    os.environ["CIRCUITGRAD_CACHE"] = (tempfile.mkdtemp(prefix="cg_bench_")
+                                       if tool.startswith("to_c") else cache)
     prog = random_program(n, seed=0)
     point, points = prog.point(), prog.batch(POINTS)
     adapter = ADAPTERS[tool](prog, point, points)
@@ -124,8 +137,7 @@ def measure(emit, tool: str, n: int, batch: bool, cache: str) -> None:
     if isinstance(adapter, Lowered):
         g = adapter.g
         emit("nodes", len(g))
-        lower = getattr(adapter.cg, adapter.lowering)
-        emit("lower", timed(lambda: lower(g))[0])  # to_c: now a load from the cache
+        emit("lower", timed(lambda: adapter.lower(g))[0])  # to_c: now a load from the cache
     else:
         g = cg.grad(cg.parse(prog.text(), inputs=list(prog.inputs)))
     os.environ["CIRCUITGRAD_CACHE"] = cache
@@ -303,7 +315,8 @@ def run(quick: bool = False) -> str:
            f"a child process bounded by {timeout:.0f} s. Times are medians; × is the ratio "
            "to `to_numpy`'s time in the same run (< 1: faster than to_numpy). Build = program "
            "→ callable gradient with its first call; `to_c` compiles into an empty cache "
-           "(gcc -O1, functions of 500 nodes); CasADi's JIT uses its \"shell\" compiler "
+           "(gcc -Og, functions of 500 nodes, 4 points per AVX2 vector where the host has "
+           "it); CasADi's JIT uses its \"shell\" compiler "
            "(the system cc, -O1). The machine has 2 cores shared with other jobs: compare "
            "ratios, not absolute times; every evaluation ratio below is of times taken in "
            "turns in one process (best of 2-3 rounds of medians), so a change of load hits "
@@ -319,7 +332,7 @@ def run(quick: bool = False) -> str:
     out += ["", f"#### ∇f at {POINTS:,} points: circuitgrad's time / the peer's, in the "
             "peer's process", "", table(heads, side_rows("gB"))]
     lower_rows = []
-    for t in ("to_numpy", "to_tape", "to_c"):
+    for t in ("to_numpy", "to_tape", "to_c", "to_c (plain C)"):
         cells = [t]
         for n in sizes:
             r = res[t].get(n, {})

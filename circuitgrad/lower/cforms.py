@@ -14,6 +14,12 @@ ufunc is not one libm call, :data:`PRELUDE` holds a helper with NumPy's exact de
 tie (so the sign of zero is NumPy's), ``logaddexp`` is NumPy's ``npy_logaddexp`` (and so
 ``sigmoid`` and ``softplus``, which are written with it), ``sign(nan) = nan``.
 
+``to_c`` also writes each non-arithmetic node as a helper ``cgv_OP`` over ``cg_v`` registers
+(:func:`c_vector_helpers`): 4 points per AVX2 vector, with a vector form of the same values
+(:data:`VECTOR_FORMS`), glibc's vector math (:data:`LIBMVEC`) or circuitgrad's own
+(:data:`VECTOR_MATH`) where measured within :data:`VECTOR_ULPS` of ``to_numpy``, else the C
+form lane by lane; and the C form itself in the plain C path.
+
     >>> c_expression("sigmoid", ["r[3]"])
     'exp(-cg_logaddexp(0.0, -r[3]))'
     >>> c_literal(-0.0), c_literal(float("inf"))
