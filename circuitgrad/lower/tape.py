@@ -67,8 +67,7 @@ class ScalarProgram:
         reg: the register of every node; ``nregs`` registers in all.
         last: the last node that reads each node (itself if none).
         ops: the ids of the operation nodes, in order; ``codes`` their positions in
-            ``opcodes``, the primitives as evaluated (``pow(x, 0.5)`` is ``sqrt``, as in
-            NumPy), ``op_names`` their names.
+            ``opcodes``, ``op_names`` their names.
         args: int32[N, 3], the arguments of each node (-1: none).
         in_ids, out_ids: the scalar circuit's input and output nodes, in the columns of the
             flat input and output arrays (each input and output of the original circuit is
@@ -117,15 +116,6 @@ class ScalarProgram:
         self.reg = reg
         self.ops = np.flatnonzero(~leaf)
         self.codes = codes[self.ops]
-        if "pow" in index and "sqrt" in index:
-            for k in np.flatnonzero(self.codes == index["pow"]).tolist():
-                i = int(self.ops[k])
-                e = int(args[i, 1])
-                if ops[e] == "const" and s.params(e) == 0.5:
-                    # NumPy's power takes sqrt for a scalar exponent 0.5 (sqrt(-0.0) = -0.0,
-                    # sqrt(-inf) = nan, where C's pow gives 0.0 and inf): so do we.
-                    self.codes[k] = index["sqrt"]
-                    args[i, 1] = -1
         self.in_ids = _input_columns(c, s)
         self.out_ids = list(s.output_ids)
         self.const_ids = np.flatnonzero(codes == -2).tolist()
