@@ -933,16 +933,20 @@ class Builder:
             ops, new_args = list(self.ops), list(args)
             params, shapes = list(self.params), list(self.shapes)
         else:
-            new_id = [-1] * n
-            kept = list(compress(range(n), live))
-            for k, i in enumerate(kept):
+            # The nodes before the first dropped one keep their ids and records as they are
+            # (a parse drops the one constant 2.0 of its first x**2, which became square(x)).
+            first = live.find(0)
+            new_id = list(range(first)) + [-1] * (n - first)
+            rest = live[first:]
+            for k, i in enumerate(compress(range(first, n), rest), first):
                 new_id[i] = k
-            ops = list(compress(self.ops, live))
-            new_args = [(new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
-                        () if not a else (new_id[a[0]],) if len(a) == 1 else
-                        tuple(new_id[x] for x in a) for a in compress(args, live)]
-            params = list(compress(self.params, live))
-            shapes = list(compress(self.shapes, live))
+            ops = self.ops[:first] + list(compress(self.ops[first:], rest))
+            new_args = args[:first] + [
+                (new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
+                () if not a else (new_id[a[0]],) if len(a) == 1 else
+                tuple(new_id[x] for x in a) for a in compress(args[first:], rest)]
+            params = self.params[:first] + list(compress(self.params[first:], rest))
+            shapes = self.shapes[:first] + list(compress(self.shapes[first:], rest))
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}
         meta = dict(meta or {})
         for boundary in ("forward_count", "tangent_count"):  # first ids of a pass's nodes
