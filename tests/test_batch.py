@@ -179,7 +179,14 @@ def test_a_variable_exponent_has_one_rule_at_a_point_and_in_a_batch():
                 got = lower(circuit)(x=x, y=y)
                 for name, a, b in zip(circuit.outputs, got, want):
                     assert same_bits(a, b), (lower.__name__, name)
+    # An array constant of exponents: the rule entry by entry, as the scalarized C sees it.
+    k = cg.trace(lambda x: x ** np.array([0.5, 2.0, -1.0, 0.7]), shapes={"x": (4,)})
+    xs = np.array([[-np.inf, -0.0, 3.0, 2.0], [-0.0, -np.inf, -0.0, np.nan]])
     with np.errstate(all="ignore"):
+        want = cg.to_numpy(k)(xs)
+        assert np.isnan(want[0, 0]) and np.signbit(want[1, 0])
+        for lower in (cg.to_tape, cg.to_c):
+            assert same_bits(lower(k)(xs), want)
         assert np.isnan(cg.to_numpy(c)(x=np.array([-np.inf]), y=np.array([0.5]))[0])
         assert np.signbit(cg.to_numpy(c)(x=np.array([-0.0]), y=np.array([0.5]))[0])
 

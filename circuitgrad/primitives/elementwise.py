@@ -65,9 +65,10 @@ def _pow_partials(out: Any, a: Any, b: Any) -> tuple:
 
 
 def _pow_template(a: str, b: str, shapes: tuple, batched: tuple) -> str:
-    # NumPy's own power for a constant exponent (a scalar: its sqrt, x*x and 1/x rule applies);
-    # the helper for a variable one, which applies that rule where the exponent is an array.
-    return f"xp.pow({a}, {b})" if not batched[1] else f"_sp.pow({a}, {b})"
+    # NumPy's own power for a scalar constant exponent (its sqrt, x*x and 1/x rule applies);
+    # the helper for an array of exponents (a variable, an array constant), which applies the
+    # rule entry by entry where NumPy's power would take C's pow.
+    return f"xp.pow({a}, {b})" if not batched[1] and not shapes[1] else f"_sp.pow({a}, {b})"
 
 
 def _pow_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
