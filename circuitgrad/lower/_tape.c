@@ -153,49 +153,94 @@ run_chunk(const int32_t *code, Py_ssize_t ninstr, double *r, int n)
     }
 }
 
+/* A tape's arrays: its instructions, the registers and values of its constants, and the
+   registers of its inputs and outputs (checked when the tape was built). */
+typedef struct {
+    Py_buffer code, creg, cval, ireg, oreg;
+    Py_ssize_t ninstr, nconst, nin, nout;
+} tape_arrays;
+
+static void
+release_tape(tape_arrays *t, int held)
+{
+    Py_buffer *views[5] = {&t->code, &t->creg, &t->cval, &t->ireg, &t->oreg};
+    for (int k = 0; k < held; k++) PyBuffer_Release(views[k]);
+}
+
+static int
+get_tape(PyObject *code, PyObject *creg, PyObject *cval, PyObject *ireg, PyObject *oreg,
+         Py_ssize_t nregs, tape_arrays *t)
+{
+    PyObject *objs[5] = {code, creg, cval, ireg, oreg};
+    Py_buffer *views[5] = {&t->code, &t->creg, &t->cval, &t->ireg, &t->oreg};
+    static const Py_ssize_t sizes[5] = {4, 4, 8, 4, 4};
+    static const char *names[5] = {"code", "const_regs", "const_values", "in_regs", "out_regs"};
+    for (int k = 0; k < 5; k++) {
+        if (get_buffer(objs[k], views[k], sizes[k], 0, names[k]) < 0) {
+            release_tape(t, k);
+            return -1;
+        }
+    }
+    t->ninstr = t->code.len / 20;
+    t->nconst = t->creg.len / 4;
+    t->nin = t->ireg.len / 4;
+    t->nout = t->oreg.len / 4;
+    if (t->code.len % 20 || t->cval.len / 8 != t->nconst || nregs < 1) {
+        PyErr_SetString(PyExc_ValueError, "_tape: a tape's arrays of inconsistent lengths");
+        release_tape(t, 5);
+        return -1;
+    }
+    return 0;
+}
+
+/* One point: constants and inputs into the registers r, the tape, the outputs out of them. */
+static void
+run_tape_point(const tape_arrays *t, double *r, const double *in, double *out)
+{
+    const int32_t *creg = t->creg.buf, *ireg = t->ireg.buf, *oreg = t->oreg.buf;
+    const double *cval = t->cval.buf;
+    for (Py_ssize_t k = 0; k < t->nconst; k++) r[creg[k]] = cval[k];
+    for (Py_ssize_t k = 0; k < t->nin; k++) r[ireg[k]] = in[k];
+#ifdef CG_THREADED
+    cg_run_point_threaded(t->code.buf, t->ninstr, r);
+#else
+    run_point(t->code.buf, t->ninstr, r);
+#endif
+    for (Py_ssize_t k = 0; k < t->nout; k++) out[k] = r[oreg[k]];
+}
+
 /* run(code, nregs, const_regs, const_values, in_regs, inputs, out_regs, outputs, npoints):
    inputs is float64[npoints, len(in_regs)] and outputs float64[npoints, len(out_regs)],
-   row-major. Registers and opcodes were checked when the tape was built. */
+   row-major. */
 static PyObject *
 tape_run(PyObject *self, PyObject *args)
 {
     PyObject *o_code, *o_creg, *o_cval, *o_ireg, *o_in, *o_oreg, *o_out;
     Py_ssize_t nregs, npoints;
-    Py_buffer bc, bcr, bcv, bir, bin, bor, bout;
+    tape_arrays t;
+    Py_buffer bin, bout;
     if (!PyArg_ParseTuple(args, "OnOOOOOOn", &o_code, &nregs, &o_creg, &o_cval, &o_ireg,
                           &o_in, &o_oreg, &o_out, &npoints))
         return NULL;
     PyObject *result = NULL;
-    if (get_buffer(o_code, &bc, 4, 0, "code") < 0) return NULL;
-    if (get_buffer(o_creg, &bcr, 4, 0, "const_regs") < 0) goto f1;
-    if (get_buffer(o_cval, &bcv, 8, 0, "const_values") < 0) goto f2;
-    if (get_buffer(o_ireg, &bir, 4, 0, "in_regs") < 0) goto f3;
-    if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) goto f4;
-    if (get_buffer(o_oreg, &bor, 4, 0, "out_regs") < 0) goto f5;
-    if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) goto f6;
-    Py_ssize_t ninstr = bc.len / 20, nconst = bcr.len / 4, nin = bir.len / 4,
-               nout = bor.len / 4;
-    if (bc.len % 20 || bcv.len / 8 != nconst || bin.len / 8 != nin * npoints ||
-        bout.len / 8 != nout * npoints || nregs < 1) {
+    if (get_tape(o_code, o_creg, o_cval, o_ireg, o_oreg, nregs, &t) < 0) return NULL;
+    if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) goto f1;
+    if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) goto f2;
+    Py_ssize_t ninstr = t.ninstr, nconst = t.nconst, nin = t.nin, nout = t.nout;
+    if (bin.len / 8 != nin * npoints || bout.len / 8 != nout * npoints) {
         PyErr_SetString(PyExc_ValueError, "_tape.run: arrays of inconsistent lengths");
-        goto f7;
+        goto f3;
     }
-    const int32_t *code = bc.buf, *creg = bcr.buf, *ireg = bir.buf, *oreg = bor.buf;
-    const double *cval = bcv.buf, *in = bin.buf;
+    const int32_t *code = t.code.buf, *creg = t.creg.buf, *ireg = t.ireg.buf,
+                  *oreg = t.oreg.buf;
+    const double *cval = t.cval.buf, *in = bin.buf;
     double *out = bout.buf;
     int lanes = npoints == 1 ? 1 : CG_LANES;
     double *r = malloc(sizeof(double) * (size_t)nregs * (size_t)lanes);
-    if (!r) { PyErr_NoMemory(); goto f7; }
+    if (!r) { PyErr_NoMemory(); goto f3; }
     Py_BEGIN_ALLOW_THREADS
     if (npoints == 1) {
-        for (Py_ssize_t k = 0; k < nconst; k++) r[creg[k]] = cval[k];
-        for (Py_ssize_t k = 0; k < nin; k++) r[ireg[k]] = in[k];
-#ifdef CG_THREADED
-        cg_run_point_threaded(code, ninstr, r);
-#else
-        run_point(code, ninstr, r);
-#endif
-        for (Py_ssize_t k = 0; k < nout; k++) out[k] = r[oreg[k]];
+        run_tape_point(&t, r, in, out);
     } else {
         for (Py_ssize_t k = 0; k < nconst; k++)
             for (int l = 0; l < CG_LANES; l++) r[(Py_ssize_t)creg[k] * CG_LANES + l] = cval[k];
@@ -214,13 +259,9 @@ tape_run(PyObject *self, PyObject *args)
     free(r);
     Py_INCREF(Py_None);
     result = Py_None;
-f7: PyBuffer_Release(&bout);
-f6: PyBuffer_Release(&bor);
-f5: PyBuffer_Release(&bin);
-f4: PyBuffer_Release(&bir);
-f3: PyBuffer_Release(&bcv);
-f2: PyBuffer_Release(&bcr);
-f1: PyBuffer_Release(&bc);
+f3: PyBuffer_Release(&bout);
+f2: PyBuffer_Release(&bin);
+f1: release_tape(&t, 5);
     return result;
 }
 
@@ -335,54 +376,27 @@ tape_run_point(PyObject *self, PyObject *args)
 {
     PyObject *o_code, *o_creg, *o_cval, *o_ireg, *o_oreg, *o_args, *scalar, *type;
     Py_ssize_t nregs;
-    Py_buffer bc, bcr, bcv, bir, bor;
+    tape_arrays t;
     if (!PyArg_ParseTuple(args, "OnOOOOOOO", &o_code, &nregs, &o_creg, &o_cval, &o_ireg,
                           &o_oreg, &o_args, &scalar, &type))
         return NULL;
-    PyObject *result = NULL;
-    if (get_buffer(o_code, &bc, 4, 0, "code") < 0) return NULL;
-    if (get_buffer(o_creg, &bcr, 4, 0, "const_regs") < 0) goto f1;
-    if (get_buffer(o_cval, &bcv, 8, 0, "const_values") < 0) goto f2;
-    if (get_buffer(o_ireg, &bir, 4, 0, "in_regs") < 0) goto f3;
-    if (get_buffer(o_oreg, &bor, 4, 0, "out_regs") < 0) goto f4;
-    Py_ssize_t ninstr = bc.len / 20, nconst = bcr.len / 4, nin = bir.len / 4,
-               nout = bor.len / 4;
-    if (bc.len % 20 || bcv.len / 8 != nconst || nregs < 1) {
-        PyErr_SetString(PyExc_ValueError, "_tape.run_point: arrays of inconsistent lengths");
-        goto f5;
-    }
-    if (nin > CG_POINT_STACK || nout > CG_POINT_STACK) {
-        Py_INCREF(Py_NotImplemented);
-        result = Py_NotImplemented;
-        goto f5;
-    }
+    if (get_tape(o_code, o_creg, o_cval, o_ireg, o_oreg, nregs, &t) < 0) return NULL;
+    PyObject *result = Py_NotImplemented;
     double in[CG_POINT_STACK + 1], out[CG_POINT_STACK + 1], small[256];
-    if (!point_inputs(o_args, scalar, in, nin)) {
-        Py_INCREF(Py_NotImplemented);
-        result = Py_NotImplemented;
-        goto f5;
+    if (t.nin > CG_POINT_STACK || t.nout > CG_POINT_STACK ||
+        !point_inputs(o_args, scalar, in, t.nin)) {
+        release_tape(&t, 5);
+        Py_INCREF(result);
+        return result;
     }
     double *r = nregs <= 256 ? small : malloc(sizeof(double) * (size_t)nregs);
-    if (!r) { PyErr_NoMemory(); goto f5; }
-    const int32_t *code = bc.buf, *creg = bcr.buf, *ireg = bir.buf, *oreg = bor.buf;
-    const double *cval = bcv.buf;
-    for (Py_ssize_t k = 0; k < nconst; k++) r[creg[k]] = cval[k];
-    for (Py_ssize_t k = 0; k < nin; k++) r[ireg[k]] = in[k];
+    if (!r) { release_tape(&t, 5); return PyErr_NoMemory(); }
     Py_BEGIN_ALLOW_THREADS
-#ifdef CG_THREADED
-    cg_run_point_threaded(code, ninstr, r);
-#else
-    run_point(code, ninstr, r);
-#endif
+    run_tape_point(&t, r, in, out);
     Py_END_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < nout; k++) out[k] = r[oreg[k]];
     if (r != small) free(r);
-    result = point_outputs(out, nout, scalar, type);
-f5: PyBuffer_Release(&bor);
-f4: PyBuffer_Release(&bir);
-f3: PyBuffer_Release(&bcv);
-f2: PyBuffer_Release(&bcr);
-f1: PyBuffer_Release(&bc);
+    result = point_outputs(out, t.nout, scalar, type);
+    release_tape(&t, 5);
     return result;
 }
 
