@@ -77,12 +77,14 @@ class ScalarProgram:
     def __init__(self, c: Circuit, caller: str, opcodes: Sequence[str]):
         self.original = c
         self.opcodes = tuple(opcodes)
-        empty = next((i for i, shape in enumerate(c._shapes) if 0 in shape), None)
+        tensors = any(c._shapes)  # (a scalar circuit, the common case: one C-level scan)
+        empty = next((i for i, shape in enumerate(c._shapes) if 0 in shape), None) \
+            if tensors else None
         if empty is not None:
             raise CircuitError(f"{caller}: node %{empty} ({c.op(empty)}) has the empty shape "
                                f"{c.shape(empty)}; the C lowerings take no empty tensors "
                                f"(to_numpy does)")
-        s = scalarize(c) if _needs_scalarize(c) else c
+        s = scalarize(c) if tensors or _needs_scalarize(c) else c
         self.circuit = s
         n = len(s)
         ops = s._ops  # the node lists themselves: this pass is linear and array-based
