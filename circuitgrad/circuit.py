@@ -846,6 +846,11 @@ class Builder:
                 return self.apply_id("mul", (self.const_id(-self.params[a]), args[b][0]))
             if ops[a] == "neg" and self._is_scalar_const(b):
                 return self.apply_id(op, (args[a][0], self.const_id(-self.params[b])))
+            # a·(-b) = -(a·b) and (-a)·b = -(a·b), a/(-b) = -(a/b), (-a)/b = -(a/b), exactly: the
+            # sign moves out of the product, where a sum (or the adjoint pass) absorbs it.
+            if (ops[a] == "neg") != (ops[b] == "neg"):
+                a, b = (args[a][0], b) if ops[a] == "neg" else (a, args[b][0])
+                return self.apply_id("neg", (self.apply_id(op, (a, b)),))
         return None
 
     def _is_scalar_const(self, i: int) -> bool:
@@ -933,16 +938,20 @@ class Builder:
             ops, new_args = list(self.ops), list(args)
             params, shapes = list(self.params), list(self.shapes)
         else:
-            new_id = [-1] * n
-            kept = list(compress(range(n), live))
-            for k, i in enumerate(kept):
+            # The nodes before the first dropped one keep their ids and records as they are
+            # (a parse drops the one constant 2.0 of its first x**2, which became square(x)).
+            first = live.find(0)
+            new_id = list(range(first)) + [-1] * (n - first)
+            rest = live[first:]
+            for k, i in enumerate(compress(range(first, n), rest), first):
                 new_id[i] = k
-            ops = list(compress(self.ops, live))
-            new_args = [(new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
-                        () if not a else (new_id[a[0]],) if len(a) == 1 else
-                        tuple(new_id[x] for x in a) for a in compress(args, live)]
-            params = list(compress(self.params, live))
-            shapes = list(compress(self.shapes, live))
+            ops = self.ops[:first] + list(compress(self.ops[first:], rest))
+            new_args = args[:first] + [
+                (new_id[a[0]], new_id[a[1]]) if len(a) == 2 else
+                () if not a else (new_id[a[0]],) if len(a) == 1 else
+                tuple(new_id[x] for x in a) for a in compress(args[first:], rest)]
+            params = self.params[:first] + list(compress(self.params[first:], rest))
+            shapes = self.shapes[:first] + list(compress(self.shapes[first:], rest))
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}
         meta = dict(meta or {})
         for boundary in ("forward_count", "tangent_count"):  # first ids of a pass's nodes

@@ -165,6 +165,32 @@ def test_random_tensor_circuits_with_array_constants(c, seed):
         assert_points_agree(circuit, values, (2,))
 
 
+def test_a_variable_exponent_has_one_rule_at_a_point_and_in_a_batch():
+    # np.power takes sqrt, x*x and 1/x for a scalar exponent 0.5, 2, -1 but C's pow for an
+    # array of them (sqrt(-inf) = nan, pow(-inf, 0.5) = inf): circuitgrad's pow is one rule.
+    base = np.array(SPECIAL + (-3.0, 2.5, 7.0))
+    x, y = (a.ravel() for a in np.meshgrid(base, [0.5, 2.0, -1.0, 3.0, 0.7, 0.0]))
+    c = cg.parse("J = x ** y + sin(x ** 0.5)")
+    for circuit in (c, cg.grad(c)):
+        assert_points_agree(circuit, {"x": x, "y": y}, x.shape)
+        with np.errstate(all="ignore"):
+            want = cg.to_numpy(circuit)(x=x, y=y)
+            for lower in (cg.to_tape, cg.to_c):
+                got = lower(circuit)(x=x, y=y)
+                for name, a, b in zip(circuit.outputs, got, want):
+                    assert same_bits(a, b), (lower.__name__, name)
+    # An array constant of exponents: the rule entry by entry, as the scalarized C sees it.
+    k = cg.trace(lambda x: x ** np.array([0.5, 2.0, -1.0, 0.7]), shapes={"x": (4,)})
+    xs = np.array([[-np.inf, -0.0, 3.0, 2.0], [-0.0, -np.inf, -0.0, np.nan]])
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(k)(xs)
+        assert np.isnan(want[0, 0]) and np.signbit(want[1, 0])
+        for lower in (cg.to_tape, cg.to_c):
+            assert same_bits(lower(k)(xs), want)
+        assert np.isnan(cg.to_numpy(c)(x=np.array([-np.inf]), y=np.array([0.5]))[0])
+        assert np.signbit(cg.to_numpy(c)(x=np.array([-0.0]), y=np.array([0.5]))[0])
+
+
 def test_jvp_and_hessian_circuits_follow_the_batch_semantics():
     c = cg.parse("z = W @ x\nJ = sum(tanh(z) * z)", shapes={"W": (2, 3), "x": (3,)})
     for circuit in (cg.jvp(c), cg.hessian(c), cg.hvp(c)):

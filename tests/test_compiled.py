@@ -496,3 +496,26 @@ def test_one_point_arrays_take_the_fast_path_with_the_same_values(lower):
     x = wide[:6].copy()
     f(x, 1.5).dJ_dx[:] = 0.0  # outputs are fresh arrays, not views of the inputs
     np.testing.assert_array_equal(x, wide[:6])
+
+
+@pytest.mark.parametrize("lower", [cg.to_tape, cg.to_c], ids=["tape", "c"])
+def test_numbers_in_numbers_out_take_the_extension_path_with_the_same_values(lower):
+    # Scalar inputs and outputs: the extension reads the numbers and makes the outputs; what it
+    # cannot read (a bool, a float32, a string, a huge int) goes to the binder, as in to_numpy.
+    g = cg.grad(cg.parse("J = w*x + sin(b) / x"))
+    f, ref = lower(g), cg.to_numpy(g)
+    for args in ((2.0, 3, np.float64(0.5)), (-1.5, 1e-300, 7), (True, np.float32(2), 1.0)):
+        got, want = f(*args), ref(*args)
+        assert type(got) is type(want) and all(type(v) is np.float64 for v in got)
+        batch = f(*(np.array([float(a)]) for a in args))
+        for a, b, p in zip(got, want, batch):
+            assert within_ulps(a, b) and same_bits(a, p[0])
+    assert type(lower(cg.parse("J = sin(x)"))(1.0)) is np.float64
+    with pytest.raises(TypeError, match="'w' is not a number"):
+        f("a", 1.0, 1.0)
+    with pytest.raises(OverflowError):
+        f(10**400, 1.0, 1.0)
+    many = cg.grad(cg.parse(" + ".join(f"sin(x{k})" for k in range(80))))  # past the stack
+    values = np.linspace(0.1, 2.0, 80)
+    for a, b in zip(lower(many)(*values), cg.to_numpy(many)(*values)):
+        assert within_ulps(a, b)

@@ -153,49 +153,94 @@ run_chunk(const int32_t *code, Py_ssize_t ninstr, double *r, int n)
     }
 }
 
+/* A tape's arrays: its instructions, the registers and values of its constants, and the
+   registers of its inputs and outputs (checked when the tape was built). */
+typedef struct {
+    Py_buffer code, creg, cval, ireg, oreg;
+    Py_ssize_t ninstr, nconst, nin, nout;
+} tape_arrays;
+
+static void
+release_tape(tape_arrays *t, int held)
+{
+    Py_buffer *views[5] = {&t->code, &t->creg, &t->cval, &t->ireg, &t->oreg};
+    for (int k = 0; k < held; k++) PyBuffer_Release(views[k]);
+}
+
+static int
+get_tape(PyObject *code, PyObject *creg, PyObject *cval, PyObject *ireg, PyObject *oreg,
+         Py_ssize_t nregs, tape_arrays *t)
+{
+    PyObject *objs[5] = {code, creg, cval, ireg, oreg};
+    Py_buffer *views[5] = {&t->code, &t->creg, &t->cval, &t->ireg, &t->oreg};
+    static const Py_ssize_t sizes[5] = {4, 4, 8, 4, 4};
+    static const char *names[5] = {"code", "const_regs", "const_values", "in_regs", "out_regs"};
+    for (int k = 0; k < 5; k++) {
+        if (get_buffer(objs[k], views[k], sizes[k], 0, names[k]) < 0) {
+            release_tape(t, k);
+            return -1;
+        }
+    }
+    t->ninstr = t->code.len / 20;
+    t->nconst = t->creg.len / 4;
+    t->nin = t->ireg.len / 4;
+    t->nout = t->oreg.len / 4;
+    if (t->code.len % 20 || t->cval.len / 8 != t->nconst || nregs < 1) {
+        PyErr_SetString(PyExc_ValueError, "_tape: a tape's arrays of inconsistent lengths");
+        release_tape(t, 5);
+        return -1;
+    }
+    return 0;
+}
+
+/* One point: constants and inputs into the registers r, the tape, the outputs out of them. */
+static void
+run_tape_point(const tape_arrays *t, double *r, const double *in, double *out)
+{
+    const int32_t *creg = t->creg.buf, *ireg = t->ireg.buf, *oreg = t->oreg.buf;
+    const double *cval = t->cval.buf;
+    for (Py_ssize_t k = 0; k < t->nconst; k++) r[creg[k]] = cval[k];
+    for (Py_ssize_t k = 0; k < t->nin; k++) r[ireg[k]] = in[k];
+#ifdef CG_THREADED
+    cg_run_point_threaded(t->code.buf, t->ninstr, r);
+#else
+    run_point(t->code.buf, t->ninstr, r);
+#endif
+    for (Py_ssize_t k = 0; k < t->nout; k++) out[k] = r[oreg[k]];
+}
+
 /* run(code, nregs, const_regs, const_values, in_regs, inputs, out_regs, outputs, npoints):
    inputs is float64[npoints, len(in_regs)] and outputs float64[npoints, len(out_regs)],
-   row-major. Registers and opcodes were checked when the tape was built. */
+   row-major. */
 static PyObject *
 tape_run(PyObject *self, PyObject *args)
 {
     PyObject *o_code, *o_creg, *o_cval, *o_ireg, *o_in, *o_oreg, *o_out;
     Py_ssize_t nregs, npoints;
-    Py_buffer bc, bcr, bcv, bir, bin, bor, bout;
+    tape_arrays t;
+    Py_buffer bin, bout;
     if (!PyArg_ParseTuple(args, "OnOOOOOOn", &o_code, &nregs, &o_creg, &o_cval, &o_ireg,
                           &o_in, &o_oreg, &o_out, &npoints))
         return NULL;
     PyObject *result = NULL;
-    if (get_buffer(o_code, &bc, 4, 0, "code") < 0) return NULL;
-    if (get_buffer(o_creg, &bcr, 4, 0, "const_regs") < 0) goto f1;
-    if (get_buffer(o_cval, &bcv, 8, 0, "const_values") < 0) goto f2;
-    if (get_buffer(o_ireg, &bir, 4, 0, "in_regs") < 0) goto f3;
-    if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) goto f4;
-    if (get_buffer(o_oreg, &bor, 4, 0, "out_regs") < 0) goto f5;
-    if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) goto f6;
-    Py_ssize_t ninstr = bc.len / 20, nconst = bcr.len / 4, nin = bir.len / 4,
-               nout = bor.len / 4;
-    if (bc.len % 20 || bcv.len / 8 != nconst || bin.len / 8 != nin * npoints ||
-        bout.len / 8 != nout * npoints || nregs < 1) {
+    if (get_tape(o_code, o_creg, o_cval, o_ireg, o_oreg, nregs, &t) < 0) return NULL;
+    if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) goto f1;
+    if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) goto f2;
+    Py_ssize_t ninstr = t.ninstr, nconst = t.nconst, nin = t.nin, nout = t.nout;
+    if (bin.len / 8 != nin * npoints || bout.len / 8 != nout * npoints) {
         PyErr_SetString(PyExc_ValueError, "_tape.run: arrays of inconsistent lengths");
-        goto f7;
+        goto f3;
     }
-    const int32_t *code = bc.buf, *creg = bcr.buf, *ireg = bir.buf, *oreg = bor.buf;
-    const double *cval = bcv.buf, *in = bin.buf;
+    const int32_t *code = t.code.buf, *creg = t.creg.buf, *ireg = t.ireg.buf,
+                  *oreg = t.oreg.buf;
+    const double *cval = t.cval.buf, *in = bin.buf;
     double *out = bout.buf;
     int lanes = npoints == 1 ? 1 : CG_LANES;
     double *r = malloc(sizeof(double) * (size_t)nregs * (size_t)lanes);
-    if (!r) { PyErr_NoMemory(); goto f7; }
+    if (!r) { PyErr_NoMemory(); goto f3; }
     Py_BEGIN_ALLOW_THREADS
     if (npoints == 1) {
-        for (Py_ssize_t k = 0; k < nconst; k++) r[creg[k]] = cval[k];
-        for (Py_ssize_t k = 0; k < nin; k++) r[ireg[k]] = in[k];
-#ifdef CG_THREADED
-        cg_run_point_threaded(code, ninstr, r);
-#else
-        run_point(code, ninstr, r);
-#endif
-        for (Py_ssize_t k = 0; k < nout; k++) out[k] = r[oreg[k]];
+        run_tape_point(&t, r, in, out);
     } else {
         for (Py_ssize_t k = 0; k < nconst; k++)
             for (int l = 0; l < CG_LANES; l++) r[(Py_ssize_t)creg[k] * CG_LANES + l] = cval[k];
@@ -214,13 +259,9 @@ tape_run(PyObject *self, PyObject *args)
     free(r);
     Py_INCREF(Py_None);
     result = Py_None;
-f7: PyBuffer_Release(&bout);
-f6: PyBuffer_Release(&bor);
-f5: PyBuffer_Release(&bin);
-f4: PyBuffer_Release(&bir);
-f3: PyBuffer_Release(&bcv);
-f2: PyBuffer_Release(&bcr);
-f1: PyBuffer_Release(&bc);
+f3: PyBuffer_Release(&bout);
+f2: PyBuffer_Release(&bin);
+f1: release_tape(&t, 5);
     return result;
 }
 
@@ -249,9 +290,121 @@ tape_call(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The one-point call of a circuit with scalar inputs and outputs (what optimizers and ODE
+   solvers make thousands of times), done here so that it costs no NumPy array on the way in or
+   out: the arguments are read as doubles and the outputs come back as `scalar` objects
+   (numpy.float64), in an `outputs` named tuple (None: the one output alone). An argument
+   that is not a float, an int or a `scalar` returns NotImplemented: the caller's general
+   binder then converts it or says what is wrong. */
+#define CG_POINT_STACK 64
+
+static int
+point_inputs(PyObject *args, PyObject *scalar, double *in, Py_ssize_t nin)
+{
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != nin) return 0;
+    for (Py_ssize_t k = 0; k < nin; k++) {
+        PyObject *a = PyTuple_GET_ITEM(args, k);
+        PyTypeObject *t = Py_TYPE(a);
+        if (t == &PyFloat_Type || (PyObject *)t == scalar) {
+            in[k] = PyFloat_AS_DOUBLE(a);
+        } else if (t == &PyLong_Type) {
+            in[k] = PyLong_AsDouble(a);
+            if (in[k] == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+point_outputs(const double *out, Py_ssize_t nout, PyObject *scalar, PyObject *type)
+{
+    if (type == Py_None) {
+        if (nout != 1) {
+            PyErr_SetString(PyExc_ValueError, "_tape: one output without a named tuple");
+            return NULL;
+        }
+        PyObject *f = PyFloat_FromDouble(out[0]);
+        if (!f) return NULL;
+        PyObject *v = PyObject_CallOneArg(scalar, f);
+        Py_DECREF(f);
+        return v;
+    }
+    PyObject *values = PyTuple_New(nout);
+    if (!values) return NULL;
+    for (Py_ssize_t k = 0; k < nout; k++) {
+        PyObject *f = PyFloat_FromDouble(out[k]);
+        PyObject *v = f ? PyObject_CallOneArg(scalar, f) : NULL;
+        Py_XDECREF(f);
+        if (!v) { Py_DECREF(values); return NULL; }
+        PyTuple_SET_ITEM(values, k, v);
+    }
+    /* tuple.__new__(type, values): a named tuple is a tuple subclass with no __init__. */
+    PyObject *pair = PyTuple_Pack(1, values);
+    Py_DECREF(values);
+    if (!pair) return NULL;
+    PyObject *result = PyTuple_Type.tp_new((PyTypeObject *)type, pair, NULL);
+    Py_DECREF(pair);
+    return result;
+}
+
+/* call_point(address, args, nout, scalar, outputs): a to_c entry point at one point. */
+static PyObject *
+tape_call_point(PyObject *self, PyObject *args)
+{
+    unsigned long long address;
+    PyObject *o_args, *scalar, *type;
+    Py_ssize_t nout;
+    if (!PyArg_ParseTuple(args, "KOnOO", &address, &o_args, &nout, &scalar, &type)) return NULL;
+    Py_ssize_t nin = PyTuple_Check(o_args) ? PyTuple_GET_SIZE(o_args) : 0;
+    if (nin > CG_POINT_STACK || nout > CG_POINT_STACK) Py_RETURN_NOTIMPLEMENTED;
+    double in[CG_POINT_STACK + 1], out[CG_POINT_STACK + 1];
+    if (!point_inputs(o_args, scalar, in, nin)) Py_RETURN_NOTIMPLEMENTED;
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = ((cg_entry)(uintptr_t)address)(in, out, 1);
+    Py_END_ALLOW_THREADS
+    if (status) return PyErr_NoMemory();
+    return point_outputs(out, nout, scalar, type);
+}
+
+/* run_point(code, nregs, const_regs, const_values, in_regs, out_regs, args, scalar, outputs):
+   a tape at one point (see call_point). */
+static PyObject *
+tape_run_point(PyObject *self, PyObject *args)
+{
+    PyObject *o_code, *o_creg, *o_cval, *o_ireg, *o_oreg, *o_args, *scalar, *type;
+    Py_ssize_t nregs;
+    tape_arrays t;
+    if (!PyArg_ParseTuple(args, "OnOOOOOOO", &o_code, &nregs, &o_creg, &o_cval, &o_ireg,
+                          &o_oreg, &o_args, &scalar, &type))
+        return NULL;
+    if (get_tape(o_code, o_creg, o_cval, o_ireg, o_oreg, nregs, &t) < 0) return NULL;
+    PyObject *result = Py_NotImplemented;
+    double in[CG_POINT_STACK + 1], out[CG_POINT_STACK + 1], small[256];
+    if (t.nin > CG_POINT_STACK || t.nout > CG_POINT_STACK ||
+        !point_inputs(o_args, scalar, in, t.nin)) {
+        release_tape(&t, 5);
+        Py_INCREF(result);
+        return result;
+    }
+    double *r = nregs <= 256 ? small : malloc(sizeof(double) * (size_t)nregs);
+    if (!r) { release_tape(&t, 5); return PyErr_NoMemory(); }
+    Py_BEGIN_ALLOW_THREADS
+    run_tape_point(&t, r, in, out);
+    Py_END_ALLOW_THREADS
+    if (r != small) free(r);
+    result = point_outputs(out, t.nout, scalar, type);
+    release_tape(&t, 5);
+    return result;
+}
+
 static PyMethodDef tape_methods[] = {
     {"arguments", tape_arguments, METH_O, "Argument tuples as int32 rows (see the C source)."},
     {"call", tape_call, METH_VARARGS, "Call a to_c entry point (see the C source)."},
+    {"call_point", tape_call_point, METH_VARARGS, "A to_c entry point at one point."},
+    {"run_point", tape_run_point, METH_VARARGS, "A tape at one point (see the C source)."},
     {"allocate", tape_allocate, METH_VARARGS, "Registers by liveness (see the C source)."},
     {"run", tape_run, METH_VARARGS, "Run a tape at points (see the C source)."},
     {NULL, NULL, 0, NULL},

@@ -24,6 +24,12 @@ static inline double cg_logaddexp(double x, double y) {
     return d;
 }
 
+/* circuitgrad's pow, NumPy's power for a scalar exponent: sqrt at 0.5 (sqrt(-0.0) = -0.0,
+   sqrt(-inf) = nan), a * a at 2 and 1 / a at -1; C's pow elsewhere. */
+static inline double cg_pow(double a, double b) {
+    return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
+}
+
 #define CG_OP_COUNT 54
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
@@ -88,7 +94,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 1: /* sub */ r[o] = r[a0] - r[a1]; break; \
     case 2: /* mul */ r[o] = r[a0] * r[a1]; break; \
     case 3: /* div */ r[o] = r[a0] / r[a1]; break; \
-    case 4: /* pow */ r[o] = pow(r[a0], r[a1]); break; \
+    case 4: /* pow */ r[o] = cg_pow(r[a0], r[a1]); break; \
     case 5: /* neg */ r[o] = -r[a0]; break; \
     case 6: /* sin */ r[o] = sin(r[a0]); break; \
     case 7: /* cos */ r[o] = cos(r[a0]); break; \
@@ -147,7 +153,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 1: /* sub */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l]; break; \
     case 2: /* mul */ for (l = 0; l < n; l++) y[l] = x0[l] * x1[l]; break; \
     case 3: /* div */ for (l = 0; l < n; l++) y[l] = x0[l] / x1[l]; break; \
-    case 4: /* pow */ for (l = 0; l < n; l++) y[l] = pow(x0[l], x1[l]); break; \
+    case 4: /* pow */ for (l = 0; l < n; l++) y[l] = cg_pow(x0[l], x1[l]); break; \
     case 5: /* neg */ for (l = 0; l < n; l++) y[l] = -x0[l]; break; \
     case 6: /* sin */ for (l = 0; l < n; l++) y[l] = sin(x0[l]); break; \
     case 7: /* cos */ for (l = 0; l < n; l++) y[l] = cos(x0[l]); break; \
@@ -268,7 +274,7 @@ op_0: /* add */ r[ins[1]] = r[ins[2]] + r[ins[3]]; ins += 5; if (ins == end) ret
 op_1: /* sub */ r[ins[1]] = r[ins[2]] - r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_2: /* mul */ r[ins[1]] = r[ins[2]] * r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_3: /* div */ r[ins[1]] = r[ins[2]] / r[ins[3]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_4: /* pow */ r[ins[1]] = pow(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_4: /* pow */ r[ins[1]] = cg_pow(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_5: /* neg */ r[ins[1]] = -r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_6: /* sin */ r[ins[1]] = sin(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_7: /* cos */ r[ins[1]] = cos(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];

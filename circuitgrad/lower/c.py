@@ -91,6 +91,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -364,6 +365,9 @@ class CFunction(CompiledFunction):
         elif self._fn(inputs.ctypes.data, out.ctypes.data, npoints):
             raise MemoryError("to_c: the compiled circuit could not allocate its registers")
         return out
+
+    def _point(self, args: tuple) -> Any:
+        return _tape.call_point(self._address, args, self._nout, np.float64, self._Outputs)
 
     def __reduce__(self):
         # Pickles as the circuit; unpickling finds the library in the cache (or rebuilds it).

@@ -56,6 +56,12 @@ static inline double cg_logaddexp(double x, double y) {
     if (d <= 0.0) return y + log1p(exp(d));
     return d;
 }
+
+/* circuitgrad's pow, NumPy's power for a scalar exponent: sqrt at 0.5 (sqrt(-0.0) = -0.0,
+   sqrt(-inf) = nan), a * a at 2 and 1 / a at -1; C's pow elsewhere. */
+static inline double cg_pow(double a, double b) {
+    return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
+}
 """
 """The C helpers the ``c`` forms call, shared by the tape evaluator and ``to_c``'s source."""
 

@@ -67,8 +67,7 @@ class ScalarProgram:
         reg: the register of every node; ``nregs`` registers in all.
         last: the last node that reads each node (itself if none).
         ops: the ids of the operation nodes, in order; ``codes`` their positions in
-            ``opcodes``, the primitives as evaluated (``pow(x, 0.5)`` is ``sqrt``, as in
-            NumPy), ``op_names`` their names.
+            ``opcodes``, ``op_names`` their names.
         args: int32[N, 3], the arguments of each node (-1: none).
         in_ids, out_ids: the scalar circuit's input and output nodes, in the columns of the
             flat input and output arrays (each input and output of the original circuit is
@@ -78,12 +77,14 @@ class ScalarProgram:
     def __init__(self, c: Circuit, caller: str, opcodes: Sequence[str]):
         self.original = c
         self.opcodes = tuple(opcodes)
-        empty = next((i for i, shape in enumerate(c._shapes) if 0 in shape), None)
+        tensors = any(c._shapes)  # (a scalar circuit, the common case: one C-level scan)
+        empty = next((i for i, shape in enumerate(c._shapes) if 0 in shape), None) \
+            if tensors else None
         if empty is not None:
             raise CircuitError(f"{caller}: node %{empty} ({c.op(empty)}) has the empty shape "
                                f"{c.shape(empty)}; the C lowerings take no empty tensors "
                                f"(to_numpy does)")
-        s = scalarize(c) if _needs_scalarize(c) else c
+        s = scalarize(c) if tensors or _needs_scalarize(c) else c
         self.circuit = s
         n = len(s)
         ops = s._ops  # the node lists themselves: this pass is linear and array-based
@@ -117,15 +118,6 @@ class ScalarProgram:
         self.reg = reg
         self.ops = np.flatnonzero(~leaf)
         self.codes = codes[self.ops]
-        if "pow" in index and "sqrt" in index:
-            for k in np.flatnonzero(self.codes == index["pow"]).tolist():
-                i = int(self.ops[k])
-                e = int(args[i, 1])
-                if ops[e] == "const" and s.params(e) == 0.5:
-                    # NumPy's power takes sqrt for a scalar exponent 0.5 (sqrt(-0.0) = -0.0,
-                    # sqrt(-inf) = nan, where C's pow gives 0.0 and inf): so do we.
-                    self.codes[k] = index["sqrt"]
-                    args[i, 1] = -1
         self.in_ids = _input_columns(c, s)
         self.out_ids = list(s.output_ids)
         self.const_ids = np.flatnonzero(codes == -2).tolist()
@@ -240,6 +232,8 @@ class CompiledFunction:
         self._Outputs = outputs(c.outputs) if len(c.outputs) > 1 else None
         self._scalar_inputs = all(not s for s in self._input_shapes)
         self._scalar_outputs = all(not s for s in self._output_shapes)
+        self._point_ready = (_tape is not None and self._scalar_inputs and self._scalar_outputs
+                             and not self._csr)
         self._nout = len(program.out_ids)
         self._out_slices = []
         at = 0
@@ -276,10 +270,20 @@ class CompiledFunction:
     def _evaluate(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
         raise NotImplementedError
 
+    def _point(self, args: tuple) -> Any:
+        """The outputs at one point of numbers ``args`` (scalar inputs and outputs only), or
+        NotImplemented where an argument is not a float, an int or a NumPy float64."""
+        return NotImplemented
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # The one-point call of optimizers and ODE solvers (numbers, or arrays of the declared
         # shapes) skips the general binder: most of a call's time on small circuits otherwise
         # (~9 of 10 µs for the gradient of a 10-variable Rosenbrock).
+        if self._point_ready and not kwargs:
+            # Numbers in, numbers out: the extension reads and makes them (no array).
+            result = self._point(args)
+            if result is not NotImplemented:
+                return result
         flat = self._one_point(args, kwargs)
         if flat is not None and self._scalar_outputs:
             out = self._evaluate(flat, 1)[0]
@@ -353,6 +357,10 @@ class TapeFunction(CompiledFunction):
         _tape.run(self.code, self.registers, self._const_regs, self._const_values,
                   self._in_regs, inputs, self._out_regs, out, npoints)
         return out
+
+    def _point(self, args: tuple) -> Any:
+        return _tape.run_point(self.code, self.registers, self._const_regs, self._const_values,
+                               self._in_regs, self._out_regs, args, np.float64, self._Outputs)
 
     def __reduce__(self):
         # Pickles as the circuit; the tape is built again where it is unpickled.

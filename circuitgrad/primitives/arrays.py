@@ -41,6 +41,13 @@ def _exp2(xp: Any, x: Any) -> Any:
     return xp.pow(2.0, x)
 
 
+def _pow(xp: Any, a: Any, b: Any) -> Any:
+    # NumPy's rule for a scalar exponent (sqrt at 0.5, square at 2, reciprocal at -1) at every
+    # entry, as circuitgrad's pow is everywhere.
+    return xp.where(b == 0.5, xp.sqrt(a), xp.where(b == 2.0, xp.square(a), xp.where(
+        b == -1.0, 1.0 / a, xp.pow(a, b))))
+
+
 def _log1p(xp: Any, x: Any) -> Any:
     return xp.log1p(x)
 
@@ -260,6 +267,8 @@ HELPERS: dict[str, dict[str, Any]] = {
     "erfc": {"numpy": "special.erfc", "cupy": "cupyx.scipy.special:erfc",
              "torch": "torch.special:erfc", "jax": "jax.scipy.special:erfc",
              "dask": "scipy.special:erfc", "standard": None},
+    # A variable exponent: one rule at 0.5, 2 and -1 for every library and batch.
+    "pow": {"numpy": "special.pow", "standard": _pow},
     # Standard functions that NumPy's column wraps to silence its warnings at the domain's edge.
     "log1p": {"numpy": "special.log1p", "standard": _log1p},
     "atanh": {"numpy": "special.atanh", "standard": _atanh},

@@ -71,6 +71,9 @@ class Primitive:
     # helpers of circuitgrad/lower/cforms.py). None: no C form (tensor ops are scalarized
     # first; an op left without one is refused by name).
     c: str | None = None
+    # A callable template that also takes ``batched``: which arguments vary from point to
+    # point (a constant does not), for an op whose NumPy form depends on it (pow).
+    template_batched: bool = False
 
     def display(self, params: Mapping[str, Any] | None,
                 shapes: Sequence[Shape] | None = None) -> str:
@@ -97,6 +100,8 @@ class Primitive:
             args = [align(a, len(s), rank) if len(s) < rank and (batched is None or batched[k])
                     else a for k, (a, s) in enumerate(zip(args, shapes))]
         if callable(self.template):
+            if self.template_batched:
+                params = {**params, "batched": tuple(batched or (True,) * len(args))}
             return self.template(*args, shapes=tuple(map(tuple, shapes)), **params)
         return self.template.format(*args, **{k: repr(v) for k, v in params.items()})
 

@@ -64,6 +64,13 @@ def _pow_partials(out: Any, a: Any, b: Any) -> tuple:
     return b * a ** (b - 1.0), out * call("log", a)
 
 
+def _pow_template(a: str, b: str, shapes: tuple, batched: tuple) -> str:
+    # NumPy's own power for a scalar constant exponent (its sqrt, x*x and 1/x rule applies);
+    # the helper for an array of exponents (a variable, an array constant), which applies the
+    # rule entry by entry where NumPy's power would take C's pow.
+    return f"xp.pow({a}, {b})" if not batched[1] and not shapes[1] else f"_sp.pow({a}, {b})"
+
+
 def _pow_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
     if b.constant is not None:
         return tuple(None if p is None else bar * p for p in _pow_partials(out, a, b))
@@ -108,9 +115,12 @@ RECORDS: list[Primitive] = [
               vjp=lambda bar, out, a, b: ((t := bar / b), -(t * out)),
               c="{0} / {1}",
               sympy=lambda a, b: a / b),
-    Primitive("pow", 2, "xp.pow({0}, {1})", "^",
+    # One rule for every exponent, constant or not, one point or many: pow(x, 0.5) is sqrt(x),
+    # pow(x, 2) is x*x and pow(x, -1) is 1/x, which is what NumPy's power computes for a
+    # scalar exponent (sqrt(-0.0) = -0.0 and sqrt(-inf) = nan, where C's pow gives 0.0 and inf).
+    Primitive("pow", 2, _pow_template, "^", template_batched=True,
               numpy=("power",), partials=_pow_partials, vjp=_pow_vjp,
-              c="pow({0}, {1})",
+              c="cg_pow({0}, {1})",
               sympy=lambda a, b: a**b),
     Primitive("neg", 1, "-{0}", "−",
               c="-{0}",

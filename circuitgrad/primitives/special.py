@@ -42,6 +42,26 @@ matvec = np.matvec
 vecmat = np.vecmat
 
 
+def pow(a: Any, b: Any) -> Any:
+    """``a ** b`` with NumPy's rule for a scalar exponent wherever ``b`` is 0.5, 2 or -1 (sqrt,
+    square, reciprocal: sqrt(-inf) = nan where C's pow gives inf), also where ``b`` is an array
+    of exponents, for which ``np.power`` would take C's pow: a point of a batch is the point.
+
+        >>> pow(np.array([-np.inf, 4.0]), np.array([0.5, 0.5]))
+        array([nan,  2.])
+    """
+    with np.errstate(invalid="ignore"):
+        out = np.power(a, b)
+        if np.ndim(b) == 0:
+            return out
+        for e, fn in ((0.5, np.sqrt), (2.0, np.square), (-1.0, np.reciprocal)):
+            at = b == e
+            if at.any():
+                out[np.broadcast_to(at, out.shape)] = fn(np.broadcast_to(a, out.shape)[
+                    np.broadcast_to(at, out.shape)])
+    return out
+
+
 def where(c: Any, a: Any, b: Any) -> Any:
     """``a`` where ``c`` is not 0, else ``b``; a NumPy scalar (not a 0-d array) for scalars, as
     every other node computes them."""
