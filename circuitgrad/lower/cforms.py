@@ -375,6 +375,9 @@ VECTOR_FORMS = {
                    "CG_ONE_IF((a0 != 0.0) | (a1 != 0.0))"),
     "logical_not": ("({0} == 0.0 ? 1.0 : 0.0)", "CG_ONE_IF(a0 == 0.0)"),
     "where": ("({0} != 0.0 ? {1} : {2})", "cg_select(a0 != 0.0, a1, a2)"),
+    "pow": ("cg_pow({0}, {1})", "cg_select(a1 == 0.5, __builtin_ia32_sqrtpd256(a0), "
+            "cg_select(a1 == 2.0, a0 * a0, cg_select(a1 == -1.0, 1.0 / a0, "
+            "_ZGVdN4vv_pow(a0, a1))))"),
     "logaddexp": ("cg_logaddexp({0}, {1})", "cg_vlogaddexp(w, a0, a1)"),
     "softplus": ("cg_logaddexp(0.0, {0})", "cg_vlogaddexp(w, CG_C(0.0), a0)"),
     "sigmoid": ("exp(-cg_logaddexp(0.0, -{0}))",
@@ -444,7 +447,9 @@ def vector_form(op: str) -> str | None:
         if found:
             return found[0][1]
     if op in VECTOR_FORMS and VECTOR_FORMS[op][0] == prim.c:
-        return VECTOR_FORMS[op][1]
+        form = VECTOR_FORMS[op][1]
+        if all(ulps <= VECTOR_ULPS for symbol, _, ulps in LIBMVEC.values() if symbol in form):
+            return form
     return None
 
 
@@ -487,7 +492,7 @@ def c_vector_helpers(ops: Sequence[str]) -> str:
     forms.update({op: vector_form(op) for op in first})
     vector, plain = [VECTOR_PRELUDE], []
     for op in order:
-        if op in LIBMVEC and forms[op] is not None and forms[op].startswith(LIBMVEC[op][0]):
+        if op in LIBMVEC and LIBMVEC[op][0] in (forms[op] or ""):
             symbol, arity, ulps = LIBMVEC[op]
             vector.append(f"cg_v {symbol}({', '.join(['cg_v'] * arity)});"
                           f"  /* libmvec's {op}: {ulps} ulp from to_numpy */")
