@@ -319,7 +319,8 @@ static inline cg_v cg_vkcos(cg_v x, cg_v y) {  /* fdlibm's __kernel_cos(x, y) */
     cg_v hz = 0.5 * z - qx, a = 1.0 - qx;
     return a - (hz - (z * r - x * y));
 }
-static inline void cg_vsincos(cg_v x, cg_v *sin_x, cg_v *cos_x) {  /* both, one reduction */
+/* both from one reduction; inlined always, so that sin alone does not compute cos */
+static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x, cg_v *cos_x) {
     cg_v ax = CG_ABS(x), y0, y1, n = cg_vrem_pio2(ax, &y0, &y1);
     cg_m q = (cg_m)(n + CG_C(6755399441055744.0));  /* n's low bits */
     cg_v s = cg_vksin(y0, y1), c = cg_vkcos(y0, y1);
