@@ -15,9 +15,9 @@ compiler targets AVX2 and the C library is glibc, GCC's vector of 4 doubles, 4 p
 operation; elsewhere ``double``, one point (plain C, the same statements). The functions of
 libm have vector versions within :data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of
 ``to_numpy`` (and identical special values) where glibc's vector math (libmvec:
-``_ZGVdN4v_tanh`` ...) is that close, or circuitgrad's own (``cg_vexp``, ``cg_vsin``,
-``cg_vcos``: fdlibm's algorithms in vector operations, libm's scalar function for the lanes out
-of their range); the others run lane by lane with libm's scalar function. Measured by
+``_ZGVdN4v_tanh`` ...) is that close, or circuitgrad's own (``cg_vexp``: glibc's exp,
+``cg_vsin``, ``cg_vcos``: fdlibm's, in vector operations, with libm's scalar function for the
+lanes out of their range); the others run lane by lane with libm's scalar function. Measured by
 ``scripts/libmvec_ulps.py``, 10⁷ inputs each, glibc 2.36:
 
 =========================  ======================================================

@@ -178,8 +178,8 @@ LIBMVEC = {
 primitives, with their measured distance from ``to_numpy``."""
 
 VECTOR_MATH = {"exp": ("cg_vexp", 1), "sin": ("cg_vsin", 1), "cos": ("cg_vcos", 1)}
-"""circuitgrad's own vector functions (:data:`VECTOR_MATH_C`: fdlibm's algorithms in vector
-operations) for the libmvec functions too far from ``to_numpy``: op -> (C function, the
+"""circuitgrad's own vector functions (:data:`VECTOR_MATH_C`: glibc's exp and fdlibm's sin
+and cos in vector operations) for the libmvec functions too far from ``to_numpy``: op -> (C function, the
 largest distance from ``to_numpy`` in ulps, measured as :data:`LIBMVEC` is)."""
 
 VECTOR_MATH_C = r"""
