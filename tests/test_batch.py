@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import circuitgrad as cg
 from circuitgrad.lower import numpy as lowering
 from strategies import programs, tensor_circuits, tensor_programs
+from tolerances import COMPILED_ULPS
 
 SPECIAL = (0.0, -0.0, np.inf, -np.inf, np.nan, 1e-300, -1e300)
 
@@ -30,6 +31,18 @@ def same_bits(a, b) -> bool:
     nan = np.isnan(a)
     return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(a[~nan], b[~nan])
                 and np.array_equal(np.signbit(a[~nan]), np.signbit(b[~nan])))
+
+
+def same_specials_and_ulps(a, b, ulps: int = COMPILED_ULPS) -> bool:
+    """The compiled lowerings' contract: non-finite values and zeros bit for bit, finite ones
+    within ``ulps`` units in the last place."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    exact = ~np.isfinite(a) | ~np.isfinite(b) | (a == 0) | (b == 0)
+    if a.shape != b.shape or not same_bits(a[exact], b[exact]):
+        return False
+    finite = ~exact
+    return bool(np.all(np.abs(a[finite] - b[finite])
+                       <= ulps * np.spacing(np.maximum(np.abs(a[finite]), np.abs(b[finite])))))
 
 
 def batch_of(c: cg.Circuit, seed: int, batch: tuple[int, ...] = (5,), special: bool = False,
@@ -178,15 +191,18 @@ def test_a_variable_exponent_has_one_rule_at_a_point_and_in_a_batch():
             for lower in (cg.to_tape, cg.to_c):
                 got = lower(circuit)(x=x, y=y)
                 for name, a, b in zip(circuit.outputs, got, want):
-                    assert same_bits(a, b), (lower.__name__, name)
+                    # to_c's vector pow and sin (AVX2) are within 1 ulp of NumPy's, not equal:
+                    # special values bit for bit, finite ones within the compiled contract
+                    assert same_bits(a, b) if lower is cg.to_tape else \
+                        same_specials_and_ulps(a, b), (lower.__name__, name)
     # An array constant of exponents: the rule entry by entry, as the scalarized C sees it.
     k = cg.trace(lambda x: x ** np.array([0.5, 2.0, -1.0, 0.7]), shapes={"x": (4,)})
     xs = np.array([[-np.inf, -0.0, 3.0, 2.0], [-0.0, -np.inf, -0.0, np.nan]])
     with np.errstate(all="ignore"):
         want = cg.to_numpy(k)(xs)
         assert np.isnan(want[0, 0]) and np.signbit(want[1, 0])
-        for lower in (cg.to_tape, cg.to_c):
-            assert same_bits(lower(k)(xs), want)
+        assert same_bits(cg.to_tape(k)(xs), want)
+        assert same_specials_and_ulps(cg.to_c(k)(xs), want)  # libmvec's pow at 0.7: 1 ulp
         assert np.isnan(cg.to_numpy(c)(x=np.array([-np.inf]), y=np.array([0.5]))[0])
         assert np.signbit(cg.to_numpy(c)(x=np.array([-0.0]), y=np.array([0.5]))[0])
 

@@ -234,6 +234,17 @@ def test_a_batch_point_is_the_point_bit_for_bit(c_path):
             one = f(W=W[k], x=x, b=b[k])
             for a, p in zip(out, one):
                 assert same_bits(a[k], p)
+    # every vector function in every lane, with lanes out of their range (huge, inf, nan)
+    s = cg.grad(cg.parse("J = sin(x) * cos(y) + exp(x) * tanh(y) + sigmoid(x * y) "
+                         "+ log(y * y + 1) + x ** y + sqrt(abs(x)) + relu(x) * sign(y)"))
+    x = np.array([0.5, -2.0, 1e6, np.inf, -700.0, 3.0, np.nan, 1e-300, -0.0, 40.0, 2.5])
+    y = np.array([1.5, 0.25, -3.0, 2.0, 1e7, -0.0, 1.0, 7.0, 0.5, -np.inf, 2.0])
+    with np.errstate(all="ignore"):
+        for f in (cg.to_tape(s), cg.to_c(s)):
+            out = f(x, y)
+            for k in range(x.size):
+                for a, p in zip(out, f(x[k], y[k])):
+                    assert same_bits(a[k], p), (k, x[k], y[k])
 
 
 def test_the_vector_path_calls_glibcs_vector_math_where_the_host_has_it():
