@@ -411,7 +411,8 @@ typedef double cg_v __attribute__((vector_size(32)));  /* 4 lanes, one point eac
 typedef long long cg_m __attribute__((vector_size(32)));  /* a comparison: lanes of all 1s or 0s */
 typedef unsigned long long cg_u __attribute__((vector_size(32)));  /* a vector's bits */
 #define CG_C(x) ((cg_v){(x), (x), (x), (x)})  /* a constant in every lane */
-#define LANE(k) r[(k) * CG_G + l / CG_W][l % CG_W]  /* register k, lane l of the chunk */
+typedef double cg_lane __attribute__((may_alias));  /* a lane, read and written as a double */
+#define LANE(k) ((cg_lane *)r)[(k) * LANES + l]  /* register k, lane l of the chunk */
 #define CG_ALLOC(size) aligned_alloc(sizeof(cg_v), sizeof(cg_v) * (size))
 static inline cg_v cg_select(cg_m m, cg_v a, cg_v b) {  /* a where m, else b */
     return (cg_v)((m & (cg_m)a) | (~m & (cg_m)b));
@@ -527,7 +528,7 @@ def c_vector_helpers(ops: Sequence[str]) -> str:
         vector.append(f"{head} {'(void)w; cg_vsincos(a0, s, c); }' if own else both}")
         plain.append(f"{head} {both}")
     lines = vector + ["#else", "#define CG_W 1", "typedef double cg_v;", "#define CG_C(x) (x)",
-                      "#define LANE(k) r[(k) * CG_G + l]  /* register k, lane l of the chunk */",
+                      "#define LANE(k) r[(k) * LANES + l]  /* register k, lane l of the chunk */",
                       "#define CG_ALLOC(size) malloc(sizeof(cg_v) * (size))",
                       "#define CG_SCALAR_CODE()"] + plain + ["#endif"]
     return "\n".join(lines)
