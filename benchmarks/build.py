@@ -198,6 +198,9 @@ def measure_rules(emit: Callable[[str, Any], None], n: int) -> None:
     emit("rules", rules)
     emit("c_size", c.size)
     emit("g_size", g.size)
+    adjoint_ops = collections.Counter(g.op(i) for i in range(g.meta["forward_count"], len(g)))
+    emit("sums", adjoint_ops["add"] + adjoint_ops["sub"])
+    emit("accumulations", sum(adjoint_ops[op] for op in ("add_mul", "sub_mul", "mul_sub")))
 
 
 def _arity_shapes(c, op: str) -> tuple:
@@ -339,6 +342,7 @@ def run(quick: bool = False) -> str:
                          f"{count * live:,}", f"{100 * count * live / total:.1f} %"])
         rows.append(["sums of fan-out, less what sharing saved", "", "", "", "",
                      f"{total - spent:,}", f"{100 * (total - spent) / total:.1f} %"])
+        sums, acc = rules.values.get("sums"), rules.values.get("accumulations")
         out += ["", "### What each adjoint rule costs on the mix (N = 10⁴)", "",
                 "Nodes a rule emits for one node with every argument active and its adjoint "
                 "not a constant (the sweep on that one node; a sign is carried into the sums, "
@@ -351,7 +355,11 @@ def run(quick: bool = False) -> str:
                 "(the proven bound is K = max(R + S) + 2, S the sign cost, over both forms of "
                 "the rules), for grad's fused rules and for the textbook ones (`fused=False`). "
                 "pow's R is for a variable exponent; the programs raise to constant powers "
-                "(x**2 is square, x**3 costs 3 nodes).", "",
+                "(x**2 is square, x**3 costs 3 nodes)."
+                + (f" The adjoint's sums: {sums:,} `add`/`sub` nodes and {acc:,} accumulations "
+                   "(`add_mul`, `sub_mul`, `mul_sub`: a fresh product summed into an adjoint "
+                   "in one node, so each also takes back the product its rule's column counts)."
+                   if sums is not None else ""), "",
                 table(["op", "nodes in f", "rule nodes", "rule bound (R)", "R unfused",
                        "in the mix", "share of the adjoint"], rows)]
     elif rules.error or rules.timed_out:

@@ -49,6 +49,14 @@ def lowerings(c):
     return fns
 
 
+# The accumulations and the two nodes each one replaces.
+ACCUMULATED = {
+    "add_mul": lambda a, u, v: a + u * v,
+    "sub_mul": lambda a, u, v: a - u * v,
+    "mul_sub": lambda a, u, v: u * v - a,
+}
+
+
 def test_every_fused_op_is_in_the_table_as_an_internal_elementwise_primitive():
     assert FUSED_VJPS == {fused for fused, _, _ in UNFUSED.values()}
     for name in FUSED_VJPS:
@@ -79,6 +87,33 @@ def test_the_fused_node_is_the_unfused_rule_bit_for_bit_at_special_values(op):
         assert identical(evaluate(fused, (bar, y)), want)
 
 
+@pytest.mark.parametrize("name", sorted(ACCUMULATED))
+def test_an_accumulation_is_its_sum_and_product_bit_for_bit_at_special_values(name):
+    prim = PRIMITIVES[name]
+    assert prim.internal and prim.shape is None and prim.c and prim.operations == 2
+    a, u, v = (g.ravel() for g in np.meshgrid(EDGES, EDGES, EDGES))
+    b = cg.circuit.Builder()
+    ai, ui, vi = b.input("a", ()), b.input("u", ()), b.input("v", ())
+    c = b.finish([("fused", b.apply(name, ai, ui, vi)), ("two", ACCUMULATED[name](ai, ui, vi))])
+    with np.errstate(all="ignore"):
+        for f in lowerings(c):
+            got, want = f(a=a, u=u, v=v)
+            assert identical(got, want), (type(f).__name__, name)
+
+
+def test_fan_out_sums_absorb_a_fresh_product():
+    c = cg.parse("p = x*y\nq = x*w\nr = x*z\nJ = p*q - r")
+    g, g0 = cg.grad(c), cg.grad(c, fused=False)
+    assert {"add_mul", "sub_mul", "mul_sub"} & ops(g) and not {"add_mul", "sub_mul",
+                                                              "mul_sub"} & ops(g0)
+    assert g.size < g0.size
+    x, y, w, z = (v.ravel() for v in np.meshgrid(EDGES[:8], EDGES[:8], EDGES[4:12], EDGES[:8]))
+    with np.errstate(all="ignore"):
+        for f, f0 in zip(lowerings(g), lowerings(g0)):
+            for got, want in zip(f(x=x, y=y, w=w, z=z), f0(x=x, y=y, w=w, z=z)):
+                assert identical(got, want), type(f).__name__
+
+
 @pytest.mark.parametrize("op", sorted(UNFUSED))
 def test_gradients_fused_and_unfused_agree_bit_for_bit_at_special_values(op):
     # w makes the adjoint reaching op a value, not the constant 1.
@@ -100,7 +135,7 @@ def test_random_programs_fused_and_unfused_gradients_are_bit_identical(program, 
     c = cg.parse(text)
     g, g0 = cg.grad(c), cg.grad(c, fused=False)
     assert g.size <= g0.size <= SIZE_FACTOR * c.size
-    assert not FUSED_VJPS & ops(g0)
+    assert not (FUSED_VJPS | set(ACCUMULATED)) & ops(g0)
     rng = np.random.default_rng(seed)
     values = {}
     for name in c.inputs:  # the program's point, random points and special values
@@ -123,6 +158,7 @@ POINT = dict(x=0.7, w1=-1.3, b1=0.2, w2=0.9, b2=-0.4, w3=1.1, z3_in=0.3)
 
 def test_second_derivatives_through_fused_nodes_match_the_unfused_gradient():
     c = cg.parse(NETWORK)
+    assert {"tanh_vjp", "sigmoid_vjp", "relu_vjp", "add_mul"} <= ops(cg.grad(c))
     names = list(c.inputs)
     point = [POINT[n] for n in names]
     # The Hessian (through fused nodes) against the Jacobian of the unfused gradient.
@@ -172,6 +208,12 @@ def test_fused_nodes_have_sympy_forms_and_labels():
         c0 = b.finish([("a", unfused(gi, vi))])
         assert sympy.simplify(cg.to_sympy(c) - cg.to_sympy(c0)) == 0, op
         assert PRIMITIVES[fused].label in cg.to_dot(c).source
+    for name, two in ACCUMULATED.items():
+        b = cg.circuit.Builder()
+        a, u, v = b.input("a", ()), b.input("u", ()), b.input("v", ())
+        c, c0 = (b.finish([("s", out)]) for out in (b.apply(name, a, u, v), two(a, u, v)))
+        assert sympy.simplify(cg.to_sympy(c) - cg.to_sympy(c0)) == 0, name
+        assert PRIMITIVES[name].label in cg.to_dot(c).source
 
 
 def test_fused_false_keeps_the_textbook_form_of_the_notes():

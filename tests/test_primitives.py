@@ -134,6 +134,10 @@ SPECS = {
     "sin_vjp": (lambda g, x: g * np.cos(x), (REALS, REALS[::-1])),
     "cos_vjp": (lambda g, x: g * np.sin(x), (REALS, REALS[::-1])),
     "sqrt_vjp": (lambda g, y: g / (2 * y), (REALS, POSITIVE)),
+    # accumulations of a product into an adjoint (fused.py)
+    "add_mul": (lambda a, u, v: a + u * v, (REALS, REALS[::-1], POSITIVE)),
+    "sub_mul": (lambda a, u, v: a - u * v, (REALS, REALS[::-1], POSITIVE)),
+    "mul_sub": (lambda a, u, v: u * v - a, (REALS, REALS[::-1], POSITIVE)),
 }
 OPS = [op for op in PRIMITIVES if op not in LEAVES]
 

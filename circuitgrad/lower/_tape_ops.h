@@ -24,7 +24,7 @@ static inline double cg_logaddexp(double x, double y) {
     return d;
 }
 
-#define CG_OP_COUNT 62
+#define CG_OP_COUNT 65
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -88,6 +88,9 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "sin_vjp",
     "cos_vjp",
     "sqrt_vjp",
+    "add_mul",
+    "sub_mul",
+    "mul_sub",
 };
 
 #define CG_POINT_SWITCH \
@@ -154,6 +157,9 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 59: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
     case 60: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
     case 61: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
+    case 62: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 63: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 64: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -221,6 +227,9 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 59: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
     case 60: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
     case 61: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
+    case 62: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 63: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 64: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -292,6 +301,9 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_59,
         &&op_60,
         &&op_61,
+        &&op_62,
+        &&op_63,
+        &&op_64,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -358,5 +370,8 @@ op_58: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if 
 op_59: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_60: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_61: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_62: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_63: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif

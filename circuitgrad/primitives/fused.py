@@ -22,6 +22,10 @@ fused node costs at most 5 nodes and the size bound K stays what atan2 makes it)
 and ``operations`` says how many scalar operations each one performs, so that sizes can be
 reported in operations as well as nodes (fused nodes make fewer dispatches, not fewer flops).
 
+The accumulations (``add_mul(a, u, v) = a + u·v``, ``sub_mul``, ``mul_sub``) are the same idea
+for the chain rule's fan-out sums: a fresh product contribution added into an adjoint in one
+node, with the product's and the sum's roundings (:data:`ACCUMULATIONS`).
+
     >>> from circuitgrad.primitives import evaluate
     >>> float(evaluate("tanh_vjp", (2.0, 0.5)))      # 2 · (1 - 0.5²)
     1.5
@@ -110,3 +114,27 @@ RECORDS: list[Primitive] = [
 FUSED_VJPS: frozenset[str] = frozenset(p.name for p in RECORDS)
 """The fused contributions: each is linear in its first argument (bar), so a carried sign
 passes through it exactly."""
+
+# Accumulations: a product contribution ``u·v`` (``bar * b`` of a ``mul`` node, most of all)
+# summed into the adjoint it adds to, in one node: two roundings, the product's and the sum's,
+# as the two nodes it replaces (not a fused multiply-add: the C lowerings compile with
+# -ffp-contract=off), with the operands in their order, so the numbers are the same bit for
+# bit. The chain rule's fan-out sums (one per use of a node beyond its first) are a sixth of
+# an adjoint; most add a fresh product.
+ACCUMULATIONS: list[Primitive] = [
+    Primitive("add_mul", 3, "{0} + {1} * {2}", "+×", internal=True,
+              c="{0} + {1} * {2}", operations=2,
+              partials=lambda out, a, u, v: (1.0, v, u), sympy=lambda a, u, v: a + u * v),
+    Primitive("sub_mul", 3, "{0} - {1} * {2}", "−×", internal=True,
+              c="{0} - {1} * {2}", operations=2,
+              partials=lambda out, a, u, v: (1.0, -v, -u), sympy=lambda a, u, v: a - u * v),
+    # u·v − a: the product first, as the subtraction it replaces reads it.
+    Primitive("mul_sub", 3, "{1} * {2} - {0}", "×−", internal=True,
+              c="{1} * {2} - {0}", operations=2,
+              partials=lambda out, a, u, v: (-1.0, v, u), sympy=lambda a, u, v: u * v - a),
+]
+RECORDS += ACCUMULATIONS
+
+ACCUMULATE: dict[str, str] = {"add": "add_mul", "sub": "sub_mul", "rsub": "mul_sub"}
+"""The accumulation that replaces ``old + u·v`` ("add"), ``old - u·v`` ("sub") and
+``u·v - old`` ("rsub")."""

@@ -27,6 +27,12 @@ over the table: :data:`SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 a
 which passes its sign to one argument). Broadcasting adds one ``sum_to`` per operand:
 :data:`TENSOR_SIZE_FACTOR` (11).
 
+Fused nodes (the default, ``fused=True``): a rule ``bar · f′(x)`` of an elementwise op is one
+node of :mod:`circuitgrad.primitives.fused` (``tanh_vjp(bar, y)``), and a fan-out sum that adds a
+fresh product ``u·v`` is one ``add_mul(old, u, v)`` (or ``sub_mul``, ``mul_sub``): each replaces
+nodes the bound counts, computing the same numbers, so the bound holds for both forms (K is the
+largest over the fused and the textbook rules).
+
 Reads of parts of a node (``x[i]``, ``x[1:]``: ``getitem``) contribute a Scatter; all of a
 node's reads add into one ``scatter_add``, so each read costs at most one node (its share of
 that node, counted in its rule size) and no dense array of its own: a loop over the n entries
@@ -145,8 +151,10 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
         fused: build the contribution ``bar · f′(x)`` of an elementwise op as one fused node
             where the table has one (``tanh_vjp(bar, y)`` for ``bar * (1 - y²)``, ``relu_vjp``,
             ``sin_vjp`` ...: :mod:`~circuitgrad.primitives.fused`), bit for bit the same numbers
-            in fewer nodes; ``False`` builds the textbook form, ``δ = g ⊙ relu′(z)`` with
-            ``relu′(z)`` a node of its own (for diagrams that teach the rule).
+            in fewer nodes, and sum a fresh product into an adjoint with one ``add_mul``
+            (``old + u·v``, same roundings) where the chain rule's fan-out adds it;
+            ``False`` builds the textbook form, ``δ = g ⊙ relu′(z)`` with ``relu′(z)`` a node
+            of its own and one ``add`` per extra use (for diagrams that teach the rule).
 
     Returns:
         A circuit with outputs ``J, dJ_dw1, dJ_db ...`` (``J`` the output's name); it shares
@@ -268,6 +276,9 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
     # Reads of parts of a node (x[i], x[1:]) add into one scatter_add per node, made when the
     # sweep reaches the node: (value, index) pairs until then.
     scattered: dict[int, list[tuple[int, tuple]]] = {}
+    # Products u·v built as a node's first contribution to an argument and kept as its adjoint
+    # so far: the next contribution may absorb them into one accumulation node (fused).
+    products: set[int] = set()
 
     def negative(q: int) -> int:
         # -(c·u) = (-c)·u and -(u/c) = u/(-c) exactly: the sign goes into the constant.
@@ -356,7 +367,30 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
                 adjoint[a] = cid
                 if sign:
                     negated.add(a)
-            elif (a in negated) == sign:
+                if fused and cid >= before and bops[cid] == "mul":
+                    products.add(cid)
+                continue
+            if fused and old != cid and (cid >= before and bops[cid] == "mul" or old in products):
+                # A fresh product u·v summed with the adjoint: one accumulation node with
+                # the same two roundings (add_mul & co., primitives/fused.py); the product
+                # is then dead. Either the new contribution or the adjoint so far may be it.
+                if cid >= before and bops[cid] == "mul":
+                    prod, acc, first = cid, old, False
+                else:
+                    prod, acc, first = old, cid, True
+                u, v = b.args[prod]
+                shape = b.shapes[prod]
+                if b.shapes[acc] == shape == b.shapes[u] == b.shapes[v]:
+                    products.discard(old)
+                    if (a in negated) == sign:  # old + cid (a sum: either order, exactly)
+                        adjoint[a] = apply_id("add_mul", (acc, u, v))
+                    elif sign:  # old - cid
+                        adjoint[a] = apply_id("mul_sub" if first else "sub_mul", (acc, u, v))
+                    else:  # cid - old
+                        adjoint[a] = apply_id("sub_mul" if first else "mul_sub", (acc, u, v))
+                        negated.discard(a)
+                    continue
+            if (a in negated) == sign:
                 adjoint[a] = apply_id("add", (old, cid))  # (-p) + (-q) = -(p + q) exactly
             elif sign:
                 adjoint[a] = apply_id("sub", (old, cid))
