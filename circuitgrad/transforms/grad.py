@@ -318,6 +318,7 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         if bar is None or ops[i] in LEAVES:
             continue
         del adjoint[i]
+        products.discard(bar)  # (now read as an adjoint: no longer a product to absorb)
         flip = i in negated
         prim = PRIMITIVES[ops[i]]
         elementwise = prim.shape is None
