@@ -258,7 +258,8 @@ def _gradient(c: Circuit, args: argparse.Namespace) -> Circuit:
                 raise
             raise UsageError(f"--of names {output!r}, which the program does not assign "
                              f"(its output: {', '.join(c.outputs)})") from None
-    return grad(c, wrt=_names(getattr(args, "wrt", None)), output=output)
+    return grad(c, wrt=_names(getattr(args, "wrt", None)), output=output,
+                fused=not getattr(args, "unfused", False))
 
 
 def _check_point(c: Circuit, point: dict[str, Any]) -> None:
@@ -391,6 +392,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--of", metavar="NAME",
                        help="the value to differentiate: any name the program assigns "
                             "(default: the output)")
+        p.add_argument("--unfused", action="store_true",
+                       help="the textbook adjoint: each local partial a node of its own "
+                            "(relu′(z) = step(z), then the product), not one fused node per "
+                            "bar·f′(x) (the same numbers, bit for bit)")
 
     p = command("eval", "evaluate the program (and its gradient) at a point")
     p.add_argument("--at", action="append", metavar="NAME=VALUE,...",
