@@ -356,7 +356,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"adjoint: none ({e})")
         return 0
     ratio = g.size / c.size if c.size else float("nan")
-    print(f"adjoint: {g.size} operations, {ratio:.2f} x the forward size "
+    fused = f" (fused: {g.operations} scalar operations)" if g.operations != g.size else ""
+    print(f"adjoint: {g.size} operations{fused}, {ratio:.2f} x the forward size "
           f"(outputs {', '.join(g.outputs)})")
     return 0
 
@@ -444,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs:  x, y  (positional order, by first use)
     outputs: f
     size:    2 operations (2 inputs and constants)
-    adjoint: 4 operations, 2.00 x the forward size (outputs f, df_dx, df_dy)
+    adjoint: 3 operations (fused: 4 scalar operations), 1.50 x the forward size (outputs f, df_dx, df_dy)
     0
     """
     parser = _parser()
