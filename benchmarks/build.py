@@ -30,6 +30,7 @@ from typing import Any, Callable
 from .harness import fmt_n, fmt_ratio, fmt_time, measurement_timeout, run_bounded, table
 
 SEED = 1  # held out: the rules were looked at on seed 0
+ROUNDS = 15  # of the fused/unfused one-point timing
 
 
 def _program(n: int):
@@ -60,12 +61,53 @@ def measure_circuitgrad(emit: Callable[[str, Any], None], n: int) -> None:
     emit("total", time.perf_counter() - wall)
     emit("c_size", c.size)
     emit("g_size", g.size)
+    emit("g_operations", operations(g))
     emit("g_nodes", len(g))
     emit("first_value", float(values[0]))
     to_tape = getattr(cg, "to_tape", None)
     if to_tape is not None:
         tape = stage("to_tape", lambda: to_tape(g))
         stage("tape_first_call", lambda: tape(*point))
+
+
+def operations(c) -> int:
+    """The circuit's size in scalar operations (:attr:`Circuit.operations`)."""
+    return c.operations
+
+
+def measure_fused(emit: Callable[[str, Any], None], n: int) -> None:
+    """Child: the gradient with fused adjoint nodes (grad's default) and without
+    (``fused=False``), side by side: sizes, and the time of one call at one point through
+    to_tape and to_numpy, the two forms' calls interleaved; the values must be identical."""
+    import numpy as np
+
+    import circuitgrad as cg
+
+    p = _program(n)
+    c = cg.parse(p.text(), inputs=list(p.inputs))
+    point = p.point()
+    forms = {"fused": cg.grad(c), "unfused": cg.grad(c, fused=False)}
+    calls = {}
+    for form, g in forms.items():
+        emit(f"{form}_size", g.size)
+        emit(f"{form}_operations", operations(g))
+        calls[form, "to_tape"] = cg.to_tape(g)
+        calls[form, "to_numpy"] = cg.to_numpy(g)
+    results = {key: fn(*point) for key, fn in calls.items()}
+    same = all(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+               for lowering in ("to_tape", "to_numpy")
+               for a, b in zip(results["fused", lowering], results["unfused", lowering]))
+    emit("same_values", same)
+    best = {key: float("inf") for key in calls}
+    for _ in range(ROUNDS):  # the four interleaved: the noise hits both forms alike
+        for key, fn in calls.items():
+            reps = 200 if key[1] == "to_tape" else 20
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn(*point)
+            best[key] = min(best[key], (time.perf_counter() - t0) / reps)
+    for (form, lowering), t in best.items():
+        emit(f"{form}_{lowering}", t)
 
 
 def measure_casadi(emit: Callable[[str, Any], None], n: int) -> None:
@@ -146,10 +188,14 @@ def measure_rules(emit: Callable[[str, Any], None], n: int) -> None:
             if i in adjoint])
         # A sign left at an input is carried into the sums in a program: no node there.
         signs = sum(1 for i in made.output_ids[1:] if made.op(i) == "neg")
-        rules[op] = [count, made.size - one.size - signs, rule_size(op)]
+        rules[op] = [count, made.size - one.size - signs, rule_size(op),
+                     rule_size(op, fused=False)]
     emit("rules", rules)
     emit("c_size", c.size)
     emit("g_size", g.size)
+    adjoint_ops = collections.Counter(g.op(i) for i in range(g.meta["forward_count"], len(g)))
+    emit("sums", adjoint_ops["add"] + adjoint_ops["sub"])
+    emit("accumulations", sum(adjoint_ops[op] for op in ("add_mul", "sub_mul", "mul_sub")))
 
 
 def _arity_shapes(c, op: str) -> tuple:
@@ -168,6 +214,7 @@ def run(quick: bool = False) -> str:
         for tool in res:
             res[tool][n] = run_bounded(f"benchmarks.build:measure_{tool}", {"n": n}, bound)
     rules = run_bounded("benchmarks.build:measure_rules", {"n": 10**4}, max(timeout, 120.0))
+    fused = run_bounded("benchmarks.build:measure_fused", {"n": 10**3}, max(timeout, 120.0))
     tape = any("to_tape" in r.values for r in res["circuitgrad"].values())
 
     def status(r) -> str:
@@ -222,7 +269,7 @@ def run(quick: bool = False) -> str:
     out += ["", "CasADi's stages (CPU):", "",
             table(["N ops", "expression", "gradient", "Function", "first call"], rows)]
     # sizes
-    rows, ours, theirs, theirs_ops = [], [], [], []
+    rows, ours, ours_ops, theirs, theirs_ops = [], [], [], [], []
     for n in sizes:
         v, w = res["circuitgrad"][n].values, res["casadi"][n].values
         if "g_size" not in v or "g_instructions" not in w:
@@ -233,7 +280,10 @@ def run(quick: bool = False) -> str:
         ours.append(a)
         theirs.append(b)
         theirs_ops.append(c)
+        flops = v.get("g_operations")
+        ours_ops.append(flops / v["c_size"] if flops else None)
         rows.append([fmt_n(n), f"{v['c_size']:,} → {v['g_size']:,}", f"**{a:.3f}**",
+                     f"{flops:,} ({flops / v['c_size']:.3f})" if flops else "–",
                      f"{w['f_instructions']:,} → {w['g_instructions']:,}", f"{b:.3f}",
                      f"{w['f_operations']:,} → {w['g_operations']:,}", f"{c:.3f}"])
     out += ["", "### Size of the gradient over the function's", "",
@@ -241,25 +291,53 @@ def run(quick: bool = False) -> str:
             "size); CasADi's `n_instructions` also counts the instructions that load inputs "
             "and constants and store outputs, so its operations alone are shown too. "
             "CasADi has no `sigmoid`, `relu` or `square` instruction: its f is bigger for the "
-            "same program, which lowers its ratio.", "",
-            table(["N ops", "circuitgrad c → g", "ratio", "CasADi f → g (instructions)",
-                   "ratio", "CasADi f → g (operations)", "ratio"], rows)]
+            "same program, which lowers its ratio. circuitgrad's adjoint has fused nodes "
+            "(`tanh_vjp(bar, y)` is `bar * (1 - y²)` in one node: fewer dispatches, not fewer "
+            "flops), so its size in scalar operations is shown too, a fused node counted as "
+            "the operations it performs (and over c's size).", "",
+            table(["N ops", "circuitgrad c → g", "ratio", "g in operations (ratio)",
+                   "CasADi f → g (instructions)", "ratio", "CasADi f → g (operations)",
+                   "ratio"], rows)]
     if ours:
-        out.append(f"\nMean ratio: circuitgrad **{sum(ours) / len(ours):.3f}** (goal ≤ 2.5), "
-                   f"CasADi {sum(theirs) / len(theirs):.3f} by instructions, "
+        known = [x for x in ours_ops if x is not None]
+        in_ops = (f" (in operations {sum(known) / len(known):.3f})" if known else "")
+        out.append(f"\nMean ratio: circuitgrad **{sum(ours) / len(ours):.3f}** (goal ≤ 2.5)"
+                   f"{in_ops}, CasADi {sum(theirs) / len(theirs):.3f} by instructions, "
                    f"{sum(theirs_ops) / len(theirs_ops):.3f} by operations.")
+    fv = fused.values
+    if "fused_to_tape" in fv:
+        rows = []
+        for form, label in (("unfused", "`grad(c, fused=False)`"), ("fused", "`grad(c)`")):
+            rows.append([label, f"{fv[f'{form}_size']:,}", f"{fv[f'{form}_operations']:,}",
+                         fmt_time(fv[f"{form}_to_tape"]), fmt_time(fv[f"{form}_to_numpy"])])
+        rows.append(["fused / unfused", f"{fv['fused_size'] / fv['unfused_size']:.3f}",
+                     f"{fv['fused_operations'] / fv['unfused_operations']:.3f}",
+                     f"{fv['fused_to_tape'] / fv['unfused_to_tape']:.3f}",
+                     f"{fv['fused_to_numpy'] / fv['unfused_to_numpy']:.3f}"])
+        out += ["", "### Fused adjoint nodes: one call at one point (N = 10³)", "",
+                "The gradient of the 10³-op program with grad's fused adjoint nodes and in the "
+                "textbook form (`fused=False`), in one child: its size in nodes and in "
+                f"operations, and the best time of one call at one point over {ROUNDS} "
+                "interleaved rounds (the machine is shared: each is the best it saw). Values "
+                "identical: " + ("yes" if fv.get("same_values") else "NO") + ".",
+                "", table(["gradient", "nodes", "operations", "to_tape call",
+                           "to_numpy call"], rows)]
+    elif fused.error or fused.timed_out:
+        out.append(f"\nFused against unfused: {status(fused)}.")
     # rules
     rv = rules.values.get("rules")
     if rv:
         total = rules.values["g_size"] - rules.values["c_size"]
         rows = []
         spent = 0
-        for op, (count, live, bound) in sorted(rv.items(), key=lambda kv: -kv[1][0] * kv[1][1]):
+        for op, (count, live, bound, *unfused) in sorted(rv.items(),
+                                                          key=lambda kv: -kv[1][0] * kv[1][1]):
             spent += count * live
-            rows.append([op, f"{count:,}", live, bound, f"{count * live:,}",
-                         f"{100 * count * live / total:.1f} %"])
-        rows.append(["sums of fan-out, less what sharing saved", "", "", "",
+            rows.append([op, f"{count:,}", live, bound, unfused[0] if unfused else "–",
+                         f"{count * live:,}", f"{100 * count * live / total:.1f} %"])
+        rows.append(["sums of fan-out, less what sharing saved", "", "", "", "",
                      f"{total - spent:,}", f"{100 * (total - spent) / total:.1f} %"])
+        sums, acc = rules.values.get("sums"), rules.values.get("accumulations")
         out += ["", "### What each adjoint rule costs on the mix (N = 10⁴)", "",
                 "Nodes a rule emits for one node with every argument active and its adjoint "
                 "not a constant (the sweep on that one node; a sign is carried into the sums, "
@@ -269,9 +347,16 @@ def run(quick: bool = False) -> str:
                 "already has) and what constant operands saved (`2.0*x` has one active "
                 f"argument). Adjoint nodes in all: {total:,} for {rules.values['c_size']:,} "
                 "forward nodes. The rule bound R is what `rule_size` measures from the table "
-                "(the proven bound is K = max(R + S) + 2, S the sign cost).", "",
-                table(["op", "nodes in f", "rule nodes", "rule bound (R)", "in the mix",
-                       "share of the adjoint"], rows)]
+                "(the proven bound is K = max(R + S) + 2, S the sign cost, over both forms of "
+                "the rules), for grad's fused rules and for the textbook ones (`fused=False`). "
+                "pow's R is for a variable exponent; the programs raise to constant powers "
+                "(x**2 is square, x**3 costs 3 nodes)."
+                + (f" The adjoint's sums: {sums:,} `add`/`sub` nodes and {acc:,} accumulations "
+                   "(`add_mul`, `sub_mul`, `mul_sub`: a fresh product summed into an adjoint "
+                   "in one node, so each also takes back the product its rule's column counts)."
+                   if sums is not None else ""), "",
+                table(["op", "nodes in f", "rule nodes", "rule bound (R)", "R unfused",
+                       "in the mix", "share of the adjoint"], rows)]
     elif rules.error or rules.timed_out:
         out.append(f"\nRule costs: {status(rules)}.")
     # memory

@@ -194,6 +194,18 @@ class Circuit:
         return self._size
 
     @property
+    def operations(self) -> int:
+        """Number of scalar operations the nodes stand for: :attr:`size`, but a fused node
+        (``tanh_vjp``: square, sub and mul) counts each operation it performs.
+
+            >>> import circuitgrad as cg
+            >>> g = cg.grad(cg.parse("J = tanh(x) * y"))
+            >>> g.size, g.operations
+            (3, 5)
+        """
+        return sum(PRIMITIVES[op].operations for op in self._ops if op not in LEAVES)
+
+    @property
     def input_shapes(self) -> dict[str, Shape]:
         """Each input's shape (``()`` for a scalar)."""
         return {n: self._shapes[i] for n, i in zip(self._inputs, self._input_ids)}

@@ -26,8 +26,8 @@ def size_bound_on_every_gradient():
 
     real = module._grad
 
-    def checked(c, wrt, output):
-        g = real(c, wrt, output)
+    def checked(c, wrt, output, fused=True):
+        g = real(c, wrt, output, fused)
         tensor = any(c.shape(i) for i in range(len(c)))
         k = module.TENSOR_SIZE_FACTOR if tensor else module.SIZE_FACTOR
         size = module.bound_size(c)

@@ -148,7 +148,8 @@ def test_info():
         "outputs: J",
         f"size:    {cg.parse(NEURON).size} operations "
         f"({len(cg.parse(NEURON)) - cg.parse(NEURON).size} inputs and constants)",
-        f"adjoint: {cg.grad(cg.parse(NEURON)).size} operations, "
+        f"adjoint: {cg.grad(cg.parse(NEURON)).size} operations "
+        f"(fused: {cg.grad(cg.parse(NEURON)).operations} scalar operations), "
         f"{cg.grad(cg.parse(NEURON)).size / cg.parse(NEURON).size:.2f} x the forward size "
         "(outputs J, dJ_dw, dJ_dx, dJ_db, dJ_dy)"]
     out = ok("info", "W @ x", "--shapes", "W=3x4,x=4", process=False)

@@ -531,3 +531,32 @@ def test_numbers_in_numbers_out_take_the_extension_path_with_the_same_values(low
     values = np.linspace(0.1, 2.0, 80)
     for a, b in zip(lower(many)(*values), cg.to_numpy(many)(*values)):
         assert within_ulps(a, b)
+
+
+def test_compositions_of_two_functions_keep_numpys_special_values(monkeypatch):
+    # GCC folds sin(atan(x)) into x/sqrt(x*x + 1), which gives 1 at NaN, when libm need not set
+    # errno (-fno-math-errno): every f(g(x)) of two scalar functions must keep to_numpy's NaN
+    # and infinities (and its finite values to rounding, which f may amplify).
+    from circuitgrad.primitives import FUNCTIONS, PRIMITIVES
+
+    unary = sorted(name for name in FUNCTIONS if PRIMITIVES[name].arity == 1
+                   and PRIMITIVES[name].c is not None and not PRIMITIVES[name].params)
+    pairs = [(f, g) for f in unary for g in unary]
+    names = [f"{f}_{g}" for f, g in pairs]
+    # Each pair on its own input, so that g(x) has one use (GCC folds only then).
+    text = "\n".join(f"{f}_{g} = {f}({g}(x{k}))" for k, (f, g) in enumerate(pairs))
+    inputs = [f"x{k}" for k in range(len(pairs))]
+    c = cg.parse(text, inputs=inputs, outputs=names)
+    monkeypatch.setattr(c_lowering, "PART_SIZE", 10**6)  # one function: the compiler sees all
+    x = np.concatenate([SPECIAL, np.random.default_rng(3).uniform(-2.0, 2.0, 40)])
+    values = dict.fromkeys(inputs, x)
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(c)(**values)
+        for lower in (cg.to_tape, cg.to_c):
+            for name, g, w in zip(names, lower(c)(**values), want):
+                finite = np.isfinite(w)
+                assert np.array_equal(np.isnan(g), np.isnan(w)), (lower.__name__, name, x)
+                assert np.array_equal(g[~finite & ~np.isnan(w)], w[~finite & ~np.isnan(w)]), \
+                    (lower.__name__, name)
+                np.testing.assert_allclose(g[finite], w[finite], rtol=1e-6, atol=1e-300,
+                                           err_msg=f"{lower.__name__} {name}")

@@ -61,12 +61,19 @@ def test_random_programs_against_sympy_diff(case):
     assume(all(f"{name}(" not in text for name in ("sign", "step", "floor", "ceil", "round")))
     c = cg.parse(text)
     point = {k: point[k] for k in c.inputs}
-    expr = cg.to_sympy(c, real=True)
     symbols = {sympy.Symbol(k, real=True): v for k, v in point.items()}
+    try:
+        expr = cg.to_sympy(c, real=True)
+        wants = [float(sympy.diff(expr, sympy.Symbol(name, real=True)).subs(symbols).evalf(30))
+                 for name in c.inputs]
+    except (RecursionError, cg.CircuitError) as error:
+        # sympy's Piecewise recurses without end on some conditions (atan2(atan2(y, x), y) <
+        # x - 1.5y): no oracle for this program (central differences check it above).
+        if isinstance(error, cg.CircuitError) and "recursed" not in str(error):
+            raise
+        assume(False)
     got = gradient(c, point)[1:]
-    for name, value in zip(c.inputs, got):
-        d = sympy.diff(expr, sympy.Symbol(name, real=True))
-        want = float(d.subs(symbols).evalf(30))
+    for value, want in zip(got, wants):
         assert float(value) == pytest.approx(want, rel=SYMPY_RTOL, abs=SYMPY_RTOL)
 
 

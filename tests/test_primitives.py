@@ -125,6 +125,19 @@ SPECS = {
     "permute_dims": (lambda x: np.transpose(x, (2, 0, 1)), (rng.normal(size=(2, 1, 3)),),
                      {"axes": (2, 0, 1)}),
     "cumsum": (lambda x: np.cumsum(x, axis=1), (rng.normal(size=(2, 4)),), {"axis": 1}),
+    # the fused adjoint contributions (fused.py): bar · f′, over (bar, y or x)
+    "tanh_vjp": (lambda g, y: g * (1 - y * y), (REALS, UNIT)),
+    "sigmoid_vjp": (lambda g, y: g * (y * (1 - y)), (REALS, POSITIVE / 5)),
+    "relu_vjp": (lambda g, x: g * (x >= 0), (STEPS[::-1], STEPS)),
+    "abs_vjp": (lambda g, x: g * np.sign(x), (STEPS[::-1], STEPS)),
+    "square_vjp": (lambda g, x: g * 2 * x, (REALS, REALS[::-1])),
+    "sin_vjp": (lambda g, x: g * np.cos(x), (REALS, REALS[::-1])),
+    "cos_vjp": (lambda g, x: g * np.sin(x), (REALS, REALS[::-1])),
+    "sqrt_vjp": (lambda g, y: g / (2 * y), (REALS, POSITIVE)),
+    # accumulations of a product into an adjoint (fused.py)
+    "add_mul": (lambda a, u, v: a + u * v, (REALS, REALS[::-1], POSITIVE)),
+    "sub_mul": (lambda a, u, v: a - u * v, (REALS, REALS[::-1], POSITIVE)),
+    "mul_sub": (lambda a, u, v: u * v - a, (REALS, REALS[::-1], POSITIVE)),
 }
 OPS = [op for op in PRIMITIVES if op not in LEAVES]
 

@@ -65,9 +65,10 @@ static inline double cg_pow(double a, double b) {
 """
 """The C helpers the ``c`` forms call, shared by the tape evaluator and ``to_c``'s source."""
 
-C_FLAGS = ("-Og", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno", "-fPIC")
-"""Flags both C lowerings compile with. ``-fno-math-errno`` only stops libm calls from setting
-``errno`` (values are unchanged), so ``sqrt`` can be one instruction."""
+C_FLAGS = ("-Og", "-fno-fast-math", "-ffp-contract=off", "-fPIC")
+"""Flags both C lowerings compile with. Not ``-fno-math-errno``: with it GCC rewrites
+compositions of libm calls (``sin(atan(x))`` into ``x / sqrt(x*x + 1)``, ``cos(atan(x))``,
+``sinh(atanh(x))`` ...), which changes their values, NaN into 1 among them."""
 
 
 def c_ops() -> list[str]:

@@ -35,6 +35,12 @@ A :class:`Primitive` holds everything about one operation:
     optional: the contributions ``bar · ∂out/∂argᵢ`` built directly, where that takes fewer
     nodes than ``bar * partial`` (division) or where the op is linear in a tensor sense
     (matmul, sum, transpose). Same conventions as ``partials``.
+``fused(bar, out, *args, **params)``
+    optional: the contributions of ``vjp``/``partials`` as nodes of the internal fused
+    primitives (:mod:`~circuitgrad.primitives.fused`: ``tanh_vjp(bar, y)`` is
+    ``bar * (1 - y²)`` as one node), bit for bit the same numbers; what
+    :func:`~circuitgrad.grad` builds unless ``fused=False``. ``operations`` counts the scalar
+    operations of a fused node (the nodes it stands for).
 ``jvp(tangents, out, *args, **params)``
     optional, for the ops that declare ``vjp`` without ``partials``: the tangent of the output
     from the arguments' tangents (``None`` where an argument has none).
@@ -73,7 +79,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import compare, elementwise, reductions, shape_ops, tensor
+from . import compare, elementwise, fused, reductions, shape_ops, tensor
 from .core import (NAMESPACE, Primitive, Scatter, Shape, align, broadcast_shape, call,
                    normalize_axis, sum_optional)
 
@@ -90,7 +96,7 @@ _LEAVES: list[Primitive] = [
 
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p for p in _LEAVES + elementwise.RECORDS + compare.RECORDS + tensor.RECORDS
-    + reductions.RECORDS + shape_ops.RECORDS}
+    + reductions.RECORDS + shape_ops.RECORDS + fused.RECORDS}
 """Every primitive by name."""
 
 class _Functions(Mapping[str, str]):

@@ -74,6 +74,13 @@ class Primitive:
     # A callable template that also takes ``batched``: which arguments vary from point to
     # point (a constant does not), for an op whose NumPy form depends on it (pow).
     template_batched: bool = False
+    # Optional: the contributions ``bar · ∂out/∂argᵢ`` as nodes of the fused primitives of
+    # fused.py (``tanh_vjp(bar, y)``: one node for square, sub and mul), bit for bit what the
+    # unfused rule (``vjp``, else ``bar * partial``) computes: what grad builds by default.
+    fused: Callable[..., tuple] | None = None
+    # The scalar operations one node performs: 1, but for a fused node, which counts those it
+    # fuses (tanh_vjp: 3), so that a size in operations can be reported beside the nodes.
+    operations: int = 1
 
     def display(self, params: Mapping[str, Any] | None,
                 shapes: Sequence[Shape] | None = None) -> str:

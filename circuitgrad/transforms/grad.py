@@ -27,6 +27,12 @@ over the table: :data:`SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 a
 which passes its sign to one argument). Broadcasting adds one ``sum_to`` per operand:
 :data:`TENSOR_SIZE_FACTOR` (11).
 
+Fused nodes (the default, ``fused=True``): a rule ``bar · f′(x)`` of an elementwise op is one
+node of :mod:`circuitgrad.primitives.fused` (``tanh_vjp(bar, y)``), and a fan-out sum that adds a
+fresh product ``u·v`` is one ``add_mul(old, u, v)`` (or ``sub_mul``, ``mul_sub``): each replaces
+nodes the bound counts, computing the same numbers, so the bound holds for both forms (K is the
+largest over the fused and the textbook rules).
+
 Reads of parts of a node (``x[i]``, ``x[1:]``: ``getitem``) contribute a Scatter; all of a
 node's reads add into one ``scatter_add``, so each read costs at most one node (its share of
 that node, counted in its rule size) and no dense array of its own: a loop over the n entries
@@ -51,6 +57,7 @@ import numpy as np
 from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, Scatter, shape_cases
+from ..primitives.fused import FUSED_VJPS
 from .simplify import first_rewrite
 from .simplify import simplify as simplify_circuit
 
@@ -130,7 +137,7 @@ def fit_shape(b: Builder, value: int, shape: tuple[int, ...], exact: bool = Fals
 
 
 def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
-         output: str | None = None, simplify: bool = True) -> Circuit:
+         output: str | None = None, simplify: bool = True, fused: bool = True) -> Circuit:
     """The adjoint circuit: the value of the output, then its gradient per ``wrt`` input.
 
     Args:
@@ -141,6 +148,13 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
         simplify: simplify the result with :func:`~circuitgrad.simplify` (exact rules only;
             the sweep already builds their forms, so the circuit is rebuilt only where a rule
             still matches).
+        fused: build the contribution ``bar · f′(x)`` of an elementwise op as one fused node
+            where the table has one (``tanh_vjp(bar, y)`` for ``bar * (1 - y²)``, ``relu_vjp``,
+            ``sin_vjp`` ...: :mod:`~circuitgrad.primitives.fused`), bit for bit the same numbers
+            in fewer nodes, and sum a fresh product into an adjoint with one ``add_mul``
+            (``old + u·v``, same roundings) where the chain rule's fan-out adds it;
+            ``False`` builds the textbook form, ``δ = g ⊙ relu′(z)`` with ``relu′(z)`` a node
+            of its own and one ``add`` per extra use (for diagrams that teach the rule).
 
     Returns:
         A circuit with outputs ``J, dJ_dw1, dJ_db ...`` (``J`` the output's name); it shares
@@ -162,7 +176,7 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
         forward_done = not simplify or first_rewrite(c) is None
         if not forward_done:
             c = simplify_circuit(c)
-        g = _grad(c, wrt, output)
+        g = _grad(c, wrt, output, fused)
         return _simplified(g, g.meta["forward_count"] if forward_done else 0) if simplify \
             else g
 
@@ -188,7 +202,8 @@ def _simplified(g: Circuit, start: int) -> Circuit:
                    list(zip(g.inputs, g.input_ids)), list(zip(g.outputs, g.output_ids)), meta)
 
 
-def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Circuit:
+def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None,
+          fused: bool = True) -> Circuit:
     out_name, out_id = pick_output(c, output)
     if c.shape(out_id) != ():
         raise CircuitError(f"grad needs a scalar output; {out_name!r} has shape "
@@ -197,7 +212,7 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
     active = active_nodes(c, wrt)
     b = Builder(c)
     seeds = {out_id: b.const_id(1.0)} if active[out_id] else {}
-    adjoint, adjoint_of = adjoint_sweep(b, c, seeds, active, {out_id: out_name})
+    adjoint, adjoint_of = adjoint_sweep(b, c, seeds, active, {out_id: out_name}, fused=fused)
     outputs: list[tuple[str, int]] = [(out_name, out_id)]
     taken = set(c.inputs) | {out_name}
     ids = dict(zip(c.inputs, c.input_ids))
@@ -222,7 +237,8 @@ def _grad(c: Circuit, wrt: str | Sequence[str] | None, output: str | None) -> Ci
 
 
 def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearray,
-                  labels: dict[int, str] | None = None) -> tuple[dict[int, int], dict[int, int]]:
+                  labels: dict[int, str] | None = None,
+                  fused: bool = True) -> tuple[dict[int, int], dict[int, int]]:
     """The reverse sweep: the adjoint of every input of ``c`` that ``seeds`` reach.
 
     Args:
@@ -234,6 +250,7 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         active: the nodes that carry derivatives (:func:`active_nodes`).
         labels: names for the adjoints of unnamed nodes (``{output id: "J"}`` gives
             ``J_bar``).
+        fused: build the table's ``fused`` rules where an op has one (see :func:`grad`).
 
     Returns:
         ``({input node: its adjoint node in b}, adjoint_of)``: a missing input has adjoint
@@ -259,6 +276,9 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
     # Reads of parts of a node (x[i], x[1:]) add into one scatter_add per node, made when the
     # sweep reaches the node: (value, index) pairs until then.
     scattered: dict[int, list[tuple[int, tuple]]] = {}
+    # Products u·v built as a node's first contribution to an argument and kept as its adjoint
+    # so far: the next contribution may absorb them into one accumulation node (fused).
+    products: set[int] = set()
 
     def negative(q: int) -> int:
         # -(c·u) = (-c)·u and -(u/c) = u/(-c) exactly: the sign goes into the constant.
@@ -269,6 +289,11 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
             if bops[q] == "mul" and bops[u] == "const" and not b.shapes[u] and (
                     b.shapes[v] == b.shapes[q]):
                 return apply_id("mul", (b.const_id(-b.params[u]), v))
+        elif q >= n and bops[q] in FUSED_VJPS:
+            # A fused contribution is linear in its first argument: f(-c, x) = -f(c, x).
+            u, v = b.args[q]
+            if bops[u] == "const" and not b.shapes[u] and b.shapes[v] == b.shapes[q]:
+                return apply_id(bops[q], (b.const_id(-b.params[u]), v))
         return apply_id("neg", (q,))
 
     def materialized(i: int) -> int | None:
@@ -293,6 +318,7 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         if bar is None or ops[i] in LEAVES:
             continue
         del adjoint[i]
+        products.discard(bar)  # (now read as an adjoint: no longer a product to absorb)
         flip = i in negated
         prim = PRIMITIVES[ops[i]]
         elementwise = prim.shape is None
@@ -300,8 +326,9 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
             negated.discard(i)
             if not elementwise or b.shapes[bar] != shapes[i]:
                 bar, flip = negative(bar), False
-            elif bar >= n and bops[bar] in ("mul", "div") and any(
-                    bops[a] == "const" for a in b.args[bar]):
+            elif bar >= n and (bops[bar] in ("mul", "div") and any(
+                    bops[a] == "const" for a in b.args[bar]) or bops[bar] in FUSED_VJPS
+                    and bops[b.args[bar][0]] == "const"):
                 bar, flip = negative(bar), False  # a constant takes the sign for free
         if b.shapes[bar] != shapes[i] and not elementwise:
             bar = fit_shape(b, bar, shapes[i], exact=True)  # matmul & co. need the full shape
@@ -311,10 +338,10 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         if ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
             contributions, signs = [bar, bar], (flip, not flip)  # a - b: bar and -bar
         else:
-            contributions = _contributions(b, c, i, bar, need)
+            contributions = _contributions(b, c, i, bar, need, fused)
             if flip and _signs_out(b, bar, before, contributions, need) is None:
                 bar, flip = negative(bar), False  # (the first try's nodes are dead)
-                contributions = _contributions(b, c, i, bar, need)
+                contributions = _contributions(b, c, i, bar, need, fused)
             signs = (flip,) * len(args)
         if bar >= n and not flip:  # (a flagged bar is the adjoint negated: not named)
             adjoint_of.setdefault(bar, i)
@@ -341,7 +368,30 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
                 adjoint[a] = cid
                 if sign:
                     negated.add(a)
-            elif (a in negated) == sign:
+                if fused and cid >= before and bops[cid] == "mul":
+                    products.add(cid)
+                continue
+            if fused and old != cid and (cid >= before and bops[cid] == "mul" or old in products):
+                # A fresh product u·v summed with the adjoint: one accumulation node with
+                # the same two roundings (add_mul & co., primitives/fused.py); the product
+                # is then dead. Either the new contribution or the adjoint so far may be it.
+                if cid >= before and bops[cid] == "mul":
+                    prod, acc, first = cid, old, False
+                else:
+                    prod, acc, first = old, cid, True
+                u, v = b.args[prod]
+                shape = b.shapes[prod]
+                if b.shapes[acc] == shape == b.shapes[u] == b.shapes[v]:
+                    products.discard(old)
+                    if (a in negated) == sign:  # old + cid (a sum: either order, exactly)
+                        adjoint[a] = apply_id("add_mul", (acc, u, v))
+                    elif sign:  # old - cid
+                        adjoint[a] = apply_id("mul_sub" if first else "sub_mul", (acc, u, v))
+                    else:  # cid - old
+                        adjoint[a] = apply_id("sub_mul" if first else "mul_sub", (acc, u, v))
+                        negated.discard(a)
+                    continue
+            if (a in negated) == sign:
                 adjoint[a] = apply_id("add", (old, cid))  # (-p) + (-q) = -(p + q) exactly
             elif sign:
                 adjoint[a] = apply_id("sub", (old, cid))
@@ -353,7 +403,8 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
     return adjoint, adjoint_of
 
 
-# Ops through which a negated bar passes as a sign: (-u)·p = -(u·p), (-u)/p = -(u/p).
+# Ops through which a negated bar passes as a sign: (-u)·p = -(u·p), (-u)/p = -(u/p); and
+# the fused contributions, through their first argument (FUSED_VJPS).
 _SIGN_THROUGH = frozenset({"mul", "div", "neg"})
 
 
@@ -372,7 +423,12 @@ def _signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
         uses = [a in through for a in ids]
         if not any(uses):
             continue
-        if ops[j] not in _SIGN_THROUGH or sum(uses) != 1 or (ops[j] == "div" and uses[1]):
+        if sum(uses) != 1:
+            return None
+        if ops[j] in FUSED_VJPS:
+            if not uses[0]:  # linear in its first argument only
+                return None
+        elif ops[j] not in _SIGN_THROUGH or (ops[j] == "div" and uses[1]):
             return None
         through.add(j)
     signed = 0
@@ -386,10 +442,11 @@ def _signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
     return signed if signed <= 2 else None
 
 
-def sign_cost(op: str) -> int:
+def sign_cost(op: str, fused: bool = True) -> int:
     """The most ``neg`` nodes a carried sign may add at a node of ``op`` (see
     :func:`adjoint_sweep`): 1 where its rule does not pass the sign on (it builds ``-bar``
-    first) or passes it to two arguments (two signs for one), else 0.
+    first) or passes it to two arguments (two signs for one), else 0; ``fused`` as in
+    :func:`grad`.
 
         >>> sign_cost("sin"), sign_cost("mul"), sign_cost("div")
         (0, 1, 0)
@@ -406,15 +463,17 @@ def sign_cost(op: str) -> int:
         c = b.finish([("f", out)], inputs=[f"a{k}" for k in range(len(args))] + ["bar"])
         extended = Builder(c)
         before, bar, need = len(extended.ops), c.input_ids[-1], [1] * len(args)
-        made = _contributions(extended, c, c.output_ids[0], bar, need)
+        made = _contributions(extended, c, c.output_ids[0], bar, need, fused)
         signed = _signs_out(extended, bar, before, made, need)
         worst = max(worst, 1 if signed is None or signed > 1 else 0)
     return worst
 
 
-def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) -> list:
+def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int],
+                   fused: bool = True) -> list:
     """``bar · ∂node/∂argᵢ`` for each argument of node ``i``, as node ids (None: no
-    contribution; a :class:`Scatter` for a read of a part).
+    contribution; a :class:`Scatter` for a read of a part). With ``fused``, an op's
+    ``fused`` rule is built where the table has one (one node for ``bar * f′(x)``).
 
     Arguments that are not ``need``-ed get no multiplication; a ``vjp`` rule builds all its
     contributions, and those not needed are dropped when the circuit is finished. ``add``
@@ -435,12 +494,29 @@ def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int]) ->
     params = c._params[i] or {}
     arg_values = [Value(b, a) for a in args]
     out, bar_v = Value(b, i), Value(b, bar)
-    if prim.vjp is not None:
-        made = prim.vjp(bar_v, out, *arg_values, **params)
+    made = None
+    if fused and prim.fused is not None:
+        if b.ops[bar] == "const" and not b.shapes[bar] and b.params[bar] == 1.0:
+            # bar = 1 (the output's own node): 1·p is p, so the textbook rule is the
+            # derivative alone; it is kept where that is one node (step(x), not 1.0·step(x)).
+            before = len(b.ops)
+            made = _unfused(prim, bar_v, out, arg_values, params, need)
+            if len(b.ops) - before > 1:
+                made = None  # (its nodes are dead)
+        if made is None:
+            made = prim.fused(bar_v, out, *arg_values, **params)
     else:
-        made = tuple(None if p is None or not ok else _scale(bar_v, p)
-                     for p, ok in zip(prim.partials(out, *arg_values, **params), need))
+        made = _unfused(prim, bar_v, out, arg_values, params, need)
     return [x if x is None or type(x) is Scatter else x.id for x in made]
+
+
+def _unfused(prim: Any, bar: Value, out: Value, args: list[Value], params: dict,
+             need: Sequence[int]) -> tuple:
+    """The contributions of the table's ``vjp``, else ``bar * partial``."""
+    if prim.vjp is not None:
+        return prim.vjp(bar, out, *args, **params)
+    return tuple(None if p is None or not ok else _scale(bar, p)
+                 for p, ok in zip(prim.partials(out, *args, **params), need))
 
 
 def _scale(bar: Value, p: Any) -> Value:
@@ -460,9 +536,14 @@ def sample_node(op: str, shapes: tuple) -> tuple[Builder, list[Value], Value]:
     return b, args, b.apply(op, *args, **PRIMITIVES[op].example)
 
 
-def rule_size(op: str) -> int:
+def rule_size(op: str, fused: bool = True) -> int:
     """The most nodes the adjoint rule of ``op`` emits for one node (all arguments active,
-    operands of the largest broadcast-free shapes; add 1 per argument for ``sum_to``)."""
+    operands of the largest broadcast-free shapes; add 1 per argument for ``sum_to``): the
+    ``fused`` rule where the table has one and ``fused``, as :func:`grad` builds it.
+
+        >>> rule_size("tanh"), rule_size("tanh", fused=False)
+        (1, 3)
+    """
     prim = PRIMITIVES[op]
     if op in ("sum_to", "broadcast_to"):
         return 1
@@ -472,9 +553,13 @@ def rule_size(op: str) -> int:
         bar = b.input("bar", out.shape)
         before = len(b.ops)
         params = b.params[out.id] or {}
-        contribs = (prim.vjp(bar, out, *args, **params) if prim.vjp else
-                    tuple(None if p is None else bar * p
-                          for p in prim.partials(out, *args, **params)))
+        if fused and prim.fused is not None:
+            contribs = prim.fused(bar, out, *args, **params)
+        elif prim.vjp is not None:
+            contribs = prim.vjp(bar, out, *args, **params)
+        else:
+            contribs = tuple(None if p is None else bar * p
+                             for p in prim.partials(out, *args, **params))
         # A Scatter costs its share of one scatter_add: at most one node.
         scattered = sum(1 for x in contribs if type(x) is Scatter)
         live = {x.id for x in contribs if x is not None and type(x) is not Scatter}
@@ -498,7 +583,9 @@ def _size_factor(broadcasting: bool) -> int:
         # An elementwise op may need one sum_to per argument to undo broadcasting; another
         # op one broadcast_to view of its adjoint (a scalar adjoint of a sum, say).
         undo = (prim.arity if prim.shape is None else 1) if broadcasting else 0
-        cost = rule_size(op) + sign_cost(op) + undo + 2
+        # The bound holds for both forms of the rules (grad's fused=True and False).
+        cost = max(rule_size(op, fused) + sign_cost(op, fused)
+                   for fused in (True, False)) + undo + 2
         # A node of k > 2 arguments counts as k - 1 nodes (bound_size): K of them pay for it.
         nodes = max(1, (len(prim.cases[0]) if prim.cases else prim.arity) - 1)
         rules.append(-(-cost // nodes))

@@ -1,0 +1,224 @@
+"""Fused adjoint contributions (primitives/fused.py): one node for ``bar · f′(x)``, bit for
+bit the textbook rule in every lowering, with rules of their own for second derivatives."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strategies import programs
+from test_batch import SPECIAL, same_bits
+
+import circuitgrad as cg
+from circuitgrad.primitives import PRIMITIVES, evaluate
+from circuitgrad.primitives.fused import FUSED_VJPS
+from circuitgrad.transforms.grad import SIZE_FACTOR, rule_size
+
+# The op, and its unfused contribution written with the table's own primitives: what the
+# fused node must equal bit for bit (y the op's output where the rule reads it).
+UNFUSED = {
+    "tanh": ("tanh_vjp", "out", lambda bar, y: bar * (1.0 - cg.square(y))),
+    "sigmoid": ("sigmoid_vjp", "out", lambda bar, y: bar * (y * (1.0 - y))),
+    "relu": ("relu_vjp", "x", lambda bar, x: bar * cg.step(x)),
+    "abs": ("abs_vjp", "x", lambda bar, x: bar * cg.sign(x)),
+    "square": ("square_vjp", "x", lambda bar, x: bar * (2.0 * x)),
+    "sin": ("sin_vjp", "x", lambda bar, x: bar * cg.cos(x)),
+    "cos": ("cos_vjp", "x", lambda bar, x: bar * cg.sin(x)),
+    "sqrt": ("sqrt_vjp", "out", lambda bar, y: 0.5 * (bar / y)),
+}
+# Values where the specials live: signed zeros, infinities, NaN, the smallest and largest.
+EDGES = np.array(SPECIAL + (1.0, -1.0, 0.5, -2.5, 5e-324, 1.7e308, -40.0, 40.0))
+
+
+def identical(a, b) -> bool:
+    """Bit for bit, but for the sign of a NaN (IEEE leaves it unspecified, and the C compiler
+    may turn ``nan * -1.0`` into ``-nan``: the project compares NaN as NaN, test_batch)."""
+    return same_bits(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+
+
+def ops(c) -> set:
+    return {c.op(i) for i in range(len(c))}
+
+
+def lowerings(c):
+    fns = [cg.to_numpy(c), cg.to_numpy(c, mode="interpret"), cg.to_tape(c)]
+    try:
+        fns.append(cg.to_c(c))
+    except cg.CircuitError:  # no C compiler here: to_tape covers the C forms
+        pass
+    return fns
+
+
+# The accumulations and the two nodes each one replaces.
+ACCUMULATED = {
+    "add_mul": lambda a, u, v: a + u * v,
+    "sub_mul": lambda a, u, v: a - u * v,
+    "mul_sub": lambda a, u, v: u * v - a,
+}
+
+
+def test_every_fused_op_is_in_the_table_as_an_internal_elementwise_primitive():
+    assert FUSED_VJPS == {fused for fused, _, _ in UNFUSED.values()}
+    for name in FUSED_VJPS:
+        prim = PRIMITIVES[name]
+        assert prim.internal and prim.shape is None and prim.c and prim.sympy
+        assert prim.partials is not None and prim.vjp is not None and prim.operations >= 2
+        assert name not in cg.primitives.FUNCTIONS
+        with pytest.raises(cg.ParseError):
+            cg.parse(f"J = {name}(x, y)")
+    for op, (fused, _, _) in UNFUSED.items():
+        assert PRIMITIVES[op].fused is not None
+        assert rule_size(op) == (2 if op == "cos" else 1)  # cos: the node and its carried sign
+        assert rule_size(op, fused=False) >= 2
+
+
+@pytest.mark.parametrize("op", sorted(UNFUSED))
+def test_the_fused_node_is_the_unfused_rule_bit_for_bit_at_special_values(op):
+    fused, reads, unfused = UNFUSED[op]
+    bar, x = np.meshgrid(EDGES, EDGES)
+    with np.errstate(all="ignore"):
+        y = evaluate(op, (x,)) if reads == "out" else x
+        b = cg.circuit.Builder()
+        g, v = b.input("g", ()), b.input("v", ())
+        c = b.finish([("fused", b.apply(fused, g, v)), ("unfused", unfused(g, v))])
+        for f in lowerings(c):
+            got, want = f(g=bar, v=y)
+            assert identical(got, want), (type(f).__name__, op)
+        assert identical(evaluate(fused, (bar, y)), want)
+
+
+@pytest.mark.parametrize("name", sorted(ACCUMULATED))
+def test_an_accumulation_is_its_sum_and_product_bit_for_bit_at_special_values(name):
+    prim = PRIMITIVES[name]
+    assert prim.internal and prim.shape is None and prim.c and prim.operations == 2
+    a, u, v = (g.ravel() for g in np.meshgrid(EDGES, EDGES, EDGES))
+    b = cg.circuit.Builder()
+    ai, ui, vi = b.input("a", ()), b.input("u", ()), b.input("v", ())
+    c = b.finish([("fused", b.apply(name, ai, ui, vi)), ("two", ACCUMULATED[name](ai, ui, vi))])
+    with np.errstate(all="ignore"):
+        for f in lowerings(c):
+            got, want = f(a=a, u=u, v=v)
+            assert identical(got, want), (type(f).__name__, name)
+
+
+def test_fan_out_sums_absorb_a_fresh_product():
+    c = cg.parse("p = x*y\nq = x*w\nr = x*z\nJ = p*q - r")
+    g, g0 = cg.grad(c), cg.grad(c, fused=False)
+    assert {"add_mul", "sub_mul", "mul_sub"} & ops(g) and not {"add_mul", "sub_mul",
+                                                              "mul_sub"} & ops(g0)
+    assert g.size < g0.size
+    x, y, w, z = (v.ravel() for v in np.meshgrid(EDGES[:8], EDGES[:8], EDGES[4:12], EDGES[:8]))
+    with np.errstate(all="ignore"):
+        for f, f0 in zip(lowerings(g), lowerings(g0)):
+            for got, want in zip(f(x=x, y=y, w=w, z=z), f0(x=x, y=y, w=w, z=z)):
+                assert identical(got, want), type(f).__name__
+
+
+@pytest.mark.parametrize("op", sorted(UNFUSED))
+def test_gradients_fused_and_unfused_agree_bit_for_bit_at_special_values(op):
+    # w makes the adjoint reaching op a value, not the constant 1.
+    c = cg.parse(f"J = w * {op}(x*w)")
+    g, g0 = cg.grad(c), cg.grad(c, fused=False)
+    assert UNFUSED[op][0] in ops(g) and UNFUSED[op][0] not in ops(g0)
+    assert g.size < g0.size
+    x, w = np.meshgrid(EDGES, EDGES)
+    with np.errstate(all="ignore"):
+        for f, f0 in zip(lowerings(g), lowerings(g0)):
+            for got, want in zip(f(x=x, w=w), f0(x=x, w=w)):
+                assert identical(got, want), (type(f).__name__, op)
+
+
+@settings(max_examples=60)
+@given(programs(max_ops=16), st.integers(0, 2**31))
+def test_random_programs_fused_and_unfused_gradients_are_bit_identical(program, seed):
+    text, point, _ = program
+    c = cg.parse(text)
+    g, g0 = cg.grad(c), cg.grad(c, fused=False)
+    assert g.size <= g0.size <= SIZE_FACTOR * c.size
+    assert not (FUSED_VJPS | set(ACCUMULATED)) & ops(g0)
+    rng = np.random.default_rng(seed)
+    values = {}
+    for name in c.inputs:  # the program's point, random points and special values
+        v = np.concatenate([[point[name]], rng.uniform(-3, 3, 20), rng.choice(EDGES, 20)])
+        values[name] = v
+    with np.errstate(all="ignore"):
+        for f, f0 in zip(lowerings(g), lowerings(g0)):
+            for got, want in zip(f(**values), f0(**values)):
+                assert identical(got, want), (type(f).__name__, text)
+
+
+NETWORK = """z1 = w1*x + b1
+a1 = tanh(z1)
+z2 = w2*a1 + b2*x
+a2 = sigmoid(z2)
+z3 = w3*a2 - relu(z1*z2) + abs(z2) + sin(a1)*cos(z3_in) + sqrt(square(a2) + 1)
+J = z3 * z3"""
+POINT = dict(x=0.7, w1=-1.3, b1=0.2, w2=0.9, b2=-0.4, w3=1.1, z3_in=0.3)
+
+
+def test_second_derivatives_through_fused_nodes_match_the_unfused_gradient():
+    c = cg.parse(NETWORK)
+    assert {"tanh_vjp", "sigmoid_vjp", "relu_vjp", "add_mul"} <= ops(cg.grad(c))
+    names = list(c.inputs)
+    point = [POINT[n] for n in names]
+    # The Hessian (through fused nodes) against the Jacobian of the unfused gradient.
+    h = cg.to_numpy(cg.hessian(c, layout="matrix"))(*point)
+    g0 = cg.grad(c, fused=False)
+    jac = cg.to_numpy(cg.jacobian(g0, outputs=list(g0.outputs[1:])))(*point)
+    n = len(names)  # (the jacobian's outputs: the gradient's n values, then the n² pairs)
+    want = np.array([[float(jac[n + k * n + m]) for m in range(n)] for k in range(n)])
+    assert np.allclose(h[-1], want, rtol=1e-12, atol=1e-12)
+    # hvp, and grad of grad, through the fused gradient against the unfused one.
+    v = np.linspace(-1.0, 1.0, len(names))
+    seeds = {f"{n}_dot": vk for n, vk in zip(names, v)}
+    hv = cg.to_numpy(cg.hvp(c))(*point, *v)
+    assert np.allclose(np.ravel(hv[-len(names):]), want @ v, rtol=1e-12, atol=1e-12)
+    j = cg.to_numpy(cg.jvp(cg.grad(c)))(**POINT, **seeds)
+    j0 = cg.to_numpy(cg.jvp(g0))(**POINT, **seeds)
+    for a, b in zip(j, j0):
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-12)
+    for name in ("x", "w1"):
+        one = cg.grad(c, wrt=name)
+        gg = cg.to_numpy(cg.grad(one))(*point)
+        gg0 = cg.to_numpy(cg.grad(cg.grad(c, wrt=name, fused=False), fused=False))(*point)
+        for a, b in zip(gg, gg0):
+            assert np.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(FUSED_VJPS))
+def test_fused_rules_against_central_differences(name):
+    c = cg.parse("J = w * v")  # a stand-in, rebuilt below with the fused node
+    b = cg.circuit.Builder()
+    g, v = b.input("g", ()), b.input("v", ())
+    c = b.finish([("J", b.apply(name, g, v) * g)])
+    assert cg.check_grad(c, {"g": 0.7, "v": 0.45}) < 1e-7
+    h = cg.to_numpy(cg.hessian(c, layout="matrix"))(0.7, 0.45)[-1]
+    hs = cg.to_numpy(cg.hessian(c, layout="matrix", simplify=False))(0.7, 0.45)[-1]
+    assert np.allclose(h, hs) and np.allclose(h, h.T, rtol=1e-12)
+
+
+def test_fused_nodes_have_sympy_forms_and_labels():
+    import sympy
+
+    g, v = sympy.symbols("g v")
+    for op, (fused, _, unfused) in UNFUSED.items():
+        b = cg.circuit.Builder()
+        gi, vi = b.input("g", ()), b.input("v", ())
+        c = b.finish([("a", b.apply(fused, gi, vi))])
+        c0 = b.finish([("a", unfused(gi, vi))])
+        assert sympy.simplify(cg.to_sympy(c) - cg.to_sympy(c0)) == 0, op
+        assert PRIMITIVES[fused].label in cg.to_dot(c).source
+    for name, two in ACCUMULATED.items():
+        b = cg.circuit.Builder()
+        a, u, v = b.input("a", ()), b.input("u", ()), b.input("v", ())
+        c, c0 = (b.finish([("s", out)]) for out in (b.apply(name, a, u, v), two(a, u, v)))
+        assert sympy.simplify(cg.to_sympy(c) - cg.to_sympy(c0)) == 0, name
+        assert PRIMITIVES[name].label in cg.to_dot(c).source
+
+
+def test_fused_false_keeps_the_textbook_form_of_the_notes():
+    c = cg.parse("z = w*x + b\na = relu(z)\nJ = 0.5*(y - a)**2")
+    textbook, fused = cg.grad(c, fused=False), cg.grad(c)
+    assert "step" in ops(textbook) and "relu_vjp" not in ops(textbook)
+    assert "relu_vjp" in ops(fused) and "step" not in ops(fused)
+    assert fused.size == textbook.size - 2  # 2·d, 0.5·, -0.5·, step, × become 3 nodes
