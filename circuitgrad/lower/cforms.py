@@ -377,6 +377,11 @@ VECTOR_FORMS = {
                    "CG_ONE_IF((a0 != 0.0) | (a1 != 0.0))"),
     "logical_not": ("({0} == 0.0 ? 1.0 : 0.0)", "CG_ONE_IF(a0 == 0.0)"),
     "where": ("({0} != 0.0 ? {1} : {2})", "cg_select(a0 != 0.0, a1, a2)"),
+    # the fused adjoint nodes (bar times the derivative), with the helpers of the ops they call
+    "sin_vjp": ("{0} * cos({1})", "a0 * cgv_cos(w, a1)"),
+    "cos_vjp": ("{0} * sin({1})", "a0 * cgv_sin(w, a1)"),
+    "abs_vjp": ("{0} * cg_sign({1})", "a0 * cgv_sign(w, a1)"),
+    "relu_vjp": ("{0} * ({1} >= 0.0 ? 1.0 : 0.0)", "a0 * CG_ONE_IF(a1 >= 0.0)"),
     "pow": ("cg_pow({0}, {1})", "cg_select(a1 == 0.5, __builtin_ia32_sqrtpd256(a0), "
             "cg_select(a1 == 2.0, a0 * a0, cg_select(a1 == -1.0, 1.0 / a0, "
             "_ZGVdN4vv_pow(a0, a1))))"),
@@ -491,6 +496,8 @@ def c_vector_helpers(ops: Sequence[str]) -> str:
                if any(re.search(rf"\b{name}\(", form or "") for form in forms.values())]
     # the ops the helpers call come first (they call no helper), then the helpers
     first = [op for name in helpers for op in _VECTOR_HELPERS[name][0]]
+    first += [op for form in forms.values() for op in re.findall(r"\bcgv_(\w+)\(", form or "")
+              if op in PRIMITIVES]  # the helpers a vector form calls
     order = list(dict.fromkeys(first + wanted))
     forms.update({op: vector_form(op) for op in first})
     vector, plain = [VECTOR_PRELUDE], []
