@@ -84,7 +84,9 @@ def test_the_fused_node_is_the_unfused_rule_bit_for_bit_at_special_values(op):
         for f in lowerings(c):
             got, want = f(g=bar, v=y)
             assert identical(got, want), (type(f).__name__, op)
-        assert identical(evaluate(fused, (bar, y)), want)
+        # NumPy's fused op against NumPy's unfused rule (to_c's vector sin, cos ... are within
+        # 2 ulp of NumPy's, not equal: the last lowering's value is not the reference here)
+        assert identical(evaluate(fused, (bar, y)), cg.to_numpy(c)(g=bar, v=y)[1])
 
 
 @pytest.mark.parametrize("name", sorted(ACCUMULATED))
