@@ -757,7 +757,8 @@ class Builder:
             return ids[0]  # x[:], x.reshape(x.shape), a permutation that moves nothing
         first = ops[ids[0]]
         second = ops[ids[1]] if len(ids) > 1 else first  # (unary: the same argument twice)
-        if op in _REWRITTEN and (first in _REWRITE_TRIGGERS or second in _REWRITE_TRIGGERS):
+        if op in _REWRITTEN and (first in _REWRITE_TRIGGERS or second in _REWRITE_TRIGGERS
+                                 or (op == "neg" and first == "mul")):
             rewritten = self._rewrite(op, ids)
             if rewritten is not None:
                 return rewritten
@@ -822,7 +823,16 @@ class Builder:
         ops, args = self.ops, self.args
         if op in ("neg", "transpose"):
             # -(-x) = x and (xᵀ)ᵀ = x
-            return args[ids[0]][0] if ops[ids[0]] == op else None
+            if ops[ids[0]] == op:
+                return args[ids[0]][0]
+            if op == "neg" and ops[ids[0]] == "mul":
+                # -(c·x) = (-c)·x: the sign goes into a scalar constant (x·c likewise).
+                a, b = args[ids[0]]
+                if self._is_scalar_const(b):
+                    a, b = b, a
+                if self._is_scalar_const(a):
+                    return self.apply_id("mul", (self.const_id(-self.params[a]), b))
+            return None
         if op in ("square", "abs"):
             # (-x)² = x² and |-x| = |x|
             return self.apply_id(op, (args[ids[0]][0],)) if ops[ids[0]] == "neg" else None
