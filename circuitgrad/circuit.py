@@ -868,11 +868,6 @@ class Builder:
                 return self.apply_id("mul", (self.const_id(-self.params[a]), args[b][0]))
             if ops[a] == "neg" and self._is_scalar_const(b):
                 return self.apply_id(op, (args[a][0], self.const_id(-self.params[b])))
-            # a·(-b) = -(a·b) and (-a)·b = -(a·b), a/(-b) = -(a/b), (-a)/b = -(a/b), exactly: the
-            # sign moves out of the product, where a sum (or the adjoint pass) absorbs it.
-            if (ops[a] == "neg") != (ops[b] == "neg"):
-                a, b = (args[a][0], b) if ops[a] == "neg" else (a, args[b][0])
-                return self.apply_id("neg", (self.apply_id(op, (a, b)),))
         return None
 
     def _is_scalar_const(self, i: int) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .core import Primitive, call
+from .core import Primitive, call, scaled
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
@@ -73,7 +73,7 @@ def _pow_template(a: str, b: str, shapes: tuple, batched: tuple) -> str:
 
 def _pow_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
     if b.constant is not None:
-        return tuple(None if p is None else bar * p for p in _pow_partials(out, a, b))
+        return tuple(None if p is None else scaled(bar, p) for p in _pow_partials(out, a, b))
     # Non-constant exponent: both contributions share bar·out. At a = 0 this gives nan, as
     # the b-derivative out·log(a) does there anyway.
     t = bar * out

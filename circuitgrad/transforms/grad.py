@@ -57,6 +57,7 @@ import numpy as np
 from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, Scatter, shape_cases
+from ..primitives.core import scaled
 from ..primitives.fused import FUSED_VJPS
 from .simplify import first_rewrite
 from .simplify import simplify as simplify_circuit
@@ -482,7 +483,7 @@ def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int],
     """
     op, args = c._ops[i], c._args[i]
     if op == "add" or op == "mul":
-        # (A neg operand takes the long path: _scale moves its sign out of the product.)
+        # (A neg operand takes the long path: scaled moves its sign out of the product.)
         shape, ops = c._shapes[i], c._ops
         if b.shapes[bar] == shape and all(b.shapes[a] == shape and ops[a] != "neg"
                                           for a in args):
@@ -515,16 +516,8 @@ def _unfused(prim: Any, bar: Value, out: Value, args: list[Value], params: dict,
     """The contributions of the table's ``vjp``, else ``bar * partial``."""
     if prim.vjp is not None:
         return prim.vjp(bar, out, *args, **params)
-    return tuple(None if p is None or not ok else _scale(bar, p)
+    return tuple(None if p is None or not ok else scaled(bar, p)
                  for p, ok in zip(prim.partials(out, *args, **params), need))
-
-
-def _scale(bar: Value, p: Any) -> Value:
-    """``bar * p``, with a negative partial's sign outside the product, -(bar·q), so that
-    summing it into an adjoint becomes a subtraction and the sign costs no node."""
-    if type(p) is Value and p.op == "neg":
-        return -(bar * Value(p.builder, p.builder.args[p.id][0]))
-    return bar * p
 
 
 def sample_node(op: str, shapes: tuple) -> tuple[Builder, list[Value], Value]:
