@@ -1,0 +1,73 @@
+"""Generated source, held to golden files: the NumPy code of ``to_numpy`` and the C code of
+``to_c`` (``c_source``, what ``to_c`` compiles), byte for byte, like the DOT files of
+test_dot.py. A refactor of a pass or a lowering that changes a character of the generated code
+fails here and must say why.
+
+Refresh the files with ``CIRCUITGRAD_UPDATE_GOLDEN=1 pytest tests/test_golden_source.py`` and
+review the diff like code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import circuitgrad as cg
+from circuitgrad.lower.c import c_source
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+UPDATE = os.environ.get("CIRCUITGRAD_UPDATE_GOLDEN") == "1"
+
+NEURON = "z = w*x + b\no = relu(z)\nJ = 0.5*(y - o)**2"
+TWO_LAYER = """
+z1 = W1 @ x + b1
+a1 = relu(z1)
+z2 = W2 @ a1 + b2
+J = 0.5 * sum(square(z2 - y))
+"""
+TWO_LAYER_SHAPES = {"W1": (3, 2), "x": (2,), "b1": (3,), "W2": (2, 3), "b2": (2,), "y": (2,)}
+MIX = "J = sin(x) * y + exp(x / y) - log1p(x * x) + tanh(y) ** 3 + sigmoid(x - y)"
+
+
+def neuron() -> cg.Circuit:
+    return cg.parse(NEURON)
+
+
+def two_layer() -> cg.Circuit:
+    return cg.parse(TWO_LAYER, shapes=TWO_LAYER_SHAPES)
+
+
+CASES = {
+    # The NumPy lowering: forward, the adjoint (fused and textbook), tensors, second order.
+    "neuron_grad.py": lambda: cg.to_numpy(cg.grad(neuron()), mode="compile").source,
+    "neuron_grad_unfused.py": lambda: cg.to_numpy(cg.grad(neuron(), fused=False),
+                                                 mode="compile").source,
+    "two_layer_grad.py": lambda: cg.to_numpy(cg.grad(two_layer(), wrt=["W1", "b1", "W2", "b2"]),
+                                             mode="compile").source,
+    "mix_hessian.py": lambda: cg.to_numpy(cg.hessian(cg.parse(MIX)), mode="compile").source,
+    # The C lowering: a scalar gradient, a scalarized tensor gradient, a Hessian.
+    "neuron_grad.c": lambda: c_source(cg.grad(neuron())),
+    "two_layer_grad.c": lambda: c_source(cg.grad(two_layer(), wrt=["W2", "b2"])),
+    "mix_hessian.c": lambda: c_source(cg.hessian(cg.parse(MIX))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_generated_source_matches_its_golden_file(name):
+    text = CASES[name]()
+    path = os.path.join(GOLDEN, name)
+    if UPDATE or not os.path.exists(path):
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        if not UPDATE:
+            pytest.fail(f"{name}: no golden file; wrote it, review and commit it")
+    with open(path, encoding="utf-8", newline="") as f:
+        want = f.read()
+    assert text == want, f"{name}: the generated source changed (diff it against {path})"
+
+
+def test_generated_source_is_byte_stable_across_builds():
+    # Two builds of the same circuit in one process give the same text (no ids, no set order).
+    for name in ("two_layer_grad.py", "mix_hessian.c"):
+        assert CASES[name]() == CASES[name]()
