@@ -14,51 +14,15 @@ import numpy as np
 
 from hypothesis import strategies as st
 
-UNARY = {
-    "sin": (math.sin, lambda a: True),
-    "cos": (math.cos, lambda a: True),
-    "tanh": (math.tanh, lambda a: True),
-    "exp": (math.exp, lambda a: a < 4),
-    "log": (math.log, lambda a: a > 0.2),
-    "sqrt": (math.sqrt, lambda a: a > 0.2),
-    "square": (lambda a: a * a, lambda a: True),
-    "abs": (abs, lambda a: abs(a) > 1e-2),
-    "relu": (lambda a: max(a, 0.0), lambda a: abs(a) > 1e-2),
-    "sigmoid": (lambda a: 1 / (1 + math.exp(-a)), lambda a: True),
-    "neg": (lambda a: -a, lambda a: True),
-    "step": (lambda a: 1.0 if a >= 0 else 0.0, lambda a: abs(a) > 1e-2),
-    "sign": (lambda a: (a > 0) - (a < 0), lambda a: abs(a) > 1e-2),
-    "log1p": (math.log1p, lambda a: a > -0.8),
-    "expm1": (math.expm1, lambda a: a < 4),
-    "softplus": (lambda a: max(a, 0.0) + math.log1p(math.exp(-abs(a))), lambda a: True),
-    "erf": (math.erf, lambda a: True),
-    "erfc": (math.erfc, lambda a: True),
-    "tan": (math.tan, lambda a: abs(a) < 1.2),
-    "asin": (math.asin, lambda a: abs(a) < 0.9),
-    "acos": (math.acos, lambda a: abs(a) < 0.9),
-    "atan": (math.atan, lambda a: True),
-    "sinh": (math.sinh, lambda a: abs(a) < 4),
-    "cosh": (math.cosh, lambda a: abs(a) < 4),
-    "asinh": (math.asinh, lambda a: True),
-    "acosh": (math.acosh, lambda a: a > 1.2),
-    "atanh": (math.atanh, lambda a: abs(a) < 0.9),
-    "log2": (math.log2, lambda a: a > 0.2),
-    "log10": (math.log10, lambda a: a > 0.2),
-    "exp2": (lambda a: 2.0**a, lambda a: a < 5),
-    # piecewise constant: away from the jumps (integers; halves for round)
-    "floor": (math.floor, lambda a: abs(a - round(a)) > 1e-2),
-    "ceil": (math.ceil, lambda a: abs(a - round(a)) > 1e-2),
-    "round": (round, lambda a: abs(a - math.floor(a) - 0.5) > 1e-2),
-}
-# Functions of two arguments, away from their kinks and ties: name(a, b).
-FUNCTIONS2 = {
-    "atan2": (math.atan2, lambda a, b: math.hypot(a, b) > 0.2),
-    "hypot": (math.hypot, lambda a, b: math.hypot(a, b) > 0.2),
-    "maximum": (max, lambda a, b: abs(a - b) > 1e-2),
-    "minimum": (min, lambda a, b: abs(a - b) > 1e-2),
-    "logaddexp": (lambda a, b: max(a, b) + math.log1p(math.exp(-abs(a - b))),
-                  lambda a, b: True),
-}
+from specs import SPECS
+
+# The functions random programs draw, with where they may (smooth, well-conditioned; the
+# piecewise constant ones away from their jumps), from the one spec per primitive (specs.py):
+# name(a) and name(a, b).
+UNARY = {name: (s.point, s.domain) for name, s in SPECS.items()
+         if s.point is not None and len(s.samples) == 1}
+FUNCTIONS2 = {name: (s.point, s.domain) for name, s in SPECS.items()
+              if s.point is not None and len(s.samples) == 2}
 COMPARISONS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
                ">=": lambda a, b: a >= b}
 BINARY = {

@@ -1,0 +1,198 @@
+"""One spec per primitive, read by every per-op test: the primitive tests (values against an
+independent NumPy reference at sample arguments inside the domain), the compiled lowerings' tests,
+and the hypothesis strategies (``point``: a reference at one point of Python floats, and
+``domain``: where a random program may draw the op, smooth and well-conditioned there).
+
+Adding a primitive adds one ``spec(...)`` line here (tests/test_primitives.py checks that every
+record has one).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+
+class Spec(NamedTuple):
+    reference: Callable[..., Any]  # NumPy reference over the whole sample arrays
+    samples: tuple  # sample arguments, inside the op's domain
+    params: dict  # the node's params
+    point: Callable[..., float] | None  # reference at one point (Python floats), for programs
+    domain: Callable[..., bool] | None  # where random programs may draw it
+
+
+def spec(reference: Callable[..., Any], samples: tuple, params: dict | None = None, *,
+         point: Callable[..., float] | None = None,
+         domain: Callable[..., bool] | None = None) -> Spec:
+    return Spec(reference, samples, params or {}, point, domain)
+
+
+rng = np.random.default_rng(0)
+REALS = rng.uniform(-3, 3, 50)
+POSITIVE = rng.uniform(0.1, 5, 50)
+UNIT = rng.uniform(-0.95, 0.95, 50)
+ABOVE_ONE = rng.uniform(1.05, 5, 50)
+# Ties, kinks and jumps on purpose: halves for round, equal pairs for maximum.
+STEPS = np.concatenate([REALS, [0.0, -0.0, 0.5, 1.5, -2.5, 2.0]])
+TIED = np.round(REALS)
+MATRIX = rng.normal(size=(3, 4))
+
+def _scatter_reference(a, b):
+    z = np.zeros((4, 3))
+    z[1:4, 0] += a
+    z[0, :] += b
+    return z
+
+
+def _put_reference(v):
+    z = np.zeros((4, 3))
+    np.add.at(z, [0, 2, 2], v)
+    return z
+
+
+# name -> spec: one per primitive.
+SPECS = {
+    "add": spec(np.add, (REALS, REALS[::-1])),
+    "sub": spec(np.subtract, (REALS, REALS[::-1])),
+    "mul": spec(np.multiply, (REALS, REALS[::-1])),
+    "div": spec(np.divide, (REALS, POSITIVE)),
+    "pow": spec(np.power, (POSITIVE, REALS)),
+    "neg": spec(np.negative, (REALS,),
+                point=lambda a: -a, domain=lambda a: True),
+    "sin": spec(np.sin, (REALS,),
+                point=math.sin, domain=lambda a: True),
+    "cos": spec(np.cos, (REALS,),
+                point=math.cos, domain=lambda a: True),
+    "tanh": spec(np.tanh, (REALS,),
+                 point=math.tanh, domain=lambda a: True),
+    "exp": spec(np.exp, (REALS,),
+                point=math.exp, domain=lambda a: a < 4),
+    "log": spec(np.log, (POSITIVE,),
+                point=math.log, domain=lambda a: a > 0.2),
+    "sqrt": spec(np.sqrt, (POSITIVE,),
+                 point=math.sqrt, domain=lambda a: a > 0.2),
+    "square": spec(lambda x: x * x, (REALS,),
+                   point=lambda a: a * a, domain=lambda a: True),
+    "abs": spec(np.abs, (REALS,),
+                point=abs, domain=lambda a: abs(a) > 1e-2),
+    "relu": spec(lambda x: np.where(x > 0, x, 0.0), (REALS,),
+                 point=lambda a: max(a, 0.0), domain=lambda a: abs(a) > 1e-2),
+    "sigmoid": spec(lambda x: 1 / (1 + np.exp(-x)), (REALS,),
+                    point=lambda a: 1 / (1 + math.exp(-a)), domain=lambda a: True),
+    "step": spec(lambda x: (x >= 0).astype(float), (np.append(REALS, 0.0),),
+                 point=lambda a: 1.0 if a >= 0 else 0.0, domain=lambda a: abs(a) > 1e-2),
+    "sign": spec(np.sign, (np.append(REALS, 0.0),),
+                 point=lambda a: (a > 0) - (a < 0), domain=lambda a: abs(a) > 1e-2),
+    "log1p": spec(lambda x: np.log(1 + x), (POSITIVE - 0.05,),
+                  point=math.log1p, domain=lambda a: a > -0.8),
+    "expm1": spec(lambda x: np.exp(x) - 1, (REALS,),
+                  point=math.expm1, domain=lambda a: a < 4),
+    "softplus": spec(lambda x: np.log(1 + np.exp(x)), (REALS,),
+                     point=lambda a: max(a, 0.0) + math.log1p(math.exp(-abs(a))), domain=lambda a: True),
+    "erf": spec(np.vectorize(math.erf), (REALS,),
+                point=math.erf, domain=lambda a: True),
+    "erfc": spec(np.vectorize(math.erfc), (REALS,),
+                 point=math.erfc, domain=lambda a: True),
+    "tan": spec(lambda x: np.sin(x) / np.cos(x), (UNIT,),
+                point=math.tan, domain=lambda a: abs(a) < 1.2),
+    "asin": spec(np.vectorize(math.asin), (UNIT,),
+                 point=math.asin, domain=lambda a: abs(a) < 0.9),
+    "acos": spec(np.vectorize(math.acos), (UNIT,),
+                 point=math.acos, domain=lambda a: abs(a) < 0.9),
+    "atan": spec(np.vectorize(math.atan), (REALS,),
+                 point=math.atan, domain=lambda a: True),
+    "atan2": spec(np.vectorize(math.atan2), (REALS, REALS[::-1]),
+                  point=math.atan2, domain=lambda a, b: math.hypot(a, b) > 0.2),
+    "sinh": spec(lambda x: (np.exp(x) - np.exp(-x)) / 2, (REALS,),
+                 point=math.sinh, domain=lambda a: abs(a) < 4),
+    "cosh": spec(lambda x: (np.exp(x) + np.exp(-x)) / 2, (REALS,),
+                 point=math.cosh, domain=lambda a: abs(a) < 4),
+    "asinh": spec(np.vectorize(math.asinh), (REALS,),
+                  point=math.asinh, domain=lambda a: True),
+    "acosh": spec(np.vectorize(math.acosh), (ABOVE_ONE,),
+                  point=math.acosh, domain=lambda a: a > 1.2),
+    "atanh": spec(np.vectorize(math.atanh), (UNIT,),
+                  point=math.atanh, domain=lambda a: abs(a) < 0.9),
+    "log2": spec(lambda x: np.log(x) / np.log(2), (POSITIVE,),
+                 point=math.log2, domain=lambda a: a > 0.2),
+    "log10": spec(lambda x: np.log(x) / np.log(10), (POSITIVE,),
+                  point=math.log10, domain=lambda a: a > 0.2),
+    "exp2": spec(lambda x: 2.0**x, (REALS,),
+                 point=lambda a: 2.0**a, domain=lambda a: a < 5),
+    "hypot": spec(lambda a, b: np.sqrt(a * a + b * b), (REALS, REALS[::-1]),
+                  point=math.hypot, domain=lambda a, b: math.hypot(a, b) > 0.2),
+    "floor": spec(np.vectorize(math.floor), (STEPS,),
+                  point=math.floor, domain=lambda a: abs(a - round(a)) > 1e-2),
+    "ceil": spec(np.vectorize(math.ceil), (STEPS,),
+                 point=math.ceil, domain=lambda a: abs(a - round(a)) > 1e-2),
+    "round": spec(np.vectorize(round), (STEPS,),
+                  point=round, domain=lambda a: abs(a - math.floor(a) - 0.5) > 1e-2),  # Python's round: halves to even, too
+    "maximum": spec(np.vectorize(max), (TIED, TIED[::-1]),
+                    point=max, domain=lambda a, b: abs(a - b) > 1e-2),
+    "minimum": spec(np.vectorize(min), (TIED, TIED[::-1]),
+                    point=min, domain=lambda a, b: abs(a - b) > 1e-2),
+    "clip": spec(lambda x, lo, hi: np.vectorize(lambda a, low, high: min(max(a, low), high))(x, lo, hi),
+             (REALS, np.full(50, -1.0), np.full(50, 1.5))),
+    "logaddexp": spec(lambda a, b: np.log(np.exp(a) + np.exp(b)), (REALS, REALS[::-1]),
+                      point=lambda a, b: max(a, b) + math.log1p(math.exp(-abs(a - b))), domain=lambda a, b: True),
+    "less": spec(lambda a, b: (a < b) * 1.0, (TIED, TIED[::-1])),
+    "less_equal": spec(lambda a, b: (a <= b) * 1.0, (TIED, TIED[::-1])),
+    "greater": spec(lambda a, b: (a > b) * 1.0, (TIED, TIED[::-1])),
+    "greater_equal": spec(lambda a, b: (a >= b) * 1.0, (TIED, TIED[::-1])),
+    "equal": spec(lambda a, b: (a == b) * 1.0, (TIED, TIED[::-1])),
+    "not_equal": spec(lambda a, b: (a != b) * 1.0, (TIED, TIED[::-1])),
+    "logical_and": spec(lambda a, b: np.array([float(bool(p) and bool(q)) for p, q in zip(a, b)]),
+                    (TIED, TIED[::-1])),
+    "logical_or": spec(lambda a, b: np.array([float(bool(p) or bool(q)) for p, q in zip(a, b)]),
+                   (TIED, TIED[::-1])),
+    "logical_not": spec(lambda a: np.array([float(not p) for p in a]), (TIED,)),
+    "where": spec(lambda c, a, b: np.array([p if k else q for k, p, q in zip(c, a, b)]),
+              (TIED, REALS, REALS[::-1])),
+    "max": spec(np.max, (MATRIX,)),
+    "min": spec(np.min, (MATRIX,)),
+    "prod": spec(np.prod, (MATRIX,)),
+    "prod_others": spec(lambda x: np.array([[np.prod(np.delete(x.ravel(), 4 * i + j))
+                                         for j in range(4)] for i in range(3)]),
+                    (np.where(MATRIX > 1.0, 0.0, MATRIX),)),
+    "norm": spec(lambda x: math.sqrt(sum(v * v for v in x.ravel())), (MATRIX,)),
+    "logsumexp": spec(lambda x: np.log(np.sum(np.exp(x)), ), (MATRIX,)),
+    "softmax": spec(lambda x: np.exp(x) / np.sum(np.exp(x)), (MATRIX,)),
+    "log_softmax": spec(lambda x: x - np.log(np.sum(np.exp(x))), (MATRIX,)),
+    "matmul": spec(np.matmul, (rng.normal(size=(3, 4)), rng.normal(size=(4, 2)))),
+    "outer": spec(np.outer, (REALS[:3], REALS[:4])),
+    "transpose": spec(np.transpose, (rng.normal(size=(3, 4)),)),
+    "sum": spec(np.sum, (rng.normal(size=(3, 4)),)),
+    "mean": spec(np.mean, (rng.normal(size=(3, 4)),)),
+    "sum_to": spec(lambda x: x.sum(axis=0), (rng.normal(size=(3, 4)),), {"shape": (4,), "ndim": 2}),
+    "broadcast_to": spec(lambda x: np.broadcast_to(x, (3, 4)), (REALS[:4],), {"shape": (3, 4)}),
+    # indexing, joining, reshaping (the params are canonical: see primitives/shape_ops.py)
+    "getitem": spec(lambda x: x[1:, 0], (rng.normal(size=(4, 3)),), {"index": ((1, 4, 1), 0)}),
+    "scatter_add": spec(_scatter_reference, (REALS[:3], REALS[3:6]),
+                    {"shape": (4, 3), "indices": (((1, 4, 1), 0), (0, (0, 3, 1)))}),
+    "take": spec(lambda x: x[[0, 2, 2]], (rng.normal(size=(4, 3)),),
+             {"indices": (0, 2, 2), "axis": 0}),
+    "put_add": spec(_put_reference,
+                (rng.normal(size=(3, 3)),), {"indices": (0, 2, 2), "axis": 0, "shape": (4, 3)}),
+    "concatenate": spec(lambda a, b: np.concatenate([a, b], axis=0),
+                    (rng.normal(size=(2, 3)), rng.normal(size=(1, 3))), {"axis": 0}),
+    "stack": spec(lambda a, b: np.stack([a, b], axis=1), (REALS[:3], REALS[3:6]), {"axis": 1}),
+    "reshape": spec(lambda x: x.reshape(3, 2), (rng.normal(size=(2, 3)),), {"shape": (3, 2)}),
+    "permute_dims": spec(lambda x: np.transpose(x, (2, 0, 1)), (rng.normal(size=(2, 1, 3)),),
+                     {"axes": (2, 0, 1)}),
+    "cumsum": spec(lambda x: np.cumsum(x, axis=1), (rng.normal(size=(2, 4)),), {"axis": 1}),
+    # the fused adjoint contributions (fused.py): bar · f′, over (bar, y or x)
+    "tanh_vjp": spec(lambda g, y: g * (1 - y * y), (REALS, UNIT)),
+    "sigmoid_vjp": spec(lambda g, y: g * (y * (1 - y)), (REALS, POSITIVE / 5)),
+    "relu_vjp": spec(lambda g, x: g * (x >= 0), (STEPS[::-1], STEPS)),
+    "abs_vjp": spec(lambda g, x: g * np.sign(x), (STEPS[::-1], STEPS)),
+    "square_vjp": spec(lambda g, x: g * 2 * x, (REALS, REALS[::-1])),
+    "sin_vjp": spec(lambda g, x: g * np.cos(x), (REALS, REALS[::-1])),
+    "cos_vjp": spec(lambda g, x: g * np.sin(x), (REALS, REALS[::-1])),
+    "sqrt_vjp": spec(lambda g, y: g / (2 * y), (REALS, POSITIVE)),
+    # accumulations of a product into an adjoint (fused.py)
+    "add_mul": spec(lambda a, u, v: a + u * v, (REALS, REALS[::-1], POSITIVE)),
+    "sub_mul": spec(lambda a, u, v: a - u * v, (REALS, REALS[::-1], POSITIVE)),
+    "mul_sub": spec(lambda a, u, v: u * v - a, (REALS, REALS[::-1], POSITIVE)),
+}
