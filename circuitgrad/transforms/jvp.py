@@ -40,88 +40,25 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
+from ..circuit import Builder, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
-from ..primitives import PRIMITIVES, shape_cases
-from .grad import SIZE_FACTOR, grad, pick_inputs, pick_names, pick_output, sample_node
+from .common import assemble, one_hot, pick_inputs, pick_names, pick_output
+from .common import fresh as _fresh
+from .common import zero_node as _zero
+from .grad import grad
 from .simplify import simplify as simplify_circuit
+from .sweeps import tangent_sweep
+
+# Old import paths: the size bounds live in .bounds and are computed on first use.
+_BOUNDS = ("JVP_SIZE_FACTOR", "HVP_SIZE_FACTOR", "tangent_rule_size")
 
 
-def tangent_sweep(b: Builder, c: Circuit, seeds: dict[int, int]) -> dict[int, int]:
-    """The tangent node of every node of ``c`` that depends on a seeded node.
+def __getattr__(name: str) -> Any:
+    if name in _BOUNDS:
+        from . import bounds
 
-    Args:
-        b: a builder extending ``c`` (``Builder(c)``: the same node ids), where tangents are
-            built.
-        c: the circuit.
-        seeds: the tangent of some nodes (usually inputs), as nodes of ``b``.
-
-    Returns:
-        ``{node of c: its tangent node in b}``; a node missing has tangent zero.
-
-    >>> import circuitgrad as cg
-    >>> c = cg.parse("f = x*x")
-    >>> b = Builder(c)
-    >>> t = tangent_sweep(b, c, {c.input_ids[0]: b.const_id(1.0)})
-    >>> b.ops[t[c.output_ids[0]]], b.args[t[c.output_ids[0]]] == (c.input_ids[0],) * 2
-    ('add', True)
-    """
-    tangent = dict(seeds)
-    ops, all_args, all_params, shapes = c._ops, c._args, c._params, c._shapes
-    for i in range(min(seeds, default=len(c)), len(c)):
-        op = ops[i]
-        if op in LEAVES:
-            continue
-        args = all_args[i]
-        ts = [tangent.get(a) for a in args]
-        if all(t is None for t in ts):
-            continue
-        prim = PRIMITIVES[op]
-        params = all_params[i] or {}
-        values = [Value(b, a) for a in args]
-        if prim.partials is None:
-            result = prim.jvp(tuple(None if t is None else Value(b, t) for t in ts),
-                              Value(b, i), *values, **params)
-            total = None if result is None else result.id
-        else:
-            total = None
-            for t, p in zip(ts, prim.partials(Value(b, i), *values, **params)):
-                if t is None or p is None:
-                    continue
-                term = _times(b, t, p)
-                total = term if total is None else b.apply_id("add", (total, term))
-        if total is None:
-            continue
-        if b.shapes[total] != shapes[i]:
-            # An argument broadcast by the node: its tangent is broadcast too.
-            total = b.apply_id("broadcast_to", (total,), {"shape": shapes[i]})
-        tangent[i] = total
-        name = c._names.get(i)
-        if name and total >= len(c):
-            b.name(total, f"{name}_dot")
-    return tangent
-
-
-def _times(b: Builder, t: int, p: Any) -> int:
-    """``t · p`` for a partial ``p`` that is a node or a number (1 and -1 cost nothing)."""
-    if isinstance(p, Value):
-        return b.apply_id("mul", (t, p.id))
-    if p == 1.0:
-        return t
-    if p == -1.0:
-        return b.apply_id("neg", (t,))
-    return b.apply_id("mul", (t, b.const_id(float(p))))
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    taken.add(name)
-    return name
-
-
-def _zero(b: Builder, shape: tuple[int, ...]) -> int:
-    return b.const_id(np.zeros(shape) if shape else 0.0)
+        return getattr(bounds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _derivative_meta(c: Circuit) -> dict[str, Any]:
@@ -323,78 +260,3 @@ def _flat(b: Builder, node: int | None, shape: tuple[int, ...]) -> int:
 def _joined(b: Builder, vectors: list[int]) -> int:
     return vectors[0] if len(vectors) == 1 else b.apply_id("concatenate", tuple(vectors),
                                                            {"axis": 0})
-
-
-def one_hot(shape: tuple[int, ...], k: tuple[int, ...]) -> Any:
-    """The constant ``e_k`` of ``shape`` that seeds a sweep (the number 1 for a scalar).
-
-    >>> one_hot((3,), (1,)).tolist(), one_hot((), ())
-    ([0.0, 1.0, 0.0], 1.0)
-    """
-    if not shape:
-        return 1.0
-    e = np.zeros(shape)
-    e[k] = 1.0
-    return e
-
-
-def assemble(b: Builder, parts: Sequence[int | None], index_shape: tuple[int, ...],
-             part_shape: tuple[int, ...], lead: bool) -> int:
-    """The array whose entry ``k`` (``k`` over ``index_shape``, in ``np.ndindex`` order) is
-    the node ``parts[k]`` of shape ``part_shape`` (``None``: zeros): of shape
-    ``index_shape + part_shape`` if ``lead``, else ``part_shape + index_shape``. One ``stack``
-    and at most one ``reshape``.
-
-        >>> b = Builder()
-        >>> x, y = b.input("x", (2,)), b.input("y", (2,))
-        >>> b.shapes[assemble(b, [x.id, y.id, None], (3,), (2,), lead=False)]
-        (2, 3)
-    """
-    full = index_shape + part_shape if lead else part_shape + index_shape
-    if all(p is None for p in parts):
-        return _zero(b, full)
-    zero = _zero(b, part_shape) if any(p is None for p in parts) else None
-    nodes = tuple(zero if p is None else p for p in parts)
-    if not index_shape:
-        return nodes[0]
-    node = b.apply_id("stack", nodes, {"axis": 0 if lead else len(part_shape)})
-    if len(index_shape) > 1:
-        node = b.apply_id("reshape", (node,), {"shape": full})
-    return node
-
-
-def tangent_rule_size(op: str) -> int:
-    """The most nodes the tangent rule of ``op`` emits for one node, every argument with a
-    tangent (operands of the same shape; a broadcast operand costs one ``broadcast_to`` more).
-
-    >>> tangent_rule_size("mul"), tangent_rule_size("add")
-    (3, 1)
-    """
-    if op in ("sum_to", "broadcast_to", "transpose"):
-        return 1
-    worst = 0
-    for shapes in shape_cases(op):
-        b, _, out = sample_node(op, shapes)
-        c = b.finish([("f", out)], inputs=[f"a{k}" for k in range(len(shapes))])
-        b = Builder(c)
-        seeds = {i: b.input(f"t{k}", c.shape(i)).id for k, i in enumerate(c.input_ids)}
-        t = tangent_sweep(b, c, seeds).get(c.output_ids[0])
-        if t is not None:
-            tc = b.finish([("f", c.output_ids[0]), ("t", t)], inputs=list(b.inputs))
-            worst = max(worst, tc.size - c.size)
-    return worst
-
-
-def _jvp_size_factor() -> int:
-    # The node itself, its rule, and a broadcast_to per operand beyond the first where an
-    # elementwise op broadcasts (one for a binary op, two for clip and where).
-    return max(1 + tangent_rule_size(op) + (max(prim.arity - 1, 0) if prim.shape is None else 0)
-               for op, prim in PRIMITIVES.items() if op not in LEAVES)
-
-
-JVP_SIZE_FACTOR = _jvp_size_factor()
-"""K in ``jvp(c).size <= K * c.size``: the node itself plus its tangent rule."""
-
-HVP_SIZE_FACTOR = JVP_SIZE_FACTOR * SIZE_FACTOR
-"""K in ``hvp(c).size <= K * c.size``: a forward sweep over the adjoint circuit."""
-
