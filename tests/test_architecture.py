@@ -90,3 +90,14 @@ def test_the_shared_helpers_sit_below_the_passes():
     passes = {f"circuitgrad.transforms.{m}" for m in ("grad", "jvp", "jacobian", "sparsity")}
     for helper in ("common", "sweeps", "bounds"):
         assert not passes & set(graph.successors(f"circuitgrad.transforms.{helper}")), helper
+
+
+def test_the_sign_identities_know_the_fused_contributions():
+    """primitives/signs.py imports nothing, so it knows the fused contributions (linear in
+    their first argument: a carried sign passes) by name: exactly FUSED_VJPS."""
+    from circuitgrad.primitives import PRIMITIVES
+    from circuitgrad.primitives.fused import FUSED_VJPS
+    from circuitgrad.primitives.signs import is_fused_vjp
+
+    assert {op for op in PRIMITIVES if is_fused_vjp(op)} == FUSED_VJPS
+    assert not (set(import_graph().successors("circuitgrad.primitives.signs")))

@@ -57,12 +57,15 @@ import numpy as np
 from ..circuit import LEAVES, Builder, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, Scatter
-from ..primitives.fused import FUSED_VJPS
-from .common import active_nodes, fit_shape, pick_inputs, pick_output
-from .common import pick_names, sample_node  # noqa: F401  (their old import path)
+from ..primitives.signs import negate, takes_sign
+from .common import active_nodes, fit_shape, pick_inputs, pick_names, pick_output, sample_node
 from .simplify import first_rewrite
 from .simplify import simplify as simplify_circuit
 from .sweeps import contributions, signs_out
+
+# pick_names, sample_node ...: their old import path (they live in .common).
+__all__ = ["Adjoints", "active_nodes", "adjoint_sweep", "fit_shape", "grad", "pick_inputs",
+           "pick_names", "pick_output", "sample_node"]
 
 # Old import paths: the size bounds live in .bounds and are computed on first use.
 _BOUNDS = ("SIZE_FACTOR", "TENSOR_SIZE_FACTOR", "rule_size", "sign_cost", "bound_size")
@@ -351,8 +354,9 @@ class Adjoints:
         return self.b.apply_id("sub", (part, old))
 
     def negative(self, q: int) -> int:
-        """The node ``-q``, with the sign in a constant where that is free (:mod:`.signs`)."""
-        return negated(self.b, q, self.n)
+        """The node ``-q``, with the sign in a constant where that is free (a node the sweep
+        made: primitives/signs.py)."""
+        return negate(self.b, q, self.n)
 
     def materialized(self, i: int) -> int | None:
         """Node ``i``'s adjoint with its carried sign built."""
@@ -378,31 +382,3 @@ class Adjoints:
         for i in list(self.negated):
             self.materialized(i)
         return self.bar
-
-
-def takes_sign(b: Builder, q: int) -> bool:
-    """A product or quotient with a constant factor, or a fused contribution of a constant:
-    its negation costs no node (the constant takes the sign)."""
-    op, args = b.ops[q], b.args[q]
-    return (op in ("mul", "div") and any(b.ops[a] == "const" for a in args)
-            or op in FUSED_VJPS and b.ops[args[0]] == "const")
-
-
-def negated(b: Builder, q: int, n: int) -> int:
-    """The node ``-q``; for a node ``q >= n`` (made by the sweep) with a scalar constant
-    factor, the sign goes into the constant."""
-    bops = b.ops
-    # -(c·u) = (-c)·u and -(u/c) = u/(-c) exactly: the sign goes into the constant.
-    if q >= n and bops[q] in ("mul", "div"):
-        u, v = b.args[q]
-        if bops[v] == "const" and not b.shapes[v] and b.shapes[u] == b.shapes[q]:
-            return b.apply_id(bops[q], (u, b.const_id(-b.params[v])))
-        if bops[q] == "mul" and bops[u] == "const" and not b.shapes[u] and (
-                b.shapes[v] == b.shapes[q]):
-            return b.apply_id("mul", (b.const_id(-b.params[u]), v))
-    elif q >= n and bops[q] in FUSED_VJPS:
-        # A fused contribution is linear in its first argument: f(-c, x) = -f(c, x).
-        u, v = b.args[q]
-        if bops[u] == "const" and not b.shapes[u] and b.shapes[v] == b.shapes[q]:
-            return b.apply_id(bops[q], (b.const_id(-b.params[u]), v))
-    return b.apply_id("neg", (q,))

@@ -12,8 +12,7 @@ from typing import Any, Sequence
 
 from ..circuit import LEAVES, Builder, Circuit, Value
 from ..primitives import PRIMITIVES, Scatter
-from ..primitives.core import scaled
-from ..primitives.fused import FUSED_VJPS
+from ..primitives.signs import passes_sign, scaled
 
 
 def tangent_sweep(b: Builder, c: Circuit, seeds: dict[int, int]) -> dict[int, int]:
@@ -132,11 +131,6 @@ def unfused(prim: Any, bar: Value, out: Value, args: list[Value], params: dict,
                  for p, ok in zip(prim.partials(out, *args, **params), need))
 
 
-# Ops through which a negated bar passes as a sign: (-u)·p = -(u·p), (-u)/p = -(u/p); and
-# the fused contributions, through their first argument (FUSED_VJPS).
-_SIGN_THROUGH = frozenset({"mul", "div", "neg"})
-
-
 def signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
                need: Sequence[int]) -> int | None:
     """How many contributions made from ``bar`` carry the sign on when the adjoint is
@@ -152,13 +146,8 @@ def signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
         uses = [a in through for a in ids]
         if not any(uses):
             continue
-        if sum(uses) != 1:
-            return None
-        if ops[j] in FUSED_VJPS:
-            if not uses[0]:  # linear in its first argument only
-                return None
-        elif ops[j] not in _SIGN_THROUGH or (ops[j] == "div" and uses[1]):
-            return None
+        if sum(uses) != 1 or not passes_sign(ops[j], uses.index(True)):
+            return None  # (-u)·p = -(u·p), (-u)/p = -(u/p), f(-bar, x) = -f(bar, x)
         through.add(j)
     signed = 0
     for x, ok in zip(contributions, need):
