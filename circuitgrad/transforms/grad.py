@@ -12,20 +12,21 @@ is kept as ``q`` with a flag and summed by a subtraction, and a flagged adjoint 
 on through a rule that only multiplies or divides ``bar`` (``(-u)·p = -(u·p)``, exact in IEEE
 arithmetic), or into a constant (``-(c·u) = (-c)·u``); a ``neg`` is built only where a sign
 reaches an input, a rule that is not linear in ``bar`` (``where``), or an op that is not
-elementwise. So the sweep builds the forms the exact rules of :mod:`.simplify` would make, and
-``grad(simplify=True)`` rebuilds the circuit only where a rule still matches.
+elementwise (the identities: :mod:`circuitgrad.primitives.signs`). So the sweep builds the
+forms the exact rules of :mod:`.simplify` would make, and ``grad(simplify=True)`` rebuilds the
+circuit only where a rule still matches.
 
 Size bound. Let R be the most nodes any rule of the primitive table emits for one node
-(:func:`rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting),
-and S its sign cost (:func:`sign_cost`): a carried sign costs no node where it is absorbed,
+(:func:`.bounds.rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting),
+and S its sign cost (:func:`.bounds.sign_cost`): a carried sign costs no node where it is absorbed,
 and one ``neg`` at most where it stops; it stops once per sign, and a node that passes one
 sign to two arguments makes one sign more (S = 1), as does a node that stops it (S = 1).
 Contributions cost at most (R + S)·N nodes; summing them costs one ``add`` per use beyond the
 first, and since every operation except the output is used and the first operation uses a
 leaf, that is at most N adds. So ``g.size <= (R + S + 2) * c.size``, with R + S the largest
-over the table: :data:`SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 and 1e-300,
+over the table: :data:`.bounds.SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 and 1e-300,
 which passes its sign to one argument). Broadcasting adds one ``sum_to`` per operand:
-:data:`TENSOR_SIZE_FACTOR` (11).
+:data:`.bounds.TENSOR_SIZE_FACTOR` (11).
 
 Fused nodes (the default, ``fused=True``): a rule ``bar · f′(x)`` of an elementwise op is one
 node of :mod:`circuitgrad.primitives.fused` (``tanh_vjp(bar, y)``), and a fan-out sum that adds a
@@ -38,7 +39,7 @@ node's reads add into one ``scatter_add``, so each read costs at most one node (
 that node, counted in its rule size) and no dense array of its own: a loop over the n entries
 of a vector has an adjoint of O(n) nodes that evaluates in O(n). A node with a variable
 number of arguments (``concatenate``, ``stack``) counts as ``k - 1`` nodes for k arguments
-(the binary nodes it stands for; :func:`bound_size`), since its rule costs per argument.
+(the binary nodes it stands for; :func:`.bounds.bound_size`), since its rule costs per argument.
 
     >>> import circuitgrad as cg
     >>> g = cg.grad(cg.parse("J = w*x + b"))
