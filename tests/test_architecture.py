@@ -101,3 +101,19 @@ def test_the_sign_identities_know_the_fused_contributions():
 
     assert {op for op in PRIMITIVES if is_fused_vjp(op)} == FUSED_VJPS
     assert not (set(import_graph().successors("circuitgrad.primitives.signs")))
+
+
+def test_the_size_bounds_are_computed_on_first_use():
+    """``import circuitgrad`` differentiates no sample nodes: transforms/bounds.py is loaded
+    when a bound is first read (``from circuitgrad.transforms.grad import SIZE_FACTOR``)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, circuitgrad\n"
+            "assert 'circuitgrad.transforms.bounds' not in sys.modules\n"
+            "from circuitgrad.transforms.grad import SIZE_FACTOR\n"
+            "from circuitgrad.transforms.jvp import HVP_SIZE_FACTOR\n"
+            "print(SIZE_FACTOR, HVP_SIZE_FACTOR)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["9", "99"]
