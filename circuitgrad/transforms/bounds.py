@@ -24,9 +24,9 @@ from .sweeps import contributions, signs_out, tangent_sweep
 
 def sign_cost(op: str, fused: bool = True) -> int:
     """The most ``neg`` nodes a carried sign may add at a node of ``op`` (see
-    :func:`adjoint_sweep`): 1 where its rule does not pass the sign on (it builds ``-bar``
+    :func:`.grad.adjoint_sweep`): 1 where its rule does not pass the sign on (it builds ``-bar``
     first) or passes it to two arguments (two signs for one), else 0; ``fused`` as in
-    :func:`grad`.
+    :func:`.grad.grad`.
 
         >>> sign_cost("sin"), sign_cost("mul"), sign_cost("div")
         (0, 1, 0)
@@ -52,7 +52,7 @@ def sign_cost(op: str, fused: bool = True) -> int:
 def rule_size(op: str, fused: bool = True) -> int:
     """The most nodes the adjoint rule of ``op`` emits for one node (all arguments active,
     operands of the largest broadcast-free shapes; add 1 per argument for ``sum_to``): the
-    ``fused`` rule where the table has one and ``fused``, as :func:`grad` builds it.
+    ``fused`` rule where the table has one and ``fused``, as :func:`.grad.grad` builds it.
 
         >>> rule_size("tanh"), rule_size("tanh", fused=False)
         (1, 3)

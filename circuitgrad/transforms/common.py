@@ -150,3 +150,8 @@ def fresh(name: str, taken: set[str]) -> str:
         name += "_"
     taken.add(name)
     return name
+
+
+def derivative_meta(c: Circuit) -> dict[str, Any]:
+    # An adjoint circuit's forward part and adjoint nodes stay labelled for the lowerings.
+    return {k: c.meta[k] for k in ("forward_count", "adjoint_of") if k in c.meta}
