@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import CircuitError, ShapeError
-from .primitives import PRIMITIVES, broadcast_shape, evaluate, shape_of
+from .primitives import PRIMITIVES, broadcast_shape, evaluate, shape_of, signs
 
 Shape = tuple[int, ...]
 LEAVES = ("input", "const")
@@ -819,56 +819,27 @@ class Builder:
             not self.shapes[i] and self.params[i] == value
 
     def _rewrite(self, op: str, ids: tuple[int, ...]) -> int | None:
-        # Only rewrites that are exact in IEEE-754 arithmetic, bit for bit.
+        # Only rewrites that are exact in IEEE-754 arithmetic, bit for bit; those that move a
+        # sign (-(-x) = x, a + (-b) = a - b, -(c·x) = (-c)·x ...) live in primitives/signs.py.
         ops, args = self.ops, self.args
-        if op in ("neg", "transpose"):
-            # -(-x) = x and (xᵀ)ᵀ = x
-            if ops[ids[0]] == op:
-                return args[ids[0]][0]
-            if op == "neg" and ops[ids[0]] == "mul":
-                # -(c·x) = (-c)·x: the sign goes into a scalar constant (x·c likewise).
-                a, b = args[ids[0]]
-                if self._is_scalar_const(b):
-                    a, b = b, a
-                if self._is_scalar_const(a):
-                    return self.apply_id("mul", (self.const_id(-self.params[a]), b))
-            return None
-        if op in ("square", "abs"):
-            # (-x)² = x² and |-x| = |x|
-            return self.apply_id(op, (args[ids[0]][0],)) if ops[ids[0]] == "neg" else None
-        a, b = ids
-        if op == "add":
-            if ops[b] == "neg":
-                return self.apply_id("sub", (a, args[b][0]))
-            if ops[a] == "neg":
-                return self.apply_id("sub", (b, args[a][0]))
-        elif op == "sub":
-            if ops[b] == "neg":
-                return self.apply_id("add", (a, args[b][0]))
-        elif op == "pow":
+        if op == "transpose":
+            return args[ids[0]][0] if ops[ids[0]] == "transpose" else None  # (xᵀ)ᵀ = x
+        if op == "pow":
+            a, b = ids
             if self._is_const(b, 1.0) and self._keeps_shape(a, b):
                 return a
             if self._is_const(b, 2.0) and self._keeps_shape(a, b):
                 # x**2 is square(x), the correctly rounded x·x, in every circuit: a forward
                 # circuit and the forward part of its adjoint show the same node.
                 return self.apply_id("square", (a,))
-        else:  # mul, div
+            return None
+        if op in ("mul", "div"):
+            a, b = ids
             if op == "mul" and self._is_const(a, 1.0) and self._keeps_shape(b, a):
                 return b
             if self._is_const(b, 1.0) and self._keeps_shape(a, b):
                 return a
-            if op == "mul" and self._is_const(a, -1.0) and self._keeps_shape(b, a):
-                return self.apply_id("neg", (b,))
-            if op == "mul" and self._is_const(b, -1.0) and self._keeps_shape(a, b):
-                return self.apply_id("neg", (a,))
-            if ops[a] == "neg" and ops[b] == "neg":
-                return self.apply_id(op, (args[a][0], args[b][0]))  # (-a)(-b) = ab exactly
-            # c·(-x) = (-c)·x and (-x)/c = x/(-c): the sign goes into a scalar constant.
-            if op == "mul" and ops[b] == "neg" and self._is_scalar_const(a):
-                return self.apply_id("mul", (self.const_id(-self.params[a]), args[b][0]))
-            if ops[a] == "neg" and self._is_scalar_const(b):
-                return self.apply_id(op, (args[a][0], self.const_id(-self.params[b])))
-        return None
+        return signs.rewrite(self, op, ids)
 
     def _is_scalar_const(self, i: int) -> bool:
         return self.ops[i] == "const" and not self.shapes[i]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from . import runtime, special
+from .signs import scaled  # noqa: F401  (the rules build with it; its home is signs)
 
 Shape = tuple[int, ...]
 
@@ -139,15 +140,6 @@ def call(name: str, *args: Any, **params: Any) -> Any:
         if builder is not None:
             return builder.apply(name, *args, **params)
     raise TypeError(f"{name}: no circuit node among the arguments")
-
-
-def scaled(bar: Any, p: Any) -> Any:
-    """The contribution ``bar * p``, with a negative partial's sign outside the product,
-    -(bar·q), so that the adjoint pass sums it by a subtraction and the sign costs no node
-    (what every ``bar * partial`` of the table is built as: ``grad`` and the ``vjp`` rules)."""
-    if getattr(p, "op", None) == "neg":
-        return -(bar * type(p)(p.builder, p.builder.args[p.id][0]))
-    return bar * p
 
 
 def broadcast_shape(op: str, *shapes: Shape) -> Shape:

@@ -12,20 +12,21 @@ is kept as ``q`` with a flag and summed by a subtraction, and a flagged adjoint 
 on through a rule that only multiplies or divides ``bar`` (``(-u)·p = -(u·p)``, exact in IEEE
 arithmetic), or into a constant (``-(c·u) = (-c)·u``); a ``neg`` is built only where a sign
 reaches an input, a rule that is not linear in ``bar`` (``where``), or an op that is not
-elementwise. So the sweep builds the forms the exact rules of :mod:`.simplify` would make, and
-``grad(simplify=True)`` rebuilds the circuit only where a rule still matches.
+elementwise (the identities: :mod:`circuitgrad.primitives.signs`). So the sweep builds the
+forms the exact rules of :mod:`.simplify` would make, and ``grad(simplify=True)`` rebuilds the
+circuit only where a rule still matches.
 
 Size bound. Let R be the most nodes any rule of the primitive table emits for one node
-(:func:`rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting),
-and S its sign cost (:func:`sign_cost`): a carried sign costs no node where it is absorbed,
+(:func:`.bounds.rule_size`, measured from the table, plus the ``sum_to`` that undoes broadcasting),
+and S its sign cost (:func:`.bounds.sign_cost`): a carried sign costs no node where it is absorbed,
 and one ``neg`` at most where it stops; it stops once per sign, and a node that passes one
 sign to two arguments makes one sign more (S = 1), as does a node that stops it (S = 1).
 Contributions cost at most (R + S)·N nodes; summing them costs one ``add`` per use beyond the
 first, and since every operation except the output is used and the first operation uses a
 leaf, that is at most N adds. So ``g.size <= (R + S + 2) * c.size``, with R + S the largest
-over the table: :data:`SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 and 1e-300,
+over the table: :data:`.bounds.SIZE_FACTOR` (9: R = 7 for ``atan2``, accurate at 1e200 and 1e-300,
 which passes its sign to one argument). Broadcasting adds one ``sum_to`` per operand:
-:data:`TENSOR_SIZE_FACTOR` (11).
+:data:`.bounds.TENSOR_SIZE_FACTOR` (11).
 
 Fused nodes (the default, ``fused=True``): a rule ``bar · f′(x)`` of an elementwise op is one
 node of :mod:`circuitgrad.primitives.fused` (``tanh_vjp(bar, y)``), and a fan-out sum that adds a
@@ -38,7 +39,7 @@ node's reads add into one ``scatter_add``, so each read costs at most one node (
 that node, counted in its rule size) and no dense array of its own: a loop over the n entries
 of a vector has an adjoint of O(n) nodes that evaluates in O(n). A node with a variable
 number of arguments (``concatenate``, ``stack``) counts as ``k - 1`` nodes for k arguments
-(the binary nodes it stands for; :func:`bound_size`), since its rule costs per argument.
+(the binary nodes it stands for; :func:`.bounds.bound_size`), since its rule costs per argument.
 
     >>> import circuitgrad as cg
     >>> g = cg.grad(cg.parse("J = w*x + b"))
@@ -54,87 +55,29 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
+from ..circuit import LEAVES, Builder, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
-from ..primitives import PRIMITIVES, Scatter, shape_cases
-from ..primitives.core import scaled
-from ..primitives.fused import FUSED_VJPS
+from ..primitives import PRIMITIVES, Scatter
+from ..primitives.signs import negate, takes_sign
+from .common import active_nodes, fit_shape, pick_inputs, pick_names, pick_output, sample_node
 from .simplify import first_rewrite
 from .simplify import simplify as simplify_circuit
+from .sweeps import contributions, signs_out
+
+# pick_names, sample_node ...: their old import path (they live in .common).
+__all__ = ["Adjoints", "active_nodes", "adjoint_sweep", "fit_shape", "grad", "pick_inputs",
+           "pick_names", "pick_output", "sample_node"]
+
+# Old import paths: the size bounds live in .bounds and are computed on first use.
+_BOUNDS = ("SIZE_FACTOR", "TENSOR_SIZE_FACTOR", "rule_size", "sign_cost", "bound_size")
 
 
-def pick_output(c: Circuit, output: str | None) -> tuple[str, int]:
-    """The (name, node) of the output to differentiate; an error lists the choices.
+def __getattr__(name: str) -> Any:
+    if name in _BOUNDS:
+        from . import bounds
 
-    Without ``output``: the only output; or, for an adjoint circuit whose outputs are the
-    value ``J`` and ONE gradient ``dJ_dx`` (``grad(c, wrt="x")``), the gradient, so that
-    ``grad(grad(c))`` differentiates ``dJ_dx`` again. Any other circuit with several outputs
-    is an error listing them.
-
-        >>> import circuitgrad as cg
-        >>> pick_output(cg.grad(cg.parse("J = x**3")), None)[0]
-        'dJ_dx'
-    """
-    if output is None:
-        if (len(c.outputs) == 2 and c.meta.get("gradient_of") == c.outputs[0]
-                and len(c.meta.get("wrt", ())) == 1):
-            return c.outputs[1], c.output_ids[1]
-        if len(c.outputs) != 1:
-            raise CircuitError(f"output: the circuit has {len(c.outputs)} outputs "
-                               f"{list(c.outputs)}: say which one to differentiate",
-                               argument="output")
-        return c.outputs[0], c.output_ids[0]
-    if output not in c.outputs:
-        raise CircuitError(f"output names {output!r}, which is not an output; outputs are "
-                           f"{list(c.outputs)}", argument="output")
-    return output, c.output_ids[c.outputs.index(output)]
-
-
-def pick_names(given: str | Sequence[str] | None, available: Sequence[str], argument: str,
-               kind: str) -> list[str]:
-    """The names ``given`` for ``argument`` (default: all ``available``), each one of them
-    and none twice; ``kind`` is what they are ("input", "output") for the error."""
-    if given is None:
-        return list(available)
-    names = [given] if isinstance(given, str) else list(given)
-    for name in names:
-        if name not in available:
-            raise CircuitError(f"{argument} names {name!r}, which is not an {kind}; {kind}s "
-                               f"are {list(available)}", argument=argument)
-    if len(set(names)) != len(names):
-        raise CircuitError(f"{argument} names an {kind} twice: {names}", argument=argument)
-    return names
-
-
-def pick_inputs(c: Circuit, wrt: str | Sequence[str] | None) -> list[str]:
-    """The input names to differentiate with respect to (default: all inputs)."""
-    return pick_names(wrt, c.inputs, "wrt", "input")
-
-
-def active_nodes(c: Circuit, wrt: Sequence[str]) -> bytearray:
-    """Flags the nodes that depend on an input in ``wrt`` (only they carry derivatives)."""
-    active = bytearray(len(c))
-    ids = dict(zip(c.inputs, c.input_ids))
-    for name in wrt:
-        active[ids[name]] = 1
-    for i in range(len(c)):
-        if not active[i] and any(active[a] for a in c.args(i)):
-            active[i] = 1
-    return active
-
-
-def fit_shape(b: Builder, value: int, shape: tuple[int, ...], exact: bool = False) -> int:
-    """Sum a contribution with a broadcast shape back down to ``shape``.
-
-    A smaller contribution (a scalar adjoint of a ``sum``, say) stands for its broadcast to
-    ``shape`` and is kept as it is, unless ``exact``: then it becomes a ``broadcast_to`` view.
-    """
-    have = b.shapes[value]
-    if have == shape:
-        return value
-    if tuple(np.broadcast_shapes(have, shape)) == shape:
-        return b.apply_id("broadcast_to", (value,), {"shape": shape}) if exact else value
-    return b.apply_id("sum_to", (value,), {"shape": shape, "ndim": len(have)})
+        return getattr(bounds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
@@ -257,8 +200,9 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
         ``({input node: its adjoint node in b}, adjoint_of)``: a missing input has adjoint
         zero; ``adjoint_of`` maps adjoint nodes to the nodes they are the adjoint of.
 
-    Signs are carried, not built (see the module docstring): a contribution ``-(q)`` is
-    kept as ``q`` with a flag, and a ``neg`` is built only where a sign stops.
+    The notes' loop: walk the nodes in reverse; a node's adjoint ``bar`` is complete when the
+    walk reaches it; the record turns it into one contribution per argument, and each is
+    summed into that argument's adjoint (:class:`Adjoints`, which also carries signs).
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("f = x*y")
@@ -268,342 +212,174 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
     >>> [bars[i] for i in c.input_ids] == [c.input_ids[1], c.input_ids[0]]
     True
     """
-    adjoint: dict[int, int] = dict(seeds)
-    negated: set[int] = set()  # nodes whose adjoint is -(adjoint[i])
+    adjoints = Adjoints(b, c, seeds, fused)
     adjoint_of: dict[int, int] = {}
-    labels = labels or {}
-    n, names, shapes, ops, bops = len(c), c._names, c._shapes, c._ops, b.ops
-    apply_id = b.apply_id
-    # Reads of parts of a node (x[i], x[1:]) add into one scatter_add per node, made when the
-    # sweep reaches the node: (value, index) pairs until then.
-    scattered: dict[int, list[tuple[int, tuple]]] = {}
-    # Products u·v built as a node's first contribution to an argument and kept as its adjoint
-    # so far: the next contribution may absorb them into one accumulation node (fused).
-    products: set[int] = set()
-
-    def negative(q: int) -> int:
-        # -(c·u) = (-c)·u and -(u/c) = u/(-c) exactly: the sign goes into the constant.
-        if q >= n and bops[q] in ("mul", "div"):
-            u, v = b.args[q]
-            if bops[v] == "const" and not b.shapes[v] and b.shapes[u] == b.shapes[q]:
-                return apply_id(bops[q], (u, b.const_id(-b.params[v])))
-            if bops[q] == "mul" and bops[u] == "const" and not b.shapes[u] and (
-                    b.shapes[v] == b.shapes[q]):
-                return apply_id("mul", (b.const_id(-b.params[u]), v))
-        elif q >= n and bops[q] in FUSED_VJPS:
-            # A fused contribution is linear in its first argument: f(-c, x) = -f(c, x).
-            u, v = b.args[q]
-            if bops[u] == "const" and not b.shapes[u] and b.shapes[v] == b.shapes[q]:
-                return apply_id(bops[q], (b.const_id(-b.params[u]), v))
-        return apply_id("neg", (q,))
-
-    def materialized(i: int) -> int | None:
-        bar = adjoint.get(i)
-        if bar is not None and i in negated:
-            negated.discard(i)
-            bar = adjoint[i] = negative(bar)
-        return bar
-
-    def gathered(i: int) -> int | None:
-        parts = scattered.pop(i, None)
-        if parts is None:
-            return adjoint.get(i)
-        into = apply_id("scatter_add", tuple(v for v, _ in parts),
-                        {"shape": shapes[i], "indices": tuple(ix for _, ix in parts)})
-        dense = materialized(i)
-        adjoint[i] = into if dense is None else apply_id("add", (dense, into))
-        return adjoint[i]
-
+    labels, ops, shapes, n = labels or {}, c._ops, c._shapes, len(c)
     for i in range(max(seeds, default=-1), -1, -1):
-        bar = gathered(i) if i in scattered else adjoint.get(i)  # (no call on the hot path)
-        if bar is None or ops[i] in LEAVES:
+        taken = adjoints.take(i, ops[i] in LEAVES)
+        if taken is None:
             continue
-        del adjoint[i]
-        products.discard(bar)  # (now read as an adjoint: no longer a product to absorb)
-        flip = i in negated
-        prim = PRIMITIVES[ops[i]]
-        elementwise = prim.shape is None
-        if flip:
-            negated.discard(i)
-            if not elementwise or b.shapes[bar] != shapes[i]:
-                bar, flip = negative(bar), False
-            elif bar >= n and (bops[bar] in ("mul", "div") and any(
-                    bops[a] == "const" for a in b.args[bar]) or bops[bar] in FUSED_VJPS
-                    and bops[b.args[bar][0]] == "const"):
-                bar, flip = negative(bar), False  # a constant takes the sign for free
-        if b.shapes[bar] != shapes[i] and not elementwise:
-            bar = fit_shape(b, bar, shapes[i], exact=True)  # matmul & co. need the full shape
-        args = c._args[i]
+        elementwise = PRIMITIVES[ops[i]].shape is None
+        bar, flip = adjoints.settled(*taken, elementwise, shapes[i])
+        args, before = c._args[i], len(b.ops)
         need = [active[a] for a in args]
-        before = len(bops)
-        if ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
-            contributions, signs = [bar, bar], (flip, not flip)  # a - b: bar and -bar
-        else:
-            contributions = _contributions(b, c, i, bar, need, fused)
-            if flip and _signs_out(b, bar, before, contributions, need) is None:
-                bar, flip = negative(bar), False  # (the first try's nodes are dead)
-                contributions = _contributions(b, c, i, bar, need, fused)
-            signs = (flip,) * len(args)
+        bar, flip, made, signs = adjoints.contributions(c, i, bar, flip, need, before)
         if bar >= n and not flip:  # (a flagged bar is the adjoint negated: not named)
             adjoint_of.setdefault(bar, i)
-            name = names.get(i) or labels.get(i)
+            name = c._names.get(i) or labels.get(i)
             if name:
                 b.name(bar, f"{name}_bar")
-        for a, ok, cid, sign in zip(args, need, contributions, signs):
-            if cid is None or not ok:
-                continue
-            if type(cid) is Scatter:
-                scattered.setdefault(a, []).append((cid.bar.id, cid.index))
-                continue
-            if cid >= before and bops[cid] == "neg":
-                cid, sign = b.args[cid][0], not sign  # -(q): carry q and the sign
-            # (A sign passes through sum_to and broadcast_to: a sum of negated terms, in the
-            # same order, is the sum negated.)
-            if elementwise and shapes[a] != shapes[i]:
-                # The argument was broadcast: its adjoint sums the node's over the copies.
-                cid = fit_shape(b, fit_shape(b, cid, shapes[i], exact=True), shapes[a])
-            elif b.shapes[cid] != shapes[a]:
-                cid = fit_shape(b, cid, shapes[a])
-            old = adjoint.get(a)
-            if old is None:
-                adjoint[a] = cid
-                if sign:
-                    negated.add(a)
-                if fused and cid >= before and bops[cid] == "mul":
-                    products.add(cid)
-                continue
-            if fused and old != cid and (cid >= before and bops[cid] == "mul" or old in products):
-                # A fresh product u·v summed with the adjoint: one accumulation node with
-                # the same two roundings (add_mul & co., primitives/fused.py); the product
-                # is then dead. Either the new contribution or the adjoint so far may be it.
-                if cid >= before and bops[cid] == "mul":
-                    prod, acc, first = cid, old, False
-                else:
-                    prod, acc, first = old, cid, True
-                u, v = b.args[prod]
-                shape = b.shapes[prod]
-                if b.shapes[acc] == shape == b.shapes[u] == b.shapes[v]:
-                    products.discard(old)
-                    if (a in negated) == sign:  # old + cid (a sum: either order, exactly)
-                        adjoint[a] = apply_id("add_mul", (acc, u, v))
-                    elif sign:  # old - cid
-                        adjoint[a] = apply_id("mul_sub" if first else "sub_mul", (acc, u, v))
-                    else:  # cid - old
-                        adjoint[a] = apply_id("sub_mul" if first else "mul_sub", (acc, u, v))
-                        negated.discard(a)
-                    continue
-            if (a in negated) == sign:
-                adjoint[a] = apply_id("add", (old, cid))  # (-p) + (-q) = -(p + q) exactly
-            elif sign:
-                adjoint[a] = apply_id("sub", (old, cid))
-            else:
-                adjoint[a] = apply_id("sub", (cid, old))
-                negated.discard(a)
-    for i in list(negated):
-        materialized(i)
-    return adjoint, adjoint_of
+        for a, ok, part, sign in zip(args, need, made, signs):
+            if part is not None and ok:
+                adjoints.add(a, part, sign, before, shapes[i] if elementwise else None)
+    return adjoints.finish(), adjoint_of
 
 
-# Ops through which a negated bar passes as a sign: (-u)·p = -(u·p), (-u)/p = -(u/p); and
-# the fused contributions, through their first argument (FUSED_VJPS).
-_SIGN_THROUGH = frozenset({"mul", "div", "neg"})
+class Adjoints:
+    """The adjoints a reverse sweep has summed so far, one node of ``b`` per node of ``c``.
 
+    Signs are carried, not built (see the module docstring): where ``i in negated`` the
+    adjoint of ``i`` is ``-(bar[i])``, and a ``neg`` is built only where the sign stops
+    (:meth:`negative`). With ``fused``, a product ``u·v`` kept as an adjoint so far
+    (``products``) may be absorbed by the next contribution into one ``add_mul``. Reads of
+    parts of a node (``x[i]``, ``x[1:]``) wait in ``scattered`` as (value, index) pairs and
+    become one ``scatter_add`` when the sweep reaches the node (:meth:`gather`).
+    """
 
-def _signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
-               need: Sequence[int]) -> int | None:
-    """How many contributions made from ``bar`` carry the sign on when the adjoint is
-    ``-bar`` (at most two: one sign in, two out, is one ``neg`` more at worst); None where
-    the sign cannot pass. It passes where every contribution is ``bar`` times or over other
-    values (the nodes made since ``before`` only multiply, divide or negate ``bar``): those
-    of ``-bar`` are then theirs negated, bit for bit. A contribution that is a new ``neg``
-    drops its sign instead."""
-    through = {bar}
-    ops, args = b.ops, b.args
-    for j in range(before, len(ops)):
-        ids = args[j]
-        uses = [a in through for a in ids]
-        if not any(uses):
-            continue
-        if sum(uses) != 1:
+    def __init__(self, b: Builder, c: Circuit, seeds: dict[int, int], fused: bool) -> None:
+        self.b, self.n, self.shapes, self.fused = b, len(c), c._shapes, fused
+        self.bar: dict[int, int] = dict(seeds)
+        self.negated: set[int] = set()
+        self.products: set[int] = set()
+        self.scattered: dict[int, list[tuple[int, tuple]]] = {}
+
+    def take(self, i: int, leaf: bool) -> tuple[int, bool] | None:
+        """Node ``i``'s adjoint and its sign flag, complete now that the sweep reaches it,
+        taken out of the sums; None where it has none or is a leaf (whose adjoint stays)."""
+        bar = self.gather(i) if i in self.scattered else self.bar.get(i)
+        if bar is None or leaf:
             return None
-        if ops[j] in FUSED_VJPS:
-            if not uses[0]:  # linear in its first argument only
-                return None
-        elif ops[j] not in _SIGN_THROUGH or (ops[j] == "div" and uses[1]):
-            return None
-        through.add(j)
-    signed = 0
-    for x, ok in zip(contributions, need):
-        if x is None or not ok:
-            continue
-        if type(x) is Scatter or x not in through:
-            return None
-        if not (x >= before and ops[x] == "neg"):
-            signed += 1
-    return signed if signed <= 2 else None
+        del self.bar[i]
+        self.products.discard(bar)  # (now read as an adjoint: no longer a product to absorb)
+        flip = i in self.negated
+        if flip:
+            self.negated.discard(i)
+        return bar, flip
 
+    def settled(self, bar: int, flip: bool, elementwise: bool,
+                shape: tuple[int, ...]) -> tuple[int, bool]:
+        """``(bar, flip)`` with the sign built where a rule cannot carry it (an op that is
+        not elementwise, a broadcast adjoint) or a constant factor takes it for free; and
+        the node's full shape for an op that is not elementwise (matmul & co.)."""
+        b = self.b
+        if flip and (not elementwise or b.shapes[bar] != shape
+                     or bar >= self.n and takes_sign(b, bar)):
+            bar, flip = self.negative(bar), False
+        if not elementwise and b.shapes[bar] != shape:
+            bar = fit_shape(b, bar, shape, exact=True)
+        return bar, flip
 
-def sign_cost(op: str, fused: bool = True) -> int:
-    """The most ``neg`` nodes a carried sign may add at a node of ``op`` (see
-    :func:`adjoint_sweep`): 1 where its rule does not pass the sign on (it builds ``-bar``
-    first) or passes it to two arguments (two signs for one), else 0; ``fused`` as in
-    :func:`grad`.
+    def contributions(self, c: Circuit, i: int, bar: int, flip: bool, need: list[int],
+                      before: int) -> tuple[int, bool, list, Sequence[bool]]:
+        """``(bar, flip, contributions, signs)`` of node ``i``: the record's contributions,
+        each with a sign flag; where ``flip`` cannot pass through them, ``bar`` is negated
+        first (the first try's nodes are dead)."""
+        b, args, shapes = self.b, c._args[i], self.shapes
+        if c._ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
+            return bar, flip, [bar, bar], (flip, not flip)  # a - b: bar and -bar
+        made = contributions(b, c, i, bar, need, self.fused)
+        if flip and signs_out(b, bar, before, made, need) is None:
+            bar, flip = self.negative(bar), False
+            made = contributions(b, c, i, bar, need, self.fused)
+        return bar, flip, made, (flip,) * len(args)
 
-        >>> sign_cost("sin"), sign_cost("mul"), sign_cost("div")
-        (0, 1, 0)
-    """
-    prim = PRIMITIVES[op]
-    if op in LEAVES:
-        return 0
-    if prim.shape is not None:
-        return 1  # a sign is built before every op that is not elementwise
-    worst = 0
-    for shapes in shape_cases(op):
-        b, args, out = sample_node(op, shapes)
-        b.input("bar", out.shape)
-        c = b.finish([("f", out)], inputs=[f"a{k}" for k in range(len(args))] + ["bar"])
-        extended = Builder(c)
-        before, bar, need = len(extended.ops), c.input_ids[-1], [1] * len(args)
-        made = _contributions(extended, c, c.output_ids[0], bar, need, fused)
-        signed = _signs_out(extended, bar, before, made, need)
-        worst = max(worst, 1 if signed is None or signed > 1 else 0)
-    return worst
+    def add(self, a: int, part: Any, sign: bool, before: int,
+            broadcast: tuple[int, ...] | None) -> None:
+        """Sum the contribution ``part`` (negated where ``sign``; made since node ``before``,
+        by an elementwise node of shape ``broadcast`` or another node) into ``a``'s adjoint:
+        the chain rule's fan-out sum."""
+        b, bops, shape = self.b, self.b.ops, self.shapes[a]
+        if type(part) is Scatter:
+            self.scattered.setdefault(a, []).append((part.bar.id, part.index))
+            return
+        if part >= before and bops[part] == "neg":
+            part, sign = b.args[part][0], not sign  # -(q): carry q and the sign
+        # (A sign passes through sum_to and broadcast_to: a sum of negated terms, in the
+        # same order, is the sum negated.)
+        if broadcast is not None and shape != broadcast:
+            # The argument was broadcast: its adjoint sums the node's over the copies.
+            part = fit_shape(b, fit_shape(b, part, broadcast, exact=True), shape)
+        elif b.shapes[part] != shape:
+            part = fit_shape(b, part, shape)
+        old = self.bar.get(a)
+        fresh = part >= before and bops[part] == "mul"
+        if old is None:
+            self.bar[a] = part
+            if sign:
+                self.negated.add(a)
+            if self.fused and fresh:
+                self.products.add(part)
+        elif not (self.fused and old != part and (fresh or old in self.products)
+                  and self.absorbed(a, old, part, sign, fresh)):
+            self.bar[a] = self.summed(a, old, part, sign)
 
+    def absorbed(self, a: int, old: int, part: int, sign: bool, fresh: bool) -> bool:
+        """Sum a fresh product ``u·v`` (the new ``part`` where ``fresh``, else the adjoint
+        so far) and the other term as one accumulation node with the same two roundings
+        (``add_mul`` & co., primitives/fused.py); False where the shapes differ."""
+        b = self.b
+        prod, acc = (part, old) if fresh else (old, part)
+        u, v = b.args[prod]
+        if not b.shapes[acc] == b.shapes[prod] == b.shapes[u] == b.shapes[v]:
+            return False
+        self.products.discard(old)
+        if (a in self.negated) == sign:
+            op = "add_mul"  # old + part, either order exactly
+        elif sign:  # old - part
+            op = "sub_mul" if fresh else "mul_sub"
+        else:  # part - old
+            op = "mul_sub" if fresh else "sub_mul"
+            self.negated.discard(a)
+        self.bar[a] = b.apply_id(op, (acc, u, v))
+        return True
 
-def _contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int],
-                   fused: bool = True) -> list:
-    """``bar · ∂node/∂argᵢ`` for each argument of node ``i``, as node ids (None: no
-    contribution; a :class:`Scatter` for a read of a part). With ``fused``, an op's
-    ``fused`` rule is built where the table has one (one node for ``bar * f′(x)``).
+    def summed(self, a: int, old: int, part: int, sign: bool) -> int:
+        """The node for ``a``'s adjoint so far plus ``part`` (minus, where ``sign`` differs
+        from ``a``'s flag): ``(-p) + (-q) = -(p + q)`` exactly, so a shared sign stays
+        carried."""
+        if (a in self.negated) == sign:
+            return self.b.apply_id("add", (old, part))
+        if sign:
+            return self.b.apply_id("sub", (old, part))
+        self.negated.discard(a)
+        return self.b.apply_id("sub", (part, old))
 
-    Arguments that are not ``need``-ed get no multiplication; a ``vjp`` rule builds all its
-    contributions, and those not needed are dropped when the circuit is finished. ``add``
-    and ``mul`` without broadcasting (most nodes) take a short path that builds what their
-    rules build.
-    """
-    op, args = c._ops[i], c._args[i]
-    if op == "add" or op == "mul":
-        # (A neg operand takes the long path: scaled moves its sign out of the product.)
-        shape, ops = c._shapes[i], c._ops
-        if b.shapes[bar] == shape and all(b.shapes[a] == shape and ops[a] != "neg"
-                                          for a in args):
-            if op == "add":
-                return [bar, bar]
-            return [b.apply_id("mul", (bar, args[1])) if need[0] else None,
-                    b.apply_id("mul", (bar, args[0])) if need[1] else None]
-    prim = PRIMITIVES[op]
-    params = c._params[i] or {}
-    arg_values = [Value(b, a) for a in args]
-    out, bar_v = Value(b, i), Value(b, bar)
-    made = None
-    if fused and prim.fused is not None:
-        if b.ops[bar] == "const" and not b.shapes[bar] and b.params[bar] == 1.0:
-            # bar = 1 (the output's own node): 1·p is p, so the textbook rule is the
-            # derivative alone; it is kept where that is one node (step(x), not 1.0·step(x)).
-            before = len(b.ops)
-            made = _unfused(prim, bar_v, out, arg_values, params, need)
-            if len(b.ops) - before > 1:
-                made = None  # (its nodes are dead)
-        if made is None:
-            made = prim.fused(bar_v, out, *arg_values, **params)
-    else:
-        made = _unfused(prim, bar_v, out, arg_values, params, need)
-    return [x if x is None or type(x) is Scatter else x.id for x in made]
+    def negative(self, q: int) -> int:
+        """The node ``-q``, with the sign in a constant where that is free (a node the sweep
+        made: primitives/signs.py)."""
+        return negate(self.b, q, self.n)
 
+    def materialized(self, i: int) -> int | None:
+        """Node ``i``'s adjoint with its carried sign built."""
+        bar = self.bar.get(i)
+        if bar is not None and i in self.negated:
+            self.negated.discard(i)
+            bar = self.bar[i] = self.negative(bar)
+        return bar
 
-def _unfused(prim: Any, bar: Value, out: Value, args: list[Value], params: dict,
-             need: Sequence[int]) -> tuple:
-    """The contributions of the table's ``vjp``, else ``bar * partial``."""
-    if prim.vjp is not None:
-        return prim.vjp(bar, out, *args, **params)
-    return tuple(None if p is None or not ok else scaled(bar, p)
-                 for p, ok in zip(prim.partials(out, *args, **params), need))
+    def gather(self, i: int) -> int | None:
+        """Node ``i``'s adjoint with its reads of parts summed in: one ``scatter_add``."""
+        parts = self.scattered.pop(i, None)
+        if parts is None:
+            return self.bar.get(i)
+        into = self.b.apply_id("scatter_add", tuple(v for v, _ in parts),
+                               {"shape": self.shapes[i], "indices": tuple(ix for _, ix in parts)})
+        dense = self.materialized(i)
+        self.bar[i] = into if dense is None else self.b.apply_id("add", (dense, into))
+        return self.bar[i]
 
-
-def sample_node(op: str, shapes: tuple) -> tuple[Builder, list[Value], Value]:
-    """A builder holding one ``op`` node on fresh inputs ``a0, a1 ...`` of ``shapes`` (with
-    the record's ``example`` params): what the rule-size measurements of the adjoint and
-    tangent passes differentiate."""
-    b = Builder()
-    args = [b.input(f"a{k}", s) for k, s in enumerate(shapes)]
-    return b, args, b.apply(op, *args, **PRIMITIVES[op].example)
-
-
-def rule_size(op: str, fused: bool = True) -> int:
-    """The most nodes the adjoint rule of ``op`` emits for one node (all arguments active,
-    operands of the largest broadcast-free shapes; add 1 per argument for ``sum_to``): the
-    ``fused`` rule where the table has one and ``fused``, as :func:`grad` builds it.
-
-        >>> rule_size("tanh"), rule_size("tanh", fused=False)
-        (1, 3)
-    """
-    prim = PRIMITIVES[op]
-    if op in ("sum_to", "broadcast_to"):
-        return 1
-    worst = 0
-    for shapes in shape_cases(op):
-        b, args, out = sample_node(op, shapes)
-        bar = b.input("bar", out.shape)
-        before = len(b.ops)
-        params = b.params[out.id] or {}
-        if fused and prim.fused is not None:
-            contribs = prim.fused(bar, out, *args, **params)
-        elif prim.vjp is not None:
-            contribs = prim.vjp(bar, out, *args, **params)
-        else:
-            contribs = tuple(None if p is None else bar * p
-                             for p in prim.partials(out, *args, **params))
-        # A Scatter costs its share of one scatter_add: at most one node.
-        scattered = sum(1 for x in contribs if type(x) is Scatter)
-        live = {x.id for x in contribs if x is not None and type(x) is not Scatter}
-        # Count the nodes the contributions actually use (dead intermediates are dropped).
-        stack, seen = list(live), set()
-        while stack:
-            j = stack.pop()
-            if j in seen or j < before or b.ops[j] in LEAVES:
-                continue
-            seen.add(j)
-            stack.extend(b.args[j])
-        worst = max(worst, len(seen) + scattered)
-    return worst
-
-
-def _size_factor(broadcasting: bool) -> int:
-    rules = []
-    for op, prim in PRIMITIVES.items():
-        if op in LEAVES:
-            continue
-        # An elementwise op may need one sum_to per argument to undo broadcasting; another
-        # op one broadcast_to view of its adjoint (a scalar adjoint of a sum, say).
-        undo = (prim.arity if prim.shape is None else 1) if broadcasting else 0
-        # The bound holds for both forms of the rules (grad's fused=True and False).
-        cost = max(rule_size(op, fused) + sign_cost(op, fused)
-                   for fused in (True, False)) + undo + 2
-        # A node of k > 2 arguments counts as k - 1 nodes (bound_size): K of them pay for it.
-        nodes = max(1, (len(prim.cases[0]) if prim.cases else prim.arity) - 1)
-        rules.append(-(-cost // nodes))
-    return max(rules)
-
-
-SIZE_FACTOR = _size_factor(broadcasting=False)
-"""K in ``grad(c).size <= K * c.size`` for circuits without broadcasting (every scalar
-circuit), derived from the primitive table (see the module docstring)."""
-
-TENSOR_SIZE_FACTOR = _size_factor(broadcasting=True)
-"""K for tensor circuits whose elementwise ops broadcast (one ``sum_to`` per operand)."""
-
-
-def bound_size(c: Circuit) -> int:
-    """The size the bound ``grad(c).size <= K * bound_size(c)`` is stated for: ``c.size``,
-    with a node of k > 2 arguments counted as k - 1 nodes (concatenate, stack ...).
-
-        >>> import circuitgrad as cg
-        >>> bound_size(cg.parse("x*y + 1"))
-        2
-    """
-    extra = 0
-    for i in range(len(c)):
-        k = len(c.args(i))
-        if k > 2:
-            extra += k - 2
-    return c.size + extra
+    def finish(self) -> dict[int, int]:
+        """The adjoints, every carried sign built (the inputs' adjoints are the result)."""
+        for i in list(self.negated):
+            self.materialized(i)
+        return self.bar

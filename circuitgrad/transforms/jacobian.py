@@ -52,17 +52,22 @@ import numpy as np
 from ..circuit import Builder, Circuit, as_circuit, no_gc
 from ..csr import CSR_META, csr_layouts, csr_matrix
 from ..errors import CircuitError
-from .grad import active_nodes, adjoint_sweep, fit_shape, pick_inputs, pick_names
-from .jvp import assemble, one_hot, tangent_sweep
+from .common import (
+    active_nodes,
+    assemble,
+    fit_shape,
+    one_hot,
+    pick_inputs,
+    pick_output,
+    pick_outputs,
+)
+from .common import fresh as _fresh
+from .grad import adjoint_sweep
 from .simplify import simplify as simplify_circuit
+from .sweeps import tangent_sweep
 
 Shape = tuple[int, ...]
 MODES = ("auto", "reverse", "forward")
-
-
-def pick_outputs(c: Circuit, outputs: str | Sequence[str] | None) -> list[str]:
-    """The output names to differentiate (default: all outputs)."""
-    return pick_names(outputs, c.outputs, "outputs", "output")
 
 
 def sweep_counts(c: Circuit, wrt: Sequence[str], outputs: Sequence[str]) -> dict[str, int]:
@@ -287,7 +292,7 @@ def sparse_hessian(c: Circuit, wrt: str | Sequence[str] | None = None,
     >>> cg.to_numpy(h)(x=[1.0, 2.0, 3.0, 4.0]).d2J.toarray().tolist()
     [[8.0, 0.0, 0.0, 2.0], [0.0, 8.0, 0.0, 4.0], [0.0, 0.0, 8.0, 6.0], [2.0, 4.0, 6.0, 0.0]]
     """
-    from .grad import grad, pick_output
+    from .grad import grad
 
     c = as_circuit(c, "hessian")
     out_name, _ = pick_output(c, output)
@@ -354,10 +359,3 @@ def to_csr(j: Circuit, data: Any, output: str | None = None) -> Any:
         raise CircuitError(f"to_csr: output {output!r} is not sparse; sparse outputs: "
                            f"{list(layouts)}", argument="output")
     return csr_matrix(layouts[output], data, output)
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    taken.add(name)
-    return name

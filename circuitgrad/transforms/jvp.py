@@ -1,4 +1,4 @@
-"""Forward mode and second derivatives, as circuits: :func:`jvp`, :func:`hvp`, :func:`hessian`.
+"""Forward mode as a circuit: :func:`jvp` (second order, hvp and hessian: :mod:`.hessian`).
 
 Forward mode is the notes' forward sweep with one more number per node: walk the nodes in
 ascending id (a topological order) and give each node a *tangent* ``v_dot``, the derivative of
@@ -9,12 +9,7 @@ ops (matmul, sum, transpose ...). Nodes that depend on no seeded input get no ta
 nothing is built for them. The sweep emits a constant number of nodes per node, so
 ``jvp(c).size <= JVP_SIZE_FACTOR * c.size`` (:func:`tangent_rule_size`, from the table).
 
-Second order is forward-over-reverse: :func:`hvp` is the forward sweep over the adjoint
-circuit ``grad(c)``, seeded with the direction ``v``, so ``H·v`` costs
-``O(c.size)`` (:data:`HVP_SIZE_FACTOR`); :func:`hessian` runs one such sweep per input entry,
-seeded with a unit vector (a constant, so multiplications by 0 and 1 are never built), and
-joins the sweeps' results with ``stack`` (:func:`assemble`, shared with
-:func:`~circuitgrad.jacobian`).
+Second order (:func:`hvp`, :func:`hessian`) is forward-over-reverse: :mod:`.hessian`.
 
 Meta: the tangent nodes are those from ``meta["tangent_count"]`` on (after the primal nodes
 and, for :func:`hvp` and :func:`hessian`, the adjoint nodes from ``forward_count``), so the
@@ -35,98 +30,31 @@ they lower, render, and compose, e.g. ``grad(jvp(c), output="f_dot")``.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-
-from ..circuit import LEAVES, Builder, Circuit, Value, as_circuit, no_gc
+from ..circuit import Builder, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
-from ..primitives import PRIMITIVES, shape_cases
-from .grad import SIZE_FACTOR, grad, pick_inputs, pick_names, pick_output, sample_node
+from .common import assemble, derivative_meta, one_hot, pick_names
+from .common import fresh as _fresh
+from .common import zero_node as _zero
+from .hessian import hessian, hvp
 from .simplify import simplify as simplify_circuit
+from .sweeps import tangent_sweep
+
+# hvp, hessian (from .hessian), assemble, one_hot (.common), tangent_sweep (.sweeps): their
+# old import path.
+__all__ = ["assemble", "hessian", "hvp", "jvp", "one_hot", "tangent_sweep"]
+
+# Old import paths: the size bounds live in .bounds and are computed on first use.
+_BOUNDS = ("JVP_SIZE_FACTOR", "HVP_SIZE_FACTOR", "tangent_rule_size")
 
 
-def tangent_sweep(b: Builder, c: Circuit, seeds: dict[int, int]) -> dict[int, int]:
-    """The tangent node of every node of ``c`` that depends on a seeded node.
+def __getattr__(name: str) -> Any:
+    if name in _BOUNDS:
+        from . import bounds
 
-    Args:
-        b: a builder extending ``c`` (``Builder(c)``: the same node ids), where tangents are
-            built.
-        c: the circuit.
-        seeds: the tangent of some nodes (usually inputs), as nodes of ``b``.
-
-    Returns:
-        ``{node of c: its tangent node in b}``; a node missing has tangent zero.
-
-    >>> import circuitgrad as cg
-    >>> c = cg.parse("f = x*x")
-    >>> b = Builder(c)
-    >>> t = tangent_sweep(b, c, {c.input_ids[0]: b.const_id(1.0)})
-    >>> b.ops[t[c.output_ids[0]]], b.args[t[c.output_ids[0]]] == (c.input_ids[0],) * 2
-    ('add', True)
-    """
-    tangent = dict(seeds)
-    ops, all_args, all_params, shapes = c._ops, c._args, c._params, c._shapes
-    for i in range(min(seeds, default=len(c)), len(c)):
-        op = ops[i]
-        if op in LEAVES:
-            continue
-        args = all_args[i]
-        ts = [tangent.get(a) for a in args]
-        if all(t is None for t in ts):
-            continue
-        prim = PRIMITIVES[op]
-        params = all_params[i] or {}
-        values = [Value(b, a) for a in args]
-        if prim.partials is None:
-            result = prim.jvp(tuple(None if t is None else Value(b, t) for t in ts),
-                              Value(b, i), *values, **params)
-            total = None if result is None else result.id
-        else:
-            total = None
-            for t, p in zip(ts, prim.partials(Value(b, i), *values, **params)):
-                if t is None or p is None:
-                    continue
-                term = _times(b, t, p)
-                total = term if total is None else b.apply_id("add", (total, term))
-        if total is None:
-            continue
-        if b.shapes[total] != shapes[i]:
-            # An argument broadcast by the node: its tangent is broadcast too.
-            total = b.apply_id("broadcast_to", (total,), {"shape": shapes[i]})
-        tangent[i] = total
-        name = c._names.get(i)
-        if name and total >= len(c):
-            b.name(total, f"{name}_dot")
-    return tangent
-
-
-def _times(b: Builder, t: int, p: Any) -> int:
-    """``t · p`` for a partial ``p`` that is a node or a number (1 and -1 cost nothing)."""
-    if isinstance(p, Value):
-        return b.apply_id("mul", (t, p.id))
-    if p == 1.0:
-        return t
-    if p == -1.0:
-        return b.apply_id("neg", (t,))
-    return b.apply_id("mul", (t, b.const_id(float(p))))
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    taken.add(name)
-    return name
-
-
-def _zero(b: Builder, shape: tuple[int, ...]) -> int:
-    return b.const_id(np.zeros(shape) if shape else 0.0)
-
-
-def _derivative_meta(c: Circuit) -> dict[str, Any]:
-    # An adjoint circuit's forward part and adjoint nodes stay labelled for the lowerings.
-    return {k: c.meta[k] for k in ("forward_count", "adjoint_of") if k in c.meta}
+        return getattr(bounds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = True) -> Circuit:
@@ -176,225 +104,7 @@ def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = Tru
             t = tangent.get(i)
             outputs.append((_fresh(f"{name}_dot", taken),
                             _zero(b, c.shape(i)) if t is None else t))
-        meta = {**_derivative_meta(c), "tangent_count": len(c), "wrt": tuple(tangents),
+        meta = {**derivative_meta(c), "tangent_count": len(c), "wrt": tuple(tangents),
                 "tangent_inputs": tuple(tangents.values())}
         result = b.finish(outputs, inputs=list(c.inputs) + list(tangents.values()), meta=meta)
     return simplify_circuit(result) if simplify else result
-
-
-def hvp(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None = None,
-        simplify: bool = True) -> Circuit:
-    """The Hessian-vector product ``H·v`` as a circuit, forward-over-reverse, in O(c.size).
-
-    Args:
-        c: a circuit with a scalar output ``J``.
-        wrt: the inputs ``x`` of the Hessian (default: all inputs, in order).
-        output: which output, when the circuit has several.
-        simplify: simplify the result (exact rules only).
-
-    Returns:
-        A circuit with inputs ``c.inputs`` then ``v_x`` for each ``x`` in ``wrt`` (the vector,
-        of ``x``'s shape), and outputs ``J``, the gradient ``dJ_dx ...`` (as :func:`grad`),
-        then ``Hv_x ...``: the entries of ``H·v`` for ``x``, i.e.
-        ``Σ_y ∂²J/∂x∂y · v_y``, of ``x``'s shape. Its size is at most
-        ``HVP_SIZE_FACTOR * c.size``.
-
-    >>> import circuitgrad as cg
-    >>> h = cg.hvp(cg.parse("J = x**2 * y"))
-    >>> h.inputs, h.outputs
-    (('x', 'y', 'v_x', 'v_y'), ('J', 'dJ_dx', 'dJ_dy', 'Hv_x', 'Hv_y'))
-    >>> [float(v) for v in cg.to_numpy(h)(x=3.0, y=2.0, v_x=1.0, v_y=0.0)[3:]]
-    [4.0, 6.0]
-    """
-    c = as_circuit(c, "hvp")
-    wrt = pick_inputs(c, wrt)
-    g = grad(c, wrt=wrt, output=output)
-    with no_gc():
-        b = Builder(g)
-        ids = dict(zip(g.inputs, g.input_ids))
-        taken = set(g.inputs) | set(g.outputs)
-        directions = [_fresh(f"v_{x}", taken) for x in wrt]
-        seeds = {ids[x]: b.input(v, g.shape(ids[x])).id for x, v in zip(wrt, directions)}
-        tangent = tangent_sweep(b, g, seeds)
-        outputs = list(zip(g.outputs, g.output_ids))
-        for x, gid in zip(wrt, g.output_ids[1:]):
-            t = tangent.get(gid)
-            node = _zero(b, g.shape(gid)) if t is None else t
-            outputs.append((_fresh(f"Hv_{x}", taken), node))
-        result = b.finish(outputs, inputs=list(g.inputs) + directions,
-                          meta={**_derivative_meta(g), "tangent_count": len(g),
-                                "hvp_of": g.outputs[0], "wrt": tuple(wrt),
-                                "tangent_inputs": tuple(directions)})
-    return simplify_circuit(result) if simplify else result
-
-
-def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None = None,
-            simplify: bool = True, layout: str = "blocks", sparse: bool = False) -> Circuit:
-    """The full Hessian of a scalar output as a circuit: one forward sweep per input entry.
-
-    Args:
-        c: a circuit with a scalar output ``J``.
-        wrt: the inputs (default: all inputs, in order).
-        output: which output, when the circuit has several.
-        simplify: simplify the result (exact rules only).
-        layout: ``"blocks"``: one array per pair of inputs; ``"matrix"``: one (n, n) matrix
-            for the n entries of ``wrt`` (each input's entries in order, one input after the
-            other): what ``scipy.optimize`` takes for many scalar inputs.
-        sparse: compute only the structural nonzeros (:func:`~circuitgrad.hessian_sparsity`),
-            one sweep per color of a star coloring of the pattern; outputs ``J``, the
-            gradient and ``d2J``, the (n, n) matrix over the entries of ``wrt`` (as for
-            ``layout="matrix"``, which is the only layout), that ``to_numpy`` returns as a
-            ``scipy.sparse.csr_array`` (``circuitgrad.transforms.jacobian.sparse_hessian``).
-
-    Returns:
-        A circuit with the inputs of ``c`` and outputs ``J``, then for ``"blocks"`` the
-        gradient ``dJ_dx ...`` (as :func:`grad`) and ``d2J_dx_dy`` for every pair ``x, y`` of
-        ``wrt`` (row by row): ``∂²J/∂x∂y``, of shape ``x.shape + y.shape`` (a scalar for
-        scalar inputs); for ``"matrix"`` the gradient ``dJ`` of shape (n,) and the Hessian
-        ``d2J`` of shape (n, n). The blocks are joined with ``stack``; the size is
-        O(n · c.size).
-
-    Raises:
-        CircuitError: an unknown input, output or layout, a non-scalar output.
-
-    >>> import circuitgrad as cg
-    >>> h = cg.hessian(cg.parse("J = x**2 * y"))
-    >>> h.outputs
-    ('J', 'dJ_dx', 'dJ_dy', 'd2J_dx_dx', 'd2J_dx_dy', 'd2J_dy_dx', 'd2J_dy_dy')
-    >>> [float(v) for v in cg.to_numpy(h)(x=3.0, y=2.0)[3:]]
-    [4.0, 6.0, 6.0, 0.0]
-    >>> m = cg.hessian(cg.parse("J = x**2 * y"), layout="matrix")
-    >>> m.outputs, cg.to_numpy(m)(x=3.0, y=2.0).d2J.tolist()
-    (('J', 'dJ', 'd2J'), [[4.0, 6.0], [6.0, 0.0]])
-    """
-    c = as_circuit(c, "hessian")
-    if sparse:
-        from .jacobian import sparse_hessian
-
-        return sparse_hessian(c, wrt=wrt, output=output, simplify=simplify)
-    if layout not in ("blocks", "matrix"):
-        raise CircuitError(f"layout must be 'blocks' or 'matrix', got {layout!r}",
-                           argument="layout")
-    out_name, _ = pick_output(c, output)
-    wrt = pick_inputs(c, wrt)
-    g = grad(c, wrt=wrt, output=output)
-    with no_gc():
-        b = Builder(g)
-        ids = dict(zip(g.inputs, g.input_ids))
-        gradient = dict(zip(wrt, g.output_ids[1:]))
-        shape = {x: g.shape(ids[x]) for x in wrt}
-        # parts[x, y][k]: ∂(dJ/dy)/∂x[k], from the sweep seeded with the unit vector e_k.
-        parts: dict[tuple[str, str], list[int | None]] = {(x, y): [] for x in wrt for y in wrt}
-        for x in wrt:
-            for k in np.ndindex(shape[x]):
-                tangent = tangent_sweep(b, g, {ids[x]: b.const_id(one_hot(shape[x], k))})
-                for y in wrt:
-                    parts[x, y].append(tangent.get(gradient[y]))
-        taken = set(g.inputs) | {out_name}
-        outputs = [(out_name, g.output_ids[0])]
-        if layout == "blocks":
-            outputs += list(zip(g.outputs[1:], g.output_ids[1:]))
-            taken |= set(g.outputs)
-            for x in wrt:
-                for y in wrt:
-                    node = assemble(b, parts[x, y], shape[x], shape[y], lead=True)
-                    outputs.append((_fresh(f"d2{out_name}_d{x}_d{y}", taken), node))
-        else:
-            vector = _joined(b, [_flat(b, gradient[y], shape[y]) for y in wrt])
-            rows = [_joined(b, [_flat(b, parts[x, y][k], shape[y]) for y in wrt])
-                    for x in wrt for k in range(math.prod(shape[x]))]
-            outputs.append((_fresh(f"d{out_name}", taken), vector))
-            outputs.append((_fresh(f"d2{out_name}", taken), b.apply_id("stack", tuple(rows),
-                                                                       {"axis": 0})))
-        result = b.finish(outputs, inputs=g.inputs,
-                          meta={**_derivative_meta(g), "tangent_count": len(g),
-                                "hessian_of": out_name, "wrt": tuple(wrt)})
-    return simplify_circuit(result) if simplify else result
-
-
-def _flat(b: Builder, node: int | None, shape: tuple[int, ...]) -> int:
-    """The entries of ``node`` (zeros for None) as a vector of ``prod(shape)`` entries."""
-    n = math.prod(shape)
-    if node is None:
-        return b.const_id(np.zeros(n))
-    return node if len(shape) == 1 else b.apply_id("reshape", (node,), {"shape": (n,)})
-
-
-def _joined(b: Builder, vectors: list[int]) -> int:
-    return vectors[0] if len(vectors) == 1 else b.apply_id("concatenate", tuple(vectors),
-                                                           {"axis": 0})
-
-
-def one_hot(shape: tuple[int, ...], k: tuple[int, ...]) -> Any:
-    """The constant ``e_k`` of ``shape`` that seeds a sweep (the number 1 for a scalar).
-
-    >>> one_hot((3,), (1,)).tolist(), one_hot((), ())
-    ([0.0, 1.0, 0.0], 1.0)
-    """
-    if not shape:
-        return 1.0
-    e = np.zeros(shape)
-    e[k] = 1.0
-    return e
-
-
-def assemble(b: Builder, parts: Sequence[int | None], index_shape: tuple[int, ...],
-             part_shape: tuple[int, ...], lead: bool) -> int:
-    """The array whose entry ``k`` (``k`` over ``index_shape``, in ``np.ndindex`` order) is
-    the node ``parts[k]`` of shape ``part_shape`` (``None``: zeros): of shape
-    ``index_shape + part_shape`` if ``lead``, else ``part_shape + index_shape``. One ``stack``
-    and at most one ``reshape``.
-
-        >>> b = Builder()
-        >>> x, y = b.input("x", (2,)), b.input("y", (2,))
-        >>> b.shapes[assemble(b, [x.id, y.id, None], (3,), (2,), lead=False)]
-        (2, 3)
-    """
-    full = index_shape + part_shape if lead else part_shape + index_shape
-    if all(p is None for p in parts):
-        return _zero(b, full)
-    zero = _zero(b, part_shape) if any(p is None for p in parts) else None
-    nodes = tuple(zero if p is None else p for p in parts)
-    if not index_shape:
-        return nodes[0]
-    node = b.apply_id("stack", nodes, {"axis": 0 if lead else len(part_shape)})
-    if len(index_shape) > 1:
-        node = b.apply_id("reshape", (node,), {"shape": full})
-    return node
-
-
-def tangent_rule_size(op: str) -> int:
-    """The most nodes the tangent rule of ``op`` emits for one node, every argument with a
-    tangent (operands of the same shape; a broadcast operand costs one ``broadcast_to`` more).
-
-    >>> tangent_rule_size("mul"), tangent_rule_size("add")
-    (3, 1)
-    """
-    if op in ("sum_to", "broadcast_to", "transpose"):
-        return 1
-    worst = 0
-    for shapes in shape_cases(op):
-        b, _, out = sample_node(op, shapes)
-        c = b.finish([("f", out)], inputs=[f"a{k}" for k in range(len(shapes))])
-        b = Builder(c)
-        seeds = {i: b.input(f"t{k}", c.shape(i)).id for k, i in enumerate(c.input_ids)}
-        t = tangent_sweep(b, c, seeds).get(c.output_ids[0])
-        if t is not None:
-            tc = b.finish([("f", c.output_ids[0]), ("t", t)], inputs=list(b.inputs))
-            worst = max(worst, tc.size - c.size)
-    return worst
-
-
-def _jvp_size_factor() -> int:
-    # The node itself, its rule, and a broadcast_to per operand beyond the first where an
-    # elementwise op broadcasts (one for a binary op, two for clip and where).
-    return max(1 + tangent_rule_size(op) + (max(prim.arity - 1, 0) if prim.shape is None else 0)
-               for op, prim in PRIMITIVES.items() if op not in LEAVES)
-
-
-JVP_SIZE_FACTOR = _jvp_size_factor()
-"""K in ``jvp(c).size <= K * c.size``: the node itself plus its tangent rule."""
-
-HVP_SIZE_FACTOR = JVP_SIZE_FACTOR * SIZE_FACTOR
-"""K in ``hvp(c).size <= K * c.size``: a forward sweep over the adjoint circuit."""
-

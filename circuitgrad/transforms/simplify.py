@@ -67,7 +67,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from ..circuit import LEAVES, Builder, Circuit, as_circuit, no_gc
-from ..primitives import PRIMITIVES, shape_of
+from ..primitives import PRIMITIVES, shape_of, signs
 
 Pass = Callable[[Circuit], Circuit]
 
@@ -101,23 +101,11 @@ def _power_of_two_at_least_one(**consts: float) -> bool:
 EXACT_RULES: tuple[Rule, ...] = (
     Rule("x + (-0.0) → x", ("add", "x", -0.0), "x"),
     Rule("x - 0.0 → x", ("sub", "x", 0.0), "x"),
-    Rule("-0.0 - x → -x", ("sub", -0.0, "x"), ("neg", "x")),
     Rule("x ** 0 → 1 (IEEE pow: even at nan)", ("pow", "x", 0.0), 1.0),
-    Rule("c·(-x) → (-c)·x", ("mul", "c", ("neg", "x")), ("mul", ("neg", "c"), "x")),
-    Rule("-(c·x) → (-c)·x", ("neg", ("mul", "c", "x")), ("mul", ("neg", "c"), "x")),
-    Rule("(-x)/c → x/(-c)", ("div", ("neg", "x"), "c"), ("div", "x", ("neg", "c"))),
     Rule("c·(d·x) → (c·d)·x, |c|, |d| powers of two ≥ 1", ("mul", "c", ("mul", "d", "x")),
          ("mul", ("mul", "c", "d"), "x"), _power_of_two_at_least_one),
-    Rule("square(-x) → square(x)", ("square", ("neg", "x")), ("square", "x")),
-    Rule("|-x| → |x|", ("abs", ("neg", "x")), ("abs", "x")),
-    # A sign moves down to the add or sub that absorbs it (a + (-b) = a - b, in the builder),
-    # when the neg has no other use: as many nodes, and one fewer once absorbed.
-    Rule("(-x)·y → -(x·y)", ("mul", ("neg", "x"), "y"), ("neg", ("mul", "x", "y")),
-         single_use=0),
-    Rule("(-x)/y → -(x/y)", ("div", ("neg", "x"), "y"), ("neg", ("div", "x", "y")),
-         single_use=0),
-    Rule("x/(-y) → -(x/y)", ("div", "x", ("neg", "y")), ("neg", ("div", "x", "y")),
-         single_use=1),
+    # The sign identities (-(c·x) → (-c)·x, |-x| → |x| ...): primitives/signs.py.
+    *(Rule(*r) for r in signs.RULES),
 )
 """Identities exact in IEEE-754 float64 for every input (see the module docstring)."""
 

@@ -42,8 +42,7 @@ import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit
 from ..primitives import PRIMITIVES
-from .grad import pick_inputs, sample_node
-from .jacobian import pick_outputs
+from .common import pick_inputs, pick_outputs, sample_node
 
 REDUCTIONS = ("sum", "mean", "max", "min", "prod", "norm", "logsumexp")
 NORMALIZATIONS = ("softmax", "log_softmax", "prod_others")
