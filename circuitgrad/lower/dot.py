@@ -50,7 +50,8 @@ MAX_NODES = 500
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "DejaVu Sans"
 
-# Colours: forward in blue/slate, adjoint in orange, outputs in green.
+# Colours (fill, line): forward in blue/slate, adjoint in orange, outputs in green. One source
+# for the static diagrams and the browser viewer (lower/html.py reads :func:`palette`).
 _INPUT = ("#dbeafe", "#2563eb")
 _CONST = ("#f3f4f6", "#9ca3af")
 _FORWARD = ("#ffffff", "#475569")
@@ -61,6 +62,7 @@ _OUTPUT = ("#dcfce7", "#16a34a")
 _DELTA_COLOUR = "#c2410c"
 _MUTED = "#6b7280"
 _REFERENCE = "#94a3b8"
+_PART_FILL = ("#f8fafc", "#fffaf5", "#faf8ff")  # the forward, adjoint, tangent clusters
 _REACH = 3  # a use this many levels deeper than the first is drawn as a reference
 
 
@@ -110,6 +112,19 @@ def _h(text: str) -> str:
 
 PRIMAL, ADJOINT, TANGENT = 0, 1, 2
 _PARTS = ("forward", "adjoint", "tangent")
+_KINDS = {"input": _INPUT, "tangent_input": _TANGENT_INPUT, "const": _CONST,
+          "forward": _FORWARD, "adjoint": _ADJOINT, "tangent": _TANGENT, "output": _OUTPUT}
+
+
+def palette() -> dict[str, Any]:
+    """The diagrams' colours, one source for :func:`to_dot` and the browser viewer: each node
+    kind's (fill, line), the δ colour, muted text, references and the parts' background.
+
+    >>> palette()["adjoint"]
+    ('#ffedd5', '#ea580c')
+    """
+    return {**_KINDS, "delta": _DELTA_COLOUR, "muted": _MUTED, "reference": _REFERENCE,
+            "parts": _PART_FILL}
 
 
 def dotted(title: str) -> str:
@@ -322,34 +337,51 @@ class _Drawing:
                             f'{_h(text)}</FONT></TD></TR>')
         return rows
 
+    def kind(self, i: int) -> str:
+        """Node ``i``'s key in :func:`palette`: input, tangent_input, const, forward,
+        adjoint, tangent or output (an output drawn on its own node)."""
+        op = self.c.op(i)
+        if op == "input":
+            return "tangent_input" if self.c.params(i) in self.tangent_names else "input"
+        if op == "const":
+            return "const"
+        if self.boxed_output(i):
+            return "output"
+        return _PARTS[self.part(i)]
+
+    def caption(self, i: int) -> tuple[str, str | None]:
+        """The symbol (the table's label, an input's name, a constant's number) and the
+        title (``z``, ``∂J/∂z``) shown on node ``i``, as plain text."""
+        c, op = self.c, self.c.op(i)
+        if op == "input":
+            name = c.params(i)
+            if name in self.tangent_names:
+                return dotted(self.tangent_names[name]), name
+            return name, None
+        if op == "const":
+            return ("const" if c.shape(i) else _number(c.params(i))), None
+        symbol = PRIMITIVES[op].display(c.params(i), [c.shape(a) for a in c.args(i)])
+        title = self.title(i)
+        if title is None and self.boxed_output(i):
+            title = self.out_names[i][0]
+        return symbol, title
+
     def node(self, i: int) -> tuple[str, list[tuple[str, str]]]:
         """The label and attributes of node ``i``."""
         c, op = self.c, self.c.op(i)
         shape = c.shape(i)
         output = self.boxed_output(i)
+        fill, line = _KINDS[self.kind(i)]
+        symbol, title = self.caption(i)
         if op == "input":
-            fill, line = _INPUT
-            head = f"<B>{_h(c.params(i))}</B>"
-            if c.params(i) in self.tangent_names:  # the direction: the inputs' tangents
-                fill, line = _TANGENT_INPUT
-                symbol = dotted(self.tangent_names[c.params(i)])
+            head = f"<B>{_h(symbol)}</B>"
+            if title is not None:  # the direction: the inputs' tangents
                 head = (f"<B>{_h(symbol)}</B>  <FONT COLOR=\"{_MUTED}\" POINT-SIZE=\"10\">"
-                        f"{_h(c.params(i))}</FONT>")
+                        f"{_h(title)}</FONT>")
         elif op == "const":
-            fill, line = _CONST
-            if shape:
-                head = f'<FONT COLOR="{_MUTED}">const</FONT>'
-            else:
-                head = _h(_number(c.params(i)))
+            head = f'<FONT COLOR="{_MUTED}">const</FONT>' if shape else _h(symbol)
         else:
-            fill, line = (_FORWARD, _ADJOINT, _TANGENT)[self.part(i)]
-            symbol = _h(PRIMITIVES[op].display(c.params(i), [c.shape(a) for a in c.args(i)]))
-            title = self.title(i)
-            if output and title is None:
-                title = self.out_names[i][0]
-            head = symbol if title is None else f"{symbol}  <B>{_h(title)}</B>"
-        if output:
-            fill, line = _OUTPUT
+            head = _h(symbol) if title is None else f"{_h(symbol)}  <B>{_h(title)}</B>"
         rows = []
         if shape:
             rows.append(f'<TR><TD COLSPAN="2"><FONT COLOR="{_MUTED}" POINT-SIZE="10">'
@@ -584,10 +616,10 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
     if drawing.adjoint:
         first, second = drawing.bounds
         for part, key, title, ids, colour in (
-                (PRIMAL, "forward", "forward pass: values", range(first), "#f8fafc"),
+                (PRIMAL, "forward", "forward pass: values", range(first), _PART_FILL[0]),
                 (ADJOINT, "adjoint", f"adjoint pass: δ = ∂{drawing.of}/∂v, flowing back",
-                 range(first, second), "#fffaf5"),
-                (TANGENT, "tangent", _tangent_title(c), range(second, n), "#faf8ff")):
+                 range(first, second), _PART_FILL[1]),
+                (TANGENT, "tangent", _tangent_title(c), range(second, n), _PART_FILL[2])):
             boxes = [(m, label, a) for m, label, a, p in out_nodes if p == part]
             if not ids and not boxes:
                 continue
