@@ -24,6 +24,10 @@
     return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
       .replace(/"/g, "&quot;");
   }
+  function counts(g) {  // as lower/dot.py's counts_text
+    var a = G.count[g], b = G.operations[g];
+    return a + (a === 1 ? " node · " : " nodes · ") + b + (b === 1 ? " op" : " ops");
+  }
   function clip(s, k) { s = String(s); return s.length > k ? s.slice(0, k - 1) + "…" : s; }
 
   // -- the page ------------------------------------------------------------------------
@@ -182,8 +186,7 @@
         body = '<rect width="' + W + '" height="' + HG + '" rx="6" fill="' +
           P.parts[G.part[g]] + '" stroke="' + LINE[G.part[g]] + '"/>' +
           '<text x="8" y="15">⊞ ' + esc(clip(G.label[g], 21)) + "</text>" +
-          '<text class="sub" x="8" y="33">' + G.count[g] + " nodes · " + G.operations[g] +
-          " ops</text>";
+          '<text class="sub" x="8" y="33">' + counts(g) + "</text>";
         out.push('<g class="' + cls + '" data-group="' + g + '" data-item="' + k +
           '" transform="translate(' + p.x + "," + p.y + ')">' + body + "</g>");
       } else {
@@ -282,8 +285,7 @@
     var h;
     if (el.dataset.group !== undefined) {
       var g = +el.dataset.group;
-      h = esc(G.label[g]) + "\n" + G.count[g] + " nodes, " + G.operations[g] +
-        " operations (click to open)";
+      h = esc(G.label[g]) + "\n" + counts(g) + " (click to open)";
     } else {
       h = info(+el.dataset.node).map(function (l) {
         return l.slice(0, 2) === "δ " ? '<span class="delta">' + esc(l) + "</span>" : esc(l);
