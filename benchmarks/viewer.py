@@ -10,6 +10,7 @@
   node by node (``collapse=False``), bounded by the timeout. The target: ≤ 5 s each.
 
     python benchmarks/viewer.py        # about a minute
+    python benchmarks/viewer.py --screenshots   # docs/img/viewer_*.png (docs/viewer.md)
 """
 
 from __future__ import annotations
@@ -129,5 +130,43 @@ def run(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
+def screenshots(out: Path) -> list[Path]:
+    """docs/img/viewer_collapsed.png and viewer_open.png: the gradient of the notes'
+    two-layer network (8 inputs, 16 units, in scalars), collapsed, then with the unit
+    ``a5 = relu(z5)`` selected (its group and its adjoint's open) and hovered."""
+    import random
+
+    from playwright.sync_api import sync_playwright
+    from programs import two_layer
+
+    g = cg.grad(cg.parse(two_layer(8, 16)))
+    rng = random.Random(3)
+    at = {name: round(rng.uniform(-1, 1), 2) for name in g.inputs}
+    page_path = out / "viewer_example.html"
+    cg.to_html(g, at=at, path=page_path, title="two-layer network: gradient")
+    a5 = next(i for i, name in g.names.items() if name == "a5")
+    shots = [out / "viewer_collapsed.png", out / "viewer_open.png"]
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            headless=True, args=ARGS, viewport={"width": 1400, "height": 820})
+        page = context.new_page()
+        page.goto(page_path.as_uri())
+        page.wait_for_function("window.cgViewer && window.cgViewer.ready")
+        page.screenshot(path=str(shots[0]))
+        page.fill("#cg-search", "a5")
+        page.click(f'#cg-hits button[data-go="{a5}"]')
+        page.hover(f'[data-node="{a5}"]')
+        page.wait_for_selector("#cg-tip", state="visible")
+        page.screenshot(path=str(shots[1]))
+        context.close()
+    page_path.unlink()
+    return shots
+
+
 if __name__ == "__main__":
-    print(run(quick="--quick" in sys.argv))
+    if "--screenshots" in sys.argv:
+        root = Path(__file__).resolve().parent.parent
+        print(screenshots(root / "docs" / "img"))
+    else:
+        print(run(quick="--quick" in sys.argv))

@@ -219,6 +219,14 @@
       pz.updateBBox();
       if (fit) { pz.fit(); pz.center(); }
     }
+    if (fit) readable();
+  }
+  function readable() {
+    // Fitting a big view makes its boxes unreadable: show its start at a readable zoom.
+    var s = pz.getSizes();
+    if (s.realZoom >= 0.55) return;
+    pz.zoom(0.8 / (s.realZoom / pz.getZoom()));
+    pz.pan({ x: 40, y: 30 });
   }
   function centerOn(k) {
     if (!pz || !pos[k]) return;
@@ -262,7 +270,7 @@
         'class="hit" data-go="' + p + '">' + esc(nodeText(p)) + " #" + p + "</button></div>");
     }
     h.push('<div class="muted">in: ' + groupPath(N.group[i]).map(function (g) {
-      return '<button class="hit" data-close="' + g + '" title="close this group">' +
+      return '<button class="hit crumb" data-close="' + g + '" title="close this group">' +
         esc(clip(G.label[g], 30)) + "</button>";
     }).join(" › ") + "</div>");
     s.innerHTML = h.join("");
@@ -319,7 +327,7 @@
       var k = +h.slice(1);
       return h[0] === "g"
         ? '<button class="hit" data-open="' + k + '">⊞ ' + esc(G.label[k]) + " (" +
-          G.count[k] + " nodes)</button>"
+          counts(k) + ")</button>"
         : '<button class="hit" data-go="' + k + '">' + esc(nodeText(k)) + " #" + k +
           ' <span class="muted">' + esc(D.ops[N.op[k]]) + "</span></button>";
     }).join("") : '<span class="muted">no match</span>';
@@ -353,7 +361,7 @@
     refresh(true);
   });
   document.getElementById("cg-fit").addEventListener("click", function () {
-    pz.fit(); pz.center();
+    pz.fit(); pz.center();  // the whole view, however small its boxes
   });
 
   // -- the path from an input to an output ------------------------------------------
