@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import circuitgrad as cg  # noqa: E402
-from circuitgrad.lower.dot import MAX_NODES  # noqa: E402
+import circuitgrad as cg
+from circuitgrad.lower.dot import MAX_NODES
 
 SIZES = {True: (1_000, 100_000), False: (1_000, 10_000, 100_000)}
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
