@@ -62,6 +62,20 @@ def test_statements_are_the_program_lines_and_the_adjoint_mirrors_them():
     assert "∂J/∂w" in labels and "∂J/∂x" in labels  # the diagrams' names, not w_bar
 
 
+def test_recorded_lines_group_the_nodes():
+    # A front-end that records each node's line (meta["lines"]) groups by those lines.
+    from circuitgrad.circuit import Builder
+
+    b = Builder()
+    x = b.input("x")
+    y = b.apply("sin", x) * x
+    c = b.finish([("f", y)], meta={"lines": (None, "f.py:3 in f", "f.py:4 in f")})
+    t = groups(c)
+    (forward,) = t.children[0]
+    assert [(t.label[g], t.members[g]) for g in t.children[forward]] == [
+        ("inputs", [0]), ("f.py:3 in f", [1]), ("f.py:4 in f", [2])]
+
+
 def test_a_deep_circuit_needs_no_recursion():
     c = chain(25_000)  # 10^5 nodes, each depending on the one before
     t = groups(c)

@@ -170,13 +170,10 @@ def _bucket(t: Groups, g: int, fan_out: int) -> None:
     nodes = t.members[g]
     if len(nodes) > fan_out:
         t.members[g] = []
-        level = []
         for k in range(0, len(nodes), fan_out):
             chunk = nodes[k:k + fan_out]
-            b = t.add(g, f"nodes {chunk[0]}–{chunk[-1]}", t.part[g])
-            t.members[b] = chunk
-            level.append(b)
-        _bucket(t, g, fan_out)
+            t.members[t.add(g, f"nodes {chunk[0]}–{chunk[-1]}", t.part[g])] = chunk
+        _bucket(t, g, fan_out)  # (once: g now has children and no members)
 
 
 def groups(c: Circuit, fan_out: int = FAN_OUT) -> Groups:
