@@ -76,6 +76,27 @@ def test_recorded_lines_group_the_nodes():
         ("inputs", [0]), ("f.py:3 in f", [1]), ("f.py:4 in f", [2])]
 
 
+def test_traced_lines_group_the_nodes_of_a_loop():
+    import numpy as np
+
+    def f(x, y):
+        z = np.sin(x) * y
+        for _ in range(100):
+            z = z * x + np.cos(z)  # one line: 300 nodes
+        return z
+
+    c = cg.trace(f, lines=True)
+    assert "lines" not in cg.trace(f).meta  # off by default (it costs time)
+    assert len(c.meta["lines"]) == len(c)
+    t = groups(c)
+    (forward,) = t.children[0]
+    first = f.__code__.co_firstlineno
+    labels = [t.label[g] for g in t.children[forward]]
+    assert labels == ["inputs", f"test_html.py:{first + 1} in f", f"test_html.py:{first + 3} in f"]
+    loop = t.children[forward][2]
+    assert t.count[loop] == 300 and len(t.children[loop]) <= FAN_OUT
+
+
 def test_a_deep_circuit_needs_no_recursion():
     c = chain(25_000)  # 10^5 nodes, each depending on the one before
     t = groups(c)
