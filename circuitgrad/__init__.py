@@ -18,6 +18,7 @@ from .frontends.json import from_json
 from .frontends import from_sympy, parse, to_sympy, trace
 from .lower.json import to_json
 from .lower import NumpyFunction, render, to_dot, to_numpy
+from .lower.html import to_html
 from .lower.tape import TapeFunction, to_tape
 from .lower.c import CFunction, to_c
 from .ops import (abs, acos, acosh, asin, asinh, atan, atan2, atanh, ceil, clip, cos, cosh,
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "PRIMITIVES",
     "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
-    "to_dot", "render",
+    "to_dot", "render", "to_html",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",
     "hessian_sparsity",
     "to_tape", "TapeFunction", "to_c", "CFunction",

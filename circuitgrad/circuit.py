@@ -86,12 +86,13 @@ def no_gc() -> Iterator[None]:
 
 
 # How a circuit shows itself: the lowerings register here ("text": lower/text.py's listing,
-# "svg": lower/dot.py's diagram), so the IR imports no lowering.
+# "svg": lower/dot.py's diagram, "html": lower/html.py's viewer), so the IR imports no lowering.
 _DISPLAY: dict[str, Callable[["Circuit"], str]] = {}
 
 
 def register_display(kind: str, show: Callable[["Circuit"], str]) -> None:
-    """Let ``repr`` (``kind="text"``) or notebooks (``"svg"``) show circuits with ``show``."""
+    """Let ``repr`` (``kind="text"``) or notebooks (``"svg"``, ``"html"``) show circuits
+    with ``show``."""
     _DISPLAY[kind] = show
 
 
@@ -336,12 +337,26 @@ class Circuit:
         """The diagram, for front-ends that ask for SVG only (None: not drawn)."""
         return self._svg()[0]
 
+    def _repr_html_(self) -> str | None:
+        """The browser viewer (lower/html.py) of a circuit too big for a diagram, else None."""
+        show = _DISPLAY.get("html")
+        if show is None:
+            return None
+        try:
+            return show(self)
+        except Exception:  # noqa: BLE001 - a notebook display must never raise
+            return None
+
     def _repr_mimebundle_(self, include=None, exclude=None):
-        """Jupyter shows a circuit as its diagram (SVG); where it is not drawn (too big, no
-        Graphviz) the text says why, and how to draw it anyway."""
+        """Jupyter shows a circuit as its diagram (SVG); one too big for a diagram as the
+        browser viewer (HTML); where neither is drawn the text says why, and how to draw it
+        anyway."""
         svg, why = self._svg()
         if svg is None:
-            return {"text/plain": repr(self) + "\n(" + why + ")"}
+            page = self._repr_html_()
+            text = repr(self) + "\n(" + why + ")"
+            return {"text/plain": text} if page is None else {"text/html": page,
+                                                              "text/plain": text}
         return {"image/svg+xml": svg, "text/plain": repr(self)}
 
 

@@ -5,6 +5,7 @@
     circuitgrad eval  EXPR --at x=1,y=2 [--grad] [--backend numpy|tape|c]  # value (and gradient)
     circuitgrad grad  EXPR [--wrt x,y]             # the generated gradient source
     circuitgrad draw  EXPR [--grad] [--at ...] -o out.svg
+    circuitgrad view  EXPR [--grad] [--at ...] -o out.html  # the browser viewer, any size
     circuitgrad info  EXPR                         # inputs, outputs, size, adjoint size
 
 EXPR is an expression or program text, ``-f FILE`` reads a program file and ``-`` standard
@@ -339,6 +340,25 @@ def cmd_draw(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from .lower.html import to_html
+
+    c = load(args)
+    if args.grad:
+        c = _gradient(c, args)
+    point = parse_point(args.at) if args.at else None
+    if point is not None:
+        _check_point(c, point)
+    to_html(c, at=point, path=args.output)
+    print(f"wrote {args.output} ({len(c)} nodes): open it in a browser")
+    if args.open:
+        import pathlib
+        import webbrowser
+
+        webbrowser.open(pathlib.Path(args.output).resolve().as_uri())
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     c = load(args)
 
@@ -427,6 +447,18 @@ def _parser() -> argparse.ArgumentParser:
                         "limit)")
     gradient_options(p)
     p.set_defaults(run=cmd_draw)
+
+    p = command("view", "explore the circuit (or its adjoint) in a browser, any size")
+    p.add_argument("-o", "--output", metavar="FILE", default="circuit.html",
+                   help="the page to write (default: circuit.html)")
+    p.add_argument("--grad", action="store_true",
+                   help="view the adjoint circuit: the forward part, the adjoint part and "
+                        "the link between each node and its adjoint")
+    p.add_argument("--at", action="append", metavar="NAME=VALUE,...",
+                   help="show every node's value (and adjoint δ) at this point, on hover")
+    p.add_argument("--open", action="store_true", help="open the page in the web browser")
+    gradient_options(p)
+    p.set_defaults(run=cmd_view)
 
     p = command("info", "print inputs, outputs, size and the adjoint's size")
     gradient_options(p)

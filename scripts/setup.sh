@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-time set-up, run by `make demo` / `make test`: a virtual environment with circuitgrad
 # and its test tools (its tape evaluator compiled), the Graphviz `dot` program (Debian package
-# `graphviz`), and a C compiler and the Python headers where missing (`gcc`, `python3-dev`).
+# `graphviz`), a C compiler and the Python headers where missing (`gcc`, `python3-dev`), and
+# the Chromium browser that tests/test_html.py drives with Playwright (Debian's `chromium`;
+# Playwright's own browser download is not used: `playwright install` needs the network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -36,6 +38,12 @@ if ! "$PYTHON" -c 'import os, sysconfig, sys
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
   apt_install "the Python headers" python3-dev || echo "setup: the Python headers are" \
     "missing; install them (Debian/Ubuntu: apt-get install python3-dev)" >&2
+fi
+
+# The viewer's browser tests (tests/test_html.py) run Debian's chromium through Playwright.
+if ! command -v chromium >/dev/null 2>&1 && ! [ -x /usr/bin/chromium ]; then
+  apt_install "the Chromium browser (for the viewer's tests)" chromium || echo "setup: no" \
+    "chromium; install it (Debian/Ubuntu: apt-get install chromium) to run tests/test_html.py" >&2
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

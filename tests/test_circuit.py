@@ -155,7 +155,9 @@ def test_notebook_display_svg_and_too_big_fallback():
     big = cg.parse("J = " + " + ".join(f"sin(t{k})" for k in range(300)))
     assert big._repr_svg_() is None
     bundle = big._repr_mimebundle_()
-    assert list(bundle) == ["text/plain"]
+    assert list(bundle) == ["text/html", "text/plain"]  # the viewer (lower/html.py)
+    assert bundle["text/html"].startswith("<iframe srcdoc=") and "cg-data" in bundle["text/html"]
+    assert c._repr_html_() is None  # a small circuit: its diagram
     assert bundle["text/plain"].endswith(
         f"(not drawn: {len(big)} nodes, more than circuitgrad.lower.dot.MAX_NODES = 500; draw "
         "it anyway with cg.render(c, 'circuit.svg', max_nodes=None), or in the notebook with "

@@ -246,12 +246,43 @@ def big(n: int) -> cg.Circuit:
 def test_too_big_says_how_big_and_how_to_draw_anyway():
     c = big(300)
     with pytest.raises(cg.CircuitError) as e:
-        cg.to_dot(c)
+        cg.to_dot(c, collapse=False)
     assert str(len(c)) in str(e.value) and "max_nodes=None" in str(e.value)
+    assert "collapse=True" in str(e.value) and "to_html" in str(e.value)
     assert cg.to_dot(c, max_nodes=None).source.count("->") > 500
     assert cg.to_dot(c, max_nodes=len(c)).source
     with pytest.raises(cg.CircuitError):
-        cg.to_dot(cg.parse("x*y"), max_nodes=2)
+        cg.to_dot(cg.parse("x*y"), max_nodes=2, collapse=False)
+
+
+def test_above_max_nodes_the_groups_are_drawn():
+    # The collapsed view: one box per group with its counts, every node in exactly one box.
+    from circuitgrad.lower.dot import COLLAPSED_BOXES
+
+    g = cg.grad(big(300))
+    src = cg.to_dot(g).source
+    assert src == cg.to_dot(g, collapse=True).source and "cluster_adjoint" in src
+    boxes = re.findall(r"(\d+) nodes? · (\d+) ops?</FONT>>", src)
+    assert 2 < len(boxes) <= COLLAPSED_BOXES
+    assert sum(int(n) for n, _ in boxes) == len(g)
+    assert sum(int(k) for _, k in boxes) == g.size
+    assert "->" in src and "n0" not in src
+    small = cg.to_dot(cg.parse("x*y"), collapse=True).source  # on request, for any size
+    assert "2 nodes · 0 ops" in small and "1 node · 1 op" in small  # inputs, x*y
+    with pytest.raises(cg.CircuitError, match="not inputs"):
+        cg.to_dot(g, at={"nope": 1.0})  # the point is still checked
+
+
+def test_render_of_big_gradients_draws_the_groups(tmp_path):
+    # 500 and 2,000 nodes: the collapsed view, which Graphviz lays out in well under a
+    # second (the full diagram of the 500-node one took 50 s; timings: benchmarks/viewer.py).
+    for lines, nodes in ((101, 500), (401, 2000)):
+        g = cg.grad(big(lines))
+        assert len(g) >= nodes
+        path = cg.render(g, tmp_path / f"g{lines}.svg")
+        svg = (tmp_path / f"g{lines}.svg").read_text(encoding="utf-8")
+        assert svg.lstrip().startswith("<?xml") and " nodes · " in svg, path
+        assert svg.count("<g id=\"node") <= 100  # boxes, not the nodes
 
 
 def test_not_a_circuit():

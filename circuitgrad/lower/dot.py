@@ -50,7 +50,8 @@ MAX_NODES = 500
 FORMATS = ("svg", "png", "pdf", "dot")
 FONT = "DejaVu Sans"
 
-# Colours: forward in blue/slate, adjoint in orange, outputs in green.
+# Colours (fill, line): forward in blue/slate, adjoint in orange, outputs in green. One source
+# for the static diagrams and the browser viewer (lower/html.py reads :func:`palette`).
 _INPUT = ("#dbeafe", "#2563eb")
 _CONST = ("#f3f4f6", "#9ca3af")
 _FORWARD = ("#ffffff", "#475569")
@@ -61,6 +62,7 @@ _OUTPUT = ("#dcfce7", "#16a34a")
 _DELTA_COLOUR = "#c2410c"
 _MUTED = "#6b7280"
 _REFERENCE = "#94a3b8"
+_PART_FILL = ("#f8fafc", "#fffaf5", "#faf8ff")  # the forward, adjoint, tangent clusters
 _REACH = 3  # a use this many levels deeper than the first is drawn as a reference
 
 
@@ -110,6 +112,19 @@ def _h(text: str) -> str:
 
 PRIMAL, ADJOINT, TANGENT = 0, 1, 2
 _PARTS = ("forward", "adjoint", "tangent")
+_KINDS = {"input": _INPUT, "tangent_input": _TANGENT_INPUT, "const": _CONST,
+          "forward": _FORWARD, "adjoint": _ADJOINT, "tangent": _TANGENT, "output": _OUTPUT}
+
+
+def palette() -> dict[str, Any]:
+    """The diagrams' colours, one source for :func:`to_dot` and the browser viewer: each node
+    kind's (fill, line), the δ colour, muted text, references and the parts' background.
+
+    >>> palette()["adjoint"]
+    ('#ffedd5', '#ea580c')
+    """
+    return {**_KINDS, "delta": _DELTA_COLOUR, "muted": _MUTED, "reference": _REFERENCE,
+            "parts": _PART_FILL}
 
 
 def dotted(title: str) -> str:
@@ -322,34 +337,51 @@ class _Drawing:
                             f'{_h(text)}</FONT></TD></TR>')
         return rows
 
+    def kind(self, i: int) -> str:
+        """Node ``i``'s key in :func:`palette`: input, tangent_input, const, forward,
+        adjoint, tangent or output (an output drawn on its own node)."""
+        op = self.c.op(i)
+        if op == "input":
+            return "tangent_input" if self.c.params(i) in self.tangent_names else "input"
+        if op == "const":
+            return "const"
+        if self.boxed_output(i):
+            return "output"
+        return _PARTS[self.part(i)]
+
+    def caption(self, i: int) -> tuple[str, str | None]:
+        """The symbol (the table's label, an input's name, a constant's number) and the
+        title (``z``, ``∂J/∂z``) shown on node ``i``, as plain text."""
+        c, op = self.c, self.c.op(i)
+        if op == "input":
+            name = c.params(i)
+            if name in self.tangent_names:
+                return dotted(self.tangent_names[name]), name
+            return name, None
+        if op == "const":
+            return ("const" if c.shape(i) else _number(c.params(i))), None
+        symbol = PRIMITIVES[op].display(c.params(i), [c.shape(a) for a in c.args(i)])
+        title = self.title(i)
+        if title is None and self.boxed_output(i):
+            title = self.out_names[i][0]
+        return symbol, title
+
     def node(self, i: int) -> tuple[str, list[tuple[str, str]]]:
         """The label and attributes of node ``i``."""
         c, op = self.c, self.c.op(i)
         shape = c.shape(i)
         output = self.boxed_output(i)
+        fill, line = _KINDS[self.kind(i)]
+        symbol, title = self.caption(i)
         if op == "input":
-            fill, line = _INPUT
-            head = f"<B>{_h(c.params(i))}</B>"
-            if c.params(i) in self.tangent_names:  # the direction: the inputs' tangents
-                fill, line = _TANGENT_INPUT
-                symbol = dotted(self.tangent_names[c.params(i)])
+            head = f"<B>{_h(symbol)}</B>"
+            if title is not None:  # the direction: the inputs' tangents
                 head = (f"<B>{_h(symbol)}</B>  <FONT COLOR=\"{_MUTED}\" POINT-SIZE=\"10\">"
-                        f"{_h(c.params(i))}</FONT>")
+                        f"{_h(title)}</FONT>")
         elif op == "const":
-            fill, line = _CONST
-            if shape:
-                head = f'<FONT COLOR="{_MUTED}">const</FONT>'
-            else:
-                head = _h(_number(c.params(i)))
+            head = f'<FONT COLOR="{_MUTED}">const</FONT>' if shape else _h(symbol)
         else:
-            fill, line = (_FORWARD, _ADJOINT, _TANGENT)[self.part(i)]
-            symbol = _h(PRIMITIVES[op].display(c.params(i), [c.shape(a) for a in c.args(i)]))
-            title = self.title(i)
-            if output and title is None:
-                title = self.out_names[i][0]
-            head = symbol if title is None else f"{symbol}  <B>{_h(title)}</B>"
-        if output:
-            fill, line = _OUTPUT
+            head = _h(symbol) if title is None else f"{_h(symbol)}  <B>{_h(title)}</B>"
         rows = []
         if shape:
             rows.append(f'<TR><TD COLSPAN="2"><FONT COLOR="{_MUTED}" POINT-SIZE="10">'
@@ -539,12 +571,108 @@ def _check(c: Circuit, max_nodes: int | None) -> None:
         raise CircuitError(
             f"the circuit has {len(c)} nodes (size {c.size}), more than max_nodes={max_nodes}: "
             "Graphviz would take long to lay it out and the diagram would be unreadable. Draw "
-            f"it anyway with max_nodes=None (or max_nodes={len(c)})")
+            f"it anyway with max_nodes=None (or max_nodes={len(c)}), draw its groups with "
+            "collapse=True, or explore it node by node with cg.to_html")
+
+
+def counts_text(nodes: int, operations: int) -> str:
+    """A group's counts as the diagrams and the viewer show them.
+
+    >>> counts_text(1, 0), counts_text(12, 7)
+    ('1 node · 0 ops', '12 nodes · 7 ops')
+    """
+    return (f"{nodes} node{'' if nodes == 1 else 's'} · "
+            f"{operations} op{'' if operations == 1 else 's'}")
+
+
+COLLAPSED_BOXES = 100  # the most group boxes a collapsed diagram draws
+
+
+def _collapsed(c: Circuit) -> "graphviz.Digraph":  # noqa: F821
+    """The collapsed group view: the parts' groups, opened largest first while the diagram
+    stays within :data:`COLLAPSED_BOXES` boxes; one edge per pair of boxes in a part (its
+    count when more than one argument edge runs between them). The reads of a later pass
+    from an earlier one are not drawn (the cluster's title says so): they join every group
+    to every other and hide the flow."""
+    import graphviz
+
+    from .groups import groups
+
+    t = groups(c)
+    shown = list(t.children[0])
+    while True:  # open the largest group whose children still fit
+        room = COLLAPSED_BOXES - len(shown)
+        best = max((g for g in shown if t.children[g] and len(t.children[g]) - 1 <= room),
+                   key=lambda g: (t.count[g], -g), default=None)
+        if best is None:
+            break
+        k = shown.index(best)
+        shown[k:k + 1] = t.children[best]
+    box = {}
+    for k, g in enumerate(shown):  # each node's box: a work list down each shown group
+        stack = [g]
+        while stack:
+            h = stack.pop()
+            for i in t.members[h]:
+                box[i] = k
+            stack.extend(t.children[h])
+    d = graphviz.Digraph("circuit")
+    # Counts are xlabels (placed after the layout: a label is a node of its own to rank),
+    # and one pass of crossing reduction: a second one costs seconds and changes little.
+    d.attr("graph", rankdir="LR", fontname=FONT, nodesep="0.25", ranksep="0.45",
+           bgcolor="white", pad="0.2", mclimit="0.1", nslimit="2", remincross="false")
+    d.attr("node", fontname=FONT, fontsize="12", shape="box", style="rounded,filled",
+           margin="0.1,0.05", penwidth="1.6")
+    d.attr("edge", fontname=FONT, arrowsize="0.6", penwidth="1.1", fontsize="9",
+           fontcolor=_MUTED)
+    of = c.meta.get("gradient_of") or c.meta.get("hvp_of") or c.meta.get("hessian_of") or "J"
+    titles = ("forward pass: values", f"adjoint pass: δ = ∂{of}/∂v, flowing back",
+              _tangent_title(c))
+    for p in t.children[0]:
+        part = t.part[p]
+        with d.subgraph(name=f"cluster_{_PARTS[part]}") as s:
+            reads = "; its reads of the forward values not drawn" if part else ""
+            s.attr(label=f"{titles[part]} ({t.count[p]} nodes, {t.operations[p]} operations"
+                         f" in collapsed groups{reads})", labeljust="l", style="rounded,filled",
+                   color="#cbd5e1", fillcolor=_PART_FILL[part], fontcolor=_MUTED,
+                   fontsize="11")
+            for k, g in enumerate(shown):
+                if t.part[g] != part:
+                    continue
+                fill, line = _INPUT if t.label[g] == "inputs" else _KINDS[_PARTS[part]]
+                label = (f"<<B>{_h(t.label[g])}</B><BR/><FONT COLOR=\"{_MUTED}\" "
+                         f"POINT-SIZE=\"10\">{counts_text(t.count[g], t.operations[g])}"
+                         "</FONT>>")
+                s.node(f"g{k}", label, _attributes=[("fillcolor", fill), ("color", line)])
+    counts: dict[tuple[int, int], int] = {}
+    for i in range(len(c)):
+        for a in c.args(i):
+            pair = (box[a], box[i])
+            if pair[0] != pair[1]:
+                counts[pair] = counts.get(pair, 0) + 1
+    for (a, b), count in sorted(counts.items()):
+        if t.part[shown[a]] != t.part[shown[b]]:  # a later pass reads an earlier one's value
+            continue
+        tail, head = f"g{a}", f"g{b}"
+        attrs = [("color", _KINDS[_PARTS[t.part[shown[b]]]][1])]
+        if t.part[shown[b]] == ADJOINT:  # flowing back, laid out right to left
+            tail, head = head, tail
+            attrs.append(("dir", "back"))
+        if count > 1:
+            attrs += [("xlabel", str(count)), ("penwidth", f"{min(4.0, 1 + math.log2(count)):.1f}")]
+        d.edge(tail, head, _attributes=attrs)
+    # The adjoint part under the forward part: its last group (the inputs' gradients) one
+    # step right of the first forward group, as the full diagram anchors it.
+    last = [k for k, g in enumerate(shown) if t.part[g] == ADJOINT]
+    if last and t.part[shown[0]] == PRIMAL:
+        d.edge("g0", f"g{last[-1]}", _attributes=[("style", "invis")])
+    return d
 
 
 def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
            max_nodes: int | None = MAX_NODES,
-           adjoints: Circuit | None = None) -> "graphviz.Digraph":  # noqa: F821
+           adjoints: Circuit | None = None,
+           collapse: bool | None = None) -> "graphviz.Digraph":  # noqa: F821
     """The diagram of a circuit (or of an adjoint circuit) as a ``graphviz.Digraph``.
 
     Args:
@@ -552,25 +680,41 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
             forward pass and, below it, the adjoint pass flowing back.
         at: a point (input name → number or array): every node shows its value there, and on
             a forward circuit with one scalar output also its adjoint δ = ∂J/∂node.
-        max_nodes: the most nodes to draw (``None``: no limit).
+        max_nodes: the most nodes drawn one by one (``None``: no limit); a bigger circuit
+            is drawn as its groups (``collapse``).
         adjoints: with ``at`` on a forward circuit, the circuit of its node adjoints
             (:func:`~circuitgrad.transforms.adjoints.node_adjoints`); built when not given.
+        collapse: ``True`` draws the collapsed group view: one box per group of
+            :func:`~circuitgrad.lower.groups.groups` (the program's lines, in the forward,
+            adjoint and tangent parts) with its node and operation counts, and one edge per
+            pair of groups; Graphviz lays it out in well under a second at any size (``at``
+            is not shown). ``False`` draws every node (more than ``max_nodes`` raises).
+            ``None`` (default): collapsed above ``max_nodes`` nodes. :func:`to_html` shows
+            any circuit node by node.
 
     Returns:
         A ``graphviz.Digraph``; ``.source`` is the DOT text, ``.pipe(format="svg")`` renders
         it (that needs the Graphviz ``dot`` program; the DOT text does not).
 
     Raises:
-        CircuitError: more than ``max_nodes`` nodes, or a bad point.
+        CircuitError: more than ``max_nodes`` nodes with ``collapse=False``, or a bad point.
 
     >>> import circuitgrad as cg
     >>> d = to_dot(cg.parse("J = sin(x)"), at={"x": 0.0})
     >>> 'n1' in d.source and "δ 1" in d.source
     True
+    >>> "1 node · 1 op" in to_dot(cg.parse("J = sin(x)"), collapse=True).source
+    True
     """
     import graphviz
 
     c = as_circuit(c, "to_dot")
+    if collapse is None:
+        collapse = max_nodes is not None and len(c) > max_nodes
+    if collapse:
+        if at is not None:
+            _check_point(c, at)
+        return _collapsed(c)
     _check(c, max_nodes)
     drawing = _Drawing(c, at, adjoints)
     d = graphviz.Digraph("circuit")
@@ -584,10 +728,10 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
     if drawing.adjoint:
         first, second = drawing.bounds
         for part, key, title, ids, colour in (
-                (PRIMAL, "forward", "forward pass: values", range(first), "#f8fafc"),
+                (PRIMAL, "forward", "forward pass: values", range(first), _PART_FILL[0]),
                 (ADJOINT, "adjoint", f"adjoint pass: δ = ∂{drawing.of}/∂v, flowing back",
-                 range(first, second), "#fffaf5"),
-                (TANGENT, "tangent", _tangent_title(c), range(second, n), "#faf8ff")):
+                 range(first, second), _PART_FILL[1]),
+                (TANGENT, "tangent", _tangent_title(c), range(second, n), _PART_FILL[2])):
             boxes = [(m, label, a) for m, label, a, p in out_nodes if p == part]
             if not ids and not boxes:
                 continue
@@ -621,7 +765,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
 
 
 def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = None,
-           max_nodes: int | None = MAX_NODES) -> str:
+           max_nodes: int | None = MAX_NODES, collapse: bool | None = None) -> str:
     """Draw a circuit to a file; the format comes from the suffix: svg, png, pdf or dot.
 
     Args:
@@ -629,6 +773,8 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
         path: the file to write; ``.dot`` writes the DOT text and needs no Graphviz.
         at: a point whose values (and adjoints) to show, as in :func:`to_dot`.
         max_nodes: as in :func:`to_dot`.
+        collapse: as in :func:`to_dot`: by default a circuit of more than ``max_nodes``
+            nodes is drawn as its groups, so rendering finishes in seconds at any size.
 
     Returns:
         The path written.
@@ -650,7 +796,7 @@ def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = N
     if fmt not in FORMATS:
         raise CircuitError(f"cannot tell the format of {path!r}: its suffix must be one of "
                            f"{', '.join('.' + f for f in FORMATS)}")
-    d = to_dot(c, at=at, max_nodes=max_nodes)
+    d = to_dot(c, at=at, max_nodes=max_nodes, collapse=collapse)
     if fmt == "dot":
         data = d.source.encode("utf-8")
     else:

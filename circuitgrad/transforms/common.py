@@ -49,8 +49,9 @@ def pick_names(given: str | Sequence[str] | None, available: Sequence[str], argu
     if given is None:
         return list(available)
     names = [given] if isinstance(given, str) else list(given)
+    known = set(available)  # (node_adjoints asks for 10^5 names: a tuple's `in` is quadratic)
     for name in names:
-        if name not in available:
+        if name not in known:
             raise CircuitError(f"{argument} names {name!r}, which is not an {kind}; {kind}s "
                                f"are {list(available)}", argument=argument)
     if len(set(names)) != len(names):
