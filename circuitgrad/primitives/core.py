@@ -104,8 +104,8 @@ class Primitive:
     scalar: Callable[..., Any] | None = None
     fold: str | None = None
     # The builder's identities: a reduction of a scalar is the scalar itself
-    # (``scalar_identity``); ``unchanged(shape, **params)``: whether a shape op with these
-    # params gives back its argument of ``shape`` (x[:, :], reshape to its own shape).
+    # (``scalar_identity``); ``unchanged(of, **params)``: whether a shape op with these
+    # params gives back its argument, of shape ``of`` (x[:, :], reshape to its own shape).
     scalar_identity: bool = False
     unchanged: Callable[..., bool] | None = None
 
