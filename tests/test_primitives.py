@@ -71,6 +71,7 @@ SPECS = {
     "log2": (lambda x: np.log(x) / np.log(2), (POSITIVE,)),
     "log10": (lambda x: np.log(x) / np.log(10), (POSITIVE,)),
     "exp2": (lambda x: 2.0**x, (REALS,)),
+    "cbrt": (lambda x: np.sign(x) * np.abs(x) ** (1 / 3), (np.append(REALS, [0.0, -8.0]),)),
     "hypot": (lambda a, b: np.sqrt(a * a + b * b), (REALS, REALS[::-1])),
     "floor": (np.vectorize(math.floor), (STEPS,)),
     "ceil": (np.vectorize(math.ceil), (STEPS,)),
