@@ -51,20 +51,11 @@ LEAVES = ("input", "const")
 _REWRITTEN = frozenset({"neg", "transpose", "add", "sub", "mul", "div", "pow", "square", "abs"})
 # Every rewrite looks at an argument that is one of these (a cheap test before trying).
 _REWRITE_TRIGGERS = frozenset({"const", "neg", "transpose"})
-# A reduction of a scalar is the scalar itself.
-_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "prod", "logsumexp"})
-_SHAPE_IDENTITIES = frozenset({"getitem", "reshape", "permute_dims"})
-
-
-def _keeps_all(op: str, shape: Shape, params: dict[str, Any]) -> bool:
-    """Whether a shape op with these params gives its argument back unchanged."""
-    if op == "getitem":
-        index = params.get("index", ())
-        return len(index) == len(shape) and all(
-            e == (0, n, 1) for e, n in zip(index, shape))
-    if op == "reshape":
-        return tuple(params.get("shape", ())) == tuple(shape)
-    return tuple(params.get("axes", ())) == tuple(range(len(shape)))
+# The records' identities: a reduction of a scalar is the scalar itself; a shape op whose
+# params give its argument back (the record's ``unchanged``).
+_REDUCTIONS = frozenset(op for op, prim in PRIMITIVES.items() if prim.scalar_identity)
+_SHAPE_IDENTITIES = {op: prim.unchanged for op, prim in PRIMITIVES.items()
+                     if prim.unchanged is not None}
 # Folding broadcast_to would store a full array where a view costs nothing.
 _NOT_FOLDED = frozenset({"broadcast_to"})
 
@@ -768,7 +759,8 @@ class Builder:
         shapes, ops = self.shapes, self.ops
         if op in _REDUCTIONS and not shapes[ids[0]]:
             return ids[0]  # the sum or mean of one number is that number, exactly
-        if op in _SHAPE_IDENTITIES and params and _keeps_all(op, shapes[ids[0]], params):
+        keeps = _SHAPE_IDENTITIES.get(op)
+        if keeps is not None and params and keeps(shapes[ids[0]], **params):
             return ids[0]  # x[:], x.reshape(x.shape), a permutation that moves nothing
         first = ops[ids[0]]
         second = ops[ids[1]] if len(ids) > 1 else first  # (unary: the same argument twice)

@@ -4,6 +4,13 @@ Each one builds a node when given a circuit value and computes with NumPy (throu
 primitive table's own code) when given plain numbers, so a traced function also runs on
 numbers.
 
+Every function here is one record of the table applied (its name is the record's, its
+positional arguments the record's arguments, its keywords the record's ``params``); a function
+that builds several records would be a *composition*, listed in :data:`COMPOSITIONS` with the
+records it builds (none today). ``__all__`` is read from the functions defined here, and
+``circuitgrad/__init__.py`` exports it as it is; tests/test_public_api.py checks both against
+the table.
+
     >>> import circuitgrad as cg
     >>> float(cg.relu(-2.0)), float(cg.sigmoid(0.0))
     (0.0, 0.5)
@@ -574,3 +581,11 @@ def log_softmax(x: Any, axis: int | None = None) -> Any:
     [0.0, -1000.0]
     """
     return _reduce("log_softmax", x, axis)
+
+
+COMPOSITIONS: dict[str, tuple[str, ...]] = {}
+"""The public functions that are not one record, with the records each builds: none."""
+
+__all__ = [name for name, value in list(globals().items())
+           if callable(value) and getattr(value, "__module__", None) == __name__
+           and not name.startswith("_")]

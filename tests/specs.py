@@ -121,6 +121,8 @@ SPECS = {
                   point=math.log10, domain=lambda a: a > 0.2),
     "exp2": spec(lambda x: 2.0**x, (REALS,),
                  point=lambda a: 2.0**a, domain=lambda a: a < 5),
+    "cbrt": spec(lambda x: np.sign(x) * np.abs(x) ** (1 / 3), (np.append(REALS, [0.0, -8.0]),),
+                 point=lambda a: a ** (1 / 3), domain=lambda a: a > 0.2),
     "hypot": spec(lambda a, b: np.sqrt(a * a + b * b), (REALS, REALS[::-1]),
                   point=math.hypot, domain=lambda a, b: math.hypot(a, b) > 0.2),
     "floor": spec(np.vectorize(math.floor), (STEPS,),

@@ -30,7 +30,7 @@ static inline double cg_pow(double a, double b) {
     return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
 }
 
-#define CG_OP_COUNT 65
+#define CG_OP_COUNT 66
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -76,6 +76,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "minimum",
     "clip",
     "logaddexp",
+    "cbrt",
     "less",
     "less_equal",
     "greater",
@@ -145,27 +146,28 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 41: /* minimum */ r[o] = cg_minimum(r[a0], r[a1]); break; \
     case 42: /* clip */ r[o] = cg_minimum(cg_maximum(r[a0], r[a1]), r[a2]); break; \
     case 43: /* logaddexp */ r[o] = cg_logaddexp(r[a0], r[a1]); break; \
-    case 44: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
-    case 45: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
-    case 46: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
-    case 47: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
-    case 48: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
-    case 49: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
-    case 50: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 51: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 52: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
-    case 53: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
-    case 54: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
-    case 55: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
-    case 56: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
-    case 57: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
-    case 58: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
-    case 59: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
-    case 60: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
-    case 61: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 62: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
-    case 63: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
-    case 64: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
+    case 44: /* cbrt */ r[o] = cbrt(r[a0]); break; \
+    case 45: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
+    case 46: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
+    case 47: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
+    case 48: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
+    case 49: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
+    case 50: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
+    case 51: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 52: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 53: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
+    case 54: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
+    case 55: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
+    case 56: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
+    case 57: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
+    case 58: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
+    case 59: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
+    case 60: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
+    case 61: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
+    case 62: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
+    case 63: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 64: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 65: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -215,27 +217,28 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 41: /* minimum */ for (l = 0; l < n; l++) y[l] = cg_minimum(x0[l], x1[l]); break; \
     case 42: /* clip */ for (l = 0; l < n; l++) y[l] = cg_minimum(cg_maximum(x0[l], x1[l]), x2[l]); break; \
     case 43: /* logaddexp */ for (l = 0; l < n; l++) y[l] = cg_logaddexp(x0[l], x1[l]); break; \
-    case 44: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
-    case 45: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
-    case 46: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
-    case 47: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
-    case 48: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
-    case 49: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
-    case 50: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 51: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 52: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
-    case 53: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
-    case 54: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
-    case 55: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
-    case 56: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
-    case 57: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
-    case 58: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
-    case 59: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
-    case 60: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
-    case 61: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 62: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
-    case 63: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
-    case 64: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
+    case 44: /* cbrt */ for (l = 0; l < n; l++) y[l] = cbrt(x0[l]); break; \
+    case 45: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
+    case 46: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
+    case 47: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
+    case 48: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
+    case 49: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
+    case 50: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
+    case 51: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 52: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 53: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
+    case 54: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
+    case 55: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
+    case 56: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
+    case 57: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
+    case 58: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
+    case 59: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
+    case 60: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
+    case 61: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
+    case 62: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
+    case 63: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 64: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 65: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -310,6 +313,7 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_62,
         &&op_63,
         &&op_64,
+        &&op_65,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -358,26 +362,27 @@ op_40: /* maximum */ r[ins[1]] = cg_maximum(r[ins[2]], r[ins[3]]); ins += 5; if 
 op_41: /* minimum */ r[ins[1]] = cg_minimum(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_42: /* clip */ r[ins[1]] = cg_minimum(cg_maximum(r[ins[2]], r[ins[3]]), r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_43: /* logaddexp */ r[ins[1]] = cg_logaddexp(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_44: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_45: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_46: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_47: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_48: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_49: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_50: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_51: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_52: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_53: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_54: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_55: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_56: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_57: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_58: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_59: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_60: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_61: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_62: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_63: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_64: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_44: /* cbrt */ r[ins[1]] = cbrt(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_45: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_46: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_47: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_48: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_49: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_50: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_51: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_52: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_53: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_54: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_55: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_56: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_57: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_58: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_59: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_60: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_61: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_62: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_63: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_65: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif

@@ -156,32 +156,27 @@ def tape_ops_header() -> str:
 
 # -- to_c's vectors: 4 points per register with AVX2 ------------------------------------------
 
-LIBMVEC = {
-    # op: (symbol, arity, the largest distance from to_numpy in ulps), measured by
-    # scripts/libmvec_ulps.py on 10⁷ inputs each, twice (typical arguments, up to ±10⁶,
-    # magnitudes from subnormals to 10³⁰⁸ of both signs, ±0, ±inf, nan), glibc 2.36 on AMD
-    # EPYC; every special value identical to to_numpy's except erfc's (as libm's erfc, which
-    # is far from SciPy's in its tail).
-    "sin": ("_ZGVdN4v_sin", 1, 3), "cos": ("_ZGVdN4v_cos", 1, 3),
-    "tan": ("_ZGVdN4v_tan", 1, 3), "asin": ("_ZGVdN4v_asin", 1, 3),
-    "acos": ("_ZGVdN4v_acos", 1, 2), "atan": ("_ZGVdN4v_atan", 1, 3),
-    "sinh": ("_ZGVdN4v_sinh", 1, 3), "cosh": ("_ZGVdN4v_cosh", 1, 2),
-    "tanh": ("_ZGVdN4v_tanh", 1, 2), "asinh": ("_ZGVdN4v_asinh", 1, 3),
-    "acosh": ("_ZGVdN4v_acosh", 1, 3), "atanh": ("_ZGVdN4v_atanh", 1, 3),
-    "exp": ("_ZGVdN4v_exp", 1, 3), "exp2": ("_ZGVdN4v_exp2", 1, 2),
-    "expm1": ("_ZGVdN4v_expm1", 1, 3), "log": ("_ZGVdN4v_log", 1, 2),
-    "log2": ("_ZGVdN4v_log2", 1, 2), "log10": ("_ZGVdN4v_log10", 1, 3),
-    "log1p": ("_ZGVdN4v_log1p", 1, 2), "erf": ("_ZGVdN4v_erf", 1, 3),
-    "erfc": ("_ZGVdN4v_erfc", 1, 513), "pow": ("_ZGVdN4vv_pow", 2, 1),
-    "atan2": ("_ZGVdN4vv_atan2", 2, 3), "hypot": ("_ZGVdN4vv_hypot", 2, 1),
-}
-"""glibc's vector math functions (libmvec's AVX2 variants, 4 lanes) for circuitgrad's
-primitives, with their measured distance from ``to_numpy``."""
+def _libmvec_symbol(op: str) -> str:
+    """glibc's name of the AVX2 vector function (4 lanes) of libm's function ``op``."""
+    return f"_ZGVdN4{'v' * PRIMITIVES[op].arity}_{op}"
 
-VECTOR_MATH = {"exp": ("cg_vexp", 1), "sin": ("cg_vsin", 1), "cos": ("cg_vcos", 1)}
+
+LIBMVEC = {op: (_libmvec_symbol(op), prim.arity, prim.libmvec)
+           for op, prim in PRIMITIVES.items() if prim.libmvec is not None}
+"""glibc's vector math functions (libmvec's AVX2 variants, 4 lanes) for circuitgrad's
+primitives, with their measured distance from ``to_numpy`` (op -> (symbol, arity, ulps)):
+a view of the records' ``libmvec`` field, measured by scripts/libmvec_ulps.py on 10⁷ inputs
+each, twice (typical arguments, up to ±10⁶, magnitudes from subnormals to 10³⁰⁸ of both
+signs, ±0, ±inf, nan), glibc 2.36 on AMD EPYC; every special value identical to to_numpy's
+except erfc's (as libm's erfc, which is far from SciPy's in its tail)."""
+
+VECTOR_MATH = {op: (prim.c_vector.split("(")[0], prim.c_vector_ulps)
+               for op, prim in PRIMITIVES.items()
+               if prim.c_vector is not None and prim.c_vector_ulps is not None}
 """circuitgrad's own vector functions (:data:`VECTOR_MATH_C`: glibc's exp and fdlibm's sin
-and cos in vector operations) for the libmvec functions too far from ``to_numpy``: op -> (C function, the
-largest distance from ``to_numpy`` in ulps, measured as :data:`LIBMVEC` is)."""
+and cos in vector operations) for the libmvec functions too far from ``to_numpy``: op -> (C
+function, the largest distance from ``to_numpy`` in ulps, measured as :data:`LIBMVEC` is); a
+view of the records' ``c_vector`` with a measured ``c_vector_ulps``."""
 
 VECTOR_MATH_C = r"""
 /* Vector exp, sin and cos: glibc's exp and fdlibm's sin and cos (FreeBSD msun: e_rem_pio2.c,
@@ -349,47 +344,11 @@ run lane by lane with libm's scalar function (what the plain C path calls)."""
 # The C forms that are valid C for GCC's vector types as they are: arithmetic only.
 _ARITHMETIC = re.compile(r"[\s{}0-9.+\-*/()]*")
 
-# The vector form of a helper, over vectors a0, a1, a2, with the scalar form it was written
-# for: where a primitive's `c` form is no longer that form, its vector form is not used (the
-# node runs lane by lane with its new form) and a test says so.
-VECTOR_FORMS = {
-    "sqrt": ("sqrt({0})", "__builtin_ia32_sqrtpd256(a0)"),  # IEEE sqrt, as libm's
-    "abs": ("fabs({0})", "(cg_v)((cg_m)a0 & ~(cg_m)CG_C(-0.0))"),  # clears the sign bit
-    "floor": ("floor({0})", "__builtin_ia32_roundpd256(a0, 0x9)"),  # down, no exceptions
-    "ceil": ("ceil({0})", "__builtin_ia32_roundpd256(a0, 0xA)"),  # up, no exceptions
-    "round": ("rint({0})", "__builtin_ia32_roundpd256(a0, 0x4)"),  # the current rounding
-    "relu": ("cg_maximum({0}, 0.0)", "cg_vmaximum(a0, CG_C(0.0))"),
-    "maximum": ("cg_maximum({0}, {1})", "cg_vmaximum(a0, a1)"),
-    "minimum": ("cg_minimum({0}, {1})", "cg_vminimum(a0, a1)"),
-    "clip": ("cg_minimum(cg_maximum({0}, {1}), {2})", "cg_vminimum(cg_vmaximum(a0, a1), a2)"),
-    "sign": ("cg_sign({0})", "cg_select(a0 > 0.0, CG_C(1.0), cg_select(a0 < 0.0, CG_C(-1.0), "
-             "cg_select(a0 == 0.0, CG_C(0.0), a0)))"),
-    "step": ("({0} >= 0.0 ? 1.0 : 0.0)", "CG_ONE_IF(a0 >= 0.0)"),
-    "less": ("({0} < {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 < a1)"),
-    "less_equal": ("({0} <= {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 <= a1)"),
-    "greater": ("({0} > {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 > a1)"),
-    "greater_equal": ("({0} >= {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 >= a1)"),
-    "equal": ("({0} == {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 == a1)"),
-    "not_equal": ("({0} != {1} ? 1.0 : 0.0)", "CG_ONE_IF(a0 != a1)"),
-    "logical_and": ("({0} != 0.0 && {1} != 0.0 ? 1.0 : 0.0)",
-                    "CG_ONE_IF((a0 != 0.0) & (a1 != 0.0))"),
-    "logical_or": ("({0} != 0.0 || {1} != 0.0 ? 1.0 : 0.0)",
-                   "CG_ONE_IF((a0 != 0.0) | (a1 != 0.0))"),
-    "logical_not": ("({0} == 0.0 ? 1.0 : 0.0)", "CG_ONE_IF(a0 == 0.0)"),
-    "where": ("({0} != 0.0 ? {1} : {2})", "cg_select(a0 != 0.0, a1, a2)"),
-    # the fused adjoint nodes (bar times the derivative), with the helpers of the ops they call
-    "sin_vjp": ("{0} * cos({1})", "a0 * cgv_cos(w, a1)"),
-    "cos_vjp": ("{0} * sin({1})", "a0 * cgv_sin(w, a1)"),
-    "abs_vjp": ("{0} * cg_sign({1})", "a0 * cgv_sign(w, a1)"),
-    "relu_vjp": ("{0} * ({1} >= 0.0 ? 1.0 : 0.0)", "a0 * CG_ONE_IF(a1 >= 0.0)"),
-    "pow": ("cg_pow({0}, {1})", "cg_select(a1 == 0.5, __builtin_ia32_sqrtpd256(a0), "
-            "cg_select(a1 == 2.0, a0 * a0, cg_select(a1 == -1.0, 1.0 / a0, "
-            "_ZGVdN4vv_pow(a0, a1))))"),
-    "logaddexp": ("cg_logaddexp({0}, {1})", "cg_vlogaddexp(w, a0, a1)"),
-    "softplus": ("cg_logaddexp(0.0, {0})", "cg_vlogaddexp(w, CG_C(0.0), a0)"),
-    "sigmoid": ("exp(-cg_logaddexp(0.0, -{0}))",
-                "cgv_exp(w, -cg_vlogaddexp(w, CG_C(0.0), -a0))"),
-}
+VECTOR_FORMS = {op: (prim.c, prim.c_vector) for op, prim in PRIMITIVES.items()
+                if prim.c_vector is not None and prim.c_vector_ulps is None}
+"""The vector forms over vectors a0, a1, a2 with the same bits as the C form (op -> (the
+record's ``c``, its ``c_vector``)): a view of the records, which hold each beside the scalar
+form it was written for."""
 
 # The helpers of the vector forms, in the order they are written, with the ops they call.
 _VECTOR_HELPERS = {
@@ -437,28 +396,21 @@ def is_arithmetic(op: str) -> bool:
 
 
 def vector_form(op: str) -> str | None:
-    """The vector form of ``op``'s helper: libmvec's function where measured within
-    :data:`VECTOR_ULPS`, a form of :data:`VECTOR_FORMS` where the table's form is the one it
-    was written for, else None (lane by lane)."""
+    """The vector form of ``op``'s helper, read from its record: of glibc's vector function
+    (where ``c`` is that libm call) and the record's ``c_vector``, the closer to ``to_numpy``
+    within :data:`VECTOR_ULPS`; else None (lane by lane)."""
     prim = PRIMITIVES[op]
+    found = []
     call = f"{op}(" + ", ".join(f"{{{k}}}" for k in range(prim.arity)) + ")"
-    if prim.c == call:  # libm's function: the closest vector function within VECTOR_ULPS
+    if prim.c == call and prim.libmvec is not None:  # libm's function: glibc's vector one
         args = ", ".join(f"a{k}" for k in range(prim.arity))
-        found = []
-        if op in LIBMVEC:
-            symbol, _, ulps = LIBMVEC[op]
-            found.append((ulps, f"{symbol}({args})"))
-        if op in VECTOR_MATH:
-            function, ulps = VECTOR_MATH[op]
-            found.append((ulps, f"{function}({args})"))
-        found = sorted(f for f in found if f[0] <= VECTOR_ULPS)
-        if found:
-            return found[0][1]
-    if op in VECTOR_FORMS and VECTOR_FORMS[op][0] == prim.c:
-        form = VECTOR_FORMS[op][1]
-        if all(ulps <= VECTOR_ULPS for symbol, _, ulps in LIBMVEC.values() if symbol in form):
-            return form
-    return None
+        found.append((prim.libmvec, f"{_libmvec_symbol(op)}({args})"))
+    if prim.c_vector is not None:
+        # the libmvec functions the form calls count with their own distance
+        called = [ulps for _, (symbol, _, ulps) in LIBMVEC.items() if symbol in prim.c_vector]
+        found.append((max([prim.c_vector_ulps or 0, *called]), prim.c_vector))
+    found = sorted(f for f in found if f[0] <= VECTOR_ULPS)
+    return found[0][1] if found else None
 
 
 def c_vector_expression(op: str, args: Sequence[str], literal: Sequence[bool]) -> str:

@@ -82,7 +82,7 @@ def _where_jvp(tangents: tuple, out: Any, c: Any, a: Any, b: Any) -> Any:
 
 def _compare(name: str, symbol: str, label: str, relation: str) -> Primitive:
     return Primitive(name, 2, _mask(symbol), label, numpy=(name,), partials=_none,
-                     c=f"({{0}} {symbol} {{1}} ? 1.0 : 0.0)",
+                     c=f"({{0}} {symbol} {{1}} ? 1.0 : 0.0)", c_vector=f"CG_ONE_IF(a0 {symbol} a1)",
                      sympy=_sympy_mask(relation))
 
 
@@ -95,15 +95,19 @@ RECORDS: list[Primitive] = [
     _compare("not_equal", "!=", "≠", "Ne"),
     Primitive("logical_and", 2, "xp.astype(({0} != 0.0) & ({1} != 0.0), xp.float64)", "and",
               c="({0} != 0.0 && {1} != 0.0 ? 1.0 : 0.0)",
-              numpy=("logical_and",), partials=_none, sympy=_sympy_logic("and")),
+              numpy=("logical_and",), partials=_none, sympy=_sympy_logic("and"),
+              c_vector="CG_ONE_IF((a0 != 0.0) & (a1 != 0.0))"),
     Primitive("logical_or", 2, "xp.astype(({0} != 0.0) | ({1} != 0.0), xp.float64)", "or",
               c="({0} != 0.0 || {1} != 0.0 ? 1.0 : 0.0)",
-              numpy=("logical_or",), partials=_none, sympy=_sympy_logic("or")),
+              numpy=("logical_or",), partials=_none, sympy=_sympy_logic("or"),
+              c_vector="CG_ONE_IF((a0 != 0.0) | (a1 != 0.0))"),
     Primitive("logical_not", 1, "xp.astype({0} == 0.0, xp.float64)", "not",
               c="({0} == 0.0 ? 1.0 : 0.0)",
-              numpy=("logical_not",), partials=_none, sympy=_sympy_logic("not")),
+              numpy=("logical_not",), partials=_none, sympy=_sympy_logic("not"),
+              c_vector="CG_ONE_IF(a0 == 0.0)"),
     # where(cond, a, b): [()] makes a point's result a NumPy scalar, like every other op's.
     Primitive("where", 3, "_sp.where({0}, {1}, {2})", "where",
               c="({0} != 0.0 ? {1} : {2})",
-              vjp=_where_vjp, jvp=_where_jvp, sympy=_sympy_where),
+              vjp=_where_vjp, jvp=_where_jvp, sympy=_sympy_where,
+              c_vector="cg_select(a0 != 0.0, a1, a2)"),
 ]

@@ -82,6 +82,33 @@ class Primitive:
     # The scalar operations one node performs: 1, but for a fused node, which counts those it
     # fuses (tanh_vjp: 3), so that a size in operations can be reported beside the nodes.
     operations: int = 1
+    # -- the back half: what the passes and the lowerings other than NumPy's read ------------
+    # to_c's vectors (lower/cforms.py). ``libmvec``: the largest distance from to_numpy, in
+    # ulps, of glibc's vector function of the same name (``_ZGVdN4v_sin``, ``_ZGVdN4vv_pow``),
+    # measured by scripts/libmvec_ulps.py; None: libmvec has none (or it was not measured), so
+    # the node runs its ``c`` form lane by lane. Used where ``c`` is that libm call (or where
+    # ``c_vector`` calls it). ``c_vector``: a vector form over ``cg_v`` vectors ``a0, a1 ...``
+    # written for this ``c`` (the exceptions: helpers, comparisons, circuitgrad's own vector
+    # math), with ``c_vector_ulps`` its measured distance from to_numpy (None: the same bits).
+    libmvec: int | None = None
+    c_vector: str | None = None
+    c_vector_ulps: int | None = None
+    # The Jacobian sparsity rule (transforms/sparsity.py), by kind: "reduction",
+    # "normalization", "cumsum", "indexing", "joining", "sum_to", "scatter_add", "put_add",
+    # "outer", "matmul", "dense" (every entry on every entry, said on purpose). None: the
+    # elementwise rule where ``shape`` is None, else refused by the tests.
+    sparsity: str | None = None
+    # The scalar expansion (transforms/scalarize.py): ``scalar(b, prim, args, params, shape)``
+    # over object grids of node ids of Builder ``b`` (primitives/expand.py). None: elementwise
+    # (one node per entry, with NumPy broadcasting). ``fold``: the binary op a reduction is a
+    # left fold of (sum: add, norm: hypot).
+    scalar: Callable[..., Any] | None = None
+    fold: str | None = None
+    # The builder's identities: a reduction of a scalar is the scalar itself
+    # (``scalar_identity``); ``unchanged(of, **params)``: whether a shape op with these
+    # params gives back its argument, of shape ``of`` (x[:, :], reshape to its own shape).
+    scalar_identity: bool = False
+    unchanged: Callable[..., bool] | None = None
 
     def display(self, params: Mapping[str, Any] | None,
                 shapes: Sequence[Shape] | None = None) -> str:

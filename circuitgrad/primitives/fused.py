@@ -77,13 +77,15 @@ RECORDS: list[Primitive] = [
               internal=True, c="{0} * ({1} >= 0.0 ? 1.0 : 0.0)", operations=2,
               partials=lambda out, g, x: (call("step", x), None),
               vjp=lambda bar, out, g, x: (call("relu_vjp", bar, x), None),
-              sympy=_sympy_relu_vjp),
+              sympy=_sympy_relu_vjp,
+              c_vector="a0 * CG_ONE_IF(a1 >= 0.0)"),
     # |x|′ = sign(x): bar · sign(x), 0 at x = 0.
     Primitive("abs_vjp", 2, "{0} * xp.sign({1})", "|x|′·", internal=True,
               c="{0} * cg_sign({1})", operations=2,
               partials=lambda out, g, x: (call("sign", x), None),
               vjp=lambda bar, out, g, x: (call("abs_vjp", bar, x), None),
-              sympy=_sympy_call("sign")),
+              sympy=_sympy_call("sign"),
+              c_vector="a0 * cgv_sign(w, a1)"),
     # (x²)′ = 2x: bar · (2 · x).
     Primitive("square_vjp", 2, "{0} * (2.0 * {1})", "(x²)′·", internal=True,
               c="{0} * (2.0 * {1})", operations=2,
@@ -95,14 +97,16 @@ RECORDS: list[Primitive] = [
               c="{0} * cos({1})", operations=2,
               partials=lambda out, g, x: (call("cos", x), -call("cos_vjp", g, x)),
               vjp=lambda bar, out, g, x: (call("sin_vjp", bar, x), -call("cos_vjp", bar * g, x)),
-              sympy=_sympy_call("cos")),
+              sympy=_sympy_call("cos"),
+              c_vector="a0 * cgv_cos(w, a1)"),
     # cos′ = -sin: the node is bar · sin(x), the contribution with its sign carried (the
     # sweep subtracts it), as the unfused rule -(bar · sin(x)) is summed.
     Primitive("cos_vjp", 2, "{0} * xp.sin({1})", "−cos′·", internal=True,
               c="{0} * sin({1})", operations=2,
               partials=lambda out, g, x: (call("sin", x), call("sin_vjp", g, x)),
               vjp=lambda bar, out, g, x: (call("cos_vjp", bar, x), call("sin_vjp", bar * g, x)),
-              sympy=_sympy_call("sin")),
+              sympy=_sympy_call("sin"),
+              c_vector="a0 * cgv_sin(w, a1)"),
     # √′ = 1/(2y), y = √x: 0.5 · (bar / y), as sqrt's own vjp orders it.
     Primitive("sqrt_vjp", 2, "0.5 * ({0} / {1})", "√′·", internal=True,
               c="0.5 * ({0} / {1})", operations=2,

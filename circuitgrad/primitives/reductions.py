@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from . import expand
 from .core import Primitive, Shape, call, normalize_axis
 from .tensor import _reduce_shape, _reduce_template
 
@@ -157,27 +158,43 @@ _AXIS = {"params": ("axis",), "cases": (((2, 3),),)}
 RECORDS: list[Primitive] = [
     Primitive("max", 1, _reduce_template("max"), "max", numpy=("max", "amax"),
               vjp=_chooser_vjp, jvp=_chooser_jvp, shape=_reduce_shape("max"),
-              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS),
+              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS,
+              sparsity="reduction", scalar_identity=True, fold="maximum",
+              scalar=expand.reduction),
     Primitive("min", 1, _reduce_template("min"), "min", numpy=("min", "amin"),
               vjp=_chooser_vjp, jvp=_chooser_jvp, shape=_reduce_shape("min"),
-              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS),
+              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS,
+              sparsity="reduction", scalar_identity=True, fold="minimum",
+              scalar=expand.reduction),
     Primitive("prod", 1, _reduce_template("prod"), "Π", numpy=("prod",),
               vjp=_prod_vjp, jvp=_prod_jvp, shape=_reduce_shape("prod"),
-              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS),
+              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS,
+              sparsity="reduction", scalar_identity=True, fold="mul",
+              scalar=expand.reduction),
     # The products of the other entries: the derivative of prod (made by the adjoint pass).
     Primitive("prod_others", 1, _special_template("prod_others"), "Π≠",
               vjp=_others_vjp, jvp=_others_jvp, shape=_same_shape("prod_others"),
-              sympy=_sympy_scalar(lambda sp, x: sp.Integer(1)), internal=True, **_AXIS),
+              sympy=_sympy_scalar(lambda sp, x: sp.Integer(1)), internal=True, **_AXIS,
+              sparsity="normalization",
+              scalar=expand.prod_others, fold="mul"),
     Primitive("norm", 1, _special_template("norm"), "‖x‖", vjp=_norm_vjp, jvp=_norm_jvp,
               shape=_reduce_shape("norm"), sympy=_sympy_scalar(lambda sp, x: sp.Abs(x)),
-              **_AXIS),
+              **_AXIS,
+              sparsity="reduction", fold="hypot",
+              scalar=expand.norm),
     Primitive("logsumexp", 1, _special_template("logsumexp"), "logΣexp",
               vjp=_logsumexp_vjp, jvp=_logsumexp_jvp, shape=_reduce_shape("logsumexp"),
-              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS),
+              sympy=_sympy_scalar(lambda sp, x: x), **_AXIS,
+              sparsity="reduction", scalar_identity=True, fold="logaddexp",
+              scalar=expand.reduction),
     Primitive("softmax", 1, _special_template("softmax"), "softmax",
               vjp=_softmax_vjp, jvp=_softmax_jvp, shape=_same_shape("softmax"),
-              sympy=_sympy_scalar(lambda sp, x: sp.Integer(1)), **_AXIS),
+              sympy=_sympy_scalar(lambda sp, x: sp.Integer(1)), **_AXIS,
+              sparsity="normalization",
+              scalar=expand.softmax, fold="logaddexp"),
     Primitive("log_softmax", 1, _special_template("log_softmax"), "log softmax",
               vjp=_log_softmax_vjp, jvp=_log_softmax_jvp, shape=_same_shape("log_softmax"),
-              sympy=_sympy_scalar(lambda sp, x: sp.Integer(0)), **_AXIS),
+              sympy=_sympy_scalar(lambda sp, x: sp.Integer(0)), **_AXIS,
+              sparsity="normalization",
+              scalar=expand.softmax, fold="logaddexp"),
 ]

@@ -29,6 +29,7 @@ import operator
 from typing import Any, Sequence
 
 from ..errors import ShapeError
+from . import expand
 from .core import Primitive, Scatter, Shape, axes_text, call, normalize_axis
 
 Index = tuple[Any, ...]
@@ -372,52 +373,84 @@ def _getitem_label(index: Index, shapes: tuple[Shape, ...] | None = None) -> str
     return f"[{index_text(index, None if shapes is None else shapes[0])}]"
 
 
+
+# The builder's identities (the record's ``unchanged``): these params give the argument back.
+def _getitem_unchanged(of: Shape, index: tuple) -> bool:
+    return len(index) == len(of) and all(e == (0, n, 1) for e, n in zip(index, of))
+
+
+def _reshape_unchanged(of: Shape, shape: Shape) -> bool:
+    return tuple(shape) == tuple(of)
+
+
+def _permute_unchanged(of: Shape, axes: tuple) -> bool:
+    return tuple(axes) == tuple(range(len(of)))
+
+
 RECORDS: list[Primitive] = [
     # x[index], a view. Its adjoint is gathered with the node's other reads (Scatter).
     Primitive("getitem", 1, _getitem_template, "[ ]", params=("index",),
               shape=_getitem_shape, vjp=lambda bar, out, x, index: (Scatter(bar, index),),
               jvp=_linear("getitem"), label_of=_getitem_label, internal=True,
               function=_getitem_function,
-              cases=(((4, 3),),), example={"index": ((1, 4, 1), 0)}),
+              cases=(((4, 3),),), example={"index": ((1, 4, 1), 0)},
+              sparsity="indexing", unchanged=_getitem_unchanged,
+              scalar=expand.getitem),
     # Zeros of ``shape`` with each argument added at its place: the adjoint of the reads.
     Primitive("scatter_add", 1, _scatter_add_template, "[ ]+=", params=("shape", "indices"),
               shape=_scatter_add_shape, vjp=_scatter_add_vjp, jvp=_scatter_add_jvp,
               function=_scatter_add_function,
               variadic=True, internal=True, cases=(((3,), (3,)),),
-              example={"shape": (4, 3), "indices": (((1, 4, 1), 0), (0, (0, 3, 1)))}),
+              example={"shape": (4, 3), "indices": (((1, 4, 1), 0), (0, (0, 3, 1)))},
+              sparsity="scatter_add",
+              scalar=expand.scatter_add),
     Primitive("take", 1, _take_template, "take", params=("indices", "axis"),
               shape=_take_shape, numpy=("take",),
               vjp=lambda bar, out, x, indices, axis: (
                   call("put_add", bar, indices=indices, axis=axis, shape=x.shape),),
               jvp=_linear("take"), internal=True, cases=(((4, 3),),),
-              example={"indices": (0, 2, 2), "axis": 0}),
+              example={"indices": (0, 2, 2), "axis": 0},
+              sparsity="indexing",
+              scalar=expand.take),
     Primitive("put_add", 1, _put_add_template, "take⁺", params=("indices", "axis", "shape"),
               shape=_put_add_shape,
               vjp=lambda bar, out, x, indices, axis, shape: (
                   call("take", bar, indices=indices, axis=axis),),
               jvp=_linear("put_add"), internal=True, cases=(((3, 3),),),
-              example={"indices": (0, 2, 2), "axis": 0, "shape": (4, 3)}),
+              example={"indices": (0, 2, 2), "axis": 0, "shape": (4, 3)},
+              sparsity="put_add",
+              scalar=expand.put_add),
     Primitive("concatenate", 1, _joined_template("concatenate", 0), "concat",
               params=("axis",), shape=_concatenate_shape, vjp=_concatenate_vjp,
               jvp=_joined_jvp("concatenate"), variadic=True, numpy=("concatenate",),
               internal=True,
-              cases=(((2, 3), (1, 3)),), example={"axis": 0}),
+              cases=(((2, 3), (1, 3)),), example={"axis": 0},
+              sparsity="joining",
+              scalar=expand.concatenate),
     Primitive("stack", 1, _joined_template("stack", 1), "stack", params=("axis",),
               shape=_stack_shape, vjp=_stack_vjp, jvp=_joined_jvp("stack"), variadic=True,
               internal=True,
-              numpy=("stack",), cases=(((3,), (3,)),), example={"axis": 0}),
+              numpy=("stack",), cases=(((3,), (3,)),), example={"axis": 0},
+              sparsity="joining",
+              scalar=expand.stack),
     Primitive("reshape", 1, _reshape_template, "reshape", params=("shape",),
               shape=_reshape_shape, numpy=("reshape",), internal=True,
               vjp=lambda bar, out, x, shape: (call("reshape", bar, shape=x.shape),),
-              jvp=_linear("reshape"), cases=(((2, 3),),), example={"shape": (3, 2)}),
+              jvp=_linear("reshape"), cases=(((2, 3),),), example={"shape": (3, 2)},
+              sparsity="indexing", unchanged=_reshape_unchanged,
+              scalar=expand.reshape),
     Primitive("permute_dims", 1, _permute_template, "ᵀ", params=("axes",),
               shape=_permute_shape, internal=True,
               vjp=lambda bar, out, x, axes: (call("permute_dims", bar, axes=_inverse(axes)),),
               jvp=_linear("permute_dims"), cases=(((2, 1, 3),),),
-              example={"axes": (2, 0, 1)}),
+              example={"axes": (2, 0, 1)},
+              sparsity="indexing", unchanged=_permute_unchanged,
+              scalar=expand.permute_dims),
     Primitive("cumsum", 1, _cumsum_template, "cumsum", params=("axis",),
               shape=lambda x, axis: _cumsum_shape(x, axis), numpy=("cumsum",), internal=True,
-              vjp=_cumsum_vjp, jvp=_linear("cumsum"), cases=(((4,),),), example={"axis": 0}),
+              vjp=_cumsum_vjp, jvp=_linear("cumsum"), cases=(((4,),),), example={"axis": 0},
+              sparsity="cumsum",
+              scalar=expand.cumsum),
 ]
 
 

@@ -38,6 +38,7 @@ def __getattr__(name: str) -> Any:
 # NumPy's own functions where the standard has none (gufuncs: the same bits for one point and
 # for a batch of points).
 exp2 = np.exp2
+cbrt = np.cbrt
 matvec = np.matvec
 vecmat = np.vecmat
 

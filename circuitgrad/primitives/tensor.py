@@ -8,6 +8,7 @@ import math
 from typing import Any, Callable
 
 from ..errors import ShapeError
+from . import expand
 from .core import Primitive, Shape, axes_text, broadcast_shape, call, normalize_axis, sum_optional
 
 
@@ -166,33 +167,47 @@ RECORDS: list[Primitive] = [
     Primitive("matmul", 2, _matmul_template, "@",
               numpy=("matmul",), vjp=_matmul_vjp, jvp=_matmul_jvp,
               shape=_matmul_shape,
-              cases=(((2, 3), (3, 4)), ((2, 3), (3,)), ((3,), (3, 4)), ((3,), (3,)))),
+              cases=(((2, 3), (3, 4)), ((2, 3), (3,)), ((3,), (3, 4)), ((3,), (3,))),
+              sparsity="matmul",
+              scalar=expand.matmul),
     Primitive("outer", 2, _outer_template, "⊗", numpy=("outer",),
               vjp=lambda bar, out, a, b: (bar @ b, a @ bar),
               jvp=lambda t, out, a, b: sum_optional(
                   None if t[0] is None else call("outer", t[0], b),
                   None if t[1] is None else call("outer", a, t[1])),
-              shape=lambda a, b: _outer_shape(a, b), cases=(((2,), (3,)),)),
+              shape=lambda a, b: _outer_shape(a, b), cases=(((2,), (3,)),),
+              sparsity="outer",
+              scalar=expand.outer),
     Primitive("transpose", 1, _transpose_template, "ᵀ",
               numpy=("transpose",), vjp=lambda bar, out, x: (bar.T,),
               jvp=_linear_jvp("transpose"), shape=lambda x: tuple(reversed(x)),
-              sympy=lambda x: x, cases=(((2, 3),),)),
+              sympy=lambda x: x, cases=(((2, 3),),),
+              sparsity="indexing",
+              scalar=expand.transpose),
     Primitive("sum", 1, _reduce_template("sum"), "Σ", numpy=("sum",), vjp=_reduce_vjp(mean=False),
               jvp=_linear_jvp("sum"), shape=_reduce_shape("sum"),
-              sympy=lambda x, axis=None: x, params=("axis",), cases=(((2, 3),),)),
+              sympy=lambda x, axis=None: x, params=("axis",), cases=(((2, 3),),),
+              sparsity="reduction", scalar_identity=True, fold="add",
+              scalar=expand.reduction),
     Primitive("mean", 1, _reduce_template("mean"), "mean",
               numpy=("mean",), vjp=_reduce_vjp(mean=True),
               jvp=_linear_jvp("mean"), shape=_reduce_shape("mean"),
-              sympy=lambda x, axis=None: x, params=("axis",), cases=(((2, 3),),)),
+              sympy=lambda x, axis=None: x, params=("axis",), cases=(((2, 3),),),
+              sparsity="reduction", scalar_identity=True, fold="add",
+              scalar=expand.mean),
     # The adjoint of broadcasting: sum a broadcast array back down to an operand's shape.
     Primitive("sum_to", 1, _sum_to_template, "Σ→", vjp=_sum_to_vjp,
               jvp=_linear_jvp("sum_to"), shape=lambda x, shape, ndim: _sum_to_shape(x, shape),
               sympy=lambda x, **p: x, params=("shape", "ndim"), internal=True,
-              cases=(((2, 3),),)),
+              cases=(((2, 3),),),
+              sparsity="sum_to",
+              scalar=expand.sum_to),
     # A read-only view, never a copy: the adjoint of sum and mean.
     Primitive("broadcast_to", 1, _broadcast_to_template, "⇲", vjp=_broadcast_to_vjp,
               jvp=_linear_jvp("broadcast_to"), shape=_broadcast_to_shape,
-              sympy=lambda x, **p: x, params=("shape", "axis"), internal=True),
+              sympy=lambda x, **p: x, params=("shape", "axis"), internal=True,
+              sparsity="indexing",
+              scalar=expand.broadcast_to),
 ]
 
 

@@ -18,7 +18,7 @@ the op's own NumPy indexing, joining or broadcasting to the arrays of entry numb
 * ``matmul``, ``outer``: the unions of the products' terms;
 * the adjoint pass's ``sum_to``, ``broadcast_to``, ``scatter_add`` and ``put_add``: the
   unions of what they sum, so that the pattern of a gradient circuit is the Hessian's;
-* an op without a rule in :data:`RULES`: every entry depends on every entry of every
+* an op whose record names no ``sparsity`` kind (:data:`KINDS`): every entry depends on every entry of every
   argument, a safe superset (a test fails until a new op is given a rule).
 
 Time and memory are linear in the sizes of the patterns (plus a sort per union), so a banded
@@ -44,8 +44,9 @@ from ..circuit import LEAVES, Circuit, as_circuit
 from ..primitives import PRIMITIVES
 from .common import pick_inputs, pick_outputs, sample_node
 
-REDUCTIONS = ("sum", "mean", "max", "min", "prod", "norm", "logsumexp")
-NORMALIZATIONS = ("softmax", "log_softmax", "prod_others")
+REDUCTIONS = tuple(op for op, prim in PRIMITIVES.items() if prim.sparsity == "reduction")
+NORMALIZATIONS = tuple(op for op, prim in PRIMITIVES.items()
+                       if prim.sparsity == "normalization")
 
 
 def jacobian_sparsity(c: Circuit, wrt: str | Sequence[str] | None = None,
@@ -132,14 +133,22 @@ def dependency_sets(c: Circuit, wrt: Sequence[str]) -> dict[int, Sets]:
                 sets[i] = _no_sets(math.prod(c.shape(i)))
             else:
                 args = c.args(i)
-                sets[i] = RULES.get(op, _elementwise if PRIMITIVES[op].shape is None
-                                    else _everything)(
+                sets[i] = _rule(op)(
                     op, [sets[a] for a in args], [c.shape(a) for a in args], c.shape(i),
                     c.params(i) or {}, max(n, 1))
         for a in set(c.args(i)):
             if last_use[a] == i and a not in keep:
                 del sets[a]
     return sets
+
+
+def _rule(op: str) -> Any:
+    """The sparsity rule of ``op``, read from its record (its ``sparsity`` kind, else the
+    elementwise rule for an elementwise op, else a safe superset)."""
+    prim = PRIMITIVES[op]
+    if prim.sparsity is not None:
+        return KINDS[prim.sparsity]
+    return _elementwise if prim.shape is None else _everything
 
 
 # -- the two operations every rule is made of ------------------------------------------------
@@ -321,22 +330,25 @@ def _everything(op, args, shapes, shape, params, n):
     return _gather(one, np.zeros(math.prod(shape), dtype=np.int64))
 
 
-RULES: dict[str, Any] = {
-    **{op: _reduction for op in REDUCTIONS},
-    **{op: _normalization for op in NORMALIZATIONS},
-    "cumsum": _cumsum,
-    **{op: _indexing for op in ("getitem", "take", "reshape", "permute_dims", "transpose",
-                                "broadcast_to")},
-    "stack": _joining, "concatenate": _joining,
-    "sum_to": _sum_to, "scatter_add": _scatter_add, "put_add": _put_add,
-    "outer": _outer, "matmul": _matmul,
+KINDS: dict[str, Any] = {
+    "reduction": _reduction, "normalization": _normalization, "cumsum": _cumsum,
+    "indexing": _indexing, "joining": _joining, "sum_to": _sum_to,
+    "scatter_add": _scatter_add, "put_add": _put_add, "outer": _outer, "matmul": _matmul,
+    "dense": _everything,
 }
-"""The sparsity rule of every op that is not elementwise (those, ``shape=None`` in the table,
-share :func:`_elementwise`); an op in neither gets :func:`_everything`, a safe superset, and
-tests/test_sparsity.py fails until it is listed here or in ``DENSE``."""
+"""The sparsity rules by kind: a record names its kind in its ``sparsity`` field."""
 
-DENSE: frozenset[str] = frozenset()
-"""Ops whose every output entry may depend on every input entry, said on purpose."""
+RULES: dict[str, Any] = {op: KINDS[prim.sparsity] for op, prim in PRIMITIVES.items()
+                         if prim.sparsity is not None and prim.sparsity != "dense"}
+"""The sparsity rule of every op that is not elementwise, from the records' ``sparsity``
+(the elementwise ops, ``shape=None`` in the table, share :func:`_elementwise`); an op with
+neither gets :func:`_everything`, a safe superset, and tests/test_sparsity.py fails until its
+record names a kind."""
+
+DENSE: frozenset[str] = frozenset(op for op, prim in PRIMITIVES.items()
+                                  if prim.sparsity == "dense")
+"""Ops whose every output entry may depend on every input entry, said on purpose (their
+records' ``sparsity="dense"``)."""
 
 
 @lru_cache(maxsize=None)
