@@ -170,13 +170,14 @@ def test_concurrent_builds_give_one_valid_library(cache_path):
         "sin(x) * y + 0.375"))(x=0.5, y=2.0))}
     entries = index(cache_path)
     assert list(entries) == [os.path.basename(results[0][0])]
-    library = cache_path / list(entries)[0]
+    library = cache_path / next(iter(entries))
     assert entries[library.name]["sha256"] == hashlib.sha256(library.read_bytes()).hexdigest()
     assert sorted(p.name for p in cache_path.iterdir()) == sorted(["index.json", library.name,
                                                                    "lock"])
 
 
 def test_eviction_keeps_the_bound_and_the_recently_used(cache_path, monkeypatch):
+    monkeypatch.setattr(cache, "USE_RESOLUTION", 0.0)  # every use is recorded
     a = cg.to_c(cg.parse("x * 1.5")).library
     size = a.stat().st_size
     monkeypatch.setenv("CIRCUITGRAD_CACHE_MAX", str(int(size * 2.5)))

@@ -15,7 +15,8 @@ its code, so the contract is:
   once. Nothing swapped in at the path after the check can be loaded.
 - The libraries' total size is kept under ``$CIRCUITGRAD_CACHE_MAX`` (bytes, or ``500M``,
   ``2G``, ``64K``: powers of 1024; default 500M) by evicting the least recently used, by the
-  time of use the index records (not the file system's atime). The library being loaded is
+  time of use the index records (not the file system's atime; a use within
+  ``USE_RESOLUTION`` seconds of the recorded one is not rewritten, so repeated hits cost no write). The library being loaded is
   never evicted, so one library larger than the bound stays until the next one.
 - Concurrent processes take ``fcntl`` locks on ``lock`` (exclusive to change the index, a
   library or evict); libraries and the index are written to temporary names and renamed into
@@ -44,6 +45,7 @@ from ..errors import CircuitError
 
 DEFAULT_MAX = 500 * 2**20
 INDEX, LOCK = "index.json", "lock"
+USE_RESOLUTION = 10.0  # seconds: a use this soon after the recorded one does not rewrite the index
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _loads = itertools.count()  # unique names for the private copies dlopen maps
 
@@ -206,6 +208,16 @@ def load_library(key: str, build: Callable[[Path], None]) -> tuple[Path, ctypes.
         with _locked(dfd, exclusive=True):
             index = _read_index(dfd, directory)
             data = _read(dfd, directory, name, "the library") if name in index else None
+            if data is not None:
+                if hashlib.sha256(data).hexdigest() != index[name]["sha256"]:
+                    raise CacheError(f"to_c's cache: the library {directory / name} is not the "
+                                     "one its index recorded (its SHA-256 differs); it is not "
+                                     "loaded. Clear the cache: circuitgrad cache clear")
+                now = time.time()  # the use, for least-recently-used eviction
+                if now - index[name]["used"] >= USE_RESOLUTION:
+                    index[name]["used"] = now
+                    _evict(dfd, index, name, cache_max())
+                    _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
         if data is None:  # not built, or not by this cache: build (outside the lock)
             with tempfile.TemporaryDirectory(dir=directory, prefix="build_") as tmp:
                 built = Path(tmp) / "circuit.so"
@@ -217,18 +229,6 @@ def load_library(key: str, build: Callable[[Path], None]) -> tuple[Path, ctypes.
                     os.replace(built, name, dst_dir_fd=dfd)  # atomic; the last of racing builds
                     index = _read_index(dfd, directory)
                     index[name] = {"sha256": digest, "size": len(data), "used": time.time()}
-                    _evict(dfd, index, name, cache_max())
-                    _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
-        else:
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != index[name]["sha256"]:
-                raise CacheError(f"to_c's cache: the library {directory / name} is not the one "
-                                 "its index recorded (its SHA-256 differs); it is not loaded. "
-                                 "Clear the cache: circuitgrad cache clear")
-            with _locked(dfd, exclusive=True):  # record the use (LRU), evict to the bound
-                index = _read_index(dfd, directory)
-                if name in index:
-                    index[name]["used"] = time.time()
                     _evict(dfd, index, name, cache_max())
                     _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
         return directory / name, _dlopen(dfd, directory, data, key)
