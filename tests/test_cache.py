@@ -137,6 +137,13 @@ def test_a_library_the_index_does_not_record_is_rebuilt_not_loaded(cache_path, p
     assert library.read_bytes() != data
 
 
+def test_a_malformed_index_is_refused(cache_path):
+    library = cg.to_c(cg.parse("x * 8.25")).library
+    (cache_path / "index.json").write_text(json.dumps({library.name: {"sha256": 1}}))
+    with pytest.raises(CacheError, match="index.*not valid.*cache clear"):
+        cg.to_c(cg.parse("x * 8.25"))
+
+
 def test_a_symbolic_link_is_refused(cache_path, planted, tmp_path):
     data, marker = planted
     library = cg.to_c(cg.parse("x * 8.5")).library

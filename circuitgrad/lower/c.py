@@ -385,7 +385,9 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
         A :class:`CFunction` with ``.source``, called as ``to_numpy``'s callable is.
 
     Raises:
-        CircuitError: no C compiler (use ``to_tape``), a compile error or the time limit.
+        CircuitError: no C compiler (use ``to_tape``), a compile error or the time limit;
+            a cache that is not private or a library not the one its index recorded
+            (``CacheError``, docs/compiled.md "The cache").
 
     >>> import circuitgrad as cg
     >>> float(cg.to_c(cg.parse("log(x) + 1/y"))(x=0.0, y=2.0))

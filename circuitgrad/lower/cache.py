@@ -45,6 +45,7 @@ from ..errors import CircuitError
 
 DEFAULT_MAX = 500 * 2**20
 INDEX, LOCK = "index.json", "lock"
+STALE = 3600.0  # seconds: a build directory this old was left by an interrupted build
 USE_RESOLUTION = 10.0  # seconds: a use this soon after the recorded one does not rewrite the index
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _loads = itertools.count()  # unique names for the private copies dlopen maps
@@ -142,9 +143,13 @@ def _read_index(dfd: int, directory: Path) -> dict[str, dict[str, Any]]:
         return {}
     try:
         index = json.loads(data)
-        assert isinstance(index, dict)
+        if not isinstance(index, dict) or not all(
+                isinstance(e, dict) and isinstance(e.get("sha256"), str)
+                and isinstance(e.get("size"), int) and isinstance(e.get("used"), (int, float))
+                for e in index.values()):
+            raise ValueError
         return index
-    except (ValueError, AssertionError):
+    except ValueError:
         raise CacheError(f"to_c's cache: the index {directory / INDEX} is not valid; clear the "
                          "cache (circuitgrad cache clear)") from None
 
@@ -257,8 +262,9 @@ def info() -> dict[str, Any]:
 
 
 def clear() -> int:
-    """Remove every library, the index and leftovers of interrupted builds; the number of
-    libraries removed. Files the cache did not write are left alone."""
+    """Remove every library, the index and leftovers of interrupted builds (an hour old: a
+    build under way is left to finish); the number of libraries removed. Files the cache did
+    not write are left alone."""
     directory = cache_dir()
     if not directory.exists():
         return 0
@@ -271,7 +277,8 @@ def clear() -> int:
                 if re.fullmatch(r"cg_[0-9a-f]+\.so|load_.*\.so|\.tmp_.*", n) or n == INDEX:
                     os.unlink(n, dir_fd=dfd)
                     removed += n.startswith("cg_")
-                elif n.startswith("build_") and entry.is_dir(follow_symlinks=False):
+                elif (n.startswith("build_") and entry.is_dir(follow_symlinks=False)
+                      and time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE):
                     shutil.rmtree(directory / n, ignore_errors=True)
     finally:
         os.close(dfd)
