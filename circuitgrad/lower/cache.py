@@ -19,8 +19,9 @@ its code, so the contract is:
   ``USE_RESOLUTION`` seconds of the recorded one is not rewritten, so repeated hits cost no write). The library being loaded is
   never evicted, so one library larger than the bound stays until the next one.
 - Concurrent processes take ``fcntl`` locks on ``lock`` (exclusive to change the index, a
-  library or evict); libraries and the index are written to temporary names and renamed into
-  place, so a reader sees a whole file or none.
+  library or evict); a library is compiled in a private temporary directory outside the lock,
+  and its bytes and the index are written to temporary names and renamed into place, so a
+  reader sees a whole file or none.
 """
 
 from __future__ import annotations
@@ -177,17 +178,15 @@ def _evict(dfd: int, index: dict[str, dict[str, Any]], keep: str, bound: int) ->
                 pass
 
 
-def _dlopen(dfd: int, directory: Path, data: bytes, key: str) -> ctypes.CDLL:
-    """Load exactly ``data``: a fresh private file (unique name), mapped, then unlinked."""
+def _dlopen(dfd: int, here: Path, data: bytes, key: str) -> ctypes.CDLL:
+    """Load exactly ``data``: a fresh private file (unique name) in the directory ``dfd``
+    (whose path ``here`` names it through ``/proc/self/fd`` where it can), then unlinked."""
     name = f"load_{key}_{os.getpid()}_{next(_loads)}.so"  # unique: dlopen matches by name
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700, dir_fd=dfd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        # through the checked directory's descriptor: a directory renamed away meanwhile is
-        # not followed
-        proc = Path(f"/proc/self/fd/{dfd}")
-        return ctypes.CDLL(str((proc if proc.exists() else directory) / name))
+        return ctypes.CDLL(str(here / name))
     finally:
         os.unlink(name, dir_fd=dfd)
 
@@ -223,20 +222,22 @@ def load_library(key: str, build: Callable[[Path], None]) -> tuple[Path, ctypes.
                     index[name]["used"] = now
                     _evict(dfd, index, name, cache_max())
                     _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
+        # the checked directory through its descriptor, where /proc has it
+        here = Path(f"/proc/self/fd/{dfd}") if os.path.isdir(f"/proc/self/fd/{dfd}") else directory
         if data is None:  # not built, or not by this cache: build (outside the lock)
-            with tempfile.TemporaryDirectory(dir=directory, prefix="build_") as tmp:
+            # in a private temporary directory (mkdtemp: 0700) the compiler can reach by path
+            with tempfile.TemporaryDirectory(prefix="cg_build_") as tmp:
                 built = Path(tmp) / "circuit.so"
                 build(built)
-                os.chmod(built, 0o700)  # private whatever the umask
                 data = built.read_bytes()
-                digest = hashlib.sha256(data).hexdigest()
-                with _locked(dfd, exclusive=True):
-                    os.replace(built, name, dst_dir_fd=dfd)  # atomic; the last of racing builds
-                    index = _read_index(dfd, directory)
-                    index[name] = {"sha256": digest, "size": len(data), "used": time.time()}
-                    _evict(dfd, index, name, cache_max())
-                    _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
-        return directory / name, _dlopen(dfd, directory, data, key)
+            digest = hashlib.sha256(data).hexdigest()
+            with _locked(dfd, exclusive=True):
+                _write(dfd, name, data)  # atomic; the last of racing builds
+                index = _read_index(dfd, directory)
+                index[name] = {"sha256": digest, "size": len(data), "used": time.time()}
+                _evict(dfd, index, name, cache_max())
+                _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
+        return directory / name, _dlopen(dfd, here, data, key)
     finally:
         os.close(dfd)
 
