@@ -7,6 +7,7 @@
     circuitgrad draw  EXPR [--grad] [--at ...] -o out.svg
     circuitgrad view  EXPR [--grad] [--at ...] -o out.html  # the browser viewer, any size
     circuitgrad info  EXPR                         # inputs, outputs, size, adjoint size
+    circuitgrad cache info|clear                   # to_c's compiled-code cache
 
 EXPR is an expression or program text, ``-f FILE`` reads a program file and ``-`` standard
 input; ``--shapes W=3x4,x=4`` declares tensor inputs. Bad input prints one line to standard
@@ -35,6 +36,7 @@ from .circuit import Circuit
 from .errors import CircuitError, in_words_of
 from .frontends.parse import parse
 from .lower.dot import MAX_NODES, render, to_dot
+from .lower import cache
 from .lower.c import to_c
 from .lower.numpy import to_numpy
 from .lower.tape import to_tape
@@ -382,6 +384,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _megabytes(size: int) -> str:
+    return f"{size} bytes ({size / 2**20:.1f} MiB)"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    if args.action == "clear":
+        print(f"removed {cache.clear()} libraries from {cache.cache_dir()}")
+        return 0
+    state = cache.info()
+    print(f"directory: {state['directory']}  ($CIRCUITGRAD_CACHE)")
+    print(f"libraries: {state['libraries']}, {_megabytes(state['size'])}")
+    print(f"bound:     {_megabytes(state['max'])}  ($CIRCUITGRAD_CACHE_MAX; least recently used "
+          "evicted)")
+    return 0
+
+
 # -- the parser ----------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -463,6 +481,13 @@ def _parser() -> argparse.ArgumentParser:
     p = command("info", "print inputs, outputs, size and the adjoint's size")
     gradient_options(p)
     p.set_defaults(run=cmd_info)
+
+    p = commands.add_parser("cache", help="show or clear to_c's compiled-code cache",
+                            description="show or clear to_c's compiled-code cache "
+                                        "(docs/compiled.md, 'The cache')")
+    p.add_argument("action", choices=("info", "clear"),
+                   help="info: where it is, its libraries' size and bound; clear: remove them")
+    p.set_defaults(run=cmd_cache)
     return parser
 
 

@@ -49,7 +49,8 @@ and ``<stdlib.h>``, so it can be shipped and built anywhere.
 The library is compiled with the system compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
 in its own process group with a time limit, and cached under ``$CIRCUITGRAD_CACHE`` (default
 ``~/.cache/circuitgrad``) by a hash of the source, the compiler and its flags: a second build
-of the same circuit is a load. It is loaded with ``ctypes`` and called through the tape
+of the same circuit is a load, of a library verified first (a private directory, an index
+of SHA-256 hashes, a size bound: ``circuitgrad.lower.cache``). It is loaded with ``ctypes`` and called through the tape
 extension's ``call`` (a ctypes call with two arrays costs ~5 µs on this machine, the
 extension's a fraction of one; ctypes is the fallback where the extension is not built).
 
@@ -89,7 +90,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ import numpy as np
 
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
+from .cache import cache_dir, load_library  # noqa: F401 - cache_dir: public
 from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
 from .tape import CompiledFunction, ScalarProgram, _tape
 
@@ -260,12 +261,6 @@ def _compiler() -> str:
                        "gcc); cg.to_tape(c) runs the same circuit with no compiler")
 
 
-def cache_dir() -> Path:
-    """Where compiled circuits are kept: ``$CIRCUITGRAD_CACHE``, else ``~/.cache/circuitgrad``."""
-    return Path(os.environ.get("CIRCUITGRAD_CACHE")
-                or Path.home() / ".cache" / "circuitgrad")
-
-
 @functools.lru_cache(maxsize=None)
 def _host_has_vectors() -> bool:
     """Whether this machine runs the vector path: x86-64 with AVX2 (/proc/cpuinfo) and
@@ -301,21 +296,17 @@ def compile_flags(opt: str = "-Og", vectors: bool | None = None) -> list[str]:
 
 
 def compile_library(source: str, opt: str = "-Og", timeout: float = COMPILE_TIMEOUT,
-                    vectors: bool | None = None) -> Path:
-    """The shared library of ``source``, compiled (in its own process group, killed after
-    ``timeout`` seconds) or found in the cache by the hash of source, compiler and flags."""
+                    vectors: bool | None = None) -> tuple[Path, ctypes.CDLL]:
+    """The shared library of ``source`` and its path, compiled (in its own process group,
+    killed after ``timeout`` seconds) or found in the cache by the hash of source, compiler
+    and flags, and verified before it is loaded (``circuitgrad.lower.cache``)."""
     cc = _compiler()
     flags = compile_flags(opt, vectors)
     key = hashlib.sha256("\0".join([source, cc, *flags]).encode()).hexdigest()[:32]
-    directory = cache_dir()
-    library = directory / f"cg_{key}.so"
-    if library.exists():
-        return library
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory, prefix="build_") as tmp:
-        src = Path(tmp) / "circuit.c"
+
+    def build(built: Path) -> None:
+        src = built.with_suffix(".c")
         src.write_text(source)
-        built = Path(tmp) / "circuit.so"
         proc = subprocess.Popen([cc, *flags, "-o", str(built), str(src), "-lm"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, text=True)
@@ -330,8 +321,8 @@ def compile_library(source: str, opt: str = "-Og", timeout: float = COMPILE_TIME
         if proc.returncode:
             tail = "\n".join(err.strip().splitlines()[-8:])
             raise CircuitError(f"to_c: {cc} failed (exit {proc.returncode}):\n{tail}")
-        os.replace(built, library)  # atomic: a concurrent build finds a whole library or none
-    return library
+
+    return load_library(key, build)
 
 
 class CFunction(CompiledFunction):
@@ -350,8 +341,7 @@ class CFunction(CompiledFunction):
         super().__init__(c, program, name, csr)
         self._opt, self._timeout, self._vectors = opt, timeout, vectors
         self.source = c_source(c, name, program)
-        self.library = compile_library(self.source, opt, timeout, vectors)
-        lib = ctypes.CDLL(str(self.library))
+        self.library, lib = compile_library(self.source, opt, timeout, vectors)
         fn = getattr(lib, f"{name}_eval")
         fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
         fn.restype = ctypes.c_int
@@ -395,7 +385,9 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
         A :class:`CFunction` with ``.source``, called as ``to_numpy``'s callable is.
 
     Raises:
-        CircuitError: no C compiler (use ``to_tape``), a compile error or the time limit.
+        CircuitError: no C compiler (use ``to_tape``), a compile error or the time limit;
+            a cache that is not private or a library not the one its index recorded
+            (``CacheError``, docs/compiled.md "The cache").
 
     >>> import circuitgrad as cg
     >>> float(cg.to_c(cg.parse("log(x) + 1/y"))(x=0.0, y=2.0))

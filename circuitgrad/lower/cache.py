@@ -1,0 +1,287 @@
+"""The compiled-code cache: private, bounded, and verified before a library is loaded.
+
+``to_c`` keeps its shared libraries in ``$CIRCUITGRAD_CACHE`` (default ``~/.cache/circuitgrad``)
+as ``cg_<key>.so``, the key a hash of the source, compiler and flags. Loading a library runs
+its code, so the contract is:
+
+- The directory is created with mode 0700. It, its index and every library loaded from it must
+  be owned by the current user and not writable by group or others (as ssh treats its keys);
+  otherwise :class:`CacheError` names the path and how to fix it.
+- A library is loaded only if ``index.json`` (written with it, under the same rules) records it
+  and the SHA-256 of its bytes matches. The bytes hashed are the bytes loaded: the file is
+  opened once, checked with ``fstat``, read from that descriptor, hashed, and those bytes are
+  written to a fresh private file (a unique name, created exclusively in the checked directory,
+  reached through the directory's descriptor) which is what ``dlopen`` maps; it is unlinked at
+  once. Nothing swapped in at the path after the check can be loaded.
+- The libraries' total size is kept under ``$CIRCUITGRAD_CACHE_MAX`` (bytes, or ``500M``,
+  ``2G``, ``64K``: powers of 1024; default 500M) by evicting the least recently used, by the
+  time of use the index records (not the file system's atime; a use within
+  ``USE_RESOLUTION`` seconds of the recorded one is not rewritten, so repeated hits cost no write). The library being loaded is
+  never evicted, so one library larger than the bound stays until the next one.
+- Concurrent processes take ``fcntl`` locks on ``lock`` (exclusive to change the index, a
+  library or evict); a library is compiled in a private temporary directory outside the lock,
+  and its bytes and the index are written to temporary names and renamed into place, so a
+  reader sees a whole file or none.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import CircuitError
+
+DEFAULT_MAX = 500 * 2**20
+INDEX, LOCK = "index.json", "lock"
+STALE = 3600.0  # seconds: a build directory this old was left by an interrupted build
+USE_RESOLUTION = 10.0  # seconds: a use this soon after the recorded one does not rewrite the index
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+_loads = itertools.count()  # unique names for the private copies dlopen maps
+
+
+class CacheError(CircuitError):
+    """The compiled-code cache is not private, or a library in it is not the one recorded."""
+
+
+def cache_dir() -> Path:
+    """Where compiled circuits are kept: ``$CIRCUITGRAD_CACHE``, else ``~/.cache/circuitgrad``."""
+    return Path(os.environ.get("CIRCUITGRAD_CACHE")
+                or Path.home() / ".cache" / "circuitgrad")
+
+
+def cache_max() -> int:
+    """The size bound in bytes: ``$CIRCUITGRAD_CACHE_MAX`` (``123``, ``64K``, ``500M``, ``2G``).
+
+    >>> os.environ["CIRCUITGRAD_CACHE_MAX"] = "1.5K"; cache_max()
+    1536
+    >>> del os.environ["CIRCUITGRAD_CACHE_MAX"]; cache_max() == DEFAULT_MAX
+    True
+    """
+    text = os.environ.get("CIRCUITGRAD_CACHE_MAX", "").strip()
+    if not text:
+        return DEFAULT_MAX
+    m = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([KMGT]?)(?:i?B)?", text, re.IGNORECASE)
+    if not m:
+        raise CacheError(f"$CIRCUITGRAD_CACHE_MAX={text!r} is not a size: write bytes or a "
+                         "number with K, M, G or T (e.g. 500M)")
+    return int(float(m[1]) * _UNITS[m[2].upper()])
+
+
+def _check(path: Path, st: os.stat_result, what: str) -> None:
+    """Refuse a file or directory not owned by the current user or writable by group/others."""
+    if st.st_uid != os.geteuid():
+        raise CacheError(f"to_c's cache: {what} {path} is owned by uid {st.st_uid}, not by you "
+                         f"(uid {os.geteuid()}); nothing in it is loaded. Remove it, or set "
+                         "$CIRCUITGRAD_CACHE to a directory of your own")
+    if st.st_mode & 0o022:
+        fix = f"chmod 700 {path}" if stat.S_ISDIR(st.st_mode) else f"rm {path}"
+        raise CacheError(f"to_c's cache: {what} {path} is writable by group or others (mode "
+                         f"{stat.S_IMODE(st.st_mode):o}); nothing in it is loaded. Fix: {fix}, "
+                         "or set $CIRCUITGRAD_CACHE to a private directory")
+
+
+def _open_dir(directory: Path, create: bool = True) -> int:
+    """A descriptor of the checked cache directory (created 0700 where missing)."""
+    if create:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        st = os.fstat(fd)
+        _check(directory, st, "the directory")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def _locked(dfd: int, exclusive: bool) -> Iterator[None]:
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read(dfd: int, directory: Path, name: str, what: str) -> bytes | None:
+    """The bytes of ``name`` read through one checked descriptor, or None where it is missing."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
+    except FileNotFoundError:
+        return None
+    except OSError as e:  # a symbolic link (ELOOP) or unreadable
+        raise CacheError(f"to_c's cache: {what} {directory / name} cannot be opened as a plain "
+                         f"file ({e.strerror}); remove it (circuitgrad cache clear)") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CacheError(f"to_c's cache: {what} {directory / name} is not a plain file; "
+                             "remove it (circuitgrad cache clear)")
+        _check(directory / name, st, what)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def _read_index(dfd: int, directory: Path) -> dict[str, dict[str, Any]]:
+    data = _read(dfd, directory, INDEX, "the index")
+    if data is None:
+        return {}
+    try:
+        index = json.loads(data)
+        if not isinstance(index, dict) or not all(
+                isinstance(e, dict) and isinstance(e.get("sha256"), str)
+                and isinstance(e.get("size"), int) and isinstance(e.get("used"), (int, float))
+                for e in index.values()):
+            raise ValueError
+        return index
+    except ValueError:
+        raise CacheError(f"to_c's cache: the index {directory / INDEX} is not valid; clear the "
+                         "cache (circuitgrad cache clear)") from None
+
+
+def _write(dfd: int, name: str, data: bytes) -> None:
+    """Write ``data`` to ``name`` atomically: a private temporary file, then a rename."""
+    tmp = f".tmp_{os.getpid()}_{next(_loads)}_{name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+
+
+def _evict(dfd: int, index: dict[str, dict[str, Any]], keep: str, bound: int) -> None:
+    """Remove least recently used libraries until the total size is within ``bound``."""
+    total = sum(e["size"] for e in index.values())
+    for name in sorted(index, key=lambda n: index[n]["used"]):
+        if total <= bound:
+            break
+        if name != keep:
+            total -= index.pop(name)["size"]
+            try:
+                os.unlink(name, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+
+
+def _dlopen(dfd: int, here: Path, data: bytes, key: str) -> ctypes.CDLL:
+    """Load exactly ``data``: a fresh private file (unique name) in the directory ``dfd``
+    (whose path ``here`` names it through ``/proc/self/fd`` where it can), then unlinked."""
+    name = f"load_{key}_{os.getpid()}_{next(_loads)}.so"  # unique: dlopen matches by name
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700, dir_fd=dfd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return ctypes.CDLL(str(here / name))
+    finally:
+        os.unlink(name, dir_fd=dfd)
+
+
+def load_library(key: str, build: Callable[[Path], None]) -> tuple[Path, ctypes.CDLL]:
+    """The library ``cg_<key>.so`` from the cache, verified and loaded; built where missing.
+
+    Args:
+        key: the cache key (hex: a hash of the source, compiler and flags).
+        build: writes a new library to the path it is given (in a private temporary directory).
+
+    Returns:
+        The library's path in the cache and the loaded library.
+
+    Raises:
+        CacheError: the directory, index or library is not the current user's, is writable by
+            group or others, or the library's bytes are not those the index recorded.
+    """
+    directory = cache_dir()
+    name = f"cg_{key}.so"
+    dfd = _open_dir(directory)
+    try:
+        with _locked(dfd, exclusive=True):
+            index = _read_index(dfd, directory)
+            data = _read(dfd, directory, name, "the library") if name in index else None
+            if data is not None:
+                if hashlib.sha256(data).hexdigest() != index[name]["sha256"]:
+                    raise CacheError(f"to_c's cache: the library {directory / name} is not the "
+                                     "one its index recorded (its SHA-256 differs); it is not "
+                                     "loaded. Clear the cache: circuitgrad cache clear")
+                now = time.time()  # the use, for least-recently-used eviction
+                if now - index[name]["used"] >= USE_RESOLUTION:
+                    index[name]["used"] = now
+                    _evict(dfd, index, name, cache_max())
+                    _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
+        # the checked directory through its descriptor, where /proc has it
+        here = Path(f"/proc/self/fd/{dfd}") if os.path.isdir(f"/proc/self/fd/{dfd}") else directory
+        if data is None:  # not built, or not by this cache: build (outside the lock)
+            # in a private temporary directory (mkdtemp: 0700) the compiler can reach by path
+            with tempfile.TemporaryDirectory(prefix="cg_build_") as tmp:
+                built = Path(tmp) / "circuit.so"
+                build(built)
+                data = built.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            with _locked(dfd, exclusive=True):
+                _write(dfd, name, data)  # atomic; the last of racing builds
+                index = _read_index(dfd, directory)
+                index[name] = {"sha256": digest, "size": len(data), "used": time.time()}
+                _evict(dfd, index, name, cache_max())
+                _write(dfd, INDEX, json.dumps(index, indent=0, sort_keys=True).encode())
+        return directory / name, _dlopen(dfd, here, data, key)
+    finally:
+        os.close(dfd)
+
+
+def info() -> dict[str, Any]:
+    """The cache's directory, bound, number of libraries and their total size (bytes).
+
+    Raises:
+        CacheError: as :func:`load_library`, where the directory exists and is not private.
+    """
+    directory = cache_dir()
+    result = {"directory": directory, "max": cache_max(), "libraries": 0, "size": 0}
+    if not directory.exists():
+        return result
+    dfd = _open_dir(directory, create=False)
+    try:
+        with _locked(dfd, exclusive=False):
+            index = _read_index(dfd, directory)
+    finally:
+        os.close(dfd)
+    result.update(libraries=len(index), size=sum(e["size"] for e in index.values()))
+    return result
+
+
+def clear() -> int:
+    """Remove every library, the index and leftovers of interrupted builds (an hour old: a
+    build under way is left to finish); the number of libraries removed. Files the cache did
+    not write are left alone."""
+    directory = cache_dir()
+    if not directory.exists():
+        return 0
+    dfd = _open_dir(directory, create=False)
+    removed = 0
+    try:
+        with _locked(dfd, exclusive=True):
+            for entry in os.scandir(dfd):
+                n = entry.name
+                if re.fullmatch(r"cg_[0-9a-f]+\.so|load_.*\.so|\.tmp_.*", n) or n == INDEX:
+                    os.unlink(n, dir_fd=dfd)
+                    removed += n.startswith("cg_")
+                elif (n.startswith("build_") and entry.is_dir(follow_symlinks=False)
+                      and time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE):
+                    shutil.rmtree(directory / n, ignore_errors=True)
+    finally:
+        os.close(dfd)
+    return removed
+
