@@ -98,7 +98,8 @@ import numpy as np
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
-from .tape import CompiledFunction, ScalarProgram, _tape
+from .program import EXTENSION as _tape
+from .program import CompiledFunction, ScalarProgram
 
 PART_SIZE = 500
 LANES = 8
