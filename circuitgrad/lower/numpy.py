@@ -51,6 +51,7 @@ import numpy as np
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import NAMESPACE, PRIMITIVES, arrays, compiled
+from .program import allocate
 from .calling import (  # noqa: F401  (assign_inputs ... stay importable from here)
     _MISSING, _foreign, _rebuild, assign_inputs, batch_axes, check_input, common_batch,
     csr_hook, missing_inputs, outputs)
@@ -77,38 +78,35 @@ def _literal(value: float) -> str:
 
 
 def _registers(c: Circuit) -> list[int]:
-    """A register per node, reusing registers of values no longer needed (live width).
+    """A register per node, reusing registers of values no longer needed (live width), by
+    the lowerings' one allocator (:func:`circuitgrad.lower.program.allocate`).
 
     Leaves that hold values before the first node runs (inputs, array constants) get
     registers of their own first, so that no earlier node can overwrite them before their
-    last read; an array constant's register is reused after that read.
+    last read; an array constant's register is reused after that read. Scalar constants are
+    literals in the code: no register (-1).
     """
     n = len(c)
     last = list(range(n))
-    for i in range(n):
-        for a in c.args(i):
+    node_args = [c.args(i) for i in range(n)]
+    for i, args in enumerate(node_args):
+        for a in args:
             last[a] = i
-    keep = set(c.output_ids) | set(c.input_ids)
-    free: list[int] = []
+    keep = [False] * n
+    for i in (*c.output_ids, *c.input_ids):
+        keep[i] = True
     reg = [-1] * n
     count = 0
     for i in c.input_ids:
         reg[i], count = count, count + 1
     for i in range(n):
-        if c.op(i) == "const" and c.shape(i):
-            reg[i], count = count, count + 1
-    for i in range(n):
-        if c.op(i) in LEAVES:
-            continue
-        for a in set(c.args(i)):
-            if last[a] == i and a not in keep and reg[a] >= 0:
-                free.append(reg[a])
-        if free:
-            reg[i] = free.pop()
-        else:
-            reg[i] = count
-            count += 1
-    return reg
+        if c.op(i) == "const":
+            if c.shape(i):
+                reg[i], count = count, count + 1
+            else:
+                reg[i], keep[i] = -2, True
+    allocate(node_args, last, reg, keep)
+    return [-1 if r == -2 else r for r in reg]
 
 
 def node_code(c: Circuit, i: int, names: list[str]) -> str:

@@ -157,25 +157,45 @@ def _arguments(node_args: list, ops: list, caller: str) -> np.ndarray:
     return args
 
 
+def allocate(node_args: Sequence[Sequence[int]], last: Sequence[int], reg: list[int],
+             keep: Sequence[bool]) -> int:
+    """Registers by liveness, the one allocator of the lowerings: each node whose ``reg`` is
+    -1 gets a register, the last one freed if any (a value's register is free after its last
+    read, ``last[x]``, unless ``keep[x]``), else a new one; nodes with ``reg`` set (leaves:
+    their own registers; -2: none, such as a scalar constant written as a literal) are left
+    as they are. An operation's dying arguments, in their order, give their registers back
+    before it takes one, so it may write over an argument. Returns the register count; the C
+    extension's ``allocate`` runs the same loop on int32 arrays (:func:`_allocate`).
+
+        >>> reg = [0, 1, -1, -1]  # two inputs, x*y, then (x*y)+x
+        >>> allocate([(), (), (0, 1), (2, 0)], [3, 2, 3, 3], reg, [True, True, False, True])
+        3
+        >>> reg
+        [0, 1, 2, 2]
+    """
+    count = max(reg, default=-1) + 1
+    free: list[int] = []
+    for i, args in enumerate(node_args):
+        if reg[i] != -1:
+            continue
+        for k, x in enumerate(args):
+            if x >= 0 and x not in args[:k] and last[x] == i and not keep[x] and reg[x] >= 0:
+                free.append(reg[x])
+        if free:
+            reg[i] = free.pop()
+        else:
+            reg[i], count = count, count + 1
+    return count
+
+
 def _allocate(args: np.ndarray, last: np.ndarray, reg: np.ndarray, keep: np.ndarray) -> int:
-    """Registers for the operation nodes (``reg`` is -1 there), reusing those of values after
-    their last read; returns the register count. The C extension's loop, or the same in
-    Python where the extension is not built (``to_c`` does not need the extension)."""
+    """:func:`allocate` on the int32 arrays of a :class:`ScalarProgram` (``args`` [N, 3], -1:
+    none): the C extension's loop, or :func:`allocate` where it is not built (``to_c`` does
+    not need the extension)."""
     if _tape is not None:
         return _tape.allocate(args, last, reg, keep)
-    count = int(reg.max(initial=-1)) + 1
-    free: list[int] = []
-    a, lst, kp, r = args.tolist(), last.tolist(), keep.tolist(), reg.tolist()
-    for i in range(len(r)):
-        if r[i] >= 0:
-            continue
-        for x in set(a[i]) - {-1}:
-            if lst[x] == i and not kp[x]:
-                free.append(r[x])
-        if free:
-            r[i] = free.pop()
-        else:
-            r[i], count = count, count + 1
+    r = reg.tolist()
+    count = allocate(args.tolist(), last.tolist(), r, keep.tolist())
     reg[:] = r
     return count
 
