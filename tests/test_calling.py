@@ -112,3 +112,33 @@ def test_array_api_inputs_are_checked_by_dtype(library):
     assert float(f(boolean)) == 1.0  # booleans are 0 and 1, exactly
     with pytest.raises(InputError, match="input .v.: .*complex.* arrays are not supported"):
         f(bad)
+
+
+def test_one_register_allocator_in_c_and_in_python():
+    # The extension's allocate and program.allocate (to_numpy's, and to_c's where the
+    # extension is not built) give the same registers.
+    import circuitgrad.lower.program as program
+
+    c = cg.grad(cg.parse("z = w*x + y\nJ = sin(z) * z + exp(w * y) / (1 + x*x)"))
+    p = program.ScalarProgram(c, "test", program.EXTENSION.OPS)
+    n = len(p.circuit)
+    leaf = np.array([op in ("input", "const") for op in p.circuit._ops])
+    keep = leaf.copy()
+    keep[list(p.circuit.output_ids)] = True
+    start = np.full(n, -1, dtype=np.int32)
+    start[leaf] = np.arange(int(leaf.sum()), dtype=np.int32)
+    in_c = start.copy()
+    count_c = program.EXTENSION.allocate(p.args, p.last, in_c, keep.view(np.uint8))
+    in_python = start.tolist()
+    count_python = program.allocate(p.args.tolist(), p.last.tolist(), in_python, keep.tolist())
+    assert (count_c, in_c.tolist()) == (count_python, in_python)
+    assert in_c.tolist() == p.reg.tolist()
+
+
+def test_the_c_sources_are_package_data():
+    from circuitgrad.lower import cforms
+
+    for name in ("prelude.h", "vector_prelude.h", "vector_math.h"):
+        assert cforms.c_text(name).strip()
+    assert cforms.PRELUDE == cforms.c_text("prelude.h")
+    assert cforms.VECTOR_MATH_C.strip() == cforms.c_text("vector_math.h").strip()
