@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension(
     "circuitgrad.lower._tape",
     sources=["circuitgrad/lower/_tape.c"],
-    depends=["circuitgrad/lower/_tape_ops.h"],
+    depends=["circuitgrad/lower/_tape_ops.h", "circuitgrad/lower/csrc/prelude.h"],
     # (no -fno-math-errno: GCC then rewrites sin(atan(x)) and the like; see lower/cforms.py)
     extra_compile_args=["-O2", "-fno-fast-math", "-ffp-contract=off", "-std=c99"],
     libraries=["m"],

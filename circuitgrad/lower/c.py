@@ -99,7 +99,8 @@ from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from .cache import cache_dir, load_library  # noqa: F401 - cache_dir: public
 from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
-from .tape import CompiledFunction, ScalarProgram, _tape
+from .program import EXTENSION as _tape
+from .program import CompiledFunction, ScalarProgram
 
 PART_SIZE = 500
 LANES = 8

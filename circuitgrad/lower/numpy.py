@@ -39,7 +39,6 @@ the circuit, not its size.
 
 from __future__ import annotations
 
-import collections
 import functools
 import inspect
 import keyword
@@ -50,9 +49,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
-from ..csr import csr_outputs
-from ..errors import CircuitError, ShapeError
+from ..errors import CircuitError
 from ..primitives import NAMESPACE, PRIMITIVES, arrays, compiled
+from .program import allocate
+from .calling import (  # noqa: F401  (assign_inputs ... stay importable from here)
+    _MISSING, _foreign, _rebuild, assign_inputs, batch_axes, check_input, common_batch,
+    csr_hook, missing_inputs, outputs)
 
 READABLE_LIMIT = 2000
 COMPILE_LIMIT = 20000
@@ -76,38 +78,35 @@ def _literal(value: float) -> str:
 
 
 def _registers(c: Circuit) -> list[int]:
-    """A register per node, reusing registers of values no longer needed (live width).
+    """A register per node, reusing registers of values no longer needed (live width), by
+    the lowerings' one allocator (:func:`circuitgrad.lower.program.allocate`).
 
     Leaves that hold values before the first node runs (inputs, array constants) get
     registers of their own first, so that no earlier node can overwrite them before their
-    last read; an array constant's register is reused after that read.
+    last read; an array constant's register is reused after that read. Scalar constants are
+    literals in the code: no register (-1).
     """
     n = len(c)
     last = list(range(n))
-    for i in range(n):
-        for a in c.args(i):
+    node_args = [c.args(i) for i in range(n)]
+    for i, args in enumerate(node_args):
+        for a in args:
             last[a] = i
-    keep = set(c.output_ids) | set(c.input_ids)
-    free: list[int] = []
+    keep = [False] * n
+    for i in (*c.output_ids, *c.input_ids):
+        keep[i] = True
     reg = [-1] * n
     count = 0
     for i in c.input_ids:
         reg[i], count = count, count + 1
     for i in range(n):
-        if c.op(i) == "const" and c.shape(i):
-            reg[i], count = count, count + 1
-    for i in range(n):
-        if c.op(i) in LEAVES:
-            continue
-        for a in set(c.args(i)):
-            if last[a] == i and a not in keep and reg[a] >= 0:
-                free.append(reg[a])
-        if free:
-            reg[i] = free.pop()
-        else:
-            reg[i] = count
-            count += 1
-    return reg
+        if c.op(i) == "const":
+            if c.shape(i):
+                reg[i], count = count, count + 1
+            else:
+                reg[i], keep[i] = -2, True
+    allocate(node_args, last, reg, keep)
+    return [-1 if r == -2 else r for r in reg]
 
 
 def node_code(c: Circuit, i: int, names: list[str]) -> str:
@@ -116,33 +115,6 @@ def node_code(c: Circuit, i: int, names: list[str]) -> str:
     args = c.args(i)
     return PRIMITIVES[c.op(i)].code(names, c.params(i) or {}, [c.shape(a) for a in args],
                                     [c.op(a) != "const" for a in args])
-
-
-_OUTPUT_TYPES: dict[tuple[str, ...], type] = {}
-
-
-def outputs(names: tuple[str, ...]) -> type:
-    """The named-tuple type of a generated function's outputs called ``names`` (made once per
-    set of names; it pickles by its names, so results can cross processes).
-
-        >>> Outputs = outputs(("J", "dJ_dx"))
-        >>> out = Outputs(1.0, 2.0)
-        >>> out.dJ_dx, out[0], tuple(out)
-        (2.0, 1.0, (1.0, 2.0))
-    """
-    names = tuple(names)
-    cls = _OUTPUT_TYPES.get(names)
-    if cls is None:
-        base = collections.namedtuple("Outputs", names, rename=True)  # type: ignore[misc]
-        cls = type("Outputs", (base,), {"__slots__": (), "__module__": __name__,
-                                        "__reduce__": lambda self: (_rebuild, (names,
-                                                                               tuple(self)))})
-        _OUTPUT_TYPES[names] = cls
-    return cls
-
-
-def _rebuild(names: tuple[str, ...], values: tuple) -> tuple:
-    return outputs(names)._make(values)
 
 
 class _Names:
@@ -279,7 +251,7 @@ class NumpyFunction:
         self.outputs = circuit.outputs
         self._name = name
         self._mode = mode
-        self._csr = csr_outputs(circuit) if csr else None  # sparse matrix outputs: csr.py
+        self._csr = csr_hook(circuit, csr)  # sparse matrix outputs: csr.py
         self._input_shapes = [circuit.shape(i) for i in circuit.input_ids]
         self._output_shapes = [circuit.shape(i) for i in circuit.output_ids]
         self._Outputs = outputs(circuit.outputs) if len(circuit.outputs) > 1 else None
@@ -420,16 +392,12 @@ class NumpyFunction:
             elif not isinstance(v, (np.float64, np.ndarray)) or (
                     isinstance(v, np.ndarray) and v.dtype != np.float64):
                 if v is _MISSING:
-                    missing = [self.inputs[j] for j, w in enumerate(values) if w is _MISSING]
-                    raise TypeError(f"{self._name}() is missing inputs {missing}")
+                    missing_inputs(self._name, self.inputs, values)
+                v = check_input(self.inputs[k], v)  # a number, or an array of real numbers
                 if _foreign(v):
                     foreign.append(k)
                 else:
-                    try:
-                        v = np.asarray(v, dtype=np.float64)
-                    except (TypeError, ValueError):
-                        raise TypeError(f"input {self.inputs[k]!r} is not a number or an array "
-                                        f"of numbers: {type(v).__name__}") from None
+                    v = np.asarray(v, dtype=np.float64)
                     if v.ndim == 0:
                         v = np.float64(v)
                     values[k] = v
@@ -445,74 +413,6 @@ class NumpyFunction:
     def __repr__(self) -> str:
         return (f"<NumpyFunction {self._name}({', '.join(self.inputs)}) -> "
                 f"{', '.join(self.outputs)}>")
-
-
-_MISSING = object()  # an input not given (yet)
-
-
-def batch_axes(name: str, have: tuple[int, ...], want: tuple[int, ...]) -> tuple[int, ...]:
-    """The batch axes of a value of shape ``have`` given for input ``name`` of point shape
-    ``want`` (its leading axes), or a ShapeError when its last axes are not ``want``.
-
-        >>> batch_axes("x", (5, 3), (3,))
-        (5,)
-    """
-    point = len(have) - len(want)
-    if point < 0 or tuple(have[point:]) != tuple(want):
-        raise ShapeError(f"input {name!r} has shape {want} at one point; a value of shape "
-                         f"{have} is neither one point nor a batch of points (a batch's last "
-                         f"axes are {want})")
-    return tuple(have[:point])
-
-
-def common_batch(inputs: Sequence[str], batches: list[tuple[int, tuple[int, ...]]]
-                 ) -> tuple[int, ...]:
-    """The batch shape of a call: the inputs' batch axes ``(input index, axes)`` broadcast
-    together, or a ShapeError naming them all."""
-    if not batches:
-        return ()
-    if len(batches) == 1:
-        return batches[0][1]
-    try:
-        return tuple(np.broadcast_shapes(*(s for _, s in batches)))
-    except ValueError:
-        listed = ", ".join(f"{inputs[k]} {s}" for k, s in batches)
-        raise ShapeError(f"the inputs' batch shapes do not broadcast together: "
-                         f"{listed}") from None
-
-
-def assign_inputs(name: str, inputs: Sequence[str], args: tuple, kwargs: dict) -> list[Any]:
-    """The values of a call's inputs in the order of ``inputs``, from positional and keyword
-    arguments, with Python's messages for too many, unknown or repeated ones; inputs not given
-    are ``_MISSING`` (each lowering's binder says which, with its other checks).
-
-        >>> assign_inputs("f", ("x", "y"), (1.0,), {"y": 2.0})
-        [1.0, 2.0]
-    """
-    n = len(inputs)
-    if len(args) > n:
-        raise TypeError(f"{name}() takes {n} inputs {list(inputs)}, got {len(args)}")
-    values: list[Any] = list(args) + [_MISSING] * (n - len(args))
-    if kwargs:
-        index = {input_name: k for k, input_name in enumerate(inputs)}
-        for key, v in kwargs.items():
-            k = index.get(key)
-            if k is None:
-                raise TypeError(f"{name}() has no input {key!r}; inputs: {list(inputs)}")
-            if values[k] is not _MISSING:
-                raise TypeError(f"{name}() got input {key!r} twice")
-            values[k] = v
-    return values
-
-
-def _foreign(value: Any) -> bool:
-    """Whether ``value`` is an array of an array-API library other than NumPy (CuPy, torch,
-    JAX, Dask ...): the generated code then runs on that library's namespace."""
-    if isinstance(value, (np.ndarray, np.generic, int, float, list, tuple)):
-        return False
-    import array_api_compat
-
-    return bool(array_api_compat.is_array_api_obj(value))
 
 
 class _Interpreter:
