@@ -37,9 +37,10 @@ import gc
 import math
 import operator
 import struct
+import types
 from contextlib import contextmanager
 from itertools import compress
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -131,6 +132,25 @@ def as_circuit(c: Any, caller: str) -> "Circuit":
     raise CircuitError(f"{caller} takes a Circuit or program text, got {what} {shown}: {hint}")
 
 
+class Columns(NamedTuple):
+    """A circuit's node records as read-only columns (:attr:`Circuit.columns`)."""
+
+    ops: tuple[str, ...]
+    args: tuple[tuple[int, ...], ...]
+    params: tuple[Any, ...]
+    shapes: tuple[Shape, ...]
+    names: Mapping[int, str]
+
+
+# Every key a pass writes into Circuit.meta (docs/design.md, "Circuit.meta", says who writes and
+# who reads each); tests/test_circuit.py checks that the passes write no other.
+META_KEYS = frozenset({
+    "forward_count", "tangent_count", "adjoint_of", "delta_of", "gradient_of", "hessian_of",
+    "hvp_of", "jacobian_of", "wrt", "tangent_inputs", "mode", "sweeps", "sparse", "coloring",
+    "csr_outputs",
+    "lines"})
+
+
 class Circuit:
     """An immutable circuit: inputs, operation nodes, named outputs.
 
@@ -144,7 +164,7 @@ class Circuit:
     """
 
     __slots__ = ("_ops", "_args", "_params", "_shapes", "_names", "_inputs", "_input_ids",
-                 "_outputs", "_output_ids", "_meta", "_graph", "_size", "__weakref__")
+                 "_outputs", "_output_ids", "_meta", "_graph", "_size", "_columns", "__weakref__")
 
     def __init__(self, ops: list[str], args: list[tuple[int, ...]], params: list[Any],
                  shapes: list[Shape], names: dict[int, str], inputs: Sequence[tuple[str, int]],
@@ -157,6 +177,7 @@ class Circuit:
         self._output_ids = tuple(i for _, i in outputs)
         self._meta = meta or {}
         self._graph = None
+        self._columns: Columns | None = None
         self._size = sum(1 for op in ops if op not in LEAVES)
 
     # -- the public view -----------------------------------------------------------------
@@ -210,7 +231,8 @@ class Circuit:
     @property
     def meta(self) -> dict[str, Any]:
         """What a pass recorded about the circuit, e.g. ``forward_count`` and ``adjoint_of``
-        for an adjoint circuit (read by the lowerings to name and draw adjoint nodes)."""
+        for an adjoint circuit (read by the lowerings to name and draw adjoint nodes). Every
+        key, who writes it and who reads it: docs/design.md, "Circuit.meta"; :data:`META_KEYS`."""
         return self._meta
 
     def __len__(self) -> int:
@@ -245,6 +267,22 @@ class Circuit:
     def records(self) -> Iterable[tuple[int, str, tuple[int, ...], Any, Shape]]:
         """``(id, op, args, params, shape)`` for every node, in topological order."""
         return zip(range(len(self._ops)), self._ops, self._args, self._params, self._shapes)
+
+    @property
+    def columns(self) -> "Columns":
+        """The node records as read-only columns, what a pass loops over: ``ops``, ``args``,
+        ``params``, ``shapes`` (tuples indexed by node id) and ``names`` (node -> name).
+        Made once per circuit (a circuit never changes).
+
+            >>> import circuitgrad as cg
+            >>> cols = cg.parse("J = sin(x) * x").columns
+            >>> cols.ops, cols.args[2], dict(cols.names)
+            (('input', 'sin', 'mul'), (1, 0), {2: 'J'})
+        """
+        if self._columns is None:
+            self._columns = Columns(tuple(self._ops), tuple(self._args), tuple(self._params),
+                                    tuple(self._shapes), types.MappingProxyType(self._names))
+        return self._columns
 
     @property
     def graph(self):

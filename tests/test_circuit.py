@@ -250,3 +250,33 @@ def test_builder_moves_signs_into_constants_and_drops_them_under_even_functions(
     numbers = ~np.isnan(want)  # (the sign of a NaN is no part of IEEE exactness here)
     assert np.isnan(got).tolist() == np.isnan(want).tolist()
     assert got[numbers].tobytes() == want[numbers].tobytes()
+
+
+def test_the_passes_write_only_the_documented_meta_keys():
+    # docs/design.md's table of Circuit.meta lists every key (META_KEYS): each pass's circuit
+    # is checked against it, so a new key must be documented where its readers look.
+    from circuitgrad.circuit import META_KEYS
+    from circuitgrad.transforms.adjoints import node_adjoints
+
+    c = cg.parse("z = w*x + b\nJ = relu(z) + x*x")
+    v = cg.parse("y = x * x", shapes={"x": (3,)})
+    made = [cg.grad(c), cg.grad(c, simplify=False), cg.jvp(c), cg.hvp(c), cg.hessian(c),
+            cg.jacobian(v), cg.jacobian(v, sparse=True), cg.hessian(c, sparse=True),
+            cg.simplify(cg.grad(c)), node_adjoints(c),
+            cg.trace(lambda x: x * 2.0, lines=True)]
+    seen = set()
+    for circuit in made:
+        seen |= set(circuit.meta)
+    assert seen <= META_KEYS, sorted(seen - META_KEYS)
+    assert {"forward_count", "adjoint_of", "tangent_count", "wrt"} <= seen
+
+
+def test_columns_are_the_records_read_only():
+    c = cg.grad(cg.parse("z = w*x + b\nJ = relu(z)"))
+    cols = c.columns
+    assert list(zip(range(len(c)), *cols[:4])) == list(c.records())
+    assert cols is c.columns  # made once
+    with pytest.raises(TypeError):
+        cols.names[0] = "w2"
+    with pytest.raises(TypeError):
+        cols.ops[0] = "const"  # type: ignore[index]
