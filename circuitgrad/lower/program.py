@@ -39,8 +39,8 @@ BUILD_HINT = ("build it with `pip install -e .` in the circuitgrad checkout (`ma
 
 
 def _needs_scalarize(c: Circuit) -> bool:
-    return any(c._shapes) or any(op not in LEAVES and PRIMITIVES[op].c is None
-                                 for op in set(c._ops))
+    return any(c.columns.shapes) or any(op not in LEAVES and PRIMITIVES[op].c is None
+                                 for op in set(c.columns.ops))
 
 
 class ScalarProgram:
@@ -62,8 +62,8 @@ class ScalarProgram:
     def __init__(self, c: Circuit, caller: str, opcodes: Sequence[str]):
         self.original = c
         self.opcodes = tuple(opcodes)
-        tensors = any(c._shapes)  # (a scalar circuit, the common case: one C-level scan)
-        empty = next((i for i, shape in enumerate(c._shapes) if 0 in shape), None) \
+        tensors = any(c.columns.shapes)  # (a scalar circuit, the common case: one C-level scan)
+        empty = next((i for i, shape in enumerate(c.columns.shapes) if 0 in shape), None) \
             if tensors else None
         if empty is not None:
             raise CircuitError(f"{caller}: node %{empty} ({c.op(empty)}) has the empty shape "

@@ -133,14 +133,14 @@ def _simplified(g: Circuit, start: int) -> Circuit:
     Nodes before ``start`` are known not to match."""
     if first_rewrite(g, start=start) is not None:
         return simplify_circuit(g)
-    ops, n = g._ops, len(g._ops)
+    ops, n = g.columns.ops, len(g.columns.ops)
     old_end = end = g.meta["forward_count"]
     while end < n and ops[end] in LEAVES:
         end += 1  # (the rewrite's boundary: the first derivative node)
     meta = dict(g.meta, forward_count=end,
                 adjoint_of={a: f for a, f in g.meta["adjoint_of"].items() if a >= end > f})
     # Derivative names stay off leaves and forward nodes, as the rewrite carries them.
-    names = {i: s for i, s in g._names.items()
+    names = {i: s for i, s in g.columns.names.items()
              if ops[i] not in LEAVES and not (i >= old_end and i < end)}
     return Circuit(g._ops, g._args, g._params, g._shapes, names,
                    list(zip(g.inputs, g.input_ids)), list(zip(g.outputs, g.output_ids)), meta)
@@ -214,19 +214,19 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
     """
     adjoints = Adjoints(b, c, seeds, fused)
     adjoint_of: dict[int, int] = {}
-    labels, ops, shapes, n = labels or {}, c._ops, c._shapes, len(c)
+    labels, ops, shapes, n = labels or {}, c.columns.ops, c.columns.shapes, len(c)
     for i in range(max(seeds, default=-1), -1, -1):
         taken = adjoints.take(i, ops[i] in LEAVES)
         if taken is None:
             continue
         elementwise = PRIMITIVES[ops[i]].shape is None
         bar, flip = adjoints.settled(*taken, elementwise, shapes[i])
-        args, before = c._args[i], len(b.ops)
+        args, before = c.columns.args[i], len(b.ops)
         need = [active[a] for a in args]
         bar, flip, made, signs = adjoints.contributions(c, i, bar, flip, need, before)
         if bar >= n and not flip:  # (a flagged bar is the adjoint negated: not named)
             adjoint_of.setdefault(bar, i)
-            name = c._names.get(i) or labels.get(i)
+            name = c.columns.names.get(i) or labels.get(i)
             if name:
                 b.name(bar, f"{name}_bar")
         for a, ok, part, sign in zip(args, need, made, signs):
@@ -247,7 +247,7 @@ class Adjoints:
     """
 
     def __init__(self, b: Builder, c: Circuit, seeds: dict[int, int], fused: bool) -> None:
-        self.b, self.n, self.shapes, self.fused = b, len(c), c._shapes, fused
+        self.b, self.n, self.shapes, self.fused = b, len(c), c.columns.shapes, fused
         self.bar: dict[int, int] = dict(seeds)
         self.negated: set[int] = set()
         self.products: set[int] = set()
@@ -284,8 +284,8 @@ class Adjoints:
         """``(bar, flip, contributions, signs)`` of node ``i``: the record's contributions,
         each with a sign flag; where ``flip`` cannot pass through them, ``bar`` is negated
         first (the first try's nodes are dead)."""
-        b, args, shapes = self.b, c._args[i], self.shapes
-        if c._ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
+        b, args, shapes = self.b, c.columns.args[i], self.shapes
+        if c.columns.ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
             return bar, flip, [bar, bar], (flip, not flip)  # a - b: bar and -bar
         made = contributions(b, c, i, bar, need, self.fused)
         if flip and signs_out(b, bar, before, made, need) is None:

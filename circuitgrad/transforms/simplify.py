@@ -294,7 +294,7 @@ def first_rewrite(c: Circuit, rules: Sequence[Rule] = EXACT_RULES,
     >>> first_rewrite(cg.parse("J = sin(x - 0.0) * y"))
     (2, 'x - 0.0 → x')
     """
-    ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
+    ops, args, params, shapes = c.columns.ops, c.columns.args, c.columns.params, c.columns.shapes
     rw = _Rewriter(_Records(ops, args, params, shapes), rules)  # type: ignore[arg-type]
     uses = [0] * len(ops)
     for ids in args:
@@ -343,7 +343,7 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
         forward_end = None
         tangent_count = c.meta.get("tangent_count")
         tangent_end = None
-        ops, args, params, shapes = c._ops, c._args, c._params, c._shapes
+        ops, args, params, shapes = c.columns.ops, c.columns.args, c.columns.params, c.columns.shapes
         old_uses = [0] * len(c)
         for ids in args:
             for a in ids:
@@ -409,7 +409,7 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
 def _carry_names(b: Builder, c: Circuit, new: list[int], old_end: int, new_end: int) -> None:
     """Program names move to the rebuilt nodes; a derivative node's name (``z_bar``) is not
     given to a forward node or a leaf it was merged into."""
-    for i, name in sorted(c._names.items()):
+    for i, name in sorted(c.columns.names.items()):
         j = new[i]
         if b.ops[j] in LEAVES or (i >= old_end and j < new_end):
             continue
