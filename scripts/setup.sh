@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # One-time set-up, run by `make demo` / `make test`: a virtual environment with circuitgrad
-# and its test tools (its tape evaluator compiled), the Graphviz `dot` program (Debian package
+# (its tape evaluator compiled) and, with EXTRAS=test, its test tools (torch, JAX, Dask ...), the Graphviz `dot` program (Debian package
 # `graphviz`), and a C compiler and the Python headers where missing (`gcc`, `python3-dev`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
+# The extras to install: empty for the demo (circuitgrad and its dependencies only), `test` for
+# `make test`.
+EXTRAS=${EXTRAS:-}
 
 # Debian packages, installed with apt-get when run as root or with sudo; else a hint.
 apt_install() {  # apt_install WHAT PACKAGE...
@@ -42,4 +45,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+if [ -n "$EXTRAS" ]; then
+  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+else
+  "$VENV/bin/python" -m pip install -q -e .
+fi
