@@ -493,6 +493,9 @@ class Value:
     def __xor__(self, other): raise _refused("^", "write (a | b) & ~(a & b) for masks")
     __rxor__ = __xor__
 
+    def __dlpack__(self, *args, **kwargs): raise _refused("DLPack export (np.from_dlpack)")
+    __dlpack_device__ = __dlpack__
+
     def __getattr__(self, name: str) -> Any:
         # Only for names ordinary lookup did not find: an ndarray attribute is refused by
         # name; NumPy's protocol probes (__array_interface__ ...) stay AttributeErrors.
@@ -619,6 +622,8 @@ class Value:
 
     def reshape(self, *shape: Any) -> "Value":
         """``x.reshape(2, 3)``, ``x.reshape((2, -1))``: a point of the same entries."""
+        if not shape:
+            raise ShapeError("reshape() needs the new shape, e.g. x.reshape(2, 3)" + user_line())
         wanted = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return self.builder.apply("reshape", self, shape=_reshaped(self.shape, wanted))
 
