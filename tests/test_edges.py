@@ -62,9 +62,9 @@ EDGES: list[tuple[str, str, list[tuple[float, ...]]]] = [
 
 # (program, point, order) -> why circuitgrad differs from the peer (docs/semantics.md rows).
 # order 0 is the value, 1 the gradient, 2 the Hessian. "*" for every peer, else the peer.
-_POW_OPEN = ("open (issue 25): the limit rule of a variable exponent at x = 0 needs 2-4 nodes "
-             "more than grad's size bound (SIZE_FACTOR <= 9) allows; out*b/a and out*log(a) "
-             "are 0/0 and 0*(-inf) there")
+_POW_OPEN = ("open (issue 25): ∂(x**y)/∂x at x = 0 (a variable y) is out·y/x = 0/0 = nan; its "
+             "limit y·x**(y-1) needs nodes beyond grad's size bound (SIZE_FACTOR <= 9). "
+             "∂/∂y is its limit 0 there")
 DELIBERATE: dict[tuple[str, tuple, int, str], str] = {
     ("abs(x)", (0.0,), 1, "jax"): "abs′(0) = sign(0) = 0, the middle subgradient (JAX: 1)",
     ("relu(x)", (0.0,), 1, "*"): "relu′(0) = 1, the notes' 1(z ≥ 0) (JAX 0, autograd ½)",
@@ -79,7 +79,7 @@ DELIBERATE: dict[tuple[str, tuple, int, str], str] = {
     ("x ** y", (2.0, 0.0), 2, "autograd"): "autograd's Hessian is not symmetric there "
                                             "(2.0 and 0.5); 0.5 = x^(y-1)(1 + y log x) is right",
     **{("x ** y", p, k, "*"): _POW_OPEN
-       for p, ks in (((0.0, 2.0), (1, 2)), ((0.0, 0.5), (1,)), ((0.0, 3.0), (1, 2))) for k in ks},
+       for p, ks in (((0.0, 2.0), (1, 2)), ((0.0, 0.5), (1, 2)), ((0.0, 3.0), (1, 2))) for k in ks},
 }
 
 
@@ -176,3 +176,15 @@ def test_edge_points_agree_with_peers_except_the_deliberate_differences(peer_nam
     assert unexplained == {}
     gone = [k for k in listed if (k[0], k[1], k[2], peer_name) not in found]
     assert gone == []
+
+
+def test_the_exponent_derivative_of_zero_to_a_power_is_its_limit_in_every_lowering():
+    g = cg.grad(cg.parse("J = x ** y"))
+    x = np.array([0.0, -0.0, 0.0, 2.0, 1e-300, np.nan])
+    y = np.array([0.7, 3.0, 2.0, 0.7, 400.0, 1.0])
+    with np.errstate(all="ignore"):
+        for lower in (cg.to_numpy, cg.to_tape, cg.to_c):
+            dy = np.asarray(lower(g)(x=x, y=y).dJ_dy)
+            assert dy[:3].tolist() == [0.0, 0.0, 0.0] and not np.signbit(dy[0]), lower.__name__
+            assert dy[3] == pytest.approx(2.0 ** 0.7 * math.log(2.0), rel=1e-15)
+            assert dy[4] == 0.0 and np.isnan(dy[5]), lower.__name__
