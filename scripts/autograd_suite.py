@@ -48,8 +48,8 @@ atexit.register(_dump)
 
 def _trace(fun, args, kwargs):
     names = [f"a{k}" for k in range(len(args))]
-    arrays = [k for k, a in enumerate(args) if isinstance(a, (float, int, complex, _np.ndarray,
-                                                               _np.generic)) and not isinstance(a, bool)]
+    numbers = (float, int, complex, _np.ndarray, _np.generic)
+    arrays = [k for k, a in enumerate(args) if isinstance(a, numbers) and not isinstance(a, bool)]
     src = (f"def wrapped({', '.join(names)}):\n"
            f"    return fun({', '.join(names)}, **kwargs)\n")
     space = {"fun": fun, "kwargs": kwargs}
@@ -202,7 +202,8 @@ def main() -> None:
     counts = os.path.join(work, "counts.json")
     env = dict(os.environ, CG_AUTOGRAD_COUNTS=counts,
                PYTHONPATH=os.pathsep.join([os.path.join(work, "shim"), os.getcwd()]))
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    run = subprocess.run(check=False, args=[sys.executable, "-m", "pytest", "-q", "-p",
+                                            "no:cacheprovider",
                           "--continue-on-collection-errors", tests], env=env, cwd=work,
                          capture_output=True, text=True)
     print(run.stdout[-3000:])

@@ -105,11 +105,11 @@ def jax_peer():
     def run(name: str, program: str, point: tuple[float, ...]) -> list[np.ndarray]:
         fn = fns.get(name) or getattr(jnp, name)
         if program == "x ** 2":
-            f = lambda v: v[0] ** 2.0  # noqa: E731
+            f = lambda v: v[0] ** 2.0
         elif program == "x ** 0.5":
-            f = lambda v: v[0] ** 0.5  # noqa: E731
+            f = lambda v: v[0] ** 0.5
         else:
-            f = lambda v: fn(*v)  # noqa: E731
+            f = lambda v: fn(*v)
         v = jnp.array(point, dtype=jnp.float64)
         return [np.array(f(v)), np.array(jax.grad(f)(v)), np.array(jax.hessian(f)(v))]
 
@@ -127,11 +127,11 @@ def autograd_peer():
     def run(name: str, program: str, point: tuple[float, ...]) -> list[np.ndarray]:
         fn = fns.get(name) or getattr(anp, name)
         if program == "x ** 2":
-            f = lambda v: v[0] ** 2.0  # noqa: E731
+            f = lambda v: v[0] ** 2.0
         elif program == "x ** 0.5":
-            f = lambda v: v[0] ** 0.5  # noqa: E731
+            f = lambda v: v[0] ** 0.5
         else:
-            f = lambda v: fn(*[v[k] for k in range(len(point))])  # noqa: E731
+            f = lambda v: fn(*[v[k] for k in range(len(point))])
         v = np.array(point, dtype=np.float64)
         return [np.array(f(v)), np.array(ag.grad(f)(v)), np.array(ag.hessian(f)(v))]
 

@@ -24,7 +24,8 @@ EFFECTS = {"save", "savez", "savez_compressed", "savetxt", "load", "loadtxt", "g
            "setbufsize", "seterr", "seterrcall", "set_printoptions", "printoptions",
            "get_printoptions", "source", "who", "lookfor", "tofile", "dump", "dumps",
            "setflags", "resize", "fill", "put", "itemset", "sort", "partition", "byteswap",
-           "format_parser", "errstate", "testing", "recfromcsv", "recfromtxt", "set_string_function",
+           "format_parser", "errstate", "testing", "recfromcsv", "recfromtxt",
+           "set_string_function",
            "disp"}
 # Names whose argument is not an array (a type code, raw bytes through the buffer protocol,
 # which Python 3.11 gives a class no hook for): a traced value there is NumPy's TypeError.

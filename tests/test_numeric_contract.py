@@ -16,11 +16,11 @@ import warnings
 
 import numpy as np
 import pytest
+from tolerances import OP_ULPS
 
 import circuitgrad as cg
 from circuitgrad.circuit import Builder
 from circuitgrad.primitives import PRIMITIVES
-from tolerances import OP_ULPS
 
 ELEMENTWISE = [op for op, p in PRIMITIVES.items()
                if p.shape is None and p.arity in (1, 2) and op not in ("input", "const")
@@ -101,7 +101,7 @@ def test_the_contract_holds_with_numpys_wide_simd_turned_off():
     code = ("import test_numeric_contract as t;"
             "from numpy._core._multiarray_umath import __cpu_features__ as f;"
             f"print([k for k in {wide_simd_features()!r} if f.get(k)], t.violations())")
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=False,
                          text=True, timeout=300, cwd=here)
     assert run.returncode == 0, run.stderr[-2000:]
     # NumPy ran its narrower kernels there (none of the features left on), and the contract held.
