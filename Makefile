@@ -4,15 +4,20 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test bench docs dask-demo clean
 
+# The demo needs circuitgrad and its dependencies only; the tests the `test` extra too.
 demo: $(VENV)/.ready
 	$(PY) examples/demo.py
 
 # The gradient of a mean loss over 10⁶ samples on a local Dask cluster (examples/dask_gradient.py).
-dask-demo: $(VENV)/.ready
+dask-demo: $(VENV)/.test-ready
 	$(PY) examples/dask_gradient.py --samples 1e6
 
-test: $(VENV)/.ready
+test: $(VENV)/.test-ready
 	$(PY) -m pytest -q
+
+$(VENV)/.test-ready: $(VENV)/.ready pyproject.toml
+	EXTRAS=test VENV=$(VENV) scripts/setup.sh
+	touch $@
 
 # The benchmarks against peers (installs the `bench` extra: JAX, PyTorch CPU, CasADi ...).
 bench: $(VENV)/.bench-ready

@@ -446,7 +446,10 @@ class Value:
     def __rmul__(self, other): return self._binary("mul", other, True)
     def __truediv__(self, other): return self._binary("div", other)
     def __rtruediv__(self, other): return self._binary("div", other, True)
-    def __pow__(self, other): return self._binary("pow", other)
+    def __pow__(self, other, modulo=None):
+        if modulo is not None:
+            raise _refused("pow(x, y, modulo)")
+        return self._binary("pow", other)
     def __rpow__(self, other): return self._binary("pow", other, True)
     def __matmul__(self, other): return self._binary("matmul", other)
     def __rmatmul__(self, other): return self._binary("matmul", other, True)
@@ -454,13 +457,95 @@ class Value:
     def __pos__(self): return self
     def __abs__(self): return Value(self.builder, self.builder.apply_id("abs", (self.id,)))
 
-    def sum(self, axis: int | None = None) -> "Value":
-        """``x.sum()``, ``x.sum(axis=0)``: as :func:`circuitgrad.sum`."""
+    def sum(self, axis: Any = None, *args: Any, **kwargs: Any) -> "Value":
+        """``x.sum()``, ``x.sum(axis=0)``, ``x.sum(keepdims=True)``: as :func:`numpy.sum`."""
+        if args or kwargs or isinstance(axis, (tuple, list)) or not self.shape:
+            return np.sum(self, axis, *args, **kwargs)
         return self.builder.apply("sum", self, axis=axis)
 
-    def mean(self, axis: int | None = None) -> "Value":
-        """``x.mean()``, ``x.mean(axis=0)``: as :func:`circuitgrad.mean`."""
+    def mean(self, axis: Any = None, *args: Any, **kwargs: Any) -> "Value":
+        """``x.mean()``, ``x.mean(axis=0)``, ``x.mean(keepdims=True)``: as
+        :func:`numpy.mean`."""
+        if args or kwargs or isinstance(axis, (tuple, list)) or not self.shape:
+            return np.mean(self, axis, *args, **kwargs)
         return self.builder.apply("mean", self, axis=axis)
+
+    # -- the ndarray methods that are NumPy functions: the function's tracing (trace.py) ------
+    def max(self, *args, **kwargs): return np.max(self, *args, **kwargs)
+    def min(self, *args, **kwargs): return np.min(self, *args, **kwargs)
+    def prod(self, *args, **kwargs): return np.prod(self, *args, **kwargs)
+    def clip(self, *args, **kwargs): return np.clip(self, *args, **kwargs)
+    def round(self, *args, **kwargs): return np.round(self, *args, **kwargs)
+    def dot(self, *args, **kwargs): return np.dot(self, *args, **kwargs)
+    def squeeze(self, *args, **kwargs): return np.squeeze(self, *args, **kwargs)
+
+    def __round__(self, ndigits=None):
+        return np.round(self) if ndigits is None else np.round(self, ndigits)
+
+    def swapaxes(self, axis1: int, axis2: int) -> "Value":
+        """The point with two axes exchanged (a permutation of its axes)."""
+        axes = list(range(len(self.shape)))
+        try:
+            axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+        except (IndexError, TypeError):
+            raise ShapeError(f"swapaxes: axes {axis1!r}, {axis2!r} do not fit shape "
+                             f"{self.shape}" + user_line()) from None
+        return self.transpose(axes)
+
+    def copy(self, *args: Any, **kwargs: Any) -> "Value":
+        """The value itself: a traced value is never written, so a copy is the same node."""
+        if args or kwargs:
+            raise _refused("copy(order=...)")
+        return self
+
+    def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> "Value":
+        """``x.astype(np.float64)`` is ``x`` (every value is a float64); other types refuse."""
+        try:
+            same = np.dtype(dtype) == np.float64
+        except TypeError:
+            same = False
+        if not same or args or kwargs:
+            raise _refused(f"astype({getattr(dtype, '__name__', dtype)!s})",
+                           "every value of a circuit is a float64; astype(np.float64) traces")
+        return self
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float64: the one type of every value of a circuit."""
+        return np.dtype(np.float64)
+
+    @property
+    def real(self) -> "Value":
+        """The value itself (circuits compute with real numbers)."""
+        return self
+
+    conj = conjugate = copy
+
+    # -- operators and methods that NumPy arrays have and a traced value refuses, by name ------
+    def __mod__(self, other): raise _refused("%")
+    __rmod__ = __imod__ = __mod__
+
+    def __floordiv__(self, other): raise _refused("//")
+    __rfloordiv__ = __ifloordiv__ = __floordiv__
+
+    def __divmod__(self, other): raise _refused("divmod")
+    __rdivmod__ = __divmod__
+
+    def __lshift__(self, other): raise _refused("<<")
+    __rlshift__ = __rshift__ = __rrshift__ = __lshift__
+
+    def __xor__(self, other): raise _refused("^", "write (a | b) & ~(a & b) for masks")
+    __rxor__ = __xor__
+
+    def __dlpack__(self, *args, **kwargs): raise _refused("DLPack export (np.from_dlpack)")
+    __dlpack_device__ = __dlpack__
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for names ordinary lookup did not find: an ndarray attribute is refused by
+        # name; NumPy's protocol probes (__array_interface__ ...) stay AttributeErrors.
+        if not name.startswith("_") and hasattr(np.ndarray, name):
+            raise _refused(f".{name}")
+        raise AttributeError(f"'Value' object has no attribute {name!r}")
 
     @property
     def ndim(self) -> int:
@@ -501,7 +586,12 @@ class Value:
                            "(float(), int() and math.* functions need numbers; use cg.sin, "
                            "np.sin ... on traced values)" + user_line())
 
-    __float__ = __int__ = __index__ = __complex__ = _number
+    __float__ = __int__ = __index__ = __complex__ = item = tolist = _number
+
+    @property
+    def imag(self):
+        raise _refused(".imag", "circuits compute with real numbers: the imaginary part of "
+                       "every value is 0")
 
     def __array__(self, *_, **__):
         raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray "
@@ -534,8 +624,8 @@ class Value:
             raise type(e)(str(e) + user_line()) from None
 
     def _take(self, items: tuple, arrays: list[int]) -> "Value":
-        if Ellipsis in items:  # the axes '...' stands for, as ':'
-            k = items.index(Ellipsis)
+        if any(e is Ellipsis for e in items):  # the axes '...' stands for, as ':'
+            k = next(j for j, e in enumerate(items) if e is Ellipsis)
             fill = len(self.shape) - (len(items) - 1 - sum(1 for e in items if e is None))
             items = items[:k] + (slice(None),) * max(fill, 0) + items[k + 1:]
             arrays = [j for j, e in enumerate(items) if isinstance(e, (list, np.ndarray))]
@@ -576,6 +666,8 @@ class Value:
 
     def reshape(self, *shape: Any) -> "Value":
         """``x.reshape(2, 3)``, ``x.reshape((2, -1))``: a point of the same entries."""
+        if not shape:
+            raise ShapeError("reshape() needs the new shape, e.g. x.reshape(2, 3)" + user_line())
         wanted = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return self.builder.apply("reshape", self, shape=_reshaped(self.shape, wanted))
 
@@ -615,6 +707,13 @@ class Value:
         if Value.numpy_dispatch is None:
             raise CircuitError(f"numpy.{func.__name__} cannot be applied to a traced value")
         return Value.numpy_dispatch.function(func, args, kwargs)
+
+
+def _refused(what: str, hint: str = "") -> CircuitError:
+    """The error for an ndarray method or operator that a traced value does not have."""
+    return CircuitError(f"{what} cannot be applied to a traced value: it is not in "
+                        f"circuitgrad's primitive table ({hint or 'docs/tracing.md lists what '}"
+                        f"{'' if hint else 'traces'})" + user_line())
 
 
 def _reshaped(shape: Shape, wanted: Any) -> Shape:

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # One-time set-up, run by `make demo` / `make test`: a virtual environment with circuitgrad
-# and its test tools (its tape evaluator compiled), the Graphviz `dot` program (Debian package
-# `graphviz`), a C compiler and the Python headers where missing (`gcc`, `python3-dev`), and
-# the Chromium browser that tests/test_html.py drives with Playwright (Debian's `chromium`;
-# Playwright's own browser download is not used: `playwright install` needs the network).
+# (its tape evaluator compiled) and, with EXTRAS=test, its test tools (torch, JAX, Dask ...), the
+# Graphviz `dot` program (Debian package `graphviz`), a C compiler and the Python headers where
+# missing (`gcc`, `python3-dev`), and for the tests the Chromium browser that tests/test_html.py
+# drives with Playwright (Debian's `chromium`; Playwright's own browser download is not used:
+# `playwright install` needs the network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
+# The extras to install: empty for the demo (circuitgrad and its dependencies only), `test` for
+# `make test`.
+EXTRAS=${EXTRAS:-}
 
 # Debian packages, installed with apt-get when run as root or with sudo; else a hint.
 apt_install() {  # apt_install WHAT PACKAGE...
@@ -41,7 +45,7 @@ sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyth
 fi
 
 # The viewer's browser tests (tests/test_html.py) run Debian's chromium through Playwright.
-if ! command -v chromium >/dev/null 2>&1 && ! [ -x /usr/bin/chromium ]; then
+if [[ ",$EXTRAS," == *",test,"* ]] && ! command -v chromium >/dev/null 2>&1 && ! [ -x /usr/bin/chromium ]; then
   apt_install "the Chromium browser (for the viewer's tests)" chromium || echo "setup: no" \
     "chromium; install it (Debian/Ubuntu: apt-get install chromium) to run tests/test_html.py" >&2
 fi
@@ -50,4 +54,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+if [ -n "$EXTRAS" ]; then
+  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+else
+  "$VENV/bin/python" -m pip install -q -e .
+fi

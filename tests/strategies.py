@@ -160,7 +160,10 @@ def tensor_programs(draw, max_ops: int = 8):
             if axis is None:
                 expr, shape = f"{fn}({a})", ()
             else:
-                expr = f"{fn}({a}, {axis})"
+                # max(x, k) / min(x, k) of a tensor is ambiguous in a program (an error
+                # naming both readings): the axis by keyword there.
+                expr = (f"{fn}({a}, axis={axis})" if fn in ("max", "min")
+                        else f"{fn}({a}, {axis})")
                 shape = sa[: axis % len(sa)] + sa[axis % len(sa) + 1:]
         elif kind in ("index", "join", "reshape") and sa:
             expr, shape = draw(shape_expressions(a, sa, b, sb))

@@ -191,17 +191,19 @@ def test_a_variable_exponent_has_one_rule_at_a_point_and_in_a_batch():
             for lower in (cg.to_tape, cg.to_c):
                 got = lower(circuit)(x=x, y=y)
                 for name, a, b in zip(circuit.outputs, got, want):
-                    # to_c's vector pow and sin (AVX2) are within 1 ulp of NumPy's, not equal:
-                    # special values bit for bit, finite ones within the compiled contract
-                    assert same_bits(a, b) if lower is cg.to_tape else \
-                        same_specials_and_ulps(a, b), (lower.__name__, name)
+                    # Across lowerings the contract is special values bit for bit and finite
+                    # ones within the ulp bound (docs/semantics.md): to_c's vector pow and sin
+                    # are 1 ulp from NumPy's, and so is NumPy's own AVX-512 power from the C
+                    # library's pow that to_tape calls (this test asserted bit for bit there,
+                    # which holds only on a CPU without AVX-512).
+                    assert same_specials_and_ulps(a, b), (lower.__name__, name)
     # An array constant of exponents: the rule entry by entry, as the scalarized C sees it.
     k = cg.trace(lambda x: x ** np.array([0.5, 2.0, -1.0, 0.7]), shapes={"x": (4,)})
     xs = np.array([[-np.inf, -0.0, 3.0, 2.0], [-0.0, -np.inf, -0.0, np.nan]])
     with np.errstate(all="ignore"):
         want = cg.to_numpy(k)(xs)
         assert np.isnan(want[0, 0]) and np.signbit(want[1, 0])
-        assert same_bits(cg.to_tape(k)(xs), want)
+        assert same_specials_and_ulps(cg.to_tape(k)(xs), want)  # NumPy's SIMD pow: 1 ulp
         assert same_specials_and_ulps(cg.to_c(k)(xs), want)  # libmvec's pow at 0.7: 1 ulp
         assert np.isnan(cg.to_numpy(c)(x=np.array([-np.inf]), y=np.array([0.5]))[0])
         assert np.signbit(cg.to_numpy(c)(x=np.array([-0.0]), y=np.array([0.5]))[0])

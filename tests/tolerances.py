@@ -8,3 +8,20 @@ ARRAY_ULPS = 4         # another array library's result vs NumPy's, in units in 
 COMPILED_ULPS = 4      # to_tape / to_c against to_numpy, one primitive: libm vs NumPy's loops
 COMPILED_RTOL = 1e-9   # the same on whole programs (one op's ulps grow along a chain) and on
                        # scalarized tensor ops (sums left to right where NumPy adds pairwise)
+
+# The cross-lowering bound of each elementwise primitive, in units in the last place (to_tape
+# and to_c against to_numpy; docs/semantics.md's table): 0 is bit for bit. Special values
+# (±0, ±inf, NaN) agree exactly whatever the bound. Measured on CPUs with and without
+# NumPy's AVX-512 kernels (tests/test_numeric_contract.py), with room for another libm.
+OP_ULPS = {
+    **dict.fromkeys(("add", "sub", "mul", "div", "neg", "sqrt", "square", "abs", "relu", "step",
+                     "sign", "floor", "ceil", "round", "maximum", "minimum", "less",
+                     "less_equal", "greater", "greater_equal", "equal", "not_equal",
+                     "logical_and", "logical_or", "logical_not"), 0),
+    **dict.fromkeys(("pow", "sin", "cos", "exp", "log", "log1p", "expm1", "tan", "asin", "acos",
+                     "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "log2",
+                     "log10", "exp2", "hypot", "erf"), 2),
+    **dict.fromkeys(("tanh", "sigmoid", "softplus"), 4),
+    "logaddexp": 256,  # to_c's own form against NumPy's, where the result is near 0
+    "erfc": 64,  # scipy's erfc against the C library's, in the far tail
+}

@@ -566,6 +566,14 @@ class _Program:
                 axis = self.axis(node)
                 if axis is not None:
                     params["axis"] = axis
+                if name in ("max", "min") and node.args[1:] and b.shapes[args[0]]:
+                    # max(x, 0) of a tensor: Python's max of two values, or NumPy's reduction
+                    # over axis 0? Both are plausible, so neither is guessed.
+                    k = ast.unparse(node.args[1])
+                    x = ast.unparse(node.args[0])
+                    raise self.fail(node, f"{name}({x}, {k}) of a tensor {x} is ambiguous: "
+                                    f"write {name}imum({x}, {k}) for the elementwise {name}, "
+                                    f"or {name}({x}, axis={k}) for the {name} over axis {k}")
             return b.apply_id(FUNCTIONS[name], tuple(args), params)
         if isinstance(node, ast.Attribute):
             if node.attr == "T":

@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -69,7 +70,11 @@ def trace(fn: Callable[..., Any] | None = None, *,
         return lambda f: trace(f, shapes=shapes, lines=lines)
     if not callable(fn):
         raise CircuitError(f"trace needs a function, got {type(fn).__name__}")
-    shapes = dict(shapes or {})
+    if shapes is not None and not isinstance(shapes, dict):
+        raise CircuitError(f"trace: shapes must be a dict of input names to shapes, like "
+                           f"shapes={{'x': (3,)}}, got a {type(shapes).__name__}: {shapes!r}",
+                           argument="shapes")
+    shapes = {n: _shape(n, spec) for n, spec in (shapes or {}).items()}
     names, defaults = [], {}
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_KEYWORD, p.KEYWORD_ONLY) and (
@@ -89,7 +94,7 @@ def trace(fn: Callable[..., Any] | None = None, *,
         raise CircuitError(f"trace: shapes given for {unknown}, which are not parameters of "
                            f"{getattr(fn, '__name__', 'fn')} {every}")
     b = _LineBuilder() if lines else Builder()
-    inputs = {n: b.input(n, _shape(shapes.get(n, ()))) for n in names}
+    inputs = {n: b.input(n, shapes.get(n, ())) for n in names}
     args = [inputs[p] if p in inputs else defaults[p]
             for p in inspect.signature(fn).parameters
             if p in inputs or p in defaults]
@@ -99,6 +104,16 @@ def trace(fn: Callable[..., Any] | None = None, *,
         if " (at " in str(e):
             raise
         raise type(e)(str(e) + traceback_line(e.__traceback__)) from None
+    except (ValueError, TypeError) as e:
+        # NumPy converting a traced value (out[i] = x: Value.__float__ raised) replaces the
+        # error by its own "setting an array element with a sequence", keeping ours as cause.
+        if not isinstance(e.__cause__, CircuitError):
+            raise
+        raise CircuitError("a traced value cannot be written into a NumPy array (out[i] = x): "
+                           "the array holds numbers and x is a node of the circuit; build the "
+                           "result from traced values instead (np.stack, np.concatenate, "
+                           "cg.where: docs/tracing.md)" + traceback_line(e.__traceback__)
+                           ) from None
     if isinstance(result, dict):
         outputs = list(result.items())
     elif isinstance(result, (tuple, list)):
@@ -163,10 +178,21 @@ class _LineBuilder(Builder):
         return tuple(line for line, keep in zip(self.lines, live) if keep)
 
 
-def _shape(spec: Any) -> tuple[int, ...]:
+def _shape(name: str, spec: Any) -> tuple[int, ...]:
+    """The shape ``shapes=`` gives input ``name``: a tuple of integers, one integer (NumPy's
+    ``3`` for ``(3,)``) or an example array; anything else is a ShapeError naming the input."""
     if isinstance(spec, np.ndarray):
+        if spec.dtype.kind not in "fiub":
+            raise ShapeError(f"trace: the example array for input {name!r} holds "
+                             f"{spec.dtype} values: circuitgrad computes with real numbers",
+                             argument="shapes")
         return spec.shape
-    return tuple(spec)
+    dims = (spec,) if isinstance(spec, (int, np.integer)) else spec
+    if not isinstance(dims, (tuple, list)) or any(
+            isinstance(n, bool) or not isinstance(n, (int, np.integer)) for n in dims):
+        raise ShapeError(f"trace: the shape of input {name!r} must be a tuple of integers, "
+                         f"like (3,), got {spec!r}", argument="shapes")
+    return tuple(int(n) for n in dims)
 
 
 def _node(b: Builder, name: Any, result: Any) -> int:
@@ -268,6 +294,23 @@ def _keepdims(x: Value, result: Value, axes: list[int] | None) -> Value:
     return result.reshape(kept)
 
 
+def _warn_point_reduction(name: str, b: Builder) -> None:
+    """Warn that a reduction of one number reduces nothing: a batch is many points (the
+    batch semantics of docs/semantics.md), the surprise of ``np.sum(x**2)`` on [1, 2, 3]."""
+    from ..circuit import _PROGRAM_TEXT
+
+    if _PROGRAM_TEXT.get():
+        return  # the parser and the CLI say this their own way
+    scalars = [b.params[i] for i in b.inputs.values() if not b.shapes[i]]
+    if not scalars:
+        return  # every input declared: a reduction of one entry of one is no surprise
+    named, example = ", ".join(repr(n) for n in scalars), scalars[0]
+    warnings.warn(f"{name} of a 0-d traced value reduces one number: an input without a "
+                  f"shapes= entry is one number (here: {named}), and called on [1, 2, 3] the "
+                  f"circuit gives three results, one per point; to reduce a vector, declare "
+                  f"it: shapes={{{example!r}: (3,)}}" + user_line(), stacklevel=2)
+
+
 def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
     bound = _bind(func, args, kwargs, {"a": None, "axis": None, "keepdims": (False, True)})
     if bound.get("keepdims"):
@@ -278,6 +321,13 @@ def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
     if not isinstance(x, Value):
         raise _refuse(_numpy_name(func))
     axes, b = _axes(_numpy_name(func), bound.get("axis"), len(x.shape)), x.builder
+    if not x.shape:
+        _warn_point_reduction(_numpy_name(func), b)
+    if op in ("max", "min") and 0 in (x.shape if axes is None else
+                                      [x.shape[a] for a in axes if a < len(x.shape)]):
+        raise ShapeError(f"{_numpy_name(func)}: the {op} of an empty slice (shape {x.shape}"
+                         f"{'' if axes is None else ', axis ' + str(bound.get('axis'))}) "
+                         "has no value" + user_line())
     if axes is None:
         return b.apply(op, x)
     if len(axes) == 1:

@@ -61,7 +61,14 @@ def _pow_partials(out: Any, a: Any, b: Any) -> tuple:
     if c is not None:
         # x**c for a constant c never goes through log(x): x**2 at x = -3 gives -6.
         return (c * a ** (c - 1.0) if c != 2.0 else 2.0 * a), None
-    return b * a ** (b - 1.0), out * call("log", a)
+    return b * a ** (b - 1.0), out * _log_base(out, a)
+
+
+def _log_base(out: Any, a: Any) -> Any:
+    # log(a) for ∂(a**b)/∂b = out·log(a), with log(1) = 0 where out = 0: the limit 0 of
+    # d/db 0**b for b > 0 (JAX's, autograd's), not 0·(-inf) = nan; elsewhere where out = 0
+    # (an underflow) out·log(a) is 0 anyway, except a < 0, where it gives 0, not nan.
+    return call("log", call("where", out, a, 1.0))  # out as the condition: one node
 
 
 def _pow_template(a: str, b: str, shapes: tuple, batched: tuple) -> str:
@@ -74,10 +81,11 @@ def _pow_template(a: str, b: str, shapes: tuple, batched: tuple) -> str:
 def _pow_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
     if b.constant is not None:
         return tuple(None if p is None else scaled(bar, p) for p in _pow_partials(out, a, b))
-    # Non-constant exponent: both contributions share bar·out. At a = 0 this gives nan, as
-    # the b-derivative out·log(a) does there anyway.
+    # Non-constant exponent: both contributions share bar·out. At a = 0 the a-contribution
+    # is 0·b/0 = nan (its limit b·a**(b-1) costs nodes beyond grad's size bound); the
+    # b-contribution is its limit 0 where out = 0 (_log_base).
     t = bar * out
-    return t * b / a, t * call("log", a)
+    return t * b / a, t * _log_base(out, a)
 
 
 def _sympy_sigmoid(x: Any) -> Any:
