@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench docs dask-demo clean
+.PHONY: demo test lint bench docs dask-demo clean
 
 # The demo needs circuitgrad and its dependencies only; the tests the `test` extra too.
 demo: $(VENV)/.ready
@@ -14,6 +14,10 @@ dask-demo: $(VENV)/.test-ready
 
 test: $(VENV)/.test-ready
 	$(PY) -m pytest -q
+
+# ruff's pyflakes and pycodestyle errors over the whole tree (pyproject.toml [tool.ruff]); CI runs it.
+lint: $(VENV)/.test-ready
+	$(PY) -m ruff check .
 
 $(VENV)/.test-ready: $(VENV)/.ready pyproject.toml
 	EXTRAS=test VENV=$(VENV) scripts/setup.sh

@@ -70,8 +70,8 @@ def program_table(xp: Any, points: tuple[int, ...], repeats: int) -> str:
         # NumPy at 10⁷ points takes about a minute a call: fewer repeats there (the result
         # above was its warm-up)
         reps = repeats if n <= 10**6 else 1
-        t_np = _median(lambda: f(**host), lambda: None, reps, warm=False)
-        t_xp = _median(lambda: f(**device), sync, repeats)
+        t_np = _median(lambda: f(**host), lambda: None, reps, warm=False)  # noqa: F821 (run before the del)
+        t_xp = _median(lambda: f(**device), sync, repeats)  # noqa: F821 (run before the del)
         rows.append(f"| {n:.0e} | {t_np:.3g} | {t_xp:.3g} | {t_np / t_xp:.1f} | {err:.1e} |")
         del host, device, want
     return "\n".join(rows)

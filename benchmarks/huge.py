@@ -83,7 +83,7 @@ def measure(ops: int) -> dict:
         result[f"{name}_peak_mb"] = _rss_mb()
         return value
 
-    c = stage("parse", lambda: cg.parse(text))
+    c = stage("parse", lambda: cg.parse(text))  # noqa: F821 (run before the del)
     del text
     g = stage("grad", lambda: cg.grad(c))
     f = stage("to_numpy", lambda: cg.to_numpy(g))

@@ -69,10 +69,10 @@ def measure_build(emit: Callable[[str, Any], None], n: int, seed: int = 0,
     for mode in ("compile", "interpret"):
         f = cg.to_numpy(c, mode=mode)
         fg = cg.to_numpy(g, mode=mode)
-        emit(f"{mode}_f1", median_time(lambda: f(*point)))
-        emit(f"{mode}_g1", median_time(lambda: fg(*point)))
-        emit(f"{mode}_fB", median_time(lambda: f(*batch), budget=1.0))
-        emit(f"{mode}_gB", median_time(lambda: fg(*batch), budget=1.0))
+        emit(f"{mode}_f1", median_time(lambda: f(*point)))  # noqa: F821 (run before the del)
+        emit(f"{mode}_g1", median_time(lambda: fg(*point)))  # noqa: F821 (run before the del)
+        emit(f"{mode}_fB", median_time(lambda: f(*batch), budget=1.0))  # noqa: F821 (run before the del)
+        emit(f"{mode}_gB", median_time(lambda: fg(*batch), budget=1.0))  # noqa: F821 (run before the del)
         del f, fg
 
 

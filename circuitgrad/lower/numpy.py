@@ -44,7 +44,7 @@ import inspect
 import keyword
 import math
 import unicodedata
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
