@@ -268,6 +268,16 @@ class Circuit:
         """``(id, op, args, params, shape)`` for every node, in topological order."""
         return zip(range(len(self._ops)), self._ops, self._args, self._params, self._shapes)
 
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # The cached views (graph, columns) are rebuilt on first use, never pickled.
+        return None, {k: getattr(self, k) for k in self.__slots__
+                      if k not in ("_graph", "_columns", "__weakref__")}
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for k, v in state[1].items():
+            object.__setattr__(self, k, v)
+        self._graph = self._columns = None
+
     @property
     def columns(self) -> "Columns":
         """The node records as read-only columns, what a pass loops over: ``ops``, ``args``,

@@ -20,7 +20,7 @@ OP_ULPS = {
                      "logical_and", "logical_or", "logical_not"), 0),
     **dict.fromkeys(("pow", "sin", "cos", "exp", "log", "log1p", "expm1", "tan", "asin", "acos",
                      "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "log2",
-                     "log10", "exp2", "hypot", "erf"), 2),
+                     "log10", "exp2", "hypot", "erf", "cbrt"), 2),
     **dict.fromkeys(("tanh", "sigmoid", "softplus"), 4),
     "logaddexp": 256,  # to_c's own form against NumPy's, where the result is near 0
     "erfc": 64,  # scipy's erfc against the C library's, in the far tail
