@@ -168,7 +168,8 @@ def measure_rules(emit: Callable[[str, Any], None], n: int) -> None:
     """Child: how many nodes of each op the mix has, and what each op's rule emits for one
     node with every argument active (a fresh input ``bar`` as its adjoint)."""
     import circuitgrad as cg
-    from circuitgrad.circuit import LEAVES, Builder
+    from circuitgrad.circuit import LEAVES
+    from circuitgrad.builder import Builder
     from circuitgrad.transforms.grad import active_nodes, adjoint_sweep, rule_size, sample_node
 
     p = _program(n)

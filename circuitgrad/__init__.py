@@ -12,7 +12,8 @@ table) → ``transforms/`` (grad ...) → ``lower/`` (numpy, text ...).
 """
 
 from .check import check_grad
-from .circuit import Circuit, Value
+from .circuit import Circuit
+from .value import Value
 from .errors import CircuitError, ParseError, ShapeError
 from .frontends.json import from_json
 from .frontends import from_sympy, parse, to_sympy, trace

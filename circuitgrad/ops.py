@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .circuit import Value
+from .value import Value
 from .primitives import call, evaluate
 
 

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import circuitgrad as cg  # noqa: E402
-from circuitgrad.circuit import Builder  # noqa: E402
+from circuitgrad.builder import Builder  # noqa: E402
 from circuitgrad.lower.cforms import VECTOR_MATH, VECTOR_MATH_C, VECTOR_PRELUDE  # noqa: E402
 
 # Every libmvec AVX2 function that is a primitive of circuitgrad: op -> (symbol, arity).

@@ -221,7 +221,7 @@ def tensor_circuits(draw, max_ops: int = 10):
     alive until their last read.
     """
     import circuitgrad as cg
-    from circuitgrad.circuit import Builder
+    from circuitgrad.builder import Builder
 
     b = Builder()
     n_inputs = draw(st.integers(1, 3))

@@ -2,7 +2,8 @@
 way (primitives ← circuit ← transforms; a transform never imports a lowering or a front-end).
 
 Every ``import`` statement counts, at module level or inside a function (a deferred import is
-still a dependency). A module's implicit import of its parent package is not an edge.
+still a dependency), but those under ``if TYPE_CHECKING:`` (annotations only). A module's
+implicit import of its parent package is not an edge.
 """
 
 import ast
@@ -19,6 +20,15 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): imports only a type checker runs."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def import_graph() -> nx.DiGraph:
     """Module → the circuitgrad modules it imports (``from .pkg import sub`` names ``sub``)."""
     files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
@@ -30,7 +40,12 @@ def import_graph() -> nx.DiGraph:
     known = set(files) | extensions
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block)
+                       for stmt in block.body for n in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue  # (under `if TYPE_CHECKING:`: for annotations, never run)
             targets = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]

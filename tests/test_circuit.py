@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import circuitgrad as cg
-from circuitgrad.circuit import Builder
+from circuitgrad.builder import Builder
 
 
 def ops(c):
@@ -193,7 +193,7 @@ def test_dependencies_point_one_way():
 
 
 def test_primitives_of_three_and_of_any_number_of_arguments(monkeypatch):
-    from circuitgrad.circuit import Builder
+    from circuitgrad.builder import Builder
     from circuitgrad.primitives import PRIMITIVES, Primitive
 
     monkeypatch.setitem(PRIMITIVES, "fma", Primitive(

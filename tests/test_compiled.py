@@ -23,7 +23,8 @@ from specs import SPECS
 from tolerances import COMPILED_RTOL, COMPILED_ULPS
 
 import circuitgrad as cg
-from circuitgrad.circuit import LEAVES, Builder
+from circuitgrad.circuit import LEAVES
+from circuitgrad.builder import Builder
 from circuitgrad.errors import CircuitError, ShapeError
 from circuitgrad.lower import c as c_lowering
 from circuitgrad.lower import cforms, tape

@@ -8,7 +8,7 @@ import sympy
 from hypothesis import assume, example, given, settings
 
 import circuitgrad as cg
-from circuitgrad.circuit import Builder
+from circuitgrad.builder import Builder
 from circuitgrad.transforms.grad import SIZE_FACTOR, TENSOR_SIZE_FACTOR, rule_size
 from strategies import programs
 from tolerances import FD_ERROR, NOTES_RTOL, SYMPY_RTOL

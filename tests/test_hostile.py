@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import circuitgrad as cg
-from circuitgrad.circuit import Builder
+from circuitgrad.builder import Builder
 from strategies import programs
 
 # Hostile text may hold literals too large for a float: parse warns (tested in test_parse).

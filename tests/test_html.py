@@ -64,7 +64,7 @@ def test_statements_are_the_program_lines_and_the_adjoint_mirrors_them():
 
 def test_recorded_lines_group_the_nodes():
     # A front-end that records each node's line (meta["lines"]) groups by those lines.
-    from circuitgrad.circuit import Builder
+    from circuitgrad.builder import Builder
 
     b = Builder()
     x = b.input("x")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import circuitgrad as cg
-from circuitgrad.circuit import Builder
+from circuitgrad.builder import Builder
 from circuitgrad.frontends import json as reader
 from circuitgrad.lower import json as writer
 from strategies import programs

@@ -19,7 +19,7 @@ import pytest
 from tolerances import OP_ULPS
 
 import circuitgrad as cg
-from circuitgrad.circuit import Builder
+from circuitgrad.builder import Builder
 from circuitgrad.primitives import PRIMITIVES
 
 ELEMENTWISE = [op for op, p in PRIMITIVES.items()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import circuitgrad as cg
-from circuitgrad.circuit import LEAVES, Builder
+from circuitgrad.circuit import LEAVES
+from circuitgrad.builder import Builder
 from circuitgrad.primitives import PRIMITIVES, evaluate
 
 from specs import SPECS  # one spec per primitive

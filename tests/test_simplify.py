@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import circuitgrad as cg
-from circuitgrad.circuit import Builder
+from circuitgrad.builder import Builder
 from circuitgrad.transforms.simplify import (CONST_VARIABLES, EXACT_RULES, UNSAFE_RULES,
                                              _rewrite, eliminate_dead_nodes, merge_common,
                                              rewrite_exact, rewrite_unsafe)

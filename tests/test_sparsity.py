@@ -151,7 +151,7 @@ EXTRA_CASES = [
 
 def sample_circuits(op):
     """One-node circuits of ``op``: the table's shape cases and the extra ones."""
-    from circuitgrad.circuit import Builder
+    from circuitgrad.builder import Builder
     from circuitgrad.primitives import shape_cases
 
     cases = [(shapes, cg.PRIMITIVES[op].example) for shapes in shape_cases(op)]

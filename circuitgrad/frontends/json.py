@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, no_gc
+from ..circuit import Circuit, no_gc
+from ..builder import Builder
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES, shape_of
 

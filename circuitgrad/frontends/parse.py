@@ -28,8 +28,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..circuit import (Builder, Circuit, Value, in_program_text, no_gc,
-                       register_text_reader)
+from ..circuit import Circuit, no_gc, register_text_reader
+from ..builder import Builder
+from ..value import Value, in_program_text
 from ..errors import CircuitError, ParseError, located
 from ..primitives import BINARY_OPERATORS, FUNCTIONS, PRIMITIVES
 

@@ -30,7 +30,8 @@ import math
 import weakref
 from typing import Any, Sequence
 
-from ..circuit import Builder, Circuit, as_circuit
+from ..circuit import Circuit, as_circuit
+from ..builder import Builder
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
 

@@ -32,7 +32,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Value, traceback_line, user_line
+from ..builder import Builder
+from ..value import Value, traceback_line, user_line
 from ..errors import CircuitError, ShapeError
 from ..primitives import PRIMITIVES
 

@@ -20,7 +20,7 @@ outside the product), the adjoint sweep (:func:`passes_sign`, :func:`takes_sign`
 The functions take a builder (``ops``, ``args``, ``params``, ``shapes`` columns, ``apply_id``,
 ``const_id``) and node ids; this module imports nothing, so every floor may read it.
 
-    >>> from circuitgrad.circuit import Builder
+    >>> from circuitgrad.builder import Builder
     >>> b = Builder()
     >>> x = b.input("x")
     >>> b.ops[(-(2.0 * x)).id], float(b.params[b.args[(-(2.0 * x)).id][0]])

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, as_circuit, no_gc
+from ..circuit import Circuit, as_circuit, no_gc
+from ..builder import Builder
 from ..errors import CircuitError
 from .grad import grad
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from ..circuit import LEAVES, Builder, Circuit
+from ..circuit import Circuit, LEAVES
+from ..builder import Builder
 from ..primitives import PRIMITIVES, Scatter, shape_cases
 from .common import sample_node
 from .sweeps import contributions, signs_out, tangent_sweep

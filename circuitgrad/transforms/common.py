@@ -10,7 +10,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, Value
+from ..circuit import Circuit
+from ..builder import Builder
+from ..value import Value
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
 

@@ -55,7 +55,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, as_circuit, no_gc
+from ..circuit import Circuit, LEAVES, as_circuit, no_gc
+from ..builder import Builder
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, Scatter
 from ..primitives.signs import negate, takes_sign

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, as_circuit, no_gc
+from ..circuit import Circuit, as_circuit, no_gc
+from ..builder import Builder
 from ..errors import CircuitError
 from .common import assemble, derivative_meta, one_hot, pick_inputs, pick_output
 from .common import fresh as _fresh

@@ -49,7 +49,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, as_circuit, no_gc
+from ..circuit import Circuit, as_circuit, no_gc
+from ..builder import Builder
 from ..csr import CSR_META, csr_layouts, csr_matrix
 from ..errors import CircuitError
 from .common import (

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..circuit import Builder, Circuit, as_circuit, no_gc
+from ..circuit import Circuit, as_circuit, no_gc
+from ..builder import Builder
 from ..errors import CircuitError
 from .common import assemble, derivative_meta, one_hot, pick_names
 from .common import fresh as _fresh

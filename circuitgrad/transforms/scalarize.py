@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..circuit import Builder, Circuit, as_circuit, no_gc
+from ..circuit import Circuit, as_circuit, no_gc
+from ..builder import Builder
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, expand
 

@@ -66,7 +66,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..circuit import LEAVES, Builder, Circuit, as_circuit, no_gc
+from ..circuit import Circuit, LEAVES, as_circuit, no_gc
+from ..builder import Builder
 from ..primitives import PRIMITIVES, shape_of, signs
 
 Pass = Callable[[Circuit], Circuit]
@@ -424,7 +425,7 @@ def merge_common(c: Circuit) -> Circuit:
     """Rebuild ``c`` through the hash-consing builder: common subexpressions merged, constants
     folded, the builder's exact rewrites applied, dead nodes dropped.
 
-    >>> from circuitgrad.circuit import Builder
+    >>> from circuitgrad.builder import Builder
     >>> b = Builder()
     >>> x = b.input("x")
     >>> c = b.finish([("f", x * 2.0)])

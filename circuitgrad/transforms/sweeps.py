@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..circuit import LEAVES, Builder, Circuit, Value
+from ..circuit import Circuit, LEAVES
+from ..builder import Builder
+from ..value import Value
 from ..primitives import PRIMITIVES, Scatter
 from ..primitives.signs import passes_sign, scaled
 
