@@ -36,7 +36,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 def chain(lines: int) -> cg.Circuit:
-    """The program of tests/test_html.py: 4 nodes a line."""
+    """The program of tests/lower/test_html.py: 4 nodes a line."""
     return cg.parse("\n".join(["v0 = sin(x)"] + [f"v{k} = sin(v{k - 1}) * x + {k}"
                                                  for k in range(1, lines)]))
 

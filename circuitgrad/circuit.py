@@ -119,7 +119,7 @@ class Columns(NamedTuple):
     names: Mapping[int, str]
 
 # Every key a pass writes into Circuit.meta (docs/design.md, "Circuit.meta", says who writes and
-# who reads each); tests/test_circuit.py checks that the passes write no other.
+# who reads each); tests/ir/test_circuit.py checks that the passes write no other.
 META_KEYS = frozenset({
     "forward_count", "tangent_count", "adjoint_of", "delta_of", "gradient_of", "hessian_of",
     "hvp_of", "jacobian_of", "wrt", "tangent_inputs", "mode", "sweeps", "sparse", "coloring",

@@ -8,7 +8,7 @@ Every function here is one record of the table applied (its name is the record's
 positional arguments the record's arguments, its keywords the record's ``params``); a function
 that builds several records would be a *composition*, listed in :data:`COMPOSITIONS` with the
 records it builds (none today). ``__all__`` is read from the functions defined here, and
-``circuitgrad/__init__.py`` exports it as it is; tests/test_public_api.py checks both against
+``circuitgrad/__init__.py`` exports it as it is; tests/primitives/test_public_api.py checks both against
 the table.
 
     >>> import circuitgrad as cg

@@ -30,13 +30,13 @@ if [ "$XP" = cupy ]; then
     "$PY" -m pip install -q "$wheel"
   fi
   "$PY" -c "import cupy; print('CuPy', cupy.__version__, 'on', cupy.cuda.runtime.getDeviceCount(), 'GPU(s)')"
-  # every test of tests/test_arrays.py on CuPy (they exist only where a GPU is), then the
+  # every test of tests/lower/test_arrays.py on CuPy (they exist only where a GPU is), then the
   # tables even if a test failed; the exit status is the tests'
   status=0
-  "$PY" -m pytest -q -rs tests/test_arrays.py -k cupy -p no:cacheprovider || status=$?
+  "$PY" -m pytest -q -rs tests/lower/test_arrays.py -k cupy -p no:cacheprovider || status=$?
   "$PY" -m benchmarks.gpu --xp cupy
   exit "$status"
 else
-  "$PY" -m pytest -q -rs tests/test_arrays.py -k "cupy or networks" -p no:cacheprovider
+  "$PY" -m pytest -q -rs tests/lower/test_arrays.py -k "cupy or networks" -p no:cacheprovider
   "$PY" -m benchmarks.gpu --xp "$XP" --quick
 fi

@@ -2,7 +2,7 @@
 # One-time set-up, run by `make demo` / `make test`: a virtual environment with circuitgrad
 # (its tape evaluator compiled) and, with EXTRAS=test, its test tools (torch, JAX, Dask ...), the
 # Graphviz `dot` program (Debian package `graphviz`), a C compiler and the Python headers where
-# missing (`gcc`, `python3-dev`), and for the tests the Chromium browser that tests/test_html.py
+# missing (`gcc`, `python3-dev`), and for the tests the Chromium browser that tests/lower/test_html.py
 # drives with Playwright (Debian's `chromium`; Playwright's own browser download is not used:
 # `playwright install` needs the network).
 set -euo pipefail
@@ -44,10 +44,10 @@ sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyth
     "missing; install them (Debian/Ubuntu: apt-get install python3-dev)" >&2
 fi
 
-# The viewer's browser tests (tests/test_html.py) run Debian's chromium through Playwright.
+# The viewer's browser tests (tests/lower/test_html.py) run Debian's chromium through Playwright.
 if [[ ",$EXTRAS," == *",test,"* ]] && ! command -v chromium >/dev/null 2>&1 && ! [ -x /usr/bin/chromium ]; then
   apt_install "the Chromium browser (for the viewer's tests)" chromium || echo "setup: no" \
-    "chromium; install it (Debian/Ubuntu: apt-get install chromium) to run tests/test_html.py" >&2
+    "chromium; install it (Debian/Ubuntu: apt-get install chromium) to run tests/lower/test_html.py" >&2
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

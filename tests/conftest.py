@@ -4,7 +4,11 @@ import sys
 import pytest
 from hypothesis import HealthCheck, settings
 
-sys.path.insert(0, os.path.dirname(__file__))
+# tests/ and its folders (which mirror the package) on the path: the shared helpers (specs,
+# strategies, tolerances, paths) and the test modules that others import from.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+for _folder in ("", "primitives", "ir", "frontends", "transforms", "lower"):
+    sys.path.insert(0, os.path.join(_HERE, _folder))
 
 # Tolerances live in one place: see tests/tolerances.py.
 settings.register_profile(

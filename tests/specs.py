@@ -3,7 +3,7 @@ independent NumPy reference at sample arguments inside the domain), the compiled
 and the hypothesis strategies (``point``: a reference at one point of Python floats, and
 ``domain``: where a random program may draw the op, smooth and well-conditioned there).
 
-Adding a primitive adds one ``spec(...)`` line here (tests/test_primitives.py checks that every
+Adding a primitive adds one ``spec(...)`` line here (tests/primitives/test_primitives.py checks that every
 record has one).
 """
 

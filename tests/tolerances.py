@@ -12,7 +12,7 @@ COMPILED_RTOL = 1e-9   # the same on whole programs (one op's ulps grow along a 
 # The cross-lowering bound of each elementwise primitive, in units in the last place (to_tape
 # and to_c against to_numpy; docs/semantics.md's table): 0 is bit for bit. Special values
 # (±0, ±inf, NaN) agree exactly whatever the bound. Measured on CPUs with and without
-# NumPy's AVX-512 kernels (tests/test_numeric_contract.py), with room for another libm.
+# NumPy's AVX-512 kernels (tests/lower/test_numeric_contract.py), with room for another libm.
 OP_ULPS = {
     **dict.fromkeys(("add", "sub", "mul", "div", "neg", "sqrt", "square", "abs", "relu", "step",
                      "sign", "floor", "ceil", "round", "maximum", "minimum", "less",

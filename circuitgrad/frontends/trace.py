@@ -298,7 +298,7 @@ def _keepdims(x: Value, result: Value, axes: list[int] | None) -> Value:
 def _warn_point_reduction(name: str, b: Builder) -> None:
     """Warn that a reduction of one number reduces nothing: a batch is many points (the
     batch semantics of docs/semantics.md), the surprise of ``np.sum(x**2)`` on [1, 2, 3]."""
-    from ..circuit import _PROGRAM_TEXT
+    from ..value import _PROGRAM_TEXT
 
     if _PROGRAM_TEXT.get():
         return  # the parser and the CLI say this their own way

@@ -17,7 +17,7 @@ neighbor of ``i`` with ``j``'s color, so ``B[i, color(j)] = H[i, j]``; a diagona
 ``B[i, color(i)]`` (a proper coloring). An arrowhead (a dense last row and column and the
 diagonal) takes 2 colors where a column coloring takes n; a banded Hessian with half-bandwidth
 ``b`` takes ``2b + 1``, the band's star chromatic number (the fewest colors of any direct
-recovery; tests/test_coloring.py checks it by exhaustive search for b = 1, 2; a one-off
+recovery; tests/transforms/test_coloring.py checks it by exhaustive search for b = 1, 2; a one-off
 search found the same for b = 3), which :func:`star_coloring` attains. (Substitution
 methods on acyclic colorings get a band down to ``b + 1`` products, at the price of
 recovering entries by solving triangular systems.)

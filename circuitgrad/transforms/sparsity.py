@@ -342,7 +342,7 @@ RULES: dict[str, Any] = {op: KINDS[prim.sparsity] for op, prim in PRIMITIVES.ite
                          if prim.sparsity is not None and prim.sparsity != "dense"}
 """The sparsity rule of every op that is not elementwise, from the records' ``sparsity``
 (the elementwise ops, ``shape=None`` in the table, share :func:`_elementwise`); an op with
-neither gets :func:`_everything`, a safe superset, and tests/test_sparsity.py fails until its
+neither gets :func:`_everything`, a safe superset, and tests/transforms/test_sparsity.py fails until its
 record names a kind."""
 
 DENSE: frozenset[str] = frozenset(op for op, prim in PRIMITIVES.items()

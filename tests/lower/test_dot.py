@@ -1,6 +1,6 @@
 """Diagrams: golden DOT text, what a diagram shows, values and adjoints, rendering with dot.
 
-Refresh the golden files with ``CIRCUITGRAD_UPDATE_GOLDEN=1 pytest tests/test_dot.py`` and
+Refresh the golden files with ``CIRCUITGRAD_UPDATE_GOLDEN=1 pytest tests/lower/test_dot.py`` and
 review the diff like code. The rendering tests need the Graphviz ``dot`` program and fail
 (never skip) where it is missing: CI installs it.
 """
@@ -20,8 +20,9 @@ from circuitgrad.lower.dot import node_adjoints, node_values
 from circuitgrad.primitives import PRIMITIVES
 from strategies import programs
 from tolerances import NOTES_RTOL, SYMPY_RTOL
+from paths import TESTS
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+GOLDEN = str(TESTS / "golden")
 UPDATE = os.environ.get("CIRCUITGRAD_UPDATE_GOLDEN") == "1"
 
 NEURON = """

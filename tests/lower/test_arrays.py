@@ -11,7 +11,6 @@ import importlib.util
 import re
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from circuitgrad.primitives import NAMESPACE, PRIMITIVES, arrays, runtime, speci
 from strategies import FUNCTIONS2, UNARY, programs, tensor_programs
 from test_batch import batch_of, same_bits
 from tolerances import ARRAY_ULPS
+from paths import ROOT
 
 array_api_strict = pytest.importorskip("array_api_strict")
 torch = pytest.importorskip("torch")
@@ -31,7 +31,7 @@ da = pytest.importorskip("dask.array")
 jax.config.update("jax_enable_x64", True)  # circuitgrad computes in float64
 jnp = jax.numpy
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = ROOT / "examples"
 STANDARD_ONLY = ("erf", "erfc")  # helpers the standard column refuses (no stable form)
 
 
@@ -404,7 +404,7 @@ def test_the_strict_namespace_refuses_erf_by_name():
 
 # -- the page docs/gpu_and_clusters.md ---------------------------------------------------------
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "gpu_and_clusters.md"
+PAGE = ROOT / "docs" / "gpu_and_clusters.md"
 
 
 def test_the_page_lists_every_helper_and_its_examples_run():
@@ -430,7 +430,7 @@ def test_the_page_lists_every_helper_and_its_examples_run():
 def test_gpu_check_script_parses_and_its_tables_run_with_numpy_standing_in():
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     subprocess.run(["bash", "-n", str(root / "scripts" / "gpu_check.sh")], check=True)
     from benchmarks import gpu
 

@@ -3,7 +3,7 @@
 test_dot.py. A refactor of a pass or a lowering that changes a character of the generated code
 fails here and must say why.
 
-Refresh the files with ``CIRCUITGRAD_UPDATE_GOLDEN=1 pytest tests/test_golden_source.py`` and
+Refresh the files with ``CIRCUITGRAD_UPDATE_GOLDEN=1 pytest tests/lower/test_golden_source.py`` and
 review the diff like code.
 """
 
@@ -15,8 +15,9 @@ import pytest
 
 import circuitgrad as cg
 from circuitgrad.lower.c import c_source
+from paths import TESTS
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+GOLDEN = str(TESTS / "golden")
 UPDATE = os.environ.get("CIRCUITGRAD_UPDATE_GOLDEN") == "1"
 
 NEURON = "z = w*x + b\no = relu(z)\nJ = 0.5*(y - o)**2"

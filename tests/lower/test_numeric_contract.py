@@ -1,6 +1,6 @@
 """The numeric contract across lowerings (docs/semantics.md, "One contract on every CPU").
 
-Within one lowering a batch equals its points bit for bit (tests/test_batch.py). Across
+Within one lowering a batch equals its points bit for bit (tests/lower/test_batch.py). Across
 lowerings special values agree exactly and finite values within ``OP_ULPS[op]`` units in the
 last place, tested per primitive on random and edge inputs; the same check runs again in a
 subprocess with NumPy's wider SIMD kernels turned off (``NPY_DISABLE_CPU_FEATURES``) where the
@@ -21,6 +21,7 @@ from tolerances import OP_ULPS
 import circuitgrad as cg
 from circuitgrad.builder import Builder
 from circuitgrad.primitives import PRIMITIVES
+from paths import ROOT, TESTS
 
 ELEMENTWISE = [op for op, p in PRIMITIVES.items()
                if p.shape is None and p.arity in (1, 2) and op not in ("input", "const")
@@ -96,7 +97,7 @@ def wide_simd_features() -> list[str]:
 def test_the_contract_holds_with_numpys_wide_simd_turned_off():
     env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(wide_simd_features()))
     here = os.path.dirname(os.path.abspath(__file__))
-    env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here),
+    env["PYTHONPATH"] = os.pathsep.join([here, str(TESTS), str(ROOT),
                                          env.get("PYTHONPATH", "")])
     code = ("import test_numeric_contract as t;"
             "from numpy._core._multiarray_umath import __cpu_features__ as f;"

@@ -2,7 +2,6 @@
 refusal, and docs/design.md's recipe for a new primitive works as written."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,10 @@ from circuitgrad.errors import CircuitError
 from circuitgrad.lower import cforms
 from circuitgrad.primitives import PRIMITIVES, elementwise
 from circuitgrad.transforms import sparsity
+from paths import ROOT
 
 OPS = [name for name in PRIMITIVES if name not in LEAVES]
-DESIGN = Path(__file__).resolve().parent.parent / "docs" / "design.md"
+DESIGN = ROOT / "docs" / "design.md"
 
 
 @pytest.mark.parametrize("op", OPS)

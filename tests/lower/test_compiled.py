@@ -8,7 +8,6 @@ NumPy adds pairwise), so they agree to rounding, which the tolerance says.
 
 from __future__ import annotations
 
-import pathlib
 import pickle
 import subprocess
 import sys
@@ -29,8 +28,9 @@ from circuitgrad.errors import CircuitError, ShapeError
 from circuitgrad.lower import c as c_lowering
 from circuitgrad.lower import cforms, tape
 from circuitgrad.primitives import PRIMITIVES
+from paths import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = ROOT
 
 
 @pytest.fixture(autouse=True, scope="module")
