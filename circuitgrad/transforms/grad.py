@@ -134,7 +134,7 @@ def _simplified(g: Circuit, start: int) -> Circuit:
     Nodes before ``start`` are known not to match."""
     if first_rewrite(g, start=start) is not None:
         return simplify_circuit(g)
-    ops, n = g.columns.ops, len(g.columns.ops)
+    ops, n = g.columns.ops, len(g)
     old_end = end = g.meta["forward_count"]
     while end < n and ops[end] in LEAVES:
         end += 1  # (the rewrite's boundary: the first derivative node)
@@ -215,19 +215,20 @@ def adjoint_sweep(b: Builder, c: Circuit, seeds: dict[int, int], active: bytearr
     """
     adjoints = Adjoints(b, c, seeds, fused)
     adjoint_of: dict[int, int] = {}
-    labels, ops, shapes, n = labels or {}, c.columns.ops, c.columns.shapes, len(c)
+    cols, labels, n = c.columns, labels or {}, len(c)
+    ops, shapes, names = cols.ops, cols.shapes, cols.names
     for i in range(max(seeds, default=-1), -1, -1):
         taken = adjoints.take(i, ops[i] in LEAVES)
         if taken is None:
             continue
         elementwise = PRIMITIVES[ops[i]].shape is None
         bar, flip = adjoints.settled(*taken, elementwise, shapes[i])
-        args, before = c.columns.args[i], len(b.ops)
+        args, before = cols.args[i], len(b.ops)
         need = [active[a] for a in args]
         bar, flip, made, signs = adjoints.contributions(c, i, bar, flip, need, before)
         if bar >= n and not flip:  # (a flagged bar is the adjoint negated: not named)
             adjoint_of.setdefault(bar, i)
-            name = c.columns.names.get(i) or labels.get(i)
+            name = names.get(i) or labels.get(i)
             if name:
                 b.name(bar, f"{name}_bar")
         for a, ok, part, sign in zip(args, need, made, signs):
@@ -248,7 +249,8 @@ class Adjoints:
     """
 
     def __init__(self, b: Builder, c: Circuit, seeds: dict[int, int], fused: bool) -> None:
-        self.b, self.n, self.shapes, self.fused = b, len(c), c.columns.shapes, fused
+        self.b, self.n, self.cols, self.fused = b, len(c), c.columns, fused
+        self.shapes = self.cols.shapes
         self.bar: dict[int, int] = dict(seeds)
         self.negated: set[int] = set()
         self.products: set[int] = set()
@@ -285,8 +287,8 @@ class Adjoints:
         """``(bar, flip, contributions, signs)`` of node ``i``: the record's contributions,
         each with a sign flag; where ``flip`` cannot pass through them, ``bar`` is negated
         first (the first try's nodes are dead)."""
-        b, args, shapes = self.b, c.columns.args[i], self.shapes
-        if c.columns.ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
+        b, args, shapes = self.b, self.cols.args[i], self.shapes
+        if self.cols.ops[i] == "sub" and b.shapes[bar] == shapes[args[0]] == shapes[args[1]]:
             return bar, flip, [bar, bar], (flip, not flip)  # a - b: bar and -bar
         made = contributions(b, c, i, bar, need, self.fused)
         if flip and signs_out(b, bar, before, made, need) is None:

@@ -295,7 +295,7 @@ def first_rewrite(c: Circuit, rules: Sequence[Rule] = EXACT_RULES,
     >>> first_rewrite(cg.parse("J = sin(x - 0.0) * y"))
     (2, 'x - 0.0 → x')
     """
-    ops, args, params, shapes = c.columns.ops, c.columns.args, c.columns.params, c.columns.shapes
+    ops, args, params, shapes, _ = c.columns
     rw = _Rewriter(_Records(ops, args, params, shapes), rules)  # type: ignore[arg-type]
     uses = [0] * len(ops)
     for ids in args:
@@ -344,7 +344,7 @@ def _rewrite(c: Circuit, rules: Sequence[Rule]) -> Circuit:
         forward_end = None
         tangent_count = c.meta.get("tangent_count")
         tangent_end = None
-        ops, args, params, shapes = c.columns.ops, c.columns.args, c.columns.params, c.columns.shapes
+        ops, args, params, shapes, _ = c.columns
         old_uses = [0] * len(c)
         for ids in args:
             for a in ids:

@@ -37,7 +37,8 @@ def tangent_sweep(b: Builder, c: Circuit, seeds: dict[int, int]) -> dict[int, in
     ('add', True)
     """
     tangent = dict(seeds)
-    ops, all_args, all_params, shapes = c.columns.ops, c.columns.args, c.columns.params, c.columns.shapes
+    cols = c.columns
+    ops, all_args, all_params, shapes, names = cols
     for i in range(min(seeds, default=len(c)), len(c)):
         op = ops[i]
         if op in LEAVES:
@@ -66,7 +67,7 @@ def tangent_sweep(b: Builder, c: Circuit, seeds: dict[int, int]) -> dict[int, in
             # An argument broadcast by the node: its tangent is broadcast too.
             total = b.apply_id("broadcast_to", (total,), {"shape": shapes[i]})
         tangent[i] = total
-        name = c.columns.names.get(i)
+        name = names.get(i)
         if name and total >= len(c):
             b.name(total, f"{name}_dot")
     return tangent
@@ -94,10 +95,11 @@ def contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int],
     and ``mul`` without broadcasting (most nodes) take a short path that builds what their
     rules build.
     """
-    op, args = c.columns.ops[i], c.columns.args[i]
+    cols = c.columns
+    op, args = cols.ops[i], cols.args[i]
     if op == "add" or op == "mul":
         # (A neg operand takes the long path: scaled moves its sign out of the product.)
-        shape, ops = c.columns.shapes[i], c.columns.ops
+        shape, ops = cols.shapes[i], cols.ops
         if b.shapes[bar] == shape and all(b.shapes[a] == shape and ops[a] != "neg"
                                           for a in args):
             if op == "add":
@@ -105,7 +107,7 @@ def contributions(b: Builder, c: Circuit, i: int, bar: int, need: list[int],
             return [b.apply_id("mul", (bar, args[1])) if need[0] else None,
                     b.apply_id("mul", (bar, args[0])) if need[1] else None]
     prim = PRIMITIVES[op]
-    params = c.columns.params[i] or {}
+    params = cols.params[i] or {}
     arg_values = [Value(b, a) for a in args]
     out, bar_v = Value(b, i), Value(b, bar)
     made = None
