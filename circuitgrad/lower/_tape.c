@@ -308,8 +308,13 @@ point_inputs(PyObject *args, PyObject *scalar, double *in, Py_ssize_t nin)
         if (t == &PyFloat_Type || (PyObject *)t == scalar) {
             in[k] = PyFloat_AS_DOUBLE(a);
         } else if (t == &PyLong_Type) {
-            in[k] = PyLong_AsDouble(a);
-            if (in[k] == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+            /* Exact in float64 up to 2**53 in magnitude; anything larger goes to the binder,
+               which takes it only where it is a float64 exactly (never a rounded number). */
+            int overflow = 0;
+            long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
+            if (overflow || (v == -1 && PyErr_Occurred())) { PyErr_Clear(); return 0; }
+            if (v > 9007199254740992LL || v < -9007199254740992LL) return 0;
+            in[k] = (double)v;
         } else {
             return 0;
         }

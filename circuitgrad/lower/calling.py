@@ -13,7 +13,9 @@ strings, bytes, object arrays, string arrays, complex values (until complex is a
 floats wider than float64 (``longdouble``) and integers beyond float64's range are an
 :class:`InputError` (a :class:`~circuitgrad.CircuitError`, and a ``TypeError``, or an
 ``OverflowError`` for a number out of range, as Python raises for those) naming the input and
-its type. Integers within range are rounded to the nearest float64, as NumPy converts them.
+its type. Integers are taken where they are float64 numbers exactly (all up to 2**53 in
+magnitude, and the larger ones with few enough bits); one that would round is an
+:class:`InputRangeError` naming it, as a float64 wider than the input's precision would be.
 
     >>> check_input("x", 2)
     2
@@ -81,14 +83,19 @@ def check_input(name: str, value: Any) -> Any:
         return value
     if t is int or t is bool:
         try:
-            float(value)
+            exact = float(value) == value
         except OverflowError:
             raise InputRangeError(f"input {name!r}: the int {_short(value)} is beyond float64's "
                                   f"range (circuitgrad computes in float64)") from None
+        if not exact:
+            raise InputRangeError(f"input {name!r}: the int {_short(value)} is not a float64 "
+                                  f"(beyond 2**53 integers round); give float({name}) if the "
+                                  f"rounding is meant")
         return value
     if isinstance(value, np.ndarray) or isinstance(value, np.generic):
         _check_dtype(name, value.dtype,
                      "values" if isinstance(value, np.generic) else "arrays")
+        _check_exact_ints(name, value)
         return value
     if value is None:
         raise InputError(f"input {name!r} is not a number or an array of numbers: None")
@@ -112,7 +119,28 @@ def check_input(name: str, value: Any) -> Any:
                          f"{type(value).__name__} (of objects, such as None, mixed types, "
                          f"ragged lists or integers beyond float64's range)")
     _check_dtype(name, array.dtype, "values")
+    _check_exact_ints(name, array)
     return array
+
+
+_EXACT = 2**53  # every integer up to it in magnitude is a float64
+
+
+def _check_exact_ints(name: str, value: Any) -> None:
+    """An :class:`InputRangeError` where an integer entry would round on its way to float64
+    (int64 and uint64 beyond 2**53): a different number, not the one given. Only the entries
+    beyond 2**53 are looked at one by one (none, for the integers people pass)."""
+    dtype = value.dtype
+    if dtype.kind not in "iu" or dtype.itemsize < 8 or value.size == 0:
+        return
+    big = (value > _EXACT) | (value < -_EXACT) if dtype.kind == "i" else value > _EXACT
+    if not np.any(big):
+        return
+    for v in np.asarray(value)[np.asarray(big)].tolist():
+        if float(v) != v:
+            raise InputRangeError(f"input {name!r}: the {dtype} entry {v} is not a float64 "
+                                  f"(beyond 2**53 integers round); convert to float64 first "
+                                  f"if the rounding is meant")
 
 
 def _short(value: int) -> str:

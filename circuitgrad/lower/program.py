@@ -33,6 +33,13 @@ EXTENSION = _tape
 
 _NUMBERS = frozenset({float, int, np.float64})
 
+
+def _plain_number(a: Any) -> bool:
+    """A float, a NumPy float64 or an int that is a float64 exactly (|a| <= 2**53): what the
+    one-point path converts as it is; anything else goes to the checking binder."""
+    t = type(a)
+    return t in _NUMBERS and (t is not int or -9007199254740992 <= a <= 9007199254740992)
+
 BUILD_HINT = ("build it with `pip install -e .` in the circuitgrad checkout (`make test` does), "
               "which needs a C compiler and the Python headers (Debian/Ubuntu: apt-get install "
               "gcc python3-dev; scripts/setup.sh installs them)")
@@ -256,22 +263,16 @@ class CompiledFunction:
         elif len(args) != len(self.inputs):
             return None
         if self._scalar_inputs:
-            if not all(type(a) in _NUMBERS for a in args):
+            if not all(_plain_number(a) for a in args):
                 return None
-            try:
-                return np.array(args, dtype=np.float64)
-            except OverflowError:  # an int beyond float64's range: the binder names it
-                return None
+            return np.array(args, dtype=np.float64)
         for a, shape in zip(args, self._input_shapes):
             if type(a) is np.ndarray:
                 if a.dtype != np.float64 or a.shape != shape:
                     return None
-            elif shape or type(a) not in _NUMBERS:
+            elif shape or not _plain_number(a):
                 return None
-        try:
-            return np.concatenate([np.ravel(a) for a in args], dtype=np.float64)
-        except OverflowError:  # an int beyond float64's range: the binder names it
-            return None
+        return np.concatenate([np.ravel(a) for a in args], dtype=np.float64)
 
     def _evaluate(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
         raise NotImplementedError

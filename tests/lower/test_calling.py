@@ -32,6 +32,12 @@ BAD = {
     "list with None": ([1.0, None], "object"),
     "list with a string": ([1.0, "a"], "strings are not numbers"),
     "huge int": (10**400, "beyond float64's range"),
+    # integers that would round on their way to float64: a different number, so refused
+    "inexact int": (2**53 + 1, "is not a float64"),
+    "inexact negative int": (-(2**53) - 1, "is not a float64"),
+    "inexact int64 array": (np.array([1, 2**53 + 1]), "is not a float64"),
+    "inexact uint64": (np.uint64(2**64 - 1), "is not a float64"),
+    "inexact list": ([3, 2**62 + 1], "is not a float64"),
     "longdouble": (np.longdouble(1) / 3, "extra precision would be dropped"),
     "datetime": (np.array(["2020-01-01"], dtype="datetime64[D]"), "not supported"),
 }
@@ -71,6 +77,15 @@ def test_good_inputs_give_the_same_values(functions, lowering):
                            rtol=1e-15, atol=0)
     batch = f([0.5, 0.5], np.array([2, 2], dtype=np.int32))
     assert np.allclose(np.array([b[0] for b in batch]), np.array(want, dtype=float))
+
+
+@pytest.mark.parametrize("lowering", list(LOWERINGS))
+def test_integers_that_are_float64_numbers_are_taken_as_they_are(functions, lowering):
+    # Beyond 2**53 an integer with few enough bits is still a float64 exactly (2**60, 3·2**55).
+    f, want = functions[lowering], functions["numpy"]
+    for big in (2**53, -(2**53), 2**60, 3 * 2**55, np.int64(2**62)):
+        got = f(big, 2.0)
+        assert [float(v) for v in got] == [float(v) for v in want(float(big), 2.0)]
 
 
 @pytest.mark.parametrize("lowering", list(LOWERINGS))
