@@ -627,7 +627,7 @@ class _Program:
     def numpy_call(self, node: ast.Call, args: list[int]) -> int:
         """A call whose arguments are arrays, lists of arrays and integer constants: the same
         handler as NumPy's function called on traced values (frontends/trace.py)."""
-        from .trace import numpy_function
+        from .numpy_api import numpy_function
 
         name = node.func.id  # type: ignore[attr-defined]
         leaves = iter(Value(self.builder, a) for a in args)
