@@ -14,7 +14,7 @@ table) → ``transforms/`` (grad ...) → ``lower/`` (numpy, text ...).
 from .check import check_grad
 from .circuit import Circuit
 from .value import Value
-from .errors import CircuitError, ParseError, ShapeError
+from .errors import CacheError, CircuitError, InputError, InputRangeError, ParseError, ShapeError
 from .frontends.json import from_json
 from .frontends import from_sympy, parse, to_sympy, trace
 from .lower.json import to_json
@@ -31,7 +31,8 @@ from .transforms import (grad, hessian, hessian_sparsity, hvp, jacobian, jacobia
 __version__ = "0.1.0"
 
 __all__ = [
-    "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "PRIMITIVES",
+    "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "InputError",
+    "InputRangeError", "CacheError", "PRIMITIVES",
     "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
     "to_dot", "render", "to_html",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",

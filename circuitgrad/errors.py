@@ -98,3 +98,26 @@ def located(error: CircuitError, line: int | None, column: int | None) -> Circui
     if isinstance(error, ShapeError):
         return LocatedShapeError(str(error), line, column)
     return ParseError(str(error), line, column)
+
+
+class InputError(CircuitError, TypeError):
+    """A call's input that is not a real number or an array of real numbers (None, a string,
+    a complex or object array): refused, never cast.
+
+        >>> import circuitgrad as cg
+        >>> f = cg.to_numpy(cg.parse("J = 2*x"))
+        >>> try:
+        ...     f(x=None)
+        ... except cg.InputError as e:
+        ...     print(type(e).__name__)
+        InputError
+    """
+
+
+class InputRangeError(InputError, OverflowError):
+    """A call's input that is a number beyond float64's range (an integer such as 10**400),
+    or an integer that float64 would round (2**53 + 1)."""
+
+
+class CacheError(CircuitError):
+    """The compiled-code cache is not private, or a library in it is not the one recorded."""

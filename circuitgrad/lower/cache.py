@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import CircuitError
+from ..errors import CacheError  # noqa: F401  (raised here; its home is errors.py)
 
 DEFAULT_MAX = 500 * 2**20
 INDEX, LOCK = "index.json", "lock"
@@ -50,10 +50,6 @@ STALE = 3600.0  # seconds: a build directory this old was left by an interrupted
 USE_RESOLUTION = 10.0  # seconds: a use this soon after the recorded one does not rewrite the index
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _loads = itertools.count()  # unique names for the private copies dlopen maps
-
-
-class CacheError(CircuitError):
-    """The compiled-code cache is not private, or a library in it is not the one recorded."""
 
 
 def cache_dir() -> Path:

@@ -22,7 +22,7 @@ magnitude, and the larger ones with few enough bits); one that would round is an
     >>> check_input("x", 1 + 2j)
     Traceback (most recent call last):
     ...
-    circuitgrad.lower.calling.InputError: input 'x': complex values are not supported (circuitgrad computes in float64; the imaginary part would be dropped)
+    circuitgrad.errors.InputError: input 'x': complex values are not supported (circuitgrad computes in float64; the imaginary part would be dropped)
 """
 
 from __future__ import annotations
@@ -34,18 +34,10 @@ import numpy as np
 
 from ..circuit import Circuit
 from ..csr import csr_outputs
-from ..errors import CircuitError, ShapeError
+from ..errors import InputError, InputRangeError, ShapeError
 
 _MISSING = object()  # an input not given (yet)
 MISSING = _MISSING
-
-
-class InputError(CircuitError, TypeError):
-    """A call's input that is not a real number or an array of real numbers."""
-
-
-class InputRangeError(InputError, OverflowError):
-    """A call's input that is a number beyond float64's range (an integer such as 10**400)."""
 
 
 _REASONS = {
