@@ -1,11 +1,12 @@
 """Run autograd's own test suite against circuitgrad (issue 25), and count what happens.
 
-    python scripts/autograd_suite.py AUTOGRAD_TESTS_DIR
+    python scripts/autograd_suite.py AUTOGRAD_TESTS_DIR [--namespace numpy|circuitgrad]
 
 AUTOGRAD_TESTS_DIR is autograd's ``tests/`` folder (github.com/HIPS/autograd; not part of
 this repository). The tests are copied to a temporary folder with ``import autograd.numpy as
 np`` written ``import numpy as np`` (also ``autograd.numpy.random``, ``autograd.scipy``), and a
-stand-in ``autograd`` package whose ``grad``, ``check_grads`` and ``combo_check`` trace the
+stand-in ``autograd`` package (with ``--namespace circuitgrad``, ``import circuitgrad.numpy as
+np`` instead: the drop-in namespace of issue 26, nothing else rewritten) whose ``grad``, ``check_grads`` and ``combo_check`` trace the
 function with circuitgrad: each gradient check compares circuitgrad's value with NumPy's and
 its gradient (of a random projection of the output) with central differences of NumPy's
 function. Each check counts as ok (equal), refused (a CircuitError), crash (another exception)
@@ -28,18 +29,26 @@ import numpy as _np
 import circuitgrad as cg
 
 COUNTS = collections.Counter()
+BY_FILE = collections.defaultdict(collections.Counter)
+REASONS = collections.Counter()  # refusals by what they name (the NumPy function, the feature)
 EXAMPLES = collections.defaultdict(list)
 
 
 def _record(kind, fun, detail=""):
     COUNTS[kind] += 1
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[0]
+    BY_FILE[os.path.basename(test)][kind] += 1
+    if kind == "refused":
+        import re
+        named = re.search(r"(?:numpy|scipy)[\w.]*\.\w+|ndarray\.\w+|\.\w+\(\)", detail)
+        REASONS[named.group(0) if named else detail.split(" (at ")[0][:70]] += 1
     if len(EXAMPLES[kind]) < 12:
         EXAMPLES[kind].append(f"{getattr(fun, '__name__', fun)}: {detail}"[:200])
 
 
 def _dump():
     with open(os.environ["CG_AUTOGRAD_COUNTS"], "w") as f:
-        json.dump({"counts": COUNTS, "examples": EXAMPLES}, f, indent=1)
+        json.dump({"counts": COUNTS, "by_file": BY_FILE, "reasons": dict(REASONS.most_common(60)), "examples": EXAMPLES}, f, indent=1)
 
 
 import atexit
@@ -175,6 +184,11 @@ def __getattr__(name):
 
 def main() -> None:
     source = sys.argv[1]
+    namespace = sys.argv[sys.argv.index("--namespace") + 1] if "--namespace" in sys.argv \
+        else "numpy"
+    if namespace not in ("numpy", "circuitgrad"):
+        sys.exit("--namespace is numpy or circuitgrad")
+    np_module = "numpy" if namespace == "numpy" else "circuitgrad.numpy"
     work = tempfile.mkdtemp(prefix="cg-autograd-")
     tests = os.path.join(work, "tests")
     shutil.copytree(source, tests)
@@ -194,7 +208,7 @@ def main() -> None:
             path = os.path.join(tests, name)
             text = open(path).read()
             text = re.sub(r"import autograd\.numpy\.random as", "import numpy.random as", text)
-            text = re.sub(r"import autograd\.numpy as", "import numpy as", text)
+            text = re.sub(r"import autograd\.numpy as", f"import {np_module} as", text)
             text = re.sub(r"import autograd\.scipy\.(\S+) as", r"import scipy.\1 as", text)
             text = re.sub(r"from autograd\.numpy", "from numpy", text)
             text = re.sub(r"from autograd\.scipy import", "from scipy import", text)
@@ -209,6 +223,12 @@ def main() -> None:
     print(run.stdout[-3000:])
     data = json.load(open(counts))
     print(json.dumps(data, indent=1))
+    kinds = sorted({k for c in data["by_file"].values() for k in c})
+    print(f"\n| file | {' | '.join(kinds)} | ok % |\n|---|{'---|' * (len(kinds) + 1)}")
+    for name, c in sorted(data["by_file"].items()) + [("all", data["counts"])]:
+        total = sum(c.values())
+        print(f"| {name} | {' | '.join(str(c.get(k, 0)) for k in kinds)} | "
+              f"{100 * c.get('ok', 0) / max(total, 1):.0f} |")
 
 
 if __name__ == "__main__":
