@@ -22,6 +22,7 @@ from .lower import NumpyFunction, render, to_dot, to_numpy
 from .lower.html import to_html
 from .lower.tape import TapeFunction, to_tape
 from .lower.c import CFunction, to_c
+from .lower.fused import FusedFunction, to_fused
 from . import ops as _ops
 from .ops import *  # noqa: F403 - the table's functions, ops.__all__ (checked against it)
 from .primitives import PRIMITIVES
@@ -37,7 +38,7 @@ __all__ = [
     "to_dot", "render", "to_html",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",
     "hessian_sparsity",
-    "to_tape", "TapeFunction", "to_c", "CFunction",
+    "to_tape", "TapeFunction", "to_c", "CFunction", "to_fused", "FusedFunction",
     "to_json", "from_json",
     *_ops.__all__, "__version__",
 ]

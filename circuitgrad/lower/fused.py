@@ -1,0 +1,464 @@
+"""Tensor circuits compiled: chains of elementwise nodes fused into one C loop each.
+
+``to_numpy`` runs one NumPy call per node: each elementwise node reads its operands from
+memory and writes a whole new array, so a chain ``exp(q) * (x - mu) + b`` makes three passes
+over memory and three temporaries. ``to_fused(c)`` keeps NumPy (and its BLAS) for the nodes
+that are not elementwise (``@``, reductions, indexing, reshapes) and fuses each run of
+elementwise nodes of one shape into a C function over the broadcast iteration space: one pass,
+the intermediate values in registers, only the values used outside the group written out.
+
+The plan (:func:`fusion_groups`) walks the nodes in the circuit's order. An elementwise node
+with a C form (the table's ``c``) joins the open group of its shape; a node that reads a
+member of an open group closes that group first (its kernel runs then), so groups run in an
+order consistent with the circuit and never wait on one another. A group of one node stays a
+NumPy call. Each kernel takes the broadcast shape (batch axes in front, as every lowering
+does) and each operand's strides, so batches of points, broadcasting operands and constants
+all run the same code, point by point the same operations as one point alone.
+
+Numbers: the kernels evaluate the table's C forms, the statements ``to_c`` and the tape run,
+so a fused value equals ``to_c``'s bit for bit and ``to_numpy``'s within the per-operation
+bound of docs/semantics.md (NumPy's SIMD ``exp``/``log``/``sin`` differ from libm's in the
+last bits); no reduction is reordered.
+
+    >>> import numpy as np, circuitgrad as cg
+    >>> c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (4,), "y": (4,)})
+    >>> f = cg.to_fused(cg.grad(c), min_entries=0)  # a kernel even for 4 entries
+    >>> f.groups
+    1
+    >>> out = f(x=np.zeros(4), y=np.ones(4))
+    >>> float(out.J), out.dJ_dx.tolist()
+    (4.0, [2.0, 2.0, 2.0, 2.0])
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..circuit import LEAVES, Circuit, as_circuit, no_gc
+from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
+from .c import COMPILE_TIMEOUT, compile_library
+from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
+from .numpy import NumpyFunction, _Names, node_code, outputs
+
+MAX_RANK = 32  # NumPy's limit is 64; a kernel's odometer holds one index per axis
+SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
+# A kernel call costs ~10 µs in Python (shapes, strides, pointers) where NumPy's call on a small
+# array costs ~1 µs: groups whose points have fewer entries stay NumPy calls. Decided by the
+# point shape, never by the batch, so that a point of a batch runs the code it runs alone.
+MIN_ENTRIES = 1024
+
+
+@dataclass
+class Group:
+    """Elementwise nodes of one shape computed by one kernel."""
+
+    shape: tuple[int, ...]
+    members: list[int] = field(default_factory=list)
+    operands: list[int] = field(default_factory=list)  # nodes read from outside, in order
+    results: list[int] = field(default_factory=list)  # members read outside or outputs
+    # sums of a member computed in the kernel, (sum node, member): the member itself need not
+    # be written out when nothing else reads it
+    sums: list[tuple[int, int]] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=None)
+def _fusable_op(op: str) -> bool:
+    """Elementwise, with a C form, and float64-valued in NumPy (not a comparison's bools)."""
+    prim = PRIMITIVES[op]
+    if prim.shape is not None or prim.c is None or prim.params or op in LEAVES:
+        return False
+    try:
+        value = evaluate(op, (0.5,) * prim.arity)
+    except Exception:  # an op that cannot run at 0.5 is left to NumPy
+        return False
+    return np.asarray(value).dtype == np.float64
+
+
+def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
+                  ) -> tuple[list[Group], list[tuple[str, int]]]:
+    """The fused groups of ``c`` and the schedule: ``("node", i)`` for a node NumPy computes,
+    ``("group", g)`` where group ``g``'s kernel runs, in an order the values allow.
+
+        >>> import circuitgrad as cg
+        >>> c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3,), "y": (3,)})
+        >>> groups, schedule = fusion_groups(c, min_entries=0)
+        >>> [len(g.members) for g in groups], [kind for kind, _ in schedule]
+        [2, ['group', 'node']]
+    """
+    group_of = [-1] * len(c)
+    groups: list[Group] = []
+    open_by_shape: dict[tuple[int, ...], int] = {}
+    schedule: list[tuple[str, int]] = []
+
+    def close(g: int) -> None:
+        del open_by_shape[groups[g].shape]
+        schedule.append(("group", g))
+
+    # List scheduling (Kahn's order) that takes a ready elementwise node before any other:
+    # NumPy's nodes wait until no elementwise node can run, so a chain is not cut by a sum
+    # that could as well run after it.
+    waiting = [0] * len(c)
+    readers: list[list[int]] = [[] for _ in range(len(c))]
+    fuse, other = collections.deque(), collections.deque()
+    for i, op, args, _params, shape in c.records():
+        if op in LEAVES:
+            continue
+        for a in set(args):
+            if c.op(a) not in LEAVES:
+                waiting[i] += 1
+                readers[a].append(i)
+        if not waiting[i]:
+            (fuse if _fusable(c, i, min_entries) else other).append(i)
+    while fuse or other:
+        i = fuse.popleft() if fuse else other.popleft()
+        fusable, shape = _fusable(c, i, min_entries), c.shape(i)
+        for a in c.args(i):  # a value read from another open group: that group runs first
+            g = group_of[a]
+            if g >= 0 and open_by_shape.get(groups[g].shape) == g and not (
+                    fusable and groups[g].shape == shape):
+                close(g)
+        if fusable:
+            g = open_by_shape.get(shape)
+            if g is None:
+                g = open_by_shape[shape] = len(groups)
+                groups.append(Group(shape))
+            groups[g].members.append(i)
+            group_of[i] = g
+        else:
+            schedule.append(("node", i))
+        for r in readers[i]:
+            waiting[r] -= 1
+            if not waiting[r]:
+                (fuse if _fusable(c, r, min_entries) else other).append(r)
+    for g in sorted(open_by_shape.values()):
+        schedule.append(("group", g))
+    readers_of = [0] * len(c)
+    for i, op, args, _params, _shape in c.records():
+        for a in set(args):
+            readers_of[a] += 1
+    outputs_set = set(c.output_ids)
+    # A sum of a member: accumulated by the kernel as it goes (no array of the member's shape
+    # written and read back), in the order of the loop, the reduced axes innermost-last.
+    fused_sums = set()
+    for kind, i in schedule:
+        if kind == "node" and c.op(i) in SUMS and group_of[c.args(i)[0]] >= 0:
+            g = group_of[c.args(i)[0]]
+            groups[g].sums.append((i, c.args(i)[0]))
+            fused_sums.add(i)
+    schedule = [(kind, k) for kind, k in schedule if not (kind == "node" and k in fused_sums)]
+    # A group of one node without a sum is one NumPy call, as in to_numpy: no kernel.
+    singles = {g for g, group in enumerate(groups) if len(group.members) == 1 and not group.sums}
+    for g in singles:
+        group_of[groups[g].members[0]] = -1
+    schedule = [("node", groups[k].members[0]) if kind == "group" and k in singles
+                else (kind, k) for kind, k in schedule]
+    renumber = {g: k for k, g in enumerate(g for g in range(len(groups)) if g not in singles)}
+    groups = [group for g, group in enumerate(groups) if g not in singles]
+    schedule = [(kind, renumber[k]) if kind == "group" else (kind, k) for kind, k in schedule]
+    group_of = [renumber.get(g, -1) for g in group_of]
+    used_outside: set[int] = set(outputs_set)
+    for i, op, args, _params, _shape in c.records():
+        if i in fused_sums:
+            continue
+        for a in args:
+            if group_of[a] >= 0 and group_of[a] != group_of[i]:
+                used_outside.add(a)
+    for g, group in enumerate(groups):
+        seen: set[int] = set()
+        members = set(group.members)
+        for i in group.members:
+            for a in c.args(i):
+                if a not in members and a not in seen and not _literal_const(c, a):
+                    seen.add(a)
+                    group.operands.append(a)
+        group.results = [i for i in group.members if i in used_outside]
+    return groups, schedule
+
+
+def _fusable(c: Circuit, i: int, min_entries: int) -> bool:
+    shape = c.shape(i)
+    return _fusable_op(c.op(i)) and len(shape) <= MAX_RANK and math.prod(shape) >= min_entries
+
+
+def _literal_const(c: Circuit, i: int) -> bool:
+    return c.op(i) == "const" and not c.shape(i)
+
+
+KERNEL_MACROS = r"""
+#include <string.h>
+#if CG_W > 1
+/* Operand k at index j of the innermost axis, lanes j .. j + w - 1 (unused lanes: lane 0's). */
+#define CG_LOAD(a, p, s, j, w) do { if ((s) == 1 && (w) == CG_W) memcpy(&(a), (p) + (j), \
+    sizeof(cg_v)); else if ((s) == 0) (a) = CG_C((p)[0]); else { cg_lanes u_; int l_; \
+    for (l_ = 0; l_ < CG_W; l_++) u_.d[l_] = (p)[((j) + (l_ < (w) ? l_ : 0)) * (s)]; \
+    (a) = u_.v; } } while (0)
+#define CG_STORE(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) memcpy((q) + (j), &(v), \
+    sizeof(cg_v)); else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[((j) + l_) * (s)] = u_.d[l_]; } } while (0)
+/* A sum along a strided axis: each entry its own running sum (lane by lane the same). */
+#define CG_ACC(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) { cg_v t_; \
+    memcpy(&t_, (q) + (j), sizeof(cg_v)); t_ += (v); memcpy((q) + (j), &t_, sizeof(cg_v)); } \
+    else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[((j) + l_) * (s)] += u_.d[l_]; } } while (0)
+/* A sum along the innermost axis: the row's running sum in a register, lanes in order. */
+#define CG_ROW(r, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (r) += u_.d[l_]; } while (0)
+#else
+#define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
+#define CG_STORE(q, s, j, w, v) ((q)[(j) * (s)] = (v))
+#define CG_ACC(q, s, j, w, v) ((q)[(j) * (s)] += (v))
+#define CG_ROW(r, w, v) ((r) += (v))
+#endif
+"""
+
+
+def kernel_source(c: Circuit, g: int, group: Group) -> str:
+    """The C function of one group: an odometer over the outer axes, and over the innermost
+    axis ``CG_W`` entries at a time in the vector registers of ``to_c`` (the same helpers and
+    vector math), the last vector of a row partly used; an entry is computed by the same
+    operations wherever it falls, so a point of a batch is the point alone, bit for bit."""
+    n_in = len(group.operands)
+    stores = [(f"t{i}", False) for i in group.results] + [(f"t{m}", True) for _, m in group.sums]
+    n_out = len(stores)
+    where = {a: k for k, a in enumerate(group.operands)}
+    lines = [f"static void cg_k{g}(const long *meta, double *const *ptr) {{",
+             f"    const long nd = meta[0], *shape = meta + 1, *sti = shape + nd, "
+             f"*sto = sti + {n_in} * nd;",
+             "    const double *const *in = (const double *const *)ptr;",
+             f"    double *const *out = ptr + {n_in};",
+             f"    long inner = nd ? shape[nd - 1] : 1, outer = 1, idx[{MAX_RANK}], j, o, d;",
+             "    int w;",
+             "    for (d = 0; d + 1 < nd; d++) { outer *= shape[d]; idx[d] = 0; }"]
+    for k in range(n_in):
+        lines.append(f"    long oi{k} = 0; const long si{k} = nd ? sti[{k} * nd + nd - 1] : 0;")
+    for k in range(n_out):
+        lines.append(f"    long oo{k} = 0; const long so{k} = nd ? sto[{k} * nd + nd - 1] : 0;")
+    body = [f"cg_v a{k}; CG_LOAD(a{k}, p{k}, si{k}, j, w);" for k in range(n_in)]
+    names: dict[int, str] = {}
+    for i in group.members:
+        arg_names, literal = [], []
+        for a in c.args(i):
+            if a in names:
+                arg_names.append(names[a])
+            elif a in where:
+                arg_names.append(f"a{where[a]}")
+            else:
+                arg_names.append(c_literal(float(c.params(a))))
+            literal.append(a not in names and a not in where)
+        names[i] = f"t{i}"
+        body.append(f"const cg_v t{i} = {c_vector_expression(c.op(i), arg_names, literal)};")
+    for k, (value, accumulate) in enumerate(stores):
+        if accumulate:
+            body.append(f"if (so{k}) CG_ACC(q{k}, so{k}, j, w, {value}); "
+                        f"else CG_ROW(row{k}, w, {value});")
+        else:
+            body.append(f"CG_STORE(q{k}, so{k}, j, w, {value});")
+    sums = [k for k, (_, accumulate) in enumerate(stores) if accumulate]
+    lines.append("    for (o = 0; o < outer; o++) {")
+    lines += [f"        const double *p{k} = in[{k}] + oi{k};" for k in range(n_in)]
+    lines += [f"        double *q{k} = out[{k}] + oo{k};" for k in range(n_out)]
+    lines += [f"        double row{k} = -0.0;  /* -0.0 + x is x, signed zeros too */"
+              for k in sums]
+    lines.append("        for (j = 0; j < inner; j += CG_W) {")
+    lines.append("            w = inner - j < CG_W ? (int)(inner - j) : CG_W;  /* lanes in use */")
+    lines += [f"            {s}" for s in body]
+    lines.append("        }")
+    lines += [f"        if (!so{k}) q{k}[0] += row{k};" for k in sums]
+    lines.append("        for (d = nd - 2; d >= 0; d--) {  /* the next outer index */")
+    lines.append("            idx[d]++;")
+    lines += [f"            oi{k} += sti[{k} * nd + d];" for k in range(n_in)]
+    lines += [f"            oo{k} += sto[{k} * nd + d];" for k in range(n_out)]
+    lines.append("            if (idx[d] < shape[d]) break;")
+    lines += [f"            oi{k} -= sti[{k} * nd + d] * shape[d];" for k in range(n_in)]
+    lines += [f"            oo{k} -= sto[{k} * nd + d] * shape[d];" for k in range(n_out)]
+    lines.append("            idx[d] = 0;")
+    lines.append("        }")
+    lines.append("    }")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _reduced_view(c: Circuit, s: int, point: tuple[int, ...]) -> tuple[tuple, tuple]:
+    """For sum node ``s`` of a member of point shape ``point``: the shape of its output's
+    point with the summed axes kept as 1 (how the output broadcasts over the loop), and the
+    output's point shape."""
+    params, rank = c.params(s) or {}, len(point)
+    if c.op(s) == "sum_to":
+        target = tuple(params["shape"])
+        return (1,) * (rank - len(target)) + target, target
+    axis = params.get("axis")
+    if axis is None:
+        return (1,) * rank, ()
+    return point[:axis] + (1,) + point[axis + 1:], point[:axis] + point[axis + 1:]
+
+
+def _coalesced(shape: tuple, strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """The loop's axes with length-1 axes dropped and neighbours merged where every array
+    steps through both as through one (fewer, longer rows for the kernel's inner loop)."""
+    dims = [d for d, n in enumerate(shape) if n != 1]
+    out_shape: list[int] = []
+    out_strides: list[list[int]] = [[] for _ in strides]
+    for d in dims:
+        if out_shape and all(s[-1] == st[d] * shape[d] for s, st in zip(out_strides, strides)):
+            out_shape[-1] *= shape[d]
+            for s, st in zip(out_strides, strides):
+                s[-1] = st[d]
+            continue
+        out_shape.append(shape[d])
+        for s, st in zip(out_strides, strides):
+            s.append(st[d])
+    return out_shape, out_strides
+
+
+def _strides(a: np.ndarray, shape: tuple) -> list[int]:
+    """``a``'s strides in entries as it broadcasts to ``shape`` (0 along broadcast axes)."""
+    lead = len(shape) - a.ndim
+    return [0] * lead + [0 if n == 1 and m != 1 else s // 8
+                         for n, m, s in zip(a.shape, shape[lead:], a.strides)]
+
+
+def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tuple) -> Any:
+    """Call a group's kernel on its operands (arrays or numbers, broadcast with the group's
+    point shape ``point``): ``results`` says for each result ``None`` (a member: a new array
+    of the broadcast shape) or ``(kept, shape)`` (a sum: its point ``shape``, ``kept`` the
+    point with the summed axes as 1). One array, or a tuple."""
+    arrays = [a if type(a) is np.ndarray and a.dtype == np.float64 else
+              np.asarray(a, dtype=np.float64) for a in operands]
+    shape = np.broadcast(*arrays, np.empty(point)).shape if len(arrays) < 31 else \
+        np.broadcast_shapes(*(a.shape for a in arrays), point)
+    batch = shape[:len(shape) - len(point)]
+    strides = [_strides(a, shape) for a in arrays]
+    outs = []
+    for spec in results:
+        if spec is None:
+            o = np.empty(shape)
+            strides.append([s // 8 for s in o.strides])
+        else:
+            kept, reduced = spec
+            o = np.zeros(batch + reduced)  # +0.0, as NumPy starts a sum (-0.0s sum to +0.0)
+            strides.append(_strides(o.reshape(batch + kept), shape))
+        outs.append(o)
+    dims, strides = _coalesced(shape, strides)
+    meta = np.array([len(dims), *dims, *(s for st in strides for s in st)], dtype=np.int64)
+    pointers = np.array([a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs],
+                        dtype=np.uint64)
+    kernel(meta.ctypes.data, pointers.ctypes.data)
+    outs = [o[()] if not o.ndim else o for o in outs]  # a number, as NumPy's reductions give
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
+                 ) -> tuple[str, str, list[Group], _Names]:
+    """The Python driver (NumPy calls and kernel calls, in schedule order), the C source of
+    the kernels, the groups, and the names of the nodes in the driver."""
+    groups, schedule = fusion_groups(c, min_entries)
+    names = _Names(c, registers=False)
+    lines = [f"def {name}({', '.join(names.params)}):"]
+    for kind, k in schedule:
+        if kind == "node":
+            code = node_code(c, k, [names.names[a] for a in c.args(k)])
+            lines.append(f"    {names.names[k]} = {code}")
+            continue
+        group = groups[k]
+        rank = len(group.shape)
+        operands = []
+        for a in group.operands:
+            arg = names.names[a]
+            r = len(c.shape(a))
+            # batch axes in front of the point axes, as Primitive.code aligns them
+            operands.append(align(arg, r, rank) if r < rank and c.op(a) != "const" else arg)
+        specs = [None] * len(group.results) + [
+            _reduced_view(c, s, group.shape) for s, _ in group.sums]
+        targets = ", ".join([names.names[i] for i in group.results]
+                            + [names.names[s] for s, _ in group.sums])
+        tail = "," if len(group.operands) == 1 else ""
+        lines.append(f"    {targets} = _run(_kernel{k}, ({', '.join(operands)}{tail}), "
+                     f"{group.shape!r}, {tuple(specs)!r})")
+    returned = [names.names[i] for i in c.output_ids]
+    if len(returned) == 1:
+        lines.append(f"    return {returned[0]}")
+    else:
+        fields = ", ".join(f"{f}={v}" for f, v in zip(outputs(c.outputs)._fields, returned))
+        lines.append(f"    return _Outputs({fields})")
+    ops = sorted({c.op(i) for group in groups for i in group.members})
+    kernels = [kernel_source(c, g, group) for g, group in enumerate(groups)]
+    entry = ["void cg_kernel(int g, const long *meta, double *const *ptr) {", "    switch (g) {"]
+    entry += [f"    case {g}: cg_k{g}(meta, ptr); break;" for g in range(len(groups))]
+    entry += ["    }", "}"]
+    source = "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(ops),
+                           KERNEL_MACROS.strip(), *kernels, "\n".join(entry)])
+    return "\n".join(lines), source + "\n", groups, names
+
+
+class FusedFunction(NumpyFunction):
+    """A tensor circuit with its elementwise chains fused into C kernels: called as a
+    :class:`~circuitgrad.NumpyFunction` (points, batches, named outputs).
+
+    Attributes:
+        source: the Python driver; ``c_source``: the kernels' C; ``groups``: how many kernels.
+    """
+
+    def __init__(self, circuit: Circuit, name: str = "f", opt: str = "-O2",
+                 timeout: float = COMPILE_TIMEOUT, csr: bool = True,
+                 min_entries: int = MIN_ENTRIES):
+        self._opt, self._timeout, self._min_entries = opt, timeout, min_entries
+        super().__init__(circuit, name, "compile", csr)
+
+    def _compile(self) -> None:
+        source, self.c_source, groups, names = fused_source(self.circuit, self._name,
+                                                            self._min_entries)
+        self.groups = len(groups)
+        namespace = {**NAMESPACE, **names.constants, "_run": run_kernel}
+        if len(self.circuit.outputs) > 1:
+            namespace["_Outputs"] = outputs(self.circuit.outputs)
+        if groups:
+            _, library = compile_library(self.c_source, self._opt, self._timeout)
+            entry = library.cg_kernel
+            entry.restype = None
+            entry.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+            for g in range(len(groups)):
+                namespace[f"_kernel{g}"] = functools.partial(entry, g)
+            self._library = library  # kept alive with the function
+        self._namespace = namespace
+        self._source = source
+        self._code = compile(source, f"<circuitgrad fused {self._name}>", "exec")
+
+    def _call_on(self, values: list[Any], batch: tuple[int, ...], foreign: list[int]) -> Any:
+        # Arrays of another library: the plain NumPy lowering's code, bound to that library.
+        plain = getattr(self, "_plain", None)
+        if plain is None:
+            plain = self._plain = NumpyFunction(self.circuit, self._name)
+        return plain._call_on(values, batch, foreign)
+
+    def __reduce__(self):
+        return (to_fused, (self.circuit, self._name, self._opt, self._timeout,
+                           self._csr is not None, self._min_entries))
+
+    def __repr__(self) -> str:
+        return (f"<FusedFunction {self._name}({', '.join(self.inputs)}): {len(self.circuit)} "
+                f"nodes, {self.groups} fused kernels>")
+
+
+def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COMPILE_TIMEOUT,
+             csr: bool = True, min_entries: int = MIN_ENTRIES) -> FusedFunction:
+    """Lower a tensor circuit to NumPy calls and fused C loops (see the module's docstring).
+
+    Args:
+        c: the circuit.
+        name: the name of the generated function.
+        opt: the C compiler's optimization flag for the kernels.
+        timeout: seconds the compiler may take.
+        csr: sparse Jacobian or Hessian outputs as ``scipy.sparse.csr_array``.
+        min_entries: the least entries of a point of a group's shape for a kernel (smaller
+            groups stay NumPy calls: a kernel call costs ~10 µs, NumPy's on a small array ~1).
+    """
+    c = as_circuit(c, "to_fused")
+    with no_gc():
+        return FusedFunction(c, name, opt, timeout, csr, min_entries)

@@ -1,0 +1,139 @@
+"""to_fused: elementwise chains fused into C loops, sums accumulated in them, NumPy for the rest.
+
+The same numbers as to_numpy within the compiled lowerings' contract (special values bit for
+bit, finite values to rounding), sums in the loop's order within the bound n·ε·Σ|x|; a point of
+a batch is the point alone, bit for bit.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from strategies import tensor_circuits, tensor_programs
+from test_batch import batch_of, same_bits
+from test_compiled import close
+
+import circuitgrad as cg
+from circuitgrad.lower.fused import fusion_groups, to_fused
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _private_cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CIRCUITGRAD_CACHE", str(tmp_path_factory.mktemp("cg_cache")))
+    yield
+    mp.undo()
+
+
+def _outs(f, values, single):
+    out = f(**values)
+    return (out,) if single else tuple(out)
+
+
+def _agree_and_batch(c, seed):
+    """to_fused (every group a kernel) agrees with to_numpy at one point and on batches, and a
+    batch's point k is the call at point k bit for bit."""
+    single = len(c.outputs) == 1
+    fused, plain = to_fused(c, min_entries=0), cg.to_numpy(c)
+    with np.errstate(all="ignore"):
+        for batch in ((), (4,), (2, 3)):
+            values = batch_of(c, seed, batch)
+            got, want = _outs(fused, values, single), _outs(plain, values, single)
+            for name, g, w in zip(c.outputs, got, want):
+                assert np.shape(g) == np.shape(w), (name, batch)
+                assert close(g, w), (name, batch, g, w)
+            for k in np.ndindex(batch):
+                one = _outs(fused, {n: v[k] for n, v in values.items()}, single)
+                for name, g, p in zip(c.outputs, got, one):
+                    assert same_bits(np.asarray(g)[k], p), (name, k)
+
+
+@settings(max_examples=20, deadline=None)
+@given(tensor_programs(), st.integers(0, 2**31))
+def test_random_tensor_programs_and_gradients(program, seed):
+    text, shapes = program
+    c = cg.parse(text, shapes=shapes, inputs=list(shapes))
+    _agree_and_batch(c, seed)
+    _agree_and_batch(cg.grad(c), seed)
+
+
+@settings(max_examples=15, deadline=None)
+@given(tensor_circuits(), st.integers(0, 2**31))
+def test_random_tensor_circuits_with_array_constants(c, seed):
+    _agree_and_batch(cg.grad(c), seed)
+
+
+def test_a_chain_is_one_kernel_and_its_sum_is_accumulated_in_it():
+    c = cg.grad(cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3,), "y": (3,)}))
+    groups, schedule = fusion_groups(c, min_entries=0)
+    assert len(groups) == 1 and [kind for kind, _ in schedule] == ["group"]
+    assert [c.op(s) for s, _ in groups[0].sums] == ["sum"]
+    f = to_fused(c, min_entries=0)
+    assert "xp.sum" not in f.source and f.groups == 1
+    assert "cg_k0" in f.c_source and repr(f).endswith("1 fused kernels>")
+
+
+def test_small_groups_stay_numpy_calls():
+    c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3,), "y": (3,)})
+    assert to_fused(c).groups == 0  # 3 entries < MIN_ENTRIES
+    big = cg.parse("J = sum(exp(x) * y)", shapes={"x": (2000,), "y": (2000,)})
+    assert to_fused(big).groups == 1
+
+
+def test_sums_keep_signed_zeros_and_specials():
+    c = cg.parse("J = sum(x * y, axis=1)\nK = sum(x * y)", outputs=["J", "K"],
+                 shapes={"x": (2, 3), "y": (2, 3)})
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    x = np.array([[-0.0, -0.0, -0.0], [np.inf, 1.0, -np.inf]])
+    y = np.ones((2, 3))
+    with np.errstate(all="ignore"):
+        got, want = f(x=x, y=y), g(x=x, y=y)
+    assert same_bits(got.J, want.J) and same_bits(got.K, want.K)  # -0.0, nan; nan
+    assert got.J[0] == 0 and not np.signbit(got.J[0])  # NumPy: -0.0s sum to +0.0
+
+
+def test_a_long_sum_is_within_its_bound():
+    n = 100_000
+    c = cg.parse("J = sum(x * y)", shapes={"x": (n,), "y": (n,)})
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=n), rng.normal(size=n)
+    got, want = to_fused(c)(x=x, y=y), np.sum(x * y)
+    # sequential in the loop's order (NumPy sums pairwise): |error| <= n·ε·Σ|x·y| each
+    assert abs(got - want) <= 2 * n * np.finfo(float).eps * np.sum(np.abs(x * y))
+
+
+def test_strided_and_broadcast_operands():
+    c = cg.grad(cg.parse("J = sum(tanh(W * b) * W)", shapes={"W": (40, 50), "b": (50,)}))
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(50, 40)).T  # a transposed view: strides (8, 320)
+    b = rng.normal(size=(3, 1, 50))[:, 0, ::-1]  # a batch, reversed: a negative stride
+    for got, want in zip(f(W=W, b=b), g(W=W, b=b)):
+        assert close(got, want)
+
+
+def test_the_gmm_gradient_agrees_with_to_numpy():
+    from benchmarks import gmm
+
+    d, K = 3, 4
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    c = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    f = to_fused(c, min_entries=0)
+    assert f.groups >= 5
+    for got, want in zip(f(**at), cg.to_numpy(c)(**at)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_pickles_and_other_array_libraries_run_numpys_code():
+    c = cg.parse("J = sum(exp(x) * x)", shapes={"x": (5,)})
+    f = to_fused(c, min_entries=0)
+    again = pickle.loads(pickle.dumps(f))
+    x = np.linspace(-1, 1, 5)
+    assert same_bits(again(x=x), f(x=x))
+    torch = pytest.importorskip("torch")
+    t = f(x=torch.tensor(x))
+    assert isinstance(t, torch.Tensor) and np.isclose(float(t), float(f(x=x)))
