@@ -101,6 +101,22 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
         del open_by_shape[groups[g].shape]
         schedule.append(("group", g))
 
+    # sum(a * b) (a sum or sum_to of a product read by nothing else): one matmul of a and b,
+    # BLAS's (the product of the broadcast shape is never made). Scheduled as ("contract", s).
+    n_readers = [0] * len(c)
+    for i, op, args, _params, _shape in c.records():
+        for a in set(args):
+            n_readers[a] += 1
+    outputs_set = set(c.output_ids)
+    contracted: dict[int, int] = {}
+    for i, op, args, _params, _shape in c.records():
+        m = args[0] if op in SUMS else -1
+        if m >= 0 and c.op(m) == "mul" and n_readers[m] == 1 and m not in outputs_set \
+                and not any(_literal_const(c, a) for a in c.args(m)) \
+                and math.prod(c.shape(m)) >= max(min_entries, 1) and len(c.shape(m)) <= 26:
+            contracted[i] = m
+    products = set(contracted.values())
+
     # List scheduling (Kahn's order) that takes a ready elementwise node before any other:
     # NumPy's nodes wait until no elementwise node can run, so a chain is not cut by a sum
     # that could as well run after it.
@@ -115,11 +131,12 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
                 waiting[i] += 1
                 readers[a].append(i)
         if not waiting[i]:
-            (fuse if _fusable(c, i, min_entries) else other).append(i)
+            (fuse if _fusable(c, i, min_entries) and i not in products else other).append(i)
     while fuse or other:
         i = fuse.popleft() if fuse else other.popleft()
-        fusable, shape = _fusable(c, i, min_entries), c.shape(i)
-        for a in c.args(i):  # a value read from another open group: that group runs first
+        fusable, shape = _fusable(c, i, min_entries) and i not in products, c.shape(i)
+        reads = c.args(contracted[i]) if i in contracted else c.args(i)
+        for a in reads:  # a value read from another open group: that group runs first
             g = group_of[a]
             if g >= 0 and open_by_shape.get(groups[g].shape) == g and not (
                     fusable and groups[g].shape == shape):
@@ -131,19 +148,16 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
                 groups.append(Group(shape))
             groups[g].members.append(i)
             group_of[i] = g
-        else:
+        elif i in contracted:
+            schedule.append(("contract", i))
+        elif i not in products:
             schedule.append(("node", i))
         for r in readers[i]:
             waiting[r] -= 1
             if not waiting[r]:
-                (fuse if _fusable(c, r, min_entries) else other).append(r)
+                (fuse if _fusable(c, r, min_entries) and r not in products else other).append(r)
     for g in sorted(open_by_shape.values()):
         schedule.append(("group", g))
-    readers_of = [0] * len(c)
-    for i, op, args, _params, _shape in c.records():
-        for a in set(args):
-            readers_of[a] += 1
-    outputs_set = set(c.output_ids)
     # A sum of a member: accumulated by the kernel as it goes (no array of the member's shape
     # written and read back), in the order of the loop, the reduced axes innermost-last.
     fused_sums = set()
@@ -354,6 +368,118 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
+def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:
+    """The node a contraction reads for its operand ``a`` (of a product of ``shape``, whose
+    axes are ``letters``) and that node's letters, ``.`` for a length-1 axis that broadcasts:
+    through a ``broadcast_to`` to the array it broadcasts (a view whose copy would be the
+    product's size)."""
+    r = len(shape)
+    if c.op(a) == "broadcast_to":
+        source, axis = c.args(a)[0], (c.params(a) or {}).get("axis")
+        inner = c.shape(source)
+        n = len(inner) + (axis is not None)  # the source's rank with the new axis
+        picked = []
+        for j, size in enumerate(inner):
+            k = r - n + (j if axis is None or j < axis else j + 1)
+            picked.append(letters[k] if size == shape[k] else ".")
+        return source, "".join(picked)
+    sa = c.shape(a)
+    return a, "".join(letters[r - len(sa) + j] if n == shape[r - len(sa) + j] else "."
+                      for j, n in enumerate(sa))
+
+
+def contraction_spec(c: Circuit, s: int) -> tuple[str, str, str, tuple[int, ...], int]:
+    """How sum node ``s`` of a product ``a * b`` is one matmul (letters as in ``einsum``): one
+    letter per point axis of the product, ``.`` for an operand's length-1 axis that broadcasts;
+    for each axis of the output's point its letter (``.``: a length-1 axis the sum keeps); the
+    output's point shape; and the number of times each term is summed (the product of the
+    summed axes along which neither operand varies).
+
+        >>> import circuitgrad as cg
+        >>> c = cg.parse("J = sum(W * x, axis=1)", shapes={"W": (40, 30), "x": (30,)})
+        >>> contraction_spec(c, c.output_ids[0])
+        ('ab', 'b', 'a', (40,), 1)
+    """
+    m = c.args(s)[0]
+    shape, params = c.shape(m), c.params(s) or {}
+    r = len(shape)
+    letters = "abcdefghijklmnopqrstuvwxyz"[:r]
+    if c.op(s) == "sum_to":
+        point = tuple(params["shape"])
+        lead = r - len(point)
+        lo = "".join(letters[lead + j] if n == shape[lead + j] and n != 1 else "."
+                     for j, n in enumerate(point))
+    elif params.get("axis") is None:
+        point, lo = (), ""
+    else:
+        axis = params["axis"]
+        point = tuple(c.shape(s))
+        lo = "".join(x if shape[k] != 1 else "." for k, x in enumerate(letters) if k != axis)
+    (_, la), (_, lb) = (operand(c, a, letters, shape) for a in c.args(m))
+    repeats = math.prod(shape[k] for k, x in enumerate(letters)
+                        if x not in lo and x not in la and x not in lb)
+    return la, lb, lo, point, repeats
+
+
+def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
+             repeats: int = 1) -> Any:
+    """``sum(a * b)`` over the letters not in ``lo`` (see :func:`contraction_spec`) as one
+    ``matmul``: the letters of both operands and the output stack, those of both only are
+    contracted, the others are the rows and columns. The points' batch axes stay stacking axes
+    of the matmul, so a point of a batch runs the product a point alone runs."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+
+    def squeezed(x: np.ndarray, letters: str) -> tuple[np.ndarray, str]:
+        rank = len(letters)
+        ones = tuple(k - rank for k, ch in enumerate(letters) if ch == ".")
+        return (np.squeeze(x, axis=ones) if ones else x), letters.replace(".", "")
+
+    a, la = squeezed(a, la)
+    b, lb = squeezed(b, lb)
+    wanted = lo
+    lo = "".join(ch for ch in wanted if ch != "." and (ch in la or ch in lb))
+    # a letter of one operand alone that the output drops: summed in that operand first
+    for which in (0, 1):
+        x, lx, ly = (a, la, lb) if which == 0 else (b, lb, la)
+        alone = [k for k, ch in enumerate(lx) if ch not in ly and ch not in lo]
+        if alone:
+            x = np.sum(x, axis=tuple(k - len(lx) for k in alone))
+            lx = "".join(ch for k, ch in enumerate(lx) if k not in alone)
+            a, la = (x, lx) if which == 0 else (a, la)
+            b, lb = (x, lx) if which == 1 else (b, lb)
+    stack = [ch for ch in la if ch in lb and ch in lo]
+    inner = [ch for ch in la if ch in lb and ch not in lo]
+    rows = [ch for ch in la if ch not in lb]
+    cols = [ch for ch in lb if ch not in la]
+    sizes = {**dict(zip(la, a.shape[a.ndim - len(la):])),
+             **dict(zip(lb, b.shape[b.ndim - len(lb):]))}
+
+    def arranged(x: np.ndarray, lx: str, order: list[str], two: tuple[int, int]) -> np.ndarray:
+        nb = x.ndim - len(lx)
+        x = np.transpose(x, tuple(range(nb)) + tuple(nb + lx.index(ch) for ch in order))
+        return np.reshape(x, x.shape[:nb] + tuple(sizes[ch] for ch in stack) + two)
+
+    m_size = math.prod(sizes[ch] for ch in rows)
+    n_size = math.prod(sizes[ch] for ch in cols)
+    k_size = math.prod(sizes[ch] for ch in inner)
+    A = arranged(a, la, stack + rows + inner, (m_size, k_size))
+    B = arranged(b, lb, stack + inner + cols, (k_size, n_size))
+    R = A @ B  # (..., stack, rows, cols)
+    R = np.reshape(R, R.shape[:-2] + tuple(sizes[ch] for ch in rows + cols))
+    now = stack + rows + cols
+    nb = R.ndim - len(now)
+    order = tuple(range(nb)) + tuple(nb + now.index(ch) for ch in lo)
+    if order != tuple(range(R.ndim)):  # contiguous, for the kernels' vectors that read it
+        R = np.ascontiguousarray(np.transpose(R, order))
+    if repeats != 1:  # each term summed that many times: a product's sum along a constant axis
+        R = R * float(repeats)
+    carried = tuple(n if ch in lo else 1 for ch, n in zip(wanted, point))
+    R = np.reshape(R, R.shape[:nb] + carried)
+    if carried != tuple(point):  # an axis along which neither operand varies: the same sums
+        R = np.array(np.broadcast_to(R, R.shape[:nb] + tuple(point)))
+    return R
+
+
 def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
                  ) -> tuple[str, str, list[Group], _Names]:
     """The Python driver (NumPy calls and kernel calls, in schedule order), the C source of
@@ -365,6 +491,14 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
         if kind == "node":
             code = node_code(c, k, [names.names[a] for a in c.args(k)])
             lines.append(f"    {names.names[k]} = {code}")
+            continue
+        if kind == "contract":
+            m = c.args(k)[0]
+            letters = "abcdefghijklmnopqrstuvwxyz"[:len(c.shape(m))]
+            (a, _), (b, _) = (operand(c, x, letters, c.shape(m)) for x in c.args(m))
+            la, lb, lo, point, repeats = contraction_spec(c, k)
+            lines.append(f"    {names.names[k]} = _contract({names.names[a]}, {names.names[b]}, "
+                         f"{la!r}, {lb!r}, {lo!r}, {point!r}{', ' + str(repeats) if repeats > 1 else ''})")
             continue
         group = groups[k]
         rank = len(group.shape)
@@ -415,7 +549,7 @@ class FusedFunction(NumpyFunction):
         source, self.c_source, groups, names = fused_source(self.circuit, self._name,
                                                             self._min_entries)
         self.groups = len(groups)
-        namespace = {**NAMESPACE, **names.constants, "_run": run_kernel}
+        namespace = {**NAMESPACE, **names.constants, "_run": run_kernel, "_contract": contract}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
         if groups:

@@ -79,8 +79,52 @@ def test_a_chain_is_one_kernel_and_its_sum_is_accumulated_in_it():
 def test_small_groups_stay_numpy_calls():
     c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3,), "y": (3,)})
     assert to_fused(c).groups == 0  # 3 entries < MIN_ENTRIES
-    big = cg.parse("J = sum(exp(x) * y)", shapes={"x": (2000,), "y": (2000,)})
+    big = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (2000,), "y": (2000,)})
     assert to_fused(big).groups == 1
+
+
+@pytest.mark.parametrize("text, shapes", [
+    ("J = sum(W * x, axis=1)", {"W": (40, 30), "x": (30,)}),  # a matrix-vector product
+    ("J = sum(W * x, axis=0)", {"W": (40, 30), "x": (40, 1)}),
+    ("J = sum(A * B)", {"A": (6, 7), "B": (6, 7)}),  # a dot product of every entry
+    ("J = sum(u * v, axis=2)", {"u": (5, 4, 1, 6), "v": (4, 3, 6)}),  # stacked, broadcast
+    ("J = sum(exp(u) * v, axis=0)", {"u": (8, 1), "v": (9,)}),  # an outer product's sum
+])
+def test_a_sum_of_a_product_is_one_matmul(text, shapes):
+    c = cg.parse(text, shapes=shapes)
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    assert "_contract(" in f.source and "xp.sum" not in f.source
+    rng = np.random.default_rng(0)
+    for batch in ((), (3,)):
+        values = {n: rng.normal(size=batch + s) for n, s in shapes.items()}
+        got, want = f(**values), g(**values)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        for k in np.ndindex(batch):
+            assert same_bits(np.asarray(got)[k], f(**{n: v[k] for n, v in values.items()}))
+    # a gradient's sum_to of a product (the adjoint of a broadcast): also a matmul
+    scalar = cg.parse(f"{text}\nL = sum(tanh(J))", shapes=shapes)
+    grad = cg.grad(scalar)
+    values = {n: rng.normal(size=s) for n, s in shapes.items()}
+    for got, want in zip(to_fused(grad, min_entries=0)(**values), cg.to_numpy(grad)(**values)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_sum_along_an_axis_no_operand_has_counts_each_term_that_many_times():
+    from circuitgrad.builder import Builder
+
+    b = Builder()
+    u, v = b.input("u", (4, 1, 5)), b.input("v", (5,))
+    wide = [b.apply("broadcast_to", x, shape=(4, 3, 5)) for x in (u, v)]
+    product = wide[0] * wide[1]
+    c = b.finish([("J", b.apply("sum", product, axis=1)),
+                  ("K", b.apply("sum_to", wide[1] * wide[1], shape=(3, 1), ndim=3))])
+    f = to_fused(c, min_entries=0)
+    assert f.source.count("_contract(") == 2
+    rng = np.random.default_rng(2)
+    values = {"u": rng.normal(size=(4, 1, 5)), "v": rng.normal(size=5)}
+    for got, want in zip(f(**values), cg.to_numpy(c)(**values)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_sums_keep_signed_zeros_and_specials():
