@@ -30,7 +30,45 @@ static inline double cg_pow(double a, double b) {
     return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
 }
 
-#define CG_OP_COUNT 66
+/* NumPy's npy_logaddexp2: log2(2^x + 2^y) without overflow; x + 1 at x == y. */
+static inline double cg_logaddexp2(double x, double y) {
+    if (x == y) return x + 1.0;
+    double d = x - y;
+    if (d > 0.0) return x + 1.442695040888963407359924681001892137 * log1p(exp2(-d));
+    if (d <= 0.0) return y + 1.442695040888963407359924681001892137 * log1p(exp2(d));
+    return d;
+}
+
+/* NumPy's npy_divmod: C's fmod moved to the divisor's sign (Python's %), and the quotient
+   (a - mod) / b floored and snapped to the nearest integer; at b == 0, fmod's NaN and a / b. */
+static inline double cg_remainder(double a, double b) {
+    double mod = fmod(a, b);
+    if (b == 0.0) return mod;
+    if (mod != 0.0) {
+        if ((b < 0.0) != (mod < 0.0)) mod += b;
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
+}
+static inline double cg_floor_divide(double a, double b) {
+    if (b == 0.0) return a / b;
+    double mod = fmod(a, b), div = (a - mod) / b, floordiv;
+    if (mod != 0.0 && (b < 0.0) != (mod < 0.0)) div -= 1.0;
+    if (div != 0.0) {
+        floordiv = floor(div);
+        if (div - floordiv > 0.5) floordiv += 1.0;
+    } else {
+        floordiv = copysign(0.0, a / b);
+    }
+    return floordiv;
+}
+
+/* NumPy's fmax and fmin: NaN only where both are NaN; the first argument at a tie. */
+static inline double cg_fmax(double a, double b) { return (a >= b || b != b) ? a : b; }
+static inline double cg_fmin(double a, double b) { return (a <= b || b != b) ? a : b; }
+
+#define CG_OP_COUNT 72
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -77,6 +115,12 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "clip",
     "logaddexp",
     "cbrt",
+    "remainder",
+    "floor_divide",
+    "fmod",
+    "fmax",
+    "fmin",
+    "logaddexp2",
     "less",
     "less_equal",
     "greater",
@@ -147,27 +191,33 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 42: /* clip */ r[o] = cg_minimum(cg_maximum(r[a0], r[a1]), r[a2]); break; \
     case 43: /* logaddexp */ r[o] = cg_logaddexp(r[a0], r[a1]); break; \
     case 44: /* cbrt */ r[o] = cbrt(r[a0]); break; \
-    case 45: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
-    case 46: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
-    case 47: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
-    case 48: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
-    case 49: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
-    case 50: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
-    case 51: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 52: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 53: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
-    case 54: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
-    case 55: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
-    case 56: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
-    case 57: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
-    case 59: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
-    case 60: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
-    case 61: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
-    case 62: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 63: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
-    case 64: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
-    case 65: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
+    case 45: /* remainder */ r[o] = cg_remainder(r[a0], r[a1]); break; \
+    case 46: /* floor_divide */ r[o] = cg_floor_divide(r[a0], r[a1]); break; \
+    case 47: /* fmod */ r[o] = fmod(r[a0], r[a1]); break; \
+    case 48: /* fmax */ r[o] = cg_fmax(r[a0], r[a1]); break; \
+    case 49: /* fmin */ r[o] = cg_fmin(r[a0], r[a1]); break; \
+    case 50: /* logaddexp2 */ r[o] = cg_logaddexp2(r[a0], r[a1]); break; \
+    case 51: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
+    case 52: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
+    case 53: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
+    case 54: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
+    case 55: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
+    case 56: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
+    case 57: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 58: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 59: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
+    case 60: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
+    case 61: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
+    case 62: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
+    case 63: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
+    case 64: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
+    case 65: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
+    case 66: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
+    case 67: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
+    case 68: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
+    case 69: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 70: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 71: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -218,27 +268,33 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 42: /* clip */ for (l = 0; l < n; l++) y[l] = cg_minimum(cg_maximum(x0[l], x1[l]), x2[l]); break; \
     case 43: /* logaddexp */ for (l = 0; l < n; l++) y[l] = cg_logaddexp(x0[l], x1[l]); break; \
     case 44: /* cbrt */ for (l = 0; l < n; l++) y[l] = cbrt(x0[l]); break; \
-    case 45: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
-    case 46: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
-    case 47: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
-    case 48: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
-    case 49: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
-    case 50: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
-    case 51: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 52: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 53: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
-    case 54: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
-    case 55: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
-    case 56: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
-    case 57: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
-    case 59: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
-    case 60: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
-    case 61: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
-    case 62: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 63: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
-    case 64: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
-    case 65: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
+    case 45: /* remainder */ for (l = 0; l < n; l++) y[l] = cg_remainder(x0[l], x1[l]); break; \
+    case 46: /* floor_divide */ for (l = 0; l < n; l++) y[l] = cg_floor_divide(x0[l], x1[l]); break; \
+    case 47: /* fmod */ for (l = 0; l < n; l++) y[l] = fmod(x0[l], x1[l]); break; \
+    case 48: /* fmax */ for (l = 0; l < n; l++) y[l] = cg_fmax(x0[l], x1[l]); break; \
+    case 49: /* fmin */ for (l = 0; l < n; l++) y[l] = cg_fmin(x0[l], x1[l]); break; \
+    case 50: /* logaddexp2 */ for (l = 0; l < n; l++) y[l] = cg_logaddexp2(x0[l], x1[l]); break; \
+    case 51: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
+    case 52: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
+    case 53: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
+    case 54: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
+    case 55: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
+    case 56: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
+    case 57: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 58: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 59: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
+    case 60: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
+    case 61: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
+    case 62: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
+    case 63: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
+    case 64: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
+    case 65: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
+    case 66: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
+    case 67: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
+    case 68: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
+    case 69: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 70: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 71: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -314,6 +370,12 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_63,
         &&op_64,
         &&op_65,
+        &&op_66,
+        &&op_67,
+        &&op_68,
+        &&op_69,
+        &&op_70,
+        &&op_71,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -363,26 +425,32 @@ op_41: /* minimum */ r[ins[1]] = cg_minimum(r[ins[2]], r[ins[3]]); ins += 5; if 
 op_42: /* clip */ r[ins[1]] = cg_minimum(cg_maximum(r[ins[2]], r[ins[3]]), r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_43: /* logaddexp */ r[ins[1]] = cg_logaddexp(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_44: /* cbrt */ r[ins[1]] = cbrt(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_45: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_46: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_47: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_48: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_49: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_50: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_51: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_52: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_53: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_54: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_55: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_56: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_57: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_58: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_59: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_60: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_61: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_62: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_63: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_64: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_65: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_45: /* remainder */ r[ins[1]] = cg_remainder(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_46: /* floor_divide */ r[ins[1]] = cg_floor_divide(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_47: /* fmod */ r[ins[1]] = fmod(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_48: /* fmax */ r[ins[1]] = cg_fmax(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_49: /* fmin */ r[ins[1]] = cg_fmin(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_50: /* logaddexp2 */ r[ins[1]] = cg_logaddexp2(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_51: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_52: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_53: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_54: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_55: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_56: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_57: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_58: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_59: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_60: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_61: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_62: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_63: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_65: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_66: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_67: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_68: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_69: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_70: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_71: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif

@@ -133,3 +133,24 @@ def atanh(x: Any) -> Any:
     with np.errstate(divide="ignore"):
         return np.arctanh(x)
 
+
+
+# NumPy's ufuncs the standard lacks (remainder and floor_divide are in it, fmod is not).
+fmod = np.fmod
+logaddexp2 = np.logaddexp2
+
+
+def fmax(a: Any, b: Any) -> Any:
+    """NumPy's fmax with one answer at a tie of zeros: ``a`` where ``a >= b`` or ``b`` is NaN,
+    else ``b`` (np.fmax's own SIMD loop returns the other zero, its scalar loop this one, so its
+    result would depend on the array's length: a point of a batch would not be the point).
+
+        >>> float(fmax(-0.0, 0.0)), float(fmax(np.nan, 1.0)), float(fmax(1.0, np.nan))
+        (-0.0, 1.0, 1.0)
+    """
+    return np.where((a >= b) | np.isnan(b), a, b)[()]
+
+
+def fmin(a: Any, b: Any) -> Any:
+    """NumPy's fmin, the first argument at a tie (as :func:`fmax`)."""
+    return np.where((a <= b) | np.isnan(b), a, b)[()]

@@ -25,3 +25,41 @@ static inline double cg_logaddexp(double x, double y) {
 static inline double cg_pow(double a, double b) {
     return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
 }
+
+/* NumPy's npy_logaddexp2: log2(2^x + 2^y) without overflow; x + 1 at x == y. */
+static inline double cg_logaddexp2(double x, double y) {
+    if (x == y) return x + 1.0;
+    double d = x - y;
+    if (d > 0.0) return x + 1.442695040888963407359924681001892137 * log1p(exp2(-d));
+    if (d <= 0.0) return y + 1.442695040888963407359924681001892137 * log1p(exp2(d));
+    return d;
+}
+
+/* NumPy's npy_divmod: C's fmod moved to the divisor's sign (Python's %), and the quotient
+   (a - mod) / b floored and snapped to the nearest integer; at b == 0, fmod's NaN and a / b. */
+static inline double cg_remainder(double a, double b) {
+    double mod = fmod(a, b);
+    if (b == 0.0) return mod;
+    if (mod != 0.0) {
+        if ((b < 0.0) != (mod < 0.0)) mod += b;
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
+}
+static inline double cg_floor_divide(double a, double b) {
+    if (b == 0.0) return a / b;
+    double mod = fmod(a, b), div = (a - mod) / b, floordiv;
+    if (mod != 0.0 && (b < 0.0) != (mod < 0.0)) div -= 1.0;
+    if (div != 0.0) {
+        floordiv = floor(div);
+        if (div - floordiv > 0.5) floordiv += 1.0;
+    } else {
+        floordiv = copysign(0.0, a / b);
+    }
+    return floordiv;
+}
+
+/* NumPy's fmax and fmin: NaN only where both are NaN; the first argument at a tie. */
+static inline double cg_fmax(double a, double b) { return (a >= b || b != b) ? a : b; }
+static inline double cg_fmin(double a, double b) { return (a <= b || b != b) ? a : b; }
