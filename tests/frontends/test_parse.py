@@ -61,7 +61,7 @@ def test_comments_blank_lines_and_continuations():
         ("x is y", "operator 'is' is not supported", 1, 1),
         ("y = 2 * (x in z)", "operator 'in' is not supported", 1, 10),
         ("sin(x=1)", "keyword argument 'x'", 1, 5),
-        ("x // y", "operator '//'", 1, 1),
+        ("x << y", "operator '<<'", 1, 1),
         ("x ^ y", r"use \*\* for powers", 1, 1),
         ("z = y\ny = 2", "'y' is used on line 1 before it is assigned", 2, 1),
         ("z = x\nz = 2*x", "'z' is assigned twice", 2, 1),

@@ -267,17 +267,36 @@ def _interp(func: Any, args: tuple, kwargs: dict) -> Any:
         f = [float(v) for v in fv]
     left = f[0] if bound.get("left") is None else bound["left"]
     right = f[-1] if bound.get("right") is None else bound["right"]
-    # NumPy's arr_interp: fp[j] + slope·(x - xp[j]) on [xp[j], xp[j+1]), fp[j] at x == xp[j],
-    # fp[-1] at x == xp[-1], left below xp[0], right above xp[-1], NaN at NaN.
+    # NumPy's arr_interp: slope·(x - xp[j]) + fp[j] on [xp[j], xp[j+1]) (fp[j] exactly at
+    # x == xp[j]), fp[-1] at x == xp[-1], left below xp[0], right above xp[-1], NaN at NaN;
+    # where that is NaN (infinite fp), slope·(x - xp[j+1]) + fp[j+1], then fp[j] if equal.
+    finite = not any(isinstance(v, Value) for v in f) and all(map(math.isfinite, f))
     out: Any = as_value(b, left)
     for j in range(len(xp) - 1):
-        slope = (f[j + 1] - f[j]) / float(xp[j + 1] - xp[j])
-        line = slope * (x - float(xp[j])) + f[j]
-        line = b.apply("where", b.apply("equal", x, float(xp[j])), f[j], line)
-        out = b.apply("where", b.apply("greater_equal", x, float(xp[j])), line, out)
+        lo, hi = float(xp[j]), float(xp[j + 1])
+        slope = (f[j + 1] - f[j]) / (hi - lo)
+        line = _line(b, slope, x, lo, f[j])
+        if not finite:
+            other = slope * (x - hi) + f[j + 1]
+            other = b.apply("where", b.apply("logical_and", b.apply("not_equal", other, other),
+                                             b.apply("equal", as_value(b, f[j]), f[j + 1])),
+                            f[j], other)
+            line = b.apply("where", b.apply("not_equal", line, line), other, line)
+        out = b.apply("where", b.apply("greater_equal", x, lo), line, out)
     out = b.apply("where", b.apply("equal", x, float(xp[-1])), f[-1], out)
     out = b.apply("where", b.apply("greater", x, float(xp[-1])), right, out)
     return b.apply("where", b.apply("not_equal", x, x), x, out)
+
+
+def _line(b: Any, slope: Any, x: Value, lo: float, at: Any) -> Value:
+    """slope·(x - lo) + at, with the value ``at`` exactly at x == lo, its sign of zero too
+    (NumPy returns fp[j] there): slope·(+0) is a zero of slope's sign, so a positive slope
+    subtracts slope·(lo - x) instead. Its derivative is the slope, also at x == lo."""
+    down = slope * (x - lo) + at
+    up = at - slope * (lo - x)
+    if not isinstance(slope, Value):
+        return down if slope < 0 else up
+    return b.apply("where", b.apply("less", slope, 0.0), down, up)
 
 
 # -- differences and sums of products ----------------------------------------------------------
