@@ -489,6 +489,24 @@ def logaddexp2(a: Any, b: Any) -> Any:
     """
     return _apply("logaddexp2", a, b)
 
+
+def float_power(a: Any, b: Any) -> Any:
+    """a to the b with C's pow everywhere, as NumPy's float_power (float_power(-0.0, 0.5) = 0.0).
+
+    >>> float(float_power(-0.0, 0.5))
+    0.0
+    """
+    return _apply("float_power", a, b)
+
+
+def sinc(x: Any) -> Any:
+    """NumPy's sinc, sin(πx)/(πx) with sinc(0) = 1; every derivative exact at 0.
+
+    >>> float(sinc(0.0)), round(float(sinc(0.5)), 12)
+    (1.0, 0.63661977236)
+    """
+    return _apply("sinc", x)
+
 # -- masks: 1.0 where the comparison holds, 0.0 elsewhere ---------------------------------------
 
 def less(a: Any, b: Any) -> Any:

@@ -43,6 +43,12 @@ MATRIX = rng.normal(size=(3, 4))
 WITH_NAN = (np.append(TIED, [np.nan, 1.0, np.nan]), np.append(TIED[::-1], [1.0, np.nan, np.nan]))
 
 
+def _spherical(x, n):
+    from scipy.special import spherical_jn
+
+    return spherical_jn(n.astype(int), np.pi * x) / (np.pi * x) ** n
+
+
 def _fmax(a, b):
     return a if b != b or a >= b else b
 
@@ -165,6 +171,14 @@ SPECS = {
     "logaddexp2": spec(lambda a, b: np.log2(2.0**a + 2.0**b), (REALS, REALS[::-1]),
                        point=lambda a, b: max(a, b) + math.log2(1 + 2.0 ** -abs(a - b)),
                        domain=lambda a, b: True),
+    "float_power": spec(np.vectorize(lambda a, b: float(a) ** float(b)), (POSITIVE, REALS),
+                        point=lambda a, b: a**b, domain=lambda a, b: a > 0.2 and abs(b) < 3),
+    "sinc": spec(lambda x: np.array([math.sin(math.pi * v) / (math.pi * v) if v else 1.0
+                                     for v in x]), (np.append(REALS, [0.0, 1.0, -2.0]),),
+                 point=lambda a: math.sin(math.pi * a) / (math.pi * a) if a else 1.0,
+                 domain=lambda a: abs(a) < 4),
+    # j_n(πx)/(πx)ⁿ, against scipy's spherical Bessel function (n = 2 here)
+    "sinc_d": spec(lambda x, n: _spherical(x, n), (REALS + 0.01, np.full(50, 2.0))),
     "less": spec(lambda a, b: (a < b) * 1.0, (TIED, TIED[::-1])),
     "less_equal": spec(lambda a, b: (a <= b) * 1.0, (TIED, TIED[::-1])),
     "greater": spec(lambda a, b: (a > b) * 1.0, (TIED, TIED[::-1])),

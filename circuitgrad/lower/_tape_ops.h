@@ -68,7 +68,42 @@ static inline double cg_floor_divide(double a, double b) {
 static inline double cg_fmax(double a, double b) { return (a >= b || b != b) ? a : b; }
 static inline double cg_fmin(double a, double b) { return (a <= b || b != b) ? a : b; }
 
-#define CG_OP_COUNT 72
+/* NumPy's sinc, sin(πx)/(πx), with NumPy's 1e-20 in place of x = 0 (so sinc(0) = 1). */
+static inline double cg_sinc(double x) {
+    double y = 3.141592653589793 * (x == 0.0 ? 1e-20 : x);
+    return sin(y) / y;
+}
+
+/* sinc's derivatives: j_n(z)/z^n at z = πx (j_n the spherical Bessel function; n = 0 is
+   sinc), smooth and even, so (d/dx) sinc_d(x, n) = -π²·x·sinc_d(x, n + 1) has no 0/0.
+   The power series below |z| = n + 2, the upward recurrence from sin and cos above (stable
+   there); NaN unless n is an integer in [0, 64]. special.py computes it the same way. */
+static double cg_sinc_d(double x, double n) {
+    if (!(n >= 0.0 && n <= 64.0 && n == floor(n))) return NAN;
+    int m = (int)n, k;
+    double z = 3.141592653589793 * x;
+    if (fabs(z) < n + 2.0) {
+        double t = 1.0, w = -0.5 * z * z, sum;
+        for (k = 1; k <= m; k++) t = t / (double)(2 * k + 1);
+        sum = t;
+        for (k = 1; k <= 60; k++) {
+            t = t * (w / (double)(k * (2 * m + 2 * k + 1)));
+            sum = sum + t;
+        }
+        return sum;
+    }
+    double s = sin(z), c = cos(z), j0 = s / z, j1 = s / (z * z) - c / z, j2, p = 1.0;
+    if (m == 0) return j0;
+    for (k = 1; k < m; k++) {
+        j2 = (double)(2 * k + 1) / z * j1 - j0;
+        j0 = j1;
+        j1 = j2;
+    }
+    for (k = 0; k < m; k++) p = p * z;
+    return j1 / p;
+}
+
+#define CG_OP_COUNT 75
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -121,6 +156,9 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "fmax",
     "fmin",
     "logaddexp2",
+    "float_power",
+    "sinc",
+    "sinc_d",
     "less",
     "less_equal",
     "greater",
@@ -197,27 +235,30 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 48: /* fmax */ r[o] = cg_fmax(r[a0], r[a1]); break; \
     case 49: /* fmin */ r[o] = cg_fmin(r[a0], r[a1]); break; \
     case 50: /* logaddexp2 */ r[o] = cg_logaddexp2(r[a0], r[a1]); break; \
-    case 51: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
-    case 52: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
-    case 53: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
-    case 54: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
-    case 55: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
-    case 56: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
-    case 57: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 59: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
-    case 60: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
-    case 61: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
-    case 62: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
-    case 63: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
-    case 64: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
-    case 65: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
-    case 66: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
-    case 67: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
-    case 68: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 69: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
-    case 70: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
-    case 71: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
+    case 51: /* float_power */ r[o] = pow(r[a0], r[a1]); break; \
+    case 52: /* sinc */ r[o] = cg_sinc(r[a0]); break; \
+    case 53: /* sinc_d */ r[o] = cg_sinc_d(r[a0], r[a1]); break; \
+    case 54: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
+    case 55: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
+    case 56: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
+    case 57: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
+    case 58: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
+    case 59: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
+    case 60: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 61: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 62: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
+    case 63: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
+    case 64: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
+    case 65: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
+    case 66: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
+    case 67: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
+    case 68: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
+    case 69: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
+    case 70: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
+    case 71: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
+    case 72: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 73: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 74: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -274,27 +315,30 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 48: /* fmax */ for (l = 0; l < n; l++) y[l] = cg_fmax(x0[l], x1[l]); break; \
     case 49: /* fmin */ for (l = 0; l < n; l++) y[l] = cg_fmin(x0[l], x1[l]); break; \
     case 50: /* logaddexp2 */ for (l = 0; l < n; l++) y[l] = cg_logaddexp2(x0[l], x1[l]); break; \
-    case 51: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
-    case 52: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
-    case 53: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
-    case 54: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
-    case 55: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
-    case 56: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
-    case 57: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 59: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
-    case 60: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
-    case 61: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
-    case 62: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
-    case 63: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
-    case 64: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
-    case 65: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
-    case 66: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
-    case 67: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
-    case 68: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 69: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
-    case 70: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
-    case 71: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
+    case 51: /* float_power */ for (l = 0; l < n; l++) y[l] = pow(x0[l], x1[l]); break; \
+    case 52: /* sinc */ for (l = 0; l < n; l++) y[l] = cg_sinc(x0[l]); break; \
+    case 53: /* sinc_d */ for (l = 0; l < n; l++) y[l] = cg_sinc_d(x0[l], x1[l]); break; \
+    case 54: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
+    case 55: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
+    case 56: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
+    case 57: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
+    case 58: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
+    case 59: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
+    case 60: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 61: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 62: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
+    case 63: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
+    case 64: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
+    case 65: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
+    case 66: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
+    case 67: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
+    case 68: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
+    case 69: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
+    case 70: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
+    case 71: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
+    case 72: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 73: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 74: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -376,6 +420,9 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_69,
         &&op_70,
         &&op_71,
+        &&op_72,
+        &&op_73,
+        &&op_74,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -431,26 +478,29 @@ op_47: /* fmod */ r[ins[1]] = fmod(r[ins[2]], r[ins[3]]); ins += 5; if (ins == e
 op_48: /* fmax */ r[ins[1]] = cg_fmax(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_49: /* fmin */ r[ins[1]] = cg_fmin(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_50: /* logaddexp2 */ r[ins[1]] = cg_logaddexp2(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_51: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_52: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_53: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_54: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_55: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_56: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_57: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_58: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_59: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_60: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_61: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_62: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_63: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_64: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_65: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_66: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_67: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_68: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_69: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_70: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_71: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_51: /* float_power */ r[ins[1]] = pow(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_52: /* sinc */ r[ins[1]] = cg_sinc(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_53: /* sinc_d */ r[ins[1]] = cg_sinc_d(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_54: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_55: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_56: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_57: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_58: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_59: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_60: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_61: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_62: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_63: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_65: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_66: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_67: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_68: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_69: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_70: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_71: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_72: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_73: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_74: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif

@@ -85,6 +85,21 @@ def _logaddexp2(xp: Any, a: Any, b: Any) -> Any:
     return xp.where(a == b, a + 1.0, xp.where(d > 0.0, a + lo, xp.where(d <= 0.0, b + lo, d)))
 
 
+def _float_power(xp: Any, a: Any, b: Any) -> Any:
+    return xp.pow(a, b)
+
+
+def _sinc(xp: Any, x: Any) -> Any:
+    y = 3.141592653589793 * xp.where(x == 0.0, 1e-20, x)
+    return xp.sin(y) / y
+
+
+def _sinc_d(xp: Any, x: Any, n: Any) -> Any:
+    from .special import sinc_derivative
+
+    return sinc_derivative(xp, x, n)
+
+
 def _matvec(xp: Any, a: Any, b: Any) -> Any:
     # A vector as a one-column matrix, so that batch axes in front of both broadcast.
     return (a @ b[..., None])[..., 0]
@@ -322,6 +337,11 @@ HELPERS: dict[str, dict[str, Any]] = {
     "logaddexp2": {"numpy": "special.logaddexp2", "cupy": "cupy:logaddexp2",
                    "torch": "torch:logaddexp2", "jax": "jax.numpy:logaddexp2",
                    "dask": "dask.array:logaddexp2", "standard": _logaddexp2},
+    # C's pow at every entry; NumPy's sinc and its derivatives (circuitgrad's, in xp's ops).
+    "float_power": {"numpy": "special.float_power", "cupy": "cupy:float_power",
+                    "standard": _float_power},
+    "sinc": {"numpy": "special.sinc", "standard": _sinc},
+    "sinc_d": {"numpy": "special.sinc_d", "standard": _sinc_d},
     # The reductions with stable forms in standard ops.
     "logsumexp": {"numpy": "special.logsumexp", "standard": _logsumexp},
     "softmax": {"numpy": "special.softmax", "standard": _softmax},

@@ -43,6 +43,25 @@ def _chosen(out: Any, a: Any, b: Any) -> Any:
     return call("where", call("equal", a, b), 0.5, call("equal", out, a))
 
 
+_PI2 = -math.pi**2  # sinc's rule: d/dx j_n(πx)/(πx)ⁿ = -π²·x·j_(n+1)(πx)/(πx)ⁿ⁺¹
+
+
+def _float_power_partials(out: Any, a: Any, b: Any) -> tuple:
+    c = b.constant
+    if c is not None:
+        return c * call("float_power", a, c - 1.0), None
+    return b * call("float_power", a, b - 1.0), out * _log_base(out, a)
+
+
+def _float_power_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
+    # As pow's: a constant exponent scales bar by c·a^(c-1); a variable one shares bar·out
+    # (NaN at a = 0 for the base, as pow's: docs/semantics.md).
+    if b.constant is not None:
+        return scaled(bar, _float_power_partials(out, a, b)[0]), None
+    t = bar * out
+    return t * b / a, t * _log_base(out, a)
+
+
 def _atan2_vjp(bar: Any, out: Any, y: Any, x: Any) -> tuple:
     # ∂atan2(y, x) = (x, -y) / (x² + y²) = (x/h, -y/h) / h, h = hypot(y, x): neither x² + y²
     # nor 1/h² is formed, so nothing overflows or underflows at 1e200 or 1e-300 (7 nodes).
@@ -409,5 +428,25 @@ RECORDS: list[Primitive] = [
               partials=lambda out, a, b: (call("exp2", a - out), call("exp2", b - out)),
               c="cg_logaddexp2({0}, {1})",
               sympy=_sympy("logaddexp2", lambda sp, a, b: sp.log(2**a + 2**b, 2))),
+    # float_power(a, b) = C's pow everywhere (NumPy's float_power: float_power(-0.0, 0.5) = 0.0
+    # where power's sqrt gives -0.0); the partials are pow's, with float_power itself.
+    Primitive("float_power", 2, "_sp.float_power({0}, {1})", "^", numpy=("float_power",),
+              partials=_float_power_partials, vjp=_float_power_vjp,
+              c="pow({0}, {1})",
+              sympy=lambda a, b: a**b),
+    # sinc(x) = sin(πx)/(πx), NumPy's (1 at 0). sinc′(x) = -π²·x·sinc_d(x, 1), and sinc_d's own
+    # derivative the same with n + 1: each factor smooth, so every derivative at 0 is exact
+    # (sinc′(0) = 0, sinc″(0) = -π²/3) and none is a 0/0.
+    Primitive("sinc", 1, "_sp.sinc({0})", "sinc",
+              partials=lambda out, x: (_PI2 * (x * call("sinc_d", x, 1.0)),),
+              c="cg_sinc({0})",
+              sympy=_sympy("sinc", lambda sp, x: sp.sinc(sp.pi * x))),
+    # sinc_d(x, n) = j_n(πx)/(πx)ⁿ (spherical Bessel j_n; n a constant integer in [0, 64], else
+    # NaN): internal, made by sinc's rule and its own.
+    Primitive("sinc_d", 2, "_sp.sinc_d({0}, {1})", "sinc⁽ⁿ⁾", internal=True,
+              partials=lambda out, x, n: (_PI2 * (x * call("sinc_d", x, n + 1.0)), None),
+              c="cg_sinc_d({0}, {1})",
+              sympy=_sympy("sinc_d", lambda sp, x, n: sp.jn(int(n), sp.pi * x)
+                           / (sp.pi * x) ** int(n))),
 ]
 

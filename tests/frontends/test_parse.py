@@ -46,7 +46,7 @@ def test_comments_blank_lines_and_continuations():
         ("", "empty program", 1, 1),
         ("   \n# only a comment\n", "empty program", 1, 1),
         ("foo(x)", "unknown function 'foo'", 1, 1),
-        ("y = 1 + sinc(x)", "unknown function 'sinc'", 1, 9),
+        ("y = 1 + sinq(x)", "unknown function 'sinq'", 1, 9),
         ("sin(x, y)", r"sin\(\) takes 1 argument, got 2", 1, 1),
         ("x + sin()", r"sin\(\) takes 1 argument, got 0", 1, 5),
         ("np.sin(x)", "attribute access", 1, 1),

@@ -223,9 +223,43 @@ def test_the_other_ufuncs_of_the_list_trace(ufunc):
     np.testing.assert_allclose(value(ufunc, *args), ufunc(*args), rtol=1e-14)
 
 
-def test_float_power_is_refused_by_name():
-    with pytest.raises(CircuitError, match="numpy.float_power cannot be traced"):
-        cg.trace(lambda x: np.float_power(x, 2.0))
+def test_float_power_is_cs_pow_everywhere_and_differs_from_power_where_numpy_does():
+    with np.errstate(all="ignore"):
+        want = np.float_power(X, Y)
+        for f in lowerings(cg.trace(np.float_power)):
+            got = f(X, Y)
+            assert same_bits(np.where(np.isfinite(want), want, got), want)
+            np.testing.assert_allclose(got, want, rtol=4e-16)
+        # power's sqrt at 0.5 gives -0.0 and NaN; C's pow gives 0.0 and inf
+        x = np.array([-0.0, -np.inf])
+        assert same_bits(value(lambda a: np.float_power(a, 0.5), x), [0.0, np.inf])
+        assert same_bits(value(lambda a: np.power(a, 0.5), x), [-0.0, np.nan])
+    g = cg.to_numpy(cg.grad(cg.trace(lambda a, b: np.float_power(a, b))))(2.0, 3.0)
+    assert (float(g.df_da), float(g.df_db)) == (12.0, pytest.approx(8 * math.log(2), rel=1e-15))
+    assert float(cg.to_numpy(cg.grad(cg.trace(lambda a: np.float_power(a, 3.0))))(2.0).df_da) == 12
+
+
+def test_sinc_is_numpys_and_exact_at_its_removable_singularity():
+    x = np.concatenate([V * 3, [0.0, -0.0, 1e-300, 1e-9, 1.0, -2.0, 1e6, np.inf, np.nan]])
+    with np.errstate(invalid="ignore"):
+        for f in lowerings(cg.trace(np.sinc)):
+            assert same_bits(f(x), np.sinc(x))
+    c = cg.trace(lambda x: np.sinc(x))
+    h = cg.to_numpy(cg.hessian(c))(0.0)
+    assert (float(h.f), float(h.df_dx)) == (1.0, 0.0)
+    assert float(h.d2f_dx_dx) == pytest.approx(-math.pi**2 / 3, rel=1e-15)
+    import sympy
+
+    t = sympy.Symbol("t")
+    exact = sympy.sin(sympy.pi * t) / (sympy.pi * t)
+    for point in (1e-7, 0.3, 1.7, -4.2, 31.5):
+        g = cg.to_numpy(cg.hessian(c))(point)
+        at = {t: sympy.Float(point, 40)}  # 40 digits: the formulas cancel near 0
+        assert float(g.df_dx) == pytest.approx(float(sympy.diff(exact, t).evalf(40, subs=at)),
+                                               rel=1e-13)
+        assert float(g.d2f_dx_dx) == pytest.approx(float(sympy.diff(exact, t, 2).evalf(
+            40, subs=at)), rel=1e-12)
+    assert cg.check_grad(summed(np.sinc, V), {"a0": V}) < 1e-6
 
 
 def test_nan_to_num_with_its_arguments():

@@ -473,6 +473,8 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.ptp: _ptp,
     np.average: _average,
     np.cumprod: _cumprod,
+    np.sinc: lambda f, a, k: traced(f, bind(f, a, k, {"x": None})["x"]).builder.apply(
+        "sinc", bind(f, a, k, {"x": None})["x"]),
     np.nan_to_num: _nan_to_num,
     np.select: _select,
     np.polyval: _polyval,

@@ -63,3 +63,38 @@ static inline double cg_floor_divide(double a, double b) {
 /* NumPy's fmax and fmin: NaN only where both are NaN; the first argument at a tie. */
 static inline double cg_fmax(double a, double b) { return (a >= b || b != b) ? a : b; }
 static inline double cg_fmin(double a, double b) { return (a <= b || b != b) ? a : b; }
+
+/* NumPy's sinc, sin(πx)/(πx), with NumPy's 1e-20 in place of x = 0 (so sinc(0) = 1). */
+static inline double cg_sinc(double x) {
+    double y = 3.141592653589793 * (x == 0.0 ? 1e-20 : x);
+    return sin(y) / y;
+}
+
+/* sinc's derivatives: j_n(z)/z^n at z = πx (j_n the spherical Bessel function; n = 0 is
+   sinc), smooth and even, so (d/dx) sinc_d(x, n) = -π²·x·sinc_d(x, n + 1) has no 0/0.
+   The power series below |z| = n + 2, the upward recurrence from sin and cos above (stable
+   there); NaN unless n is an integer in [0, 64]. special.py computes it the same way. */
+static double cg_sinc_d(double x, double n) {
+    if (!(n >= 0.0 && n <= 64.0 && n == floor(n))) return NAN;
+    int m = (int)n, k;
+    double z = 3.141592653589793 * x;
+    if (fabs(z) < n + 2.0) {
+        double t = 1.0, w = -0.5 * z * z, sum;
+        for (k = 1; k <= m; k++) t = t / (double)(2 * k + 1);
+        sum = t;
+        for (k = 1; k <= 60; k++) {
+            t = t * (w / (double)(k * (2 * m + 2 * k + 1)));
+            sum = sum + t;
+        }
+        return sum;
+    }
+    double s = sin(z), c = cos(z), j0 = s / z, j1 = s / (z * z) - c / z, j2, p = 1.0;
+    if (m == 0) return j0;
+    for (k = 1; k < m; k++) {
+        j2 = (double)(2 * k + 1) / z * j1 - j0;
+        j0 = j1;
+        j1 = j2;
+    }
+    for (k = 0; k < m; k++) p = p * z;
+    return j1 / p;
+}
