@@ -435,6 +435,78 @@ def logaddexp(a: Any, b: Any) -> Any:
     return _apply("logaddexp", a, b)
 
 
+
+def remainder(a: Any, b: Any) -> Any:
+    """a mod b with the divisor's sign, NumPy's remainder and Python's % (derivative 1 and -a // b).
+
+    >>> float(remainder(-1.0, 3.0)), float(remainder(1.0, -3.0))
+    (2.0, -2.0)
+    """
+    return _apply("remainder", a, b)
+
+
+def floor_divide(a: Any, b: Any) -> Any:
+    """⌊a / b⌋ as NumPy's floor_divide and Python's // compute it (derivative 0).
+
+    >>> float(floor_divide(-7.0, 2.0))
+    -4.0
+    """
+    return _apply("floor_divide", a, b)
+
+
+def fmod(a: Any, b: Any) -> Any:
+    """C's fmod: a - b·trunc(a / b), with the sign of a (derivative 1 and -trunc(a / b)).
+
+    >>> float(fmod(-1.0, 3.0))
+    -1.0
+    """
+    return _apply("fmod", a, b)
+
+
+def fmax(a: Any, b: Any) -> Any:
+    """The larger of a and b, ignoring NaN (NaN only where both are).
+
+    >>> float(fmax(float('nan'), 1.0))
+    1.0
+    """
+    return _apply("fmax", a, b)
+
+
+def fmin(a: Any, b: Any) -> Any:
+    """The smaller of a and b, ignoring NaN (NaN only where both are).
+
+    >>> float(fmin(2.0, float('nan')))
+    2.0
+    """
+    return _apply("fmin", a, b)
+
+
+def logaddexp2(a: Any, b: Any) -> Any:
+    """log₂(2ᵃ + 2ᵇ) without overflow.
+
+    >>> float(logaddexp2(1000.0, 1000.0))
+    1001.0
+    """
+    return _apply("logaddexp2", a, b)
+
+
+def float_power(a: Any, b: Any) -> Any:
+    """a to the b with C's pow everywhere, as NumPy's float_power (float_power(-0.0, 0.5) = 0.0).
+
+    >>> float(float_power(-0.0, 0.5))
+    0.0
+    """
+    return _apply("float_power", a, b)
+
+
+def sinc(x: Any) -> Any:
+    """NumPy's sinc, sin(πx)/(πx) with sinc(0) = 1; every derivative exact at 0.
+
+    >>> float(sinc(0.0)), round(float(sinc(0.5)), 12)
+    (1.0, 0.63661977236)
+    """
+    return _apply("sinc", x)
+
 # -- masks: 1.0 where the comparison holds, 0.0 elsewhere ---------------------------------------
 
 def less(a: Any, b: Any) -> Any:

@@ -87,6 +87,15 @@ class Value:
             raise _refused("pow(x, y, modulo)")
         return self._binary("pow", other)
     def __rpow__(self, other): return self._binary("pow", other, True)
+    # % and // are NumPy's remainder and floor_divide (Python's conventions on floats: the
+    # divisor's sign); divmod is the pair. A traced value is never changed in place, so
+    # x %= y rebinds x to the new node, as for +=.
+    def __mod__(self, other): return self._binary("remainder", other)
+    def __rmod__(self, other): return self._binary("remainder", other, True)
+    def __floordiv__(self, other): return self._binary("floor_divide", other)
+    def __rfloordiv__(self, other): return self._binary("floor_divide", other, True)
+    def __divmod__(self, other): return self // other, self % other
+    def __rdivmod__(self, other): return other // self, other % self
     def __matmul__(self, other): return self._binary("matmul", other)
     def __rmatmul__(self, other): return self._binary("matmul", other, True)
     def __neg__(self): return Value(self.builder, self.builder.apply_id("neg", (self.id,)))
@@ -114,6 +123,9 @@ class Value:
     def round(self, *args, **kwargs): return np.round(self, *args, **kwargs)
     def dot(self, *args, **kwargs): return np.dot(self, *args, **kwargs)
     def squeeze(self, *args, **kwargs): return np.squeeze(self, *args, **kwargs)
+    def std(self, *args, **kwargs): return np.std(self, *args, **kwargs)
+    def var(self, *args, **kwargs): return np.var(self, *args, **kwargs)
+    def cumprod(self, *args, **kwargs): return np.cumprod(self, *args, **kwargs)
 
     def __round__(self, ndigits=None):
         return np.round(self) if ndigits is None else np.round(self, ndigits)
@@ -158,15 +170,6 @@ class Value:
     conj = conjugate = copy
 
     # -- operators and methods that NumPy arrays have and a traced value refuses, by name ------
-    def __mod__(self, other): raise _refused("%")
-    __rmod__ = __imod__ = __mod__
-
-    def __floordiv__(self, other): raise _refused("//")
-    __rfloordiv__ = __ifloordiv__ = __floordiv__
-
-    def __divmod__(self, other): raise _refused("divmod")
-    __rdivmod__ = __divmod__
-
     def __lshift__(self, other): raise _refused("<<")
     __rlshift__ = __rshift__ = __rrshift__ = __lshift__
 

@@ -39,6 +39,20 @@ STEPS = np.concatenate([REALS, [0.0, -0.0, 0.5, 1.5, -2.5, 2.0]])
 TIED = np.round(REALS)
 MATRIX = rng.normal(size=(3, 4))
 
+# Ties and NaN on either side and both (fmax, fmin ignore NaN).
+WITH_NAN = (np.append(TIED, [np.nan, 1.0, np.nan]), np.append(TIED[::-1], [1.0, np.nan, np.nan]))
+
+
+def _spherical(x, n):
+    from scipy.special import spherical_jn
+
+    return spherical_jn(n.astype(int), np.pi * x) / (np.pi * x) ** n
+
+
+def _fmax(a, b):
+    return a if b != b or a >= b else b
+
+
 def _scatter_reference(a, b):
     z = np.zeros((4, 3))
     z[1:4, 0] += a
@@ -139,6 +153,32 @@ SPECS = {
              (REALS, np.full(50, -1.0), np.full(50, 1.5))),
     "logaddexp": spec(lambda a, b: np.log(np.exp(a) + np.exp(b)), (REALS, REALS[::-1]),
                       point=lambda a, b: max(a, b) + math.log1p(math.exp(-abs(a - b))), domain=lambda a, b: True),
+    # NumPy's division ufuncs, fmax/fmin, logaddexp2 (issue 26): Python's % and // are
+    # NumPy's remainder and floor_divide on floats; programs draw them away from the jumps.
+    "remainder": spec(np.vectorize(lambda a, b: a % b), (REALS * 3, POSITIVE),
+                      point=lambda a, b: a % b,
+                      domain=lambda a, b: b > 0.2 and 0.02 < (a % b) / b < 0.98),
+    "floor_divide": spec(np.vectorize(lambda a, b: a // b), (REALS * 3, -POSITIVE),
+                         point=lambda a, b: a // b,
+                         domain=lambda a, b: abs(b) > 0.2 and 0.02 < (a % b) / b < 0.98),
+    "fmod": spec(np.vectorize(math.fmod), (REALS * 3, POSITIVE[::-1]),
+                 point=math.fmod,
+                 domain=lambda a, b: b > 0.2 and 0.02 < abs(math.fmod(a, b)) / b < 0.98),
+    "fmax": spec(np.vectorize(lambda a, b: _fmax(float(a), float(b))), WITH_NAN,
+                 point=max, domain=lambda a, b: abs(a - b) > 1e-2),
+    "fmin": spec(np.vectorize(lambda a, b: -_fmax(-float(a), -float(b))), WITH_NAN,
+                 point=min, domain=lambda a, b: abs(a - b) > 1e-2),
+    "logaddexp2": spec(lambda a, b: np.log2(2.0**a + 2.0**b), (REALS, REALS[::-1]),
+                       point=lambda a, b: max(a, b) + math.log2(1 + 2.0 ** -abs(a - b)),
+                       domain=lambda a, b: True),
+    "float_power": spec(np.vectorize(lambda a, b: float(a) ** float(b)), (POSITIVE, REALS),
+                        point=lambda a, b: a**b, domain=lambda a, b: a > 0.2 and abs(b) < 3),
+    "sinc": spec(lambda x: np.array([math.sin(math.pi * v) / (math.pi * v) if v else 1.0
+                                     for v in x]), (np.append(REALS, [0.0, 1.0, -2.0]),),
+                 point=lambda a: math.sin(math.pi * a) / (math.pi * a) if a else 1.0,
+                 domain=lambda a: abs(a) < 4),
+    # j_n(πx)/(πx)ⁿ, against scipy's spherical Bessel function (n = 2 here)
+    "sinc_d": spec(lambda x, n: _spherical(x, n), (REALS + 0.01, np.full(50, 2.0))),
     "less": spec(lambda a, b: (a < b) * 1.0, (TIED, TIED[::-1])),
     "less_equal": spec(lambda a, b: (a <= b) * 1.0, (TIED, TIED[::-1])),
     "greater": spec(lambda a, b: (a > b) * 1.0, (TIED, TIED[::-1])),

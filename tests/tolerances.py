@@ -22,6 +22,12 @@ OP_ULPS = {
                      "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "log2",
                      "log10", "exp2", "hypot", "erf", "cbrt"), 2),
     **dict.fromkeys(("tanh", "sigmoid", "softplus"), 4),
+    # issue 26: npy_divmod's and npy_logaddexp2's C forms, the same libm calls as NumPy's loops
+    **dict.fromkeys(("remainder", "floor_divide", "fmod", "fmax", "fmin"), 0),
+    "logaddexp2": 2,
+    "float_power": 2,
+    "sinc": 4,  # sin's 2 ulp, and the division
+    "sinc_d": 16,  # sin and cos through the recurrence j_(k+1) = (2k+1)/z·j_k − j_(k−1) (0 here)
     "logaddexp": 256,  # to_c's own form against NumPy's, where the result is near 0
     "erfc": 64,  # scipy's erfc against the C library's, in the far tail
 }

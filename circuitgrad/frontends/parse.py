@@ -63,7 +63,9 @@ _STATEMENTS = {
 _COMPARISONS = {"Lt": "less", "LtE": "less_equal", "Gt": "greater", "GtE": "greater_equal",
                 "Eq": "equal", "NotEq": "not_equal"}
 _LOGIC = {"And": "logical_and", "Or": "logical_or", "BitAnd": "logical_and",
-          "BitOr": "logical_or"}
+          "BitOr": "logical_or",
+          # % and //: NumPy's remainder and floor_divide, as on traced values
+          "Mod": "remainder", "FloorDiv": "floor_divide"}
 # Names that are numbers unless ``inputs=`` declares them (or the program assigns them).
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
 # Words that end a flat chain of + - * / @: what binds more loosely than they do.

@@ -64,6 +64,42 @@ def _atanh(xp: Any, x: Any) -> Any:
     return xp.atanh(x)
 
 
+def _fmod(xp: Any, a: Any, b: Any) -> Any:
+    # C's fmod: the remainder of the magnitudes (exact, as fmod is), with a's sign (-0 kept).
+    return xp.copysign(xp.remainder(xp.abs(a), xp.abs(b)), a)
+
+
+def _fmax(xp: Any, a: Any, b: Any) -> Any:
+    # NumPy's fmax: a where a >= b or b is NaN (so NaN only where both are), else b.
+    return xp.where((a >= b) | xp.isnan(b), a, b)
+
+
+def _fmin(xp: Any, a: Any, b: Any) -> Any:
+    return xp.where((a <= b) | xp.isnan(b), a, b)
+
+
+def _logaddexp2(xp: Any, a: Any, b: Any) -> Any:
+    # NumPy's npy_logaddexp2: a + 1 at a tie, else the larger + log2(1 + 2^-|a - b|).
+    d = a - b
+    lo = xp.log1p(xp.pow(2.0, -xp.abs(d))) * 1.4426950408889634
+    return xp.where(a == b, a + 1.0, xp.where(d > 0.0, a + lo, xp.where(d <= 0.0, b + lo, d)))
+
+
+def _float_power(xp: Any, a: Any, b: Any) -> Any:
+    return xp.pow(a, b)
+
+
+def _sinc(xp: Any, x: Any) -> Any:
+    y = 3.141592653589793 * xp.where(x == 0.0, 1e-20, x)
+    return xp.sin(y) / y
+
+
+def _sinc_d(xp: Any, x: Any, n: Any) -> Any:
+    from .special import sinc_derivative
+
+    return sinc_derivative(xp, x, n)
+
+
 def _matvec(xp: Any, a: Any, b: Any) -> Any:
     # A vector as a one-column matrix, so that batch axes in front of both broadcast.
     return (a @ b[..., None])[..., 0]
@@ -291,6 +327,21 @@ HELPERS: dict[str, dict[str, Any]] = {
                "standard": _vecmat},
     # The standard's where; NumPy's column makes a NumPy scalar of a 0-d result.
     "where": {"numpy": "special.where", "standard": _where},
+    # NumPy's ufuncs beyond the standard: C's fmod, the NaN-ignoring fmax/fmin, logaddexp2.
+    "fmod": {"numpy": "special.fmod", "cupy": "cupy:fmod", "torch": "torch:fmod",
+             "jax": "jax.numpy:fmod", "dask": "dask.array:fmod", "standard": _fmod},
+    "fmax": {"numpy": "special.fmax", "cupy": "cupy:fmax", "torch": "torch:fmax",
+             "jax": "jax.numpy:fmax", "dask": "dask.array:fmax", "standard": _fmax},
+    "fmin": {"numpy": "special.fmin", "cupy": "cupy:fmin", "torch": "torch:fmin",
+             "jax": "jax.numpy:fmin", "dask": "dask.array:fmin", "standard": _fmin},
+    "logaddexp2": {"numpy": "special.logaddexp2", "cupy": "cupy:logaddexp2",
+                   "torch": "torch:logaddexp2", "jax": "jax.numpy:logaddexp2",
+                   "dask": "dask.array:logaddexp2", "standard": _logaddexp2},
+    # C's pow at every entry; NumPy's sinc and its derivatives (circuitgrad's, in xp's ops).
+    "float_power": {"numpy": "special.float_power", "cupy": "cupy:float_power",
+                    "standard": _float_power},
+    "sinc": {"numpy": "special.sinc", "standard": _sinc},
+    "sinc_d": {"numpy": "special.sinc_d", "standard": _sinc_d},
     # The reductions with stable forms in standard ops.
     "logsumexp": {"numpy": "special.logsumexp", "standard": _logsumexp},
     "softmax": {"numpy": "special.softmax", "standard": _softmax},

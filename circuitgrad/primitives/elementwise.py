@@ -38,6 +38,30 @@ def _split(a: Any, b: Any, wins: str) -> Any:
     return call("where", call("equal", a, b), 0.5, call(wins, a, b))
 
 
+def _chosen(out: Any, a: Any, b: Any) -> Any:
+    # ∂fmax(a, b)/∂a: 1 where a is returned, ½ at a tie (exact: no rounding).
+    return call("where", call("equal", a, b), 0.5, call("equal", out, a))
+
+
+_PI2 = -math.pi**2  # sinc's rule: d/dx j_n(πx)/(πx)ⁿ = -π²·x·j_(n+1)(πx)/(πx)ⁿ⁺¹
+
+
+def _float_power_partials(out: Any, a: Any, b: Any) -> tuple:
+    c = b.constant
+    if c is not None:
+        return c * call("float_power", a, c - 1.0), None
+    return b * call("float_power", a, b - 1.0), out * _log_base(out, a)
+
+
+def _float_power_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
+    # As pow's: a constant exponent scales bar by c·a^(c-1); a variable one shares bar·out
+    # (NaN at a = 0 for the base, as pow's: docs/semantics.md).
+    if b.constant is not None:
+        return scaled(bar, _float_power_partials(out, a, b)[0]), None
+    t = bar * out
+    return t * b / a, t * _log_base(out, a)
+
+
 def _atan2_vjp(bar: Any, out: Any, y: Any, x: Any) -> tuple:
     # ∂atan2(y, x) = (x, -y) / (x² + y²) = (x/h, -y/h) / h, h = hypot(y, x): neither x² + y²
     # nor 1/h² is formed, so nothing overflows or underflows at 1e200 or 1e-300 (7 nodes).
@@ -365,5 +389,64 @@ RECORDS: list[Primitive] = [
               partials=lambda out, x: (1.0 / (3.0 * call("square", out)),),
               vjp=lambda bar, out, x: (bar / (3.0 * call("square", out)),),
               sympy=_sympy("cbrt", lambda sp, x: sp.sign(x) * sp.Abs(x) ** sp.Rational(1, 3))),
+    # -- NumPy's division and rounding ufuncs, fmax/fmin, logaddexp2 (issue 26) ----------------
+    # remainder(a, b) = a - b·⌊a/b⌋ with the divisor's sign (Python's %, NumPy's npy_divmod:
+    # remainder(-1, 3) = 2, remainder(1, -inf) = -inf, a zero has b's sign); NaN where b = 0
+    # or a = ±inf. ∂/∂a = 1 and ∂/∂b = -floor_divide(a, b): the derivative of the piece a lies
+    # on, also at the jumps (a multiple of b), where the right-hand piece is taken.
+    Primitive("remainder", 2, "xp.remainder({0}, {1})", "mod", numpy=("remainder",),
+              partials=lambda out, a, b: (1.0, -call("floor_divide", a, b)),
+              c="cg_remainder({0}, {1})",
+              sympy=_sympy("remainder", lambda sp, a, b: sp.Mod(a, b))),
+    # floor_divide(a, b) = ⌊a/b⌋ as NumPy's npy_divmod computes it ((a - fmod(a, b))/b, moved
+    # and snapped to an integer, so that a = b·floor_divide + remainder as closely as can be);
+    # a/b where b = 0 (±inf, NaN at 0/0). Piecewise constant: derivative 0, also at the jumps.
+    Primitive("floor_divide", 2, "xp.floor_divide({0}, {1})", "//", numpy=("floor_divide",),
+              partials=lambda out, a, b: (None, None),
+              c="cg_floor_divide({0}, {1})",
+              sympy=_sympy("floor_divide", lambda sp, a, b: sp.floor(a / b))),
+    # fmod(a, b) = a - b·trunc(a/b), C's fmod: the sign of a (fmod(-1, 3) = -1). ∂/∂a = 1,
+    # ∂/∂b = -trunc(a/b), the integer (a - out)/b (rounded: exact where a - out is not).
+    Primitive("fmod", 2, "_sp.fmod({0}, {1})", "fmod", numpy=("fmod",),
+              partials=lambda out, a, b: (1.0, -call("round", (a - out) / b)),
+              c="fmod({0}, {1})",
+              sympy=_sympy("fmod", lambda sp, a, b: sp.sign(a) * sp.Mod(sp.Abs(a), sp.Abs(b)))),
+    # fmax, fmin: NumPy's NaN-ignoring maximum and minimum (NaN only where both are NaN; the
+    # first argument at a tie). The derivative goes to the argument returned (out == a), and
+    # is split evenly at a tie, as maximum's; where one argument is NaN, the other gets 1.
+    Primitive("fmax", 2, "_sp.fmax({0}, {1})", "fmax", numpy=("fmax",),
+              partials=lambda out, a, b: ((p := _chosen(out, a, b)), 1.0 - p),
+              c="cg_fmax({0}, {1})",
+              sympy="Max"),
+    Primitive("fmin", 2, "_sp.fmin({0}, {1})", "fmin", numpy=("fmin",),
+              partials=lambda out, a, b: ((p := _chosen(out, a, b)), 1.0 - p),
+              c="cg_fmin({0}, {1})",
+              sympy="Min"),
+    # logaddexp2(a, b) = log2(2ᵃ + 2ᵇ) without overflow (NumPy's npy_logaddexp2: a + 1 at a
+    # tie); ∂/∂a = 2^(a - out), reusing the node, as logaddexp's.
+    Primitive("logaddexp2", 2, "_sp.logaddexp2({0}, {1})", "logaddexp2", numpy=("logaddexp2",),
+              partials=lambda out, a, b: (call("exp2", a - out), call("exp2", b - out)),
+              c="cg_logaddexp2({0}, {1})",
+              sympy=_sympy("logaddexp2", lambda sp, a, b: sp.log(2**a + 2**b, 2))),
+    # float_power(a, b) = C's pow everywhere (NumPy's float_power: float_power(-0.0, 0.5) = 0.0
+    # where power's sqrt gives -0.0); the partials are pow's, with float_power itself.
+    Primitive("float_power", 2, "_sp.float_power({0}, {1})", "^", numpy=("float_power",),
+              partials=_float_power_partials, vjp=_float_power_vjp,
+              c="pow({0}, {1})",
+              sympy=lambda a, b: a**b),
+    # sinc(x) = sin(πx)/(πx), NumPy's (1 at 0). sinc′(x) = -π²·x·sinc_d(x, 1), and sinc_d's own
+    # derivative the same with n + 1: each factor smooth, so every derivative at 0 is exact
+    # (sinc′(0) = 0, sinc″(0) = -π²/3) and none is a 0/0.
+    Primitive("sinc", 1, "_sp.sinc({0})", "sinc",
+              partials=lambda out, x: (_PI2 * (x * call("sinc_d", x, 1.0)),),
+              c="cg_sinc({0})",
+              sympy=_sympy("sinc", lambda sp, x: sp.sinc(sp.pi * x))),
+    # sinc_d(x, n) = j_n(πx)/(πx)ⁿ (spherical Bessel j_n; n a constant integer in [0, 64], else
+    # NaN): internal, made by sinc's rule and its own.
+    Primitive("sinc_d", 2, "_sp.sinc_d({0}, {1})", "sinc⁽ⁿ⁾", internal=True,
+              partials=lambda out, x, n: (_PI2 * (x * call("sinc_d", x, n + 1.0)), None),
+              c="cg_sinc_d({0}, {1})",
+              sympy=_sympy("sinc_d", lambda sp, x, n: sp.jn(int(n), sp.pi * x)
+                           / (sp.pi * x) ** int(n))),
 ]
 

@@ -19,6 +19,7 @@ largest magnitude (no overflow at 1e200, no underflow at 1e-300).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -133,3 +134,83 @@ def atanh(x: Any) -> Any:
     with np.errstate(divide="ignore"):
         return np.arctanh(x)
 
+
+
+# NumPy's ufuncs the standard lacks (remainder and floor_divide are in it, fmod is not).
+fmod = np.fmod
+logaddexp2 = np.logaddexp2
+float_power = np.float_power
+
+
+def fmax(a: Any, b: Any) -> Any:
+    """NumPy's fmax with one answer at a tie of zeros: ``a`` where ``a >= b`` or ``b`` is NaN,
+    else ``b`` (np.fmax's own SIMD loop returns the other zero, its scalar loop this one, so its
+    result would depend on the array's length: a point of a batch would not be the point).
+
+        >>> float(fmax(-0.0, 0.0)), float(fmax(np.nan, 1.0)), float(fmax(1.0, np.nan))
+        (-0.0, 1.0, 1.0)
+    """
+    return np.where((a >= b) | np.isnan(b), a, b)[()]
+
+
+def fmin(a: Any, b: Any) -> Any:
+    """NumPy's fmin, the first argument at a tie (as :func:`fmax`)."""
+    return np.where((a <= b) | np.isnan(b), a, b)[()]
+
+
+def sinc(x: Any) -> Any:
+    """NumPy's sinc: sin(πx)/(πx) with 1e-20 in place of x = 0 (so sinc(0) = 1).
+
+        >>> float(sinc(0.0)), float(sinc(0.5)) == 2 / np.pi
+        (1.0, True)
+    """
+    y = np.pi * np.where(x == 0, 1.0e-20, x)
+    return (np.sin(y) / y)[()]
+
+
+def sinc_d(x: Any, n: Any) -> Any:
+    """j_n(z)/z^n at z = πx (j_n the spherical Bessel function; n = 0 is sinc): smooth and
+    even, so ``d/dx sinc_d(x, n) = -π²·x·sinc_d(x, n + 1)`` holds at 0 too. NaN unless n is an
+    integer in [0, 64]. The same operations as ``cg_sinc_d`` of the C prelude.
+
+        >>> float(sinc_d(0.0, 1.0)) == 1 / 3, float(sinc_d(0.0, 2.0)) == 1 / 15
+        (True, True)
+    """
+    return sinc_derivative(np, x, n)
+
+
+def sinc_derivative(xp: Any, x: Any, n: Any) -> Any:
+    """:func:`sinc_d` in the array namespace ``xp`` (n a number, or an array of them)."""
+    if np.ndim(n) == 0:
+        return _sinc_d(xp, x, float(n))
+    x, n = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(n, np.float64))
+    out = np.full(x.shape, np.nan)
+    for m in np.unique(n[(n >= 0) & (n <= 64) & (n == np.floor(n))]):
+        at = n == m
+        out[at] = _sinc_d(np, x[at], float(m))
+    return out[()]
+
+
+def _sinc_d(xp: Any, x: Any, n: float) -> Any:
+    if not (0.0 <= n <= 64.0 and n == math.floor(n)):
+        return x * math.nan
+    m = int(n)
+    z = math.pi * x
+    t: Any = 1.0
+    for k in range(1, m + 1):
+        t = t / float(2 * k + 1)
+    total, w = t, -0.5 * z * z
+    for k in range(1, 61):  # the power series Σ (−z²/2)^k / (k! (2n + 2k + 1)!!)
+        t = t * (w / float(k * (2 * m + 2 * k + 1)))
+        total = total + t
+    with np.errstate(divide="ignore", invalid="ignore"):  # the branch not taken at z = 0
+        s, c = xp.sin(z), xp.cos(z)
+        j0, j1 = s / z, s / (z * z) - c / z  # the upward recurrence, stable for |z| > n
+        for k in range(1, m):
+            j0, j1 = j1, float(2 * k + 1) / z * j1 - j0
+        p: Any = 1.0
+        for _ in range(m):
+            p = p * z
+        far = j0 if m == 0 else j1 / p
+    return xp.where(xp.abs(z) < n + 2.0, total, far)[()] if xp is np else xp.where(
+        xp.abs(z) < n + 2.0, total, far)

@@ -75,7 +75,7 @@ def test_values_of_one_point_describe_themselves():
     (lambda x: np.sum(x, keepdims=2), r"numpy.sum: keepdims=2 cannot be traced"),
     (lambda x: np.sum(x, dtype=np.float32), r"numpy.sum: the argument dtype= cannot"),
     (lambda x: np.cumsum(x, dtype=int), r"numpy.cumsum: the argument dtype= cannot"),
-    (lambda x: np.fmod(x, x), r"numpy.fmod cannot be traced: it is not in"),
+    (lambda x: np.nextafter(x, x), r"numpy.nextafter cannot be traced: it is not in"),
     (lambda x: np.where(x > 0), r"numpy.where\(condition\) \(the indices\) cannot be traced"),
     (lambda x: np.array([x, x]), r"cannot become a NumPy array"),
     (lambda x: np.asarray(x) * 2, r"cannot become a NumPy array"),

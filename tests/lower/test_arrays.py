@@ -104,7 +104,8 @@ def uses(f, names) -> bool:
 # Where a library computes exactly NumPy's bits: array-api-strict runs NumPy's own functions,
 # except for these spellings (a helper's standard form: other arithmetic). (Dask too runs NumPy
 # per block, but its matmul, vecdot and transposes of blocks sum in other orders.)
-NOT_NUMPY_BITS = {"strict": ("_sp.matvec(", "_sp.vecmat(", "_sp.exp2(", "_sp.cbrt(")}
+NOT_NUMPY_BITS = {"strict": ("_sp.matvec(", "_sp.vecmat(", "_sp.exp2(", "_sp.cbrt(",
+                              "_sp.logaddexp2(", "_sp.float_power(")}
 
 
 # A library's own elementary function further from NumPy's (libm's) than ARRAY_ULPS: a bound

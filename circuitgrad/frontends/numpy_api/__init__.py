@@ -58,6 +58,9 @@ class _NumpyDispatch:
             at_zero = builder.apply("where", builder.apply("equal", x, 0.0), h,
                                     builder.apply("greater", x, 0.0))
             return builder.apply("where", builder.apply("not_equal", x, x), np.nan, at_zero)
+        handler = FUNCTIONS.get(ufunc)  # a composition of records (deg2rad, reciprocal ...)
+        if handler is not None:
+            return _NumpyDispatch.function(ufunc, inputs, {})
         op = primitive_of(ufunc.__name__)
         if op is None:
             raise refuse(name)
