@@ -210,3 +210,6 @@ def _node(b: Builder, name: Any, result: Any) -> int:
 
 
 from . import numpy_api  # noqa: E402,F401  (installs the dispatcher on Value)
+from . import writes as _writes  # noqa: E402  (installs the writes on Value)
+
+Value.writes = _writes
