@@ -142,6 +142,8 @@ class Value:
             same = np.dtype(dtype) == np.float64
         except TypeError:
             same = False
+        if not same and not args and not kwargs and self.builder.ops[self.id] == "const":
+            return self.__array__().astype(dtype)
         if not same or args or kwargs:
             raise _refused(f"astype({getattr(dtype, '__name__', dtype)!s})",
                            "every value of a circuit is a float64; astype(np.float64) traces")
@@ -182,6 +184,8 @@ class Value:
         # Only for names ordinary lookup did not find: an ndarray attribute is refused by
         # name; NumPy's protocol probes (__array_interface__ ...) stay AttributeErrors.
         if not name.startswith("_") and hasattr(np.ndarray, name):
+            if self.builder.ops[self.id] == "const":  # a constant: NumPy's array's own
+                return getattr(self.__array__(), name)
             raise _refused(f".{name}")
         raise AttributeError(f"'Value' object has no attribute {name!r}")
 
@@ -214,6 +218,8 @@ class Value:
 
     # -- what a traced value is not: each of these is a clear error at the user's line --------
     def __bool__(self):
+        if self.builder.ops[self.id] == "const":  # a constant has its number, exactly
+            return bool(self.__array__())
         raise CircuitError(
             "a traced value has no truth value: control flow that depends on data cannot be "
             "traced (write cg.where(x > 0, a, b) instead of if/else; a comparison of traced "
@@ -224,14 +230,26 @@ class Value:
                            "(float(), int() and math.* functions need numbers; use cg.sin, "
                            "np.sin ... on traced values)" + user_line())
 
-    __float__ = __int__ = __index__ = __complex__ = item = tolist = _number
+    def _const(name: str) -> Any:  # noqa: N805 - a constant's number is its array's
+        def number(self, *args):
+            if self.builder.ops[self.id] == "const":
+                return getattr(self.__array__(), name)(*args)
+            return self._number()
+        return number
+
+    __float__, __int__, __index__ = _const("__float__"), _const("__int__"), _const("__index__")
+    __complex__, item, tolist = _const("__complex__"), _const("item"), _const("tolist")
+    del _const
 
     @property
     def imag(self):
         raise _refused(".imag", "circuits compute with real numbers: the imaginary part of "
                        "every value is 0")
 
-    def __array__(self, *_, **__):
+    def __array__(self, dtype=None, copy=None):
+        if self.builder.ops[self.id] == "const":
+            value = self.builder.params[self.id]
+            return np.array(value, dtype=dtype)  # (a copy: the constant stays as it is)
         raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray "
                            "or a list mixing traced values): it already is an array of the "
                            "circuit, so drop np.asarray(x); join values with np.stack or "
@@ -284,7 +302,9 @@ class Value:
             if arrays:
                 try:
                     return self._take(items, arrays)
-                except ShapeError:  # two arrays, and the other layouts: NumPy gathers them
+                except ShapeError as e:  # two arrays, the other layouts: NumPy gathers them
+                    if "two steps" not in str(e):
+                        raise
                     return self._gathered(index)
             canonical = normalize_index(index, shape)
             view = b.apply("getitem", self, index=canonical)
