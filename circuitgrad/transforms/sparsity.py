@@ -307,7 +307,7 @@ def _put_add(op, args, shapes, shape, params, n):
 
 def _setitem(op, args, shapes, shape, params, n):
     # a written entry gets the set of the entry of v written there, the others x's own
-    (x, v), (sx, sv), size = args, shapes, math.prod(shape)
+    (x, v), (_, sv), size = args, shapes, math.prod(shape)
     place, sources = tuple(params["place"]), params.get("sources")
     positions = np.asarray(params["positions"], dtype=np.int64)
     of_v = np.broadcast_to(_ids(sv).reshape((1,) * (len(place) - len(sv)) + tuple(sv)),

@@ -27,9 +27,9 @@ def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
 def _like(func: Any, args: tuple, kwargs: dict, fill: Any) -> Any:
     # A constant of one point's shape (a batch broadcasts it); np.empty_like's entries are
     # whatever NumPy finds: zeros are some of them.
-    bound = bind(func, args, kwargs, {"a": None, "fill_value": None, "dtype": None,
-                                      "shape": None})
-    x = bound["a"]
+    bound = bind(func, args, kwargs, {"a": None, "prototype": None, "fill_value": None,
+                                      "dtype": None, "shape": None})
+    x = bound["a"] if "a" in bound else bound["prototype"]
     value = bound.get("fill_value", fill)
     if isinstance(value, Value) or bound.get("dtype") not in (None, float, np.float64):
         raise CircuitError(f"{func.__name__}: a traced fill value or another dtype cannot "
