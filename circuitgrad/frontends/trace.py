@@ -48,7 +48,10 @@ def trace(fn: Callable[..., Any] | None = None, *,
         fn: a function of numbers built from ``+ - * / ** @``, ``.T`` and ``cg.sin``,
             ``cg.relu``, ... (NumPy functions such as ``np.sin``, ``np.sum``, indexing and
             ``np.concatenate`` work too: docs/tracing.md).
-        shapes: input shapes, as tuples or example arrays; others are scalars.
+        shapes: input shapes, as tuples or example arrays; others are scalars. A parameter
+            that is a container (dict, list, tuple, named tuple of arrays) gets the structure
+            of its shapes, ``{"params": {"W1": (2, 3), "b1": 2}}``: one input per leaf,
+            named by its path (``params.W1``).
         lines: record the line of ``fn`` (or of a function it calls) that built each node,
             ``meta["lines"]`` (``"model.py:12 in f"``), by which the viewer
             (:func:`~circuitgrad.to_html`) groups the nodes; it makes tracing about 1.5 times
@@ -56,7 +59,8 @@ def trace(fn: Callable[..., Any] | None = None, *,
 
     Returns:
         The circuit. ``fn`` may return one value (output ``f``), a tuple (``f0``, ``f1`` ...)
-        or a dict of named outputs. Without ``fn``, a decorator.
+        or a dict (or named tuple) of named outputs, containers nested in them named by
+        their paths (``f0.W1``). Without ``fn``, a decorator.
 
     Raises:
         CircuitError: a parameter that is not positional, data-dependent control flow, a
