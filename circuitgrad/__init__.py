@@ -26,8 +26,8 @@ from .lower.fused import FusedFunction, to_fused
 from . import ops as _ops
 from .ops import *  # noqa: F403 - the table's functions, ops.__all__ (checked against it)
 from .primitives import PRIMITIVES
-from .transforms import (grad, hessian, hessian_sparsity, hvp, jacobian, jacobian_sparsity, jvp,
-                         scalarize, simplify)
+from .transforms import hessian_sparsity, hvp, jacobian_sparsity, jvp, scalarize, simplify
+from .functions import grad, hessian, jacobian  # circuits, and Python functions
 
 __version__ = "0.1.0"
 

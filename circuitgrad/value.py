@@ -38,7 +38,9 @@ class Value:
         2
     """
 
-    __slots__ = ("builder", "id")
+    # _base, _how, _views: NumPy's aliasing (frontends/writes.py): the Value this one views
+    # and how, and the live views of this one.
+    __slots__ = ("builder", "id", "_base", "_how", "_views", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, builder: "Builder", id: int):
@@ -65,8 +67,8 @@ class Value:
 
     @property
     def T(self) -> "Value":  # noqa: N802 - NumPy's name
-        """The transpose (a view in the generated code)."""
-        return self.builder.apply("transpose", self)
+        """The transpose (a view in the generated code, and a view of ``self``)."""
+        return self._view(self.builder.apply("transpose", self), ("transpose",))
 
     def _binary(self, op: str, other: Any, swap: bool = False) -> "Value":
         # The hot path of rules and traced code: no generic argument packing.
@@ -99,7 +101,7 @@ class Value:
     def __matmul__(self, other): return self._binary("matmul", other)
     def __rmatmul__(self, other): return self._binary("matmul", other, True)
     def __neg__(self): return Value(self.builder, self.builder.apply_id("neg", (self.id,)))
-    def __pos__(self): return self
+    def __pos__(self): return Value(self.builder, self.id)  # a copy, as NumPy's
     def __abs__(self): return Value(self.builder, self.builder.apply_id("abs", (self.id,)))
 
     def sum(self, axis: Any = None, *args: Any, **kwargs: Any) -> "Value":
@@ -141,10 +143,10 @@ class Value:
         return self.transpose(axes)
 
     def copy(self, *args: Any, **kwargs: Any) -> "Value":
-        """The value itself: a traced value is never written, so a copy is the same node."""
+        """A copy: the same node, as another array (a write into one leaves the other)."""
         if args or kwargs:
             raise _refused("copy(order=...)")
-        return self
+        return Value(self.builder, self.id)
 
     def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> "Value":
         """``x.astype(np.float64)`` is ``x`` (every value is a float64); other types refuse."""
@@ -152,10 +154,12 @@ class Value:
             same = np.dtype(dtype) == np.float64
         except TypeError:
             same = False
+        if not same and not args and not kwargs and self.builder.ops[self.id] == "const":
+            return self.__array__().astype(dtype)
         if not same or args or kwargs:
             raise _refused(f"astype({getattr(dtype, '__name__', dtype)!s})",
                            "every value of a circuit is a float64; astype(np.float64) traces")
-        return self
+        return self.copy()
 
     @property
     def dtype(self) -> np.dtype:
@@ -164,8 +168,8 @@ class Value:
 
     @property
     def real(self) -> "Value":
-        """The value itself (circuits compute with real numbers)."""
-        return self
+        """The value itself, as a view (circuits compute with real numbers)."""
+        return self[...]
 
     conj = conjugate = copy
 
@@ -183,6 +187,8 @@ class Value:
         # Only for names ordinary lookup did not find: an ndarray attribute is refused by
         # name; NumPy's protocol probes (__array_interface__ ...) stay AttributeErrors.
         if not name.startswith("_") and hasattr(np.ndarray, name):
+            if self.builder.ops[self.id] == "const":  # a constant: NumPy's array's own
+                return getattr(self.__array__(), name)
             raise _refused(f".{name}")
         raise AttributeError(f"'Value' object has no attribute {name!r}")
 
@@ -215,6 +221,8 @@ class Value:
 
     # -- what a traced value is not: each of these is a clear error at the user's line --------
     def __bool__(self):
+        if self.builder.ops[self.id] == "const":  # a constant has its number, exactly
+            return bool(self.__array__())
         raise CircuitError(
             "a traced value has no truth value: control flow that depends on data cannot be "
             "traced (write cg.where(x > 0, a, b) instead of if/else; a comparison of traced "
@@ -225,23 +233,57 @@ class Value:
                            "(float(), int() and math.* functions need numbers; use cg.sin, "
                            "np.sin ... on traced values)" + user_line())
 
-    __float__ = __int__ = __index__ = __complex__ = item = tolist = _number
+    def _const(name: str) -> Any:  # noqa: N805 - a constant's number is its array's
+        def number(self, *args):
+            if self.builder.ops[self.id] == "const":
+                return getattr(self.__array__(), name)(*args)
+            return self._number()
+        return number
+
+    __float__, __int__, __index__ = _const("__float__"), _const("__int__"), _const("__index__")
+    __complex__, item, tolist = _const("__complex__"), _const("item"), _const("tolist")
+    del _const
 
     @property
     def imag(self):
         raise _refused(".imag", "circuits compute with real numbers: the imaginary part of "
                        "every value is 0")
 
-    def __array__(self, *_, **__):
+    def __array__(self, dtype=None, copy=None):
+        if self.builder.ops[self.id] == "const":
+            value = self.builder.params[self.id]
+            return np.array(value, dtype=dtype)  # (a copy: the constant stays as it is)
         raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray "
                            "or a list mixing traced values): it already is an array of the "
                            "circuit, so drop np.asarray(x); join values with np.stack or "
                            "np.concatenate (docs/tracing.md)" + user_line())
 
+    # -- writes, functionalized (frontends/writes.py): x[i] = v, x += v, x.fill(v) -----------
+    writes: Any = None
+
     def __setitem__(self, index, value):
-        raise CircuitError("a traced value cannot be changed in place (x[i] = ...): build the "
-                           "new array instead, e.g. with np.concatenate (docs/tracing.md)"
-                           + user_line())
+        if Value.writes is None:
+            raise CircuitError("a traced value cannot be changed in place here" + user_line())
+        Value.writes.setitem(self, index, value)
+
+    def fill(self, value: Any) -> None:
+        """``x.fill(v)``: every entry written with the number ``v``."""
+        self[...] = value
+
+    def _view(self, view: "Value", how: tuple, opaque: bool = False) -> "Value":
+        return view if Value.writes is None else Value.writes.link(self, view, how, opaque)
+
+    def _inplace(self, result: Any) -> "Value":
+        return result if Value.writes is None else Value.writes.inplace(self, result)
+
+    def __iadd__(self, other): return self._inplace(self + other)
+    def __isub__(self, other): return self._inplace(self - other)
+    def __imul__(self, other): return self._inplace(self * other)
+    def __itruediv__(self, other): return self._inplace(self / other)
+    def __ipow__(self, other): return self._inplace(self ** other)
+    def __imatmul__(self, other): return self._inplace(self @ other)
+    def __iand__(self, other): return self._inplace(self & other)
+    def __ior__(self, other): return self._inplace(self | other)
 
     # -- indexing and reshaping, with NumPy's meaning (indices are constants) ---------------
     def __getitem__(self, index: Any) -> "Value":
@@ -256,11 +298,40 @@ class Value:
                 raise CircuitError("an index must be a constant, not a traced value (the "
                                    "circuit's shape cannot depend on data)" + user_line())
         try:
+            if any(isinstance(e, np.ndarray) and e.dtype == bool or isinstance(e, bool)
+                   or isinstance(e, list) and any(isinstance(k, (bool, np.bool_)) for k in e)
+                   for e in items):
+                return self._gathered(index)
             if arrays:
-                return self._take(items, arrays)
-            return b.apply("getitem", self, index=normalize_index(index, shape))
+                try:
+                    return self._take(items, arrays)
+                except ShapeError as e:  # two arrays, the other layouts: NumPy gathers them
+                    if "two steps" not in str(e):
+                        raise
+                    return self._gathered(index)
+            canonical = normalize_index(index, shape)
+            view = b.apply("getitem", self, index=canonical)
+            if len(items) == len(shape) and all(
+                    isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in items):
+                return view  # a number: NumPy's copy
+            return self._view(view, ("getitem", canonical))
         except CircuitError as e:
             raise type(e)(str(e) + user_line()) from None
+
+    def _gathered(self, index: Any) -> "Value":
+        """An advanced index (boolean masks, several integer arrays) as NumPy resolves it on
+        the entry numbers: one ``take`` of the flattened point (a copy, as NumPy's)."""
+        ids = np.arange(self.size).reshape(self.shape)
+        try:
+            picked = ids[index]
+        except (IndexError, TypeError, ValueError) as e:
+            raise ShapeError(f"index: {e} (shape {self.shape})") from None
+        b = self.builder
+        if picked.size == 0:
+            return b.const(np.zeros(picked.shape))
+        flat = b.apply("reshape", self, shape=(self.size,))
+        return b.apply("reshape", b.apply("take", flat, indices=tuple(picked.ravel().tolist()),
+                                          axis=0), shape=picked.shape)
 
     def _take(self, items: tuple, arrays: list[int]) -> "Value":
         if any(e is Ellipsis for e in items):  # the axes '...' stands for, as ':'
@@ -308,13 +379,22 @@ class Value:
         if not shape:
             raise ShapeError("reshape() needs the new shape, e.g. x.reshape(2, 3)" + user_line())
         wanted = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return self.builder.apply("reshape", self, shape=_reshaped(self.shape, wanted))
+        new = _reshaped(self.shape, wanted)
+        # A view in NumPy whatever the layout: of a vector, or with axes of length 1 added or
+        # dropped; else a view or a copy by the layout (a write through it is refused).
+        always = len(self.shape) <= 1 or [n for n in new if n != 1] == [
+            n for n in self.shape if n != 1]
+        return self._view(self.builder.apply("reshape", self, shape=new), ("reshape", new),
+                          opaque=not always)
 
     def ravel(self) -> "Value":
         """The point's entries as one vector (C order)."""
         return self.reshape(-1)
 
-    flatten = ravel
+    def flatten(self) -> "Value":
+        """The point's entries as one vector (C order), a copy."""
+        return Value(self.builder, self.builder.apply_id("reshape", (self.id,),
+                                                         {"shape": (self.size,)}))
 
     def transpose(self, *axes: Any) -> "Value":
         """``x.transpose()`` is ``x.T``; ``x.transpose(1, 0, 2)`` permutes the point's axes."""
@@ -322,7 +402,9 @@ class Value:
             axes = tuple(axes[0])
         if not axes:
             return self.T
-        return self.builder.apply("permute_dims", self, axes=_permutation(self.shape, axes))
+        axes = _permutation(self.shape, axes)
+        return self._view(self.builder.apply("permute_dims", self, axes=axes),
+                          ("permute_dims", axes))
 
     def cumsum(self, axis: int | None = None) -> "Value":
         """Running sums along ``axis`` (of the flattened point when None, as NumPy)."""

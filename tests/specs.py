@@ -66,6 +66,12 @@ def _put_reference(v):
     return z
 
 
+def _setitem_reference(x, v):
+    z = np.array(x).reshape(-1)
+    z[[1, 4, 7]] = v
+    return z.reshape(x.shape)
+
+
 # name -> spec: one per primitive.
 SPECS = {
     "add": spec(np.add, (REALS, REALS[::-1])),
@@ -217,6 +223,8 @@ SPECS = {
              {"indices": (0, 2, 2), "axis": 0}),
     "put_add": spec(_put_reference,
                 (rng.normal(size=(3, 3)),), {"indices": (0, 2, 2), "axis": 0, "shape": (4, 3)}),
+    "setitem": spec(_setitem_reference, (rng.normal(size=(4, 3)), REALS[:3]),
+                    {"positions": (1, 4, 7), "place": (3,)}),
     "concatenate": spec(lambda a, b: np.concatenate([a, b], axis=0),
                     (rng.normal(size=(2, 3)), rng.normal(size=(1, 3))), {"axis": 0}),
     "stack": spec(lambda a, b: np.stack([a, b], axis=1), (REALS[:3], REALS[3:6]), {"axis": 1}),

@@ -24,6 +24,7 @@ As a decorator::
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import os
 import sys
@@ -34,6 +35,7 @@ import numpy as np
 from ..builder import Builder
 from ..value import Value, traceback_line
 from ..errors import CircuitError, ShapeError
+from . import pytree
 
 
 def trace(fn: Callable[..., Any] | None = None, *,
@@ -46,7 +48,10 @@ def trace(fn: Callable[..., Any] | None = None, *,
         fn: a function of numbers built from ``+ - * / ** @``, ``.T`` and ``cg.sin``,
             ``cg.relu``, ... (NumPy functions such as ``np.sin``, ``np.sum``, indexing and
             ``np.concatenate`` work too: docs/tracing.md).
-        shapes: input shapes, as tuples or example arrays; others are scalars.
+        shapes: input shapes, as tuples or example arrays; others are scalars. A parameter
+            that is a container (dict, list, tuple, named tuple of arrays) gets the structure
+            of its shapes, ``{"params": {"W1": (2, 3), "b1": 2}}``: one input per leaf,
+            named by its path (``params.W1``).
         lines: record the line of ``fn`` (or of a function it calls) that built each node,
             ``meta["lines"]`` (``"model.py:12 in f"``), by which the viewer
             (:func:`~circuitgrad.to_html`) groups the nodes; it makes tracing about 1.5 times
@@ -54,7 +59,8 @@ def trace(fn: Callable[..., Any] | None = None, *,
 
     Returns:
         The circuit. ``fn`` may return one value (output ``f``), a tuple (``f0``, ``f1`` ...)
-        or a dict of named outputs. Without ``fn``, a decorator.
+        or a dict (or named tuple) of named outputs, containers nested in them named by
+        their paths (``f0.W1``). Without ``fn``, a decorator.
 
     Raises:
         CircuitError: a parameter that is not positional, data-dependent control flow, a
@@ -73,7 +79,7 @@ def trace(fn: Callable[..., Any] | None = None, *,
         raise CircuitError(f"trace: shapes must be a dict of input names to shapes, like "
                            f"shapes={{'x': (3,)}}, got a {type(shapes).__name__}: {shapes!r}",
                            argument="shapes")
-    shapes = {n: _shape(n, spec) for n, spec in (shapes or {}).items()}
+    trees, shapes = _input_trees(shapes or {})
     names, defaults = [], {}
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_KEYWORD, p.KEYWORD_ONLY) and (
@@ -93,10 +99,19 @@ def trace(fn: Callable[..., Any] | None = None, *,
         raise CircuitError(f"trace: shapes given for {unknown}, which are not parameters of "
                            f"{getattr(fn, '__name__', 'fn')} {every}")
     b = _LineBuilder() if lines else Builder()
-    inputs = {n: b.input(n, shapes.get(n, ())) for n in names}
+    inputs, leaf_names = {}, []
+    for n in names:  # a container of arrays: one input per leaf, named by its keys
+        if n in trees:
+            tree, leaves = trees[n]
+            inputs[n] = pytree.unflatten(tree, [b.input(ln, s) for ln, s in leaves])
+            leaf_names += [ln for ln, _ in leaves]
+        else:
+            inputs[n] = b.input(n, shapes.get(n, ()))
+            leaf_names.append(n)
     args = [inputs[p] if p in inputs else defaults[p]
             for p in inspect.signature(fn).parameters
             if p in inputs or p in defaults]
+    token = TRACING.set(b)
     try:
         result = fn(*args)
     except CircuitError as e:  # name the user's line, where the error does not yet
@@ -111,20 +126,58 @@ def trace(fn: Callable[..., Any] | None = None, *,
         raise CircuitError("a traced value cannot be written into a NumPy array (out[i] = x): "
                            "the array holds numbers and x is a node of the circuit; build the "
                            "result from traced values instead (np.stack, np.concatenate, "
-                           "cg.where: docs/tracing.md)" + traceback_line(e.__traceback__)
-                           ) from None
-    if isinstance(result, dict):
-        outputs = list(result.items())
-    elif isinstance(result, (tuple, list)):
-        outputs = [(f"f{k}", r) for k, r in enumerate(result)]
-    else:
-        outputs = [("f", result)]
+                           "cg.where, or make the array with circuitgrad.numpy.zeros: "
+                           "docs/tracing.md)" + traceback_line(e.__traceback__)) from None
+    finally:
+        TRACING.reset(token)
+    outputs = output_leaves(result)
     if not outputs:
         raise CircuitError("trace: the function returned no outputs")
     out = [(str(name), _node(b, name, r)) for name, r in outputs]
     if isinstance(b, _LineBuilder):
-        return b.finish(out, inputs=names, meta={"lines": b.kept_lines(out, names)})
-    return b.finish(out, inputs=names)
+        return b.finish(out, inputs=leaf_names, meta={"lines": b.kept_lines(out, leaf_names)})
+    return b.finish(out, inputs=leaf_names)
+
+
+TRACING: contextvars.ContextVar[Builder | None] = contextvars.ContextVar(
+    "circuitgrad_tracing", default=None)
+"""The builder of the function :func:`trace` is calling now (None outside a trace): where
+``circuitgrad.numpy.zeros(n)`` makes an array that traced values can be written into."""
+
+
+def _input_trees(shapes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``shapes=`` with its structures (a dict, list or tuple of shapes or example arrays:
+    ``{"params": {"W1": (3, 4), "b1": 3}}``) flattened: ``({param: (tree, [(leaf name,
+    shape)])}, {param or leaf name: shape})``."""
+    trees, flat = {}, {}
+    for n, spec in shapes.items():
+        if isinstance(spec, np.ndarray) or not pytree.is_container(spec) or \
+                pytree.is_shape(spec):
+            flat[n] = _shape(n, spec)
+            continue
+        leaves, tree = pytree.flatten(
+            spec, n, is_leaf=lambda s: isinstance(s, np.ndarray) or pytree.is_shape(s))
+        trees[n] = (tree, [(ln, _shape(ln, s)) for ln, s in leaves])
+        flat[n] = ()
+    return trees, flat
+
+
+def output_leaves(result: Any) -> list[tuple[str, Any]]:
+    """A traced function's result as named outputs: one value ``f``; a tuple or list ``f0,
+    f1 ...``; a dict or named tuple by its keys; containers inside by their paths
+    (``f0.W1``)."""
+    if isinstance(result, dict):
+        parts = [(str(k), r) for k, r in result.items()]
+    elif isinstance(result, tuple) and hasattr(type(result), "_fields"):
+        parts = list(zip(type(result)._fields, result))
+    elif isinstance(result, (tuple, list)):
+        parts = [(f"f{k}", r) for k, r in enumerate(result)]
+    else:
+        return [("f", result)]
+    out: list[tuple[str, Any]] = []
+    for name, r in parts:
+        out += pytree.flatten(r, name)[0]
+    return out
 
 
 _INTERNAL = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
@@ -210,3 +263,6 @@ def _node(b: Builder, name: Any, result: Any) -> int:
 
 
 from . import numpy_api  # noqa: E402,F401  (installs the dispatcher on Value)
+from . import writes as _writes  # noqa: E402  (installs the writes on Value)
+
+Value.writes = _writes

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import types
 from typing import Any, Callable, Sequence
 
@@ -298,6 +299,27 @@ def _put_add(xp: Any, value: Any, shape: tuple[int, ...], axis: int,
     return out
 
 
+def _setitem(xp: Any, x: Any, v: Any, shape: tuple[int, ...], rank: int,
+             positions: Sequence[int], sources: Sequence[int] | None,
+             place: tuple[int, ...]) -> Any:
+    # In standard ops: one gather from x's entries followed by v's (no writes, for JAX too).
+    x, v = _arrays(xp, (x, v))
+    bx, bv = tuple(x.shape)[:x.ndim - len(shape)], tuple(v.shape)[:v.ndim - rank]
+    batch = tuple(np.broadcast_shapes(bx, bv))
+    size, count = math.prod(shape), math.prod(place)
+    point = tuple(v.shape)[v.ndim - rank:]
+    v = xp.reshape(v, bv + (1,) * (len(batch) - len(bv)) + (1,) * (len(place) - rank) + point)
+    v = xp.reshape(xp.broadcast_to(v, batch + tuple(place)), batch + (count,))
+    x = xp.reshape(xp.broadcast_to(x, batch + tuple(shape)), batch + (size,))
+    pick = np.arange(size)
+    pick[list(positions)] = size + (np.zeros(len(positions), dtype=int) if sources is None
+                                    and count == 1 else np.arange(count) if sources is None
+                                    else np.asarray(sources))
+    both = xp.concat([x, v], axis=-1)
+    out = xp.take(both, xp.asarray(pick.tolist(), device=_device(both)), axis=-1)
+    return xp.reshape(out, batch + tuple(shape))
+
+
 # -- THE table --------------------------------------------------------------------------------
 
 HELPERS: dict[str, dict[str, Any]] = {
@@ -357,7 +379,7 @@ functions of :mod:`~circuitgrad.primitives.special`."""
 RUNTIME: dict[str, Callable[..., Any]] = {
     "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape,
     "concatenate": _concatenate, "stack": _stack,
-    "scatter_add": _scatter_add, "put_add": _put_add,
+    "scatter_add": _scatter_add, "put_add": _put_add, "setitem": _setitem,
 }
 """``_cg.NAME`` for every library but NumPy (whose ``_cg`` is
 :mod:`~circuitgrad.primitives.runtime`), in standard ops."""

@@ -206,3 +206,17 @@ concatenate = moved(lambda a, p: np.concatenate(a, axis=p["axis"]))
 stack = moved(lambda a, p: np.stack(a, axis=p["axis"]))
 reshape = moved(lambda a, p: a[0].reshape(p["shape"]))
 permute_dims = moved(lambda a, p: np.transpose(a[0], p["axes"]))
+
+
+def setitem(b: Any, prim: Any, args: list[Grid], params: dict, shape: tuple) -> Grid:
+    """The ids of ``x`` with the written entries' replaced by those of ``v``."""
+    x, v = args
+    place, sources = tuple(params["place"]), params.get("sources")
+    out = np.array(x, dtype=object).reshape(-1)
+    v = np.asarray(v, dtype=object)
+    values = np.broadcast_to(v.reshape((1,) * (len(place) - v.ndim) + v.shape),
+                             place).reshape(-1)
+    if sources is not None:
+        values = values[list(sources)]
+    out[list(params["positions"])] = values
+    return out.reshape(shape)

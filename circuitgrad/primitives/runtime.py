@@ -85,3 +85,20 @@ def put_add(value: Any, shape: tuple[int, ...], axis: int,
     where[axis] = np.asarray(indices, dtype=np.intp)
     np.add.at(out, tuple(where), value)
     return out
+
+
+def setitem(x: Any, v: Any, shape: tuple[int, ...], rank: int, positions: Any, sources: Any,
+            place: tuple[int, ...]) -> np.ndarray:
+    """A copy of ``x`` (points of ``shape``) with its flat entries ``positions`` set to those
+    of ``v`` (points of ``rank`` axes) broadcast to ``place``, at ``sources`` (None: in
+    order, or its one entry everywhere): a write ``x[index] = v``."""
+    x, v = np.asarray(x, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    bx, bv = x.shape[:x.ndim - len(shape)], v.shape[:v.ndim - rank]
+    batch = tuple(np.broadcast_shapes(bx, bv))
+    point = v.shape[v.ndim - rank:]
+    v = v.reshape(bv + (1,) * (len(batch) - len(bv)) + (1,) * (len(place) - rank) + point)
+    v = np.broadcast_to(v, batch + tuple(place)).reshape(batch + (-1,))
+    out = np.array(np.broadcast_to(x, batch + tuple(shape)), dtype=np.float64)
+    flat = out.reshape(batch + (-1,))
+    flat[..., positions] = v if sources is None else v[..., sources]
+    return out

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from ..errors import ShapeError
 from . import expand
-from .core import Primitive, Scatter, Shape, axes_text, call, normalize_axis
+from .core import Primitive, Scatter, Shape, axes_text, broadcast_shape, call, normalize_axis
 
 Index = tuple[Any, ...]
 
@@ -233,6 +233,83 @@ def _put_add_template(x: str, shapes: tuple[Shape, ...], indices: tuple[int, ...
     return f"_cg.put_add({x}, {tuple(shape)!r}, {axis - len(shape)}, {list(indices)!r})"
 
 
+# -- setitem: a write x[index] = v, as a new array ----------------------------------------
+# The index is resolved when the write is traced (NumPy indexes an array of entry numbers:
+# every index kind, with NumPy's meaning): ``positions``, the entries of x written (flat, C
+# order, ascending, each once), and ``sources``, the entry of v broadcast to ``place`` (the
+# shape of the part written) each one gets; None: v's entries in order (or one entry, for all).
+
+def _setitem_shape(x: Shape, v: Shape, positions: tuple[int, ...], place: Shape,
+                   sources: tuple[int, ...] | None = None) -> Shape:
+    size, count = math.prod(x), math.prod(place)
+    try:
+        fits = broadcast_shape("setitem", v, place) == tuple(place)
+    except ShapeError:
+        fits = False
+    ok = bool(positions) and all(0 <= p < size for p in positions) and (
+        count in (1, len(positions)) if sources is None else
+        len(sources) == len(positions) and all(0 <= s < count for s in sources))
+    if not fits or not ok:
+        raise ShapeError(f"setitem: a value of shape {v} does not fit the part {place} "
+                         f"written into shape {x}")
+    return tuple(x)
+
+
+def _setitem_template(x: str, v: str, shapes: tuple[Shape, ...], positions: tuple[int, ...],
+                      place: Shape, sources: tuple[int, ...] | None = None) -> str:
+    src = "None" if sources is None else repr(list(sources))
+    return (f"_cg.setitem({x}, {v}, {tuple(shapes[0])!r}, {len(shapes[1])}, "
+            f"{list(positions)!r}, {src}, {tuple(place)!r})")
+
+
+def _setitem_function(shapes: tuple[Shape, ...], positions: tuple[int, ...], place: Shape,
+                      sources: tuple[int, ...] | None = None) -> Any:
+    import numpy as np
+
+    from . import runtime
+
+    at = np.asarray(positions, dtype=np.intp)
+    src = None if sources is None else np.asarray(sources, dtype=np.intp)
+    shape, rank, place = tuple(shapes[0]), len(shapes[1]), tuple(place)
+    return lambda x, v: runtime.setitem(x, v, shape, rank, at, src, place)
+
+
+def _setitem_vjp(bar: Any, out: Any, x: Any, v: Any, positions: tuple[int, ...],
+                 place: Shape, sources: tuple[int, ...] | None = None) -> tuple:
+    # The written entries' adjoints go to v (an entry written over by a later one of the same
+    # write gets none), the others' to the old x: O(1) nodes per write.
+    x_bar = call("setitem", bar, 0.0, positions=positions, place=())
+    picked = call("take", call("reshape", bar, shape=(math.prod(x.shape),)),
+                  indices=positions, axis=0)
+    count = math.prod(place)
+    if sources is None and count == len(positions):
+        v_bar = call("reshape", picked, shape=tuple(place))
+    elif sources is None:  # one entry of v written everywhere
+        v_bar = call("reshape", call("sum", picked), shape=tuple(place))
+    else:
+        v_bar = call("reshape", call("put_add", picked, indices=sources, axis=0,
+                                     shape=(count,)), shape=tuple(place))
+    return x_bar, v_bar
+
+
+def _setitem_jvp(tangents: tuple, out: Any, x: Any, v: Any, positions: tuple[int, ...],
+                 place: Shape, sources: tuple[int, ...] | None = None) -> Any:
+    tx, tv = tangents
+    if tx is None and tv is None:
+        return None
+    if tv is None:
+        return call("setitem", tx, 0.0, positions=positions, place=())
+    if tx is None:
+        tx = _zeros_like(tv, x.shape)
+    return call("setitem", tx, tv, positions=positions, sources=sources, place=place)
+
+
+def _setitem_label(positions: tuple[int, ...], place: Shape, sources: Any = None,
+                   shapes: tuple[Shape, ...] | None = None) -> str:
+    shown = ", ".join(map(str, positions[:4])) + (", ..." if len(positions) > 4 else "")
+    return f"[{shown}]="
+
+
 # -- joining --------------------------------------------------------------------------------
 
 def _concatenate_shape(*shapes: Shape, axis: int) -> Shape:
@@ -420,6 +497,12 @@ RECORDS: list[Primitive] = [
               example={"indices": (0, 2, 2), "axis": 0, "shape": (4, 3)},
               sparsity="put_add",
               scalar=expand.put_add),
+    # x with some entries written (x[index] = v, functional): trace.py's writes.
+    Primitive("setitem", 2, _setitem_template, "[ ]=", params=("positions", "sources", "place"),
+              shape=_setitem_shape, vjp=_setitem_vjp, jvp=_setitem_jvp,
+              function=_setitem_function, label_of=_setitem_label, internal=True,
+              cases=(((4, 3), (3,)),), example={"positions": (1, 4, 7), "place": (3,)},
+              sparsity="setitem", scalar=expand.setitem),
     Primitive("concatenate", 1, _joined_template("concatenate", 0), "concat",
               params=("axis",), shape=_concatenate_shape, vjp=_concatenate_vjp,
               jvp=_joined_jvp("concatenate"), variadic=True, numpy=("concatenate",),

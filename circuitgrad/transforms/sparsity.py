@@ -305,6 +305,20 @@ def _put_add(op, args, shapes, shape, params, n):
     return _union(math.prod(shape), [(x, _ids(sx), to)], n)
 
 
+def _setitem(op, args, shapes, shape, params, n):
+    # a written entry gets the set of the entry of v written there, the others x's own
+    (x, v), (_, sv), size = args, shapes, math.prod(shape)
+    place, sources = tuple(params["place"]), params.get("sources")
+    positions = np.asarray(params["positions"], dtype=np.int64)
+    of_v = np.broadcast_to(_ids(sv).reshape((1,) * (len(place) - len(sv)) + tuple(sv)),
+                           place).reshape(-1)
+    of_v = np.broadcast_to(of_v if sources is None else of_v[list(sources)], positions.shape)
+    kept = np.ones(size, dtype=bool)
+    kept[positions] = False
+    rest = np.flatnonzero(kept)
+    return _union(size, [(x, rest, rest), (v, of_v, positions)], n)
+
+
 def _outer(op, args, shapes, shape, params, n):
     (sx, sy), size = shapes, math.prod(shape)
     of_x = np.broadcast_to(_ids(sx).reshape(sx + (1,) * len(sy)), shape)
@@ -333,7 +347,8 @@ def _everything(op, args, shapes, shape, params, n):
 KINDS: dict[str, Any] = {
     "reduction": _reduction, "normalization": _normalization, "cumsum": _cumsum,
     "indexing": _indexing, "joining": _joining, "sum_to": _sum_to,
-    "scatter_add": _scatter_add, "put_add": _put_add, "outer": _outer, "matmul": _matmul,
+    "scatter_add": _scatter_add, "put_add": _put_add, "setitem": _setitem, "outer": _outer,
+    "matmul": _matmul,
     "dense": _everything,
 }
 """The sparsity rules by kind: a record names its kind in its ``sparsity`` field."""

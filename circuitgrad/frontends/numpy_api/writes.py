@@ -1,0 +1,47 @@
+"""The handlers of NumPy's functions that write into an array (``np.copyto``) or make one to
+be written (``np.empty_like``, ``np.full_like``): writes are functional (frontends/writes.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ...errors import CircuitError
+from ...value import Value, user_line
+from .binding import bind, builder_of
+
+
+def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = bind(func, args, kwargs, {"dst": None, "src": None, "casting": None,
+                                       "where": (True,)})
+    dst = bound["dst"]
+    if not isinstance(dst, Value):
+        raise CircuitError("numpy.copyto of a traced value into a NumPy array cannot be "
+                           "traced: the array holds numbers; make it with "
+                           "circuitgrad.numpy.zeros (or np.zeros_like of a traced value)"
+                           + user_line())
+    dst[...] = bound["src"]
+
+
+def _like(func: Any, args: tuple, kwargs: dict, fill: Any) -> Any:
+    # A constant of one point's shape (a batch broadcasts it); np.empty_like's entries are
+    # whatever NumPy finds: zeros are some of them.
+    bound = bind(func, args, kwargs, {"a": None, "prototype": None, "fill_value": None,
+                                      "dtype": None, "shape": None})
+    x = bound["a"] if "a" in bound else bound["prototype"]
+    value = bound.get("fill_value", fill)
+    if isinstance(value, Value) or bound.get("dtype") not in (None, float, np.float64):
+        raise CircuitError(f"{func.__name__}: a traced fill value or another dtype cannot "
+                           "be traced" + user_line())
+    shape = bound.get("shape", x.shape if isinstance(x, Value) else np.shape(x))
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    b = builder_of((x,))
+    return b.const(np.full(shape, float(value))) if shape else b.const(float(value))
+
+
+FUNCTIONS: dict[Any, Callable[..., Any]] = {
+    np.copyto: _copyto,
+    np.empty_like: lambda f, a, k: _like(f, a, k, 0.0),
+    np.full_like: lambda f, a, k: _like(f, a, k, None),
+}
