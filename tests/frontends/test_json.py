@@ -155,7 +155,7 @@ SIN = {"op": "sin", "args": [0]}
     (document([X, SIN], junk=1), "unknown field 'junk'"),
     (document([X, SIN]).replace('"inputs": ["x"], ', ""), "missing field 'inputs'"),
     (document({"0": X}), "'nodes' must be a list"),
-    (document([X, {"op": "sinc", "args": [0]}]), "node 1: unknown op 'sinc'"),
+    (document([X, {"op": "sinq", "args": [0]}]), "node 1: unknown op 'sinq'"),
     (document([X, {"op": "__import__", "args": [0]}]), "node 1: unknown op"),
     (document([X, {"op": 3, "args": [0]}]), "node 1: 'op' must be"),
     (document([X, {"op": "sin", "args": [0, 0]}]), r"node 1: sin takes 1 argument\(s\), got 2"),
