@@ -30,7 +30,80 @@ static inline double cg_pow(double a, double b) {
     return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
 }
 
-#define CG_OP_COUNT 66
+/* NumPy's npy_logaddexp2: log2(2^x + 2^y) without overflow; x + 1 at x == y. */
+static inline double cg_logaddexp2(double x, double y) {
+    if (x == y) return x + 1.0;
+    double d = x - y;
+    if (d > 0.0) return x + 1.442695040888963407359924681001892137 * log1p(exp2(-d));
+    if (d <= 0.0) return y + 1.442695040888963407359924681001892137 * log1p(exp2(d));
+    return d;
+}
+
+/* NumPy's npy_divmod: C's fmod moved to the divisor's sign (Python's %), and the quotient
+   (a - mod) / b floored and snapped to the nearest integer; at b == 0, fmod's NaN and a / b. */
+static inline double cg_remainder(double a, double b) {
+    double mod = fmod(a, b);
+    if (b == 0.0) return mod;
+    if (mod != 0.0) {
+        if ((b < 0.0) != (mod < 0.0)) mod += b;
+    } else {
+        mod = copysign(0.0, b);
+    }
+    return mod;
+}
+static inline double cg_floor_divide(double a, double b) {
+    if (b == 0.0) return a / b;
+    double mod = fmod(a, b), div = (a - mod) / b, floordiv;
+    if (mod != 0.0 && (b < 0.0) != (mod < 0.0)) div -= 1.0;
+    if (div != 0.0) {
+        floordiv = floor(div);
+        if (div - floordiv > 0.5) floordiv += 1.0;
+    } else {
+        floordiv = copysign(0.0, a / b);
+    }
+    return floordiv;
+}
+
+/* NumPy's fmax and fmin: NaN only where both are NaN; the first argument at a tie. */
+static inline double cg_fmax(double a, double b) { return (a >= b || b != b) ? a : b; }
+static inline double cg_fmin(double a, double b) { return (a <= b || b != b) ? a : b; }
+
+/* NumPy's sinc, sin(πx)/(πx), with NumPy's 1e-20 in place of x = 0 (so sinc(0) = 1). */
+static inline double cg_sinc(double x) {
+    double y = 3.141592653589793 * (x == 0.0 ? 1e-20 : x);
+    return sin(y) / y;
+}
+
+/* sinc's derivatives: j_n(z)/z^n at z = πx (j_n the spherical Bessel function; n = 0 is
+   sinc), smooth and even, so (d/dx) sinc_d(x, n) = -π²·x·sinc_d(x, n + 1) has no 0/0.
+   The power series below |z| = n + 2, the upward recurrence from sin and cos above (stable
+   there); NaN unless n is an integer in [0, 64]. special.py computes it the same way. */
+static double cg_sinc_d(double x, double n) {
+    if (!(n >= 0.0 && n <= 64.0 && n == floor(n))) return NAN;
+    int m = (int)n, k;
+    double z = 3.141592653589793 * x;
+    if (fabs(z) < n + 2.0) {
+        double t = 1.0, w = -0.5 * z * z, sum;
+        for (k = 1; k <= m; k++) t = t / (double)(2 * k + 1);
+        sum = t;
+        for (k = 1; k <= 60; k++) {
+            t = t * (w / (double)(k * (2 * m + 2 * k + 1)));
+            sum = sum + t;
+        }
+        return sum;
+    }
+    double s = sin(z), c = cos(z), j0 = s / z, j1 = s / (z * z) - c / z, j2, p = 1.0;
+    if (m == 0) return j0;
+    for (k = 1; k < m; k++) {
+        j2 = (double)(2 * k + 1) / z * j1 - j0;
+        j0 = j1;
+        j1 = j2;
+    }
+    for (k = 0; k < m; k++) p = p * z;
+    return j1 / p;
+}
+
+#define CG_OP_COUNT 75
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -77,6 +150,15 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "clip",
     "logaddexp",
     "cbrt",
+    "remainder",
+    "floor_divide",
+    "fmod",
+    "fmax",
+    "fmin",
+    "logaddexp2",
+    "float_power",
+    "sinc",
+    "sinc_d",
     "less",
     "less_equal",
     "greater",
@@ -147,27 +229,36 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 42: /* clip */ r[o] = cg_minimum(cg_maximum(r[a0], r[a1]), r[a2]); break; \
     case 43: /* logaddexp */ r[o] = cg_logaddexp(r[a0], r[a1]); break; \
     case 44: /* cbrt */ r[o] = cbrt(r[a0]); break; \
-    case 45: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
-    case 46: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
-    case 47: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
-    case 48: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
-    case 49: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
-    case 50: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
-    case 51: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 52: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
-    case 53: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
-    case 54: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
-    case 55: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
-    case 56: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
-    case 57: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
-    case 59: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
-    case 60: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
-    case 61: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
-    case 62: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 63: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
-    case 64: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
-    case 65: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
+    case 45: /* remainder */ r[o] = cg_remainder(r[a0], r[a1]); break; \
+    case 46: /* floor_divide */ r[o] = cg_floor_divide(r[a0], r[a1]); break; \
+    case 47: /* fmod */ r[o] = fmod(r[a0], r[a1]); break; \
+    case 48: /* fmax */ r[o] = cg_fmax(r[a0], r[a1]); break; \
+    case 49: /* fmin */ r[o] = cg_fmin(r[a0], r[a1]); break; \
+    case 50: /* logaddexp2 */ r[o] = cg_logaddexp2(r[a0], r[a1]); break; \
+    case 51: /* float_power */ r[o] = pow(r[a0], r[a1]); break; \
+    case 52: /* sinc */ r[o] = cg_sinc(r[a0]); break; \
+    case 53: /* sinc_d */ r[o] = cg_sinc_d(r[a0], r[a1]); break; \
+    case 54: /* less */ r[o] = (r[a0] < r[a1] ? 1.0 : 0.0); break; \
+    case 55: /* less_equal */ r[o] = (r[a0] <= r[a1] ? 1.0 : 0.0); break; \
+    case 56: /* greater */ r[o] = (r[a0] > r[a1] ? 1.0 : 0.0); break; \
+    case 57: /* greater_equal */ r[o] = (r[a0] >= r[a1] ? 1.0 : 0.0); break; \
+    case 58: /* equal */ r[o] = (r[a0] == r[a1] ? 1.0 : 0.0); break; \
+    case 59: /* not_equal */ r[o] = (r[a0] != r[a1] ? 1.0 : 0.0); break; \
+    case 60: /* logical_and */ r[o] = (r[a0] != 0.0 && r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 61: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
+    case 62: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
+    case 63: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
+    case 64: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
+    case 65: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
+    case 66: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
+    case 67: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
+    case 68: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
+    case 69: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
+    case 70: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
+    case 71: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
+    case 72: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 73: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 74: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -218,27 +309,36 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 42: /* clip */ for (l = 0; l < n; l++) y[l] = cg_minimum(cg_maximum(x0[l], x1[l]), x2[l]); break; \
     case 43: /* logaddexp */ for (l = 0; l < n; l++) y[l] = cg_logaddexp(x0[l], x1[l]); break; \
     case 44: /* cbrt */ for (l = 0; l < n; l++) y[l] = cbrt(x0[l]); break; \
-    case 45: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
-    case 46: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
-    case 47: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
-    case 48: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
-    case 49: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
-    case 50: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
-    case 51: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 52: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
-    case 53: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
-    case 54: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
-    case 55: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
-    case 56: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
-    case 57: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
-    case 59: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
-    case 60: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
-    case 61: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
-    case 62: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 63: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
-    case 64: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
-    case 65: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
+    case 45: /* remainder */ for (l = 0; l < n; l++) y[l] = cg_remainder(x0[l], x1[l]); break; \
+    case 46: /* floor_divide */ for (l = 0; l < n; l++) y[l] = cg_floor_divide(x0[l], x1[l]); break; \
+    case 47: /* fmod */ for (l = 0; l < n; l++) y[l] = fmod(x0[l], x1[l]); break; \
+    case 48: /* fmax */ for (l = 0; l < n; l++) y[l] = cg_fmax(x0[l], x1[l]); break; \
+    case 49: /* fmin */ for (l = 0; l < n; l++) y[l] = cg_fmin(x0[l], x1[l]); break; \
+    case 50: /* logaddexp2 */ for (l = 0; l < n; l++) y[l] = cg_logaddexp2(x0[l], x1[l]); break; \
+    case 51: /* float_power */ for (l = 0; l < n; l++) y[l] = pow(x0[l], x1[l]); break; \
+    case 52: /* sinc */ for (l = 0; l < n; l++) y[l] = cg_sinc(x0[l]); break; \
+    case 53: /* sinc_d */ for (l = 0; l < n; l++) y[l] = cg_sinc_d(x0[l], x1[l]); break; \
+    case 54: /* less */ for (l = 0; l < n; l++) y[l] = (x0[l] < x1[l] ? 1.0 : 0.0); break; \
+    case 55: /* less_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] <= x1[l] ? 1.0 : 0.0); break; \
+    case 56: /* greater */ for (l = 0; l < n; l++) y[l] = (x0[l] > x1[l] ? 1.0 : 0.0); break; \
+    case 57: /* greater_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] >= x1[l] ? 1.0 : 0.0); break; \
+    case 58: /* equal */ for (l = 0; l < n; l++) y[l] = (x0[l] == x1[l] ? 1.0 : 0.0); break; \
+    case 59: /* not_equal */ for (l = 0; l < n; l++) y[l] = (x0[l] != x1[l] ? 1.0 : 0.0); break; \
+    case 60: /* logical_and */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 && x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 61: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
+    case 62: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
+    case 63: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
+    case 64: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
+    case 65: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
+    case 66: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
+    case 67: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
+    case 68: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
+    case 69: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
+    case 70: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
+    case 71: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
+    case 72: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 73: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 74: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -314,6 +414,15 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_63,
         &&op_64,
         &&op_65,
+        &&op_66,
+        &&op_67,
+        &&op_68,
+        &&op_69,
+        &&op_70,
+        &&op_71,
+        &&op_72,
+        &&op_73,
+        &&op_74,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -363,26 +472,35 @@ op_41: /* minimum */ r[ins[1]] = cg_minimum(r[ins[2]], r[ins[3]]); ins += 5; if 
 op_42: /* clip */ r[ins[1]] = cg_minimum(cg_maximum(r[ins[2]], r[ins[3]]), r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_43: /* logaddexp */ r[ins[1]] = cg_logaddexp(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_44: /* cbrt */ r[ins[1]] = cbrt(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_45: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_46: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_47: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_48: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_49: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_50: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_51: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_52: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_53: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_54: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_55: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_56: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_57: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_58: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_59: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_60: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_61: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_62: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_63: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_64: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_65: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_45: /* remainder */ r[ins[1]] = cg_remainder(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_46: /* floor_divide */ r[ins[1]] = cg_floor_divide(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_47: /* fmod */ r[ins[1]] = fmod(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_48: /* fmax */ r[ins[1]] = cg_fmax(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_49: /* fmin */ r[ins[1]] = cg_fmin(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_50: /* logaddexp2 */ r[ins[1]] = cg_logaddexp2(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_51: /* float_power */ r[ins[1]] = pow(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_52: /* sinc */ r[ins[1]] = cg_sinc(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_53: /* sinc_d */ r[ins[1]] = cg_sinc_d(r[ins[2]], r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_54: /* less */ r[ins[1]] = (r[ins[2]] < r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_55: /* less_equal */ r[ins[1]] = (r[ins[2]] <= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_56: /* greater */ r[ins[1]] = (r[ins[2]] > r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_57: /* greater_equal */ r[ins[1]] = (r[ins[2]] >= r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_58: /* equal */ r[ins[1]] = (r[ins[2]] == r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_59: /* not_equal */ r[ins[1]] = (r[ins[2]] != r[ins[3]] ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_60: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_61: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_62: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_63: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_65: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_66: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_67: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_68: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_69: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_70: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_71: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_72: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_73: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_74: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif
