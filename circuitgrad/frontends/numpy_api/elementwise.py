@@ -112,9 +112,16 @@ def _var(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _std(func: Any, args: tuple, kwargs: dict) -> Any:
     var, axes, keep = _moments(func, args, kwargs)
+    bound = bind(func, args, kwargs, {k: None for k in ("a", "axis", "ddof", "keepdims", "mean",
+                                                         "correction")})
+    x = bound["a"]
+    ddof = bound.get("ddof", bound.get("correction", 0))
+    if _count(x, axes) == 1 and ddof < 1 and bound.get("mean") is None:
+        # One entry a slice: the deviation is 0 whatever x is, so std is the constant 0 (its
+        # derivative 0, where sqrt′(0)·0 would be NaN).
+        zero = var.builder.const(np.zeros(var.shape)) if var.shape else var.builder.const(0.0)
+        return with_kept_axes(x, zero, axes) if keep else zero
     std = var.builder.apply("sqrt", var)
-    x = bind(func, args, kwargs, {k: None for k in ("a", "axis", "ddof", "keepdims", "mean",
-                                                     "correction")})["a"]
     return with_kept_axes(x, std, axes) if keep else std
 
 
