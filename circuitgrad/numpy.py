@@ -132,7 +132,7 @@ def _like(name: str) -> Any:
 
     def like(a: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(a, Value):  # (NumPy's dispatch: a constant of the point's shape)
-            return numpy_like(a, *args, **kwargs)
+            return (_np.zeros_like if name == "empty" else numpy_like)(a, *args, **kwargs)
         if name == "empty" and TRACING.get() is not None:
             return _writable(_np.zeros_like(a, *args, **kwargs))
         return _writable(numpy_like(a, *args, **kwargs))

@@ -253,10 +253,12 @@ class Value:
         if self.builder.ops[self.id] == "const":
             value = self.builder.params[self.id]
             return np.array(value, dtype=dtype)  # (a copy: the constant stays as it is)
-        raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray "
-                           "or a list mixing traced values): it already is an array of the "
-                           "circuit, so drop np.asarray(x); join values with np.stack or "
-                           "np.concatenate (docs/tracing.md)" + user_line())
+        raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray, "
+                           "a list mixing traced values, or a write out[i] = x into a NumPy "
+                           "array): it already is an array of the circuit, so drop "
+                           "np.asarray(x); join values with np.stack or np.concatenate; or "
+                           "import circuitgrad.numpy as np, whose array, asarray and zeros "
+                           "take traced values (docs/tracing.md)" + user_line())
 
     # -- writes, functionalized (frontends/writes.py): x[i] = v, x += v, x.fill(v) -----------
     writes: Any = None

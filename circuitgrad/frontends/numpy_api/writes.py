@@ -1,5 +1,5 @@
 """The handlers of NumPy's functions that write into an array (``np.copyto``) or make one to
-be written (``np.empty_like``, ``np.full_like``): writes are functional (frontends/writes.py)."""
+be written (``np.full_like``; ``circuitgrad.numpy.empty_like`` gives zeros): writes are functional (frontends/writes.py)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,7 @@ def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
 
 
 def _like(func: Any, args: tuple, kwargs: dict, fill: Any) -> Any:
-    # A constant of one point's shape (a batch broadcasts it); np.empty_like's entries are
-    # whatever NumPy finds: zeros are some of them.
+    # A constant of one point's shape (a batch broadcasts it).
     bound = bind(func, args, kwargs, {"a": None, "prototype": None, "fill_value": None,
                                       "dtype": None, "shape": None})
     x = bound["a"] if "a" in bound else bound["prototype"]
@@ -42,6 +41,5 @@ def _like(func: Any, args: tuple, kwargs: dict, fill: Any) -> Any:
 
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.copyto: _copyto,
-    np.empty_like: lambda f, a, k: _like(f, a, k, 0.0),
     np.full_like: lambda f, a, k: _like(f, a, k, None),
 }
