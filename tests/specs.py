@@ -193,6 +193,10 @@ SPECS = {
     "sin_vjp": spec(lambda g, x: g * np.cos(x), (REALS, REALS[::-1])),
     "cos_vjp": spec(lambda g, x: g * np.sin(x), (REALS, REALS[::-1])),
     "sqrt_vjp": spec(lambda g, y: g / (2 * y), (REALS, POSITIVE)),
+    # ∂(a**b)/∂a over (s, a, b): (s·b)/a, and the limit s·b·a**(b-1) at the zeros of a
+    "pow_vjp": spec(lambda s, a, b: np.array([g * e / x if x else g * e * 0.0 ** (e - 1)
+                                              for g, x, e in zip(s, a, b)]),
+                    (REALS, np.where(np.abs(REALS) < 0.7, 0.0, REALS), POSITIVE + 1.0)),
     # accumulations of a product into an adjoint (fused.py)
     "add_mul": spec(lambda a, u, v: a + u * v, (REALS, REALS[::-1], POSITIVE)),
     "sub_mul": spec(lambda a, u, v: a - u * v, (REALS, REALS[::-1], POSITIVE)),

@@ -30,7 +30,7 @@ static inline double cg_pow(double a, double b) {
     return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
 }
 
-#define CG_OP_COUNT 66
+#define CG_OP_COUNT 67
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -95,6 +95,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "sin_vjp",
     "cos_vjp",
     "sqrt_vjp",
+    "pow_vjp",
     "add_mul",
     "sub_mul",
     "mul_sub",
@@ -165,9 +166,10 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 60: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
     case 61: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
     case 62: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 63: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
-    case 64: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
-    case 65: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
+    case 63: /* pow_vjp */ r[o] = (r[a1] != 0.0 ? r[a0] * r[a2] / r[a1] : r[a0] * (r[a2] != 0.0 ? r[a2] * cg_pow(r[a1], r[a2] - 1.0) : 0.0)); break; \
+    case 64: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 65: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 66: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -236,9 +238,10 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 60: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
     case 61: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
     case 62: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 63: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
-    case 64: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
-    case 65: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
+    case 63: /* pow_vjp */ for (l = 0; l < n; l++) y[l] = (x1[l] != 0.0 ? x0[l] * x2[l] / x1[l] : x0[l] * (x2[l] != 0.0 ? x2[l] * cg_pow(x1[l], x2[l] - 1.0) : 0.0)); break; \
+    case 64: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 65: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 66: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -314,6 +317,7 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_63,
         &&op_64,
         &&op_65,
+        &&op_66,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -381,8 +385,9 @@ op_59: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if 
 op_60: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_61: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_62: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_63: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_64: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_65: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_63: /* pow_vjp */ r[ins[1]] = (r[ins[3]] != 0.0 ? r[ins[2]] * r[ins[4]] / r[ins[3]] : r[ins[2]] * (r[ins[4]] != 0.0 ? r[ins[4]] * cg_pow(r[ins[3]], r[ins[4]] - 1.0) : 0.0)); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_65: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_66: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif

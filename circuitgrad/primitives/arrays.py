@@ -56,6 +56,12 @@ def _pow(xp: Any, a: Any, b: Any) -> Any:
         b == -1.0, 1.0 / a, xp.pow(a, b))))
 
 
+def _pow_vjp(xp: Any, s: Any, a: Any, b: Any) -> Any:
+    # (s·b)/a where a ≠ 0, the limit s·b·a**(b-1) at a = 0 (as special.pow_vjp).
+    zero = s * _where(xp, b, b * _pow(xp, a, b - 1.0), xp.zeros_like(b))
+    return xp.where(a != 0.0, s * b / a, zero)
+
+
 def _log1p(xp: Any, x: Any) -> Any:
     return xp.log1p(x)
 
@@ -280,6 +286,7 @@ HELPERS: dict[str, dict[str, Any]] = {
              "dask": "scipy.special:erfc", "standard": None},
     # A variable exponent: one rule at 0.5, 2 and -1 for every library and batch.
     "pow": {"numpy": "special.pow", "standard": _pow},
+    "pow_vjp": {"numpy": "special.pow_vjp", "standard": _pow_vjp},
     # Standard functions that NumPy's column wraps to silence its warnings at the domain's edge.
     "log1p": {"numpy": "special.log1p", "standard": _log1p},
     "atanh": {"numpy": "special.atanh", "standard": _atanh},

@@ -63,6 +63,20 @@ def pow(a: Any, b: Any) -> Any:
     return out
 
 
+def pow_vjp(s: Any, a: Any, b: Any) -> Any:
+    """The adjoint contribution of ``a ** b`` to ``a`` (primitives/fused.py): ``(s·b)/a``
+    where ``a ≠ 0`` (``s = bar·out``, the textbook rule bit for bit), its limit
+    ``s·b·a**(b-1)`` at ``a = 0`` (``s = bar``; 0 where ``b = 0``); no warnings, since the
+    branch not taken may divide by 0.
+
+        >>> float(pow_vjp(1.0, 0.0, 2.0)), float(pow_vjp(1.0, 0.0, 1.0))
+        (0.0, 1.0)
+    """
+    with np.errstate(all="ignore"):
+        zero = s * np.where(b != 0.0, b * pow(a, np.asarray(b) - 1.0), 0.0)
+        return np.where(a != 0.0, s * b / a, zero)[()]
+
+
 def where(c: Any, a: Any, b: Any) -> Any:
     """``a`` where ``c`` is not 0, else ``b``; a NumPy scalar (not a 0-d array) for scalars, as
     every other node computes them."""
