@@ -24,4 +24,6 @@ OP_ULPS = {
     **dict.fromkeys(("tanh", "sigmoid", "softplus"), 4),
     "logaddexp": 256,  # to_c's own form against NumPy's, where the result is near 0
     "erfc": 64,  # scipy's erfc against the C library's, in the far tail
+    "logit": 2,  # SciPy's two-range formula over libm's log and log1p (NumPy's are SciPy's)
+    **dict.fromkeys(("xlogy", "xlog1py"), 2),  # x·log(y): NumPy's log against libm's
 }

@@ -30,7 +30,7 @@ static inline double cg_pow(double a, double b) {
     return b == 0.5 ? sqrt(a) : b == 2.0 ? a * a : b == -1.0 ? 1.0 / a : pow(a, b);
 }
 
-#define CG_OP_COUNT 67
+#define CG_OP_COUNT 70
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -87,6 +87,9 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "logical_or",
     "logical_not",
     "where",
+    "logit",
+    "xlogy",
+    "xlog1py",
     "tanh_vjp",
     "sigmoid_vjp",
     "relu_vjp",
@@ -158,18 +161,21 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 52: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
     case 53: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
     case 54: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
-    case 55: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
-    case 56: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
-    case 57: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
-    case 59: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
-    case 60: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
-    case 61: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
-    case 62: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 63: /* pow_vjp */ r[o] = (r[a1] != 0.0 ? r[a0] * r[a2] / r[a1] : r[a0] * (r[a2] != 0.0 ? r[a2] * cg_pow(r[a1], r[a2] - 1.0) : 0.0)); break; \
-    case 64: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
-    case 65: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
-    case 66: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
+    case 55: /* logit */ r[o] = (r[a0] < 0.3 || r[a0] > 0.65 ? log(r[a0] / (1.0 - r[a0])) : log1p(2.0 * (r[a0] - 0.5)) - log1p(-2.0 * (r[a0] - 0.5))); break; \
+    case 56: /* xlogy */ r[o] = (r[a0] == 0.0 && r[a1] == r[a1] ? 0.0 : r[a0] * log(r[a1])); break; \
+    case 57: /* xlog1py */ r[o] = (r[a0] == 0.0 && r[a1] == r[a1] ? 0.0 : r[a0] * log1p(r[a1])); break; \
+    case 58: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
+    case 59: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
+    case 60: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
+    case 61: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
+    case 62: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
+    case 63: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
+    case 64: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
+    case 65: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
+    case 66: /* pow_vjp */ r[o] = (r[a1] != 0.0 ? r[a0] * r[a2] / r[a1] : r[a0] * (r[a2] != 0.0 ? r[a2] * cg_pow(r[a1], r[a2] - 1.0) : 0.0)); break; \
+    case 67: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 68: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 69: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -230,18 +236,21 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 52: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
     case 53: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
     case 54: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
-    case 55: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
-    case 56: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
-    case 57: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
-    case 58: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
-    case 59: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
-    case 60: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
-    case 61: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
-    case 62: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 63: /* pow_vjp */ for (l = 0; l < n; l++) y[l] = (x1[l] != 0.0 ? x0[l] * x2[l] / x1[l] : x0[l] * (x2[l] != 0.0 ? x2[l] * cg_pow(x1[l], x2[l] - 1.0) : 0.0)); break; \
-    case 64: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
-    case 65: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
-    case 66: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
+    case 55: /* logit */ for (l = 0; l < n; l++) y[l] = (x0[l] < 0.3 || x0[l] > 0.65 ? log(x0[l] / (1.0 - x0[l])) : log1p(2.0 * (x0[l] - 0.5)) - log1p(-2.0 * (x0[l] - 0.5))); break; \
+    case 56: /* xlogy */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 && x1[l] == x1[l] ? 0.0 : x0[l] * log(x1[l])); break; \
+    case 57: /* xlog1py */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 && x1[l] == x1[l] ? 0.0 : x0[l] * log1p(x1[l])); break; \
+    case 58: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
+    case 59: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
+    case 60: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
+    case 61: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
+    case 62: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
+    case 63: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
+    case 64: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
+    case 65: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
+    case 66: /* pow_vjp */ for (l = 0; l < n; l++) y[l] = (x1[l] != 0.0 ? x0[l] * x2[l] / x1[l] : x0[l] * (x2[l] != 0.0 ? x2[l] * cg_pow(x1[l], x2[l] - 1.0) : 0.0)); break; \
+    case 67: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 68: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 69: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -318,6 +327,9 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_64,
         &&op_65,
         &&op_66,
+        &&op_67,
+        &&op_68,
+        &&op_69,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -377,17 +389,20 @@ op_51: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0
 op_52: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_53: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_54: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_55: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_56: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_57: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_58: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_59: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_60: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_61: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_62: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_63: /* pow_vjp */ r[ins[1]] = (r[ins[3]] != 0.0 ? r[ins[2]] * r[ins[4]] / r[ins[3]] : r[ins[2]] * (r[ins[4]] != 0.0 ? r[ins[4]] * cg_pow(r[ins[3]], r[ins[4]] - 1.0) : 0.0)); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_64: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_65: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_66: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_55: /* logit */ r[ins[1]] = (r[ins[2]] < 0.3 || r[ins[2]] > 0.65 ? log(r[ins[2]] / (1.0 - r[ins[2]])) : log1p(2.0 * (r[ins[2]] - 0.5)) - log1p(-2.0 * (r[ins[2]] - 0.5))); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_56: /* xlogy */ r[ins[1]] = (r[ins[2]] == 0.0 && r[ins[3]] == r[ins[3]] ? 0.0 : r[ins[2]] * log(r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_57: /* xlog1py */ r[ins[1]] = (r[ins[2]] == 0.0 && r[ins[3]] == r[ins[3]] ? 0.0 : r[ins[2]] * log1p(r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_58: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_59: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_60: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_61: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_62: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_63: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_65: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_66: /* pow_vjp */ r[ins[1]] = (r[ins[3]] != 0.0 ? r[ins[2]] * r[ins[4]] / r[ins[3]] : r[ins[2]] * (r[ins[4]] != 0.0 ? r[ins[4]] * cg_pow(r[ins[3]], r[ins[4]] - 1.0) : 0.0)); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_67: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_68: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_69: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif

@@ -198,7 +198,8 @@ RECORDS: list[Primitive] = [
               c_vector="cg_vmaximum(a0, CG_C(0.0))"),
     # Stable for every float: sigmoid(-1000) = 0 and sigmoid(1000) = 1 with no overflow.
     # sigmoid′ = σ(1 − σ) reuses the forward node.
-    Primitive("sigmoid", 1, "xp.exp(-xp.logaddexp(0.0, -{0}))", "σ",
+    # scipy.special.expit is this record (its ufunc's name).
+    Primitive("sigmoid", 1, "xp.exp(-xp.logaddexp(0.0, -{0}))", "σ", numpy=("expit",),
               c="exp(-cg_logaddexp(0.0, -{0}))",
               partials=lambda out, x: (out * (1.0 - out),), sympy=_sympy_sigmoid,
               fused=lambda bar, out, x: (call("sigmoid_vjp", bar, out),),
