@@ -172,7 +172,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 63: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
     case 64: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
     case 65: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 66: /* pow_vjp */ r[o] = (r[a1] != 0.0 ? r[a0] * r[a2] / r[a1] : r[a0] * (r[a2] != 0.0 ? r[a2] * cg_pow(r[a1], r[a2] - 1.0) : 0.0)); break; \
+    case 66: /* pow_vjp */ r[o] = (r[a1] != 0.0 ? r[a0] * r[a2] / r[a1] : r[a2] < 0.0 ? r[a0] * cg_pow(r[a1], r[a2]) * r[a2] / r[a1] : r[a0] * (r[a2] != 0.0 ? r[a2] * cg_pow(r[a1], r[a2] - 1.0) : 0.0)); break; \
     case 67: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
     case 68: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
     case 69: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
@@ -247,7 +247,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 63: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
     case 64: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
     case 65: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 66: /* pow_vjp */ for (l = 0; l < n; l++) y[l] = (x1[l] != 0.0 ? x0[l] * x2[l] / x1[l] : x0[l] * (x2[l] != 0.0 ? x2[l] * cg_pow(x1[l], x2[l] - 1.0) : 0.0)); break; \
+    case 66: /* pow_vjp */ for (l = 0; l < n; l++) y[l] = (x1[l] != 0.0 ? x0[l] * x2[l] / x1[l] : x2[l] < 0.0 ? x0[l] * cg_pow(x1[l], x2[l]) * x2[l] / x1[l] : x0[l] * (x2[l] != 0.0 ? x2[l] * cg_pow(x1[l], x2[l] - 1.0) : 0.0)); break; \
     case 67: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
     case 68: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
     case 69: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
@@ -400,7 +400,7 @@ op_62: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if 
 op_63: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_64: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_65: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_66: /* pow_vjp */ r[ins[1]] = (r[ins[3]] != 0.0 ? r[ins[2]] * r[ins[4]] / r[ins[3]] : r[ins[2]] * (r[ins[4]] != 0.0 ? r[ins[4]] * cg_pow(r[ins[3]], r[ins[4]] - 1.0) : 0.0)); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_66: /* pow_vjp */ r[ins[1]] = (r[ins[3]] != 0.0 ? r[ins[2]] * r[ins[4]] / r[ins[3]] : r[ins[4]] < 0.0 ? r[ins[2]] * cg_pow(r[ins[3]], r[ins[4]]) * r[ins[4]] / r[ins[3]] : r[ins[2]] * (r[ins[4]] != 0.0 ? r[ins[4]] * cg_pow(r[ins[3]], r[ins[4]] - 1.0) : 0.0)); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_67: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_68: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_69: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];

@@ -59,7 +59,8 @@ def _pow(xp: Any, a: Any, b: Any) -> Any:
 
 def _pow_vjp(xp: Any, s: Any, a: Any, b: Any) -> Any:
     # (s·b)/a where a ≠ 0, the limit s·b·a**(b-1) at a = 0 (as special.pow_vjp).
-    zero = s * _where(xp, b, b * _pow(xp, a, b - 1.0), xp.zeros_like(b))
+    limit = s * _where(xp, b, b * _pow(xp, a, b - 1.0), xp.zeros_like(b))
+    zero = xp.where(b < 0.0, s * _pow(xp, a, b) * b / a, limit)
     return xp.where(a != 0.0, s * b / a, zero)
 
 

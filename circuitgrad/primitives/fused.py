@@ -18,7 +18,9 @@ passes through it (:data:`FUSED_VJPS`).
 They are ``internal``: a program cannot call them by name (parse does not offer them); they
 have their own derivative rules (grad of a gradient, Hessians, jvp through a gradient circuit:
 ``partials`` for forward mode, and a ``vjp`` that builds fused nodes again, so the adjoint of a
-fused node costs at most 5 nodes and the size bound K stays what atan2 makes it),
+fused node costs at most 5 nodes and the size bound K stays what atan2 makes it; ``pow_vjp``,
+∂(a**b)/∂a with its limit at a = 0, has three arguments, a ``vjp`` of 13 nodes (a node of
+three arguments counts as two in the bound) and a ``jvp`` of 11, both exact on each side of 0),
 and ``operations`` says how many scalar operations each one performs, so that sizes can be
 reported in operations as well as nodes (fused nodes make fewer dispatches, not fewer flops).
 
@@ -153,13 +155,14 @@ RECORDS: list[Primitive] = [
 
 # ∂(a**b)/∂a for a variable exponent, bar·b·a**(b-1): ((bar·out)·b)/a as the textbook rule
 # computes it (bit for bit) where a ≠ 0, and its limit where a = 0, which the textbook's 0/0
-# misses (0 at b = 2, 1 at b = 1, inf at b = 0.5, 0 at b = 0: JAX's and autograd's values).
+# misses (0 at b = 2, 1 at b = 1, inf at b = 0.5, 0 at b = 0: JAX's and autograd's values);
+# for b < 0 the textbook's ±inf at a = 0 (bar·out, out = a**b recomputed: exact at 0).
 # s is where(a, bar·out, bar): bar·out away from 0 (shared with the exponent's contribution),
 # bar at 0, where bar·out = 0 has lost it. Three arguments: the tape's instructions hold three.
 RECORDS.append(
     Primitive("pow_vjp", 3, "_sp.pow_vjp({0}, {1}, {2})", "(xʸ)′·", internal=True,
-              c="({1} != 0.0 ? {0} * {2} / {1} : "
-                "{0} * ({2} != 0.0 ? {2} * cg_pow({1}, {2} - 1.0) : 0.0))",
+              c="({1} != 0.0 ? {0} * {2} / {1} : {2} < 0.0 ? {0} * cg_pow({1}, {2}) * {2} / {1}"
+                " : {0} * ({2} != 0.0 ? {2} * cg_pow({1}, {2} - 1.0) : 0.0))",
               operations=3, vjp=_pow_vjp_vjp, jvp=_pow_vjp_jvp, sympy=_sympy_pow_vjp))
 
 FUSED_VJPS: frozenset[str] = frozenset(p.name for p in RECORDS)

@@ -67,15 +67,18 @@ def pow(a: Any, b: Any) -> Any:
 def pow_vjp(s: Any, a: Any, b: Any) -> Any:
     """The adjoint contribution of ``a ** b`` to ``a`` (primitives/fused.py): ``(s·b)/a``
     where ``a ≠ 0`` (``s = bar·out``, the textbook rule bit for bit), its limit
-    ``s·b·a**(b-1)`` at ``a = 0`` (``s = bar``; 0 where ``b = 0``); no warnings, since the
-    branch not taken may divide by 0.
+    ``s·b·a**(b-1)`` at ``a = 0`` (``s = bar``; 0 where ``b = 0``), where the textbook is 0/0;
+    for ``b < 0`` the textbook's ±inf there (``out`` recomputed, exact at 0); no warnings,
+    since the branch not taken may divide by 0.
 
         >>> float(pow_vjp(1.0, 0.0, 2.0)), float(pow_vjp(1.0, 0.0, 1.0))
         (0.0, 1.0)
     """
     with np.errstate(all="ignore"):
-        zero = s * np.where(b != 0.0, b * pow(a, np.asarray(b) - 1.0), 0.0)
-        return np.where(a != 0.0, s * b / a, zero)[()]
+        limit = s * np.where(b != 0.0, b * pow(a, np.asarray(b) - 1.0), 0.0)
+        # b < 0: out = ±inf at a = 0, and the textbook's ±inf is the limit, its sign too
+        textbook = s * pow(a, b) * b / a
+        return np.where(a != 0.0, s * b / a, np.where(b < 0.0, textbook, limit))[()]
 
 
 def polygamma(n: int, x: Any) -> Any:
