@@ -74,8 +74,9 @@ def pow_vjp(s: Any, a: Any, b: Any) -> Any:
         >>> float(pow_vjp(1.0, 0.0, 2.0)), float(pow_vjp(1.0, 0.0, 1.0))
         (0.0, 1.0)
     """
+    s, a, b = (np.asarray(v, dtype=np.float64) for v in (s, a, b))
     with np.errstate(all="ignore"):
-        limit = s * np.where(b != 0.0, b * pow(a, np.asarray(b) - 1.0), 0.0)
+        limit = s * np.where(b != 0.0, b * pow(a, b - 1.0), 0.0)
         # b < 0: out = ±inf at a = 0, and the textbook's ±inf is the limit, its sign too
         textbook = s * pow(a, b) * b / a
         return np.where(a != 0.0, s * b / a, np.where(b < 0.0, textbook, limit))[()]
@@ -143,7 +144,7 @@ def prod_others(x: Any, axis: tuple[int, ...], *vs: Any) -> Any:
         >>> prod_others(np.array([2.0, 0.0, 3.0]), (-1,)).tolist()
         [0.0, 6.0, 0.0]
         >>> prod_others(np.array([2.0, 0.0, 3.0]), (-1,), np.ones(3)).tolist()  # Σ_{i≠l} Π_{≠l,i}
-        [1.0, 5.0, 2.0]
+        [3.0, 5.0, 2.0]
     """
     if vs:
         x, *vs = np.broadcast_arrays(x, *vs)
@@ -179,7 +180,7 @@ def exclusive_products(lanes: list[list[Any]], mul: Any, add: Any, one: Any) -> 
 
         >>> exclusive_products([[2.0, 0.0, 3.0], [1.0, 1.0, 1.0]], float.__mul__,
         ...                    float.__add__, 1.0)
-        [1.0, 5.0, 2.0]
+        [3.0, 5.0, 2.0]
     """
     x, vs = lanes[0], lanes[1:]
     m, n = len(vs), len(x)
