@@ -253,6 +253,12 @@ class Value:
         if self.builder.ops[self.id] == "const":
             value = self.builder.params[self.id]
             return np.array(value, dtype=dtype)  # (a copy: the constant stays as it is)
+        scipy_function = _scipy_caller()
+        if scipy_function is not None:
+            raise CircuitError(
+                f"scipy.special.{scipy_function} cannot be traced (SciPy converts its argument "
+                f"with np.asarray): write cg.{scipy_function}(x, axis=...), the same function "
+                "as one record (docs/tracing.md, \"SciPy\")" + user_line())
         raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray, "
                            "a list mixing traced values, or a write out[i] = x into a NumPy "
                            "array): it already is an array of the circuit, so drop "
@@ -479,6 +485,28 @@ def in_program_text() -> Iterator[None]:
     finally:
         _PROGRAM_TEXT.reset(token)
 
+_SCIPY_EQUIVALENTS = ("logsumexp", "softmax", "log_softmax")
+
+
+def _scipy_caller() -> str | None:
+    """The SciPy function with a ``cg.`` equivalent (``logsumexp``, ``softmax``,
+    ``log_softmax``) whose code is converting a traced value, if it is one."""
+    import os
+    import sys
+
+    scipy = sys.modules.get("scipy")
+    if scipy is None:
+        return None
+    root = os.path.dirname(os.path.abspath(scipy.__file__)) + os.sep
+    frame = sys._getframe(2)
+    while frame is not None:
+        if os.path.abspath(frame.f_code.co_filename).startswith(root):
+            if frame.f_code.co_name in _SCIPY_EQUIVALENTS:
+                return frame.f_code.co_name
+        frame = frame.f_back
+    return None
+
+
 def user_line(frames: Iterable[Any] | None = None) -> str:
     """`` (at FILE:LINE: code)`` for the innermost frame outside circuitgrad and NumPy: where
     in the user's code a traced value was misused ('' when there is no such frame).
@@ -498,11 +526,14 @@ def user_line(frames: Iterable[Any] | None = None) -> str:
         frames = stack()
     here = os.path.dirname(os.path.abspath(__file__))
     numpy_dir = os.path.dirname(np.__file__)
+    # SciPy's frames are never the user's line either (its special functions trace).
+    scipy = sys.modules.get("scipy")
+    scipy_dir = os.path.dirname(os.path.abspath(scipy.__file__)) if scipy else numpy_dir
     for frame, line in frames:
         name = frame.f_code.co_filename
         path = os.path.abspath(name)
         if not (path.startswith(here + os.sep) or path.startswith(numpy_dir + os.sep)
-                or name.startswith("<frozen")):
+                or path.startswith(scipy_dir + os.sep) or name.startswith("<frozen")):
             code = linecache.getline(name, line).strip()
             return f" (at {name}:{line}: {code})" if code else f" (at {name}:{line})"
     return ""

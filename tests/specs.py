@@ -72,6 +72,39 @@ def _setitem_reference(x, v):
     return z.reshape(x.shape)
 
 
+def _digamma(x: float) -> float:
+    # ψ(x) by the recurrence ψ(x) = ψ(x + 1) - 1/x up to x ≥ 30, then the asymptotic series
+    total = 0.0
+    while x < 30.0:
+        total -= 1.0 / x
+        x += 1.0
+    inv2 = 1.0 / (x * x)
+    series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
+    return total + math.log(x) - 0.5 / x - series
+
+
+def _trigamma(x: float) -> float:
+    # ψ′(x) by ψ′(x) = ψ′(x + 1) + 1/x² up to x ≥ 30, then the asymptotic series
+    total = 0.0
+    while x < 30.0:
+        total += 1.0 / (x * x)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    return total + inv + 0.5 * inv2 + inv * inv2 * (
+        1 / 6 - inv2 * (1 / 30 - inv2 * (1 / 42 - inv2 * (1 / 30 - inv2 * 5 / 66))))
+
+
+def _erfinv(y: float) -> float:
+    # the root of erf(x) = y by bisection, then Newton (math.erf is correctly rounded enough)
+    lo, hi = -6.0, 6.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if math.erf(mid) < y else (lo, mid)
+    x = 0.5 * (lo + hi)
+    return x - (math.erf(x) - y) / (2 / math.sqrt(math.pi) * math.exp(-x * x))
+
+
 # name -> spec: one per primitive.
 SPECS = {
     "add": spec(np.add, (REALS, REALS[::-1])),
@@ -115,6 +148,20 @@ SPECS = {
                 point=math.erf, domain=lambda a: True),
     "erfc": spec(np.vectorize(math.erfc), (REALS,),
                  point=math.erfc, domain=lambda a: True),
+    # SciPy's special functions (primitives/scipy_special.py), against math and closed forms
+    "logit": spec(lambda p: np.log(p / (1 - p)), (rng.uniform(0.02, 0.98, 50),),
+                  point=lambda a: math.log(a / (1 - a)), domain=lambda a: 0.05 < a < 0.95),
+    "xlogy": spec(lambda x, y: np.array([0.0 if a == 0 else a * math.log(b) for a, b in zip(x, y)]),
+                  (np.append(REALS, 0.0), np.append(POSITIVE, 0.0)),
+                  point=lambda a, b: a * math.log(b), domain=lambda a, b: b > 0.2),
+    "xlog1py": spec(lambda x, y: np.array([0.0 if a == 0 else a * math.log1p(b)
+                                           for a, b in zip(x, y)]), (np.append(REALS, 0.0),
+                                                   np.append(POSITIVE - 0.05, -1.0)),
+                    point=lambda a, b: a * math.log1p(b), domain=lambda a, b: b > -0.8),
+    "gammaln": spec(np.vectorize(math.lgamma), (POSITIVE * 4,)),
+    "digamma": spec(np.vectorize(_digamma), (POSITIVE,)),
+    "polygamma": spec(np.vectorize(_trigamma), (POSITIVE,), {"n": 1}),
+    "erfinv": spec(lambda y: np.array([_erfinv(v) for v in y]), (UNIT,)),
     "tan": spec(lambda x: np.sin(x) / np.cos(x), (UNIT,),
                 point=math.tan, domain=lambda a: abs(a) < 1.2),
     "asin": spec(np.vectorize(math.asin), (UNIT,),
@@ -241,6 +288,10 @@ SPECS = {
     "sin_vjp": spec(lambda g, x: g * np.cos(x), (REALS, REALS[::-1])),
     "cos_vjp": spec(lambda g, x: g * np.sin(x), (REALS, REALS[::-1])),
     "sqrt_vjp": spec(lambda g, y: g / (2 * y), (REALS, POSITIVE)),
+    # ∂(a**b)/∂a over (s, a, b): (s·b)/a, and the limit s·b·a**(b-1) at the zeros of a
+    "pow_vjp": spec(lambda s, a, b: np.array([g * e / x if x else g * e * 0.0 ** (e - 1)
+                                              for g, x, e in zip(s, a, b)]),
+                    (REALS, np.where(np.abs(REALS) < 0.7, 0.0, REALS), POSITIVE + 1.0)),
     # accumulations of a product into an adjoint (fused.py)
     "add_mul": spec(lambda a, u, v: a + u * v, (REALS, REALS[::-1], POSITIVE)),
     "sub_mul": spec(lambda a, u, v: a - u * v, (REALS, REALS[::-1], POSITIVE)),

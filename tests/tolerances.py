@@ -30,4 +30,6 @@ OP_ULPS = {
     "sinc_d": 16,  # sin and cos through the recurrence j_(k+1) = (2k+1)/z·j_k − j_(k−1) (0 here)
     "logaddexp": 256,  # to_c's own form against NumPy's, where the result is near 0
     "erfc": 64,  # scipy's erfc against the C library's, in the far tail
+    "logit": 2,  # SciPy's two-range formula over libm's log and log1p (NumPy's are SciPy's)
+    **dict.fromkeys(("xlogy", "xlog1py"), 2),  # x·log(y): NumPy's log against libm's
 }

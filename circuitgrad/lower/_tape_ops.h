@@ -103,7 +103,7 @@ static double cg_sinc_d(double x, double n) {
     return j1 / p;
 }
 
-#define CG_OP_COUNT 75
+#define CG_OP_COUNT 79
 static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "add",
     "sub",
@@ -169,6 +169,9 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "logical_or",
     "logical_not",
     "where",
+    "logit",
+    "xlogy",
+    "xlog1py",
     "tanh_vjp",
     "sigmoid_vjp",
     "relu_vjp",
@@ -177,6 +180,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     "sin_vjp",
     "cos_vjp",
     "sqrt_vjp",
+    "pow_vjp",
     "add_mul",
     "sub_mul",
     "mul_sub",
@@ -248,17 +252,21 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 61: /* logical_or */ r[o] = (r[a0] != 0.0 || r[a1] != 0.0 ? 1.0 : 0.0); break; \
     case 62: /* logical_not */ r[o] = (r[a0] == 0.0 ? 1.0 : 0.0); break; \
     case 63: /* where */ r[o] = (r[a0] != 0.0 ? r[a1] : r[a2]); break; \
-    case 64: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
-    case 65: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
-    case 66: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
-    case 67: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
-    case 68: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
-    case 69: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
-    case 70: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
-    case 71: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
-    case 72: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
-    case 73: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
-    case 74: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
+    case 64: /* logit */ r[o] = (r[a0] < 0.3 || r[a0] > 0.65 ? log(r[a0] / (1.0 - r[a0])) : log1p(2.0 * (r[a0] - 0.5)) - log1p(-2.0 * (r[a0] - 0.5))); break; \
+    case 65: /* xlogy */ r[o] = (r[a0] == 0.0 && r[a1] == r[a1] ? 0.0 : r[a0] * log(r[a1])); break; \
+    case 66: /* xlog1py */ r[o] = (r[a0] == 0.0 && r[a1] == r[a1] ? 0.0 : r[a0] * log1p(r[a1])); break; \
+    case 67: /* tanh_vjp */ r[o] = r[a0] * (1.0 - r[a1] * r[a1]); break; \
+    case 68: /* sigmoid_vjp */ r[o] = r[a0] * (r[a1] * (1.0 - r[a1])); break; \
+    case 69: /* relu_vjp */ r[o] = r[a0] * (r[a1] >= 0.0 ? 1.0 : 0.0); break; \
+    case 70: /* abs_vjp */ r[o] = r[a0] * cg_sign(r[a1]); break; \
+    case 71: /* square_vjp */ r[o] = r[a0] * (2.0 * r[a1]); break; \
+    case 72: /* sin_vjp */ r[o] = r[a0] * cos(r[a1]); break; \
+    case 73: /* cos_vjp */ r[o] = r[a0] * sin(r[a1]); break; \
+    case 74: /* sqrt_vjp */ r[o] = 0.5 * (r[a0] / r[a1]); break; \
+    case 75: /* pow_vjp */ r[o] = (r[a1] != 0.0 ? r[a0] * r[a2] / r[a1] : r[a2] < 0.0 ? r[a0] * cg_pow(r[a1], r[a2]) * r[a2] / r[a1] : r[a0] * (r[a2] != 0.0 ? r[a2] * cg_pow(r[a1], r[a2] - 1.0) : 0.0)); break; \
+    case 76: /* add_mul */ r[o] = r[a0] + r[a1] * r[a2]; break; \
+    case 77: /* sub_mul */ r[o] = r[a0] - r[a1] * r[a2]; break; \
+    case 78: /* mul_sub */ r[o] = r[a1] * r[a2] - r[a0]; break; \
     default: break; \
     }
 
@@ -328,17 +336,21 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 61: /* logical_or */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 || x1[l] != 0.0 ? 1.0 : 0.0); break; \
     case 62: /* logical_not */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 ? 1.0 : 0.0); break; \
     case 63: /* where */ for (l = 0; l < n; l++) y[l] = (x0[l] != 0.0 ? x1[l] : x2[l]); break; \
-    case 64: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
-    case 65: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
-    case 66: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
-    case 67: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
-    case 68: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
-    case 69: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
-    case 70: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
-    case 71: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
-    case 72: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
-    case 73: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
-    case 74: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
+    case 64: /* logit */ for (l = 0; l < n; l++) y[l] = (x0[l] < 0.3 || x0[l] > 0.65 ? log(x0[l] / (1.0 - x0[l])) : log1p(2.0 * (x0[l] - 0.5)) - log1p(-2.0 * (x0[l] - 0.5))); break; \
+    case 65: /* xlogy */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 && x1[l] == x1[l] ? 0.0 : x0[l] * log(x1[l])); break; \
+    case 66: /* xlog1py */ for (l = 0; l < n; l++) y[l] = (x0[l] == 0.0 && x1[l] == x1[l] ? 0.0 : x0[l] * log1p(x1[l])); break; \
+    case 67: /* tanh_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (1.0 - x1[l] * x1[l]); break; \
+    case 68: /* sigmoid_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] * (1.0 - x1[l])); break; \
+    case 69: /* relu_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (x1[l] >= 0.0 ? 1.0 : 0.0); break; \
+    case 70: /* abs_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cg_sign(x1[l]); break; \
+    case 71: /* square_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * (2.0 * x1[l]); break; \
+    case 72: /* sin_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * cos(x1[l]); break; \
+    case 73: /* cos_vjp */ for (l = 0; l < n; l++) y[l] = x0[l] * sin(x1[l]); break; \
+    case 74: /* sqrt_vjp */ for (l = 0; l < n; l++) y[l] = 0.5 * (x0[l] / x1[l]); break; \
+    case 75: /* pow_vjp */ for (l = 0; l < n; l++) y[l] = (x1[l] != 0.0 ? x0[l] * x2[l] / x1[l] : x2[l] < 0.0 ? x0[l] * cg_pow(x1[l], x2[l]) * x2[l] / x1[l] : x0[l] * (x2[l] != 0.0 ? x2[l] * cg_pow(x1[l], x2[l] - 1.0) : 0.0)); break; \
+    case 76: /* add_mul */ for (l = 0; l < n; l++) y[l] = x0[l] + x1[l] * x2[l]; break; \
+    case 77: /* sub_mul */ for (l = 0; l < n; l++) y[l] = x0[l] - x1[l] * x2[l]; break; \
+    case 78: /* mul_sub */ for (l = 0; l < n; l++) y[l] = x1[l] * x2[l] - x0[l]; break; \
     default: break; \
     }
 
@@ -423,6 +435,10 @@ cg_run_point_threaded(const int32_t *code, Py_ssize_t ninstr, double *r)
         &&op_72,
         &&op_73,
         &&op_74,
+        &&op_75,
+        &&op_76,
+        &&op_77,
+        &&op_78,
     };
     const int32_t *ins = code, *end = code + 5 * ninstr;
     if (ins == end) return;
@@ -491,16 +507,20 @@ op_60: /* logical_and */ r[ins[1]] = (r[ins[2]] != 0.0 && r[ins[3]] != 0.0 ? 1.0
 op_61: /* logical_or */ r[ins[1]] = (r[ins[2]] != 0.0 || r[ins[3]] != 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_62: /* logical_not */ r[ins[1]] = (r[ins[2]] == 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_63: /* where */ r[ins[1]] = (r[ins[2]] != 0.0 ? r[ins[3]] : r[ins[4]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_64: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_65: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_66: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_67: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_68: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_69: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_70: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_71: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_72: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_73: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_74: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_64: /* logit */ r[ins[1]] = (r[ins[2]] < 0.3 || r[ins[2]] > 0.65 ? log(r[ins[2]] / (1.0 - r[ins[2]])) : log1p(2.0 * (r[ins[2]] - 0.5)) - log1p(-2.0 * (r[ins[2]] - 0.5))); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_65: /* xlogy */ r[ins[1]] = (r[ins[2]] == 0.0 && r[ins[3]] == r[ins[3]] ? 0.0 : r[ins[2]] * log(r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_66: /* xlog1py */ r[ins[1]] = (r[ins[2]] == 0.0 && r[ins[3]] == r[ins[3]] ? 0.0 : r[ins[2]] * log1p(r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_67: /* tanh_vjp */ r[ins[1]] = r[ins[2]] * (1.0 - r[ins[3]] * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_68: /* sigmoid_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] * (1.0 - r[ins[3]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_69: /* relu_vjp */ r[ins[1]] = r[ins[2]] * (r[ins[3]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_70: /* abs_vjp */ r[ins[1]] = r[ins[2]] * cg_sign(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_71: /* square_vjp */ r[ins[1]] = r[ins[2]] * (2.0 * r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_72: /* sin_vjp */ r[ins[1]] = r[ins[2]] * cos(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_73: /* cos_vjp */ r[ins[1]] = r[ins[2]] * sin(r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_74: /* sqrt_vjp */ r[ins[1]] = 0.5 * (r[ins[2]] / r[ins[3]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_75: /* pow_vjp */ r[ins[1]] = (r[ins[3]] != 0.0 ? r[ins[2]] * r[ins[4]] / r[ins[3]] : r[ins[4]] < 0.0 ? r[ins[2]] * cg_pow(r[ins[3]], r[ins[4]]) * r[ins[4]] / r[ins[3]] : r[ins[2]] * (r[ins[4]] != 0.0 ? r[ins[4]] * cg_pow(r[ins[3]], r[ins[4]] - 1.0) : 0.0)); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_76: /* add_mul */ r[ins[1]] = r[ins[2]] + r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_77: /* sub_mul */ r[ins[1]] = r[ins[2]] - r[ins[3]] * r[ins[4]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_78: /* mul_sub */ r[ins[1]] = r[ins[3]] * r[ins[4]] - r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 }
 #endif

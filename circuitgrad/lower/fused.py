@@ -87,10 +87,10 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
     ``("group", g)`` where group ``g``'s kernel runs, in an order the values allow.
 
         >>> import circuitgrad as cg
-        >>> c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3,), "y": (3,)})
-        >>> groups, schedule = fusion_groups(c, min_entries=0)
+        >>> c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3,), "y": (3,)})
+        >>> groups, schedule = fusion_groups(c, min_entries=0)  # the sum is in the kernel
         >>> [len(g.members) for g in groups], [kind for kind, _ in schedule]
-        [2, ['group', 'node']]
+        ([3], ['group'])
     """
     group_of = [-1] * len(c)
     groups: list[Group] = []

@@ -87,6 +87,9 @@ class ScalarProgram:
         except KeyError as error:
             op = error.args[0]
             i = ops.index(op)
+            if PRIMITIVES[op].c_refusal is not None:
+                raise CircuitError(f"{caller}: node %{i} ({op}) has no C form: "
+                                   f"{PRIMITIVES[op].c_refusal}") from None
             if PRIMITIVES[op].c is None:
                 raise CircuitError(f"{caller}: node %{i} ({op}) has no C form, and scalarize "
                                    f"did not expand it") from None

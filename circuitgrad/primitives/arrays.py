@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import CircuitError
+from . import special
 from .core import NAMESPACE
 
 LIBRARIES = ("numpy", "cupy", "torch", "jax", "dask", "standard")
@@ -55,6 +56,27 @@ def _pow(xp: Any, a: Any, b: Any) -> Any:
     # entry, as circuitgrad's pow is everywhere.
     return xp.where(b == 0.5, xp.sqrt(a), xp.where(b == 2.0, xp.square(a), xp.where(
         b == -1.0, 1.0 / a, xp.pow(a, b))))
+
+
+def _pow_vjp(xp: Any, s: Any, a: Any, b: Any) -> Any:
+    # (s·b)/a where a ≠ 0, the limit s·b·a**(b-1) at a = 0 (as special.pow_vjp).
+    limit = s * _where(xp, b, b * _pow(xp, a, b - 1.0), xp.zeros_like(b))
+    zero = xp.where(b < 0.0, s * _pow(xp, a, b) * b / a, limit)
+    return xp.where(a != 0.0, s * b / a, zero)
+
+
+def _logit(xp: Any, x: Any) -> Any:
+    # SciPy's two ranges: log(x/(1 - x)), and log1p(s) - log1p(-s), s = 2(x - 0.5), near 1/2.
+    s = 2.0 * (x - 0.5)
+    return xp.where((x < 0.3) | (x > 0.65), xp.log(x / (1.0 - x)), xp.log1p(s) - xp.log1p(-s))
+
+
+def _xlogy(xp: Any, x: Any, y: Any) -> Any:
+    return xp.where((x == 0.0) & (y == y), xp.zeros_like(x * y), x * xp.log(y))
+
+
+def _xlog1py(xp: Any, x: Any, y: Any) -> Any:
+    return xp.where((x == 0.0) & (y == y), xp.zeros_like(x * y), x * xp.log1p(y))
 
 
 def _log1p(xp: Any, x: Any) -> Any:
@@ -160,19 +182,31 @@ def _norm(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
     return xp.squeeze(xp.where(xp.isinf(s), xp.inf, scaled), axis=axis)
 
 
-def _prod_others(xp: Any, x: Any, axis: tuple[int, ...]) -> Any:
-    # Exclusive products from the left times those from the right (as special.prod_others).
+def _prod_others(xp: Any, x: Any, axis: tuple[int, ...], *vs: Any) -> Any:
+    # Exclusive products from the left times those from the right (as special.prod_others);
+    # with directions vs, special.exclusive_products in the library's ops.
+    if vs:
+        x, *vs = xp.broadcast_arrays(x, *vs)
     if not axis:
-        return xp.ones_like(x)
+        return xp.zeros_like(x) if vs else xp.ones_like(x)
     k = len(axis)
-    moved = xp.moveaxis(x, axis, tuple(range(-k, 0)))
-    lead = tuple(moved.shape[:moved.ndim - k])
-    flat = xp.reshape(moved, lead + (-1,))
-    ones = xp.ones(lead + (1,), dtype=x.dtype, device=_device(x))
-    left = xp.concat([ones, xp.cumulative_prod(flat[..., :-1], axis=-1)], axis=-1)
-    right = xp.concat([ones, xp.cumulative_prod(xp.flip(flat[..., 1:], axis=-1), axis=-1)],
-                      axis=-1)
-    out = xp.reshape(left * xp.flip(right, axis=-1), moved.shape)
+    moved = [xp.moveaxis(a, axis, tuple(range(-k, 0))) for a in (x, *vs)]
+    lead = tuple(moved[0].shape[:moved[0].ndim - k])
+    flat = [xp.reshape(a, lead + (-1,)) for a in moved]
+    if vs:
+        n = flat[0].shape[-1]
+        ones = xp.ones(lead, dtype=x.dtype, device=_device(x))
+        columns = special.exclusive_products([[a[..., j] for j in range(n)] for a in flat],
+                                             lambda u, v: u * v, lambda u, v: u + v, ones)
+        out = xp.stack([xp.zeros_like(ones) if c is None else c for c in columns], axis=-1)
+        out = xp.reshape(out, moved[0].shape)
+    else:
+        flat = flat[0]
+        ones = xp.ones(lead + (1,), dtype=x.dtype, device=_device(x))
+        left = xp.concat([ones, xp.cumulative_prod(flat[..., :-1], axis=-1)], axis=-1)
+        right = xp.concat([ones, xp.cumulative_prod(xp.flip(flat[..., 1:], axis=-1), axis=-1)],
+                          axis=-1)
+        out = xp.reshape(left * xp.flip(right, axis=-1), moved[0].shape)
     return xp.moveaxis(out, tuple(range(-k, 0)), axis)
 
 
@@ -336,8 +370,32 @@ HELPERS: dict[str, dict[str, Any]] = {
     "erfc": {"numpy": "special.erfc", "cupy": "cupyx.scipy.special:erfc",
              "torch": "torch.special:erfc", "jax": "jax.scipy.special:erfc",
              "dask": "scipy.special:erfc", "standard": None},
+    # SciPy's special functions (primitives/scipy_special.py): the library's own; logit,
+    # xlogy and xlog1py also in standard ops.
+    "logit": {"numpy": "special.logit", "cupy": "cupyx.scipy.special:logit",
+              "torch": "torch.special:logit", "jax": "jax.scipy.special:logit",
+              "dask": "scipy.special:logit", "standard": _logit},
+    "xlogy": {"numpy": "special.xlogy", "cupy": "cupyx.scipy.special:xlogy",
+              "torch": "torch.special:xlogy", "jax": "jax.scipy.special:xlogy",
+              "dask": "scipy.special:xlogy", "standard": _xlogy},
+    "xlog1py": {"numpy": "special.xlog1py", "cupy": "cupyx.scipy.special:xlog1py",
+                "torch": "torch.special:xlog1py", "jax": "jax.scipy.special:xlog1py",
+                "dask": "scipy.special:xlog1py", "standard": _xlog1py},
+    "gammaln": {"numpy": "special.gammaln", "cupy": "cupyx.scipy.special:gammaln",
+                "torch": "torch.special:gammaln", "jax": "jax.scipy.special:gammaln",
+                "dask": "scipy.special:gammaln", "standard": None},
+    "digamma": {"numpy": "special.digamma", "cupy": "cupyx.scipy.special:digamma",
+                "torch": "torch.special:digamma", "jax": "jax.scipy.special:digamma",
+                "dask": "scipy.special:digamma", "standard": None},
+    "polygamma": {"numpy": "special.polygamma", "cupy": "cupyx.scipy.special:polygamma",
+                  "torch": "torch.special:polygamma", "jax": "jax.scipy.special:polygamma",
+                  "dask": "scipy.special:polygamma", "standard": None},
+    "erfinv": {"numpy": "special.erfinv", "cupy": "cupyx.scipy.special:erfinv",
+               "torch": "torch.special:erfinv", "jax": "jax.scipy.special:erfinv",
+               "dask": "scipy.special:erfinv", "standard": None},
     # A variable exponent: one rule at 0.5, 2 and -1 for every library and batch.
     "pow": {"numpy": "special.pow", "standard": _pow},
+    "pow_vjp": {"numpy": "special.pow_vjp", "standard": _pow_vjp},
     # Standard functions that NumPy's column wraps to silence its warnings at the domain's edge.
     "log1p": {"numpy": "special.log1p", "standard": _log1p},
     "atanh": {"numpy": "special.atanh", "standard": _atanh},

@@ -72,6 +72,9 @@ class Primitive:
     # helpers of circuitgrad/lower/cforms.py). None: no C form (tensor ops are scalarized
     # first; an op left without one is refused by name).
     c: str | None = None
+    # Why an elementwise op has no ``c`` (a stated refusal, what to_tape and to_c say): SciPy's
+    # special functions that libm lacks or computes differently (gammaln, digamma, erfinv).
+    c_refusal: str | None = None
     # A callable template that also takes ``batched``: which arguments vary from point to
     # point (a constant does not), for an op whose NumPy form depends on it (pow).
     template_batched: bool = False

@@ -105,11 +105,20 @@ def _pow_template(a: str, b: str, shapes: tuple, batched: tuple) -> str:
 def _pow_vjp(bar: Any, out: Any, a: Any, b: Any) -> tuple:
     if b.constant is not None:
         return tuple(None if p is None else scaled(bar, p) for p in _pow_partials(out, a, b))
-    # Non-constant exponent: both contributions share bar·out. At a = 0 the a-contribution
-    # is 0·b/0 = nan (its limit b·a**(b-1) costs nodes beyond grad's size bound); the
+    # Non-constant exponent: both contributions share bar·out. The textbook form: at a = 0
+    # the a-contribution is 0·b/0 = nan (pow_vjp, the fused rule, is its limit there); the
     # b-contribution is its limit 0 where out = 0 (_log_base).
     t = bar * out
     return t * b / a, t * _log_base(out, a)
+
+
+def _pow_fused(bar: Any, out: Any, a: Any, b: Any) -> tuple:
+    if b.constant is not None:
+        return _pow_vjp(bar, out, a, b)
+    # The a-contribution as one node, pow_vjp(s, a, b): (s·b)/a with s = bar·out where a ≠ 0
+    # (the textbook's numbers), its limit bar·b·a**(b-1) where a = 0 (s = bar there).
+    t = bar * out
+    return call("pow_vjp", call("where", a, t, bar), a, b), t * _log_base(out, a)
 
 
 def _sympy_sigmoid(x: Any) -> Any:
@@ -151,7 +160,7 @@ RECORDS: list[Primitive] = [
     # pow(x, 2) is x*x and pow(x, -1) is 1/x, which is what NumPy's power computes for a
     # scalar exponent (sqrt(-0.0) = -0.0 and sqrt(-inf) = nan, where C's pow gives 0.0 and inf).
     Primitive("pow", 2, _pow_template, "^", template_batched=True,
-              numpy=("power",), partials=_pow_partials, vjp=_pow_vjp,
+              numpy=("power",), partials=_pow_partials, vjp=_pow_vjp, fused=_pow_fused,
               c="cg_pow({0}, {1})",
               sympy=lambda a, b: a**b,
               libmvec=1, c_vector="cg_select(a1 == 0.5, __builtin_ia32_sqrtpd256(a0), "
@@ -213,7 +222,8 @@ RECORDS: list[Primitive] = [
               c_vector="cg_vmaximum(a0, CG_C(0.0))"),
     # Stable for every float: sigmoid(-1000) = 0 and sigmoid(1000) = 1 with no overflow.
     # sigmoid′ = σ(1 − σ) reuses the forward node.
-    Primitive("sigmoid", 1, "xp.exp(-xp.logaddexp(0.0, -{0}))", "σ",
+    # scipy.special.expit is this record (its ufunc's name).
+    Primitive("sigmoid", 1, "xp.exp(-xp.logaddexp(0.0, -{0}))", "σ", numpy=("expit",),
               c="exp(-cg_logaddexp(0.0, -{0}))",
               partials=lambda out, x: (out * (1.0 - out),), sympy=_sympy_sigmoid,
               fused=lambda bar, out, x: (call("sigmoid_vjp", bar, out),),

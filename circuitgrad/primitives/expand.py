@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from . import special
+
 Grid = np.ndarray
 
 
@@ -109,11 +111,25 @@ def per_lane(x: Grid, axis: int | None, shape: tuple[int, ...], lane: Any) -> Gr
 
 
 def prod_others(b: Any, prim: Any, args: list[Grid], params: dict, shape: tuple) -> Grid:
+    """The products of the other entries (a fold each); with directions (more arguments),
+    their derivative along them, :func:`~.special.exclusive_products` in nodes."""
     def others(entries: list[int]) -> list[int]:
         return [fold(b, prim.fold, entries[:k] + entries[k + 1:]) if len(entries) > 1
                 else b.const_id(1.0) for k in range(len(entries))]
 
-    return per_lane(args[0], params.get("axis"), shape, others)
+    if len(args) == 1:
+        return per_lane(args[0], params.get("axis"), shape, others)
+    axis = params.get("axis")
+    moved = [x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
+             for x in np.broadcast_arrays(*args)]
+    result = grid(moved[0].shape)
+    mul = lambda u, v: b.apply_id("mul", (u, v))  # noqa: E731
+    add = lambda u, v: b.apply_id("add", (u, v))  # noqa: E731
+    for index in np.ndindex(moved[0].shape[:-1]):
+        lanes = [[int(e) for e in m[index]] for m in moved]
+        for k, v in enumerate(special.exclusive_products(lanes, mul, add, b.const_id(1.0))):
+            result[index + (k,)] = b.const_id(0.0) if v is None else v
+    return result.reshape(shape) if axis is None else np.moveaxis(result, -1, axis)
 
 
 def softmax(b: Any, prim: Any, args: list[Grid], params: dict, shape: tuple) -> Grid:

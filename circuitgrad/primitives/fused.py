@@ -18,7 +18,9 @@ passes through it (:data:`FUSED_VJPS`).
 They are ``internal``: a program cannot call them by name (parse does not offer them); they
 have their own derivative rules (grad of a gradient, Hessians, jvp through a gradient circuit:
 ``partials`` for forward mode, and a ``vjp`` that builds fused nodes again, so the adjoint of a
-fused node costs at most 5 nodes and the size bound K stays what atan2 makes it),
+fused node costs at most 5 nodes and the size bound K stays what atan2 makes it; ``pow_vjp``,
+∂(a**b)/∂a with its limit at a = 0, has three arguments, a ``vjp`` of 13 nodes (a node of
+three arguments counts as two in the bound) and a ``jvp`` of 11, both exact on each side of 0),
 and ``operations`` says how many scalar operations each one performs, so that sizes can be
 reported in operations as well as nodes (fused nodes make fewer dispatches, not fewer flops).
 
@@ -54,6 +56,42 @@ def _sympy_call(name: str) -> Any:
 
     form.__name__ = f"_sympy_{name}_vjp"
     return form
+
+
+def _sympy_pow_vjp(s: Any, a: Any, b: Any) -> Any:
+    import sympy
+
+    return sympy.Piecewise((s * b / a, sympy.Ne(a, 0)), (s * b * a ** (b - 1), True))
+
+
+# pow_vjp(s, a, b) is (s·b)/a away from a = 0, s·L(a, b) at a = 0, where L = b·a**(b-1) (its
+# limit; 0 where b = 0). Its derivatives, branch by branch (at a = 0 the log term of
+# d/db a**(b-1) is dropped, log(1) for log(0), as JAX and autograd do): ∂/∂s = pow_vjp(1, a, b);
+# ∂/∂a = -out/a, and s·b·L(a, b - 1) = pow_vjp(s·b, a, b - 1) at 0; ∂/∂b = s/a, and
+# s·a**(b-1) at 0. Each is exact at a = 0 (the Hessian of x**y there is its limit).
+
+
+def _pow_vjp_vjp(bar: Any, out: Any, s: Any, a: Any, b: Any) -> tuple:
+    e = b - 1.0
+    u = bar * s
+    return (call("pow_vjp", bar, a, b),
+            call("where", a, -((bar * out) / a), call("pow_vjp", u * b, a, e)),
+            call("where", a, u / a, u * (a ** e)))
+
+
+def _pow_vjp_jvp(tangents: tuple, out: Any, s: Any, a: Any, b: Any) -> Any:
+    # Away from 0: (ṡ·b + s·ḃ - out·ȧ)/a; at 0: a**(b-1)·(ṡ·b + s·ḃ) + pow_vjp(s·b·ȧ, a, b-1).
+    ts, ta, tb = tangents
+    e = b - 1.0
+    w = None if ts is None else ts * b
+    if tb is not None:
+        w = s * tb if w is None else call("add_mul", w, s, tb)
+    if ta is None:
+        return None if w is None else call("where", a, w / a, (a ** e) * w)
+    r = call("pow_vjp", (s * b) * ta, a, e)
+    if w is None:
+        return call("where", a, -(out * ta) / a, r)
+    return call("where", a, call("sub_mul", w, out, ta) / a, call("add_mul", r, a ** e, w))
 
 
 RECORDS: list[Primitive] = [
@@ -114,6 +152,18 @@ RECORDS: list[Primitive] = [
               vjp=lambda bar, out, g, y: (call("sqrt_vjp", bar, y), -((bar * out) / y)),
               sympy=lambda g, y: g / (2 * y)),
 ]
+
+# ∂(a**b)/∂a for a variable exponent, bar·b·a**(b-1): ((bar·out)·b)/a as the textbook rule
+# computes it (bit for bit) where a ≠ 0, and its limit where a = 0, which the textbook's 0/0
+# misses (0 at b = 2, 1 at b = 1, inf at b = 0.5, 0 at b = 0: JAX's and autograd's values);
+# for b < 0 the textbook's ±inf at a = 0 (bar·out, out = a**b recomputed: exact at 0).
+# s is where(a, bar·out, bar): bar·out away from 0 (shared with the exponent's contribution),
+# bar at 0, where bar·out = 0 has lost it. Three arguments: the tape's instructions hold three.
+RECORDS.append(
+    Primitive("pow_vjp", 3, "_sp.pow_vjp({0}, {1}, {2})", "(xʸ)′·", internal=True,
+              c="({1} != 0.0 ? {0} * {2} / {1} : {2} < 0.0 ? {0} * cg_pow({1}, {2}) * {2} / {1}"
+                " : {0} * ({2} != 0.0 ? {2} * cg_pow({1}, {2} - 1.0) : 0.0))",
+              operations=3, vjp=_pow_vjp_vjp, jvp=_pow_vjp_jvp, sympy=_sympy_pow_vjp))
 
 FUSED_VJPS: frozenset[str] = frozenset(p.name for p in RECORDS)
 """The fused contributions: each is linear in its first argument (bar), so a carried sign

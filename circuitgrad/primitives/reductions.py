@@ -10,8 +10,9 @@ Conventions: at a tie the derivative of ``max`` and ``min`` is split evenly amon
 entries (as ``jax.numpy.max`` and ``torch.max`` without ``dim``); ``norm′ = x / norm`` is 0 at
 the origin (PyTorch's choice; JAX gives nan); ``prod′`` is the product of the other entries,
 ``prod_others`` (an internal primitive: exclusive products, no division, so it is exact where
-entries are 0, as in JAX and PyTorch). The second derivative goes through
-``prod_others′ = (Σ bar·out - bar·out) / x``, which is nan where an entry is 0.
+entries are 0, as in JAX and PyTorch). Its derivatives are ``prod_others`` again with one
+direction more (``prod_others(x, v)``: the pairwise-exclusive products along v), so the Hessian
+and every higher derivative are exact where entries are 0 too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import expand
+from ..errors import ShapeError
 from .core import Primitive, Shape, call, normalize_axis
 from .tensor import _reduce_shape, _reduce_template
 
@@ -66,8 +68,9 @@ def _chooser_jvp(tangents: tuple, out: Any, x: Any, axis: int | None = None) -> 
     return _reduced("sum", t * hit, axis) / _reduced("sum", hit, axis)
 
 
-def _others(x: Any, axis: int | None) -> Any:
-    return call("prod_others", x) if axis is None else call("prod_others", x, axis=axis)
+def _others(x: Any, axis: int | None, *vs: Any) -> Any:
+    return call("prod_others", x, *vs) if axis is None else call("prod_others", x, *vs,
+                                                                   axis=axis)
 
 
 def _prod_vjp(bar: Any, out: Any, x: Any, axis: int | None = None) -> tuple:
@@ -80,18 +83,49 @@ def _prod_jvp(tangents: tuple, out: Any, x: Any, axis: int | None = None) -> Any
     return None if t is None else _reduced("sum", t * _others(x, axis), axis)
 
 
-def _others_vjp(bar: Any, out: Any, x: Any, axis: int | None = None) -> tuple:
-    # outᵢ = Π_{k≠i} xₖ, so x̄ⱼ = Σ_{i≠j} barᵢ·outᵢ/xⱼ = (Σ bar·out - barⱼ·outⱼ)/xⱼ.
-    m = bar * out
-    return ((_expand(_reduced("sum", m, axis), x, axis) - m) / x,)
+# prod_others(x, v₁ … vₘ) is D^{m+1}prod(x)[eₗ, v₁ … vₘ] at entry l: the derivative tensors of a
+# product are symmetric and each is linear in every direction, so the adjoint of x is
+# prod_others(x, bar, v₁ … vₘ) and that of vₐ is prod_others(x, bar, v₁ … vₘ without vₐ): one
+# node per argument at every order, no division (exact where entries are 0).
+def _others_vjp(bar: Any, out: Any, x: Any, *vs: Any, axis: int | None = None) -> tuple:
+    return (_others(x, axis, bar, *vs),) + tuple(
+        _others(x, axis, bar, *vs[:a], *vs[a + 1:]) for a in range(len(vs)))
 
 
-def _others_jvp(tangents: tuple, out: Any, x: Any, axis: int | None = None) -> Any:
-    (t,) = tangents
-    if t is None:
+def _others_jvp(tangents: tuple, out: Any, x: Any, *vs: Any, axis: int | None = None) -> Any:
+    tx, tv = tangents[0], tangents[1:]
+    terms = [] if tx is None else [_others(x, axis, tx, *vs)]
+    terms += [_others(x, axis, *vs[:a], t, *vs[a + 1:]) for a, t in enumerate(tv)
+              if t is not None]
+    if not terms:
         return None
-    r = t / x
-    return out * (_expand(_reduced("sum", r, axis), x, axis) - r)
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def _others_shape(x: Shape, *vs: Shape, axis: int | None = None) -> Shape:
+    normalize_axis("prod_others", x, axis)
+    for v in vs:
+        if tuple(v) != tuple(x):
+            raise ShapeError(f"prod_others: the directions have the shape {tuple(v)}, "
+                             f"not the argument's {tuple(x)}")
+    return tuple(x)
+
+
+def _others_template(x: str, *vs: str, shapes: tuple[Shape, ...],
+                     axis: int | None = None) -> str:
+    rank = len(shapes[0])
+    axes = tuple(range(-rank, 0)) if axis is None else (axis - rank,)
+    return f"_sp.prod_others({', '.join((x, repr(axes)) + vs)})"
+
+
+def _sympy_others(x: Any, *vs: Any, axis: int | None = None) -> Any:
+    import sympy
+
+    # one entry: the product of the others is 1, and its derivatives 0
+    return sympy.Integer(0 if vs else 1)
 
 
 def _safe(out: Any) -> Any:
@@ -171,10 +205,11 @@ RECORDS: list[Primitive] = [
               sympy=_sympy_scalar(lambda sp, x: x), **_AXIS,
               sparsity="reduction", scalar_identity=True, fold="mul",
               scalar=expand.reduction),
-    # The products of the other entries: the derivative of prod (made by the adjoint pass).
-    Primitive("prod_others", 1, _special_template("prod_others"), "Π≠",
-              vjp=_others_vjp, jvp=_others_jvp, shape=_same_shape("prod_others"),
-              sympy=_sympy_scalar(lambda sp, x: sp.Integer(1)), internal=True, **_AXIS,
+    # The products of the other entries: the derivative of prod (made by the adjoint pass);
+    # with directions v₁ … vₘ (more arguments), its derivatives (made by its own rules).
+    Primitive("prod_others", 1, _others_template, "Π≠", variadic=True,
+              vjp=_others_vjp, jvp=_others_jvp, shape=_others_shape,
+              sympy=_sympy_others, internal=True, **_AXIS,
               sparsity="normalization",
               scalar=expand.prod_others, fold="mul"),
     Primitive("norm", 1, _special_template("norm"), "‖x‖", vjp=_norm_vjp, jvp=_norm_jvp,

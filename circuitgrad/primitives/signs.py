@@ -3,8 +3,9 @@
 Negation flips one bit, so it commutes with every correctly rounded product and quotient:
 
 * a sign passes through a product or quotient: ``(-u)·p = -(u·p)``, ``(-u)/p = -(u/p)``,
-  ``u/(-p) = -(u/p)``, and through every fused contribution of :mod:`.fused`, which is linear
-  in its first argument: ``f(-bar, x) = -f(bar, x)`` (:func:`passes_sign`);
+  ``u/(-p) = -(u/p)``, through every fused contribution of :mod:`.fused`, which is linear
+  in its first argument: ``f(-bar, x) = -f(bar, x)`` (:func:`passes_sign`), and through a
+  select of two signed values: ``where(c, -a, -b) = -where(c, a, b)`` (:func:`passes_signs`);
 * two signs cancel: ``-(-x) = x``, ``(-a)·(-b) = a·b``; ``x·(-1) = -x``;
 * a scalar constant takes a sign for free: ``-(c·x) = (-c)·x``, ``(-x)/c = x/(-c)``
   (:func:`takes_sign`, :func:`negate`);
@@ -57,6 +58,24 @@ def passes_sign(op: str, position: int) -> bool:
     return position in _THROUGH.get(op, ())
 
 
+def passes_signs(op: str, uses: list[bool]) -> bool:
+    """Whether ``op`` with ``-u`` at every argument marked in ``uses`` (each the same signed
+    adjoint, or made from it) is ``-op(...)`` exactly: :func:`passes_sign` for one argument,
+    and ``where(c, -a, -b) = -where(c, a, b)`` for both branches of a select.
+
+        >>> passes_signs("where", [False, True, True]), passes_signs("where", [False, True, False])
+        (True, False)
+    """
+    marked = tuple(k for k, used in enumerate(uses) if used)
+    if len(marked) == 1:
+        return passes_sign(op, marked[0])
+    return _TOGETHER.get(op) == marked
+
+
+# Ops through which a sign on several arguments at once passes: a select of two negated values.
+_TOGETHER = {"where": (1, 2)}
+
+
 def scaled(bar: Any, p: Any) -> Any:
     """The contribution ``bar * p``, with a negative partial's sign outside the product,
     -(bar·q), so that the adjoint pass sums it by a subtraction and the sign costs no node
@@ -88,10 +107,10 @@ def negate(b: Any, q: int, start: int = 0) -> int:
         if ops[q] == "mul" and ops[u] == "const" and not shapes[u] and shapes[v] == shapes[q]:
             return b.apply_id("mul", (b.const_id(-b.params[u]), v))
     elif q >= start and is_fused_vjp(ops[q]):
-        # f(-c, x) = -f(c, x)
-        u, v = args[q]
-        if ops[u] == "const" and not shapes[u] and shapes[v] == shapes[q]:
-            return b.apply_id(ops[q], (b.const_id(-b.params[u]), v))
+        # f(-c, x) = -f(c, x) (pow_vjp: f(-c, a, b) = -f(c, a, b))
+        u, *rest = args[q]
+        if ops[u] == "const" and not shapes[u] and any(shapes[v] == shapes[q] for v in rest):
+            return b.apply_id(ops[q], (b.const_id(-b.params[u]), *rest))
     return b.apply_id("neg", (q,))
 
 

@@ -5,7 +5,8 @@ namespace, :data:`NAMESPACE`, read by all three, so that they agree bit for bit)
 libraries get theirs from the table.
 
 Each function computes one node for a value of any batch shape: ``axis`` is a tuple of
-negative (point) axes, counted from the end. ``erf`` and ``erfc`` are scipy's ufuncs, imported
+negative (point) axes, counted from the end. ``erf``, ``erfc`` and the functions of
+:mod:`~circuitgrad.primitives.scipy_special` (``logit``, ``gammaln`` ...) are scipy's, imported
 on first use (``scipy.special`` takes half a second to import, and most programs never need
 it). The reductions shift by the maximum (stable at logits of ±1000); ``norm`` scales by the
 largest magnitude (no overflow at 1e200, no underflow at 1e-300).
@@ -27,7 +28,7 @@ import numpy as np
 
 def __getattr__(name: str) -> Any:
     # erf, erfc: scipy's ufuncs, imported once, then module attributes like the others.
-    if name in ("erf", "erfc"):
+    if name in ("erf", "erfc", "logit", "xlogy", "xlog1py", "gammaln", "digamma", "erfinv"):
         import scipy.special
 
         fn = getattr(scipy.special, name)
@@ -62,6 +63,31 @@ def pow(a: Any, b: Any) -> Any:
                 out[np.broadcast_to(at, out.shape)] = fn(np.broadcast_to(a, out.shape)[
                     np.broadcast_to(at, out.shape)])
     return out
+
+
+def pow_vjp(s: Any, a: Any, b: Any) -> Any:
+    """The adjoint contribution of ``a ** b`` to ``a`` (primitives/fused.py): ``(s·b)/a``
+    where ``a ≠ 0`` (``s = bar·out``, the textbook rule bit for bit), its limit
+    ``s·b·a**(b-1)`` at ``a = 0`` (``s = bar``; 0 where ``b = 0``), where the textbook is 0/0;
+    for ``b < 0`` the textbook's ±inf there (``out`` recomputed, exact at 0); no warnings,
+    since the branch not taken may divide by 0.
+
+        >>> float(pow_vjp(1.0, 0.0, 2.0)), float(pow_vjp(1.0, 0.0, 1.0))
+        (0.0, 1.0)
+    """
+    s, a, b = (np.asarray(v, dtype=np.float64) for v in (s, a, b))
+    with np.errstate(all="ignore"):
+        limit = s * np.where(b != 0.0, b * pow(a, b - 1.0), 0.0)
+        # b < 0: out = ±inf at a = 0, and the textbook's ±inf is the limit, its sign too
+        textbook = s * pow(a, b) * b / a
+        return np.where(a != 0.0, s * b / a, np.where(b < 0.0, textbook, limit))[()]
+
+
+def polygamma(n: int, x: Any) -> Any:
+    """ψ⁽ⁿ⁾(x), SciPy's (a Python function of its ufuncs), a NumPy scalar for a scalar."""
+    import scipy.special
+
+    return np.asarray(scipy.special.polygamma(n, x))[()]
 
 
 def where(c: Any, a: Any, b: Any) -> Any:
@@ -109,18 +135,85 @@ def norm(x: Any, axis: tuple[int, ...]) -> Any:
     return np.squeeze(scaled, axis=axis)[()]
 
 
-def prod_others(x: Any, axis: tuple[int, ...]) -> Any:
+def prod_others(x: Any, axis: tuple[int, ...], *vs: Any) -> Any:
     """For each entry, the product of the other entries along ``axis`` (exclusive products
-    from the left times those from the right: exact where entries are 0, no division)."""
+    from the left times those from the right: exact where entries are 0, no division); with
+    directions ``vs = (v₁ … vₘ)``, the derivative of that along them: entry ``l`` is the sum,
+    over distinct entries ``i₁ … iₘ`` other than ``l``, of ``v₁[i₁] ··· vₘ[iₘ]`` times the
+    product of the entries other than ``l, i₁ … iₘ`` (:func:`exclusive_products`).
+
+        >>> prod_others(np.array([2.0, 0.0, 3.0]), (-1,)).tolist()
+        [0.0, 6.0, 0.0]
+        >>> prod_others(np.array([2.0, 0.0, 3.0]), (-1,), np.ones(3)).tolist()  # Σ_{i≠l} Π_{≠l,i}
+        [3.0, 5.0, 2.0]
+    """
+    if vs:
+        x, *vs = np.broadcast_arrays(x, *vs)
     if not axis:
-        return np.ones_like(x)[()]
-    moved = np.moveaxis(x, axis, tuple(range(-len(axis), 0)))
-    flat = moved.reshape(moved.shape[: moved.ndim - len(axis)] + (-1,))
-    ones = np.ones(flat.shape[:-1] + (1,))
-    left = np.concatenate([ones, np.cumprod(flat[..., :-1], axis=-1)], axis=-1)
-    right = np.concatenate([ones, np.cumprod(flat[..., :0:-1], axis=-1)], axis=-1)[..., ::-1]
-    out = (left * right).reshape(moved.shape)
-    return np.moveaxis(out, tuple(range(-len(axis), 0)), axis)[()]
+        return (np.zeros_like(x) if vs else np.ones_like(x))[()]
+    k = len(axis)
+    moved = [np.moveaxis(a, axis, tuple(range(-k, 0))) for a in (x, *vs)]
+    flat = [a.reshape(a.shape[: a.ndim - k] + (-1,)) for a in moved]
+    if vs:
+        n = flat[0].shape[-1]
+        ones, zeros = np.ones(flat[0].shape[:-1]), np.zeros(flat[0].shape[:-1])
+        columns = exclusive_products([[a[..., j] for j in range(n)] for a in flat],
+                                     lambda u, v: u * v, lambda u, v: u + v, ones)
+        out = np.stack([zeros if c is None else c for c in columns], axis=-1)
+    else:
+        f = flat[0]
+        ones = np.ones(f.shape[:-1] + (1,))
+        left = np.concatenate([ones, np.cumprod(f[..., :-1], axis=-1)], axis=-1)
+        right = np.concatenate([ones, np.cumprod(f[..., :0:-1], axis=-1)], axis=-1)[..., ::-1]
+        out = left * right
+    out = out.reshape(moved[0].shape)
+    return np.moveaxis(out, tuple(range(-k, 0)), axis)[()]
+
+
+def exclusive_products(lanes: list[list[Any]], mul: Any, add: Any, one: Any) -> list[Any]:
+    """The entries of ``prod_others(x, v₁ … vₘ)`` along one lane: ``lanes`` holds the lane's
+    entries of ``x`` and of each ``vₐ`` (n each), ``mul``, ``add`` and ``one`` the arithmetic
+    (NumPy arrays, or nodes of a builder: the same algorithm for the template, the array
+    API and the scalar expansion). Entry l is the coefficient of t₁···tₘ in
+    Π_{k≠l} (x[k] + Σₐ tₐ·vₐ[k]): squarefree polynomials in t (a dict from a subset of the
+    directions, as a bitmask, to its coefficient; None for zero), multiplied from the left and
+    from the right, O(n·m·2ᵐ) products, no division (exact where entries are 0).
+
+        >>> exclusive_products([[2.0, 0.0, 3.0], [1.0, 1.0, 1.0]], float.__mul__,
+        ...                    float.__add__, 1.0)
+        [3.0, 5.0, 2.0]
+    """
+    x, vs = lanes[0], lanes[1:]
+    m, n = len(vs), len(x)
+    full = (1 << m) - 1
+
+    def times(poly: dict, k: int) -> dict:
+        # poly · (x[k] + Σₐ tₐ vₐ[k]), the terms of more than m directions dropped
+        new = {bits: mul(c, x[k]) for bits, c in poly.items()}
+        for bits, c in poly.items():
+            for a in range(m):
+                if not bits >> a & 1:
+                    term = mul(c, vs[a][k])
+                    key = bits | 1 << a
+                    new[key] = term if key not in new else add(new[key], term)
+        return new
+
+    left = [{0: one}]
+    for k in range(n - 1):
+        left.append(times(left[-1], k))
+    right = [{0: one}]
+    for k in range(n - 1, 0, -1):
+        right.append(times(right[-1], k))
+    right.reverse()
+    out = []
+    for lp, rp in zip(left, right):
+        total = None
+        for bits, c in lp.items():
+            if full ^ bits in rp:
+                term = mul(c, rp[full ^ bits])
+                total = term if total is None else add(total, term)
+        out.append(total)
+    return out
 
 
 def log1p(x: Any) -> Any:

@@ -233,9 +233,11 @@ def _reduction(op, args, shapes, shape, params, n):
 
 
 def _normalization(op, args, shapes, shape, params, n):
-    (sx,) = shapes
+    # (prod_others with directions: every argument has the first one's shape)
+    sx = shapes[0]
     group = _grouped(sx, params.get("axis"))
-    reduced = _union(int(group.max(initial=-1)) + 1, [(args[0], _all(math.prod(sx)), group)], n)
+    reduced = _union(int(group.max(initial=-1)) + 1,
+                     [(a, _all(math.prod(sx)), group) for a in args], n)
     return _gather(reduced, group)
 
 

@@ -14,7 +14,7 @@ from ..circuit import Circuit, LEAVES
 from ..builder import Builder
 from ..value import Value
 from ..primitives import PRIMITIVES, Scatter
-from ..primitives.signs import passes_sign, scaled
+from ..primitives.signs import passes_signs, scaled
 
 
 def tangent_sweep(b: Builder, c: Circuit, seeds: dict[int, int]) -> dict[int, int]:
@@ -150,7 +150,7 @@ def signs_out(b: Builder, bar: int, before: int, contributions: Sequence,
         uses = [a in through for a in ids]
         if not any(uses):
             continue
-        if sum(uses) != 1 or not passes_sign(ops[j], uses.index(True)):
+        if not passes_signs(ops[j], uses):
             return None  # (-u)·p = -(u·p), (-u)/p = -(u/p), f(-bar, x) = -f(bar, x)
         through.add(j)
     signed = 0

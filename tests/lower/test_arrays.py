@@ -105,13 +105,16 @@ def uses(f, names) -> bool:
 # except for these spellings (a helper's standard form: other arithmetic). (Dask too runs NumPy
 # per block, but its matmul, vecdot and transposes of blocks sum in other orders.)
 NOT_NUMPY_BITS = {"strict": ("_sp.matvec(", "_sp.vecmat(", "_sp.exp2(", "_sp.cbrt(",
-                              "_sp.logaddexp2(", "_sp.float_power(")}
+                             "_sp.logaddexp2(", "_sp.float_power(",
+                             # SciPy's logit, xlogy, xlog1py against their standard forms
+                             "_sp.logit(", "_sp.xlogy(", "_sp.xlog1py(")}
 
 
 # A library's own elementary function further from NumPy's (libm's) than ARRAY_ULPS: a bound
 # just above the worst measured over 10⁵ points of the domain, so a regression past it fails.
 KNOWN_ULPS = {("jax", "log1p"): 72,  # XLA's log1p: 63.5 ulp at x ≈ -0.414 (√2/2 - 1)
               ("jax", "atanh"): 40,  # XLA's atanh (by log1p): 32 ulp at x ≈ 0.414
+              ("jax", "xlog1py"): 72,  # x·log1p(y) with XLA's log1p
               # Not measured (no GPU here): CUDA's documented maxima plus libm's 1 ulp
               ("cupy", "erfc"): 6, ("cupy", "asinh"): 4, ("cupy", "acosh"): 4}
 

@@ -41,7 +41,7 @@ class _NumpyDispatch:
 
     @staticmethod
     def ufunc(ufunc: Any, method: str, inputs: tuple, kwargs: dict) -> Any:
-        name = f"numpy.{ufunc.__name__}"
+        name = _ufunc_name(ufunc)
         if method != "__call__":
             raise CircuitError(f"{name}.{method} cannot be traced (use np.sum, np.mean ... or "
                                "the ufunc itself)" + user_line())
@@ -79,6 +79,19 @@ class _NumpyDispatch:
             name = numpy_name(func)
             text = str(e) if str(e).startswith(name) else f"{name}: {e}"
             raise type(e)(text + user_line()) from None
+
+
+def _ufunc_name(ufunc: Any) -> str:
+    """``numpy.sin``, or ``scipy.special.gammaln`` for SciPy's ufuncs (they dispatch alike)."""
+    import sys
+
+    short = ufunc.__name__
+    if getattr(np, short, None) is ufunc:
+        return f"numpy.{short}"
+    special = sys.modules.get("scipy.special")
+    if special is not None and getattr(special, short, None) is ufunc:
+        return f"scipy.special.{short}"
+    return f"numpy.{short}"
 
 
 Value.numpy_dispatch = _NumpyDispatch()
