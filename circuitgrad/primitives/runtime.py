@@ -98,7 +98,7 @@ def setitem(x: Any, v: Any, shape: tuple[int, ...], rank: int, positions: Any, s
     point = v.shape[v.ndim - rank:]
     v = v.reshape(bv + (1,) * (len(batch) - len(bv)) + (1,) * (len(place) - rank) + point)
     v = np.broadcast_to(v, batch + tuple(place)).reshape(batch + (-1,))
-    out = np.array(np.broadcast_to(x, batch + tuple(shape)), dtype=np.float64)
+    out = np.array(np.broadcast_to(x, batch + tuple(shape)), dtype=np.float64, order="C")
     flat = out.reshape(batch + (-1,))
     flat[..., positions] = v if sources is None else v[..., sources]
     return out

@@ -273,3 +273,26 @@ def test_a_traced_number_rebinds_as_pythons_numbers_do():
 
     got = cg.to_numpy(cg.trace(f, shapes={"x": (2,)}))(np.array([1.0, 2.0]), 3.0)
     assert got[0].tolist() == [5.0, 2.0] and float(got[1]) == 3.0 and float(got[2]) == 4.0
+
+
+def test_a_write_into_an_array_numpy_keeps_in_fortran_order():
+    # x.T * 1.0 is Fortran-ordered in NumPy; a write must land in it, not in a reshaped copy
+    # (it once did: setitem wrote into flat = out.reshape(-1), a copy for such an `out`).
+    def f(x):
+        y = x.T * 1.0
+        y[0] = 5.0
+        y[1, ::2] += x[0, 0]
+        return y
+
+    c = cg.trace(f, shapes={"x": (3, 4)})
+    x = np.arange(12.0).reshape(3, 4)
+    want = f(x.copy())
+    for arg in (x, np.asfortranarray(x)):
+        np.testing.assert_array_equal(cg.to_numpy(c)(arg), want)
+        np.testing.assert_array_equal(cg.to_numpy(c)(np.stack([arg, arg])), [want, want])
+    g = cg.to_numpy(cg.grad(cg.trace(lambda x: (f(x) ** 2).sum(), shapes={"x": (3, 4)})))(x)
+    y = f(x.copy())
+    want_g = 2 * y.T                            # y = x.T where not written over ...
+    want_g[:, 0] = 0.0                          # ... y[0] = 5 overwrote x[:, 0]
+    want_g[0, 0] = 2 * (y[1, 0] + y[1, 2])      # x[0, 0] was added to y[1, 0] and y[1, 2]
+    np.testing.assert_array_equal(g[1], want_g)
