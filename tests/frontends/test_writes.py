@@ -296,3 +296,19 @@ def test_a_write_into_an_array_numpy_keeps_in_fortran_order():
     want_g[:, 0] = 0.0                          # ... y[0] = 5 overwrote x[:, 0]
     want_g[0, 0] = 2 * (y[1, 0] + y[1, 2])      # x[0, 0] was added to y[1, 0] and y[1, 2]
     np.testing.assert_array_equal(g[1], want_g)
+
+
+def test_copyto_where_writes_only_the_masked_entries():
+    mask = np.array([True, False, True])
+
+    def f(x):
+        y = np.zeros_like(x)
+        np.copyto(y, x * 2, where=mask)        # a NumPy mask
+        np.copyto(y, 7.0, where=x > 0.5)       # a traced mask
+        return y
+
+    c = cg.trace(f, shapes={"x": (3,)})
+    x = np.array([0.1, 0.9, 0.7])
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), f(x.copy()))
+    g = cg.to_numpy(cg.grad(cg.trace(lambda x: f(x).sum(), shapes={"x": (3,)})))(x)[1]
+    np.testing.assert_array_equal(g, [2.0, 0.0, 0.0])

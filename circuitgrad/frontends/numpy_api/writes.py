@@ -14,14 +14,18 @@ from .binding import bind, builder_of
 
 def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"dst": None, "src": None, "casting": None,
-                                       "where": (True,)})
+                                       "where": None})
     dst = bound["dst"]
     if not isinstance(dst, Value):
         raise CircuitError("numpy.copyto of a traced value into a NumPy array cannot be "
                            "traced: the array holds numbers; make it with "
                            "circuitgrad.numpy.zeros (or np.zeros_like of a traced value)"
                            + user_line())
-    dst[...] = bound["src"]
+    where = bound.get("where", True)
+    if where is True:
+        dst[...] = bound["src"]
+    else:  # the entries where the mask is False keep dst's values (NumPy's rule)
+        dst[...] = np.where(where, bound["src"], dst)
 
 
 def _like(func: Any, args: tuple, kwargs: dict, fill: Any) -> Any:
