@@ -126,6 +126,10 @@ def _children(e: Any) -> list[Any]:
                 if part is not sympy.true]
     if isinstance(e, sympy.Heaviside):
         return [e.args[0]]
+    if isinstance(e, sympy.sinc):
+        # sympy's sinc is sin(t)/t, NumPy's (circuitgrad's) sin(πx)/(πx): x = t/π, and
+        # sinc(π·x), to_sympy's form, comes back as sinc(x) itself.
+        return [e.args[0] / sympy.pi]
     s = _sigmoid_argument(e)
     if s is not None:
         return [s]
@@ -180,6 +184,8 @@ def _node(b: Builder, e: Any, args: list[int]) -> int:
         return _fold(b, "maximum" if isinstance(e, sympy.Max) else "minimum", args)
     if isinstance(e, sympy.Heaviside):
         return _heaviside(b, e, args[0])
+    if isinstance(e, sympy.sinc):
+        return b.apply_id("sinc", (args[0],))
     if isinstance(e, sympy.Piecewise):
         return _piecewise(b, e, args)
     name = _RELATIONS.get(type(e).__name__) or _LOGIC.get(type(e).__name__)

@@ -274,6 +274,8 @@ def sinc_d(x: Any, n: Any) -> Any:
 
 def sinc_derivative(xp: Any, x: Any, n: Any) -> Any:
     """:func:`sinc_d` in the array namespace ``xp`` (n a number, or an array of them)."""
+    if xp is np:  # a Python float would raise ZeroDivisionError in the branch not taken
+        x = np.asarray(x, dtype=np.float64)
     if np.ndim(n) == 0:
         return _sinc_d(xp, x, float(n))
     x, n = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(n, np.float64))
