@@ -272,6 +272,10 @@ def _stack(xp: Any, values: Sequence[Any], axis: int, rank: int) -> Any:
     return xp.stack(_batched(xp, values, rank), axis=axis)
 
 
+def _flip(xp: Any, x: Any, axis: Any) -> Any:
+    return xp.flip(x, axis=axis)
+
+
 def _take(xp: Any, x: Any, indices: Sequence[int], axis: int) -> Any:
     return xp.take(x, xp.asarray(list(indices), device=_device(x)), axis=axis)
 
@@ -437,7 +441,7 @@ functions of :mod:`~circuitgrad.primitives.special`."""
 RUNTIME: dict[str, Callable[..., Any]] = {
     "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape,
     "concatenate": _concatenate, "stack": _stack,
-    "scatter_add": _scatter_add, "put_add": _put_add, "setitem": _setitem,
+    "scatter_add": _scatter_add, "put_add": _put_add, "setitem": _setitem, "flip": _flip,
 }
 """``_cg.NAME`` for every library but NumPy (whose ``_cg`` is
 :mod:`~circuitgrad.primitives.runtime`), in standard ops."""

@@ -33,6 +33,18 @@ def broadcast_to(x: Any, shape: tuple[int, ...], rank: int, axis: int | None = N
     return np.broadcast_to(x, batch + shape)
 
 
+def flip(x: Any, axis: Any) -> np.ndarray:
+    """``np.flip(x, axis)`` as a C-ordered copy, not a view of negative strides: NumPy runs
+    its SIMD kernels (AVX-512: other last bits than libm's) on a contiguous 1-D array but not
+    on a reversed one, while a reversed 2-D array is buffered into them, so a point (1-D)
+    and its batch (2-D) would differ in the last bit (docs/semantics.md: batch = points).
+
+        >>> flip(np.arange(3.0), -1), flip(np.arange(4.0).reshape(2, 2), (-2,)).flags.c_contiguous
+        (array([2., 1., 0.]), True)
+    """
+    return np.flip(x, axis).copy(order="C")
+
+
 def reshape(x: Any, shape: tuple[int, ...], rank: int) -> Any:
     """Points of ``rank`` axes reshaped to ``shape``, the batch axes in front left alone."""
     return np.reshape(x, (np.shape(x) if rank == 0 else np.shape(x)[:-rank]) + shape)

@@ -162,7 +162,8 @@ def _getitem_template(x: str, shapes: tuple[Shape, ...], index: Index) -> str:
     if not any(isinstance(e, tuple) and e[2] < 0 for e in index):
         return f"{x}[..., {index_text(index, shapes[0])}]"
     # A negative step as the forward slice, flipped (the standard's spelling; torch refuses
-    # negative steps): the same view in NumPy.
+    # negative steps): in NumPy a C-ordered copy (runtime.flip: its SIMD kernels skip 1-D
+    # reversed arrays, so a point and its batch would differ in the last bit).
     forward, flips, out = [], [], 0
     for e in index:
         if isinstance(e, tuple) and e[2] < 0:
@@ -175,7 +176,7 @@ def _getitem_template(x: str, shapes: tuple[Shape, ...], index: Index) -> str:
     axes = tuple(a - out for a in flips)
     forward = tuple(forward)
     flipped = x if _full(forward, shapes[0]) else f"{x}[..., {index_text(forward, shapes[0])}]"
-    return f"xp.flip({flipped}, axis={axes_text(axes)})"
+    return f"_cg.flip({flipped}, {axes_text(axes)})"
 
 
 def _scatter_add_template(*args: Any, shapes: tuple[Shape, ...], shape: Shape,
@@ -431,9 +432,13 @@ def _cumsum_template(x: str, shapes: tuple[Shape, ...], axis: int) -> str:
 
 
 def _getitem_function(shapes: tuple[Shape, ...], index: Index) -> Any:
-    # x[..., index] without compiling a template per index: the same indexing.
-    return operator.itemgetter((Ellipsis,) + tuple(
+    # x[..., index] without compiling a template per index: the same indexing (and, as the
+    # template, a copy where a step is negative: runtime.flip's reason).
+    get = operator.itemgetter((Ellipsis,) + tuple(
         slice(*e) if isinstance(e, tuple) else e for e in index))
+    if any(isinstance(e, tuple) and e[2] < 0 for e in index):
+        return lambda x: get(x).copy(order="C")
+    return get
 
 
 def _scatter_add_function(shapes: tuple[Shape, ...], shape: Shape,
