@@ -97,6 +97,7 @@ import numpy as np
 
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
+from ..transforms.scalarize import scalar_size
 from .cache import cache_dir, load_library  # noqa: F401 - cache_dir: public
 from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
 from .program import EXTENSION as _tape
@@ -105,6 +106,15 @@ from .program import CompiledFunction, ScalarProgram
 PART_SIZE = 500
 LANES = 8
 COMPILE_TIMEOUT = 300.0
+SCALAR_LIMIT = 4096
+"""The most scalars (``scalarize``'s size, estimated by ``scalar_size``) a tensor circuit may
+expand to for ``to_c``'s scalar code: its compile grows ~0.3-0.4 ms per scalar (-Og), so 4096
+is about 1.5 s; above it ``to_c`` gives ``to_fused``'s loops, which compile per group of
+elementwise nodes (well under a second) and call BLAS for products."""
+TENSOR_LOWERING: list[Any] = [None]
+"""The lowering ``to_c`` hands a tensor circuit above :data:`SCALAR_LIMIT`: lower/fused.py
+puts ``to_fused`` here when it is imported (it builds on this module's compiler, so this
+module cannot import it)."""
 
 
 def _comment(text: str) -> str:
@@ -368,7 +378,7 @@ class CFunction(CompiledFunction):
 
 def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
          timeout: float = COMPILE_TIMEOUT, csr: bool = True,
-         vectors: bool | None = None) -> CFunction:
+         vectors: bool | None = None, fused: bool | None = None) -> Any:
     """Lower a circuit to C, compile it (or load it from the cache) and return a callable.
 
     Args:
@@ -381,9 +391,14 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
         vectors: 4 points per AVX2 vector (``None``: where the host has AVX2 and glibc's
             vector math; 2.5-3x faster on batches, ~1.3x slower at one point) or plain C
             (``False``: the fastest one-point calls). Values are within the same contract.
+        fused: a tensor circuit as ``to_fused``'s NumPy calls and fused C loops (``True``) or
+            expanded to scalar code (``False``); ``None`` chooses by size: fused where
+            ``scalar_size(c)`` exceeds :data:`SCALAR_LIMIT` (4096), so a compile never runs for
+            minutes. ``repr`` says which it is.
 
     Returns:
-        A :class:`CFunction` with ``.source``, called as ``to_numpy``'s callable is.
+        A :class:`CFunction` with ``.source``, called as ``to_numpy``'s callable is (or, for a
+        tensor circuit above the limit, a :class:`~circuitgrad.lower.fused.FusedFunction`).
 
     Raises:
         CircuitError: no C compiler (use ``to_tape``), a compile error or the time limit;
@@ -395,5 +410,10 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
     -inf
     """
     c = as_circuit(c, "to_c")
+    if fused is None:
+        tensor = any(c.shape(i) for i in range(len(c)))
+        fused = tensor and scalar_size(c) > SCALAR_LIMIT
+    if fused:
+        return TENSOR_LOWERING[0](c, name, timeout=timeout, csr=csr)
     with no_gc():
         return CFunction(c, name, opt, timeout, csr, vectors)

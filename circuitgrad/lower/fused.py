@@ -43,7 +43,7 @@ import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
-from .c import COMPILE_TIMEOUT, compile_library
+from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, node_code, outputs
 
@@ -596,3 +596,6 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
     c = as_circuit(c, "to_fused")
     with no_gc():
         return FusedFunction(c, name, opt, timeout, csr, min_entries)
+
+
+TENSOR_LOWERING[0] = to_fused  # to_c's choice for large tensor circuits (lower/c.py)

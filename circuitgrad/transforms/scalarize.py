@@ -53,6 +53,33 @@ def scalarize(c: Circuit) -> Circuit:
         return _scalarize(c)
 
 
+def scalar_size(c: Circuit) -> int:
+    """About how many nodes ``scalarize(c)`` makes, counted from the shapes without expanding:
+    a node of n entries is n scalars, a product ``matmul`` 2k - 1 per entry of its result
+    (k the contracted length), a node that reads more entries than it makes (a reduction)
+    one per entry read. ``to_c`` reads it to choose scalar code or fused loops.
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("J = sum(W @ x)", shapes={"W": (2, 3), "x": (3,)})
+    >>> scalar_size(c), cg.scalarize(c).size
+    (12, 11)
+    """
+    c = as_circuit(c, "scalar_size")
+    total = 0
+    for i in range(len(c)):
+        op = c.op(i)
+        if op in ("input", "const"):
+            continue
+        out = int(np.prod(c.shape(i)))
+        reads = [int(np.prod(c.shape(a))) for a in c.args(i)]
+        if op == "matmul" and reads:
+            k = c.shape(c.args(i)[0])[-1] if c.shape(c.args(i)[0]) else 1
+            total += out * (2 * k - 1)
+        else:
+            total += max([out] + reads)
+    return total
+
+
 def _scalarize(c: Circuit) -> Circuit:
     b = Builder()
     taken = set(c.inputs)

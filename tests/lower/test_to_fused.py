@@ -181,3 +181,27 @@ def test_pickles_and_other_array_libraries_run_numpys_code():
     torch = pytest.importorskip("torch")
     t = f(x=torch.tensor(x))
     assert isinstance(t, torch.Tensor) and np.isclose(float(t), float(f(x=x)))
+
+
+def test_to_c_chooses_fused_loops_above_its_scalar_limit():
+    from circuitgrad.lower.c import SCALAR_LIMIT
+    from circuitgrad.transforms.scalarize import scalar_size
+
+    def network(n):
+        return cg.grad(cg.parse("J = sum(tanh(W @ x) * y)",
+                                shapes={"W": (n, n), "x": (n,), "y": (n,)}))
+
+    small, large = network(4), network(100)
+    assert scalar_size(small) <= SCALAR_LIMIT < scalar_size(large)
+    assert type(cg.to_c(small)).__name__ == "CFunction"
+    f = cg.to_c(large)
+    assert "FusedFunction" in repr(f)
+    rng = np.random.default_rng(0)
+    args = {"W": rng.normal(size=(100, 100)) / 10, "x": rng.normal(size=100),
+            "y": rng.normal(size=100)}
+    for got, want in zip(f(**args), cg.to_numpy(large)(**args)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    assert type(cg.to_c(small, fused=True)).__name__ == "FusedFunction"
+    # the estimate is the scalar circuit's size, within a few percent
+    s = cg.scalarize(network(6))
+    assert abs(scalar_size(network(6)) - s.size) <= 0.25 * s.size
