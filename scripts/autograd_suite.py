@@ -55,41 +55,106 @@ import atexit
 atexit.register(_dump)
 
 
-def _trace(fun, args, kwargs):
-    names = [f"a{k}" for k in range(len(args))]
+def _flatten(obj):
+    """The leaves of a container (dicts by sorted key, lists, tuples) and a function that
+    rebuilds it from new leaves: the stand-in traces every leaf as its own input."""
+    if isinstance(obj, dict):
+        keys = sorted(obj)
+        parts = [_flatten(obj[k]) for k in keys]
+        kind = type(obj)
+        def build(leaves, parts=parts, keys=keys, kind=kind):
+            out, at = {}, 0
+            for k, (ls, b) in zip(keys, parts):
+                out[k] = b(leaves[at:at + len(ls)])
+                at += len(ls)
+            return kind(out) if kind is not dict else out
+        return [l for ls, _ in parts for l in ls], build
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        parts = [_flatten(o) for o in obj]
+        kind = type(obj)
+        def build(leaves, parts=parts, kind=kind):
+            out, at = [], 0
+            for ls, b in parts:
+                out.append(b(leaves[at:at + len(ls)]))
+                at += len(ls)
+            return kind(out)
+        return [l for ls, _ in parts for l in ls], build
+    return [obj], lambda leaves: leaves[0]
+
+
+def _leaf_ok(a):
     numbers = (float, int, complex, _np.ndarray, _np.generic)
-    arrays = [k for k, a in enumerate(args) if isinstance(a, numbers) and not isinstance(a, bool)]
-    src = (f"def wrapped({', '.join(names)}):\n"
-           f"    return fun({', '.join(names)}, **kwargs)\n")
-    space = {"fun": fun, "kwargs": kwargs}
-    exec(src, space)
-    wrapped = space["wrapped"]
-    shapes = {names[k]: _np.asarray(args[k]) for k in arrays}  # examples: their dtype counts
+    return isinstance(a, numbers) and not isinstance(a, bool)
+
+
+def _flat_function(fun, args, kwargs, reduce=None):
+    """fun as a function of its arguments' leaves a0, a1 ... (Python source: the names are
+    the circuit's inputs), its result's leaves as a tuple (or reduce(result))."""
+    flat, builders, owner = [], [], []
     for k, a in enumerate(args):
-        if k not in arrays:
-            raise cg.CircuitError(f"argument {k} is a {type(a).__name__}, not an array")
-    return cg.trace(wrapped, shapes=shapes), names
+        leaves, build = _flatten(a)
+        for leaf in leaves:
+            if not _leaf_ok(leaf):
+                raise cg.CircuitError(f"argument {k} holds a {type(leaf).__name__}, not an "
+                                      "array")
+        builders.append((len(flat), len(leaves), build))
+        owner += [k] * len(leaves)
+        flat += leaves
+    names = [f"a{j}" for j in range(len(flat))]
+
+    def call(*leaves):
+        rebuilt = [b(list(leaves[at:at + n])) for at, n, b in builders]
+        out = fun(*rebuilt, **kwargs)
+        if reduce is not None:
+            return reduce(out)
+        leaves_out, _ = _flatten(out)
+        return tuple(leaves_out) if len(leaves_out) != 1 else leaves_out[0]
+
+    space = {"call": call}
+    exec(f"def wrapped({', '.join(names)}):\n    return call({', '.join(names)})\n", space)
+    return space["wrapped"], names, flat, owner
+
+
+def _trace(fun, args, kwargs, reduce=None):
+    wrapped, names, flat, owner = _flat_function(fun, args, kwargs, reduce)
+    shapes = {n: _np.asarray(a) for n, a in zip(names, flat)}  # examples: their dtype counts
+    return cg.trace(wrapped, shapes=shapes), names, flat, owner
 
 
 def _complex(args):
     return any(_np.iscomplexobj(a) for a in args if not isinstance(a, (list, tuple, dict)))
 
 
-def _numeric_grad(fun, args, kwargs, k, v):
+def _out_leaves(out):
+    return [_np.asarray(l, dtype=float) for l in _flatten(out)[0]]
+
+
+def _numeric_grad(fun, args, kwargs, flat, j, vs):
+    # central differences of sum(leaf * v) along leaf j of the flattened arguments
     eps = 1e-6
-    x = _np.asarray(args[k], dtype=float)
+    x = _np.asarray(flat[j], dtype=float)
     g = _np.zeros(x.shape)
+    wrapped, _, _, _ = _flat_function(fun, args, kwargs)
     for idx in _np.ndindex(x.shape):
         e = _np.zeros(x.shape); e[idx] = eps
-        lo = list(args); hi = list(args)
-        hi[k] = x + e if x.shape else float(x + e)
-        lo[k] = x - e if x.shape else float(x - e)
-        g[idx] = (_np.sum(_np.asarray(fun(*hi, **kwargs)) * v)
-                  - _np.sum(_np.asarray(fun(*lo, **kwargs)) * v)) / (2 * eps)
+        hi, lo = list(flat), list(flat)
+        hi[j] = x + e if x.shape else float(x + e)
+        lo[j] = x - e if x.shape else float(x - e)
+        total = 0.0
+        for side, sign in ((hi, 1), (lo, -1)):
+            outs = _out_leaves(_rebuilt_call(wrapped, side))
+            total += sign * sum(_np.sum(o * v) for o, v in zip(outs, vs))
+        g[idx] = total / (2 * eps)
     return g
 
 
-def check_grads(fun, argnums=None, modes=None, order=2, **_):
+def _rebuilt_call(wrapped, flat):
+    out = wrapped(*flat)
+    return list(out) if isinstance(out, tuple) else out
+
+
+def check_grads(fun, argnums=None, modes=None, order=2, argnum=None, **_):
+    argnums = argnum if argnums is None else argnums
     def check(*args, **kwargs):
         complex_in = _complex(args)
         try:
@@ -102,31 +167,38 @@ def check_grads(fun, argnums=None, modes=None, order=2, **_):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                c, names = _trace(fun, args, kwargs)
-                want = _np.asarray(fun(*args, **kwargs))
-                got = cg.to_numpy(c)(*args)
-                got = _np.asarray(got if len(c.outputs) == 1 else list(got))
-                if want.shape != got.shape or not _np.allclose(got, want, rtol=1e-6, atol=1e-8,
-                                                                equal_nan=True):
+                c, names, flat, owner = _trace(fun, args, kwargs)
+                wants = _out_leaves(fun(*args, **kwargs))
+                got = cg.to_numpy(c)(*flat)
+                gots = [_np.asarray(g) for g in (got if len(c.outputs) > 1 else (got,))]
+                if len(gots) != len(wants) or any(
+                        w.shape != g.shape or not _np.allclose(g, w, rtol=1e-6, atol=1e-8,
+                                                               equal_nan=True)
+                        for w, g in zip(wants, gots)):
                     _record("wrong complex" if complex_in else "wrong", fun,
-                            f"value {got.ravel()[:3]} vs {want.ravel()[:3]}")
+                            f"value {gots[0].ravel()[:3]} vs {wants[0].ravel()[:3]}")
                     return
-                v = _np.random.default_rng(0).normal(size=want.shape)
+                rng = _np.random.default_rng(0)
+                vs = [rng.normal(size=w.shape) for w in wants]
                 which = range(len(args)) if argnums is None else (
                     [argnums] if isinstance(argnums, int) else argnums)
-                wrt = [names[k] for k in which if k < len(names)]
-                space = {"fun": fun, "kwargs": kwargs, "v": v, "np": _np}
-                exec(f"def total({', '.join(names)}):\n"
-                     f"    return np.sum(fun({', '.join(names)}, **kwargs) * v)\n", space)
-                total = cg.trace(space["total"],
-                                 shapes={n: _np.asarray(args[k]) for k, n in enumerate(names)})
-                g = cg.to_numpy(cg.grad(total, wrt=[f"a{k}" for k in which]))(*args)
-                for j, k in enumerate(which):
-                    fd = _numeric_grad(fun, args, kwargs, k, v)
-                    if not _np.allclose(_np.asarray(g[1 + j]), fd, rtol=1e-4, atol=1e-5,
+                wrt = [n for n, k in zip(names, owner) if k in which]
+                if not wrt:
+                    _record("ok", fun)
+                    return
+
+                def reduce(out):
+                    leaves, _ = _flatten(out)
+                    return sum(_np.sum(l * v) for l, v in zip(leaves, vs))
+
+                total, _, _, _ = _trace(fun, args, kwargs, reduce)
+                g = cg.to_numpy(cg.grad(total, wrt=wrt))(*flat)
+                for i, name in enumerate(wrt):
+                    fd = _numeric_grad(fun, args, kwargs, flat, names.index(name), vs)
+                    if not _np.allclose(_np.asarray(g[1 + i]), fd, rtol=1e-4, atol=1e-5,
                                         equal_nan=True):
                         _record("wrong complex" if complex_in else "wrong", fun,
-                                f"gradient of argument {k}")
+                                f"gradient of leaf {name}")
                         return
         except cg.CircuitError as e:
             _record("refused", fun, str(e)[:150])
@@ -157,17 +229,14 @@ def scalar_close(a, b):
 
 def value_and_grad(fun, argnum=0):
     def vg(*args, **kwargs):
-        c, names = _trace(fun, args, kwargs)
-        out = cg.to_numpy(cg.grad(c, wrt=[names[argnum]]))(*args)
-        return out[0], out[1]
+        return fun(*args, **kwargs), cg.grad(lambda *a: fun(*a, **kwargs), argnums=argnum)(*args)
     return vg
 
 
 def grad(fun, argnum=0):
+    # autograd's grad(fun, argnum) is cg.grad of the function (containers included)
     def g(*args, **kwargs):
-        c, names = _trace(fun, args, kwargs)
-        out = cg.to_numpy(cg.grad(c, wrt=[names[argnum]]))(*args)
-        return out[1]
+        return cg.grad(lambda *a: fun(*a, **kwargs), argnums=argnum)(*args)
     return g
 '''
 
