@@ -90,20 +90,25 @@ def _leaf_ok(a):
 def _flat_function(fun, args, kwargs, reduce=None):
     """fun as a function of its arguments' leaves a0, a1 ... (Python source: the names are
     the circuit's inputs), its result's leaves as a tuple (or reduce(result))."""
+    # Leaves that are not numbers (strings such as einsum's subscripts, None, ..., bools)
+    # are constants of the call, as autograd treats them; the others are inputs.
     flat, builders, owner = [], [], []
     for k, a in enumerate(args):
         leaves, build = _flatten(a)
-        for leaf in leaves:
-            if not _leaf_ok(leaf):
-                raise cg.CircuitError(f"argument {k} holds a {type(leaf).__name__}, not an "
-                                      "array")
-        builders.append((len(flat), len(leaves), build))
-        owner += [k] * len(leaves)
-        flat += leaves
+        fixed = {i: leaf for i, leaf in enumerate(leaves) if not _leaf_ok(leaf)}
+        traced = [leaf for i, leaf in enumerate(leaves) if i not in fixed]
+        builders.append((len(flat), len(traced), build, fixed, len(leaves)))
+        owner += [k] * len(traced)
+        flat += traced
     names = [f"a{j}" for j in range(len(flat))]
 
+    def merged(given, fixed, total):
+        it = iter(given)
+        return [fixed[i] if i in fixed else next(it) for i in range(total)]
+
     def call(*leaves):
-        rebuilt = [b(list(leaves[at:at + n])) for at, n, b in builders]
+        rebuilt = [b(merged(leaves[at:at + n], fixed, total))
+                   for at, n, b, fixed, total in builders]
         out = fun(*rebuilt, **kwargs)
         if reduce is not None:
             return reduce(out)
