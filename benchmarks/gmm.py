@@ -17,6 +17,7 @@ the build (trace → first value and gradient) and the evaluation.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 from typing import Any, Callable
@@ -95,12 +96,13 @@ def point(d: int, K: int, seed: int = 0) -> dict[str, np.ndarray]:
 WRT = ("alphas", "means", "icf")
 
 
-def circuitgrad_gmm(d: int, K: int) -> Callable[[dict], tuple]:
-    """trace → grad → to_numpy; the callable returns (value, gradients in WRT's order)."""
+def circuitgrad_gmm(d: int, K: int, lower: Callable[..., Any] = cg.to_numpy
+                    ) -> Callable[[dict], tuple]:
+    """trace → grad → ``lower``; the callable returns (value, gradients in WRT's order)."""
     at = point(d, K)
     fn = objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
     c = cg.trace(fn, shapes={k: v.shape for k, v in at.items()})
-    f = cg.to_numpy(cg.grad(c, wrt=list(WRT)))
+    f = lower(cg.grad(c, wrt=list(WRT)))
     return lambda p: tuple(f(**p))
 
 
@@ -134,27 +136,33 @@ def _build(make: Callable[[int, int], Any], d: int, K: int) -> tuple[float, Any,
 
 
 def run(quick: bool = False) -> str:
-    rows = ["| d | K | scalars | circuitgrad build | JAX build | build × | circuitgrad ∇ | "
-            "JAX ∇ | ∇ × |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| d | K | scalars | circuitgrad build | JAX build | build × | to_numpy ∇ | "
+            "to_fused ∇ | JAX ∇ | to_numpy × | to_fused × |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for d, K in QUICK_SIZES if quick else SIZES:
         at = point(d, K)
         t_cg, f_cg, ours = _build(circuitgrad_gmm, d, K)
-        built = _build(jax_gmm, d, K) if jax_gmm(2, 1) is not None else None
+        f_fused = circuitgrad_gmm(d, K, cg.to_fused)
+        for a, b in zip(ours, f_fused(at)):  # the same numbers within the contract
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+        built = _build(jax_gmm, d, K) if importlib.util.find_spec("jax") else None
         cells = ["missing"] * 3
         if built is not None:
             t_jax, f_jax, theirs = built
             for a, b in zip(ours, theirs):  # the same numbers, or the timing means nothing
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
         e_cg = median_time(lambda: f_cg(at), budget=1.0)
+        e_fused = median_time(lambda: f_fused(at), budget=1.0)
         if built is not None:
             e_jax = median_time(lambda: f_jax(at), budget=1.0)
             cells = [fmt_time(t_jax), fmt_ratio(t_cg / t_jax), fmt_time(e_jax)]
         scalars = N * K * d * d
-        ratio = fmt_ratio(e_cg / e_jax) if built is not None else "—"
+        ratios = [fmt_ratio(e / e_jax) if built is not None else "—" for e in (e_cg, e_fused)]
         rows.append(f"| {d} | {K} | {scalars:,} | {fmt_time(t_cg)} | {cells[0]} | {cells[1]} | "
-                    f"{fmt_time(e_cg)} | {cells[2]} | {ratio} |")
+                    f"{fmt_time(e_cg)} | {fmt_time(e_fused)} | {cells[2]} | {ratios[0]} | "
+                    f"{ratios[1]} |")
     head = (f"### Gaussian-mixture objective + gradient (ADBench GMM, n = {N})\n\n"
-            "circuitgrad: `trace` → `grad` → `to_numpy`; JAX: `jit(value_and_grad)`, float64, "
+            "circuitgrad: `trace` → `grad` → `to_numpy` (and `to_fused`); JAX: `jit(value_and_grad)`, float64, "
             "one thread, with `einsum` for Q·x (its fastest form here; circuitgrad's trace "
             "uses the broadcast product). Build = from nothing to the first value and gradient; × = "
             "circuitgrad / JAX (below 1: circuitgrad faster). Scalars: the largest "

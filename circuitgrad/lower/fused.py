@@ -42,12 +42,13 @@ from typing import Any
 import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
+from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, node_code, outputs
 
-MAX_RANK = 32  # NumPy's limit is 64; a kernel's odometer holds one index per axis
+MAX_RANK = 64  # NumPy's limit on axes, batch axes included: the kernel's odometer holds as many
 SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
 # A kernel call costs ~10 µs in Python (shapes, strides, pointers) where NumPy's call on a small
 # array costs ~1 µs: groups whose points have fewer entries stay NumPy calls. Decided by the
@@ -74,11 +75,7 @@ def _fusable_op(op: str) -> bool:
     prim = PRIMITIVES[op]
     if prim.shape is not None or prim.c is None or prim.params or op in LEAVES:
         return False
-    try:
-        value = evaluate(op, (0.5,) * prim.arity)
-    except Exception:  # an op that cannot run at 0.5 is left to NumPy
-        return False
-    return np.asarray(value).dtype == np.float64
+    return np.asarray(evaluate(op, (0.5,) * prim.arity)).dtype == np.float64
 
 
 def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
@@ -360,6 +357,8 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
             strides.append(_strides(o.reshape(batch + kept), shape))
         outs.append(o)
     dims, strides = _coalesced(shape, strides)
+    if len(dims) > MAX_RANK:  # (NumPy makes no array of more axes; the odometer holds this many)
+        raise ShapeError(f"to_fused: {len(dims)} axes in a kernel's loop, more than {MAX_RANK}")
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st)], dtype=np.int64)
     pointers = np.array([a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs],
                         dtype=np.uint64)

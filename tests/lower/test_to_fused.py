@@ -14,18 +14,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from strategies import tensor_circuits, tensor_programs
 from test_batch import batch_of, same_bits
-from test_compiled import close
+from test_compiled import close, compile_cache  # noqa: F401  (a fresh cache for the module)
 
 import circuitgrad as cg
 from circuitgrad.lower.fused import fusion_groups, to_fused
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _private_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CIRCUITGRAD_CACHE", str(tmp_path_factory.mktemp("cg_cache")))
-    yield
-    mp.undo()
 
 
 def _outs(f, values, single):
