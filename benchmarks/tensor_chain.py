@@ -63,6 +63,10 @@ def jax_chain(n: int) -> Callable[[dict], tuple]:
     return call
 
 
+def ratio(a: float, b: float | None) -> str:
+    return fmt_ratio(a / b) if b else "—"
+
+
 def _build(make: Callable[[], Any], at: dict) -> tuple[float, Any, tuple]:
     t0 = time.perf_counter()
     f = make()
@@ -93,7 +97,6 @@ def run(quick: bool = False) -> str:
             e_jax = median_time(lambda: f_jax(at), budget=1.0)
         else:
             t_jax = e_jax = None
-        ratio = (lambda a, b: fmt_ratio(a / b) if b else "—")
         rows.append(f"| {n} | {fmt_time(t_np)} | {fmt_time(t_c)} | {fmt_time(t_jax)} | "
                     f"{fmt_time(e_np)} | {fmt_time(e_c)} | {fmt_time(e_jax)} | "
                     f"{ratio(e_np, e_jax)} | {ratio(e_c, e_jax)} | {ratio(e_c, e_np)} |")
