@@ -206,3 +206,72 @@ def test_column_coloring_is_networkx_greedy_largest_first_on_the_intersection_gr
     dense = pattern.toarray()
     for color in set(got.tolist()):  # no two columns of one color share a row
         assert dense[:, got == color].sum(axis=1).max(initial=0) <= 1
+
+
+def _bundle_adjustment(cams: int, points: int, observations: int, seed: int = 0):
+    # Each observation's two residuals read one camera's 9 parameters and one point's 3: the
+    # pattern of a bundle-adjustment Jacobian (a dense clique of rows per camera).
+    rng = np.random.default_rng(seed)
+    cam, pt = rng.integers(0, cams, observations), rng.integers(0, points, observations)
+    rows, cols = [], []
+    for o in range(observations):
+        for r in (2 * o, 2 * o + 1):
+            rows += [r] * 12
+            cols += [cam[o] * 9 + k for k in range(9)] + [cams * 9 + pt[o] * 3 + k
+                                                          for k in range(3)]
+    p = scipy.sparse.csr_array((np.ones(len(rows), bool), (rows, cols)),
+                               shape=(2 * observations, cams * 9 + points * 3))
+    p.sum_duplicates()
+    p.sort_indices()
+    return p
+
+
+def test_auto_mode_does_not_color_the_side_that_cannot_win(monkeypatch):
+    import importlib
+
+    jac = importlib.import_module("circuitgrad.transforms.jacobian")
+    coloring = importlib.import_module("circuitgrad.transforms.coloring")
+    calls = []
+    real = coloring.column_coloring
+    monkeypatch.setattr(coloring, "column_coloring",
+                        lambda p: calls.append(p.shape) or real(p))
+    ba = _bundle_adjustment(cams=20, points=2000, observations=8000)
+    mode, by_columns, by_rows = jac._auto_coloring(ba, size=100)
+    # reverse needs at least the ~800 rows a camera column has; forward found 12 colors
+    assert mode == "forward" and by_rows is None and int(by_columns.max()) + 1 == 12
+    assert calls == [ba.shape]  # the rows' (800-row cliques) were never colored
+    # where both can win, both are colored and the fewer sweeps taken (reverse on a tie)
+    calls.clear()
+    wide = scipy.sparse.csr_array(np.ones((3, 200), bool))
+    assert jac._auto_coloring(wide, 10)[0] == "reverse"
+    assert jac._auto_coloring(scipy.sparse.csr_array(wide.T), 10)[0] == "forward"
+    assert len(calls) == 2  # each time the other side's bound (200) was above 3 colors
+    # below the work limit the fewest sweeps of the two colorings, as coloring both gives
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        p = scipy.sparse.csr_array(rng.random((rng.integers(2, 40), rng.integers(2, 40)))
+                                   < rng.uniform(0.02, 0.5))
+        mode, by_columns, by_rows = jac._auto_coloring(p, 10)
+        fewest = min(int(real(p).max(initial=-1)), int(real(p.T).max(initial=-1))) + 1
+        used = by_columns if mode == "forward" else by_rows
+        assert int(used.max(initial=-1)) + 1 == fewest
+
+
+def test_a_sparse_jacobian_of_a_bundle_adjustment_like_residual_is_the_dense_one():
+    rng = np.random.default_rng(3)
+    cams, points, obs = 4, 30, 120
+    cam, pt = rng.integers(0, cams, obs), rng.integers(0, points, obs)
+
+    def residual(c, p):  # c: (cams, 9), p: (points, 3); a made-up smooth projection
+        x = p[pt] * c[cam, :3] + c[cam, 3:6]
+        u = x[:, :2] / (1.0 + x[:, 2:3] ** 2) * c[cam, 6:7] + c[cam, 7:9] * 0.1
+        return u.reshape(-1)
+
+    f = cg.trace(residual, shapes={"c": (cams, 9), "p": (points, 3)})
+    at = {"c": rng.normal(size=(cams, 9)), "p": rng.normal(size=(points, 3))}
+    sparse = cg.jacobian(f, sparse=True)
+    assert sparse.meta["mode"] == "forward"
+    got = cg.to_numpy(sparse)(**at)[-1].toarray()
+    dense = cg.to_numpy(cg.jacobian(f))(**at)
+    want = np.hstack([dense[1].reshape(2 * obs, -1), dense[2].reshape(2 * obs, -1)])
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
