@@ -46,7 +46,7 @@ from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
-from .numpy import NumpyFunction, _Names, node_code, outputs
+from .numpy import NumpyFunction, _Names, outputs
 
 MAX_RANK = 64  # NumPy's limit on axes, batch axes included: the kernel's odometer holds as many
 SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
@@ -488,8 +488,7 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
     lines = [f"def {name}({', '.join(names.params)}):"]
     for kind, k in schedule:
         if kind == "node":
-            code = node_code(c, k, [names.names[a] for a in c.args(k)])
-            lines.append(f"    {names.names[k]} = {code}")
+            lines.append(f"    {names.names[k]} = {names.code(k)}")
             continue
         if kind == "contract":
             m = c.args(k)[0]
@@ -548,7 +547,7 @@ class FusedFunction(NumpyFunction):
         source, self.c_source, groups, names = fused_source(self.circuit, self._name,
                                                             self._min_entries)
         self.groups = len(groups)
-        namespace = {**NAMESPACE, **names.constants, "_run": run_kernel, "_contract": contract}
+        namespace = {**NAMESPACE, **names.constants, **names.lists, "_run": run_kernel, "_contract": contract}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
         if groups:

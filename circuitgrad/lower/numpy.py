@@ -43,6 +43,7 @@ import functools
 import inspect
 import keyword
 import math
+import re
 import unicodedata
 from typing import Any, Callable
 
@@ -59,13 +60,15 @@ from .calling import (  # noqa: F401  (assign_inputs ... stay importable from he
 READABLE_LIMIT = 2000
 COMPILE_LIMIT = 20000
 _GLOBALS = frozenset(NAMESPACE)
+_HOIST_AT = 400  # characters of a node's code from which its long integer lists are hoisted
+_LONG_LIST = re.compile(r"\[-?\d+(?:, -?\d+){63,}\]")  # 64 integers or more
 
 
 def _usable(name: str) -> bool:
     """A user's name can be a local of the generated code as it is."""
     return (name.isidentifier() and not keyword.iskeyword(name)
             and unicodedata.normalize("NFKC", name) == name and name not in _GLOBALS
-            and not name.startswith("_k"))
+            and not name.startswith(("_k", "_ix")))
 
 
 def _literal(value: float) -> str:
@@ -131,6 +134,7 @@ class _Names:
             self.names[i] = local
             self.params.append(local)
         self.constants: dict[str, np.ndarray] = {}
+        self.lists: dict[str, list[int]] = {}
         reg = _registers(c) if registers else None
         output_names: dict[int, str] = {}
         for name, i in zip(c.outputs, c.output_ids):
@@ -148,6 +152,20 @@ class _Names:
                 self.names[i] = f"r{reg[i]}"
             else:
                 self.names[i] = self.fresh(c.name(i) or output_names.get(i), i)
+
+    def code(self, i: int) -> str:
+        """Node ``i``'s expression, its long integer lists (a ``take`` of 10⁵ indices, the
+        positions of a write) hoisted into globals ``_ix0 ...``: Python's compile of a
+        literal that long takes seconds, a global costs nothing. The same list either way."""
+        code = node_code(self.c, i, [self.names[a] for a in self.c.args(i)])
+        if len(code) < _HOIST_AT:
+            return code
+        return _LONG_LIST.sub(self._hoist, code)
+
+    def _hoist(self, match: re.Match) -> str:
+        name = f"_ix{len(self.lists)}"
+        self.lists[name] = [int(v) for v in match.group(0)[1:-1].split(",")]
+        return name
 
     def fresh(self, wanted: str | None, i: int) -> str:
         base = wanted if wanted and _usable(wanted) else f"v{i}"
@@ -195,12 +213,11 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
             continue
         while sections and i >= sections[0][0]:
             lines.append(sections.pop(0)[1])  # the first node of a part opens its section
-        code = node_code(c, i, [names.names[a] for a in args])
-        lines.append(f"    {names.names[i]} = {code}")
+        lines.append(f"    {names.names[i]} = {names.code(i)}")
         if i in dead:
             lines.append(f"    del {', '.join(names.names[a] for a in dead[i])}")
     returned = [names.names[i] for i in c.output_ids]
-    namespace: dict[str, Any] = {**NAMESPACE, **names.constants}
+    namespace: dict[str, Any] = {**NAMESPACE, **names.constants, **names.lists}
     if len(returned) == 1:
         lines.append(f"    return {returned[0]}")
     else:

@@ -119,3 +119,17 @@ def test_derivative_code_has_a_section_per_pass_and_one_name_per_node():
     assert len(names) == len(set(names)) and "x_bar_2" in names
     code = cg.to_numpy(gg).source
     assert code.count("    x_bar = ") == 1 and "x_bar_2 = " in code
+
+
+def test_long_index_lists_are_globals_not_literals():
+    # A take of 10⁴ indices as a literal made Python's compile take seconds (a bundle-
+    # adjustment Jacobian: 3.3 s of 9 s building); as a global the same list, no compile.
+    picks = np.random.default_rng(0).integers(0, 50, 10_000)
+    c = cg.trace(lambda x: np.sum(x[picks] ** 2), shapes={"x": (50,)})
+    f = cg.to_numpy(cg.grad(c))
+    assert "_ix0" in f.source and len(f.source) < 2_000
+    x = np.linspace(-1, 1, 50)
+    out = f(x)
+    assert out[0] == np.sum(x[picks] ** 2)
+    np.testing.assert_allclose(out[1], 2 * x * np.bincount(picks, minlength=50), rtol=1e-13)
+    np.testing.assert_array_equal(cg.to_numpy(c, mode="interpret")(x), out[0])
