@@ -217,8 +217,10 @@ def _elementwise(op, args, shapes, shape, params, n):
     used = [(a, s) for a, s, k in zip(args, shapes, _structural_args(op, len(args))) if k]
     if not used:
         return _no_sets(math.prod(shape))
-    if all(s == shape for _, s in used) and all(a is used[0][0] for a, _ in used):
-        return used[0][0]  # sin(x), x * x: the argument's own sets
+    if all(s == shape for _, s in used) and all(a is used[0][0] or (
+            np.array_equal(a[0], used[0][0][0]) and np.array_equal(a[1], used[0][0][1]))
+            for a, _ in used):
+        return used[0][0]  # sin(x), x * x, and x * y where both read the same entries
     if not shape:  # scalars (most nodes of a scalar circuit): Python sets beat array calls
         union = sorted(set().union(*(a[1].tolist() for a, _ in used)))
         return np.array([0, len(union)], dtype=np.int64), np.array(union, dtype=np.int64)
