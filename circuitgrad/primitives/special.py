@@ -90,6 +90,16 @@ def polygamma(n: int, x: Any) -> Any:
     return np.asarray(scipy.special.polygamma(n, x))[()]
 
 
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """NumPy's einsum in the pairwise order it picks (``optimize=True``: BLAS where it
+    applies), a NumPy scalar for a scalar (the ``einsum`` record, primitives/contractions.py).
+
+        >>> float(einsum("...i,...i->...", np.ones(3), np.ones(3)))
+        3.0
+    """
+    return np.asarray(np.einsum(subscripts, *operands, optimize=True))[()]
+
+
 def where(c: Any, a: Any, b: Any) -> Any:
     """``a`` where ``c`` is not 0, else ``b``; a NumPy scalar (not a 0-d array) for scalars, as
     every other node computes them."""
