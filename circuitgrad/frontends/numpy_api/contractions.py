@@ -70,11 +70,11 @@ def _einsum_handler(func: Any, args: tuple, kwargs: dict) -> Any:
     if isinstance(args[0], str):
         subscripts, operands = args[0], list(args[1:])
     else:  # einsum(op0, sublist0, op1, sublist1, ..., [sublistout])
-        operands = list(args[0::2])
-        terms = [_sublist(name, s) for s in args[1::2]]
-        subscripts = ",".join(terms[:len(operands)])
-        if len(terms) > len(operands):
-            subscripts += "->" + terms[-1]
+        n = len(args) // 2
+        operands = list(args[0:2 * n:2])
+        subscripts = ",".join(_sublist(name, s) for s in args[1:2 * n:2])
+        if len(args) % 2:
+            subscripts += "->" + _sublist(name, args[-1])
     return einsum(name, subscripts, operands)
 
 
