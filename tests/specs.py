@@ -259,7 +259,7 @@ SPECS = {
     "outer": spec(np.outer, (REALS[:3], REALS[:4])),
     "einsum": spec(lambda a, b, v: np.einsum("ij,jk,k->i", a, b, v),
                    (rng.normal(size=(3, 4)), rng.normal(size=(4, 2)), REALS[:2]),
-                   {"subscripts": "ij,jk,k->i"}),
+                   {"subscripts": ((8, 9), (9, 10), (10,), (8,))}),
     "transpose": spec(np.transpose, (rng.normal(size=(3, 4)),)),
     "sum": spec(np.sum, (rng.normal(size=(3, 4)),)),
     "mean": spec(np.mean, (rng.normal(size=(3, 4)),)),

@@ -2,8 +2,10 @@
 einsums again. NumPy's ``einsum``, ``tensordot``, ``inner``, ``vdot``, ``kron``, N-D ``matmul``
 and ``dot`` trace to it (circuitgrad/frontends/numpy_api/contractions.py).
 
-The record's one param, ``subscripts``, is normalized when the node is traced: explicit
-(``'ij,jk->ik'``, never implicit), letters only (NumPy's ``...`` is expanded to letters given
+The record's one param, ``subscripts``, is NumPy's sublist form (a tuple of letter labels per
+operand, then the output's: ``'ij,jk->ik'`` is ``((8, 9), (9, 10), (8, 10))``, integers as
+every param of a circuit, so JSON saves it), normalized when the node is traced: explicit
+(never implicit), letters only (NumPy's ``...`` is expanded to letters given
 the shapes), each letter at most once per operand (a diagonal, ``'ii->i'``, is taken before
 the node, by indexing: its adjoint is indexing's scatter), every letter of one size in every
 operand (NumPy's broadcasting of a length-1 axis is a reshape before the node). So::
@@ -21,7 +23,7 @@ to rounding as ``@`` does (docs/semantics.md); ``scalarize`` (to_tape, to_c) add
 products left to right in C order of the summed letters.
 
     >>> from circuitgrad.primitives import shape_of
-    >>> shape_of("einsum", ((2, 3), (3, 4)), {"subscripts": "ij,jk->ik"})
+    >>> shape_of("einsum", ((2, 3), (3, 4)), {"subscripts": join(["ij", "jk"], "ik")})
     (2, 4)
 """
 
@@ -42,18 +44,40 @@ SCALAR_LIMIT = 2_000_000
 to_numpy, which runs it as one call."""
 
 
-def parse(subscripts: str) -> tuple[list[str], str]:
-    """The operands' letters and the output's of normalized subscripts.
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""NumPy's subscript letters: label k of the param is LETTERS[k] (its sublist form)."""
 
-        >>> parse("ij,jk->ik")
-        (['ij', 'jk'], 'ik')
+Subscripts = tuple[tuple[int, ...], ...]
+
+
+def parse(subscripts: Subscripts) -> tuple[list[str], str]:
+    """The operands' letters and the output's of the param (a label list per operand, then
+    the output's: NumPy's sublist form, integers as a circuit's params are).
+
+        >>> parse(((0, 1), (1, 2), (0, 2)))
+        (['ab', 'bc'], 'ac')
     """
-    inputs, output = subscripts.split("->")
-    return inputs.split(","), output
+    if not (isinstance(subscripts, tuple) and len(subscripts) >= 2 and all(
+            isinstance(t, tuple) and all(type(k) is int and 0 <= k < 52 for k in t)
+            for t in subscripts)):
+        raise ShapeError(f"einsum: subscripts {subscripts!r} must be label tuples (integers "
+                         "in [0, 52)), one per operand and the output's last")
+    letters = ["".join(LETTERS[k] for k in t) for t in subscripts]
+    return letters[:-1], letters[-1]
 
 
-def join(inputs: list[str], output: str) -> str:
-    """Normalized subscripts of the operands' letters and the output's (``parse``'s inverse)."""
+def join(inputs: list[str], output: str) -> Subscripts:
+    """The param of the operands' letters and the output's (``parse``'s inverse).
+
+        >>> join(["ij", "jk"], "ik")
+        ((8, 9), (9, 10), (8, 10))
+    """
+    return tuple(tuple(LETTERS.index(c) for c in t) for t in inputs + [output])
+
+
+def text(subscripts: Subscripts) -> str:
+    """NumPy's string of the param: ``'ij,jk->ik'``."""
+    inputs, output = parse(subscripts)
     return ",".join(inputs) + "->" + output
 
 
@@ -63,14 +87,15 @@ def sizes_of(inputs: list[str], shapes: tuple[Shape, ...]) -> dict[str, int]:
     for letters, shape in zip(inputs, shapes):
         for letter, n in zip(letters, shape):
             if sizes.setdefault(letter, n) != n:
-                raise ShapeError(f"einsum '{join(inputs, '')}': letter {letter!r} has lengths "
+                raise ShapeError(f"einsum '{','.join(inputs)}': letter {letter!r} has lengths "
                                  f"{sizes[letter]} and {n} in shapes "
                                  f"{' and '.join(str(tuple(s)) for s in shapes)}")
     return sizes
 
 
-def _shape(*shapes: Shape, subscripts: str) -> Shape:
+def _shape(*shapes: Shape, subscripts: Subscripts) -> Shape:
     inputs, output = parse(subscripts)
+    subscripts = text(subscripts)
     if len(inputs) != len(shapes):
         raise ShapeError(f"einsum '{subscripts}': {len(inputs)} operand subscripts for "
                          f"{len(shapes)} operands")
@@ -88,15 +113,15 @@ def _shape(*shapes: Shape, subscripts: str) -> Shape:
     return tuple(sizes[letter] for letter in output)
 
 
-def _template(*args: str, shapes: tuple[Shape, ...], subscripts: str) -> str:
+def _template(*args: str, shapes: tuple[Shape, ...], subscripts: Subscripts) -> str:
     # Batch axes in front of every operand and of the output: NumPy's ellipsis.
     inputs, output = parse(subscripts)
     batched = ",".join("..." + s for s in inputs) + "->..." + output
     return f"_sp.einsum({batched!r}, {', '.join(args)})"
 
 
-def _label(subscripts: str, shapes: Any = None) -> str:
-    return subscripts
+def _label(subscripts: Subscripts, shapes: Any = None) -> str:
+    return text(subscripts)
 
 
 def contract(operands: list[Any], inputs: list[str], output: str) -> Any:
@@ -107,7 +132,7 @@ def contract(operands: list[Any], inputs: list[str], output: str) -> Any:
     return call("einsum", *operands, subscripts=join(inputs, output))
 
 
-def _vjp(bar: Any, out: Any, *args: Any, subscripts: str) -> tuple:
+def _vjp(bar: Any, out: Any, *args: Any, subscripts: Subscripts) -> tuple:
     inputs, output = parse(subscripts)
     sizes = sizes_of(inputs, tuple(a.shape for a in args))
     contributions = []
@@ -125,7 +150,7 @@ def _vjp(bar: Any, out: Any, *args: Any, subscripts: str) -> tuple:
     return tuple(contributions)
 
 
-def _jvp(tangents: tuple, out: Any, *args: Any, subscripts: str) -> Any:
+def _jvp(tangents: tuple, out: Any, *args: Any, subscripts: Subscripts) -> Any:
     inputs, output = parse(subscripts)
     total = None
     for k, t in enumerate(tangents):
@@ -144,7 +169,7 @@ def _scalar(b: Any, prim: Any, args: list[expand.Grid], params: dict,
     summed = [letter for letter in dict.fromkeys("".join(inputs)) if letter not in output]
     count = math.prod(shape) * math.prod(sizes[s] for s in summed) * len(args)
     if count > SCALAR_LIMIT:
-        raise CircuitError(f"einsum '{params['subscripts']}' of shapes "
+        raise CircuitError(f"einsum '{text(params['subscripts'])}' of shapes "
                            f"{', '.join(str(a.shape) for a in args)} expands to {count} scalar "
                            f"products, more than scalarize's {SCALAR_LIMIT} (to_tape and to_c "
                            "expand it; to_numpy runs it as one call)")
@@ -168,6 +193,6 @@ RECORDS: list[Primitive] = [
               numpy=("einsum",), internal=True, shape=_shape, vjp=_vjp, jvp=_jvp,
               label_of=_label,
               cases=(((2, 3), (3, 4)),),
-              example={"subscripts": "ij,jk->ik"},
+              example={"subscripts": ((8, 9), (9, 10), (8, 10))},
               sparsity="einsum", scalar=_scalar),
 ]

@@ -341,9 +341,11 @@ def _matmul(op, args, shapes, shape, params, n):
 def _einsum(op, args, shapes, shape, params, n):
     # out[o] = Σ Π_k operand_k[s_k]: each operand's entries united over its letters that are
     # not in the output, then each output entry takes the set of its operand's entry
-    inputs, output = params["subscripts"].split("->")
+    from ..primitives.contractions import parse
+
+    inputs, output = parse(params["subscripts"])
     parts = []
-    for a, letters, s in zip(args, inputs.split(","), shapes):
+    for a, letters, s in zip(args, inputs, shapes):
         kept = tuple(m if c in output else 1 for c, m in zip(letters, s))
         united = _union(math.prod(kept), [(a, _all(math.prod(s)),
                                            np.broadcast_to(_ids(kept), s))], n)

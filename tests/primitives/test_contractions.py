@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import circuitgrad as cg
 from circuitgrad.primitives import PRIMITIVES, arrays
+from circuitgrad.primitives.contractions import join
 from tolerances import COMPILED_RTOL, FD_ERROR, NOTES_RTOL, SYMPY_RTOL
 
 rng = np.random.default_rng(26)
@@ -276,6 +277,14 @@ def test_refusals_name_the_numpy_function_and_the_shapes(call, match):
         cg.trace(call, shapes={"a": (2, 4), "b": (3, 2, 5)})
 
 
+def test_json_round_trip_keeps_the_subscripts():
+    c = cg.trace(lambda a, b: np.einsum("ij,jk->ik", a, b), shapes={"a": (2, 3), "b": (3, 4)})
+    d = cg.from_json(cg.to_json(c))
+    a, b = rng.normal(size=(2, 3)), rng.normal(size=(3, 4))
+    assert np.array_equal(cg.to_numpy(d)(a, b), cg.to_numpy(c)(a, b))
+    assert "ij,jk->ik" in cg.to_dot(c).source
+
+
 def test_scalarize_refuses_a_huge_einsum_naming_to_numpy():
     c = cg.trace(lambda a, b: np.einsum("ij,jk->ik", a, b), shapes={"a": (200, 200),
                                                                      "b": (200, 200)})
@@ -285,14 +294,17 @@ def test_scalarize_refuses_a_huge_einsum_naming_to_numpy():
 
 def test_the_record_takes_only_normalized_subscripts():
     shape = PRIMITIVES["einsum"].shape
-    assert shape((2, 3), (3, 4), subscripts="ij,jk->ik") == (2, 4)
+    assert shape((2, 3), (3, 4), subscripts=join(["ij", "jk"], "ik")) == (2, 4)
     for shapes, subscripts, match in [
             (((3, 3),), "ii->i", "a letter twice"), (((2, 3), (3, 4)), "ij,jk->ii", "distinct"),
             (((2, 3), (3, 4)), "ij,jk->ikl", "distinct"),
             (((2, 3), (3,)), "ij->i", "1 operand subscripts for 2"),
             (((2, 3), (4,)), "ij,j->i", "letter 'j' has lengths")]:
+        inputs, output = subscripts.split("->")
         with pytest.raises(cg.ShapeError, match=match):
-            shape(*shapes, subscripts=subscripts)
+            shape(*shapes, subscripts=join(inputs.split(","), output))
+    with pytest.raises(cg.ShapeError, match="label tuples"):
+        shape((2,), subscripts=((0,), (52,)))
 
 
 def test_the_standard_helper_is_the_numpy_algorithm():

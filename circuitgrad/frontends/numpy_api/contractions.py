@@ -18,18 +18,15 @@ NumPy's order of operations (the same bits), for 2- and 3-vectors along any axes
 
 from __future__ import annotations
 
-import string
 import warnings
 from typing import Any, Callable
 
 import numpy as np
 
 from ...errors import CircuitError, ShapeError
+from ...primitives.contractions import LETTERS, join
 from ...value import Value
 from .binding import as_value, bind, builder_of
-
-LETTERS = string.ascii_letters
-"""The letters of einsum's subscripts, NumPy's: a sublist's integer k is LETTERS[k]."""
 
 OPTIMIZE = (False, True, "greedy", "optimal")
 
@@ -156,7 +153,7 @@ def _diagonals(name: str, x: Value, term: str) -> tuple[Value, str]:
 def _contract(b: Any, ops: list[Value], terms: list[str], output: str) -> Value:
     if len(ops) == 1 and terms[0] == output:
         return ops[0]
-    return b.apply("einsum", *ops, subscripts=",".join(terms) + "->" + output)
+    return b.apply("einsum", *ops, subscripts=join(terms, output))
 
 
 # -- tensordot, inner, vdot, kron ---------------------------------------------------------------
