@@ -38,7 +38,7 @@ from ..errors import CircuitError, ShapeError
 from . import expand
 from .core import Primitive, Shape, call, sum_optional
 
-SCALAR_LIMIT = 2_000_000
+SCALAR_LIMIT = 1_000_000
 """The most scalar products one einsum node may expand to in :func:`~circuitgrad.scalarize`
 (to_tape, to_c, to_sympy): above it the expansion is refused, naming the node's size and
 to_numpy, which runs it as one call."""

@@ -58,6 +58,9 @@ CASES = [
     (lambda a, b: np.dot(a, b), [(2, 3, 4), (4,)]),
     (lambda a, b: np.dot(a, b), [(4,), (2, 4, 3)]),
     (lambda a, b: a.dot(b), [(3, 2), (2, 2, 3)]),
+    (lambda a, b: np.vecdot(a, b), [(2, 1, 3), (4, 3)]),
+    (lambda a, b: np.matvec(a, b), [(2, 4, 3), (3,)]),
+    (lambda a, b: np.vecmat(a, b), [(2, 1, 4), (5, 4, 3)]),
     (lambda a, b: np.cross(a, b), [(4, 3), (3,)]),
     (lambda a, b: np.cross(a, b, axisa=0, axisc=0), [(3, 4), (4, 3)]),
     (lambda a, b: np.cross(a, b, axisb=0, axisc=1), [(2, 1, 3), (3, 1, 4)]),
@@ -283,6 +286,16 @@ def test_json_round_trip_keeps_the_subscripts():
     a, b = rng.normal(size=(2, 3)), rng.normal(size=(3, 4))
     assert np.array_equal(cg.to_numpy(d)(a, b), cg.to_numpy(c)(a, b))
     assert "ij,jk-&gt;ik" in cg.to_dot(c).source  # the label: NumPy's string
+
+
+def test_einsum_path_plans_from_the_shapes():
+    def f(a, b):
+        path, _ = np.einsum_path("ij,jk->ik", a, b, optimize="greedy")
+        return np.einsum("ij,jk->ik", a, b, optimize=path)
+
+    c = cg.trace(f, shapes={"a": (2, 3), "b": (3, 4)})
+    a, b = rng.normal(size=(2, 3)), rng.normal(size=(3, 4))
+    np.testing.assert_allclose(cg.to_numpy(c)(a, b), a @ b, rtol=NOTES_RTOL)
 
 
 def test_scalarize_refuses_a_huge_einsum_naming_to_numpy():

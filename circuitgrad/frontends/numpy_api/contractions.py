@@ -290,6 +290,23 @@ def _dot(func: Any, args: tuple, kwargs: dict) -> Any:
     return einsum(name, f"{ta},{tb}->{out}", [a, b])
 
 
+def _gufunc(subscripts: str) -> Callable[..., Any]:
+    # NumPy's vecdot, matvec, vecmat: gufuncs over the last axes, the others broadcast
+    def handler(func: Any, args: tuple, kwargs: dict) -> Any:
+        name = f"numpy.{func.__name__}"
+        if kwargs or len(args) != 2:
+            raise CircuitError(f"{name}: two operands, no keyword arguments, can be traced")
+        return einsum(name, subscripts, list(args))
+
+    return handler
+
+
+def _einsum_path(func: Any, args: tuple, kwargs: dict) -> Any:
+    # a plan from the shapes alone: NumPy's own, on zeros of the operands' shapes
+    args = tuple(np.zeros(a.shape) if isinstance(a, Value) else a for a in args)
+    return np.einsum_path(*args, **kwargs)
+
+
 # -- cross ---------------------------------------------------------------------------------------
 
 
@@ -354,6 +371,10 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.vdot: _vdot,
     np.kron: _kron,
     np.cross: _cross,
+    np.einsum_path: _einsum_path,
     np.matmul: _matmul,
+    np.vecdot: _gufunc("...i,...i->..."),
+    np.matvec: _gufunc("...ij,...j->...i"),
+    np.vecmat: _gufunc("...j,...jk->...k"),
     np.dot: _dot,  # N-D too (basics' handler took vectors and matrices)
 }
