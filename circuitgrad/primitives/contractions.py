@@ -167,7 +167,7 @@ def _scalar(b: Any, prim: Any, args: list[expand.Grid], params: dict,
     inputs, output = parse(params["subscripts"])
     sizes = sizes_of(inputs, tuple(a.shape for a in args))
     summed = [letter for letter in dict.fromkeys("".join(inputs)) if letter not in output]
-    count = math.prod(shape) * math.prod(sizes[s] for s in summed) * len(args)
+    count = math.prod(shape) * math.prod(sizes[s] for s in summed)  # the terms of the sums
     if count > SCALAR_LIMIT:
         raise CircuitError(f"einsum '{text(params['subscripts'])}' of shapes "
                            f"{', '.join(str(a.shape) for a in args)} expands to {count} scalar "

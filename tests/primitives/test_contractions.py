@@ -303,6 +303,8 @@ def test_scalarize_refuses_a_huge_einsum_naming_to_numpy():
                                                                      "b": (200, 200)})
     with pytest.raises(cg.CircuitError, match=r"einsum 'ij,jk->ik' .* to_numpy runs it"):
         cg.scalarize(c)
+    with pytest.raises(cg.CircuitError, match=r"8000000 scalar products, more than"):
+        cg.to_tape(c)
 
 
 def test_the_record_takes_only_normalized_subscripts():
