@@ -125,8 +125,8 @@ def _label(subscripts: Subscripts, shapes: Any = None) -> str:
 
 
 def contract(operands: list[Any], inputs: list[str], output: str) -> Any:
-    """The einsum node of ``operands`` (nodes or None-free) giving ``output``, the operand
-    itself where nothing is contracted nor moved."""
+    """The einsum node of ``operands`` (letters ``inputs``) giving ``output``; the operand
+    itself where there is one and nothing is summed or moved."""
     if len(operands) == 1 and inputs[0] == output:
         return operands[0]
     return call("einsum", *operands, subscripts=join(inputs, output))
