@@ -328,3 +328,13 @@ def test_the_standard_helper_is_the_numpy_algorithm():
     a, b = rng.normal(size=(4, 2, 3)), rng.normal(size=(3, 5))
     got = arrays.helper("einsum", xps)("...ij,...jk->...ik", xps.asarray(a), xps.asarray(b))
     np.testing.assert_allclose(np.asarray(got), a @ b, rtol=1e-13)
+
+
+def test_programs_write_stacked_matmul_as_traced_functions_do():
+    c = cg.parse("J = sum(sin(A @ B))", shapes={"A": (2, 3, 4), "B": (4, 5)})
+    assert "einsum" in c.columns.ops
+    A, B = rng.normal(size=(2, 3, 4)), rng.normal(size=(4, 5))
+    assert float(cg.to_numpy(c)(A, B)) == pytest.approx(float(np.sum(np.sin(A @ B))), rel=1e-13)
+    assert cg.check_grad(c, {"A": A, "B": B}) < FD_ERROR
+    with pytest.raises(cg.ParseError, match="line 1, column 9: numpy.matmul: shapes"):
+        cg.parse("J = sum(A @ B)", shapes={"A": (2, 3, 4), "B": (3, 5)})
