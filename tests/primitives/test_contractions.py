@@ -231,11 +231,20 @@ def _contractions(draw):
     output = draw(st.permutations(used)) if used else []
     output = output[:draw(st.integers(0, len(output)))]
     subscripts = ",".join("".join(t) for t in terms) + "->" + "".join(output)
-    return subscripts, [tuple(sizes[c] for c in t) for t in terms]
+    # now and then an axis of length 1: NumPy broadcasts it (or refuses, in a diagonal)
+    ones = draw(st.lists(st.booleans(), min_size=12, max_size=12))
+    shapes = [tuple(1 if ones[3 * k + j] and draw(st.booleans()) else sizes[c]
+                    for j, c in enumerate(t)) for k, t in enumerate(terms)]
+    if draw(st.booleans()):  # NumPy's ellipsis in front of the first operand's letters
+        head = draw(st.sampled_from([(), (2,), (1, 3), (2, 1)]))
+        inputs, out = subscripts.split("->")
+        subscripts = "..." + inputs + "->..." + out
+        shapes[0] = head + shapes[0]
+    return subscripts, shapes
 
 
 @pytest.mark.filterwarnings("ignore:numpy.sum of a 0-d traced value:UserWarning")
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(_contractions())
 def test_random_subscripts_value_gradient_and_tangent(case):
     subscripts, shapes = case
@@ -243,6 +252,12 @@ def test_random_subscripts_value_gradient_and_tangent(case):
     names = "xyz"[:len(xs)]
     args = ", ".join(names)
     f = eval(f"lambda {args}: np.einsum({subscripts!r}, {args})")  # noqa: S307
+    try:
+        f(*xs)
+    except ValueError:  # NumPy refuses these shapes: so does the trace, by name
+        with pytest.raises(cg.ShapeError, match="numpy.einsum"):
+            cg.trace(f, shapes=dict(zip(names, shapes)))
+        return
     c = cg.trace(f, shapes=dict(zip(names, shapes)))
     np.testing.assert_allclose(_first(cg.to_numpy(c)(*xs)), np.einsum(subscripts, *xs),
                                rtol=1e-12, atol=1e-13)

@@ -113,10 +113,15 @@ def einsum(name: str, subscripts: str, operands: list[Any]) -> Value:
     if len(set(output)) != len(output) or not set(output) <= set("".join(terms)):
         raise ShapeError(f"{name}: the output subscripts {output!r} of {subscripts!r} must be "
                          "distinct letters of the operands")
-    # NumPy's broadcasting: a letter of length 1 where another operand has it longer
+    # NumPy's broadcasting: a letter of length 1 where another operand has it longer (not
+    # within one operand: a diagonal's two axes have one length)
     sizes: dict[str, int] = {}
     for t, x in zip(terms, ops):
+        own: dict[str, int] = {}
         for c, n in zip(t, x.shape):
+            if own.setdefault(c, n) != n:
+                raise ShapeError(f"{name}: {subscripts!r}: the diagonal of letter {c!r} over "
+                                 f"axes of lengths {own[c]} and {n} (shape {x.shape})")
             if n != 1 and sizes.get(c, 1) not in (1, n):
                 raise ShapeError(f"{name}: {subscripts!r}: letter {c!r} has lengths "
                                  f"{sizes[c]} and {n} (shapes "
