@@ -99,6 +99,9 @@ def einsum(name: str, subscripts: str, operands: list[Any]) -> Value:
         if width < 0 or ("..." not in t and named != len(x.shape)):
             raise ShapeError(f"{name}: subscripts {t!r} for an operand of shape {x.shape}")
         widths.append(width)
+    if max(widths, default=0) > len(spare):
+        raise ShapeError(f"{name}: {subscripts!r} leaves {len(spare)} letters for "
+                         f"{max(widths)} axes of '...'")
     ellipsis = "".join(spare[:max(widths, default=0)])
     terms = [t.replace("...", ellipsis[len(ellipsis) - w:]) for t, w in zip(terms, widths)]
     if not arrow:
