@@ -98,8 +98,15 @@ class Value:
     def __rfloordiv__(self, other): return self._binary("floor_divide", other, True)
     def __divmod__(self, other): return self // other, self % other
     def __rdivmod__(self, other): return other // self, other % self
-    def __matmul__(self, other): return self._binary("matmul", other)
-    def __rmatmul__(self, other): return self._binary("matmul", other, True)
+    def __matmul__(self, other): return self._matmul(other, False)
+    def __rmatmul__(self, other): return self._matmul(other, True)
+
+    def _matmul(self, other: Any, swap: bool) -> "Value":
+        # Stacks of matrices (more than two axes) are NumPy's matmul handler's (an einsum).
+        if len(self.shape) > 2 or len(getattr(other, "shape", np.shape(other))) > 2:
+            return np.matmul(other, self) if swap else np.matmul(self, other)
+        return self._binary("matmul", other, swap)
+
     def __neg__(self): return Value(self.builder, self.builder.apply_id("neg", (self.id,)))
     def __pos__(self): return Value(self.builder, self.id)  # a copy, as NumPy's
     def __abs__(self): return Value(self.builder, self.builder.apply_id("abs", (self.id,)))

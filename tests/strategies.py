@@ -217,12 +217,35 @@ def shape_expressions(draw, a: str, sa: tuple, b: str, sb: tuple):
 
 
 @st.composite
+def einsum_subscripts(draw, sa: tuple, sb: tuple) -> str:
+    """Explicit einsum subscripts for operands of shapes ``sa`` and ``sb``: each axis a new
+    letter or one of an earlier axis of the same length (a contraction, or a diagonal when
+    both are in one operand), the output some of the letters in some order."""
+    sizes: dict[str, int] = {}
+    terms = []
+    for shape in (sa, sb):
+        term = ""
+        for n in shape:
+            same = [c for c, m in sizes.items() if m == n]
+            c = draw(st.sampled_from(same + [None])) if same else None
+            if c is None:
+                c = "abcdefgh"[len(sizes)]
+                sizes[c] = n
+            term += c
+        terms.append(term)
+    letters = sorted(set("".join(terms)))
+    output = draw(st.permutations(letters))[:draw(st.integers(0, len(letters)))]
+    return ",".join(terms) + "->" + "".join(output)
+
+
+@st.composite
 def tensor_circuits(draw, max_ops: int = 10):
     """A random tensor circuit built through the operators, with array constants.
 
     Like :func:`tensor_programs`, but some operands are NumPy array constants (``x * K``,
     ``K @ x``), which programs cannot write: the case that register allocation must keep
-    alive until their last read.
+    alive until their last read; and ``np.einsum`` of random subscripts (contractions,
+    diagonals, outer products, transposes), which programs cannot write either.
     """
     import circuitgrad as cg
     from circuitgrad.builder import Builder
@@ -235,7 +258,7 @@ def tensor_circuits(draw, max_ops: int = 10):
         a = draw(st.sampled_from(values))
         other = draw(st.sampled_from(values))
         kind = draw(st.sampled_from(["unary", "binary", "matmul", "transpose", "reduce",
-                                     "const", "const"]))
+                                     "const", "const", "einsum"]))
         v = None
         if kind == "unary":
             v = getattr(cg, draw(st.sampled_from(SMOOTH)))(a)
@@ -250,6 +273,8 @@ def tensor_circuits(draw, max_ops: int = 10):
             v = a @ other
         elif kind == "transpose":
             v = a.T
+        elif kind == "einsum":
+            v = np.einsum(draw(einsum_subscripts(a.shape, other.shape)), a, other)
         elif kind == "reduce" and a.shape:
             fn = getattr(cg, draw(st.sampled_from(REDUCTIONS + NORMALIZATIONS)))
             v = fn(a, axis=draw(st.sampled_from([None] + list(range(len(a.shape))))))

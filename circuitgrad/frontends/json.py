@@ -137,7 +137,7 @@ def _shape(where: str, value: Any) -> tuple[int, ...]:
 
 # Params that are nested lists of integers and nulls (indices, permutations); the primitive's
 # shape rule checks what they mean when the builder applies it.
-_NESTED_PARAMS = frozenset({"index", "indices", "axes"})
+_NESTED_PARAMS = frozenset({"index", "indices", "axes", "subscripts"})
 
 
 def _nested(where: str, value: Any) -> tuple:
@@ -159,6 +159,12 @@ def _nested(where: str, value: Any) -> tuple:
         raise _fail(where, f"must be nested lists of integers and nulls, got {_short(v)}")
 
     return read(value, 0)
+
+
+def _einsum_products(subscripts: tuple, shapes: list[tuple[int, ...]]) -> int:
+    # the product of the lengths of every label (the shape rule checked them)
+    sizes = {k: n for labels, shape in zip(subscripts, shapes) for k, n in zip(labels, shape)}
+    return math.prod(sizes.values())
 
 
 def _number(where: str, value: Any) -> float:
@@ -313,6 +319,8 @@ class _Reader:
         cost = max([math.prod(out)] + [math.prod(s) for s in shapes])
         if op == "matmul" and shapes[0]:
             cost *= shapes[0][-1]
+        if op == "einsum":  # every combination of the letters' values is a product
+            cost = max(cost, _einsum_products(params["subscripts"], shapes))
         if cost > FOLD_LIMIT:
             raise _fail(where, f"folding {op} on constants would compute {cost} elements "
                                f"(at most {FOLD_LIMIT})")

@@ -527,6 +527,12 @@ class _Program:
                     return b.apply_id(logic, tuple(args))
                 hint = " (use ** for powers)" if symbol == "^" else ""
                 raise self.fail(node, f"operator '{symbol}' is not supported{hint}")
+            if op == "matmul" and any(len(b.shapes[a]) > 2 for a in args):
+                # stacks of matrices: NumPy's matmul, as a traced function's @ (an einsum)
+                from .numpy_api import numpy_function
+
+                with in_program_text():
+                    return numpy_function(np.matmul, [Value(b, a) for a in args], {}).id
             return b.apply_id(op, tuple(args))
         if isinstance(node, ast.UnaryOp):
             if not args:  # -2: a negative constant

@@ -132,6 +132,10 @@ def _vecmat(xp: Any, a: Any, b: Any) -> Any:
     return (a[..., None, :] @ b)[..., 0, :]
 
 
+def _einsum(xp: Any, subscripts: str, *operands: Any) -> Any:
+    return special.contract(xp, subscripts, *operands)
+
+
 def _dask_gufunc(name: str, signature: str) -> Callable[..., Any]:
     # NumPy's gufunc on each block of a Dask array; a point's axes are joined into one chunk
     # first if the caller split them (points are small; batch axes keep their chunks).
@@ -409,6 +413,9 @@ HELPERS: dict[str, dict[str, Any]] = {
                "standard": _matvec},
     "vecmat": {"numpy": "special.vecmat", "dask": _dask_gufunc("vecmat", "(n),(n,m)->(m)"),
                "standard": _vecmat},
+    # The einsum record's contractions: one algorithm of sums and matmuls for every library
+    # (a batch equals its points bit for bit), not the libraries' own einsum.
+    "einsum": {"numpy": "special.einsum", "standard": _einsum},
     # The standard's where; NumPy's column makes a NumPy scalar of a 0-d result.
     "where": {"numpy": "special.where", "standard": _where},
     # NumPy's ufuncs beyond the standard: C's fmod, the NaN-ignoring fmax/fmin, logaddexp2.

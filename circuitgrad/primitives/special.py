@@ -90,6 +90,84 @@ def polygamma(n: int, x: Any) -> Any:
     return np.asarray(scipy.special.polygamma(n, x))[()]
 
 
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """The einsum record's contraction in NumPy (:func:`contract`), a NumPy scalar for a
+    scalar.
+
+        >>> float(einsum("...i,...i->...", np.ones(3), np.ones(3)))
+        3.0
+    """
+    return np.asarray(contract(np, subscripts, *operands))[()]
+
+
+def contract(xp: Any, subscripts: str, *operands: Any) -> Any:
+    """The einsum record's normalized subscripts (``'...ij,...jk->...ik'``: batch axes in
+    front, each letter once per operand) in the array namespace ``xp``, one algorithm for
+    every library: each operand's letters that no other operand and not the output has summed
+    first (moved last, joined, ``sum`` along the last axis), then a left fold of pairwise
+    contractions, each one ``matmul`` of the two operands' axes grouped as (shared kept,
+    free, summed) @ (shared kept, summed, free). A point's result does not depend on the batch
+    around it (the matmul of each point, the sum of each row), so a batch equals its points
+    bit for bit, as ``@`` does.
+    """
+    inputs, output = subscripts.replace("...", "").split("->")
+    terms = inputs.split(",")
+    values = list(operands)
+    for k, term in enumerate(terms):
+        elsewhere = "".join(terms[:k] + terms[k + 1:]) + output
+        alone = [c for c in term if c not in elsewhere]
+        if alone:
+            values[k], terms[k] = _summed(xp, values[k], term, alone)
+    value, term = values[0], terms[0]
+    for k in range(1, len(terms)):
+        later = "".join(terms[k + 1:]) + output
+        value, term = _pair(xp, value, term, values[k], terms[k], later)
+    rank = len(xp.asarray(value).shape) - len(term) if hasattr(value, "shape") else 0
+    if term != output:
+        value = xp.permute_dims(value, tuple(range(rank)) + tuple(rank + term.index(c)
+                                                                  for c in output))
+    return value
+
+
+def _point(x: Any, term: str) -> tuple[int, tuple[int, ...]]:
+    shape = tuple(getattr(x, "shape", ()))
+    return len(shape) - len(term), shape
+
+
+def _grouped(xp: Any, x: Any, term: str, groups: list[str]) -> Any:
+    # x's point axes in the order of the groups' letters, each group joined into one axis
+    rank, shape = _point(x, term)
+    order = "".join(groups)
+    if order != term:
+        x = xp.permute_dims(x, tuple(range(rank)) + tuple(rank + term.index(c) for c in order))
+    size = dict(zip(term, shape[rank:]))
+    return xp.reshape(x, shape[:rank] + tuple(math.prod(size[c] for c in g) for g in groups))
+
+
+def _summed(xp: Any, x: Any, term: str, alone: list[str]) -> tuple[Any, str]:
+    rank, shape = _point(x, term)
+    kept = "".join(c for c in term if c not in alone)
+    size = dict(zip(term, shape[rank:]))
+    x = xp.sum(_grouped(xp, xp.asarray(x), term, [kept, "".join(alone)]), axis=-1)
+    return xp.reshape(x, shape[:rank] + tuple(size[c] for c in kept)), kept
+
+
+def _pair(xp: Any, a: Any, ta: str, b: Any, tb: str, later: str) -> tuple[Any, str]:
+    shared = "".join(c for c in ta if c in tb and c in later)
+    summed = "".join(c for c in ta if c in tb and c not in later)
+    free_a = "".join(c for c in ta if c not in tb)
+    free_b = "".join(c for c in tb if c not in ta)
+    ra, sa = _point(a, ta)
+    rb, sb = _point(b, tb)
+    size = dict(zip(ta, sa[ra:])) | dict(zip(tb, sb[rb:]))
+    left = _grouped(xp, xp.asarray(a), ta, [shared, free_a, summed])
+    right = _grouped(xp, xp.asarray(b), tb, [shared, summed, free_b])
+    product = left @ right
+    batch = tuple(product.shape[:len(product.shape) - 3])
+    term = shared + free_a + free_b
+    return xp.reshape(product, batch + tuple(size[c] for c in term)), term
+
+
 def where(c: Any, a: Any, b: Any) -> Any:
     """``a`` where ``c`` is not 0, else ``b``; a NumPy scalar (not a 0-d array) for scalars, as
     every other node computes them."""

@@ -15,7 +15,7 @@ the op's own NumPy indexing, joining or broadcasting to the arrays of entry numb
 * reductions (``sum``, ``max`` ...): the union along the reduced axes; ``softmax``-like
   normalizations: the union along the axis, broadcast back; ``cumsum``: running unions;
 * indexing, joining, reshaping, transposing: a gather;
-* ``matmul``, ``outer``: the unions of the products' terms;
+* ``matmul``, ``outer``, ``einsum``: the unions of the products' terms;
 * the adjoint pass's ``sum_to``, ``broadcast_to``, ``scatter_add`` and ``put_add``: the
   unions of what they sum, so that the pattern of a gradient circuit is the Hessian's;
 * an op whose record names no ``sparsity`` kind (:data:`KINDS`): every entry depends on every entry of every
@@ -340,6 +340,27 @@ def _matmul(op, args, shapes, shape, params, n):
                          (cols, np.broadcast_to(_ids(sb[1:]), shape), _all(size))], n)
 
 
+def _einsum(op, args, shapes, shape, params, n):
+    # out[o] = Σ Π_k operand_k[s_k]: each operand's entries united over its letters that are
+    # not in the output, then each output entry takes the set of its operand's entry
+    from ..primitives.contractions import parse
+
+    inputs, output = parse(params["subscripts"])
+    parts = []
+    for a, letters, s in zip(args, inputs, shapes):
+        kept = tuple(m if c in output else 1 for c, m in zip(letters, s))
+        united = _union(math.prod(kept), [(a, _all(math.prod(s)),
+                                           np.broadcast_to(_ids(kept), s))], n)
+        kept_letters = [c for c in letters if c in output]
+        order = sorted(kept_letters, key=output.index)
+        grid = np.transpose(_ids(tuple(m for c, m in zip(letters, s) if c in output)),
+                            [kept_letters.index(c) for c in order])
+        of = np.broadcast_to(grid.reshape(tuple(shape[k] if c in letters else 1
+                                                for k, c in enumerate(output))), shape)
+        parts.append((united, of, _all(math.prod(shape))))
+    return _union(math.prod(shape), parts, n)
+
+
 def _everything(op, args, shapes, shape, params, n):
     """Every entry on every entry of every argument: a safe superset for an op without a
     rule of its own."""
@@ -352,7 +373,7 @@ KINDS: dict[str, Any] = {
     "reduction": _reduction, "normalization": _normalization, "cumsum": _cumsum,
     "indexing": _indexing, "joining": _joining, "sum_to": _sum_to,
     "scatter_add": _scatter_add, "put_add": _put_add, "setitem": _setitem, "outer": _outer,
-    "matmul": _matmul,
+    "matmul": _matmul, "einsum": _einsum,
     "dense": _everything,
 }
 """The sparsity rules by kind: a record names its kind in its ``sparsity`` field."""
