@@ -60,6 +60,7 @@ from ..builder import Builder
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, Scatter
 from ..primitives.signs import negate, takes_sign
+from .loop_carries import saving_carries
 from .common import active_nodes, fit_shape, pick_inputs, pick_names, pick_output, sample_node
 from .simplify import first_rewrite
 from .simplify import simplify as simplify_circuit
@@ -115,6 +116,7 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     -6.0
     """
     c = as_circuit(c, "grad")
+    c = saving_carries(c)  # (loops keep their carries for their adjoint loops: transforms/loops.py)
     with no_gc():
         # The forward part first (a third of the nodes). Where no rule matches in it, none
         # matches it in the adjoint circuit either (it only gains uses).
