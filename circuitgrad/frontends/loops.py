@@ -16,7 +16,7 @@ The carry is any container of arrays (tuples, lists, dicts, named tuples: the py
     >>> c = cg.trace(cumulative, shapes={"x": (4,)})
     >>> [o.tolist() for o in cg.to_numpy(c)(np.array([1.0, 2.0, 3.0, 4.0]))]
     [10.0, [1.0, 3.0, 6.0, 10.0]]
-    >>> cg.scan(lambda s, _: (s * 2.0, None), 1.0, length=10)[0]  # on numbers: evaluated
+    >>> float(cg.scan(lambda s, _: (s * 2.0, None), 1.0, length=10)[0])  # numbers: evaluated
     1024.0
 """
 

@@ -100,6 +100,7 @@ PRIMITIVES: dict[str, Primitive] = {
     + reductions.RECORDS + shape_ops.RECORDS + linalg.RECORDS + contractions.RECORDS
     + scipy_special.RECORDS + fused.RECORDS + loops.RECORDS}
 """Every primitive by name."""
+loops.TABLE = PRIMITIVES  # (a loop's body is compiled from the table's templates)
 
 class _Functions(Mapping[str, str]):
     """A live view of the table: every primitive a program may call by name, which is every

@@ -79,7 +79,7 @@ class Body:
     input's shape), then the y leaves. Frozen; equal (and hashed) by content.
 
         >>> import circuitgrad as cg
-        >>> body = Body(cg.parse("c = s * 2\\ny = s + x", shapes={}), carries=1, xs=1)
+        >>> body = Body(cg.trace(lambda s, x: (s * 2, s + x)), carries=1, xs=1)
         >>> body.closures, body.ys, body.size
         (0, 1, 2)
     """
@@ -98,6 +98,7 @@ class Body:
                 raise ShapeError(f"scan: the body's carry {circuit.outputs[k]!r} has shape "
                                  f"{outs[k]} after a step but {ins[k]} before it (a carry "
                                  "keeps its shape)")
+        circuit.validate()  # (so a loop's node is valid where its body is: checked once, here)
         self.circuit, self.carries, self.xs = circuit, carries, xs
         key = (carries, xs, tuple(ins), tuple(circuit.input_ids), tuple(circuit.output_ids),
                tuple((op, args, _plain(params) if op != "input" else None, shape)
@@ -160,9 +161,12 @@ def _literal(value: float) -> str:
     return f"({value!r})"
 
 
-def _compile_body(c: "Circuit") -> Callable[..., tuple]:
-    from . import PRIMITIVES  # (the table, which holds this module's record)
+TABLE: dict[str, Primitive] = {}
+"""The primitive table (:data:`circuitgrad.primitives.PRIMITIVES`, which holds this module's
+record and binds itself here), whose templates a body's code is made from."""
 
+
+def _compile_body(c: "Circuit") -> Callable[..., tuple]:
     names: list[str] = [""] * len(c)
     namespace: dict[str, Any] = dict(NAMESPACE)
     for k, i in enumerate(c.input_ids):
@@ -179,7 +183,7 @@ def _compile_body(c: "Circuit") -> Callable[..., tuple]:
                 names[i] = _literal(float(params))
             continue
         names[i] = f"v{i}"
-        code = PRIMITIVES[op].code([names[a] for a in args], params or {},
+        code = TABLE[op].code([names[a] for a in args], params or {},
                                    [c.shape(a) for a in args], [c.op(a) != "const" for a in args])
         lines.append(f"    {names[i]} = {code}")
     lines.append(f"    return ({''.join(names[i] + ', ' for i in c.output_ids)})")
@@ -195,7 +199,8 @@ def layout(body: Body, length: int, save: bool) -> list[tuple[int, Shape]]:
     ys, and where ``save`` the stacked carries before each step.
 
         >>> import circuitgrad as cg
-        >>> body = Body(cg.parse("c = s * x\\ny = s", shapes={"s": (2,)}), carries=1, xs=1)
+        >>> step = cg.trace(lambda s, x: (s * x, s), shapes={"s": 2, "x": 2})
+        >>> body = Body(step, carries=1, xs=1)
         >>> layout(body, 3, save=True)
         [(0, (2,)), (2, (3, 2)), (8, (3, 2))]
     """
@@ -346,5 +351,7 @@ RECORDS: list[Primitive] = [
     Primitive("scan", 1, _scan_template, "scan", params=("body", "length", "reverse", "save"),
               shape=_scan_shape, vjp=_rule("vjp"), jvp=_rule("jvp"), label_of=_scan_label,
               internal=True, variadic=True, function=_scan_function,
-              sparsity="dense", scalar=_refuse_scalar),
+              sparsity="dense", scalar=_refuse_scalar,
+              c_refusal="a loop (scan) runs its body in to_numpy's Python loop; the C "
+                        "lowerings do not unroll it: use cg.to_numpy"),
 ]

@@ -28,7 +28,7 @@ def saving_carries(c: Circuit) -> Circuit:
     """``c`` with ``save`` set on its loops read only through ``getitem`` (see the module
     docstring); ``c`` itself where there is none to change."""
     cols = c.columns
-    loops = {i for i, op in enumerate(cols.ops) if op in LOOPS and not cols.params[i]["save"]}
+    loops = {i for i, op in enumerate(cols.ops) if op in LOOPS and not cols.params[i].get("save")}
     if not loops:
         return c
     loops -= set(c.output_ids)

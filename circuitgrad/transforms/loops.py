@@ -117,7 +117,7 @@ def scan_vjp(bar: Value, out: Value, *args: Value, body: Body, length: int,
     inner = adjoint_body(body, save)
     rev = b.apply("scan", *bars[:k], *sums, *saved, *args[k:k + m], *bars[k:k + q],
                   *bars[k + q:], *args[k + m:], body=inner, length=length,
-                  reverse=not reverse)
+                  reverse=not reverse, save=False)
     got = [leaf(b, rev, *p) for p in layout(inner, length, False)]
     return tuple(got[:k] + got[k + r:k + r + m] + got[k:k + r])
 
