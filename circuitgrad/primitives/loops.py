@@ -231,13 +231,17 @@ def packed_size(body: Body, length: int, save: bool) -> int:
 
 
 def _scan_shape(*shapes: Shape, body: Body, length: int, reverse: bool = False,
-                save: bool = False) -> Shape:
+                save: bool = False, recompute: Body | None = None,
+                checkpoints: int | None = None) -> Shape:
     if not isinstance(body, Body):
         raise CircuitError(f"scan: the body must be a Body, got {type(body).__name__}")
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ShapeError(f"scan: the trip count must be an integer >= 0, got {length!r}")
     carries, xs, closures, _ = body.shapes()
     want = list(carries) + [(length,) + s for s in xs] + list(closures)
+    if recompute is not None:  # (a checkpointed adjoint loop: the initial carries, not all)
+        _check_checkpoints(checkpoints)
+        want[body.carries:body.carries + recompute.carries] = recompute.shapes()[0]
     if len(shapes) != len(want):
         raise CircuitError(f"scan: the body takes {len(want)} arguments ({body.carries} carries, "
                            f"{body.xs} sequences, {body.closures} closures), got {len(shapes)}")
@@ -249,6 +253,11 @@ def _scan_shape(*shapes: Shape, body: Body, length: int, reverse: bool = False,
                              f"body takes {need}" + (f" ({length} steps)" if part == "sequence"
                                                       else ""))
     return (packed_size(body, length, save),)
+
+
+def _check_checkpoints(checkpoints: Any) -> None:
+    if isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1:
+        raise CircuitError(f"scan: checkpoints must be an integer >= 1, got {checkpoints!r}")
 
 
 def _batch_of(value: Any, rank: int) -> tuple[int, ...]:
@@ -265,9 +274,12 @@ def _stacked(values: list[Any], shape: Shape, length: int) -> Any:
 
 
 def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bool = False,
-                   save: bool = False) -> Callable[..., Any]:
+                   save: bool = False, recompute: Body | None = None,
+                   checkpoints: int | None = None) -> Callable[..., Any]:
     """The node as a NumPy function of its arguments (with batch axes) giving the packed
     result: the body's compiled code called ``length`` times in a Python loop."""
+    if recompute is not None:
+        return _checkpointed_function(body, length, reverse, recompute, checkpoints or 1)
     k, m = body.carries, body.xs
     carry_shapes, x_shapes, _, y_shapes = body.shapes()
     x_ranks = [len(s) for s in x_shapes]
@@ -280,8 +292,7 @@ def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bo
                 raise CircuitError(f"scan: runs on NumPy arrays only, got "
                                    f"{type(v).__module__}.{type(v).__name__} (to_numpy with "
                                    "NumPy inputs)")
-        # (a scalar constant comes as a Python float; the body's code may index it: x[..., None])
-        values = tuple(np.float64(v) if type(v) in (float, int) else v for v in values)
+        values = _numpy_values(values)
         fn = body.function
         carry = list(values[:k])
         xs = values[k:k + m]
@@ -297,16 +308,135 @@ def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bo
             carry = list(out[:k])
             for j in range(q):
                 ys[j][t] = out[k + j]
-        parts = [(v, s) for v, s in zip(carry, carry_shapes)]
-        parts += [(_stacked(ys[j], y_shapes[j], length), (length,) + y_shapes[j])
-                  for j in range(q)]
-        parts += [(_stacked(saved[j], carry_shapes[j], length), (length,) + carry_shapes[j])
-                  for j in range(len(saved))]
-        if not parts:
-            return np.zeros(0)
-        batch = np.broadcast_shapes(*(_batch_of(v, len(s)) for v, s in parts))
-        flat = [np.reshape(np.broadcast_to(v, batch + s), batch + (-1,)) for v, s in parts]
-        return np.concatenate(flat, axis=-1)
+        parts = [(_stacked(saved[j], carry_shapes[j], length), (length,) + carry_shapes[j])
+                 for j in range(len(saved))]
+        return _packed(carry, carry_shapes, ys, y_shapes, length, parts)
+
+    return run
+
+
+def _numpy_values(values: tuple) -> tuple:
+    for v in values:
+        if not isinstance(v, (np.ndarray, np.generic, float, int)):
+            raise CircuitError(f"scan: runs on NumPy arrays only, got "
+                               f"{type(v).__module__}.{type(v).__name__} (to_numpy with "
+                               "NumPy inputs)")
+    # (a scalar constant comes as a Python float; the body's code may index it: x[..., None])
+    return tuple(np.float64(v) if type(v) in (float, int) else v for v in values)
+
+
+def _packed(carry: list, carry_shapes: list, ys: list, y_shapes: list, length: int,
+            more: list) -> Any:
+    """The packed result: the carries, the stacked ys, then ``more`` (value, shape) parts."""
+    parts = [(v, s) for v, s in zip(carry, carry_shapes)]
+    parts += [(_stacked(ys[j], y_shapes[j], length), (length,) + y_shapes[j])
+              for j in range(len(ys))]
+    parts += more
+    if not parts:
+        return np.zeros(0)
+    batch = np.broadcast_shapes(*(_batch_of(v, len(s)) for v, s in parts))
+    flat = [np.reshape(np.broadcast_to(v, batch + s), batch + (-1,)) for v, s in parts]
+    return np.concatenate(flat, axis=-1)
+
+
+STATS = {"forward_steps": 0, "adjoint_steps": 0, "most_checkpoints": 0}
+"""What the checkpointed adjoint loops have done so far in this process (tests and benchmarks
+read it): the forward steps they recomputed, their adjoint steps, and the most carries one of
+them held at once (its checkpoints, the initial carry included)."""
+
+
+def revolve_split(steps: int, free: int) -> int:
+    """Where the binomial schedule (Griewank's *revolve*) puts the next checkpoint when
+    ``steps`` steps are to be reversed from a stored carry with ``free`` more checkpoints:
+    that many steps on. With ``c = free + 1`` checkpoints and ``r`` the least repetition
+    number with ``β(c, r) = C(c + r, c) ≥ steps``, it is ``max(β(c, r − 2), steps − β(c − 1,
+    r))``: the schedule then recomputes the fewest steps, ``r·steps − β(c + 1, r − 1)``
+    (:func:`revolve_cost`).
+
+        >>> revolve_split(10, 1), revolve_split(10, 2)
+        (6, 4)
+    """
+    c = free + 1
+    r = 0
+    while math.comb(c + r, c) < steps:
+        r += 1
+    low = math.comb(c + r - 2, c) if r >= 2 else 1
+    return max(1, low, steps - math.comb(c - 1 + r, c - 1))
+
+
+def revolve_cost(steps: int, free: int) -> int:
+    """The forward steps the binomial schedule recomputes to reverse ``steps`` steps from a
+    stored carry with ``free`` more checkpoints (Griewank and Walther, *Algorithm 799:
+    revolve*, 2000): ``r·steps − β(c + 1, r − 1)``, ``c = free + 1``, the least of any schedule.
+
+        >>> revolve_cost(10, 1), revolve_cost(10, 2), revolve_cost(10, 9)
+        (20, 15, 9)
+    """
+    if steps <= 1:
+        return 0
+    c = free + 1
+    r = 0
+    while math.comb(c + r, c) < steps:
+        r += 1
+    return r * steps - math.comb(c + r, c + 1)
+
+
+def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Body,
+                           checkpoints: int) -> Callable[..., Any]:
+    """A checkpointed adjoint loop: ``body`` (the adjoint body) over the steps of the forward
+    loop ``recompute`` in reverse, the carries it needs recomputed from the initial carry
+    (its arguments hold it where an adjoint loop holds the saved carries) and at most
+    ``checkpoints`` stored ones, by the binomial schedule (:func:`revolve_split`)."""
+    ka, k, m = body.carries, recompute.carries, recompute.xs
+    xa = body.xs
+    carry_shapes, x_shapes, _, y_shapes = body.shapes()
+    ranks = [len(s) for s in x_shapes]
+    # The forward order of the steps: the opposite of this loop's own.
+    order = list(range(length)) if reverse else list(range(length - 1, -1, -1))
+
+    def run(*values: Any) -> Any:
+        values = _numpy_values(values)
+        forward, adjoint = recompute.function, body.function
+        carry = list(values[:ka])
+        init = tuple(values[ka:ka + k])
+        seqs = values[ka + k:ka + xa]  # the forward xs, the ys' adjoints ...
+        closures = values[ka + xa:]
+        ys: list[list[Any]] = [[None] * length for _ in range(body.ys)]
+
+        def sliced(t: int) -> list:
+            return [x[(..., t) + (slice(None),) * r] for x, r in zip(seqs, ranks[k:])]
+
+        def advance(state: tuple, start: int, stop: int) -> tuple:
+            for p in range(start, stop):
+                state = tuple(forward(*state, *sliced(order[p])[:m], *closures)[:k])
+            STATS["forward_steps"] += stop - start
+            return state
+
+        def adjoint_step(p: int, state: tuple) -> None:
+            t = order[p]
+            out = adjoint(*carry, *state, *sliced(t), *closures)
+            carry[:] = out[:ka]
+            for j in range(body.ys):
+                ys[j][t] = out[ka + j]
+            STATS["adjoint_steps"] += 1
+
+        # Reverse steps [a, b) from the carry before step a with ``free`` checkpoints left:
+        # an explicit stack, the right part (done first) pushed last.
+        tasks = [(0, length, init, checkpoints)] if length else []
+        while tasks:
+            held = len({id(task[2]) for task in tasks})
+            STATS["most_checkpoints"] = max(STATS["most_checkpoints"], held)
+            a, b, state, free = tasks.pop()
+            if b - a == 1:
+                adjoint_step(a, state)
+            elif free == 0:
+                for p in range(b - 1, a - 1, -1):
+                    adjoint_step(p, advance(state, a, p))
+            else:
+                middle = a + revolve_split(b - a, free)
+                tasks.append((a, middle, state, free))
+                tasks.append((middle, b, advance(state, a, middle), free - 1))
+        return _packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
 
     return run
 
@@ -316,16 +446,23 @@ NAMESPACE["_loops"] = _RUNNERS  # the generated code calls a loop as _loops['key
 
 
 def _scan_template(*args: str, shapes: Sequence[Shape], body: Body, length: int,
-                   reverse: bool = False, save: bool = False) -> str:
+                   reverse: bool = False, save: bool = False, recompute: Body | None = None,
+                   checkpoints: int | None = None) -> str:
     key = f"{body.digest[:24]}:{length}:{int(reverse)}:{int(save)}:{shapes}"
+    if recompute is not None:
+        key += f":{recompute.digest[:24]}:{checkpoints}"
     if key not in _RUNNERS:
-        _RUNNERS[key] = _scan_function(shapes, body, length, reverse, save)
+        _RUNNERS[key] = _scan_function(shapes, body, length, reverse, save, recompute,
+                                       checkpoints)
     return f"_loops[{key!r}]({', '.join(args)})"
 
 
 def _scan_label(shapes: Any = None, body: Body | None = None, length: int = 0,
-                reverse: bool = False, save: bool = False) -> str:
+                reverse: bool = False, save: bool = False, recompute: Body | None = None,
+                checkpoints: int | None = None) -> str:
     steps = f"{length} steps" + (", reversed" if reverse else "")
+    if recompute is not None:
+        steps += f", {checkpoints} checkpoints"
     return f"scan[{steps}; body {body.size if body is not None else '?'} nodes]"
 
 
@@ -348,7 +485,8 @@ def _refuse_scalar(b: Any, prim: Any, args: Any, params: Any, shape: Any) -> Any
 
 
 RECORDS: list[Primitive] = [
-    Primitive("scan", 1, _scan_template, "scan", params=("body", "length", "reverse", "save"),
+    Primitive("scan", 1, _scan_template, "scan", params=("body", "length", "reverse", "save",
+                                                          "recompute", "checkpoints"),
               shape=_scan_shape, vjp=_rule("vjp"), jvp=_rule("jvp"), label_of=_scan_label,
               internal=True, variadic=True, function=_scan_function,
               sparsity="dense", scalar=_refuse_scalar,

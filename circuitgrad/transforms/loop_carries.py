@@ -20,15 +20,23 @@ differentiates: its rule builds a saving copy, which runs the loop a second time
 from __future__ import annotations
 
 from ..circuit import Circuit
+from ..errors import CircuitError
 from ..primitives import shape_of
 from ..primitives.loops import LOOPS
 
 
-def saving_carries(c: Circuit) -> Circuit:
+def saving_carries(c: Circuit, checkpoints: int | None = None) -> Circuit:
     """``c`` with ``save`` set on its loops read only through ``getitem`` (see the module
-    docstring); ``c`` itself where there is none to change."""
+    docstring); ``c`` itself where there is none to change. With ``checkpoints``, a loop of
+    more steps than that is marked instead (param ``checkpoints``): its adjoint loop will
+    recompute the carries from at most that many stored ones."""
+    if checkpoints is not None and (isinstance(checkpoints, bool) or not isinstance(
+            checkpoints, int) or checkpoints < 1):
+        raise CircuitError(f"grad: checkpoints must be an integer >= 1 (the carries a loop's "
+                           f"adjoint may store), got {checkpoints!r}", argument="checkpoints")
     cols = c.columns
-    loops = {i for i, op in enumerate(cols.ops) if op in LOOPS and not cols.params[i].get("save")}
+    loops = {i for i, op in enumerate(cols.ops) if op in LOOPS and not cols.params[i].get("save")
+             and cols.params[i].get("recompute") is None}
     if not loops:
         return c
     loops -= set(c.output_ids)
@@ -39,6 +47,9 @@ def saving_carries(c: Circuit) -> Circuit:
         return c
     params, shapes = list(cols.params), list(cols.shapes)
     for i in loops:
+        if checkpoints is not None and params[i]["length"] > checkpoints:
+            params[i] = {**params[i], "checkpoints": checkpoints}
+            continue
         params[i] = {**params[i], "save": True}
         shapes[i] = shape_of(cols.ops[i], tuple(shapes[a] for a in cols.args[i]), params[i])
     return Circuit(list(cols.ops), list(cols.args), params, shapes, dict(cols.names),

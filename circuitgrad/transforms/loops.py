@@ -38,6 +38,7 @@ import numpy as np
 
 from ..builder import Builder
 from ..circuit import Circuit
+from ..errors import CircuitError
 from ..primitives import PRIMITIVES
 from ..primitives.loops import LOOPS, RULES, Body, layout, leaf
 from ..value import Value
@@ -102,11 +103,23 @@ def adjoint_body(body: Body, adjoint_of_saved: bool) -> Body:
     return result
 
 
+def _refuse_checkpointed(recompute: Body | None, what: str) -> None:
+    if recompute is not None:
+        raise CircuitError(f"scan: the {what} of a checkpointed adjoint loop is not built (a "
+                           "gradient taken with checkpoints=); for higher derivatives take "
+                           "grad without checkpoints")
+
+
 def scan_vjp(bar: Value, out: Value, *args: Value, body: Body, length: int,
-             reverse: bool = False, save: bool = False) -> tuple:
-    """The contributions of a ``scan`` node: one reverse ``scan`` over :func:`adjoint_body`."""
+             reverse: bool = False, save: bool = False, recompute: Body | None = None,
+             checkpoints: int | None = None) -> tuple:
+    """The contributions of a ``scan`` node: one reverse ``scan`` over :func:`adjoint_body`
+    (with ``checkpoints``, one that recomputes the carries from that many)."""
+    _refuse_checkpointed(recompute, "adjoint")
     b = bar.builder
     k, m, r, q = body.carries, body.xs, body.closures, body.ys
+    if checkpoints is not None and not save:
+        return _checkpointed_vjp(bar, args, body, length, reverse, checkpoints)
     packed = out if save else b.apply("scan", *args, body=body, length=length,
                                       reverse=reverse, save=True)
     places = layout(body, length, True)
@@ -118,6 +131,24 @@ def scan_vjp(bar: Value, out: Value, *args: Value, body: Body, length: int,
     rev = b.apply("scan", *bars[:k], *sums, *saved, *args[k:k + m], *bars[k:k + q],
                   *bars[k + q:], *args[k + m:], body=inner, length=length,
                   reverse=not reverse, save=False)
+    got = [leaf(b, rev, *p) for p in layout(inner, length, False)]
+    return tuple(got[:k] + got[k + r:k + r + m] + got[k:k + r])
+
+
+def _checkpointed_vjp(bar: Value, args: tuple, body: Body, length: int, reverse: bool,
+                      checkpoints: int) -> tuple:
+    """One reverse ``scan`` over :func:`adjoint_body` that recomputes each carry from the
+    initial one and at most ``checkpoints`` stored ones (the binomial schedule)."""
+    b = bar.builder
+    k, m, r, q = body.carries, body.xs, body.closures, body.ys
+    places = layout(body, length, False)
+    bars = [leaf(b, bar, *places[j]) for j in range(k + q)]
+    _, _, closure_shapes, _ = body.shapes()
+    sums = [b.const(np.zeros(s) if s else 0.0) for s in closure_shapes]
+    inner = adjoint_body(body, False)
+    rev = b.apply("scan", *bars[:k], *sums, *args[:k], *args[k:k + m], *bars[k:k + q],
+                  *args[k + m:], body=inner, length=length, reverse=not reverse, save=False,
+                  recompute=body, checkpoints=checkpoints)
     got = [leaf(b, rev, *p) for p in layout(inner, length, False)]
     return tuple(got[:k] + got[k + r:k + r + m] + got[k:k + r])
 
@@ -147,9 +178,11 @@ def tangent_body(body: Body) -> Body:
 
 
 def scan_jvp(tangents: tuple, out: Value, *args: Value, body: Body, length: int,
-             reverse: bool = False, save: bool = False) -> Value:
+             reverse: bool = False, save: bool = False, recompute: Body | None = None,
+             checkpoints: int | None = None) -> Value:
     """The tangent of a ``scan`` node's packed result: one ``scan`` over
     :func:`tangent_body` (the primal recomputed beside the tangents)."""
+    _refuse_checkpointed(recompute, "tangent")
     b = out.builder
     k, m, q = body.carries, body.xs, body.ys
     ts = [Value(b, zero_node(b, a.shape)) if t is None else t for t, a in zip(tangents, args)]

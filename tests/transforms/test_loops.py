@@ -255,3 +255,74 @@ def test_the_grad_size_bound_with_bodies_counted_once(steps):
     for body in bodies:
         c = cg.trace(lambda a: cg.scan(lambda s, _: (body(s, a), None), 0.2, length=steps)[0])
         assert loop_size(cg.grad(c)) <= TENSOR_SIZE_FACTOR * loop_size(c)
+
+
+# -- checkpointing: grad(c, checkpoints=s), the binomial schedule ------------------------------
+
+def fewest_recomputations(steps, free):
+    """The fewest forward steps any schedule recomputes to reverse ``steps`` steps from a stored
+    carry with ``free`` more checkpoints: a dynamic program over the first split (an oracle
+    independent of revolve's closed form)."""
+    table = {}
+    for s in range(free + 1):
+        for t in range(steps + 1):
+            if t <= 1:
+                table[t, s] = 0
+            elif s == 0:
+                table[t, s] = t * (t - 1) // 2
+            else:
+                table[t, s] = min(m + table[t - m, s - 1] + table[m, s] for m in range(1, t))
+    return table[steps, free]
+
+
+def test_revolve_is_the_fewest_recomputations():
+    from circuitgrad.primitives.loops import revolve_cost
+
+    for steps in range(1, 40):
+        for free in range(1, 5):
+            assert revolve_cost(steps, free) == fewest_recomputations(steps, free), (steps, free)
+
+
+@pytest.mark.parametrize("checkpoints", [1, 2, 3, 6])
+def test_checkpointed_gradients_recompute_as_revolve_predicts(pair, checkpoints):
+    from circuitgrad.primitives import loops
+
+    looped, _ = pair
+    steps = 6
+    g = cg.grad(looped, checkpoints=checkpoints)
+    g.validate()
+    scans = [g.params(i) for i in range(len(g)) if g.op(i) == "scan"]
+    p = point()
+    loops.STATS.update(forward_steps=0, adjoint_steps=0, most_checkpoints=0)
+    got = cg.to_numpy(g)(**p)
+    for a, b in zip(got, cg.to_numpy(cg.grad(looped))(**p)):
+        np.testing.assert_array_equal(a, b)  # the same numbers, recomputed
+    if checkpoints >= steps:  # every carry fits: stored, as without checkpoints
+        assert [s["save"] for s in scans] == [True, False] and loops.STATS["adjoint_steps"] == 0
+        return
+    assert scans[1]["recompute"] == scans[0]["body"] and scans[1]["checkpoints"] == checkpoints
+    assert loops.STATS["forward_steps"] == loops.revolve_cost(steps, checkpoints)
+    assert loops.STATS["adjoint_steps"] == steps
+    assert loops.STATS["most_checkpoints"] <= checkpoints + 1  # (the initial carry, and s)
+
+
+def test_checkpointed_long_loop_and_its_refusals():
+    from circuitgrad.primitives import loops
+
+    steps = 500
+    c = cg.trace(lambda a: cg.scan(lambda s, _: (s + a * np.sin(s), None), 0.1,
+                                   length=steps)[0])
+    g = cg.grad(c, checkpoints=4)
+    loops.STATS.update(forward_steps=0, adjoint_steps=0, most_checkpoints=0)
+    got = cg.to_numpy(g)(0.01)
+    want = cg.to_numpy(cg.grad(c))(0.01)
+    assert got[0] == want[0] and got[1] == want[1]
+    # each step recomputed at most r = 7 times (C(5 + 7, 5) >= 500): 5 carries held, not 500
+    assert loops.STATS["forward_steps"] == loops.revolve_cost(steps, 4) <= 7 * steps
+    assert loops.STATS["most_checkpoints"] == 5
+    with pytest.raises(CircuitError, match="checkpointed adjoint loop"):
+        cg.jvp(g)
+    with pytest.raises(CircuitError, match="checkpoints must be an integer >= 1"):
+        cg.grad(c, checkpoints=0)
+    batch = cg.to_numpy(g)(np.array([0.01, 0.02]))
+    assert batch[1][0] == got[1] and batch[1][1] == cg.to_numpy(g)(0.02)[1]
