@@ -11,7 +11,10 @@ and built four ways:
   (interpreted above 20 000 nodes) and, in a bounded child process, ``to_c``;
 - **JAX**: ``jax.jit(jax.value_and_grad)`` of the same step under ``lax.scan``, float64.
 
-Every tool's value and gradient are checked against the scan's before it is timed.
+Every tool's value and gradient are checked against the scan's before it is timed: the
+unrolled circuit's to 1e-12 (they are the same operations), JAX's and C's to 1e-7 relative
+(Lorenz-96 at F = 8 is chaotic: over 1000 steps the gradient grows to ~1e8 and differences of
+rounding order, XLA's or libm's, grow with it).
 
     python -m benchmarks.loops            # T = 1000
     python -m benchmarks --only loops
@@ -142,7 +145,7 @@ def run(quick: bool = False) -> str:
     child = run_bounded("benchmarks.loops:unrolled_c", {"steps": steps},
                         timeout=max(measurement_timeout(quick), 120.0))
     if "result" in child.values:
-        check(ours, child.values["result"], rtol=1e-9)
+        check(ours, child.values["result"], rtol=1e-7)
         rows.append(("circuitgrad unrolled, to_c", child.values["build"], child.values["eval"]))
     else:
         why = "timed out" if child.timed_out else child.error or "no result"
@@ -152,7 +155,7 @@ def run(quick: bool = False) -> str:
         t0 = time.perf_counter()
         theirs = jax_f(at["x0"], at["forcing"])
         t_jax = time.perf_counter() - t0
-        check(ours, theirs, rtol=1e-9)
+        check(ours, theirs, rtol=1e-7)  # (another order of roundings, amplified: below)
         e_jax = median_time(lambda: jax_f(at["x0"], at["forcing"]), budget=1.0)
         rows.append(("JAX jit(value_and_grad), lax.scan", t_jax, e_jax))
     sizes = ["| circuit | nodes (size) | with each body once |", "|---|---|---|",
