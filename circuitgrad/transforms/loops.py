@@ -45,6 +45,7 @@ from ..value import Value
 from .common import active_nodes, fit_shape, fresh, zero_node
 from .grad import adjoint_sweep
 from .jvp import jvp
+from .loop_carries import saving_carries
 from .simplify import simplify
 
 _ADJOINT_BODIES: dict[tuple[str, bool], Body] = {}
@@ -62,7 +63,7 @@ def adjoint_body(body: Body, adjoint_of_saved: bool) -> Body:
     hit = _ADJOINT_BODIES.get(key)
     if hit is not None:
         return hit
-    c = body.circuit
+    c = saving_carries(body.circuit)  # (loops inside the body keep their carries too)
     k, m, r = body.carries, body.xs, body.closures
     carry_shapes, x_shapes, closure_shapes, y_shapes = body.shapes()
     b = Builder(c)

@@ -156,6 +156,36 @@ def test_reverse_scan_and_closures_of_closures():
     assert cg.check_grad(c, {"x": x, "k": k}) < FD_ERROR
 
 
+def test_loops_inside_loops():
+    def looped(a, xs):
+        def outer(s, x):
+            inner, ys = cg.scan(lambda u, _: (np.sin(u) * a + x * s, u * s), s, length=3)
+            return inner + np.sum(ys), inner
+        final, ys = cg.scan(outer, 0.2, xs=xs)
+        return final + np.sum(ys * ys)
+
+    def unrolled(a, xs):
+        s, outs = 0.2, []
+        for t in range(4):
+            u, ys = s, []
+            for _ in range(3):
+                ys.append(u * s)
+                u = np.sin(u) * a + xs[t] * s
+            s = u + np.sum(np.stack(ys))
+            outs.append(u)
+        return s + np.sum(np.stack(outs) ** 2)
+
+    c, u = cg.trace(looped, shapes={"xs": 4}), cg.trace(unrolled, shapes={"xs": 4})
+    p = {"a": 0.7, "xs": np.array([0.1, -0.3, 0.2, 0.05])}
+    assert cg.to_numpy(c)(**p) == cg.to_numpy(u)(**p)
+    for checkpoints in (None, 1):
+        g = cg.grad(c, checkpoints=checkpoints)
+        for a, b in zip(cg.to_numpy(g)(**p), cg.to_numpy(cg.grad(u))(**p)):
+            np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+    assert cg.check_grad(c, p) < FD_ERROR
+    assert loop_size(cg.grad(c)) < cg.grad(u).size
+
+
 def test_fori_loop():
     c = cg.trace(lambda x: cg.fori_loop(2, 6, lambda i, s: s * x + i * i, 0.5))
     s = 0.5
