@@ -36,15 +36,12 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import CircuitError, ShapeError
 from .core import NAMESPACE, Primitive, Shape
-
-if TYPE_CHECKING:
-    from ..circuit import Circuit
 
 LOOPS = frozenset({"scan"})
 """The loop primitives: their params hold a body circuit."""
@@ -86,7 +83,7 @@ class Body:
 
     __slots__ = ("circuit", "carries", "xs", "digest", "_function")
 
-    def __init__(self, circuit: "Circuit", carries: int, xs: int):
+    def __init__(self, circuit: Any, carries: int, xs: int):
         n_in, n_out = len(circuit.inputs), len(circuit.outputs)
         if not (0 <= carries <= n_out and 0 <= xs and carries + xs <= n_in):
             raise CircuitError(f"scan: a body of {n_in} inputs and {n_out} outputs cannot "
@@ -166,7 +163,7 @@ TABLE: dict[str, Primitive] = {}
 record and binds itself here), whose templates a body's code is made from."""
 
 
-def _compile_body(c: "Circuit") -> Callable[..., tuple]:
+def _compile_body(c: Any) -> Callable[..., tuple]:
     names: list[str] = [""] * len(c)
     namespace: dict[str, Any] = dict(NAMESPACE)
     for k, i in enumerate(c.input_ids):
