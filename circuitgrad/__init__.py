@@ -35,7 +35,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "InputError",
     "InputRangeError", "CacheError", "PRIMITIVES",
-    "parse", "trace", "scan", "fori_loop", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
+    "parse", "trace", "scan", "fori_loop", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction",
+    "grad",
     "to_dot", "render", "to_html",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",
     "hessian_sparsity",

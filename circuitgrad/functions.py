@@ -52,8 +52,8 @@ def grad(f: Any, wrt: str | Sequence[str] | None = None, output: str | None = No
          simplify: bool = True, fused: bool = True, *, argnums: int | Sequence[int] = 0,
          checkpoints: int | None = None) -> Any:
     """The gradient: of a circuit, the adjoint circuit (:func:`circuitgrad.transforms.grad`,
-    with ``wrt``, ``output``, ``simplify``, ``fused``, ``checkpoints``); of a Python function of a scalar
-    result, a function giving its gradient with respect to argument ``argnums`` (a tuple of
+    with ``wrt``, ``output``, ``simplify``, ``fused``, ``checkpoints``); of a Python function of
+    a scalar result, a function giving its gradient with respect to argument ``argnums`` (a tuple of
     them: a tuple of gradients), in that argument's structure.
 
     >>> import circuitgrad as cg
