@@ -15,6 +15,7 @@ from circuitgrad.errors import CircuitError, ShapeError
 from circuitgrad.primitives.loops import Body
 from circuitgrad.transforms.bounds import TENSOR_SIZE_FACTOR
 from circuitgrad.transforms.loops import loop_size
+from strategies import programs
 from tolerances import FD_ERROR
 
 RNG = np.random.default_rng(30)
@@ -285,6 +286,64 @@ def test_the_grad_size_bound_with_bodies_counted_once(steps):
     for body in bodies:
         c = cg.trace(lambda a: cg.scan(lambda s, _: (body(s, a), None), 0.2, length=steps)[0])
         assert loop_size(cg.grad(c)) <= TENSOR_SIZE_FACTOR * loop_size(c)
+
+
+def inline(c, **given):
+    """The output of circuit ``c`` built from traced values (or numbers) for its inputs."""
+    values = {}
+    for i, op, args, params, _ in c.records():
+        if op == "input":
+            values[i] = given[params]
+        elif op == "const":
+            values[i] = params
+        else:
+            values[i] = cg.Value(*_node(values, op, args, params))
+    return values[c.output_ids[0]]
+
+
+def _node(values, op, args, params):
+    vs = [values[a] for a in args]
+    b = next(v.builder for v in vs if isinstance(v, cg.Value))
+    return b, b.apply(op, *vs, **(params or {})).id
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs(max_ops=6), st.integers(1, 4), st.booleans())
+def test_random_bodies_against_their_unrolled_loops(program, steps, checkpointed):
+    """A random program p(x0, x1, x2) as the step s ← tanh(p(s, x_t, w)), y_t = s·x_t: the
+    loop's values are the unrolled loop's bit for bit, its gradient (stored or checkpointed)
+    theirs to rounding (a closure's adjoint sums per step, then over the steps)."""
+    text, point, _ = program
+    p = cg.parse(text)
+    names = {"x0": "s", "x1": "x", "x2": "w"}
+
+    def step(s, x, w):
+        given = {n: {"s": s, "x": x, "w": w}[names[n]] for n in p.inputs}
+        out = inline(p, **given)
+        new = np.tanh(out) if isinstance(out, cg.Value) else np.tanh(out) + 0.0 * s
+        return new, s * x
+
+    def looped(s0, xs, w):
+        final, ys = cg.scan(lambda s, x: step(s, x, w), s0, xs=xs)
+        return final + np.sum(ys)
+
+    def unrolled(s0, xs, w):
+        s, total = s0, 0.0
+        for t in range(steps):
+            s, y = step(s, xs[t], w)
+            total = total + y
+        return s + total
+
+    shapes = {"xs": (steps,)}
+    c, u = cg.trace(looped, shapes=shapes), cg.trace(unrolled, shapes=shapes)
+    at = {"s0": point.get("x0", 0.5), "xs": np.linspace(-0.5, 0.7, steps) + point.get("x1", 0.3),
+          "w": point.get("x2", 0.8)}
+    with np.errstate(all="ignore"):
+        got, want = cg.to_numpy(c)(**at), cg.to_numpy(u)(**at)
+        np.testing.assert_array_equal(got, want)
+        g = cg.grad(c, checkpoints=1 if checkpointed else None)
+        for a, b in zip(cg.to_numpy(g)(**at), cg.to_numpy(cg.grad(u))(**at)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 # -- checkpointing: grad(c, checkpoints=s), the binomial schedule ------------------------------
