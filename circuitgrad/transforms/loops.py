@@ -34,6 +34,8 @@ the bodies inside bodies), the size a loop's derivative bounds are stated for.
 from __future__ import annotations
 
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..builder import Builder
@@ -52,12 +54,22 @@ _ADJOINT_BODIES: dict[tuple[str, bool], Body] = {}
 _TANGENT_BODIES: dict[str, Body] = {}
 
 
-def adjoint_body(body: Body, adjoint_of_saved: bool) -> Body:
+class Adjoint(NamedTuple):
+    """A loop's adjoint body, and which of the loop's xs and closures have an adjoint (the
+    others' is zero: no y, no accumulator)."""
+
+    body: Body
+    xs: tuple[int, ...]
+    closures: tuple[int, ...]
+
+
+def adjoint_body(body: Body, adjoint_of_saved: bool) -> Adjoint:
     """The body of a loop's adjoint loop (see the module docstring), built once per body.
 
-    Its carries: the carries' adjoints, then an accumulator per closure; its sequences: the
-    saved carries ``c_t``, the xs, the ys' adjoints (and, where ``adjoint_of_saved``, the
-    saved carries' adjoints); its closures: the body's; its ys: the xs' adjoints.
+    Its carries: the carries' adjoints, then an accumulator per closure that has an adjoint;
+    its sequences: the saved carries ``c_t``, the xs, the ys' adjoints (and, where
+    ``adjoint_of_saved``, the saved carries' adjoints); its closures: the body's; its ys: the
+    adjoints of the xs that have one.
     """
     key = (body.digest, adjoint_of_saved)
     hit = _ADJOINT_BODIES.get(key)
@@ -73,7 +85,6 @@ def adjoint_body(body: Body, adjoint_of_saved: bool) -> Body:
         return b.input(fresh(name, taken), shape).id
 
     carry_bar = [new(f"{c.inputs[j]}_bar", s) for j, s in enumerate(carry_shapes)]
-    sums = [new(f"{c.inputs[k + m + j]}_bar_sum", s) for j, s in enumerate(closure_shapes)]
     y_bar = [new(f"{c.outputs[k + j]}_bar", s) for j, s in enumerate(y_shapes)]
     saved_bar = [new(f"{c.inputs[j]}_saved_bar", s) for j, s in enumerate(carry_shapes)
                  ] if adjoint_of_saved else []
@@ -81,6 +92,9 @@ def adjoint_body(body: Body, adjoint_of_saved: bool) -> Body:
     for out, bar in zip(c.output_ids, carry_bar + y_bar):
         seeds[out] = b.apply_id("add", (seeds[out], bar)) if out in seeds else bar
     bars, _ = adjoint_sweep(b, c, seeds, active_nodes(c, c.inputs))
+    live_xs = tuple(j for j in range(m) if c.input_ids[k + j] in bars)
+    live_closures = tuple(j for j in range(r) if c.input_ids[k + m + j] in bars)
+    sums = [new(f"{c.inputs[k + m + j]}_bar_sum", closure_shapes[j]) for j in live_closures]
 
     def adjoint(j: int) -> int:
         i = c.input_ids[j]
@@ -91,17 +105,32 @@ def adjoint_body(body: Body, adjoint_of_saved: bool) -> Body:
     new_carry = [adjoint(j) for j in range(k)]
     if adjoint_of_saved:
         new_carry = [b.apply_id("add", (a, s)) for a, s in zip(new_carry, saved_bar)]
-    new_sums = [b.apply_id("add", (s, adjoint(k + m + j))) for j, s in enumerate(sums)]
-    x_bars = [adjoint(k + j) for j in range(m)]
+    new_sums = [b.apply_id("add", (s, adjoint(k + m + j))) for j, s in zip(live_closures, sums)]
+    x_bars = [adjoint(k + j) for j in live_xs]
     names = {i: n for n, i in b.inputs.items()}
     order = ([names[i] for i in carry_bar + sums] + list(c.inputs[:k + m])
              + [names[i] for i in y_bar + saved_bar] + list(c.inputs[k + m:]))
     outputs = [(f"c{j}", v) for j, v in enumerate(new_carry + new_sums)]
     outputs += [(f"y{j}", v) for j, v in enumerate(x_bars)]
-    result = Body(simplify(b.finish(outputs, inputs=order)), carries=k + r,
-                  xs=k + m + len(y_bar) + len(saved_bar))
-    _ADJOINT_BODIES[key] = result
+    inner = Body(simplify(b.finish(outputs, inputs=order)), carries=k + len(sums),
+                 xs=k + m + len(y_bar) + len(saved_bar))
+    result = _ADJOINT_BODIES[key] = Adjoint(inner, live_xs, live_closures)
     return result
+
+
+def _contributions(b: Builder, rev: Value, adjoint: Adjoint, k: int, m: int, r: int,
+                   length: int) -> tuple:
+    """The adjoints of a loop's arguments read out of its adjoint loop's packed result: the
+    initial carries', the xs' and the closures' (None where zero)."""
+    got = [leaf(b, rev, *p) for p in layout(adjoint.body, length, False)]
+    sums, xs = got[k:k + len(adjoint.closures)], got[k + len(adjoint.closures):]
+    x_bars: list = [None] * m
+    for j, v in zip(adjoint.xs, xs):
+        x_bars[j] = v
+    closure_bars: list = [None] * r
+    for j, v in zip(adjoint.closures, sums):
+        closure_bars[j] = v
+    return tuple(got[:k] + x_bars + closure_bars)
 
 
 def _refuse_checkpointed(recompute: Body | None, what: str) -> None:
@@ -126,14 +155,18 @@ def scan_vjp(bar: Value, out: Value, *args: Value, body: Body, length: int,
     places = layout(body, length, True)
     saved = [leaf(b, packed, *places[k + q + j]) for j in range(k)]
     bars = [leaf(b, bar, *places[j]) for j in range(k + q + (k if save else 0))]
-    _, _, closure_shapes, _ = body.shapes()
-    sums = [b.const(np.zeros(s) if s else 0.0) for s in closure_shapes]
-    inner = adjoint_body(body, save)
+    adjoint = adjoint_body(body, save)
+    sums = _zero_sums(b, body, adjoint)
     rev = b.apply("scan", *bars[:k], *sums, *saved, *args[k:k + m], *bars[k:k + q],
-                  *bars[k + q:], *args[k + m:], body=inner, length=length,
+                  *bars[k + q:], *args[k + m:], body=adjoint.body, length=length,
                   reverse=not reverse, save=False)
-    got = [leaf(b, rev, *p) for p in layout(inner, length, False)]
-    return tuple(got[:k] + got[k + r:k + r + m] + got[k:k + r])
+    return _contributions(b, rev, adjoint, k, m, r, length)
+
+
+def _zero_sums(b: Builder, body: Body, adjoint: Adjoint) -> list:
+    """The accumulators' start: zeros, for the closures that have an adjoint."""
+    shapes = body.shapes()[2]
+    return [b.const(np.zeros(shapes[j]) if shapes[j] else 0.0) for j in adjoint.closures]
 
 
 def _checkpointed_vjp(bar: Value, args: tuple, body: Body, length: int, reverse: bool,
@@ -144,14 +177,12 @@ def _checkpointed_vjp(bar: Value, args: tuple, body: Body, length: int, reverse:
     k, m, r, q = body.carries, body.xs, body.closures, body.ys
     places = layout(body, length, False)
     bars = [leaf(b, bar, *places[j]) for j in range(k + q)]
-    _, _, closure_shapes, _ = body.shapes()
-    sums = [b.const(np.zeros(s) if s else 0.0) for s in closure_shapes]
-    inner = adjoint_body(body, False)
+    adjoint = adjoint_body(body, False)
+    sums = _zero_sums(b, body, adjoint)
     rev = b.apply("scan", *bars[:k], *sums, *args[:k], *args[k:k + m], *bars[k:k + q],
-                  *args[k + m:], body=inner, length=length, reverse=not reverse, save=False,
-                  recompute=body, checkpoints=checkpoints)
-    got = [leaf(b, rev, *p) for p in layout(inner, length, False)]
-    return tuple(got[:k] + got[k + r:k + r + m] + got[k:k + r])
+                  *args[k + m:], body=adjoint.body, length=length, reverse=not reverse,
+                  save=False, recompute=body, checkpoints=checkpoints)
+    return _contributions(b, rev, adjoint, k, m, r, length)
 
 
 def tangent_body(body: Body) -> Body:
@@ -239,4 +270,4 @@ def _example() -> None:
 RULES.update(vjp=scan_vjp, jvp=scan_jvp)
 _example()
 
-__all__ = ["adjoint_body", "leaf", "loop_size", "scan_jvp", "scan_vjp", "tangent_body"]
+__all__ = ["Adjoint", "adjoint_body", "leaf", "loop_size", "scan_jvp", "scan_vjp", "tangent_body"]

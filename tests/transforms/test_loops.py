@@ -286,6 +286,16 @@ def test_the_grad_size_bound_with_bodies_counted_once(steps):
     for body in bodies:
         c = cg.trace(lambda a: cg.scan(lambda s, _: (body(s, a), None), 0.2, length=steps)[0])
         assert loop_size(cg.grad(c)) <= TENSOR_SIZE_FACTOR * loop_size(c)
+    # xs the body ignores and closures it reads once: their adjoints cost nothing per leaf
+    def many(a, xs):
+        ws = [a * k for k in range(1, 9)]
+        return cg.scan(lambda s, x: (s * ws[0] + sum(ws[1:]) * s, None), a,
+                       xs=(xs, xs * 2.0, xs * 3.0))[0]
+
+    c = cg.trace(many, shapes={"xs": steps})
+    g = cg.grad(c)
+    assert loop_size(g) <= TENSOR_SIZE_FACTOR * loop_size(c)
+    assert cg.check_grad(c, {"a": 0.3, "xs": np.linspace(0, 1, steps)}) < FD_ERROR
 
 
 def inline(c, **given):
