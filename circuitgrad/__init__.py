@@ -17,6 +17,7 @@ from .value import Value
 from .errors import CacheError, CircuitError, InputError, InputRangeError, ParseError, ShapeError
 from .frontends.json import from_json
 from .frontends import from_sympy, parse, to_sympy, trace
+from .frontends.loops import fori_loop, scan
 from .lower.json import to_json
 from .lower import NumpyFunction, render, to_dot, to_numpy
 from .lower.html import to_html
@@ -34,7 +35,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Circuit", "Value", "CircuitError", "ParseError", "ShapeError", "InputError",
     "InputRangeError", "CacheError", "PRIMITIVES",
-    "parse", "trace", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction", "grad",
+    "parse", "trace", "scan", "fori_loop", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction",
+    "grad",
     "to_dot", "render", "to_html",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",
     "hessian_sparsity",

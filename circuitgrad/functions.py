@@ -49,11 +49,11 @@ def _is_circuit(f: Any) -> bool:
 
 
 def grad(f: Any, wrt: str | Sequence[str] | None = None, output: str | None = None,
-         simplify: bool = True, fused: bool = True, *, argnums: int | Sequence[int] = 0
-         ) -> Any:
+         simplify: bool = True, fused: bool = True, *, argnums: int | Sequence[int] = 0,
+         checkpoints: int | None = None) -> Any:
     """The gradient: of a circuit, the adjoint circuit (:func:`circuitgrad.transforms.grad`,
-    with ``wrt``, ``output``, ``simplify``, ``fused``); of a Python function of a scalar
-    result, a function giving its gradient with respect to argument ``argnums`` (a tuple of
+    with ``wrt``, ``output``, ``simplify``, ``fused``, ``checkpoints``); of a Python function of
+    a scalar result, a function giving its gradient with respect to argument ``argnums`` (a tuple of
     them: a tuple of gradients), in that argument's structure.
 
     >>> import circuitgrad as cg
@@ -61,7 +61,11 @@ def grad(f: Any, wrt: str | Sequence[str] | None = None, output: str | None = No
     12.0
     """
     if _is_circuit(f):
-        return _grad_circuit(f, wrt, output, simplify, fused)
+        return _grad_circuit(f, wrt, output, simplify, fused, checkpoints)
+    if checkpoints is not None:
+        raise CircuitError("grad: checkpoints= applies to a circuit's loops; trace the "
+                           "function first (cg.grad(cg.trace(f), checkpoints=...))",
+                           argument="checkpoints")
     return _Derivative(f, "grad", argnums)
 
 

@@ -105,6 +105,22 @@ def _erfinv(y: float) -> float:
     return x - (math.erf(x) - y) / (2 / math.sqrt(math.pi) * math.exp(-x * x))
 
 
+def _scan_body():
+    import circuitgrad as cg
+    from circuitgrad.primitives.loops import Body
+
+    step = cg.trace(lambda s, x, w: (np.sin(s) * w + x, s * s), shapes={"s": 3, "x": 3, "w": 3})
+    return Body(step, carries=1, xs=1)
+
+
+def _scan_reference(s, xs, w):
+    ys = []
+    for x in xs:
+        ys.append(s * s)
+        s = np.sin(s) * w + x
+    return np.concatenate([s, np.ravel(ys)])
+
+
 # name -> spec: one per primitive.
 SPECS = {
     "add": spec(np.add, (REALS, REALS[::-1])),
@@ -299,4 +315,7 @@ SPECS = {
     "add_mul": spec(lambda a, u, v: a + u * v, (REALS, REALS[::-1], POSITIVE)),
     "sub_mul": spec(lambda a, u, v: a - u * v, (REALS, REALS[::-1], POSITIVE)),
     "mul_sub": spec(lambda a, u, v: u * v - a, (REALS, REALS[::-1], POSITIVE)),
+    # a loop (primitives/loops.py): s ← sin(s)·w + x over 4 steps, ys s², packed
+    "scan": spec(_scan_reference, (REALS[:3], MATRIX.T, REALS[3:6]),
+                 {"body": _scan_body(), "length": 4}),
 }

@@ -31,7 +31,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 DOCS = os.path.join(ROOT, "docs")
 # The pages whose code blocks are tested here (others' pages are tested where they are made).
 PAGES = ["index.md", "tutorial.md", "design.md", "theorem.md", "examples.md", "cli.md",
-         "tracing.md", "semantics.md", "compiled.md"]
+         "tracing.md", "semantics.md", "compiled.md", "loops.md"]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 

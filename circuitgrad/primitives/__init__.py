@@ -79,8 +79,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import (compare, contractions, elementwise, fused, linalg, reductions, scipy_special,
-               shape_ops, tensor)
+from . import (compare, contractions, elementwise, fused, linalg, loops, reductions,
+               scipy_special, shape_ops, tensor)
 from .core import (NAMESPACE, Primitive, Scatter, Shape, align, broadcast_shape, call,
                    normalize_axis, sum_optional)
 
@@ -98,8 +98,9 @@ _LEAVES: list[Primitive] = [
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p for p in _LEAVES + elementwise.RECORDS + compare.RECORDS + tensor.RECORDS
     + reductions.RECORDS + shape_ops.RECORDS + linalg.RECORDS + contractions.RECORDS
-    + scipy_special.RECORDS + fused.RECORDS}
+    + scipy_special.RECORDS + fused.RECORDS + loops.RECORDS}
 """Every primitive by name."""
+loops.TABLE = PRIMITIVES  # (a loop's body is compiled from the table's templates)
 
 class _Functions(Mapping[str, str]):
     """A live view of the table: every primitive a program may call by name, which is every

@@ -60,6 +60,7 @@ from ..builder import Builder
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, Scatter
 from ..primitives.signs import negate, takes_sign
+from .loop_carries import saving_carries
 from .common import active_nodes, fit_shape, pick_inputs, pick_names, pick_output, sample_node
 from .simplify import first_rewrite
 from .simplify import simplify as simplify_circuit
@@ -82,7 +83,8 @@ def __getattr__(name: str) -> Any:
 
 
 def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
-         output: str | None = None, simplify: bool = True, fused: bool = True) -> Circuit:
+         output: str | None = None, simplify: bool = True, fused: bool = True,
+         checkpoints: int | None = None) -> Circuit:
     """The adjoint circuit: the value of the output, then its gradient per ``wrt`` input.
 
     Args:
@@ -100,6 +102,9 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
             (``old + u·v``, same roundings) where the chain rule's fan-out adds it;
             ``False`` builds the textbook form, ``δ = g ⊙ relu′(z)`` with ``relu′(z)`` a node
             of its own and one ``add`` per extra use (for diagrams that teach the rule).
+        checkpoints: for loops (:func:`~circuitgrad.scan`) of more steps: store at most this
+            many carries and recompute the others from them, by the binomial schedule
+            (docs/loops.md); default: store every carry.
 
     Returns:
         A circuit with outputs ``J, dJ_dw1, dJ_db ...`` (``J`` the output's name); it shares
@@ -115,6 +120,8 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     -6.0
     """
     c = as_circuit(c, "grad")
+    # Loops keep their carries (or checkpoints) for their adjoint loops: transforms/loops.py.
+    c = saving_carries(c, checkpoints)
     with no_gc():
         # The forward part first (a third of the nodes). Where no rule matches in it, none
         # matches it in the adjoint circuit either (it only gains uses).

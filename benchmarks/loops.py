@@ -1,0 +1,182 @@
+"""Loops as circuits (issue 30): RK4 of a Lorenz-96 system, its gradient through the steps.
+
+The model: n = 10 states, dxᵢ/dt = (xᵢ₊₁ − xᵢ₋₂)·xᵢ₋₁ − xᵢ + F (indices cyclic), integrated by
+the classical Runge-Kutta method with h = 0.01 for T steps from x₀; the loss is ½‖x_T‖², and
+the gradient is taken with respect to x₀ and F. Written once, over the array module ``xp``,
+and built four ways:
+
+- **scan**: ``cg.scan`` over the steps (one ``scan`` node; its gradient a reverse ``scan``
+  over the step's adjoint), lowered with ``to_numpy``;
+- **unrolled**: a Python loop traced step by step (T copies of the step), ``to_numpy``
+  (interpreted above 20 000 nodes) and, in a bounded child process, ``to_c``;
+- **JAX**: ``jax.jit(jax.value_and_grad)`` of the same step under ``lax.scan``, float64.
+
+Every tool's value and gradient are checked against the scan's before it is timed: the
+unrolled circuit's to 1e-12 (they are the same operations), JAX's and C's to 1e-7 relative
+(Lorenz-96 at F = 8 is chaotic: over 1000 steps the gradient grows to ~1e8 and differences of
+rounding order, XLA's or libm's, grow with it).
+
+    python -m benchmarks.loops            # T = 1000
+    python -m benchmarks --only loops
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+import circuitgrad as cg
+from circuitgrad.transforms.loops import loop_size
+
+from .harness import fmt_ratio, fmt_time, median_time, measurement_timeout, run_bounded
+
+N_STATES, H, F0 = 10, 0.01, 8.0
+STEPS, QUICK_STEPS = 1000, 200
+
+
+def shift(xp: Any, x: Any, k: int) -> Any:
+    """``x`` rotated by ``k`` (``np.roll``), as a read at constant integer indices (one
+    ``take``)."""
+    return x[(np.arange(N_STATES) - k) % N_STATES]
+
+
+def lorenz96(xp: Any, x: Any, forcing: Any) -> Any:
+    return (shift(xp, x, -1) - shift(xp, x, 2)) * shift(xp, x, 1) - x + forcing
+
+
+def rk4_step(xp: Any, x: Any, forcing: Any) -> Any:
+    k1 = lorenz96(xp, x, forcing)
+    k2 = lorenz96(xp, x + (H / 2) * k1, forcing)
+    k3 = lorenz96(xp, x + (H / 2) * k2, forcing)
+    k4 = lorenz96(xp, x + H * k3, forcing)
+    return x + (H / 6) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
+def scan_loss(steps: int):
+    def loss(x0, forcing):
+        final, _ = cg.scan(lambda x, _: (rk4_step(np, x, forcing), None), x0, length=steps)
+        return 0.5 * np.sum(final * final)
+
+    return loss
+
+
+def unrolled_loss(steps: int):
+    def loss(x0, forcing):
+        x = x0
+        for _ in range(steps):
+            x = rk4_step(np, x, forcing)
+        return 0.5 * np.sum(x * x)
+
+    return loss
+
+
+SHAPES = {"x0": (N_STATES,), "forcing": ()}
+
+
+def point() -> dict[str, Any]:
+    x0 = F0 * np.ones(N_STATES)
+    x0[0] += 0.01  # off the fixed point x = F: chaotic, so T stays modest for a gradient
+    return {"x0": x0, "forcing": F0}
+
+
+def build(make, steps: int) -> tuple[float, Any, cg.Circuit, cg.Circuit, Any]:
+    """Seconds from nothing to the first value and gradient; the function, c, g, result."""
+    t0 = time.perf_counter()
+    c = cg.trace(make(steps), shapes=SHAPES)
+    g = cg.grad(c)
+    f = cg.to_numpy(g)
+    result = f(**point())
+    return time.perf_counter() - t0, f, c, g, result
+
+
+def unrolled_c(emit, steps: int) -> None:
+    """The unrolled gradient through ``to_c`` (run in a bounded child process)."""
+    t0 = time.perf_counter()
+    g = cg.grad(cg.trace(unrolled_loss(steps), shapes=SHAPES))
+    f = cg.to_c(g)
+    result = f(**point())
+    emit("build", time.perf_counter() - t0)
+    emit("result", [np.asarray(r).tolist() for r in result])
+    emit("eval", median_time(lambda: f(**point()), budget=1.0))
+
+
+def jax_value_and_grad(steps: int):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+
+    def loss(x0, forcing):
+        final, _ = jax.lax.scan(lambda x, _: (rk4_step(jnp, x, forcing), None), x0,
+                                length=steps)
+        return 0.5 * jnp.sum(final * final)
+
+    f = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+
+    def call(x0, forcing):
+        value, (gx, gf) = f(x0, forcing)
+        return float(value), np.asarray(gx), float(gf)
+
+    return call
+
+
+def check(ours, theirs, rtol: float = 1e-9) -> None:
+    for a, b in zip(ours, theirs):  # the same numbers, or the timing means nothing
+        np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                                   rtol=rtol, atol=rtol)
+
+
+def run(quick: bool = False) -> str:
+    steps = QUICK_STEPS if quick else STEPS
+    at = point()
+    step = cg.trace(lambda x, forcing: rk4_step(np, x, forcing), shapes={"x": N_STATES,
+                                                                           "forcing": ()})
+    t_scan, f_scan, c_scan, g_scan, ours = build(scan_loss, steps)
+    t_unr, f_unr, c_unr, g_unr, unrolled = build(unrolled_loss, steps)
+    check(ours, unrolled, rtol=1e-12)
+    e_scan = median_time(lambda: f_scan(**at), budget=1.0)
+    e_unr = median_time(lambda: f_unr(**at), budget=1.0)
+    rows = [("circuitgrad scan, to_numpy", t_scan, e_scan),
+            ("circuitgrad unrolled, to_numpy", t_unr, e_unr)]
+    child = run_bounded("benchmarks.loops:unrolled_c", {"steps": steps},
+                        timeout=max(measurement_timeout(quick), 120.0))
+    if "result" in child.values:
+        check(ours, child.values["result"], rtol=1e-7)
+        rows.append(("circuitgrad unrolled, to_c", child.values["build"], child.values["eval"]))
+    else:
+        why = "timed out" if child.timed_out else child.error or "no result"
+        rows.append((f"circuitgrad unrolled, to_c ({why})", child.values.get("build"), None))
+    jax_f = jax_value_and_grad(steps)
+    if jax_f is not None:
+        t0 = time.perf_counter()
+        theirs = jax_f(at["x0"], at["forcing"])
+        t_jax = time.perf_counter() - t0
+        check(ours, theirs, rtol=1e-7)  # (another order of roundings, amplified: below)
+        e_jax = median_time(lambda: jax_f(at["x0"], at["forcing"]), budget=1.0)
+        rows.append(("JAX jit(value_and_grad), lax.scan", t_jax, e_jax))
+    sizes = ["| circuit | nodes (size) | with each body once |", "|---|---|---|",
+             f"| one RK4 step | {step.size} | {step.size} |",
+             f"| scan over {steps} steps | {c_scan.size} | {loop_size(c_scan)} |",
+             f"| its gradient | {g_scan.size} | {loop_size(g_scan)} |",
+             f"| unrolled, {steps} steps | {c_unr.size:,} | {c_unr.size:,} |",
+             f"| its gradient | {g_unr.size:,} | {g_unr.size:,} |"]
+    times = ["| gradient (value and ∇ wrt x₀, F) | build | evaluation | × scan |",
+             "|---|---|---|---|"]
+    for name, built, evaluated in rows:
+        times.append(f"| {name} | {fmt_time(built) if built is not None else '—'} | "
+                     f"{fmt_time(evaluated) if evaluated is not None else '—'} | "
+                     f"{fmt_ratio(evaluated / e_scan) if evaluated is not None else '—'} |")
+    head = (f"### Loops: RK4 of Lorenz-96 (n = {N_STATES}), {steps} steps, gradient through "
+            "the steps\n\nSizes in nodes; *with each body once* adds the loop bodies' nodes "
+            "(`transforms.loops.loop_size`). Build = trace → grad → lowering → first value and "
+            "gradient; × scan = evaluation time / the scan's (above 1: slower than the scan). "
+            "One thread; JAX float64.\n\n")
+    return head + "\n".join(sizes) + "\n\n" + "\n".join(times) + "\n"
+
+
+if __name__ == "__main__":
+    print(run())

@@ -1,0 +1,492 @@
+"""Loops as circuits: the ``scan`` primitive, whose body is a circuit held in its params.
+
+A ``scan`` node runs a :class:`Body` ``length`` times. The body is an ordinary circuit with
+its inputs in three groups, in order: the *carry* leaves (what one step hands the next), the
+*x* leaves (one slice of the sequences ``xs`` per step) and the *closure* leaves (values from
+outside the loop, the same at every step); its outputs are the new carry leaves, then the
+*y* leaves (one per step, stacked). The node's arguments follow the same order: the initial
+carry leaves, the sequences (a leading axis of ``length``), the closures.
+
+The node's value is one vector, the *packed* result: the final carry leaves, then the stacked
+y leaves (``(length,) + y shape``), then, where ``save``, the stacked carries the body was
+called with (the carry before each step, what the adjoint reads), each leaf flattened, in
+order (:func:`layout`). The front-end (:func:`circuitgrad.scan`) reads the leaves back out of
+it with ``getitem`` and ``reshape``, so every pass sees one node of one array, and a loop's
+circuit stays the size of its body, whatever its trip count.
+
+The params are ``body`` (a :class:`Body`: frozen, hashed and compared by its content, so
+equal bodies share one record and hash-consing merges equal loops), ``length``, ``reverse``
+(steps ``length - 1`` down to 0: the adjoint's loop) and ``save``. Evaluation compiles the
+body once into straight-line NumPy code (the templates of its nodes, as ``to_numpy`` writes
+them) and calls it in a Python loop; batch axes in front of the points are carried through.
+The derivative rules (the adjoint of a loop is a loop over the body's adjoint, its tangent a
+loop over the body's tangent) live in :mod:`circuitgrad.transforms.loops`, which registers
+them in :data:`RULES` (the rules build bodies with the passes, which sit above the table).
+
+    >>> import circuitgrad as cg
+    >>> c = cg.trace(lambda x: cg.scan(lambda s, _: (s * x, None), 1.0, length=3)[0])
+    >>> [c.op(i) for i in range(len(c))]
+    ['input', 'const', 'scan', 'getitem']
+    >>> float(cg.to_numpy(c)(2.0))
+    8.0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import CircuitError, ShapeError
+from .core import NAMESPACE, Primitive, Shape
+
+LOOPS = frozenset({"scan"})
+"""The loop primitives: their params hold a body circuit."""
+
+RULES: dict[str, Callable[..., Any]] = {}
+"""``"vjp"`` and ``"jvp"``: the derivative rules of ``scan``, registered by
+:mod:`circuitgrad.transforms.loops`."""
+
+
+def _size(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _plain(value: Any) -> Any:
+    """A hashable, printable stand-in of a node's params, for the content key."""
+    if isinstance(value, Body):
+        return ("body", value.digest)
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, value.dtype.str, value.tobytes().hex())
+    if isinstance(value, float):
+        return ("f", struct.pack("<d", value).hex())
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _plain(v)) for k, v in sorted(value.items())))
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(_plain(v) for v in value))
+    return value
+
+
+class Body:
+    """A loop's body: a circuit whose inputs are ``carries`` carry leaves, then ``xs`` x
+    leaves, then the closures, and whose outputs are the new carry leaves (each of its carry
+    input's shape), then the y leaves. Frozen; equal (and hashed) by content.
+
+        >>> import circuitgrad as cg
+        >>> body = Body(cg.trace(lambda s, x: (s * 2, s + x)), carries=1, xs=1)
+        >>> body.closures, body.ys, body.size
+        (0, 1, 2)
+    """
+
+    __slots__ = ("circuit", "carries", "xs", "digest", "_function")
+
+    def __init__(self, circuit: Any, carries: int, xs: int):
+        n_in, n_out = len(circuit.inputs), len(circuit.outputs)
+        if not (0 <= carries <= n_out and 0 <= xs and carries + xs <= n_in):
+            raise CircuitError(f"scan: a body of {n_in} inputs and {n_out} outputs cannot "
+                               f"have {carries} carries and {xs} sequences")
+        ins = [circuit.shape(i) for i in circuit.input_ids]
+        outs = [circuit.shape(i) for i in circuit.output_ids]
+        for k in range(carries):
+            if ins[k] != outs[k]:
+                raise ShapeError(f"scan: the body's carry {circuit.outputs[k]!r} has shape "
+                                 f"{outs[k]} after a step but {ins[k]} before it (a carry "
+                                 "keeps its shape)")
+        circuit.validate()  # (so a loop's node is valid where its body is: checked once, here)
+        self.circuit, self.carries, self.xs = circuit, carries, xs
+        key = (carries, xs, tuple(ins), tuple(circuit.input_ids), tuple(circuit.output_ids),
+               tuple((op, args, _plain(params) if op != "input" else None, shape)
+                     for _, op, args, params, shape in circuit.records()))
+        self.digest = hashlib.sha256(repr(key).encode()).hexdigest()
+        self._function: Callable[..., tuple] | None = None
+
+    @property
+    def closures(self) -> int:
+        """The number of closure inputs (values from outside the loop)."""
+        return len(self.circuit.inputs) - self.carries - self.xs
+
+    @property
+    def ys(self) -> int:
+        """The number of y outputs (stacked over the steps)."""
+        return len(self.circuit.outputs) - self.carries
+
+    @property
+    def size(self) -> int:
+        """The body circuit's size."""
+        return self.circuit.size
+
+    def shapes(self) -> tuple[list[Shape], list[Shape], list[Shape], list[Shape]]:
+        """The point shapes of the carry, x, closure and y leaves."""
+        c, k, m = self.circuit, self.carries, self.xs
+        ins = [c.shape(i) for i in c.input_ids]
+        outs = [c.shape(i) for i in c.output_ids]
+        return ins[:k], ins[k:k + m], ins[k + m:], outs[k:]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Body) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __lt__(self, other: "Body") -> bool:  # (params keys sort: a stable order)
+        return self.digest < other.digest
+
+    def __repr__(self) -> str:
+        return (f"<Body size={self.size} carries={self.carries} xs={self.xs} "
+                f"closures={self.closures} ys={self.ys}>")
+
+    def __reduce__(self):
+        return (Body, (self.circuit, self.carries, self.xs))
+
+    @property
+    def function(self) -> Callable[..., tuple]:
+        """The body as a NumPy function of its inputs returning the tuple of its outputs,
+        compiled once from its nodes' templates (straight-line code, as ``to_numpy``)."""
+        if self._function is None:
+            self._function = _compile_body(self.circuit)
+        return self._function
+
+
+def _literal(value: float) -> str:
+    if math.isnan(value):
+        return "xp.nan"
+    if math.isinf(value):
+        return "xp.inf" if value > 0 else "(-xp.inf)"
+    return f"({value!r})"
+
+
+TABLE: dict[str, Primitive] = {}
+"""The primitive table (:data:`circuitgrad.primitives.PRIMITIVES`, which holds this module's
+record and binds itself here), whose templates a body's code is made from."""
+
+
+def _compile_body(c: Any) -> Callable[..., tuple]:
+    names: list[str] = [""] * len(c)
+    namespace: dict[str, Any] = dict(NAMESPACE)
+    for k, i in enumerate(c.input_ids):
+        names[i] = f"a{k}"
+    lines = [f"def body({', '.join(names[i] for i in c.input_ids)}):"]
+    for i, op, args, params, shape in c.records():
+        if op == "input":
+            continue
+        if op == "const":
+            if shape:
+                names[i] = f"_k{i}"
+                namespace[names[i]] = params
+            else:
+                names[i] = _literal(float(params))
+            continue
+        names[i] = f"v{i}"
+        code = TABLE[op].code([names[a] for a in args], params or {},
+                                   [c.shape(a) for a in args], [c.op(a) != "const" for a in args])
+        lines.append(f"    {names[i]} = {code}")
+    lines.append(f"    return ({''.join(names[i] + ', ' for i in c.output_ids)})")
+    # The code is made from the primitive table's templates; no user text is in it.
+    source = "\n".join(lines)
+    exec(compile(source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
+    namespace["body"].source = source
+    return namespace["body"]
+
+
+def layout(body: Body, length: int, save: bool) -> list[tuple[int, Shape]]:
+    """``(offset, shape)`` of each leaf of the packed result: the final carries, the stacked
+    ys, and where ``save`` the stacked carries before each step.
+
+        >>> import circuitgrad as cg
+        >>> step = cg.trace(lambda s, x: (s * x, s), shapes={"s": 2, "x": 2})
+        >>> body = Body(step, carries=1, xs=1)
+        >>> layout(body, 3, save=True)
+        [(0, (2,)), (2, (3, 2)), (8, (3, 2))]
+    """
+    carries, _, _, ys = body.shapes()
+    shapes = list(carries) + [(length,) + s for s in ys]
+    if save:
+        shapes += [(length,) + s for s in carries]
+    out, offset = [], 0
+    for s in shapes:
+        out.append((offset, s))
+        offset += _size(s)
+    return out
+
+
+def leaf(b: Any, packed: Any, offset: int, shape: Shape) -> Any:
+    """The leaf of ``shape`` at ``offset`` of a packed loop result (a ``getitem``, and a
+    ``reshape`` for a leaf of two axes or more), built with builder ``b``."""
+    node, size = packed, _size(shape)
+    if not shape:
+        return b.apply("getitem", node, index=(offset,))
+    part = b.apply("getitem", node, index=((offset, offset + size, 1),))
+    return part if len(shape) == 1 else b.apply("reshape", part, shape=shape)
+
+
+def packed_size(body: Body, length: int, save: bool) -> int:
+    """The length of the packed result."""
+    return sum(_size(s) for _, s in layout(body, length, save))
+
+
+def _scan_shape(*shapes: Shape, body: Body, length: int, reverse: bool = False,
+                save: bool = False, recompute: Body | None = None,
+                checkpoints: int | None = None) -> Shape:
+    if not isinstance(body, Body):
+        raise CircuitError(f"scan: the body must be a Body, got {type(body).__name__}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ShapeError(f"scan: the trip count must be an integer >= 0, got {length!r}")
+    carries, xs, closures, _ = body.shapes()
+    want = list(carries) + [(length,) + s for s in xs] + list(closures)
+    if recompute is not None:  # (a checkpointed adjoint loop: the initial carries, not all)
+        _check_checkpoints(checkpoints)
+        want[body.carries:body.carries + recompute.carries] = recompute.shapes()[0]
+    if len(shapes) != len(want):
+        raise CircuitError(f"scan: the body takes {len(want)} arguments ({body.carries} carries, "
+                           f"{body.xs} sequences, {body.closures} closures), got {len(shapes)}")
+    for k, (have, need) in enumerate(zip(shapes, want)):
+        if tuple(have) != need:
+            part = ("carry" if k < body.carries else "sequence"
+                    if k < body.carries + body.xs else "closure")
+            raise ShapeError(f"scan: argument {k} (a {part}) has shape {tuple(have)}, the "
+                             f"body takes {need}" + (f" ({length} steps)" if part == "sequence"
+                                                      else ""))
+    return (packed_size(body, length, save),)
+
+
+def _check_checkpoints(checkpoints: Any) -> None:
+    if isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1:
+        raise CircuitError(f"scan: checkpoints must be an integer >= 1, got {checkpoints!r}")
+
+
+def _batch_of(value: Any, rank: int) -> tuple[int, ...]:
+    shape = np.shape(value)
+    return shape[:len(shape) - rank]
+
+
+def _stacked(values: list[Any], shape: Shape, length: int) -> Any:
+    """Points of ``shape`` (with batch axes) stacked into points of ``(length,) + shape``."""
+    if not values:
+        return np.zeros((length,) + shape)
+    batch = np.broadcast_shapes(*(_batch_of(v, len(shape)) for v in values))
+    return np.stack([np.broadcast_to(v, batch + shape) for v in values], axis=-len(shape) - 1)
+
+
+def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bool = False,
+                   save: bool = False, recompute: Body | None = None,
+                   checkpoints: int | None = None) -> Callable[..., Any]:
+    """The node as a NumPy function of its arguments (with batch axes) giving the packed
+    result: the body's compiled code called ``length`` times in a Python loop."""
+    if recompute is not None:
+        return _checkpointed_function(body, length, reverse, recompute, checkpoints or 1)
+    k, m = body.carries, body.xs
+    carry_shapes, x_shapes, _, y_shapes = body.shapes()
+    x_ranks = [len(s) for s in x_shapes]
+    q = body.ys
+    steps = range(length - 1, -1, -1) if reverse else range(length)
+
+    def run(*values: Any) -> Any:
+        for v in values:
+            if not isinstance(v, (np.ndarray, np.generic, float, int)):
+                raise CircuitError(f"scan: runs on NumPy arrays only, got "
+                                   f"{type(v).__module__}.{type(v).__name__} (to_numpy with "
+                                   "NumPy inputs)")
+        values = _numpy_values(values)
+        fn = body.function
+        carry = list(values[:k])
+        xs = values[k:k + m]
+        closures = list(values[k + m:])
+        ys: list[list[Any]] = [[None] * length for _ in range(q)]
+        saved: list[list[Any]] = [[None] * length for _ in range(k)] if save else []
+        for t in steps:
+            if save:
+                for j in range(k):
+                    saved[j][t] = carry[j]
+            out = fn(*carry, *[x[(..., t) + (slice(None),) * r] for x, r in zip(xs, x_ranks)],
+                     *closures)
+            carry = list(out[:k])
+            for j in range(q):
+                ys[j][t] = out[k + j]
+        parts = [(_stacked(saved[j], carry_shapes[j], length), (length,) + carry_shapes[j])
+                 for j in range(len(saved))]
+        return _packed(carry, carry_shapes, ys, y_shapes, length, parts)
+
+    return run
+
+
+def _numpy_values(values: tuple) -> tuple:
+    for v in values:
+        if not isinstance(v, (np.ndarray, np.generic, float, int)):
+            raise CircuitError(f"scan: runs on NumPy arrays only, got "
+                               f"{type(v).__module__}.{type(v).__name__} (to_numpy with "
+                               "NumPy inputs)")
+    # (a scalar constant comes as a Python float; the body's code may index it: x[..., None])
+    return tuple(np.float64(v) if type(v) in (float, int) else v for v in values)
+
+
+def _packed(carry: list, carry_shapes: list, ys: list, y_shapes: list, length: int,
+            more: list) -> Any:
+    """The packed result: the carries, the stacked ys, then ``more`` (value, shape) parts."""
+    parts = [(v, s) for v, s in zip(carry, carry_shapes)]
+    parts += [(_stacked(ys[j], y_shapes[j], length), (length,) + y_shapes[j])
+              for j in range(len(ys))]
+    parts += more
+    if not parts:
+        return np.zeros(0)
+    batch = np.broadcast_shapes(*(_batch_of(v, len(s)) for v, s in parts))
+    flat = [np.reshape(np.broadcast_to(v, batch + s), batch + (-1,)) for v, s in parts]
+    return np.concatenate(flat, axis=-1)
+
+
+STATS = {"forward_steps": 0, "adjoint_steps": 0, "most_checkpoints": 0}
+"""What the checkpointed adjoint loops have done so far in this process (tests and benchmarks
+read it): the forward steps they recomputed, their adjoint steps, and the most carries one of
+them held at once (its checkpoints, the initial carry included)."""
+
+
+def revolve_split(steps: int, free: int) -> int:
+    """Where the binomial schedule (Griewank's *revolve*) puts the next checkpoint when
+    ``steps`` steps are to be reversed from a stored carry with ``free`` more checkpoints:
+    that many steps on. With ``c = free + 1`` checkpoints and ``r`` the least repetition
+    number with ``β(c, r) = C(c + r, c) ≥ steps``, it is ``max(β(c, r − 2), steps − β(c − 1,
+    r))``: the schedule then recomputes the fewest steps, ``r·steps − β(c + 1, r − 1)``
+    (:func:`revolve_cost`).
+
+        >>> revolve_split(10, 1), revolve_split(10, 2)
+        (6, 4)
+    """
+    c = free + 1
+    r = 0
+    while math.comb(c + r, c) < steps:
+        r += 1
+    low = math.comb(c + r - 2, c) if r >= 2 else 1
+    return max(1, low, steps - math.comb(c - 1 + r, c - 1))
+
+
+def revolve_cost(steps: int, free: int) -> int:
+    """The forward steps the binomial schedule recomputes to reverse ``steps`` steps from a
+    stored carry with ``free`` more checkpoints (Griewank and Walther, *Algorithm 799:
+    revolve*, 2000): ``r·steps − β(c + 1, r − 1)``, ``c = free + 1``, the least of any schedule.
+
+        >>> revolve_cost(10, 1), revolve_cost(10, 2), revolve_cost(10, 9)
+        (20, 15, 9)
+    """
+    if steps <= 1:
+        return 0
+    c = free + 1
+    r = 0
+    while math.comb(c + r, c) < steps:
+        r += 1
+    return r * steps - math.comb(c + r, c + 1)
+
+
+def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Body,
+                           checkpoints: int) -> Callable[..., Any]:
+    """A checkpointed adjoint loop: ``body`` (the adjoint body) over the steps of the forward
+    loop ``recompute`` in reverse, the carries it needs recomputed from the initial carry
+    (its arguments hold it where an adjoint loop holds the saved carries) and at most
+    ``checkpoints`` stored ones, by the binomial schedule (:func:`revolve_split`)."""
+    ka, k, m = body.carries, recompute.carries, recompute.xs
+    xa = body.xs
+    carry_shapes, x_shapes, _, y_shapes = body.shapes()
+    ranks = [len(s) for s in x_shapes]
+    # The forward order of the steps: the opposite of this loop's own.
+    order = list(range(length)) if reverse else list(range(length - 1, -1, -1))
+
+    def run(*values: Any) -> Any:
+        values = _numpy_values(values)
+        forward, adjoint = recompute.function, body.function
+        carry = list(values[:ka])
+        init = tuple(values[ka:ka + k])
+        seqs = values[ka + k:ka + xa]  # the forward xs, the ys' adjoints ...
+        closures = values[ka + xa:]
+        ys: list[list[Any]] = [[None] * length for _ in range(body.ys)]
+
+        def sliced(t: int) -> list:
+            return [x[(..., t) + (slice(None),) * r] for x, r in zip(seqs, ranks[k:])]
+
+        def advance(state: tuple, start: int, stop: int) -> tuple:
+            for p in range(start, stop):
+                state = tuple(forward(*state, *sliced(order[p])[:m], *closures)[:k])
+            STATS["forward_steps"] += stop - start
+            return state
+
+        def adjoint_step(p: int, state: tuple) -> None:
+            t = order[p]
+            out = adjoint(*carry, *state, *sliced(t), *closures)
+            carry[:] = out[:ka]
+            for j in range(body.ys):
+                ys[j][t] = out[ka + j]
+            STATS["adjoint_steps"] += 1
+
+        # Reverse steps [a, b) from the carry before step a with ``free`` checkpoints left:
+        # an explicit stack, the right part (done first) pushed last.
+        tasks = [(0, length, init, checkpoints)] if length else []
+        while tasks:
+            held = len({id(task[2]) for task in tasks})
+            STATS["most_checkpoints"] = max(STATS["most_checkpoints"], held)
+            a, b, state, free = tasks.pop()
+            if b - a == 1:
+                adjoint_step(a, state)
+            elif free == 0:
+                for p in range(b - 1, a - 1, -1):
+                    adjoint_step(p, advance(state, a, p))
+            else:
+                middle = a + revolve_split(b - a, free)
+                tasks.append((a, middle, state, free))
+                tasks.append((middle, b, advance(state, a, middle), free - 1))
+        return _packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
+
+    return run
+
+
+_RUNNERS: dict[str, Callable[..., Any]] = {}
+NAMESPACE["_loops"] = _RUNNERS  # the generated code calls a loop as _loops['key'](args)
+
+
+def _scan_template(*args: str, shapes: Sequence[Shape], body: Body, length: int,
+                   reverse: bool = False, save: bool = False, recompute: Body | None = None,
+                   checkpoints: int | None = None) -> str:
+    key = f"{body.digest[:24]}:{length}:{int(reverse)}:{int(save)}:{shapes}"
+    if recompute is not None:
+        key += f":{recompute.digest[:24]}:{checkpoints}"
+    if key not in _RUNNERS:
+        _RUNNERS[key] = _scan_function(shapes, body, length, reverse, save, recompute,
+                                       checkpoints)
+    return f"_loops[{key!r}]({', '.join(args)})"
+
+
+def _scan_label(shapes: Any = None, body: Body | None = None, length: int = 0,
+                reverse: bool = False, save: bool = False, recompute: Body | None = None,
+                checkpoints: int | None = None) -> str:
+    steps = f"{length} steps" + (", reversed" if reverse else "")
+    if recompute is not None:
+        steps += f", {checkpoints} checkpoints"
+    return f"scan[{steps}; body {body.size if body is not None else '?'} nodes]"
+
+
+def _rule(kind: str) -> Callable[..., Any]:
+    def rule(*args: Any, **params: Any) -> Any:
+        fn = RULES.get(kind)
+        if fn is None:
+            raise CircuitError(f"scan: the {kind} rule is not loaded (import "
+                               "circuitgrad.transforms.loops)")
+        return fn(*args, **params)
+
+    rule.__name__ = f"scan_{kind}"
+    return rule
+
+
+def _refuse_scalar(b: Any, prim: Any, args: Any, params: Any, shape: Any) -> Any:
+    raise CircuitError("scalarize: scan (a loop) has no scalar expansion; evaluate it with "
+                       "cg.to_numpy, which runs the body in a loop (to_tape, to_c and to_sympy "
+                       "refuse it too)")
+
+
+RECORDS: list[Primitive] = [
+    Primitive("scan", 1, _scan_template, "scan", params=("body", "length", "reverse", "save",
+                                                          "recompute", "checkpoints"),
+              shape=_scan_shape, vjp=_rule("vjp"), jvp=_rule("jvp"), label_of=_scan_label,
+              internal=True, variadic=True, function=_scan_function,
+              sparsity="dense", scalar=_refuse_scalar,
+              c_refusal="a loop (scan) runs its body in to_numpy's Python loop; the C "
+                        "lowerings do not unroll it: use cg.to_numpy"),
+]
