@@ -202,13 +202,13 @@ def _append(func: Any, args: tuple, kwargs: dict) -> Any:
     axis = bound.get("axis")
     if axis is None:
         a, v, axis = a.reshape(-1), v.reshape(-1), 0
-    _numpy(func, lambda: np.append(np.zeros(a.shape), np.zeros(v.shape), axis=axis))
-    axis = axis_of(func, axis, len(a.shape))
-    if v.size == 0:
-        return Value(builder, a.id)
-    if a.size == 0:
-        return Value(builder, v.id)
-    return builder.apply("concatenate", a, v, axis=axis)
+    shape = _numpy(func, lambda: np.append(np.zeros(a.shape), np.zeros(v.shape),
+                                           axis=axis)).shape
+    if math.prod(shape) == 0:
+        return builder.const(np.zeros(shape))
+    if a.size == 0 or v.size == 0:  # the other one's entries, as a copy
+        return Value(builder, (v if a.size == 0 else a).id)
+    return builder.apply("concatenate", a, v, axis=axis_of(func, axis, len(a.shape)))
 
 
 # -- moving axes: views --------------------------------------------------------------------------
@@ -298,7 +298,8 @@ _KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
 def _sorted_axis(func: Any, args: tuple, kwargs: dict, extra: dict) -> tuple[Value, int, dict]:
     bound = bind(func, args, kwargs, {"a": None, "axis": None, "kind": _KINDS + ("introselect",),
                                        "stable": (None, False, True), **extra})
-    x = traced(func, bound["a"])
+    x = traced(func, bound.pop("a"))
+    _numpy(func, lambda: func(_ids(x.shape), **bound))  # NumPy's checks of the arguments
     axis = bound.get("axis", -1)
     if axis is None:
         x, axis = x.reshape(-1), 0
