@@ -95,7 +95,7 @@ def _rearranged(name: str, **allowed: Any) -> Callable[..., Any]:
     return handler
 
 
-def _extended(func: Any, x: Value, padded: np.ndarray, values: np.ndarray) -> Value:
+def _extended(x: Value, padded: np.ndarray, values: np.ndarray) -> Value:
     """``x``'s entries where ``padded`` (NumPy's function on the entry numbers, with -1 for a
     new entry) has an entry number, else ``values``' (NumPy's function on the constants)."""
     new = padded < 0
@@ -130,7 +130,7 @@ def _pad(func: Any, args: tuple, kwargs: dict) -> Any:
         return _picked(x, _numpy(func, lambda: np.pad(ids, pad_width, mode, **options)))
     values = _numpy(func, lambda: np.pad(np.zeros(x.shape), pad_width, mode, **options))
     padded = np.pad(ids, pad_width, mode, constant_values=-1)
-    return _extended(func, x, padded, values)
+    return _extended(x, padded, values)
 
 
 def _take(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -267,7 +267,7 @@ def _diag(func: Any, args: tuple, kwargs: dict) -> Any:
     if len(x.shape) != 1 and func is not np.diagflat:
         return _picked(x, _numpy(func, lambda: func(_ids(x.shape), k)))
     padded = _numpy(func, lambda: func(_ids(x.shape) + 1, k)) - 1  # -1: a zero of NumPy's
-    return _extended(func, x, padded, np.zeros(padded.shape))
+    return _extended(x, padded, np.zeros(padded.shape))
 
 
 def _trace(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -292,13 +292,12 @@ def _triangle(lower: bool) -> Callable[..., Any]:
 
 # -- sorting: take_along_axis(x, argsort(x)) -----------------------------------------------------
 
-_KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
-
-
 def _sorted_axis(func: Any, args: tuple, kwargs: dict, extra: dict) -> tuple[Value, int, dict]:
-    bound = bind(func, args, kwargs, {"a": None, "axis": None, "kind": _KINDS + ("introselect",),
-                                       "stable": (None, False, True), **extra})
+    bound = bind(func, args, kwargs, {"a": None, "axis": None, "kind": None, "stable": None,
+                                       **extra})
     x = traced(func, bound.pop("a"))
+    for key in ("kth", "kind", "stable"):
+        _constant(func, bound.get(key), key)
     _numpy(func, lambda: func(_ids(x.shape), **bound))  # NumPy's checks of the arguments
     axis = bound.get("axis", -1)
     if axis is None:
@@ -320,8 +319,7 @@ def _sort(func: Any, args: tuple, kwargs: dict) -> Any:
 def _kth(func: Any, args: tuple, kwargs: dict) -> tuple[Value, int]:
     # A sorted lane is a partition for every kth (NumPy leaves the order of the others open).
     x, axis, bound = _sorted_axis(func, args, kwargs, {"kth": None})
-    kth = _constant(func, bound["kth"], "kth")
-    _numpy(func, lambda: np.partition(_ids(x.shape), kth, axis=axis))
+    _constant(func, bound["kth"], "kth")
     return x, axis
 
 
@@ -413,13 +411,10 @@ def _linspace(func: Any, args: tuple, kwargs: dict) -> Any:
     start, stop = bound["start"], bound["stop"]
     num = _numpy(func, lambda: operator.index(_constant(func, bound.get("num", 50), "num")))
     endpoint, retstep = bound.get("endpoint", True), bound.get("retstep", False)
-    _numpy(func, lambda: np.linspace(np.zeros(np.shape(start) if not isinstance(start, Value)
-                                              else start.shape),
-                                     np.zeros(np.shape(stop) if not isinstance(stop, Value)
-                                              else stop.shape),
-                                     num, axis=bound.get("axis", 0)))
     b = builder_of((start, stop))
     start, stop = as_value(b, start), as_value(b, stop)
+    _numpy(func, lambda: np.linspace(np.zeros(start.shape), np.zeros(stop.shape), num,
+                                     axis=bound.get("axis", 0)))
     # NumPy's steps, as its source writes them (numpy/_core/function_base.py).
     div = (num - 1) if endpoint else num
     delta = stop - start
