@@ -143,6 +143,7 @@ JOINING = [
     (lambda x: np.append(x, [[1.0, 2.0]], axis=0), [(3, 2)]),
     (lambda x: np.append([1.0, 2.0], x), [(2, 2)]),
     (lambda x: np.row_stack([x, x]), [(3,)]),
+    (lambda x: np.column_stack(x) + np.dstack(x)[0], [(3, 3)]),
     (lambda x, y: np.broadcast_arrays(x, y, 1.0), [(3, 1), (2,)]),
     (lambda x: np.broadcast_to(x, (2, 4, 3)), [(3,)]),
     (lambda x, y: np.meshgrid(x, y), [(3,), (2,)]),

@@ -27,7 +27,6 @@ import numpy as np
 
 from ...errors import CircuitError, ShapeError
 from ...value import Value
-from .basics import FUNCTIONS as _BASICS
 from .binding import (as_value, at_least_rank, axis_of, bind, builder_of, numpy_name,
                       operands_of, traced)
 
@@ -179,9 +178,14 @@ def _unstack(func: Any, args: tuple, kwargs: dict) -> Any:
 
 # -- joins ---------------------------------------------------------------------------------------
 
+def _rows(tup: Any) -> Any:
+    # NumPy's joins take any sequence: an array is the sequence of its rows.
+    return list(tup) if isinstance(tup, Value) and tup.shape else tup
+
+
 def _column_stack(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"tup": None})
-    builder, parts = operands_of(func, bound["tup"])
+    builder, parts = operands_of(func, _rows(bound["tup"]))
     columns = [p.reshape(p.size, 1) if len(p.shape) < 2 else p for p in parts]
     _numpy(func, lambda: np.column_stack([np.zeros(p.shape) for p in columns]))
     return builder.apply("concatenate", *columns, axis=1)
@@ -189,7 +193,7 @@ def _column_stack(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _dstack(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"tup": None})
-    builder, parts = operands_of(func, bound["tup"])
+    builder, parts = operands_of(func, _rows(bound["tup"]))
     parts = [at_least_rank(p, 3) for p in parts]
     _numpy(func, lambda: np.concatenate([np.zeros(p.shape) for p in parts], axis=2))
     return builder.apply("concatenate", *parts, axis=2)
@@ -515,7 +519,6 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.unstack: _unstack,
     np.column_stack: _column_stack,
     np.dstack: _dstack,
-    np.row_stack: _BASICS[np.vstack],
     np.append: _append,
     np.moveaxis: _moved(("a", "source", "destination")),
     np.swapaxes: _moved(("a", "axis1", "axis2")),
