@@ -155,6 +155,11 @@ JOINING = [
     (lambda x, y: np.linspace(x, y, 3, axis=1, retstep=True), [(2,), (2,)]),
     (lambda x: np.linspace(0.0, x, 1), [()]),
     (lambda x: np.linspace(x, 2.0, 6), [(2,)]),
+    (lambda x: np.insert(x, 1, [10.0, 20.0], axis=-1), [(2, 3)]),
+    (lambda x: np.insert(x, [0, 2, 2], x[0]), [(2, 3)]),
+    (lambda x, y: np.insert(x, slice(0, 2), y, axis=0), [(3, 2), (2,)]),
+    (lambda x: np.block([[x, np.ones((2, 1))], [np.zeros(3)]]), [(2, 2)]),
+    (lambda x, y: np.block([x, 2.0, y]), [(2,), (3,)]),
 ]
 SORTING = [
     (lambda x: np.sort(x), [(5,)]),
@@ -165,6 +170,8 @@ SORTING = [
     (lambda x: np.take_along_axis(x, np.argsort(x, axis=1)[:, ::-1], axis=1), [(4, 3)]),
     (lambda x: np.take_along_axis(x, np.argsort(x)[..., :2], axis=-1), [(3, 4)]),
     (lambda x, y: np.take_along_axis(y, np.argsort(x), axis=-1), [(4,), (4,)]),
+    (lambda x: np.take_along_axis(x, np.argmax(x, axis=-1, keepdims=True), axis=-1), [(3, 4)]),
+    (lambda x: x[0] * np.argmin(x, axis=0) + np.argmax(x), [(3, 4)]),
     (lambda x: x * np.argsort(x, axis=0), [(4, 2)]),
     (lambda x: np.take_along_axis(x, np.array([[0, 2], [1, 1]]), axis=1), [(2, 3)]),
 ]
@@ -303,6 +310,17 @@ def test_argsort_is_the_stable_order_as_float64_and_has_no_gradient():
     assert g.tolist() == [1.0, 0.0]  # argsort's entries are constants to the derivative
 
 
+def test_argmax_and_argmin_are_numpys_at_ties_nan_and_inf():
+    x = np.array([[1.0, np.nan, 3.0, np.nan], [2.0, 2.0, -1.0, -1.0], [np.inf, -np.inf, np.inf, 1.0],
+                  [-0.0, 0.0, 0.0, -0.0]])
+    for name in ("argmax", "argmin"):
+        fn = getattr(np, name)
+        for kwargs in ({}, {"axis": 0}, {"axis": -1, "keepdims": True}, {"keepdims": True}):
+            c = cg.trace(lambda v: fn(v, **kwargs), shapes={"v": x.shape})
+            _same(cg.to_numpy(c)(x), fn(x, **kwargs))
+            _same(cg.to_numpy(c)(x[::-1]), fn(x[::-1], **kwargs))
+
+
 def test_writes_through_views_reach_the_base():
     def f(x):
         left, right = np.split(x, 2)
@@ -361,6 +379,9 @@ def test_cnp_r_and_c_with_traced_values():
     (lambda x: np.linspace(x, 1.0, 3, dtype=int), r"numpy\.linspace: dtype=<class 'int'>"),
     (lambda x: np.broadcast_to(x, (2,)), r"numpy\.broadcast_to: .*broadcast"),
     (lambda x: np.meshgrid(x, indexing="yx"), r"numpy\.meshgrid: only indexing="),
+    (lambda x: np.argmax(x, axis=1), r"numpy\.argmax: axis 1 is out of bounds"),
+    (lambda x: np.insert(x, 7, 1.0), r"numpy\.insert: index 7 is out of bounds"),
+    (lambda x: np.insert(x, x[0], 1.0), r"numpy\.insert: obj \(where the values go\) must be"),
 ])
 def test_bad_arguments_are_errors_naming_the_numpy_function(fn, message):
     with pytest.raises(cg.CircuitError, match=message) as info:

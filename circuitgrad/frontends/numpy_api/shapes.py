@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import CircuitError, ShapeError
 from ...value import Value
-from .binding import (as_value, at_least_rank, axis_of, bind, builder_of, numpy_name,
+from .binding import (as_value, at_least_rank, axis_of, bind, builder_of, leaves, numpy_name,
                       operands_of, traced)
 
 
@@ -66,14 +66,20 @@ def _picked(x: Value, picked: np.ndarray, extra: np.ndarray | None = None) -> Va
     """The array whose entries are ``x``'s entries numbered ``picked`` (entry numbers from
     ``x.size`` on pick ``extra``'s, constants): one ``take`` of the flattened point."""
     b, picked = x.builder, np.asarray(picked)
-    if picked.size == 0:
-        return b.const(np.zeros(picked.shape))
     if extra is None and picked.shape == x.shape and np.array_equal(picked, _ids(x.shape)):
         return Value(b, x.id)  # NumPy's copy of the same entries
-    flat = b.apply("reshape", x, shape=(x.size,))
-    if extra is not None and extra.size:
-        flat = b.apply("concatenate", flat, b.const(np.asarray(extra, dtype=np.float64)),
-                       axis=0)
+    extras = [] if extra is None else [b.const(np.asarray(extra, dtype=np.float64).ravel())]
+    return _from(b, [x, *extras], picked)
+
+
+def _from(b: Any, sources: list[Value], picked: np.ndarray) -> Value:
+    """The array whose entries are those numbered ``picked`` of the sources' entries, joined
+    flat in order: one ``take`` of their concatenation."""
+    picked = np.asarray(picked)
+    if picked.size == 0:
+        return b.const(np.zeros(picked.shape))
+    flats = [b.apply("reshape", v, shape=(v.size,)) for v in sources if v.size]
+    flat = flats[0] if len(flats) == 1 else b.apply("concatenate", *flats, axis=0)
     order = tuple(int(k) for k in picked.ravel())
     if order != tuple(range(flat.shape[0])):
         flat = b.apply("take", flat, indices=order, axis=0)
@@ -146,6 +152,34 @@ def _compress(func: Any, args: tuple, kwargs: dict) -> Any:
     _constant(func, bound["condition"], "condition (which entries are kept)")
     return _picked(x, _numpy(func, lambda: func(bound.pop("condition"), _ids(x.shape),
                                                 **bound)))
+
+
+def _insert(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = bind(func, args, kwargs, {"arr": None, "obj": None, "values": None, "axis": None})
+    b = builder_of((bound["arr"], bound["values"]))
+    x, v = as_value(b, bound["arr"]), as_value(b, bound["values"])
+    obj = _constant(func, bound["obj"], "obj (where the values go)")
+    # NumPy places (and broadcasts) the values' entry numbers as it would the values
+    picked = _numpy(func, lambda: np.insert(_ids(x.shape), obj, x.size + _ids(v.shape),
+                                            axis=bound.get("axis")))
+    return _from(b, [x, v], picked)
+
+
+def _block(func: Any, args: tuple, kwargs: dict) -> Any:
+    arrays = bind(func, args, kwargs, {"arrays": None})["arrays"]
+    b = builder_of([a for a in leaves([arrays]) if isinstance(a, Value)][:1])
+    sources: list[Value] = []
+
+    def numbered(item: Any) -> Any:  # the same nesting, each block its entry numbers
+        if isinstance(item, (list, tuple)):
+            return type(item)(numbered(e) for e in item)
+        v = as_value(b, item)
+        start = sum(s.size for s in sources)
+        sources.append(v)
+        return start + _ids(v.shape)
+
+    picked = _numpy(func, lambda: np.block(numbered(arrays)))
+    return _from(b, sources, picked)
 
 
 # -- the splits: views of parts along one axis ---------------------------------------------------
@@ -338,6 +372,27 @@ def _argpartition(func: Any, args: tuple, kwargs: dict) -> Any:
     return x.builder.apply("argsort", x, axis=axis)
 
 
+def _arg_extreme(largest: bool) -> Callable[..., Any]:
+    def handler(func: Any, args: tuple, kwargs: dict) -> Any:
+        # NumPy's index of the first maximum (minimum), or of the first NaN where the lane
+        # has one: the first entry of the stable order of -x (x), or of the NaN mask's.
+        bound = bind(func, args, kwargs, {"a": None, "axis": None, "keepdims": (False, True)})
+        x, axis, keep = traced(func, bound["a"]), bound.get("axis"), bound.get("keepdims")
+        out_shape = _numpy(func, lambda: func(_ids(x.shape), axis=axis,
+                                              keepdims=bool(keep))).shape
+        lane = x.reshape(-1) if axis is None else x
+        ax = 0 if axis is None else axis_of(func, axis, len(x.shape))
+        b = lane.builder
+        first = (slice(None),) * ax + (0,)
+        nan = b.apply("not_equal", lane, lane)
+        best = b.apply("argsort", -lane if largest else lane, axis=ax)[first]
+        first_nan = b.apply("argsort", 1.0 - nan, axis=ax)[first]
+        out = b.apply("where", b.apply("max", nan, axis=ax), first_nan, best)
+        return out.reshape(out_shape) if out.shape != out_shape else out
+
+    return handler
+
+
 _INDEX_OPS = ("getitem", "take", "reshape", "permute_dims", "broadcast_to", "concatenate",
               "stack")
 
@@ -361,6 +416,8 @@ def _index_bound(indices: Value) -> int | None:
             bound = max(bound, int(value.max(initial=-1)))
         elif op in _INDEX_OPS:
             todo.extend(b.args[i])
+        elif op == "where":  # (argmax's) either branch, whatever the condition
+            todo.extend(b.args[i][1:])
         else:
             return None
     return bound
@@ -383,9 +440,9 @@ def _take_along_axis(func: Any, args: tuple, kwargs: dict) -> Any:
     axis = axis_of(func, axis, len(x.shape))
     top = _index_bound(indices)
     if top is None:
-        raise CircuitError("numpy.take_along_axis: traced indices must come from np.argsort "
-                           "or np.argpartition (parts of them, rearranged), so that they are "
-                           "integers in range whatever the values")
+        raise CircuitError("numpy.take_along_axis: traced indices must come from np.argsort, "
+                           "np.argpartition, np.argmax or np.argmin (parts of them, "
+                           "rearranged), so that they are integers in range whatever the values")
     if top >= x.shape[axis]:
         raise ShapeError(f"numpy.take_along_axis: indices up to {top} are out of range for "
                          f"axis {axis} of length {x.shape[axis]}")
@@ -536,6 +593,10 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.partition: _partition,
     np.argpartition: _argpartition,
     np.take_along_axis: _take_along_axis,
+    np.argmax: _arg_extreme(largest=True),
+    np.argmin: _arg_extreme(largest=False),
+    np.insert: _insert,
+    np.block: _block,
     np.linspace: _linspace,
     np.broadcast_to: _broadcast_to,
     np.broadcast_arrays: _broadcast_arrays,
