@@ -98,6 +98,7 @@ REARRANGING = [
     (lambda x: np.take(x, 1, axis=-1), [(3, 2)]),
     (lambda x: np.take(x, [5, -7], axis=0, mode="wrap"), [(3, 2)]),
     (lambda x: np.compress([True, False, True], x, axis=1), [(2, 3)]),
+    (lambda x: np.compress([False, True], x, axis=-2), [(2, 3)]),
     (lambda x: np.extract(np.arange(6).reshape(2, 3) % 2 == 0, x), [(2, 3)]),
     (lambda x: np.resize(x, (3, 5)), [(2, 3)]),
     (lambda x: np.delete(x, [0, 2], axis=-1), [(2, 4)]),
@@ -141,6 +142,7 @@ JOINING = [
     (lambda x: np.dstack([x, 1.0 + x]), [(3,)]),
     (lambda x, y: np.append(x, y), [(3, 2), (2,)]),
     (lambda x: np.append(x, [[1.0, 2.0]], axis=0), [(3, 2)]),
+    (lambda x, y: np.append(x, y, axis=-1), [(3, 2), (3, 1)]),
     (lambda x: np.append([1.0, 2.0], x), [(2, 2)]),
     (lambda x: np.row_stack([x, x]), [(3,)]),
     (lambda x: np.column_stack(x) + np.dstack(x)[0], [(3, 3)]),
@@ -305,6 +307,22 @@ def test_sorting_on_other_array_libraries(library):
     for a, b in zip(got, g(x)):
         a = a.numpy() if library == "torch" else np.asarray(a.compute())
         np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-14)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 3), max_size=2).map(tuple), data=st.data())
+def test_random_linspace(shape, data):
+    num = data.draw(st.integers(0, 7))
+    endpoint = data.draw(st.booleans())
+    axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
+    scale = data.draw(st.sampled_from([1.0, 1e-310, 1e300]))
+    f = cg.to_numpy(cg.trace(lambda a, b: np.linspace(a, b, num, endpoint=endpoint, axis=axis,
+                                                      retstep=True), shapes={"a": shape, "b": ()}))
+    a, b = _points([shape, ()], data.draw(st.integers(0, 9)))
+    a, b = a * scale, b * scale
+    got, want = f(a, b), np.linspace(a, b, num, endpoint=endpoint, axis=axis, retstep=True)
+    _same(got[0], want[0])
+    _same(got[1], want[1])
 
 
 def test_sort_gradient_follows_the_permutation():
