@@ -315,7 +315,7 @@ def test_random_linspace(shape, data):
     num = data.draw(st.integers(0, 7))
     endpoint = data.draw(st.booleans())
     axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
-    scale = data.draw(st.sampled_from([1.0, 1e-310, 1e300]))
+    scale = data.draw(st.sampled_from([1.0, 1e-310, 5e-324, 1e300]))
     f = cg.to_numpy(cg.trace(lambda a, b: np.linspace(a, b, num, endpoint=endpoint, axis=axis,
                                                       retstep=True), shapes={"a": shape, "b": ()}))
     a, b = _points([shape, ()], data.draw(st.integers(0, 9)))
@@ -371,7 +371,7 @@ def test_writes_through_views_reach_the_base():
 
 def test_linspace_takes_numpys_denormal_branch():
     # NumPy multiplies by the step, or (a step of 0 anywhere) divides first: both traced
-    start, stop = np.array([0.0, 0.0]), np.array([1e-320, 3.0])
+    start, stop = np.array([0.0, 0.0]), np.array([5e-324, 3.0])
     f = cg.to_numpy(cg.trace(lambda a, b: np.linspace(a, b, 7), shapes={"a": 2, "b": 2}))
     _same(f(start, stop), np.linspace(start, stop, 7))
     _same(f(np.zeros(2), np.array([1.0, 3.0])), np.linspace(np.zeros(2), [1.0, 3.0], 7))
