@@ -80,7 +80,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import (compare, contractions, elementwise, fused, linalg, reductions, scipy_special,
-               shape_ops, tensor)
+               shape_ops, sorting, tensor)
 from .core import (NAMESPACE, Primitive, Scatter, Shape, align, broadcast_shape, call,
                    normalize_axis, sum_optional)
 
@@ -97,7 +97,7 @@ _LEAVES: list[Primitive] = [
 
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p for p in _LEAVES + elementwise.RECORDS + compare.RECORDS + tensor.RECORDS
-    + reductions.RECORDS + shape_ops.RECORDS + linalg.RECORDS + contractions.RECORDS
+    + reductions.RECORDS + shape_ops.RECORDS + sorting.RECORDS + linalg.RECORDS + contractions.RECORDS
     + scipy_special.RECORDS + fused.RECORDS}
 """Every primitive by name."""
 

@@ -1,6 +1,6 @@
 """The handlers of the NumPy functions that rearrange entries: repeat, tile, roll, pad, the
-splits and joins, the axis moves, flips and rotations, diagonals and triangles, sorting,
-``linspace`` with traced end points, broadcasting and ``meshgrid``.
+splits and joins, the axis moves, flips and rotations, diagonals and triangles, ``insert``
+and ``block``, ``linspace`` with traced end points, broadcasting and ``meshgrid``.
 
 Most of them are NumPy's own function applied to the *entry numbers* of the point
 (``np.arange(x.size).reshape(x.shape)``): what NumPy returns says which entry of ``x`` lands
@@ -8,8 +8,7 @@ where, with every argument form and every error NumPy has, and the circuit is on
 the flattened point (a copy, as NumPy's; its adjoint adds repeated entries up). Functions whose
 result NumPy makes a view (``moveaxis``, ``flipud``, ``rot90``, the splits ...) build the
 views instead (``permute_dims``, ``getitem``), so that writes through them reach the base.
-Sorting is ``take_along_axis(x, argsort(x))``: a permutation computed when the circuit is
-evaluated, whose adjoint scatters by the same indices.
+Sorting is in :mod:`.sorting`.
 
     >>> import numpy as np, circuitgrad as cg
     >>> c = cg.trace(lambda x: np.pad(np.repeat(x, 2), 1, mode="reflect"), shapes={"x": 2})
@@ -33,11 +32,17 @@ from .binding import (as_value, at_least_rank, axis_of, bind, builder_of, leaves
 
 # -- NumPy's function on the entry numbers -----------------------------------------------------
 
-def _ids(shape: tuple[int, ...]) -> np.ndarray:
+def entry_numbers(shape: tuple[int, ...]) -> np.ndarray:
+    """The entries' numbers in C order, as an array of ``shape``: what NumPy's function is
+    applied to, so that its result says which entry lands where.
+
+        >>> np.roll(entry_numbers((2, 2)), 1).tolist()
+        [[3, 0], [1, 2]]
+    """
     return np.arange(math.prod(shape), dtype=np.intp).reshape(shape)
 
 
-def _numpy(func: Any, compute: Callable[[], Any]) -> Any:
+def numpy_checks(func: Any, compute: Callable[[], Any]) -> Any:
     """``compute()`` (NumPy's function on entry numbers), its errors as ShapeErrors naming
     ``func``."""
     try:
@@ -46,7 +51,7 @@ def _numpy(func: Any, compute: Callable[[], Any]) -> Any:
         raise ShapeError(f"{numpy_name(func)}: {e}") from None
 
 
-def _constant(func: Any, value: Any, what: str) -> Any:
+def constant(func: Any, value: Any, what: str) -> Any:
     if isinstance(value, Value) or isinstance(value, (list, tuple)) and any(
             isinstance(v, Value) for v in _flat(value)):
         raise CircuitError(f"{numpy_name(func)}: {what} must be a constant, not a traced value "
@@ -62,11 +67,11 @@ def _flat(items: Any) -> Any:
             yield v
 
 
-def _picked(x: Value, picked: np.ndarray, extra: np.ndarray | None = None) -> Value:
+def picked_from(x: Value, picked: np.ndarray, extra: np.ndarray | None = None) -> Value:
     """The array whose entries are ``x``'s entries numbered ``picked`` (entry numbers from
     ``x.size`` on pick ``extra``'s, constants): one ``take`` of the flattened point."""
     b, picked = x.builder, np.asarray(picked)
-    if extra is None and picked.shape == x.shape and np.array_equal(picked, _ids(x.shape)):
+    if extra is None and picked.shape == x.shape and np.array_equal(picked, entry_numbers(x.shape)):
         return Value(b, x.id)  # NumPy's copy of the same entries
     extras = [] if extra is None else [b.const(np.asarray(extra, dtype=np.float64).ravel())]
     return _from(b, [x, *extras], picked)
@@ -94,8 +99,8 @@ def _rearranged(name: str, **allowed: Any) -> Callable[..., Any]:
         bound = bind(func, args, kwargs, {k: None for k in allowed} | {name: None})
         x = traced(func, bound.pop(name))
         for key, value in bound.items():
-            _constant(func, value, key)
-        return _picked(x, _numpy(func, lambda: func(_ids(x.shape), **bound)))
+            constant(func, value, key)
+        return picked_from(x, numpy_checks(func, lambda: func(entry_numbers(x.shape), **bound)))
 
     return handler
 
@@ -105,7 +110,7 @@ def _extended(x: Value, padded: np.ndarray, values: np.ndarray) -> Value:
     new entry) has an entry number, else ``values``' (NumPy's function on the constants)."""
     new = padded < 0
     picked = np.where(new, x.size + np.cumsum(new.ravel()).reshape(padded.shape) - 1, padded)
-    return _picked(x, picked, values[new])
+    return picked_from(x, picked, values[new])
 
 
 # -- repeat, tile, roll, pad, take, compress ---------------------------------------------------
@@ -120,7 +125,7 @@ def _pad(func: Any, args: tuple, kwargs: dict) -> Any:
         raise CircuitError("numpy.pad takes array, pad_width, mode and keyword arguments")
     options = {**given, **kwargs}
     x = traced(func, options.pop("array", None))
-    pad_width = _constant(func, options.pop("pad_width", None), "pad_width")
+    pad_width = constant(func, options.pop("pad_width", None), "pad_width")
     mode = options.pop("mode", "constant")
     if not isinstance(mode, str) or mode not in _PAD_MODES:
         raise CircuitError(f"numpy.pad: mode={mode!r} cannot be traced (the modes that trace: "
@@ -129,11 +134,11 @@ def _pad(func: Any, args: tuple, kwargs: dict) -> Any:
         raise CircuitError("numpy.pad: reflect_type='odd' cannot be traced (it computes new "
                            "values; 'even', the default, traces)")
     for key, value in options.items():
-        _constant(func, value, key)
-    ids = _ids(x.shape)
+        constant(func, value, key)
+    ids = entry_numbers(x.shape)
     if mode != "constant":
-        return _picked(x, _numpy(func, lambda: np.pad(ids, pad_width, mode, **options)))
-    values = _numpy(func, lambda: np.pad(np.zeros(x.shape), pad_width, mode, **options))
+        return picked_from(x, numpy_checks(func, lambda: np.pad(ids, pad_width, mode, **options)))
+    values = numpy_checks(func, lambda: np.pad(np.zeros(x.shape), pad_width, mode, **options))
     padded = np.pad(ids, pad_width, mode, constant_values=-1)
     return _extended(x, padded, values)
 
@@ -142,15 +147,15 @@ def _take(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "indices": None, "axis": None,
                                        "mode": ("raise", "wrap", "clip")})
     x = traced(func, bound.pop("a"))
-    _constant(func, bound["indices"], "indices")
-    return _picked(x, _numpy(func, lambda: np.take(_ids(x.shape), **bound)))
+    constant(func, bound["indices"], "indices")
+    return picked_from(x, numpy_checks(func, lambda: np.take(entry_numbers(x.shape), **bound)))
 
 
 def _compress(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"condition": None, "a": None, "arr": None, "axis": None})
     x = traced(func, bound.pop("a", bound.pop("arr", None)))
-    _constant(func, bound["condition"], "condition (which entries are kept)")
-    return _picked(x, _numpy(func, lambda: func(bound.pop("condition"), _ids(x.shape),
+    constant(func, bound["condition"], "condition (which entries are kept)")
+    return picked_from(x, numpy_checks(func, lambda: func(bound.pop("condition"), entry_numbers(x.shape),
                                                 **bound)))
 
 
@@ -158,9 +163,9 @@ def _insert(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"arr": None, "obj": None, "values": None, "axis": None})
     b = builder_of((bound["arr"], bound["values"]))
     x, v = as_value(b, bound["arr"]), as_value(b, bound["values"])
-    obj = _constant(func, bound["obj"], "obj (where the values go)")
+    obj = constant(func, bound["obj"], "obj (where the values go)")
     # NumPy places (and broadcasts) the values' entry numbers as it would the values
-    picked = _numpy(func, lambda: np.insert(_ids(x.shape), obj, x.size + _ids(v.shape),
+    picked = numpy_checks(func, lambda: np.insert(entry_numbers(x.shape), obj, x.size + entry_numbers(v.shape),
                                             axis=bound.get("axis")))
     return _from(b, [x, v], picked)
 
@@ -176,9 +181,9 @@ def _block(func: Any, args: tuple, kwargs: dict) -> Any:
         v = as_value(b, item)
         start = sum(s.size for s in sources)
         sources.append(v)
-        return start + _ids(v.shape)
+        return start + entry_numbers(v.shape)
 
-    picked = _numpy(func, lambda: np.block(numbered(arrays)))
+    picked = numpy_checks(func, lambda: np.block(numbered(arrays)))
     return _from(b, sources, picked)
 
 
@@ -189,8 +194,8 @@ def _split(axis_rule: Callable[[int, Any], int]) -> Callable[..., Any]:
         bound = bind(func, args, kwargs, {"ary": None, "indices_or_sections": None,
                                            "axis": None})
         x = traced(func, bound.pop("ary"))
-        _constant(func, bound["indices_or_sections"], "indices_or_sections")
-        pieces = _numpy(func, lambda: func(_ids(x.shape), **bound))
+        constant(func, bound["indices_or_sections"], "indices_or_sections")
+        pieces = numpy_checks(func, lambda: func(entry_numbers(x.shape), **bound))
         axis = axis_rule(len(x.shape), bound.get("axis", 0))
         out, start = [], 0
         for piece in pieces:
@@ -205,7 +210,7 @@ def _split(axis_rule: Callable[[int, Any], int]) -> Callable[..., Any]:
 def _unstack(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"x": None, "axis": None})
     x = traced(func, bound["x"])
-    _numpy(func, lambda: np.unstack(_ids(x.shape), axis=bound.get("axis", 0)))
+    numpy_checks(func, lambda: np.unstack(entry_numbers(x.shape), axis=bound.get("axis", 0)))
     axis = axis_of(func, bound.get("axis", 0), len(x.shape))
     return tuple(x[(slice(None),) * axis + (k,)] for k in range(x.shape[axis]))
 
@@ -221,7 +226,7 @@ def _column_stack(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"tup": None})
     builder, parts = operands_of(func, _rows(bound["tup"]))
     columns = [p.reshape(p.size, 1) if len(p.shape) < 2 else p for p in parts]
-    _numpy(func, lambda: np.column_stack([np.zeros(p.shape) for p in columns]))
+    numpy_checks(func, lambda: np.column_stack([np.zeros(p.shape) for p in columns]))
     return builder.apply("concatenate", *columns, axis=1)
 
 
@@ -229,7 +234,7 @@ def _dstack(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"tup": None})
     builder, parts = operands_of(func, _rows(bound["tup"]))
     parts = [at_least_rank(p, 3) for p in parts]
-    _numpy(func, lambda: np.concatenate([np.zeros(p.shape) for p in parts], axis=2))
+    numpy_checks(func, lambda: np.concatenate([np.zeros(p.shape) for p in parts], axis=2))
     return builder.apply("concatenate", *parts, axis=2)
 
 
@@ -240,7 +245,7 @@ def _append(func: Any, args: tuple, kwargs: dict) -> Any:
     axis = bound.get("axis")
     if axis is None:
         a, v, axis = a.reshape(-1), v.reshape(-1), 0
-    shape = _numpy(func, lambda: np.append(np.zeros(a.shape), np.zeros(v.shape),
+    shape = numpy_checks(func, lambda: np.append(np.zeros(a.shape), np.zeros(v.shape),
                                            axis=axis)).shape
     if math.prod(shape) == 0:
         return builder.const(np.zeros(shape))
@@ -255,7 +260,7 @@ def _permutation(func: Any, x: Value, call: Callable[[np.ndarray], np.ndarray]) 
     """The axes ``call`` (NumPy's function) puts where: applied to an array (of no memory)
     whose axes have the distinct lengths 1, 2, 3 ..."""
     marked = np.broadcast_to(np.empty(()), tuple(range(1, len(x.shape) + 1)))
-    return [n - 1 for n in _numpy(func, lambda: call(marked)).shape]
+    return [n - 1 for n in numpy_checks(func, lambda: call(marked)).shape]
 
 
 def _moved(names: tuple[str, ...]) -> Callable[..., Any]:
@@ -270,20 +275,20 @@ def _moved(names: tuple[str, ...]) -> Callable[..., Any]:
 
 def _flipud(func: Any, args: tuple, kwargs: dict) -> Any:
     x = traced(func, bind(func, args, kwargs, {"m": None})["m"])
-    _numpy(func, lambda: func(_ids(x.shape)))
+    numpy_checks(func, lambda: func(entry_numbers(x.shape)))
     return x[::-1, ...]
 
 
 def _fliplr(func: Any, args: tuple, kwargs: dict) -> Any:
     x = traced(func, bind(func, args, kwargs, {"m": None})["m"])
-    _numpy(func, lambda: func(_ids(x.shape)))
+    numpy_checks(func, lambda: func(entry_numbers(x.shape)))
     return x[:, ::-1]
 
 
 def _rot90(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"m": None, "k": None, "axes": None})
     m, k, axes = traced(func, bound["m"]), bound.get("k", 1), tuple(bound.get("axes", (0, 1)))
-    _numpy(func, lambda: np.rot90(_ids(m.shape), k, axes))
+    numpy_checks(func, lambda: np.rot90(entry_numbers(m.shape), k, axes))
     # NumPy's own steps (a view of flips and a transpose).
     k = operator.index(k) % 4
     if k == 0:
@@ -301,166 +306,31 @@ def _rot90(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _diag(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"v": None, "k": None})
-    x, k = traced(func, bound["v"]), _constant(func, bound.get("k", 0), "k")
+    x, k = traced(func, bound["v"]), constant(func, bound.get("k", 0), "k")
     if len(x.shape) != 1 and func is not np.diagflat:
-        return _picked(x, _numpy(func, lambda: func(_ids(x.shape), k)))
-    padded = _numpy(func, lambda: func(_ids(x.shape) + 1, k)) - 1  # -1: a zero of NumPy's
+        return picked_from(x, numpy_checks(func, lambda: func(entry_numbers(x.shape), k)))
+    padded = numpy_checks(func, lambda: func(entry_numbers(x.shape) + 1, k)) - 1  # -1: a zero of NumPy's
     return _extended(x, padded, np.zeros(padded.shape))
 
 
 def _trace(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "offset": None, "axis1": None, "axis2": None})
     x = traced(func, bound.pop("a"))
-    d = _picked(x, _numpy(func, lambda: np.diagonal(_ids(x.shape), **bound)))
+    d = picked_from(x, numpy_checks(func, lambda: np.diagonal(entry_numbers(x.shape), **bound)))
     return d.builder.apply("sum", d, axis=len(d.shape) - 1)
 
 
 def _triangle(lower: bool) -> Callable[..., Any]:
     def handler(func: Any, args: tuple, kwargs: dict) -> Any:
         bound = bind(func, args, kwargs, {"m": None, "k": None})
-        x, k = traced(func, bound["m"]), _constant(func, bound.get("k", 0), "k")
-        _numpy(func, lambda: func(_ids(x.shape), k))
+        x, k = traced(func, bound["m"]), constant(func, bound.get("k", 0), "k")
+        numpy_checks(func, lambda: func(entry_numbers(x.shape), k))
         # NumPy's where(tri(..., k), m, 0) (triu: where(tri(..., k - 1), 0, m)).
         mask = np.tri(*x.shape[-2:], k=k if lower else k - 1)
         kept = mask if lower else 1.0 - mask
         return x.builder.apply("where", x.builder.const(kept), x, 0.0)
 
     return handler
-
-
-# -- sorting: take_along_axis(x, argsort(x)) -----------------------------------------------------
-
-def _sorted_axis(func: Any, args: tuple, kwargs: dict, extra: dict) -> tuple[Value, int, dict]:
-    bound = bind(func, args, kwargs, {"a": None, "axis": None, "kind": None, "stable": None,
-                                       **extra})
-    x = traced(func, bound.pop("a"))
-    for key in ("kth", "kind", "stable"):
-        _constant(func, bound.get(key), key)
-    _numpy(func, lambda: func(_ids(x.shape), **bound))  # NumPy's checks of the arguments
-    axis = bound.get("axis", -1)
-    if axis is None:
-        x, axis = x.reshape(-1), 0
-    return x, axis_of(func, axis, len(x.shape)), bound
-
-
-def _argsort(func: Any, args: tuple, kwargs: dict) -> Any:
-    x, axis, _ = _sorted_axis(func, args, kwargs, {})
-    return x.builder.apply("argsort", x, axis=axis)
-
-
-def _sort(func: Any, args: tuple, kwargs: dict) -> Any:
-    x, axis, _ = _sorted_axis(func, args, kwargs, {})
-    return x.builder.apply("take_along_axis", x, x.builder.apply("argsort", x, axis=axis),
-                           axis=axis)
-
-
-def _kth(func: Any, args: tuple, kwargs: dict) -> tuple[Value, int]:
-    # A sorted lane is a partition for every kth (NumPy leaves the order of the others open).
-    x, axis, bound = _sorted_axis(func, args, kwargs, {"kth": None})
-    _constant(func, bound["kth"], "kth")
-    return x, axis
-
-
-def _partition(func: Any, args: tuple, kwargs: dict) -> Any:
-    x, axis = _kth(func, args, kwargs)
-    return x.builder.apply("take_along_axis", x, x.builder.apply("argsort", x, axis=axis),
-                           axis=axis)
-
-
-def _argpartition(func: Any, args: tuple, kwargs: dict) -> Any:
-    x, axis = _kth(func, args, kwargs)
-    return x.builder.apply("argsort", x, axis=axis)
-
-
-def _arg_extreme(largest: bool) -> Callable[..., Any]:
-    def handler(func: Any, args: tuple, kwargs: dict) -> Any:
-        # NumPy's index of the first maximum (minimum), or of the first NaN where the lane
-        # has one: the first entry of the stable order of -x (x), or of the NaN mask's.
-        bound = bind(func, args, kwargs, {"a": None, "axis": None, "keepdims": (False, True)})
-        x, axis, keep = traced(func, bound["a"]), bound.get("axis"), bound.get("keepdims")
-        out_shape = _numpy(func, lambda: func(_ids(x.shape), axis=axis,
-                                              keepdims=bool(keep))).shape
-        lane = x.reshape(-1) if axis is None else x
-        ax = 0 if axis is None else axis_of(func, axis, len(x.shape))
-        b = lane.builder
-        first = (slice(None),) * ax + (0,)
-        nan = b.apply("not_equal", lane, lane)
-        best = b.apply("argsort", -lane if largest else lane, axis=ax)[first]
-        first_nan = b.apply("argsort", 1.0 - nan, axis=ax)[first]
-        out = b.apply("where", b.apply("max", nan, axis=ax), first_nan, best)
-        return out.reshape(out_shape) if out.shape != out_shape else out
-
-    return handler
-
-
-_INDEX_OPS = ("getitem", "take", "reshape", "permute_dims", "broadcast_to", "concatenate",
-              "stack")
-
-
-def _index_bound(indices: Value) -> int | None:
-    """The largest entry ``indices`` can have when it is made of integers only (argsort's
-    entries and constant integers, rearranged), else None: a bound known while tracing."""
-    b, todo, bound, seen = indices.builder, [indices.id], -1, set()
-    while todo:
-        i = todo.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        op = b.ops[i]
-        if op == "argsort":
-            bound = max(bound, b.shapes[b.args[i][0]][b.params[i]["axis"]] - 1)
-        elif op == "const":
-            value = np.asarray(b.params[i])
-            if value.size and (np.any(value != np.floor(value)) or np.any(value < 0)):
-                return None
-            bound = max(bound, int(value.max(initial=-1)))
-        elif op in _INDEX_OPS:
-            todo.extend(b.args[i])
-        elif op == "where":  # (argmax's) either branch, whatever the condition
-            todo.extend(b.args[i][1:])
-        else:
-            return None
-    return bound
-
-
-def _take_along_axis(func: Any, args: tuple, kwargs: dict) -> Any:
-    bound = bind(func, args, kwargs, {"arr": None, "indices": None, "axis": None})
-    arr, indices, axis = bound["arr"], bound["indices"], bound.get("axis", -1)
-    if not isinstance(indices, Value):
-        x = traced(func, arr)
-        return _picked(x, _numpy(func, lambda: np.take_along_axis(
-            _ids(x.shape), np.asarray(indices), axis=axis)))
-    b = indices.builder
-    x = as_value(b, arr)
-    if axis is None:
-        x, axis = x.reshape(-1), 0
-    if len(x.shape) != len(indices.shape):
-        raise ShapeError(f"numpy.take_along_axis: arr of shape {x.shape} and indices of shape "
-                         f"{indices.shape} have different numbers of axes")
-    axis = axis_of(func, axis, len(x.shape))
-    top = _index_bound(indices)
-    if top is None:
-        raise CircuitError("numpy.take_along_axis: traced indices must come from np.argsort, "
-                           "np.argpartition, np.argmax or np.argmin (parts of them, "
-                           "rearranged), so that they are integers in range whatever the values")
-    if top >= x.shape[axis]:
-        raise ShapeError(f"numpy.take_along_axis: indices up to {top} are out of range for "
-                         f"axis {axis} of length {x.shape[axis]}")
-    rest = [k for k in range(len(x.shape)) if k != axis]
-    try:
-        common = np.broadcast_shapes(*(tuple(s[k] for k in rest)
-                                       for s in (x.shape, indices.shape)))
-    except ValueError:
-        raise ShapeError(f"numpy.take_along_axis: shapes {x.shape} and {indices.shape} do not "
-                         "broadcast (but along the axis)") from None
-
-    def widened(v: Value) -> Value:
-        shape = list(common)
-        shape.insert(axis, v.shape[axis])
-        shape = tuple(shape)
-        return v if v.shape == shape else b.apply("broadcast_to", v, shape=shape)
-
-    return b.apply("take_along_axis", widened(x), widened(indices), axis=axis)
 
 
 # -- linspace with traced end points -------------------------------------------------------------
@@ -470,11 +340,11 @@ def _linspace(func: Any, args: tuple, kwargs: dict) -> Any:
                                        "endpoint": None, "retstep": None, "axis": None,
                                        "dtype": (None, float, np.float64)})
     start, stop = bound["start"], bound["stop"]
-    num = _numpy(func, lambda: operator.index(_constant(func, bound.get("num", 50), "num")))
+    num = numpy_checks(func, lambda: operator.index(constant(func, bound.get("num", 50), "num")))
     endpoint, retstep = bound.get("endpoint", True), bound.get("retstep", False)
     b = builder_of((start, stop))
     start, stop = as_value(b, start), as_value(b, stop)
-    _numpy(func, lambda: np.linspace(np.zeros(start.shape), np.zeros(stop.shape), num,
+    numpy_checks(func, lambda: np.linspace(np.zeros(start.shape), np.zeros(stop.shape), num,
                                      axis=bound.get("axis", 0)))
     # NumPy's steps, as its source writes them (numpy/_core/function_base.py).
     div = (num - 1) if endpoint else num
@@ -515,8 +385,8 @@ def _broadcast(b: Any, v: Value, shape: tuple[int, ...]) -> Value:
 def _broadcast_to(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"array": None, "shape": None})
     x = traced(func, bound["array"])
-    shape = _constant(func, bound["shape"], "shape")
-    out = _numpy(func, lambda: np.broadcast_to(np.broadcast_to(np.empty(()), x.shape), shape))
+    shape = constant(func, bound["shape"], "shape")
+    out = numpy_checks(func, lambda: np.broadcast_to(np.broadcast_to(np.empty(()), x.shape), shape))
     return _broadcast(x.builder, x, out.shape)
 
 
@@ -525,7 +395,7 @@ def _broadcast_arrays(func: Any, args: tuple, kwargs: dict) -> Any:
         raise CircuitError("numpy.broadcast_arrays: keyword arguments cannot be traced")
     b = builder_of(args)
     values = [as_value(b, a) for a in args]
-    shape = _numpy(func, lambda: np.broadcast_shapes(*(v.shape for v in values)))
+    shape = numpy_checks(func, lambda: np.broadcast_shapes(*(v.shape for v in values)))
     return tuple(_broadcast(b, v, shape) for v in values)
 
 
@@ -552,7 +422,7 @@ def _meshgrid(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _matrix_transpose(func: Any, args: tuple, kwargs: dict) -> Any:
     x = traced(func, bind(func, args, kwargs, {"x": None})["x"])
-    _numpy(func, lambda: np.matrix_transpose(_ids(x.shape)))
+    numpy_checks(func, lambda: np.matrix_transpose(entry_numbers(x.shape)))
     return x.swapaxes(-1, -2)
 
 
@@ -588,13 +458,6 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.trace: _trace,
     np.tril: _triangle(lower=True),
     np.triu: _triangle(lower=False),
-    np.sort: _sort,
-    np.argsort: _argsort,
-    np.partition: _partition,
-    np.argpartition: _argpartition,
-    np.take_along_axis: _take_along_axis,
-    np.argmax: _arg_extreme(largest=True),
-    np.argmin: _arg_extreme(largest=False),
     np.insert: _insert,
     np.block: _block,
     np.linspace: _linspace,
