@@ -155,8 +155,9 @@ def _compress(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"condition": None, "a": None, "arr": None, "axis": None})
     x = traced(func, bound.pop("a", bound.pop("arr", None)))
     constant(func, bound["condition"], "condition (which entries are kept)")
-    return picked_from(x, numpy_checks(func, lambda: func(bound.pop("condition"), entry_numbers(x.shape),
-                                                **bound)))
+    condition = bound.pop("condition")
+    return picked_from(x, numpy_checks(func, lambda: func(condition, entry_numbers(x.shape),
+                                                          **bound)))
 
 
 def _insert(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -165,8 +166,9 @@ def _insert(func: Any, args: tuple, kwargs: dict) -> Any:
     x, v = as_value(b, bound["arr"]), as_value(b, bound["values"])
     obj = constant(func, bound["obj"], "obj (where the values go)")
     # NumPy places (and broadcasts) the values' entry numbers as it would the values
-    picked = numpy_checks(func, lambda: np.insert(entry_numbers(x.shape), obj, x.size + entry_numbers(v.shape),
-                                            axis=bound.get("axis")))
+    numbers = x.size + entry_numbers(v.shape)
+    picked = numpy_checks(func, lambda: np.insert(entry_numbers(x.shape), obj, numbers,
+                                                  axis=bound.get("axis")))
     return _from(b, [x, v], picked)
 
 
@@ -246,7 +248,7 @@ def _append(func: Any, args: tuple, kwargs: dict) -> Any:
     if axis is None:
         a, v, axis = a.reshape(-1), v.reshape(-1), 0
     shape = numpy_checks(func, lambda: np.append(np.zeros(a.shape), np.zeros(v.shape),
-                                           axis=axis)).shape
+                                                 axis=axis)).shape
     if math.prod(shape) == 0:
         return builder.const(np.zeros(shape))
     if a.size == 0 or v.size == 0:  # the other one's entries, as a copy
@@ -309,7 +311,8 @@ def _diag(func: Any, args: tuple, kwargs: dict) -> Any:
     x, k = traced(func, bound["v"]), constant(func, bound.get("k", 0), "k")
     if len(x.shape) != 1 and func is not np.diagflat:
         return picked_from(x, numpy_checks(func, lambda: func(entry_numbers(x.shape), k)))
-    padded = numpy_checks(func, lambda: func(entry_numbers(x.shape) + 1, k)) - 1  # -1: a zero of NumPy's
+    # NumPy's zeros are -1: the entry after x's, a zero
+    padded = numpy_checks(func, lambda: func(entry_numbers(x.shape) + 1, k)) - 1
     return _extended(x, padded, np.zeros(padded.shape))
 
 
@@ -345,7 +348,7 @@ def _linspace(func: Any, args: tuple, kwargs: dict) -> Any:
     b = builder_of((start, stop))
     start, stop = as_value(b, start), as_value(b, stop)
     numpy_checks(func, lambda: np.linspace(np.zeros(start.shape), np.zeros(stop.shape), num,
-                                     axis=bound.get("axis", 0)))
+                                           axis=bound.get("axis", 0)))
     # NumPy's steps, as its source writes them (numpy/_core/function_base.py).
     div = (num - 1) if endpoint else num
     delta = stop - start
@@ -386,7 +389,8 @@ def _broadcast_to(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"array": None, "shape": None})
     x = traced(func, bound["array"])
     shape = constant(func, bound["shape"], "shape")
-    out = numpy_checks(func, lambda: np.broadcast_to(np.broadcast_to(np.empty(()), x.shape), shape))
+    marked = np.broadcast_to(np.empty(()), x.shape)  # no memory
+    out = numpy_checks(func, lambda: np.broadcast_to(marked, shape))
     return _broadcast(x.builder, x, out.shape)
 
 

@@ -31,7 +31,8 @@ def _sorted_axis(func: Any, args: tuple, kwargs: dict, extra: dict) -> tuple[Val
     x = traced(func, bound.pop("a"))
     for key in ("kth", "kind", "stable"):
         constant(func, bound.get(key), key)
-    numpy_checks(func, lambda: func(entry_numbers(x.shape), **bound))  # NumPy's checks of the arguments
+    # NumPy's own checks of the arguments, on the entry numbers
+    numpy_checks(func, lambda: func(entry_numbers(x.shape), **bound))
     axis = bound.get("axis", -1)
     if axis is None:
         x, axis = x.reshape(-1), 0
@@ -51,8 +52,7 @@ def _sort(func: Any, args: tuple, kwargs: dict) -> Any:
 
 def _kth(func: Any, args: tuple, kwargs: dict) -> tuple[Value, int]:
     # A sorted lane is a partition for every kth (NumPy leaves the order of the others open).
-    x, axis, bound = _sorted_axis(func, args, kwargs, {"kth": None})
-    constant(func, bound["kth"], "kth")
+    x, axis, _ = _sorted_axis(func, args, kwargs, {"kth": None})
     return x, axis
 
 
@@ -74,7 +74,7 @@ def _arg_extreme(largest: bool) -> Callable[..., Any]:
         bound = bind(func, args, kwargs, {"a": None, "axis": None, "keepdims": (False, True)})
         x, axis, keep = traced(func, bound["a"]), bound.get("axis"), bound.get("keepdims")
         out_shape = numpy_checks(func, lambda: func(entry_numbers(x.shape), axis=axis,
-                                              keepdims=bool(keep))).shape
+                                                    keepdims=bool(keep))).shape
         lane = x.reshape(-1) if axis is None else x
         ax = 0 if axis is None else axis_of(func, axis, len(x.shape))
         b = lane.builder
