@@ -53,6 +53,17 @@ def _fmax(a, b):
     return a if b != b or a >= b else b
 
 
+_ORDER = np.array([[2.0, 0.0, 1.0, 3.0, 3.0], [3.0, 1.0, 0.0, 2.0, 1.0],
+                   [0.0, 1.0, 2.0, 3.0, 0.0]])
+
+
+def _put_along_reference(v, i):
+    z = np.zeros((3, 5))
+    for r in range(3):
+        np.add.at(z[r], i[r].astype(int), v[r])
+    return z
+
+
 def _scatter_reference(a, b):
     z = np.zeros((4, 3))
     z[1:4, 0] += a
@@ -298,6 +309,13 @@ SPECS = {
     "permute_dims": spec(lambda x: np.transpose(x, (2, 0, 1)), (rng.normal(size=(2, 1, 3)),),
                      {"axes": (2, 0, 1)}),
     "cumsum": spec(lambda x: np.cumsum(x, axis=1), (rng.normal(size=(2, 4)),), {"axis": 1}),
+    # sorting: the stable permutation (float64 integers), the gathers by computed indices
+    "argsort": spec(lambda x: np.argsort(x, axis=0, kind="stable").astype(float),
+                    (np.round(rng.normal(size=(5, 3))),), {"axis": 0}),
+    "take_along_axis": spec(lambda x, i: np.take_along_axis(x, i.astype(int), axis=1),
+                            (rng.normal(size=(3, 4)), _ORDER[:, ::-1]), {"axis": 1}),
+    "put_along_axis_add": spec(_put_along_reference, (rng.normal(size=(3, 4)), _ORDER[:, :4]),
+                               {"axis": 1, "shape": (3, 5)}),
     # the fused adjoint contributions (fused.py): bar · f′, over (bar, y or x)
     "tanh_vjp": spec(lambda g, y: g * (1 - y * y), (REALS, UNIT)),
     "sigmoid_vjp": spec(lambda g, y: g * (y * (1 - y)), (REALS, POSITIVE / 5)),

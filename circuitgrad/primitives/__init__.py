@@ -80,7 +80,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import (compare, contractions, elementwise, fused, linalg, loops, reductions,
-               scipy_special, shape_ops, tensor)
+               scipy_special, shape_ops, sorting, tensor)
 from .core import (NAMESPACE, Primitive, Scatter, Shape, align, broadcast_shape, call,
                    normalize_axis, sum_optional)
 
@@ -97,8 +97,8 @@ _LEAVES: list[Primitive] = [
 
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p for p in _LEAVES + elementwise.RECORDS + compare.RECORDS + tensor.RECORDS
-    + reductions.RECORDS + shape_ops.RECORDS + linalg.RECORDS + contractions.RECORDS
-    + scipy_special.RECORDS + fused.RECORDS + loops.RECORDS}
+    + reductions.RECORDS + shape_ops.RECORDS + sorting.RECORDS + linalg.RECORDS
+    + contractions.RECORDS + scipy_special.RECORDS + fused.RECORDS + loops.RECORDS}
 """Every primitive by name."""
 loops.TABLE = PRIMITIVES  # (a loop's body is compiled from the table's templates)
 

@@ -362,6 +362,31 @@ def _setitem(xp: Any, x: Any, v: Any, shape: tuple[int, ...], rank: int,
     return xp.reshape(out, batch + tuple(shape))
 
 
+def _take_along_axis(xp: Any, x: Any, indices: Any, axis: int, rank: int) -> Any:
+    x, indices = _batched(xp, (x, indices), rank)
+    indices = xp.astype(indices, xp.int64)
+    if hasattr(xp, "take_along_axis"):
+        return xp.take_along_axis(x, indices, axis=axis)
+    return _put_along_axis_add(xp, x, indices, tuple(indices.shape)[indices.ndim - rank:],
+                               axis, gather=True)
+
+
+def _put_along_axis_add(xp: Any, value: Any, indices: Any, shape: tuple[int, ...], axis: int,
+                        gather: bool = False) -> Any:
+    # In standard ops, no writes: along the axis (moved last), entry m of the result is the
+    # sum of the values whose index is m (a where, not a product: a nan adds only where it
+    # goes). ``gather``: the transposed sum, entry j is value[index j].
+    value, indices = _batched(xp, (value, indices), len(shape))
+    v, i = xp.moveaxis(value, axis, -1), xp.moveaxis(xp.astype(indices, xp.int64), axis, -1)
+    m = shape[axis] if not gather else v.shape[-1]
+    ks = xp.arange(m, dtype=xp.int64, device=_device(v))
+    if gather:
+        picked = xp.where(i[..., :, None] == ks, v[..., None, :], 0.0)
+    else:
+        picked = xp.where(i[..., None, :] == ks[:, None], v[..., None, :], 0.0)
+    return xp.moveaxis(xp.sum(picked, axis=-1), -1, axis)
+
+
 # -- THE table --------------------------------------------------------------------------------
 
 HELPERS: dict[str, dict[str, Any]] = {
@@ -449,6 +474,7 @@ RUNTIME: dict[str, Callable[..., Any]] = {
     "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape,
     "concatenate": _concatenate, "stack": _stack,
     "scatter_add": _scatter_add, "put_add": _put_add, "setitem": _setitem, "flip": _flip,
+    "take_along_axis": _take_along_axis, "put_along_axis_add": _put_along_axis_add,
 }
 """``_cg.NAME`` for every library but NumPy (whose ``_cg`` is
 :mod:`~circuitgrad.primitives.runtime`), in standard ops."""

@@ -99,6 +99,26 @@ def put_add(value: Any, shape: tuple[int, ...], axis: int,
     return out
 
 
+def take_along_axis(x: Any, indices: Any, axis: int, rank: int) -> np.ndarray:
+    """``np.take_along_axis`` of points of ``rank`` axes along the (negative) ``axis``, at
+    ``indices`` held as float64 integers (argsort's), batch axes broadcast."""
+    x, indices = _batched((x, indices), rank)
+    return np.take_along_axis(x, indices.astype(np.intp), axis=axis)
+
+
+def put_along_axis_add(value: Any, indices: Any, shape: tuple[int, ...],
+                       axis: int) -> np.ndarray:
+    """Zeros of the point ``shape`` with each entry of ``value`` added at its index along the
+    (negative) ``axis`` (``indices``: float64 integers), repeated indices adding up: the
+    adjoint of :func:`take_along_axis`."""
+    value, indices = _batched((value, indices), len(shape))
+    out = np.zeros(value.shape[:value.ndim - len(shape)] + tuple(shape))
+    where = list(np.ogrid[tuple(slice(n) for n in value.shape)])
+    where[axis] = indices.astype(np.intp)
+    np.add.at(out, tuple(where), value)
+    return out
+
+
 def setitem(x: Any, v: Any, shape: tuple[int, ...], rank: int, positions: Any, sources: Any,
             place: tuple[int, ...]) -> np.ndarray:
     """A copy of ``x`` (points of ``shape``) with its flat entries ``positions`` set to those

@@ -21,12 +21,12 @@ import numpy as np
 
 from ...errors import CircuitError
 from ...value import Value, user_line
-from . import basics, contractions, elementwise, linalg, shapes, writes
+from . import basics, contractions, elementwise, linalg, shapes, sorting, writes
 from .binding import builder_of, numpy_name, primitive_of, refuse
 
 FUNCTIONS: dict[Any, Callable[..., Any]] = {}
 """Every NumPy function that traces, and its handler ``handler(func, args, kwargs)``."""
-for _family in (basics, contractions, elementwise, linalg, shapes, writes):
+for _family in (basics, contractions, elementwise, linalg, shapes, sorting, writes):
     FUNCTIONS.update(_family.FUNCTIONS)
 
 

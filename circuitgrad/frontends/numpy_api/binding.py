@@ -20,8 +20,7 @@ NO_VALUE = getattr(np, "_NoValue", None)
 INSTEAD = {
     "heaviside": "np.heaviside(x, h) traces for a constant h; a traced h does not",
 }
-SHAPE_FUNCTIONS = {"repeat", "tile", "pad", "roll", "array", "asarray", "broadcast_to", "sort",
-                    "argmax", "argmin"}
+SHAPE_FUNCTIONS = {"array", "asarray"}
 
 
 def numpy_name(func: Any) -> str:
