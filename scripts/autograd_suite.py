@@ -87,7 +87,7 @@ def _leaf_ok(a):
     return isinstance(a, numbers) and not isinstance(a, bool)
 
 
-def _flat_function(fun, args, kwargs, reduce=None):
+def _flat_function(fun, args, kwargs, reduce=None, which=None):
     """fun as a function of its arguments' leaves a0, a1 ... (Python source: the names are
     the circuit's inputs), its result's leaves as a tuple (or reduce(result))."""
     # Leaves that are not numbers (strings such as einsum's subscripts, None, ..., bools)
@@ -95,7 +95,10 @@ def _flat_function(fun, args, kwargs, reduce=None):
     flat, builders, owner = [], [], []
     for k, a in enumerate(args):
         leaves, build = _flatten(a)
-        fixed = {i: leaf for i, leaf in enumerate(leaves) if not _leaf_ok(leaf)}
+        # an argument autograd does not differentiate (not in argnums) is a constant, as
+        # there: split's indices, an axis given as a list
+        fixed = {i: leaf for i, leaf in enumerate(leaves)
+                 if not _leaf_ok(leaf) or (which is not None and k not in which)}
         traced = [leaf for i, leaf in enumerate(leaves) if i not in fixed]
         builders.append((len(flat), len(traced), build, fixed, len(leaves)))
         owner += [k] * len(traced)
@@ -120,8 +123,8 @@ def _flat_function(fun, args, kwargs, reduce=None):
     return space["wrapped"], names, flat, owner
 
 
-def _trace(fun, args, kwargs, reduce=None):
-    wrapped, names, flat, owner = _flat_function(fun, args, kwargs, reduce)
+def _trace(fun, args, kwargs, reduce=None, which=None):
+    wrapped, names, flat, owner = _flat_function(fun, args, kwargs, reduce, which)
     shapes = {n: _np.asarray(a) for n, a in zip(names, flat)}  # examples: their dtype counts
     return cg.trace(wrapped, shapes=shapes), names, flat, owner
 
@@ -134,12 +137,12 @@ def _out_leaves(out):
     return [_np.asarray(l, dtype=float) for l in _flatten(out)[0]]
 
 
-def _numeric_grad(fun, args, kwargs, flat, j, vs):
+def _numeric_grad(fun, args, kwargs, flat, j, vs, which=None):
     # central differences of sum(leaf * v) along leaf j of the flattened arguments
     eps = 1e-6
     x = _np.asarray(flat[j], dtype=float)
     g = _np.zeros(x.shape)
-    wrapped, _, _, _ = _flat_function(fun, args, kwargs)
+    wrapped, _, _, _ = _flat_function(fun, args, kwargs, which=which)
     for idx in _np.ndindex(x.shape):
         e = _np.zeros(x.shape); e[idx] = eps
         hi, lo = list(flat), list(flat)
@@ -172,7 +175,10 @@ def check_grads(fun, argnums=None, modes=None, order=2, argnum=None, **_):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                c, names, flat, owner = _trace(fun, args, kwargs)
+                which = range(len(args)) if argnums is None else (
+                    [argnums] if isinstance(argnums, int) else argnums)
+                which = set(which)
+                c, names, flat, owner = _trace(fun, args, kwargs, which=which)
                 wants = _out_leaves(fun(*args, **kwargs))
                 got = cg.to_numpy(c)(*flat)
                 gots = [_np.asarray(g) for g in (got if len(c.outputs) > 1 else (got,))]
@@ -185,8 +191,6 @@ def check_grads(fun, argnums=None, modes=None, order=2, argnum=None, **_):
                     return
                 rng = _np.random.default_rng(0)
                 vs = [rng.normal(size=w.shape) for w in wants]
-                which = range(len(args)) if argnums is None else (
-                    [argnums] if isinstance(argnums, int) else argnums)
                 wrt = [n for n, k in zip(names, owner) if k in which]
                 if not wrt:
                     _record("ok", fun)
@@ -196,10 +200,10 @@ def check_grads(fun, argnums=None, modes=None, order=2, argnum=None, **_):
                     leaves, _ = _flatten(out)
                     return sum(_np.sum(l * v) for l, v in zip(leaves, vs))
 
-                total, _, _, _ = _trace(fun, args, kwargs, reduce)
+                total, _, _, _ = _trace(fun, args, kwargs, reduce, which)
                 g = cg.to_numpy(cg.grad(total, wrt=wrt))(*flat)
                 for i, name in enumerate(wrt):
-                    fd = _numeric_grad(fun, args, kwargs, flat, names.index(name), vs)
+                    fd = _numeric_grad(fun, args, kwargs, flat, names.index(name), vs, which)
                     if not _np.allclose(_np.asarray(g[1 + i]), fd, rtol=1e-4, atol=1e-5,
                                         equal_nan=True):
                         _record("wrong complex" if complex_in else "wrong", fun,

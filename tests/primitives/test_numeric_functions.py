@@ -396,3 +396,23 @@ def test_programs_write_the_same_operators_and_functions():
     assert [c.op(i) for i in range(len(c))] == [t.op(i) for i in range(len(t))]
     assert float(cg.to_numpy(c)(-7.0, 2.0)) == (-7.0 % 2.0 + math.fmod(-7.0, 2.0) * (-7.0 // 2.0)
                                                + np.logaddexp2(-7.0, 2.0) + 2.0)
+
+
+def test_the_complex_number_functions_of_real_values_are_numpys():
+    x = np.array([1.5, -2.0, -0.0, 0.0, np.nan, -np.inf])
+    for f in (np.real, np.conjugate, np.real_if_close, np.angle,
+              lambda v: np.angle(v, deg=True)):
+        c = cg.trace(lambda v: f(v), shapes={"v": (6,)})
+        np.testing.assert_array_equal(cg.to_numpy(c)(x), f(x))
+
+    def write_through_real(v):
+        np.real(v)[0] = 7.0  # np.real of a real array is a view of it
+        return v
+
+    c = cg.trace(write_through_real, shapes={"v": (6,)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(x.copy()), write_through_real(x.copy()))
+    g = cg.trace(lambda v: np.sum(np.conj(v) ** 2 + np.angle(v)), shapes={"v": (3,)})
+    np.testing.assert_array_equal(cg.to_numpy(cg.grad(g))(np.array([1.0, -2.0, 3.0]))[1],
+                                  [2.0, -4.0, 6.0])
+    with pytest.raises(cg.CircuitError, match="imag"):
+        cg.trace(lambda v: np.imag(v), shapes={"v": (3,)})

@@ -56,8 +56,29 @@ UFUNCS: dict[Any, Callable[..., Any]] = {
     np.reciprocal: _unary(lambda x: 1.0 / x),
     np.positive: _unary(lambda x: x),
     np.fabs: _unary(lambda x: x.builder.apply("abs", x)),
+    # A real number is its own conjugate (a new array, as NumPy's ufunc makes one).
+    np.conjugate: _unary(lambda x: x.copy()),
 }
 """The ufuncs (NEP 13) that are a composition of records, by ufunc."""
+
+
+# -- the complex-number functions, of real values -------------------------------------------
+
+
+def _real(func: Any, args: tuple, kwargs: dict) -> Any:
+    # np.real / np.real_if_close of a real array give the array itself (a view, or the same
+    # object): the traced value, so writes through it are NumPy's.
+    x = bind(func, args, kwargs, {"val": None, "a": None, "tol": None})
+    x = x.get("val", x.get("a"))
+    return traced(func, x) if func is np.real_if_close else traced(func, x).real
+
+
+def _angle(func: Any, args: tuple, kwargs: dict) -> Any:
+    # NumPy's angle of a real x is arctan2(0, x): 0, π for x < 0 and for -0.0, NaN for NaN
+    bound = bind(func, args, kwargs, {"z": None, "deg": (False, True)})
+    x = traced(func, bound["z"])
+    angle = x.builder.apply("atan2", x.builder.const(0.0), x)
+    return angle * _RAD2DEG if bound.get("deg") else angle
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -489,6 +510,9 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.gradient: _gradient,
     np.correlate: _correlate,
     np.convolve: _convolve,
+    np.real: _real,
+    np.real_if_close: _real,
+    np.angle: _angle,
 }
 """The NumPy functions (and ufuncs) of this family that trace, and their handlers."""
 
