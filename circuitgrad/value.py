@@ -135,6 +135,20 @@ class Value:
     def std(self, *args, **kwargs): return np.std(self, *args, **kwargs)
     def var(self, *args, **kwargs): return np.var(self, *args, **kwargs)
     def cumprod(self, *args, **kwargs): return np.cumprod(self, *args, **kwargs)
+    def argsort(self, *args, **kwargs): return np.argsort(self, *args, **kwargs)
+    def argmax(self, *args, **kwargs): return np.argmax(self, *args, **kwargs)
+    def argmin(self, *args, **kwargs): return np.argmin(self, *args, **kwargs)
+    def repeat(self, *args, **kwargs): return np.repeat(self, *args, **kwargs)
+    def diagonal(self, *args, **kwargs): return np.diagonal(self, *args, **kwargs)
+    def trace(self, *args, **kwargs): return np.trace(self, *args, **kwargs)
+    def take(self, *args, **kwargs): return np.take(self, *args, **kwargs)
+    def compress(self, condition, *args, **kwargs):
+        return np.compress(condition, self, *args, **kwargs)
+
+    def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
+        """``x.sort()``: sorts ``x`` in place, as ``ndarray.sort`` (a write of ``np.sort(x)``
+        into ``x``: every name bound to it, and every view of it, sees the sorted values)."""
+        self[...] = np.sort(self, axis=axis, kind=kind, order=order)
 
     def __round__(self, ndigits=None):
         return np.round(self) if ndigits is None else np.round(self, ndigits)

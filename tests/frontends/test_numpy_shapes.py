@@ -422,3 +422,27 @@ def test_bad_arguments_are_errors_naming_the_numpy_function(fn, message):
     with pytest.raises(cg.CircuitError, match=message) as info:
         cg.trace(fn, shapes={"x": 3})
     assert "test_numpy_shapes.py" in str(info.value)  # the user's line
+
+
+def test_the_ndarray_methods_of_these_functions_trace():
+    x = np.array([[3.0, 1.0, 2.0], [0.5, -1.0, 4.0], [2.0, 2.0, -3.0]])
+    methods = {
+        "argsort": lambda v: v.argsort(axis=0) * 1.0,
+        "argmin": lambda v: v.argmin(axis=1) * 1.0,
+        "repeat": lambda v: v.repeat(2, axis=1),
+        "diagonal": lambda v: v.diagonal(1),
+        "trace": lambda v: v.trace(),
+        "take": lambda v: v.take([0, 2, 2], axis=1),
+        "compress": lambda v: v.compress([True, False, True], axis=0),
+    }
+    for name, f in methods.items():
+        c = cg.trace(f, shapes={"v": (3, 3)})
+        np.testing.assert_array_equal(cg.to_numpy(c)(x), f(x.copy()), err_msg=name)
+
+    def sorted_in_place(v):
+        row = v[0]      # a view: sees the sort, as in NumPy
+        v.sort(axis=1)
+        return row * 10.0 + v
+
+    c = cg.trace(sorted_in_place, shapes={"v": (3, 3)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), sorted_in_place(x.copy()))
