@@ -95,6 +95,7 @@ from typing import Any
 
 import numpy as np
 
+from ..guards import refuse_guarded
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from .cache import cache_dir, load_library  # noqa: F401 - cache_dir: public
@@ -395,5 +396,6 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
     -inf
     """
     c = as_circuit(c, "to_c")
+    refuse_guarded(c, "to_c")
     with no_gc():
         return CFunction(c, name, opt, timeout, csr, vectors)

@@ -55,6 +55,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..guards import refuse_cut_derivative
 from ..circuit import Circuit, LEAVES, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
@@ -115,6 +116,7 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     -6.0
     """
     c = as_circuit(c, "grad")
+    refuse_cut_derivative(c, "grad")
     with no_gc():
         # The forward part first (a third of the nodes). Where no rule matches in it, none
         # matches it in the adjoint circuit either (it only gains uses).

@@ -1,0 +1,176 @@
+"""Tracing at a point: branches on values take the point's branch and record guards.
+
+While :func:`~circuitgrad.trace` runs a function with ``at=`` (and when
+:func:`circuitgrad.function` or ``cg.grad`` of a function traces it), the trace knows the
+inputs' values at that point: ``bool(v)``, ``int(v)``, ``float(v)`` and ``operator.index(v)``
+of a traced value ``v`` evaluate ``v``'s node there (the nodes built so far, once each, by
+the same compiled templates as :func:`~circuitgrad.to_numpy`), record a guard
+(:mod:`circuitgrad.guards`) and give Python the number. So ``if``, ``while``, ``and``/``or``/
+``not``, ``min``/``max`` and ``range(int(n))`` run as Python runs them at that point, and the
+circuit is the branch taken there, valid where its guards hold.
+
+    >>> import circuitgrad as cg
+    >>> def f(x):
+    ...     while x < 10.0:
+    ...         x = x * 2.0
+    ...     return x
+    >>> c = cg.trace(f, at=3.0)
+    >>> len(c.meta["guards"].kinds), cg.to_numpy(c)(3.0)
+    (3, np.float64(12.0))
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+import numpy as np
+
+from ..builder import Builder
+from ..errors import CircuitError
+from ..guards import Guards, expected_text
+from ..primitives import compiled
+from ..value import Value, user_line
+
+_SYMBOLS = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
+            "equal": "==", "not_equal": "!=", "logical_and": "and", "logical_or": "or"}
+
+
+class Point:
+    """A trace at a point: its builder, the inputs' values there, the nodes' values (computed
+    on demand, in id order) and the guards recorded so far."""
+
+    def __init__(self, builder: Builder, inputs: dict[int, np.ndarray]) -> None:
+        self.builder = builder
+        self.inputs = inputs
+        self.values: list[Any] = []
+        self.guards: list[tuple[int, str, float, str]] = []  # (node, kind, expected, text)
+
+    def value(self, i: int) -> np.ndarray:
+        """The value of node ``i`` at the point (every node up to ``i`` computed once)."""
+        b, values = self.builder, self.values
+        with np.errstate(all="ignore"):  # (the trace's values, as NumPy gives them)
+            for j in range(len(values), i + 1):
+                op, args = b.ops[j], b.args[j]
+                if op == "input":
+                    if j not in self.inputs:
+                        raise CircuitError("a branch on a value of an input the point does not "
+                                           "give" + user_line())
+                    v = self.inputs[j]
+                elif op == "const":
+                    v = b.params[j]
+                else:
+                    fn = compiled(op, b.params[j], [b.shapes[a] for a in args],
+                                  [b.ops[a] != "const" for a in args])
+                    v = fn(*[values[a] for a in args])
+                values.append(v)
+        return np.asarray(values[i], dtype=np.float64)
+
+    def record(self, node: int, kind: str, expected: float, text: str) -> None:
+        entry = (node, kind, float(expected), text)
+        if not any(g[:3] == entry[:3] for g in self.guards):
+            self.guards.append(entry)
+
+    def finish(self, inputs: list[str]) -> Guards | None:
+        """The guards as a :class:`~circuitgrad.guards.Guards` (None when there are none)."""
+        if not self.guards:
+            return None
+        c = self.builder.finish([(f"g{k}", g[0]) for k, g in enumerate(self.guards)],
+                                inputs=inputs)
+        return Guards(c, tuple(g[1] for g in self.guards), tuple(g[2] for g in self.guards),
+                      tuple(g[3] for g in self.guards))
+
+
+POINT: contextvars.ContextVar[Point | None] = contextvars.ContextVar(
+    "circuitgrad_point", default=None)
+"""The trace at a point running now (None: no point, branches on values are refused)."""
+
+
+def point_of(v: Value) -> Point | None:
+    """The point ``v``'s trace runs at, if it is one."""
+    p = POINT.get()
+    return p if p is not None and p.builder is v.builder else None
+
+
+def _text(b: Builder, i: int) -> str:
+    """A short text of node ``i``: ``x > 1.0``, ``x[0] + y``, ``v12``."""
+    def leaf(j: int) -> str:
+        if b.ops[j] == "input":
+            return b.params[j]
+        if b.ops[j] == "const" and not b.shapes[j]:
+            return repr(float(b.params[j]))
+        return b.names.get(j) or f"{b.ops[j]}(…)"
+
+    op = b.ops[i]
+    if op in _SYMBOLS and len(b.args[i]) == 2:
+        a, c = b.args[i]
+        return f"{leaf(a)} {_SYMBOLS[op]} {leaf(c)}"
+    if op == "logical_not":
+        return f"not {leaf(b.args[i][0])}"
+    return leaf(i)
+
+
+def _one_entry(v: Value, what: str) -> None:
+    if int(np.prod(v.shape)) != 1:
+        raise CircuitError(f"{what} of a traced value of shape {v.shape}: NumPy refuses it "
+                           "too (the truth value of an array with more than one element is "
+                           "ambiguous); use np.any(x) or np.all(x), or cg.where" + user_line())
+
+
+def truth(v: Value) -> bool | None:
+    """``bool(v)`` at the point (a guard recorded), or None outside a trace at a point."""
+    p = point_of(v)
+    if p is None:
+        return None
+    _one_entry(v, "bool()")
+    taken = bool(p.value(v.id).reshape(-1)[0] != 0)
+    p.record(v.id, "truth", 1.0 if taken else 0.0,
+             f"bool({_text(v.builder, v.id)}) was {taken}{user_line()}")
+    return taken
+
+
+def integer(v: Value, what: str = "int()") -> int | None:
+    """``int(v)`` at the point: the value truncated toward zero, guarded by equality of the
+    truncated node to it (so the circuit is piecewise constant in ``v``, as int is)."""
+    p = point_of(v)
+    if p is None:
+        return None
+    _one_entry(v, what)
+    x = float(p.value(v.id).reshape(-1)[0])
+    if not np.isfinite(x):
+        raise CircuitError(f"{what} of a traced value that is {x} at the trace point: Python "
+                           f"refuses it too" + user_line())
+    if what == "operator.index()" and x != int(x):
+        raise CircuitError(f"a traced value used as an index or count ({what}) is {x} at the "
+                           "trace point, not an integer: Python refuses a float index; write "
+                           "int(x)" + user_line())
+    b = v.builder
+    trunc = b.apply("where", v >= 0.0, b.apply("floor", v), b.apply("ceil", v))
+    k = int(x)
+    p.record(trunc.id, "int", float(k),
+             f"{what[:-2]}({_text(b, v.id)}) was {expected_text('int', k)}{user_line()}")
+    return k
+
+
+def number(v: Value) -> float | None:
+    """``float(v)`` at the point, guarded by exact equality (the circuit holds the number:
+    derivatives through it are refused)."""
+    p = point_of(v)
+    if p is None:
+        return None
+    _one_entry(v, "float()")
+    x = float(p.value(v.id).reshape(-1)[0])
+    p.record(v.id, "float", x,
+             f"float({_text(v.builder, v.id)}) was {expected_text('float', x)}{user_line()}")
+    return x
+
+
+class _Hooks:
+    """What :class:`~circuitgrad.value.Value` calls for ``bool``/``int``/``float``/``index``."""
+
+    truth = staticmethod(truth)
+    integer = staticmethod(integer)
+    number = staticmethod(number)
+
+
+Value.guards = _Hooks
