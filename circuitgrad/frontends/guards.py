@@ -112,9 +112,11 @@ def _text(b: Builder, i: int) -> str:
 
 def _one_entry(v: Value, what: str) -> None:
     if int(np.prod(v.shape)) != 1:
+        why = ("the truth value of an array with more than one element is ambiguous; use "
+               "np.any(x) or np.all(x), or cg.where" if what == "bool()" else
+               "only arrays of one entry can be converted to Python scalars")
         raise CircuitError(f"{what} of a traced value of shape {v.shape}: NumPy refuses it "
-                           "too (the truth value of an array with more than one element is "
-                           "ambiguous); use np.any(x) or np.all(x), or cg.where" + user_line())
+                           f"too ({why})" + user_line())
 
 
 def truth(v: Value) -> bool | None:
