@@ -22,6 +22,9 @@ circuit is the branch taken there, valid where its guards hold.
 from __future__ import annotations
 
 import contextvars
+import dis
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -154,17 +157,39 @@ def integer(v: Value, what: str = "int()") -> int | None:
     return k
 
 
+_MASKS = frozenset(_SYMBOLS) | {"logical_not"}
+
+
 def number(v: Value) -> float | None:
     """``float(v)`` at the point, guarded by exact equality (the circuit holds the number:
-    derivatives through it are refused)."""
+    derivatives through it are refused); of a mask (``float(x >= 0)``, 1.0 or 0.0, which has
+    no derivative) a truth guard."""
     p = point_of(v)
-    if p is None:
+    if p is None or _writing_into_an_array():
         return None
     _one_entry(v, "float()")
     x = float(p.value(v.id).reshape(-1)[0])
+    if v.builder.ops[v.id] in _MASKS:
+        p.record(v.id, "truth", x, f"float({_text(v.builder, v.id)}) was {x}{user_line()}")
+        return x
     p.record(v.id, "float", x,
              f"float({_text(v.builder, v.id)}) was {expected_text('float', x)}{user_line()}")
     return x
+
+
+def _writing_into_an_array() -> bool:
+    """NumPy converting a traced value to write it into an array (``out[i] = x``): that is
+    refused as before (the trace's error names circuitgrad.numpy.zeros), not a number."""
+    frame = sys._getframe(2)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame = frame.f_back
+    if frame is None:
+        return False
+    return frame.f_code.co_code[frame.f_lasti] == _STORE_SUBSCR
+
+
+_STORE_SUBSCR = dis.opmap["STORE_SUBSCR"]
 
 
 class _Hooks:

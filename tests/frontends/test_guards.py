@@ -314,3 +314,17 @@ def test_short_circuit_logic_records_only_what_python_evaluated():
     F = cg.function(f)
     for p in [(-2.0, 1.0), (1.0, 1.0), (1.0, -1.0), (-0.5, 3.0)]:
         assert F(*p) == f(*p)
+
+
+def test_float_of_a_mask_is_a_truth_guard_and_writes_into_numpy_arrays_still_refuse():
+    c = cg.trace(lambda x: float(x[0] >= 0) * x[1], at=np.array([1.0, 3.0]))
+    assert c.meta["guards"].kinds == ("truth",)
+    assert cg.grad(lambda x: float(x[0] >= 0) * x[1])(np.array([1.0, 3.0])).tolist() == [0, 1]
+
+    def write(x):
+        g = np.zeros(2)
+        g[0] = x[0] * 2.0
+        return g.sum()
+
+    with pytest.raises(cg.CircuitError, match=r"written into a NumPy array \(out\[i\] = x\)"):
+        cg.trace(write, at=np.ones(2))
