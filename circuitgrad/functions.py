@@ -289,7 +289,7 @@ class _Branches:
         return groups, flat
 
 
-def function(fn: Callable[..., Any]) -> "Function":
+def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None) -> "Function":
     """``fn`` traced at the points it is called at: each branch it takes (``if``,
     ``while``, ``min``/``max``, ``int()`` of traced values) becomes a circuit with its guards,
     lowered with :func:`~circuitgrad.to_numpy`; a call runs the branch whose guards hold at
@@ -297,6 +297,8 @@ def function(fn: Callable[..., Any]) -> "Function":
 
     Args:
         fn: a function of numbers, arrays or containers of them (as :func:`trace` takes).
+        shapes: the point shapes of array parameters, by name (others are numbers), so that
+            a first call may be a batch; without it the first call gives them.
 
     Returns:
         A :class:`Function`: call it with one point (the first call for a structure of
@@ -313,16 +315,19 @@ def function(fn: Callable[..., Any]) -> "Function":
     """
     if not callable(fn):
         raise CircuitError(f"function needs a function, got {type(fn).__name__}")
-    return Function(fn)
+    if shapes is not None and not isinstance(shapes, dict):
+        raise CircuitError("function: shapes must be a dict of parameter names to shapes",
+                           argument="shapes")
+    return Function(fn, shapes)
 
 
 class Function:
     """A Python function traced per branch (:func:`function`). ``branches()`` lists the
     circuits traced so far; ``repr`` shows their guards."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], shapes: dict[str, Any] | None = None) -> None:
         functools.update_wrapper(self, fn)
-        self.fn = fn
+        self.fn, self.shapes = fn, shapes
         self.cache: dict[Any, tuple[list, _Branches]] = {}  # structure -> (shapes, branches)
 
     def __repr__(self) -> str:
@@ -372,7 +377,19 @@ class Function:
                 c = trace(keep, at=dict(zip(names, parts)))
                 return c, seen[-1]
 
-            entry = self.cache[tuple(trees)] = (have, _Branches(
+            points = have
+            if self.shapes is not None:
+                if any(t != pytree.LEAF for t in trees):
+                    raise CircuitError("function: shapes= is for array parameters, not "
+                                       "containers (call with one point first)")
+                unknown = sorted(set(self.shapes) - set(names))
+                if unknown:
+                    raise CircuitError(f"function: shapes names {unknown}, which are not "
+                                       f"parameters {names}", argument="shapes")
+                points = [tuple(np.atleast_1d(self.shapes[n]).astype(int).tolist())
+                          if n in self.shapes and self.shapes[n] != () else ()
+                          for n in names]
+            entry = self.cache[tuple(trees)] = (points, _Branches(
                 make, getattr(self.fn, "__name__", "f")))
         shapes, branches = entry
         batch = _batch_of(have, shapes, getattr(self.fn, "__name__", "f"))

@@ -20,7 +20,7 @@ and passes that extend a circuit (``grad``, ``jvp``, ``hessian``, ``jacobian``) 
 
     >>> import circuitgrad as cg
     >>> c = cg.trace(lambda x: x * 2.0 if x > 1.0 else -x, at=3.0)
-    >>> print(c.meta["guards"])
+    >>> print(c.meta["guards"])  # doctest: +ELLIPSIS
     g0: bool(x > 1.0) was True (at ...)
 """
 

@@ -31,7 +31,8 @@ class Value:
     Python's operators build nodes (``+ - * / ** @``, unary ``-``, ``.T``); comparisons
     (``< <= > >= == !=``) and ``& | ~`` build masks (1.0 where true, 0.0 elsewhere), for
     ``cg.where``; NumPy ufuncs such as ``np.sin`` work too. A Value has no truth value:
-    control flow that depends on data (``if x > 0:``) cannot be traced.
+    control flow that depends on data (``if x > 0:``) cannot be traced, except at a point
+    (``cg.trace(f, at=x0)``, ``cg.function(f)``), where it takes the point's branch, guarded.
 
         >>> import circuitgrad as cg
         >>> cg.trace(lambda x, y: (x + 1) * y).size

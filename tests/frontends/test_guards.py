@@ -328,3 +328,11 @@ def test_float_of_a_mask_is_a_truth_guard_and_writes_into_numpy_arrays_still_ref
 
     with pytest.raises(cg.CircuitError, match=r"written into a NumPy array \(out\[i\] = x\)"):
         cg.trace(write, at=np.ones(2))
+
+
+def test_shapes_let_a_first_call_be_a_batch_and_diagrams_show_the_guards():
+    F = cg.function(lambda x, y: x @ x * y if x[0] > y else y, shapes={"x": (2,)})
+    got = F(np.array([[1.0, 2.0], [-1.0, 2.0]]), 0.5)
+    assert got.tolist() == [2.5, 0.5]
+    dot = cg.to_dot(F.branches()[0]).source
+    assert "guards, checked first" in dot and "bool(getitem" in dot
