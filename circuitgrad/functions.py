@@ -262,10 +262,13 @@ class _Branches:
         return self._new(list(leaves))
 
     def on_batch(self, leaves: list, shapes: list[tuple], batch: tuple
-                 ) -> list[tuple[_Branch, np.ndarray]]:
+                 ) -> tuple[list[tuple[_Branch, np.ndarray]], list[np.ndarray]]:
         """The points of a batch (``leaves`` with batch axes ``batch`` before the point
-        ``shapes``) grouped by branch: ``(branch, mask over the flattened batch)`` pairs."""
+        ``shapes``) grouped by branch: ``(branch, mask over the flattened batch)`` pairs, and
+        the leaves with the batch flattened to one axis."""
         n = int(np.prod(batch))
+        if n == 0:
+            raise CircuitError(f"{self.name}: an empty batch {batch}: no point to trace at")
         flat = [np.broadcast_to(np.asarray(v, dtype=np.float64), batch + s).reshape((n,) + s)
                 for v, s in zip(leaves, shapes)]
         left = np.ones(n, dtype=bool)
@@ -289,7 +292,8 @@ class _Branches:
         return groups, flat
 
 
-def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None) -> "Function":
+def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None,
+             where: bool = False) -> "Function":
     """``fn`` traced at the points it is called at: each branch it takes (``if``,
     ``while``, ``min``/``max``, ``int()`` of traced values) becomes a circuit with its guards,
     lowered with :func:`~circuitgrad.to_numpy`; a call runs the branch whose guards hold at
@@ -299,6 +303,14 @@ def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None) ->
         fn: a function of numbers, arrays or containers of them (as :func:`trace` takes).
         shapes: the point shapes of array parameters, by name (others are numbers), so that
             a first call may be a batch; without it the first call gives them.
+        where: rewrite ``fn``'s pure conditionals (``a if c else b``; ``if c: v = a else:
+            v = b``, whose sides call nothing but NumPy's, circuitgrad's and math's
+            functions and ``abs``/``min``/``max``) so that, on a traced one-entry condition
+            with sides of one shape, they build ``where(c, a, b)``: one circuit for both
+            sides, no guard (its value is the side taken at every point; its gradient too,
+            except that an infinite or NaN derivative of the side not taken gives NaN, as
+            ``where``'s does: docs/semantics.md). Other branches stay guarded. ``fn``'s
+            source must be available.
 
     Returns:
         A :class:`Function`: call it with one point (the first call for a structure of
@@ -318,6 +330,11 @@ def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None) ->
     if shapes is not None and not isinstance(shapes, dict):
         raise CircuitError("function: shapes must be a dict of parameter names to shapes",
                            argument="shapes")
+    if where:
+        rewritten, count = _guards.with_where(fn)
+        made = Function(rewritten, shapes)
+        made.rewritten = count
+        return made
     return Function(fn, shapes)
 
 
@@ -328,6 +345,7 @@ class Function:
     def __init__(self, fn: Callable[..., Any], shapes: dict[str, Any] | None = None) -> None:
         functools.update_wrapper(self, fn)
         self.fn, self.shapes = fn, shapes
+        self.rewritten = 0  # the conditionals rewritten as where (function(where=True))
         self.cache: dict[Any, tuple[list, _Branches]] = {}  # structure -> (shapes, branches)
 
     def __repr__(self) -> str:

@@ -112,6 +112,7 @@ def run(classes: list[type], points: int, seed: int) -> dict:
     tallies = {"plain": collections.Counter(), "guarded": collections.Counter()}
     reasons = {"plain": collections.Counter(), "guarded": collections.Counter()}
     wrong, gradients, guarded_names, details = [], collections.Counter(), [], []
+    names = collections.defaultdict(list)
     for cls in classes:
         try:
             bench = cls()
@@ -155,6 +156,7 @@ def run(classes: list[type], points: int, seed: int) -> dict:
             except cg.CircuitError as e:
                 tallies[how]["refused"] += 1
                 reasons[how][_reason(e)] += 1
+                names[(how, _reason(e))].append(cls.__name__)
                 continue
             except Exception as e:  # noqa: BLE001 - counted, shown
                 tallies[how]["crash"] += 1
@@ -173,7 +175,8 @@ def run(classes: list[type], points: int, seed: int) -> dict:
                 if outcome != "agrees":
                     details.append(f"{cls.__name__}: {outcome}")
     return {"tallies": tallies, "reasons": reasons, "wrong": wrong,
-            "gradients": gradients, "guarded": guarded_names, "details": details}
+            "gradients": gradients, "guarded": guarded_names, "details": details,
+            "names": names}
 
 
 def _gradient_check(fun, x: np.ndarray) -> str:
@@ -207,7 +210,7 @@ def main() -> None:
         print(f"\n{how}: " + ", ".join(f"{k} {v}" for k, v in
                                          sorted(result["tallies"][how].items())))
         for reason, count in result["reasons"][how].most_common():
-            print(f"    {count:4d}  {reason}")
+            print(f"    {count:4d}  {reason}: {', '.join(result['names'][(how, reason)])}")
     print(f"\nwrong: {result['wrong'] or 'none'}")
     print(f"traced with guards (branches on values): {len(result['guarded'])}: "
           f"{', '.join(result['guarded'])}")

@@ -25,7 +25,7 @@ import contextvars
 import dis
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -201,3 +201,125 @@ class _Hooks:
 
 
 Value.guards = _Hooks
+
+
+# -- branches as where (cg.function(fn, where=True)) ----------------------------------------
+# A conditional whose sides are pure expressions (no calls but NumPy's, circuitgrad's, math's
+# and abs/min/max; no walrus, lambda, yield or await) is rewritten to select(c, lambda: a,
+# lambda: b): on a traced one-entry condition with sides of one shape it builds where(c, a, b),
+# the value of the side taken at every point; otherwise it is the branch, guarded.
+
+_PURE_ROOTS = frozenset({"np", "numpy", "cg", "circuitgrad", "math"})
+_PURE_BUILTINS = frozenset({"abs", "min", "max"})
+
+
+def _pure(node: Any) -> bool:
+    import ast
+
+    for n in ast.walk(node):
+        if isinstance(n, (ast.NamedExpr, ast.Lambda, ast.Yield, ast.YieldFrom, ast.Await,
+                          ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return False
+        if isinstance(n, ast.Call):
+            f = n.func
+            if isinstance(f, ast.Name):
+                if f.id not in _PURE_BUILTINS:
+                    return False
+                continue
+            while isinstance(f, ast.Attribute):
+                f = f.value
+            if not (isinstance(f, ast.Name) and f.id in _PURE_ROOTS):
+                return False
+    return True
+
+
+def select(c: Any, a: Callable[[], Any], b: Callable[[], Any]) -> Any:
+    """``a() if c else b()``, as ``where(c, a(), b())`` where that is the same value at every
+    point: a traced one-entry condition, sides of one shape (numbers are of shape ``()``)."""
+    if isinstance(c, Value) and c.builder.ops[c.id] != "const" and \
+            int(np.prod(c.shape)) == 1:
+        va, vb = a(), b()
+        shapes = [v.shape if isinstance(v, Value) else np.shape(v) for v in (va, vb)]
+        numeric = all(isinstance(v, (Value, int, float, np.number, np.ndarray)) and
+                      not isinstance(v, bool) for v in (va, vb))
+        if numeric and shapes[0] == shapes[1] and (
+                not isinstance(va, Value) or va.builder is c.builder) and (
+                not isinstance(vb, Value) or vb.builder is c.builder):
+            cond = c.reshape(()) if c.shape else c
+            return c.builder.apply("where", cond, va, vb)
+        return va if c else vb
+    return a() if c else b()
+
+
+def with_where(fn: Callable[..., Any]) -> tuple[Callable[..., Any], int]:
+    """``fn`` recompiled with its pure conditionals (``a if c else b``, and ``if c: v = a
+    else: v = b``) as :func:`select`, and how many were rewritten."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        raise CircuitError(f"function(where=True): the source of "
+                           f"{getattr(fn, '__name__', fn)!r} is not available, so its "
+                           "branches cannot be rewritten") from None
+    tree = ast.parse(source)
+    ast.increment_lineno(tree, fn.__code__.co_firstlineno - 1)  # (errors name fn's lines)
+    name = getattr(fn, "__name__", "")
+    if name == "<lambda>":
+        found = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)]
+        if len(found) != 1:
+            raise CircuitError("function(where=True): the lambda's line holds "
+                               f"{len(found)} lambdas; define the function with def")
+        target: Any = ast.Assign(targets=[ast.Name("__cg_fn", ast.Store())], value=found[0])
+    else:
+        found = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and
+                 n.name == name]
+        if len(found) != 1:
+            raise CircuitError(f"function(where=True): no single definition of {name!r} in "
+                               "its source")
+        target = found[0]
+        target.decorator_list = []
+    count = 0
+
+    def branch(c: Any, a: Any, b: Any) -> Any:
+        nonlocal count
+        count += 1
+        return ast.Call(ast.Name("__cg_select", ast.Load()), [
+            c, ast.Lambda(_no_args(), a), ast.Lambda(_no_args(), b)], [])
+
+    class Rewrite(ast.NodeTransformer):
+        def visit_IfExp(self, node: Any) -> Any:  # noqa: N802 - ast's name
+            self.generic_visit(node)
+            if all(_pure(n) for n in (node.test, node.body, node.orelse)):
+                return branch(node.test, node.body, node.orelse)
+            return node
+
+        def visit_If(self, node: Any) -> Any:  # noqa: N802
+            self.generic_visit(node)
+            one = [s for s in (node.body, node.orelse) if len(s) == 1 and isinstance(
+                s[0], ast.Assign) and len(s[0].targets) == 1 and isinstance(
+                s[0].targets[0], ast.Name)]
+            if len(one) == 2 and one[0][0].targets[0].id == one[1][0].targets[0].id and all(
+                    _pure(n) for n in (node.test, one[0][0].value, one[1][0].value)):
+                return ast.Assign([ast.Name(one[0][0].targets[0].id, ast.Store())],
+                                  branch(node.test, one[0][0].value, one[1][0].value))
+            return node
+
+    target = ast.fix_missing_locations(Rewrite().visit(ast.Module([target], [])))
+    space = dict(fn.__globals__)
+    for var, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        space[var] = cell.cell_contents
+    space["__cg_select"] = select
+    exec(compile(target, getattr(fn.__code__, "co_filename", "<where>"), "exec"), space)  # noqa: S102
+    new = space["__cg_fn" if name == "<lambda>" else name]
+    new.__defaults__, new.__kwdefaults__ = fn.__defaults__, fn.__kwdefaults__
+    return new, count
+
+
+def _no_args() -> Any:
+    import ast
+
+    return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[],
+                         kwarg=None, defaults=[])

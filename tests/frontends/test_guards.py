@@ -336,3 +336,40 @@ def test_shapes_let_a_first_call_be_a_batch_and_diagrams_show_the_guards():
     assert got.tolist() == [2.5, 0.5]
     dot = cg.to_dot(F.branches()[0]).source
     assert "guards, checked first" in dot and "bool(getitem" in dot
+
+
+def _smooth_branches(x, y):
+    r = x * y if x > y else x - y
+    if r > 0.5:
+        s = np.sin(r)
+    else:
+        s = r * r
+    return s + (x if y < 0.0 else y)
+
+
+def test_where_option_turns_pure_branches_into_one_circuit():
+    F = cg.function(_smooth_branches, where=True)
+    assert F.rewritten == 3
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-2, 2, (2, 30))
+    want = [_smooth_branches(np.float64(a), np.float64(b)) for a, b in zip(x, y)]
+    assert [F(a, b) for a, b in zip(x, y)] == want
+    assert len(F.branches()) == 1 and F.branches()[0].meta.get("guards") is None
+    assert F(x, y).tolist() == want
+    assert cg.grad(F, argnums=(0, 1))(2.0, 1.0) == (1.0 * np.cos(2.0), 2.0 * np.cos(2.0) + 1)
+
+
+def test_where_option_keeps_impure_or_reshaping_branches_guarded():
+    calls = []
+
+    def f(x):
+        a = x if x[0] > 0 else 0.0  # sides of different shapes: the branch, guarded
+        b = x * 2 if calls.append(1) is None and x[1] > 0 else x  # a call: not rewritten
+        return a + b
+
+    F = cg.function(f, where=True, shapes={"x": (2,)})
+    assert F.rewritten == 1
+    assert F(np.array([1.0, 2.0])).tolist() == [3.0, 6.0]
+    assert F.branches()[0].meta["guards"].kinds == ("truth", "truth")
+    with pytest.raises(cg.CircuitError, match="not available"):
+        cg.function(eval("lambda x: x"), where=True)
