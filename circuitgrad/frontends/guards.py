@@ -32,7 +32,7 @@ import numpy as np
 from ..builder import Builder
 from ..errors import CircuitError
 from ..guards import Guards, expected_text
-from ..primitives import compiled
+from ..primitives import PRIMITIVES, compiled
 from ..value import Value, user_line
 
 _SYMBOLS = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
@@ -95,22 +95,34 @@ def point_of(v: Value) -> Point | None:
     return p if p is not None and p.builder is v.builder else None
 
 
-def _text(b: Builder, i: int) -> str:
-    """A short text of node ``i``: ``x > 1.0``, ``x[0] + y``, ``v12``."""
-    def leaf(j: int) -> str:
-        if b.ops[j] == "input":
-            return b.params[j]
-        if b.ops[j] == "const" and not b.shapes[j]:
-            return repr(float(b.params[j]))
-        return b.names.get(j) or f"{b.ops[j]}(…)"
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
-    op = b.ops[i]
-    if op in _SYMBOLS and len(b.args[i]) == 2:
-        a, c = b.args[i]
-        return f"{leaf(a)} {_SYMBOLS[op]} {leaf(c)}"
+
+def _text(b: Builder, i: int, depth: int = 3) -> str:
+    """A short text of node ``i``, a few levels deep (bounded: no recursion on the circuit's
+    depth): ``x > 1.0``, ``(x[0] * y) < 10.0``, ``sin(…)``."""
+    op, args = b.ops[i], b.args[i]
+    if op == "input":
+        return b.params[i]
+    if op == "const":
+        return repr(float(b.params[i])) if not b.shapes[i] else "array"
+    if i in b.names:
+        return b.names[i]
+    if depth == 0:
+        return "…"
+
+    def t(j: int) -> str:
+        return _text(b, j, depth - 1)
+
+    if op in _SYMBOLS and len(args) == 2:
+        return f"{t(args[0])} {_SYMBOLS[op]} {t(args[1])}"
     if op == "logical_not":
-        return f"not {leaf(b.args[i][0])}"
-    return leaf(i)
+        return f"not {t(args[0])}"
+    if op in _INFIX and len(args) == 2:
+        return f"({t(args[0])} {_INFIX[op]} {t(args[1])})"
+    if op == "getitem" and len(args) == 1:
+        return t(args[0]) + PRIMITIVES[op].display(b.params[i])
+    return f"{op}({', '.join(t(a) for a in args)})"
 
 
 def _one_entry(v: Value, what: str) -> None:
