@@ -161,7 +161,7 @@ class _Derivative:
             results = _inline(point.builder, branch.circuit, leaves)
             _inline_guards(point, branch.circuit, leaves)
         else:
-            results = list(branch.run(*leaves))
+            results = list(branch.run_held(leaves))
         return self._shaped(results, wrt_trees, out_tree)
 
     def _made(self, args: tuple, trees: list, nums: tuple, at: bool = False) -> list:
@@ -231,6 +231,11 @@ class _Branch:
     def holds(self, leaves: Sequence[Any]) -> np.ndarray:
         """Where the branch's guards hold (bool, the batch shape of ``leaves``)."""
         return np.asarray(self.run.guards_hold(*leaves))
+
+    def run_held(self, leaves: Sequence[Any]) -> Any:
+        """The branch's outputs at ``leaves``, where :meth:`holds` has just said that every
+        guard holds (not computed twice)."""
+        return self.run._call(tuple(leaves), {}, False)
 
 
 class _Branches:
@@ -413,7 +418,7 @@ class Function:
         batch = _batch_of(have, shapes, getattr(self.fn, "__name__", "f"))
         if batch is None:
             branch = branches.at_point(flat)
-            return _result(branch, branch.run(*flat))
+            return _result(branch, branch.run_held(flat))
         groups, points = branches.on_batch(flat, shapes, batch)
         first = groups[0][0]
         for branch, _ in groups[1:]:
@@ -426,7 +431,7 @@ class Function:
         n = int(np.prod(batch))
         outs = [np.empty((n,) + first.circuit.shape(i)) for i in first.circuit.output_ids]
         for branch, mask in groups:
-            got = branch.run(*[v[mask] for v in points])
+            got = branch.run_held([v[mask] for v in points])
             got = [got] if len(outs) == 1 else list(got)
             for o, g in zip(outs, got):
                 o[mask] = g

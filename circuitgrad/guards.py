@@ -26,6 +26,7 @@ and passes that extend a circuit (``grad``, ``jvp``, ``hessian``, ``jacobian``) 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -54,6 +55,10 @@ class Guards:
         """What was decided, guard by guard (a branch's key)."""
         return tuple(zip(self.kinds, self.expected))
 
+    @functools.cached_property
+    def _point_ndims(self) -> tuple[int, ...]:
+        return tuple(len(self.circuit.shape(i)) for i in self.circuit.output_ids)
+
     @property
     def cuts_derivative(self) -> bool:
         """A ``float()`` guard replaced a value by its number: no derivative through it."""
@@ -66,8 +71,9 @@ class Guards:
         ok: Any = True
         for k, (kind, want) in enumerate(zip(self.kinds, self.expected)):
             v = np.asarray(values[k])
-            point = self.circuit.shape(self.circuit.output_ids[k])
-            v = v.reshape(v.shape[:v.ndim - len(point)])  # (a one-entry point: its entry)
+            point = self._point_ndims[k]
+            if point:
+                v = v.reshape(v.shape[:v.ndim - point])  # (a one-entry point: its entry)
             if kind == "truth":
                 hold = (v != 0) == bool(want)
             elif np.isnan(want):

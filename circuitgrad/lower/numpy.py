@@ -326,9 +326,13 @@ class NumpyFunction:
         return self._guards_at(values, batch)
 
     def _guards_at(self, values: list[Any], batch: tuple[int, ...]) -> np.ndarray:
-        out = self._guard_run(*[values[k] for k in self._guard_index])
-        outs = [out] if len(self._guards.kinds) == 1 else list(out)
-        return np.broadcast_to(self._guards.holds(outs), batch)
+        args = [values[k] for k in self._guard_index]
+        if all(isinstance(v, (np.ndarray, np.float64)) for v in args):
+            out = self._guard_run._run(*args)  # (bound already: the generated code itself)
+        else:
+            out = self._guard_run(*args)
+        holds = self._guards.holds([out] if len(self._guards.kinds) == 1 else list(out))
+        return holds if holds.shape == batch else np.broadcast_to(holds, batch)
 
     def _check_guards(self, values: list[Any], batch: tuple[int, ...]) -> None:
         holds = self._guards_at(values, batch)
@@ -346,8 +350,13 @@ class NumpyFunction:
             "(docs/tracing.md, \"Branches\")")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(args, kwargs, True)
+
+    def _call(self, args: tuple, kwargs: dict, check: bool) -> Any:
+        """The call; ``check=False`` only where the caller has just found that the guards
+        hold at these inputs (cg.function's branches)."""
         values, batch, foreign = self._bind(args, kwargs)
-        if self._guards is not None:
+        if check and self._guards is not None:
             self._check_guards(values, batch)
         if foreign:
             return self._call_on(values, batch, foreign)
