@@ -33,6 +33,8 @@ def _expr(draw, depth=2, smooth=False):
         forms = [f.replace("min(", "_min(").replace("max(", "_max(") for f in forms]
     else:
         forms.append("abs({})")
+    if draw(st.integers(0, 4)) == 0:  # a conditional expression
+        return f"({a} if {draw(_condition(0))} else {b})"
     form = draw(st.sampled_from(forms))
     return form.format(a, b) if form.count("{}") == 2 else form.format(a)
 
@@ -373,3 +375,38 @@ def test_where_option_keeps_impure_or_reshaping_branches_guarded():
     assert F.branches()[0].meta["guards"].kinds == ("truth", "truth")
     with pytest.raises(cg.CircuitError, match="not available"):
         cg.function(eval("lambda x: x"), where=True)
+
+
+@_SETTINGS
+@given(programs(), _POINTS)
+def test_random_programs_with_branches_as_where_give_python_s_values(source, points):
+    import linecache
+
+    source = source.replace("_d(", "(").replace("_i(", "int(")
+    filename = f"<guards-where-{next(_SOURCES)}>"
+    lines = [line + "\n" for line in source.splitlines()]
+    linecache.cache[filename] = (len(source), None, lines, filename)  # (inspect.getsource)
+    space = {"np": np}
+    exec(compile(source, filename, "exec"), space)  # noqa: S102 - the test's own program
+    f = space["f"]
+    F = cg.function(f, where=True)
+    _REWRITTEN.append(F.rewritten)
+    singles = []
+    for x, y in points:
+        with np.errstate(all="ignore"):
+            want = f(np.float64(x), np.float64(y))
+        got = F(x, y)
+        singles.append(got)
+        assert np.isclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True), source
+    xs, ys = np.array(points).T
+    assert np.array_equal(F(xs, ys).view(np.int64), np.array(singles).view(np.int64)), source
+
+
+_SOURCES = iter(range(10**9))
+_REWRITTEN: list[int] = []  # conditionals rewritten as where, per program
+
+
+def test_some_random_branches_became_where():
+    # (runs after the where test: its programs had branches rewritten, not only guarded)
+    if _REWRITTEN:
+        assert sum(_REWRITTEN) > 0, _REWRITTEN
