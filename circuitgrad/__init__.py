@@ -28,7 +28,7 @@ from . import ops as _ops
 from .ops import *  # noqa: F403 - the table's functions, ops.__all__ (checked against it)
 from .primitives import PRIMITIVES
 from .transforms import hessian_sparsity, hvp, jacobian_sparsity, jvp, scalarize, simplify
-from .functions import grad, hessian, jacobian  # circuits, and Python functions
+from .functions import Function, function, grad, hessian, jacobian  # (and Python functions)
 
 __version__ = "0.1.0"
 
@@ -38,7 +38,8 @@ __all__ = [
     "parse", "trace", "scan", "fori_loop", "from_sympy", "to_sympy", "to_numpy", "NumpyFunction",
     "grad",
     "to_dot", "render", "to_html",
-    "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "jacobian_sparsity",
+    "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "function", "Function",
+    "jacobian_sparsity",
     "hessian_sparsity",
     "to_tape", "TapeFunction", "to_c", "CFunction", "to_fused", "FusedFunction",
     "to_json", "from_json",

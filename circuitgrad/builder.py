@@ -69,6 +69,9 @@ class Builder:
         self._keys: dict[tuple, int] = {}
         self._folded: dict[tuple, int] = {}  # (op, constant ids, params) -> the folded constant
         self._named: set[str] | None = None  # the names given, made on first need
+        # The guards of a circuit traced at a point hold for what a pass builds on it
+        # (circuitgrad/guards.py): finish carries them.
+        self.guards = None if base is None else base.meta.get("guards")
         if base is not None:
             self.ops, self.args = list(base._ops), list(base._args)
             self.params, self.shapes = list(base._params), list(base._shapes)
@@ -321,6 +324,8 @@ class Builder:
             shapes = self.shapes[:first] + list(compress(self.shapes[first:], rest))
         names = {new_id[i]: s for i, s in self.names.items() if live[i]}
         meta = dict(meta or {})
+        if self.guards is not None:
+            meta.setdefault("guards", self.guards)
         for boundary in ("forward_count", "tangent_count"):  # first ids of a pass's nodes
             if boundary in meta:
                 meta[boundary] = sum(live[: meta[boundary]])

@@ -124,7 +124,7 @@ META_KEYS = frozenset({
     "forward_count", "tangent_count", "adjoint_of", "delta_of", "gradient_of", "hessian_of",
     "hvp_of", "jacobian_of", "wrt", "tangent_inputs", "mode", "sweeps", "sparse", "coloring",
     "csr_outputs",
-    "lines"})
+    "lines", "guards"})
 
 class Circuit:
     """An immutable circuit: inputs, operation nodes, named outputs.
@@ -332,6 +332,10 @@ class Circuit:
         if len(self._inputs) > 1:  # positional calls take this order, not the user's
             head += (f"\npositional order: f({', '.join(self._inputs)}) (inputs in order of "
                      "first use; call with keywords to be explicit)")
+        guards = self._meta.get("guards")
+        if guards is not None:  # the branch this circuit is, traced at a point
+            head += "\nguards (checked first; the circuit holds where all do):\n" + "\n".join(
+                "  " + guards.describe(k) for k in range(len(guards.kinds)))
         text = _DISPLAY.get("text")
         return head if text is None else head + "\n" + text(self)
 

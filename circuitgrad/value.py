@@ -31,7 +31,8 @@ class Value:
     Python's operators build nodes (``+ - * / ** @``, unary ``-``, ``.T``); comparisons
     (``< <= > >= == !=``) and ``& | ~`` build masks (1.0 where true, 0.0 elsewhere), for
     ``cg.where``; NumPy ufuncs such as ``np.sin`` work too. A Value has no truth value:
-    control flow that depends on data (``if x > 0:``) cannot be traced.
+    control flow that depends on data (``if x > 0:``) cannot be traced, except at a point
+    (``cg.trace(f, at=x0)``, ``cg.function(f)``), where it takes the point's branch, guarded.
 
         >>> import circuitgrad as cg
         >>> cg.trace(lambda x, y: (x + 1) * y).size
@@ -241,27 +242,44 @@ class Value:
     __hash__ = object.__hash__
 
     # -- what a traced value is not: each of these is a clear error at the user's line --------
+    # A trace at a point (cg.trace(fn, at=...), cg.function: frontends/guards.py) installs
+    # ``guards``: there bool/int/float/index take the point's value and record a guard.
+    guards: Any = None
+
     def __bool__(self):
         if self.builder.ops[self.id] == "const":  # a constant has its number, exactly
             return bool(self.__array__())
+        taken = None if Value.guards is None else Value.guards.truth(self)
+        if taken is not None:
+            return taken
         raise CircuitError(
             "a traced value has no truth value: control flow that depends on data cannot be "
-            "traced (write cg.where(x > 0, a, b) instead of if/else; a comparison of traced "
-            "values is a mask, 1.0 where it holds)" + user_line())
+            "traced without a point (write cg.where(x > 0, a, b) instead of if/else, or trace "
+            "at a point, cg.trace(f, at=x0) or cg.function(f), to take the branch the point "
+            "takes, guarded: docs/tracing.md, \"Branches\"; a comparison of traced values is "
+            "a mask, 1.0 where it holds)" + user_line())
 
     def _number(self, *_):
         raise CircuitError("a traced value has no number yet: it is a node of the circuit "
                            "(float(), int() and math.* functions need numbers; use cg.sin, "
-                           "np.sin ... on traced values)" + user_line())
+                           "np.sin ... on traced values; int(x) and float(x) take the value "
+                           "at a trace point, cg.trace(f, at=x0) or cg.function(f): "
+                           "docs/tracing.md, \"Branches\")" + user_line())
 
-    def _const(name: str) -> Any:  # noqa: N805 - a constant's number is its array's
+    def _const(name: str, hook: str | None = None) -> Any:  # noqa: N805
         def number(self, *args):
-            if self.builder.ops[self.id] == "const":
+            if self.builder.ops[self.id] == "const":  # a constant's number is its array's
                 return getattr(self.__array__(), name)(*args)
+            if hook is not None and Value.guards is not None:
+                got = getattr(Value.guards, hook)(self, *(
+                    ("operator.index()",) if name == "__index__" else ()))
+                if got is not None:
+                    return got
             return self._number()
         return number
 
-    __float__, __int__, __index__ = _const("__float__"), _const("__int__"), _const("__index__")
+    __float__ = _const("__float__", "number")
+    __int__, __index__ = _const("__int__", "integer"), _const("__index__", "integer")
     __complex__, item, tolist = _const("__complex__"), _const("item"), _const("tolist")
     del _const
 

@@ -35,11 +35,11 @@ import numpy as np
 from ..builder import Builder
 from ..value import Value, traceback_line
 from ..errors import CircuitError, ShapeError
-from . import pytree
+from . import guards, pytree
 
 
 def trace(fn: Callable[..., Any] | None = None, *,
-          shapes: dict[str, Any] | None = None, lines: bool = False) -> Any:
+          shapes: dict[str, Any] | None = None, lines: bool = False, at: Any = None) -> Any:
     """Trace ``fn`` into a :class:`Circuit`; the inputs are its positional parameters, in
     their order. A parameter with a default value (``def rastrigin(x, A=10)``) keeps its
     default, a constant of the circuit, unless ``shapes`` names it.
@@ -56,6 +56,13 @@ def trace(fn: Callable[..., Any] | None = None, *,
             ``meta["lines"]`` (``"model.py:12 in f"``), by which the viewer
             (:func:`~circuitgrad.to_html`) groups the nodes; it makes tracing about 1.5 times
             slower, so it is off by default.
+        at: a point to trace at: the arguments' values (a dict by parameter name, a tuple of
+            the positional arguments, or the one argument of a one-parameter function; numbers,
+            arrays or containers of them), which also give the inputs' shapes. ``if``,
+            ``while``, ``and``/``or``, ``min``/``max``, ``int()`` and ``float()`` of traced
+            values then take the branch the point takes, each decision recorded as a guard
+            (``meta["guards"]``, checked first by every lowering: docs/tracing.md,
+            "Branches"; :func:`circuitgrad.function` re-traces where one fails).
 
     Returns:
         The circuit. ``fn`` may return one value (output ``f``), a tuple (``f0``, ``f1`` ...)
@@ -72,13 +79,19 @@ def trace(fn: Callable[..., Any] | None = None, *,
     {'w': (3,), 'x': ()}
     """
     if fn is None:
-        return lambda f: trace(f, shapes=shapes, lines=lines)
+        return lambda f: trace(f, shapes=shapes, lines=lines, at=at)
     if not callable(fn):
         raise CircuitError(f"trace needs a function, got {type(fn).__name__}")
     if shapes is not None and not isinstance(shapes, dict):
         raise CircuitError(f"trace: shapes must be a dict of input names to shapes, like "
                            f"shapes={{'x': (3,)}}, got a {type(shapes).__name__}: {shapes!r}",
                            argument="shapes")
+    point_values: dict[str, np.ndarray] | None = None
+    if at is not None:
+        if shapes:
+            raise CircuitError("trace: give at= (whose values give the shapes) or shapes=, "
+                               "not both", argument="shapes")
+        shapes, point_values = _point(fn, at)
     trees, shapes = _input_trees(shapes or {})
     names, defaults = [], {}
     for p in inspect.signature(fn).parameters.values():
@@ -112,6 +125,10 @@ def trace(fn: Callable[..., Any] | None = None, *,
             for p in inspect.signature(fn).parameters
             if p in inputs or p in defaults]
     token = TRACING.set(b)
+    point = None
+    if point_values is not None:
+        point = guards.Point(b, {b.inputs[n]: v for n, v in point_values.items()})
+    point_token = guards.POINT.set(point)
     try:
         result = fn(*args)
     except CircuitError as e:  # name the user's line, where the error does not yet
@@ -129,14 +146,65 @@ def trace(fn: Callable[..., Any] | None = None, *,
                            "cg.where, or make the array with circuitgrad.numpy.zeros: "
                            "docs/tracing.md)" + traceback_line(e.__traceback__)) from None
     finally:
+        guards.POINT.reset(point_token)
         TRACING.reset(token)
     outputs = output_leaves(result)
     if not outputs:
         raise CircuitError("trace: the function returned no outputs")
     out = [(str(name), _node(b, name, r)) for name, r in outputs]
+    meta: dict[str, Any] = {}
+    guarded = point.finish(leaf_names) if point is not None else None
+    if guarded is not None:
+        meta["guards"] = guarded
     if isinstance(b, _LineBuilder):
-        return b.finish(out, inputs=leaf_names, meta={"lines": b.kept_lines(out, leaf_names)})
-    return b.finish(out, inputs=leaf_names)
+        meta["lines"] = b.kept_lines(out, leaf_names)
+    return b.finish(out, inputs=leaf_names, meta=meta or None)
+
+
+def _point(fn: Callable[..., Any], at: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``at=`` as ``shapes=`` (example arrays) and the values of the inputs by name."""
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if isinstance(at, dict):
+        given = dict(at)
+    elif isinstance(at, tuple) and not hasattr(type(at), "_fields"):
+        given = {p.name: v for p, v in zip(params, at)}
+        if len(at) > len(params):
+            raise CircuitError(f"trace: at= gives {len(at)} arguments; "
+                               f"{getattr(fn, '__name__', 'fn')} takes {len(params)}",
+                               argument="at")
+    elif len([p for p in params if p.default is p.empty]) == 1 or len(params) == 1:
+        given = {params[0].name: at}
+    else:
+        raise CircuitError("trace: at= for a function of several parameters is a dict by "
+                           "name or a tuple of the arguments", argument="at")
+    names = {p.name for p in params}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise CircuitError(f"trace: at= gives {unknown}, which are not parameters of "
+                           f"{getattr(fn, '__name__', 'fn')}", argument="at")
+    missing = [p.name for p in params if p.name not in given and p.default is p.empty]
+    if missing:
+        raise CircuitError(f"trace: at= gives no value for parameter(s) {missing}",
+                           argument="at")
+    shapes, values = {}, {}
+    for n, v in given.items():
+        leaves, tree = pytree.flatten(v, n)
+        arrays = []
+        for leaf_name, leaf in leaves:
+            if isinstance(leaf, Value):
+                raise CircuitError("trace: at= must hold numbers or arrays, not traced values",
+                                   argument="at")
+            try:
+                a = np.asarray(leaf, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise CircuitError(f"trace: at= gives {leaf_name!r} as "
+                                   f"{type(leaf).__name__}, not a number or array of numbers",
+                                   argument="at") from None
+            arrays.append(a)
+            values[leaf_name] = a
+        shapes[n] = arrays[0] if tree == pytree.LEAF else pytree.unflatten(tree, arrays)
+    return shapes, values
 
 
 TRACING: contextvars.ContextVar[Builder | None] = contextvars.ContextVar(

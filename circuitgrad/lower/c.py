@@ -95,6 +95,7 @@ from typing import Any
 
 import numpy as np
 
+from ..guards import refuse_guarded
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from ..transforms.scalarize import scalar_size
@@ -410,6 +411,7 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
     -inf
     """
     c = as_circuit(c, "to_c")
+    refuse_guarded(c, "to_c")
     if fused is None:
         tensor = any(c.shape(i) for i in range(len(c)))
         fused = tensor and scalar_size(c) > SCALAR_LIMIT

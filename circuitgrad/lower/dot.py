@@ -747,6 +747,13 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
             d.node(name, label, _attributes=attrs)
     for tail, head, attrs in drawing.edges() + out_edges:
         d.edge(tail, head, _attributes=attrs)
+    guards = c.meta.get("guards")
+    if guards is not None:  # the branch this circuit is: its guards, checked first
+        text = "\\l".join(["guards, checked first (the circuit holds where all do):"] + [
+            guards.describe(k).replace("\\", "\\\\").replace('"', '\\"')
+            for k in range(len(guards.kinds))]) + "\\l"
+        d.node("guards", text, _attributes=[("shape", "note"), ("fontsize", "10"),
+                                            ("style", "filled"), ("fillcolor", "#fef3c7")])
     if drawing.adjoint and len(c.outputs) > 1 and c.inputs:
         # Anchor the adjoint pass under the forward pass: its first gradient one step right
         # of the first input (the two parts share no edge: the adjoint reads references).

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..guards import refuse_guarded
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
@@ -592,6 +593,7 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
             groups stay NumPy calls: a kernel call costs ~10 µs, NumPy's on a small array ~1).
     """
     c = as_circuit(c, "to_fused")
+    refuse_guarded(c, "to_fused")
     with no_gc():
         return FusedFunction(c, name, opt, timeout, csr, min_entries)
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..guards import refuse_guarded
 from ..circuit import Circuit, as_circuit
 from ..errors import CircuitError
 
@@ -118,6 +119,7 @@ def to_json(c: Circuit, path: str | os.PathLike | None = None) -> str:
     ('z',)
     """
     c = as_circuit(c, "to_json")
+    refuse_guarded(c, "to_json")
     nodes = []
     for i, op, args, params, shape in c.records():
         record: dict[str, Any] = {"op": op}

@@ -272,6 +272,12 @@ class NumpyFunction:
         self._input_shapes = [circuit.shape(i) for i in circuit.input_ids]
         self._output_shapes = [circuit.shape(i) for i in circuit.output_ids]
         self._Outputs = outputs(circuit.outputs) if len(circuit.outputs) > 1 else None
+        # A circuit traced at a point holds where its guards do (circuitgrad/guards.py):
+        # they are computed and checked first, on every call.
+        self._guards = circuit.meta.get("guards")
+        if self._guards is not None:
+            self._guard_run = NumpyFunction(self._guards.circuit, f"{name}_guards")
+            self._guard_index = [self.inputs.index(n) for n in self._guards.circuit.inputs]
         self._source: str | None = None
         self._code: Any = None
         self._namespace: dict[str, Any] = {}
@@ -316,13 +322,59 @@ class NumpyFunction:
 
     @property
     def source(self) -> str:
-        """The generated Python source (made on first access for interpreted circuits)."""
+        """The generated Python source (made on first access for interpreted circuits); a
+        circuit with guards shows their function first."""
         if self._source is None:
             self._source = numpy_source(self.circuit, self._name)[0]
-        return self._source
+        if self._guards is None:
+            return self._source
+        g = self._guards
+        checks = "\n".join(f"#   {g.describe(k)}" for k in range(len(g.kinds)))
+        return (f"{self._guard_run.source}\n\n# checked first, on every call: {self._name} is "
+                f"the function where each {self._name}_guards output is as traced\n"
+                f"{checks}\n{self._source}")
+
+    def guards_hold(self, *args: Any, **kwargs: Any) -> Any:
+        """Where the circuit's guards hold (a bool array of the batch shape; True where the
+        circuit has none)."""
+        values, batch, _ = self._bind(args, kwargs)
+        if self._guards is None:
+            return np.ones(batch, dtype=bool)
+        return self._guards_at(values, batch)
+
+    def _guards_at(self, values: list[Any], batch: tuple[int, ...]) -> np.ndarray:
+        args = [values[k] for k in self._guard_index]
+        if all(isinstance(v, (np.ndarray, np.float64)) for v in args):
+            out = self._guard_run._run(*args)  # (bound already: the generated code itself)
+        else:
+            out = self._guard_run(*args)
+        holds = self._guards.holds([out] if len(self._guards.kinds) == 1 else list(out))
+        return holds if holds.shape == batch else np.broadcast_to(holds, batch)
+
+    def _check_guards(self, values: list[Any], batch: tuple[int, ...]) -> None:
+        holds = self._guards_at(values, batch)
+        if holds.all():
+            return
+        out = self._guard_run(*[values[k] for k in self._guard_index])
+        k = self._guards.failed([out] if len(self._guards.kinds) == 1 else list(out))
+        where = "this point" if not batch else (
+            f"point {tuple(int(i) for i in np.unravel_index(int(np.argmin(holds)), batch))} "
+            "of the batch")
+        raise CircuitError(
+            f"{self._name}(): guard {self._guards.describe(k if k is not None else 0)} does "
+            f"not hold at {where}: the circuit is the branch its trace took, and the "
+            "function takes another here; cg.function(f) traces the branch of every point "
+            "(docs/tracing.md, \"Branches\")")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(args, kwargs, True)
+
+    def _call(self, args: tuple, kwargs: dict, check: bool) -> Any:
+        """The call; ``check=False`` only where the caller has just found that the guards
+        hold at these inputs (cg.function's branches)."""
         values, batch, foreign = self._bind(args, kwargs)
+        if check and self._guards is not None:
+            self._check_guards(values, batch)
         if foreign:
             return self._call_on(values, batch, foreign)
         result = self._run(*values)

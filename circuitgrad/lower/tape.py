@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..guards import refuse_guarded
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from .program import (  # noqa: F401  (the names that lived here stay importable)
@@ -111,5 +112,6 @@ def to_tape(c: Circuit, name: str = "f", csr: bool = True) -> TapeFunction:
     0.5
     """
     c = as_circuit(c, "to_tape")
+    refuse_guarded(c, "to_tape")
     with no_gc():
         return TapeFunction(c, name, csr)

@@ -55,6 +55,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..guards import refuse_cut_derivative
 from ..circuit import Circuit, LEAVES, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
@@ -120,6 +121,7 @@ def grad(c: Circuit, wrt: str | Sequence[str] | None = None,
     -6.0
     """
     c = as_circuit(c, "grad")
+    refuse_cut_derivative(c, "grad")
     # Loops keep their carries (or checkpoints) for their adjoint loops: transforms/loops.py.
     c = saving_carries(c, checkpoints)
     with no_gc():

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..guards import refuse_cut_derivative
 from ..circuit import Circuit, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
@@ -56,6 +57,7 @@ def hvp(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | None =
     [4.0, 6.0]
     """
     c = as_circuit(c, "hvp")
+    refuse_cut_derivative(c, "hvp")
     wrt = pick_inputs(c, wrt)
     g = grad(c, wrt=wrt, output=output)
     with no_gc():
@@ -117,6 +119,7 @@ def hessian(c: Circuit, wrt: str | Sequence[str] | None = None, output: str | No
     (('J', 'dJ', 'd2J'), [[4.0, 6.0], [6.0, 0.0]])
     """
     c = as_circuit(c, "hessian")
+    refuse_cut_derivative(c, "hessian")
     if sparse:
         from .jacobian import sparse_hessian
 

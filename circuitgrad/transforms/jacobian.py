@@ -49,6 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..guards import refuse_cut_derivative
 from ..circuit import Circuit, as_circuit, no_gc
 from ..builder import Builder
 from ..csr import CSR_META, csr_layouts, csr_matrix
@@ -122,6 +123,7 @@ def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
     ([[3.0, 0.0], [0.0, 3.0]], [1.0, 2.0])
     """
     c = as_circuit(c, "jacobian")
+    refuse_cut_derivative(c, "jacobian")
     wrt = pick_inputs(c, wrt)
     outs = pick_outputs(c, outputs)
     if mode not in MODES:
@@ -338,6 +340,7 @@ def sparse_hessian(c: Circuit, wrt: str | Sequence[str] | None = None,
     from .grad import grad
 
     c = as_circuit(c, "hessian")
+    refuse_cut_derivative(c, "hessian")
     out_name, _ = pick_output(c, output)
     wrt = pick_inputs(c, wrt)
     g = grad(c, wrt=wrt, output=output)

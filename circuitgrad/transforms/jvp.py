@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..guards import refuse_cut_derivative
 from ..circuit import Circuit, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
@@ -82,6 +83,7 @@ def jvp(c: Circuit, tangents: dict[str, str] | None = None, simplify: bool = Tru
     (('x', 'x_dot'), ('f', 'f_dot'), 6.0)
     """
     c = as_circuit(c, "jvp")
+    refuse_cut_derivative(c, "jvp")
     if tangents is None:
         tangents = {}
         taken = set(c.inputs) | set(c.outputs)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..guards import refuse_guarded
 from ..circuit import Circuit, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
@@ -49,6 +50,7 @@ def scalarize(c: Circuit) -> Circuit:
         # (a reduction of no entries would be a fold of nothing: refused, never guessed)
         raise CircuitError(f"scalarize: node %{empty} ({c.op(empty)}) has the empty shape "
                            f"{c.shape(empty)}, which has no entries to expand")
+    refuse_guarded(c, "scalarize")  # (the guards take the tensor inputs)
     with no_gc():
         return _scalarize(c)
 
