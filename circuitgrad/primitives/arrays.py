@@ -210,6 +210,19 @@ def _prod_others(xp: Any, x: Any, axis: tuple[int, ...], *vs: Any) -> Any:
     return xp.moveaxis(out, tuple(range(-k, 0)), axis)
 
 
+def _linalg(name: str) -> Callable[..., Any]:
+    def apply(xp: Any, *args: Any) -> Any:
+        return getattr(xp.linalg, name)(*args)
+
+    return apply
+
+
+def _solve_triangular(xp: Any, a: Any, b: Any, lower: bool) -> Any:
+    # The triangle A is read from, solved as a general matrix (the standard has no
+    # triangular solve).
+    return xp.linalg.solve(xp.tril(a) if lower else xp.triu(a), b)
+
+
 # -- the standard runtime (_cg): joins, takes and scatters with batch axes --------------------
 
 def _device(x: Any) -> Any:
@@ -428,6 +441,12 @@ HELPERS: dict[str, dict[str, Any]] = {
     "log_softmax": {"numpy": "special.log_softmax", "standard": _log_softmax},
     "norm": {"numpy": "special.norm", "standard": _norm},
     "prod_others": {"numpy": "special.prod_others", "standard": _prod_others},
+    # Linear algebra (primitives/linalg.py): the standard's linalg extension; NumPy's column
+    # gives nan at the points where LAPACK fails (a singular matrix) instead of raising.
+    "solve": {"numpy": "special.solve", "standard": _linalg("solve")},
+    "inv": {"numpy": "special.inv", "standard": _linalg("inv")},
+    "cholesky": {"numpy": "special.cholesky", "standard": _linalg("cholesky")},
+    "solve_triangular": {"numpy": "special.solve_triangular", "standard": _solve_triangular},
 }
 """``_sp.NAME`` for each library: ``"module:function"`` (the library's own, imported on first
 use), a function of ``xp`` written in standard ops (the ``standard`` column), or None (no way:
