@@ -453,15 +453,14 @@ def _scipy_linalg_caller() -> tuple[str, str] | None:
     frame, found = sys._getframe(2), None
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module.startswith("scipy.linalg"):
+        if module.startswith("scipy."):
             name = frame.f_code.co_name
             wrapped = frame.f_locals.get("f") if name == "wrapper" else None
             name = getattr(wrapped, "__name__", name)
+            module = getattr(wrapped, "__module__", None) or module
             public = ".".join(p for p in module.split(".") if not p.startswith("_"))
-            if not name.startswith("_"):
-                module = getattr(wrapped, "__module__", None) or public
-                found = (".".join(p for p in module.split(".") if not p.startswith("_"))
-                         + f".{name}", frame.f_back)
+            if public.startswith("scipy.linalg") and not name.startswith("_"):
+                found = (f"{public}.{name}", frame.f_back)
         frame = frame.f_back
     if found is None:
         return None

@@ -80,11 +80,14 @@ def _slogdet(func: Any, args: tuple, kwargs: dict) -> Any:
 def _cholesky(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "upper": (False, True)})
     (a,) = _real(func, bound["a"])
-    factor = a.builder.apply("cholesky", a)
-    return _mT(factor) if bound.get("upper") else factor
+    if bound.get("upper"):  # LAPACK's U of A's upper triangle: Lᵀ of Aᵀ's lower one
+        return _mT(a.builder.apply("cholesky", _mT(a)))
+    return a.builder.apply("cholesky", a)
 
 
 def _eigh(func: Any, args: tuple, kwargs: dict) -> Any:
+    # Only UPLO='L': LAPACK's eigenvectors of the upper triangle may differ in sign from those
+    # of the same symmetric matrix read from the lower one (eigvalsh takes 'U': no signs).
     bound = bind(func, args, kwargs, {"a": None, "UPLO": ("L",)})
     (a,) = _real(func, bound["a"])
     b = a.builder
@@ -95,7 +98,8 @@ def _eigvalsh(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "UPLO": ("L", "U")})
     (a,) = _real(func, bound["a"])
     # The upper triangle of A is the lower one of Aᵀ: the same symmetric matrix.
-    return a.builder.apply("eigvalsh", _mT(a) if bound.get("UPLO") == "U" else a)
+    return a.builder.apply("eigvalsh", _mT(_square(func, a)) if bound.get("UPLO") == "U"
+                           else a)
 
 
 def _svd(func: Any, args: tuple, kwargs: dict) -> Any:
