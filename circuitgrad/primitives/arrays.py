@@ -217,7 +217,7 @@ def _linalg(name: str) -> Callable[..., Any]:
     return apply
 
 
-def _solve_triangular(xp: Any, a: Any, b: Any, lower: bool) -> Any:
+def _solve_triangular(xp: Any, a: Any, b: Any, lower: bool = False) -> Any:
     # The triangle A is read from, solved as a general matrix (the standard has no
     # triangular solve).
     return xp.linalg.solve(xp.tril(a) if lower else xp.triu(a), b)

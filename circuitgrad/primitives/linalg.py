@@ -256,7 +256,7 @@ def _cholesky_jvp(tangents: tuple, out: Any, a: Any) -> Any:
     return _mm(out, y * _mask(out.shape[-1], "phi"))
 
 
-def _triangular_vjp(bar: Any, out: Any, a: Any, b: Any, lower: bool) -> tuple:
+def _triangular_vjp(bar: Any, out: Any, a: Any, b: Any, lower: bool = False) -> tuple:
     tri = _mask(a.shape[-1], "lower" if lower else "upper", -1.0)
     if len(b.shape) == 1:
         b_bar = _solve_vector("solve_triangular", _mT(a), bar, lower=not lower)
@@ -265,7 +265,7 @@ def _triangular_vjp(bar: Any, out: Any, a: Any, b: Any, lower: bool) -> tuple:
     return _mm(b_bar, _mT(out)) * tri, b_bar
 
 
-def _triangular_jvp(tangents: tuple, out: Any, a: Any, b: Any, lower: bool) -> Any:
+def _triangular_jvp(tangents: tuple, out: Any, a: Any, b: Any, lower: bool = False) -> Any:
     ta, tb = tangents
     vector = len(b.shape) == 1
     rhs = tb
@@ -390,7 +390,7 @@ def _svd_vh_jvp(tangents: tuple, out: Any, a: Any) -> Any:
     return _mT(dv)
 
 
-def _pinv_vjp(bar: Any, out: Any, a: Any, rtol: float) -> tuple:
+def _pinv_vjp(bar: Any, out: Any, a: Any, rtol: float = 1e-15) -> tuple:
     # Golub & Pereyra's derivative of Y = A⁺ (where A's rank is locally constant), transposed:
     # Ā = −YᵀȲYᵀ + (I − AY)ȲᵀYYᵀ + YᵀYȲᵀ(I − YA).
     m, n = a.shape[-2:]
@@ -401,7 +401,7 @@ def _pinv_vjp(bar: Any, out: Any, a: Any, rtol: float) -> tuple:
     return (first + second + third,)
 
 
-def _pinv_jvp(tangents: tuple, out: Any, a: Any, rtol: float) -> Any:
+def _pinv_jvp(tangents: tuple, out: Any, a: Any, rtol: float = 1e-15) -> Any:
     # Ẏ = −YȦY + YYᵀȦᵀ(I − AY) + (I − YA)ȦᵀYᵀY.
     (t,) = tangents
     if t is None:
@@ -472,7 +472,11 @@ def _qr_r_jvp(tangents: tuple, out: Any, a: Any) -> Any:
     return _mm(c - omega, r)
 
 
-def _pinv_shape(a: Shape, rtol: float) -> Shape:
+def _pinv_template(a: str, shapes: tuple[Shape, ...], rtol: float = 1e-15) -> str:
+    return f"xp.linalg.pinv({a}, rtol={float(rtol)!r})"  # (NumPy's default rcond: 1e-15)
+
+
+def _pinv_shape(a: Shape, rtol: float = 1e-15) -> Shape:
     m, n = _matrix("pinv", a)[-2:]
     return tuple(a[:-2]) + (n, m)
 
@@ -541,7 +545,7 @@ RECORDS: list[Primitive] = [
     _record("svd_vh", 1, "xp.linalg.svd({0}, full_matrices=False)[2]", "Vᴴ", 3,
             vjp=_svd_vh_vjp, jvp=_svd_vh_jvp, internal=True, shape=_svd_shape("vh"),
             cases=(((3, 2),), ((2, 3),))),
-    _record("pinv", 1, "xp.linalg.pinv({0}, rtol={rtol})", "A⁺", 3, numpy=("linalg.pinv",),
+    _record("pinv", 1, _pinv_template, "A⁺", 3, numpy=("linalg.pinv",),
             params=("rtol",), example={"rtol": 1e-15},
             vjp=_pinv_vjp, jvp=_pinv_jvp, shape=_pinv_shape, cases=(((3, 2),), ((2, 3),))),
     _record("qr_q", 1, "xp.linalg.qr({0})[0]", "Q", 3,

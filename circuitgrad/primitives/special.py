@@ -353,7 +353,7 @@ def cholesky(a: Any) -> Any:
     return _nan_where_singular(np.linalg.cholesky, a)
 
 
-def solve_triangular(a: Any, b: Any, lower: bool) -> Any:
+def solve_triangular(a: Any, b: Any, lower: bool = False) -> Any:
     """A⁻¹ b reading only A's lower (or upper) triangle: scipy.linalg's, batched."""
     import scipy.linalg
 
