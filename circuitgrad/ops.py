@@ -704,7 +704,7 @@ def solve_triangular(a: Any, b: Any, lower: bool = False) -> Any:
     >>> solve_triangular([[2.0, 0.0], [1.0, 1.0]], [2.0, 3.0], lower=True).tolist()
     [1.0, 2.0]
     """
-    return _apply("solve_triangular", a, b, lower=bool(lower))
+    return _apply("solve_triangular", a, b, lower=int(bool(lower)))  # (an int: JSON saves it)
 
 
 def cho_factor(a: Any, lower: bool = False) -> tuple[Any, bool]:
@@ -763,7 +763,8 @@ def pinv(a: Any, rtol: float = 1e-15) -> Any:
     >>> pinv([[2.0, 0.0], [0.0, 0.0]]).tolist()
     [[0.5, 0.0], [0.0, 0.0]]
     """
-    return _apply("pinv", a, rtol=float(rtol))
+    # NumPy's default cutoff is the record's own (no param: a circuit JSON can save)
+    return _apply("pinv", a) if float(rtol) == 1e-15 else _apply("pinv", a, rtol=float(rtol))
 
 
 COMPOSITIONS: dict[str, tuple[str, ...]] = {

@@ -292,7 +292,7 @@ SPECS = {
     "slogdet_sign": spec(lambda a: np.sign(np.prod(np.linalg.eigvals(a)).real), (-GENERAL,)),
     "cholesky": spec(lambda a: scipy.linalg.cholesky(a, lower=True), (SPD,)),
     "solve_triangular": spec(lambda a, b: np.linalg.solve(np.triu(a), b), (GENERAL, REALS[:3]),
-                             {"lower": False}),
+                             {"lower": 0}),
     "eigvalsh": spec(lambda a: np.sort(np.linalg.eigvals(a).real), (SPD,)),
     "eigh_vectors": spec(lambda a: scipy.linalg.eigh(a, driver="evd")[1], (SPD,)),
     "svdvals": spec(lambda a: np.sqrt(np.linalg.eigvalsh(a.T @ a))[::-1], (TALL,)),

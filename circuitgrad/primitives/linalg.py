@@ -242,8 +242,8 @@ def _cholesky_vjp(bar: Any, out: Any, a: Any) -> tuple:
     # Murray's rule: S = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹, Ā = Φ(S + Sᵀ); the second solve gives Sᵀ directly.
     phi = _mask(out.shape[-1], "phi")
     lt = _mT(out)
-    x = call("solve_triangular", lt, _mm(lt, bar) * phi, lower=False)  # L⁻ᵀ P
-    st = call("solve_triangular", lt, _mT(x), lower=False)  # L⁻ᵀ Pᵀ L⁻¹ = Sᵀ
+    x = call("solve_triangular", lt, _mm(lt, bar) * phi, lower=0)  # L⁻ᵀ P
+    st = call("solve_triangular", lt, _mT(x), lower=0)  # L⁻ᵀ Pᵀ L⁻¹ = Sᵀ
     return ((_mT(st) + st) * phi,)
 
 
@@ -251,17 +251,17 @@ def _cholesky_jvp(tangents: tuple, out: Any, a: Any) -> Any:
     (t,) = tangents
     if t is None:
         return None
-    x = call("solve_triangular", out, _symmetric_tangent(t), lower=True)  # L⁻¹ Ȧₛ
-    y = call("solve_triangular", out, _mT(x), lower=True)  # L⁻¹ Ȧₛ L⁻ᵀ
+    x = call("solve_triangular", out, _symmetric_tangent(t), lower=1)  # L⁻¹ Ȧₛ
+    y = call("solve_triangular", out, _mT(x), lower=1)  # L⁻¹ Ȧₛ L⁻ᵀ
     return _mm(out, y * _mask(out.shape[-1], "phi"))
 
 
 def _triangular_vjp(bar: Any, out: Any, a: Any, b: Any, lower: bool = False) -> tuple:
     tri = _mask(a.shape[-1], "lower" if lower else "upper", -1.0)
     if len(b.shape) == 1:
-        b_bar = _solve_vector("solve_triangular", _mT(a), bar, lower=not lower)
+        b_bar = _solve_vector("solve_triangular", _mT(a), bar, lower=int(not lower))
         return _outer(b_bar, out) * tri, b_bar
-    b_bar = call("solve_triangular", _mT(a), bar, lower=not lower)
+    b_bar = call("solve_triangular", _mT(a), bar, lower=int(not lower))
     return _mm(b_bar, _mT(out)) * tri, b_bar
 
 
@@ -423,7 +423,7 @@ def _qr_tall(op: str, a: Any) -> None:
 
 def _times_inverse_transpose(x: Any, r: Any) -> Any:
     """x R⁻ᵀ for the upper triangular R: (R⁻¹ xᵀ)ᵀ."""
-    return _mT(call("solve_triangular", r, _mT(x), lower=False))
+    return _mT(call("solve_triangular", r, _mT(x), lower=0))
 
 
 def _qr_q_vjp(bar: Any, out: Any, a: Any) -> tuple:
@@ -449,7 +449,7 @@ def _qr_tangents(t: Any, a: Any) -> tuple:
     # Q̇ = Q(Ω − C) + ȦR⁻¹, Ṙ = (C − Ω) R.
     _qr_tall("qr", a)
     q, r = call("qr_q", a), call("qr_r", a)
-    t_rinv = _mT(call("solve_triangular", _mT(r), _mT(t), lower=True))
+    t_rinv = _mT(call("solve_triangular", _mT(r), _mT(t), lower=1))
     c = _mm(_mT(q), t_rinv)
     low = c * _mask(c.shape[-1], "strict")
     omega = low - _mT(low)
@@ -527,7 +527,7 @@ RECORDS: list[Primitive] = [
             vjp=_cholesky_vjp, jvp=_cholesky_jvp, shape=lambda a: _square("cholesky", a),
             cases=(((3, 3),),)),
     _record("solve_triangular", 2, _solve_template("solve_triangular"), "T⁻¹b", 1,
-            params=("lower",), example={"lower": True},
+            params=("lower",), example={"lower": 1},
             vjp=_triangular_vjp, jvp=_triangular_jvp, shape=_solve_shape("solve_triangular"),
             cases=(((3, 3), (3,)), ((3, 3), (3, 2)))),
     _record("eigvalsh", 1, "xp.linalg.eigvalsh({0})", "λ", 3, numpy=("linalg.eigvalsh",),

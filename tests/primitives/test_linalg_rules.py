@@ -15,6 +15,9 @@ import pytest
 import scipy.linalg
 
 import circuitgrad as cg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from circuitgrad.primitives import linalg
 from circuitgrad.transforms.bounds import (JVP_SIZE_FACTOR, TENSOR_SIZE_FACTOR, bound_size)
 
@@ -50,6 +53,7 @@ CASES = {
     "solve": (lambda xp, a: weighted(xp.linalg.solve(a, B)), GENERAL),
     "solve_vector": (lambda xp, a: weighted(xp.linalg.solve(a, B[:, 0])), GENERAL),
     "solve_stack": (lambda xp, a: weighted(xp.linalg.solve(a, B)), STACK),
+    "solve_stack_vector": (lambda xp, a: weighted(xp.linalg.solve(a, B[:, 1])), STACK),
     "inv": (lambda xp, a: weighted(xp.linalg.inv(a)), GENERAL),
     "inv_stack": (lambda xp, a: weighted(xp.linalg.inv(a)), STACK),
     "det": (lambda xp, a: xp.linalg.det(a), GENERAL),
@@ -319,6 +323,59 @@ def test_a_batch_of_points_is_each_point(name):
         one = g(batch[k])
         for x, y in zip(got, one):
             assert np.allclose(np.asarray(x)[k], y, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["solve_stack", "cholesky", "eigh_vectors", "svd_vectors_wide",
+                                  "pinv_tall", "qr", "lstsq", "norm_matrix_-2", "cho_solve"])
+def test_the_array_api_path_computes_the_same(name):
+    xs = pytest.importorskip("array_api_strict")
+    a = point(name)
+    g = cg.to_numpy(cg.grad(circuit(name)))
+    for got, want in zip(g(xs.asarray(a)), g(a)):
+        assert np.allclose(np.asarray(got._array), want, rtol=1e-10, atol=1e-13)
+
+
+# -- random sizes (1 × 1 included) and matrices: hypothesis ----------------------------------
+
+RANDOM = {
+    "solve": lambda a: np.sum(np.linalg.solve(a, np.arange(1.0, len(a) + 1)) ** 2),
+    "inv": lambda a: np.sum(np.linalg.inv(a) * np.arange(a.size).reshape(a.shape)),
+    "det": lambda a: np.linalg.det(a),
+    "slogdet": lambda a: np.linalg.slogdet(a)[1],
+    "cholesky": lambda a: np.sum(np.linalg.cholesky(a @ a.T + np.eye(len(a))) ** 3),
+    "eigvalsh": lambda a: np.sum(np.linalg.eigvalsh(a + a.T) ** 3),
+    "eigh": lambda a: np.sum(np.linalg.eigh(a + a.T)[1][:, -1] ** 4),
+    "svd": lambda a: np.sum(np.linalg.svd(a[:, :-1] if len(a) > 1 else a,
+                                          full_matrices=False)[0] ** 4),
+    "pinv": lambda a: np.sum(np.linalg.pinv(a) ** 2),
+    "qr": lambda a: np.sum(np.linalg.qr(a)[1] ** 2) + np.sum(np.linalg.qr(a)[0][0]),
+    "triangular": lambda a: np.sum(cg.solve_triangular(a, np.ones(len(a)), lower=True) ** 2),
+    "nuc": lambda a: np.linalg.norm(a, "nuc"),
+}
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from(sorted(RANDOM)), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_random_sizes_against_central_differences(name, n, seed):
+    r = np.random.default_rng(seed)
+    a = r.normal(size=(n, n)) + (n + 1) * np.eye(n)  # diagonally dominant: well conditioned
+    if name in ("eigh", "svd"):  # well separated eigenvalues and singular values
+        a = a + np.diag(np.arange(n) * 2.0 * n)
+    f = RANDOM[name]
+    ref = (lambda x: np.sum(scipy.linalg.solve_triangular(x, np.ones(n), lower=True) ** 2)) \
+        if name == "triangular" else f
+    assert close(cg.grad(f)(a), central(ref, a), 1e-6)
+
+
+def test_programs_call_the_records_by_name():
+    c = cg.parse("J = sum(solve(A, b)) + slogdet(A) + sum(solve_triangular(A, b))",
+                 shapes={"A": (3, 3), "b": (3,)})
+    b = B[:, 0]
+    f = lambda a, y: (np.sum(np.linalg.solve(a, y)) + np.linalg.slogdet(a)[1]  # noqa: E731
+                      + np.sum(scipy.linalg.solve_triangular(a, y)))
+    assert np.isclose(cg.to_numpy(c)(GENERAL, b), f(GENERAL, b), rtol=1e-13)
+    ga = cg.to_numpy(cg.grad(c))(GENERAL, b).dJ_dA
+    assert close(ga, central(lambda x: f(x, b), GENERAL), 1e-7)
 
 
 # -- the size bound K, a linear-algebra node counted as its matrix operations ----------------
