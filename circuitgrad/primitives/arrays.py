@@ -217,6 +217,11 @@ def _linalg(name: str) -> Callable[..., Any]:
     return apply
 
 
+def _eigh_upper_vectors(xp: Any, a: Any) -> Any:
+    # The upper triangle of A is the lower one of Aᵀ (the vectors' signs the library's).
+    return xp.linalg.eigh(xp.matrix_transpose(a))[1]
+
+
 def _solve_triangular(xp: Any, a: Any, b: Any, lower: bool = False) -> Any:
     # The triangle A is read from, solved as a general matrix (the standard has no
     # triangular solve).
@@ -447,6 +452,8 @@ HELPERS: dict[str, dict[str, Any]] = {
     "inv": {"numpy": "special.inv", "standard": _linalg("inv")},
     "cholesky": {"numpy": "special.cholesky", "standard": _linalg("cholesky")},
     "solve_triangular": {"numpy": "special.solve_triangular", "standard": _solve_triangular},
+    "eigh_upper_vectors": {"numpy": "special.eigh_upper_vectors",
+                           "standard": _eigh_upper_vectors},
 }
 """``_sp.NAME`` for each library: ``"module:function"`` (the library's own, imported on first
 use), a function of ``xp`` written in standard ops (the ``standard`` column), or None (no way:

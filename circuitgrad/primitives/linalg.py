@@ -20,7 +20,7 @@ the transpose of the last two axes, ``∘`` for the entrywise product:
 - ``solve_triangular(A, B, lower)``: X = T⁻¹B, T the triangle of A read ⇒ B̄ = T⁻ᵀX̄,
   Ā = −tri(B̄Xᵀ); Ẋ = T⁻¹(Ḃ − tri(Ȧ)X).
 - ``eigvalsh(A)``: λ, V the eigenvectors ⇒ Ā = fold(V diag(λ̄) Vᵀ); λ̇ᵢ = vᵢᵀȦₛvᵢ.
-- ``eigh_vectors(A)``: V ⇒ P = V(F∘(VᵀV̄))Vᵀ, Fᵢⱼ = 1/(λⱼ − λᵢ) off the diagonal (0 on it),
+- ``eigh_vectors(A, upper=0)``: V ⇒ P = V(F∘(VᵀV̄))Vᵀ, Fᵢⱼ = 1/(λⱼ − λᵢ) off the diagonal (0 on it),
   Ā = Φ(P + Pᵀ); V̇ = V(F∘(VᵀȦₛV)). Infinite where two eigenvalues coincide (the vectors are not
   unique there): the caveat of docs/tracing.md.
 - ``svdvals(A)``: s ⇒ Ā = U diag(s̄) Vᵀ; ṡ = diag(UᵀȦV), U, V the singular vectors (reduced);
@@ -300,18 +300,27 @@ def _eigvalsh_jvp(tangents: tuple, out: Any, a: Any) -> Any:
     return call("sum", product, axis=len(product.shape) - 2)
 
 
-def _eigh_vectors_vjp(bar: Any, out: Any, a: Any) -> tuple:
-    f = _gaps(call("eigvalsh", a))
+def _eigh_vectors_vjp(bar: Any, out: Any, a: Any, upper: int = 0) -> tuple:
+    # upper: A's upper triangle read (NumPy's UPLO='U'), the lower one of Aᵀ: the same rule
+    # for Aᵀ, transposed back.
+    f = _gaps(call("eigvalsh", _mT(a) if upper else a))
     p = _mm(_mm(out, f * _mm(_mT(out), bar)), _mT(out))
-    return ((p + _mT(p)) * _mask(a.shape[-1], "phi"),)
+    return ((p + _mT(p)) * _mask(a.shape[-1], "phi").T if upper else
+            (p + _mT(p)) * _mask(a.shape[-1], "phi"),)
 
 
-def _eigh_vectors_jvp(tangents: tuple, out: Any, a: Any) -> Any:
+def _eigh_vectors_jvp(tangents: tuple, out: Any, a: Any, upper: int = 0) -> Any:
     (t,) = tangents
     if t is None:
         return None
-    f = _gaps(call("eigvalsh", a))
-    return _mm(out, f * _mm(_mm(_mT(out), _symmetric_tangent(t)), out))
+    f = _gaps(call("eigvalsh", _mT(a) if upper else a))
+    return _mm(out, f * _mm(_mm(_mT(out), _symmetric_tangent(_mT(t) if upper else t)), out))
+
+
+def _eigh_vectors_template(a: str, shapes: tuple[Shape, ...], upper: int = 0) -> str:
+    # NumPy's UPLO='U' is LAPACK's own reading of the upper triangle (its vectors' signs);
+    # the standard has no UPLO: its helper solves for the transpose.
+    return f"_sp.eigh_upper_vectors({a})" if upper else f"xp.linalg.eigh({a})[1]"
 
 
 def _svdvals_vjp(bar: Any, out: Any, a: Any) -> tuple:
@@ -533,8 +542,9 @@ RECORDS: list[Primitive] = [
     _record("eigvalsh", 1, "xp.linalg.eigvalsh({0})", "λ", 3, numpy=("linalg.eigvalsh",),
             vjp=_eigvalsh_vjp, jvp=_eigvalsh_jvp, shape=lambda a: _square("eigh", a)[:-1],
             cases=(((3, 3),),)),
-    _record("eigh_vectors", 1, "xp.linalg.eigh({0})[1]", "eigvecs", 3,
-            vjp=_eigh_vectors_vjp, jvp=_eigh_vectors_jvp, internal=True, shape=lambda a: _square("eigh", a),
+    _record("eigh_vectors", 1, _eigh_vectors_template, "eigvecs", 3, params=("upper",),
+            vjp=_eigh_vectors_vjp, jvp=_eigh_vectors_jvp, internal=True,
+            shape=lambda a, upper=0: _square("eigh", a),
             cases=(((3, 3),),)),
     _record("svdvals", 1, "xp.linalg.svdvals({0})", "σ", 3, numpy=("linalg.svdvals",),
             vjp=_svdvals_vjp, jvp=_svdvals_jvp, shape=_svd_shape("s"),

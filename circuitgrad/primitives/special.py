@@ -353,6 +353,12 @@ def cholesky(a: Any) -> Any:
     return _nan_where_singular(np.linalg.cholesky, a)
 
 
+def eigh_upper_vectors(a: Any) -> Any:
+    """The eigenvectors of the symmetric matrix A's upper triangle stands for: LAPACK's
+    (``np.linalg.eigh(a, UPLO="U")``, its signs)."""
+    return np.linalg.eigh(a, UPLO="U")[1]
+
+
 def solve_triangular(a: Any, b: Any, lower: bool = False) -> Any:
     """A⁻¹ b reading only A's lower (or upper) triangle: scipy.linalg's, batched."""
     import scipy.linalg

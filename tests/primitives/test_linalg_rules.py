@@ -67,6 +67,7 @@ CASES = {
     "eigh_vectors": (lambda xp, a: weighted(xp.linalg.eigh(spd(xp, a))[1] ** 2
                                             + xp.linalg.eigh(spd(xp, a))[0]), GENERAL),
     "eigh_stack": (lambda xp, a: weighted(xp.linalg.eigh(spd(xp, a))[1] ** 2), STACK),
+    "eigh_upper": (lambda xp, a: weighted(xp.linalg.eigh(spd(xp, a), UPLO="U")[1] ** 2), STACK),
     "svdvals_tall": (lambda xp, a: weighted(xp.linalg.svd(a, compute_uv=False)), TALL),
     "svdvals_wide": (lambda xp, a: weighted(xp.linalg.svd(a, compute_uv=False)), WIDE),
     # the vectors up to sign: a product u_i v_iᵀ (and squares) does not depend on the signs
@@ -244,6 +245,8 @@ MATRIX_VALUED = {
     "eigvalsh_lower_read": lambda a: np.linalg.eigvalsh(a),
     "eigh_vectors_lower_read": lambda a: np.linalg.eigh(a)[1],
     "eigvalsh_upper_read": lambda a: np.linalg.eigvalsh(a, UPLO="U"),
+    "eigh_upper_read": lambda a: np.linalg.eigh(a, UPLO="U")[1],
+    "eigh_upper_values": lambda a: np.linalg.eigh(a, UPLO="U")[0],
     "svdvals": lambda a: np.linalg.svd(a, compute_uv=False),
     "svd_u": lambda a: np.linalg.svd(a)[0],
     "svd_vh": lambda a: np.linalg.svd(a)[2],
@@ -427,7 +430,7 @@ def test_scipy_linalg_is_refused_naming_the_cg_functions():
     (lambda a: np.linalg.norm(a, "fro", axis=0), (3, 3), r"ord='fro' is a matrix norm"),
     (lambda a: np.linalg.norm(a, 3), (3, 3), r"ord=3 is not a matrix norm"),
     (lambda a: np.linalg.matrix_power(a, 1.5), (3, 3), r"must be an integer"),
-    (lambda a: np.linalg.eigh(a, UPLO="U")[0], (3, 3), r"UPLO='U' cannot be traced"),
+    (lambda a: np.linalg.eigh(a, UPLO="X")[0], (3, 3), r"UPLO='X' cannot be traced"),
 ])
 def test_what_numpy_refuses_or_circuits_cannot_do_is_refused_by_name(fn, shape, message):
     with pytest.raises((cg.CircuitError, cg.ShapeError), match=message):

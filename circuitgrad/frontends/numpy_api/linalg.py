@@ -86,11 +86,12 @@ def _cholesky(func: Any, args: tuple, kwargs: dict) -> Any:
 
 
 def _eigh(func: Any, args: tuple, kwargs: dict) -> Any:
-    # Only UPLO='L': LAPACK's eigenvectors of the upper triangle may differ in sign from those
-    # of the same symmetric matrix read from the lower one (eigvalsh takes 'U': no signs).
-    bound = bind(func, args, kwargs, {"a": None, "UPLO": ("L",)})
+    bound = bind(func, args, kwargs, {"a": None, "UPLO": ("L", "U")})
     (a,) = _real(func, bound["a"])
     b = a.builder
+    if bound.get("UPLO") == "U":  # LAPACK's vectors of the upper triangle (their signs)
+        return EighResult(b.apply("eigvalsh", _mT(_square(func, a))),
+                          b.apply("eigh_vectors", a, upper=1))
     return EighResult(b.apply("eigvalsh", a), b.apply("eigh_vectors", a))
 
 
