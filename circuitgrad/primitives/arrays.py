@@ -222,6 +222,22 @@ def _eigh_upper_vectors(xp: Any, a: Any) -> Any:
     return xp.linalg.eigh(xp.matrix_transpose(a))[1]
 
 
+def _eigh_vectors(xp: Any, a: Any) -> Any:
+    return xp.linalg.eigh(a)[1]
+
+
+def _svd_u(xp: Any, a: Any) -> Any:
+    return xp.linalg.svd(a, full_matrices=False)[0]
+
+
+def _svd_vh(xp: Any, a: Any) -> Any:
+    return xp.linalg.svd(a, full_matrices=False)[2]
+
+
+def _pinv(xp: Any, a: Any, rtol: float = 1e-15) -> Any:
+    return xp.linalg.pinv(a, rtol=rtol)
+
+
 def _solve_triangular(xp: Any, a: Any, b: Any, lower: bool = False) -> Any:
     # The triangle A is read from, solved as a general matrix (the standard has no
     # triangular solve).
@@ -452,8 +468,14 @@ HELPERS: dict[str, dict[str, Any]] = {
     "inv": {"numpy": "special.inv", "standard": _linalg("inv")},
     "cholesky": {"numpy": "special.cholesky", "standard": _linalg("cholesky")},
     "solve_triangular": {"numpy": "special.solve_triangular", "standard": _solve_triangular},
+    "eigvalsh": {"numpy": "special.eigvalsh", "standard": _linalg("eigvalsh")},
+    "eigh_vectors": {"numpy": "special.eigh_vectors", "standard": _eigh_vectors},
     "eigh_upper_vectors": {"numpy": "special.eigh_upper_vectors",
                            "standard": _eigh_upper_vectors},
+    "svdvals": {"numpy": "special.svdvals", "standard": _linalg("svdvals")},
+    "svd_u": {"numpy": "special.svd_u", "standard": _svd_u},
+    "svd_vh": {"numpy": "special.svd_vh", "standard": _svd_vh},
+    "pinv": {"numpy": "special.pinv", "standard": _pinv},
 }
 """``_sp.NAME`` for each library: ``"module:function"`` (the library's own, imported on first
 use), a function of ``xp`` written in standard ops (the ``standard`` column), or None (no way:

@@ -320,7 +320,7 @@ def _eigh_vectors_jvp(tangents: tuple, out: Any, a: Any, upper: int = 0) -> Any:
 def _eigh_vectors_template(a: str, shapes: tuple[Shape, ...], upper: int = 0) -> str:
     # NumPy's UPLO='U' is LAPACK's own reading of the upper triangle (its vectors' signs);
     # the standard has no UPLO: its helper solves for the transpose.
-    return f"_sp.eigh_upper_vectors({a})" if upper else f"xp.linalg.eigh({a})[1]"
+    return f"_sp.eigh_upper_vectors({a})" if upper else f"_sp.eigh_vectors({a})"
 
 
 def _svdvals_vjp(bar: Any, out: Any, a: Any) -> tuple:
@@ -482,7 +482,7 @@ def _qr_r_jvp(tangents: tuple, out: Any, a: Any) -> Any:
 
 
 def _pinv_template(a: str, shapes: tuple[Shape, ...], rtol: float = 1e-15) -> str:
-    return f"xp.linalg.pinv({a}, rtol={float(rtol)!r})"  # (NumPy's default rcond: 1e-15)
+    return f"_sp.pinv({a}, {float(rtol)!r})"  # (NumPy's default rcond: 1e-15)
 
 
 def _pinv_shape(a: Shape, rtol: float = 1e-15) -> Shape:
@@ -539,20 +539,20 @@ RECORDS: list[Primitive] = [
             params=("lower",), example={"lower": 1},
             vjp=_triangular_vjp, jvp=_triangular_jvp, shape=_solve_shape("solve_triangular"),
             cases=(((3, 3), (3,)), ((3, 3), (3, 2)))),
-    _record("eigvalsh", 1, "xp.linalg.eigvalsh({0})", "λ", 3, numpy=("linalg.eigvalsh",),
+    _record("eigvalsh", 1, "_sp.eigvalsh({0})", "λ", 3, numpy=("linalg.eigvalsh",),
             vjp=_eigvalsh_vjp, jvp=_eigvalsh_jvp, shape=lambda a: _square("eigh", a)[:-1],
             cases=(((3, 3),),)),
     _record("eigh_vectors", 1, _eigh_vectors_template, "eigvecs", 3, params=("upper",),
             vjp=_eigh_vectors_vjp, jvp=_eigh_vectors_jvp, internal=True,
             shape=lambda a, upper=0: _square("eigh", a),
             cases=(((3, 3),),)),
-    _record("svdvals", 1, "xp.linalg.svdvals({0})", "σ", 3, numpy=("linalg.svdvals",),
+    _record("svdvals", 1, "_sp.svdvals({0})", "σ", 3, numpy=("linalg.svdvals",),
             vjp=_svdvals_vjp, jvp=_svdvals_jvp, shape=_svd_shape("s"),
             cases=(((3, 2),), ((2, 3),))),
-    _record("svd_u", 1, "xp.linalg.svd({0}, full_matrices=False)[0]", "U", 3,
+    _record("svd_u", 1, "_sp.svd_u({0})", "U", 3,
             vjp=_svd_u_vjp, jvp=_svd_u_jvp, internal=True, shape=_svd_shape("u"),
             cases=(((3, 2),), ((2, 3),))),
-    _record("svd_vh", 1, "xp.linalg.svd({0}, full_matrices=False)[2]", "Vᴴ", 3,
+    _record("svd_vh", 1, "_sp.svd_vh({0})", "Vᴴ", 3,
             vjp=_svd_vh_vjp, jvp=_svd_vh_jvp, internal=True, shape=_svd_shape("vh"),
             cases=(((3, 2),), ((2, 3),))),
     _record("pinv", 1, _pinv_template, "A⁺", 3, numpy=("linalg.pinv",),

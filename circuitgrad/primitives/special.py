@@ -353,10 +353,42 @@ def cholesky(a: Any) -> Any:
     return _nan_where_singular(np.linalg.cholesky, a)
 
 
+def eigvalsh(a: Any) -> Any:
+    """The eigenvalues of the symmetric matrix A's lower triangle stands for (nan where LAPACK
+    does not converge: a matrix holding nan or inf)."""
+    return _nan_where_singular(np.linalg.eigvalsh, a)
+
+
+def eigh_vectors(a: Any) -> Any:
+    """Their eigenvectors, LAPACK's (signs included), nan where it does not converge."""
+    return _nan_where_singular(lambda m: np.linalg.eigh(m)[1], a)
+
+
 def eigh_upper_vectors(a: Any) -> Any:
     """The eigenvectors of the symmetric matrix A's upper triangle stands for: LAPACK's
-    (``np.linalg.eigh(a, UPLO="U")``, its signs)."""
-    return np.linalg.eigh(a, UPLO="U")[1]
+    (``np.linalg.eigh(a, UPLO="U")``, its signs), nan where it does not converge."""
+    return _nan_where_singular(lambda m: np.linalg.eigh(m, UPLO="U")[1], a)
+
+
+def svdvals(a: Any) -> Any:
+    """The singular values, descending (nan where the SVD does not converge)."""
+    return _nan_where_singular(np.linalg.svdvals, a)
+
+
+def svd_u(a: Any) -> Any:
+    """U of the reduced SVD, LAPACK's (nan where it does not converge)."""
+    return _nan_where_singular(lambda m: np.linalg.svd(m, full_matrices=False)[0], a)
+
+
+def svd_vh(a: Any) -> Any:
+    """Vᴴ of the reduced SVD, LAPACK's (nan where it does not converge)."""
+    return _nan_where_singular(lambda m: np.linalg.svd(m, full_matrices=False)[2], a)
+
+
+def pinv(a: Any, rtol: float = 1e-15) -> Any:
+    """A⁺, singular values below ``rtol`` times the largest cut off (nan where the SVD does
+    not converge)."""
+    return _nan_where_singular(lambda m: np.linalg.pinv(m, rtol=rtol), a)
 
 
 def solve_triangular(a: Any, b: Any, lower: bool = False) -> Any:

@@ -95,6 +95,12 @@ CASES["norm_axis"] = (lambda xp, a: weighted(xp.linalg.norm(STACK * a[:3], "nuc"
                                                            axis=(0, 2))), GENERAL)
 CASES["norm_axis_inf"] = (lambda xp, a: weighted(xp.linalg.norm(STACK * a[:3], np.inf,
                                                                axis=(2, 0))), GENERAL)
+for _ord in (None, "fro", "nuc", 2, -2, 1, -1, np.inf, -np.inf):
+    CASES[f"cond_{_ord}"] = ((lambda o: lambda xp, a: xp.linalg.cond(a, o))(_ord), GENERAL)
+CASES["multi_dot"] = (lambda xp, a: xp.linalg.multi_dot([a[0], a, a.T, a[:, 1]]), GENERAL)
+CASES["matrix_transpose_outer"] = (
+    lambda xp, a: weighted(xp.linalg.matrix_transpose(a) * xp.linalg.outer(a[0], a[:, 2])),
+    GENERAL)
 CASES["norm_keepdims"] = (lambda xp, a: weighted(xp.linalg.norm(a, 2, keepdims=True)), TALL)
 
 
@@ -435,6 +441,27 @@ def test_scipy_linalg_is_refused_naming_the_cg_functions():
 def test_what_numpy_refuses_or_circuits_cannot_do_is_refused_by_name(fn, shape, message):
     with pytest.raises((cg.CircuitError, cg.ShapeError), match=message):
         cg.trace(fn, shapes={"a": shape})
+
+
+def test_matrix_rank_is_numpys_count_with_derivative_zero():
+    f = lambda a: np.linalg.matrix_rank(a)  # noqa: E731
+    c = cg.trace(f, shapes={"a": (3, 3)})
+    low = np.outer([1.0, 2.0, 3.0], [1.0, 0.5, 0.0])
+    stack = np.stack([GENERAL, low, np.zeros((3, 3))])
+    assert cg.to_numpy(c)(stack).tolist() == [f(m) for m in stack] == [3, 1, 0]
+    assert np.all(cg.grad(lambda a: np.linalg.matrix_rank(a, tol=0.5) * 1.0)(GENERAL) == 0)
+
+
+def test_lapacks_failures_are_nan_point_by_point():
+    bad = np.full((3, 3), np.nan)
+    stack = np.stack([GENERAL, bad, np.ones((3, 3))])
+    for f in (lambda a: np.linalg.inv(a), lambda a: np.linalg.svdvals(a),
+              lambda a: np.linalg.eigvalsh(a), lambda a: np.linalg.pinv(a),
+              lambda a: np.linalg.eigh(a)[1], lambda a: np.linalg.svd(a)[0],
+              lambda a: np.linalg.cholesky(a @ a.T)):
+        got = cg.to_numpy(cg.trace(f, shapes={"a": (3, 3)}))(stack)
+        assert np.allclose(got[0], f(GENERAL), rtol=1e-13, atol=1e-15)
+        assert np.isnan(got[1]).any()  # (NumPy's cholesky: nan below the diagonal, 0 above)
 
 
 def test_the_qr_derivative_of_a_wide_matrix_is_refused():

@@ -1,6 +1,7 @@
 """The handlers of ``np.linalg``: ``solve``, ``inv``, ``det``, ``slogdet``, ``cholesky``,
 ``eigh``/``eigvalsh``, ``svd``/``svdvals``, ``norm`` with every ``ord`` NumPy takes (and
-``matrix_norm``, ``vector_norm``), ``matrix_power``, ``pinv``, ``qr``, ``lstsq``. The records and
+``matrix_norm``, ``vector_norm``), ``matrix_power``, ``pinv``, ``qr``, ``lstsq``, ``cond``,
+``matrix_rank``, ``multi_dot``, ``matrix_transpose``, ``outer``. The records and
 their matrix adjoint rules are in :mod:`circuitgrad.primitives.linalg`.
 
 SciPy's functions convert their arguments with ``np.asarray`` before anything could dispatch
@@ -303,6 +304,83 @@ def _vector_norm_api(func: Any, args: tuple, kwargs: dict) -> Any:
                                         "keepdims": bound.get("keepdims", False)})
 
 
+def _cond(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = bind(func, args, kwargs, {"x": None, "p": None})
+    (x,) = _real(func, bound["x"])
+    p = bound.get("p")
+    _square(func, x) if p not in (None, 2, -2) else _matrix(func, x)
+    b = x.builder
+    if p in (None, 2, -2):
+        s = b.apply("svdvals", x)
+        last = len(s.shape) - 1
+        top, bottom = b.apply("max", s, axis=last), b.apply("min", s, axis=last)
+        return top / bottom if p != -2 else bottom / top  # inf where A is singular, as NumPy
+    norm = np.linalg.norm
+    both = (_norm(norm, (x,), {"ord": p, "axis": (-2, -1)})
+            * _norm(norm, (b.apply("inv", x),), {"ord": p, "axis": (-2, -1)}))
+    # NumPy's inf where A is singular (inv's nan), unless A itself holds a nan
+    singular = b.apply("logical_and", b.apply("not_equal", both, both),
+                       b.apply("equal", b.apply("sum", x), b.apply("sum", x)))
+    return b.apply("where", singular, b.const(np.inf), both)
+
+
+def _matrix(func: Any, a: Value) -> Value:
+    if len(a.shape) < 2:
+        raise ShapeError(f"{numpy_name(func)}: needs matrices (..., m, n), got shape {a.shape}"
+                         + user_line())
+    return a
+
+
+def _matrix_rank(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = bind(func, args, kwargs, {"A": None, "tol": None, "hermitian": (False,),
+                                       "rtol": None})
+    (a,) = _real(func, bound["A"])
+    _matrix(func, a)  # (NumPy's rank of a vector or a number is not a rank of matrices)
+    tol, rtol = bound.get("tol"), bound.get("rtol")
+    if any(isinstance(t, Value) or (t is not None and np.ndim(t) != 0) for t in (tol, rtol)):
+        raise CircuitError(f"{numpy_name(func)}: tol and rtol must be numbers" + user_line())
+    if tol is not None and rtol is not None:
+        raise CircuitError(f"{numpy_name(func)}: tol and rtol cannot both be set" + user_line())
+    b = a.builder
+    s = b.apply("svdvals", a)
+    last = len(s.shape) - 1
+    if tol is None:
+        scale = max(a.shape[-2:]) * np.finfo(np.float64).eps if rtol is None else float(rtol)
+        cutoff = b.apply("max", s, axis=last) * scale
+        cutoff = cutoff.reshape(tuple(cutoff.shape) + (1,))
+    else:
+        cutoff = float(tol)
+    return b.apply("sum", b.apply("greater", s, cutoff), axis=last)  # a count: derivative 0
+
+
+def _multi_dot(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = bind(func, args, kwargs, {"arrays": None})
+    arrays = list(bound["arrays"])
+    values = _real(func, *arrays)
+    if len(values) < 2 or any(len(v.shape) != 2 for v in values[1:-1]) \
+            or any(len(v.shape) not in (1, 2) for v in (values[0], values[-1])):
+        raise ShapeError(f"{numpy_name(func)}: needs two or more arrays, 2-D but for a 1-D "
+                         f"first or last, got shapes {[v.shape for v in values]}" + user_line())
+    result = values[0]
+    for v in values[1:]:  # left to right (NumPy picks the cheapest order: the same to rounding)
+        result = result @ v
+    return result
+
+
+def _matrix_transpose(func: Any, args: tuple, kwargs: dict) -> Any:
+    (x,) = _real(func, bind(func, args, kwargs, {"x": None})["x"])
+    return _mT(_matrix(func, x))
+
+
+def _linalg_outer(func: Any, args: tuple, kwargs: dict) -> Any:
+    bound = bind(func, args, kwargs, {"x1": None, "x2": None})
+    a, c = _real(func, bound["x1"], bound["x2"])
+    if len(a.shape) != 1 or len(c.shape) != 1:
+        raise ShapeError(f"{numpy_name(func)}: needs two vectors, got shapes {a.shape} and "
+                         f"{c.shape}" + user_line())
+    return a.builder.apply("outer", a, c)
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.solve: _solve,
     np.linalg.inv: _unary("inv"),
@@ -320,4 +398,9 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.linalg.pinv: _pinv,
     np.linalg.lstsq: _lstsq,
     np.linalg.qr: _qr,
+    np.linalg.cond: _cond,
+    np.linalg.matrix_rank: _matrix_rank,
+    np.linalg.multi_dot: _multi_dot,
+    np.linalg.matrix_transpose: _matrix_transpose,
+    np.linalg.outer: _linalg_outer,
 }
