@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from circuitgrad.primitives import linalg
-from circuitgrad.transforms.bounds import (JVP_SIZE_FACTOR, TENSOR_SIZE_FACTOR, bound_size)
+from circuitgrad.transforms.bounds import (HVP_SIZE_FACTOR, JVP_SIZE_FACTOR, TENSOR_SIZE_FACTOR,
+                                           bound_size)
 
 rng = np.random.default_rng(26)
 W = rng.normal(size=(4, 4))  # fixed weights: J = Σ W ∘ f(A) sees every entry of f(A)
@@ -394,6 +395,7 @@ def test_the_size_bounds_hold(name):
     c = circuit(name)
     assert cg.grad(c).size <= TENSOR_SIZE_FACTOR * bound_size(c)
     assert cg.jvp(c).size <= JVP_SIZE_FACTOR * bound_size(c)
+    assert cg.hvp(c).size <= HVP_SIZE_FACTOR * bound_size(c)
 
 
 def test_the_weights_of_the_size_bound():

@@ -148,7 +148,11 @@ def _lstsq(func: Any, args: tuple, kwargs: dict) -> Any:
                          f"(m, k), got shapes {a.shape} and {rhs.shape}" + user_line())
     m, n = a.shape
     rcond = bound.get("rcond")
-    rtol = float(np.finfo(np.float64).eps * max(m, n) if rcond is None or rcond < 0 else rcond)
+    if isinstance(rcond, Value) or (rcond is not None and np.ndim(rcond) != 0):
+        raise CircuitError("numpy.linalg.lstsq: rcond must be a number" + user_line())
+    # NumPy's: None is eps·max(m, n), a negative rcond eps itself
+    eps = float(np.finfo(np.float64).eps)
+    rtol = eps * max(m, n) if rcond is None else (eps if rcond < 0 else float(rcond))
     b = a.builder
     x = b.apply("pinv", a, rtol=rtol) @ rhs
     s = b.apply("svdvals", a)
