@@ -119,6 +119,12 @@ SCIPY_CASES = {
     "solve_triangular_upper_vector": (
         lambda a: weighted(cg.solve_triangular(a, B[:, 0])),
         lambda sl, a: weighted(sl.solve_triangular(a, B[:, 0])), GENERAL),
+    "solve_triangular_stack": (
+        lambda a: weighted(cg.solve_triangular(a, B, lower=True)),
+        lambda sl, a: weighted(sl.solve_triangular(a, B, lower=True)), STACK),
+    "cho_solve_stack": (
+        lambda a: weighted(cg.cho_solve(cg.cho_factor(spd(np, a)), B)),
+        lambda sl, a: weighted(sl.cho_solve(sl.cho_factor(spd(np, a)), B)), STACK),
     "cho_solve": (
         lambda a: weighted(cg.cho_solve(cg.cho_factor(a @ a.T + 3 * np.eye(3)), B)),
         lambda sl, a: weighted(sl.cho_solve(sl.cho_factor(a @ a.T + 3 * np.eye(3)), B)),
