@@ -513,6 +513,13 @@ def _record(name: str, arity: int, template: Any, label: str, counts_as: int,
                      counts_as=counts_as, **fields)
 
 
+# ``counts_as``, the LAPACK steps of each node (what the size bound counts it as): solve and inv
+# 3 (NumPy's gesv: getrf's LU, then two triangular solves, with I as B for inv); det, slogdet
+# 2 (getrf, the diagonal's product); cholesky 2 (potrf: diagonal blocks, the panels' trsm);
+# solve_triangular 1 (trsm); eigh 3 (syevd: sytrd's tridiagonal reduction, stedc, ormtr's
+# back-transformation); svd 3 (gesdd: gebrd's bidiagonalization, bdsdc, the two ormbr);
+# pinv 3 (an svd and its products); qr 2 (geqrf, orgqr forming Q).
+#
 # The factors np.linalg returns together (slogdet's sign, eigh's vectors, svd's and qr's
 # factors) are records of their own, ``internal``: reached through NumPy's spelling, each
 # computed by its own call (a node is one array).
@@ -531,7 +538,6 @@ RECORDS: list[Primitive] = [
     _record("slogdet_sign", 1, "xp.linalg.slogdet({0})[0]", "sign det", 2,
             vjp=lambda bar, out, a: (None,), jvp=lambda t, out, a: None, internal=True,
             shape=lambda a: _square("slogdet", a)[:-2], cases=(((3, 3),),)),
-    # counts as 2: potrf factors a diagonal block and solves the panel below it (trsm)
     _record("cholesky", 1, "_sp.cholesky({0})", "chol", 2, numpy=("linalg.cholesky",),
             vjp=_cholesky_vjp, jvp=_cholesky_jvp, shape=lambda a: _square("cholesky", a),
             cases=(((3, 3),),)),
@@ -558,9 +564,9 @@ RECORDS: list[Primitive] = [
     _record("pinv", 1, _pinv_template, "A⁺", 3, numpy=("linalg.pinv",),
             params=("rtol",), example={"rtol": 1e-15},
             vjp=_pinv_vjp, jvp=_pinv_jvp, shape=_pinv_shape, cases=(((3, 2),), ((2, 3),))),
-    _record("qr_q", 1, "xp.linalg.qr({0})[0]", "Q", 3,
+    _record("qr_q", 1, "xp.linalg.qr({0})[0]", "Q", 2,
             vjp=_qr_q_vjp, jvp=_qr_q_jvp, internal=True, shape=_qr_shape("q"), cases=(((3, 2),),)),
-    _record("qr_r", 1, "xp.linalg.qr({0})[1]", "R", 3,
+    _record("qr_r", 1, "xp.linalg.qr({0})[1]", "R", 2,
             vjp=_qr_r_vjp, jvp=_qr_r_jvp, internal=True, shape=_qr_shape("r"), cases=(((3, 2),),)),
 ]
 """The linear-algebra records (docs/design.md's table lists their rules)."""
