@@ -102,6 +102,11 @@ CASES["multi_dot"] = (lambda xp, a: xp.linalg.multi_dot([a[0], a, a.T, a[:, 1]])
 CASES["matrix_transpose_outer"] = (
     lambda xp, a: weighted(xp.linalg.matrix_transpose(a) * xp.linalg.outer(a[0], a[:, 2])),
     GENERAL)
+CASES["matrix_norm_api"] = (lambda xp, a: weighted(xp.linalg.matrix_norm(STACK * a[:3], ord="nuc"))
+                            + xp.linalg.matrix_norm(a, ord=-1, keepdims=True).sum(), GENERAL)
+CASES["vector_norm_api"] = (lambda xp, a: xp.linalg.vector_norm(a, ord=3)
+                            + weighted(xp.linalg.vector_norm(a, axis=0, ord=np.inf,
+                                                             keepdims=True)), TALL)
 CASES["norm_keepdims"] = (lambda xp, a: weighted(xp.linalg.norm(a, 2, keepdims=True)), TALL)
 
 
