@@ -251,6 +251,19 @@ def test_gradient_and_hvp_against_jax(jax, name):
     assert close(cg.to_numpy(cg.hvp(circuit(name)))(a, v)[-1], np.asarray(hv), 1e-9)
 
 
+@pytest.mark.parametrize("name", ["inv", "cholesky", "eigvalsh"])
+def test_third_derivatives_against_jax(jax, name):
+    """The rules differentiate again to any order: ∇(v · ∇(v · ∇J))."""
+    v = W[:3, :3]
+    fj = jax_function(jax, name)
+    f = ours(name)
+    got = cg.grad(lambda a: np.sum(cg.grad(lambda b: np.sum(cg.grad(f)(b) * v))(a) * v))(
+        GENERAL)
+    want = jax.jit(jax.grad(lambda a: (jax.grad(lambda b: (jax.grad(fj)(b) * v).sum())(a)
+                                       * v).sum()))(GENERAL)
+    assert close(got, np.asarray(want), 1e-9)
+
+
 # -- the tangent rules on their own: jvp of matrix-valued outputs ----------------------------
 
 MATRIX_VALUED = {
