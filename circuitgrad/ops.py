@@ -655,8 +655,123 @@ def log_softmax(x: Any, axis: int | None = None) -> Any:
     return _reduce("log_softmax", x, axis)
 
 
-COMPOSITIONS: dict[str, tuple[str, ...]] = {}
-"""The public functions that are not one record, with the records each builds: none."""
+# -- linear algebra (primitives/linalg.py): np.linalg's functions trace as they are; these are
+# the ones SciPy has (its functions convert with np.asarray, so they cannot trace) and the
+# records themselves.
+
+
+def solve(a: Any, b: Any) -> Any:
+    """A⁻¹ b (``np.linalg.solve``: a 1-D b is a vector, else matrices (..., n, k)).
+
+    >>> solve([[2.0, 0.0], [0.0, 4.0]], [1.0, 1.0]).tolist()
+    [0.5, 0.25]
+    """
+    return _apply("solve", a, b)
+
+
+def inv(a: Any) -> Any:
+    """A⁻¹ (nan where A is singular).
+
+    >>> inv([[2.0, 0.0], [0.0, 4.0]]).tolist()
+    [[0.5, 0.0], [0.0, 0.25]]
+    """
+    return _apply("inv", a)
+
+
+def det(a: Any) -> Any:
+    """det A.
+
+    >>> 5 - 1e-14 < float(det([[2.0, 1.0], [1.0, 3.0]])) < 5 + 1e-14  # (LAPACK's LU: rounding)
+    True
+    """
+    return _apply("det", a)
+
+
+def cholesky(a: Any) -> Any:
+    """The lower factor L of A = L Lᵀ (A's lower triangle read; nan where A is not positive
+    definite).
+
+    >>> cholesky([[4.0, 2.0], [2.0, 5.0]]).tolist()
+    [[2.0, 0.0], [1.0, 2.0]]
+    """
+    return _apply("cholesky", a)
+
+
+def solve_triangular(a: Any, b: Any, lower: bool = False) -> Any:
+    """T⁻¹ b for the lower (or, by default as in SciPy, upper) triangle T of ``a``:
+    ``scipy.linalg.solve_triangular``.
+
+    >>> solve_triangular([[2.0, 0.0], [1.0, 1.0]], [2.0, 3.0], lower=True).tolist()
+    [1.0, 2.0]
+    """
+    return _apply("solve_triangular", a, b, lower=int(bool(lower)))  # (an int: JSON saves it)
+
+
+def cho_factor(a: Any, lower: bool = False) -> tuple[Any, bool]:
+    """``scipy.linalg.cho_factor``: the factor (upper U with A = UᵀU, or lower L) and
+    ``lower``; the other triangle holds zeros (SciPy leaves A's entries there).
+
+    >>> c, low = cho_factor([[4.0, 2.0], [2.0, 5.0]])
+    >>> c.tolist(), low
+    ([[2.0, 1.0], [0.0, 2.0]], False)
+    """
+    factor = cholesky(a)
+    return (factor if lower else _transposed(factor)), bool(lower)
+
+
+def cho_solve(c_and_lower: tuple[Any, bool], b: Any) -> Any:
+    """``scipy.linalg.cho_solve``: A⁻¹ b from ``cho_factor``'s (factor, lower), as two
+    triangular solves.
+
+    >>> cho_solve(cho_factor([[4.0, 2.0], [2.0, 5.0]]), [6.0, 7.0]).tolist()
+    [1.0, 1.0]
+    """
+    c, lower = c_and_lower
+    factor = c if lower else _transposed(c)  # L, with A = L Lᵀ
+    return solve_triangular(_transposed(factor), solve_triangular(factor, b, lower=True),
+                            lower=False)
+
+
+def _transposed(x: Any) -> Any:
+    if isinstance(x, Value):
+        return x.T if len(x.shape) == 2 else x.swapaxes(-1, -2)
+    return np.swapaxes(np.asarray(x, dtype=np.float64), -1, -2)
+
+
+def eigvalsh(a: Any) -> Any:
+    """The eigenvalues of the symmetric matrix A's lower triangle stands for, ascending.
+
+    >>> eigvalsh([[2.0, 0.0], [1.0, 3.0]]).round(6).tolist()
+    [1.381966, 3.618034]
+    """
+    return _apply("eigvalsh", a)
+
+
+def svdvals(a: Any) -> Any:
+    """The singular values of A, descending.
+
+    >>> svdvals([[3.0, 0.0], [0.0, -4.0]]).tolist()
+    [4.0, 3.0]
+    """
+    return _apply("svdvals", a)
+
+
+def pinv(a: Any, rtol: float = 1e-15) -> Any:
+    """A⁺, the pseudo-inverse, singular values below ``rtol`` times the largest cut off
+    (``np.linalg.pinv``'s default).
+
+    >>> pinv([[2.0, 0.0], [0.0, 0.0]]).tolist()
+    [[0.5, 0.0], [0.0, 0.0]]
+    """
+    # NumPy's default cutoff is the record's own (no param: a circuit JSON can save)
+    return _apply("pinv", a) if float(rtol) == 1e-15 else _apply("pinv", a, rtol=float(rtol))
+
+
+COMPOSITIONS: dict[str, tuple[str, ...]] = {
+    "cho_factor": ("cholesky", "transpose"),
+    "cho_solve": ("solve_triangular", "transpose"),
+}
+"""The public functions that are not one record, with the records each builds."""
 
 __all__ = [name for name, value in list(globals().items())
            if callable(value) and getattr(value, "__module__", None) == __name__

@@ -298,6 +298,13 @@ class Value:
                 f"scipy.special.{scipy_function} cannot be traced (SciPy converts its argument "
                 f"with np.asarray): write cg.{scipy_function}(x, axis=...), the same function "
                 "as one record (docs/tracing.md, \"SciPy\")" + user_line())
+        linalg_caller = _scipy_linalg_caller()
+        if linalg_caller is not None:
+            name, line = linalg_caller
+            raise CircuitError(f"{name} cannot be traced (SciPy converts its arguments with "
+                               "np.asarray): write cg.solve_triangular, cg.cho_factor, "
+                               "cg.cho_solve or np.linalg's functions (docs/tracing.md, "
+                               "\"Linear algebra\")" + line)
         raise CircuitError("a traced value cannot become a NumPy array (np.array, np.asarray, "
                            "a list mixing traced values, or a write out[i] = x into a NumPy "
                            "array): it already is an array of the circuit, so drop "
@@ -475,6 +482,35 @@ class Value:
         if Value.numpy_dispatch is None:
             raise CircuitError(f"numpy.{func.__name__} cannot be applied to a traced value")
         return Value.numpy_dispatch.function(func, args, kwargs)
+
+def _scipy_linalg_caller() -> tuple[str, str] | None:
+    """The public scipy.linalg function (``scipy.linalg.solve_triangular``) converting a
+    traced value with np.asarray, if one is (its outermost frame; a batching ``wrapper`` names
+    what it wraps), and the user's line that called it."""
+    import sys
+
+    frame, found = sys._getframe(2), None
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("scipy."):
+            name = frame.f_code.co_name
+            wrapped = frame.f_locals.get("f") if name == "wrapper" else None
+            name = getattr(wrapped, "__name__", name)
+            module = getattr(wrapped, "__module__", None) or module
+            public = ".".join(p for p in module.split(".") if not p.startswith("_"))
+            if public.startswith("scipy.linalg") and not name.startswith("_"):
+                found = (f"{public}.{name}", frame.f_back)
+        frame = frame.f_back
+    if found is None:
+        return None
+
+    def outside(frame: Any) -> Iterator[tuple[Any, int]]:
+        while frame is not None:
+            yield frame, frame.f_lineno
+            frame = frame.f_back
+
+    return found[0], user_line(outside(found[1]))
+
 
 def _refused(what: str, hint: str = "") -> CircuitError:
     """The error for an ndarray method or operator that a traced value does not have."""

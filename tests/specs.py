@@ -13,6 +13,7 @@ import math
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
+import scipy.linalg
 
 
 class Spec(NamedTuple):
@@ -38,6 +39,10 @@ ABOVE_ONE = rng.uniform(1.05, 5, 50)
 STEPS = np.concatenate([REALS, [0.0, -0.0, 0.5, 1.5, -2.5, 2.0]])
 TIED = np.round(REALS)
 MATRIX = rng.normal(size=(3, 4))
+# Well-conditioned matrices for linear algebra: general (det > 0), positive definite, tall.
+GENERAL = rng.normal(size=(3, 3)) + 3 * np.eye(3)
+SPD = MATRIX[:, :3] @ MATRIX[:, :3].T + 3 * np.eye(3)
+TALL = rng.normal(size=(4, 3)) + np.eye(4, 3)
 
 # Ties and NaN on either side and both (fmax, fmin ignore NaN).
 WITH_NAN = (np.append(TIED, [np.nan, 1.0, np.nan]), np.append(TIED[::-1], [1.0, np.nan, np.nan]))
@@ -316,6 +321,23 @@ SPECS = {
                             (rng.normal(size=(3, 4)), _ORDER[:, ::-1]), {"axis": 1}),
     "put_along_axis_add": spec(_put_along_reference, (rng.normal(size=(3, 4)), _ORDER[:, :4]),
                                {"axis": 1, "shape": (3, 5)}),
+    # linear algebra (primitives/linalg.py), against other routines than the template's
+    "solve": spec(lambda a, b: np.linalg.inv(a) @ b, (GENERAL, REALS[:3])),
+    "inv": spec(lambda a: np.linalg.solve(a, np.eye(3)), (GENERAL,)),
+    "det": spec(lambda a: np.prod(np.linalg.eigvals(a)).real, (GENERAL,)),
+    "slogdet": spec(lambda a: np.log(abs(np.prod(np.linalg.eigvals(a)).real)), (GENERAL,)),
+    "slogdet_sign": spec(lambda a: np.sign(np.prod(np.linalg.eigvals(a)).real), (-GENERAL,)),
+    "cholesky": spec(lambda a: scipy.linalg.cholesky(a, lower=True), (SPD,)),
+    "solve_triangular": spec(lambda a, b: np.linalg.solve(np.triu(a), b), (GENERAL, REALS[:3]),
+                             {"lower": 0}),
+    "eigvalsh": spec(lambda a: np.sort(np.linalg.eigvals(a).real), (SPD,)),
+    "eigh_vectors": spec(lambda a: scipy.linalg.eigh(a, driver="evd")[1], (SPD,)),
+    "svdvals": spec(lambda a: np.sqrt(np.linalg.eigvalsh(a.T @ a))[::-1], (TALL,)),
+    "svd_u": spec(lambda a: np.linalg.svd(a)[0][:, :3], (TALL,)),
+    "svd_vh": spec(lambda a: np.linalg.svd(a)[2], (TALL,)),
+    "pinv": spec(lambda a: np.linalg.solve(a.T @ a, a.T), (TALL,), {"rtol": 1e-15}),
+    "qr_q": spec(lambda a: scipy.linalg.qr(a, mode="economic")[0], (TALL,)),
+    "qr_r": spec(lambda a: scipy.linalg.qr(a, mode="economic")[1], (TALL,)),
     # the fused adjoint contributions (fused.py): bar · f′, over (bar, y or x)
     "tanh_vjp": spec(lambda g, y: g * (1 - y * y), (REALS, UNIT)),
     "sigmoid_vjp": spec(lambda g, y: g * (y * (1 - y)), (REALS, POSITIVE / 5)),

@@ -214,6 +214,40 @@ def _prod_others(xp: Any, x: Any, axis: tuple[int, ...], *vs: Any) -> Any:
     return xp.moveaxis(out, tuple(range(-k, 0)), axis)
 
 
+def _linalg(name: str) -> Callable[..., Any]:
+    def apply(xp: Any, *args: Any) -> Any:
+        return getattr(xp.linalg, name)(*args)
+
+    return apply
+
+
+def _eigh_upper_vectors(xp: Any, a: Any) -> Any:
+    # The upper triangle of A is the lower one of Aᵀ (the vectors' signs the library's).
+    return xp.linalg.eigh(xp.matrix_transpose(a))[1]
+
+
+def _eigh_vectors(xp: Any, a: Any) -> Any:
+    return xp.linalg.eigh(a)[1]
+
+
+def _svd_u(xp: Any, a: Any) -> Any:
+    return xp.linalg.svd(a, full_matrices=False)[0]
+
+
+def _svd_vh(xp: Any, a: Any) -> Any:
+    return xp.linalg.svd(a, full_matrices=False)[2]
+
+
+def _pinv(xp: Any, a: Any, rtol: float = 1e-15) -> Any:
+    return xp.linalg.pinv(a, rtol=rtol)
+
+
+def _solve_triangular(xp: Any, a: Any, b: Any, lower: bool = False) -> Any:
+    # The triangle A is read from, solved as a general matrix (the standard has no
+    # triangular solve).
+    return xp.linalg.solve(xp.tril(a) if lower else xp.triu(a), b)
+
+
 # -- the standard runtime (_cg): joins, takes and scatters with batch axes --------------------
 
 def _device(x: Any) -> Any:
@@ -464,6 +498,20 @@ HELPERS: dict[str, dict[str, Any]] = {
     "log_softmax": {"numpy": "special.log_softmax", "standard": _log_softmax},
     "norm": {"numpy": "special.norm", "standard": _norm},
     "prod_others": {"numpy": "special.prod_others", "standard": _prod_others},
+    # Linear algebra (primitives/linalg.py): the standard's linalg extension; NumPy's column
+    # gives nan at the points where LAPACK fails (a singular matrix) instead of raising.
+    "solve": {"numpy": "special.solve", "standard": _linalg("solve")},
+    "inv": {"numpy": "special.inv", "standard": _linalg("inv")},
+    "cholesky": {"numpy": "special.cholesky", "standard": _linalg("cholesky")},
+    "solve_triangular": {"numpy": "special.solve_triangular", "standard": _solve_triangular},
+    "eigvalsh": {"numpy": "special.eigvalsh", "standard": _linalg("eigvalsh")},
+    "eigh_vectors": {"numpy": "special.eigh_vectors", "standard": _eigh_vectors},
+    "eigh_upper_vectors": {"numpy": "special.eigh_upper_vectors",
+                           "standard": _eigh_upper_vectors},
+    "svdvals": {"numpy": "special.svdvals", "standard": _linalg("svdvals")},
+    "svd_u": {"numpy": "special.svd_u", "standard": _svd_u},
+    "svd_vh": {"numpy": "special.svd_vh", "standard": _svd_vh},
+    "pinv": {"numpy": "special.pinv", "standard": _pinv},
 }
 """``_sp.NAME`` for each library: ``"module:function"`` (the library's own, imported on first
 use), a function of ``xp`` written in standard ops (the ``standard`` column), or None (no way:

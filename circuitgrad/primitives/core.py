@@ -112,6 +112,10 @@ class Primitive:
     # params gives back its argument, of shape ``of`` (x[:, :], reshape to its own shape).
     scalar_identity: bool = False
     unchanged: Callable[..., bool] | None = None
+    # The nodes the size bound K (transforms/bounds.py) counts one node of this op as: 1, but
+    # for a linear-algebra node, the matrix operations it performs (solve: an LU factorization
+    # and two triangular solves, 3; primitives/linalg.py).
+    counts_as: int = 1
 
     def display(self, params: Mapping[str, Any] | None,
                 shapes: Sequence[Shape] | None = None) -> str:

@@ -387,3 +387,95 @@ def _sinc_d(xp: Any, x: Any, n: float) -> Any:
         far = j0 if m == 0 else j1 / p
     return xp.where(xp.abs(z) < n + 2.0, total, far)[()] if xp is np else xp.where(
         xp.abs(z) < n + 2.0, total, far)
+
+
+# -- linear algebra (primitives/linalg.py): NumPy's LAPACK routines, nan where they fail ------
+
+def _nan_where_singular(fn: Any, *args: Any) -> Any:
+    # NumPy raises LinAlgError for a whole batch if one point is singular (or, for cholesky,
+    # not positive definite): the points that fail are nan, as log(0) is -inf, not an error.
+    try:
+        return fn(*args)
+    except np.linalg.LinAlgError:
+        pass
+    lead = np.broadcast_shapes(*(np.shape(a)[:-2] for a in args))
+    arrays = [np.broadcast_to(a, lead + np.shape(a)[-2:]) for a in args]
+    out = None
+    for index in np.ndindex(lead):
+        try:
+            value = fn(*(a[index] for a in arrays))
+        except np.linalg.LinAlgError:
+            value = None
+        if out is None and value is not None:
+            out = np.full(lead + value.shape, np.nan)
+        if value is not None:
+            out[index] = value
+    if out is None:  # every point failed: the shape of one from a regular stand-in
+        stand_in = [np.broadcast_to(np.eye(a.shape[-2], a.shape[-1]), a.shape[-2:])
+                    for a in arrays[:1]] + [a[(0,) * len(lead)] for a in arrays[1:]]
+        out = np.full(lead + np.shape(fn(*stand_in)), np.nan)
+    return out
+
+
+def solve(a: Any, b: Any) -> Any:
+    """A⁻¹ b for matrices ``b`` (..., n, k) (a vector is a one-column matrix)."""
+    return _nan_where_singular(np.linalg.solve, a, b)
+
+
+def inv(a: Any) -> Any:
+    """A⁻¹, nan at singular points."""
+    return _nan_where_singular(np.linalg.inv, a)
+
+
+def cholesky(a: Any) -> Any:
+    """The lower factor L of A = L Lᵀ (reading A's lower triangle), nan where A is not
+    positive definite."""
+    return _nan_where_singular(np.linalg.cholesky, a)
+
+
+def eigvalsh(a: Any) -> Any:
+    """The eigenvalues of the symmetric matrix A's lower triangle stands for (nan where LAPACK
+    does not converge: a matrix holding nan or inf)."""
+    return _nan_where_singular(np.linalg.eigvalsh, a)
+
+
+def eigh_vectors(a: Any) -> Any:
+    """Their eigenvectors, LAPACK's (signs included), nan where it does not converge."""
+    return _nan_where_singular(lambda m: np.linalg.eigh(m)[1], a)
+
+
+def eigh_upper_vectors(a: Any) -> Any:
+    """The eigenvectors of the symmetric matrix A's upper triangle stands for: LAPACK's
+    (``np.linalg.eigh(a, UPLO="U")``, its signs), nan where it does not converge."""
+    return _nan_where_singular(lambda m: np.linalg.eigh(m, UPLO="U")[1], a)
+
+
+def svdvals(a: Any) -> Any:
+    """The singular values, descending (nan where the SVD does not converge)."""
+    return _nan_where_singular(np.linalg.svdvals, a)
+
+
+def svd_u(a: Any) -> Any:
+    """U of the reduced SVD, LAPACK's (nan where it does not converge)."""
+    return _nan_where_singular(lambda m: np.linalg.svd(m, full_matrices=False)[0], a)
+
+
+def svd_vh(a: Any) -> Any:
+    """Vᴴ of the reduced SVD, LAPACK's (nan where it does not converge)."""
+    return _nan_where_singular(lambda m: np.linalg.svd(m, full_matrices=False)[2], a)
+
+
+def pinv(a: Any, rtol: float = 1e-15) -> Any:
+    """A⁺, singular values below ``rtol`` times the largest cut off (nan where the SVD does
+    not converge)."""
+    return _nan_where_singular(lambda m: np.linalg.pinv(m, rtol=rtol), a)
+
+
+def solve_triangular(a: Any, b: Any, lower: bool = False) -> Any:
+    """A⁻¹ b reading only A's lower (or upper) triangle: scipy.linalg's, batched."""
+    import scipy.linalg
+
+    def one(a: Any, b: Any) -> Any:
+        return scipy.linalg.solve_triangular(a, b, lower=lower, check_finite=False)
+
+    return _nan_where_singular(one, a, b)

@@ -91,7 +91,9 @@ def rule_size(op: str, fused: bool = True) -> int:
 
 def bound_size(c: Circuit) -> int:
     """The size the bound ``grad(c).size <= K * bound_size(c)`` is stated for: ``c.size``,
-    with a node of k > 2 arguments counted as k - 1 nodes (concatenate, stack ...).
+    with a node of k > 2 arguments counted as k - 1 nodes (concatenate, stack ...), and a
+    linear-algebra node as the matrix operations it performs (its record's ``counts_as``: a
+    solve as 3).
 
         >>> import circuitgrad as cg
         >>> bound_size(cg.parse("x*y + 1"))
@@ -102,6 +104,9 @@ def bound_size(c: Circuit) -> int:
         k = len(c.args(i))
         if k > 2:
             extra += k - 2
+        weight = PRIMITIVES[c.op(i)].counts_as
+        if weight > 1:
+            extra += weight - 1
     return c.size + extra
 
 
@@ -141,7 +146,7 @@ def _size_factor(broadcasting: bool) -> int:
                    for fused in (True, False)) + undo + 2
         # A node of k > 2 arguments counts as k - 1 nodes (bound_size): K of them pay for it.
         nodes = max(1, (len(prim.cases[0]) if prim.cases else prim.arity) - 1)
-        rules.append(-(-cost // nodes))
+        rules.append(-(-cost // (nodes * prim.counts_as)))
     return max(rules)
 
 
@@ -149,7 +154,9 @@ def _size_factor(broadcasting: bool) -> int:
 def _jvp_size_factor() -> int:
     # The node itself, its rule, and a broadcast_to per operand beyond the first where an
     # elementwise op broadcasts (one for a binary op, two for clip and where).
-    return max(1 + tangent_rule_size(op) + (max(prim.arity - 1, 0) if prim.shape is None else 0)
+    # A linear-algebra node counts as its matrix operations (``counts_as``), as in bound_size.
+    return max(-(-(1 + tangent_rule_size(op) + (max(prim.arity - 1, 0) if prim.shape is None
+                                                 else 0)) // prim.counts_as)
                for op, prim in PRIMITIVES.items() if op not in LEAVES)
 
 

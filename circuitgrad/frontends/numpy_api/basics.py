@@ -1,4 +1,4 @@
-"""The handlers of the NumPy functions circuitgrad traced first: reductions, ``dot``, ``norm``,
+"""The handlers of the NumPy functions circuitgrad traced first: reductions, ``dot``,
 ``where``, ``clip``, joining, reshaping, flipping, ``cumsum``, ``diff``, ``take``, ``outer``."""
 
 from __future__ import annotations
@@ -51,34 +51,6 @@ def _dot(func: Any, args: tuple, kwargs: dict) -> Any:
         raise CircuitError(f"numpy.dot of shapes {shapes[0]} and {shapes[1]} cannot be traced "
                            "(only vectors and matrices)" + user_line())
     return builder.apply("matmul", a, b)
-
-
-def _norm(func: Any, args: tuple, kwargs: dict) -> Any:
-    bound = bind(func, args, kwargs,
-                  {"x": None, "ord": (None, 2, "fro"), "axis": None, "keepdims": (False, True)})
-    if bound.pop("keepdims", False):
-        x = bound["x"]
-        plain = _norm(func, (), bound)
-        return with_kept_axes(x, plain, axes_of("numpy.linalg.norm", bound.get("axis"), len(x.shape)))
-    x = bound["x"]
-    if not isinstance(x, Value):
-        raise refuse(numpy_name(func))
-    ord_, axis = bound.get("ord"), bound.get("axis")
-    ndim = len(x.shape) if axis is None else (1 if not isinstance(axis, (tuple, list))
-                                              else len(axis))
-    if (ord_ == 2 and ndim != 1) or (ord_ == "fro" and ndim != 2) or ndim > 2:
-        raise CircuitError(f"numpy.linalg.norm(ord={ord_!r}) of {ndim} axes cannot be traced "
-                           "(the 2-norm of vectors and the Frobenius norm of matrices do)"
-                           + user_line())
-    axes = axes_of("numpy.linalg.norm", axis, len(x.shape))
-    if axes is None or len(axes) == len(x.shape):
-        return x.builder.apply("norm", x)  # scaled: no overflow at 1e200
-    if len(axes) == 1:
-        return x.builder.apply("norm", x, axis=axes[0])
-    squares = x.builder.apply("square", x)  # the Frobenius norm over two of three axes
-    for a in axes:
-        squares = squares.builder.apply("sum", squares, axis=a)
-    return squares.builder.apply("sqrt", squares)
 
 
 def _where(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -257,7 +229,6 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.clip: _clip,
     np.round: _round,
     np.dot: _dot,
-    np.linalg.norm: _norm,
     np.transpose: _transpose,
     np.outer: _outer,
     np.concatenate: _concatenate,
