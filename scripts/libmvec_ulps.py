@@ -1,5 +1,5 @@
-"""How far glibc's vector math (libmvec, AVX2 variants) and circuitgrad's own vector exp, sin
-and cos are from circuitgrad's NumPy lowering.
+"""How far glibc's vector math (libmvec, at each vector width) and circuitgrad's own vector
+exp, sin and cos are from circuitgrad's NumPy lowering.
 
 ``to_c`` calls a 4-lane function (libmvec's ``_ZGVdN4v_tanh`` ..., or ``cg_vsin`` ... of
 ``cforms.VECTOR_MATH_C``) only where this script finds it within ``cforms.VECTOR_ULPS`` = 2 ulp
@@ -12,6 +12,11 @@ and prints the largest difference in units in the last place (of the larger magn
 the count of special values (non-finite or zero, on either side) that differ.
 
     python scripts/libmvec_ulps.py --n 10000000
+    python scripts/libmvec_ulps.py --n 10000000 --width 8   # AVX-512: _ZGVeN8v_tanh ...
+
+``--width`` picks the variants (8: AVX-512F ``_ZGVeN8``, 4: AVX2 ``_ZGVdN4``, 2: SSE
+``_ZGVbN2``); a record's ``libmvec`` holds one figure where every width measured the same,
+else a dict by width (``circuitgrad/primitives/core.py``).
 """
 
 from __future__ import annotations
@@ -30,14 +35,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import circuitgrad as cg  # noqa: E402
 from circuitgrad.builder import Builder  # noqa: E402
 from circuitgrad.lower.cforms import VECTOR_MATH, VECTOR_MATH_C, VECTOR_PRELUDE  # noqa: E402
+from circuitgrad.lower.isa import LIBMVEC_PREFIX, width_flags  # noqa: E402
 
-# Every libmvec AVX2 function that is a primitive of circuitgrad: op -> (symbol, arity).
-CANDIDATES = {op: (f"_ZGVdN4v_{op}", 1) for op in (
-    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
-    "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "erf", "erfc")}
-CANDIDATES.update({op: (f"_ZGVdN4vv_{op}", 2) for op in ("pow", "atan2", "hypot")})
-# and circuitgrad's own vector functions (cforms.VECTOR_MATH), as "op (own)"
-CANDIDATES.update({f"{op} (own)": (function, 1) for op, (function, _) in VECTOR_MATH.items()})
+
+def candidates(width: int) -> dict[str, tuple[str, int]]:
+    """Every libmvec function of a width that is a primitive of circuitgrad, and circuitgrad's
+    own vector functions (cforms.VECTOR_MATH) as "op (own)": name -> (symbol, arity)."""
+    prefix = LIBMVEC_PREFIX[width]
+    found = {op: (f"{prefix}v_{op}", 1) for op in (
+        "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
+        "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "erf", "erfc",
+        "cbrt")}
+    found.update({op: (f"{prefix}vv_{op}", 2) for op in ("pow", "atan2", "hypot")})
+    found.update({f"{op} (own)": (function, 1) for op, (function, _) in VECTOR_MATH.items()})
+    return found
+
+
+CANDIDATES = candidates(4)
 
 # Typical arguments of each function (its domain, or where it is not flat).
 TYPICAL = {"asin": (-1, 1), "acos": (-1, 1), "atanh": (-1, 1), "acosh": (1, 50),
@@ -63,9 +77,9 @@ def inputs(rng: np.random.Generator, n: int, op: str) -> np.ndarray:
     return x
 
 
-def build(tmp: Path) -> ctypes.CDLL:
+def build(tmp: Path, width: int = 4) -> ctypes.CDLL:
     decls, funcs = [], []
-    for name, (symbol, arity) in CANDIDATES.items():
+    for name, (symbol, arity) in candidates(width).items():
         op = name.split()[0]
         params = ", ".join(["cg_v"] * arity)
         if not name.endswith("(own)"):
@@ -73,18 +87,19 @@ def build(tmp: Path) -> ctypes.CDLL:
         loads = ", ".join(f"*(const cg_vu *)(a{k} + i)" for k in range(arity))
         tag = name.replace(" (own)", "_own")
         funcs.append(f"void run_{tag}(const double *a0, const double *a1, double *y, long n)"
-                     f" {{ for (long i = 0; i < n; i += 4) *(cg_vu *)(y + i) = "
+                     f" {{ for (long i = 0; i < n; i += {width}) *(cg_vu *)(y + i) = "
                      f"{symbol}({loads}); }}")
         scalar = ", ".join(f"a{k}[i]" for k in range(arity))
         funcs.append(f"void libm_{tag}(const double *a0, const double *a1, double *y, long n)"
                      f" {{ for (long i = 0; i < n; i++) y[i] = {op}({scalar}); }}")
     src = tmp / "mvec.c"
-    src.write_text("#include <math.h>\n#include <stdlib.h>\n" + VECTOR_PRELUDE + "\n"
-                   + VECTOR_MATH_C + "\n#endif\n"
-                   "typedef double cg_vu __attribute__((vector_size(32), aligned(8)));\n"
+    src.write_text(f"#define CG_WIDTH {width}\n#include <math.h>\n#include <stdlib.h>\n"
+                   + VECTOR_PRELUDE + "\n" + VECTOR_MATH_C + "\n#endif\n"
+                   f"typedef double cg_vu __attribute__((vector_size({8 * width}), "
+                   "aligned(8)));\n"
                    + "\n".join(decls + funcs) + "\n")
     lib = tmp / "mvec.so"
-    subprocess.run(["cc", "-Og", "-mavx2", "-ffp-contract=off", "-fno-math-errno", "-fPIC",
+    subprocess.run(["cc", "-Og", *width_flags(width), "-ffp-contract=off", "-fno-math-errno", "-fPIC",
                     "-shared", "-o", str(lib), str(src), "-lm"], check=True)
     return ctypes.CDLL(str(lib))
 
@@ -118,15 +133,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10**7, help="inputs per function")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=int, default=4, choices=sorted(LIBMVEC_PREFIX),
+                        help="points per vector (the variants measured)")
     opts = parser.parse_args()
     n = opts.n - opts.n % 40
     rng = np.random.default_rng(opts.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        lib = build(Path(tmp))
+        lib = build(Path(tmp), opts.width)
         print("| function | libmvec symbol | max ulp vs to_numpy | at | specials that differ "
               "| libm's max ulp vs to_numpy |")
         print("|---|---|---|---|---|---|")
-        for name, (symbol, arity) in CANDIDATES.items():
+        for name, (symbol, arity) in candidates(opts.width).items():
             op, tag = name.split()[0], name.replace(" (own)", "_own")
             args = [inputs(rng, n, op) for _ in range(arity)]
             if op == "pow":  # to_numpy's (and to_c's) pow takes sqrt, x*x, 1/x there
