@@ -10,41 +10,51 @@ function also stored in its register, so the compiler's time stays linear in the
 
 Each function runs its statements for each vector of a chunk of up to ``LANES`` points,
 register k of vector g at ``r[k * CG_G + g]``: one loop per function, not per statement, and
-straight-line bodies the compiler keeps in registers. The registers are ``cg_v``: where the
-compiler targets AVX2 and the C library is glibc, GCC's vector of 4 doubles, 4 points per
-operation; elsewhere ``double``, one point (plain C, the same statements). The functions of
-libm have vector versions within :data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of
-``to_numpy`` (and identical special values) where glibc's vector math (libmvec:
-``_ZGVdN4v_tanh`` ...) is that close, or circuitgrad's own (``cg_vexp``: glibc's exp,
-``cg_vsin``, ``cg_vcos``: fdlibm's, in vector operations, with libm's scalar function for the
-lanes out of their range); the others run lane by lane with libm's scalar function. Measured by
-``scripts/libmvec_ulps.py``, 10⁷ inputs each, glibc 2.36:
+straight-line bodies the compiler keeps in registers. The registers are ``cg_v``: GCC's vector
+of ``width`` doubles, one point per lane, where the compiler targets the width's instructions
+and the C library is glibc: 8 with AVX-512, 4 with AVX2, 2 with SSE4.1 (:mod:`.isa` picks the
+host's widest at compile time; ``width=`` asks another); elsewhere ``double``, one point (plain
+C, the same statements). The functions of libm have vector versions within
+:data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of ``to_numpy`` (and identical special
+values) where glibc's vector math of that width (libmvec: ``_ZGVeN8v_tanh``, ``_ZGVdN4v_tanh``
+...) is that close, or circuitgrad's own (``cg_vexp``: glibc's exp, ``cg_vsin``, ``cg_vcos``:
+fdlibm's, in vector operations of any width, with libm's scalar function for the lanes out of
+their range); the others run lane by lane with libm's scalar function. Measured by
+``scripts/libmvec_ulps.py``, 10⁷ inputs each, glibc 2.36, at 4 points per vector (the other
+widths: the records' ``libmvec`` and docs/compiled.md):
 
 =========================  ======================================================
 ulps from ``to_numpy``     functions
 =========================  ======================================================
 1, used                    exp, sin, cos (circuitgrad's own); pow, hypot (libmvec)
 2, used                    acos, cosh, tanh, exp2, log, log2, log1p (libmvec)
-3, lane by lane            libmvec's tan, asin, atan, sinh, asinh, acosh, atanh,
-                           expm1, log10, erf, atan2 (and its exp, sin, cos)
-513, lane by lane          libmvec's erfc (libm's erfc is as far from SciPy's)
+3-4, lane by lane          libmvec's tan, asin, atan, sinh, asinh, acosh, atanh,
+                           expm1, log10, erf, atan2, cbrt (and its exp, sin, cos)
+515, lane by lane          libmvec's erfc (libm's erfc is as far from SciPy's)
 =========================  ======================================================
 
 Arithmetic, comparisons, selects, ``sqrt``, ``abs``, rounding and ``maximum``/``minimum`` are
 vector operations with the scalar C forms' exact values; ``logaddexp`` (and ``sigmoid``,
 ``softplus``) the scalar form's operations on vectors, with the vector exp and log1p
 (:data:`~circuitgrad.lower.cforms.VECTOR_FORMS`). Every call runs the same code: a one-point
-call fills one lane, so a point of a batch is the point alone, bit for bit. The flags are
-chosen in Python (:func:`compile_flags`: ``-mavx2`` only where the host has AVX2 and libmvec;
-``$CIRCUITGRAD_NO_VECTORS=1`` compiles the plain C path) and are part of the cache key.
-The one entry point is
+call fills one lane, so a point of a batch is the point alone, bit for bit, at every width.
+The flags are chosen in Python (:func:`compile_flags`: the width's, ``-mavx512f``, ``-mavx2``
+or ``-msse4.1``, only where the host runs it; ``$CIRCUITGRAD_NO_VECTORS=1`` compiles the plain
+C path) and, with the width and the ISA (:func:`~circuitgrad.lower.isa.isa_tag`), are part of
+the cache key.
+
+The entry points are
 
     ``int NAME_eval(const double *in, double *out, long npoints)``
+    ``int NAME_eval_threads(const double *in, double *out, long npoints, int threads)``
 
 with ``in`` float64[npoints, inputs] and ``out`` float64[npoints, outputs] (row-major, tensor
-inputs and outputs as their entries in row-major order; it returns 0, or 1 where the register
-file could not be allocated): the source needs only ``<math.h>``
-and ``<stdlib.h>``, so it can be shipped and built anywhere.
+inputs and outputs as their entries in row-major order; they return 0, or 1 where the register
+file could not be allocated). The second splits the batch over up to ``threads`` POSIX threads,
+each a whole number of chunks (whole vectors), with no reduction across points: the values
+are the same bits for any thread count. ``CFunction`` calls it where a batch has at least
+``WORK_PER_THREAD`` scalar operations per thread, the GIL released. The source needs only
+``<math.h>``, ``<stdlib.h>`` and ``<pthread.h>``, so it can be shipped and built anywhere.
 
 The library is compiled with the system compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
 in its own process group with a time limit, and cached under ``$CIRCUITGRAD_CACHE`` (default
@@ -347,15 +357,15 @@ def _width(vectors: bool | None, width: int | None) -> int:
     if not vectors:
         return 1
     if not _host_has_vectors():
-        raise CircuitError("to_c: vectors=True needs an x86-64 host with AVX2 or AVX-512 (or "
-                           "SSE2) and glibc's vector math (libmvec); this one has not: use "
+        raise CircuitError("to_c: vectors=True needs an x86-64 host with AVX-512, AVX2 or "
+                           "SSE4.1 and glibc's vector math (libmvec); this one has not: use "
                            "vectors=None")
     return isa.default_width() if isa.default_width() > 1 else isa.host_widths()[0]
 
 
 def vector_flags(vectors: bool | None = None, width: int | None = None) -> list[str]:
     """The flags that turn on the source's vector path at the width asked (see :func:`to_c`):
-    ``-mavx512f`` for 8 points per vector, ``-mavx2`` for 4, none for 2 (SSE2) and 1."""
+    ``-mavx512f`` for 8 points per vector, ``-mavx2`` for 4, ``-msse4.1`` for 2, none for 1."""
     return isa.width_flags(_width(vectors, width))
 
 
@@ -507,7 +517,7 @@ def to_c(c: Circuit, name: str = "f", opt: str = OPT,
         csr: sparse Jacobian or Hessian outputs as ``scipy.sparse.csr_array``, as ``to_tape``.
         vectors: ``False``: plain C (width 1); ``True``: vectors, refused where the host has
             none; ``None``: as ``width``.
-        width: points per vector: 8 (AVX-512F), 4 (AVX2), 2 (SSE2), 1 (plain C); None: the
+        width: points per vector: 8 (AVX-512), 4 (AVX2), 2 (SSE4.1), 1 (plain C); None: the
             widest the host runs (``$CIRCUITGRAD_VECTOR_WIDTH``, ``$CIRCUITGRAD_NO_VECTORS``
             override it). Values are within the same contract at every width.
         threads: the most threads a batch is split over (None: ``$CIRCUITGRAD_THREADS``, else

@@ -15,7 +15,8 @@ tie (so the sign of zero is NumPy's), ``logaddexp`` is NumPy's ``npy_logaddexp``
 ``sigmoid`` and ``softplus``, which are written with it), ``sign(nan) = nan``.
 
 ``to_c`` also writes each non-arithmetic node as a helper ``cgv_OP`` over ``cg_v`` registers
-(:func:`c_vector_helpers`): 4 points per AVX2 vector, with a vector form of the same values
+(:func:`c_vector_helpers`): 8, 4 or 2 points per vector (AVX-512, AVX2, SSE4.1: the width
+of :mod:`~circuitgrad.lower.isa`), with a vector form of the same values
 (:data:`VECTOR_FORMS`), glibc's vector math (:data:`LIBMVEC`) or circuitgrad's own
 (:data:`VECTOR_MATH`) where measured within :data:`VECTOR_ULPS` of ``to_numpy``, else the C
 form lane by lane; and the C form itself in the plain C path.
@@ -140,12 +141,13 @@ def tape_ops_header() -> str:
     return "\n".join(lines)
 
 
-# -- to_c's vectors: 8, 4 or 2 points per register (AVX-512F, AVX2, SSE2) ----------------------
+# -- to_c's vectors: 8, 4 or 2 points per register (AVX-512, AVX2, SSE4.1) --------------------
 
 def libmvec_ulps(op: str, width: int = 4) -> int | None:
     """The measured distance from ``to_numpy`` of glibc's vector ``op`` at ``width`` points
     per vector (the record's ``libmvec``: one figure for every width, or a dict by width where
-    they differ); None where it was not measured (or libmvec has none)."""
+    they differ); None where it was not measured, libmvec has none, or it is not to be used
+    (its special values or exact cases differ from to_numpy's)."""
     ulps = PRIMITIVES[op].libmvec
     return ulps.get(width) if isinstance(ulps, dict) else ulps
 
@@ -168,8 +170,8 @@ primitives, with their measured distance from ``to_numpy`` (op -> (symbol, arity
 a view of the records' ``libmvec`` field, measured by scripts/libmvec_ulps.py on 10⁷ inputs
 each, twice (typical arguments, up to ±10⁶, magnitudes from subnormals to 10³⁰⁸ of both
 signs, ±0, ±inf, nan), glibc 2.36 on AMD EPYC; every special value identical to to_numpy's
-except erfc's (as libm's erfc, which is far from SciPy's in its tail). The AVX-512F (8 lanes,
-``_ZGVeN8``) and SSE (2 lanes, ``_ZGVbN2``) variants: :func:`libmvec_table`."""
+except erfc's (as libm's erfc, which is far from SciPy's in its tail). The AVX-512 (8 lanes,
+``_ZGVeN8``) and SSE4.1 (2 lanes, ``_ZGVbN2``) variants: :func:`libmvec_table`."""
 
 VECTOR_MATH = {op: (prim.c_vector.split("(")[0], prim.c_vector_ulps)
                for op, prim in PRIMITIVES.items()

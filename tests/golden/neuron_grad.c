@@ -124,30 +124,33 @@ static double cg_sinc_d(double x, double n) {
 #if defined(__GLIBC__) && defined(__GNUC__) && defined(__x86_64__) && !defined(CG_NO_VECTORS) \
     && ((CG_WIDTH == 8 && defined(__AVX512F__)) || (CG_WIDTH == 4 && defined(__AVX2__)) \
         || CG_WIDTH == 2)
-#include <immintrin.h>
 #define CG_W CG_WIDTH
 typedef double cg_v __attribute__((vector_size(8 * CG_W)));  /* CG_W lanes, one point each */
 typedef long long cg_m __attribute__((vector_size(8 * CG_W)));  /* a comparison: all 1s or 0s */
 typedef unsigned long long cg_u __attribute__((vector_size(8 * CG_W)));  /* a vector's bits */
 typedef union { cg_v v; double d[CG_W]; unsigned long long u[CG_W]; } cg_lanes;  /* lanes */
-#if CG_W == 8
-#define CG_C(x) ((cg_v){(x), (x), (x), (x), (x), (x), (x), (x)})  /* a constant in every lane */
-#define cg_vany(m) _mm512_test_epi64_mask((__m512i)(m), (__m512i)(m))  /* some lane set */
-#define cg_vsqrt(a) ((cg_v)_mm512_sqrt_pd((__m512d)(a)))  /* IEEE sqrt, lane by lane */
-#define cg_vround(a, mode) ((cg_v)_mm512_roundscale_pd((__m512d)(a), (mode)))  /* roundpd's */
+/* cg_vany(m): some lane of m set; cg_vsqrt: IEEE sqrt in each lane; cg_vround(a, mode): roundpd's
+   modes (0x9 floor, 0xA ceil, 0x4 rint, 0x8 nearest without the inexact flag). GCC's builtins,
+   not <immintrin.h>, whose parsing alone takes 0.25 s of every compile. */
+#if CG_W == 8 && defined(__clang__)
+#include <immintrin.h>
+#define cg_vany(m) _mm512_test_epi64_mask((__m512i)(m), (__m512i)(m))
+#define cg_vsqrt(a) ((cg_v)_mm512_sqrt_pd((__m512d)(a)))
+#define cg_vround(a, mode) ((cg_v)_mm512_roundscale_pd((__m512d)(a), (mode)))
+#elif CG_W == 8
+#define cg_vany(m) __builtin_ia32_ptestmq512((m), (m), (unsigned char)-1)
+#define cg_vsqrt(a) __builtin_ia32_sqrtpd512_mask((a), (a), (unsigned char)-1, 4)
+#define cg_vround(a, mode) __builtin_ia32_rndscalepd_mask((a), (mode), (a), (unsigned char)-1, 4)
 #elif CG_W == 4
-#define CG_C(x) ((cg_v){(x), (x), (x), (x)})
-#define cg_vany(m) _mm256_movemask_pd((__m256d)(m))
-#define cg_vsqrt(a) ((cg_v)_mm256_sqrt_pd((__m256d)(a)))
-#define cg_vround(a, mode) ((cg_v)_mm256_round_pd((__m256d)(a), (mode)))
+#define cg_vany(m) __builtin_ia32_movmskpd256((cg_v)(m))
+#define cg_vsqrt(a) __builtin_ia32_sqrtpd256(a)
+#define cg_vround(a, mode) __builtin_ia32_roundpd256((a), (mode))
 #else
-#define CG_C(x) ((cg_v){(x), (x)})
-#define cg_vany(m) _mm_movemask_pd((__m128d)(m))
-#define cg_vsqrt(a) ((cg_v)_mm_sqrt_pd((__m128d)(a)))
+#define cg_vany(m) __builtin_ia32_movmskpd((cg_v)(m))
+#define cg_vsqrt(a) __builtin_ia32_sqrtpd(a)
 #if defined(__SSE4_1__)
-#define cg_vround(a, mode) ((cg_v)_mm_round_pd((__m128d)(a), (mode)))
-#else  /* SSE2 alone: the rounding functions lane by lane (0x9 floor, 0xA ceil, 0x4 rint,
-          0x8 nearest without the inexact flag) */
+#define cg_vround(a, mode) __builtin_ia32_roundpd((a), (mode))
+#else  /* SSE2 alone: the rounding functions lane by lane */
 static inline cg_v cg_vround(cg_v a, int mode) {
     cg_lanes x = {a};
     int l;
@@ -157,6 +160,13 @@ static inline cg_v cg_vround(cg_v a, int mode) {
     return x.v;
 }
 #endif
+#endif
+#if CG_W == 8
+#define CG_C(x) ((cg_v){(x), (x), (x), (x), (x), (x), (x), (x)})  /* a constant in every lane */
+#elif CG_W == 4
+#define CG_C(x) ((cg_v){(x), (x), (x), (x)})
+#else
+#define CG_C(x) ((cg_v){(x), (x)})
 #endif
 typedef double cg_lane __attribute__((may_alias));  /* a lane, read and written as a double */
 #define LANE(k) ((cg_lane *)r)[(k) * LANES + l]  /* register k, lane l of the chunk */
@@ -168,7 +178,7 @@ static inline cg_v cg_select(cg_m m, cg_v a, cg_v b) {  /* a where m, else b */
 /* Before SSE code (libm's scalar functions, the caller of NAME_eval): clears the upper
    halves of the AVX registers, which SSE code otherwise waits on (here ~20x per call). */
 #if CG_W > 2
-#define CG_SCALAR_CODE() _mm256_zeroupper()
+#define CG_SCALAR_CODE() __builtin_ia32_vzeroupper()
 #else
 #define CG_SCALAR_CODE()
 #endif

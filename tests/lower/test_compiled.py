@@ -300,7 +300,7 @@ def test_the_plain_c_path_is_another_library_without_vector_math(monkeypatch):
 
 def test_vectors_true_is_refused_where_the_host_has_none(monkeypatch):
     monkeypatch.setattr(isa, "host_widths", lambda: (1,))
-    with pytest.raises(CircuitError, match="vectors=True needs an x86-64 host with AVX2"):
+    with pytest.raises(CircuitError, match="vectors=True needs an x86-64 host with AVX-512"):
         cg.to_c(cg.parse("J = x * 1.75"), vectors=True)
     with pytest.raises(CircuitError, match="width=8 needs an x86-64 host with avx512f"):
         cg.to_c(cg.parse("J = x * 1.75"), width=8)
@@ -572,17 +572,11 @@ def test_compositions_of_two_functions_keep_numpys_special_values(monkeypatch):
     values = dict.fromkeys(inputs, x)
     with np.errstate(all="ignore"):
         want = cg.to_numpy(c)(**values)
-        # sin, cos, tan, sinc of a huge inner value (cos(cbrt(-1e300))) are decided by its last
-        # bits, which the contract leaves a few ulps of freedom: compared where defined only
-        inner = {g: cg.to_numpy(cg.parse(f"y = {g}(x)"))(x) for g in unary}
         for lower in (cg.to_tape, cg.to_c):
-            for (f, g_op), name, g, w in zip(pairs, names, lower(c)(**values), want):
+            for name, g, w in zip(names, lower(c)(**values), want):
                 finite = np.isfinite(w)
                 assert np.array_equal(np.isnan(g), np.isnan(w)), (lower.__name__, name, x)
                 assert np.array_equal(g[~finite & ~np.isnan(w)], w[~finite & ~np.isnan(w)]), \
                     (lower.__name__, name)
-                if f in ("sin", "cos", "tan", "sinc"):
-                    finite &= np.abs(inner[g_op]) < 2.0**20
                 np.testing.assert_allclose(g[finite], w[finite], rtol=1e-6, atol=1e-300,
                                            err_msg=f"{lower.__name__} {name}")
-
