@@ -271,7 +271,7 @@ def c_vector_helpers(ops: Sequence[str], width: int | None = None) -> str:
     call): libmvec's function of the width, a vector form, or the C form lane by lane (the
     ``w`` lanes in use; the others copy lane 0), and the C form itself in the plain C path.
 
-        >>> print(c_vector_helpers(["sin"], 4).split("#else")[1].strip().splitlines()[-2])
+        >>> print(c_vector_helpers(["sin"], 4).rsplit("#define CG_W 1", 1)[1].splitlines()[-2])
         static inline cg_v cgv_sin(int w, cg_v a0) { (void)w; return sin(a0); }
     """
     width = default_width() if width is None else width
