@@ -164,8 +164,8 @@ def test_plain_c_and_every_width_give_the_same_bits_on_arithmetic():
 
 
 def test_exact_cases_are_exact_at_every_width():
-    # log10(1e7) = 7 and its kind: glibc's 2-lane log10 is within 2 ulp but gives
-    # 7.000000000000001 there, so the record keeps it out (libmvec={..., 2: None}).
+    # log10(1e7) = 7 and its kind: glibc's log10 (every width) gives 7.000000000000001 there;
+    # the vector functions used must keep these exact.
     cases = {"log10": 10.0 ** np.arange(0, 23), "log2": 2.0 ** np.arange(-1074, 1024),
              "exp2": np.arange(-1074.0, 1024.0), "sqrt": np.arange(0.0, 4097.0) ** 2}
     # (not cbrt of cubes: libm's cbrt, the C form at every width, is 1 ulp off at 230 of the
@@ -205,6 +205,11 @@ def test_the_thread_count_default_and_its_refusals(monkeypatch):
     assert f.threads == c_lowering.default_threads() >= 1
     monkeypatch.setenv("CIRCUITGRAD_THREADS", "3")
     assert c_lowering.default_threads() == 3 and cg.to_c(c).threads == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("CIRCUITGRAD_THREADS", bad)
+        with pytest.raises(CircuitError, match="CIRCUITGRAD_THREADS=.*at least 1"):
+            cg.to_c(c)
+    monkeypatch.delenv("CIRCUITGRAD_THREADS")
     for bad in (0, -1, 1.5, True):
         with pytest.raises(CircuitError, match="threads=.*at least 1"):
             cg.to_c(c, threads=bad)
