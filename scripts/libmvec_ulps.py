@@ -1,5 +1,5 @@
-"""How far glibc's vector math (libmvec, AVX2 variants) and circuitgrad's own vector exp, sin
-and cos are from circuitgrad's NumPy lowering.
+"""How far glibc's vector math (libmvec, at each vector width) and circuitgrad's own vector
+exp, sin and cos are from circuitgrad's NumPy lowering.
 
 ``to_c`` calls a 4-lane function (libmvec's ``_ZGVdN4v_tanh`` ..., or ``cg_vsin`` ... of
 ``cforms.VECTOR_MATH_C``) only where this script finds it within ``cforms.VECTOR_ULPS`` = 2 ulp
@@ -12,6 +12,18 @@ and prints the largest difference in units in the last place (of the larger magn
 the count of special values (non-finite or zero, on either side) that differ.
 
     python scripts/libmvec_ulps.py --n 10000000
+    python scripts/libmvec_ulps.py --n 10000000 --width 8   # AVX-512: _ZGVeN8v_tanh ...
+    python scripts/libmvec_ulps.py --n 1000000 --width 8 --against 4  # the same bits as 4's?
+    NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" python scripts/libmvec_ulps.py --width 8
+
+NumPy's own functions differ with the CPU (its AVX-512 kernels are not its baseline ones), so
+the records hold the larger distance of runs with and without them (the last line).
+
+``--width`` picks the variants (8: AVX-512F ``_ZGVeN8``, 4: AVX2 ``_ZGVdN4``, 2: SSE
+``_ZGVbN2``); a record's ``libmvec`` holds one figure where every width measured the same,
+else a dict by width (``circuitgrad/primitives/core.py``). ``--against W`` adds a column: the
+inputs where the function differs in any bit from its variant at width W (0: the same values,
+so widths share their measured distance).
 """
 
 from __future__ import annotations
@@ -30,14 +42,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import circuitgrad as cg  # noqa: E402
 from circuitgrad.builder import Builder  # noqa: E402
 from circuitgrad.lower.cforms import VECTOR_MATH, VECTOR_MATH_C, VECTOR_PRELUDE  # noqa: E402
+from circuitgrad.lower.isa import LIBMVEC_PREFIX, width_flags  # noqa: E402
 
-# Every libmvec AVX2 function that is a primitive of circuitgrad: op -> (symbol, arity).
-CANDIDATES = {op: (f"_ZGVdN4v_{op}", 1) for op in (
-    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
-    "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "erf", "erfc")}
-CANDIDATES.update({op: (f"_ZGVdN4vv_{op}", 2) for op in ("pow", "atan2", "hypot")})
-# and circuitgrad's own vector functions (cforms.VECTOR_MATH), as "op (own)"
-CANDIDATES.update({f"{op} (own)": (function, 1) for op, (function, _) in VECTOR_MATH.items()})
+
+def candidates(width: int) -> dict[str, tuple[str, int]]:
+    """Every libmvec function of a width that is a primitive of circuitgrad, and circuitgrad's
+    own vector functions (cforms.VECTOR_MATH) as "op (own)": name -> (symbol, arity)."""
+    prefix = LIBMVEC_PREFIX[width]
+    found = {op: (f"{prefix}v_{op}", 1) for op in (
+        "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
+        "atanh", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "erf", "erfc",
+        "cbrt")}
+    found.update({op: (f"{prefix}vv_{op}", 2) for op in ("pow", "atan2", "hypot")})
+    found.update({f"{op} (own)": (function, 1) for op, (function, _) in VECTOR_MATH.items()})
+    return found
+
+
+CANDIDATES = candidates(4)
 
 # Typical arguments of each function (its domain, or where it is not flat).
 TYPICAL = {"asin": (-1, 1), "acos": (-1, 1), "atanh": (-1, 1), "acosh": (1, 50),
@@ -45,6 +66,12 @@ TYPICAL = {"asin": (-1, 1), "acos": (-1, 1), "atanh": (-1, 1), "acosh": (1, 50),
            "exp": (-745, 710), "exp2": (-1075, 1024), "expm1": (-40, 710),
            "sinh": (-710, 710), "cosh": (-710, 710), "tanh": (-20, 20),
            "erf": (-6, 6), "erfc": (-6, 27), "pow": (0, 10)}
+
+
+# Exact cases, whose true value is a double (log10(1e7) = 7): counted with the special values,
+# which must be the same bits as to_numpy's.
+EXACT = {"log10": 10.0 ** np.arange(0, 23), "log2": 2.0 ** np.arange(-1074, 1024),
+         "exp2": np.arange(-1074.0, 1024.0), "cbrt": np.arange(-2.0**17, 2.0**17) ** 3}
 
 
 def inputs(rng: np.random.Generator, n: int, op: str) -> np.ndarray:
@@ -57,15 +84,16 @@ def inputs(rng: np.random.Generator, n: int, op: str) -> np.ndarray:
     ints = rng.integers(-64, 64, size=k).astype(np.float64)  # pow's integer exponents
     special = np.resize(np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324,
                                   2.2250738585072014e-308, 1.7976931348623157e308,
-                                  -1.7976931348623157e308, 1.0, -1.0, 0.5]), k)
+                                  -1.7976931348623157e308, 1.0, -1.0, 0.5,
+                                  *EXACT.get(op, [])]), k)
     x = np.concatenate([typical, near, wide, spread, ints, special])
     rng.shuffle(x)
     return x
 
 
-def build(tmp: Path) -> ctypes.CDLL:
+def build(tmp: Path, width: int = 4) -> ctypes.CDLL:
     decls, funcs = [], []
-    for name, (symbol, arity) in CANDIDATES.items():
+    for name, (symbol, arity) in candidates(width).items():
         op = name.split()[0]
         params = ", ".join(["cg_v"] * arity)
         if not name.endswith("(own)"):
@@ -73,19 +101,20 @@ def build(tmp: Path) -> ctypes.CDLL:
         loads = ", ".join(f"*(const cg_vu *)(a{k} + i)" for k in range(arity))
         tag = name.replace(" (own)", "_own")
         funcs.append(f"void run_{tag}(const double *a0, const double *a1, double *y, long n)"
-                     f" {{ for (long i = 0; i < n; i += 4) *(cg_vu *)(y + i) = "
+                     f" {{ for (long i = 0; i < n; i += {width}) *(cg_vu *)(y + i) = "
                      f"{symbol}({loads}); }}")
         scalar = ", ".join(f"a{k}[i]" for k in range(arity))
         funcs.append(f"void libm_{tag}(const double *a0, const double *a1, double *y, long n)"
                      f" {{ for (long i = 0; i < n; i++) y[i] = {op}({scalar}); }}")
-    src = tmp / "mvec.c"
-    src.write_text("#include <math.h>\n#include <stdlib.h>\n" + VECTOR_PRELUDE + "\n"
-                   + VECTOR_MATH_C + "\n#endif\n"
-                   "typedef double cg_vu __attribute__((vector_size(32), aligned(8)));\n"
+    src = tmp / f"mvec{width}.c"
+    src.write_text(f"#define CG_WIDTH {width}\n#include <math.h>\n#include <stdlib.h>\n"
+                   + VECTOR_PRELUDE + "\n" + VECTOR_MATH_C + "\n#endif\n"
+                   f"typedef double cg_vu __attribute__((vector_size({8 * width}), "
+                   "aligned(8)));\n"
                    + "\n".join(decls + funcs) + "\n")
-    lib = tmp / "mvec.so"
-    subprocess.run(["cc", "-Og", "-mavx2", "-ffp-contract=off", "-fno-math-errno", "-fPIC",
-                    "-shared", "-o", str(lib), str(src), "-lm"], check=True)
+    lib = tmp / f"mvec{width}.so"
+    subprocess.run(["cc", "-Og", *width_flags(width), "-ffp-contract=off", "-fno-math-errno",
+                    "-fPIC", "-shared", "-o", str(lib), str(src), "-lm"], check=True)
     return ctypes.CDLL(str(lib))
 
 
@@ -102,10 +131,13 @@ def ordinal(x: np.ndarray) -> np.ndarray:
     return np.where(i < 0, np.int64(-2**63) - i, i)
 
 
-def compare(got: np.ndarray, want: np.ndarray) -> tuple[int, float, int]:
+def compare(got: np.ndarray, want: np.ndarray, x: np.ndarray, op: str
+            ) -> tuple[int, float, int]:
     """The largest distance in ulps of the finite nonzero values, an argument index where it
-    is, and the count of special values (non-finite or zero on either side) that differ."""
-    special = ~np.isfinite(got) | ~np.isfinite(want) | (got == 0) | (want == 0)
+    is, and the count of special values (non-finite or zero on either side, or an exact case
+    of :data:`EXACT`, such as log10(1e7) = 7) that differ."""
+    exact = np.isin(x, EXACT[op]) if op in EXACT else np.zeros(x.shape, bool)
+    special = ~np.isfinite(got) | ~np.isfinite(want) | (got == 0) | (want == 0) | exact
     nan_g, nan_w = np.isnan(got), np.isnan(want)
     bad = special & ~(nan_g & nan_w) & ((nan_g != nan_w) | (got != want)
                                         | (np.signbit(got) != np.signbit(want)))
@@ -118,15 +150,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10**7, help="inputs per function")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=int, default=4, choices=sorted(LIBMVEC_PREFIX),
+                        help="points per vector (the variants measured)")
+    parser.add_argument("--against", type=int, choices=sorted(LIBMVEC_PREFIX),
+                        help="also count the inputs where the values differ from this width's")
     opts = parser.parse_args()
     n = opts.n - opts.n % 40
     rng = np.random.default_rng(opts.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        lib = build(Path(tmp))
+        lib = build(Path(tmp), opts.width)
+        other = build(Path(tmp), opts.against) if opts.against else None
+        extra = f" differs from width {opts.against}'s at |" if other else ""
         print("| function | libmvec symbol | max ulp vs to_numpy | at | specials that differ "
-              "| libm's max ulp vs to_numpy |")
-        print("|---|---|---|---|---|---|")
-        for name, (symbol, arity) in CANDIDATES.items():
+              f"| libm's max ulp vs to_numpy |{extra}")
+        print("|---|---|---|---|---|---|" + ("---|" if other else ""))
+        for name, (symbol, arity) in candidates(opts.width).items():
             op, tag = name.split()[0], name.replace(" (own)", "_own")
             args = [inputs(rng, n, op) for _ in range(arity)]
             if op == "pow":  # to_numpy's (and to_c's) pow takes sqrt, x*x, 1/x there
@@ -134,16 +172,23 @@ def main() -> None:
             a0 = np.ascontiguousarray(args[0])
             a1 = np.ascontiguousarray(args[1] if arity > 1 else args[0])
             y, z = np.empty(n), np.empty(n)
-            for prefix, out in (("run_", y), ("libm_", z)):
-                getattr(lib, prefix + tag)(ctypes.c_void_p(a0.ctypes.data),
-                                          ctypes.c_void_p(a1.ctypes.data),
-                                          ctypes.c_void_p(out.ctypes.data), ctypes.c_long(n))
+            runs = [(lib, "run_", y), (lib, "libm_", z)]
+            if other is not None:
+                u = np.empty(n)
+                runs.append((other, "run_", u))
+            for library, prefix, out in runs:
+                getattr(library, prefix + tag)(ctypes.c_void_p(a0.ctypes.data),
+                                              ctypes.c_void_p(a1.ctypes.data),
+                                              ctypes.c_void_p(out.ctypes.data), ctypes.c_long(n))
             want = reference(op, args)
-            ulps, at, bad = compare(y, want)
-            libm_ulps, _, libm_bad = compare(z, want)
+            ulps, at, bad = compare(y, want, args[0], op)
+            libm_ulps, _, libm_bad = compare(z, want, args[0], op)
             where = ", ".join(f"{a[at]:.17g}" for a in args)
+            differ = f" {int((y.view(np.int64) != u.view(np.int64)).sum())} |" \
+                if other is not None else ""
             print(f"| {name} | {symbol} | {ulps} | {where} | {bad} | {libm_ulps}"
-                  f"{f' ({libm_bad} specials differ)' if libm_bad else ''} |", flush=True)
+                  f"{f' ({libm_bad} specials differ)' if libm_bad else ''} |{differ}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -10,41 +10,51 @@ function also stored in its register, so the compiler's time stays linear in the
 
 Each function runs its statements for each vector of a chunk of up to ``LANES`` points,
 register k of vector g at ``r[k * CG_G + g]``: one loop per function, not per statement, and
-straight-line bodies the compiler keeps in registers. The registers are ``cg_v``: where the
-compiler targets AVX2 and the C library is glibc, GCC's vector of 4 doubles, 4 points per
-operation; elsewhere ``double``, one point (plain C, the same statements). The functions of
-libm have vector versions within :data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of
-``to_numpy`` (and identical special values) where glibc's vector math (libmvec:
-``_ZGVdN4v_tanh`` ...) is that close, or circuitgrad's own (``cg_vexp``: glibc's exp,
-``cg_vsin``, ``cg_vcos``: fdlibm's, in vector operations, with libm's scalar function for the
-lanes out of their range); the others run lane by lane with libm's scalar function. Measured by
-``scripts/libmvec_ulps.py``, 10⁷ inputs each, glibc 2.36:
+straight-line bodies the compiler keeps in registers. The registers are ``cg_v``: GCC's vector
+of ``width`` doubles, one point per lane, where the compiler targets the width's instructions
+and the C library is glibc: 8 with AVX-512, 4 with AVX2, 2 with SSE4.1 (:mod:`.isa` picks the
+host's widest at compile time; ``width=`` asks another); elsewhere ``double``, one point (plain
+C, the same statements). The functions of libm have vector versions within
+:data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of ``to_numpy`` (and identical special
+values) where glibc's vector math of that width (libmvec: ``_ZGVeN8v_tanh``, ``_ZGVdN4v_tanh``
+...) is that close, or circuitgrad's own (``cg_vexp``: glibc's exp, ``cg_vsin``, ``cg_vcos``:
+fdlibm's, in vector operations of any width, with libm's scalar function for the lanes out of
+their range); the others run lane by lane with libm's scalar function. Measured by
+``scripts/libmvec_ulps.py``, 10⁷ inputs each, glibc 2.36, at 4 points per vector (the other
+widths: the records' ``libmvec`` and docs/compiled.md):
 
 =========================  ======================================================
 ulps from ``to_numpy``     functions
 =========================  ======================================================
 1, used                    exp, sin, cos (circuitgrad's own); pow, hypot (libmvec)
 2, used                    acos, cosh, tanh, exp2, log, log2, log1p (libmvec)
-3, lane by lane            libmvec's tan, asin, atan, sinh, asinh, acosh, atanh,
-                           expm1, log10, erf, atan2 (and its exp, sin, cos)
-513, lane by lane          libmvec's erfc (libm's erfc is as far from SciPy's)
+3-4, lane by lane          libmvec's tan, asin, atan, sinh, asinh, acosh, atanh,
+                           expm1, log10, erf, atan2, cbrt (and its exp, sin, cos)
+515, lane by lane          libmvec's erfc (libm's erfc is as far from SciPy's)
 =========================  ======================================================
 
 Arithmetic, comparisons, selects, ``sqrt``, ``abs``, rounding and ``maximum``/``minimum`` are
 vector operations with the scalar C forms' exact values; ``logaddexp`` (and ``sigmoid``,
 ``softplus``) the scalar form's operations on vectors, with the vector exp and log1p
 (:data:`~circuitgrad.lower.cforms.VECTOR_FORMS`). Every call runs the same code: a one-point
-call fills one lane, so a point of a batch is the point alone, bit for bit. The flags are
-chosen in Python (:func:`compile_flags`: ``-mavx2`` only where the host has AVX2 and libmvec;
-``$CIRCUITGRAD_NO_VECTORS=1`` compiles the plain C path) and are part of the cache key.
-The one entry point is
+call fills one lane, so a point of a batch is the point alone, bit for bit, at every width.
+The flags are chosen in Python (:func:`compile_flags`: the width's, ``-mavx512f``, ``-mavx2``
+or ``-msse4.1``, only where the host runs it; ``$CIRCUITGRAD_NO_VECTORS=1`` compiles the plain
+C path) and, with the width and the ISA (:func:`~circuitgrad.lower.isa.isa_tag`), are part of
+the cache key.
+
+The entry points are
 
     ``int NAME_eval(const double *in, double *out, long npoints)``
+    ``int NAME_eval_threads(const double *in, double *out, long npoints, int threads)``
 
 with ``in`` float64[npoints, inputs] and ``out`` float64[npoints, outputs] (row-major, tensor
-inputs and outputs as their entries in row-major order; it returns 0, or 1 where the register
-file could not be allocated): the source needs only ``<math.h>``
-and ``<stdlib.h>``, so it can be shipped and built anywhere.
+inputs and outputs as their entries in row-major order; they return 0, or 1 where the register
+file could not be allocated). The second splits the batch over up to ``threads`` POSIX threads,
+each a whole number of chunks (whole vectors), with no reduction across points: the values
+are the same bits for any thread count. ``CFunction`` calls it where a batch has at least
+``WORK_PER_THREAD`` scalar operations per thread, the GIL released. The source needs only
+``<math.h>``, ``<stdlib.h>`` and ``<pthread.h>``, so it can be shipped and built anywhere.
 
 The library is compiled with the system compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
 in its own process group with a time limit, and cached under ``$CIRCUITGRAD_CACHE`` (default
@@ -82,10 +92,8 @@ extension's a fraction of one; ctypes is the fallback where the extension is not
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -99,13 +107,16 @@ from ..guards import refuse_guarded
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from ..transforms.scalarize import scalar_size
+from . import isa
 from .cache import cache_dir, load_library  # noqa: F401 - cache_dir: public
+from .isa import default_width
 from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
 from .program import EXTENSION as _tape
 from .program import CompiledFunction, ScalarProgram
 
 PART_SIZE = 500
 LANES = 8
+OPT = "-Og"
 COMPILE_TIMEOUT = 300.0
 SCALAR_LIMIT = 4096
 """The most scalars (``scalarize``'s size, estimated by ``scalar_size``) a tensor circuit may
@@ -122,8 +133,12 @@ def _comment(text: str) -> str:
     return text.replace("*/", "* /")
 
 
-def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) -> str:
-    """The C source of ``c`` (see the module docstring); ``name`` prefixes its functions."""
+def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
+             width: int | None = None) -> str:
+    """The C source of ``c`` (see the module docstring) for ``width`` points per vector (None:
+    the host's widest, :func:`~circuitgrad.lower.isa.default_width`; 1: plain C); ``name``
+    prefixes its functions."""
+    width = default_width() if width is None else width
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise CircuitError(f"to_c: the name {name!r} is not a C identifier")
     p = program or ScalarProgram(c, "to_c", c_ops())
@@ -195,15 +210,18 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         f"{', '.join(_comment(n) for n in c.outputs)}",
         f"   generated by circuitgrad's to_c from a circuit of {len(c)} nodes"
         f" ({len(ids)} scalar operations, {p.nregs} registers).",
-        f"   Entry point: int {name}_eval(const double *in, double *out, long npoints);",
-        f"   in: double[npoints][{nin}], out: double[npoints][{nout}], row-major.",
-        "   Compile without -ffast-math and with -ffp-contract=off: the values are then those",
-        "   of circuitgrad's NumPy lowering. With -mavx2 on glibc it runs 4 points per vector",
-        "   (link with -lm, which brings glibc's vector math); else plain C. */",
+        f"   Entry points: int {name}_eval(const double *in, double *out, long npoints);",
+        f"   int {name}_eval_threads(const double *in, double *out, long npoints, int threads);",
+        f"   in: double[npoints][{nin}], out: double[npoints][{nout}], row-major; they return 0,",
+        "   or 1 where the registers could not be allocated. Compile without -ffast-math and",
+        "   with -ffp-contract=off: the values are then those of circuitgrad's NumPy lowering.",
+        *_width_note(width),
+        "   -pthread for the threads (-DCG_NO_THREADS: none; the values are the same bits for",
+        "   any thread count). */",
         "#include <stdlib.h>",
         PRELUDE.rstrip(),
         "",
-        c_vector_helpers(p.op_names + (["sincos"] if partner else [])),
+        c_vector_helpers(p.op_names + (["sincos"] if partner else []), width),
         "",
         f"#define LANES {LANES}  /* points per chunk */",
         "#define CG_G (LANES / CG_W)  /* vectors per chunk */",
@@ -247,8 +265,69 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None) 
         lines.append(f"        for (l = 0; l < m; l++) out[(p0 + l) * {nout} + {k}] = {value};"
                      f"  /* {output_names[k]} */")
     lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
-              "}", ""]
+              "}", "", _THREADS.replace("NAME_NIN", str(nin))
+              .replace("NAME_NOUT", str(nout)).replace("NAME", name)]
     return "\n".join(lines)
+
+
+def _width_note(width: int) -> list[str]:
+    """The header's lines on the vector path of ``width`` points per vector."""
+    if width == 1:
+        return ["   Plain C, one point at a time (CG_WIDTH 1); link with -lm."]
+    return [f"   With {' '.join(isa.width_flags(width))} on x86-64 glibc it runs {width} points per "
+            "vector (link", "   with -lm, which brings glibc's vector math); else plain C."]
+
+# The threaded entry point: the batch in one slice per thread (at most 64), each a whole
+# number of chunks (LANES points: whole vectors) but the last, run by NAME_eval; the caller's
+# thread runs the first slice (and any whose thread could not be started). A point is computed
+# in its lane alone, with no reduction across points, so the values are the same bits for any
+# thread count.
+_THREADS = """\
+#if !defined(CG_NO_THREADS)
+#include <pthread.h>
+typedef struct { const double *in; double *out; long npoints; int status; } NAME_slice;
+static void *NAME_run_slice(void *arg)
+{
+    NAME_slice *s = arg;
+    s->status = NAME_eval(s->in, s->out, s->npoints);
+    return NULL;
+}
+#endif
+int NAME_eval_threads(const double *in, double *out, long npoints, int threads)
+{
+#if !defined(CG_NO_THREADS)
+    NAME_slice slice[64];
+    pthread_t id[64];
+    long chunks = (npoints + LANES - 1) / LANES, per, t;
+    unsigned long long started = 0;  /* the slices run by a thread of their own */
+    int status = 0;
+    if (threads > 64) threads = 64;
+    if (threads > chunks) threads = (int)chunks;
+    if (threads <= 1) return NAME_eval(in, out, npoints);
+    per = (chunks + threads - 1) / threads * LANES;  /* points per slice: threads * per >= npoints */
+    for (t = 0; t < threads && t * per < npoints; t++) {
+        slice[t].in = in + t * per * NAME_NIN;
+        slice[t].out = out + t * per * NAME_NOUT;
+        slice[t].npoints = npoints - t * per < per ? npoints - t * per : per;
+        slice[t].status = 0;
+        if (t > 0 && pthread_create(&id[t], NULL, NAME_run_slice, &slice[t])) {
+            slice[t].status = NAME_eval(slice[t].in, slice[t].out, slice[t].npoints);
+            continue;  /* no thread: this one runs it */
+        }
+        if (t > 0) started |= 1ULL << t;
+    }
+    NAME_run_slice(&slice[0]);
+    while (--t >= 0) {
+        if (started >> t & 1) pthread_join(id[t], NULL);
+        status |= slice[t].status;
+    }
+    return status;
+#else
+    (void)threads;
+    return NAME_eval(in, out, npoints);
+#endif
+}
+"""
 
 
 def _entry_names(c: Circuit, which: str) -> list[str]:
@@ -273,48 +352,53 @@ def _compiler() -> str:
                        "gcc); cg.to_tape(c) runs the same circuit with no compiler")
 
 
-@functools.lru_cache(maxsize=None)
 def _host_has_vectors() -> bool:
-    """Whether this machine runs the vector path: x86-64 with AVX2 (/proc/cpuinfo) and
-    glibc's vector math (libmvec) installed."""
-    if platform.machine().lower() not in ("x86_64", "amd64") or \
-            platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), "")
-        ctypes.CDLL("libmvec.so.1")
-    except OSError:
-        return False
-    return "avx2" in flags.split()
+    """Whether this machine runs a vector path (x86-64, glibc's libmvec): widths above 1."""
+    return isa.host_widths()[0] > 1
 
 
-def vector_flags(vectors: bool | None = None) -> list[str]:
-    """The flags that turn on the source's vector path: ``-mavx2`` where the host has AVX2
-    and glibc's libmvec (``vectors=None``) unless ``$CIRCUITGRAD_NO_VECTORS`` is set, or
-    none (``vectors=False``: plain C); ``vectors=True`` where the host lacks them is refused."""
+def _width(vectors: bool | None, width: int | None) -> int:
+    """The width asked by ``to_c``'s ``vectors`` and ``width`` (see :func:`to_c`)."""
+    if width is not None:
+        if vectors is False and width != 1:
+            raise CircuitError(f"to_c: vectors=False is plain C (width 1), not width={width}")
+        return isa.check_width(width)
     if vectors is None:
-        vectors = not os.environ.get("CIRCUITGRAD_NO_VECTORS") and _host_has_vectors()
-    elif vectors and not _host_has_vectors():
-        raise CircuitError("to_c: vectors=True needs an x86-64 host with AVX2 and glibc's "
-                           "vector math (libmvec); this one has not: use vectors=None")
-    return ["-mavx2"] if vectors else []
+        return isa.default_width()
+    if not vectors:
+        return 1
+    if not _host_has_vectors():
+        raise CircuitError("to_c: vectors=True needs an x86-64 host with AVX-512, AVX2 or "
+                           "SSE4.1 and glibc's vector math (libmvec); this one has not: use "
+                           "vectors=None")
+    return isa.default_width() if isa.default_width() > 1 else isa.host_widths()[0]
 
 
-def compile_flags(opt: str = "-Og", vectors: bool | None = None) -> list[str]:
+def vector_flags(vectors: bool | None = None, width: int | None = None) -> list[str]:
+    """The flags that turn on the source's vector path at the width asked (see :func:`to_c`):
+    ``-mavx512f`` for 8 points per vector, ``-mavx2`` for 4, ``-msse4.1`` for 2, none for 1."""
+    return isa.width_flags(_width(vectors, width))
+
+
+def compile_flags(opt: str = OPT, vectors: bool | None = None,
+                  width: int | None = None) -> list[str]:
     """The compiler's flags for ``to_c``'s libraries on this machine (part of the cache key)."""
-    return [opt, *[f for f in C_FLAGS if not f.startswith("-O")], *vector_flags(vectors),
-            "-shared"]
+    return [opt, *[f for f in C_FLAGS if not f.startswith("-O")],
+            *vector_flags(vectors, width), "-pthread", "-shared"]
 
 
-def compile_library(source: str, opt: str = "-Og", timeout: float = COMPILE_TIMEOUT,
-                    vectors: bool | None = None) -> tuple[Path, ctypes.CDLL]:
+def compile_library(source: str, opt: str = OPT, timeout: float = COMPILE_TIMEOUT,
+                    vectors: bool | None = None,
+                    width: int | None = None) -> tuple[Path, ctypes.CDLL]:
     """The shared library of ``source`` and its path, compiled (in its own process group,
-    killed after ``timeout`` seconds) or found in the cache by the hash of source, compiler
-    and flags, and verified before it is loaded (``circuitgrad.lower.cache``)."""
+    killed after ``timeout`` seconds) or found in the cache by the hash of source, compiler,
+    flags and the ISA (:func:`~circuitgrad.lower.isa.isa_tag`), and verified before it is
+    loaded (``circuitgrad.lower.cache``)."""
     cc = _compiler()
-    flags = compile_flags(opt, vectors)
-    key = hashlib.sha256("\0".join([source, cc, *flags]).encode()).hexdigest()[:32]
+    w = _width(vectors, width)
+    flags = compile_flags(opt, width=w)
+    key = hashlib.sha256("\0".join([source, cc, *flags, isa.isa_tag(w)]).encode()
+                         ).hexdigest()[:32]
 
     def build(built: Path) -> None:
         src = built.with_suffix(".c")
@@ -337,34 +421,86 @@ def compile_library(source: str, opt: str = "-Og", timeout: float = COMPILE_TIME
     return load_library(key, build)
 
 
+WORK_PER_THREAD = 200_000
+"""Scalar operations (points × operations) a thread gets at least: ~0.25 ms of work at 8 points
+per vector here (1.25 ns per point and operation), where a thread's start and join cost 18 µs
+at best (pthread_create and pthread_join, best of 2,000)."""
+
+
+def default_threads() -> int:
+    """The threads a batch is split over by default: ``$CIRCUITGRAD_THREADS``, else the
+    cores this process may run on (its affinity), else ``os.cpu_count()``."""
+    asked = os.environ.get("CIRCUITGRAD_THREADS")
+    if asked:
+        if not asked.strip().isdigit() or int(asked) < 1:
+            raise CircuitError(f"to_c: $CIRCUITGRAD_THREADS={asked!r}: give a count of at "
+                               "least 1")
+        return int(asked)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class CFunction(CompiledFunction):
     """A circuit compiled to C: call it as a :class:`~circuitgrad.NumpyFunction`.
 
     Attributes:
-        source: the C source (self-contained; the entry point is ``NAME_eval``).
+        source: the C source (self-contained; the entry points are ``NAME_eval`` and
+            ``NAME_eval_threads``).
         library: the path of the compiled shared library (in the cache).
         circuit: the circuit it was made from.
+        width: points per vector (8, 4, 2; 1: plain C).
+        threads: the most threads a batch is split over (settable; the values are the same
+            bits for any count).
     """
 
-    def __init__(self, c: Circuit, name: str = "f", opt: str = "-Og",
+    def __init__(self, c: Circuit, name: str = "f", opt: str = OPT,
                  timeout: float = COMPILE_TIMEOUT, csr: bool = True,
-                 vectors: bool | None = None):
+                 vectors: bool | None = None, width: int | None = None,
+                 threads: int | None = None):
         program = ScalarProgram(c, "to_c", c_ops())
         super().__init__(c, program, name, csr)
-        self._opt, self._timeout, self._vectors = opt, timeout, vectors
-        self.source = c_source(c, name, program)
-        self.library, lib = compile_library(self.source, opt, timeout, vectors)
+        self._asked = (vectors, width)  # what a pickle asks again on the host that loads it
+        self.width = _width(vectors, width)
+        self.threads = default_threads() if threads is None else threads
+        self._threads_asked = threads  # None: the cores of the process that calls
+        self._opt, self._timeout = opt, timeout
+        self.source = c_source(c, name, program, self.width)
+        self.library, lib = compile_library(self.source, opt, timeout, width=self.width)
         fn = getattr(lib, f"{name}_eval")
         fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long)
         fn.restype = ctypes.c_int
-        self._lib, self._fn = lib, fn
+        mt = getattr(lib, f"{name}_eval_threads")
+        mt.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_int)
+        mt.restype = ctypes.c_int
+        self._lib, self._fn, self._fn_threads = lib, fn, mt
         self._address = ctypes.cast(fn, ctypes.c_void_p).value
+        self._work = max(len(program.ops), 1)
+
+    @property
+    def threads(self) -> int:
+        """The most threads a batch is split over (settable; the same bits for any count)."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise CircuitError(f"to_c: threads={count!r}: give a count of at least 1 (None at "
+                               "to_c: the cores of this process)")
+        self._threads = self._threads_asked = int(count)
 
     def _evaluate(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
         out = np.empty((npoints, self._nout))
-        if _tape is not None:  # the tape extension's call: a fraction of ctypes' overhead
+        threads = min(self.threads, npoints * self._work // WORK_PER_THREAD)
+        if threads > 1:  # ctypes releases the GIL; its ~5 µs is nothing beside the batch
+            status = self._fn_threads(inputs.ctypes.data, out.ctypes.data, npoints, threads)
+        elif _tape is not None:  # the tape extension's call: a fraction of ctypes' overhead
             _tape.call(self._address, inputs, out, npoints)
-        elif self._fn(inputs.ctypes.data, out.ctypes.data, npoints):
+            status = 0
+        else:
+            status = self._fn(inputs.ctypes.data, out.ctypes.data, npoints)
+        if status:
             raise MemoryError("to_c: the compiled circuit could not allocate its registers")
         return out
 
@@ -372,26 +508,36 @@ class CFunction(CompiledFunction):
         return _tape.call_point(self._address, args, self._nout, np.float64, self._Outputs)
 
     def __reduce__(self):
-        # Pickles as the circuit; unpickling finds the library in the cache (or rebuilds it).
-        return (to_c, (self.circuit, self._name, self._opt, self._timeout, self._csr is not None,
-                       self._vectors))
+        # Pickles as the circuit and the arguments asked (width=None: the widest of the host
+        # that unpickles it); unpickling finds the library in the cache (or rebuilds it).
+        return (_rebuild, (self.circuit, self._name, self._opt, self._timeout,
+                           self._csr is not None, *self._asked, self._threads_asked))
 
 
-def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
+def _rebuild(c, name, opt, timeout, csr, vectors, width, threads):
+    return to_c(c, name, opt, timeout, csr, vectors, width=width, threads=threads, fused=False)
+
+
+def to_c(c: Circuit, name: str = "f", opt: str = OPT,
          timeout: float = COMPILE_TIMEOUT, csr: bool = True,
-         vectors: bool | None = None, fused: bool | None = None) -> Any:
+         vectors: bool | None = None, width: int | None = None,
+         threads: int | None = None, fused: bool | None = None) -> Any:
     """Lower a circuit to C, compile it (or load it from the cache) and return a callable.
 
     Args:
         c: the circuit (scalar or tensor; tensor nodes are expanded with ``scalarize``).
         name: the prefix of the C functions (a C identifier).
-        opt: the optimization flag (default ``-Og``: compiles about twice as fast as ``-O1``
-            and ran as fast; ``-O0`` compiles faster still and runs slower).
+        opt: the optimization flag (default ``-Og``: docs/compiled.md measures the others).
         timeout: seconds the compiler may take; it is killed after that.
         csr: sparse Jacobian or Hessian outputs as ``scipy.sparse.csr_array``, as ``to_tape``.
-        vectors: 4 points per AVX2 vector (``None``: where the host has AVX2 and glibc's
-            vector math; 2.5-3x faster on batches, ~1.3x slower at one point) or plain C
-            (``False``: the fastest one-point calls). Values are within the same contract.
+        vectors: ``False``: plain C (width 1); ``True``: vectors, refused where the host has
+            none; ``None``: as ``width``.
+        width: points per vector: 8 (AVX-512), 4 (AVX2), 2 (SSE4.1), 1 (plain C); None: the
+            widest the host runs (``$CIRCUITGRAD_VECTOR_WIDTH``, ``$CIRCUITGRAD_NO_VECTORS``
+            override it). Values are within the same contract at every width.
+        threads: the most threads a batch is split over (None: ``$CIRCUITGRAD_THREADS``, else
+            the cores this process may use); a batch gets a thread per
+            ``WORK_PER_THREAD`` scalar operations. The values are the same bits for any count.
         fused: a tensor circuit as ``to_fused``'s NumPy calls and fused C loops (``True``) or
             expanded to scalar code (``False``); ``None`` chooses by size: fused where
             ``scalar_size(c)`` exceeds :data:`SCALAR_LIMIT` (4096), so a compile never runs for
@@ -403,8 +549,8 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
 
     Raises:
         CircuitError: no C compiler (use ``to_tape``), a compile error or the time limit;
-            a cache that is not private or a library not the one its index recorded
-            (``CacheError``, docs/compiled.md "The cache").
+            a width the host does not run; a cache that is not private or a library not the
+            one its index recorded (``CacheError``, docs/compiled.md "The cache").
 
     >>> import circuitgrad as cg
     >>> float(cg.to_c(cg.parse("log(x) + 1/y"))(x=0.0, y=2.0))
@@ -418,4 +564,4 @@ def to_c(c: Circuit, name: str = "f", opt: str = "-Og",
     if fused:
         return TENSOR_LOWERING[0](c, name, timeout=timeout, csr=csr)
     with no_gc():
-        return CFunction(c, name, opt, timeout, csr, vectors)
+        return CFunction(c, name, opt, timeout, csr, vectors, width, threads)

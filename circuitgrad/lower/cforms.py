@@ -15,7 +15,8 @@ tie (so the sign of zero is NumPy's), ``logaddexp`` is NumPy's ``npy_logaddexp``
 ``sigmoid`` and ``softplus``, which are written with it), ``sign(nan) = nan``.
 
 ``to_c`` also writes each non-arithmetic node as a helper ``cgv_OP`` over ``cg_v`` registers
-(:func:`c_vector_helpers`): 4 points per AVX2 vector, with a vector form of the same values
+(:func:`c_vector_helpers`): 8, 4 or 2 points per vector (AVX-512, AVX2, SSE4.1: the width
+of :mod:`~circuitgrad.lower.isa`), with a vector form of the same values
 (:data:`VECTOR_FORMS`), glibc's vector math (:data:`LIBMVEC`) or circuitgrad's own
 (:data:`VECTOR_MATH`) where measured within :data:`VECTOR_ULPS` of ``to_numpy``, else the C
 form lane by lane; and the C form itself in the plain C path.
@@ -35,6 +36,7 @@ from typing import Sequence
 
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
+from .isa import LIBMVEC_PREFIX, default_width
 
 
 def c_text(name: str) -> str:
@@ -139,21 +141,37 @@ def tape_ops_header() -> str:
     return "\n".join(lines)
 
 
-# -- to_c's vectors: 4 points per register with AVX2 ------------------------------------------
+# -- to_c's vectors: 8, 4 or 2 points per register (AVX-512, AVX2, SSE4.1) --------------------
 
-def _libmvec_symbol(op: str) -> str:
-    """glibc's name of the AVX2 vector function (4 lanes) of libm's function ``op``."""
-    return f"_ZGVdN4{'v' * PRIMITIVES[op].arity}_{op}"
+def libmvec_ulps(op: str, width: int = 4) -> int | None:
+    """The measured distance from ``to_numpy`` of glibc's vector ``op`` at ``width`` points
+    per vector (the record's ``libmvec``: one figure for every width, or a dict by width where
+    they differ); None where it was not measured, libmvec has none, or it is not to be used
+    (its special values or exact cases differ from to_numpy's)."""
+    ulps = PRIMITIVES[op].libmvec
+    return ulps.get(width) if isinstance(ulps, dict) else ulps
 
 
-LIBMVEC = {op: (_libmvec_symbol(op), prim.arity, prim.libmvec)
-           for op, prim in PRIMITIVES.items() if prim.libmvec is not None}
+def _libmvec_symbol(op: str, width: int = 4) -> str:
+    """glibc's name of the vector function (``width`` lanes) of libm's function ``op``."""
+    return f"{LIBMVEC_PREFIX[width]}{'v' * PRIMITIVES[op].arity}_{op}"
+
+
+def libmvec_table(width: int = 4) -> dict[str, tuple[str, int, int]]:
+    """glibc's vector functions at ``width`` points per vector for circuitgrad's primitives,
+    with their measured distance from ``to_numpy``: op -> (symbol, arity, ulps)."""
+    return {op: (_libmvec_symbol(op, width), prim.arity, libmvec_ulps(op, width))
+            for op, prim in PRIMITIVES.items() if libmvec_ulps(op, width) is not None}
+
+
+LIBMVEC = libmvec_table(4)
 """glibc's vector math functions (libmvec's AVX2 variants, 4 lanes) for circuitgrad's
 primitives, with their measured distance from ``to_numpy`` (op -> (symbol, arity, ulps)):
 a view of the records' ``libmvec`` field, measured by scripts/libmvec_ulps.py on 10⁷ inputs
 each, twice (typical arguments, up to ±10⁶, magnitudes from subnormals to 10³⁰⁸ of both
 signs, ±0, ±inf, nan), glibc 2.36 on AMD EPYC; every special value identical to to_numpy's
-except erfc's (as libm's erfc, which is far from SciPy's in its tail)."""
+except erfc's (as libm's erfc, which is far from SciPy's in its tail). The AVX-512 (8 lanes,
+``_ZGVeN8``) and SSE4.1 (2 lanes, ``_ZGVbN2``) variants: :func:`libmvec_table`."""
 
 VECTOR_MATH = {op: (prim.c_vector.split("(")[0], prim.c_vector_ulps)
                for op, prim in PRIMITIVES.items()
@@ -203,20 +221,27 @@ def is_arithmetic(op: str) -> bool:
     return bool(_ARITHMETIC.fullmatch(PRIMITIVES[op].c or "x"))
 
 
-def vector_form(op: str) -> str | None:
-    """The vector form of ``op``'s helper, read from its record: of glibc's vector function
-    (where ``c`` is that libm call) and the record's ``c_vector``, the closer to ``to_numpy``
-    within :data:`VECTOR_ULPS`; else None (lane by lane)."""
+def vector_form(op: str, width: int = 4) -> str | None:
+    """The vector form of ``op``'s helper at ``width`` points per vector, read from its
+    record: of glibc's vector function (where ``c`` is that libm call) and the record's
+    ``c_vector`` (its ``CG_MVEC(vv_pow)`` naming libmvec's function of the width), the closer
+    to ``to_numpy`` within :data:`VECTOR_ULPS`; else None (lane by lane)."""
     prim = PRIMITIVES[op]
     found = []
     call = f"{op}(" + ", ".join(f"{{{k}}}" for k in range(prim.arity)) + ")"
-    if prim.c == call and prim.libmvec is not None:  # libm's function: glibc's vector one
+    table = libmvec_table(width) if width in LIBMVEC_PREFIX else {}
+    if prim.c == call and op in table:  # libm's function: glibc's vector one
         args = ", ".join(f"a{k}" for k in range(prim.arity))
-        found.append((prim.libmvec, f"{_libmvec_symbol(op)}({args})"))
+        found.append((table[op][2], f"{table[op][0]}({args})"))
     if prim.c_vector is not None:
-        # the libmvec functions the form calls count with their own distance
-        called = [ulps for _, (symbol, _, ulps) in LIBMVEC.items() if symbol in prim.c_vector]
-        found.append((max([prim.c_vector_ulps or 0, *called]), prim.c_vector))
+        # the libmvec functions the form calls (CG_MVEC(vv_pow): _ZGVdN4vv_pow at width 4)
+        # count with their own distance at this width; unmeasured ones rule the form out
+        called = [libmvec_ulps(name.split("_", 1)[1], width) if width in LIBMVEC_PREFIX
+                  else None for name in re.findall(r"CG_MVEC\((\w+)\)", prim.c_vector)]
+        if None not in called:
+            form = re.sub(r"CG_MVEC\((\w+)\)", lambda m: LIBMVEC_PREFIX[width] + m[1],
+                          prim.c_vector)
+            found.append((max([prim.c_vector_ulps or 0, *called]), form))
     found = sorted(f for f in found if f[0] <= VECTOR_ULPS)
     return found[0][1] if found else None
 
@@ -239,19 +264,21 @@ def c_vector_expression(op: str, args: Sequence[str], literal: Sequence[bool]) -
     return f"cgv_{op}({', '.join(['w', *args])})"
 
 
-def c_vector_helpers(ops: Sequence[str]) -> str:
-    """The C of ``to_c``'s vector path and its plain C path, with a helper ``cgv_OP`` for
-    each op of ``ops`` that is not arithmetic (and for those they call): libmvec's function,
-    a vector form, or the C form lane by lane (the ``w`` lanes in use; the others copy lane
-    0), and the C form itself in the plain C path.
+def c_vector_helpers(ops: Sequence[str], width: int | None = None) -> str:
+    """The C of ``to_c``'s vector path at ``width`` points per vector (None: the host's,
+    :func:`~circuitgrad.lower.isa.default_width`; 1: plain C only) and its plain C path, with
+    a helper ``cgv_OP`` for each op of ``ops`` that is not arithmetic (and for those they
+    call): libmvec's function of the width, a vector form, or the C form lane by lane (the
+    ``w`` lanes in use; the others copy lane 0), and the C form itself in the plain C path.
 
-        >>> print(c_vector_helpers(["sin"]).split("#else")[1].strip().splitlines()[-2])
+        >>> print(c_vector_helpers(["sin"], 4).rsplit("#define CG_W 1", 1)[1].splitlines()[-2])
         static inline cg_v cgv_sin(int w, cg_v a0) { (void)w; return sin(a0); }
     """
+    width = default_width() if width is None else width
     sincos = "sincos" in ops  # sin and cos of one operand: cgv_sincos, one reduction
     ops = [op for op in ops if op != "sincos"] + (["sin", "cos"] if sincos else [])
     wanted = [op for op in dict.fromkeys(ops) if not is_arithmetic(op)]
-    forms = {op: vector_form(op) for op in wanted}
+    forms = {op: vector_form(op, width) for op in wanted}
     helpers = [name for name in _VECTOR_HELPERS
                if any(re.search(rf"\b{name}\(", form or "") for form in forms.values())]
     # the ops the helpers call come first (they call no helper), then the helpers
@@ -259,11 +286,12 @@ def c_vector_helpers(ops: Sequence[str]) -> str:
     first += [op for form in forms.values() for op in re.findall(r"\bcgv_(\w+)\(", form or "")
               if op in PRIMITIVES]  # the helpers a vector form calls
     order = list(dict.fromkeys(first + wanted))
-    forms.update({op: vector_form(op) for op in first})
-    vector, plain = [VECTOR_PRELUDE], []
+    forms.update({op: vector_form(op, width) for op in first})
+    vector, plain = [f"#define CG_WIDTH {width}  /* points per vector */", VECTOR_PRELUDE], []
+    table = libmvec_table(width) if width in LIBMVEC_PREFIX else {}
     for op in order:
-        if op in LIBMVEC and LIBMVEC[op][0] in (forms[op] or ""):
-            symbol, arity, ulps = LIBMVEC[op]
+        if op in table and table[op][0] in (forms[op] or ""):
+            symbol, arity, ulps = table[op]
             vector.append(f"cg_v {symbol}({', '.join(['cg_v'] * arity)});"
                           f"  /* libmvec's {op}: {ulps} ulp from to_numpy */")
     if any(re.search(r"\bcg_v(exp|sin|cos)\(", form or "") for form in forms.values()):
@@ -295,6 +323,8 @@ def c_vector_helpers(ops: Sequence[str]) -> str:
         own = forms["sin"] == "cg_vsin(a0)" and forms["cos"] == "cg_vcos(a0)"
         vector.append(f"{head} {'(void)w; cg_vsincos(a0, s, c); }' if own else both}")
         plain.append(f"{head} {both}")
+    if width == 1:  # plain C: the vector path's guard is never true
+        vector = vector[:2]
     lines = vector + ["#else", "#define CG_W 1", "typedef double cg_v;", "#define CG_C(x) (x)",
                       "#define LANE(k) r[(k) * LANES + l]  /* register k, lane l of the chunk */",
                       "#define CG_ALLOC(size) malloc(sizeof(cg_v) * (size))",

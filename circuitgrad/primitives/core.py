@@ -88,12 +88,17 @@ class Primitive:
     # -- the back half: what the passes and the lowerings other than NumPy's read ------------
     # to_c's vectors (lower/cforms.py). ``libmvec``: the largest distance from to_numpy, in
     # ulps, of glibc's vector function of the same name (``_ZGVdN4v_sin``, ``_ZGVdN4vv_pow``),
-    # measured by scripts/libmvec_ulps.py; None: libmvec has none (or it was not measured), so
+    # measured by scripts/libmvec_ulps.py against NumPy's kernels with and without AVX-512
+    # (the larger): one figure where its 2-, 4- and 8-lane variants (``_ZGVbN2``, ``_ZGVdN4``,
+    # ``_ZGVeN8``) measured the same, else a dict by lanes ({8: 2, 4: 3, 2: 3}); None (or
+    # None for a width): libmvec has none, it was not measured, or its special values or
+    # exact cases (log10(1e7) = 7) differ from to_numpy's, so
     # the node runs its ``c`` form lane by lane. Used where ``c`` is that libm call (or where
-    # ``c_vector`` calls it). ``c_vector``: a vector form over ``cg_v`` vectors ``a0, a1 ...``
+    # ``c_vector`` calls it: ``CG_MVEC(vv_pow)`` names the variant of the width). ``c_vector``:
+    # a vector form over ``cg_v`` vectors ``a0, a1 ...``
     # written for this ``c`` (the exceptions: helpers, comparisons, circuitgrad's own vector
     # math), with ``c_vector_ulps`` its measured distance from to_numpy (None: the same bits).
-    libmvec: int | None = None
+    libmvec: int | dict[int, int] | None = None
     c_vector: str | None = None
     c_vector_ulps: int | None = None
     # The Jacobian sparsity rule (transforms/sparsity.py), by kind: "reduction",

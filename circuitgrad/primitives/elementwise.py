@@ -163,9 +163,9 @@ RECORDS: list[Primitive] = [
               numpy=("power",), partials=_pow_partials, vjp=_pow_vjp, fused=_pow_fused,
               c="cg_pow({0}, {1})",
               sympy=lambda a, b: a**b,
-              libmvec=1, c_vector="cg_select(a1 == 0.5, __builtin_ia32_sqrtpd256(a0), "
+              libmvec=1, c_vector="cg_select(a1 == 0.5, cg_vsqrt(a0), "
               "cg_select(a1 == 2.0, a0 * a0, cg_select(a1 == -1.0, 1.0 / a0, "
-              "_ZGVdN4vv_pow(a0, a1))))"),
+              "CG_MVEC(vv_pow)(a0, a1))))"),
     Primitive("neg", 1, "-{0}", "−",
               c="-{0}",
               numpy=("negative",), partials=lambda out, x: (-1.0,), sympy=lambda x: -x),
@@ -180,12 +180,12 @@ RECORDS: list[Primitive] = [
               fused=lambda bar, out, x: (-call("cos_vjp", bar, x),),
               c="cos({0})",
               sympy="cos",
-              libmvec=3, c_vector="cg_vcos(a0)", c_vector_ulps=1),
+              libmvec={8: 3, 4: 3, 2: 4}, c_vector="cg_vcos(a0)", c_vector_ulps=1),
     Primitive("tanh", 1, "xp.tanh({0})", "tanh", numpy=("tanh",),
               c="tanh({0})",
               partials=lambda out, x: (1.0 - call("square", out),), sympy="tanh",
               fused=lambda bar, out, x: (call("tanh_vjp", bar, out),),
-              libmvec=2),
+              libmvec={8: 0, 4: 2, 2: 2}),
     # exp′ = exp: the rule reuses the forward node.
     Primitive("exp", 1, "xp.exp({0})", "exp",
               c="exp({0})",
@@ -201,7 +201,7 @@ RECORDS: list[Primitive] = [
               c="sqrt({0})",
               vjp=lambda bar, out, x: (0.5 * (bar / out),), sympy="sqrt",
               fused=lambda bar, out, x: (call("sqrt_vjp", bar, out),),
-              c_vector="__builtin_ia32_sqrtpd256(a0)"),
+              c_vector="cg_vsqrt(a0)"),
     Primitive("square", 1, "xp.square({0})", "x²",
               numpy=("square",), partials=lambda out, x: (2.0 * x,),
               fused=lambda bar, out, x: (call("square_vjp", bar, x),),
@@ -253,7 +253,7 @@ RECORDS: list[Primitive] = [
               partials=lambda out, x: (out + 1.0,),
               c="expm1({0})",
               sympy=_sympy("expm1", lambda sp, x: sp.exp(x) - 1),
-              libmvec=3),
+              libmvec={8: 2, 4: 3, 2: 3}),
     # softplus(x) = log(1 + eˣ) = logaddexp(0, x): softplus(1000) = 1000, softplus(-1000) = 0,
     # no overflow; softplus′ = sigmoid (0 and 1 at ∓1000).
     Primitive("softplus", 1, "xp.logaddexp(0.0, {0})", "softplus",
@@ -271,12 +271,12 @@ RECORDS: list[Primitive] = [
               partials=lambda out, x: (-_TWO_OVER_SQRT_PI * call("exp", -call("square", x)),),
               c="erfc({0})",
               sympy="erfc",
-              libmvec=513),
+              libmvec=515),
     # tan′ = 1 + tan², reusing the node.
     Primitive("tan", 1, "xp.tan({0})", "tan", numpy=("tan",),
               c="tan({0})",
               partials=lambda out, x: (1.0 + call("square", out),), sympy="tan",
-              libmvec=3),
+              libmvec={8: 4, 4: 3, 2: 3}),
     # asin′ = 1/√(1 - x²), acos′ = -1/√(1 - x²): ±inf at ±1 (IEEE division), nan outside.
     Primitive("asin", 1, "xp.asin({0})", "asin", numpy=("arcsin",),
               partials=lambda out, x: (1.0 / call("sqrt", 1.0 - call("square", x)),),
@@ -300,7 +300,7 @@ RECORDS: list[Primitive] = [
     Primitive("atan2", 2, "xp.atan2({0}, {1})", "atan2", numpy=("arctan2",),
               c="atan2({0}, {1})",
               partials=_atan2_partials, vjp=_atan2_vjp, sympy="atan2",
-              libmvec=3),
+              libmvec={8: 3, 4: 3, 2: 2}),
     Primitive("sinh", 1, "xp.sinh({0})", "sinh", numpy=("sinh",),
               c="sinh({0})",
               partials=lambda out, x: (call("cosh", x),), sympy="sinh",
@@ -314,20 +314,20 @@ RECORDS: list[Primitive] = [
               vjp=lambda bar, out, x: (bar / call("sqrt", call("square", x) + 1.0),),
               c="asinh({0})",
               sympy="asinh",
-              libmvec=3),
+              libmvec={8: 2, 4: 3, 2: 3}),
     # acosh(1) = 0; acosh′ = 1/√((x - 1)(x + 1)) (accurate near 1), inf at 1.
     Primitive("acosh", 1, "xp.acosh({0})", "acosh", numpy=("arccosh",),
               partials=lambda out, x: (1.0 / call("sqrt", (x - 1.0) * (x + 1.0)),),
               vjp=lambda bar, out, x: (bar / call("sqrt", (x - 1.0) * (x + 1.0)),),
               c="acosh({0})",
               sympy="acosh",
-              libmvec=3),
+              libmvec={8: 2, 4: 3, 2: 3}),
     # atanh(±1) = ±inf with no warning; atanh′ = 1/((1 - x)(1 + x)).
     Primitive("atanh", 1, "_sp.atanh({0})", "atanh", numpy=("arctanh",),
               partials=lambda out, x: (1.0 / ((1.0 - x) * (1.0 + x)),),
               c="atanh({0})",
               vjp=lambda bar, out, x: (bar / ((1.0 - x) * (1.0 + x)),), sympy="atanh",
-              libmvec=3),
+              libmvec={8: 2, 4: 3, 2: 3}),
     Primitive("log2", 1, "xp.log2({0})", "log₂", numpy=("log2",),
               partials=lambda out, x: (1.0 / (x * _LN2),),
               vjp=lambda bar, out, x: (bar / (x * _LN2),),
@@ -339,11 +339,13 @@ RECORDS: list[Primitive] = [
               vjp=lambda bar, out, x: (bar / (x * _LN10),),
               c="log10({0})",
               sympy=_sympy("log10", lambda sp, x: sp.log(x, 10)),
+              # (the 2-lane function gives the 4-lane one's bits; both are 1 ulp off at exact
+              # cases: log10(1e7) = 7.000000000000001)
               libmvec=3),
     Primitive("exp2", 1, "_sp.exp2({0})", "2ˣ", numpy=("exp2",),
               c="exp2({0})",
               partials=lambda out, x: (out * _LN2,), sympy=_sympy("exp2", lambda sp, x: 2**x),
-              libmvec=2),
+              libmvec={8: 1, 4: 2, 2: 2}),
     # hypot(a, b) = √(a² + b²) without overflow (hypot(3e200, 4e200) = 5e200); its partials
     # (a, b)/hypot are 0 at the origin (the middle of the subgradients; PyTorch's choice for
     # norms, JAX gives nan there).
@@ -351,21 +353,21 @@ RECORDS: list[Primitive] = [
               partials=lambda out, a, b: (a / _safe(out), b / _safe(out)), vjp=_hypot_vjp,
               c="hypot({0}, {1})",
               sympy=_sympy("hypot", lambda sp, a, b: sp.sqrt(a**2 + b**2)),
-              libmvec=1),
+              libmvec={8: 1, 4: 1, 2: 2}),
     # floor, ceil, round: piecewise constant, derivative 0 everywhere, also at the jumps (as
     # JAX and PyTorch). round is NumPy's: halves to even (round(0.5) = 0, round(1.5) = 2).
     Primitive("floor", 1, "xp.floor({0})", "⌊x⌋", numpy=("floor",),
               c="floor({0})",
               partials=lambda out, x: (None,), sympy="floor",
-              c_vector="__builtin_ia32_roundpd256(a0, 0x9)"),
+              c_vector="cg_vround(a0, 0x9)"),
     Primitive("ceil", 1, "xp.ceil({0})", "⌈x⌉", numpy=("ceil",),
               c="ceil({0})",
               partials=lambda out, x: (None,), sympy="ceiling",
-              c_vector="__builtin_ia32_roundpd256(a0, 0xA)"),
+              c_vector="cg_vround(a0, 0xA)"),
     Primitive("round", 1, "xp.round({0})", "round", numpy=("rint",),
               c="rint({0})",
               partials=lambda out, x: (None,),
-              c_vector="__builtin_ia32_roundpd256(a0, 0x4)"),
+              c_vector="cg_vround(a0, 0x4)"),
     # maximum, minimum: at a tie the derivative is split evenly, ½ to each argument (as
     # jax.numpy.maximum and torch.maximum), so maximum(x, x)′ = 1; NaN propagates.
     Primitive("maximum", 2, "xp.maximum({0}, {1})", "max", numpy=("maximum",),
@@ -393,9 +395,10 @@ RECORDS: list[Primitive] = [
               sympy=_sympy("logaddexp", lambda sp, a, b: sp.log(sp.exp(a) + sp.exp(b))),
               c_vector="cg_vlogaddexp(w, a0, a1)"),
     # cbrt′(x) = 1/(3·cbrt(x)²), from the node itself; at x = 0 it is inf, the limit.
-    # libmvec's cbrt (as libm's) is 3 ulp from NumPy's (2·10⁶ inputs, specials identical):
-    # over VECTOR_ULPS, so to_c runs it lane by lane.
-    Primitive("cbrt", 1, "_sp.cbrt({0})", "∛", numpy=("cbrt",), c="cbrt({0})", libmvec=3,
+    # libmvec's cbrt is 4 ulp from NumPy's baseline cbrt at every width (2·10⁷ inputs, specials
+    # identical; 2 from NumPy's AVX-512 one at 8 lanes): over VECTOR_ULPS, so to_c runs it lane
+    # by lane.
+    Primitive("cbrt", 1, "_sp.cbrt({0})", "∛", numpy=("cbrt",), c="cbrt({0})", libmvec=4,
               partials=lambda out, x: (1.0 / (3.0 * call("square", out)),),
               vjp=lambda bar, out, x: (bar / (3.0 * call("square", out)),),
               sympy=_sympy("cbrt", lambda sp, x: sp.sign(x) * sp.Abs(x) ** sp.Rational(1, 3))),

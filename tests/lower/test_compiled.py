@@ -26,7 +26,7 @@ from circuitgrad.circuit import LEAVES
 from circuitgrad.builder import Builder
 from circuitgrad.errors import CircuitError, ShapeError
 from circuitgrad.lower import c as c_lowering
-from circuitgrad.lower import cforms, tape
+from circuitgrad.lower import cforms, isa, tape
 from circuitgrad.primitives import PRIMITIVES, linalg
 from paths import ROOT
 
@@ -136,8 +136,8 @@ def c_path(request, monkeypatch):
     """to_c's two paths: the vector path where this machine has it, and the plain C path
     (the guard off: no -mavx2), which every other machine compiles."""
     if request.param == "vectors":
-        if not c_lowering.vector_flags():
-            pytest.skip("no AVX2 with glibc's libmvec here: to_c compiles plain C")
+        if isa.default_width() == 1:
+            pytest.skip("no vectors with glibc's libmvec here: to_c compiles plain C")
     else:
         monkeypatch.setenv("CIRCUITGRAD_NO_VECTORS", "1")
     return request.param
@@ -263,17 +263,22 @@ def test_a_batch_point_is_the_point_bit_for_bit(c_path):
                     assert same_bits(a[k], p), (k, x[k], y[k])
 
 
-def test_the_vector_path_calls_glibcs_vector_math_where_the_host_has_it():
-    if not c_lowering.vector_flags():
-        pytest.skip("no AVX2 with glibc's libmvec here (or $CIRCUITGRAD_NO_VECTORS): plain C")
-    assert "-mavx2" in c_lowering.compile_flags()
+@pytest.mark.parametrize("width", [8, 4, 2])
+def test_the_vector_path_calls_glibcs_vector_math_where_the_host_has_it(width):
+    if width not in isa.host_widths():
+        pytest.skip(f"this host does not run {width} points per vector (no {isa.ISA[width]} "
+                    f"with glibc's libmvec)")
+    assert c_lowering.compile_flags(width=width)[4:-2] == isa.width_flags(width)
     c = cg.grad(cg.parse("J = tanh(x) * log(y) + sin(x) + relu(y)"))
-    f = cg.to_c(c)
-    used = {op for op, (symbol, _, _) in cforms.LIBMVEC.items()
+    f = cg.to_c(c, width=width)
+    assert f.width == width and f"#define CG_WIDTH {width}" in f.source
+    table = cforms.libmvec_table(width)
+    used = {op for op, (symbol, _, _) in table.items()
             if symbol.encode() + b"\0" in f.library.read_bytes()}  # its dynamic symbols
     assert used == {"tanh", "log"}  # libmvec's sin is 3 ulp from NumPy: circuitgrad's own
-    assert all(cforms.LIBMVEC[op][2] <= cforms.VECTOR_ULPS for op in used)
-    assert "cg_v _ZGVdN4v_tanh(cg_v);" in f.source and "_ZGVdN4v_sin" not in f.source
+    assert all(table[op][2] <= cforms.VECTOR_ULPS for op in used)
+    prefix = isa.LIBMVEC_PREFIX[width]
+    assert f"cg_v {prefix}v_tanh(cg_v);" in f.source and f"{prefix}v_sin" not in f.source
     assert "return cg_vsin(a0); }" in f.source and "return cg_vcos(a0); }" in f.source
     point = {"x": 0.3, "y": 2.0}
     with np.errstate(all="ignore"):
@@ -285,14 +290,15 @@ def test_the_plain_c_path_is_another_library_without_vector_math(monkeypatch):
     monkeypatch.delenv("CIRCUITGRAD_NO_VECTORS", raising=False)
     vector = cg.to_c(c)
     monkeypatch.setenv("CIRCUITGRAD_NO_VECTORS", "1")
-    assert "-mavx2" not in c_lowering.compile_flags()
+    assert c_lowering.compile_flags()[4:-2] == []
     plain = cg.to_c(c)
-    assert plain.source == vector.source  # one source, two paths chosen by the compiler
-    assert b"_ZGVdN4" not in plain.library.read_bytes()
+    assert plain.width == 1 and "#define CG_WIDTH 1" in plain.source
+    assert b"_ZGV" not in plain.library.read_bytes()
     if c_lowering._host_has_vectors():
-        assert plain.library != vector.library  # the flags are part of the cache key
+        assert plain.library != vector.library  # the width is part of the cache key
     monkeypatch.delenv("CIRCUITGRAD_NO_VECTORS")
     assert cg.to_c(c, vectors=False).library == plain.library  # the same as the variable
+    assert cg.to_c(c, width=1).library == plain.library
     points = {"x": np.linspace(0.1, 3.0, 11), "y": np.linspace(0.5, 4.0, 11)}
     want = cg.to_numpy(c)(**points)
     for f in (plain, vector):
@@ -301,10 +307,13 @@ def test_the_plain_c_path_is_another_library_without_vector_math(monkeypatch):
 
 
 def test_vectors_true_is_refused_where_the_host_has_none(monkeypatch):
-    monkeypatch.setattr(c_lowering, "_host_has_vectors", lambda: False)
-    with pytest.raises(CircuitError, match="vectors=True needs an x86-64 host with AVX2"):
+    monkeypatch.setattr(isa, "host_widths", lambda: (1,))
+    with pytest.raises(CircuitError, match="vectors=True needs an x86-64 host with AVX-512"):
         cg.to_c(cg.parse("J = x * 1.75"), vectors=True)
-    assert "-mavx2" not in c_lowering.compile_flags()  # None: plain C there
+    with pytest.raises(CircuitError, match="width=8 needs an x86-64 host with avx512f"):
+        cg.to_c(cg.parse("J = x * 1.75"), width=8)
+    assert c_lowering.compile_flags()[4:-2] == []  # None: plain C there
+    assert cg.to_c(cg.parse("J = x * 1.75")).width == 1
 
 
 def test_a_register_file_larger_than_the_stack_buffer(c_path):
@@ -319,18 +328,19 @@ def test_a_register_file_larger_than_the_stack_buffer(c_path):
 
 
 # (the functions with a vector form; the others run lane by lane with libm, as plain C does)
-VECTOR_FUNCTIONS = [op for op in OPS if PRIMITIVES[op].c is not None
-                    and (op in cforms.LIBMVEC or op in cforms.VECTOR_MATH)
-                    and cforms.vector_form(op) is not None]
+VECTOR_FUNCTIONS = [(op, width) for width in (8, 4, 2) for op in OPS
+                    if PRIMITIVES[op].c is not None
+                    and (op in cforms.libmvec_table(width) or op in cforms.VECTOR_MATH)
+                    and cforms.vector_form(op, width) is not None]
 
 
-@pytest.mark.parametrize("op", VECTOR_FUNCTIONS)
-def test_the_vector_functions_used_are_within_vector_ulps_of_numpy(op):
+@pytest.mark.parametrize("op, width", VECTOR_FUNCTIONS)
+def test_the_vector_functions_used_are_within_vector_ulps_of_numpy(op, width):
     # The bound the vector functions were chosen by (cforms.VECTOR_ULPS, half the contract's),
     # on 40,000 points per function: typical, wide (sin's range reduction), and tiny to huge.
-    form = cforms.vector_form(op)
-    if not c_lowering.vector_flags():
-        pytest.skip("this host compiles the plain C path (no AVX2 or no glibc libmvec)")
+    form = cforms.vector_form(op, width)
+    if width not in isa.host_widths():
+        pytest.skip(f"this host does not run {width} points per vector")
     arity = PRIMITIVES[op].arity
     rng = np.random.default_rng(11)
     args = [np.concatenate([rng.uniform(-10, 10, 20000), rng.uniform(-1e6, 1e6, 10000),
@@ -339,8 +349,8 @@ def test_the_vector_functions_used_are_within_vector_ulps_of_numpy(op):
     b = Builder()
     c = b.finish([("f", b.apply(op, *[b.input(f"a{k}") for k in range(arity)]))])
     with np.errstate(all="ignore"):
-        got, want = cg.to_c(c)(*args), cg.to_numpy(c)(*args)
-        assert within_ulps(got, want, ulps=cforms.VECTOR_ULPS), (op, form)
+        got, want = cg.to_c(c, width=width)(*args), cg.to_numpy(c)(*args)
+        assert within_ulps(got, want, ulps=cforms.VECTOR_ULPS), (op, width, form)
 
 
 def test_every_vector_form_was_written_for_the_tables_form():

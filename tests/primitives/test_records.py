@@ -9,7 +9,7 @@ import pytest
 import circuitgrad as cg
 from circuitgrad.circuit import LEAVES
 from circuitgrad.errors import CircuitError
-from circuitgrad.lower import cforms
+from circuitgrad.lower import cforms, isa
 from circuitgrad.primitives import PRIMITIVES, elementwise
 from circuitgrad.transforms import sparsity
 from paths import ROOT
@@ -48,13 +48,25 @@ def test_every_record_has_every_lowerings_entry_or_a_stated_refusal(op):
         return
     if prim.c_vector is not None and form is None:
         pytest.fail(f"{op}: its c_vector is not used (a libmvec function it calls is too far)")
-    if prim.libmvec is not None and prim.c == f"{op}({{0}})" and prim.libmvec <= 2:
-        assert form is not None and form.startswith(("_ZGVdN4", "cg_v")), (op, form)
+    for width in (8, 4, 2):  # the record's figure at each width (one, or a dict by width)
+        ulps = cforms.libmvec_ulps(op, width)
+        if ulps is not None and prim.c == f"{op}({{0}})" and ulps <= 2:
+            form = cforms.vector_form(op, width)
+            assert form is not None and form.startswith((isa.LIBMVEC_PREFIX[width], "cg_v")), \
+                (op, width, form)
 
 
 def test_the_side_tables_are_views_of_the_records():
-    assert cforms.LIBMVEC == {op: (f"_ZGVdN4{'v' * p.arity}_{op}", p.arity, p.libmvec)
-                              for op, p in PRIMITIVES.items() if p.libmvec is not None}
+    for width, prefix in isa.LIBMVEC_PREFIX.items():
+        ulps = {op: p.libmvec.get(width) if isinstance(p.libmvec, dict) else p.libmvec
+                for op, p in PRIMITIVES.items()}
+        assert cforms.libmvec_table(width) == {
+            op: (f"{prefix}{'v' * p.arity}_{op}", p.arity, ulps[op])
+            for op, p in PRIMITIVES.items() if ulps[op] is not None}
+    assert cforms.LIBMVEC == cforms.libmvec_table(4)
+    # one figure per record where every width measured the same, else one for each width
+    assert all(set(p.libmvec) == set(isa.LIBMVEC_PREFIX) and len(set(p.libmvec.values())) > 1
+               for p in PRIMITIVES.values() if isinstance(p.libmvec, dict))
     assert set(cforms.VECTOR_FORMS) | set(cforms.VECTOR_MATH) == {
         op for op, p in PRIMITIVES.items() if p.c_vector is not None}
     assert sparsity.RULES == {op: sparsity.KINDS[p.sparsity] for op, p in PRIMITIVES.items()

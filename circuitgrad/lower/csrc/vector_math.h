@@ -8,9 +8,9 @@
 #endif
 #define CG_SEL(m, a, b) ((cg_v)(((cg_m)(m) & (cg_m)(a)) | (~(cg_m)(m) & (cg_m)(b))))
 #define CG_ABS(a) ((cg_v)((cg_m)(a) & ~(cg_m)CG_C(-0.0)))
-static inline cg_v cg_vrint(cg_v x) { return __builtin_ia32_roundpd256(x, 0x8); }
+static inline cg_v cg_vrint(cg_v x) { return cg_vround(x, 0x8); }  /* nearest, even at ties */
 static inline cg_v cg_vscalar(cg_v y, cg_v x, cg_m outside, double (*f)(double)) {
-    if (__builtin_ia32_movmskpd256((cg_v)outside)) {  /* rare: some lane out of range */
+    if (cg_vany(outside)) {  /* rare: some lane out of range */
         cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
         int l;
         CG_SCALAR_CODE();

@@ -1,0 +1,283 @@
+"""to_c's vector width and threads (issue 29): the widest vectors the host runs, batches split
+over threads, and the semantics contract at every width and thread count.
+
+Within one library (one width) a point of a batch is the point alone, bit for bit, whatever
+the batch's length, the point's place in it and the threads; across widths the values are
+within the contract (docs/semantics.md), and bit for bit where every width runs the same
+vector code (arithmetic, circuitgrad's own exp, sin and cos: not libmvec's, whose functions
+differ by width).
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_batch import SPECIAL, same_bits
+from test_compiled import close, within_ulps
+from tolerances import COMPILED_ULPS
+
+import circuitgrad as cg
+from circuitgrad.errors import CircuitError
+from circuitgrad.lower import c as c_lowering
+from circuitgrad.lower import cforms, isa
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compile_cache(tmp_path_factory):
+    """to_c's libraries go to a fresh cache directory, so that the tests compile."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CIRCUITGRAD_CACHE", str(tmp_path_factory.mktemp("cg_cache")))
+    mp.delenv("CIRCUITGRAD_NO_VECTORS", raising=False)
+    mp.delenv("CIRCUITGRAD_VECTOR_WIDTH", raising=False)
+    mp.delenv("CIRCUITGRAD_THREADS", raising=False)
+    yield
+    mp.undo()
+
+
+WIDTHS = [w for w in (8, 4, 2, 1) if w in isa.host_widths()]
+
+# Every kind of helper: libmvec's (tanh, log, asinh, expm1, sinh), circuitgrad's own (sin, cos,
+# exp), vector forms (sqrt, pow, floor, relu, maximum, logaddexp), lane by lane (erf, cbrt).
+WIDE = ("J = tanh(x) * log(y) + sin(x) * cos(y) + exp(-x * x) + sqrt(y) + x ** y + "
+        "floor(3 * x) + relu(x - y) + maximum(x, y) + asinh(x) + expm1(x / 4) + sinh(y / 3) + "
+        "logaddexp(x, y) + erf(x) + cbrt(y)")
+# Only what every width runs as the same vector operations: arithmetic, selects, sqrt,
+# rounding and circuitgrad's own exp, sin and cos.
+SAME_CODE = ("J = sin(x) * cos(y) + exp(-x * x) + sqrt(y) + floor(3 * x) + relu(x - y) + "
+             "maximum(x, y) * abs(y - 1) / (1 + x * x)")
+
+
+def _points(n: int = 2003, seed: int = 29):
+    rng = np.random.default_rng(seed)
+    special = np.resize(np.array(SPECIAL), 11)
+    x = np.concatenate([rng.uniform(-3, 3, n - 11), special])
+    y = np.concatenate([rng.uniform(0.1, 5, n - 11), special[::-1]])
+    return x, y
+
+
+def _host_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((line for line in text.splitlines() if line.startswith("flags")),
+                    "").split())
+
+
+# -- the width: the host's widest, chosen at compile time, part of the cache key --------------
+
+def test_the_default_width_is_the_widest_the_host_runs():
+    flags = _host_flags()
+    if not isa.host_widths()[0] > 1:
+        pytest.skip("no x86-64 glibc libmvec here: plain C")
+    want = next(w for w in (8, 4, 2) if all(f in flags for f in isa.NEEDS[w]))
+    assert isa.default_width() == isa.host_widths()[0] == want
+    f = cg.to_c(cg.parse("J = tanh(x) * y"))
+    assert f.width == want and f"#define CG_WIDTH {want}  /* points per vector */" in f.source
+    assert isa.width_flags(want)[0] in c_lowering.compile_flags()
+    symbol = cforms.libmvec_table(want)["tanh"][0]
+    assert symbol.startswith(isa.LIBMVEC_PREFIX[want])
+    assert symbol.encode() + b"\0" in f.library.read_bytes()  # glibc's variant of the width
+
+
+def test_the_width_is_asked_by_argument_or_variable_and_refused_where_not_run(monkeypatch):
+    c = cg.parse("J = x * 1.75")
+    monkeypatch.setenv("CIRCUITGRAD_VECTOR_WIDTH", str(WIDTHS[-1]))
+    assert isa.default_width() == WIDTHS[-1] and cg.to_c(c).width == WIDTHS[-1]
+    monkeypatch.setenv("CIRCUITGRAD_NO_VECTORS", "1")
+    assert isa.default_width() == 1
+    monkeypatch.delenv("CIRCUITGRAD_NO_VECTORS")
+    monkeypatch.delenv("CIRCUITGRAD_VECTOR_WIDTH")
+    with pytest.raises(CircuitError, match="width=3: the widths are 8, 4, 2 and 1"):
+        cg.to_c(c, width=3)
+    with pytest.raises(CircuitError, match="vectors=False is plain C"):
+        cg.to_c(c, vectors=False, width=WIDTHS[0] if WIDTHS[0] > 1 else 8)
+    monkeypatch.setattr(isa, "host_widths", lambda: (4, 2, 1))
+    with pytest.raises(CircuitError, match="width=8 needs an x86-64 host with avx512f and "
+                       "avx512dq"):
+        cg.to_c(c, width=8)
+    assert isa.default_width() == 4
+
+
+def test_the_cache_key_holds_the_width_and_the_isa(monkeypatch):
+    c = cg.parse("J = tanh(x) * 3.25 + y")
+    f = cg.to_c(c)
+    assert cg.to_c(c).library == f.library  # a load
+    libraries = {w: cg.to_c(c, width=w).library for w in WIDTHS}
+    assert len(set(libraries.values())) == len(WIDTHS)  # one library per width
+    monkeypatch.setattr(isa, "isa_tag", lambda width: "another cpu")
+    g = cg.to_c(c)
+    assert g.library != f.library and g.source == f.source  # same source, another ISA
+
+
+# -- every width: the contract, and a point of a batch is the point alone ----------------------
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_width_keeps_the_contract_and_a_batch_point_is_the_point_alone(width):
+    c = cg.grad(cg.parse(WIDE))
+    x, y = _points()
+    f = cg.to_c(c, width=width, threads=1)
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(c)(x, y)
+        got = f(x, y)
+        for g, w in zip(got, want):
+            assert close(g, w), width
+        # each place in a vector and in a chunk (8 points), the tails of every length
+        for k in [*range(17), len(x) - 12, len(x) - 1]:
+            for a, p in zip(got, f(x[k], y[k])):
+                assert same_bits(a[k], p), (width, k)
+        for n in range(1, 18):
+            for a, b in zip(f(x[-n:], y[-n:]), got):
+                assert same_bits(a, b[-n:]), (width, n)
+
+
+def test_the_widths_agree_within_the_contract_and_bit_for_bit_where_the_code_is_the_same():
+    x, y = _points()
+    with np.errstate(all="ignore"):
+        wide = [cg.to_c(cg.parse(WIDE), width=w)(x, y) for w in WIDTHS]
+        for v in wide[1:]:
+            assert within_ulps(v, wide[0], ulps=4 * COMPILED_ULPS)
+        c = cg.grad(cg.parse(SAME_CODE))
+        same = {w: cg.to_c(c, width=w)(x, y) for w in WIDTHS if w > 1}
+        for w, values in same.items():
+            assert all(same_bits(a, b) for a, b in zip(values, same[WIDTHS[0]])), w
+        # no libmvec function in it at any width: the same vector code
+        assert not any("_ZGV" in (cforms.vector_form(op, w) or "")
+                       for op in ("sin", "cos", "exp", "sqrt", "floor", "relu", "maximum")
+                       for w in same)
+
+
+def test_plain_c_and_every_width_give_the_same_bits_on_arithmetic():
+    c = cg.grad(cg.parse("J = (x * y - 3) / (1 + x * x) + sqrt(y) * floor(x) + "
+                         "relu(y - x) + minimum(x, y) ** 2"))
+    x, y = _points()
+    with np.errstate(all="ignore"):
+        values = [cg.to_c(c, width=w)(x, y) for w in WIDTHS]
+        want = cg.to_numpy(c)(x, y)
+    for v in values:
+        assert all(same_bits(a, b) for a, b in zip(v, want))
+
+
+def test_exact_cases_are_exact_at_every_width():
+    # log10(1e7) = 7 and its kind: glibc's log10 (every width) gives 7.000000000000001 there;
+    # the vector functions used must keep these exact.
+    cases = {"log10": 10.0 ** np.arange(0, 23), "log2": 2.0 ** np.arange(-1074, 1024),
+             "exp2": np.arange(-1074.0, 1024.0), "sqrt": np.arange(0.0, 4097.0) ** 2}
+    # (not cbrt of cubes: libm's cbrt, the C form at every width, is 1 ulp off at 230 of the
+    # cubes of -300 … 300, where NumPy's is exact: a gap of the C form, to_tape's too)
+    text = "\n".join(f"{op}_ = {op}({op})" for op in cases)
+    c = cg.parse(text, inputs=list(cases), outputs=[f"{op}_" for op in cases])
+    n = max(len(x) for x in cases.values())
+    args = {op: np.resize(x, n) for op, x in cases.items()}
+    want = cg.to_numpy(c)(**args)
+    for w in WIDTHS:
+        for op, got, expected in zip(cases, cg.to_c(c, width=w)(**args), want):
+            assert same_bits(got, expected), (op, w, cforms.vector_form(op, w))
+
+
+# -- threads: bit for bit for any count, the GIL released -------------------------------------
+
+@pytest.mark.parametrize("width", sorted({WIDTHS[0], WIDTHS[-1]}))
+def test_any_thread_count_gives_the_same_bits(width, monkeypatch):
+    monkeypatch.setattr(c_lowering, "WORK_PER_THREAD", 1)  # a thread for every few points
+    c = cg.grad(cg.parse(WIDE))
+    x, y = _points(5001)
+    f = cg.to_c(c, width=width, threads=1)
+    with np.errstate(all="ignore"):
+        one = f(x, y)
+        for threads in (2, 3, 7, 64, 200):
+            f.threads = threads
+            for a, b in zip(f(x, y), one):
+                assert same_bits(a, b), threads
+            for n in (1, 8, 9, 17, 100):  # batches shorter than the threads' slices
+                for a, b in zip(f(x[:n], y[:n]), one):
+                    assert same_bits(a, b[:n]), (threads, n)
+
+
+def test_the_thread_count_default_and_its_refusals(monkeypatch):
+    c = cg.parse("J = sin(x) * y")
+    f = cg.to_c(c)
+    assert f.threads == c_lowering.default_threads() >= 1
+    monkeypatch.setenv("CIRCUITGRAD_THREADS", "3")
+    assert c_lowering.default_threads() == 3 and cg.to_c(c).threads == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("CIRCUITGRAD_THREADS", bad)
+        with pytest.raises(CircuitError, match="CIRCUITGRAD_THREADS=.*at least 1"):
+            cg.to_c(c)
+    monkeypatch.delenv("CIRCUITGRAD_THREADS")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(CircuitError, match="threads=.*at least 1"):
+            cg.to_c(c, threads=bad)
+        with pytest.raises(CircuitError, match="threads=.*at least 1"):
+            f.threads = bad
+
+
+def test_a_small_batch_stays_on_one_thread_a_large_one_is_split(monkeypatch):
+    calls = []
+    c = cg.grad(cg.parse(WIDE))
+    f = cg.to_c(c, threads=4)
+    real = f._fn_threads
+    f._fn_threads = lambda *a: calls.append(a[-1]) or real(*a)
+    x, y = _points(20000)
+    f(x[:3], y[:3])
+    assert calls == []  # a few points: one thread, no thread started
+    f(x, y)
+    assert calls == [4]
+
+
+def test_the_threads_entry_point_runs_from_c_as_documented():
+    c = cg.grad(cg.parse("J = sin(x) * y"))
+    f = cg.to_c(c, threads=2)
+    assert "int f_eval_threads(const double *in, double *out, long npoints, int threads)" \
+        in f.source
+    x = np.linspace(-2, 2, 4099)
+    inputs = np.ascontiguousarray(np.stack([x, x[::-1]], axis=1))
+    out = np.empty((4099, 3))
+    assert f._fn_threads(inputs.ctypes.data, out.ctypes.data, 4099, 4) == 0
+    want = f(x, x[::-1])
+    assert all(same_bits(out[:, k], want[k]) for k in range(3))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_gil_is_released_while_a_batch_runs(threads):
+    # While one Python thread runs a long batch, another runs Python: with the GIL held for the
+    # call, the second would stop for all of it (its longest pause ≈ the call).
+    c = cg.grad(cg.parse(WIDE))
+    f = cg.to_c(c, threads=threads)
+    x, y = _points(200_000)
+    with np.errstate(all="ignore"):
+        f(x[:1000], y[:1000])
+        span = []
+
+        def call():
+            t0 = time.perf_counter()
+            f(x, y)
+            span.append((t0, time.perf_counter()))
+
+        worker = threading.Thread(target=call)
+        ticks = []
+        worker.start()
+        while worker.is_alive():
+            ticks.append(time.perf_counter())
+        worker.join()
+    (t0, t1), = span
+    inside = [t for t in ticks if t0 <= t <= t1]
+    assert t1 - t0 > 0.02, "the batch is too short to tell"
+    gaps = np.diff([t0, *inside, t1])
+    assert gaps.max() < 0.5 * (t1 - t0), (gaps.max(), t1 - t0)
+
+
+def test_a_pickle_asks_the_width_and_threads_again():
+    c = cg.parse("J = tanh(x) * y")
+    f = cg.to_c(c)
+    g = pickle.loads(pickle.dumps(f))
+    assert (g.width, g.threads, g.library) == (f.width, f.threads, f.library)
+    f.threads = 3
+    h = cg.to_c(c, width=WIDTHS[-1])
+    assert pickle.loads(pickle.dumps(f)).threads == 3
+    assert pickle.loads(pickle.dumps(h)).width == WIDTHS[-1]
