@@ -446,3 +446,13 @@ def test_the_ndarray_methods_of_these_functions_trace():
 
     c = cg.trace(sorted_in_place, shapes={"v": (3, 3)})
     np.testing.assert_array_equal(cg.to_numpy(c)(x), sorted_in_place(x.copy()))
+
+
+def test_joining_functions_take_one_array_as_the_sequence_of_its_rows():
+    x = np.arange(12.0).reshape(3, 4)
+    for f in (np.vstack, np.hstack, np.concatenate, np.stack, np.column_stack, np.dstack,
+              lambda v: np.stack(v, axis=1)):
+        c = cg.trace(lambda v: f(v), shapes={"v": (3, 4)})
+        np.testing.assert_array_equal(cg.to_numpy(c)(x), f(x))
+    with pytest.raises(cg.CircuitError, match="cannot be iterated"):
+        cg.trace(lambda v: np.vstack(v), shapes={"v": ()})

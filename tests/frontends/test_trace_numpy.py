@@ -119,6 +119,13 @@ def test_docs_list_every_numpy_name_that_traces():
             assert f"np.{name}" in text or f"scipy.special.{name}" in text, name
     for name in ("np.linalg.norm", "np.dot", "np.heaviside(x, 1)"):
         assert name in text
+    # and every NumPy function a handler traces (frontends/numpy_api's FUNCTIONS tables)
+    from circuitgrad.frontends.numpy_api import FUNCTIONS
+    from circuitgrad.frontends.numpy_api.binding import numpy_name
+
+    missing = [numpy_name(f) for f in FUNCTIONS
+               if numpy_name(f).replace("numpy.", "np.", 1) not in text]
+    assert not missing, missing
 
 
 def test_parameters_with_defaults_are_constants_unless_shaped():

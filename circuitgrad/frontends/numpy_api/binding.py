@@ -119,7 +119,10 @@ def traced(func: Any, x: Any) -> Value:
 
 
 def operands_of(func: Any, arrays: Any) -> tuple[Builder, list[Any]]:
-    """The values of a sequence argument (traced values, numbers, arrays, lists of numbers)."""
+    """The values of a sequence argument (traced values, numbers, arrays, lists of numbers);
+    one traced array stands for the sequence of its rows, as NumPy iterates it."""
+    if isinstance(arrays, Value) and arrays.shape:
+        arrays = [arrays[i] for i in range(arrays.shape[0])]
     if isinstance(arrays, Value) or not isinstance(arrays, (list, tuple)):
         raise CircuitError(f"{numpy_name(func)}: give a list or tuple of arrays"
                            + user_line())
