@@ -179,3 +179,10 @@ def test_numpy_maximum_is_the_maximum_primitive_as_in_a_program():
     assert "maximum" in [traced.op(i) for i in range(len(traced))]
     at_tie = [float(cg.to_numpy(cg.grad(c))(0.0)[1]) for c in (traced, parsed)]
     assert at_tie == [0.5, 0.5]
+
+
+def test_np_size_with_an_axis_is_a_number_of_the_point_shape():
+    c = cg.trace(lambda x: x * np.size(x, 0) + np.size(x, -1) + np.size(x), shapes={"x": (2, 3)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(np.ones((2, 3))), np.full((2, 3), 11.0))
+    with pytest.raises(cg.ShapeError, match="numpy.size: axis 2"):
+        cg.trace(lambda x: x * np.size(x, 2), shapes={"x": (2, 3)})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import math
+
 import numpy as np
 
 from ...errors import CircuitError, ShapeError
@@ -216,6 +218,19 @@ def _like(func: Any, args: tuple, kwargs: dict, fill: float) -> Any:
     return x.builder.const(np.full(x.shape, fill)) if x.shape else x.builder.const(fill)
 
 
+def _size(func: Any, bound: dict) -> int:
+    # np.size(x) or np.size(x, axis): a number of the point's shape, as NumPy's
+    x, axis = traced(func, bound["a"]), bound.get("axis")
+    if axis is None:
+        return x.size
+    shape = x.shape
+    try:
+        return shape[axis] if isinstance(axis, int) else math.prod(shape[a] for a in axis)
+    except (IndexError, TypeError):
+        raise ShapeError(f"numpy.size: axis {axis!r} is out of range for shape {shape}"
+                         + user_line()) from None
+
+
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.sum: lambda f, a, k: _reduce("sum", f, a, k),
     np.mean: lambda f, a, k: _reduce("mean", f, a, k),
@@ -250,5 +265,5 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.ones_like: lambda f, a, k: _like(f, a, k, 1.0),
     np.shape: lambda f, a, k: bind(f, a, k, {"a": None})["a"].shape,
     np.ndim: lambda f, a, k: len(bind(f, a, k, {"a": None})["a"].shape),
-    np.size: lambda f, a, k: traced(f, bind(f, a, k, {"a": None})["a"]).size,
+    np.size: lambda f, a, k: _size(f, bind(f, a, k, {"a": None, "axis": None})),
 }
