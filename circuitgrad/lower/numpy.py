@@ -135,6 +135,7 @@ class _Names:
             self.params.append(local)
         self.constants: dict[str, np.ndarray] = {}
         self.lists: dict[str, list[int]] = {}
+        self._readers: list[int] | None = None
         reg = _registers(c) if registers else None
         output_names: dict[int, str] = {}
         for name, i in zip(c.outputs, c.output_ids):
@@ -157,10 +158,32 @@ class _Names:
         """Node ``i``'s expression, its long integer lists (a ``take`` of 10⁵ indices, the
         positions of a write) hoisted into globals ``_ix0 ...``: Python's compile of a
         literal that long takes seconds, a global costs nothing. The same list either way."""
-        code = node_code(self.c, i, [self.names[a] for a in self.c.args(i)])
+        code = self._in_place(i) or node_code(self.c, i, [self.names[a] for a in self.c.args(i)])
         if len(code) < _HOIST_AT:
             return code
         return _LONG_LIST.sub(self._hoist, code)
+
+    def _in_place(self, i: int) -> str | None:
+        """The record's ``in_place`` form of node ``i`` where its first argument is the
+        result of the same op (an array this code made) that no other node reads and no
+        output is: then nothing can see the overwrite."""
+        c = self.c
+        prim = PRIMITIVES[c.op(i)]
+        args = c.args(i)
+        if prim.in_place is None or not args or c.op(args[0]) != c.op(i):
+            return None
+        if self._readers is None:
+            self._readers = [0] * len(c)
+            for k in range(len(c)):
+                for a in c.args(k):
+                    self._readers[a] += 1
+            for k in c.output_ids:
+                self._readers[k] += 1
+        if self._readers[args[0]] != 1:
+            return None
+        shapes = [c.shape(a) for a in args]
+        return prim.in_place(*[self.names[a] for a in args], shapes=shapes,
+                             **(c.params(i) or {}))
 
     def _hoist(self, match: re.Match) -> str:
         name = f"_ix{len(self.lists)}"

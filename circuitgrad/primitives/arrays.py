@@ -522,6 +522,7 @@ RUNTIME: dict[str, Callable[..., Any]] = {
     "shape": _shape, "take": _take, "broadcast_to": _broadcast_to, "reshape": _reshape,
     "concatenate": _concatenate, "stack": _stack,
     "scatter_add": _scatter_add, "put_add": _put_add, "setitem": _setitem, "flip": _flip,
+    "setitem_into": _setitem,  # (arrays of other libraries are never written in place)
     "take_along_axis": _take_along_axis, "put_along_axis_add": _put_along_axis_add,
 }
 """``_cg.NAME`` for every library but NumPy (whose ``_cg`` is

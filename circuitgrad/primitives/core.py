@@ -67,6 +67,11 @@ class Primitive:
     # Optional: the node as a Python callable made without compiling its template (for ops
     # whose params differ from node to node, such as indices), same semantics as the template.
     function: Callable[..., Callable[..., Any]] | None = None
+    # Optional: the template's form that may overwrite its first argument (a write x[i] = v
+    # into x itself, where the template copies x first). The NumPy lowering uses it where that
+    # argument is an array the generated code made with this same op, read by nothing else,
+    # so a run of writes into one array does not copy it at every write (as NumPy would not).
+    in_place: Callable[..., str] | None = None
     # The C expression of one scalar node over the argument expressions ``{0}``, ``{1}``: what
     # the tape evaluator's opcode switch and ``to_c`` are generated from (libm and the
     # helpers of circuitgrad/lower/cforms.py). None: no C form (tensor ops are scalarized

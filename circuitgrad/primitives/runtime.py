@@ -134,3 +134,24 @@ def setitem(x: Any, v: Any, shape: tuple[int, ...], rank: int, positions: Any, s
     flat = out.reshape(batch + (-1,))
     flat[..., positions] = v if sources is None else v[..., sources]
     return out
+
+
+def setitem_into(x: Any, v: Any, shape: tuple[int, ...], rank: int, positions: Any,
+                 sources: Any, place: tuple[int, ...]) -> np.ndarray:
+    """:func:`setitem` into ``x`` itself where it can hold the result: an array the generated
+    code made (a ``setitem``'s, so C-ordered float64) that nothing else reads; a copy where
+    the batch of ``v`` is larger than ``x``'s."""
+    if not isinstance(x, np.ndarray) or not x.flags.c_contiguous or not x.flags.writeable \
+            or x.dtype != np.float64:
+        return setitem(x, v, shape, rank, positions, sources, place)
+    v = np.asarray(v, dtype=np.float64)
+    bx, bv = x.shape[:x.ndim - len(shape)], v.shape[:v.ndim - rank]
+    batch = tuple(np.broadcast_shapes(bx, bv))
+    if batch != bx:
+        return setitem(x, v, shape, rank, positions, sources, place)
+    point = v.shape[v.ndim - rank:]
+    v = v.reshape(bv + (1,) * (len(batch) - len(bv)) + (1,) * (len(place) - rank) + point)
+    v = np.broadcast_to(v, batch + tuple(place)).reshape(batch + (-1,))
+    flat = x.reshape(batch + (-1,))  # a view: x is C-contiguous
+    flat[..., positions] = v if sources is None else v[..., sources]
+    return x

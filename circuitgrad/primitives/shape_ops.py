@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import ShapeError
 from . import expand
@@ -256,11 +256,18 @@ def _setitem_shape(x: Shape, v: Shape, positions: tuple[int, ...], place: Shape,
     return tuple(x)
 
 
-def _setitem_template(x: str, v: str, shapes: tuple[Shape, ...], positions: tuple[int, ...],
-                      place: Shape, sources: tuple[int, ...] | None = None) -> str:
-    src = "None" if sources is None else repr(list(sources))
-    return (f"_cg.setitem({x}, {v}, {tuple(shapes[0])!r}, {len(shapes[1])}, "
-            f"{list(positions)!r}, {src}, {tuple(place)!r})")
+def _setitem_code(fn: str) -> Callable[..., str]:
+    def template(x: str, v: str, shapes: tuple[Shape, ...], positions: tuple[int, ...],
+                 place: Shape, sources: tuple[int, ...] | None = None) -> str:
+        src = "None" if sources is None else repr(list(sources))
+        return (f"_cg.{fn}({x}, {v}, {tuple(shapes[0])!r}, {len(shapes[1])}, "
+                f"{list(positions)!r}, {src}, {tuple(place)!r})")
+    return template
+
+
+# A copy of x with the write (the template), or the write into x itself (in_place: runtime's
+# setitem_into, where the NumPy lowering knows x is its own array that nothing else reads).
+_setitem_template, _setitem_in_place = _setitem_code("setitem"), _setitem_code("setitem_into")
 
 
 def _setitem_function(shapes: tuple[Shape, ...], positions: tuple[int, ...], place: Shape,
@@ -506,6 +513,7 @@ RECORDS: list[Primitive] = [
     Primitive("setitem", 2, _setitem_template, "[ ]=", params=("positions", "sources", "place"),
               shape=_setitem_shape, vjp=_setitem_vjp, jvp=_setitem_jvp,
               function=_setitem_function, label_of=_setitem_label, internal=True,
+              in_place=_setitem_in_place,
               cases=(((4, 3), (3,)),), example={"positions": (1, 4, 7), "place": (3,)},
               sparsity="setitem", scalar=expand.setitem),
     Primitive("concatenate", 1, _joined_template("concatenate", 0), "concat",

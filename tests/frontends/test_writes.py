@@ -312,3 +312,36 @@ def test_copyto_where_writes_only_the_masked_entries():
     np.testing.assert_array_equal(cg.to_numpy(c)(x), f(x.copy()))
     g = cg.to_numpy(cg.grad(cg.trace(lambda x: f(x).sum(), shapes={"x": (3,)})))(x)[1]
     np.testing.assert_array_equal(g, [2.0, 0.0, 0.0])
+
+
+def test_a_run_of_writes_into_one_array_writes_in_place():
+    # Each write's array is read by nothing but the next write: the generated code writes
+    # into it (runtime.setitem_into) instead of copying it at every write, as NumPy would.
+    def loop(x):
+        out = np.zeros_like(x)
+        for i in range(len(x)):
+            out[i] = x[i] * x[i]
+        return out
+
+    c = cg.trace(loop, shapes={"x": (50,)})
+    source = cg.to_numpy(c).source
+    assert source.count("_cg.setitem_into(") == 49 and source.count("_cg.setitem(") == 1
+    x = np.random.default_rng(0).normal(size=(3, 50))
+    f = cg.to_numpy(c)
+    np.testing.assert_array_equal(f(x), [loop(r.copy()) for r in x])
+    np.testing.assert_array_equal(f(x[1]), loop(x[1].copy()))
+
+    def kept(x):  # a value read twice, or an output, is never overwritten
+        out = np.zeros_like(x)
+        out[0] = x[0]
+        before = out * 1.0
+        out[1] = x[1]
+        return out + before, before
+
+    c = cg.trace(kept, shapes={"x": (3,)})
+    assert "setitem_into" not in cg.to_numpy(c).source
+    v = np.array([1.0, 2.0, 3.0])
+    for got, want in zip(cg.to_numpy(c)(v), kept(v.copy())):
+        np.testing.assert_array_equal(got, want)
+    g = cg.grad(cg.trace(lambda x: np.sum(loop(x) ** 2), shapes={"x": (50,)}))
+    np.testing.assert_allclose(cg.to_numpy(g)(x[0])[1], 4 * x[0] ** 3, rtol=1e-14)
