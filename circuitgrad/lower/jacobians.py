@@ -73,9 +73,16 @@ class JacobianFunction:
         self._seed_shapes = [shapes[name] for name in seeded]
         self.seeds = sum(math.prod(s) for s in self._seed_shapes)
         taken = set(c.inputs) | set(self._outs)
-        pairs = [(f, x, fresh(f"d{f}_d{x}", taken)) for f in self._outs for x in self._wrt]
-        self._pairs = pairs
-        self.outputs = tuple(self._outs) + tuple(name for _, _, name in pairs)
+        starts = _starts(seeded, shapes)
+        # (f, x, the result's name, the first seed of the pair's block and its seeds)
+        self._pairs = [(f, x, fresh(f"d{f}_d{x}", taken), starts[x if self.mode == "forward"
+                                                                  else f],
+                        math.prod(shapes[x if self.mode == "forward" else f]))
+                       for f in self._outs for x in self._wrt]
+        computed = self._outs if self.mode == "forward" else self._wrt
+        self._result_of = dict(zip(computed, self._results))
+        self._seed_arrays: dict[int, dict[str, np.ndarray]] = {}
+        self.outputs = tuple(self._outs) + tuple(p[2] for p in self._pairs)
         self._Outputs = outputs(self.outputs)
 
     def __repr__(self) -> str:
@@ -95,46 +102,50 @@ class JacobianFunction:
         batch = common_batch(self._inputs, batches)
         # the points along axis 1 of the call's batch (seeds, *batch): a point's own batch
         # axes are right-aligned with batch, after a 1 for the seeds
-        call = {}
+        call = self._seed_batch(len(batch))
         for name, v in zip(self._inputs, values):
             own = v.ndim - len(self._in_shapes[name])
             call[name] = v.reshape((1,) * (len(batch) + 1 - own) + v.shape) if own else v
-        n, first = self.seeds, 0
-        eye = np.eye(n)
-        for name, shape in zip(self._seed_names, self._seed_shapes):
-            size = math.prod(shape)
-            call[name] = eye[:, first:first + size].reshape((n,) + (1,) * len(batch) + shape)
-            first += size
-        got = self.function(**call)
-        got = dict(zip(self.sweep.outputs, got))
-        lead = (n,) + batch
-        result = [np.broadcast_to(got[f], lead + self._out_shapes[f])[0] for f in self._outs]
-        k = len(batch)
-        if self.mode == "forward":
-            tangents = {f: np.broadcast_to(got[t], lead + self._out_shapes[f])
-                        for f, t in zip(self._outs, self._results)}
-            starts = _starts(self._wrt, self._in_shapes)
-            for f, x, _ in self._pairs:
-                sx, sf = self._in_shapes[x], self._out_shapes[f]
-                block = tangents[f][starts[x]:starts[x] + math.prod(sx)]
+        got = dict(zip(self.sweep.outputs, self.function(**call)))
+        lead, k = (self.seeds,) + batch, len(batch)
+        result = [np.array(_full(got[f], lead + self._out_shapes[f])[0]) for f in self._outs]
+        forward = self.mode == "forward"
+        for f, x, _, first, size in self._pairs:
+            sx, sf = self._in_shapes[x], self._out_shapes[f]
+            if forward:  # seed k of x: the column df/dx[k]
+                block = _full(got[self._result_of[f]], lead + sf)[first:first + size]
                 block = block.reshape(sx + batch + sf)  # [x entry, batch, f entry]
-                order = (*range(len(sx), len(sx) + k),
-                         *range(len(sx) + k, len(sx) + k + len(sf)), *range(len(sx)))
-                result.append(block.transpose(order).copy())
-        else:
-            adjoints = {x: np.broadcast_to(got[a], lead + self._in_shapes[x])
-                        for x, a in zip(self._wrt, self._results)}
-            starts = _starts(self._outs, self._out_shapes)
-            for f, x, _ in self._pairs:
-                sx, sf = self._in_shapes[x], self._out_shapes[f]
-                block = adjoints[x][starts[f]:starts[f] + math.prod(sf)]
+                order = (*range(len(sx), len(sx) + k + len(sf)), *range(len(sx)))
+            else:  # seed k of f: the row df[k]/dx
+                block = _full(got[self._result_of[x]], lead + sx)[first:first + size]
                 block = block.reshape(sf + batch + sx)  # [f entry, batch, x entry]
                 order = (*range(len(sf), len(sf) + k), *range(len(sf)),
                          *range(len(sf) + k, len(sf) + k + len(sx)))
-                result.append(block.transpose(order).copy())
-        result[:len(self._outs)] = [np.array(r) for r in result[:len(self._outs)]]
+            result.append(block.transpose(order).copy())
         # one point's scalars as numbers, as the lowerings give them
         return self._Outputs(*(r[()] if r.ndim == 0 else r for r in result))
+
+    def _seed_batch(self, k: int) -> dict[str, np.ndarray]:
+        """The seed inputs (the identity's rows, read-only) for a call whose points have
+        ``k`` batch axes: the seeds along the first axis, ones for the points' axes."""
+        seeds = self._seed_arrays.get(k)
+        if seeds is None:
+            eye, first, seeds = np.eye(self.seeds), 0, {}
+            eye.flags.writeable = False
+            for name, shape in zip(self._seed_names, self._seed_shapes):
+                size = math.prod(shape)
+                seeds[name] = eye[:, first:first + size].reshape((self.seeds,) + (1,) * k +
+                                                                  shape)
+                first += size
+            self._seed_arrays[k] = seeds
+        return dict(seeds)
+
+
+def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A result of the lowering at the call's full shape (a result that does not depend on
+    the seeds, or on the points, may come back with fewer axes)."""
+    value = np.asarray(value)
+    return value if value.shape == shape else np.broadcast_to(value, shape)
 
 
 def _starts(names: Sequence[str], shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
