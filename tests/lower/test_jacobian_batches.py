@@ -5,6 +5,9 @@ import functools
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import tensor_circuits
 
 import circuitgrad as cg
 from circuitgrad.transforms.jacobian import jacobian_sweep
@@ -145,3 +148,19 @@ def test_refusals():
         jf(x=1.0)
     with pytest.raises(cg.ShapeError):
         jf(x=np.ones(3), y=np.ones(2))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tensor_circuits(max_ops=6), st.sampled_from(["reverse", "forward"]),
+       st.sampled_from([(), (2,)]))
+def test_random_tensor_circuits_second_derivatives(c, mode, batch):
+    # the Jacobian of the gradient circuit: several tensor outputs by several tensor inputs
+    g = cg.grad(c)
+    x = point(g, batch, seed=3)
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(cg.jacobian(g, mode=mode))(**x)
+        got = cg.jacobian_function(g, mode=mode, lower=cg.to_numpy)(**x)
+    assert got._fields == want._fields
+    for name, a, b in zip(want._fields, got, want):
+        assert np.shape(a) == np.shape(b), name
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=name)
