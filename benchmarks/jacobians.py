@@ -122,6 +122,73 @@ def dense_table(sizes) -> tuple[str, dict]:
     return table(headers, rows), timings
 
 
+# -- dense, in one batched call (issue 29) ------------------------------------------------------
+
+def _matvec_map(n: int, xp=np):
+    W = _weights(n, n)
+    Wx = W if xp is np else xp.asarray(W)
+    return lambda v: xp.tanh(Wx @ xp.sin(v))
+
+
+def _elementwise_map(n: int, xp=np):
+    return lambda v: xp.tanh(v * xp.sin(xp.sum(v)) + xp.cos(v) * xp.exp(-v ** 2))
+
+
+BATCHED_MAPS = {"tanh(W sin x)": _matvec_map,
+                "tanh(x sin(Σx) + cos x · exp(−x²))": _elementwise_map}
+
+
+def batched_table(sizes) -> tuple[str, dict]:
+    """``cg.jacobian_function`` (one sweep circuit, the identity's rows as a batch of seeds)
+    lowered by ``to_numpy`` and ``to_c``, against ``to_numpy(cg.jacobian(c))`` (one sweep
+    per entry in one circuit) and JAX's jitted ``jacrev`` and ``jacfwd``, f: Rⁿ → Rⁿ."""
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+    except ImportError:
+        jax = None
+    rows, timings = [], {}
+    for label, make in BATCHED_MAPS.items():
+        for n in sizes:
+            x = np.random.default_rng(n).uniform(-1, 1, n)
+            c = cg.trace(make(n), shapes={"v": (n,)})
+            old_build, old = _first(lambda: cg.to_numpy(cg.jacobian(c)))
+            want = old(x)[1]
+            times = {"circuit": median_time(lambda: old(x), budget=0.5)}
+            builds = {"circuit": old_build}
+            for lower in (cg.to_numpy, cg.to_c):
+                for mode in ("reverse", "forward"):
+                    key = f"{lower.__name__} {mode}"
+                    builds[key], jf = _first(lambda: cg.jacobian_function(c, mode=mode,
+                                                                          lower=lower))
+                    np.testing.assert_allclose(jf(x)[1], want, rtol=1e-10, atol=1e-12)
+                    times[key] = median_time(lambda: jf(x), budget=0.5)
+                    builds[key + " kind"] = type(jf.function).__name__
+            for name in ("jacrev", "jacfwd"):
+                if jax is None:
+                    continue
+                step = jax.jit(getattr(jax, name)(make(n, jnp)))
+                xj = jnp.asarray(x)
+                np.testing.assert_allclose(np.asarray(step(xj)), want, rtol=1e-10, atol=1e-12)
+                times[name] = median_time(lambda: step(xj).block_until_ready(), budget=0.5)
+            timings[label, n] = times
+            best = min(times[k] for k in times if k.startswith("to_"))
+            row = [label, fmt_n(n), fmt_time(times["circuit"])]
+            for key in ("to_numpy reverse", "to_numpy forward", "to_c reverse", "to_c forward"):
+                kind = "" if builds[key + " kind"] in ("NumpyFunction", "CFunction") else " (fused)"
+                row.append(f"{fmt_time(times[key])}{kind} (×{fmt_ratio(times['circuit'] / times[key])})")
+            for name in ("jacrev", "jacfwd"):
+                row.append(f"{fmt_time(times[name])} (×{fmt_ratio(times[name] / best)})"
+                           if name in times else "missing")
+            rows.append(row)
+    headers = ["f", "n", "jacobian circuit eval", "batched to_numpy rev (× circuit)",
+               "batched to_numpy fwd (×)", "batched to_c rev (×)", "batched to_c fwd (×)",
+               "JAX jacrev (× best batched)", "JAX jacfwd (× best batched)"]
+    return table(headers, rows), timings
+
+
 # -- sparse ------------------------------------------------------------------------------------
 
 def boundary_residual(n: int, xp=np):
@@ -238,6 +305,7 @@ def run(quick: bool = False) -> str:
     dense_sizes = DENSE_SIZES[:2] if quick else DENSE_SIZES
     sparse_sizes = SPARSE_SIZES[:2] if quick else SPARSE_SIZES
     dense, _ = dense_table(dense_sizes)
+    batched, _ = batched_table(dense_sizes)
     sparse, timings = sparse_table(sparse_sizes)
     image = sparse_plot(sparse_sizes, timings)
     picture = f"\n\n![sparse Jacobian and Hessian times]({image})" if image else ""
@@ -248,6 +316,14 @@ def run(quick: bool = False) -> str:
             "sweep each); CasADi: `Function` of the MX `jacobian`. Build = up to the first "
             "matrix; eval = one matrix (median). × = that tool's time / circuitgrad's.\n\n"
             + dense +
+            "\n\n### Dense Jacobians in one batched call: `cg.jacobian_function`, f: Rⁿ → Rⁿ\n\n"
+            "One sweep circuit with its seed as an input (`jacobian_sweep`), called once on the "
+            "identity's n rows as a batch of seeds (issue 29), lowered by `to_numpy` or `to_c` "
+            "(scalar C code, or `to_fused` above its size limit: \"(fused)\"); against "
+            "`to_numpy(cg.jacobian(c))`, one sweep per entry in one circuit (× = its time / "
+            "the batched call's), and JAX's `jit(jacrev)`, `jit(jacfwd)` (× = JAX's time / "
+            "the best batched call's). Eval only (median), the same run.\n\n"
+            + batched +
             "\n\n### Sparse Jacobians and Hessians: banded and arrowhead\n\n"
             "The discrete boundary value function's Jacobian (tridiagonal) by "
             "`jacobian(sparse=True)`; the chained Rosenbrock Hessian (tridiagonal) and the "

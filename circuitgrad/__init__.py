@@ -29,6 +29,7 @@ from .ops import *  # noqa: F403 - the table's functions, ops.__all__ (checked a
 from .primitives import PRIMITIVES
 from .transforms import hessian_sparsity, hvp, jacobian_sparsity, jvp, scalarize, simplify
 from .functions import Function, function, grad, hessian, jacobian  # (and Python functions)
+from .lower.jacobians import jacobian_function
 
 __version__ = "0.1.0"
 
@@ -39,7 +40,7 @@ __all__ = [
     "grad",
     "to_dot", "render", "to_html",
     "check_grad", "scalarize", "simplify", "jvp", "hvp", "hessian", "jacobian", "function", "Function",
-    "jacobian_sparsity",
+    "jacobian_sparsity", "jacobian_function",
     "hessian_sparsity",
     "to_tape", "TapeFunction", "to_c", "CFunction", "to_fused", "FusedFunction",
     "to_json", "from_json",

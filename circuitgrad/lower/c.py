@@ -513,6 +513,87 @@ class CFunction(CompiledFunction):
         return (_rebuild, (self.circuit, self._name, self._opt, self._timeout,
                            self._csr is not None, *self._asked, self._threads_asked))
 
+    def write(self, stem: str | os.PathLike) -> tuple[Path, Path]:
+        """Write ``stem.c`` (the source, self-contained) and ``stem.h`` (the entry points'
+        prototypes, the columns of ``in`` and ``out`` and the flags, in its comment) for a C
+        program that embeds the function (docs/compiled.md, "Calling it from C").
+        Returns the two paths.
+
+            >>> import circuitgrad as cg, tempfile, pathlib
+            >>> f = cg.to_c(cg.parse("f = x * y"), name="mul")
+            >>> c, h = f.write(pathlib.Path(tempfile.mkdtemp()) / "mul")
+            >>> [line for line in h.read_text().splitlines() if line.startswith("int")]
+            ['int mul_eval(const double *in, double *out, long npoints);', \
+'int mul_eval_threads(const double *in, double *out, long npoints, int threads);']
+        """
+        stem = Path(stem)
+        source, header = stem.with_name(stem.name + ".c"), stem.with_name(stem.name + ".h")
+        source.write_text(self.source)
+        header.write_text(c_header(self.circuit, self._name, self.width, self._opt,
+                                   source.name))
+        return source, header
+
+
+def c_header(c: Circuit, name: str, width: int, opt: str = OPT, source: str = "") -> str:
+    """The header of ``to_c``'s source for ``c`` (:meth:`CFunction.write`): the ABI in its
+    comment, ``NAME_NIN``, ``NAME_NOUT``, ``NAME_IN_x`` / ``NAME_OUT_f`` (the first column of
+    each input and output named by a C identifier) and the two prototypes; ``source``: the
+    file the build line names (default ``NAME.c``)."""
+    flags = [f for f in compile_flags(opt, width=width) if f != "-shared"]
+    lines = [f"/* {name}: {_comment(', '.join(c.inputs))} -> {_comment(', '.join(c.outputs))},"
+             f" compiled by circuitgrad's to_c ({width} points per vector).",
+             "",
+             f"   int {name}_eval(const double *in, double *out, long npoints);",
+             f"   int {name}_eval_threads(const double *in, double *out, long npoints, "
+             "int threads);",
+             "",
+             f"   in is double[npoints][{name}_NIN], out double[npoints][{name}_NOUT], row-major:"
+             " one row per point,",
+             "   the inputs' (outputs') entries one after the other in the order below, a tensor's"
+             " entries",
+             "   in row-major (C) order. Both return 0, or 1 where the registers could not be "
+             "allocated.",
+             f"   {name}_eval_threads splits the points over at most `threads` POSIX threads "
+             "(at most 64;",
+             "   1 or fewer: the caller's thread alone); the values are the same bits for any "
+             "count. Both",
+             "   are reentrant: every call allocates its own registers (on the stack where "
+             "they fit).",
+             "",
+             "   Build the .c with these flags (no -ffast-math; -ffp-contract=off keeps the "
+             "values",
+             "   within circuitgrad's contract with its NumPy lowering), and link with -lm; the"
+             " width's flag",
+             "   (-mavx512f, -mavx2, -msse4.1) needs a CPU that runs it (without it the source "
+             "is plain C,",
+             "   the same statements), -DCG_NO_THREADS builds it without POSIX threads:",
+             f"       cc {' '.join(flags)} -c {source or name + '.c'}",
+             ""]
+    defines = []
+    for which, names, ids in (("in", c.inputs, c.input_ids), ("out", c.outputs, c.output_ids)):
+        lines.append(f"   columns of {which}:")
+        first = 0
+        for label, i in zip(names, ids):
+            shape = c.shape(i)
+            size = int(np.prod(shape))
+            span = f"{first}" if size == 1 else f"{first}..{first + size - 1}"
+            lines.append(f"     {span:>12}  {_comment(label)}"
+                         + (f", shape {shape}, row-major" if shape else ""))
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", label):
+                defines.append(f"#define {name}_{which.upper()}_{label} {first}")
+            first += size
+    guard = f"CIRCUITGRAD_{name.upper()}_H"
+    lines += ["*/", f"#ifndef {guard}", f"#define {guard}", "",
+              f"#define {name}_NIN {len(_entry_names(c, 'inputs'))}",
+              f"#define {name}_NOUT {len(_entry_names(c, 'outputs'))}",
+              f"#define {name}_WIDTH {width}  /* points per vector it was made for */",
+              *defines, "", "#ifdef __cplusplus", 'extern "C" {', "#endif",
+              f"int {name}_eval(const double *in, double *out, long npoints);",
+              f"int {name}_eval_threads(const double *in, double *out, long npoints, "
+              "int threads);",
+              "#ifdef __cplusplus", "}", "#endif", f"#endif  /* {guard} */", ""]
+    return "\n".join(lines)
+
 
 def _rebuild(c, name, opt, timeout, csr, vectors, width, threads):
     return to_c(c, name, opt, timeout, csr, vectors, width=width, threads=threads, fused=False)

@@ -1,0 +1,166 @@
+"""``cg.jacobian_function``: the dense Jacobian as one sweep circuit called on a batch of seeds,
+against ``cg.jacobian``'s circuit of one sweep per entry (issue 29)."""
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import tensor_circuits
+
+import circuitgrad as cg
+from circuitgrad.transforms.jacobian import jacobian_sweep
+from tolerances import COMPILED_RTOL, FD_ERROR
+
+# elementwise programs: the seeds' 1.0 and 0.0 give the one-hot circuits' values bit for bit
+ELEMENTWISE = {
+    "scalars": ("f = x*y + exp(x)\ng = x / y\nh = sin(x)", {}),
+    "tensors": ("f = sin(x) * y + x * x\ng = tanh(A) * x\nh = exp(y) * 2", {"x": (3,), "A": (2, 3)}),
+}
+# with products and reductions, whose sums may run in another order in a batch
+REDUCING = {
+    "mixed": ("f = tanh(W @ x) * y\ng = sum(x * x) + y\nh = x[0] * W", {"x": (3,), "W": (2, 3)}),
+    "matrix": ("F = A @ A + s\nt = sum(A, axis=0) * s", {"A": (2, 2)}),
+}
+PROGRAMS = {**ELEMENTWISE, **REDUCING}
+
+
+def point(c, batch=(), seed=0):
+    rng = np.random.default_rng(seed)
+    return {x: rng.uniform(0.5, 1.5, batch + c.shape(i)) for x, i in zip(c.inputs, c.input_ids)}
+
+
+def circuit(name):
+    text, shapes = PROGRAMS[name]
+    outputs = [line.split(" = ")[0] for line in text.splitlines()]
+    c = cg.parse(text, shapes=shapes, outputs=outputs)
+    assert len(c.outputs) == len(outputs) > 1
+    return c
+
+
+def same(got, want, exact, rtol=1e-12):
+    assert got._fields == want._fields
+    for name, g, w in zip(want._fields, got, want):
+        assert np.shape(g) == np.shape(w), (name, np.shape(g), np.shape(w))
+        if exact:
+            np.testing.assert_array_equal(g, w, err_msg=name)
+        else:
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol, err_msg=name)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward", "auto"])
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_equals_the_jacobian_circuit_in_numpy(name, mode):
+    c = circuit(name)
+    jf = cg.jacobian_function(c, mode=mode, lower=cg.to_numpy)
+    j = cg.jacobian(c, mode=mode)
+    assert jf.mode == j.meta["mode"] and jf.outputs == j.outputs
+    assert jf.seeds == j.meta["sweeps"]
+    x = point(c)
+    same(jf(**x), cg.to_numpy(j)(**x), exact=name in ELEMENTWISE)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+@pytest.mark.parametrize("name", ["scalars", "tensors", "mixed"])
+def test_equals_the_jacobian_circuit_in_c(name, mode):
+    c = circuit(name)
+    jf = cg.jacobian_function(c, mode=mode)  # to_c
+    assert isinstance(jf.function, cg.CFunction)
+    x = point(c, (5,))
+    want = cg.to_c(cg.jacobian(c, mode=mode))(**x)
+    same(jf(**x), want, exact=name in ELEMENTWISE)  # the same C operations: the same bits
+    same(jf(**x), cg.to_numpy(cg.jacobian(c, mode=mode))(**x), exact=False, rtol=COMPILED_RTOL)
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward"])
+def test_batches_of_points_broadcast_as_the_jacobian_circuit(mode):
+    c = circuit("mixed")
+    j = cg.to_numpy(cg.jacobian(c, mode=mode))
+    jf = cg.jacobian_function(c, mode=mode, lower=cg.to_numpy)
+    rng = np.random.default_rng(1)
+    cases = [  # x, W, y: batches (4,), (2, 5) broadcast from (2, 1) and (5,), one input batched
+        dict(x=rng.normal(size=(4, 3)), W=rng.normal(size=(4, 2, 3)), y=rng.normal(size=4)),
+        dict(x=rng.normal(size=(2, 1, 3)), W=rng.normal(size=(2, 3)), y=rng.normal(size=5)),
+        dict(x=rng.normal(size=3), W=rng.normal(size=(2, 3)), y=rng.normal(size=(3,))),
+    ]
+    for x in cases:
+        got, want = jf(**x), j(**x)
+        same(got, want, exact=False)
+    assert got.df_dx.shape == (3, 2, 3) and got.dh_dW.shape == (3, 2, 3, 2, 3)
+    # a point of the batch is the point alone
+    one = jf(x=cases[1]["x"][1, 0], W=cases[1]["W"], y=cases[1]["y"][3])
+    batch = jf(**cases[1])
+    for a, b in zip(one, batch):
+        np.testing.assert_array_equal(a, np.asarray(b)[1, 3])
+
+
+def test_against_central_differences():
+    c = circuit("mixed")
+    x = point(c)
+    got = cg.jacobian_function(c, wrt="x", outputs=["f", "g"], lower=cg.to_numpy)(**x)
+    assert got._fields == ("f", "g", "df_dx", "dg_dx")
+    f = cg.to_numpy(c)
+    eps = 1e-6
+    for k in range(3):
+        up, down = dict(x), dict(x)
+        up["x"] = x["x"] + eps * np.eye(3)[k]
+        down["x"] = x["x"] - eps * np.eye(3)[k]
+        for name, d in (("f", got.df_dx), ("g", got.dg_dx)):
+            diff = (getattr(f(**up), name) - getattr(f(**down), name)) / (2 * eps)
+            np.testing.assert_allclose(d[..., k], diff, atol=FD_ERROR)
+
+
+def test_subsets_and_an_output_that_does_not_depend():
+    c = cg.parse("f = x * 2\ng = y * y", shapes={"x": (2,)}, outputs=["f", "g"])
+    for mode in ("reverse", "forward"):
+        got = cg.jacobian_function(c, wrt="x", mode=mode, lower=cg.to_numpy)(x=[1.0, 2.0], y=3.0)
+        assert got._fields == ("f", "g", "df_dx", "dg_dx")
+        assert got.df_dx.tolist() == [[2.0, 0.0], [0.0, 2.0]]
+        assert got.dg_dx.tolist() == [0.0, 0.0] and got.g == 9.0
+
+
+def test_other_lowerings_and_repr():
+    c = circuit("tensors")
+    x = point(c, (3,))
+    want = cg.to_numpy(cg.jacobian(c))(**x)
+    for lower in (cg.to_tape, functools.partial(cg.to_c, width=1)):
+        same(cg.jacobian_function(c, lower=lower)(**x), want, exact=False, rtol=COMPILED_RTOL)
+    assert "reverse mode" in repr(cg.jacobian_function(c, lower=cg.to_numpy))
+
+
+def test_the_sweep_circuit_is_one_sweep():
+    c = cg.parse("f = tanh(W @ x)", shapes={"W": (30, 30), "x": (30,)})
+    s = jacobian_sweep(c, wrt="x", mode="forward")
+    assert s.inputs == ("W", "x", "x_dot") and s.outputs == ("f", "f_dot")
+    assert len(s) < 3 * len(c)
+    assert len(cg.jacobian(c, wrt="x", mode="forward")) > 30 * len(c) / 2
+
+
+def test_refusals():
+    c = circuit("scalars")
+    with pytest.raises(cg.CircuitError, match="mode"):
+        cg.jacobian_function(c, mode="sideways", lower=cg.to_numpy)
+    with pytest.raises(cg.CircuitError):
+        cg.jacobian_function(c, wrt="z", lower=cg.to_numpy)
+    jf = cg.jacobian_function(c, lower=cg.to_numpy)
+    with pytest.raises(TypeError, match="missing"):
+        jf(x=1.0)
+    with pytest.raises(cg.ShapeError):
+        jf(x=np.ones(3), y=np.ones(2))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tensor_circuits(max_ops=6), st.sampled_from(["reverse", "forward"]),
+       st.sampled_from([(), (2,)]))
+def test_random_tensor_circuits_second_derivatives(c, mode, batch):
+    # the Jacobian of the gradient circuit: several tensor outputs by several tensor inputs
+    g = cg.grad(c)
+    x = point(g, batch, seed=3)
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(cg.jacobian(g, mode=mode))(**x)
+        got = cg.jacobian_function(g, mode=mode, lower=cg.to_numpy)(**x)
+    assert got._fields == want._fields
+    for name, a, b in zip(want._fields, got, want):
+        assert np.shape(a) == np.shape(b), name
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=name)
