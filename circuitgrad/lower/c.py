@@ -103,7 +103,6 @@ from typing import Any
 
 import numpy as np
 
-from ..guards import refuse_guarded
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from ..transforms.scalarize import scalar_size
@@ -113,6 +112,7 @@ from .isa import default_width
 from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
 from .program import EXTENSION as _tape
 from .program import CompiledFunction, ScalarProgram
+from .guarded import guarded
 
 PART_SIZE = 500
 LANES = 8
@@ -638,7 +638,9 @@ def to_c(c: Circuit, name: str = "f", opt: str = OPT,
     -inf
     """
     c = as_circuit(c, "to_c")
-    refuse_guarded(c, "to_c")
+    if c.meta.get("guards") is not None:  # checked first, on every call
+        return guarded(c, to_c, name=name, opt=opt, timeout=timeout, csr=csr, vectors=vectors,
+                       width=width, threads=threads, fused=fused)
     if fused is None:
         tensor = any(c.shape(i) for i in range(len(c)))
         fused = tensor and scalar_size(c) > SCALAR_LIMIT

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..guards import refuse_guarded
+from .guarded import guarded
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
@@ -593,7 +593,9 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
             groups stay NumPy calls: a kernel call costs ~10 µs, NumPy's on a small array ~1).
     """
     c = as_circuit(c, "to_fused")
-    refuse_guarded(c, "to_fused")
+    if c.meta.get("guards") is not None:  # checked first, on every call
+        return guarded(c, to_fused, name=name, opt=opt, timeout=timeout, csr=csr,
+                       min_entries=min_entries)
     with no_gc():
         return FusedFunction(c, name, opt, timeout, csr, min_entries)
 

@@ -214,11 +214,31 @@ def test_the_lowered_circuit_refuses_a_point_of_another_branch():
         f(np.array([2.0, 0.0]))
 
 
-@pytest.mark.parametrize("lower", ["to_tape", "to_c", "to_json", "scalarize"])
-def test_lowerings_that_do_not_check_guards_refuse_them(lower):
+@pytest.mark.parametrize("lower", ["to_json", "scalarize"])
+def test_passes_that_would_drop_guards_refuse_them(lower):
     c = cg.trace(lambda x: x if x > 0.0 else -x, at=1.0)
     with pytest.raises(cg.CircuitError, match="guards"):
         getattr(cg, lower)(c)
+
+
+@pytest.mark.parametrize("lower", ["to_tape", "to_c", "to_fused"])
+def test_compiled_lowerings_check_the_guards_first(lower):
+    import pickle
+
+    c = cg.trace(_branchy, at=(3.0, 2.0))
+    f, want = getattr(cg, lower)(c), cg.to_numpy(c)
+    assert "guards checked first" in repr(f) and "def f_guards" in f.source
+    x, y = np.array([3.0, 3.5, 3.9]), np.array([2.0, 2.0, 1.5])  # the traced branch
+    np.testing.assert_allclose(f(x, y), want(x, y), rtol=1e-14)
+    with pytest.raises(cg.CircuitError, match=r"does not hold at point \(1,\) of the batch"):
+        f(np.array([3.0, -1.0]), np.array([2.0, 2.0]))
+    assert f.guards_hold(np.array([3.0, -1.0]), 2.0).tolist() == want.guards_hold(
+        np.array([3.0, -1.0]), 2.0).tolist()
+    g = pickle.loads(pickle.dumps(f))
+    assert float(g(3.0, 2.0)) == float(f(3.0, 2.0))
+    d = getattr(cg, lower)(cg.grad(c))
+    for a, b in zip(d(3.0, 2.0), cg.to_numpy(cg.grad(c))(3.0, 2.0)):
+        assert a == pytest.approx(b, rel=1e-14)
 
 
 def test_passes_that_extend_a_circuit_keep_its_guards():
