@@ -227,9 +227,10 @@ class _Branch:
     """One branch of a function traced at a point: its circuit (with its guards), the lowered
     callable (which checks them), and what the caller keeps with it."""
 
-    def __init__(self, circuit: Circuit, extra: Any, name: str) -> None:
+    def __init__(self, circuit: Circuit, extra: Any, name: str,
+                 lower: Callable[..., Any] | None = None) -> None:
         self.circuit, self.extra = circuit, extra
-        self.run = to_numpy(circuit, name=name if name.isidentifier() else "f")
+        self.run = (lower or to_numpy)(circuit, name=name if name.isidentifier() else "f")
         self.guards = circuit.meta.get("guards")
 
     def holds(self, leaves: Sequence[Any]) -> np.ndarray:
@@ -247,15 +248,16 @@ class _Branches:
     their decisions: a point runs the branch whose guards hold there; where none does, the
     function is traced at that point (``make(leaves) -> (circuit, extra)``)."""
 
-    def __init__(self, make: Callable[[list], tuple[Circuit, Any]], name: str) -> None:
-        self.make, self.name = make, name
+    def __init__(self, make: Callable[[list], tuple[Circuit, Any]], name: str,
+                 lower: Callable[..., Any] | None = None) -> None:
+        self.make, self.name, self.lower = make, name, lower
         self.branches: dict[tuple, _Branch] = {}
 
     def _new(self, leaves: list) -> _Branch:
         circuit, extra = self.make(leaves)
         g = circuit.meta.get("guards")
         key = () if g is None else g.decisions
-        branch = _Branch(circuit, extra, self.name)
+        branch = _Branch(circuit, extra, self.name, self.lower)
         if key in self.branches or not bool(np.all(branch.holds(leaves))):
             raise CircuitError(f"{self.name}: internal error: the branch traced at a point "
                                "does not hold there (its guards evaluate differently when "
@@ -302,7 +304,7 @@ class _Branches:
 
 
 def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None,
-             where: bool = False) -> "Function":
+             where: bool = False, lower: Callable[..., Any] | None = None) -> "Function":
     """``fn`` traced at the points it is called at: each branch it takes (``if``,
     ``while``, ``min``/``max``, ``int()`` of traced values) becomes a circuit with its guards,
     lowered with :func:`~circuitgrad.to_numpy`; a call runs the branch whose guards hold at
@@ -320,6 +322,9 @@ def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None,
             except that an infinite or NaN derivative of the side not taken gives NaN, as
             ``where``'s does: docs/semantics.md). Other branches stay guarded. ``fn``'s
             source must be available.
+        lower: the lowering of each branch (default :func:`~circuitgrad.to_numpy`; also
+            :func:`~circuitgrad.to_tape`, :func:`~circuitgrad.to_c`, :func:`~circuitgrad.to_fused`,
+            which check the guards before each call too).
 
     Returns:
         A :class:`Function`: call it with one point (the first call for a structure of
@@ -341,19 +346,20 @@ def function(fn: Callable[..., Any], *, shapes: dict[str, Any] | None = None,
                            argument="shapes")
     if where:
         rewritten, count = _guards.with_where(fn)
-        made = Function(rewritten, shapes)
+        made = Function(rewritten, shapes, lower)
         made.rewritten = count
         return made
-    return Function(fn, shapes)
+    return Function(fn, shapes, lower)
 
 
 class Function:
     """A Python function traced per branch (:func:`function`). ``branches()`` lists the
     circuits traced so far; ``repr`` shows their guards."""
 
-    def __init__(self, fn: Callable[..., Any], shapes: dict[str, Any] | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], shapes: dict[str, Any] | None = None,
+                 lower: Callable[..., Any] | None = None) -> None:
         functools.update_wrapper(self, fn)
-        self.fn, self.shapes = fn, shapes
+        self.fn, self.shapes, self.lower = fn, shapes, lower
         self.rewritten = 0  # the conditionals rewritten as where (function(where=True))
         self.cache: dict[Any, tuple[list, _Branches]] = {}  # structure -> (shapes, branches)
 
@@ -417,7 +423,7 @@ class Function:
                           if n in self.shapes and self.shapes[n] != () else ()
                           for n in names]
             entry = self.cache[tuple(trees)] = (points, _Branches(
-                make, getattr(self.fn, "__name__", "f")))
+                make, getattr(self.fn, "__name__", "f"), self.lower))
         shapes, branches = entry
         batch = _batch_of(have, shapes, getattr(self.fn, "__name__", "f"))
         if batch is None:

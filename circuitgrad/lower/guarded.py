@@ -53,8 +53,14 @@ class GuardedFunction:
             self.__signature__ = signature
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        values, batch, _ = self._checker._bind(args, kwargs)  # noqa: SLF001
-        self._checker._check_guards(values, batch)  # noqa: SLF001
+        return self._call(args, kwargs, True)
+
+    def _call(self, args: tuple, kwargs: dict, check: bool) -> Any:
+        # (check=False: the caller has just found that the guards hold, as cg.function's
+        # branches do)
+        if check:
+            values, batch, _ = self._checker._bind(args, kwargs)  # noqa: SLF001
+            self._checker._check_guards(values, batch)  # noqa: SLF001
         return self.lowered(*args, **kwargs)
 
     def guards_hold(self, *args: Any, **kwargs: Any) -> Any:

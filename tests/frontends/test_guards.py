@@ -430,3 +430,15 @@ def test_some_random_branches_became_where():
     # (runs after the where test: its programs had branches rewritten, not only guarded)
     if _REWRITTEN:
         assert sum(_REWRITTEN) > 0, _REWRITTEN
+
+
+def test_a_function_can_lower_its_branches_with_a_compiled_lowering():
+    f = cg.function(_branchy, lower=cg.to_c)
+    assert float(f(3.0, 2.0)) == _branchy(3.0, 2.0)  # (the first call gives the point shapes)
+    x, y = np.array([3.0, 3.5, -1.0, 0.5]), np.array([2.0, 2.0, 2.0, 0.1])
+    got = f(x, y)
+    want = [_branchy(a, b) for a, b in zip(x, y)]
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert len(f.branches()) >= 2
+    assert all("guards checked first" in repr(b.run) for _, bs in f.cache.values()
+               for b in bs.branches.values())
