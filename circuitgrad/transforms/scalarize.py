@@ -30,11 +30,16 @@ def _element_name(name: str, index: tuple[int, ...]) -> str:
     return name + "".join(f"_{i}" for i in index)
 
 
-def scalarize(c: Circuit) -> Circuit:
+def scalarize(c: Circuit, loops: bool = False) -> Circuit:
     """The equivalent circuit in which every node is a scalar.
 
     Args:
         c: a circuit whose nodes have concrete shapes.
+        loops: keep each ``scan`` node as a *loop site* rather than refuse it (what ``to_c``
+            asks, which writes the loop in C): its packed result becomes scalar inputs named
+            ``scanK_j`` after every input of ``c``, its arguments' scalars extra outputs
+            ``scanK_arg_j`` after every output of ``c``, and ``meta["loops"]`` lists the
+            sites (:func:`loop_sites`).
 
     Returns:
         A scalar circuit computing the same values (sums add left to right, so results agree
@@ -52,7 +57,30 @@ def scalarize(c: Circuit) -> Circuit:
                            f"{c.shape(empty)}, which has no entries to expand")
     refuse_guarded(c, "scalarize")  # (the guards take the tensor inputs)
     with no_gc():
-        return _scalarize(c)
+        return _scalarize(c, loops)
+
+
+def loop_sites(s: Circuit) -> list[dict[str, Any]]:
+    """The loop sites of ``scalarize(c, loops=True)``, each a dict of the scan's ``params``,
+    ``args`` (per argument of the scan node, the node ids of its scalars, row-major),
+    ``result`` (the node ids of the scalar inputs that stand for its packed result, in order)
+    and ``start`` (the first of them: every node before it may be an argument, every node
+    after it may read the result). In the order of the scans.
+
+        >>> import circuitgrad as cg
+        >>> c = cg.trace(lambda x: cg.scan(lambda s, _: (s * x, None), x, length=3)[0])
+        >>> s = scalarize(c, loops=True)
+        >>> s.inputs, s.outputs
+        (('x', 'scan0_0'), ('out', 'scan0_arg0', 'scan0_arg1'))
+        >>> [(site["args"], site["result"], site["params"]["length"]) for site in loop_sites(s)]
+        [([[0], [0]], [1], 3)]
+    """
+    ids = dict(zip(s.inputs, s.input_ids))
+    ids.update(zip(s.outputs, s.output_ids))
+    return [dict(site, args=[[ids[n] for n in group] for group in site["args"]],
+                 result=[ids[n] for n in site["result"]],
+                 start=ids[site["result"][0]] if site["result"] else len(s))
+            for site in s.meta.get("loops", [])]
 
 
 def scalar_size(c: Circuit) -> int:
@@ -82,8 +110,11 @@ def scalar_size(c: Circuit) -> int:
     return total
 
 
-def _scalarize(c: Circuit) -> Circuit:
+def _scalarize(c: Circuit, loops: bool = False) -> Circuit:
     b = Builder()
+    sites: list[dict[str, Any]] = []
+    loop_inputs: list[str] = []
+    loop_outputs: list[tuple[str, int]] = []
     taken = set(c.inputs)
     values: list[Any] = [None] * len(c)
     input_names: list[str] = []
@@ -107,6 +138,9 @@ def _scalarize(c: Circuit) -> Circuit:
             for index in np.ndindex(shape):
                 grid[index] = b.const_id(float(np.asarray(params)[index]))
             values[i] = grid
+        elif op == "scan" and loops:
+            values[i] = _loop_site(b, i, [values[a] for a in args], params, shape, fresh,
+                                   sites, loop_inputs, loop_outputs)
         else:
             values[i] = _expand(b, op, [values[a] for a in args], params or {}, shape)
     outputs = []
@@ -117,7 +151,36 @@ def _scalarize(c: Circuit) -> Circuit:
         else:
             for index in np.ndindex(grid.shape):
                 outputs.append((fresh(_element_name(name, index)), int(grid[index])))
-    return b.finish(outputs, inputs=input_names)
+    if not sites:
+        return b.finish(outputs, inputs=input_names)
+    return b.finish(outputs + loop_outputs, inputs=input_names + loop_inputs,
+                    meta={"loops": sites})
+
+
+def _loop_site(b: Builder, i: int, args: list[np.ndarray], params: dict[str, Any],
+               shape: tuple[int, ...], fresh: Any, sites: list, loop_inputs: list,
+               loop_outputs: list) -> np.ndarray:
+    """A scan node kept whole (``scalarize(..., loops=True)``): its packed result as fresh
+    scalar inputs, its arguments' scalars as extra outputs, the site recorded by names."""
+    if params.get("recompute") is not None:
+        raise CircuitError(f"to_c: node %{i} (scan) is a checkpointed adjoint loop "
+                           f"(checkpoints={params.get('checkpoints')}), which the C lowering "
+                           "does not write yet: use cg.to_numpy, or grad without checkpoints")
+    k = len(sites)
+    groups = []
+    for a, grid in enumerate(args):
+        names = []
+        for index in np.ndindex(grid.shape):
+            names.append(fresh(f"scan{k}_arg{len(loop_outputs)}"))
+            loop_outputs.append((names[-1], int(grid[index])))
+        groups.append(names)
+    result = [fresh(f"scan{k}_{j}") for j in range(shape[0])]
+    grid = expand.grid(shape)
+    for j, name in enumerate(result):
+        grid[j] = b.input(name).id
+    loop_inputs.extend(result)
+    sites.append({"params": dict(params), "args": groups, "result": result})
+    return grid
 
 
 def _expand(b: Builder, op: str, args: list[np.ndarray], params: dict[str, Any],
