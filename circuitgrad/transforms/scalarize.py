@@ -71,7 +71,7 @@ def loop_sites(s: Circuit) -> list[dict[str, Any]]:
         >>> c = cg.trace(lambda x: cg.scan(lambda s, _: (s * x, None), x, length=3)[0])
         >>> s = scalarize(c, loops=True)
         >>> s.inputs, s.outputs
-        (('x', 'scan0_0'), ('out', 'scan0_arg0', 'scan0_arg1'))
+        (('x', 'scan0_0'), ('f', 'scan0_arg0', 'scan0_arg1'))
         >>> [(site["args"], site["result"], site["params"]["length"]) for site in loop_sites(s)]
         [([[0], [0]], [1], 3)]
     """
