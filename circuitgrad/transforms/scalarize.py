@@ -125,6 +125,12 @@ def _scalarize(c: Circuit, loops: bool = False) -> Circuit:
         taken.add(name)
         return name
 
+    def fresh_names(names: list[str]) -> list[str]:
+        if taken.isdisjoint(names) and len(set(names)) == len(names):
+            taken.update(names)
+            return names
+        return [fresh(name) for name in names]
+
     for i, op, args, params, shape in c.records():
         if op == "input":
             grid = expand.grid(shape)
@@ -139,8 +145,8 @@ def _scalarize(c: Circuit, loops: bool = False) -> Circuit:
                 grid[index] = b.const_id(float(np.asarray(params)[index]))
             values[i] = grid
         elif op == "scan" and loops:
-            values[i] = _loop_site(b, i, [values[a] for a in args], params, shape, fresh,
-                                   sites, loop_inputs, loop_outputs)
+            values[i] = _loop_site(b, i, [values[a] for a in args], params, shape,
+                                   fresh_names, sites, loop_inputs, loop_outputs)
         else:
             values[i] = _expand(b, op, [values[a] for a in args], params or {}, shape)
     outputs = []
@@ -168,16 +174,14 @@ def _loop_site(b: Builder, i: int, args: list[np.ndarray], params: dict[str, Any
                            "does not write yet: use cg.to_numpy, or grad without checkpoints")
     k = len(sites)
     groups = []
-    for a, grid in enumerate(args):
-        names = []
-        for index in np.ndindex(grid.shape):
-            names.append(fresh(f"scan{k}_arg{len(loop_outputs)}"))
-            loop_outputs.append((names[-1], int(grid[index])))
+    for grid in args:
+        at = len(loop_outputs)
+        names = fresh([f"scan{k}_arg{j}" for j in range(at, at + grid.size)])
+        loop_outputs.extend(zip(names, map(int, grid.ravel().tolist())))
         groups.append(names)
-    result = [fresh(f"scan{k}_{j}") for j in range(shape[0])]
+    result = fresh([f"scan{k}_{j}" for j in range(shape[0])])
     grid = expand.grid(shape)
-    for j, name in enumerate(result):
-        grid[j] = b.input(name).id
+    grid[:] = [b.input(name).id for name in result]
     loop_inputs.extend(result)
     sites.append({"params": dict(params), "args": groups, "result": result})
     return grid
