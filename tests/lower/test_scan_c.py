@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import circuitgrad as cg
 from circuitgrad.errors import CircuitError
@@ -218,3 +220,32 @@ def test_to_tape_still_refuses_a_loop():
     c = cg.trace(lambda x: cg.scan(lambda s, _: (s * x, None), x, length=3)[0])
     with pytest.raises(CircuitError, match="scan"):
         cg.to_tape(c)
+
+
+def test_threads_give_the_same_bits():
+    c = cg.trace(lambda x: cg.scan(lambda s, _: (np.sin(s) * x + 0.25, None), x,
+                                   length=3000)[0])
+    f = cg.to_c(cg.grad(c), threads=2)
+    xs = np.linspace(-1.0, 1.0, 37)
+    assert len(xs) * f._work >= 2 * 200_000  # (a batch split over two threads)
+    both = f(x=xs)
+    f.threads = 1
+    same_bits(tuple(both), tuple(f(x=xs)))
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, 4), st.floats(-1.5, 1.5), st.booleans())
+def test_random_trip_counts_against_to_numpy(steps, a, reverse):
+    # (a is an input: the compiled libraries depend on the trip count and direction only)
+    def fn(x, a):
+        final, ys = cg.scan(lambda s, _: (np.cos(s) * x - a, s * x), x, length=steps,
+                            reverse=reverse)
+        return final + np.sum(ys)
+
+    c = cg.trace(fn)
+    for circuit in (c, cg.grad(c)):
+        got = cg.to_c(circuit, width=1)(x=0.3, a=a)
+        want = cg.to_numpy(circuit)(x=0.3, a=a)
+        np.testing.assert_allclose(np.ravel(got), np.ravel(want), rtol=COMPILED_RTOL,
+                                   atol=1e-15)
+        same_bits(cg.to_c(unroll(circuit), width=1)(x=0.3, a=a), got)
