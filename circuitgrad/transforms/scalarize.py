@@ -36,7 +36,7 @@ def scalarize(c: Circuit, loops: bool = False) -> Circuit:
     Args:
         c: a circuit whose nodes have concrete shapes.
         loops: keep each ``scan`` node as a *loop site* rather than refuse it (what ``to_c``
-            asks, which writes the loop in C): its packed result becomes scalar inputs named
+            and ``to_tape`` ask: they run the body in a loop): its packed result becomes scalar inputs named
             ``scanK_j`` after every input of ``c``, its arguments' scalars extra outputs
             ``scanK_arg_j`` after every output of ``c``, and ``meta["loops"]`` lists the
             sites (:func:`loop_sites`).
@@ -169,9 +169,9 @@ def _loop_site(b: Builder, i: int, args: list[np.ndarray], params: dict[str, Any
     """A scan node kept whole (``scalarize(..., loops=True)``): its packed result as fresh
     scalar inputs, its arguments' scalars as extra outputs, the site recorded by names."""
     if params.get("recompute") is not None:
-        raise CircuitError(f"to_c: node %{i} (scan) is a checkpointed adjoint loop "
-                           f"(checkpoints={params.get('checkpoints')}), which the C lowering "
-                           "does not write yet: use cg.to_numpy, or grad without checkpoints")
+        raise CircuitError(f"scalarize: node %{i} (scan) is a checkpointed adjoint loop "
+                           f"(checkpoints={params.get('checkpoints')}), which to_c and to_tape "
+                           "do not lower yet: use cg.to_numpy, or grad without checkpoints")
     k = len(sites)
     groups = []
     for grid in args:

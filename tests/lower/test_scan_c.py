@@ -216,10 +216,31 @@ def test_checkpointed_and_nested_loops_are_refused_by_name():
         cg.to_c(cg.trace(nested))
 
 
-def test_to_tape_still_refuses_a_loop():
-    c = cg.trace(lambda x: cg.scan(lambda s, _: (s * x, None), x, length=3)[0])
-    with pytest.raises(CircuitError, match="scan"):
-        cg.to_tape(c)
+def test_to_tape_runs_the_body_tape_per_step(circuits):
+    c = circuits[0]
+    for circuit in (c, cg.grad(c, output=c.outputs[0])):
+        f = cg.to_tape(circuit)
+        got = f(**POINT)
+        same_bits(got, cg.to_tape(unroll(circuit))(**POINT))
+        same_bits(got, cg.to_c(circuit, width=1)(**POINT))
+        batch = {k: np.stack([v, v + 0.5, v - 0.25]) for k, v in POINT.items()}
+        many = f(**batch)
+        for j in range(3):
+            same_bits(tuple(np.asarray(a)[j] for a in many), f(**{k: v[j] for k, v in
+                                                                  batch.items()}))
+
+
+def test_to_tape_runs_a_loop_inside_a_loop():
+    def nested(x):
+        inner = lambda s, _: (cg.scan(lambda t, _: (t * x + 0.5, None), s, length=2)[0], None)  # noqa: E731
+        return cg.scan(inner, x, length=3)[0]
+
+    c = cg.trace(nested)
+    for circuit in (c, cg.grad(c)):
+        np.testing.assert_allclose(np.ravel(cg.to_tape(circuit)(x=0.7)),
+                                   np.ravel(cg.to_numpy(circuit)(x=0.7)), rtol=1e-15)
+    with pytest.raises(CircuitError, match="checkpoint"):
+        cg.to_tape(cg.grad(c, checkpoints=1))
 
 
 def test_threads_give_the_same_bits():
