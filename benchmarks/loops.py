@@ -6,8 +6,8 @@ the gradient is taken with respect to x₀ and F. Written once, over the array m
 and built four ways:
 
 - **scan**: ``cg.scan`` over the steps (one ``scan`` node; its gradient a reverse ``scan``
-  over the step's adjoint), lowered with ``to_numpy`` and with ``to_c`` (a C loop over each
-  body, the body written once);
+  over the step's adjoint), lowered with ``to_numpy``, with ``to_c`` (a C loop over each
+  body, the body written once) and with ``to_tape`` (the body's tape run once per step);
 - **unrolled**: a Python loop traced step by step (T copies of the step), ``to_numpy``
   (interpreted above 20 000 nodes) and, in a bounded child process, ``to_c``;
 - **JAX**: ``jax.jit(jax.value_and_grad)`` of the same step under ``lax.scan``, float64.
@@ -163,8 +163,14 @@ def run(quick: bool = False) -> str:
     t_grad, t_lower, f_c, in_c = scan_c(steps, at)
     check(ours, in_c, rtol=1e-12)  # (the same operations; libm's and NumPy's roundings)
     e_c = median_time(lambda: f_c(**at), budget=1.0)
+    t0 = time.perf_counter()
+    f_tape = cg.to_tape(cg.grad(cg.trace(scan_loss(steps), shapes=SHAPES)))
+    check(ours, f_tape(**at), rtol=1e-12)
+    t_tape = time.perf_counter() - t0
+    e_tape = median_time(lambda: f_tape(**at), budget=1.0)
     rows = [("circuitgrad scan, to_numpy", t_scan, e_scan),
             ("circuitgrad scan, to_c", t_grad + t_lower, e_c),
+            ("circuitgrad scan, to_tape", t_tape, e_tape),
             ("circuitgrad unrolled, to_numpy", t_unr, e_unr)]
     child = run_bounded("benchmarks.loops:unrolled_c", {"steps": steps},
                         timeout=max(measurement_timeout(quick), 120.0))

@@ -43,6 +43,14 @@ or ``-msse4.1``, only where the host runs it; ``$CIRCUITGRAD_NO_VECTORS=1`` comp
 C path) and, with the width and the ISA (:func:`~circuitgrad.lower.isa.isa_tag`), are part of
 the cache key.
 
+A loop (``scan``) is a loop site of the scalar program (``scalarize(c, loops=True)``): each
+distinct body is written once, as ``static void NAME_bodyK(int w, const cg_v *a, cg_v *o)``
+(its statements over the vectors of its inputs and outputs), and each loop as a function
+``NAME_loopJ`` run between the parts, after its arguments and before what reads its result: a
+C ``for`` over the steps that reads the x slices from their registers, calls the body, and
+writes the ys and saved carries into the registers of its packed result. The values are the
+unrolled circuit's, bit for bit (docs/loops.md).
+
 The entry points are
 
     ``int NAME_eval(const double *in, double *out, long npoints)``
@@ -672,7 +680,8 @@ def to_c(c: Circuit, name: str = "f", opt: str = OPT,
     """Lower a circuit to C, compile it (or load it from the cache) and return a callable.
 
     Args:
-        c: the circuit (scalar or tensor; tensor nodes are expanded with ``scalarize``).
+        c: the circuit (scalar or tensor; tensor nodes are expanded with ``scalarize``; a
+            loop, ``scan``, is a C loop over its body, the body written once).
         name: the prefix of the C functions (a C identifier).
         opt: the optimization flag (default ``-Og``: docs/compiled.md measures the others).
         timeout: seconds the compiler may take; it is killed after that.

@@ -13,6 +13,10 @@ elementwise ops per entry, reductions as folds left to right, indexing and resha
 of entries), so every primitive is covered, matmul included; sums then add left to right where
 NumPy adds pairwise, so such values agree with ``to_numpy`` to rounding, not bit for bit.
 
+A loop (``scan``) is a loop site of the program (``scalarize(c, loops=True)``): its results
+are inputs of the tape and its arguments outputs; the tape runs once per loop and once more,
+and the loop runs its body's own tape once per step over all the points of the call.
+
 The callable has ``to_numpy``'s interface (docs/semantics.md, "Batches"): inputs by position
 or keyword, one point or a batch (extra leading axes, broadcast), outputs with the batch axes
 in front, several outputs as a named tuple. A batch runs in chunks of ``LANES`` points, lane
