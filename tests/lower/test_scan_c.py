@@ -19,7 +19,7 @@ from circuitgrad.lower.isa import host_widths
 
 from tolerances import COMPILED_RTOL
 
-WIDTHS = sorted({1, host_widths()[0]})
+WIDTHS = sorted(set(host_widths()) | {1})
 
 
 def step(s, x, w):
@@ -270,3 +270,10 @@ def test_random_trip_counts_against_to_numpy(steps, a, reverse):
         np.testing.assert_allclose(np.ravel(got), np.ravel(want), rtol=COMPILED_RTOL,
                                    atol=1e-15)
         same_bits(cg.to_c(unroll(circuit), width=1)(x=0.3, a=a), got)
+
+
+def test_a_pickle_rebuilds_the_loop(circuits):
+    import pickle
+
+    f = cg.to_c(circuits[0])
+    same_bits(pickle.loads(pickle.dumps(f))(**POINT), f(**POINT))
