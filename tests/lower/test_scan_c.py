@@ -111,6 +111,12 @@ def unroll(c):
     return b.finish(list(zip(c.outputs, [ids[i] for i in c.output_ids])), inputs=c.inputs)
 
 
+def entries(result):
+    """Every number of a result (one output or a tuple of them), flat."""
+    parts = result if isinstance(result, tuple) else (result,)
+    return np.concatenate([np.ravel(p) for p in parts])
+
+
 def same_bits(a, b):
     if not isinstance(a, tuple):
         a, b = (a,), (b,)
@@ -277,3 +283,22 @@ def test_a_pickle_rebuilds_the_loop(circuits):
 
     f = cg.to_c(circuits[0])
     same_bits(pickle.loads(pickle.dumps(f))(**POINT), f(**POINT))
+
+
+def test_tuple_carries_no_carry_and_sequences_read_through_tables():
+    def fn(v, w):
+        xs = np.sin(v) * w
+        (a, b), ys = cg.scan(lambda c, x: ((c[0] * x + c[1], c[1] - x), (x * c[0], np.exp(x))),
+                             (w[0], w[1]), xs[::-1])  # (the slice: registers out of order)
+        _, zs = cg.scan(lambda c, x: ((), x * 2.0 + 1.0), (), v[::-1])
+        return a + b + np.sum(ys[0]) + np.sum(ys[1] * v) + np.sum(zs * w)
+
+    c = cg.trace(fn, shapes={"v": 6, "w": 6})
+    at = {"v": np.linspace(0.1, 0.9, 6), "w": np.linspace(-1.0, 0.5, 6)}
+    assert "static const int f_reg" in cg.to_c(c).source
+    for circuit in (c, cg.grad(c)):
+        got = cg.to_c(circuit)(**at)
+        same_bits(got, cg.to_c(unroll(circuit))(**at))
+        same_bits(cg.to_tape(circuit)(**at), cg.to_c(circuit, width=1)(**at))
+        np.testing.assert_allclose(entries(got), entries(cg.to_numpy(circuit)(**at)),
+                                   rtol=COMPILED_RTOL, atol=1e-15)
