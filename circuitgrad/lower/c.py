@@ -325,7 +325,8 @@ def _loop_functions(name: str, p: ScalarProgram, reg: list[int],
         nonlocal tables
         if not regs:
             return "0"
-        if all(b - a == 1 for a, b in zip(regs, regs[1:])):
+        if regs[-1] - regs[0] == len(regs) - 1 and (
+                len(regs) < 3 or bool(np.all(np.diff(regs) == 1))):
             return f"{regs[0]} + {index}" if regs[0] else index
         table = f"{name}_reg{tables}"
         tables += 1

@@ -75,12 +75,21 @@ def loop_sites(s: Circuit) -> list[dict[str, Any]]:
         >>> [(site["args"], site["result"], site["params"]["length"]) for site in loop_sites(s)]
         [([[0], [0]], [1], 3)]
     """
-    ids = dict(zip(s.inputs, s.input_ids))
-    ids.update(zip(s.outputs, s.output_ids))
-    return [dict(site, args=[[ids[n] for n in group] for group in site["args"]],
-                 result=[ids[n] for n in site["result"]],
-                 start=ids[site["result"][0]] if site["result"] else len(s))
-            for site in s.meta.get("loops", [])]
+    sites = s.meta.get("loops", [])
+    # (the loops' scalars are the last inputs and outputs, site after site, in order)
+    inputs = list(s.input_ids[len(s.input_ids) - sum(site["result"] for site in sites):])
+    outputs = list(s.output_ids[len(s.output_ids) - sum(sum(site["args"]) for site in sites):])
+    found, at_in, at_out = [], 0, 0
+    for site in sites:
+        groups = []
+        for size in site["args"]:
+            groups.append(outputs[at_out:at_out + size])
+            at_out += size
+        result = inputs[at_in:at_in + site["result"]]
+        at_in += site["result"]
+        found.append({"params": site["params"], "args": groups, "result": result,
+                      "start": result[0] if result else len(s)})
+    return found
 
 
 def scalar_size(c: Circuit) -> int:
@@ -183,7 +192,8 @@ def _loop_site(b: Builder, i: int, args: list[np.ndarray], params: dict[str, Any
     grid = expand.grid(shape)
     grid[:] = [b.input(name).id for name in result]
     loop_inputs.extend(result)
-    sites.append({"params": dict(params), "args": groups, "result": result})
+    sites.append({"params": dict(params), "args": [len(g) for g in groups],
+                  "result": len(result)})
     return grid
 
 
