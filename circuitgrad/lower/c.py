@@ -717,9 +717,7 @@ def to_c(c: Circuit, name: str = "f", opt: str = OPT,
     refuse_guarded(c, "to_c")
     if fused is None:
         tensor = any(c.shape(i) for i in range(len(c)))
-        # (a loop is written as a C loop over its body; to_fused would run it in NumPy)
-        loops = any(op in LOOPS for op in set(c.columns.ops))
-        fused = tensor and not loops and scalar_size(c) > SCALAR_LIMIT
+        fused = tensor and scalar_size(c) > SCALAR_LIMIT  # (a loop: its body's size, once)
     if fused:
         return TENSOR_LOWERING[0](c, name, timeout=timeout, csr=csr)
     with no_gc():

@@ -96,7 +96,8 @@ def scalar_size(c: Circuit) -> int:
     """About how many nodes ``scalarize(c)`` makes, counted from the shapes without expanding:
     a node of n entries is n scalars, a product ``matmul`` 2k - 1 per entry of its result
     (k the contracted length), a node that reads more entries than it makes (a reduction)
-    one per entry read. ``to_c`` reads it to choose scalar code or fused loops.
+    one per entry read; a loop, its body's count (each distinct body once; reading its result
+    out of its packed vector, none). ``to_c`` reads it to choose scalar code or fused loops.
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("J = sum(W @ x)", shapes={"W": (2, 3), "x": (3,)})
@@ -105,12 +106,24 @@ def scalar_size(c: Circuit) -> int:
     """
     c = as_circuit(c, "scalar_size")
     total = 0
+    bodies: set = set()
+    loop_values: set[int] = set()
     for i in range(len(c)):
         op = c.op(i)
         if op in ("input", "const"):
             continue
+        if op == "scan":  # (a C loop over its body: each distinct body counted once)
+            body = c.params(i)["body"]
+            if body not in bodies:
+                bodies.add(body)
+                total += scalar_size(body.circuit)
+            loop_values.add(i)
+            continue
+        if op in ("getitem", "reshape") and c.args(i)[0] in loop_values:
+            loop_values.add(i)  # (a loop's result read out of its packed vector: no operation)
+            continue
         out = int(np.prod(c.shape(i)))
-        reads = [int(np.prod(c.shape(a))) for a in c.args(i)]
+        reads = [int(np.prod(c.shape(a))) for a in c.args(i) if a not in loop_values]
         if op == "matmul" and reads:
             k = c.shape(c.args(i)[0])[-1] if c.shape(c.args(i)[0]) else 1
             total += out * (2 * k - 1)

@@ -302,3 +302,19 @@ def test_tuple_carries_no_carry_and_sequences_read_through_tables():
         same_bits(cg.to_tape(circuit)(**at), cg.to_c(circuit, width=1)(**at))
         np.testing.assert_allclose(entries(got), entries(cg.to_numpy(circuit)(**at)),
                                    rtol=COMPILED_RTOL, atol=1e-15)
+
+
+def test_to_c_counts_a_loop_as_its_body_once():
+    from circuitgrad.transforms.scalarize import scalar_size
+
+    small = cg.trace(lambda x: np.sum(cg.scan(lambda s, _: (np.sin(s) * x, None), x, length=2000)[0]),
+                     shapes={"x": 4})
+    g = cg.grad(small)
+    assert scalar_size(g) < 200  # (not the 2000 steps' saved carries)
+    assert type(cg.to_c(g)).__name__ == "CFunction"
+    big = cg.trace(lambda w, x: cg.scan(lambda s, _: (np.tanh(w @ s), None), x, length=3)[0],
+                   shapes={"w": (70, 70), "x": 70})
+    f = cg.to_c(big)  # (a body of ~10 000 scalars: to_fused's loops, the body in NumPy)
+    assert type(f).__name__ == "FusedFunction"
+    at = {"w": np.eye(70) * 0.5, "x": np.linspace(-1.0, 1.0, 70)}
+    np.testing.assert_allclose(f(**at), cg.to_numpy(big)(**at), rtol=1e-13)
