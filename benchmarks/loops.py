@@ -6,7 +6,8 @@ the gradient is taken with respect to x₀ and F. Written once, over the array m
 and built four ways:
 
 - **scan**: ``cg.scan`` over the steps (one ``scan`` node; its gradient a reverse ``scan``
-  over the step's adjoint), lowered with ``to_numpy``;
+  over the step's adjoint), lowered with ``to_numpy``, with ``to_c`` (a C loop over each
+  body, the body written once) and with ``to_tape`` (the body's tape run once per step);
 - **unrolled**: a Python loop traced step by step (T copies of the step), ``to_numpy``
   (interpreted above 20 000 nodes) and, in a bounded child process, ``to_c``;
 - **JAX**: ``jax.jit(jax.value_and_grad)`` of the same step under ``lax.scan``, float64.
@@ -16,7 +17,10 @@ unrolled circuit's to 1e-12 (they are the same operations), JAX's and C's to 1e-
 (Lorenz-96 at F = 8 is chaotic: over 1000 steps the gradient grows to ~1e8 and differences of
 rounding order, XLA's or libm's, grow with it).
 
-    python -m benchmarks.loops            # T = 1000
+A second table runs T = 100 000 steps (scan through ``to_c``, and JAX) at F = 0.5, where the
+system settles to its fixed point instead of being chaotic, so the gradient stays finite.
+
+    python -m benchmarks.loops            # T = 1000 (and 100 000)
     python -m benchmarks --only loops
 """
 
@@ -33,7 +37,10 @@ from circuitgrad.transforms.loops import loop_size
 from .harness import fmt_ratio, fmt_time, median_time, measurement_timeout, run_bounded
 
 N_STATES, H, F0 = 10, 0.01, 8.0
-STEPS, QUICK_STEPS = 1000, 200
+STEPS, QUICK_STEPS, LONG_STEPS, LONG_F = 1000, 200, 100_000, 0.5
+MATCHED_STEPS = 50
+"""The trip count at which the unrolled gradient's scalar C (``fused=False``) still compiles in
+seconds: the scan through to_c is compared with it there, the same operations."""
 
 
 def shift(xp: Any, x: Any, k: int) -> Any:
@@ -75,10 +82,10 @@ def unrolled_loss(steps: int):
 SHAPES = {"x0": (N_STATES,), "forcing": ()}
 
 
-def point() -> dict[str, Any]:
-    x0 = F0 * np.ones(N_STATES)
-    x0[0] += 0.01  # off the fixed point x = F: chaotic, so T stays modest for a gradient
-    return {"x0": x0, "forcing": F0}
+def point(forcing: float = F0) -> dict[str, Any]:
+    x0 = forcing * np.ones(N_STATES)
+    x0[0] += 0.01  # off the fixed point x = F: chaotic at F = 8, so T stays modest
+    return {"x0": x0, "forcing": forcing}
 
 
 def build(make, steps: int) -> tuple[float, Any, cg.Circuit, cg.Circuit, Any]:
@@ -91,13 +98,26 @@ def build(make, steps: int) -> tuple[float, Any, cg.Circuit, cg.Circuit, Any]:
     return time.perf_counter() - t0, f, c, g, result
 
 
-def unrolled_c(emit, steps: int) -> None:
-    """The unrolled gradient through ``to_c`` (run in a bounded child process)."""
+def scan_c(steps: int, at: dict[str, Any]) -> tuple[float, float, Any, Any]:
+    """The scan's gradient through ``to_c``: seconds to trace and grad, seconds to lower,
+    compile and give the first value and gradient; the function and its result."""
+    t0 = time.perf_counter()
+    g = cg.grad(cg.trace(scan_loss(steps), shapes=SHAPES))
+    t1 = time.perf_counter()
+    f = cg.to_c(g)
+    result = f(**at)
+    return t1 - t0, time.perf_counter() - t1, f, result
+
+
+def unrolled_c(emit, steps: int, fused: bool | None = None) -> None:
+    """The unrolled gradient through ``to_c`` (run in a bounded child process; ``fused``:
+    to_c's choice of scalar code or to_fused's loops, None: by size)."""
     t0 = time.perf_counter()
     g = cg.grad(cg.trace(unrolled_loss(steps), shapes=SHAPES))
-    f = cg.to_c(g)
+    f = cg.to_c(g, fused=fused)
     result = f(**point())
     emit("build", time.perf_counter() - t0)
+    emit("kind", type(f).__name__)
     emit("result", [np.asarray(r).tolist() for r in result])
     emit("eval", median_time(lambda: f(**point()), budget=1.0))
 
@@ -140,17 +160,31 @@ def run(quick: bool = False) -> str:
     check(ours, unrolled, rtol=1e-12)
     e_scan = median_time(lambda: f_scan(**at), budget=1.0)
     e_unr = median_time(lambda: f_unr(**at), budget=1.0)
+    t_grad, t_lower, f_c, in_c = scan_c(steps, at)
+    check(ours, in_c, rtol=1e-12)  # (the same operations; libm's and NumPy's roundings)
+    e_c = median_time(lambda: f_c(**at), budget=1.0)
+    t0 = time.perf_counter()
+    f_tape = cg.to_tape(cg.grad(cg.trace(scan_loss(steps), shapes=SHAPES)))
+    check(ours, f_tape(**at), rtol=1e-12)
+    t_tape = time.perf_counter() - t0
+    e_tape = median_time(lambda: f_tape(**at), budget=1.0)
     rows = [("circuitgrad scan, to_numpy", t_scan, e_scan),
+            ("circuitgrad scan, to_c", t_grad + t_lower, e_c),
+            ("circuitgrad scan, to_tape", t_tape, e_tape),
             ("circuitgrad unrolled, to_numpy", t_unr, e_unr)]
     child = run_bounded("benchmarks.loops:unrolled_c", {"steps": steps},
                         timeout=max(measurement_timeout(quick), 120.0))
     if "result" in child.values:
         check(ours, child.values["result"], rtol=1e-7)
-        rows.append(("circuitgrad unrolled, to_c", child.values["build"], child.values["eval"]))
+        kind = " (to_fused: above the scalar limit)" if child.values.get("kind") == \
+            "FusedFunction" else ""
+        rows.append((f"circuitgrad unrolled, to_c{kind}", child.values["build"],
+                     child.values["eval"]))
     else:
         why = "timed out" if child.timed_out else child.error or "no result"
         rows.append((f"circuitgrad unrolled, to_c ({why})", child.values.get("build"), None))
     jax_f = jax_value_and_grad(steps)
+    e_jax = None
     if jax_f is not None:
         t0 = time.perf_counter()
         theirs = jax_f(at["x0"], at["forcing"])
@@ -175,7 +209,54 @@ def run(quick: bool = False) -> str:
             "(`transforms.loops.loop_size`). Build = trace → grad → lowering → first value and "
             "gradient; × scan = evaluation time / the scan's (above 1: slower than the scan). "
             "One thread; JAX float64.\n\n")
-    return head + "\n".join(sizes) + "\n\n" + "\n".join(times) + "\n"
+    note = (f"\nThe scan through to_c: trace and grad {fmt_time(t_grad)}, to_c (the C written, "
+            f"compiled, loaded) and the first call {fmt_time(t_lower)}; evaluation "
+            + (f"{fmt_ratio(e_c / e_jax)} JAX's" if e_jax else "") + ".\n")
+    text = head + "\n".join(sizes) + "\n\n" + "\n".join(times) + "\n" + note
+    text += "\n" + matched_run(quick)
+    return text if quick else text + "\n" + long_run()
+
+
+def matched_run(quick: bool, steps: int = MATCHED_STEPS) -> str:
+    """The scan through to_c against the unrolled gradient's scalar C, ``steps`` steps."""
+    at = point()
+    t_grad, t_lower, f_c, ours = scan_c(steps, at)
+    e_c = median_time(lambda: f_c(**at), budget=1.0)
+    rows = [f"| circuitgrad scan, to_c | {fmt_time(t_grad + t_lower)} | {fmt_time(e_c)} | 1 |"]
+    child = run_bounded("benchmarks.loops:unrolled_c", {"steps": steps, "fused": False},
+                        timeout=max(measurement_timeout(quick), 300.0))
+    if "result" in child.values:
+        check(ours, child.values["result"], rtol=1e-12)
+        e_u = child.values["eval"]
+        rows.append(f"| circuitgrad unrolled, to_c (scalar code) | "
+                    f"{fmt_time(child.values['build'])} | {fmt_time(e_u)} | "
+                    f"{fmt_ratio(e_u / e_c)} |")
+    else:
+        why = "timed out" if child.timed_out else child.error or "no result"
+        rows.append(f"| circuitgrad unrolled, to_c (scalar code; {why}) | — | — | — |")
+    return (f"#### {steps} steps: the scan's C loop against the unrolled scalar C\n\n"
+            "| gradient | build | evaluation | × scan to_c |\n|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
+
+
+def long_run(steps: int = LONG_STEPS) -> str:
+    """The scan through to_c and JAX over ``steps`` steps at F = ``LONG_F``."""
+    at = point(LONG_F)
+    t_grad, t_lower, f_c, ours = scan_c(steps, at)
+    e_c = median_time(lambda: f_c(**at), budget=1.0)
+    rows = [f"| circuitgrad scan, to_c | {fmt_time(t_grad)} | {fmt_time(t_lower)} | "
+            f"{fmt_time(e_c)} |"]
+    jax_f = jax_value_and_grad(steps)
+    if jax_f is not None:
+        t0 = time.perf_counter()
+        theirs = jax_f(at["x0"], at["forcing"])
+        t_jax = time.perf_counter() - t0
+        check(ours, theirs, rtol=1e-7)
+        e_jax = median_time(lambda: jax_f(at["x0"], at["forcing"]), budget=1.0)
+        rows.append(f"| JAX jit(value_and_grad), lax.scan | — | {fmt_time(t_jax)} | "
+                    f"{fmt_time(e_jax)} |")
+    return (f"#### {steps:,} steps at F = {LONG_F}\n\n| gradient | trace and grad | lowering "
+            "and first call | evaluation |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

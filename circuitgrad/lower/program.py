@@ -20,7 +20,7 @@ import numpy as np
 from ..circuit import LEAVES, Circuit
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
-from ..transforms.scalarize import scalarize
+from ..transforms.scalarize import loop_sites, scalarize
 from .calling import (assign_inputs, batch_axes, check_input, common_batch, csr_hook,
                       missing_inputs, outputs)
 
@@ -66,7 +66,7 @@ class ScalarProgram:
             ``size`` consecutive columns, its entries in row-major order).
     """
 
-    def __init__(self, c: Circuit, caller: str, opcodes: Sequence[str]):
+    def __init__(self, c: Circuit, caller: str, opcodes: Sequence[str], loops: bool = False):
         self.original = c
         self.opcodes = tuple(opcodes)
         tensors = any(c.columns.shapes)  # (a scalar circuit, the common case: one C-level scan)
@@ -76,8 +76,11 @@ class ScalarProgram:
             raise CircuitError(f"{caller}: node %{empty} ({c.op(empty)}) has the empty shape "
                                f"{c.shape(empty)}; the C lowerings take no empty tensors "
                                f"(to_numpy does)")
-        s = scalarize(c) if tensors or _needs_scalarize(c) else c
+        s = scalarize(c, loops) if tensors or _needs_scalarize(c) else c
         self.circuit = s
+        self.loops = loop_sites(s) if s is not c else []
+        """The loop sites (``scalarize(c, loops=True)``): ``to_c`` writes each as a C loop
+        over its body; their results are leaves of ``circuit``, their arguments kept alive."""
         n = len(s)
         ops = s._ops  # the node lists themselves: this pass is linear and array-based
         index = {name: k for k, name in enumerate(self.opcodes)}
@@ -113,8 +116,10 @@ class ScalarProgram:
         self.reg = reg
         self.ops = np.flatnonzero(~leaf)
         self.codes = codes[self.ops]
-        self.in_ids = _input_columns(c, s)
-        self.out_ids = list(s.output_ids)
+        n_in = sum(map(len, (site["result"] for site in self.loops)))
+        n_out = sum(len(group) for site in self.loops for group in site["args"])
+        self.in_ids = _input_columns(c, s, list(s.input_ids[:len(s.input_ids) - n_in]))
+        self.out_ids = list(s.output_ids[:len(s.output_ids) - n_out])
         self.const_ids = np.flatnonzero(codes == -2).tolist()
         self.in_sizes = [math.prod(c.shape(i)) for i in c.input_ids]
         self.out_sizes = [math.prod(c.shape(i)) for i in c.output_ids]
@@ -127,20 +132,21 @@ class ScalarProgram:
         return [self.opcodes[k] for k in self.codes.tolist()]
 
 
-def _input_columns(c: Circuit, s: Circuit) -> list[int]:
-    """The scalar input nodes of ``s`` in the order of ``c.inputs``, entries row-major."""
+def _input_columns(c: Circuit, s: Circuit, input_ids: list[int]) -> list[int]:
+    """The scalar input nodes of ``s`` (``input_ids``: those that stand for ``c``'s inputs)
+    in the order of ``c.inputs``, entries row-major."""
     if s is c:
         return list(c.input_ids)
     # scalarize names the entries of the inputs in the order of their nodes
     by_id = sorted(range(len(c.inputs)), key=lambda k: c.input_ids[k])
     sizes = [math.prod(c.shape(i)) for i in c.input_ids]
-    if len(s.input_ids) != sum(sizes):
+    if len(input_ids) != sum(sizes):
         raise CircuitError("internal error: scalarize changed the number of input entries; "
                            "please report it")
     blocks: dict[int, list[int]] = {}
     at = 0
     for k in by_id:
-        blocks[k] = list(s.input_ids[at:at + sizes[k]])
+        blocks[k] = list(input_ids[at:at + sizes[k]])
         at += sizes[k]
     return [i for k in range(len(c.inputs)) for i in blocks[k]]
 

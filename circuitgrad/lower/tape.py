@@ -13,6 +13,10 @@ elementwise ops per entry, reductions as folds left to right, indexing and resha
 of entries), so every primitive is covered, matmul included; sums then add left to right where
 NumPy adds pairwise, so such values agree with ``to_numpy`` to rounding, not bit for bit.
 
+A loop (``scan``) is a loop site of the program (``scalarize(c, loops=True)``): its results
+are inputs of the tape and its arguments outputs; the tape runs once per loop and once more,
+and the loop runs its body's own tape once per step over all the points of the call.
+
 The callable has ``to_numpy``'s interface (docs/semantics.md, "Batches"): inputs by position
 or keyword, one point or a batch (extra leading axes, broadcast), outputs with the batch axes
 in front, several outputs as a named tuple. A batch runs in chunks of ``LANES`` points, lane
@@ -28,6 +32,7 @@ by lane within each instruction, so memory is one chunk's register file.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -60,7 +65,7 @@ class TapeFunction(CompiledFunction):
         if _tape is None:
             raise CircuitError(f"to_tape: the tape evaluator (the C extension "
                                f"circuitgrad.lower._tape) is not built; {BUILD_HINT}")
-        program = ScalarProgram(c, "to_tape", _tape.OPS)
+        program = ScalarProgram(c, "to_tape", _tape.OPS, loops=True)
         super().__init__(c, program, name, csr)
         s = program.circuit
         ids = program.ops
@@ -76,12 +81,43 @@ class TapeFunction(CompiledFunction):
                                       dtype=np.float64)
         self._in_regs = program.reg[program.in_ids].astype(np.int32)
         self._out_regs = program.reg[program.out_ids].astype(np.int32)
+        self._loops = [_Loop(site, name) for site in program.loops]
+        if self._loops:
+            # The tape runs once per loop and once more (the loops' results are inputs of
+            # the program, their arguments outputs): run k gives loop k's arguments, which
+            # read only the inputs and the results of the loops before it.
+            self._point_ready = False
+            results = [i for site in program.loops for i in site["result"]]
+            args = [i for site in program.loops for group in site["args"] for i in group]
+            self._in_regs = program.reg[list(program.in_ids) + results].astype(np.int32)
+            self._out_regs = program.reg[list(program.out_ids) + args].astype(np.int32)
+
+    def _run(self, inputs: np.ndarray, npoints: int, nout: int) -> np.ndarray:
+        out = np.empty((npoints, nout))
+        _tape.run(self.code, self.registers, self._const_regs, self._const_values,
+                  self._in_regs, inputs, self._out_regs, out, npoints)
+        return out
 
     def _evaluate(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
+        if self._loops:
+            return self._evaluate_loops(inputs, npoints)
         out = np.empty((npoints, self._nout))
         _tape.run(self.code, self.registers, self._const_regs, self._const_values,
                   self._in_regs, inputs, self._out_regs, out, npoints)
         return out
+
+    def _evaluate_loops(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
+        nin = inputs.shape[1] if inputs.ndim == 2 else len(self._program.in_ids)
+        inputs = np.reshape(inputs, (npoints, nin))
+        full = np.zeros((npoints, len(self._in_regs)))
+        full[:, :nin] = inputs
+        at_in, at_out = nin, self._nout
+        for loop in self._loops:
+            out = self._run(np.ascontiguousarray(full), npoints, len(self._out_regs))
+            args = out[:, at_out:at_out + loop.nargs]
+            full[:, at_in:at_in + loop.nresult] = loop(args, npoints)
+            at_in, at_out = at_in + loop.nresult, at_out + loop.nargs
+        return self._run(np.ascontiguousarray(full), npoints, len(self._out_regs))[:, :self._nout]
 
     def _point(self, args: tuple) -> Any:
         return _tape.run_point(self.code, self.registers, self._const_regs, self._const_values,
@@ -90,6 +126,47 @@ class TapeFunction(CompiledFunction):
     def __reduce__(self):
         # Pickles as the circuit; the tape is built again where it is unpickled.
         return (to_tape, (self.circuit, self._name, self._csr is not None))
+
+
+class _Loop:
+    """A loop site of a tape: its body as a tape, run once per step over all points."""
+
+    def __init__(self, site: dict[str, Any], name: str):
+        prm = site["params"]
+        self.body, self.length = prm["body"], prm["length"]
+        self.reverse, self.save = prm["reverse"], prm["save"]
+        self.run_body = TapeFunction(self.body.circuit, f"{name} (a loop's body)")
+        self.sizes = [len(group) for group in site["args"]]
+        self.nargs, self.nresult = sum(self.sizes), len(site["result"])
+
+    def __call__(self, args: np.ndarray, npoints: int) -> np.ndarray:
+        """The packed results (float64[npoints, result]) from the arguments' scalars."""
+        body, length = self.body, self.length
+        k, m = body.carries, body.xs
+        cuts = np.cumsum([0] + self.sizes)
+        parts = [args[:, a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+        carry = np.concatenate(parts[:k], axis=1) if k else np.zeros((npoints, 0))
+        xs = [p.reshape(npoints, length, -1) for p in parts[k:k + m]]
+        closures = parts[k + m:]
+        ncarry = carry.shape[1]
+        ysize = [math.prod(s) for s in body.shapes()[3]]
+        ys = np.empty((npoints, length, sum(ysize)))
+        saved = np.empty((npoints, length, ncarry)) if self.save else None
+        for t in (range(length - 1, -1, -1) if self.reverse else range(length)):
+            if saved is not None:
+                saved[:, t] = carry
+            step = np.ascontiguousarray(np.concatenate(
+                [carry] + [x[:, t] for x in xs] + closures, axis=1))
+            out = self.run_body._evaluate(step, npoints)
+            carry, ys[:, t] = out[:, :ncarry], out[:, ncarry:]
+        packed = [carry]
+        cuts = np.cumsum([0] + ysize)
+        packed += [ys[:, :, a:b].reshape(npoints, -1) for a, b in zip(cuts[:-1], cuts[1:])]
+        if saved is not None:
+            sizes = np.cumsum([0] + [math.prod(s) for s in body.shapes()[0]])
+            packed += [saved[:, :, a:b].reshape(npoints, -1)
+                       for a, b in zip(sizes[:-1], sizes[1:])]
+        return np.concatenate(packed, axis=1)
 
 
 def to_tape(c: Circuit, name: str = "f", csr: bool = True) -> TapeFunction:

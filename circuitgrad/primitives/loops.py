@@ -477,8 +477,8 @@ def _rule(kind: str) -> Callable[..., Any]:
 
 def _refuse_scalar(b: Any, prim: Any, args: Any, params: Any, shape: Any) -> Any:
     raise CircuitError("scalarize: scan (a loop) has no scalar expansion; evaluate it with "
-                       "cg.to_numpy, which runs the body in a loop (to_tape, to_c and to_sympy "
-                       "refuse it too)")
+                       "cg.to_numpy, which runs the body in a loop, cg.to_c, which writes "
+                       "the loop in C, or cg.to_tape (to_sympy refuses it too)")
 
 
 RECORDS: list[Primitive] = [
@@ -487,6 +487,6 @@ RECORDS: list[Primitive] = [
               shape=_scan_shape, vjp=_rule("vjp"), jvp=_rule("jvp"), label_of=_scan_label,
               internal=True, variadic=True, function=_scan_function,
               sparsity="dense", scalar=_refuse_scalar,
-              c_refusal="a loop (scan) runs its body in to_numpy's Python loop; the C "
-                        "lowerings do not unroll it: use cg.to_numpy"),
+              c_refusal="a loop (scan) is lowered by its loop site (scalarize(c, "
+                        "loops=True)), not as one C statement"),
 ]
