@@ -46,15 +46,27 @@ class Point:
     def __init__(self, builder: Builder, inputs: dict[int, np.ndarray]) -> None:
         self.builder = builder
         self.inputs = inputs
-        self.values: list[Any] = []
+        self.values: dict[int, Any] = {}
         self.guards: list[tuple[int, str, float, str]] = []  # (node, kind, expected, text)
 
     def value(self, i: int) -> np.ndarray:
-        """The value of node ``i`` at the point (every node up to ``i`` computed once)."""
+        """The value of node ``i`` at the point: the nodes it depends on computed once each
+        (only those: a loop's body is traced into the same builder, and its own inputs have
+        no value at the point), by an explicit stack, not recursion."""
         b, values = self.builder, self.values
         with np.errstate(all="ignore"):  # (the trace's values, as NumPy gives them)
-            for j in range(len(values), i + 1):
+            stack = [i]
+            while stack:
+                j = stack[-1]
+                if j in values:
+                    stack.pop()
+                    continue
                 op, args = b.ops[j], b.args[j]
+                todo = [a for a in args if a not in values]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                stack.pop()
                 if op == "input":
                     if j not in self.inputs:
                         raise CircuitError("a branch on a value of an input the point does not "
@@ -66,7 +78,7 @@ class Point:
                     fn = compiled(op, b.params[j], [b.shapes[a] for a in args],
                                   [b.ops[a] != "const" for a in args])
                     v = fn(*[values[a] for a in args])
-                values.append(v)
+                values[j] = v
         return np.asarray(values[i], dtype=np.float64)
 
     def record(self, node: int, kind: str, expected: float, text: str) -> None:

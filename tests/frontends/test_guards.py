@@ -442,3 +442,18 @@ def test_a_function_can_lower_its_branches_with_a_compiled_lowering():
     assert len(f.branches()) >= 2
     assert all("guards checked first" in repr(b.run) for _, bs in f.cache.values()
                for b in bs.branches.values())
+
+
+def test_a_branch_after_a_loop_is_guarded():
+    # cg.scan traces its body into the same builder: the guard's value is computed from the
+    # nodes it depends on only, not from the body's own inputs (which have no value there)
+    def f(x):
+        c, _ = cg.scan(lambda c, _: (c * 0.9 + 1.0, c), x, length=5)
+        return c if np.sum(c) > 0 else -c
+
+    at = np.array([1.0, 2.0])
+    g = cg.trace(f, at=at)
+    for lower in (cg.to_numpy, cg.to_c):
+        np.testing.assert_allclose(lower(g)(at), f(at), rtol=1e-14)
+        with pytest.raises(cg.CircuitError, match="does not hold"):
+            lower(g)(-10 * at)
