@@ -44,7 +44,8 @@ FOLD_LIMIT = 10**7
 """The most elements (times the inner length, for matmul) that folding an operation on
 constants may compute while reading; beyond that the text is refused."""
 
-_TOP = {"format", "version", "inputs", "outputs", "nodes", "meta"}
+_TOP = {"format", "version", "inputs", "outputs", "nodes", "meta", "bodies"}
+_BODY = {"carries", "xs", "inputs", "outputs", "nodes"}
 _FIELDS = {
     "input": {"op", "input", "shape", "name"},
     "const": {"op", "value", "shape", "name"},
@@ -196,9 +197,10 @@ def _name(where: str, field: str, value: Any) -> str:
 class _Reader:
     """The state of one read: the builder, and the builder id of every JSON node."""
 
-    def __init__(self) -> None:
+    def __init__(self, bodies: list[Any] | None = None) -> None:
         self.b = Builder()
         self.ids: list[int] = []
+        self.bodies = bodies or []  # the loops' bodies read so far (a scan names one by index)
 
     def node(self, k: int, record: Any) -> None:
         where = f"node {k}"
@@ -291,6 +293,17 @@ class _Reader:
             if key not in allowed:
                 takes = f"takes params {', '.join(allowed)}" if allowed else "takes no params"
                 raise _fail(where, f"unknown param {_short(key)}: {op} {takes}")
+            if op == "scan" and key in ("body", "recompute"):  # an index into 'bodies'
+                if not _is_int(v) or not 0 <= v < len(self.bodies):
+                    raise _fail(where, f"param {key}={_short(v)} must be the index of an "
+                                       f"earlier body (there are {len(self.bodies)})")
+                params[key] = self.bodies[v]
+                continue
+            if op == "scan" and key in ("reverse", "save"):
+                if v not in (0, 1) or not _is_int(v):
+                    raise _fail(where, f"param {key}={_short(v)} must be 0 or 1")
+                params[key] = bool(v)
+                continue
             if isinstance(v, list) and key in _NESTED_PARAMS:
                 params[key] = _nested(f"{where} param {key}", v)
                 continue
@@ -406,6 +419,44 @@ def _csr_layouts(value: Any, where: str) -> dict[str, Any]:
     return layouts
 
 
+def _bodies(value: Any) -> list[Any]:
+    """The loops' bodies, in order: each a circuit (read as the document's own nodes, its
+    scans naming earlier bodies only, so no recursion) and its carry and x counts."""
+    from ..primitives.loops import Body
+
+    if not isinstance(value, list):
+        raise CircuitError(f"'bodies' must be a list, got {_short(value)}")
+    bodies: list[Any] = []
+    for k, body in enumerate(value):
+        where = f"body {k}"
+        if not isinstance(body, dict):
+            raise _fail(where, f"a body must be an object, got {_short(body)}")
+        extra = sorted(set(body) - _BODY) or sorted(_BODY - set(body))
+        if extra:
+            raise _fail(where, f"a body has the fields {', '.join(sorted(_BODY))}; "
+                               f"{extra[0]!r} is {'not one' if extra[0] in body else 'missing'}")
+        nodes, inputs = body["nodes"], body["inputs"]
+        if not isinstance(nodes, list) or not isinstance(inputs, list) or \
+                not all(isinstance(s, str) for s in inputs):
+            raise _fail(where, "'nodes' and 'inputs' must be lists (of records, of names)")
+        reader = _Reader(bodies)
+        for j, record in enumerate(nodes):
+            try:
+                reader.node(j, record)
+            except CircuitError as e:
+                raise type(e)(f"{where}: {e}") from None
+        outputs = _outputs(body["outputs"], len(nodes), reader.ids)
+        for field in ("carries", "xs"):
+            if not _is_int(body[field]) or body[field] < 0:
+                raise _fail(where, f"{field!r} must be a count, got {_short(body[field])}")
+        try:
+            circuit = reader.b.finish(outputs, inputs=inputs)
+            bodies.append(Body(circuit, body["carries"], body["xs"]))
+        except CircuitError as e:
+            raise type(e)(f"{where}: {e}") from None
+    return bodies
+
+
 def from_json(text: str | bytes | os.PathLike) -> Circuit:
     """Read a circuit saved by :func:`~circuitgrad.to_json`, treating the text as untrusted.
 
@@ -453,7 +504,7 @@ def from_json(text: str | bytes | os.PathLike) -> Circuit:
     if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
         raise CircuitError(f"'inputs' must be a list of input names, got {_short(inputs)}")
     with no_gc(), np.errstate(all="ignore"):
-        reader = _Reader()
+        reader = _Reader(_bodies(doc.get("bodies", [])))
         forward_id = {0: 0}
         for k, record in enumerate(nodes):
             reader.node(k, record)

@@ -120,32 +120,16 @@ def to_json(c: Circuit, path: str | os.PathLike | None = None) -> str:
     """
     c = as_circuit(c, "to_json")
     refuse_guarded(c, "to_json")
-    nodes = []
-    for i, op, args, params, shape in c.records():
-        record: dict[str, Any] = {"op": op}
-        if op == "input":
-            record["input"] = params
-        elif op == "const":
-            if isinstance(params, np.ndarray):
-                record["value"] = [number(v) for v in params.ravel().tolist()]
-            else:
-                record["value"] = number(params)
-        else:
-            record["args"] = list(args)
-            if params:
-                record["params"] = {k: _param(i, k, v) for k, v in params.items()
-                                    if v is not None}
-        if shape:
-            record["shape"] = list(shape)
-        name = c.name(i)
-        if name is not None:
-            record["name"] = name
-        nodes.append(record)
+    bodies: list[dict] = []  # the loops' bodies, inner ones first (a body names earlier ones)
+    numbered: dict[Any, int] = {}
+    nodes = _records(c, bodies, numbered)
     head = {"format": FORMAT, "version": VERSION}
-    parts = {"inputs": list(c.inputs),
-             "outputs": [[name, i] for name, i in zip(c.outputs, c.output_ids)]}
+    parts: dict[str, Any] = {"inputs": list(c.inputs),
+                             "outputs": [[name, i] for name, i in zip(c.outputs, c.output_ids)]}
     if c.meta:
         parts["meta"] = _meta(c.meta)
+    if bodies:
+        parts["bodies"] = bodies
     try:
         text = _document(head, parts, nodes, ensure_ascii=False)
     except UnicodeEncodeError:  # a name with a lone surrogate: escape everything
@@ -163,12 +147,84 @@ def to_json(c: Circuit, path: str | os.PathLike | None = None) -> str:
     return text
 
 
+def _records(c: Circuit, bodies: list[dict], numbered: dict[Any, int]) -> list[dict]:
+    """The node records of ``c``; a loop's body (and its checkpointed recomputation) is
+    appended to ``bodies`` once, before the first node that names it by its index there.
+    The bodies are saved without recursion: a body's own loops were numbered when its
+    circuit was (the pending stack below)."""
+    from ..primitives.loops import Body
+
+    def number_body(body: Any) -> int:
+        # The bodies ``body`` needs, inner first, by an explicit stack.
+        stack = [(body, False)]
+        while stack:
+            b, ready = stack.pop()
+            if b in numbered:
+                continue
+            inner = [p for _, op, _, params, _ in b.circuit.records() if op == "scan"
+                     for p in (params["body"], params.get("recompute")) if isinstance(p, Body)]
+            if not ready:
+                stack.append((b, True))
+                stack.extend((p, False) for p in inner if p not in numbered)
+                continue
+            numbered[b] = len(bodies)
+            bodies.append({"carries": b.carries, "xs": b.xs,
+                           "inputs": list(b.circuit.inputs),
+                           "outputs": [[n, i] for n, i in zip(b.circuit.outputs,
+                                                                b.circuit.output_ids)],
+                           "nodes": _node_records(b.circuit, numbered)})
+        return numbered[body]
+
+    for _, op, _, params, _ in c.records():
+        if op == "scan":
+            for key in ("body", "recompute"):
+                if isinstance(params.get(key), Body):
+                    number_body(params[key])
+    return _node_records(c, numbered)
+
+
+def _node_records(c: Circuit, numbered: dict[Any, int]) -> list[dict]:
+    from ..primitives.loops import Body
+
+    nodes = []
+    for i, op, args, params, shape in c.records():
+        record: dict[str, Any] = {"op": op}
+        if op == "input":
+            record["input"] = params
+        elif op == "const":
+            if isinstance(params, np.ndarray):
+                record["value"] = [number(v) for v in params.ravel().tolist()]
+            else:
+                record["value"] = number(params)
+        else:
+            record["args"] = list(args)
+            if params:
+                record["params"] = {
+                    k: numbered[v] if isinstance(v, Body) else int(v) if isinstance(v, bool)
+                    else _param(i, k, v) for k, v in params.items() if v is not None}
+        if shape:
+            record["shape"] = list(shape)
+        name = c.name(i)
+        if name is not None:
+            record["name"] = name
+        nodes.append(record)
+    return nodes
+
+
 def _document(head: dict, parts: dict, nodes: list[dict], ensure_ascii: bool) -> str:
     def dump(value: Any) -> str:
         return json.dumps(value, ensure_ascii=ensure_ascii, allow_nan=False)
 
     lines = [dump(head)[:-1] + ","]
-    lines += [f" {dump(k)}: {dump(v)}," for k, v in parts.items()]
+    lines += [f" {dump(k)}: {dump(v)}," for k, v in parts.items() if k != "bodies"]
+    if "bodies" in parts:  # each body as the document is: its nodes one per line
+        shown = []
+        for body in parts["bodies"]:
+            head_fields = ", ".join(f"{dump(k)}: {dump(v)}" for k, v in body.items()
+                                    if k != "nodes")
+            rows = ",\n".join(f"    {dump(node)}" for node in body["nodes"])
+            shown.append(f"  {{{head_fields}, \"nodes\": [\n{rows}\n  ]}}")
+        lines.append(' "bodies": [\n' + ",\n".join(shown) + "\n ],")
     body = ",\n".join(f"  {dump(node)}" for node in nodes)
     lines.append(' "nodes": [\n' + body + "\n ]}")
     text = "\n".join(lines)

@@ -409,3 +409,52 @@ def test_a_bad_csr_pattern_is_refused_by_name(layout, message):
     doc["meta"]["csr_outputs"]["jacobian"] = layout
     with pytest.raises(cg.CircuitError, match=re.escape(message)):
         cg.from_json(json.dumps(doc))
+
+
+def _loops():
+    def f(x, F):
+        def inner(c, _):  # a loop inside the body
+            return c * 0.5 + F, c.sum()
+
+        def body(c, _):
+            d, ys = cg.scan(inner, c, length=2)
+            return d + 0.01 * (F - c * c), ys.sum()
+
+        c, ys = cg.scan(body, x, length=20)
+        back, _ = cg.scan(lambda s, y: (s * 0.9 + y, s), np.sum(c), xs=ys, reverse=True)
+        return back + np.sum(c)
+
+    return cg.trace(f, shapes={"x": (3,), "F": ()})
+
+
+def test_loops_round_trip_with_their_bodies_saved_once():
+    c = _loops()
+    x = np.array([0.1, 0.2, 0.3])
+    for circ in (c, cg.grad(c), cg.grad(c, checkpoints=3), cg.jvp(c)):
+        text = cg.to_json(circ)
+        back = cg.from_json(text)
+        assert back.size == circ.size and cg.to_json(back) == text
+        args = (x, 2.0) + ((x, 1.0) if len(circ.inputs) > 2 else ())
+        got, want = cg.to_numpy(back)(*args), cg.to_numpy(circ)(*args)
+        for a, b in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_array_equal(a, b)
+    doc = json.loads(cg.to_json(c))
+    # the inner loop's body first; each body once, however many loops name it
+    assert len(doc["bodies"]) == 3
+    assert [n["params"]["body"] for n in doc["nodes"] if n["op"] == "scan"] == [1, 2]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["nodes"][2]["params"].update(body=7), "index of an earlier body"),
+    (lambda d: d["bodies"][0].update(carries=5), "body 0"),
+    (lambda d: d["bodies"][0].pop("xs"), "'xs' is missing"),
+    (lambda d: d["bodies"][1]["nodes"][2]["params"].update(body=1), "earlier body"),
+    (lambda d: d["nodes"][2]["params"].update(reverse=2), "must be 0 or 1"),
+    (lambda d: d.update(bodies={}), "'bodies' must be a list"),
+])
+def test_bad_loop_bodies_are_refused_by_name(change, message):
+    doc = json.loads(cg.to_json(_loops()))
+    change(doc)
+    with pytest.raises(cg.CircuitError, match=message):
+        cg.from_json(json.dumps(doc))
