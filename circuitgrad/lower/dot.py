@@ -747,6 +747,7 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
             d.node(name, label, _attributes=attrs)
     for tail, head, attrs in drawing.edges() + out_edges:
         d.edge(tail, head, _attributes=attrs)
+    _draw_bodies(d, c)
     guards = c.meta.get("guards")
     if guards is not None:  # the branch this circuit is: its guards, checked first
         text = "\\l".join(["guards, checked first (the circuit holds where all do):"] + [
@@ -769,6 +770,68 @@ def to_dot(c: Circuit, at: Mapping[str, Any] | None = None,
             last = f"n{i}" if drawing.boxed_output(i) else f"out{k}"
             d.edge(first, last, _attributes=[("style", "invis")])
     return d
+
+
+def _draw_bodies(d: Any, c: Circuit) -> None:
+    """Each distinct loop body once, as a cluster beside the circuit: its nodes and edges,
+    its carried edges (a new carry back to its input, dashed), titled with its trip counts;
+    a dotted edge from every ``scan`` node to the body it runs. Bodies inside bodies too,
+    found with an explicit stack (no recursion)."""
+    from ..primitives.loops import Body
+
+    def scans(circuit: Circuit) -> list[tuple[int, Any]]:
+        return [(i, params) for i, op, _, params, _ in circuit.records() if op == "scan"]
+
+    numbered: dict[Any, int] = {}
+    steps: dict[int, list[str]] = {}
+    pending = [("", i, params) for i, params in scans(c)]
+    drawn: list[Body] = []
+    while pending:
+        owner, i, params = pending.pop(0)
+        for key in ("body", "recompute"):
+            body = params.get(key)
+            if not isinstance(body, Body):
+                continue
+            if body not in numbered:
+                numbered[body] = len(numbered)
+                drawn.append(body)
+                pending += [(f"b{numbered[body]}_", j, p) for j, p in scans(body.circuit)]
+            k = numbered[body]
+            how = f"{params['length']} steps" + (", reversed" if params.get("reverse") else "")
+            if key == "recompute":
+                how += ", recomputing"
+            steps.setdefault(k, []).append(how)
+            d.edge(f"{owner or 'n'}{i}", f"b{k}_{body.circuit.output_ids[0]}",
+                   _attributes=[("style", "dotted"), ("color", _REFERENCE), ("arrowhead", "none"),
+                                ("constraint", "false")])
+    for body in drawn:
+        k, bc = numbered[body], body.circuit
+        with d.subgraph(name=f"cluster_body{k}") as s:
+            counts = ", ".join(f"{n} {word}{'s' * (n != 1)}" for n, word in (
+                (body.carries, "carry"), (body.xs, "sequence"), (body.closures, "closure")))
+            counts = counts.replace("carrys", "carries")
+            s.attr(label=f"loop body {k}: {'; '.join(sorted(set(steps[k])))} ({counts})",
+                   labeljust="l", style="rounded,dashed", color="#94a3b8",
+                   fontcolor=_MUTED, fontsize="11")
+            for i, op, args, params, shape in bc.records():
+                if op == "input":
+                    label, (fill, line) = params, _INPUT
+                elif op == "const":
+                    label, (fill, line) = ("const" if shape else _number(params)), _CONST
+                else:
+                    label = PRIMITIVES[op].display(params, [bc.shape(a) for a in args])
+                    fill, line = _FORWARD
+                if shape:
+                    label += f" {_shape_text(shape)}"
+                s.node(f"b{k}_{i}", label, _attributes=[
+                    ("shape", "box" if op in LEAVES else "ellipse"), ("style", "filled"),
+                    ("fillcolor", fill), ("color", line)])
+                for a in args:
+                    s.edge(f"b{k}_{a}", f"b{k}_{i}")
+            for j in range(body.carries):  # the new carry is the next step's carry input
+                s.edge(f"b{k}_{bc.output_ids[j]}", f"b{k}_{bc.input_ids[j]}", _attributes=[
+                    ("style", "dashed"), ("color", "#2563eb"), ("label", "carry"),
+                    ("fontsize", "9"), ("constraint", "false")])
 
 
 def render(c: Circuit, path: str | os.PathLike, at: Mapping[str, Any] | None = None,

@@ -449,3 +449,19 @@ def test_to_dot_draws_the_adjoint_circuit_it_is_handed():
     handed = cg.to_dot(c, at=NEURON_AT, adjoints=adjoint_circuit(c)).source
     assert handed == cg.to_dot(c, at=NEURON_AT).source
     assert "δ 1" in handed
+
+
+def test_a_loop_body_is_drawn_once_as_a_cluster_with_its_trip_counts():
+    def f(x, F):
+        step = lambda c, _: (c * 0.5 + F, c.sum())  # noqa: E731
+        a, _ = cg.scan(step, x, length=20)
+        b, _ = cg.scan(step, a, length=3)  # the same body, another trip count
+        return np.sum(b)
+
+    c = cg.trace(f, shapes={"x": (3,), "F": ()})
+    source = cg.to_dot(c).source
+    assert source.count("subgraph cluster_body") == 1
+    assert "loop body 0: 20 steps; 3 steps (1 carry, 0 sequences, 1 closure)" in source
+    assert "label=carry" in source  # the carried edge, new carry -> carry input
+    g = cg.to_dot(cg.grad(c)).source  # the adjoint loop's body, reversed
+    assert "reversed" in g and g.count("subgraph cluster_body") >= 2
