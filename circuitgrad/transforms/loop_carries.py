@@ -39,17 +39,20 @@ def saving_carries(c: Circuit, checkpoints: int | None = None) -> Circuit:
              and cols.params[i].get("recompute") is None}
     if not loops:
         return c
-    loops -= set(c.output_ids)
+    # Marking a loop for checkpoints keeps its shape, so every loop may be marked; saving
+    # grows its packed result, so only a loop read through getitem alone may be saved.
+    marked = {i for i in loops if checkpoints is not None
+              and cols.params[i]["length"] > checkpoints}
+    loops -= marked | set(c.output_ids)
     for i, op, args in zip(range(len(c)), cols.ops, cols.args):
         if op != "getitem":
             loops -= set(args)
-    if not loops:
+    if not loops and not marked:
         return c
     params, shapes = list(cols.params), list(cols.shapes)
+    for i in marked:
+        params[i] = {**params[i], "checkpoints": checkpoints}
     for i in loops:
-        if checkpoints is not None and params[i]["length"] > checkpoints:
-            params[i] = {**params[i], "checkpoints": checkpoints}
-            continue
         params[i] = {**params[i], "save": True}
         shapes[i] = shape_of(cols.ops[i], tuple(shapes[a] for a in cols.args[i]), params[i])
     return Circuit(list(cols.ops), list(cols.args), params, shapes, dict(cols.names),

@@ -425,3 +425,19 @@ def test_checkpointed_long_loop_and_its_refusals():
         cg.grad(c, checkpoints=0)
     batch = cg.to_numpy(g)(np.array([0.01, 0.02]))
     assert batch[1][0] == got[1] and batch[1][1] == cg.to_numpy(g)(0.02)[1]
+
+
+def test_checkpoints_apply_to_a_loop_whose_carry_is_read_directly():
+    # (without ys, cg.scan's result is the carry itself, read by other ops than getitem: the
+    # loop could not be saved in place, and grad(checkpoints=) once ignored it silently)
+    def f(x):
+        c, _ = cg.scan(lambda c, _: (c * 0.999 + np.sin(c) * 0.001, None), x, length=50)
+        return np.sum(c * c)
+
+    c = cg.trace(f, shapes={"x": (4,)})
+    g = cg.grad(c, checkpoints=3)
+    assert any(g.params(i).get("recompute") is not None
+               for i in range(len(g)) if g.op(i) == "scan")
+    x = np.linspace(0.1, 1.0, 4)
+    for a, b in zip(cg.to_numpy(g)(x), cg.to_numpy(cg.grad(c))(x)):
+        np.testing.assert_array_equal(a, b)
