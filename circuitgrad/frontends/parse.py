@@ -161,11 +161,12 @@ def _blocks(lines: list[str], text: str) -> Iterator[tuple[int, int, re.Match | 
     depth, continued, run = 0, False, None
     for i, line in enumerate(lines):
         match = None
-        if not depth and not continued:
+        block = line[:1].isspace()  # a line of a block (a loop's): parsed with its header
+        if not depth and not continued and not block:
             match = _SIMPLE.fullmatch(line)
             if match is not None and not _simple_names_ok(match):
                 match = None
-        chain = (match is None and not depth and not continued
+        chain = (match is None and not depth and not continued and not block
                  and sum(map(line.count, "+-*/@")) >= CHAIN_OPERATORS)
         if match is not None or chain:
             if run is not None:
@@ -256,6 +257,10 @@ class _Program:
         self.offset = 0  # index of the current chunk's first line
         self.columns: dict[int, Any] = {}  # line -> byte-to-character map (() when ASCII)
         self.overflows: list[str] = []  # warnings about literals, raised by parse
+        # In a loop's body: the carried names (inputs of the body that it may assign once).
+        self.carried: set[str] = set()
+        # Names a loop's body assigned that do not outlive it: name -> the loop's line.
+        self.loop_locals: dict[str, tuple[str, int]] = {}
         if self.declared is not None:
             for name in self.declared:
                 if not isinstance(name, str) or not name.isidentifier():
@@ -304,13 +309,114 @@ class _Program:
                 raise self.fail(stmt, "a bare expression is only allowed as the last line "
                                       "(it is the output); assign it to a name")
             return None, self.expression(stmt.value)
+        if isinstance(stmt, ast.For) and not self.carried:
+            return self.loop(stmt)
         raise self.fail(stmt, f"{_STATEMENTS.get(kind, kind)} is not supported: a program is "
                               "assignments 'name = expression'")
+
+    def loop(self, stmt: ast.For) -> tuple[str | None, int]:
+        """``for i in range(n):`` over assignments: one ``scan`` node whose body is the block,
+        built once (docs/loops.md). A name assigned before the loop and in its block is
+        *carried* (its value after a step is the next step's); ``i`` is the step's number;
+        the names the block reads from outside are the body's closures. After the loop a
+        carried name is its value after the last step; a name only the block assigns is
+        refused after it."""
+        from ..primitives.loops import Body, layout, leaf
+
+        steps = self.loop_range(stmt)
+        index = stmt.target.id if isinstance(stmt.target, ast.Name) else None
+        if index is None or stmt.orelse or not stmt.body:
+            raise self.fail(stmt, "a loop is 'for i in range(n):' over assignments, without "
+                                  "else")
+        line, _ = self.where(stmt)
+        targets: list[str] = []
+        for inner in stmt.body:
+            if not (isinstance(inner, ast.Assign) and len(inner.targets) == 1
+                    and isinstance(inner.targets[0], ast.Name)):
+                kind = type(inner).__name__
+                raise self.fail(inner, f"{_STATEMENTS.get(kind, 'this statement')} in a loop: "
+                                       "a loop's block is assignments 'name = expression'")
+            if inner.targets[0].id not in targets:
+                targets.append(inner.targets[0].id)
+        if index in targets or index in self.assigned:
+            raise self.fail(stmt, f"the loop's index '{index}' must be a new name, not "
+                                  "assigned")
+        carried = [t for t in targets if t in self.assigned]
+        for t in targets:
+            if t not in carried and (t in self.first_use or (
+                    self.declared_set is not None and t in self.declared_set)):
+                raise self.fail(stmt, f"'{t}' is an input, and an input is never assigned: "
+                                      f"assign its start value to a name before the loop "
+                                      f"({t}0 = {t}) and carry that")
+        if not carried:
+            raise self.fail(stmt, "the loop carries nothing: assign a name before the loop "
+                                  "and update it in the block (s = 0.0; for i in range(n): "
+                                  "s = s + ...)")
+        b = self.builder
+        # The body's closures (names it reads from outside) have their shapes out there.
+        outside = {**self.shapes, **{n: b.shapes[i] for n, i in b.inputs.items()},
+                   **{n: b.shapes[i] for n, (i, _) in self.assigned.items()}}
+        body = _Program(self.lines, None, outside, self.margin)
+        body.offset = self.offset
+        body.carried = set(carried)
+        for name in carried:
+            body.builder.input(name, b.shapes[self.assigned[name][0]])
+        body.builder.input(index, ())
+        for inner in stmt.body:
+            body.statement(inner, False)
+        free = [n for n in body.builder.inputs if n not in body.carried and n != index]
+        outputs = [(f"{n}.next", body.assigned[n][0] if n in body.assigned
+                    else body.builder.inputs[n]) for n in carried]
+        circuit = body.builder.finish(outputs, inputs=carried + [index] + free)
+        try:
+            made = Body(circuit, carries=len(carried), xs=1)
+        except CircuitError as e:  # a carried name whose shape a step changes
+            raise located(type(e)(f"{e} (a carried name keeps its shape from step to step: a "
+                                  "Python loop would broadcast it, a circuit's loop cannot)"),
+                          line, 1) from None
+        closures = [self.lookup(n, line, 1) for n in free]  # (outside: an input, or assigned)
+        numbers = b.const_id(np.arange(steps[0], steps[1], dtype=np.float64))
+        try:
+            packed = b.apply_id("scan", tuple(self.assigned[n][0] for n in carried)
+                                + (numbers,) + tuple(closures),
+                                {"body": made, "length": steps[1] - steps[0],
+                                 "reverse": False, "save": False})
+        except CircuitError as e:
+            raise located(e, line, 1) from None
+        places = layout(made, steps[1] - steps[0], save=False)[:len(carried)]
+        for name, (offset, shape) in zip(carried, places):
+            node = leaf(b, Value(b, packed), offset, shape).id
+            self.assign(name, node, line)
+        for t in targets:
+            if t not in carried:
+                self.loop_locals[t] = ("local", line)
+        self.loop_locals[index] = ("index", line)
+        return carried[-1], self.assigned[carried[-1]][0]
+
+    def loop_range(self, stmt: ast.For) -> tuple[int, int]:
+        it = stmt.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
+                and it.func.id == "range" and not it.keywords and 1 <= len(it.args) <= 2):
+            raise self.fail(it, "a loop runs over range(n) or range(a, b), with integer "
+                                "literals")
+        bounds = []
+        for a in it.args:
+            value = _literal(a) if isinstance(a, (ast.Constant, ast.UnaryOp)) else None
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise self.fail(a, "range's bounds must be integer literals (the trip count "
+                                   "is part of the circuit)")
+            bounds.append(value)
+        start, stop = (0, bounds[0]) if len(bounds) == 1 else bounds
+        if stop <= start:
+            raise self.fail(it, f"range({start}, {stop}) runs no step")
+        return start, stop
 
     def check_target(self, target: str, line: int, col: int) -> None:
         """The rules of straight-line programs, checked once the right-hand side is built: a
         name is assigned at most once, and a name used before it is assigned (even on the
         right of its own assignment, ``x = 2*x``) is an input, which is never assigned."""
+        if target in self.carried and target not in self.assigned:
+            return  # a loop's carried name: its new value, once per step
         if target in self.assigned:
             raise ParseError(f"'{target}' is assigned twice (first on line "
                              f"{self.assigned[target][1]}); use a new name", line, col)
@@ -690,6 +796,13 @@ class _Program:
         hit = self.assigned.get(name)
         if hit is not None:
             return hit[0]
+        if name in self.loop_locals:
+            what, where = self.loop_locals[name]
+            raise ParseError(f"'{name}' is the index of the loop on line {where}: it has no "
+                             "value after the loop" if what == "index" else
+                             f"'{name}' is assigned in the loop on line {where} but carried by "
+                             "none (it has no value before the loop): assign it before the "
+                             "loop to carry it", line, col)
         declared = self.declared_set is not None and name in self.declared_set
         if name in CONSTANTS and not declared:
             return self.builder.const_id(CONSTANTS[name])
@@ -806,6 +919,10 @@ def parse(text: str, inputs: Sequence[str] | None = None,
     A number literal too large for a float (``1e400``, or a 400-digit integer) is the
     infinity it rounds to, as in NumPy; a ``RuntimeWarning`` names its line and column.
     ``pi``, ``e`` and ``inf`` are those numbers unless ``inputs`` names them.
+
+    A loop ``for i in range(n):`` over a block of assignments is one ``scan`` node: a name
+    assigned before the loop and in the block is carried from step to step (docs/loops.md,
+    "In programs").
 
     Comparisons (``x > 0``, ``0 < x < 1``, ``==``) are masks, 1.0 where they hold and 0.0
     elsewhere; ``&``, ``|``, ``~`` and ``and``, ``or``, ``not`` combine them, and

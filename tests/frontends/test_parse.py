@@ -313,3 +313,54 @@ def test_fast_path_takes_negative_constants_in_parentheses():
     assert [repr(c.params(i)) for i in range(len(c)) if c.op(i) == "const"] == ["-0.0"]
     with pytest.raises(cg.ParseError, match="leading zeros"):
         cg.parse("y = x * (-017)")
+
+
+LOOP = """
+s = x * 1.0
+t = 0.0
+for i in range(2, 12):
+    d = s * 0.9 + i
+    s = d + a
+    t = t + sum(s * s)
+J = t + sum(s)
+"""
+
+
+def _loop_reference(x, a):
+    s, t = x * 1.0, 0.0
+    for i in range(2, 12):
+        d = s * 0.9 + i
+        s = d + a
+        t = t + np.sum(s * s)
+    return t + np.sum(s)
+
+
+def test_a_for_loop_over_range_is_one_scan_node_with_carried_names():
+    c = cg.parse(LOOP, shapes={"x": (3,)})
+    assert [c.op(i) for i in range(len(c))].count("scan") == 1 and c.inputs == ("x", "a")
+    x, a = np.array([0.1, 0.2, 0.3]), 0.5
+    assert float(cg.to_numpy(c)(x=x, a=a)) == _loop_reference(x, a)
+    g = cg.to_numpy(cg.grad(c))(x=x, a=a)
+    eps = 1e-6
+    fd = (_loop_reference(x, a + eps) - _loop_reference(x, a - eps)) / (2 * eps)
+    assert float(g.dJ_da) == pytest.approx(fd, rel=1e-6)
+    unrolled = cg.trace(_loop_reference, shapes={"x": (3,), "a": ()})
+    np.testing.assert_allclose(g.dJ_dx, cg.to_numpy(cg.grad(unrolled))(x, a).df_dx, rtol=1e-13)
+    assert float(cg.to_c(c)(x=x, a=a)) == pytest.approx(_loop_reference(x, a), rel=1e-14)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("for i in range(3):\n    s = s + i\nJ = s", "carries nothing"),
+    ("s = 1.0\nfor i in range(n):\n    s = s + i\nJ = s", "integer literals"),
+    ("s = 1.0\nfor i in range(3, 3):\n    s = s + i\nJ = s", "runs no step"),
+    ("s = 1.0\nfor i in range(3):\n    if s:\n        s = 1\nJ = s", "an if statement in a loop"),
+    ("s = 1.0\nfor i in range(3):\n    s = s + 1\nJ = i", "index of the loop on line 2"),
+    ("s = 1.0\nfor i in range(3):\n    d = s * 2\n    s = d\nJ = d", "carried by none"),
+    ("s = 1.0\nfor i in range(3):\n    x = x + s\n    s = x\nJ = s", "input, and an input is "
+     "never assigned"),
+    ("s = 0.0\nfor i in range(3):\n    s = s + x\nJ = s", "keeps its shape"),
+    ("s = 1.0\nfor i in range(3):\n    s = s + 1\nelse:\n    s = 0\nJ = s", "without else"),
+])
+def test_loops_in_programs_refuse_what_they_cannot_be(text, message):
+    with pytest.raises(cg.CircuitError, match=message):
+        cg.parse(text, shapes={"x": (2,)} if "x" in text else None)
