@@ -46,7 +46,7 @@ from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
-from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
+from .cforms import PRELUDE, c_literal, c_text, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
 
 MAX_RANK = 64  # NumPy's limit on axes, batch axes included: the kernel's odometer holds as many
@@ -55,6 +55,10 @@ SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
 # array costs ~1 µs: groups whose points have fewer entries stay NumPy calls. Decided by the
 # point shape, never by the batch, so that a point of a batch runs the code it runs alone.
 MIN_ENTRIES = 1024
+# A contraction summing at most this many terms per entry runs as cg_contract's C loop, not as
+# matmul (see contract); LOOP_REGISTER_INNER is contract.h's CG_REGISTER_INNER.
+LOOP_INNER = 16
+LOOP_REGISTER_INNER = 64
 
 
 @dataclass
@@ -202,6 +206,8 @@ def _fusable(c: Circuit, i: int, min_entries: int) -> bool:
 def _literal_const(c: Circuit, i: int) -> bool:
     return c.op(i) == "const" and not c.shape(i)
 
+
+CONTRACT_LOOP = c_text("contract.h")  # cg_contract: a contraction as a C loop (see contract)
 
 KERNEL_MACROS = r"""
 #include <string.h>
@@ -422,11 +428,17 @@ def contraction_spec(c: Circuit, s: int) -> tuple[str, str, str, tuple[int, ...]
 
 
 def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
-             repeats: int = 1) -> Any:
+             repeats: int = 1, loop: Any = None) -> Any:
     """``sum(a * b)`` over the letters not in ``lo`` (see :func:`contraction_spec`) as one
     ``matmul``: the letters of both operands and the output stack, those of both only are
     contracted, the others are the rows and columns. The points' batch axes stay stacking axes
-    of the matmul, so a point of a batch runs the product a point alone runs."""
+    of the matmul, so a point of a batch runs the product a point alone runs.
+
+    With ``loop`` (a library's ``cg_contract``, csrc/contract.h) a contraction that sums at
+    most ``LOOP_INNER`` terms per entry, or one with neither rows nor columns (stacked dot
+    products), runs as that C loop instead (:func:`contract_loop`): a stack of tiny matrices
+    is where ``matmul`` spends its time in copies and per-matrix calls. Chosen by the point's
+    letters, never the batch."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
 
     def squeezed(x: np.ndarray, letters: str) -> tuple[np.ndarray, str]:
@@ -453,6 +465,9 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     cols = [ch for ch in lb if ch not in la]
     sizes = {**dict(zip(la, a.shape[a.ndim - len(la):])),
              **dict(zip(lb, b.shape[b.ndim - len(lb):]))}
+    if loop is not None and (rows or cols) and math.prod(sizes[ch] for ch in inner) <= LOOP_INNER:
+        R = contract_loop(loop, a, la, b, lb, lo, sizes)
+        return _placed(R, R.ndim - len(lo), lo, wanted, point, repeats)
 
     def arranged(x: np.ndarray, lx: str, order: list[str], two: tuple[int, int]) -> np.ndarray:
         nb = x.ndim - len(lx)
@@ -471,6 +486,13 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     order = tuple(range(nb)) + tuple(nb + now.index(ch) for ch in lo)
     if order != tuple(range(R.ndim)):  # contiguous, for the kernels' vectors that read it
         R = np.ascontiguousarray(np.transpose(R, order))
+    return _placed(R, nb, lo, wanted, point, repeats)
+
+
+def _placed(R: np.ndarray, nb: int, lo: str, wanted: str, point: tuple[int, ...],
+            repeats: int) -> np.ndarray:
+    """A contraction's result ``R`` (``nb`` batch axes, then the letters ``lo``) as the sum
+    node's value: each term counted ``repeats`` times, the output's point axes in place."""
     if repeats != 1:  # each term summed that many times: a product's sum along a constant axis
         R = R * float(repeats)
     carried = tuple(n if ch in lo else 1 for ch, n in zip(wanted, point))
@@ -478,6 +500,53 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     if carried != tuple(point):  # an axis along which neither operand varies: the same sums
         R = np.array(np.broadcast_to(R, R.shape[:nb] + tuple(point)))
     return R
+
+
+def _loop_strides(x: np.ndarray, lx: str, batch: tuple, letters: str) -> list[int]:
+    """``x``'s strides in entries (its batch axes then letters ``lx``) along the loop's axes:
+    ``batch``'s axes, then one per letter of ``letters`` (0 where ``x`` does not vary)."""
+    nb = x.ndim - len(lx)
+    lead = len(batch) - nb
+    strides = [0] * lead + [0 if n == 1 and m != 1 else s // 8
+                            for n, m, s in zip(x.shape[:nb], batch[lead:], x.strides[:nb])]
+    return strides + [x.strides[nb + lx.index(ch)] // 8 if ch in lx else 0 for ch in letters]
+
+
+def contract_loop(loop: Any, a: np.ndarray, la: str, b: np.ndarray, lb: str, lo: str,
+                  sizes: dict[str, int]) -> np.ndarray:
+    """``sum(a * b)`` over the letters of both operands not in ``lo`` by the C loop
+    ``cg_contract`` (csrc/contract.h): an array of the batch axes then ``lo``'s letters, each
+    entry summed from +0.0 in the inner letters' row-major order (the same adds for a point
+    alone and in a batch, in whichever lane). ``a`` and ``b`` have their batch axes in front
+    of their letters; every letter is in ``lo`` or in both operands."""
+    a, b = np.asarray(a), np.asarray(b)  # (a sum of one operand's axes may be a number)
+    batch = np.broadcast_shapes(a.shape[:a.ndim - len(la)], b.shape[:b.ndim - len(lb)])
+    inner = "".join(ch for ch in la if ch in lb and ch not in lo)
+    # the loop's output axes: the batch's, then lo's letters ("." alone: a number's one entry)
+    out_letters = lo if lo or batch else "."
+    sizes = {**sizes, ".": 1}
+    if lo:  # a small operand strided along the row (the last axis): copied, the row its last
+        big = math.prod(batch) * math.prod(sizes[ch] for ch in lo)
+        fixed = []
+        for x, lx in ((a, la), (b, lb)):
+            k = lx.find(lo[-1])
+            if k >= 0 and x.strides[x.ndim - len(lx) + k] != 8 and 8 * x.size <= big:
+                x = np.ascontiguousarray(np.moveaxis(x, x.ndim - len(lx) + k, -1))
+                lx = lx.replace(lo[-1], "") + lo[-1]
+            fixed.append((x, lx))
+        (a, la), (b, lb) = fixed
+    letters = out_letters + inner
+    shape = [*batch, *(sizes[ch] for ch in letters)]
+    sa, sb = _loop_strides(a, la, batch, letters), _loop_strides(b, lb, batch, letters)
+    no = len(shape) - len(inner)
+    if len(shape) > 128:
+        raise ShapeError(f"to_fused: {len(shape)} axes in a contraction's loop, more than 128")
+    total = math.prod(sizes[ch] for ch in inner)
+    out = np.zeros(shape[:no]) if total > LOOP_REGISTER_INNER else np.empty(shape[:no])
+    so = [s // 8 for s in out.strides]
+    meta = np.array([no, len(inner), *shape, *sa, *sb, *so], dtype=np.int64)
+    loop(meta.ctypes.data, a.ctypes.data, b.ctypes.data, out.ctypes.data)
+    return out if out_letters != "." else out.reshape(())
 
 
 def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
@@ -525,8 +594,10 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
     entry = ["void cg_kernel(int g, const long *meta, double *const *ptr) {", "    switch (g) {"]
     entry += [f"    case {g}: cg_k{g}(meta, ptr); break;" for g in range(len(groups))]
     entry += ["    }", "}"]
+    contracts = any(kind == "contract" for kind, _ in schedule)
     source = "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(ops),
-                           KERNEL_MACROS.strip(), *kernels, "\n".join(entry)])
+                           KERNEL_MACROS.strip(), *([CONTRACT_LOOP.strip()] * contracts),
+                           *kernels, "\n".join(entry)])
     return "\n".join(lines), source + "\n", groups, names
 
 
@@ -551,13 +622,18 @@ class FusedFunction(NumpyFunction):
         namespace = {**NAMESPACE, **names.constants, **names.lists, "_run": run_kernel, "_contract": contract}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
-        if groups:
+        if groups or "_contract(" in source:
             _, library = compile_library(self.c_source, self._opt, self._timeout)
             entry = library.cg_kernel
             entry.restype = None
             entry.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
             for g in range(len(groups)):
                 namespace[f"_kernel{g}"] = functools.partial(entry, g)
+            if "_contract(" in source:
+                loop = library.cg_contract
+                loop.restype = None
+                loop.argtypes = [ctypes.c_void_p] * 4
+                namespace["_contract"] = functools.partial(contract, loop=loop)
             self._library = library  # kept alive with the function
         self._namespace = namespace
         self._source = source
