@@ -36,6 +36,7 @@ import collections
 import ctypes
 import functools
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
-from .cforms import PRELUDE, c_literal, c_text, c_vector_expression, c_vector_helpers
+from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
 
 MAX_RANK = 64  # NumPy's limit on axes, batch axes included: the kernel's odometer holds as many
@@ -55,10 +56,6 @@ SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
 # array costs ~1 µs: groups whose points have fewer entries stay NumPy calls. Decided by the
 # point shape, never by the batch, so that a point of a batch runs the code it runs alone.
 MIN_ENTRIES = 1024
-# A contraction summing at most this many terms per entry runs as cg_contract's C loop, not as
-# matmul (see contract); LOOP_REGISTER_INNER is contract.h's CG_REGISTER_INNER.
-LOOP_INNER = 16
-LOOP_REGISTER_INNER = 64
 
 
 @dataclass
@@ -206,8 +203,6 @@ def _fusable(c: Circuit, i: int, min_entries: int) -> bool:
 def _literal_const(c: Circuit, i: int) -> bool:
     return c.op(i) == "const" and not c.shape(i)
 
-
-CONTRACT_LOOP = c_text("contract.h")  # cg_contract: a contraction as a C loop (see contract)
 
 KERNEL_MACROS = r"""
 #include <string.h>
@@ -428,17 +423,11 @@ def contraction_spec(c: Circuit, s: int) -> tuple[str, str, str, tuple[int, ...]
 
 
 def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
-             repeats: int = 1, loop: Any = None) -> Any:
+             repeats: int = 1) -> Any:
     """``sum(a * b)`` over the letters not in ``lo`` (see :func:`contraction_spec`) as one
     ``matmul``: the letters of both operands and the output stack, those of both only are
     contracted, the others are the rows and columns. The points' batch axes stay stacking axes
-    of the matmul, so a point of a batch runs the product a point alone runs.
-
-    With ``loop`` (a library's ``cg_contract``, csrc/contract.h) a contraction that sums at
-    most ``LOOP_INNER`` terms per entry, or one with neither rows nor columns (stacked dot
-    products), runs as that C loop instead (:func:`contract_loop`): a stack of tiny matrices
-    is where ``matmul`` spends its time in copies and per-matrix calls. Chosen by the point's
-    letters, never the batch."""
+    of the matmul, so a point of a batch runs the product a point alone runs."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
 
     def squeezed(x: np.ndarray, letters: str) -> tuple[np.ndarray, str]:
@@ -465,9 +454,6 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     cols = [ch for ch in lb if ch not in la]
     sizes = {**dict(zip(la, a.shape[a.ndim - len(la):])),
              **dict(zip(lb, b.shape[b.ndim - len(lb):]))}
-    if loop is not None and (rows or cols) and math.prod(sizes[ch] for ch in inner) <= LOOP_INNER:
-        R = contract_loop(loop, a, la, b, lb, lo, sizes)
-        return _placed(R, R.ndim - len(lo), lo, wanted, point, repeats)
 
     def arranged(x: np.ndarray, lx: str, order: list[str], two: tuple[int, int]) -> np.ndarray:
         nb = x.ndim - len(lx)
@@ -486,13 +472,6 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     order = tuple(range(nb)) + tuple(nb + now.index(ch) for ch in lo)
     if order != tuple(range(R.ndim)):  # contiguous, for the kernels' vectors that read it
         R = np.ascontiguousarray(np.transpose(R, order))
-    return _placed(R, nb, lo, wanted, point, repeats)
-
-
-def _placed(R: np.ndarray, nb: int, lo: str, wanted: str, point: tuple[int, ...],
-            repeats: int) -> np.ndarray:
-    """A contraction's result ``R`` (``nb`` batch axes, then the letters ``lo``) as the sum
-    node's value: each term counted ``repeats`` times, the output's point axes in place."""
     if repeats != 1:  # each term summed that many times: a product's sum along a constant axis
         R = R * float(repeats)
     carried = tuple(n if ch in lo else 1 for ch, n in zip(wanted, point))
@@ -500,53 +479,6 @@ def _placed(R: np.ndarray, nb: int, lo: str, wanted: str, point: tuple[int, ...]
     if carried != tuple(point):  # an axis along which neither operand varies: the same sums
         R = np.array(np.broadcast_to(R, R.shape[:nb] + tuple(point)))
     return R
-
-
-def _loop_strides(x: np.ndarray, lx: str, batch: tuple, letters: str) -> list[int]:
-    """``x``'s strides in entries (its batch axes then letters ``lx``) along the loop's axes:
-    ``batch``'s axes, then one per letter of ``letters`` (0 where ``x`` does not vary)."""
-    nb = x.ndim - len(lx)
-    lead = len(batch) - nb
-    strides = [0] * lead + [0 if n == 1 and m != 1 else s // 8
-                            for n, m, s in zip(x.shape[:nb], batch[lead:], x.strides[:nb])]
-    return strides + [x.strides[nb + lx.index(ch)] // 8 if ch in lx else 0 for ch in letters]
-
-
-def contract_loop(loop: Any, a: np.ndarray, la: str, b: np.ndarray, lb: str, lo: str,
-                  sizes: dict[str, int]) -> np.ndarray:
-    """``sum(a * b)`` over the letters of both operands not in ``lo`` by the C loop
-    ``cg_contract`` (csrc/contract.h): an array of the batch axes then ``lo``'s letters, each
-    entry summed from +0.0 in the inner letters' row-major order (the same adds for a point
-    alone and in a batch, in whichever lane). ``a`` and ``b`` have their batch axes in front
-    of their letters; every letter is in ``lo`` or in both operands."""
-    a, b = np.asarray(a), np.asarray(b)  # (a sum of one operand's axes may be a number)
-    batch = np.broadcast_shapes(a.shape[:a.ndim - len(la)], b.shape[:b.ndim - len(lb)])
-    inner = "".join(ch for ch in la if ch in lb and ch not in lo)
-    # the loop's output axes: the batch's, then lo's letters ("." alone: a number's one entry)
-    out_letters = lo if lo or batch else "."
-    sizes = {**sizes, ".": 1}
-    if lo:  # a small operand strided along the row (the last axis): copied, the row its last
-        big = math.prod(batch) * math.prod(sizes[ch] for ch in lo)
-        fixed = []
-        for x, lx in ((a, la), (b, lb)):
-            k = lx.find(lo[-1])
-            if k >= 0 and x.strides[x.ndim - len(lx) + k] != 8 and 8 * x.size <= big:
-                x = np.ascontiguousarray(np.moveaxis(x, x.ndim - len(lx) + k, -1))
-                lx = lx.replace(lo[-1], "") + lo[-1]
-            fixed.append((x, lx))
-        (a, la), (b, lb) = fixed
-    letters = out_letters + inner
-    shape = [*batch, *(sizes[ch] for ch in letters)]
-    sa, sb = _loop_strides(a, la, batch, letters), _loop_strides(b, lb, batch, letters)
-    no = len(shape) - len(inner)
-    if len(shape) > 128:
-        raise ShapeError(f"to_fused: {len(shape)} axes in a contraction's loop, more than 128")
-    total = math.prod(sizes[ch] for ch in inner)
-    out = np.zeros(shape[:no]) if total > LOOP_REGISTER_INNER else np.empty(shape[:no])
-    so = [s // 8 for s in out.strides]
-    meta = np.array([no, len(inner), *shape, *sa, *sb, *so], dtype=np.int64)
-    loop(meta.ctypes.data, a.ctypes.data, b.ctypes.data, out.ctypes.data)
-    return out if out_letters != "." else out.reshape(())
 
 
 def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
@@ -594,11 +526,42 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
     entry = ["void cg_kernel(int g, const long *meta, double *const *ptr) {", "    switch (g) {"]
     entry += [f"    case {g}: cg_k{g}(meta, ptr); break;" for g in range(len(groups))]
     entry += ["    }", "}"]
-    contracts = any(kind == "contract" for kind, _ in schedule)
     source = "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(ops),
-                           KERNEL_MACROS.strip(), *([CONTRACT_LOOP.strip()] * contracts),
-                           *kernels, "\n".join(entry)])
+                           KERNEL_MACROS.strip(), *kernels, "\n".join(entry)])
     return "\n".join(lines), source + "\n", groups, names
+
+
+# glibc's malloc hands an array of more than its (adaptive) threshold back to the system when
+# it is freed, and the next array of that size faults in every page again: ~0.25 ms per MiB,
+# most of to_fused's time on the GMM gradient (d = 10, K = 50: 23 ms, 8 ms without). Arrays up
+# to MALLOC_MMAP_THRESHOLD come from the heap instead, and the heap keeps up to
+# MALLOC_TRIM_THRESHOLD of freed memory for the next call. Set once per process, when a fused
+# function is first built; CIRCUITGRAD_MALLOC=system leaves malloc as it is.
+MALLOC_MMAP_THRESHOLD = 32 << 20  # glibc's own largest adaptive threshold on 64-bit hosts
+MALLOC_TRIM_THRESHOLD = 256 << 20
+_malloc_tuned: list[bool] = []
+
+
+def tune_malloc() -> bool:
+    """Keep freed arrays in glibc's heap for the next call (see ``MALLOC_MMAP_THRESHOLD``);
+    once per process. True where it was set (glibc, and ``$CIRCUITGRAD_MALLOC`` not
+    ``system``)."""
+    if not _malloc_tuned:
+        done = False
+        if os.environ.get("CIRCUITGRAD_MALLOC", "") != "system":
+            try:
+                libc = ctypes.CDLL(None)
+                mallopt = libc.mallopt  # glibc's (musl and macOS have none)
+                libc.gnu_get_libc_version  # noqa: B018 (glibc, whose parameters these are)
+            except (OSError, AttributeError):
+                mallopt = None
+            if mallopt is not None:
+                mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+                # M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD = -1 (malloc.h)
+                done = bool(mallopt(-3, MALLOC_MMAP_THRESHOLD)) and bool(
+                    mallopt(-1, MALLOC_TRIM_THRESHOLD))
+        _malloc_tuned.append(done)
+    return _malloc_tuned[0]
 
 
 class FusedFunction(NumpyFunction):
@@ -616,24 +579,20 @@ class FusedFunction(NumpyFunction):
         super().__init__(circuit, name, "compile", csr)
 
     def _compile(self) -> None:
+        tune_malloc()
         source, self.c_source, groups, names = fused_source(self.circuit, self._name,
                                                             self._min_entries)
         self.groups = len(groups)
         namespace = {**NAMESPACE, **names.constants, **names.lists, "_run": run_kernel, "_contract": contract}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
-        if groups or "_contract(" in source:
+        if groups:
             _, library = compile_library(self.c_source, self._opt, self._timeout)
             entry = library.cg_kernel
             entry.restype = None
             entry.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
             for g in range(len(groups)):
                 namespace[f"_kernel{g}"] = functools.partial(entry, g)
-            if "_contract(" in source:
-                loop = library.cg_contract
-                loop.restype = None
-                loop.argtypes = [ctypes.c_void_p] * 4
-                namespace["_contract"] = functools.partial(contract, loop=loop)
             self._library = library  # kept alive with the function
         self._namespace = namespace
         self._source = source

@@ -197,3 +197,21 @@ def test_to_c_chooses_fused_loops_above_its_scalar_limit():
     # the estimate is the scalar circuit's size, within a few percent
     s = cg.scalarize(network(6))
     assert abs(scalar_size(network(6)) - s.size) <= 0.25 * s.size
+
+
+def test_malloc_keeps_freed_arrays_for_the_next_call():
+    # glibc's heap keeps freed arrays (no page faults on the next call's); set once, by
+    # building a fused function, unless CIRCUITGRAD_MALLOC=system
+    import ctypes
+    import os
+
+    from circuitgrad.lower import fused
+    c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3000,), "y": (3000,)})
+    cg.to_fused(c)
+    assert fused._malloc_tuned  # decided on the first build
+    try:
+        glibc = bool(ctypes.CDLL(None).gnu_get_libc_version)
+    except (OSError, AttributeError):
+        glibc = False
+    wanted = glibc and os.environ.get("CIRCUITGRAD_MALLOC", "") != "system"
+    assert fused.tune_malloc() is wanted and fused._malloc_tuned == [wanted]
