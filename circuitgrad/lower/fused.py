@@ -207,17 +207,42 @@ def _literal_const(c: Circuit, i: int) -> bool:
 KERNEL_MACROS = r"""
 #include <string.h>
 #if CG_W > 1
+/* The first w lanes of a contiguous vector at p + j, read or written under a mask (no lane
+   past the row touched; the unused lanes read lane 0's value): the last, partial vector of a
+   row, one instruction where GCC's AVX-512 or AVX2 builtins exist, else lane by lane. */
+#if !defined(__clang__) && CG_W == 8
+#define CG_MASK(w) ((unsigned char)((1u << (w)) - 1))
+#define CG_LOADW(p, j, w) __builtin_ia32_loadupd512_mask((p) + (j), CG_C((p)[j]), CG_MASK(w))
+#define CG_STOREW(q, j, w, v) __builtin_ia32_storeupd512_mask((q) + (j), (v), CG_MASK(w))
+#elif !defined(__clang__) && CG_W == 4
+#define CG_MASK(w) ((cg_m){0, 1, 2, 3} < (cg_m){(w), (w), (w), (w)})
+#define CG_LOADW(p, j, w) cg_select(CG_MASK(w), __builtin_ia32_maskloadpd256( \
+    (const cg_v *)((p) + (j)), CG_MASK(w)), CG_C((p)[j]))
+#define CG_STOREW(q, j, w, v) __builtin_ia32_maskstorepd256((cg_v *)((q) + (j)), CG_MASK(w), (v))
+#else
+static inline cg_v cg_loadw(const double *p, int w) {
+    cg_lanes u;
+    int l;
+    for (l = 0; l < CG_W; l++) u.d[l] = p[l < w ? l : 0];
+    return u.v;
+}
+#define CG_LOADW(p, j, w) cg_loadw((p) + (j), (w))
+#define CG_STOREW(q, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[(j) + l_] = u_.d[l_]; } while (0)
+#endif
 /* Operand k at index j of the innermost axis, lanes j .. j + w - 1 (unused lanes: lane 0's). */
-#define CG_LOAD(a, p, s, j, w) do { if ((s) == 1 && (w) == CG_W) memcpy(&(a), (p) + (j), \
-    sizeof(cg_v)); else if ((s) == 0) (a) = CG_C((p)[0]); else { cg_lanes u_; int l_; \
+#define CG_LOAD(a, p, s, j, w) do { if ((s) == 1) { if ((w) == CG_W) memcpy(&(a), (p) + (j), \
+    sizeof(cg_v)); else (a) = CG_LOADW(p, j, w); } \
+    else if ((s) == 0) (a) = CG_C((p)[0]); else { cg_lanes u_; int l_; \
     for (l_ = 0; l_ < CG_W; l_++) u_.d[l_] = (p)[((j) + (l_ < (w) ? l_ : 0)) * (s)]; \
     (a) = u_.v; } } while (0)
 #define CG_STORE(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) memcpy((q) + (j), &(v), \
-    sizeof(cg_v)); else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[((j) + l_) * (s)] = u_.d[l_]; } } while (0)
+    sizeof(cg_v)); else if ((s) == 1) CG_STOREW(q, j, w, v); else { cg_lanes u_ = {v}; \
+    int l_; for (l_ = 0; l_ < (w); l_++) (q)[((j) + l_) * (s)] = u_.d[l_]; } } while (0)
 /* A sum along a strided axis: each entry its own running sum (lane by lane the same). */
 #define CG_ACC(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) { cg_v t_; \
     memcpy(&t_, (q) + (j), sizeof(cg_v)); t_ += (v); memcpy((q) + (j), &t_, sizeof(cg_v)); } \
+    else if ((s) == 1) { cg_v t_ = CG_LOADW(q, j, w); t_ += (v); CG_STOREW(q, j, w, t_); } \
     else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (q)[((j) + l_) * (s)] += u_.d[l_]; } } while (0)
 /* A sum along the innermost axis: the row's running sum in a register, lanes in order. */

@@ -215,3 +215,40 @@ def test_malloc_keeps_freed_arrays_for_the_next_call():
         glibc = False
     wanted = glibc and os.environ.get("CIRCUITGRAD_MALLOC", "") != "system"
     assert fused.tune_malloc() is wanted and fused._malloc_tuned == [wanted]
+
+
+def _widths():
+    from circuitgrad.lower import isa
+    host = isa.default_width()
+    return [w for w in (8, 4, 2) if w <= host] if host > 1 else [1]
+
+
+@pytest.mark.parametrize("width", _widths())
+def test_partial_vectors_of_short_rows_are_the_bits_of_full_ones(width, monkeypatch):
+    # y of shape (3, 1) keeps the rows of x (3, n) apart: rows of n entries, the last vector
+    # partly used (read and written under a mask); the same entries in one long row (full
+    # vectors) and the sums added in the loop's order, float by float, give the same bits
+    from circuitgrad.lower import cforms, isa
+    monkeypatch.setattr(isa, "default_width", lambda: width)
+    monkeypatch.setattr(cforms, "default_width", lambda: width)
+    rng = np.random.default_rng(width)
+    for n in (1, 2, 3, 5, 7, 9, 10, 17):
+        x, y = rng.normal(size=(3, n)), rng.normal(size=(3, 1))
+        c = cg.parse("E = exp(x) * y + x\nS0 = sum(E, axis=0)\nS1 = sum(E, axis=1)",
+                     shapes={"x": (3, n), "y": (3, 1)}, outputs=["E", "S0", "S1"])
+        f = to_fused(c, min_entries=0)
+        assert f.groups == 1
+        out = f(x=x, y=y)
+        long = cg.parse("exp(x) * y + x", shapes={"x": (3 * n,), "y": (3 * n,)})
+        P = to_fused(long, min_entries=0)(x=x.ravel(), y=np.repeat(y.ravel(), n)).reshape(3, n)
+        assert same_bits(out.E, P)
+        s0 = [0.0] * n
+        for i in range(3):
+            s0 = [a + float(b) for a, b in zip(s0, P[i])]
+        s1 = []
+        for i in range(3):
+            row = -0.0
+            for b in P[i]:
+                row += float(b)
+            s1.append(0.0 + row)
+        assert same_bits(out.S0, np.array(s0)) and same_bits(out.S1, np.array(s1))
