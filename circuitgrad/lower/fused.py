@@ -112,7 +112,8 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
         m = args[0] if op in SUMS else -1
         if m >= 0 and c.op(m) == "mul" and n_readers[m] == 1 and m not in outputs_set \
                 and not any(_literal_const(c, a) for a in c.args(m)) \
-                and math.prod(c.shape(m)) >= max(min_entries, 1) and len(c.shape(m)) <= 26:
+                and math.prod(c.shape(m)) >= max(min_entries, 1) and len(c.shape(m)) <= 26 \
+                and not _dot_products(c, m):
             contracted[i] = m
     products = set(contracted.values())
 
@@ -193,6 +194,17 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
                     group.operands.append(a)
         group.results = [i for i in group.members if i in used_outside]
     return groups, schedule
+
+
+def _dot_products(c: Circuit, m: int) -> bool:
+    """Product ``m``'s operands vary along the same axes (a matmul of neither rows nor
+    columns: a stack of dot products): its sum is better accumulated in a kernel, which reads
+    each operand once, than a matmul's copies and calls per entry (GMM d = 10, K = 50: 1.1 ms
+    as a matmul, the sum of ‖Qx‖² and the adjoint of the means)."""
+    shape = c.shape(m)
+    letters = "abcdefghijklmnopqrstuvwxyz"[:len(shape)]
+    la, lb = (set(operand(c, a, letters, shape)[1]) - {"."} for a in c.args(m))
+    return la == lb
 
 
 def _fusable(c: Circuit, i: int, min_entries: int) -> bool:
