@@ -374,36 +374,56 @@ def _strides(a: np.ndarray, shape: tuple) -> list[int]:
                          for n, m, s in zip(a.shape, shape[lead:], a.strides)]
 
 
-def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tuple) -> Any:
+def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tuple,
+               plans: dict | None = None) -> Any:
     """Call a group's kernel on its operands (arrays or numbers, broadcast with the group's
     point shape ``point``): ``results`` says for each result ``None`` (a member: a new array
     of the broadcast shape) or ``(kept, shape)`` (a sum: its point ``shape``, ``kept`` the
-    point with the summed axes as 1). One array, or a tuple."""
+    point with the summed axes as 1). One array, or a tuple. ``plans`` (a function's own
+    dict) keeps the loop's shape and strides by the operands' shapes and strides: a call
+    like an earlier one allocates its results and passes their addresses, nothing more."""
     arrays = [a if type(a) is np.ndarray and a.dtype == np.float64 else
               np.asarray(a, dtype=np.float64) for a in operands]
+    key = (kernel, point, results, *(a.shape for a in arrays), *(a.strides for a in arrays))
+    plan = plans.get(key) if plans is not None else None
+    if plan is None:
+        plan = _kernel_plan(arrays, point, results)
+        if plans is not None:
+            if len(plans) >= 256:  # (a function called on many batch shapes)
+                plans.clear()
+            plans[key] = plan
+    meta, allocations = plan
+    outs = [np.empty(shape) if empty else np.zeros(shape) for empty, shape in allocations]
+    pointers = (ctypes.c_void_p * (len(arrays) + len(outs)))(
+        *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
+    kernel(meta.ctypes.data, pointers)
+    outs = [o[()] if not o.ndim else o for o in outs]  # a number, as NumPy's reductions give
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tuple
+                 ) -> tuple[np.ndarray, list[tuple[bool, tuple]]]:
+    """The kernel's meta (the loop's merged axes and each array's strides along them) and, for
+    each result, whether it starts empty (else zeros: a sum) and its shape."""
     shape = np.broadcast(*arrays, np.empty(point)).shape if len(arrays) < 31 else \
         np.broadcast_shapes(*(a.shape for a in arrays), point)
     batch = shape[:len(shape) - len(point)]
     strides = [_strides(a, shape) for a in arrays]
-    outs = []
+    allocations = []
     for spec in results:
         if spec is None:
-            o = np.empty(shape)
-            strides.append([s // 8 for s in o.strides])
+            strides.append([s // 8 for s in np.empty(shape).strides])
+            allocations.append((True, shape))
         else:
             kept, reduced = spec
             o = np.zeros(batch + reduced)  # +0.0, as NumPy starts a sum (-0.0s sum to +0.0)
             strides.append(_strides(o.reshape(batch + kept), shape))
-        outs.append(o)
+            allocations.append((False, batch + reduced))
     dims, strides = _coalesced(shape, strides)
     if len(dims) > MAX_RANK:  # (NumPy makes no array of more axes; the odometer holds this many)
         raise ShapeError(f"to_fused: {len(dims)} axes in a kernel's loop, more than {MAX_RANK}")
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st)], dtype=np.int64)
-    pointers = np.array([a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs],
-                        dtype=np.uint64)
-    kernel(meta.ctypes.data, pointers.ctypes.data)
-    outs = [o[()] if not o.ndim else o for o in outs]  # a number, as NumPy's reductions give
-    return outs[0] if len(outs) == 1 else tuple(outs)
+    return meta, allocations
 
 
 def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:
@@ -663,7 +683,8 @@ class FusedFunction(NumpyFunction):
         source, self.c_source, groups, names = fused_source(self.circuit, self._name,
                                                             self._min_entries)
         self.groups = len(groups)
-        namespace = {**NAMESPACE, **names.constants, **names.lists, "_run": run_kernel, "_contract": contract}
+        namespace = {**NAMESPACE, **names.constants, **names.lists, "_contract": contract,
+                     "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
         if groups:
