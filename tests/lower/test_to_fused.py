@@ -279,3 +279,18 @@ def test_partial_vectors_of_short_rows_are_the_bits_of_full_ones(width, monkeypa
                 row += float(b)
             s1.append(0.0 + row)
         assert same_bits(out.S0, np.array(s0)) and same_bits(out.S1, np.array(s1))
+
+
+def test_a_kernels_plan_is_kept_by_shapes_and_strides():
+    # the loop's strides are kept per call signature: the same shapes with other strides,
+    # or another batch, get their own plan (and the right numbers)
+    c = cg.parse("J = exp(x) * y + x", shapes={"x": (3000,), "y": (3000,)})
+    f, g = to_fused(c), cg.to_numpy(c)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=6000), rng.normal(size=3000)
+    for args in ((x[:3000], y), (x[::2], y), (x[1::2], y[::-1]), (x.reshape(2, 3000), y),
+                 (x[:3000], y)):
+        assert same_bits(f(*args), np.asarray(f(*(np.ascontiguousarray(a) for a in args))))
+        np.testing.assert_allclose(f(*args), g(*args), rtol=1e-14)  # libmvec exp: ulps
+    plans = f._namespace["_run"].keywords["plans"]
+    assert len(plans) == 4  # the last call's plan was the first's
