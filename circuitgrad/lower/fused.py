@@ -15,6 +15,11 @@ NumPy call. Each kernel takes the broadcast shape (batch axes in front, as every
 does) and each operand's strides, so batches of points, broadcasting operands and constants
 all run the same code, point by point the same operations as one point alone.
 
+A sum of a product is one ``matmul`` (:func:`contract`), on views and written in place when it
+has one row, one contracted and one column letter; one whose operands vary along the same axes
+(dot products) is accumulated in a kernel instead. Where the time went, and why these
+choices: docs/compiled.md, "Tensor circuits: to_fused".
+
 Numbers: the kernels evaluate the table's C forms, the statements ``to_c`` and the tape run,
 so a fused value equals ``to_c``'s bit for bit and ``to_numpy``'s within the per-operation
 bound of docs/semantics.md (NumPy's SIMD ``exp``/``log``/``sin`` differ from libm's in the
