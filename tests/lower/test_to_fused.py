@@ -75,6 +75,21 @@ def test_small_groups_stay_numpy_calls():
     assert to_fused(big).groups == 1
 
 
+def test_a_node_of_several_numpy_passes_alone_is_a_kernel():
+    # sin's adjoint g * cos(x) alone: two NumPy passes and a temporary, one kernel's pass;
+    # an op of one NumPy call (add, sin) alone stays that call
+    c = cg.parse("J = sum(sin(x) * y)", shapes={"x": (40, 40), "y": (40, 40)})
+    g = cg.grad(c, wrt=["x"])
+    f = to_fused(g)
+    assert "_run(" in f.source and "xp.cos" not in f.source
+    assert to_fused(cg.parse("J = sin(x) + y", shapes={"x": (40, 40), "y": (40, 40)})).groups == 1
+    assert to_fused(cg.parse("J = sin(x)", shapes={"x": (40, 40)})).groups == 0
+    rng = np.random.default_rng(4)
+    values = {"x": rng.normal(size=(40, 40)), "y": rng.normal(size=(40, 40))}
+    for got, want in zip(f(**values), cg.to_numpy(g)(**values)):
+        assert close(got, want)
+
+
 @pytest.mark.parametrize("text, shapes", [
     ("J = sum(W * x, axis=1)", {"W": (40, 30), "x": (30,)}),  # a matrix-vector product
     ("J = sum(W * x, axis=0)", {"W": (40, 30), "x": (40, 1)}),
