@@ -84,6 +84,18 @@ def test_a_node_of_several_numpy_passes_alone_is_a_kernel():
     assert "_run(" in f.source and "xp.cos" not in f.source
     assert to_fused(cg.parse("J = sin(x) + y", shapes={"x": (40, 40), "y": (40, 40)})).groups == 1
     assert to_fused(cg.parse("J = sin(x)", shapes={"x": (40, 40)})).groups == 0
+    # a broadcast over short rows alone (x - mu for every point and component): NumPy calls
+    # its inner loop once a row, a kernel runs the rows as vectors; batch points alone alike
+    sub = cg.parse("J = x - mu", shapes={"x": (100, 1, 10), "mu": (1, 20, 10)})
+    fs = to_fused(sub)
+    assert fs.groups == 1
+    assert to_fused(cg.parse("J = x - mu", shapes={"x": (100, 1, 70), "mu": (1, 20, 70)})
+                    ).groups == 0
+    rng = np.random.default_rng(5)
+    xs, mus = rng.normal(size=(3, 100, 1, 10)), rng.normal(size=(1, 20, 10))
+    got = fs(x=xs, mu=mus)
+    assert same_bits(got, xs - mus)  # one subtraction: exact
+    assert all(same_bits(got[k], fs(x=xs[k], mu=mus)) for k in range(3))
     rng = np.random.default_rng(4)
     values = {"x": rng.normal(size=(40, 40)), "y": rng.normal(size=(40, 40))}
     for got, want in zip(f(**values), cg.to_numpy(g)(**values)):
