@@ -15,6 +15,11 @@ NumPy call. Each kernel takes the broadcast shape (batch axes in front, as every
 does) and each operand's strides, so batches of points, broadcasting operands and constants
 all run the same code, point by point the same operations as one point alone.
 
+A sum of a product is one ``matmul`` (:func:`contract`), on views and written in place when it
+has one row, one contracted and one column letter; one whose operands vary along the same axes
+(dot products) is accumulated in a kernel instead. Where the time went, and why these
+choices: docs/compiled.md, "Tensor circuits: to_fused".
+
 Numbers: the kernels evaluate the table's C forms, the statements ``to_c`` and the tape run,
 so a fused value equals ``to_c``'s bit for bit and ``to_numpy``'s within the per-operation
 bound of docs/semantics.md (NumPy's SIMD ``exp``/``log``/``sin`` differ from libm's in the
@@ -36,6 +41,7 @@ import collections
 import ctypes
 import functools
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +61,7 @@ SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
 # array costs ~1 µs: groups whose points have fewer entries stay NumPy calls. Decided by the
 # point shape, never by the batch, so that a point of a batch runs the code it runs alone.
 MIN_ENTRIES = 1024
+SHORT_ROWS = 64  # a node alone broadcasting over rows shorter than this is a kernel
 
 
 @dataclass
@@ -111,7 +118,8 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
         m = args[0] if op in SUMS else -1
         if m >= 0 and c.op(m) == "mul" and n_readers[m] == 1 and m not in outputs_set \
                 and not any(_literal_const(c, a) for a in c.args(m)) \
-                and math.prod(c.shape(m)) >= max(min_entries, 1) and len(c.shape(m)) <= 26:
+                and math.prod(c.shape(m)) >= max(min_entries, 1) and len(c.shape(m)) <= 26 \
+                and not _dot_products(c, m):
             contracted[i] = m
     products = set(contracted.values())
 
@@ -165,8 +173,12 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
             groups[g].sums.append((i, c.args(i)[0]))
             fused_sums.add(i)
     schedule = [(kind, k) for kind, k in schedule if not (kind == "node" and k in fused_sums)]
-    # A group of one node without a sum is one NumPy call, as in to_numpy: no kernel.
-    singles = {g for g, group in enumerate(groups) if len(group.members) == 1 and not group.sums}
+    # A group of one node without a sum is one NumPy call, as in to_numpy: no kernel; unless
+    # the node's NumPy code is several passes (an adjoint's g * cos(x): one pass in a kernel,
+    # 0.87 -> 0.31 ms at 316 x 316) or it broadcasts over short rows (_short_broadcast).
+    singles = {g for g, group in enumerate(groups) if len(group.members) == 1 and not group.sums
+               and PRIMITIVES[c.op(group.members[0])].operations <= 1
+               and not _short_broadcast(c, group.members[0])}
     for g in singles:
         group_of[groups[g].members[0]] = -1
     schedule = [("node", groups[k].members[0]) if kind == "group" and k in singles
@@ -194,6 +206,26 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
     return groups, schedule
 
 
+def _short_broadcast(c: Circuit, i: int) -> bool:
+    """Node ``i`` broadcasts an operand over rows shorter than ``SHORT_ROWS`` entries: NumPy's
+    loop calls its inner loop once a row (~15 ns each), a kernel runs the rows as vectors
+    (GMM d = 10, K = 50: x − μ over (1000, 50, 10), 0.77 -> 0.35 ms)."""
+    shape = c.shape(i)
+    return bool(shape) and shape[-1] < SHORT_ROWS and any(
+        c.shape(a) != shape and not _literal_const(c, a) for a in c.args(i))
+
+
+def _dot_products(c: Circuit, m: int) -> bool:
+    """Product ``m``'s operands vary along the same axes (a matmul of neither rows nor
+    columns: a stack of dot products): its sum is better accumulated in a kernel, which reads
+    each operand once, than a matmul's copies and calls per entry (GMM d = 10, K = 50: 1.1 ms
+    as a matmul, the sum of ‖Qx‖² and the adjoint of the means)."""
+    shape = c.shape(m)
+    letters = "abcdefghijklmnopqrstuvwxyz"[:len(shape)]
+    la, lb = (set(operand(c, a, letters, shape)[1]) - {"."} for a in c.args(m))
+    return la == lb
+
+
 def _fusable(c: Circuit, i: int, min_entries: int) -> bool:
     shape = c.shape(i)
     return _fusable_op(c.op(i)) and len(shape) <= MAX_RANK and math.prod(shape) >= min_entries
@@ -206,17 +238,42 @@ def _literal_const(c: Circuit, i: int) -> bool:
 KERNEL_MACROS = r"""
 #include <string.h>
 #if CG_W > 1
+/* The first w lanes of a contiguous vector at p + j, read or written under a mask (no lane
+   past the row touched; the unused lanes read lane 0's value): the last, partial vector of a
+   row, one instruction where GCC's AVX-512 or AVX2 builtins exist, else lane by lane. */
+#if !defined(__clang__) && CG_W == 8
+#define CG_MASK(w) ((unsigned char)((1u << (w)) - 1))
+#define CG_LOADW(p, j, w) __builtin_ia32_loadupd512_mask((p) + (j), CG_C((p)[j]), CG_MASK(w))
+#define CG_STOREW(q, j, w, v) __builtin_ia32_storeupd512_mask((q) + (j), (v), CG_MASK(w))
+#elif !defined(__clang__) && CG_W == 4
+#define CG_MASK(w) ((cg_m){0, 1, 2, 3} < (cg_m){(w), (w), (w), (w)})
+#define CG_LOADW(p, j, w) cg_select(CG_MASK(w), __builtin_ia32_maskloadpd256( \
+    (const cg_v *)((p) + (j)), CG_MASK(w)), CG_C((p)[j]))
+#define CG_STOREW(q, j, w, v) __builtin_ia32_maskstorepd256((cg_v *)((q) + (j)), CG_MASK(w), (v))
+#else
+static inline cg_v cg_loadw(const double *p, int w) {
+    cg_lanes u;
+    int l;
+    for (l = 0; l < CG_W; l++) u.d[l] = p[l < w ? l : 0];
+    return u.v;
+}
+#define CG_LOADW(p, j, w) cg_loadw((p) + (j), (w))
+#define CG_STOREW(q, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[(j) + l_] = u_.d[l_]; } while (0)
+#endif
 /* Operand k at index j of the innermost axis, lanes j .. j + w - 1 (unused lanes: lane 0's). */
-#define CG_LOAD(a, p, s, j, w) do { if ((s) == 1 && (w) == CG_W) memcpy(&(a), (p) + (j), \
-    sizeof(cg_v)); else if ((s) == 0) (a) = CG_C((p)[0]); else { cg_lanes u_; int l_; \
+#define CG_LOAD(a, p, s, j, w) do { if ((s) == 1) { if ((w) == CG_W) memcpy(&(a), (p) + (j), \
+    sizeof(cg_v)); else (a) = CG_LOADW(p, j, w); } \
+    else if ((s) == 0) (a) = CG_C((p)[0]); else { cg_lanes u_; int l_; \
     for (l_ = 0; l_ < CG_W; l_++) u_.d[l_] = (p)[((j) + (l_ < (w) ? l_ : 0)) * (s)]; \
     (a) = u_.v; } } while (0)
 #define CG_STORE(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) memcpy((q) + (j), &(v), \
-    sizeof(cg_v)); else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[((j) + l_) * (s)] = u_.d[l_]; } } while (0)
+    sizeof(cg_v)); else if ((s) == 1) CG_STOREW(q, j, w, v); else { cg_lanes u_ = {v}; \
+    int l_; for (l_ = 0; l_ < (w); l_++) (q)[((j) + l_) * (s)] = u_.d[l_]; } } while (0)
 /* A sum along a strided axis: each entry its own running sum (lane by lane the same). */
 #define CG_ACC(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) { cg_v t_; \
     memcpy(&t_, (q) + (j), sizeof(cg_v)); t_ += (v); memcpy((q) + (j), &t_, sizeof(cg_v)); } \
+    else if ((s) == 1) { cg_v t_ = CG_LOADW(q, j, w); t_ += (v); CG_STOREW(q, j, w, t_); } \
     else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (q)[((j) + l_) * (s)] += u_.d[l_]; } } while (0)
 /* A sum along the innermost axis: the row's running sum in a register, lanes in order. */
@@ -336,36 +393,56 @@ def _strides(a: np.ndarray, shape: tuple) -> list[int]:
                          for n, m, s in zip(a.shape, shape[lead:], a.strides)]
 
 
-def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tuple) -> Any:
+def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tuple,
+               plans: dict | None = None) -> Any:
     """Call a group's kernel on its operands (arrays or numbers, broadcast with the group's
     point shape ``point``): ``results`` says for each result ``None`` (a member: a new array
     of the broadcast shape) or ``(kept, shape)`` (a sum: its point ``shape``, ``kept`` the
-    point with the summed axes as 1). One array, or a tuple."""
+    point with the summed axes as 1). One array, or a tuple. ``plans`` (a function's own
+    dict) keeps the loop's shape and strides by the operands' shapes and strides: a call
+    like an earlier one allocates its results and passes their addresses, nothing more."""
     arrays = [a if type(a) is np.ndarray and a.dtype == np.float64 else
               np.asarray(a, dtype=np.float64) for a in operands]
+    key = (kernel, point, results, *(a.shape for a in arrays), *(a.strides for a in arrays))
+    plan = plans.get(key) if plans is not None else None
+    if plan is None:
+        plan = _kernel_plan(arrays, point, results)
+        if plans is not None:
+            if len(plans) >= 256:  # (a function called on many batch shapes)
+                plans.clear()
+            plans[key] = plan
+    meta, allocations = plan
+    outs = [np.empty(shape) if empty else np.zeros(shape) for empty, shape in allocations]
+    pointers = (ctypes.c_void_p * (len(arrays) + len(outs)))(
+        *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
+    kernel(meta.ctypes.data, pointers)
+    outs = [o[()] if not o.ndim else o for o in outs]  # a number, as NumPy's reductions give
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tuple
+                 ) -> tuple[np.ndarray, list[tuple[bool, tuple]]]:
+    """The kernel's meta (the loop's merged axes and each array's strides along them) and, for
+    each result, whether it starts empty (else zeros: a sum) and its shape."""
     shape = np.broadcast(*arrays, np.empty(point)).shape if len(arrays) < 31 else \
         np.broadcast_shapes(*(a.shape for a in arrays), point)
     batch = shape[:len(shape) - len(point)]
     strides = [_strides(a, shape) for a in arrays]
-    outs = []
+    allocations = []
     for spec in results:
         if spec is None:
-            o = np.empty(shape)
-            strides.append([s // 8 for s in o.strides])
+            strides.append([s // 8 for s in np.empty(shape).strides])
+            allocations.append((True, shape))
         else:
             kept, reduced = spec
             o = np.zeros(batch + reduced)  # +0.0, as NumPy starts a sum (-0.0s sum to +0.0)
             strides.append(_strides(o.reshape(batch + kept), shape))
-        outs.append(o)
+            allocations.append((False, batch + reduced))
     dims, strides = _coalesced(shape, strides)
     if len(dims) > MAX_RANK:  # (NumPy makes no array of more axes; the odometer holds this many)
         raise ShapeError(f"to_fused: {len(dims)} axes in a kernel's loop, more than {MAX_RANK}")
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st)], dtype=np.int64)
-    pointers = np.array([a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs],
-                        dtype=np.uint64)
-    kernel(meta.ctypes.data, pointers.ctypes.data)
-    outs = [o[()] if not o.ndim else o for o in outs]  # a number, as NumPy's reductions give
-    return outs[0] if len(outs) == 1 else tuple(outs)
+    return meta, allocations
 
 
 def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:
@@ -428,29 +505,18 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     contracted, the others are the rows and columns. The points' batch axes stay stacking axes
     of the matmul, so a point of a batch runs the product a point alone runs."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-
-    def squeezed(x: np.ndarray, letters: str) -> tuple[np.ndarray, str]:
-        rank = len(letters)
-        ones = tuple(k - rank for k, ch in enumerate(letters) if ch == ".")
-        return (np.squeeze(x, axis=ones) if ones else x), letters.replace(".", "")
-
-    a, la = squeezed(a, la)
-    b, lb = squeezed(b, lb)
     wanted = lo
-    lo = "".join(ch for ch in wanted if ch != "." and (ch in la or ch in lb))
+    (ones_a, alone_a, la), (ones_b, alone_b, lb), lo, (stack, inner, rows, cols) = \
+        _contraction_letters(la, lb, lo)
+    if ones_a:
+        a = np.squeeze(a, axis=ones_a)
+    if ones_b:
+        b = np.squeeze(b, axis=ones_b)
     # a letter of one operand alone that the output drops: summed in that operand first
-    for which in (0, 1):
-        x, lx, ly = (a, la, lb) if which == 0 else (b, lb, la)
-        alone = [k for k, ch in enumerate(lx) if ch not in ly and ch not in lo]
-        if alone:
-            x = np.sum(x, axis=tuple(k - len(lx) for k in alone))
-            lx = "".join(ch for k, ch in enumerate(lx) if k not in alone)
-            a, la = (x, lx) if which == 0 else (a, la)
-            b, lb = (x, lx) if which == 1 else (b, lb)
-    stack = [ch for ch in la if ch in lb and ch in lo]
-    inner = [ch for ch in la if ch in lb and ch not in lo]
-    rows = [ch for ch in la if ch not in lb]
-    cols = [ch for ch in lb if ch not in la]
+    if alone_a:
+        a = np.sum(a, axis=alone_a)
+    if alone_b:
+        b = np.sum(b, axis=alone_b)
     sizes = {**dict(zip(la, a.shape[a.ndim - len(la):])),
              **dict(zip(lb, b.shape[b.ndim - len(lb):]))}
 
@@ -459,24 +525,93 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
         x = np.transpose(x, tuple(range(nb)) + tuple(nb + lx.index(ch) for ch in order))
         return np.reshape(x, x.shape[:nb] + tuple(sizes[ch] for ch in stack) + two)
 
-    m_size = math.prod(sizes[ch] for ch in rows)
-    n_size = math.prod(sizes[ch] for ch in cols)
-    k_size = math.prod(sizes[ch] for ch in inner)
-    A = arranged(a, la, stack + rows + inner, (m_size, k_size))
-    B = arranged(b, lb, stack + inner + cols, (k_size, n_size))
-    R = A @ B  # (..., stack, rows, cols)
-    R = np.reshape(R, R.shape[:-2] + tuple(sizes[ch] for ch in rows + cols))
-    now = stack + rows + cols
-    nb = R.ndim - len(now)
-    order = tuple(range(nb)) + tuple(nb + now.index(ch) for ch in lo)
-    if order != tuple(range(R.ndim)):  # contiguous, for the kernels' vectors that read it
-        R = np.ascontiguousarray(np.transpose(R, order))
+    if len(rows) <= 1 and len(cols) <= 1 and len(inner) <= 1:
+        R = _matmul_in_place(a, la, b, lb, lo, stack, rows, inner, cols, sizes)
+        nb = R.ndim - len(lo)
+    else:
+        m_size = math.prod(sizes[ch] for ch in rows)
+        n_size = math.prod(sizes[ch] for ch in cols)
+        k_size = math.prod(sizes[ch] for ch in inner)
+        A = arranged(a, la, stack + rows + inner, (m_size, k_size))
+        B = arranged(b, lb, stack + inner + cols, (k_size, n_size))
+        R = A @ B  # (..., stack, rows, cols)
+        R = np.reshape(R, R.shape[:-2] + tuple(sizes[ch] for ch in rows + cols))
+        now = stack + rows + cols
+        nb = R.ndim - len(now)
+        order = tuple(range(nb)) + tuple(nb + now.index(ch) for ch in lo)
+        if order != tuple(range(R.ndim)):  # contiguous, for the kernels' vectors that read it
+            R = np.ascontiguousarray(np.transpose(R, order))
     if repeats != 1:  # each term summed that many times: a product's sum along a constant axis
         R = R * float(repeats)
     carried = tuple(n if ch in lo else 1 for ch, n in zip(wanted, point))
     R = np.reshape(R, R.shape[:nb] + carried)
     if carried != tuple(point):  # an axis along which neither operand varies: the same sums
         R = np.array(np.broadcast_to(R, R.shape[:nb] + tuple(point)))
+    return R
+
+
+@functools.lru_cache(maxsize=4096)
+def _contraction_letters(la: str, lb: str, lo: str) -> tuple:
+    """What :func:`contract` does by the letters alone (kept: ~15 µs of Python a call): for
+    each operand its length-1 axes to squeeze, the axes of its own it sums first and its
+    letters then; the output's letters that remain; the stacking, contracted, row and column
+    letters."""
+
+    def squeezed(letters: str) -> tuple[tuple[int, ...], str]:
+        rank = len(letters)
+        return (tuple(k - rank for k, ch in enumerate(letters) if ch == "."),
+                letters.replace(".", ""))
+
+    (ones_a, la), (ones_b, lb) = squeezed(la), squeezed(lb)
+    lo = "".join(ch for ch in lo if ch != "." and (ch in la or ch in lb))
+    alone = []
+    for lx, ly in ((la, lb), (lb, la)):
+        ks = [k for k, ch in enumerate(lx) if ch not in ly and ch not in lo]
+        alone.append((tuple(k - len(lx) for k in ks),
+                      "".join(ch for k, ch in enumerate(lx) if k not in ks)))
+    (alone_a, la), (alone_b, lb) = alone
+    stack = [ch for ch in la if ch in lb and ch in lo]
+    inner = [ch for ch in la if ch in lb and ch not in lo]
+    rows = [ch for ch in la if ch not in lb]
+    cols = [ch for ch in lb if ch not in la]
+    return (ones_a, alone_a, la), (ones_b, alone_b, lb), lo, (stack, inner, rows, cols)
+
+
+def _matmul_in_place(a: np.ndarray, la: str, b: np.ndarray, lb: str, lo: str, stack: list,
+                     rows: list, inner: list, cols: list, sizes: dict) -> np.ndarray:
+    """The matmul of a contraction of at most one row, inner and column letter, on views:
+    the operands' axes transposed (not copied: BLAS reads a matrix of any row stride) and the
+    product written through ``out=`` into the result's layout (batch axes, then ``lo``), where
+    a copy of each operand and of the product cost 3 passes over memory (GMM d = 10, K = 50:
+    1.4 ms for the Q·(x − μ) of 50 10×10 matrices). The operands are made C-contiguous first,
+    so the matrices' strides follow from the point's shape: a point of a batch and the point
+    alone make the same BLAS calls."""
+    a, b = (np.asarray(x) for x in (a, b))  # (a number: np.ascontiguousarray makes it 1-d)
+    a, b = (x if x.flags.c_contiguous else np.ascontiguousarray(x) for x in (a, b))
+    if rows and (not cols or lo[-1] == rows[0]):  # the output's last axis the columns' (BLAS)
+        a, la, rows, b, lb, cols = b, lb, cols, a, la, rows
+
+    def view(x: np.ndarray, lx: str, first: list, second: list) -> np.ndarray:
+        nb = x.ndim - len(lx)
+        x = np.transpose(x, tuple(range(nb)) + tuple(nb + lx.index(ch)
+                                                     for ch in stack + first + second))
+        return matrices(x, first, second)
+
+    def matrices(x: np.ndarray, first: list, second: list) -> np.ndarray:
+        """``x`` with a length-1 axis for a missing row (or column) letter: views."""
+        if not first:
+            return x[..., None, :] if second else x[..., None, None]
+        return x if second else x[..., None]
+
+    A, B = view(a, la, rows, inner), view(b, lb, inner, cols)
+    ba, bb = A.shape[:A.ndim - len(stack) - 2], B.shape[:B.ndim - len(stack) - 2]
+    batch = ba if ba == bb or not bb else bb if not ba else np.broadcast_shapes(ba, bb)
+    nb = len(batch)
+    R = np.empty(batch + tuple(sizes[ch] for ch in lo))
+    order = stack + rows + cols
+    out = matrices(np.transpose(R, tuple(range(nb)) + tuple(nb + lo.index(ch) for ch in order)),
+                   rows, cols)
+    np.matmul(A, B, out=out)
     return R
 
 
@@ -530,6 +665,39 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
     return "\n".join(lines), source + "\n", groups, names
 
 
+# glibc's malloc hands an array of more than its (adaptive) threshold back to the system when
+# it is freed, and the next array of that size faults in every page again: ~0.25 ms per MiB,
+# most of to_fused's time on the GMM gradient (d = 10, K = 50: 23 ms, 8 ms without). Arrays up
+# to MALLOC_MMAP_THRESHOLD come from the heap instead, and the heap keeps up to
+# MALLOC_TRIM_THRESHOLD of freed memory for the next call. Set once per process, when a fused
+# function is first built; CIRCUITGRAD_MALLOC=system leaves malloc as it is.
+MALLOC_MMAP_THRESHOLD = 32 << 20  # glibc's own largest adaptive threshold on 64-bit hosts
+MALLOC_TRIM_THRESHOLD = 256 << 20
+_malloc_tuned: list[bool] = []
+
+
+def tune_malloc() -> bool:
+    """Keep freed arrays in glibc's heap for the next call (see ``MALLOC_MMAP_THRESHOLD``);
+    once per process. True where it was set (glibc, and ``$CIRCUITGRAD_MALLOC`` not
+    ``system``)."""
+    if not _malloc_tuned:
+        done = False
+        if os.environ.get("CIRCUITGRAD_MALLOC", "") != "system":
+            try:
+                libc = ctypes.CDLL(None)
+                mallopt = libc.mallopt  # glibc's (musl and macOS have none)
+                libc.gnu_get_libc_version  # noqa: B018 (glibc, whose parameters these are)
+            except (OSError, AttributeError):
+                mallopt = None
+            if mallopt is not None:
+                mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+                # M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD = -1 (malloc.h)
+                done = bool(mallopt(-3, MALLOC_MMAP_THRESHOLD)) and bool(
+                    mallopt(-1, MALLOC_TRIM_THRESHOLD))
+        _malloc_tuned.append(done)
+    return _malloc_tuned[0]
+
+
 class FusedFunction(NumpyFunction):
     """A tensor circuit with its elementwise chains fused into C kernels: called as a
     :class:`~circuitgrad.NumpyFunction` (points, batches, named outputs).
@@ -545,10 +713,12 @@ class FusedFunction(NumpyFunction):
         super().__init__(circuit, name, "compile", csr)
 
     def _compile(self) -> None:
+        tune_malloc()
         source, self.c_source, groups, names = fused_source(self.circuit, self._name,
                                                             self._min_entries)
         self.groups = len(groups)
-        namespace = {**NAMESPACE, **names.constants, **names.lists, "_run": run_kernel, "_contract": contract}
+        namespace = {**NAMESPACE, **names.constants, **names.lists, "_contract": contract,
+                     "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
         if groups:

@@ -75,10 +75,36 @@ def test_small_groups_stay_numpy_calls():
     assert to_fused(big).groups == 1
 
 
+def test_a_node_of_several_numpy_passes_alone_is_a_kernel():
+    # sin's adjoint g * cos(x) alone: two NumPy passes and a temporary, one kernel's pass;
+    # an op of one NumPy call (add, sin) alone stays that call
+    c = cg.parse("J = sum(sin(x) * y)", shapes={"x": (40, 40), "y": (40, 40)})
+    g = cg.grad(c, wrt=["x"])
+    f = to_fused(g)
+    assert "_run(" in f.source and "xp.cos" not in f.source
+    assert to_fused(cg.parse("J = sin(x) + y", shapes={"x": (40, 40), "y": (40, 40)})).groups == 1
+    assert to_fused(cg.parse("J = sin(x)", shapes={"x": (40, 40)})).groups == 0
+    # a broadcast over short rows alone (x - mu for every point and component): NumPy calls
+    # its inner loop once a row, a kernel runs the rows as vectors; batch points alone alike
+    sub = cg.parse("J = x - mu", shapes={"x": (100, 1, 10), "mu": (1, 20, 10)})
+    fs = to_fused(sub)
+    assert fs.groups == 1
+    assert to_fused(cg.parse("J = x - mu", shapes={"x": (100, 1, 70), "mu": (1, 20, 70)})
+                    ).groups == 0
+    rng = np.random.default_rng(5)
+    xs, mus = rng.normal(size=(3, 100, 1, 10)), rng.normal(size=(1, 20, 10))
+    got = fs(x=xs, mu=mus)
+    assert same_bits(got, xs - mus)  # one subtraction: exact
+    assert all(same_bits(got[k], fs(x=xs[k], mu=mus)) for k in range(3))
+    rng = np.random.default_rng(4)
+    values = {"x": rng.normal(size=(40, 40)), "y": rng.normal(size=(40, 40))}
+    for got, want in zip(f(**values), cg.to_numpy(g)(**values)):
+        assert close(got, want)
+
+
 @pytest.mark.parametrize("text, shapes", [
     ("J = sum(W * x, axis=1)", {"W": (40, 30), "x": (30,)}),  # a matrix-vector product
     ("J = sum(W * x, axis=0)", {"W": (40, 30), "x": (40, 1)}),
-    ("J = sum(A * B)", {"A": (6, 7), "B": (6, 7)}),  # a dot product of every entry
     ("J = sum(u * v, axis=2)", {"u": (5, 4, 1, 6), "v": (4, 3, 6)}),  # stacked, broadcast
     ("J = sum(exp(u) * v, axis=0)", {"u": (8, 1), "v": (9,)}),  # an outer product's sum
 ])
@@ -94,12 +120,40 @@ def test_a_sum_of_a_product_is_one_matmul(text, shapes):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
         for k in np.ndindex(batch):
             assert same_bits(np.asarray(got)[k], f(**{n: v[k] for n, v in values.items()}))
+        # the same values in another memory layout (the batch axis innermost in memory):
+        # BLAS is given contiguous operands, so the same calls and the same bits (not where
+        # an operand's own axis is summed first: NumPy's sum adds in the layout's order)
+        if batch and "exp(u)" not in text:
+            strided = {n: np.moveaxis(np.ascontiguousarray(np.moveaxis(v, 0, -1)), -1, 0)
+                       for n, v in values.items()}
+            assert same_bits(np.asarray(f(**strided)), np.asarray(got))
     # a gradient's sum_to of a product (the adjoint of a broadcast): also a matmul
     scalar = cg.parse(f"{text}\nL = sum(tanh(J))", shapes=shapes)
     grad = cg.grad(scalar)
     values = {n: rng.normal(size=s) for n, s in shapes.items()}
     for got, want in zip(to_fused(grad, min_entries=0)(**values), cg.to_numpy(grad)(**values)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("text, shapes", [
+    ("J = sum(A * B)", {"A": (6, 7), "B": (6, 7)}),  # a dot product of every entry
+    ("J = sum(A * B, axis=0)", {"A": (60, 7), "B": (60, 7)}),  # stacked dot products
+    ("J = sum(A * exp(B), axis=1)", {"A": (6, 1, 70), "B": (6, 1, 70)}),
+])
+def test_dot_products_are_summed_in_a_kernel(text, shapes):
+    # operands that vary along the same axes: no matmul (its copies and a call per entry),
+    # the product's sum accumulated in the kernel, within the bound of a reordered sum
+    c = cg.parse(text, shapes=shapes)
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    assert "_contract(" not in f.source and "xp.sum" not in f.source and f.groups == 1
+    rng = np.random.default_rng(1)
+    for batch in ((), (3,)):
+        values = {n: rng.normal(size=batch + s) for n, s in shapes.items()}
+        got, want = f(**values), g(**values)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        for k in np.ndindex(batch):
+            assert same_bits(np.asarray(got)[k], f(**{n: v[k] for n, v in values.items()}))
 
 
 def test_a_sum_along_an_axis_no_operand_has_counts_each_term_that_many_times():
@@ -112,7 +166,7 @@ def test_a_sum_along_an_axis_no_operand_has_counts_each_term_that_many_times():
     c = b.finish([("J", b.apply("sum", product, axis=1)),
                   ("K", b.apply("sum_to", wide[1] * wide[1], shape=(3, 1), ndim=3))])
     f = to_fused(c, min_entries=0)
-    assert f.source.count("_contract(") == 2
+    assert f.source.count("_contract(") == 1  # K's operands vary alike: summed in a kernel
     rng = np.random.default_rng(2)
     values = {"u": rng.normal(size=(4, 1, 5)), "v": rng.normal(size=5)}
     for got, want in zip(f(**values), cg.to_numpy(c)(**values)):
@@ -197,3 +251,73 @@ def test_to_c_chooses_fused_loops_above_its_scalar_limit():
     # the estimate is the scalar circuit's size, within a few percent
     s = cg.scalarize(network(6))
     assert abs(scalar_size(network(6)) - s.size) <= 0.25 * s.size
+
+
+def test_malloc_keeps_freed_arrays_for_the_next_call():
+    # glibc's heap keeps freed arrays (no page faults on the next call's); set once, by
+    # building a fused function, unless CIRCUITGRAD_MALLOC=system
+    import ctypes
+    import os
+
+    from circuitgrad.lower import fused
+    c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3000,), "y": (3000,)})
+    cg.to_fused(c)
+    assert fused._malloc_tuned  # decided on the first build
+    try:
+        glibc = bool(ctypes.CDLL(None).gnu_get_libc_version)
+    except (OSError, AttributeError):
+        glibc = False
+    wanted = glibc and os.environ.get("CIRCUITGRAD_MALLOC", "") != "system"
+    assert fused.tune_malloc() is wanted and fused._malloc_tuned == [wanted]
+
+
+def _widths():
+    from circuitgrad.lower import isa
+    host = isa.default_width()
+    return [w for w in (8, 4, 2) if w <= host] if host > 1 else [1]
+
+
+@pytest.mark.parametrize("width", _widths())
+def test_partial_vectors_of_short_rows_are_the_bits_of_full_ones(width, monkeypatch):
+    # y of shape (3, 1) keeps the rows of x (3, n) apart: rows of n entries, the last vector
+    # partly used (read and written under a mask); the same entries in one long row (full
+    # vectors) and the sums added in the loop's order, float by float, give the same bits
+    from circuitgrad.lower import cforms, isa
+    monkeypatch.setattr(isa, "default_width", lambda: width)
+    monkeypatch.setattr(cforms, "default_width", lambda: width)
+    rng = np.random.default_rng(width)
+    for n in (1, 2, 3, 5, 7, 9, 10, 17):
+        x, y = rng.normal(size=(3, n)), rng.normal(size=(3, 1))
+        c = cg.parse("E = exp(x) * y + x\nS0 = sum(E, axis=0)\nS1 = sum(E, axis=1)",
+                     shapes={"x": (3, n), "y": (3, 1)}, outputs=["E", "S0", "S1"])
+        f = to_fused(c, min_entries=0)
+        assert f.groups == 1
+        out = f(x=x, y=y)
+        long = cg.parse("exp(x) * y + x", shapes={"x": (3 * n,), "y": (3 * n,)})
+        P = to_fused(long, min_entries=0)(x=x.ravel(), y=np.repeat(y.ravel(), n)).reshape(3, n)
+        assert same_bits(out.E, P)
+        s0 = [0.0] * n
+        for i in range(3):
+            s0 = [a + float(b) for a, b in zip(s0, P[i])]
+        s1 = []
+        for i in range(3):
+            row = -0.0
+            for b in P[i]:
+                row += float(b)
+            s1.append(0.0 + row)
+        assert same_bits(out.S0, np.array(s0)) and same_bits(out.S1, np.array(s1))
+
+
+def test_a_kernels_plan_is_kept_by_shapes_and_strides():
+    # the loop's strides are kept per call signature: the same shapes with other strides,
+    # or another batch, get their own plan (and the right numbers)
+    c = cg.parse("J = exp(x) * y + x", shapes={"x": (3000,), "y": (3000,)})
+    f, g = to_fused(c), cg.to_numpy(c)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=6000), rng.normal(size=3000)
+    for args in ((x[:3000], y), (x[::2], y), (x[1::2], y[::-1]), (x.reshape(2, 3000), y),
+                 (x[:3000], y)):
+        assert same_bits(f(*args), np.asarray(f(*(np.ascontiguousarray(a) for a in args))))
+        assert close(f(*args), g(*args))
+    plans = f._namespace["_run"].keywords["plans"]
+    assert len(plans) == 4  # the last call's plan was the first's
