@@ -165,8 +165,9 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
 
     Args:
         c: a circuit (any number of outputs, any shapes; or program text).
-        wrt, outputs, mode: as :func:`~circuitgrad.jacobian`: the inputs and outputs, and
-            the mode (``"auto"``: fewer seeds, reverse on a tie).
+        wrt: the inputs, as :func:`~circuitgrad.jacobian` takes them (default: all).
+        outputs: the outputs, likewise (default: all).
+        mode: ``"forward"``, ``"reverse"`` or ``"auto"`` (fewer seeds, reverse on a tie).
         lower: the lowering of the sweep circuit (``cg.to_c``, ``cg.to_numpy``,
             ``cg.to_tape``, ``cg.to_fused``, or a ``functools.partial`` of one with options).
         simplify: simplify the sweep circuit (exact rules only).
