@@ -19,6 +19,8 @@ equal bodies share one record and hash-consing merges equal loops), ``length``, 
 (steps ``length - 1`` down to 0: the adjoint's loop) and ``save``. Evaluation compiles the
 body once into straight-line NumPy code (the templates of its nodes, as ``to_numpy`` writes
 them) and calls it in a Python loop; batch axes in front of the points are carried through.
+On arrays of another library (PyTorch, JAX, CuPy, Dask, array-api-strict) the same source is
+bound to that library's namespace and the steps are stacked with its ops (``_Library``).
 The derivative rules (the adjoint of a loop is a loop over the body's adjoint, its tangent a
 loop over the body's tangent) live in :mod:`circuitgrad.transforms.loops`, which registers
 them in :data:`RULES` (the rules build bodies with the passes, which sit above the table).
@@ -199,7 +201,9 @@ _BOUND: dict[tuple, Callable[..., tuple]] = {}
 def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
     """The body's code (the source of :attr:`Body.function`) bound to array namespace ``xp``
     (:func:`circuitgrad.primitives.arrays.namespace`), its array constants moved to
-    ``device``: compiled once per body, namespace and device."""
+    ``device``: compiled once per body, namespace and device. Without a device (values
+    traced by ``jax.jit``) it is compiled for each loop call and not kept: its constants are
+    made inside the trace, and a kept one would leak a tracer into the next trace."""
     from . import arrays
 
     key = (body.digest, xp, str(device))
@@ -211,7 +215,9 @@ def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
             namespace[name] = xp.asarray(value, device=device, copy=True)
         # The same source as the NumPy function's: made from the primitive table's templates.
         exec(compile(numpy_fn.source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
-        fn = _BOUND[key] = namespace["body"]
+        fn = namespace["body"]
+        if device is not None:
+            _BOUND[key] = fn
     return fn
 
 
@@ -422,12 +428,8 @@ class _Library:
 
 
 def _numpy_values(values: tuple) -> tuple:
-    for v in values:
-        if not isinstance(v, (np.ndarray, np.generic, float, int)):
-            raise CircuitError(f"scan: runs on NumPy arrays only, got "
-                               f"{type(v).__module__}.{type(v).__name__} (to_numpy with "
-                               "NumPy inputs)")
-    # (a scalar constant comes as a Python float; the body's code may index it: x[..., None])
+    # (NumPy arrays and numbers only: others take the _Library path.) A scalar constant
+    # comes as a Python float; the body's code may index it: x[..., None].
     return tuple(np.float64(v) if type(v) in (float, int) else v for v in values)
 
 

@@ -110,3 +110,29 @@ def test_the_body_compiles_once_per_namespace():
         on_library("torch", f, VALUES)
     keys = [k for k in loops._BOUND if k[0] == body.digest and "torch" in k[1].__name__]
     assert len(keys) == 1, keys
+
+
+def test_a_body_constant_does_not_leak_a_tracer_from_one_jit_into_the_next():
+    # the body holds an array constant (W); the circuit around it holds none
+    w = np.array([[0.5, 0.1], [0.2, 0.3]])
+    c = cg.grad(cg.trace(lambda x: cg.scan(lambda s, xt: (np.tanh(w @ s + xt), None), x[0],
+                                           xs=x)[0].sum(), shapes={"x": (3, 2)}))
+    f = cg.to_numpy(c)
+    x = RNG.uniform(-1, 1, (3, 2))
+    want = f(x)
+    for run in (jax.jit(lambda v: tuple(f(v))), jax.jit(lambda v: tuple(f(v))), f):
+        for g, w_ in zip(run(jnp.asarray(x)), want):
+            assert_close(np.asarray(g), w_, ulps=allowance(f, "jax"))
+
+
+def test_a_loop_refuses_arrays_of_two_libraries_by_name():
+    [(_, _, args, params, _)] = _scans(cg.to_numpy(WITH_XS))
+    shapes = [WITH_XS.shape(a) for a in args]
+    run = loops._scan_function(shapes, **params)
+    values = [jnp.zeros(s) for s in shapes]
+    values[0] = torch.zeros(shapes[0], dtype=torch.float64)
+    with pytest.raises(cg.CircuitError, match="scan: the arguments are not arrays of one "
+                                              "array library .*torch.Tensor"):
+        run(*values)
+    assert np.asarray(run(*[jnp.zeros(s) for s in shapes])).shape == (
+        loops.packed_size(params["body"], params["length"], params["save"]),)
