@@ -19,6 +19,8 @@ equal bodies share one record and hash-consing merges equal loops), ``length``, 
 (steps ``length - 1`` down to 0: the adjoint's loop) and ``save``. Evaluation compiles the
 body once into straight-line NumPy code (the templates of its nodes, as ``to_numpy`` writes
 them) and calls it in a Python loop; batch axes in front of the points are carried through.
+On arrays of another library (PyTorch, JAX, CuPy, Dask, array-api-strict) the same source is
+bound to that library's namespace and the steps are stacked with its ops (``_Library``).
 The derivative rules (the adjoint of a loop is a loop over the body's adjoint, its tangent a
 loop over the body's tangent) live in :mod:`circuitgrad.transforms.loops`, which registers
 them in :data:`RULES` (the rules build bodies with the passes, which sit above the table).
@@ -166,6 +168,7 @@ record and binds itself here), whose templates a body's code is made from."""
 def _compile_body(c: Any) -> Callable[..., tuple]:
     names: list[str] = [""] * len(c)
     namespace: dict[str, Any] = dict(NAMESPACE)
+    constants: dict[str, Any] = {}
     for k, i in enumerate(c.input_ids):
         names[i] = f"a{k}"
     lines = [f"def body({', '.join(names[i] for i in c.input_ids)}):"]
@@ -175,7 +178,7 @@ def _compile_body(c: Any) -> Callable[..., tuple]:
         if op == "const":
             if shape:
                 names[i] = f"_k{i}"
-                namespace[names[i]] = params
+                namespace[names[i]] = constants[names[i]] = params
             else:
                 names[i] = _literal(float(params))
             continue
@@ -188,7 +191,34 @@ def _compile_body(c: Any) -> Callable[..., tuple]:
     source = "\n".join(lines)
     exec(compile(source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
     namespace["body"].source = source
+    namespace["body"].constants = constants
     return namespace["body"]
+
+
+_BOUND: dict[tuple, Callable[..., tuple]] = {}
+
+
+def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
+    """The body's code (the source of :attr:`Body.function`) bound to array namespace ``xp``
+    (:func:`circuitgrad.primitives.arrays.namespace`), its array constants moved to
+    ``device``: compiled once per body, namespace and device. Without a device (values
+    traced by ``jax.jit``) it is compiled for each loop call and not kept: its constants are
+    made inside the trace, and a kept one would leak a tracer into the next trace."""
+    from . import arrays
+
+    key = (body.digest, xp, str(device))
+    fn = _BOUND.get(key)
+    if fn is None:
+        numpy_fn = body.function
+        namespace = {**NAMESPACE, **arrays.namespace(xp)}
+        for name, value in numpy_fn.constants.items():
+            namespace[name] = xp.asarray(value, device=device, copy=True)
+        # The same source as the NumPy function's: made from the primitive table's templates.
+        exec(compile(numpy_fn.source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
+        fn = namespace["body"]
+        if device is not None:
+            _BOUND[key] = fn
+    return fn
 
 
 def layout(body: Body, length: int, save: bool) -> list[tuple[int, Shape]]:
@@ -258,7 +288,7 @@ def _check_checkpoints(checkpoints: Any) -> None:
 
 
 def _batch_of(value: Any, rank: int) -> tuple[int, ...]:
-    shape = np.shape(value)
+    shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
     return shape[:len(shape) - rank]
 
 
@@ -284,11 +314,9 @@ def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bo
     steps = range(length - 1, -1, -1) if reverse else range(length)
 
     def run(*values: Any) -> Any:
-        for v in values:
-            if not isinstance(v, (np.ndarray, np.generic, float, int)):
-                raise CircuitError(f"scan: runs on NumPy arrays only, got "
-                                   f"{type(v).__module__}.{type(v).__name__} (to_numpy with "
-                                   "NumPy inputs)")
+        lib = _Library.of(values)
+        if lib is not None:
+            return run_on(lib, lib.values(values))
         values = _numpy_values(values)
         fn = body.function
         carry = list(values[:k])
@@ -309,16 +337,99 @@ def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bo
                  for j in range(len(saved))]
         return _packed(carry, carry_shapes, ys, y_shapes, length, parts)
 
+    def run_on(lib: _Library, values: tuple) -> Any:
+        # The same loop on arrays of another library: its namespace's body code, xp.stack
+        # of the steps' values, xp.concat of the packed leaves (no writes in place).
+        fn = lib.body(body)
+        carry = list(values[:k])
+        xs = values[k:k + m]
+        closures = list(values[k + m:])
+        ys: list[list[Any]] = [[None] * length for _ in range(q)]
+        saved: list[list[Any]] = [[None] * length for _ in range(k)] if save else []
+        for t in steps:
+            if save:
+                for j in range(k):
+                    saved[j][t] = carry[j]
+            out = lib.arrays(fn(*carry, *[x[(..., t) + (slice(None),) * r]
+                                          for x, r in zip(xs, x_ranks)], *closures))
+            carry = list(out[:k])
+            for j in range(q):
+                ys[j][t] = out[k + j]
+        parts = [(lib.stacked(saved[j], carry_shapes[j], length), (length,) + carry_shapes[j])
+                 for j in range(len(saved))]
+        return lib.packed(carry, carry_shapes, ys, y_shapes, length, parts)
+
     return run
 
 
+class _Library:
+    """The array namespace ``xp`` (and ``device``) of a loop's arguments of another library
+    than NumPy, and the loop's steps in its ops."""
+
+    def __init__(self, xp: Any, device: Any):
+        self.xp, self.device = xp, device
+
+    @staticmethod
+    def of(values: tuple) -> "_Library | None":
+        """The library of ``values``' arrays; None where all are NumPy arrays or numbers."""
+        foreign = [v for v in values if not isinstance(v, (np.ndarray, np.generic, float, int))]
+        if not foreign:
+            return None
+        import array_api_compat
+
+        try:
+            xp = array_api_compat.array_namespace(*foreign)
+        except TypeError:
+            kinds = ", ".join(sorted({f"{type(v).__module__}.{type(v).__name__}"
+                                      for v in foreign}))
+            raise CircuitError(f"scan: the arguments are not arrays of one array library "
+                               f"({kinds}); give them all as arrays of one library") from None
+        try:
+            device = array_api_compat.device(foreign[0])
+        except Exception:  # a traced value (jax.jit) has no device yet
+            device = None
+        return _Library(xp, device)
+
+    def values(self, values: Sequence[Any]) -> tuple:
+        """The numbers and NumPy arrays among ``values`` as float64 arrays of the library."""
+        xp = self.xp
+        return tuple(xp.asarray(v, dtype=xp.float64, device=self.device)
+                     if isinstance(v, (np.ndarray, np.generic, float, int)) else v
+                     for v in values)
+
+    arrays = values  # (a body's outputs: a constant output is a Python float)
+
+    def body(self, body: Body) -> Callable[..., tuple]:
+        return _body_on(body, self.xp, self.device)
+
+    def stacked(self, values: list[Any], shape: Shape, length: int) -> Any:
+        xp = self.xp
+        if not values:
+            return xp.zeros((length,) + shape, dtype=xp.float64, device=self.device)
+        batch = np.broadcast_shapes(*(_batch_of(v, len(shape)) for v in values))
+        return xp.stack([xp.broadcast_to(v, batch + shape) for v in values],
+                        axis=-len(shape) - 1)
+
+    def packed(self, carry: list, carry_shapes: list, ys: list, y_shapes: list, length: int,
+               more: list) -> Any:
+        from . import arrays
+
+        xp = self.xp
+        parts = [(v, s) for v, s in zip(carry, carry_shapes)]
+        parts += [(self.stacked(ys[j], y_shapes[j], length), (length,) + y_shapes[j])
+                  for j in range(len(ys))]
+        parts += more
+        if not parts:
+            return xp.zeros(0, dtype=xp.float64, device=self.device)
+        batch = np.broadcast_shapes(*(_batch_of(v, len(s)) for v, s in parts))
+        reshape = arrays.namespace(xp)["_cg"].reshape  # (Dask's: block by block)
+        flat = [reshape(xp.broadcast_to(v, batch + s), (_size(s),), len(s)) for v, s in parts]
+        return xp.concat(flat, axis=-1)
+
+
 def _numpy_values(values: tuple) -> tuple:
-    for v in values:
-        if not isinstance(v, (np.ndarray, np.generic, float, int)):
-            raise CircuitError(f"scan: runs on NumPy arrays only, got "
-                               f"{type(v).__module__}.{type(v).__name__} (to_numpy with "
-                               "NumPy inputs)")
-    # (a scalar constant comes as a Python float; the body's code may index it: x[..., None])
+    # (NumPy arrays and numbers only: others take the _Library path.) A scalar constant
+    # comes as a Python float; the body's code may index it: x[..., None].
     return tuple(np.float64(v) if type(v) in (float, int) else v for v in values)
 
 
@@ -392,8 +503,13 @@ def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Bo
     order = list(range(length)) if reverse else list(range(length - 1, -1, -1))
 
     def run(*values: Any) -> Any:
-        values = _numpy_values(values)
-        forward, adjoint = recompute.function, body.function
+        lib = _Library.of(values)
+        if lib is None:
+            values = _numpy_values(values)
+            forward, adjoint = recompute.function, body.function
+        else:
+            values = lib.values(values)
+            forward, adjoint = lib.body(recompute), lib.body(body)
         carry = list(values[:ka])
         init = tuple(values[ka:ka + k])
         seqs = values[ka + k:ka + xa]  # the forward xs, the ys' adjoints ...
@@ -406,12 +522,16 @@ def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Bo
         def advance(state: tuple, start: int, stop: int) -> tuple:
             for p in range(start, stop):
                 state = tuple(forward(*state, *sliced(order[p])[:m], *closures)[:k])
+                if lib is not None:
+                    state = lib.arrays(state)
             STATS["forward_steps"] += stop - start
             return state
 
         def adjoint_step(p: int, state: tuple) -> None:
             t = order[p]
             out = adjoint(*carry, *state, *sliced(t), *closures)
+            if lib is not None:
+                out = lib.arrays(out)
             carry[:] = out[:ka]
             for j in range(body.ys):
                 ys[j][t] = out[ka + j]
@@ -433,6 +553,8 @@ def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Bo
                 middle = a + revolve_split(b - a, free)
                 tasks.append((a, middle, state, free))
                 tasks.append((middle, b, advance(state, a, middle), free - 1))
+        if lib is not None:
+            return lib.packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
         return _packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
 
     return run

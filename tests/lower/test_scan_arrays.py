@@ -1,0 +1,138 @@
+"""Loops (``scan`` nodes) on other array libraries (issue 30): the body's code bound to the
+library's namespace, the steps stacked with its ops. Each library against NumPy with
+test_arrays' helpers: array-api-strict bit for bit, PyTorch, JAX (also under ``jax.jit``) and
+Dask within test_arrays' allowance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import circuitgrad as cg
+from circuitgrad.primitives import loops
+from test_arrays import LIBRARIES, allowance, assert_close, check_library, jax, on_library
+
+torch = pytest.importorskip("torch")
+jnp = jax.numpy
+
+RNG = np.random.default_rng(30)
+LIBRARY_NAMES = sorted(LIBRARIES)
+
+
+def _forward(a):
+    # ten steps of a vector carry, no xs, a closure
+    final, _ = cg.scan(lambda s, _: (s * a + np.sin(s), None), np.array([0.3, -0.2]),
+                       length=10)
+    return final
+
+
+def _with_xs(a, x):
+    # a tensor sequence sliced per step, a y stacked per step, a constant carry part
+    def step(carry, xt):
+        s, _ = carry
+        return (np.tanh(s * a + xt), 2.0), s * xt + a
+    (s, k), ys = cg.scan(step, (np.ones(2), 0.0), xs=x)
+    return s.sum() + k + (ys ** 2).sum()
+
+
+def _scans(f):
+    return [r for r in f.circuit.records() if r[1] == "scan"]
+
+
+FORWARD = cg.trace(_forward)
+WITH_XS = cg.trace(_with_xs, shapes={"a": (), "x": (4, 2)})
+VALUES = {"a": np.float64(0.7), "x": RNG.uniform(-1, 1, (4, 2))}
+
+
+@pytest.mark.parametrize("library", LIBRARY_NAMES)
+def test_a_forward_scan_on_each_library_is_numpys(library):
+    check_library(library, cg.to_numpy(FORWARD), {"a": np.float64(0.9)})
+
+
+@pytest.mark.parametrize("library", LIBRARY_NAMES)
+def test_a_scan_with_xs_and_ys_on_each_library_is_numpys(library):
+    check_library(library, cg.to_numpy(WITH_XS), VALUES)
+
+
+@pytest.mark.parametrize("library", LIBRARY_NAMES)
+def test_a_scans_gradient_on_each_library_is_numpys(library):
+    # grad: the forward loop saving its carries, then the reverse loop over the adjoint body
+    f = cg.to_numpy(cg.grad(WITH_XS))
+    assert "_loops[" in f.source
+    check_library(library, f, VALUES)
+
+
+@pytest.mark.parametrize("library", LIBRARY_NAMES)
+def test_a_checkpointed_gradient_on_each_library_is_numpys(library):
+    f = cg.to_numpy(cg.grad(WITH_XS, checkpoints=1))
+    assert any(params.get("recompute") is not None for _, op, _, params, _ in _scans(f))
+    check_library(library, f, VALUES)
+
+
+def test_a_batch_on_torch_is_its_points():
+    f = cg.to_numpy(cg.grad(WITH_XS))
+    batch = {"a": RNG.uniform(0.2, 0.9, 5), "x": RNG.uniform(-1, 1, (5, 4, 2))}
+    got = on_library("torch", f, batch)
+    want = f(**batch)
+    for g, w in zip(got, want):
+        assert g.shape == np.shape(w)
+        assert_close(g, w, ulps=allowance(f, "torch"))
+    for p in range(5):
+        point = f(a=batch["a"][p], x=batch["x"][p])
+        for g, w in zip(got, point):
+            assert_close(g[p], w, ulps=allowance(f, "torch"))
+
+
+def test_jax_jit_of_a_scans_gradient():
+    # the loop unrolls under jit: the body's code on tracers
+    f = cg.to_numpy(cg.grad(WITH_XS))
+    jitted = jax.jit(lambda a, x: tuple(f(a, x)))
+    got = jitted(jnp.asarray(VALUES["a"]), jnp.asarray(VALUES["x"]))
+    for g, w in zip(got, f(**VALUES)):
+        assert isinstance(g, jax.Array)
+        assert_close(np.asarray(g), w, ulps=allowance(f, "jax"))
+
+
+def test_a_loop_inside_a_body_on_torch():
+    def nested(a):
+        def outer(s, _):
+            inner, _ = cg.scan(lambda u, _: (u * a + 1.0, None), s, length=3)
+            return inner, inner * 2.0
+        s, ys = cg.scan(outer, np.array([0.5, 1.0]), length=2)
+        return s.sum() + ys.sum()
+    check_library("torch", cg.to_numpy(cg.grad(cg.trace(nested))), {"a": np.float64(0.3)})
+
+
+def test_the_body_compiles_once_per_namespace():
+    f = cg.to_numpy(WITH_XS)
+    [body] = [params["body"] for _, _, _, params, _ in _scans(f)]
+    for _ in range(3):
+        on_library("torch", f, VALUES)
+    keys = [k for k in loops._BOUND if k[0] == body.digest and "torch" in k[1].__name__]
+    assert len(keys) == 1, keys
+
+
+def test_a_body_constant_does_not_leak_a_tracer_from_one_jit_into_the_next():
+    # the body holds an array constant (W); the circuit around it holds none
+    w = np.array([[0.5, 0.1], [0.2, 0.3]])
+    c = cg.grad(cg.trace(lambda x: cg.scan(lambda s, xt: (np.tanh(w @ s + xt), None), x[0],
+                                           xs=x)[0].sum(), shapes={"x": (3, 2)}))
+    f = cg.to_numpy(c)
+    x = RNG.uniform(-1, 1, (3, 2))
+    want = f(x)
+    for run in (jax.jit(lambda v: tuple(f(v))), jax.jit(lambda v: tuple(f(v))), f):
+        for g, w_ in zip(run(jnp.asarray(x)), want):
+            assert_close(np.asarray(g), w_, ulps=allowance(f, "jax"))
+
+
+def test_a_loop_refuses_arrays_of_two_libraries_by_name():
+    [(_, _, args, params, _)] = _scans(cg.to_numpy(WITH_XS))
+    shapes = [WITH_XS.shape(a) for a in args]
+    run = loops._scan_function(shapes, **params)
+    values = [jnp.zeros(s) for s in shapes]
+    values[0] = torch.zeros(shapes[0], dtype=torch.float64)
+    with pytest.raises(cg.CircuitError, match="scan: the arguments are not arrays of one "
+                                              "array library .*torch.Tensor"):
+        run(*values)
+    assert np.asarray(run(*[jnp.zeros(s) for s in shapes])).shape == (
+        loops.packed_size(params["body"], params["length"], params["save"]),)
