@@ -330,7 +330,10 @@ class NumpyFunction:
     def _on(self, xp: Any, device: Any) -> Callable[..., Any]:
         """The generated function bound to array namespace ``xp``: its ``xp``, ``_sp``,
         ``_cg`` (:func:`circuitgrad.primitives.arrays.namespace`) and the array constants
-        moved to ``device``. Circuits above COMPILE_LIMIT nodes compile here, once."""
+        moved to ``device``. Circuits above COMPILE_LIMIT nodes compile here, once. Without a
+        device (values traced by ``jax.jit``) it is bound for this call only and not kept: its
+        constants are made inside the trace, and a kept one would leak a tracer into the next
+        trace (the second ``jax.jit`` of the function failed so)."""
         key = (xp, device)
         run = self._bound.get(key)
         if run is None:
@@ -340,7 +343,9 @@ class NumpyFunction:
             for k, v in namespace.items():
                 if k.startswith("_k"):  # a copy: the circuit's constants are read-only
                     namespace[k] = xp.asarray(v, device=device, copy=True)
-            run = self._bound[key] = self._bind_code(namespace)
+            run = self._bind_code(namespace)
+            if device is not None:
+                self._bound[key] = run
         return run
 
     @property

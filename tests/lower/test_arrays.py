@@ -251,6 +251,18 @@ def test_jax_jit_of_a_generated_gradient_agrees_with_numpy():
     assert_close(np.asarray(again.dJ_dW1), f(**values).dJ_dW1, ulps=allowance(f, "jax"))
 
 
+def test_a_function_with_array_constants_jits_twice():
+    # Its constants, moved to JAX inside the first trace, were kept: the second jax.jit of
+    # the same function then met the first trace's tracers (UnexpectedTracerError).
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    f = cg.to_numpy(cg.trace(lambda x: np.tanh(W @ x).sum(), shapes={"x": (2,)}))
+    x = jnp.array([0.1, 0.2])
+    want = f(np.array([0.1, 0.2]))
+    assert float(jax.jit(f)(x)) == pytest.approx(want, rel=1e-14)
+    assert float(jax.jit(lambda x: f(x) * 2.0)(x)) == pytest.approx(2.0 * want, rel=1e-14)
+    assert float(f(x)) == pytest.approx(want, rel=1e-14)
+
+
 def test_dask_inputs_give_lazy_arrays_and_the_mean_gradient_reduces_in_a_tree():
     g = _two_layer()
     f = cg.to_numpy(g)
