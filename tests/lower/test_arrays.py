@@ -142,11 +142,70 @@ def check_library(name: str, f, values: dict) -> None:
     with np.errstate(all="ignore"):  # Dask computes with NumPy (log of the negative points)
         got = on_library(name, f, values)
     exact = name in NOT_NUMPY_BITS and not any(s in f.source for s in NOT_NUMPY_BITS[name])
-    for out_name, g, w in zip(f.outputs, got, wants):
+    ulps = allowance(f, name)
+    spreads = None if exact else nudged_spread(f, values, wants, per_op_ulps(f, name))
+    for k, (out_name, g, w) in enumerate(zip(f.outputs, got, wants)):
         if exact:
             assert same_bits(g, w), (name, out_name, g, w)
-        else:
-            assert_close(g, w, ulps=allowance(f, name))
+            continue
+        # An entry as far from NumPy's as NumPy's own moves when each function's result
+        # moves by a library's ulps is within the contract too: an ill-conditioned step
+        # (acos near 1 after a pow 1 ulp apart) magnifies any last-bit difference.
+        g = np.array(np.asarray(g, dtype=np.float64))
+        w = np.asarray(w, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            inside = np.isfinite(g) & np.isfinite(w) & (np.abs(g - w) <= spreads[k])
+        g[inside] = w[inside]
+        assert_close(g, w, ulps=ulps)
+
+
+def per_op_ulps(f, library: str) -> int:
+    ops = [f.circuit.op(i) for i in range(len(f.circuit))]
+    return max([ARRAY_ULPS] + [KNOWN_ULPS.get((library, op), 0) for op in ops])
+
+
+class _Nudged:
+    """A namespace whose functions return NumPy's result moved ``ulps`` ulps (up or down):
+    what a library whose elementary functions round otherwise may give at each step."""
+
+    def __init__(self, ns, ulps: float):
+        self._ns, self._ulps = ns, ulps
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._ns, name)
+        if not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def nudged(*args, **kwargs):
+            out = attr(*args, **kwargs)
+            if isinstance(out, (np.ndarray, np.floating)) and out.dtype == np.float64:
+                with np.errstate(all="ignore"):
+                    return out + self._ulps * np.spacing(out)
+            return out
+        return nudged
+
+
+def nudged_spread(f, values: dict, wants: list, ulps: int) -> list:
+    """For each output entry, how far NumPy's own result moves when every function call of
+    the generated code (``xp.*``, ``_sp.*``: the libraries' own elementary functions; the
+    operators are IEEE's, exact everywhere) moves its result by ``ulps`` ulps, down or up."""
+    spreads = [np.zeros(np.shape(w)) for w in wants]
+    if getattr(f, "_code", None) is None:  # (interpreted: no generated code to nudge)
+        return spreads
+    for sign in (-1.0, 1.0):
+        space = dict(f._namespace)
+        space["xp"] = _Nudged(space["xp"], sign * ulps)
+        space["_sp"] = _Nudged(space["_sp"], sign * ulps)
+        exec(f._code, space)  # noqa: S102 - the generated code, in a nudged namespace
+        with np.errstate(all="ignore"):
+            out = space[f._name](*[np.asarray(values[k], dtype=np.float64)
+                                   for k in f.inputs])
+        outs = list(out) if len(f.outputs) > 1 else [out]
+        for k, (o, w) in enumerate(zip(outs, wants)):
+            with np.errstate(invalid="ignore"):
+                d = np.abs(np.asarray(o, dtype=np.float64) - np.asarray(w, dtype=np.float64))
+            spreads[k] = np.fmax(spreads[k], np.where(np.isfinite(d), d, 0.0))
+    return spreads
 
 
 @pytest.mark.parametrize("library", sorted(LIBRARIES))
