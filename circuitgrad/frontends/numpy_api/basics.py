@@ -42,19 +42,6 @@ def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
     return total / float(count) if op == "mean" else total
 
 
-def _dot(func: Any, args: tuple, kwargs: dict) -> Any:
-    bound = bind(func, args, kwargs, {"a": None, "b": None})
-    a, b = bound["a"], bound["b"]
-    builder = builder_of((a, b))
-    shapes = [np.shape(v) if not isinstance(v, Value) else v.shape for v in (a, b)]
-    if not shapes[0] or not shapes[1]:
-        return builder.apply("mul", a, b)
-    if len(shapes[0]) > 2 or len(shapes[1]) > 2:
-        raise CircuitError(f"numpy.dot of shapes {shapes[0]} and {shapes[1]} cannot be traced "
-                           "(only vectors and matrices)" + user_line())
-    return builder.apply("matmul", a, b)
-
-
 def _where(func: Any, args: tuple, kwargs: dict) -> Any:
     if len(args) + len(kwargs) != 3:
         raise CircuitError("numpy.where(condition) (the indices) cannot be traced; "
@@ -198,15 +185,6 @@ def _diff(func: Any, args: tuple, kwargs: dict) -> Any:
     return x
 
 
-def _take(func: Any, args: tuple, kwargs: dict) -> Any:
-    bound = bind(func, args, kwargs, {"a": None, "indices": None, "axis": None})
-    x, axis = traced(func, bound["a"]), bound.get("axis")
-    if axis is None:
-        return x.ravel()[list(np.atleast_1d(bound["indices"]))]
-    axis = axis_of(func, axis, len(x.shape))
-    return x[(slice(None),) * axis + (list(np.atleast_1d(bound["indices"])),)]
-
-
 def _outer(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "b": None})
     return builder_of((bound["a"], bound["b"])).apply("outer", bound["a"], bound["b"])
@@ -243,7 +221,6 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.around: _round,
     np.clip: _clip,
     np.round: _round,
-    np.dot: _dot,
     np.transpose: _transpose,
     np.outer: _outer,
     np.concatenate: _concatenate,
@@ -260,7 +237,6 @@ FUNCTIONS: dict[Any, Callable[..., Any]] = {
     np.flip: _flip,
     np.cumsum: _cumsum,
     np.diff: _diff,
-    np.take: _take,
     np.zeros_like: lambda f, a, k: _like(f, a, k, 0.0),
     np.ones_like: lambda f, a, k: _like(f, a, k, 1.0),
     np.shape: lambda f, a, k: bind(f, a, k, {"a": None})["a"].shape,
