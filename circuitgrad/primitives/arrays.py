@@ -421,6 +421,19 @@ def _put_along_axis_add(xp: Any, value: Any, indices: Any, shape: tuple[int, ...
     return xp.moveaxis(xp.sum(picked, axis=-1), -1, axis)
 
 
+def _scipy_special(name: str, standard: Callable[..., Any] | None = None) -> dict[str, Any]:
+    # A HELPERS row for one of SciPy's special functions: each library's own module of them.
+    return {"numpy": f"special.{name}", "cupy": f"cupyx.scipy.special:{name}",
+            "torch": f"torch.special:{name}", "jax": f"jax.scipy.special:{name}",
+            "dask": f"scipy.special:{name}", "standard": standard}
+
+
+def _numpy_ufunc(name: str, standard: Callable[..., Any]) -> dict[str, Any]:
+    # A HELPERS row for a NumPy ufunc beyond the standard that each library also names.
+    return {"numpy": f"special.{name}", "cupy": f"cupy:{name}", "torch": f"torch:{name}",
+            "jax": f"jax.numpy:{name}", "dask": f"dask.array:{name}", "standard": standard}
+
+
 # -- THE table --------------------------------------------------------------------------------
 
 HELPERS: dict[str, dict[str, Any]] = {
@@ -439,27 +452,13 @@ HELPERS: dict[str, dict[str, Any]] = {
              "dask": "scipy.special:erfc", "standard": None},
     # SciPy's special functions (primitives/scipy_special.py): the library's own; logit,
     # xlogy and xlog1py also in standard ops.
-    "logit": {"numpy": "special.logit", "cupy": "cupyx.scipy.special:logit",
-              "torch": "torch.special:logit", "jax": "jax.scipy.special:logit",
-              "dask": "scipy.special:logit", "standard": _logit},
-    "xlogy": {"numpy": "special.xlogy", "cupy": "cupyx.scipy.special:xlogy",
-              "torch": "torch.special:xlogy", "jax": "jax.scipy.special:xlogy",
-              "dask": "scipy.special:xlogy", "standard": _xlogy},
-    "xlog1py": {"numpy": "special.xlog1py", "cupy": "cupyx.scipy.special:xlog1py",
-                "torch": "torch.special:xlog1py", "jax": "jax.scipy.special:xlog1py",
-                "dask": "scipy.special:xlog1py", "standard": _xlog1py},
-    "gammaln": {"numpy": "special.gammaln", "cupy": "cupyx.scipy.special:gammaln",
-                "torch": "torch.special:gammaln", "jax": "jax.scipy.special:gammaln",
-                "dask": "scipy.special:gammaln", "standard": None},
-    "digamma": {"numpy": "special.digamma", "cupy": "cupyx.scipy.special:digamma",
-                "torch": "torch.special:digamma", "jax": "jax.scipy.special:digamma",
-                "dask": "scipy.special:digamma", "standard": None},
-    "polygamma": {"numpy": "special.polygamma", "cupy": "cupyx.scipy.special:polygamma",
-                  "torch": "torch.special:polygamma", "jax": "jax.scipy.special:polygamma",
-                  "dask": "scipy.special:polygamma", "standard": None},
-    "erfinv": {"numpy": "special.erfinv", "cupy": "cupyx.scipy.special:erfinv",
-               "torch": "torch.special:erfinv", "jax": "jax.scipy.special:erfinv",
-               "dask": "scipy.special:erfinv", "standard": None},
+    "logit": _scipy_special("logit", _logit),
+    "xlogy": _scipy_special("xlogy", _xlogy),
+    "xlog1py": _scipy_special("xlog1py", _xlog1py),
+    "gammaln": _scipy_special("gammaln"),
+    "digamma": _scipy_special("digamma"),
+    "polygamma": _scipy_special("polygamma"),
+    "erfinv": _scipy_special("erfinv"),
     # A variable exponent: one rule at 0.5, 2 and -1 for every library and batch.
     "pow": {"numpy": "special.pow", "standard": _pow},
     "pow_vjp": {"numpy": "special.pow_vjp", "standard": _pow_vjp},
@@ -478,15 +477,10 @@ HELPERS: dict[str, dict[str, Any]] = {
     # The standard's where; NumPy's column makes a NumPy scalar of a 0-d result.
     "where": {"numpy": "special.where", "standard": _where},
     # NumPy's ufuncs beyond the standard: C's fmod, the NaN-ignoring fmax/fmin, logaddexp2.
-    "fmod": {"numpy": "special.fmod", "cupy": "cupy:fmod", "torch": "torch:fmod",
-             "jax": "jax.numpy:fmod", "dask": "dask.array:fmod", "standard": _fmod},
-    "fmax": {"numpy": "special.fmax", "cupy": "cupy:fmax", "torch": "torch:fmax",
-             "jax": "jax.numpy:fmax", "dask": "dask.array:fmax", "standard": _fmax},
-    "fmin": {"numpy": "special.fmin", "cupy": "cupy:fmin", "torch": "torch:fmin",
-             "jax": "jax.numpy:fmin", "dask": "dask.array:fmin", "standard": _fmin},
-    "logaddexp2": {"numpy": "special.logaddexp2", "cupy": "cupy:logaddexp2",
-                   "torch": "torch:logaddexp2", "jax": "jax.numpy:logaddexp2",
-                   "dask": "dask.array:logaddexp2", "standard": _logaddexp2},
+    "fmod": _numpy_ufunc("fmod", _fmod),
+    "fmax": _numpy_ufunc("fmax", _fmax),
+    "fmin": _numpy_ufunc("fmin", _fmin),
+    "logaddexp2": _numpy_ufunc("logaddexp2", _logaddexp2),
     # C's pow at every entry; NumPy's sinc and its derivatives (circuitgrad's, in xp's ops).
     "float_power": {"numpy": "special.float_power", "cupy": "cupy:float_power",
                     "standard": _float_power},
