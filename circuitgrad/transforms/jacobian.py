@@ -468,8 +468,13 @@ def jacobian_sweep(c: Circuit, wrt: str | Sequence[str] | None = None,
             meta.update({k: c.meta[k] for k in ("forward_count", "adjoint_of") if k in c.meta})
         else:
             seeds = [_fresh(f"{f}_bar", taken) for f in outs]
-            seed_ids = {out_ids[f]: b.input(s, c.shape(out_ids[f])).id
-                        for f, s in zip(outs, seeds)}
+            # Outputs that name one node: their seeds add (f_bar·∂f + g_bar·∂g), none dropped.
+            seed_ids: dict[int, int] = {}
+            for f, s in zip(outs, seeds):
+                o = out_ids[f]
+                seed = b.input(s, c.shape(o)).id
+                seed_ids[o] = seed if o not in seed_ids else b.apply_id("add",
+                                                                        (seed_ids[o], seed))
             active = active_nodes(c, wrt)
             adjoint, adjoint_of = adjoint_sweep(
                 b, c, {o: s for o, s in seed_ids.items() if active[o]}, active)
