@@ -356,6 +356,12 @@ def sinc_derivative(xp: Any, x: Any, n: Any) -> Any:
         x = np.asarray(x, dtype=np.float64)
     if np.ndim(n) == 0:
         return _sinc_d(xp, x, float(n))
+    if xp is not np:  # (the orders' loop below runs in NumPy: it would convert x to NumPy's)
+        from ..errors import CircuitError
+
+        raise CircuitError("sinc_d: an array of orders n (one per entry) is evaluated in "
+                           f"NumPy only, not in {getattr(xp, '__name__', xp)}; circuitgrad's "
+                           "derivatives of sinc give a number n")
     x, n = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(n, np.float64))
     out = np.full(x.shape, np.nan)
     for m in np.unique(n[(n >= 0) & (n <= 64) & (n == np.floor(n))]):

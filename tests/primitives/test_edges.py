@@ -186,3 +186,17 @@ def test_the_exponent_derivative_of_zero_to_a_power_is_its_limit_in_every_loweri
             assert dy[:3].tolist() == [0.0, 0.0, 0.0] and not np.signbit(dy[0]), lower.__name__
             assert dy[3] == pytest.approx(2.0 ** 0.7 * math.log(2.0), rel=1e-15)
             assert dy[4] == 0.0 and np.isnan(dy[5]), lower.__name__
+
+
+def test_sinc_d_with_an_array_of_orders_refuses_another_library_by_name():
+    # The per-order loop runs in NumPy: another library's x would come back as NumPy's array
+    # (or fail unnamed on a GPU), so it is refused; NumPy's own result is the per-entry one.
+    xps = pytest.importorskip("array_api_strict")
+    from circuitgrad.primitives.special import sinc_derivative
+
+    x, n = np.array([0.0, 0.5, 1.5]), np.array([1.0, 2.0, 1.0])
+    want = [float(sinc_derivative(np, v, m)) for v, m in zip(x, n)]
+    assert sinc_derivative(np, x, n).tolist() == want
+    assert float(sinc_derivative(xps, xps.asarray(0.0), 1.0)) == 1 / 3
+    with pytest.raises(cg.CircuitError, match=r"sinc_d: an array of orders n .* NumPy only"):
+        sinc_derivative(xps, xps.asarray(x), n)
