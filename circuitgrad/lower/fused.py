@@ -401,8 +401,10 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
     point with the summed axes as 1). One array, or a tuple. ``plans`` (a function's own
     dict) keeps the loop's shape and strides by the operands' shapes and strides: a call
     like an earlier one allocates its results and passes their addresses, nothing more."""
-    arrays = [a if type(a) is np.ndarray and a.dtype == np.float64 else
-              np.asarray(a, dtype=np.float64) for a in operands]
+    # (a float64 view whose strides are not whole entries, a field of a structured array:
+    # copied, as the kernel's strides count entries; and an unaligned one)
+    arrays = [a if type(a) is np.ndarray and a.dtype == np.float64 and a.flags.aligned else
+              np.array(a, dtype=np.float64) for a in operands]
     key = (kernel, point, results, *(a.shape for a in arrays), *(a.strides for a in arrays))
     plan = plans.get(key) if plans is not None else None
     if plan is None:

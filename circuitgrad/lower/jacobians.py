@@ -38,10 +38,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..circuit import Circuit, as_circuit
+from ..errors import InputError
 from ..transforms.common import fresh
 from ..transforms.jacobian import jacobian_sweep
 from .c import to_c
-from .calling import as_float64, assign_inputs, batch_axes, common_batch, missing_inputs, outputs
+from .calling import (_foreign, as_float64, assign_inputs, batch_axes, common_batch,
+                      missing_inputs, outputs)
 
 
 class JacobianFunction:
@@ -93,7 +95,7 @@ class JacobianFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         values = assign_inputs("jacobian_function", self._inputs, args, kwargs)
         missing_inputs("jacobian_function", self._inputs, values)
-        values = [as_float64(name, v) for name, v in zip(self._inputs, values)]
+        values = [as_float64(name, _as_numpy(name, v)) for name, v in zip(self._inputs, values)]
         batches = []
         for k, (name, v) in enumerate(zip(self._inputs, values)):
             axes = batch_axes(name, v.shape, self._in_shapes[name])
@@ -139,6 +141,22 @@ class JacobianFunction:
                 first += size
             self._seed_arrays[k] = seeds
         return dict(seeds)
+
+
+def _as_numpy(name: str, value: Any) -> Any:
+    """An input as NumPy's: the seeds and the results are NumPy arrays, so another library's
+    array (torch, JAX, CuPy) is converted first, and then checked as a NumPy array is (an
+    int64 tensor entry beyond 2**53 refused, not rounded), or refused by name where it cannot
+    be converted (a torch tensor that requires grad, a GPU array, a jax.jit tracer)."""
+    if not _foreign(value):
+        return value
+    try:
+        return np.asarray(value)
+    except Exception as e:  # (each library's own error: RuntimeError, TypeError ...)
+        raise InputError(f"jacobian_function: input {name!r} is a {type(value).__name__} "
+                         f"that NumPy cannot read ({type(e).__name__}: {e}); the Jacobian "
+                         f"function computes with NumPy arrays (to_numpy(cg.jacobian(c)) "
+                         f"runs on the array's own library)") from None
 
 
 def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -166,6 +166,20 @@ def test_refusals():
         jf(x=np.ones(3), y=np.ones(2))
 
 
+def test_arrays_of_other_libraries_are_checked_as_numpy_arrays():
+    # converted to NumPy first, then checked as NumPy arrays are: a torch int64 entry beyond
+    # 2**53 was rounded silently, and a tensor that requires grad gave torch's RuntimeError
+    torch = pytest.importorskip("torch")
+    jf = cg.jacobian_function("f = x * y", lower=cg.to_numpy)
+    out = jf(x=torch.tensor([2.0, 0.5]), y=3.0)
+    np.testing.assert_array_equal(out.f, [6.0, 1.5])
+    np.testing.assert_array_equal(out.df_dy, [2.0, 0.5])
+    with pytest.raises(cg.CircuitError, match="'x'.*int64.*2\\*\\*53"):
+        jf(x=torch.tensor(2**53 + 1, dtype=torch.int64), y=1.0)
+    with pytest.raises(cg.CircuitError, match="jacobian_function: input 'x' is a Tensor"):
+        jf(x=torch.tensor(2.0, requires_grad=True), y=1.0)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tensor_circuits(max_ops=6), st.sampled_from(["reverse", "forward"]),
        st.sampled_from([(), (2,)]))

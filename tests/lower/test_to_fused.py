@@ -173,6 +173,22 @@ def test_a_sum_along_an_axis_no_operand_has_counts_each_term_that_many_times():
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def test_views_whose_strides_are_not_whole_entries_are_read_right():
+    # a structured array's float64 field (strides of 12 bytes) and an unaligned view: the
+    # kernel's strides count entries, and 12 // 8 read the wrong entries before the copy
+    c = cg.parse("J = exp(x) * y + x", shapes={"x": (5,), "y": (5,)})
+    f, want = to_fused(c, min_entries=0), cg.to_numpy(c)
+    records = np.zeros((3, 5), dtype=[("a", "f8"), ("b", "i4")])
+    records["a"] = np.linspace(-1.0, 2.0, 15).reshape(3, 5)
+    raw = np.zeros(5 * 8 + 1, np.uint8)[1:].view(np.float64)
+    raw[:] = np.linspace(0.5, 1.5, 5)
+    y = np.linspace(2.0, 3.0, 5)
+    for x in (records["a"][1], records["a"], raw):
+        assert x.strides[-1] % 8 or not x.flags.aligned
+        np.testing.assert_array_equal(f(x=x, y=y), f(x=np.array(x), y=y))
+        np.testing.assert_allclose(f(x=x, y=y), want(x=x, y=y), rtol=1e-14)
+
+
 def test_sums_keep_signed_zeros_and_specials():
     c = cg.parse("J = sum(x * y, axis=1)\nK = sum(x * y)", outputs=["J", "K"],
                  shapes={"x": (2, 3), "y": (2, 3)})
