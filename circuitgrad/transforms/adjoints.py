@@ -19,6 +19,7 @@ import numpy as np
 from ..circuit import Circuit, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
+from ..guards import refuse_cut_derivative
 from .grad import grad
 
 
@@ -44,6 +45,7 @@ def node_adjoints(c: Circuit) -> Circuit:
     c = as_circuit(c, "node_adjoints")
     if len(c.outputs) != 1 or c.shape(c.output_ids[0]) != ():
         raise CircuitError("node adjoints need a circuit with one scalar output")
+    refuse_cut_derivative(c, "node_adjoints")  # (the rebuilt circuit drops the guards)
     with no_gc():
         b = Builder()
         new = [0] * len(c)
