@@ -94,3 +94,14 @@ def test_what_it_refuses():
         cg.grad(rosenbrock, argnums=2)(np.ones(2))
     with pytest.raises(CircuitError, match="by position"):
         cg.grad(rosenbrock)(x=np.ones(2))
+
+
+def test_containers_that_cannot_be_flattened_are_refused_by_name():
+    # pytree recurses on container nesting: a cycle (or a nesting past Python's recursion
+    # limit) is a CircuitError, not a raw RecursionError.
+    looped: list = [1.0]
+    looped.append(looped)
+    with pytest.raises(CircuitError, match="nested too deep"):
+        cg.function(lambda x: x)(looped)
+    with pytest.raises(CircuitError, match="nested too deep"):
+        cg.grad(lambda x: x[0])(looped)
