@@ -77,4 +77,7 @@ def node_adjoints(c: Circuit) -> Circuit:
         nodes = list(c.input_ids) + [i for i, _ in perturbations]
         outputs = [("J", ids[g.output_ids[0]])]
         outputs += [(f"delta_{i}", ids[j]) for i, j in zip(nodes, g.output_ids[1:])]
-        return z.finish(outputs, inputs=c.inputs, meta={"delta_of": tuple(nodes)})
+        meta = {"delta_of": tuple(nodes)}
+        if c.meta.get("guards") is not None:  # (a branch: its adjoints hold where it does)
+            meta["guards"] = c.meta["guards"]
+        return z.finish(outputs, inputs=c.inputs, meta=meta)
