@@ -38,6 +38,7 @@ from .frontends import guards as _guards
 from .frontends import pytree
 from .frontends.trace import trace
 from .lower import to_numpy
+from .lower.calling import check_input
 from .transforms import grad as _grad_circuit
 from .transforms import hessian as _hessian_circuit
 from .transforms import jacobian as _jacobian_circuit
@@ -135,7 +136,7 @@ class _Derivative:
             leaves, tree = pytree.flatten(a, "")
             flat.append([v for _, v in leaves])
             trees.append(tree)
-        leaves = [v for part in flat for v in part]
+        leaves = _checked([v for part in flat for v in part], self.__name__)
         shapes = tuple(tuple(v.shape) if isinstance(v, Value) else np.shape(v) for v in leaves)
         key = (tuple(trees), shapes, nums)
         traced = [v for v in leaves if isinstance(v, Value)]
@@ -388,6 +389,7 @@ class Function:
             trees.append(tree)
         if any(isinstance(v, Value) for v in flat):  # inside a trace: fn's own nodes
             return self.fn(*args)
+        flat = _checked(flat, f"function {getattr(self.fn, '__name__', 'f')}")
         have = [np.shape(v) for v in flat]
         entry = self.cache.get(tuple(trees))
         if entry is None:
@@ -448,6 +450,13 @@ class Function:
         outs = [o.reshape(batch + o.shape[1:]) for o in outs]
         return pytree.unflatten(first.extra, outs) if len(outs) > 1 or \
             first.extra != pytree.LEAF else outs[0]
+
+
+def _checked(leaves: list, name: str) -> list:
+    """The arguments' leaves (traced values kept) checked as every lowering checks its inputs
+    (lower/calling.py): never a cast that drops information, such as a complex part."""
+    return [v if isinstance(v, Value) else check_input(f"{name}: argument leaf {k}", v)
+            for k, v in enumerate(leaves)]
 
 
 def _leaf_count(tree: Any) -> int:

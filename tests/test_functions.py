@@ -94,3 +94,30 @@ def test_what_it_refuses():
         cg.grad(rosenbrock, argnums=2)(np.ones(2))
     with pytest.raises(CircuitError, match="by position"):
         cg.grad(rosenbrock)(x=np.ones(2))
+
+
+def test_containers_that_cannot_be_flattened_are_refused_by_name():
+    # pytree recurses on container nesting: a cycle (or a nesting past Python's recursion
+    # limit) is a CircuitError, not a raw RecursionError.
+    looped: list = [1.0]
+    looped.append(looped)
+    with pytest.raises(CircuitError, match="nested too deep"):
+        cg.function(lambda x: x)(looped)
+    with pytest.raises(CircuitError, match="nested too deep"):
+        cg.grad(lambda x: x[0])(looped)
+
+
+def test_complex_arguments_are_refused_not_cast():
+    # The arguments were cast with np.asarray(v, dtype=float64): only a ComplexWarning, and
+    # the imaginary part was dropped. They are checked as every lowering checks its inputs.
+    z = np.array([1 + 2j, 3.0])
+    f = cg.function(lambda x: x * 2.0)
+    with pytest.raises(CircuitError, match="imaginary part would be dropped"):
+        f(z)
+    assert f(np.ones(2)).tolist() == [2.0, 2.0]
+    with pytest.raises(CircuitError, match="imaginary part would be dropped"):
+        f(np.stack([z, z]))
+    with pytest.raises(CircuitError, match="imaginary part would be dropped"):
+        cg.grad(lambda x: (x * x).sum())(z)
+    with pytest.raises(CircuitError, match="at= gives 'x'.*imaginary part would be dropped"):
+        cg.trace(lambda x: x * 2.0, at=z)

@@ -4,7 +4,9 @@ named tuples of arrays, flattened into named leaves and rebuilt from them.
 A leaf's name joins the keys on its path with dots: ``params.W1``, ``x.0``, ``out.loss``. A
 dict's leaves come in its keys' order (as the dict iterates, like Python's own order; JAX
 sorts them: here the order a user wrote is kept), a tuple's and a list's in theirs, a named
-tuple's by field (its names are the fields).
+tuple's by field (its names are the fields). :func:`flatten` and :func:`unflatten` recurse on
+the containers' nesting (not on any circuit's depth): a nesting deeper than Python's recursion
+limit, or a container holding itself, is refused with a CircuitError.
 
     >>> leaves, tree = flatten({"W": 1.0, "b": (2.0, 3.0)}, "params")
     >>> leaves
@@ -48,7 +50,13 @@ def flatten(obj: Any, prefix: str, is_leaf: Callable[[Any], bool] | None = None
         kind = "tuple" if isinstance(x, tuple) else "list"
         return (kind, type(x), len(x), tuple(walk(v, f"{name}.{k}") for k, v in enumerate(x)))
 
-    return leaves, walk(obj, prefix)
+    try:
+        return leaves, walk(obj, prefix)
+    except RecursionError:
+        from ..errors import CircuitError
+
+        raise CircuitError(f"{prefix or 'an argument'}: containers nested too deep to "
+                           "flatten (or a container holding itself)") from None
 
 
 def unflatten(tree: Tree, leaves: Any) -> Any:

@@ -35,6 +35,7 @@ import numpy as np
 from ..builder import Builder
 from ..value import Value, traceback_line
 from ..errors import CircuitError, ShapeError
+from ..lower.calling import check_input
 from . import guards, pytree
 
 
@@ -195,12 +196,12 @@ def _point(fn: Callable[..., Any], at: Any) -> tuple[dict[str, Any], dict[str, n
             if isinstance(leaf, Value):
                 raise CircuitError("trace: at= must hold numbers or arrays, not traced values",
                                    argument="at")
-            try:
-                a = np.asarray(leaf, dtype=np.float64)
-            except (TypeError, ValueError):
+            try:  # (the lowerings' check: no cast that drops information, a complex part)
+                a = np.asarray(check_input(leaf_name, leaf), dtype=np.float64)
+            except (TypeError, ValueError) as e:
                 raise CircuitError(f"trace: at= gives {leaf_name!r} as "
-                                   f"{type(leaf).__name__}, not a number or array of numbers",
-                                   argument="at") from None
+                                   f"{type(leaf).__name__}, not a number or array of real "
+                                   f"numbers ({e})", argument="at") from None
             arrays.append(a)
             values[leaf_name] = a
         shapes[n] = arrays[0] if tree == pytree.LEAF else pytree.unflatten(tree, arrays)

@@ -19,6 +19,7 @@ import numpy as np
 from ..circuit import Circuit, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
+from ..guards import refuse_cut_derivative
 from .grad import grad
 
 
@@ -44,6 +45,7 @@ def node_adjoints(c: Circuit) -> Circuit:
     c = as_circuit(c, "node_adjoints")
     if len(c.outputs) != 1 or c.shape(c.output_ids[0]) != ():
         raise CircuitError("node adjoints need a circuit with one scalar output")
+    refuse_cut_derivative(c, "node_adjoints")  # (the rebuilt circuit drops the guards)
     with no_gc():
         b = Builder()
         new = [0] * len(c)
@@ -75,4 +77,7 @@ def node_adjoints(c: Circuit) -> Circuit:
         nodes = list(c.input_ids) + [i for i, _ in perturbations]
         outputs = [("J", ids[g.output_ids[0]])]
         outputs += [(f"delta_{i}", ids[j]) for i, j in zip(nodes, g.output_ids[1:])]
-        return z.finish(outputs, inputs=c.inputs, meta={"delta_of": tuple(nodes)})
+        meta = {"delta_of": tuple(nodes)}
+        if c.meta.get("guards") is not None:  # (a branch: its adjoints hold where it does)
+            meta["guards"] = c.meta["guards"]
+        return z.finish(outputs, inputs=c.inputs, meta=meta)

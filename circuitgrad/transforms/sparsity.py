@@ -41,6 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit
+from ..guards import refuse_cut_derivative
 from ..primitives import PRIMITIVES
 from .common import pick_inputs, pick_outputs, sample_node
 
@@ -74,6 +75,7 @@ def jacobian_sparsity(c: Circuit, wrt: str | Sequence[str] | None = None,
     import scipy.sparse
 
     c = as_circuit(c, "jacobian_sparsity")
+    refuse_cut_derivative(c, "jacobian_sparsity")  # (float(x) hid a dependence)
     wrt = pick_inputs(c, wrt)
     outs = pick_outputs(c, outputs)
     sets = dependency_sets(c, wrt)

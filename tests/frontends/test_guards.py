@@ -313,6 +313,32 @@ def test_int_is_piecewise_constant_and_float_cuts_the_derivative():
         cg.grad(cg.trace(lambda x: x * float(x), at=2.0))
 
 
+def test_float_guards_refuse_the_other_derivative_passes_too():
+    # float(x[1]) makes x[1] a number: the pattern would miss J[0, 1] and the adjoints the
+    # x[0] * d/dx[1] term, silently; both refuse instead (as grad, jvp, hessian do).
+    from circuitgrad.transforms.adjoints import node_adjoints
+
+    c = cg.trace(lambda x: x[0] * float(x[1]), at=np.array([3.0, 2.0]))
+    with pytest.raises(cg.CircuitError, match="jacobian_sparsity: .*derivative through it"):
+        cg.jacobian_sparsity(c)
+    with pytest.raises(cg.CircuitError, match="node_adjoints: .*derivative through it"):
+        node_adjoints(c)
+
+
+
+def test_node_adjoints_of_a_branch_keep_its_guards():
+    # node_adjoints rebuilds the circuit in a fresh builder: without the guards, its
+    # lowering would give this branch's adjoints where the function takes the other one.
+    from circuitgrad.transforms.adjoints import node_adjoints
+
+    c = cg.trace(lambda x: x * x if x > 1.0 else -x, at=3.0)
+    d = node_adjoints(c)
+    assert d.meta["guards"] is c.meta["guards"]
+    assert float(cg.to_numpy(d)(x=3.0)[1]) == 6.0
+    with pytest.raises(cg.CircuitError, match="guard g0"):
+        cg.to_numpy(d)(x=-3.0)
+
+
 def test_refusals_name_what_python_and_numpy_refuse():
     with pytest.raises(cg.CircuitError, match="is nan at the trace point"):
         cg.trace(lambda x: x * int(x), at=math.nan)
