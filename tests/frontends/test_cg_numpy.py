@@ -101,3 +101,13 @@ def test_containers_as_inputs_and_outputs():
 def test_a_shape_is_not_a_container():
     c = cg.trace(lambda x, y: x.sum() + y.sum(), shapes={"x": (2, 3), "y": [4]})
     assert c.input_shapes == {"x": (2, 3), "y": (4,)}
+
+
+def test_full_like_broadcasts_an_array_fill_value_as_numpy():
+    # np.full_like(x, [1, 2, 3]) broadcasts the fill into x's shape; it used to raise a raw
+    # TypeError (float() of a list).
+    c = cg.trace(lambda x: onp.full_like(x, [1.0, 2.0, 3.0]) * x, shapes={"x": (2, 3)})
+    x = onp.arange(6.0).reshape(2, 3)
+    onp.testing.assert_array_equal(cg.to_numpy(c)(x), onp.full_like(x, [1.0, 2.0, 3.0]) * x)
+    with pytest.raises(CircuitError, match="numpy.full_like"):
+        cg.trace(lambda x: onp.full_like(x, [1.0, 2.0]) * x, shapes={"x": (2, 3)})

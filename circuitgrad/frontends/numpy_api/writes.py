@@ -10,6 +10,7 @@ import numpy as np
 from ...errors import CircuitError
 from ...value import Value, user_line
 from .binding import bind, builder_of
+from .shapes import numpy_checks
 
 
 def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -40,7 +41,9 @@ def _like(func: Any, args: tuple, kwargs: dict, fill: Any) -> Any:
     shape = bound.get("shape", x.shape if isinstance(x, Value) else np.shape(x))
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     b = builder_of((x,))
-    return b.const(np.full(shape, float(value))) if shape else b.const(float(value))
+    # NumPy broadcasts an array fill value into the shape (np.full's own check of it)
+    filled = numpy_checks(func, lambda: np.full(shape, np.asarray(value, dtype=np.float64)))
+    return b.const(filled) if shape else b.const(float(filled))
 
 
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
