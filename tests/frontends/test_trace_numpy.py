@@ -186,3 +186,20 @@ def test_np_size_with_an_axis_is_a_number_of_the_point_shape():
     np.testing.assert_array_equal(cg.to_numpy(c)(np.ones((2, 3))), np.full((2, 3), 11.0))
     with pytest.raises(cg.ShapeError, match="numpy.size: axis 2"):
         cg.trace(lambda x: x * np.size(x, 2), shapes={"x": (2, 3)})
+
+
+def test_ndarray_methods_refuse_an_order_or_dtype_by_name():
+    # x.reshape(..., order="F") takes the entries another way: it used to raise a raw
+    # TypeError (an unexpected keyword), as did x.cumsum(dtype=...); order="C" traces.
+    x = np.arange(6.0).reshape(2, 3)
+    c = cg.trace(lambda x: x.reshape((3, 2), order="C") + x.ravel("C").reshape(3, 2)
+                 + x.flatten(order="C").reshape(3, 2), shapes={"x": (2, 3)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), 3 * x.reshape(3, 2))
+    for method in (lambda x: x.reshape((3, 2), order="F"), lambda x: x.ravel("F"),
+                   lambda x: x.flatten(order="A")):
+        with pytest.raises(cg.CircuitError, match=r"(reshape|ravel|flatten)\(order="):
+            cg.trace(method, shapes={"x": (2, 3)})
+    with pytest.raises(cg.CircuitError, match="numpy.cumsum: the argument dtype="):
+        cg.trace(lambda x: x.cumsum(dtype=int), shapes={"x": (2, 3)})
+    c = cg.trace(lambda x: x.cumsum(1), shapes={"x": (2, 3)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), x.cumsum(1))
