@@ -9,7 +9,7 @@ import numpy as np
 
 from ...errors import CircuitError
 from ...value import Value, user_line
-from .binding import bind, builder_of
+from .binding import bind, builder_of, leaves
 from .shapes import numpy_checks
 
 
@@ -23,6 +23,11 @@ def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
                            "circuitgrad.numpy.zeros (or np.zeros_like of a traced value)"
                            + user_line())
     where = bound.get("where", True)
+    if not any(isinstance(v, Value) for v in leaves([bound["src"], where])):
+        # NumPy's own checks of casting= and the shapes (a traced src is a float64, which
+        # every casting accepts into dst's float64)
+        numpy_checks(func, lambda: np.copyto(np.zeros(dst.shape), bound["src"], where=where,
+                                             casting=bound.get("casting", "same_kind")))
     if where is True:
         dst[...] = bound["src"]
     else:  # the entries where the mask is False keep dst's values (NumPy's rule)
