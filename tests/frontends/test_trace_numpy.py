@@ -203,3 +203,15 @@ def test_ndarray_methods_refuse_an_order_or_dtype_by_name():
         cg.trace(lambda x: x.cumsum(dtype=int), shapes={"x": (2, 3)})
     c = cg.trace(lambda x: x.cumsum(1), shapes={"x": (2, 3)})
     np.testing.assert_array_equal(cg.to_numpy(c)(x), x.cumsum(1))
+
+
+def test_diff_checks_n_as_numpy():
+    # np.diff(x, n=-1) is NumPy's ValueError; it traced as x unchanged (range(-1) is empty),
+    # and n=1.5 raised a raw TypeError.
+    x = np.array([1.0, 4.0, 9.0, 16.0])
+    for n in (0, 2):
+        c = cg.trace(lambda x, n=n: np.diff(x, n=n), shapes={"x": (4,)})
+        np.testing.assert_array_equal(cg.to_numpy(c)(x), np.diff(x, n=n))
+    for n in (-1, 1.5):
+        with pytest.raises(cg.CircuitError, match="numpy.diff: n must be"):
+            cg.trace(lambda x, n=n: np.diff(x, n=n), shapes={"x": (4,)})

@@ -178,6 +178,10 @@ def _diff(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "n": None, "axis": None})
     x = traced(func, bound["a"])
     n, axis = bound.get("n", 1), axis_of(func, bound.get("axis", -1), len(x.shape))
+    # NumPy's checks of n (a negative n was the input unchanged, a float a raw TypeError)
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise CircuitError(f"numpy.diff: n must be a non-negative integer, got {n!r}"
+                           + user_line())
     for _ in range(n):
         lo = tuple(slice(None, -1) if k == axis else slice(None) for k in range(len(x.shape)))
         hi = tuple(slice(1, None) if k == axis else slice(None) for k in range(len(x.shape)))
