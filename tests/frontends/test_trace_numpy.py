@@ -215,3 +215,13 @@ def test_diff_checks_n_as_numpy():
     for n in (-1, 1.5):
         with pytest.raises(cg.CircuitError, match="numpy.diff: n must be"):
             cg.trace(lambda x, n=n: np.diff(x, n=n), shapes={"x": (4,)})
+
+
+def test_leaves_of_a_deeply_nested_list_does_not_recurse():
+    from circuitgrad.frontends.numpy_api.binding import leaves
+
+    deep: list = [7.0]
+    for _ in range(5000):  # beyond Python's recursion limit
+        deep = [deep, ()]
+    assert list(leaves(deep)) == [7.0]
+    assert list(leaves([1, [2, (3,), []], [[4]], 5])) == [1, 2, 3, 4, 5]

@@ -131,16 +131,23 @@ def operands_of(func: Any, arrays: Any) -> tuple[Builder, list[Any]]:
 
 
 def leaves(items: Any) -> Any:
-    for a in items:
-        if isinstance(a, (list, tuple)):
-            yield from leaves(a)
-        else:
+    """The entries of a (nested) list or tuple that are not lists or tuples, in order:
+    ``list(leaves([1, [2, (3,)]]))`` is ``[1, 2, 3]`` (a stack of iterators, no recursion)."""
+    stack = [iter(items)]
+    while stack:
+        for a in stack[-1]:
+            if isinstance(a, (list, tuple)):
+                stack.append(iter(a))
+                break
             yield a
+        else:
+            stack.pop()
 
 
 def as_value(builder: Builder, a: Any) -> Value:
     """A traced value, a constant, or a (nested) list holding traced values: ``[x[0], 1.0]``
-    is NumPy's array of them, stacked."""
+    is NumPy's array of them, stacked. (It recurses once per level of list nesting, the
+    rank of the array the list stands for: NumPy's arrays have at most 64 axes.)"""
     if isinstance(a, Value):
         if a.builder is not builder:
             raise CircuitError("a value from another circuit was used in this one" + user_line())
