@@ -225,3 +225,16 @@ def test_leaves_of_a_deeply_nested_list_does_not_recurse():
         deep = [deep, ()]
     assert list(leaves(deep)) == [7.0]
     assert list(leaves([1, [2, (3,), []], [[4]], 5])) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("reduction", [np.sum, np.mean, np.max, np.prod, np.var, np.std])
+def test_a_duplicate_axis_is_refused_as_numpy(reduction):
+    # axis=(0, -2) of a matrix names axis 0 twice: NumPy's ValueError; the axes were a set
+    # and the reduction ran once, a number where NumPy has none.
+    with pytest.raises(ValueError):
+        reduction(np.zeros((2, 3)), axis=(0, -2))
+    with pytest.raises(cg.ShapeError, match="duplicate value in axis"):
+        cg.trace(lambda x: reduction(x, axis=(0, -2)), shapes={"x": (2, 3)})
+    c = cg.trace(lambda x: reduction(x, axis=(0, -1)), shapes={"x": (2, 3)})
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(cg.to_numpy(c)(x), reduction(x, axis=(0, -1)), rtol=1e-15)

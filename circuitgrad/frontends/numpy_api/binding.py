@@ -86,7 +86,11 @@ def axes_of(name: str, axis: Any, ndim: int) -> list[int] | None:
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
             raise CircuitError(f"{name}: axis must be an integer or a tuple of integers, got "
                                f"{axis!r}" + user_line())
-    return sorted({int(a) % ndim if -ndim <= a < ndim else a for a in axes}, reverse=True)
+    normalized = [int(a) % ndim if -ndim <= a < ndim else int(a) for a in axes]
+    if len(set(normalized)) != len(normalized):  # NumPy's error (a set summed it once)
+        raise ShapeError(f"{name}: duplicate value in axis={axis!r} for {ndim} axes"
+                         + user_line())
+    return sorted(normalized, reverse=True)
 
 
 def with_kept_axes(x: Value, result: Value, axes: list[int] | None) -> Value:
