@@ -238,3 +238,12 @@ def test_a_duplicate_axis_is_refused_as_numpy(reduction):
     c = cg.trace(lambda x: reduction(x, axis=(0, -1)), shapes={"x": (2, 3)})
     x = np.arange(6.0).reshape(2, 3)
     np.testing.assert_allclose(cg.to_numpy(c)(x), reduction(x, axis=(0, -1)), rtol=1e-15)
+
+
+def test_atleast_nd_of_a_traced_value_and_a_number():
+    # np.atleast_2d(x, 3.0): the number raised a raw AttributeError (no .shape)
+    c = cg.trace(lambda x: np.atleast_2d(x, 3.0)[0] * np.atleast_2d(x, [3.0])[1],
+                 shapes={"x": (3,)})
+    x = np.arange(3.0)
+    want = np.atleast_2d(x, 3.0)[0] * np.atleast_2d(x, [3.0])[1]
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), want)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import CircuitError, ShapeError
 from ...value import Value, user_line
-from .binding import (at_least_rank, axes_of, axis_of, bind, builder_of, numpy_name,
+from .binding import (as_value, at_least_rank, axes_of, axis_of, bind, builder_of, numpy_name,
                       operands_of, refuse, traced, warn_point_reduction, with_kept_axes)
 
 def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
@@ -98,7 +98,8 @@ def _at_least(rank: int) -> Callable[..., Any]:
     def handler(func: Any, args: tuple, kwargs: dict) -> Any:
         if kwargs:
             raise CircuitError(f"{numpy_name(func)} takes no keyword arguments" + user_line())
-        out = [at_least_rank(a, rank) for a in args]
+        b = builder_of(args)  # (a number or an array among them: a constant of the circuit)
+        out = [at_least_rank(as_value(b, a), rank) for a in args]
         return out[0] if len(out) == 1 else tuple(out)
 
     return handler
