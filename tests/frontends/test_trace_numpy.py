@@ -247,3 +247,13 @@ def test_atleast_nd_of_a_traced_value_and_a_number():
     x = np.arange(3.0)
     want = np.atleast_2d(x, 3.0)[0] * np.atleast_2d(x, [3.0])[1]
     np.testing.assert_array_equal(cg.to_numpy(c)(x), want)
+
+
+def test_clip_refuses_both_spellings_of_a_bound():
+    # np.clip(x, a_min=0, a_max=3, min=1) is NumPy's ValueError; min=1 was ignored
+    with pytest.raises(ValueError):
+        np.clip(np.zeros(3), a_min=0, a_max=3, min=1)
+    with pytest.raises(cg.CircuitError, match="numpy.clip: give the bounds"):
+        cg.trace(lambda x: np.clip(x, a_min=0, a_max=3, min=1), shapes={"x": (3,)})
+    c = cg.trace(lambda x: np.clip(x, min=0.5, max=1.5), shapes={"x": (3,)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(np.arange(3.0)), [0.5, 1.0, 1.5])

@@ -55,6 +55,10 @@ def _clip(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "a_min": None, "a_max": None, "min": None,
                                        "max": None})
     x = bound["a"]
+    if bound.keys() & {"a_min", "a_max"} and bound.keys() & {"min", "max"}:
+        # NumPy's error (a_min was taken and min= ignored)
+        raise CircuitError("numpy.clip: give the bounds as a_min/a_max or as min/max, not "
+                           "both" + user_line())
     lo = bound.get("a_min", bound.get("min"))
     hi = bound.get("a_max", bound.get("max"))
     b = builder_of((x, lo, hi))
