@@ -62,6 +62,18 @@ def _float_dtype(dtype: Any, name: str) -> None:
                            "every value of a circuit is a float64" + user_line())
 
 
+def _no_other_arguments(name: str, args: tuple, kwargs: dict) -> None:
+    """Refuses the arguments of ``np.array``/``np.asarray`` that would change the traced
+    result (``ndmin=2`` adds axes, ``order="F"`` another layout); copy= and C order trace."""
+    other = {k: v for k, v in kwargs.items()
+             if not (k == "copy" or k == "order" and v in (None, "K", "A", "C")
+                     or k == "ndmin" and v == 0 or k == "like" and v is None)}
+    if args or other:
+        what = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in other.items()])
+        raise CircuitError(f"circuitgrad.numpy.{name} of traced values with {what} cannot be "
+                           "traced (only dtype=float64, copy= and order='C')" + user_line())
+
+
 def array(obj: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
     """NumPy's ``array``; of traced values (or lists holding them), the values stacked (a new
     array: a copy)."""
@@ -69,6 +81,7 @@ def array(obj: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
     if v is None:
         return _np.array(obj, dtype, *args, **kwargs)
     _float_dtype(dtype, "array")
+    _no_other_arguments("array", args, kwargs)
     out = as_value(v.builder, obj)
     return Value(out.builder, out.id) if out is obj else out
 
@@ -79,6 +92,7 @@ def asarray(obj: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> Any:
     if v is None:
         return _np.asarray(obj, dtype, *args, **kwargs)
     _float_dtype(dtype, "asarray")
+    _no_other_arguments("asarray", args, kwargs)
     return as_value(v.builder, obj)
 
 

@@ -428,8 +428,9 @@ class Value:
             raise CircuitError("a traced scalar cannot be iterated over" + user_line())
         return (self[k] for k in range(self.shape[0]))
 
-    def reshape(self, *shape: Any) -> "Value":
+    def reshape(self, *shape: Any, order: str = "C") -> "Value":
         """``x.reshape(2, 3)``, ``x.reshape((2, -1))``: a point of the same entries."""
+        _c_order("reshape", order)
         if not shape:
             raise ShapeError("reshape() needs the new shape, e.g. x.reshape(2, 3)" + user_line())
         wanted = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -441,12 +442,14 @@ class Value:
         return self._view(self.builder.apply("reshape", self, shape=new), ("reshape", new),
                           opaque=not always)
 
-    def ravel(self) -> "Value":
+    def ravel(self, order: str = "C") -> "Value":
         """The point's entries as one vector (C order)."""
+        _c_order("ravel", order)
         return self.reshape(-1)
 
-    def flatten(self) -> "Value":
+    def flatten(self, order: str = "C") -> "Value":
         """The point's entries as one vector (C order), a copy."""
+        _c_order("flatten", order)
         return Value(self.builder, self.builder.apply_id("reshape", (self.id,),
                                                          {"shape": (self.size,)}))
 
@@ -460,8 +463,10 @@ class Value:
         return self._view(self.builder.apply("permute_dims", self, axes=axes),
                           ("permute_dims", axes))
 
-    def cumsum(self, axis: int | None = None) -> "Value":
+    def cumsum(self, axis: int | None = None, *args: Any, **kwargs: Any) -> "Value":
         """Running sums along ``axis`` (of the flattened point when None, as NumPy)."""
+        if args or kwargs:  # dtype=, out=: np.cumsum's tracing refuses them by name
+            return np.cumsum(self, axis, *args, **kwargs)
         x = self if axis is not None else self.ravel()
         return self.builder.apply("cumsum", x, axis=0 if axis is None else axis)
 
@@ -517,6 +522,14 @@ def _refused(what: str, hint: str = "") -> CircuitError:
     return CircuitError(f"{what} cannot be applied to a traced value: it is not in "
                         f"circuitgrad's primitive table ({hint or 'docs/tracing.md lists what '}"
                         f"{'' if hint else 'traces'})" + user_line())
+
+def _c_order(method: str, order: Any) -> None:
+    """Refuses an ``order=`` other than C's: a circuit's entries are in C order, and
+    ``x.reshape(..., order="F")`` takes them another way (a different number)."""
+    if order != "C":
+        raise _refused(f"{method}(order={order!r})", "a point's entries are in C order; "
+                       "order='C' traces")
+
 
 def _reshaped(shape: Shape, wanted: Any) -> Shape:
     """NumPy's reshape target (one -1 inferred) for a point of ``shape``, or a ShapeError."""

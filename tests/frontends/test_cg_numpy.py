@@ -101,3 +101,25 @@ def test_containers_as_inputs_and_outputs():
 def test_a_shape_is_not_a_container():
     c = cg.trace(lambda x, y: x.sum() + y.sum(), shapes={"x": (2, 3), "y": [4]})
     assert c.input_shapes == {"x": (2, 3), "y": (4,)}
+
+
+def test_full_like_broadcasts_an_array_fill_value_as_numpy():
+    # np.full_like(x, [1, 2, 3]) broadcasts the fill into x's shape; it used to raise a raw
+    # TypeError (float() of a list).
+    c = cg.trace(lambda x: onp.full_like(x, [1.0, 2.0, 3.0]) * x, shapes={"x": (2, 3)})
+    x = onp.arange(6.0).reshape(2, 3)
+    onp.testing.assert_array_equal(cg.to_numpy(c)(x), onp.full_like(x, [1.0, 2.0, 3.0]) * x)
+    with pytest.raises(CircuitError, match="numpy.full_like"):
+        cg.trace(lambda x: onp.full_like(x, [1.0, 2.0]) * x, shapes={"x": (2, 3)})
+
+
+def test_array_of_traced_values_refuses_the_arguments_it_would_ignore():
+    # np.array([x, y], ndmin=3) has three axes in NumPy: ndmin= (and order="F") were taken
+    # and ignored, a result of another shape.
+    c = cg.trace(lambda x: np.array([x[0], x[1]], copy=True, order="C") + np.asarray(x[:2]),
+                 shapes={"x": (3,)})
+    onp.testing.assert_array_equal(cg.to_numpy(c)(onp.arange(3.0)), [0.0, 2.0])
+    for call in (lambda x: np.array([x[0], x[1]], ndmin=3), lambda x: np.asarray(x, order="F"),
+                 lambda x: np.array([x[0]], None, True)):
+        with pytest.raises(CircuitError, match=r"circuitgrad.numpy.(array|asarray) of traced"):
+            cg.trace(call, shapes={"x": (3,)})

@@ -186,3 +186,74 @@ def test_np_size_with_an_axis_is_a_number_of_the_point_shape():
     np.testing.assert_array_equal(cg.to_numpy(c)(np.ones((2, 3))), np.full((2, 3), 11.0))
     with pytest.raises(cg.ShapeError, match="numpy.size: axis 2"):
         cg.trace(lambda x: x * np.size(x, 2), shapes={"x": (2, 3)})
+
+
+def test_ndarray_methods_refuse_an_order_or_dtype_by_name():
+    # x.reshape(..., order="F") takes the entries another way: it used to raise a raw
+    # TypeError (an unexpected keyword), as did x.cumsum(dtype=...); order="C" traces.
+    x = np.arange(6.0).reshape(2, 3)
+    c = cg.trace(lambda x: x.reshape((3, 2), order="C") + x.ravel("C").reshape(3, 2)
+                 + x.flatten(order="C").reshape(3, 2), shapes={"x": (2, 3)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), 3 * x.reshape(3, 2))
+    for method in (lambda x: x.reshape((3, 2), order="F"), lambda x: x.ravel("F"),
+                   lambda x: x.flatten(order="A")):
+        with pytest.raises(cg.CircuitError, match=r"(reshape|ravel|flatten)\(order="):
+            cg.trace(method, shapes={"x": (2, 3)})
+    with pytest.raises(cg.CircuitError, match="numpy.cumsum: the argument dtype="):
+        cg.trace(lambda x: x.cumsum(dtype=int), shapes={"x": (2, 3)})
+    c = cg.trace(lambda x: x.cumsum(1), shapes={"x": (2, 3)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), x.cumsum(1))
+
+
+def test_diff_checks_n_as_numpy():
+    # np.diff(x, n=-1) is NumPy's ValueError; it traced as x unchanged (range(-1) is empty),
+    # and n=1.5 raised a raw TypeError.
+    x = np.array([1.0, 4.0, 9.0, 16.0])
+    for n in (0, 2):
+        c = cg.trace(lambda x, n=n: np.diff(x, n=n), shapes={"x": (4,)})
+        np.testing.assert_array_equal(cg.to_numpy(c)(x), np.diff(x, n=n))
+    for n in (-1, 1.5):
+        with pytest.raises(cg.CircuitError, match="numpy.diff: n must be"):
+            cg.trace(lambda x, n=n: np.diff(x, n=n), shapes={"x": (4,)})
+
+
+def test_leaves_of_a_deeply_nested_list_does_not_recurse():
+    from circuitgrad.frontends.numpy_api.binding import leaves
+
+    deep: list = [7.0]
+    for _ in range(5000):  # beyond Python's recursion limit
+        deep = [deep, ()]
+    assert list(leaves(deep)) == [7.0]
+    assert list(leaves([1, [2, (3,), []], [[4]], 5])) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("reduction", [np.sum, np.mean, np.max, np.prod, np.var, np.std])
+def test_a_duplicate_axis_is_refused_as_numpy(reduction):
+    # axis=(0, -2) of a matrix names axis 0 twice: NumPy's ValueError; the axes were a set
+    # and the reduction ran once, a number where NumPy has none.
+    with pytest.raises(ValueError):
+        reduction(np.zeros((2, 3)), axis=(0, -2))
+    with pytest.raises(cg.ShapeError, match="duplicate value in axis"):
+        cg.trace(lambda x: reduction(x, axis=(0, -2)), shapes={"x": (2, 3)})
+    c = cg.trace(lambda x: reduction(x, axis=(0, -1)), shapes={"x": (2, 3)})
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(cg.to_numpy(c)(x), reduction(x, axis=(0, -1)), rtol=1e-15)
+
+
+def test_atleast_nd_of_a_traced_value_and_a_number():
+    # np.atleast_2d(x, 3.0): the number raised a raw AttributeError (no .shape)
+    c = cg.trace(lambda x: np.atleast_2d(x, 3.0)[0] * np.atleast_2d(x, [3.0])[1],
+                 shapes={"x": (3,)})
+    x = np.arange(3.0)
+    want = np.atleast_2d(x, 3.0)[0] * np.atleast_2d(x, [3.0])[1]
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), want)
+
+
+def test_clip_refuses_both_spellings_of_a_bound():
+    # np.clip(x, a_min=0, a_max=3, min=1) is NumPy's ValueError; min=1 was ignored
+    with pytest.raises(ValueError):
+        np.clip(np.zeros(3), a_min=0, a_max=3, min=1)
+    with pytest.raises(cg.CircuitError, match="numpy.clip: give the bounds"):
+        cg.trace(lambda x: np.clip(x, a_min=0, a_max=3, min=1), shapes={"x": (3,)})
+    c = cg.trace(lambda x: np.clip(x, min=0.5, max=1.5), shapes={"x": (3,)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(np.arange(3.0)), [0.5, 1.0, 1.5])

@@ -314,6 +314,26 @@ def test_copyto_where_writes_only_the_masked_entries():
     np.testing.assert_array_equal(g, [2.0, 0.0, 0.0])
 
 
+def test_copyto_checks_casting_and_shapes_as_numpy():
+    # casting= was bound and never looked at: np.copyto(y, ints, casting="no") is NumPy's
+    # TypeError, and a casting NumPy does not know is its ValueError; now both are refused.
+    def copy(casting, src=np.arange(3)):
+        def f(x):
+            y = np.zeros_like(x)
+            np.copyto(y, src, casting=casting)
+            return y * x
+        return f
+
+    x = np.array([0.1, 0.9, 0.7])
+    c = cg.trace(copy("same_kind"), shapes={"x": (3,)})
+    np.testing.assert_array_equal(cg.to_numpy(c)(x), copy("same_kind")(x.copy()))
+    for casting in ("no", "bogus"):
+        with pytest.raises(ShapeError, match="numpy.copyto"):
+            cg.trace(copy(casting), shapes={"x": (3,)})
+    with pytest.raises(ShapeError, match="numpy.copyto"):
+        cg.trace(copy("same_kind", np.arange(2.0)), shapes={"x": (3,)})
+    cg.trace(copy("no", np.arange(3.0)), shapes={"x": (3,)})  # float64 into float64
+
 def test_a_run_of_writes_into_one_array_writes_in_place():
     # Each write's array is read by nothing but the next write: the generated code writes
     # into it (runtime.setitem_into) instead of copying it at every write, as NumPy would.

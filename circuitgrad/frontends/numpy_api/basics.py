@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import CircuitError, ShapeError
 from ...value import Value, user_line
-from .binding import (at_least_rank, axes_of, axis_of, bind, builder_of, numpy_name,
+from .binding import (as_value, at_least_rank, axes_of, axis_of, bind, builder_of, numpy_name,
                       operands_of, refuse, traced, warn_point_reduction, with_kept_axes)
 
 def _reduce(op: str, func: Any, args: tuple, kwargs: dict) -> Any:
@@ -55,6 +55,10 @@ def _clip(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "a_min": None, "a_max": None, "min": None,
                                        "max": None})
     x = bound["a"]
+    if bound.keys() & {"a_min", "a_max"} and bound.keys() & {"min", "max"}:
+        # NumPy's error (a_min was taken and min= ignored)
+        raise CircuitError("numpy.clip: give the bounds as a_min/a_max or as min/max, not "
+                           "both" + user_line())
     lo = bound.get("a_min", bound.get("min"))
     hi = bound.get("a_max", bound.get("max"))
     b = builder_of((x, lo, hi))
@@ -98,7 +102,8 @@ def _at_least(rank: int) -> Callable[..., Any]:
     def handler(func: Any, args: tuple, kwargs: dict) -> Any:
         if kwargs:
             raise CircuitError(f"{numpy_name(func)} takes no keyword arguments" + user_line())
-        out = [at_least_rank(a, rank) for a in args]
+        b = builder_of(args)  # (a number or an array among them: a constant of the circuit)
+        out = [at_least_rank(as_value(b, a), rank) for a in args]
         return out[0] if len(out) == 1 else tuple(out)
 
     return handler
@@ -178,6 +183,10 @@ def _diff(func: Any, args: tuple, kwargs: dict) -> Any:
     bound = bind(func, args, kwargs, {"a": None, "n": None, "axis": None})
     x = traced(func, bound["a"])
     n, axis = bound.get("n", 1), axis_of(func, bound.get("axis", -1), len(x.shape))
+    # NumPy's checks of n (a negative n was the input unchanged, a float a raw TypeError)
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise CircuitError(f"numpy.diff: n must be a non-negative integer, got {n!r}"
+                           + user_line())
     for _ in range(n):
         lo = tuple(slice(None, -1) if k == axis else slice(None) for k in range(len(x.shape)))
         hi = tuple(slice(1, None) if k == axis else slice(None) for k in range(len(x.shape)))

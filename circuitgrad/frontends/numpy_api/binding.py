@@ -86,7 +86,11 @@ def axes_of(name: str, axis: Any, ndim: int) -> list[int] | None:
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
             raise CircuitError(f"{name}: axis must be an integer or a tuple of integers, got "
                                f"{axis!r}" + user_line())
-    return sorted({int(a) % ndim if -ndim <= a < ndim else a for a in axes}, reverse=True)
+    normalized = [int(a) % ndim if -ndim <= a < ndim else int(a) for a in axes]
+    if len(set(normalized)) != len(normalized):  # NumPy's error (a set summed it once)
+        raise ShapeError(f"{name}: duplicate value in axis={axis!r} for {ndim} axes"
+                         + user_line())
+    return sorted(normalized, reverse=True)
 
 
 def with_kept_axes(x: Value, result: Value, axes: list[int] | None) -> Value:
@@ -131,16 +135,23 @@ def operands_of(func: Any, arrays: Any) -> tuple[Builder, list[Any]]:
 
 
 def leaves(items: Any) -> Any:
-    for a in items:
-        if isinstance(a, (list, tuple)):
-            yield from leaves(a)
-        else:
+    """The entries of a (nested) list or tuple that are not lists or tuples, in order:
+    ``list(leaves([1, [2, (3,)]]))`` is ``[1, 2, 3]`` (a stack of iterators, no recursion)."""
+    stack = [iter(items)]
+    while stack:
+        for a in stack[-1]:
+            if isinstance(a, (list, tuple)):
+                stack.append(iter(a))
+                break
             yield a
+        else:
+            stack.pop()
 
 
 def as_value(builder: Builder, a: Any) -> Value:
     """A traced value, a constant, or a (nested) list holding traced values: ``[x[0], 1.0]``
-    is NumPy's array of them, stacked."""
+    is NumPy's array of them, stacked. (It recurses once per level of list nesting, the
+    rank of the array the list stands for: NumPy's arrays have at most 64 axes.)"""
     if isinstance(a, Value):
         if a.builder is not builder:
             raise CircuitError("a value from another circuit was used in this one" + user_line())

@@ -97,7 +97,8 @@ def _count(x: Value, axes: list[int] | None) -> int:
     return math.prod(x.shape) if axes is None else math.prod(x.shape[a] for a in axes)
 
 
-def _moments(func: Any, args: tuple, kwargs: dict) -> tuple[Value, list[int] | None, bool]:
+def _moments(func: Any, args: tuple, kwargs: dict) -> tuple[Value, list[int] | None, dict]:
+    """The variance (its axes reduced, not kept), the axes, and the bound call."""
     bound = bind(func, args, kwargs, {"a": None, "axis": None, "ddof": None,
                                       "keepdims": (False, True), "mean": None,
                                       "correction": None})
@@ -117,25 +118,20 @@ def _moments(func: Any, args: tuple, kwargs: dict) -> tuple[Value, list[int] | N
     n = _count(x, axes)
     mean = bound.get("mean")
     if mean is None:  # NumPy's _var: the sum kept, divided by the count
-        kept = tuple(1 if axes is None or k in axes else s for k, s in enumerate(x.shape))
-        mean = (_sum(x, axes) / float(n)).reshape(kept) if x.shape else x / 1.0
+        mean = with_kept_axes(x, _sum(x, axes) / float(n), axes) if x.shape else x / 1.0
     d = x - mean
     var = _sum(x.builder.apply("square", d), axes) / float(max(n - float(ddof), 0.0))
-    return var, axes, bool(bound.get("keepdims"))
+    return var, axes, bound
 
 
 def _var(func: Any, args: tuple, kwargs: dict) -> Any:
-    var, axes, keep = _moments(func, args, kwargs)
-    x = bind(func, args, kwargs, {k: None for k in ("a", "axis", "ddof", "keepdims", "mean",
-                                                     "correction")})["a"]
-    return with_kept_axes(x, var, axes) if keep else var
+    var, axes, bound = _moments(func, args, kwargs)
+    return with_kept_axes(bound["a"], var, axes) if bound.get("keepdims") else var
 
 
 def _std(func: Any, args: tuple, kwargs: dict) -> Any:
-    var, axes, keep = _moments(func, args, kwargs)
-    bound = bind(func, args, kwargs, {k: None for k in ("a", "axis", "ddof", "keepdims", "mean",
-                                                         "correction")})
-    x = bound["a"]
+    var, axes, bound = _moments(func, args, kwargs)
+    x, keep = bound["a"], bool(bound.get("keepdims"))
     ddof = bound.get("ddof", bound.get("correction", 0))
     if _count(x, axes) == 1 and ddof < 1 and bound.get("mean") is None:
         # One entry a slice: the deviation is 0 whatever x is, so std is the constant 0 (its

@@ -23,7 +23,8 @@ import numpy as np
 
 from ...errors import CircuitError, ShapeError
 from ...value import Value, user_line
-from .binding import NO_VALUE, as_value, axes_of, bind, builder_of, numpy_name, traced
+from .binding import (NO_VALUE, as_value, axes_of, bind, builder_of, numpy_name, traced,
+                      with_kept_axes)
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
@@ -279,10 +280,7 @@ def _norm(func: Any, args: tuple, kwargs: dict) -> Any:
         else:
             raise CircuitError(f"{numpy_name(func)}: axis={axis!r} must be one axis or two "
                                "different ones" + user_line())
-    if bound.get("keepdims"):
-        kept = tuple(1 if axes is None or k in axes else n for k, n in enumerate(x.shape))
-        return result.reshape(kept)
-    return result
+    return with_kept_axes(x, result, axes) if bound.get("keepdims") else result
 
 
 def _matrix_norm_api(func: Any, args: tuple, kwargs: dict) -> Any:

@@ -53,18 +53,10 @@ def numpy_checks(func: Any, compute: Callable[[], Any]) -> Any:
 
 def constant(func: Any, value: Any, what: str) -> Any:
     if isinstance(value, Value) or isinstance(value, (list, tuple)) and any(
-            isinstance(v, Value) for v in _flat(value)):
+            isinstance(v, Value) for v in leaves(value)):
         raise CircuitError(f"{numpy_name(func)}: {what} must be a constant, not a traced value "
                            "(the circuit's shape cannot depend on data)")
     return value
-
-
-def _flat(items: Any) -> Any:
-    for v in items:
-        if isinstance(v, (list, tuple)):
-            yield from _flat(v)
-        else:
-            yield v
 
 
 def picked_from(x: Value, picked: np.ndarray, extra: np.ndarray | None = None) -> Value:

@@ -9,7 +9,8 @@ import numpy as np
 
 from ...errors import CircuitError
 from ...value import Value, user_line
-from .binding import bind, builder_of
+from .binding import bind, builder_of, leaves
+from .shapes import numpy_checks
 
 
 def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -22,6 +23,11 @@ def _copyto(func: Any, args: tuple, kwargs: dict) -> Any:
                            "circuitgrad.numpy.zeros (or np.zeros_like of a traced value)"
                            + user_line())
     where = bound.get("where", True)
+    if not any(isinstance(v, Value) for v in leaves([bound["src"], where])):
+        # NumPy's own checks of casting= and the shapes (a traced src is a float64, which
+        # every casting accepts into dst's float64)
+        numpy_checks(func, lambda: np.copyto(np.zeros(dst.shape), bound["src"], where=where,
+                                             casting=bound.get("casting", "same_kind")))
     if where is True:
         dst[...] = bound["src"]
     else:  # the entries where the mask is False keep dst's values (NumPy's rule)
@@ -40,7 +46,9 @@ def _like(func: Any, args: tuple, kwargs: dict, fill: Any) -> Any:
     shape = bound.get("shape", x.shape if isinstance(x, Value) else np.shape(x))
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     b = builder_of((x,))
-    return b.const(np.full(shape, float(value))) if shape else b.const(float(value))
+    # NumPy broadcasts an array fill value into the shape (np.full's own check of it)
+    filled = numpy_checks(func, lambda: np.full(shape, np.asarray(value, dtype=np.float64)))
+    return b.const(filled) if shape else b.const(float(filled))
 
 
 FUNCTIONS: dict[Any, Callable[..., Any]] = {
