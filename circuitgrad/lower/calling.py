@@ -157,6 +157,23 @@ def _check_foreign(name: str, value: Any) -> None:
     if not real:
         raise InputError(f"input {name!r}: {dtype} arrays are not supported (give real "
                          f"numbers)")
+    _check_exact_foreign_ints(name, xp, value)
+
+
+def _check_exact_foreign_ints(name: str, xp: Any, value: Any) -> None:
+    """:func:`_check_exact_ints` for another library's 64-bit integers: an entry that does not
+    come back from float64 unchanged is refused (a different number, not the one given)."""
+    try:
+        wide = xp.isdtype(value.dtype, "integral") and xp.iinfo(value.dtype).bits >= 64
+    except Exception:  # (a library without isdtype/iinfo: its dtype's name)
+        wide = str(value.dtype).endswith("int64")
+    if not wide:
+        return
+    back = xp.astype(xp.astype(value, xp.float64), value.dtype)
+    if bool(xp.any(back != value)):
+        raise InputRangeError(f"input {name!r}: a {value.dtype} entry is beyond 2**53 and not a "
+                              f"float64 (it would round); convert to float64 first if the "
+                              f"rounding is meant")
 
 
 def _foreign(value: Any) -> bool:

@@ -157,3 +157,13 @@ def test_the_c_sources_are_package_data():
         assert cforms.c_text(name).strip()
     assert cforms.PRELUDE == cforms.c_text("prelude.h")
     assert cforms.VECTOR_MATH_C.strip() == cforms.c_text("vector_math.h").strip()
+
+
+def test_integers_of_other_libraries_that_would_round_are_refused():
+    # (the same rule as NumPy's int64 arrays: the dtype alone said nothing about 2**53 + 1)
+    torch = pytest.importorskip("torch")
+    f = cg.to_numpy(cg.parse("f = 2*x"))
+    assert f(torch.tensor([3, 4])).tolist() == [6.0, 8.0]
+    assert f(torch.tensor([2**62])).tolist() == [2.0**63]  # exactly a float64: taken
+    with pytest.raises(cg.InputRangeError, match="beyond 2\\*\\*53"):
+        f(torch.tensor([1, 2**53 + 1]))
