@@ -196,6 +196,9 @@ def _compile_body(c: Any) -> Callable[..., tuple]:
 
 
 _BOUND: dict[tuple, Callable[..., tuple]] = {}
+_BOUND_LIMIT = 256
+"""The most bound bodies :func:`_body_on` keeps (the oldest are dropped and recompiled when
+next needed): a long process making many loops must not grow the cache without end."""
 
 
 def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
@@ -217,6 +220,8 @@ def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
         exec(compile(numpy_fn.source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
         fn = namespace["body"]
         if device is not None:
+            if len(_BOUND) >= _BOUND_LIMIT:
+                del _BOUND[next(iter(_BOUND))]
             _BOUND[key] = fn
     return fn
 
