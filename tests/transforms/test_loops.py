@@ -441,3 +441,8 @@ def test_checkpoints_apply_to_a_loop_whose_carry_is_read_directly():
     x = np.linspace(0.1, 1.0, 4)
     for a, b in zip(cg.to_numpy(g)(x), cg.to_numpy(cg.grad(c))(x)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fori_loop_of_more_steps_than_memory_holds_is_refused_by_name():
+    with pytest.raises(cg.CircuitError, match="fori_loop: 1000000000000 steps are too many"):
+        cg.trace(lambda x: cg.fori_loop(0, 10**12, lambda i, s: s * x, 1.0))
