@@ -197,8 +197,23 @@ def _compile_body(c: Any) -> Callable[..., tuple]:
 
 _BOUND: dict[tuple, Callable[..., tuple]] = {}
 _BOUND_LIMIT = 256
-"""The most bound bodies :func:`_body_on` keeps (the oldest are dropped and recompiled when
-next needed): a long process making many loops must not grow the cache without end."""
+"""The most entries each cache of bodies keeps (:func:`_body_on`'s bound bodies, the adjoint
+and tangent bodies of :mod:`circuitgrad.transforms.loops`): the oldest are dropped and made
+again when next needed, so a long process making many loops does not grow them without end."""
+
+
+def remember(cache: dict, key: Any, value: Any) -> Any:
+    """``cache[key] = value``, dropping the oldest entry where the cache holds
+    :data:`_BOUND_LIMIT` already; returns ``value``.
+
+        >>> cache = {}
+        >>> [remember(cache, k, k * k) for k in range(300)][-1], len(cache), min(cache)
+        (89401, 256, 44)
+    """
+    if key not in cache and len(cache) >= _BOUND_LIMIT:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
@@ -220,9 +235,7 @@ def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
         exec(compile(numpy_fn.source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
         fn = namespace["body"]
         if device is not None:
-            if len(_BOUND) >= _BOUND_LIMIT:
-                del _BOUND[next(iter(_BOUND))]
-            _BOUND[key] = fn
+            remember(_BOUND, key, fn)
     return fn
 
 
