@@ -465,3 +465,18 @@ def test_the_adjoint_and_tangent_bodies_kept_are_bounded(monkeypatch):
             s, ds = s * 0.5 + k, ds * 0.5 + s
         assert abs(float(g[1]) - ds) < 1e-12 and abs(float(t[1]) - ds) < 1e-12
     assert len(rules._ADJOINT_BODIES) == 2 and len(rules._TANGENT_BODIES) == 2
+
+
+def test_scalar_size_counts_nested_bodies_without_recursion():
+    # each distinct body once, the nested ones too (a work list, no recursion on nesting)
+    from circuitgrad.transforms.scalarize import scalar_size
+
+    def f(x):
+        inner = lambda s, _: (s * x + 1.0, None)  # noqa: E731
+        middle = lambda s, _: (cg.scan(inner, s, length=2)[0], None)  # noqa: E731
+        return cg.scan(middle, x, length=3)[0] + cg.scan(inner, x, length=4)[0]
+
+    c = cg.trace(f)
+    # s·x + 1 in the nested loop and in the second (their bodies' digests differ: the second
+    # body's 1.0 was made before its mul, in the outer builder), then the add
+    assert scalar_size(c) == 2 + 2 + 1
