@@ -168,6 +168,15 @@ def _einsum_products(subscripts: tuple, shapes: list[tuple[int, ...]]) -> int:
     return math.prod(sizes.values())
 
 
+def _loop_elements(params: dict[str, Any]) -> int:
+    # the elements a scan's steps compute (its packed result can be far smaller)
+    steps = params.get("length")
+    bodies = [params.get(k) for k in ("body", "recompute") if params.get(k) is not None]
+    per_step = sum(math.prod(shape) for body in bodies
+                   for *_, shape in body.circuit.records())
+    return steps * per_step if _is_int(steps) and steps > 0 else 0
+
+
 def _number(where: str, value: Any) -> float:
     if isinstance(value, str):
         if value in _NON_FINITE:
@@ -334,6 +343,8 @@ class _Reader:
             cost *= shapes[0][-1]
         if op == "einsum":  # every combination of the letters' values is a product
             cost = max(cost, _einsum_products(params["subscripts"], shapes))
+        if op == "scan":  # a loop computes its body's elements at each step
+            cost = max(cost, _loop_elements(params))
         if cost > FOLD_LIMIT:
             raise _fail(where, f"folding {op} on constants would compute {cost} elements "
                                f"(at most {FOLD_LIMIT})")

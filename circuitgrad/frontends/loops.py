@@ -202,8 +202,23 @@ def fori_loop(lower: int, upper: int, body: Callable[[Any, Any], Any], init: Any
                                f"part of the circuit), got {type(v).__name__} {v!r}")
     if upper <= lower:
         return init
-    steps = np.arange(int(lower), int(upper), dtype=np.float64)
+    steps = step_numbers(int(lower), int(upper), "fori_loop")
     return scan(lambda carry, i: (body(i, carry), None), init, xs=steps)[0]
+
+
+def step_numbers(lower: int, upper: int, what: str) -> np.ndarray:
+    """The steps' numbers ``lower … upper - 1`` (the sequence a counted loop scans over), or
+    a CircuitError naming the trip count where they do not fit in memory.
+
+    >>> step_numbers(2, 5, "fori_loop")
+    array([2., 3., 4.])
+    """
+    try:
+        return np.arange(lower, upper, dtype=np.float64)
+    except MemoryError:
+        raise CircuitError(f"{what}: {upper - lower} steps are too many: the loop scans over "
+                           "their numbers, an array of that length, which does not fit in "
+                           "memory") from None
 
 
 __all__ = ["fori_loop", "scan"]

@@ -322,6 +322,7 @@ class _Program:
         carried name is its value after the last step; a name only the block assigns is
         refused after it."""
         from ..primitives.loops import Body, layout, leaf
+        from .loops import step_numbers
 
         steps = self.loop_range(stmt)
         index = stmt.target.id if isinstance(stmt.target, ast.Name) else None
@@ -375,7 +376,11 @@ class _Program:
                                   "Python loop would broadcast it, a circuit's loop cannot)"),
                           line, 1) from None
         closures = [self.lookup(n, line, 1) for n in free]  # (outside: an input, or assigned)
-        numbers = b.const_id(np.arange(steps[0], steps[1], dtype=np.float64))
+        try:
+            numbers = b.const_id(step_numbers(steps[0], steps[1], f"the loop 'for {index} "
+                                              f"in range({steps[0]}, {steps[1]})'"))
+        except CircuitError as e:
+            raise located(e, line, 1) from None
         try:
             packed = b.apply_id("scan", tuple(self.assigned[n][0] for n in carried)
                                 + (numbers,) + tuple(closures),

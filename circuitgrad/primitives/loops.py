@@ -196,6 +196,24 @@ def _compile_body(c: Any) -> Callable[..., tuple]:
 
 
 _BOUND: dict[tuple, Callable[..., tuple]] = {}
+_BOUND_LIMIT = 256
+"""The most entries each cache of bodies keeps (:func:`_body_on`'s bound bodies, the adjoint
+and tangent bodies of :mod:`circuitgrad.transforms.loops`): the oldest are dropped and made
+again when next needed, so a long process making many loops does not grow them without end."""
+
+
+def remember(cache: dict, key: Any, value: Any) -> Any:
+    """``cache[key] = value``, dropping the oldest entry where the cache holds
+    :data:`_BOUND_LIMIT` already; returns ``value``.
+
+        >>> cache = {}
+        >>> [remember(cache, k, k * k) for k in range(300)][-1], len(cache), min(cache)
+        (89401, 256, 44)
+    """
+    if key not in cache and len(cache) >= _BOUND_LIMIT:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
@@ -217,7 +235,7 @@ def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
         exec(compile(numpy_fn.source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
         fn = namespace["body"]
         if device is not None:
-            _BOUND[key] = fn
+            remember(_BOUND, key, fn)
     return fn
 
 

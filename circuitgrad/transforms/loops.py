@@ -42,7 +42,7 @@ from ..builder import Builder
 from ..circuit import Circuit
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
-from ..primitives.loops import LOOPS, RULES, Body, layout, leaf
+from ..primitives.loops import LOOPS, RULES, Body, layout, leaf, remember
 from ..value import Value
 from .common import active_nodes, fit_shape, fresh, zero_node
 from .grad import adjoint_sweep
@@ -50,7 +50,7 @@ from .jvp import jvp
 from .loop_carries import saving_carries
 from .simplify import simplify
 
-_ADJOINT_BODIES: dict[tuple[str, bool], Body] = {}
+_ADJOINT_BODIES: dict[tuple[str, bool], Adjoint] = {}  # (bounded: primitives.loops.remember)
 _TANGENT_BODIES: dict[str, Body] = {}
 
 
@@ -114,8 +114,7 @@ def adjoint_body(body: Body, adjoint_of_saved: bool) -> Adjoint:
     outputs += [(f"y{j}", v) for j, v in enumerate(x_bars)]
     inner = Body(simplify(b.finish(outputs, inputs=order)), carries=k + len(sums),
                  xs=k + m + len(y_bar) + len(saved_bar))
-    result = _ADJOINT_BODIES[key] = Adjoint(inner, live_xs, live_closures)
-    return result
+    return remember(_ADJOINT_BODIES, key, Adjoint(inner, live_xs, live_closures))
 
 
 def _contributions(b: Builder, rev: Value, adjoint: Adjoint, k: int, m: int, r: int,
@@ -204,9 +203,7 @@ def tangent_body(body: Body) -> Body:
     cols = j.columns
     tc = Circuit(list(cols.ops), list(cols.args), list(cols.params), list(cols.shapes),
                  dict(cols.names), order, results)
-    result = Body(tc, carries=2 * k, xs=2 * m)
-    _TANGENT_BODIES[body.digest] = result
-    return result
+    return remember(_TANGENT_BODIES, body.digest, Body(tc, carries=2 * k, xs=2 * m))
 
 
 def scan_jvp(tangents: tuple, out: Value, *args: Value, body: Body, length: int,

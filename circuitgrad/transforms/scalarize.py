@@ -104,31 +104,35 @@ def scalar_size(c: Circuit) -> int:
     >>> scalar_size(c), cg.scalarize(c).size
     (12, 11)
     """
-    c = as_circuit(c, "scalar_size")
     total = 0
     bodies: set = set()
-    loop_values: set[int] = set()
-    for i in range(len(c)):
-        op = c.op(i)
-        if op in ("input", "const"):
-            continue
-        if op == "scan":  # (a C loop over its body: each distinct body counted once)
-            body = c.params(i)["body"]
-            if body not in bodies:
-                bodies.add(body)
-                total += scalar_size(body.circuit)
-            loop_values.add(i)
-            continue
-        if op in ("getitem", "reshape") and c.args(i)[0] in loop_values:
-            loop_values.add(i)  # (a loop's result read out of its packed vector: no operation)
-            continue
-        out = int(np.prod(c.shape(i)))
-        reads = [int(np.prod(c.shape(a))) for a in c.args(i) if a not in loop_values]
-        if op == "matmul" and reads:
-            k = c.shape(c.args(i)[0])[-1] if c.shape(c.args(i)[0]) else 1
-            total += out * (2 * k - 1)
-        else:
-            total += max([out] + reads)
+    # (the circuit, then each distinct body inside it or its bodies: a work list, no
+    # recursion over loop nesting)
+    todo = [as_circuit(c, "scalar_size")]
+    while todo:
+        c = todo.pop()
+        loop_values: set[int] = set()
+        for i in range(len(c)):
+            op = c.op(i)
+            if op in ("input", "const"):
+                continue
+            if op == "scan":  # (a C loop over its body: each distinct body counted once)
+                body = c.params(i)["body"]
+                if body not in bodies:
+                    bodies.add(body)
+                    todo.append(body.circuit)
+                loop_values.add(i)
+                continue
+            if op in ("getitem", "reshape") and c.args(i)[0] in loop_values:
+                loop_values.add(i)  # (a loop's result read out of its packed vector)
+                continue
+            out = int(np.prod(c.shape(i)))
+            reads = [int(np.prod(c.shape(a))) for a in c.args(i) if a not in loop_values]
+            if op == "matmul" and reads:
+                k = c.shape(c.args(i)[0])[-1] if c.shape(c.args(i)[0]) else 1
+                total += out * (2 * k - 1)
+            else:
+                total += max([out] + reads)
     return total
 
 

@@ -458,3 +458,15 @@ def test_bad_loop_bodies_are_refused_by_name(change, message):
     change(doc)
     with pytest.raises(cg.CircuitError, match=message):
         cg.from_json(json.dumps(doc))
+
+
+def test_a_loop_on_constants_is_folded_only_within_the_fold_limit():
+    # A loop's packed result is small whatever its trip count: folding it must be bounded by
+    # the steps it runs, or an untrusted text with length 10**12 hangs the reader.
+    c = cg.trace(lambda a: cg.scan(lambda s, _: (s * a, None), 1.0, length=5)[0])
+    doc = json.loads(cg.to_json(c))
+    doc["nodes"][0], doc["inputs"] = {"op": "const", "value": 0.5}, []
+    assert float(cg.to_numpy(cg.from_json(json.dumps(doc)))()) == 0.5 ** 5
+    doc["nodes"][2]["params"]["length"] = 10**12
+    with pytest.raises(cg.CircuitError, match="folding scan on constants"):
+        cg.from_json(json.dumps(doc))

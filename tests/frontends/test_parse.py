@@ -364,3 +364,9 @@ def test_a_for_loop_over_range_is_one_scan_node_with_carried_names():
 def test_loops_in_programs_refuse_what_they_cannot_be(text, message):
     with pytest.raises(cg.CircuitError, match=message):
         cg.parse(text, shapes={"x": (2,)} if "x" in text else None)
+
+
+def test_a_loop_of_more_steps_than_memory_holds_is_refused_by_name():
+    # the loop scans over its steps' numbers: an array of 10**12 is a MemoryError otherwise
+    with pytest.raises(cg.ParseError, match=r"line 2.*1000000000000 steps are too many"):
+        cg.parse("s = x\nfor i in range(1000000000000):\n    s = s * 0.5\nJ = s")

@@ -136,3 +136,18 @@ def test_a_loop_refuses_arrays_of_two_libraries_by_name():
         run(*values)
     assert np.asarray(run(*[jnp.zeros(s) for s in shapes])).shape == (
         loops.packed_size(params["body"], params["length"], params["save"]),)
+
+
+def test_the_bound_bodies_kept_are_bounded(monkeypatch):
+    # a long process making many loops must not grow the cache of bound bodies without end
+    monkeypatch.setattr(loops, "_BOUND", {})
+    monkeypatch.setattr(loops, "_BOUND_LIMIT", 2)
+    bodies = [loops.Body(cg.trace(lambda s, k=k: s * float(k)), carries=1, xs=0)
+              for k in range(2, 6)]
+    import array_api_compat.torch as xp
+    for body in bodies:
+        fn = loops._body_on(body, xp, "cpu")
+        assert float(fn(torch.tensor(1.0, dtype=torch.float64))[0]) == float(
+            body.function(1.0)[0])
+    assert len(loops._BOUND) == 2
+    assert [k[0] for k in loops._BOUND] == [b.digest for b in bodies[-2:]]

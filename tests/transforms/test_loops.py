@@ -441,3 +441,42 @@ def test_checkpoints_apply_to_a_loop_whose_carry_is_read_directly():
     x = np.linspace(0.1, 1.0, 4)
     for a, b in zip(cg.to_numpy(g)(x), cg.to_numpy(cg.grad(c))(x)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fori_loop_of_more_steps_than_memory_holds_is_refused_by_name():
+    with pytest.raises(cg.CircuitError, match="fori_loop: 1000000000000 steps are too many"):
+        cg.trace(lambda x: cg.fori_loop(0, 10**12, lambda i, s: s * x, 1.0))
+
+
+def test_the_adjoint_and_tangent_bodies_kept_are_bounded(monkeypatch):
+    # keyed by body digest: a long process making many loops must not grow them without end
+    from circuitgrad.primitives import loops as table
+    from circuitgrad.transforms import loops as rules
+
+    monkeypatch.setattr(table, "_BOUND_LIMIT", 2)
+    monkeypatch.setattr(rules, "_ADJOINT_BODIES", {})
+    monkeypatch.setattr(rules, "_TANGENT_BODIES", {})
+    for k in range(2, 6):
+        c = cg.trace(lambda x, k=k: cg.scan(lambda s, _: (s * x + float(k), None), x,
+                                            length=3)[0])
+        g, t = cg.to_numpy(cg.grad(c))(0.5), cg.to_numpy(cg.jvp(c))(0.5, 1.0)
+        s, ds = 0.5, 1.0
+        for _ in range(3):
+            s, ds = s * 0.5 + k, ds * 0.5 + s
+        assert abs(float(g[1]) - ds) < 1e-12 and abs(float(t[1]) - ds) < 1e-12
+    assert len(rules._ADJOINT_BODIES) == 2 and len(rules._TANGENT_BODIES) == 2
+
+
+def test_scalar_size_counts_nested_bodies_without_recursion():
+    # each distinct body once, the nested ones too (a work list, no recursion on nesting)
+    from circuitgrad.transforms.scalarize import scalar_size
+
+    def f(x):
+        inner = lambda s, _: (s * x + 1.0, None)  # noqa: E731
+        middle = lambda s, _: (cg.scan(inner, s, length=2)[0], None)  # noqa: E731
+        return cg.scan(middle, x, length=3)[0] + cg.scan(inner, x, length=4)[0]
+
+    c = cg.trace(f)
+    # s·x + 1 in the nested loop and in the second (their bodies' digests differ: the second
+    # body's 1.0 was made before its mul, in the outer builder), then the add
+    assert scalar_size(c) == 2 + 2 + 1
