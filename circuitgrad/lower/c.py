@@ -112,7 +112,7 @@ from typing import Any
 import numpy as np
 
 from ..circuit import Circuit, as_circuit, no_gc
-from ..primitives.loops import LOOPS, layout
+from ..primitives.loops import Body, layout, revolve_cost
 from ..errors import CircuitError
 from ..transforms.scalarize import scalar_size
 from . import isa
@@ -213,7 +213,7 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
             body = []
     if body or not parts:
         parts.append(body)
-    loop_code, loop_ops = _loop_functions(name, p, reg, params) if p.loops else ([], [])
+    loop_code, loop_ops, failing = _loop_functions(name, p) if p.loops else ([], [], set())
     nin, nout = len(p.in_ids), len(p.out_ids)
     input_names = [_comment(n) for n in _entry_names(c, "inputs")]
     output_names = [_comment(n) for n in _entry_names(c, "outputs")]
@@ -246,6 +246,8 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         "#else",
         "#define CG_PART static void",
         "#endif",
+        *(["#define CG_LOOP static int  /* a loop: 0, or 1 where its scratch could not be "
+           "allocated */"] if p.loops else []),
         "",
     ]
     for k, part in enumerate(parts):
@@ -274,8 +276,9 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         lines.append(f"        CG_EACH LANE({reg[i]}) = in[CG_POINT * {nin} + {k}];"
                      f"  /* {input_names[k]} */")
     for k in range(len(parts) + 1):
-        lines += [f"        {name}_loop{j}(r, n, last);" for j, at in enumerate(loop_at)
-                  if at == k and p.loops[j]["result"]]
+        lines += [f"        if ({name}_loop{j}(r, n, last)) {{ if (r != small) free(r); "
+                  "return 1; }" if j in failing else f"        {name}_loop{j}(r, n, last);"
+                  for j, at in enumerate(loop_at) if at == k and p.loops[j]["result"]]
         if k < len(parts):
             lines.append(f"        {name}_part{k}(r, n, last);")
     for k, i in enumerate(p.out_ids):
@@ -309,41 +312,169 @@ def _parts(ids: list[int], starts: list[int]) -> tuple[dict[int, int], list[int]
     return part_of, loop_at
 
 
-def _loop_functions(name: str, p: ScalarProgram, reg: list[int],
-                    params: list[Any]) -> tuple[list[str], list[str]]:
-    """The C of ``p``'s loop sites: each distinct body once, as a function of its inputs'
-    vectors ``a`` giving its outputs' ``o``, and each site a function that runs it ``length``
-    times over the registers of the chunk (the carries in ``a``, the xs read and the ys and
-    saved carries written at their registers); and the ops the bodies use."""
-    lines: list[str] = []
-    bodies: dict[str, tuple[int, ScalarProgram]] = {}
-    ops: list[str] = []
-    tables = 0
+def _site_bodies(params: dict[str, Any]) -> list[Body]:
+    """The bodies a loop site calls: its body, and a checkpointed loop's forward body."""
+    recompute = params.get("recompute")
+    return [params["body"]] + ([recompute] if recompute is not None else [])
 
-    def at(regs: list[int], index: str) -> str:
-        """The register of entry ``index`` of ``regs``: ``base + index`` for a run."""
-        nonlocal tables
+
+def _levels(params: dict[str, Any]) -> int:
+    """The carries a checkpointed loop holds at once (its schedule's levels): the initial
+    one and at most ``checkpoints`` more, and never more than its steps."""
+    return min(params["checkpoints"] + 1, params["length"])
+
+
+class _LoopWriter:
+    """The C of a program's loop sites (``to_c``): each distinct body written once, as a
+    function (inner bodies first), and each site as the code that runs it for one vector
+    over the registers of the program it belongs to: the top level's (``R(k)``) or a
+    body's (``x[k]``: a body with loops keeps its loops' arguments and results in the
+    scratch its caller gives it).
+
+    A body without loops is ``NAME_bodyK(w, a, o)``; one with loops
+    ``NAME_bodyK(w, a, o, x, ix)``, ``x`` its registers and its loops' scratch (``cg_v``),
+    ``ix`` their integers. A checkpointed adjoint loop (params ``recompute``,
+    ``checkpoints``) holds its checkpoints in scratch: ``_levels`` carries of the forward
+    body and two longs per level for its explicit stack of tasks."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.lines: list[str] = []
+        self.ops: list[str] = []
+        self.tables = 0
+        self.bodies: dict[str, tuple[int, bool, tuple[int, int]]] = {}
+        """digest -> (number, has loops, scratch: cg_v and longs a call needs)."""
+        self.checkpointed = False
+
+    def at(self, regs: list[int], index: str) -> str:
+        """The register of entry ``index`` of ``regs``: ``base + index`` for a run, else a
+        static table (written before the code that reads it)."""
         if not regs:
             return "0"
         if regs[-1] - regs[0] == len(regs) - 1 and (
                 len(regs) < 3 or bool(np.all(np.diff(regs) == 1))):
             return f"{regs[0]} + {index}" if regs[0] else index
-        table = f"{name}_reg{tables}"
-        tables += 1
-        lines.append(f"static const int {table}[{len(regs)}] = {{{', '.join(map(str, regs))}}};")
+        table = f"{self.name}_reg{self.tables}"
+        self.tables += 1
+        self.lines.append(f"static const int {table}[{len(regs)}] = "
+                          f"{{{', '.join(map(str, regs))}}};")
         return f"{table}[{index}]"
 
-    for j, site in enumerate(p.loops):
+    def write_bodies(self, params: dict[str, Any]) -> None:
+        """Write the functions of the bodies a site calls, and of the bodies inside them,
+        each once, inner ones first (a work list: no recursion over the nesting)."""
+        todo = list(_site_bodies(params))
+        programs: dict[str, ScalarProgram] = {}
+        while todo:
+            body = todo[-1]
+            if body.digest in self.bodies:
+                todo.pop()
+                continue
+            if body.digest not in programs:
+                programs[body.digest] = ScalarProgram(body.circuit, "to_c", c_ops(), loops=True)
+            bp = programs[body.digest]
+            inner = [b for site in bp.loops for b in _site_bodies(site["params"])
+                     if b.digest not in self.bodies]
+            if inner:
+                todo.extend(inner)
+                continue
+            todo.pop()
+            self._body_function(body, bp)
+
+    def call(self, body: Body, a: str, o: str, x: str, ix: str) -> str:
+        number, loops, _ = self.bodies[body.digest]
+        return (f"{self.name}_body{number}(w, {a}, {o}, {x}, {ix})" if loops else
+                f"{self.name}_body{number}(w, {a}, {o})")
+
+    def scratch(self, params: dict[str, Any]) -> tuple[int, int]:
+        """The ``cg_v`` and longs a site needs: its bodies' scratch, and a checkpointed
+        loop's checkpoints and stack."""
+        need = [self.bodies[b.digest][2] for b in _site_bodies(params)]
+        v, i = max(n[0] for n in need), max(n[1] for n in need)
+        if params.get("recompute") is not None and params["length"]:
+            levels = _levels(params)
+            v += levels * _size_of(params["recompute"].shapes()[0])
+            i += 2 * levels
+        return v, i
+
+    def _body_function(self, body: Body, bp: ScalarProgram) -> None:
+        """A loop body as a C function: its statements over the vectors of its inputs ``a``
+        (carries, x slices, closures, entries row-major) to those of its outputs ``o``; the
+        same statements ``to_c`` writes for the body's nodes in an unrolled circuit, and its
+        loops' code between them."""
+        name, number = self.name, len(self.bodies)
+        b, args = bp.circuit, bp.args.tolist()
+        reg = bp.reg.tolist()
+        operand = {i: f"a[{k}]" for k, i in enumerate(bp.in_ids)}
+        operand.update({i: c_literal(b._params[i]) for i in bp.const_ids})
+        kinds = bp.op_names
+        constants = set(bp.const_ids)
+        self.ops += kinds
+        sites = bp.loops
+        if not sites:
+            code = [f"static void {name}_body{number}(int w, const cg_v *restrict a, "
+                    "cg_v *restrict o)", "{", "    (void)w;"]
+            stored: set[int] = set()
+            scratch = (0, 0)
+        else:
+            code = [f"static void {name}_body{number}(int w, const cg_v *restrict a, "
+                    "cg_v *restrict o, cg_v *restrict x, long *restrict ix)", "{",
+                    "    (void)w; (void)ix;",
+                    f"    /* x[0 .. {bp.nregs}): the registers of this body's loops' arguments "
+                    "and results */"]
+            for site in sites:
+                for i in site["result"]:
+                    operand[i] = f"x[{reg[i]}]"
+            stored = {i for site in sites for group in site["args"] for i in group}
+            for k, i in enumerate(bp.in_ids):
+                if i in stored:
+                    code.append(f"    x[{reg[i]}] = a[{k}];  /* read by a loop */")
+            need = [self.scratch(site["params"]) for site in sites]
+            scratch = (bp.nregs + max(n[0] for n in need), max(n[1] for n in need))
+        starts = [site["start"] for site in sites]
+        at_site = 0
+
+        def loop_here(j: int) -> None:
+            site = sites[j]
+            decls, lines = self.site_code(site, bp, lambda e: f"x[{e}]", f"x + {bp.nregs}",
+                                          "ix", "la", "lo")
+            code.append(f"    {{  /* loop {j} of this body: {_what(site['params'])} */")
+            code.extend("        " + line for line in decls + lines)
+            code.append("    }")
+
+        for k, i in enumerate(bp.ops.tolist()):
+            while at_site < len(sites) and starts[at_site] < i:
+                loop_here(at_site)
+                at_site += 1
+            names = [operand.get(a, f"v{a}") for a in args[i] if a >= 0]
+            literal = [a in constants for a in args[i] if a >= 0]
+            code.append(f"    const cg_v v{i} = {c_vector_expression(kinds[k], names, literal)};")
+            if i in stored:
+                code.append(f"    x[{reg[i]}] = v{i};  /* read by a loop */")
+        while at_site < len(sites):
+            loop_here(at_site)
+            at_site += 1
+        for k, i in enumerate(bp.out_ids):
+            value = operand.get(i, f"v{i}")
+            code.append(f"    o[{k}] = {f'CG_C({value})' if i in constants else value};")
+        self.lines.extend(code + ["}", ""])
+        self.bodies[body.digest] = (number, bool(sites), scratch)
+
+    def site_code(self, site: dict[str, Any], p: ScalarProgram, R: Any, x: str, ix: str,
+                  a: str = "a", o: str = "o") -> tuple[list[str], list[str]]:
+        """The declarations and the code of one loop site for one vector (``w`` its lanes
+        in use): ``R(k)`` a register of the program ``p`` the site belongs to, ``x`` and
+        ``ix`` the site's scratch, ``a`` and ``o`` the names of its body's inputs and
+        outputs."""
         prm = site["params"]
+        if prm.get("recompute") is not None:
+            return self._checkpointed_code(site, p, R, x, ix, a, o)
+        reg, ops, params = p.reg.tolist(), p.circuit._ops, p.circuit._params
         body, length, reverse, save = prm["body"], prm["length"], prm["reverse"], prm["save"]
-        if body.digest not in bodies:
-            bodies[body.digest] = (len(bodies), _body_function(name, len(bodies), body, lines,
-                                                               ops))
-        number, bp = bodies[body.digest]
         k, m = body.carries, body.xs
         carry_shapes, x_shapes, closure_shapes, y_shapes = body.shapes()
-        size = [int(np.prod(x)) for x in carry_shapes + x_shapes + closure_shapes]
-        ysize = [int(np.prod(y)) for y in y_shapes]
+        size = [_size_of([s]) for s in carry_shapes + x_shapes + closure_shapes]
+        ysize = [_size_of([y]) for y in y_shapes]
         cols = np.cumsum([0] + size).tolist()  # each leaf's first column of the body's input
         ncarry = cols[k]
         nout = ncarry + sum(ysize)
@@ -351,78 +482,273 @@ def _loop_functions(name: str, p: ScalarProgram, reg: list[int],
         args = [[reg[i] for i in group] for group in site["args"]]
         result = [reg[i] for i in site["result"]]
         offsets = [offset for offset, _ in layout(body, length, save)]
-        code = [f"CG_PART {name}_loop{j}(cg_v *restrict r, int n, int last)", "{",
-                "    int g, w;", "    long s, t, e;",
-                f"    cg_v a[{max(cols[-1], 1)}], o[{max(nout, 1)}];  /* the body's inputs, "
-                "outputs */",
-                "    for (g = 0; g < n; g++) {  /* each vector of the chunk */",
-                "        cg_v *restrict q = r + g;",
-                "        w = g < n - 1 ? CG_W : last;  /* its lanes in use */"]
-        constants = sorted({i for group in site["args"] for i in group
-                            if p.circuit._ops[i] == "const"})
-        for i in constants:  # (a constant's register is its own, written here only)
-            code.append(f"        R({reg[i]}) = CG_C({c_literal(params[i])});  /* a constant "
+        decls = ["long s, t, e;",
+                 f"cg_v {a}[{max(cols[-1], 1)}], {o}[{max(nout, 1)}];  /* the body's inputs, "
+                 "outputs */"]
+        code = []
+        for i in sorted({i for group in site["args"] for i in group if ops[i] == "const"}):
+            code.append(f"{R(reg[i])} = CG_C({c_literal(params[i])});  /* a constant "
                         "argument */")
         for leaf in list(range(k)) + list(range(k + m, len(size))):
-            code.append(f"        for (e = 0; e < {size[leaf]}; e++) a[{cols[leaf]} + e] = "
-                        f"R({at(args[leaf], 'e')});  /* {'carry' if leaf < k else 'closure'} "
+            code.append(f"for (e = 0; e < {size[leaf]}; e++) {a}[{cols[leaf]} + e] = "
+                        f"{R(self.at(args[leaf], 'e'))};  /* "
+                        f"{'carry' if leaf < k else 'closure'} "
                         f"{leaf if leaf < k else leaf - k - m} */")
         step = f"{length - 1} - s" if reverse else "s"
-        code += [f"        for (s = 0; s < {length}; s++) {{  /* each step */",
-                 f"            t = {step};"]
+        code += [f"for (s = 0; s < {length}; s++) {{  /* each step */", f"    t = {step};"]
         if save:
             for leaf in range(k):
                 first = offsets[k + len(ysize) + leaf]
-                code.append(f"            for (e = 0; e < {size[leaf]}; e++) "
-                            f"R({at(result[first:first + length * size[leaf]], f't * {size[leaf]} + e')})"
-                            f" = a[{cols[leaf]} + e];  /* saved carry {leaf} */")
-        for x in range(m):
-            leaf = k + x
-            code.append(f"            for (e = 0; e < {size[leaf]}; e++) a[{cols[leaf]} + e] = "
-                        f"R({at(args[leaf], f't * {size[leaf]} + e')});  /* x {x} */")
-        code.append(f"            {name}_body{number}(w, a, o);")
+                regs = result[first:first + length * size[leaf]]
+                code.append(f"    for (e = 0; e < {size[leaf]}; e++) "
+                            f"{R(self.at(regs, f't * {size[leaf]} + e'))} = {a}[{cols[leaf]} "
+                            f"+ e];  /* saved carry {leaf} */")
+        for j in range(m):
+            leaf = k + j
+            code.append(f"    for (e = 0; e < {size[leaf]}; e++) {a}[{cols[leaf]} + e] = "
+                        f"{R(self.at(args[leaf], f't * {size[leaf]} + e'))};  /* x {j} */")
+        code.append(f"    {self.call(body, a, o, x, ix)};")
         if ncarry:
-            code.append(f"            for (e = 0; e < {ncarry}; e++) a[e] = o[e];")
+            code.append(f"    for (e = 0; e < {ncarry}; e++) {a}[e] = {o}[e];")
         for y, n_y in enumerate(ysize):
             first = offsets[k + y]
-            code.append(f"            for (e = 0; e < {n_y}; e++) "
-                        f"R({at(result[first:first + length * n_y], f't * {n_y} + e')}) = "
-                        f"o[{ycols[y]} + e];  /* y {y} */")
-        code.append("        }")
+            code.append(f"    for (e = 0; e < {n_y}; e++) "
+                        f"{R(self.at(result[first:first + length * n_y], f't * {n_y} + e'))} = "
+                        f"{o}[{ycols[y]} + e];  /* y {y} */")
+        code.append("}")
         if ncarry:
-            code.append(f"        for (e = 0; e < {ncarry}; e++) R({at(result[:ncarry], 'e')}) = "
-                        "a[e];  /* the final carries */")
-        code += ["    }", "}", ""]
-        lines += code
-    return lines, ops
+            code.append(f"for (e = 0; e < {ncarry}; e++) {R(self.at(result[:ncarry], 'e'))} = "
+                        f"{a}[e];  /* the final carries */")
+        return decls, code
+
+    def _checkpointed_code(self, site: dict[str, Any], p: ScalarProgram, R: Any, x: str,
+                           ix: str, a: str, o: str) -> tuple[list[str], list[str]]:
+        """A checkpointed adjoint loop for one vector: the binomial schedule of
+        ``_checkpointed_function`` (primitives/loops.py) with an explicit stack of tasks
+        (steps ``[ta[d], tb[d])`` to reverse from the carry of level ``d``, which has
+        ``checkpoints - d`` free checkpoints left: the tasks' levels are 0, 1 ... top, so
+        level ``d`` holds its carry in checkpoint ``d``), the forward body advancing a copy
+        of a checkpoint, the adjoint body stepping back."""
+        self.checkpointed = True
+        name = self.name
+        reg, ops, params = p.reg.tolist(), p.circuit._ops, p.circuit._params
+        prm = site["params"]
+        body, forward = prm["body"], prm["recompute"]
+        length, reverse, most = prm["length"], prm["reverse"], prm["checkpoints"]
+        ka, k, m, xa, r = body.carries, forward.carries, forward.xs, body.xs, body.closures
+        if forward.closures != r or xa < k + m:
+            raise CircuitError("internal error: to_c found a checkpointed adjoint loop whose "
+                               "bodies do not match; please report it")
+        if length >= 2 ** 31:
+            raise CircuitError(f"to_c: a checkpointed loop of {length} steps: at most 2**31 - 1 "
+                               "(cg.to_numpy runs it)")
+        carry_shapes, x_shapes, closure_shapes, y_shapes = body.shapes()
+        size = [_size_of([s]) for s in carry_shapes + x_shapes + closure_shapes]
+        cols = np.cumsum([0] + size).tolist()
+        f_carries, f_xs, f_closures, f_ys = forward.shapes()
+        fsize = [_size_of([s]) for s in f_carries + f_xs + f_closures]
+        fcols = np.cumsum([0] + fsize).tolist()
+        ysize = [_size_of([y]) for y in y_shapes]
+        nca = cols[ka]  # the adjoint's carry scalars
+        K = fcols[k]  # the forward carry's scalars: one checkpoint
+        nout = nca + sum(ysize)
+        fnout = K + sum(_size_of([y]) for y in f_ys)
+        ycols = (nca + np.cumsum([0] + ysize)).tolist()
+        args = [[reg[i] for i in group] for group in site["args"]]
+        result = [reg[i] for i in site["result"]]
+        offsets = [offset for offset, _ in layout(body, length, False)]
+        levels = _levels(prm) if length else 0
+        fa, fo = f"f{a}", f"f{o}"
+        inner_x, inner_ix = f"{x} + {levels * K}", f"{ix} + {2 * levels}"
+
+        def step(v: str) -> str:  # forward step number v as the loop's t
+            return v if reverse else f"{length - 1} - {v}"
+
+        decls = ["long s, t, e, lo, hi, mid = 0, p, d, top, split;",
+                 "long fsteps, asteps, held;  /* what the schedule did */",
+                 f"cg_v {a}[{max(cols[-1], 1)}], {o}[{max(nout, 1)}];  /* the adjoint body's "
+                 "inputs, outputs */",
+                 f"cg_v {fa}[{max(fcols[-1], 1)}], {fo}[{max(fnout, 1)}];  /* the forward "
+                 "body's */",
+                 "cg_v *cp;",
+                 "long *ta, *tb;"]
+        code = [f"cp = {x};  /* checkpoint d: cp[d * {K} ...], {levels} of them */",
+                f"ta = {ix}; tb = {ix} + {levels};  /* the tasks' steps */",
+                "fsteps = asteps = held = 0;"]
+        for i in sorted({i for group in site["args"] for i in group if ops[i] == "const"}):
+            code.append(f"{R(reg[i])} = CG_C({c_literal(params[i])});  /* a constant "
+                        "argument */")
+        for leaf in range(ka):
+            code.append(f"for (e = 0; e < {size[leaf]}; e++) {a}[{cols[leaf]} + e] = "
+                        f"{R(self.at(args[leaf], 'e'))};  /* carry {leaf} */")
+        for j in range(r):
+            leaf = ka + xa + j
+            code.append(f"for (e = 0; e < {size[leaf]}; e++) {a}[{cols[leaf]} + e] = "
+                        f"{fa}[{fcols[k + m + j]} + e] = {R(self.at(args[leaf], 'e'))};  "
+                        f"/* closure {j} */")
+        if not length:
+            code.append("(void)cp; (void)ta; (void)tb; (void)mid;")
+        else:
+            for j in range(k):
+                code.append(f"for (e = 0; e < {fsize[j]}; e++) cp[{fcols[j]} + e] = "
+                            f"{R(self.at(args[ka + j], 'e'))};  /* the initial carry {j}: "
+                            "checkpoint 0 */")
+            code += [f"ta[0] = 0; tb[0] = {length}; top = 0;",
+                     "while (top >= 0) {  /* each task: reverse steps [lo, hi) from "
+                     "checkpoint d */",
+                     "    lo = ta[top]; hi = tb[top]; d = top--;",
+                     "    if (d + 1 > held) held = d + 1;",
+                     f"    split = hi - lo > 1 && d < {most};  /* a free checkpoint: store one "
+                     "on the way */",
+                     "    if (split) {",
+                     f"        mid = lo + {name}_revolve_split(hi - lo, {most} - d);",
+                     "        tb[d] = mid; ta[d + 1] = mid; tb[d + 1] = hi; top = d + 1;"
+                     "  /* [lo, mid) after [mid, hi) */",
+                     "    }",
+                     "    for (p = split ? mid : hi - 1; p >= lo; p--) {  /* each step back, "
+                     "last first (a split: one advance) */",
+                     f"        for (e = 0; e < {K}; e++) {fa}[e] = cp[d * {K} + e];",
+                     "        for (s = lo; s < p; s++) {  /* advance to step p */",
+                     f"            t = {step('s')};"]
+            for j in range(m):
+                leaf = k + j
+                code.append(f"            for (e = 0; e < {fsize[leaf]}; e++) "
+                            f"{fa}[{fcols[leaf]} + e] = "
+                            f"{R(self.at(args[ka + k + j], f't * {fsize[leaf]} + e'))};  "
+                            f"/* x {j} */")
+            code += [f"            {self.call(forward, fa, fo, inner_x, inner_ix)};",
+                     f"            for (e = 0; e < {K}; e++) {fa}[e] = {fo}[e];" if K else
+                     "            ;",
+                     "        }",
+                     "        fsteps += p - lo;",
+                     "        if (split) {  /* the carry before step mid: checkpoint d + 1 */",
+                     f"            for (e = 0; e < {K}; e++) cp[(d + 1) * {K} + e] = {fa}[e];",
+                     "            break;",
+                     "        }",
+                     f"        t = {step('p')};  /* the adjoint of step p */",
+                     f"        for (e = 0; e < {K}; e++) {a}[{cols[ka]} + e] = {fa}[e];"]
+            for leaf in range(ka + k, ka + xa):
+                code.append(f"        for (e = 0; e < {size[leaf]}; e++) {a}[{cols[leaf]} + e] "
+                            f"= {R(self.at(args[leaf], f't * {size[leaf]} + e'))};  /* x "
+                            f"{leaf - ka} */")
+            code.append(f"        {self.call(body, a, o, inner_x, inner_ix)};")
+            if nca:
+                code.append(f"        for (e = 0; e < {nca}; e++) {a}[e] = {o}[e];")
+            for y, n_y in enumerate(ysize):
+                first = offsets[ka + y]
+                code.append(f"        for (e = 0; e < {n_y}; e++) "
+                            f"{R(self.at(result[first:first + length * n_y], f't * {n_y} + e'))}"
+                            f" = {o}[{ycols[y]} + e];  /* y {y} */")
+            code += ["        asteps++;", "    }", "}",
+                     f"{name}_count(fsteps, asteps, held);"]
+        if nca:
+            code.append(f"for (e = 0; e < {nca}; e++) {R(self.at(result[:nca], 'e'))} = "
+                        f"{a}[e];  /* the final carries */")
+        return decls, code
 
 
-def _body_function(name: str, number: int, body: Any, lines: list[str],
-                   ops: list[str]) -> ScalarProgram:
-    """A loop body as ``NAME_bodyK(w, a, o)``: its statements over the vectors of its inputs
-    ``a`` (carries, x slices, closures, entries row-major) to those of its outputs ``o``; the
-    same statements ``to_c`` writes for the body's nodes in an unrolled circuit."""
-    if any(op in LOOPS for op in body.circuit.columns.ops):
-        raise CircuitError("to_c: a scan inside a scan's body is not written as C yet: use "
-                           "cg.to_numpy")
-    bp = ScalarProgram(body.circuit, "to_c", c_ops())
-    b, args = bp.circuit, bp.args.tolist()
-    operand = {i: f"a[{k}]" for k, i in enumerate(bp.in_ids)}
-    operand.update({i: c_literal(b._params[i]) for i in bp.const_ids})
-    kinds = bp.op_names
-    constants = set(bp.const_ids)
-    ops += kinds
-    code = [f"static void {name}_body{number}(int w, const cg_v *restrict a, cg_v *restrict o)",
-            "{", "    (void)w;"]
-    for k, i in enumerate(bp.ops.tolist()):
-        names = [operand.get(x, f"v{x}") for x in args[i] if x >= 0]
-        literal = [x in constants for x in args[i] if x >= 0]
-        code.append(f"    const cg_v v{i} = {c_vector_expression(kinds[k], names, literal)};")
-    for k, i in enumerate(bp.out_ids):
-        value = operand.get(i, f"v{i}")
-        code.append(f"    o[{k}] = {f'CG_C({value})' if i in constants else value};")
-    lines.extend(code + ["}", ""])
-    return bp
+def _loop_work(site: dict[str, Any]) -> int:
+    """About the scalar operations a loop site runs per point (for the threads' split): its
+    body's each step, and a checkpointed loop's recomputed forward steps."""
+    prm = site["params"]
+    work = prm["length"] * prm["body"].size
+    if prm.get("recompute") is not None:
+        work += revolve_cost(prm["length"], prm["checkpoints"]) * prm["recompute"].size
+    return work
+
+
+def _size_of(shapes: list) -> int:
+    return int(sum(np.prod(s) for s in shapes))
+
+
+def _what(params: dict[str, Any]) -> str:
+    what = f"{params['length']} steps" + (", reversed" if params["reverse"] else "")
+    if params.get("recompute") is not None:
+        what += f", {params['checkpoints']} checkpoints"
+    return what
+
+
+def _loop_functions(name: str, p: ScalarProgram) -> tuple[list[str], list[str], set[int]]:
+    """The C of ``p``'s loop sites: each distinct body once (:class:`_LoopWriter`), and
+    each site a function ``NAME_loopJ`` that runs it over the registers of the chunk, each
+    vector in turn, with the scratch its loops need (0, or 1 where it could not be
+    allocated); the ops the bodies use; and the sites whose function can fail."""
+    writer = _LoopWriter(name)
+    functions: list[str] = []
+    failing: set[int] = set()
+    for j, site in enumerate(p.loops):
+        prm = site["params"]
+        writer.write_bodies(prm)
+        nv, ni = writer.scratch(prm)
+        decls, code = writer.site_code(site, p, lambda e: f"R({e})", "x", "ix")
+        lines = [f"CG_LOOP {name}_loop{j}(cg_v *restrict r, int n, int last)", "{",
+                 "    int g, w;"]
+        lines += ["    " + line for line in decls]
+        if nv or ni:
+            failing.add(j)
+            lines += [f"    cg_v *x = CG_ALLOC({max(nv, 1)});  /* the loop's scratch */",
+                      f"    long *ix = malloc(sizeof(long) * {max(ni, 1)});",
+                      "    if (!x || !ix) { free(x); free(ix); return 1; }"]
+        lines += ["    for (g = 0; g < n; g++) {  /* each vector of the chunk */",
+                  "        cg_v *restrict q = r + g;",
+                  "        w = g < n - 1 ? CG_W : last;  /* its lanes in use */"]
+        lines += ["        " + line for line in code]
+        lines += ["    }"]
+        if nv or ni:
+            lines.append("    free(x); free(ix);")
+        lines += ["    return 0;", "}", ""]
+        functions += lines
+    head = []
+    if writer.checkpointed:
+        head = [_REVOLVE.replace("NAME", name)]
+    return head + writer.lines + functions, writer.ops, failing
+
+
+# The binomial schedule's split, as primitives.loops.revolve_split, in integers: r the least
+# with C(c + r, c) >= steps; every binomial here is at most C(c + r, c) < 2 * steps * (c + r),
+# c at most steps (more checkpoints than steps split as steps do: at 1), so for fewer than
+# 2**31 steps nothing overflows 64 bits. The counters are what to_c's loop_stats reads.
+_REVOLVE = """\
+static unsigned long long NAME_beta(long n, long k)
+{   /* C(n, k) for a small k: step by step, each C(n - k + i, i) exact */
+    unsigned long long b = 1;
+    long i;
+    for (i = 1; i <= k; i++) b = b * (unsigned long long)(n - k + i) / (unsigned long long)i;
+    return b;
+}
+long NAME_revolve_split(long steps, long spare)
+{   /* how many steps on the binomial schedule stores the next checkpoint, reversing `steps`
+       steps from a stored carry with `spare` more checkpoints (revolve_split) */
+    long c = spare + 1, r = 0, low, split;
+    unsigned long long beta = 1, other;  /* beta = C(c + r, c) */
+    if (c > steps) c = steps;
+    while (beta < (unsigned long long)steps) {
+        r++;
+        beta = beta * (unsigned long long)(c + r) / (unsigned long long)r;
+    }
+    low = r >= 2 ? (long)NAME_beta(c + r - 2, r - 2) : 1;
+    other = NAME_beta(c - 1 + r, r);
+    split = other < (unsigned long long)steps ? steps - (long)other : 0;
+    if (split < low) split = low;
+    return split < 1 ? 1 : split;
+}
+long NAME_checkpoint_stats[3];  /* forward steps recomputed, adjoint steps, most carries held */
+static void NAME_count(long forward, long adjoint, long held)
+{   /* (once per vector and loop: every vector runs the schedule) */
+#if defined(__GNUC__)
+    long old = __atomic_load_n(&NAME_checkpoint_stats[2], __ATOMIC_RELAXED);
+    __atomic_fetch_add(&NAME_checkpoint_stats[0], forward, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&NAME_checkpoint_stats[1], adjoint, __ATOMIC_RELAXED);
+    while (held > old && !__atomic_compare_exchange_n(&NAME_checkpoint_stats[2], &old, held, 1,
+                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+#else
+    NAME_checkpoint_stats[0] += forward;
+    NAME_checkpoint_stats[1] += adjoint;
+    if (held > NAME_checkpoint_stats[2]) NAME_checkpoint_stats[2] = held;
+#endif
+}
+"""
 
 
 def _width_note(width: int) -> list[str]:
@@ -631,8 +957,33 @@ class CFunction(CompiledFunction):
         mt.restype = ctypes.c_int
         self._lib, self._fn, self._fn_threads = lib, fn, mt
         self._address = ctypes.cast(fn, ctypes.c_void_p).value
-        self._work = max(len(program.ops) + sum(
-            site["params"]["length"] * site["params"]["body"].size for site in program.loops), 1)
+        self._work = max(len(program.ops) + sum(map(_loop_work, program.loops)), 1)
+        self._stats = None
+        if "_checkpoint_stats[3]" in self.source:
+            self._stats = (ctypes.c_long * 3).in_dll(lib, f"{name}_checkpoint_stats")
+
+    @property
+    def loop_stats(self) -> dict[str, int]:
+        """What the checkpointed adjoint loops of this library have done since it was
+        loaded, as :data:`circuitgrad.primitives.loops.STATS` counts them for ``to_numpy``,
+        but for each vector (every vector of points runs the schedule: a call of one point
+        is one vector, of ``n`` points ``ceil(n / width)``) and shared by the functions of
+        one source: the forward steps recomputed, the adjoint steps, and the most carries
+        one schedule held at once. All zero without checkpointed loops.
+
+            >>> import circuitgrad as cg, numpy as np
+            >>> c = cg.trace(lambda a: cg.scan(lambda s, _: (s * a + 1.0, None), a,
+            ...                                length=10)[0])
+            >>> f = cg.to_c(cg.grad(c, checkpoints=2), width=1, name="stats_doc")
+            >>> before = f.loop_stats["forward_steps"]
+            >>> _ = f(0.5)
+            >>> f.loop_stats["forward_steps"] - before  # revolve_cost(10, 2)
+            15
+        """
+        if self._stats is None:
+            return {"forward_steps": 0, "adjoint_steps": 0, "most_checkpoints": 0}
+        forward, adjoint, most = self._stats
+        return {"forward_steps": forward, "adjoint_steps": adjoint, "most_checkpoints": most}
 
     @property
     def threads(self) -> int:

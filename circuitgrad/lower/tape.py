@@ -39,6 +39,7 @@ import numpy as np
 
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
+from ..primitives.loops import STATS, revolve_split
 from .guarded import guarded
 from .program import (  # noqa: F401  (the names that lived here stay importable)
     BUILD_HINT, EXTENSION, CompiledFunction, ScalarProgram, _allocate, _arguments,
@@ -129,13 +130,18 @@ class TapeFunction(CompiledFunction):
 
 
 class _Loop:
-    """A loop site of a tape: its body as a tape, run once per step over all points."""
+    """A loop site of a tape: its body as a tape, run once per step over all points (a
+    checkpointed adjoint loop: its forward body's tape too, by the binomial schedule)."""
 
     def __init__(self, site: dict[str, Any], name: str):
         prm = site["params"]
         self.body, self.length = prm["body"], prm["length"]
         self.reverse, self.save = prm["reverse"], prm["save"]
         self.run_body = TapeFunction(self.body.circuit, f"{name} (a loop's body)")
+        self.recompute, self.checkpoints = prm.get("recompute"), prm.get("checkpoints")
+        if self.recompute is not None:
+            self.run_forward = TapeFunction(self.recompute.circuit,
+                                            f"{name} (a checkpointed loop's forward body)")
         self.sizes = [len(group) for group in site["args"]]
         self.nargs, self.nresult = sum(self.sizes), len(site["result"])
 
@@ -145,6 +151,8 @@ class _Loop:
         k, m = body.carries, body.xs
         cuts = np.cumsum([0] + self.sizes)
         parts = [args[:, a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+        if self.recompute is not None:
+            return self._checkpointed(parts, npoints)
         carry = np.concatenate(parts[:k], axis=1) if k else np.zeros((npoints, 0))
         xs = [p.reshape(npoints, length, -1) for p in parts[k:k + m]]
         closures = parts[k + m:]
@@ -167,6 +175,62 @@ class _Loop:
             packed += [saved[:, :, a:b].reshape(npoints, -1)
                        for a, b in zip(sizes[:-1], sizes[1:])]
         return np.concatenate(packed, axis=1)
+
+
+    def _checkpointed(self, parts: list[np.ndarray], npoints: int) -> np.ndarray:
+        """A checkpointed adjoint loop over all points at once: the schedule of
+        ``primitives.loops._checkpointed_function`` (an explicit stack of tasks, at most
+        ``checkpoints`` carries stored beside the initial one), counted in its ``STATS``."""
+        body, forward, length = self.body, self.recompute, self.length
+        ka, k, m, xa = body.carries, forward.carries, forward.xs, body.xs
+        carry = _joined(parts[:ka], npoints)
+        init = _joined(parts[ka:ka + k], npoints)
+        seqs = [p.reshape(npoints, length, -1) for p in parts[ka + k:ka + xa]]
+        closures = parts[ka + xa:]
+        nca, K = carry.shape[1], init.shape[1]
+        ysize = [math.prod(s) for s in body.shapes()[3]]
+        ys = np.empty((npoints, length, sum(ysize)))
+        order = range(length) if self.reverse else range(length - 1, -1, -1)
+
+        def advance(state: np.ndarray, start: int, stop: int) -> np.ndarray:
+            for p in range(start, stop):
+                t = order[p]
+                step = _joined([state] + [x[:, t] for x in seqs[:m]] + closures, npoints)
+                state = self.run_forward._evaluate(np.ascontiguousarray(step), npoints)[:, :K]
+            STATS["forward_steps"] += stop - start
+            return state
+
+        def adjoint_step(p: int, state: np.ndarray) -> None:
+            nonlocal carry
+            t = order[p]
+            step = _joined([carry, state] + [x[:, t] for x in seqs] + closures, npoints)
+            out = self.run_body._evaluate(np.ascontiguousarray(step), npoints)
+            carry, ys[:, t] = out[:, :nca], out[:, nca:]
+            STATS["adjoint_steps"] += 1
+
+        tasks = [(0, length, init, self.checkpoints)] if length else []
+        while tasks:
+            STATS["most_checkpoints"] = max(STATS["most_checkpoints"],
+                                            len({id(task[2]) for task in tasks}))
+            a, b, state, free = tasks.pop()
+            if b - a == 1:
+                adjoint_step(a, state)
+            elif free == 0:
+                for p in range(b - 1, a - 1, -1):
+                    adjoint_step(p, advance(state, a, p))
+            else:
+                middle = a + revolve_split(b - a, free)
+                tasks.append((a, middle, state, free))
+                tasks.append((middle, b, advance(state, a, middle), free - 1))
+        packed = [carry]
+        cuts = np.cumsum([0] + ysize)
+        packed += [ys[:, :, a:b].reshape(npoints, -1) for a, b in zip(cuts[:-1], cuts[1:])]
+        return np.concatenate(packed, axis=1)
+
+
+def _joined(parts: list[np.ndarray], npoints: int) -> np.ndarray:
+    """The columns of ``parts`` side by side (float64[npoints, 0] for none)."""
+    return np.concatenate(parts, axis=1) if parts else np.zeros((npoints, 0))
 
 
 def to_tape(c: Circuit, name: str = "f", csr: bool = True) -> TapeFunction:

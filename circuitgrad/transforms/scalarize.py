@@ -194,10 +194,6 @@ def _loop_site(b: Builder, i: int, args: list[np.ndarray], params: dict[str, Any
                loop_outputs: list) -> np.ndarray:
     """A scan node kept whole (``scalarize(..., loops=True)``): its packed result as fresh
     scalar inputs, its arguments' scalars as extra outputs, the site recorded by names."""
-    if params.get("recompute") is not None:
-        raise CircuitError(f"scalarize: node %{i} (scan) is a checkpointed adjoint loop "
-                           f"(checkpoints={params.get('checkpoints')}), which to_c and to_tape "
-                           "do not lower yet: use cg.to_numpy, or grad without checkpoints")
     k = len(sites)
     groups = []
     for grid in args:

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import circuitgrad as cg
-from circuitgrad.errors import CircuitError
 from circuitgrad.lower.isa import host_widths
 
 from tolerances import COMPILED_RTOL
@@ -209,17 +208,66 @@ def test_two_loops_in_sequence():
                                rtol=COMPILED_RTOL)
 
 
-def test_checkpointed_and_nested_loops_are_refused_by_name():
-    c = cg.trace(lambda x: cg.scan(lambda s, _: (np.sin(s) * x, None), x, length=6)[0])
-    with pytest.raises(CircuitError, match="checkpoint"):
-        cg.to_c(cg.grad(c, checkpoints=2))
+def nested_loops(a, xs):
+    """A loop whose body runs a loop (closures of both levels, an inner y, an outer y)."""
+    def outer(s, x):
+        inner, ys = cg.scan(lambda u, _: (np.sin(u) * a + x * s, u * s), s, length=3)
+        return inner + np.sum(ys), inner * x
+    final, ys = cg.scan(outer, 0.2, xs=xs)
+    return final + np.sum(ys * ys)
 
-    def nested(x):
-        inner = lambda s, _: (cg.scan(lambda t, _: (t * x, None), s, length=2)[0], None)  # noqa: E731
-        return cg.scan(inner, x, length=3)[0]
 
-    with pytest.raises(CircuitError, match="scan inside a scan"):
-        cg.to_c(cg.trace(nested))
+def nested_unrolled(a, xs):
+    s, outs = 0.2, []
+    for t in range(4):
+        u, ys = s, []
+        for _ in range(3):
+            ys.append(u * s)
+            u = np.sin(u) * a + xs[t] * s
+        s = u + np.sum(np.stack(ys))
+        outs.append(u * xs[t])
+    return s + np.sum(np.stack(outs) ** 2)
+
+
+NESTED_POINT = {"a": 0.7, "xs": np.array([0.1, -0.3, 0.2, 0.05])}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_loop_inside_a_loop_is_a_c_loop_inside_the_body_function(width):
+    c = cg.trace(nested_loops, shapes={"xs": 4})
+    g = cg.grad(c)
+    scans = [g.params(i) for i in range(len(g)) if g.op(i) == "scan"]
+    assert any("scan" in set(s["body"].circuit.columns.ops) for s in scans)  # (nested reverse)
+    for circuit in (c, g):
+        f = cg.to_c(circuit, width=width)
+        bodies = f.source.count("static void f_body")
+        assert bodies >= 2 and "loop 0 of this body" in f.source
+        got = f(**NESTED_POINT)
+        # the same statements as the circuit with every loop unrolled, inner ones included
+        flat = unroll(unroll(unroll(circuit)))
+        assert "scan" not in set(flat.columns.ops)
+        same_bits(got, cg.to_c(flat, width=width)(**NESTED_POINT))
+        np.testing.assert_allclose(entries(got), entries(cg.to_numpy(circuit)(**NESTED_POINT)),
+                                   rtol=COMPILED_RTOL, atol=1e-15)
+        if width == 1:
+            same_bits(got, cg.to_tape(circuit)(**NESTED_POINT))
+    u = cg.trace(nested_unrolled, shapes={"xs": 4})
+    np.testing.assert_allclose(entries(cg.to_c(g, width=width)(**NESTED_POINT)),
+                               entries(cg.to_numpy(cg.grad(u))(**NESTED_POINT)),
+                               rtol=1e-13, atol=1e-15)
+
+
+def test_a_nested_loop_batch_is_its_points_and_threads_give_the_same_bits():
+    c = cg.trace(nested_loops, shapes={"xs": 4})
+    f = cg.to_c(cg.grad(c), threads=2)
+    batch = {"a": np.linspace(0.1, 0.9, 11), "xs": NESTED_POINT["xs"] + np.linspace(
+        -0.1, 0.1, 11)[:, None]}
+    got = f(**batch)
+    for j in range(11):
+        same_bits(tuple(np.asarray(v)[j] for v in got),
+                  tuple(f(**{k: v[j] for k, v in batch.items()})))
+    f._work = 10**6  # (a batch split over two threads)
+    same_bits(tuple(got), tuple(f(**batch)))
 
 
 def test_to_tape_runs_the_body_tape_per_step(circuits):
@@ -242,11 +290,10 @@ def test_to_tape_runs_a_loop_inside_a_loop():
         return cg.scan(inner, x, length=3)[0]
 
     c = cg.trace(nested)
-    for circuit in (c, cg.grad(c)):
+    for circuit in (c, cg.grad(c), cg.grad(c, checkpoints=1)):
         np.testing.assert_allclose(np.ravel(cg.to_tape(circuit)(x=0.7)),
                                    np.ravel(cg.to_numpy(circuit)(x=0.7)), rtol=1e-15)
-    with pytest.raises(CircuitError, match="checkpoint"):
-        cg.to_tape(cg.grad(c, checkpoints=1))
+        same_bits(cg.to_tape(circuit)(x=0.7), cg.to_c(circuit, width=1)(x=0.7))
 
 
 def test_threads_give_the_same_bits():
