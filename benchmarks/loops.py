@@ -26,6 +26,7 @@ system settles to its fixed point instead of being chaotic, so the gradient stay
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -122,7 +123,9 @@ def unrolled_c(emit, steps: int, fused: bool | None = None) -> None:
     emit("eval", median_time(lambda: f(**point()), budget=1.0))
 
 
-def jax_value_and_grad(steps: int):
+def jax_value_and_grad(steps: int, blocks: int | None = None):
+    """JAX's value and gradient of the scan (with ``blocks``: a scan over that many
+    ``jax.checkpoint``-ed blocks of ``steps / blocks`` steps each)."""
     try:
         import jax
         import jax.numpy as jnp
@@ -130,9 +133,18 @@ def jax_value_and_grad(steps: int):
         return None
     jax.config.update("jax_enable_x64", True)
 
+    def run(x, forcing, length):
+        return jax.lax.scan(lambda x, _: (rk4_step(jnp, x, forcing), None), x,
+                            length=length)[0]
+
     def loss(x0, forcing):
-        final, _ = jax.lax.scan(lambda x, _: (rk4_step(jnp, x, forcing), None), x0,
-                                length=steps)
+        if blocks is None:
+            final = run(x0, forcing, steps)
+        else:
+            if steps % blocks:
+                raise ValueError(f"{steps} steps are not {blocks} equal blocks")
+            block = jax.checkpoint(lambda x, _: (run(x, forcing, steps // blocks), None))
+            final = jax.lax.scan(block, x0, length=blocks)[0]
         return 0.5 * jnp.sum(final * final)
 
     f = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
@@ -214,7 +226,7 @@ def run(quick: bool = False) -> str:
             + (f"{fmt_ratio(e_c / e_jax)} JAX's" if e_jax else "") + ".\n")
     text = head + "\n".join(sizes) + "\n\n" + "\n".join(times) + "\n" + note
     text += "\n" + matched_run(quick)
-    return text if quick else text + "\n" + long_run()
+    return text if quick else text + "\n" + long_run() + "\n" + checkpoint_run()
 
 
 def matched_run(quick: bool, steps: int = MATCHED_STEPS) -> str:
@@ -257,6 +269,109 @@ def long_run(steps: int = LONG_STEPS) -> str:
                     f"{fmt_time(e_jax)} |")
     return (f"#### {steps:,} steps at F = {LONG_F}\n\n| gradient | trace and grad | lowering "
             "and first call | evaluation |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+CHECKPOINTS = (20, "sqrt")
+"""The checkpoints of the long run's checkpointed gradients: 20, and √T (316 at 10⁵ steps)."""
+JAX_BLOCKS = 250
+"""JAX's checkpointed gradient: ``lax.scan`` over 250 blocks of T / 250 steps, each block
+``jax.checkpoint``-ed (its inner carries recomputed in the backward pass): two levels, about
+√T carries each (250 and 400 at 10⁵ steps)."""
+
+
+def _checkpoints(steps: int, checkpoints: Any) -> int | None:
+    return int(round(steps ** 0.5)) if checkpoints == "sqrt" else checkpoints
+
+
+def _peak_kb() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def long_gradient(emit, steps: int, tool: str, checkpoints: Any = None) -> None:
+    """One long-run gradient in a child process (so its peak memory is its own): ``tool``
+    ``"c"`` (the scan through ``to_c``, stored carries or ``checkpoints``) or ``"jax"``
+    (``lax.scan``, with ``checkpoints`` its blocks under ``jax.checkpoint``). Emits the peak
+    RSS before building, after the first call and after the timed calls, the build and
+    evaluation times and the result."""
+    at = point(LONG_F)
+    if tool == "jax":
+        import jax  # noqa: F401  (imported before the first measure: its memory is the baseline)
+    else:
+        cg.to_c(cg.parse("f = x * y"), name="warm")(x=1.0, y=2.0)
+    emit("rss_start", _peak_kb())
+    t0 = time.perf_counter()
+    if tool == "c":
+        ck = _checkpoints(steps, checkpoints)
+        f = cg.to_c(cg.grad(cg.trace(scan_loss(steps), shapes=SHAPES), checkpoints=ck))
+        registers = f._program.nregs * 8 * 8  # (a chunk of 8 points: 8 bytes each)
+        vectors = sum(int(n) for n in re.findall(r"CG_ALLOC\((\d+)\)", f.source))
+        emit("working_bytes", registers + vectors * 8 * f.width)  # (the loops' scratch)
+        call = lambda: f(**at)  # noqa: E731
+    else:
+        call = jax_value_and_grad(steps, blocks=checkpoints)
+        call = (lambda fn: lambda: fn(at["x0"], at["forcing"]))(call)
+    result = call()
+    emit("build", time.perf_counter() - t0)
+    emit("rss_first", _peak_kb())
+    emit("result", [np.asarray(r).tolist() for r in result])
+    emit("eval", median_time(call, budget=2.0))
+    emit("rss_peak", _peak_kb())
+
+
+def checkpoint_run(steps: int = LONG_STEPS, quick: bool = False, rounds: int = 3) -> str:
+    """The long run's gradient with checkpoints: ``to_c``'s checkpointed adjoint loop (20 and
+    √T checkpoints) against its stored carries and JAX's (stored, and checkpointed blocks),
+    each in its own child process, the tools interleaved over ``rounds`` rounds (the best
+    evaluation of each): time and peak memory."""
+    runs = [("to_c, stored carries", "c", None)]
+    runs += [(f"to_c, checkpoints={c}" + (f" ({_checkpoints(steps, c)})" if c == "sqrt" else ""),
+              "c", c) for c in CHECKPOINTS]
+    runs += [("JAX lax.scan, stored", "jax", None),
+             (f"JAX lax.scan of {JAX_BLOCKS} jax.checkpoint blocks", "jax", JAX_BLOCKS)]
+    got: dict[str, list[dict]] = {label: [] for label, _, _ in runs}
+    failed: dict[str, str] = {}
+    reference = None
+    for _ in range(1 if quick else rounds):
+        for label, tool, checkpoints in runs:
+            if label in failed:
+                continue
+            child = run_bounded("benchmarks.loops:long_gradient",
+                                {"steps": steps, "tool": tool, "checkpoints": checkpoints},
+                                timeout=max(measurement_timeout(quick), 300.0))
+            if "eval" not in child.values:
+                failed[label] = "timed out" if child.timed_out else child.error or "no result"
+                continue
+            if reference is None:
+                reference = child.values["result"]
+            else:
+                check(reference, child.values["result"], rtol=1e-7 if tool == "jax" else 1e-12)
+            got[label].append(child.values)
+    best = {label: min(v["eval"] for v in values) for label, values in got.items() if values}
+    stored = best.get(runs[0][0])
+    rows = []
+    for label, _, _ in runs:
+        if label in failed or label not in best:
+            rows.append(f"| {label} ({failed.get(label, 'no result')}) | — | — | — | — | — |")
+            continue
+        values = got[label]
+        peak = max(v["rss_peak"] - v["rss_start"] for v in values) / 1024
+        work = (f"{values[0]['working_bytes'] / 1e6:.3g} MB" if "working_bytes" in values[0]
+                else "—")
+        rows.append(f"| {label} | {fmt_time(min(v['build'] for v in values))} | "
+                    f"{fmt_time(best[label])} | "
+                    f"{fmt_ratio(best[label] / stored) if stored else '—'} | {peak:.1f} MB | "
+                    f"{work} |")
+    return (f"#### {steps:,} steps at F = {LONG_F}: checkpointed gradients\n\n"
+            "Each run in a child process of its own (one thread), the tools interleaved, best "
+            f"of {1 if quick else rounds} rounds. Peak memory: the growth of the process's "
+            "peak RSS from before the build (the library imported) to after the timed calls, "
+            "the build's included (to_c's lowering of the stored carries; the C compiler runs "
+            "in a process of its own). to_c's working memory: its registers and the loops' "
+            "scratch for a chunk of 8 points.\n\n| gradient | build | evaluation | × to_c "
+            "stored | peak memory | to_c working memory |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":
