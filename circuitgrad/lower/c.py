@@ -48,8 +48,11 @@ distinct body is written once, as ``static void NAME_bodyK(int w, const cg_v *a,
 (its statements over the vectors of its inputs and outputs), and each loop as a function
 ``NAME_loopJ`` run between the parts, after its arguments and before what reads its result: a
 C ``for`` over the steps that reads the x slices from their registers, calls the body, and
-writes the ys and saved carries into the registers of its packed result. The values are the
-unrolled circuit's, bit for bit (docs/loops.md).
+writes the ys and saved carries into the registers of its packed result. A loop inside a
+body is a C ``for`` inside that body's function (``NAME_bodyK(w, a, o, x, ix)``: its loops'
+registers and scratch given by its caller); a checkpointed adjoint loop walks the binomial
+schedule with an explicit stack of tasks, ``checkpoints + 1`` carries in scratch
+(:class:`_LoopWriter`). The values are the unrolled circuit's, bit for bit (docs/loops.md).
 
 The entry points are
 

@@ -15,7 +15,9 @@ NumPy adds pairwise, so such values agree with ``to_numpy`` to rounding, not bit
 
 A loop (``scan``) is a loop site of the program (``scalarize(c, loops=True)``): its results
 are inputs of the tape and its arguments outputs; the tape runs once per loop and once more,
-and the loop runs its body's own tape once per step over all the points of the call.
+and the loop runs its body's own tape once per step over all the points of the call (a loop
+inside the body is a loop of that tape; a checkpointed adjoint loop runs the binomial schedule
+over its forward and adjoint bodies' tapes).
 
 The callable has ``to_numpy``'s interface (docs/semantics.md, "Batches"): inputs by position
 or keyword, one point or a batch (extra leading axes, broadcast), outputs with the batch axes
