@@ -937,6 +937,8 @@ class CFunction(CompiledFunction):
         width: points per vector (8, 4, 2; 1: plain C).
         threads: the most threads a batch is split over (settable; the values are the same
             bits for any count).
+        loop_stats: what its checkpointed adjoint loops have done (forward steps recomputed,
+            adjoint steps, most carries held), for each vector of points.
     """
 
     def __init__(self, c: Circuit, name: str = "f", opt: str = OPT,
