@@ -26,6 +26,7 @@ import circuitgrad as cg
 from circuitgrad.lower.isa import host_widths
 from circuitgrad.primitives import loops
 
+from strategies import programs
 from tolerances import COMPILED_RTOL
 
 WIDTHS = sorted(set(host_widths()) | {1})
@@ -202,3 +203,67 @@ def test_random_trip_counts_and_checkpoints_against_to_numpy(steps, checkpoints,
     same_bits(got, cg.to_tape(g)(x=0.3, a=a))
     np.testing.assert_allclose(entries(got), entries(cg.to_numpy(g)(x=0.3, a=a)),
                                rtol=COMPILED_RTOL, atol=1e-15)
+
+
+def test_hand_formula_and_central_differences():
+    # s ← s·a ten times from 1: d(a¹⁰)/da = 10·a⁹, exactly 5120 at a = 2
+    power = cg.trace(lambda a: cg.scan(lambda s, _: (s * a, None), 1.0, length=10)[0])
+    assert [float(v) for v in cg.to_c(cg.grad(power, checkpoints=2))(2.0)] == [1024.0, 5120.0]
+    c = cg.trace(scanned, shapes=SHAPES)
+    forward, grad = cg.to_c(c, width=1), cg.to_c(cg.grad(c, checkpoints=2), width=1)
+    got = grad(**POINT)
+    for name, derivative in zip(c.inputs, got[1:]):
+        h = 1e-6
+        for index in np.ndindex(POINT[name].shape):
+            up, down = dict(POINT), dict(POINT)
+            up[name], down[name] = POINT[name].copy(), POINT[name].copy()
+            up[name][index] += h
+            down[name][index] -= h
+            central = (forward(**up) - forward(**down)) / (2 * h)
+            assert abs(central - derivative[index]) < 1e-6 * max(1.0, abs(central))
+
+
+def _inline(c, **given):
+    """The output of circuit ``c`` built from traced values (or numbers) for its inputs."""
+    values = {}
+    for i, op, args, params, _ in c.records():
+        if op == "input":
+            values[i] = given[params]
+        elif op == "const":
+            values[i] = params
+        else:
+            vs = [values[a] for a in args]
+            b = next(v.builder for v in vs if isinstance(v, cg.Value))
+            values[i] = b.apply(op, *vs, **(params or {}))
+    return values[c.output_ids[0]]
+
+
+@settings(max_examples=6, deadline=None)
+@given(programs(max_ops=5), st.integers(2, 6), st.integers(1, 3))
+def test_random_bodies_checkpointed_in_c_and_the_tape(program, steps, checkpoints):
+    """A random program p(s, x_t, w) as the step s ← tanh(p), y_t = s·x_t: the checkpointed
+    gradient through to_c is the stored one's bits, the tape's, and to_numpy's to rounding."""
+    text, point, _ = program
+    p = cg.parse(text)
+    roles = {"x0": "s", "x1": "x", "x2": "w"}
+
+    def step(s, x, w):
+        out = _inline(p, **{n: {"s": s, "x": x, "w": w}[roles[n]] for n in p.inputs})
+        new = np.tanh(out) if isinstance(out, cg.Value) else np.tanh(out) + 0.0 * s
+        return new, s * x
+
+    def looped(s0, xs, w):
+        final, ys = cg.scan(lambda s, x: step(s, x, w), s0, xs=xs)
+        return final + np.sum(ys)
+
+    c = cg.trace(looped, shapes={"xs": (steps,)})
+    at = {"s0": point.get("x0", 0.5), "xs": np.linspace(-0.5, 0.7, steps) + point.get("x1", 0.3),
+          "w": point.get("x2", 0.8)}
+    g = cg.grad(c, checkpoints=checkpoints)
+    with np.errstate(all="ignore"):
+        got = cg.to_c(g, width=1)(**at)
+        same_bits(got, cg.to_c(cg.grad(c), width=1)(**at))
+        same_bits(got, cg.to_tape(g)(**at))
+        want = entries(cg.to_numpy(g)(**at))
+    np.testing.assert_allclose(entries(got), want, rtol=COMPILED_RTOL, atol=1e-12,
+                               equal_nan=True)
