@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 import circuitgrad as cg
@@ -29,6 +30,21 @@ J = 0.5 * sum(square(z2 - y))
 """
 TWO_LAYER_SHAPES = {"W1": (3, 2), "x": (2,), "b1": (3,), "W2": (2, 3), "b2": (2,), "y": (2,)}
 MIX = "J = sin(x) * y + exp(x / y) - log1p(x * x) + tanh(y) ** 3 + sigmoid(x - y)"
+
+
+def slow_decay() -> cg.Circuit:
+    """A loop of 12 steps whose gradient with 2 checkpoints is a checkpointed adjoint loop."""
+    return cg.trace(lambda a: cg.scan(lambda s, _: (s + a * np.sin(s), None), 0.1,
+                                      length=12)[0])
+
+
+def nested_loops() -> cg.Circuit:
+    """A loop whose body runs a loop (its gradient: nested reverse loops)."""
+    def outer(s, x):
+        inner, ys = cg.scan(lambda u, _: (np.sin(u) * x + s, u * s), s, length=3)
+        return inner + np.sum(ys), None
+
+    return cg.trace(lambda xs: cg.scan(outer, 0.2, xs=xs)[0], shapes={"xs": 4})
 
 
 def neuron() -> cg.Circuit:
@@ -52,6 +68,9 @@ CASES = {
     "neuron_grad.c": lambda: c_source(cg.grad(neuron()), width=4),
     "two_layer_grad.c": lambda: c_source(cg.grad(two_layer(), wrt=["W2", "b2"]), width=4),
     "mix_hessian.c": lambda: c_source(cg.hessian(cg.parse(MIX)), width=4),
+    # Loops: a checkpointed adjoint loop (the schedule walked in C), loops inside a body.
+    "scan_grad_checkpointed.c": lambda: c_source(cg.grad(slow_decay(), checkpoints=2), width=4),
+    "scan_nested_grad.c": lambda: c_source(cg.grad(nested_loops()), width=4),
 }
 
 
