@@ -137,9 +137,9 @@ def test_the_split_in_c_is_revolve_split():
 
 
 def test_a_long_loop_holds_its_checkpoints_not_its_steps():
-    # 10⁵ steps of a 10-vector carry, 20 checkpoints: the program's registers and the loop's
-    # scratch do not grow with the trip count, and neither does the process's peak memory
-    # (stored carries would be 10⁵ × 10 registers × 8 lanes: 64 MB)
+    # 10⁵ and 10⁶ steps of a 10-vector carry, 20 checkpoints: the program's registers and
+    # the loop's scratch do not grow with the trip count, and neither does the process's
+    # peak memory (stored carries would be 10⁵ × 10 registers × 8 lanes: 64 MB; 640 MB)
     script = textwrap.dedent("""
         import resource, numpy as np, circuitgrad as cg
         from circuitgrad.primitives.loops import revolve_cost
@@ -151,21 +151,24 @@ def test_a_long_loop_holds_its_checkpoints_not_its_steps():
                 return 0.5 * np.sum(x * x)
             return cg.to_c(cg.grad(cg.trace(loss, shapes={"x0": 10, "k": ()}), checkpoints=20))
 
-        f, short = gradient(100_000), gradient(1000)
+        f, short, huge = gradient(100_000), gradient(1000), gradient(1_000_000)
         x0 = np.linspace(0.1, 1.0, 10)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        out = f(x0, 0.5)
+        out, last = f(x0, 0.5), huge(x0, 0.5)
         grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-        print(f._program.nregs, short._program.nregs, grown, f.loop_stats["forward_steps"],
-              revolve_cost(100_000, 20), int(np.isfinite(out[1]).all()))
+        print(f._program.nregs, short._program.nregs, huge._program.nregs, grown,
+              f.loop_stats["forward_steps"], revolve_cost(100_000, 20),
+              huge.loop_stats["forward_steps"], revolve_cost(1_000_000, 20),
+              int(np.isfinite(out[1]).all() and np.isfinite(last[1]).all()))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
-    nregs, short_nregs, grown_kb, forward, cost, finite = map(int, done.stdout.split())
-    assert nregs == short_nregs < 200  # (100 times the steps: the same program)
-    assert grown_kb < 8 * 1024  # kB: far below the 64 MB the stored carries take
-    assert forward == cost and finite
+    nregs, short_nregs, huge_nregs, grown_kb, forward, cost, huge_forward, huge_cost, finite = \
+        map(int, done.stdout.split())
+    assert nregs == short_nregs == huge_nregs < 200  # (1000 times the steps: the same program)
+    assert grown_kb < 8 * 1024  # kB: far below the 64 MB the stored carries take at 10⁵
+    assert forward == cost and huge_forward == huge_cost and finite
 
 
 def test_a_checkpointed_gradient_of_nested_loops():
