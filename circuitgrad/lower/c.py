@@ -567,7 +567,7 @@ class _LoopWriter:
         def step(v: str) -> str:  # forward step number v as the loop's t
             return v if reverse else f"{length - 1} - {v}"
 
-        decls = ["long s, t, e, lo, hi, mid = 0, p, d, top, split;",
+        decls = ["long s, t, e, start, stop, mid = 0, p, d, top, split;",
                  "long fsteps, asteps, held;  /* what the schedule did */",
                  f"cg_v {a}[{max(cols[-1], 1)}], {o}[{max(nout, 1)}];  /* the adjoint body's "
                  "inputs, outputs */",
@@ -597,21 +597,21 @@ class _LoopWriter:
                             f"{R(self.at(args[ka + j], 'e'))};  /* the initial carry {j}: "
                             "checkpoint 0 */")
             code += [f"ta[0] = 0; tb[0] = {length}; top = 0;",
-                     "while (top >= 0) {  /* each task: reverse steps [lo, hi) from "
+                     "while (top >= 0) {  /* each task: reverse steps [start, stop) from "
                      "checkpoint d */",
-                     "    lo = ta[top]; hi = tb[top]; d = top--;",
+                     "    start = ta[top]; stop = tb[top]; d = top--;",
                      "    if (d + 1 > held) held = d + 1;",
-                     f"    split = hi - lo > 1 && d < {most};  /* a free checkpoint: store one "
+                     f"    split = stop - start > 1 && d < {most};  /* a free checkpoint: store one "
                      "on the way */",
                      "    if (split) {",
-                     f"        mid = lo + {name}_revolve_split(hi - lo, {most} - d);",
-                     "        tb[d] = mid; ta[d + 1] = mid; tb[d + 1] = hi; top = d + 1;"
-                     "  /* [lo, mid) after [mid, hi) */",
+                     f"        mid = start + {name}_revolve_split(stop - start, {most} - d);",
+                     "        tb[d] = mid; ta[d + 1] = mid; tb[d + 1] = stop; top = d + 1;"
+                     "  /* [start, mid) after [mid, stop) */",
                      "    }",
-                     "    for (p = split ? mid : hi - 1; p >= lo; p--) {  /* each step back, "
+                     "    for (p = split ? mid : stop - 1; p >= start; p--) {  /* each step back, "
                      "last first (a split: one advance) */",
                      f"        for (e = 0; e < {K}; e++) {fa}[e] = cp[d * {K} + e];",
-                     "        for (s = lo; s < p; s++) {  /* advance to step p */",
+                     "        for (s = start; s < p; s++) {  /* advance to step p */",
                      f"            t = {step('s')};"]
             for j in range(m):
                 leaf = k + j
@@ -623,7 +623,7 @@ class _LoopWriter:
                      f"            for (e = 0; e < {K}; e++) {fa}[e] = {fo}[e];" if K else
                      "            ;",
                      "        }",
-                     "        fsteps += p - lo;",
+                     "        fsteps += p - start;",
                      "        if (split) {  /* the carry before step mid: checkpoint d + 1 */",
                      f"            for (e = 0; e < {K}; e++) cp[(d + 1) * {K} + e] = {fa}[e];",
                      "            break;",

@@ -462,7 +462,7 @@ CG_LOOP f_loop0(cg_v *restrict r, int n, int last)
 CG_LOOP f_loop1(cg_v *restrict r, int n, int last)
 {
     int g, w;
-    long s, t, e, lo, hi, mid = 0, p, d, top, split;
+    long s, t, e, start, stop, mid = 0, p, d, top, split;
     long fsteps, asteps, held;  /* what the schedule did */
     cg_v a[4], o[2];  /* the adjoint body's inputs, outputs */
     cg_v fa[2], fo[1];  /* the forward body's */
@@ -485,22 +485,22 @@ CG_LOOP f_loop1(cg_v *restrict r, int n, int last)
         for (e = 0; e < 1; e++) a[3 + e] = fa[1 + e] = R(e);  /* closure 0 */
         for (e = 0; e < 1; e++) cp[0 + e] = R(1 + e);  /* the initial carry 0: checkpoint 0 */
         ta[0] = 0; tb[0] = 12; top = 0;
-        while (top >= 0) {  /* each task: reverse steps [lo, hi) from checkpoint d */
-            lo = ta[top]; hi = tb[top]; d = top--;
+        while (top >= 0) {  /* each task: reverse steps [start, stop) from checkpoint d */
+            start = ta[top]; stop = tb[top]; d = top--;
             if (d + 1 > held) held = d + 1;
-            split = hi - lo > 1 && d < 2;  /* a free checkpoint: store one on the way */
+            split = stop - start > 1 && d < 2;  /* a free checkpoint: store one on the way */
             if (split) {
-                mid = lo + f_revolve_split(hi - lo, 2 - d);
-                tb[d] = mid; ta[d + 1] = mid; tb[d + 1] = hi; top = d + 1;  /* [lo, mid) after [mid, hi) */
+                mid = start + f_revolve_split(stop - start, 2 - d);
+                tb[d] = mid; ta[d + 1] = mid; tb[d + 1] = stop; top = d + 1;  /* [start, mid) after [mid, stop) */
             }
-            for (p = split ? mid : hi - 1; p >= lo; p--) {  /* each step back, last first (a split: one advance) */
+            for (p = split ? mid : stop - 1; p >= start; p--) {  /* each step back, last first (a split: one advance) */
                 for (e = 0; e < 1; e++) fa[e] = cp[d * 1 + e];
-                for (s = lo; s < p; s++) {  /* advance to step p */
+                for (s = start; s < p; s++) {  /* advance to step p */
                     t = s;
                     f_body0(w, fa, fo);
                     for (e = 0; e < 1; e++) fa[e] = fo[e];
                 }
-                fsteps += p - lo;
+                fsteps += p - start;
                 if (split) {  /* the carry before step mid: checkpoint d + 1 */
                     for (e = 0; e < 1; e++) cp[(d + 1) * 1 + e] = fa[e];
                     break;

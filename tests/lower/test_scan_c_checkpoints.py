@@ -76,7 +76,7 @@ def test_the_checkpointed_gradient_is_the_stored_one_bit_for_bit(circuit, checkp
     g = cg.grad(circuit, checkpoints=checkpoints)
     assert checkpointed(g)
     f = cg.to_c(g, width=width)
-    assert "_revolve_split(hi - lo" in f.source
+    assert "_revolve_split(stop - start" in f.source
     got = f(**POINT)
     same_bits(got, cg.to_c(cg.grad(circuit), width=width)(**POINT))
     np.testing.assert_allclose(entries(got), entries(cg.to_numpy(g)(**POINT)),
@@ -182,7 +182,7 @@ def test_a_checkpointed_gradient_of_nested_loops():
     c = cg.trace(nested, shapes={"xs": 6})
     p = {"a": 0.7, "xs": np.array([0.1, -0.3, 0.2, 0.05, 0.4, -0.1])}
     stored = cg.to_c(cg.grad(c), width=1)(**p)
-    for checkpoints in (1, 2):  # (the inner loops of 3 steps: checkpointed below 3)
+    for checkpoints in (1, 2):  # (the outer loop checkpointed; its bodies run the inner loops)
         g = cg.grad(c, checkpoints=checkpoints)
         for width in (1, max(WIDTHS)):
             same_bits(cg.to_c(g, width=width)(**p), cg.to_c(cg.grad(c), width=width)(**p))
@@ -270,3 +270,28 @@ def test_random_bodies_checkpointed_in_c_and_the_tape(program, steps, checkpoint
         want = entries(cg.to_numpy(g)(**at))
     np.testing.assert_allclose(entries(got), want, rtol=COMPILED_RTOL, atol=1e-12,
                                equal_nan=True)
+
+
+def test_a_checkpointed_loop_inside_a_body():
+    # (grad checkpoints only the loops of the circuit it differentiates; a body that is itself
+    # a checkpointed gradient puts the schedule inside a body's C function)
+    from circuitgrad.builder import Builder
+    from circuitgrad.primitives.loops import Body, layout, leaf
+
+    inner = cg.trace(lambda a: cg.scan(lambda s, _: (s + a * np.sin(s), None), 0.1,
+                                       length=7)[0])
+    body = Body(cg.grad(inner, checkpoints=2), carries=1, xs=0)  # a → (f(a), f'(a))
+    b = Builder()
+    packed = b.apply("scan", b.input("x"), body=body, length=4, reverse=False, save=False)
+    final, ys = (leaf(b, packed, *place) for place in layout(body, 4, False))
+    c = b.finish([("final", final), ("ys", ys)])
+    want = cg.to_numpy(c)(0.3)
+    for width in (1, max(WIDTHS)):
+        f = cg.to_c(c, width=width)
+        assert "loop 1 of this body: 7 steps, reversed, 2 checkpoints" in f.source
+        before = f.loop_stats["forward_steps"]
+        got = f(0.3)
+        assert f.loop_stats["forward_steps"] - before == 4 * loops.revolve_cost(7, 2)
+        np.testing.assert_allclose(entries(got), entries(want), rtol=COMPILED_RTOL)
+        if width == 1:
+            same_bits(got, cg.to_tape(c)(0.3))
