@@ -70,7 +70,8 @@ def saving_carries(c: Circuit, checkpoints: int | None = None) -> Circuit:
         params[i] = {**params[i], "checkpoints": checkpoints}
     for i in saved:
         params[i] = {**params[i], "save": True}
-        shapes[i] = shape_of(ops[i], tuple(shapes[a] for a in args[i]), params[i])
+        # (its arguments keep their shapes: a loop that reads a loop reads its view)
+        shapes[i] = shape_of(ops[i], tuple(cols.shapes[a] for a in args[i]), params[i])
     if not viewed:
         return Circuit(ops, args, params, shapes, dict(cols.names),
                        list(zip(c.inputs, c.input_ids)), list(zip(c.outputs, c.output_ids)),
@@ -130,7 +131,10 @@ def _renumbered_meta(c: Circuit, new_id: list[int], view_id: dict[int, int],
     if meta.get("delta_of") is not None:
         meta["delta_of"] = tuple(new_id[i] for i in meta["delta_of"])
     lines = meta.get("lines")
-    if lines is not None and len(lines) == len(new_id):
+    if isinstance(lines, dict):
+        meta["lines"] = {new_id[i]: line for i, line in lines.items()}
+        meta["lines"].update({v: lines[i] for i, v in view_id.items() if i in lines})
+    elif lines is not None and len(lines) == len(new_id):
         out: list[Any] = []
         for i, line in enumerate(lines):
             out.append(line)
