@@ -293,3 +293,15 @@ def test_from_json_refuses_a_document_nested_too_deep(monkeypatch):
     shallow = cg.from_json(cg.to_json(nested(MAX_NESTING)))
     assert float(cg.to_numpy(shallow)(x=0.3, a=0.8)) == float(
         cg.to_numpy(nested(MAX_NESTING))(x=0.3, a=0.8))
+
+
+def test_scalar_inputs_are_made_at_once_and_refuse_a_name_taken():
+    # (scalarize names a loop's packed result with them: a million saved carries at once)
+    b = Builder()
+    x = b.input("x")
+    assert b.scalar_inputs(["a", "b"]) == [1, 2] and b.input("a").id == 1
+    assert (x + b.input("b")).id == 3
+    for names in (["x"], ["c", "c"]):
+        with pytest.raises(CircuitError, match="scalar_inputs: a name is given twice"):
+            b.scalar_inputs(names)
+    assert b.finish([("f", 3)]).inputs == ("x", "a", "b")
