@@ -11,6 +11,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import circuitgrad as cg
 from circuitgrad.builder import Builder
@@ -305,3 +307,61 @@ def test_scalar_inputs_are_made_at_once_and_refuse_a_name_taken():
         with pytest.raises(CircuitError, match="scalar_inputs: a name is given twice"):
             b.scalar_inputs(names)
     assert b.finish([("f", 3)]).inputs == ("x", "a", "b")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from([(), (3,), (2, 2)]), st.booleans(), st.integers(1, 5),
+       st.sampled_from([None, 1, 2]), st.sampled_from(["sum", "square", "loop"]))
+def test_random_loops_and_readers_run_once_and_match_the_unrolled_gradient(
+        shape, with_ys, steps, checkpoints, reader):
+    """A loop of a random carry shape, with or without ys, read by a random op, its gradient
+    stored or checkpointed: the body's calls are the loop's steps (and revolve's), and the
+    gradient is the unrolled one's."""
+    def body(s, a):
+        return step(s, a), (s * a if with_ys else None)
+
+    def total(v):
+        return np.sum(v) if shape else v * 1.0
+
+    def read(final, ys, a):
+        out = {"sum": total, "square": lambda v: total(v * v),
+               "loop": lambda v: total(cg.scan(lambda u, _: (u * a + 0.5, None), v,
+                                               length=2)[0]) if isinstance(v, cg.Value)
+               else total(_affine(v, a, 2))}[reader](final)
+        return out if ys is None else out + np.sum(ys)
+
+    def looped(a, x):
+        final, ys = cg.scan(lambda s, _: body(s, a), x, length=steps)
+        return read(final, ys, a)
+
+    def unrolled(a, x):
+        states = _states(a, x, steps)
+        ys = np.stack([s * a for s in states[:-1]]) if with_ys else None
+        return read(states[-1], ys, a)
+
+    shapes = {"x": shape}
+    c, u = cg.trace(looped, shapes=shapes), cg.trace(unrolled, shapes=shapes)
+    p = _point(shapes)
+    counted = Counter()
+    plain = Body.function
+
+    def function(self):
+        fn = plain.fget(self)
+
+        def call(*args):
+            counted[self.digest] += 1
+            return fn(*args)
+
+        return call
+
+    Body.function = property(function)
+    try:
+        got = cg.to_numpy(cg.grad(c, checkpoints=checkpoints))(**p)
+    finally:
+        Body.function = plain
+    first = scans(c)[0]
+    marked = checkpoints is not None and steps > checkpoints
+    assert counted[first["body"].digest] == steps + (
+        loops.revolve_cost(steps, checkpoints) if marked else 0)
+    for a, b in zip(got, cg.to_numpy(cg.grad(u))(**p)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
