@@ -92,6 +92,27 @@ class Builder:
         self.inputs[name] = i
         return Value(self, i)
 
+    def scalar_inputs(self, names: Sequence[str]) -> list[int]:
+        """New scalar inputs called ``names`` (none of them an input yet), made at once: their
+        ids. (``scalarize`` names a loop's packed result so, a million scalars at a time.)
+
+            >>> b = Builder()
+            >>> b.scalar_inputs(["a", "b"]), b.input("b").id
+            ([0, 1], 1)
+        """
+        if not self.inputs.keys().isdisjoint(names) or len(set(names)) != len(names):
+            raise CircuitError("scalar_inputs: a name is given twice or is an input already")
+        if type(self)._append is not Builder._append:  # (a builder that records each node)
+            return [self.input(name).id for name in names]
+        start = len(self.ops)
+        ids = list(range(start, start + len(names)))
+        self.inputs.update(zip(names, ids))
+        self.ops.extend(["input"] * len(names))
+        self.args.extend([()] * len(names))
+        self.params.extend(names)
+        self.shapes.extend([()] * len(names))
+        return ids
+
     def const(self, value: Any) -> Value:
         """The constant ``value`` (a number or an array of float64)."""
         return Value(self, self.const_id(value))

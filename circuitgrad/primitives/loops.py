@@ -48,6 +48,13 @@ from .core import NAMESPACE, Primitive, Shape
 LOOPS = frozenset({"scan"})
 """The loop primitives: their params hold a body circuit."""
 
+MAX_NESTING = 64
+"""The deepest loops may nest: a :class:`Body` holding loops whose bodies nest 63 deep is the
+deepest one made (its :attr:`Body.depth` 64); a deeper one is refused when it is made. The
+derivative passes build a loop's adjoint and tangent bodies by running themselves on its body
+(and so on, inward), which Python's call stack holds a few frames a level of (docs/loops.md,
+"Nesting")."""
+
 RULES: dict[str, Callable[..., Any]] = {}
 """``"vjp"`` and ``"jvp"``: the derivative rules of ``scan``, registered by
 :mod:`circuitgrad.transforms.loops`."""
@@ -79,11 +86,14 @@ class Body:
 
         >>> import circuitgrad as cg
         >>> body = Body(cg.trace(lambda s, x: (s * 2, s + x)), carries=1, xs=1)
-        >>> body.closures, body.ys, body.size
-        (0, 1, 2)
+        >>> body.closures, body.ys, body.size, body.depth
+        (0, 1, 2, 1)
+
+    ``depth`` is 1, plus the deepest depth of the bodies of the loops in it; a body deeper
+    than :data:`MAX_NESTING` is refused.
     """
 
-    __slots__ = ("circuit", "carries", "xs", "digest", "_function")
+    __slots__ = ("circuit", "carries", "xs", "digest", "depth", "_function")
 
     def __init__(self, circuit: Any, carries: int, xs: int):
         n_in, n_out = len(circuit.inputs), len(circuit.outputs)
@@ -98,6 +108,16 @@ class Body:
                                  f"{outs[k]} after a step but {ins[k]} before it (a carry "
                                  "keeps its shape)")
         circuit.validate()  # (so a loop's node is valid where its body is: checked once, here)
+        self.depth = 1 + max((p.depth for op, params in zip(circuit.columns.ops,
+                                                             circuit.columns.params)
+                              if op in LOOPS for p in (params["body"], params.get("recompute"))
+                              if isinstance(p, Body)), default=0)
+        if self.depth > MAX_NESTING:
+            raise CircuitError(f"scan: loops nested {self.depth} levels deep (a loop in a "
+                               f"body in a loop ...: this body, counted from the innermost), "
+                               f"past the limit of {MAX_NESTING} levels (circuitgrad.primitives"
+                               ".loops.MAX_NESTING, docs/loops.md): unroll the innermost loops "
+                               "or fold levels into one body")
         self.circuit, self.carries, self.xs = circuit, carries, xs
         key = (carries, xs, tuple(ins), tuple(circuit.input_ids), tuple(circuit.output_ids),
                tuple((op, args, _plain(params) if op != "input" else None, shape)

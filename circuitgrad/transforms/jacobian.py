@@ -65,6 +65,7 @@ from .common import (
 )
 from .common import fresh as _fresh
 from .grad import adjoint_sweep
+from .loop_carries import saving_carries
 from .simplify import simplify as simplify_circuit
 from .sweeps import tangent_sweep
 
@@ -131,6 +132,8 @@ def jacobian(c: Circuit, wrt: str | Sequence[str] | None = None,
     counts = sweep_counts(c, wrt, outs)
     if mode == "auto" and not sparse:
         mode = "reverse" if counts["reverse"] <= counts["forward"] else "forward"
+    if mode == "reverse":  # (loops keep their carries: each forward loop runs once)
+        c = saving_carries(c)
     with no_gc():
         b = Builder(c)
         ids = dict(zip(c.outputs, c.output_ids))
@@ -448,6 +451,8 @@ def jacobian_sweep(c: Circuit, wrt: str | Sequence[str] | None = None,
     counts = sweep_counts(c, wrt, outs)
     if mode == "auto":
         mode = "reverse" if counts["reverse"] <= counts["forward"] else "forward"
+    if mode == "reverse":  # (loops keep their carries: each forward loop runs once)
+        c = saving_carries(c)
     in_ids = dict(zip(c.inputs, c.input_ids))
     out_ids = dict(zip(c.outputs, c.output_ids))
     taken = set(c.inputs) | set(outs)

@@ -50,7 +50,7 @@ from .jvp import jvp
 from .loop_carries import saving_carries
 from .simplify import simplify
 
-_ADJOINT_BODIES: dict[tuple[str, bool], Adjoint] = {}  # (bounded: primitives.loops.remember)
+_ADJOINT_BODIES: dict[tuple[str, bool, tuple[int, ...] | None], Adjoint] = {}  # (bounded: primitives.loops.remember)
 _TANGENT_BODIES: dict[str, Body] = {}
 
 
@@ -63,15 +63,17 @@ class Adjoint(NamedTuple):
     closures: tuple[int, ...]
 
 
-def adjoint_body(body: Body, adjoint_of_saved: bool) -> Adjoint:
+def adjoint_body(body: Body, adjoint_of_saved: bool,
+                 live_ys: tuple[int, ...] | None = None) -> Adjoint:
     """The body of a loop's adjoint loop (see the module docstring), built once per body.
 
     Its carries: the carries' adjoints, then an accumulator per closure that has an adjoint;
-    its sequences: the saved carries ``c_t``, the xs, the ys' adjoints (and, where
-    ``adjoint_of_saved``, the saved carries' adjoints); its closures: the body's; its ys: the
-    adjoints of the xs that have one.
+    its sequences: the saved carries ``c_t``, the xs, the adjoints of the ys in ``live_ys``
+    (default: all; the others' is zero), and, where ``adjoint_of_saved``, the saved
+    carries' adjoints; its closures: the body's; its ys: the adjoints of the xs that have one.
     """
-    key = (body.digest, adjoint_of_saved)
+    live_ys = tuple(range(body.ys)) if live_ys is None else tuple(live_ys)
+    key = (body.digest, adjoint_of_saved, live_ys)
     hit = _ADJOINT_BODIES.get(key)
     if hit is not None:
         return hit
@@ -85,11 +87,12 @@ def adjoint_body(body: Body, adjoint_of_saved: bool) -> Adjoint:
         return b.input(fresh(name, taken), shape).id
 
     carry_bar = [new(f"{c.inputs[j]}_bar", s) for j, s in enumerate(carry_shapes)]
-    y_bar = [new(f"{c.outputs[k + j]}_bar", s) for j, s in enumerate(y_shapes)]
+    y_bar = [new(f"{c.outputs[k + j]}_bar", y_shapes[j]) for j in live_ys]
     saved_bar = [new(f"{c.inputs[j]}_saved_bar", s) for j, s in enumerate(carry_shapes)
                  ] if adjoint_of_saved else []
     seeds: dict[int, int] = {}
-    for out, bar in zip(c.output_ids, carry_bar + y_bar):
+    for out, bar in zip(list(c.output_ids[:k]) + [c.output_ids[k + j] for j in live_ys],
+                        carry_bar + y_bar):
         seeds[out] = b.apply_id("add", (seeds[out], bar)) if out in seeds else bar
     bars, _ = adjoint_sweep(b, c, seeds, active_nodes(c, c.inputs))
     live_xs = tuple(j for j in range(m) if c.input_ids[k + j] in bars)
@@ -153,13 +156,70 @@ def scan_vjp(bar: Value, out: Value, *args: Value, body: Body, length: int,
                                       reverse=reverse, save=True)
     places = layout(body, length, True)
     saved = [leaf(b, packed, *places[k + q + j]) for j in range(k)]
-    bars = [leaf(b, bar, *places[j]) for j in range(k + q + (k if save else 0))]
-    adjoint = adjoint_body(body, save)
+    bars = _bar_leaves(b, bar, places[:k + q + (k if save else 0)])
+    live_ys = tuple(j for j in range(q) if bars[k + j] is not None)
+    of_saved = any(v is not None for v in bars[k + q:])
+    bars = _zeros_for_none(b, bars[:k], places) + [bars[k + j] for j in live_ys] + (
+        _zeros_for_none(b, bars[k + q:], places[k + q:]) if of_saved else [])
+    adjoint = adjoint_body(body, of_saved, live_ys)
     sums = _zero_sums(b, body, adjoint)
-    rev = b.apply("scan", *bars[:k], *sums, *saved, *args[k:k + m], *bars[k:k + q],
-                  *bars[k + q:], *args[k + m:], body=adjoint.body, length=length,
-                  reverse=not reverse, save=False)
+    rev = b.apply("scan", *bars[:k], *sums, *saved, *args[k:k + m], *bars[k:], *args[k + m:],
+                  body=adjoint.body, length=length, reverse=not reverse, save=False)
     return _contributions(b, rev, adjoint, k, m, r, length)
+
+
+def _bar_leaves(b: Builder, bar: Value, places: list) -> list:
+    """The adjoint of each leaf (``places``: its offset and shape) of a loop's packed result,
+    whose adjoint is ``bar``; None where it is zero. Where ``bar`` is the ``scatter_add`` the
+    sweep gathers the reads of parts into (``getitem``), a leaf no read touches is zero and a
+    leaf one read takes whole has that read's adjoint: the saved carries' adjoints, zero but
+    for higher derivatives, and those of ys no one reads are not built (nor the packed
+    array of zeros around the others)."""
+    node = bar.id
+    if b.ops[node] != "scatter_add":
+        return [leaf(b, bar, *p) for p in places]
+    reads = list(zip(b.args[node], b.params[node]["indices"]))
+    got: list = []
+    for offset, shape in places:
+        size = int(np.prod(shape))
+        whole = (offset,) if not shape else ((offset, offset + size, 1),)
+        touching = [(v, ix) for v, ix in reads if _touches(ix, offset, offset + size)]
+        if not touching:
+            got.append(None)
+        elif len(touching) == 1 and touching[0][1] == whole:
+            v = Value(b, touching[0][0])
+            got.append(v if len(shape) <= 1 else b.apply("reshape", v, shape=shape))
+        else:
+            got.append(leaf(b, bar, offset, shape))
+    return got
+
+
+def _touches(index: tuple, lo: int, hi: int) -> bool:
+    """Whether a ``getitem`` index into a vector may read an entry in ``[lo, hi)`` (True
+    where its form is not one of a vector's: the caller then reads the leaf out of the sum)."""
+    entries = [e for e in index if e is not None]
+    if len(entries) != 1:
+        return True
+    e = entries[0]
+    if isinstance(e, int) and not isinstance(e, bool):
+        first, last = e, e
+    elif isinstance(e, tuple) and len(e) == 3 and isinstance(e[0], int) and isinstance(e[2], int):
+        start, stop, step = e
+        if step > 0 and isinstance(stop, int):
+            if stop <= start:
+                return False
+            first, last = start, stop - 1
+        elif step < 0:
+            first, last = (0 if stop is None else stop + 1), start
+        else:
+            return True
+    else:
+        return True
+    return first < hi and last >= lo
+
+
+def _zeros_for_none(b: Builder, bars: list, places: list) -> list:
+    return [Value(b, zero_node(b, places[j][1])) if v is None else v for j, v in enumerate(bars)]
 
 
 def _zero_sums(b: Builder, body: Body, adjoint: Adjoint) -> list:
@@ -175,10 +235,12 @@ def _checkpointed_vjp(bar: Value, args: tuple, body: Body, length: int, reverse:
     b = bar.builder
     k, m, r, q = body.carries, body.xs, body.closures, body.ys
     places = layout(body, length, False)
-    bars = [leaf(b, bar, *places[j]) for j in range(k + q)]
-    adjoint = adjoint_body(body, False)
+    bars = _bar_leaves(b, bar, places)
+    live_ys = tuple(j for j in range(q) if bars[k + j] is not None)
+    bars = _zeros_for_none(b, bars[:k], places) + [bars[k + j] for j in live_ys]
+    adjoint = adjoint_body(body, False, live_ys)
     sums = _zero_sums(b, body, adjoint)
-    rev = b.apply("scan", *bars[:k], *sums, *args[:k], *args[k:k + m], *bars[k:k + q],
+    rev = b.apply("scan", *bars[:k], *sums, *args[:k], *args[k:k + m], *bars[k:],
                   *args[k + m:], body=adjoint.body, length=length, reverse=not reverse,
                   save=False, recompute=body, checkpoints=checkpoints)
     return _contributions(b, rev, adjoint, k, m, r, length)

@@ -203,7 +203,7 @@ def _loop_site(b: Builder, i: int, args: list[np.ndarray], params: dict[str, Any
         groups.append(names)
     result = fresh([f"scan{k}_{j}" for j in range(shape[0])])
     grid = expand.grid(shape)
-    grid[:] = [b.input(name).id for name in result]
+    grid[:] = b.scalar_inputs(result)
     loop_inputs.extend(result)
     sites.append({"params": dict(params), "args": [len(g) for g in groups],
                   "result": len(result)})
