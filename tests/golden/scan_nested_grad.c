@@ -417,25 +417,24 @@ static void f_body2(int w, const cg_v *restrict a, cg_v *restrict o)
 {
     (void)w;
     const cg_v v3 = cgv_sin(w, a[3]);
-    const cg_v v7 = a[0] + a[4] * a[3];
-    const cg_v v8 = a[0] * a[7];
-    const cg_v v9 = a[0] * v3;
-    const cg_v v10 = cgv_sin_vjp(w, v8, a[3]);
-    const cg_v v11 = v10 + a[4] * a[6];
-    const cg_v v14 = v11 + a[5];
-    const cg_v v15 = a[1] + v7;
-    const cg_v v16 = a[2] + v9;
-    o[0] = v14;
-    o[1] = v15;
-    o[2] = v16;
+    const cg_v v6 = a[0] + a[4] * a[3];
+    const cg_v v7 = a[0] * a[6];
+    const cg_v v8 = a[0] * v3;
+    const cg_v v9 = cgv_sin_vjp(w, v7, a[3]);
+    const cg_v v10 = v9 + a[4] * a[5];
+    const cg_v v13 = a[1] + v6;
+    const cg_v v14 = a[2] + v8;
+    o[0] = v10;
+    o[1] = v13;
+    o[2] = v14;
 }
 
-static const int f_reg0[3] = {15, 15, 15};
-static const int f_reg1[3] = {11, 11, 11};
+static const int f_reg0[3] = {9, 9, 9};
 static void f_body3(int w, const cg_v *restrict a, cg_v *restrict o, cg_v *restrict x, long *restrict ix)
 {
     (void)w; (void)ix;
-    /* x[0 .. 17): the registers of this body's loops' arguments and results */
+    /* x[0 .. 16): the registers of this body's loops' arguments and results */
+    x[9] = a[0];  /* read by a loop */
     x[0] = a[1];  /* read by a loop */
     x[1] = a[2];  /* read by a loop */
     {  /* loop 0 of this body: 3 steps */
@@ -453,34 +452,31 @@ static void f_body3(int w, const cg_v *restrict a, cg_v *restrict o, cg_v *restr
         }
         for (e = 0; e < 1; e++) x[2 + e] = la[e];  /* the final carries */
     }
-    const cg_v v12 = 0.0 + a[0];
-    x[15] = v12;  /* read by a loop */
     {  /* loop 1 of this body: 3 steps, reversed */
         long s, t, e;
-        cg_v la[8], lo[3];  /* the body's inputs, outputs */
+        cg_v la[7], lo[3];  /* the body's inputs, outputs */
         x[11] = CG_C(0.0);  /* a constant argument */
-        for (e = 0; e < 1; e++) la[0 + e] = x[15 + e];  /* carry 0 */
+        for (e = 0; e < 1; e++) la[0 + e] = x[9 + e];  /* carry 0 */
         for (e = 0; e < 1; e++) la[1 + e] = x[11 + e];  /* carry 1 */
         for (e = 0; e < 1; e++) la[2 + e] = x[11 + e];  /* carry 2 */
-        for (e = 0; e < 1; e++) la[6 + e] = x[e];  /* closure 0 */
-        for (e = 0; e < 1; e++) la[7 + e] = x[1 + e];  /* closure 1 */
+        for (e = 0; e < 1; e++) la[5 + e] = x[e];  /* closure 0 */
+        for (e = 0; e < 1; e++) la[6 + e] = x[1 + e];  /* closure 1 */
         for (s = 0; s < 3; s++) {  /* each step */
             t = 2 - s;
             for (e = 0; e < 1; e++) la[3 + e] = x[6 + t * 1 + e];  /* x 0 */
             for (e = 0; e < 1; e++) la[4 + e] = x[f_reg0[t * 1 + e]];  /* x 1 */
-            for (e = 0; e < 1; e++) la[5 + e] = x[f_reg1[t * 1 + e]];  /* x 2 */
             f_body2(w, la, lo);
             for (e = 0; e < 3; e++) la[e] = lo[e];
         }
         for (e = 0; e < 3; e++) x[12 + e] = la[e];  /* the final carries */
     }
-    const cg_v v16 = x[12] + x[13];
-    const cg_v v17 = v16 + a[3];
-    o[0] = v17;
+    const cg_v v15 = x[12] + x[13];
+    const cg_v v16 = v15 + a[3];
+    o[0] = v16;
     o[1] = x[14];
 }
 
-static const int f_reg2[4] = {11, 11, 11, 11};
+static const int f_reg1[4] = {11, 11, 11, 11};
 CG_LOOP f_loop0(cg_v *restrict r, int n, int last)
 {
     int g, w;
@@ -512,7 +508,7 @@ CG_LOOP f_loop1(cg_v *restrict r, int n, int last)
     int g, w;
     long s, t, e;
     cg_v a[4], o[2];  /* the body's inputs, outputs */
-    cg_v *x = CG_ALLOC(17);  /* the loop's scratch */
+    cg_v *x = CG_ALLOC(16);  /* the loop's scratch */
     long *ix = malloc(sizeof(long) * 1);
     if (!x || !ix) { free(x); free(ix); return 1; }
     for (g = 0; g < n; g++) {  /* each vector of the chunk */
@@ -525,7 +521,7 @@ CG_LOOP f_loop1(cg_v *restrict r, int n, int last)
             t = 3 - s;
             for (e = 0; e < 1; e++) a[1 + e] = R(6 + t * 1 + e);  /* x 0 */
             for (e = 0; e < 1; e++) a[2 + e] = R(t * 1 + e);  /* x 1 */
-            for (e = 0; e < 1; e++) a[3 + e] = R(f_reg2[t * 1 + e]);  /* x 2 */
+            for (e = 0; e < 1; e++) a[3 + e] = R(f_reg1[t * 1 + e]);  /* x 2 */
             f_body3(w, a, o, x, ix);
             for (e = 0; e < 1; e++) a[e] = o[e];
             for (e = 0; e < 1; e++) R(13 + t * 1 + e) = o[1 + e];  /* y 0 */
