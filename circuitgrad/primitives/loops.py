@@ -55,6 +55,13 @@ derivative passes build a loop's adjoint and tangent bodies by running themselve
 (and so on, inward), which Python's call stack holds a few frames a level of (docs/loops.md,
 "Nesting")."""
 
+SCAN_DEFAULTS: dict[str, Any] = {"reverse": False, "save": False, "recompute": None,
+                                  "checkpoints": None}
+"""The params a ``scan`` node may leave out (a node built by hand with ``body`` and ``length``
+alone), as its shape rule, its NumPy function and its derivative rules default them: a loop
+site (:func:`circuitgrad.transforms.scalarize.loop_sites`, what ``to_tape`` and ``to_c``
+read) holds every one."""
+
 RULES: dict[str, Callable[..., Any]] = {}
 """``"vjp"`` and ``"jvp"``: the derivative rules of ``scan``, registered by
 :mod:`circuitgrad.transforms.loops`."""

@@ -24,6 +24,7 @@ from ..circuit import Circuit, as_circuit, no_gc
 from ..builder import Builder
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES, expand
+from ..primitives.loops import SCAN_DEFAULTS
 
 
 def _element_name(name: str, index: tuple[int, ...]) -> str:
@@ -205,7 +206,7 @@ def _loop_site(b: Builder, i: int, args: list[np.ndarray], params: dict[str, Any
     grid = expand.grid(shape)
     grid[:] = b.scalar_inputs(result)
     loop_inputs.extend(result)
-    sites.append({"params": dict(params), "args": [len(g) for g in groups],
+    sites.append({"params": {**SCAN_DEFAULTS, **params}, "args": [len(g) for g in groups],
                   "result": len(result)})
     return grid
 

@@ -365,3 +365,31 @@ def test_to_c_counts_a_loop_as_its_body_once():
     assert type(f).__name__ == "FusedFunction"
     at = {"w": np.eye(70) * 0.5, "x": np.linspace(-1.0, 1.0, 70)}
     np.testing.assert_allclose(f(**at), cg.to_numpy(big)(**at), rtol=1e-13)
+
+
+def test_a_scan_built_by_hand_without_its_optional_params():
+    # (a scan node made with body= and length= alone: its shape rule, its NumPy function and
+    # its rules default reverse, save, recompute, checkpoints; to_tape and to_c read them off
+    # the loop site, which holds every one: they did raise KeyError 'reverse')
+    from circuitgrad.builder import Builder
+    from circuitgrad.primitives.loops import Body
+
+    body = Body(cg.trace(lambda s, x: (s * 2.0 + x, s + x)), carries=1, xs=1)
+    b = Builder()
+    packed = b.apply("scan", b.input("s0"), b.input("xs", (3,)), body=body, length=3)
+    c = b.finish([("f", b.apply("sum", packed))])
+    scan = next(i for i in range(len(c)) if c.op(i) == "scan")
+    assert "reverse" not in c.params(scan) and "save" not in c.params(scan)
+    xs = np.array([0.5, -1.0, 2.0])
+    # s: 1 -> 2.5 -> 4 -> 10; ys 1.5, 1.5, 6; f = 10 + 9
+    assert cg.to_numpy(c)(1.0, xs) == 19.0
+    g = cg.grad(c)
+    want = cg.to_numpy(g)(1.0, xs)
+    # df/ds_t = 2 df/ds_(t+1) + 1 (the y), df/ds_3 = 1: 1, 3, 7, 15; df/dx_t = 1 + df/ds_(t+1)
+    np.testing.assert_array_equal(want.df_ds0, 15.0)
+    np.testing.assert_array_equal(want.df_dxs, [8.0, 4.0, 2.0])
+    for lower in (cg.to_tape, cg.to_c):
+        assert lower(c)(1.0, xs) == 19.0
+        got = lower(g)(1.0, xs)
+        for name in g.outputs:
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
