@@ -41,7 +41,7 @@ import numpy as np
 
 from ..circuit import Circuit, as_circuit, no_gc
 from ..errors import CircuitError
-from ..primitives.loops import STATS, revolve_split
+from ..primitives.loops import revolve
 from .guarded import guarded
 from .program import (  # noqa: F401  (the names that lived here stay importable)
     BUILD_HINT, EXTENSION, CompiledFunction, ScalarProgram, _allocate, _arguments,
@@ -182,7 +182,7 @@ class _Loop:
     def _checkpointed(self, parts: list[np.ndarray], npoints: int) -> np.ndarray:
         """A checkpointed adjoint loop over all points at once: the schedule of
         ``primitives.loops._checkpointed_function`` (an explicit stack of tasks, at most
-        ``checkpoints`` carries stored beside the initial one), counted in its ``STATS``."""
+        ``checkpoints`` carries stored beside the initial one: ``primitives.loops.revolve``)."""
         body, forward, length = self.body, self.recompute, self.length
         ka, k, m, xa = body.carries, forward.carries, forward.xs, body.xs
         carry = _joined(parts[:ka], npoints)
@@ -199,7 +199,6 @@ class _Loop:
                 t = order[p]
                 step = _joined([state] + [x[:, t] for x in seqs[:m]] + closures, npoints)
                 state = self.run_forward._evaluate(np.ascontiguousarray(step), npoints)[:, :K]
-            STATS["forward_steps"] += stop - start
             return state
 
         def adjoint_step(p: int, state: np.ndarray) -> None:
@@ -208,22 +207,8 @@ class _Loop:
             step = _joined([carry, state] + [x[:, t] for x in seqs] + closures, npoints)
             out = self.run_body._evaluate(np.ascontiguousarray(step), npoints)
             carry, ys[:, t] = out[:, :nca], out[:, nca:]
-            STATS["adjoint_steps"] += 1
 
-        tasks = [(0, length, init, self.checkpoints)] if length else []
-        while tasks:
-            STATS["most_checkpoints"] = max(STATS["most_checkpoints"],
-                                            len({id(task[2]) for task in tasks}))
-            a, b, state, free = tasks.pop()
-            if b - a == 1:
-                adjoint_step(a, state)
-            elif free == 0:
-                for p in range(b - 1, a - 1, -1):
-                    adjoint_step(p, advance(state, a, p))
-            else:
-                middle = a + revolve_split(b - a, free)
-                tasks.append((a, middle, state, free))
-                tasks.append((middle, b, advance(state, a, middle), free - 1))
+        revolve(length, self.checkpoints, init, advance, adjoint_step)
         packed = [carry]
         cuts = np.cumsum([0] + ysize)
         packed += [ys[:, :, a:b].reshape(npoints, -1) for a, b in zip(cuts[:-1], cuts[1:])]

@@ -534,6 +534,45 @@ def revolve_cost(steps: int, free: int) -> int:
     return r * steps - math.comb(c + r, c + 1)
 
 
+def revolve(length: int, checkpoints: int, init: Any,
+            advance: Callable[[Any, int, int], Any],
+            adjoint_step: Callable[[int, Any], None]) -> None:
+    """Reverse the steps ``0 .. length - 1`` of a loop by the binomial schedule from its
+    initial carry ``init``, holding at most ``checkpoints`` carries beside it: an explicit
+    stack of tasks (reverse steps ``[a, b)`` from the carry before step ``a``, with ``free``
+    checkpoints left; the right part, done first, pushed last). ``advance(state, start,
+    stop)`` gives the carry before step ``stop`` from ``state``, the one before ``start``;
+    ``adjoint_step(p, state)`` runs the adjoint of step ``p`` from the carry before it, in
+    the order ``length - 1`` down to 0. Counted in :data:`STATS`. (The schedule of
+    ``_checkpointed_function`` and ``to_tape``; ``to_c`` writes it in C.)
+
+        >>> done = []
+        >>> revolve(4, 1, 0, lambda state, start, stop: state + stop - start,
+        ...         lambda p, state: done.append((p, state)))
+        >>> done  # (the carry before step p is p)
+        [(3, 3), (2, 2), (1, 1), (0, 0)]
+    """
+    tasks = [(0, length, init, checkpoints)] if length else []
+    while tasks:
+        held = len({id(task[2]) for task in tasks})
+        STATS["most_checkpoints"] = max(STATS["most_checkpoints"], held)
+        a, b, state, free = tasks.pop()
+        if b - a == 1:
+            adjoint_step(a, state)
+            STATS["adjoint_steps"] += 1
+        elif free == 0:
+            for p in range(b - 1, a - 1, -1):
+                at = advance(state, a, p)
+                STATS["forward_steps"] += p - a
+                adjoint_step(p, at)
+                STATS["adjoint_steps"] += 1
+        else:
+            middle = a + revolve_split(b - a, free)
+            tasks.append((a, middle, state, free))
+            tasks.append((middle, b, advance(state, a, middle), free - 1))
+            STATS["forward_steps"] += middle - a
+
+
 def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Body,
                            checkpoints: int) -> Callable[..., Any]:
     """A checkpointed adjoint loop: ``body`` (the adjoint body) over the steps of the forward
@@ -569,7 +608,6 @@ def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Bo
                 state = tuple(forward(*state, *sliced(order[p])[:m], *closures)[:k])
                 if lib is not None:
                     state = lib.arrays(state)
-            STATS["forward_steps"] += stop - start
             return state
 
         def adjoint_step(p: int, state: tuple) -> None:
@@ -580,24 +618,8 @@ def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Bo
             carry[:] = out[:ka]
             for j in range(body.ys):
                 ys[j][t] = out[ka + j]
-            STATS["adjoint_steps"] += 1
 
-        # Reverse steps [a, b) from the carry before step a with ``free`` checkpoints left:
-        # an explicit stack, the right part (done first) pushed last.
-        tasks = [(0, length, init, checkpoints)] if length else []
-        while tasks:
-            held = len({id(task[2]) for task in tasks})
-            STATS["most_checkpoints"] = max(STATS["most_checkpoints"], held)
-            a, b, state, free = tasks.pop()
-            if b - a == 1:
-                adjoint_step(a, state)
-            elif free == 0:
-                for p in range(b - 1, a - 1, -1):
-                    adjoint_step(p, advance(state, a, p))
-            else:
-                middle = a + revolve_split(b - a, free)
-                tasks.append((a, middle, state, free))
-                tasks.append((middle, b, advance(state, a, middle), free - 1))
+        revolve(length, checkpoints, init, advance, adjoint_step)
         if lib is not None:
             return lib.packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
         return _packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
