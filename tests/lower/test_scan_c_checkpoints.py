@@ -295,3 +295,17 @@ def test_a_checkpointed_loop_inside_a_body():
         np.testing.assert_allclose(entries(got), entries(want), rtol=COMPILED_RTOL)
         if width == 1:
             same_bits(got, cg.to_tape(c)(0.3))
+
+
+def test_a_checkpointed_loop_of_2_31_steps_is_refused_by_name():
+    # (the C schedule's binomials are exact in 64 bits below 2**31 steps: past it, a refusal,
+    # not a wrong split; the circuit holds no array of the trip count, so it is cheap to make)
+    from circuitgrad.lower.c import c_source
+
+    def fn(steps):
+        return cg.trace(lambda a: cg.scan(lambda s, _: (s * a + 1.0, None), a,
+                                          length=steps)[0])
+
+    with pytest.raises(cg.CircuitError, match="2147483648 steps: at most 2"):
+        c_source(cg.grad(fn(2**31), checkpoints=4), width=1)
+    assert "tb[0] = 2147483647;" in c_source(cg.grad(fn(2**31 - 1), checkpoints=4), width=1)
