@@ -60,7 +60,7 @@ def saving_carries(c: Circuit, checkpoints: int | None = None) -> Circuit:
               and cols.params[i]["length"] > checkpoints}
     saved = loops - marked
     # The saved loops read by anything but getitem (or an output): they get a prefix view.
-    viewed = {i for i in saved if i in set(c.output_ids)}
+    viewed = saved & set(c.output_ids)
     for op, args in zip(cols.ops, cols.args):
         if op != "getitem":
             viewed.update(a for a in args if a in saved)
