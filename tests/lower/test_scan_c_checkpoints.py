@@ -309,3 +309,22 @@ def test_a_checkpointed_loop_of_2_31_steps_is_refused_by_name():
     with pytest.raises(cg.CircuitError, match="2147483648 steps: at most 2"):
         c_source(cg.grad(fn(2**31), checkpoints=4), width=1)
     assert "tb[0] = 2147483647;" in c_source(cg.grad(fn(2**31 - 1), checkpoints=4), width=1)
+
+
+def test_the_counters_add_up_over_threads():
+    # (every thread's vectors run the schedule and add to the one library's counters, with
+    # atomic adds: none is lost, and the values are the one thread's)
+    c = cg.trace(lambda a: cg.scan(lambda s, _: (s + a * np.sin(s), None), 0.1, length=40)[0])
+    g = cg.grad(c, checkpoints=3)
+    points = np.linspace(0.0, 0.02, 48)  # (6 chunks of 8 points: 2 a thread)
+    for width in (1, max(WIDTHS)):
+        f = cg.to_c(g, width=width, threads=1)
+        want = f(points)
+        f.threads, f._work = 3, 10**6
+        for _ in range(5):
+            before = f.loop_stats
+            same_bits(tuple(f(points)), tuple(want))
+            after = f.loop_stats
+            assert after["forward_steps"] - before["forward_steps"] == \
+                48 // width * loops.revolve_cost(40, 3)
+            assert after["adjoint_steps"] - before["adjoint_steps"] == 48 // width * 40
