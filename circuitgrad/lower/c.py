@@ -567,17 +567,18 @@ class _LoopWriter:
         def step(v: str) -> str:  # forward step number v as the loop's t
             return v if reverse else f"{length - 1} - {v}"
 
+        # (no steps: no schedule, and no scratch, so neither x nor ix is there to read)
         decls = ["long s, t, e, start, stop, mid = 0, p, d, top, split;",
-                 "long fsteps, asteps, held;  /* what the schedule did */",
-                 f"cg_v {a}[{max(cols[-1], 1)}], {o}[{max(nout, 1)}];  /* the adjoint body's "
-                 "inputs, outputs */",
-                 f"cg_v {fa}[{max(fcols[-1], 1)}], {fo}[{max(fnout, 1)}];  /* the forward "
-                 "body's */",
-                 "cg_v *cp;",
-                 "long *ta, *tb;"]
+                 "long fsteps, asteps, held;  /* what the schedule did */"] if length else [
+                 "long e;"]
+        decls += [f"cg_v {a}[{max(cols[-1], 1)}], {o}[{max(nout, 1)}];  /* the adjoint body's "
+                  "inputs, outputs */",
+                  f"cg_v {fa}[{max(fcols[-1], 1)}], {fo}[{max(fnout, 1)}];  /* the forward "
+                  "body's */"]
+        decls += ["cg_v *cp;", "long *ta, *tb;"] if length else []
         code = [f"cp = {x};  /* checkpoint d: cp[d * {K} ...], {levels} of them */",
                 f"ta = {ix}; tb = {ix} + {levels};  /* the tasks' steps */",
-                "fsteps = asteps = held = 0;"]
+                "fsteps = asteps = held = 0;"] if length else []
         for i in sorted({i for group in site["args"] for i in group if ops[i] == "const"}):
             code.append(f"{R(reg[i])} = CG_C({c_literal(params[i])});  /* a constant "
                         "argument */")
@@ -589,9 +590,7 @@ class _LoopWriter:
             code.append(f"for (e = 0; e < {size[leaf]}; e++) {a}[{cols[leaf]} + e] = "
                         f"{fa}[{fcols[k + m + j]} + e] = {R(self.at(args[leaf], 'e'))};  "
                         f"/* closure {j} */")
-        if not length:
-            code.append("(void)cp; (void)ta; (void)tb; (void)mid;")
-        else:
+        if length:
             for j in range(k):
                 code.append(f"for (e = 0; e < {fsize[j]}; e++) cp[{fcols[j]} + e] = "
                             f"{R(self.at(args[ka + j], 'e'))};  /* the initial carry {j}: "

@@ -328,3 +328,25 @@ def test_the_counters_add_up_over_threads():
             assert after["forward_steps"] - before["forward_steps"] == \
                 48 // width * loops.revolve_cost(40, 3)
             assert after["adjoint_steps"] - before["adjoint_steps"] == 48 // width * 40
+
+
+def test_a_checkpointed_loop_of_no_steps_built_by_hand():
+    # (grad marks only loops of more steps than checkpoints; a node built by hand may have
+    # none: to_c wrote the schedule's set-up reading scratch it had not allocated, and the
+    # compile failed)
+    from circuitgrad.builder import Builder
+
+    c = cg.trace(lambda a: cg.scan(lambda s, _: (s * a, None), a, length=2)[0])
+    g = cg.grad(c, checkpoints=1)
+    (i,) = [i for i in range(len(g)) if g.op(i) == "scan" and g.params(i).get("recompute")]
+    for length in (0, 1, 2):
+        b = Builder()
+        args = [b.input(f"u{j}", g.shape(a)) for j, a in enumerate(g.args(i))]
+        h = b.finish([("f", b.apply("scan", *args, **{**g.params(i), "length": length}))])
+        at = [0.5, 0.6, 0.7, 0.8]  # (the carries' adjoints, the accumulator, s0, a)
+        want = cg.to_numpy(h)(*at)
+        if length == 0:  # (no steps: the carries as they came)
+            np.testing.assert_array_equal(want, at[:2])
+        for width in (1, max(WIDTHS)):
+            np.testing.assert_allclose(cg.to_c(h, width=width)(*at), want, rtol=COMPILED_RTOL)
+        np.testing.assert_allclose(cg.to_tape(h)(*at), want, rtol=COMPILED_RTOL)
