@@ -9,8 +9,10 @@ call; JAX: ``jit(vmap(jacfwd))`` of one observation's residual with respect to i
 and its point (the 2×9 and 2×3 blocks, the layout a BA solver assembles); CasADi (where
 installed, else "not installed"): ``jacobian`` of the vectorized SX expression (columns of
 the gathered cameras and points), a ``Function``, its sparse matrix. The numbers are checked
-to agree first. Build = from nothing to the first Jacobian; peak = tracemalloc's peak during
-circuitgrad's NumPy build. Evaluation: best of interleaved rounds, every tool in each round.
+to agree first. Build = from nothing to the first Jacobian (imports and one-time caches made
+first, on a tiny problem); peak = tracemalloc's peak during another circuitgrad NumPy build
+(not the one timed: tracemalloc slows it ~9×). Evaluation: the best of interleaved rounds,
+every tool in each round.
 
     python -m benchmarks --only bundle
 """
@@ -28,7 +30,7 @@ import numpy as np
 
 import circuitgrad as cg
 
-from .harness import fmt_ratio, fmt_time
+from .harness import best_times, fmt_ratio, fmt_time
 
 SIZES = [(20, 2_000, 10_000), (50, 10_000, 50_000)]  # cameras, points, observations
 QUICK_SIZES = [(20, 2_000, 10_000)]
@@ -153,31 +155,22 @@ def assemble(data: dict, dc: np.ndarray, dX: np.ndarray, shape: tuple) -> Any:
     return scipy.sparse.csr_array((values.reshape(-1), (rows, cols)), shape=shape)
 
 
-def _build(make: Any) -> tuple[float, int, Any, Any]:
-    tracemalloc.start()
+def _build(make: Any) -> tuple[float, Any, Any]:
+    """(seconds, the call, its first result) of a build from nothing to the first result."""
     t0 = time.perf_counter()
     call = make()
     result = call()
-    seconds = time.perf_counter() - t0
+    return time.perf_counter() - t0, call, result
+
+
+def _peak(make: Any) -> int:
+    """tracemalloc's peak of another build, apart: tracemalloc slows Python's allocations
+    (the 100,000-residual build took 35 s under it, 4 s without), so it is not timed."""
+    tracemalloc.start()
+    make()()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return seconds, peak, call, result
-
-
-def best_times(calls: dict[str, Any], rounds: int = 5, budget: float = 4.0) -> dict[str, float]:
-    """The best time of each call over interleaved rounds (each round calls every one once),
-    at least two rounds, more while within ``budget`` seconds: on a shared machine a peer
-    measured in a quiet moment is not compared with one measured in a busy one."""
-    best = dict.fromkeys(calls, float("inf"))
-    t_start = time.perf_counter()
-    for r in range(rounds):
-        for name, call in calls.items():
-            t0 = time.perf_counter()
-            call()
-            best[name] = min(best[name], time.perf_counter() - t0)
-        if r >= 1 and time.perf_counter() - t_start > budget:
-            break
-    return best
+    return peak
 
 
 def run(quick: bool = False) -> str:
@@ -187,20 +180,27 @@ def run(quick: bool = False) -> str:
             "to_c (C compile) | JAX build | CasADi build | circuitgrad J: to_numpy | to_c | "
             "JAX J | CasADi J | to_c ÷ JAX | to_c build ÷ CasADi |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    tiny = problem(2, 10, 20)  # imports and one-time caches, outside the timings
+    circuitgrad_jacobian(tiny)[0](), compiled_jacobian(tiny)()
+    if has_jax:
+        jax_jacobian(tiny)()
+    if has_casadi:
+        casadi_jacobian(tiny)()
     for cams, points, obs in QUICK_SIZES if quick else SIZES:
         data = problem(cams, points, obs)
-        t_cg, peak, call_cg, ours = _build(lambda: circuitgrad_jacobian(data)[0])
-        t_c, _, call_c, compiled = _build(lambda: compiled_jacobian(data))
+        t_cg, call_cg, ours = _build(lambda: circuitgrad_jacobian(data)[0])
+        peak = _peak(lambda: circuitgrad_jacobian(data)[0])
+        t_c, call_c, compiled = _build(lambda: compiled_jacobian(data))
         scale = max(1.0, abs(ours).max())
         assert abs(compiled - ours).max() <= 1e-9 * scale
         calls = {"numpy": call_cg, "c": call_c}
         builds = {"numpy": t_cg, "c": t_c}
         if has_jax:
-            builds["jax"], _, calls["jax"], (dc, dX) = _build(lambda: jax_jacobian(data))
+            builds["jax"], calls["jax"], (dc, dX) = _build(lambda: jax_jacobian(data))
             theirs = assemble(data, dc, dX, ours.shape)
             assert abs(ours - theirs).max() <= 1e-9 * scale
         if has_casadi:
-            builds["casadi"], _, calls["casadi"], theirs = _build(lambda: casadi_jacobian(data))
+            builds["casadi"], calls["casadi"], theirs = _build(lambda: casadi_jacobian(data))
             assert abs(ours - theirs.tocsr()).max() <= 1e-9 * scale
         e = best_times(calls)
         missing = {"jax": "not installed", "casadi": "not installed"}
