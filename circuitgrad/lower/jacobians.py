@@ -52,6 +52,12 @@ SEED_PRODUCTS_AT = 64
 point's seed vectors in one ``matmul`` (:class:`_SeedProducts`), and a batch of points is
 called point by point (docs/semantics.md, "Jacobians in one call")."""
 
+SEED_GEMM_AT = 2**24
+"""Multiply-adds (N · m · n) from which a dense product of the seeds is one gemm: below it
+N matrix-vector products (OpenBLAS's gemm starts its threads for a 100 × 100 × 100 product,
+and waking them took 15-30 ms on a loaded machine where the N gemvs take 0.1 ms). The choice
+depends on the shapes only, so a point of a batch still runs what the point alone runs."""
+
 
 class _SeedProducts:
     """The generated code's ``_sp`` for a sweep called on one point's N seeds: a product of a
@@ -63,9 +69,9 @@ class _SeedProducts:
       a reverse sweep from the outputs) and ``A`` is finite: ``A``'s columns scaled, no sum
       at all, the one-term sums of every other order (a gemv's, a gemm's) bit for bit but
       for the sign of a zero;
-    * else the one matmul ``x @ A.T`` (``x @ A``), a BLAS gemm that reads ``A`` once, not N
-      matrix-vector products that read it N times (the per-item ``np.matvec`` of a batch:
-      6-10× slower at N = 1000). A gemm sums in another order than a gemv: the entries agree
+    * else, from :data:`SEED_GEMM_AT` multiply-adds, the one matmul ``x @ A.T`` (``x @ A``),
+      a BLAS gemm that reads ``A`` once, not N matrix-vector products that read it N times
+      (the per-item ``np.matvec`` of a batch: 6-10× slower at N = 1000). A gemm sums in another order than a gemv: the entries agree
       with the one-hot circuits' within the bound of a sum (docs/semantics.md, "Jacobians
       in one call"), and the same point gives the same bits (the same gemm).
 
@@ -75,7 +81,7 @@ class _SeedProducts:
         >>> A, x = np.arange(6.0).reshape(2, 3), np.eye(3) * 2.0
         >>> _SEED_PRODUCTS.matvec(A, x).tolist()  # row k: A @ (2 e_k), read off A
         [[0.0, 6.0], [2.0, 8.0], [4.0, 10.0]]
-        >>> _SEED_PRODUCTS.matvec(A, x + 1.0).tolist()  # a dense x: one gemm
+        >>> _SEED_PRODUCTS.matvec(A, x + 1.0).tolist()  # a dense x: a sum
         [[3.0, 18.0], [5.0, 20.0], [7.0, 22.0]]
     """
 
@@ -89,6 +95,8 @@ class _SeedProducts:
         one = _one_per_row(a, x)
         if one is not None:  # entry (k, i): a[i, column k] · value k
             return a.T[one[0]] * one[1][:, None]
+        if x.shape[0] * a.size < SEED_GEMM_AT:
+            return special.matvec(a, x)
         return np.matmul(x, np.matrix_transpose(a))
 
     @staticmethod
@@ -98,6 +106,8 @@ class _SeedProducts:
         one = _one_per_row(a, x)
         if one is not None:  # entry (k, j): a[column k, j] · value k
             return a[one[0]] * one[1][:, None]
+        if x.shape[0] * a.size < SEED_GEMM_AT:
+            return special.vecmat(x, a)
         return np.matmul(x, a)
 
 

@@ -198,7 +198,15 @@ def test_random_tensor_circuits_second_derivatives(c, mode, batch):
 
 # -- seed products: N >= SEED_PRODUCTS_AT seeds, a matrix times all of one point's seeds ----------
 
+import circuitgrad.lower.jacobians as jacobians_module  # noqa: E402
 from circuitgrad.lower.jacobians import SEED_PRODUCTS_AT  # noqa: E402
+
+
+@pytest.fixture
+def gemm(monkeypatch):
+    """Every dense product of the seeds as a gemm (by default only from 2**24 multiply-adds:
+    these tests' products are smaller)."""
+    monkeypatch.setattr(jacobians_module, "SEED_GEMM_AT", 0)
 
 U = 2.0**-53  # the unit roundoff of float64
 
@@ -222,7 +230,7 @@ def sum_bound(x, W1, W2):
 
 
 @pytest.mark.parametrize("mode, n, m", [("forward", 70, 30), ("reverse", 30, 70)])
-def test_seed_products_agree_with_the_one_hot_circuit_within_a_sums_bound(mode, n, m):
+def test_seed_products_agree_with_the_one_hot_circuit_within_a_sums_bound(mode, n, m, gemm):
     c, x = two_layers(n, m)
     jf = cg.jacobian_function(c, wrt="x", mode=mode, lower=cg.to_numpy)
     assert jf.seeds == 70 >= SEED_PRODUCTS_AT and jf.seed_products
@@ -230,6 +238,7 @@ def test_seed_products_agree_with_the_one_hot_circuit_within_a_sums_bound(mode, 
     want = cg.to_numpy(cg.jacobian(c, wrt="x", mode=mode))(**x).df_dx
     assert got.shape == want.shape == (m, n)
     assert np.all(np.abs(got - want) <= sum_bound(**x))
+    assert np.any(got != want)  # the gemm sums in another order than the circuit's gemvs
     # and the numbers are the derivative: central differences
     f, eps = cg.to_numpy(c), 1e-6
     for j in range(0, n, 7):
@@ -252,7 +261,10 @@ def test_seed_products_of_one_nonzero_per_seed_are_the_one_hot_circuits_bits(mod
 
 
 @pytest.mark.parametrize("mode, n, m", [("forward", 70, 30), ("reverse", 30, 70)])
-def test_seed_products_a_point_of_a_batch_is_the_point_alone(mode, n, m):
+@pytest.mark.parametrize("products", ["gemm", "gemv"])
+def test_seed_products_a_point_of_a_batch_is_the_point_alone(mode, n, m, products, monkeypatch):
+    if products == "gemm":
+        monkeypatch.setattr(jacobians_module, "SEED_GEMM_AT", 0)
     c, x = two_layers(n, m)
     jf = cg.jacobian_function(c, wrt="x", mode=mode)  # to_c: fused above its size limit
     assert jf.seed_products
@@ -272,7 +284,7 @@ def test_seed_products_a_point_of_a_batch_is_the_point_alone(mode, n, m):
     assert empty.df_dx.shape == (0, m, n)
 
 
-def test_seed_products_an_infinite_matrix_entry_sums_as_the_circuit_does():
+def test_seed_products_an_infinite_matrix_entry_sums_as_the_circuit_does(gemm):
     # 0 · inf = NaN in every sum over inf's column: A's columns scaled would not see it, so an
     # A that is not finite takes the gemm, and the NaNs are where the one-hot circuit has them
     n = 64
