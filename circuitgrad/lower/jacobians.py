@@ -93,8 +93,9 @@ class _SeedProducts:
         if np.ndim(a) != 2 or np.ndim(x) != 2:
             return special.matvec(a, x)
         one = _one_per_row(a, x)
-        if one is not None:  # entry (k, i): a[i, column k] · value k
-            return a.T[one[0]] * one[1][:, None]
+        if one is not None:  # entry (k, i): a[i, column k] · value k, by a's rows
+            columns, values = one
+            return (a * values if columns is None else a[:, columns] * values).T
         if x.shape[0] * a.size < SEED_GEMM_AT:
             return special.matvec(a, x)
         return np.matmul(x, np.matrix_transpose(a))
@@ -105,16 +106,18 @@ class _SeedProducts:
             return special.vecmat(x, a)
         one = _one_per_row(a, x)
         if one is not None:  # entry (k, j): a[column k, j] · value k
-            return a[one[0]] * one[1][:, None]
+            columns, values = one
+            return (a if columns is None else a[columns]) * values[:, None]
         if x.shape[0] * a.size < SEED_GEMM_AT:
             return special.vecmat(x, a)
         return np.matmul(x, a)
 
 
-def _one_per_row(a: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _one_per_row(a: np.ndarray, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray] | None:
     """(the column, the value) of each row of ``x`` where every row has at most one nonzero
     (an empty row: column 0, value 0.0) and ``a`` is finite (a sum meets ``0 · inf``, a
-    scaled column would not); else None. A pass over ``x`` and ``a``: little beside a gemm."""
+    scaled column would not); else None. The columns are None where row k's is k (a
+    diagonal: no gather). A pass over ``x`` and ``a``: little beside a gemm."""
     rows = x.shape[0]
     if np.count_nonzero(x) > rows:
         return None
@@ -122,7 +125,10 @@ def _one_per_row(a: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray] 
     if rows and int(nonzero.sum(axis=1).max()) > 1 or not np.isfinite(a).all():
         return None
     columns = nonzero.argmax(axis=1)
-    return columns, x[np.arange(rows), columns]
+    values = x[np.arange(rows), columns]
+    if x.shape[1] == rows and np.array_equal(columns, np.arange(rows)):
+        return None, values
+    return columns, values
 
 
 _SEED_PRODUCTS = _SeedProducts()
