@@ -32,6 +32,7 @@ gives as 0 is ``0·inf = NaN`` here, as it is for JAX's ``jacfwd`` and ``jacrev`
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, Sequence
 
@@ -134,20 +135,23 @@ def _one_per_row(a: np.ndarray, x: np.ndarray) -> tuple[np.ndarray | None, np.nd
 _SEED_PRODUCTS = _SeedProducts()
 
 
-def _with_seed_products(sweep: Circuit, function: Any, seeds: int) -> bool:
-    """Rebind a NumPy (or fused) sweep's code to :class:`_SeedProducts` where it has a
-    matrix-vector product and ``seeds`` ≥ :data:`SEED_PRODUCTS_AT`: whether it did."""
+def _with_seed_products(sweep: Circuit, function: Any, seeds: int) -> Any:
+    """A copy of a NumPy (or fused) sweep function whose code calls :class:`_SeedProducts`,
+    where the sweep has a matrix-vector product and ``seeds`` ≥ :data:`SEED_PRODUCTS_AT`;
+    else None. A copy: ``function`` itself keeps ``_sp`` (called on a batch of a user's
+    points, the gemm would break "a point of a batch is the point alone")."""
     if seeds < SEED_PRODUCTS_AT or not isinstance(function, NumpyFunction):
-        return False
+        return None
     if not any(sweep.op(i) == "matmul" and sorted(len(sweep.shape(a)) for a in sweep.args(i))
                == [1, 2] for i in range(len(sweep))):
-        return False
+        return None
     if function._code is None:  # (interpreted: above COMPILE_LIMIT nodes) left as it is
-        return False
-    function._namespace["_sp"] = _SEED_PRODUCTS
-    function._run = function._bind_code(function._namespace)
-    function._bound.clear()
-    return True
+        return None
+    seeded = copy.copy(function)
+    seeded._namespace = {**function._namespace, "_sp": _SEED_PRODUCTS}
+    seeded._run = seeded._bind_code(seeded._namespace)
+    seeded._bound = {}
+    return seeded
 
 
 class JacobianFunction:
@@ -193,7 +197,9 @@ class JacobianFunction:
         self._seed_arrays: dict[int, dict[str, np.ndarray]] = {}
         self.outputs = tuple(self._outs) + tuple(p[2] for p in self._pairs)
         self._Outputs = outputs(self.outputs)
-        self.seed_products = _with_seed_products(sweep, function, self.seeds)
+        seeded = _with_seed_products(sweep, function, self.seeds)
+        self.seed_products = seeded is not None
+        self._sweep_call = function if seeded is None else seeded
 
     def __repr__(self) -> str:
         return (f"<JacobianFunction of {', '.join(self._outs)} by {', '.join(self._wrt)}: "
@@ -218,7 +224,7 @@ class JacobianFunction:
         for name, v in zip(self._inputs, values):
             own = v.ndim - len(self._in_shapes[name])
             call[name] = v.reshape((1,) * (len(batch) + 1 - own) + v.shape) if own else v
-        return self._results_of(dict(zip(self.sweep.outputs, self.function(**call))), batch)
+        return self._results_of(dict(zip(self.sweep.outputs, self._sweep_call(**call))), batch)
 
     def _results_of(self, got: dict[str, Any], batch: tuple[int, ...]) -> Any:
         """The named tuple of results from the sweep's outputs on the seeds × ``batch``."""
@@ -258,7 +264,7 @@ class JacobianFunction:
         """One point's Jacobian: the sweep on its N seeds."""
         call = self._seed_batch(0)
         call.update(zip(self._inputs, values))
-        return self._results_of(dict(zip(self.sweep.outputs, self.function(**call))), ())
+        return self._results_of(dict(zip(self.sweep.outputs, self._sweep_call(**call))), ())
 
     def _seed_batch(self, k: int) -> dict[str, np.ndarray]:
         """The seed inputs (the identity's rows, read-only) for a call whose points have

@@ -310,3 +310,16 @@ def test_seed_products_only_where_they_apply():
                                     lower=cg.to_tape).seed_products  # not NumPy's code
     elementwise = cg.parse("f = sin(x) * x", shapes={"x": (70,)})
     assert not cg.jacobian_function(elementwise, lower=cg.to_numpy).seed_products  # no product
+
+
+def test_seed_products_leave_the_lowered_sweep_as_it_was(gemm):
+    # jf.function is the sweep lowered: called on a batch of a user's points it must keep
+    # "a point of a batch is the point alone" (its own gemvs), whatever jf calls inside
+    c, x = two_layers(70, 30)
+    jf = cg.jacobian_function(c, wrt="x", mode="forward", lower=cg.to_numpy)
+    assert jf.seed_products
+    seeds = np.random.default_rng(7).normal(size=(5, 70))
+    batch = jf.function(W1=x["W1"], W2=x["W2"], x=x["x"], x_dot=seeds)
+    for k in range(5):
+        one = jf.function(W1=x["W1"], W2=x["W2"], x=x["x"], x_dot=seeds[k])
+        np.testing.assert_array_equal(batch.f_dot[k], one.f_dot)
