@@ -336,7 +336,10 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
         call is one call of the lowered sweep on a batch of N seeds × the points, N the
         entries of ``wrt`` (forward) or of the outputs (reverse), so memory is
         N × the sweep's values per point (the module docstring says how the values compare
-        with :func:`~circuitgrad.jacobian`'s circuit).
+        with :func:`~circuitgrad.jacobian`'s circuit). From :data:`SEED_PRODUCTS_AT` seeds,
+        a NumPy or fused sweep with matrix-vector products is called once per point, its
+        products of the N seed vectors one product of matrices (:class:`_SeedProducts`;
+        docs/semantics.md, "Jacobians in one call").
 
     Raises:
         CircuitError: an unknown input, output or mode (as :func:`~circuitgrad.jacobian`).
