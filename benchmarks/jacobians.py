@@ -25,7 +25,8 @@ import numpy as np
 
 import circuitgrad as cg
 
-from .harness import fmt_n, fmt_ratio, fmt_time, median_time, plot_loglog, table
+from .harness import (best_times, fmt_n, fmt_ratio, fmt_time, median_time, plot_loglog,
+                      table)
 
 DENSE_SIZES = (10, 100, 1000)
 SPARSE_SIZES = (1_000, 10_000, 100_000)
@@ -130,11 +131,22 @@ def _matvec_map(n: int, xp=np):
     return lambda v: xp.tanh(Wx @ xp.sin(v))
 
 
+def _two_layer_map(n: int, xp=np):
+    """Two products: the second meets dense seed vectors (a gemm), where the first meets the
+    identity's rows times cos x (forward) or the last 1 − f² (reverse)."""
+    W1 = _weights(n, n)
+    W2 = W1[::-1].copy()  # another matrix of the same law
+    if xp is not np:
+        W1, W2 = xp.asarray(W1), xp.asarray(W2)
+    return lambda v: xp.tanh(W2 @ xp.tanh(W1 @ xp.sin(v)))
+
+
 def _elementwise_map(n: int, xp=np):
     return lambda v: xp.tanh(v * xp.sin(xp.sum(v)) + xp.cos(v) * xp.exp(-v ** 2))
 
 
 BATCHED_MAPS = {"tanh(W sin x)": _matvec_map,
+                "tanh(W₂ tanh(W₁ sin x))": _two_layer_map,
                 "tanh(x sin(Σx) + cos x · exp(−x²))": _elementwise_map}
 
 
@@ -156,7 +168,7 @@ def batched_table(sizes) -> tuple[str, dict]:
             c = cg.trace(make(n), shapes={"v": (n,)})
             old_build, old = _first(lambda: cg.to_numpy(cg.jacobian(c)))
             want = old(x)[1]
-            times = {"circuit": median_time(lambda: old(x), budget=0.5)}
+            calls = {"circuit": lambda: old(x)}
             builds = {"circuit": old_build}
             for lower in (cg.to_numpy, cg.to_c):
                 for mode in ("reverse", "forward"):
@@ -164,7 +176,7 @@ def batched_table(sizes) -> tuple[str, dict]:
                     builds[key], jf = _first(lambda: cg.jacobian_function(c, mode=mode,
                                                                           lower=lower))
                     np.testing.assert_allclose(jf(x)[1], want, rtol=1e-10, atol=1e-12)
-                    times[key] = median_time(lambda: jf(x), budget=0.5)
+                    calls[key] = lambda jf=jf: jf(x)
                     builds[key + " kind"] = type(jf.function).__name__
             for name in ("jacrev", "jacfwd"):
                 if jax is None:
@@ -172,7 +184,8 @@ def batched_table(sizes) -> tuple[str, dict]:
                 step = jax.jit(getattr(jax, name)(make(n, jnp)))
                 xj = jnp.asarray(x)
                 np.testing.assert_allclose(np.asarray(step(xj)), want, rtol=1e-10, atol=1e-12)
-                times[name] = median_time(lambda: step(xj).block_until_ready(), budget=0.5)
+                calls[name] = lambda step=step, xj=xj: step(xj).block_until_ready()
+            times = best_times(calls)  # interleaved: every call in each round
             timings[label, n] = times
             best = min(times[k] for k in times if k.startswith("to_"))
             row = [label, fmt_n(n), fmt_time(times["circuit"])]
@@ -322,7 +335,8 @@ def run(quick: bool = False) -> str:
             "(scalar C code, or `to_fused` above its size limit: \"(fused)\"); against "
             "`to_numpy(cg.jacobian(c))`, one sweep per entry in one circuit (× = its time / "
             "the batched call's), and JAX's `jit(jacrev)`, `jit(jacfwd)` (× = JAX's time / "
-            "the best batched call's). Eval only (median), the same run.\n\n"
+            "the best batched call's). Eval only: the best of interleaved rounds, the same "
+            "run.\n\n"
             + batched +
             "\n\n### Sparse Jacobians and Hessians: banded and arrowhead\n\n"
             "The discrete boundary value function's Jacobian (tridiagonal) by "

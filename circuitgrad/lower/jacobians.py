@@ -32,6 +32,7 @@ gives as 0 is ``0·inf = NaN`` here, as it is for JAX's ``jacfwd`` and ``jacrev`
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, Sequence
 
@@ -39,11 +40,118 @@ import numpy as np
 
 from ..circuit import Circuit, as_circuit
 from ..errors import InputError
+from ..primitives import special
 from ..transforms.common import fresh
 from ..transforms.jacobian import jacobian_sweep
 from .c import to_c
 from .calling import (_foreign, as_float64, assign_inputs, batch_axes, common_batch,
                       missing_inputs, outputs)
+from .numpy import NumpyFunction
+
+SEED_PRODUCTS_AT = 64
+"""Seeds per point from which a NumPy (or fused) sweep multiplies a matrix by all of one
+point's seed vectors in one ``matmul`` (:class:`_SeedProducts`), and a batch of points is
+called point by point (docs/semantics.md, "Jacobians in one call")."""
+
+SEED_GEMM_AT = 2**24
+"""Multiply-adds (N · m · n) from which a dense product of the seeds is one gemm: below it
+N matrix-vector products (OpenBLAS's gemm starts its threads for a 100 × 100 × 100 product,
+and waking them took 15-30 ms on a loaded machine where the N gemvs take 0.1 ms). The choice
+depends on the shapes only, so a point of a batch still runs what the point alone runs."""
+
+
+class _SeedProducts:
+    """The generated code's ``_sp`` for a sweep called on one point's N seeds: a product of a
+    matrix without a seed axis and the seeds' vectors, ``_sp.matvec(A, x)`` with ``A`` of
+    shape (m, n) and ``x`` of (N, n) (``vecmat``: ``x`` of (N, m)), is
+
+    * where each seed's vector has at most one nonzero (the identity's rows times the
+      partials of elementwise nodes: the first product a forward sweep meets from the inputs,
+      a reverse sweep from the outputs) and ``A`` is finite: ``A``'s columns scaled, no sum
+      at all, the one-term sums of every other order (a gemv's, a gemm's) bit for bit but
+      for the sign of a zero;
+    * else, from :data:`SEED_GEMM_AT` multiply-adds, the one matmul ``x @ A.T`` (``x @ A``),
+      a BLAS gemm that reads ``A`` once, not N matrix-vector products that read it N times
+      (the per-item ``np.matvec`` of a batch: 6-10× slower at N = 1000). A gemm sums in another order than a gemv: the entries agree
+      with the one-hot circuits' within the bound of a sum (docs/semantics.md, "Jacobians
+      in one call"), and the same point gives the same bits (the same gemm).
+
+    Every other helper, and every other case, is ``_sp``'s own.
+
+        >>> import numpy as np
+        >>> A, x = np.arange(6.0).reshape(2, 3), np.eye(3) * 2.0
+        >>> _SEED_PRODUCTS.matvec(A, x).tolist()  # row k: A @ (2 e_k), read off A
+        [[0.0, 6.0], [2.0, 8.0], [4.0, 10.0]]
+        >>> _SEED_PRODUCTS.matvec(A, x + 1.0).tolist()  # a dense x: a sum
+        [[3.0, 18.0], [5.0, 20.0], [7.0, 22.0]]
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(special, name)
+
+    @staticmethod
+    def matvec(a: Any, x: Any) -> Any:
+        if np.ndim(a) != 2 or np.ndim(x) != 2:
+            return special.matvec(a, x)
+        one = _one_per_row(a, x)
+        if one is not None:  # entry (k, i): a[i, column k] · value k, by a's rows
+            columns, values = one
+            return (a * values if columns is None else a[:, columns] * values).T
+        if x.shape[0] * a.size < SEED_GEMM_AT:
+            return special.matvec(a, x)
+        return np.matmul(x, np.matrix_transpose(a))
+
+    @staticmethod
+    def vecmat(x: Any, a: Any) -> Any:
+        if np.ndim(a) != 2 or np.ndim(x) != 2:
+            return special.vecmat(x, a)
+        one = _one_per_row(a, x)
+        if one is not None:  # entry (k, j): a[column k, j] · value k
+            columns, values = one
+            return (a if columns is None else a[columns]) * values[:, None]
+        if x.shape[0] * a.size < SEED_GEMM_AT:
+            return special.vecmat(x, a)
+        return np.matmul(x, a)
+
+
+def _one_per_row(a: np.ndarray, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray] | None:
+    """(the column, the value) of each row of ``x`` where every row has at most one nonzero
+    (an empty row: column 0, value 0.0) and ``a`` is finite (a sum meets ``0 · inf``, a
+    scaled column would not); else None. The columns are None where row k's is k (a
+    diagonal: no gather). A pass over ``x`` and ``a``: little beside a gemm."""
+    rows = x.shape[0]
+    if np.count_nonzero(x) > rows:
+        return None
+    nonzero = x != 0.0
+    if rows and int(nonzero.sum(axis=1).max()) > 1 or not np.isfinite(a).all():
+        return None
+    columns = nonzero.argmax(axis=1)
+    values = x[np.arange(rows), columns]
+    if x.shape[1] == rows and np.array_equal(columns, np.arange(rows)):
+        return None, values
+    return columns, values
+
+
+_SEED_PRODUCTS = _SeedProducts()
+
+
+def _with_seed_products(sweep: Circuit, function: Any, seeds: int) -> Any:
+    """A copy of a NumPy (or fused) sweep function whose code calls :class:`_SeedProducts`,
+    where the sweep has a matrix-vector product and ``seeds`` ≥ :data:`SEED_PRODUCTS_AT`;
+    else None. A copy: ``function`` itself keeps ``_sp`` (called on a batch of a user's
+    points, the gemm would break "a point of a batch is the point alone")."""
+    if seeds < SEED_PRODUCTS_AT or not isinstance(function, NumpyFunction):
+        return None
+    if not any(sweep.op(i) == "matmul" and sorted(len(sweep.shape(a)) for a in sweep.args(i))
+               == [1, 2] for i in range(len(sweep))):
+        return None
+    if function._code is None:  # (interpreted: above COMPILE_LIMIT nodes) left as it is
+        return None
+    seeded = copy.copy(function)
+    seeded._namespace = {**function._namespace, "_sp": _SEED_PRODUCTS}
+    seeded._run = seeded._bind_code(seeded._namespace)
+    seeded._bound = {}
+    return seeded
 
 
 class JacobianFunction:
@@ -59,6 +167,9 @@ class JacobianFunction:
         mode: ``"forward"`` or ``"reverse"``.
         seeds: the number of seeds per point (the batch the sweep is called on).
         outputs: the names of the results.
+        seed_products: whether the sweep's matrix-vector products of the seeds are one
+            matmul per point (:data:`SEED_PRODUCTS_AT`); then a batch of points is called
+            point by point.
     """
 
     def __init__(self, c: Circuit, sweep: Circuit, function: Callable[..., Any]):
@@ -86,6 +197,9 @@ class JacobianFunction:
         self._seed_arrays: dict[int, dict[str, np.ndarray]] = {}
         self.outputs = tuple(self._outs) + tuple(p[2] for p in self._pairs)
         self._Outputs = outputs(self.outputs)
+        seeded = _with_seed_products(sweep, function, self.seeds)
+        self.seed_products = seeded is not None
+        self._sweep_call = function if seeded is None else seeded
 
     def __repr__(self) -> str:
         return (f"<JacobianFunction of {', '.join(self._outs)} by {', '.join(self._wrt)}: "
@@ -102,13 +216,18 @@ class JacobianFunction:
             if axes:
                 batches.append((k, axes))
         batch = common_batch(self._inputs, batches)
+        if self.seed_products and 0 not in batch:
+            return self._point_by_point(values, batch)
         # the points along axis 1 of the call's batch (seeds, *batch): a point's own batch
         # axes are right-aligned with batch, after a 1 for the seeds
         call = self._seed_batch(len(batch))
         for name, v in zip(self._inputs, values):
             own = v.ndim - len(self._in_shapes[name])
             call[name] = v.reshape((1,) * (len(batch) + 1 - own) + v.shape) if own else v
-        got = dict(zip(self.sweep.outputs, self.function(**call)))
+        return self._results_of(dict(zip(self.sweep.outputs, self._sweep_call(**call))), batch)
+
+    def _results_of(self, got: dict[str, Any], batch: tuple[int, ...]) -> Any:
+        """The named tuple of results from the sweep's outputs on the seeds × ``batch``."""
         lead, k = (self.seeds,) + batch, len(batch)
         result = [np.array(_full(got[f], lead + self._out_shapes[f])[0]) for f in self._outs]
         forward = self.mode == "forward"
@@ -126,6 +245,26 @@ class JacobianFunction:
             result.append(block.transpose(order).copy())
         # one point's scalars as numbers, as the lowerings give them
         return self._Outputs(*(r[()] if r.ndim == 0 else r for r in result))
+
+    def _point_by_point(self, values: list[np.ndarray], batch: tuple[int, ...]) -> Any:
+        """The call with seed products: one call of the sweep per point, on its N seeds, so
+        that a point of a batch runs the very products the point alone runs (contiguous
+        inputs both ways: a gemm's order may depend on the strides)."""
+        shapes = [self._in_shapes[name] for name in self._inputs]
+        if not batch:
+            return self._call_point([np.array(v, order="C", copy=None) for v in values])
+        full = [np.broadcast_to(v, batch + s) for v, s in zip(values, shapes)]
+        points = [self._call_point([np.array(v[p], order="C") for v in full])
+                  for p in np.ndindex(batch)]
+        return self._Outputs(*(np.stack([np.asarray(point[k]) for point in points])
+                               .reshape(batch + np.shape(points[0][k]))
+                               for k in range(len(self.outputs))))
+
+    def _call_point(self, values: list[np.ndarray]) -> Any:
+        """One point's Jacobian: the sweep on its N seeds."""
+        call = self._seed_batch(0)
+        call.update(zip(self._inputs, values))
+        return self._results_of(dict(zip(self.sweep.outputs, self._sweep_call(**call))), ())
 
     def _seed_batch(self, k: int) -> dict[str, np.ndarray]:
         """The seed inputs (the identity's rows, read-only) for a call whose points have
@@ -197,7 +336,10 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
         call is one call of the lowered sweep on a batch of N seeds × the points, N the
         entries of ``wrt`` (forward) or of the outputs (reverse), so memory is
         N × the sweep's values per point (the module docstring says how the values compare
-        with :func:`~circuitgrad.jacobian`'s circuit).
+        with :func:`~circuitgrad.jacobian`'s circuit). From :data:`SEED_PRODUCTS_AT` seeds,
+        a NumPy or fused sweep with matrix-vector products is called once per point, its
+        products of the N seed vectors one product of matrices (:class:`_SeedProducts`;
+        docs/semantics.md, "Jacobians in one call").
 
     Raises:
         CircuitError: an unknown input, output or mode (as :func:`~circuitgrad.jacobian`).

@@ -315,7 +315,9 @@ def _flip(xp: Any, x: Any, axis: Any) -> Any:
 
 
 def _take(xp: Any, x: Any, indices: Sequence[int], axis: int) -> Any:
-    return xp.take(x, xp.asarray(list(indices), device=_device(x)), axis=axis)
+    # (the NumPy lowering hoists a long list into an intp array: as Python ints here)
+    indices = indices.tolist() if isinstance(indices, np.ndarray) else list(indices)
+    return xp.take(x, xp.asarray(indices, device=_device(x)), axis=axis)
 
 
 def _standard_place(index: tuple, value: Any, shape: tuple[int, ...], xp: Any) -> tuple:

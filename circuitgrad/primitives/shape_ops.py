@@ -213,7 +213,8 @@ def _scatter_add_jvp(tangents: tuple, out: Any, *args: Any, shape: Shape,
 
 def _take_shape(x: Shape, indices: tuple[int, ...], axis: int) -> Shape:
     axis = normalize_axis("take", x, axis)
-    if axis is None or not indices or any(not 0 <= k < x[axis] for k in indices):
+    # min and max, not a loop in Python: a gather of 10⁵ rows checks 10⁵ indices per node
+    if axis is None or not indices or min(indices) < 0 or max(indices) >= x[axis]:
         raise ShapeError(f"take: indices {list(indices)} do not fit axis {axis} of shape {x}")
     return x[:axis] + (len(indices),) + x[axis + 1:]
 

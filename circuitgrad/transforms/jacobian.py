@@ -267,10 +267,10 @@ def _sparse(b: Builder, c: Circuit, wrt: Sequence[str], outs: Sequence[str], mod
         width = m if mode == "forward" else n
         table = b.apply_id("stack", tuple(compressed), {"axis": 0})
         table = b.apply_id("reshape", (table,), {"shape": (k * width,)})
-        data = b.apply_id("take", (table,), {"indices": tuple(int(p) for p in picks),
-                                             "axis": 0})
-    layout = {"shape": (m, n), "indptr": tuple(int(v) for v in pattern.indptr),
-              "indices": tuple(int(v) for v in pattern.indices)}
+        data = b.apply_id("take", (table,), {"indices": tuple(picks.tolist()), "axis": 0})
+    # tolist, not int() per entry: 1.2·10⁶ nonzeros took 0.75 s so
+    layout = {"shape": (m, n), "indptr": tuple(pattern.indptr.tolist()),
+              "indices": tuple(pattern.indices.tolist())}
     meta = {"forward_count" if mode == "reverse" else "tangent_count": len(c),
             "mode": mode, "sweeps": k, "sparse": True,
             "coloring": "star" if symmetric else "columns" if mode == "forward" else "rows",

@@ -184,7 +184,12 @@ def _union(size: int, parts: Sequence[tuple[Sets, np.ndarray, np.ndarray]], n: i
     for sets, of, to in parts:
         indptr, indices = _gather(sets, of)
         keys.append(np.repeat(np.ravel(to), np.diff(indptr)) * n + indices)
-    joined = np.sort(np.concatenate(keys)) if keys else _NO_COLUMNS
+    # Each part's keys are usually sorted already (entries in order, each set sorted): then
+    # the stable sort (timsort) merges the runs in linear time, where the default sorts
+    # afresh (1.8 s of a bundle-adjustment pattern's 2.7 s). The same integers either way.
+    runs = all(len(k) < 2 or bool(np.all(k[1:] >= k[:-1])) for k in keys)
+    joined = (np.sort(np.concatenate(keys), kind="stable" if runs else None) if keys
+              else _NO_COLUMNS)
     if len(joined) > 1:  # np.unique, by a sort: its hashing path is ~10x slower here
         joined = joined[np.concatenate(([True], joined[1:] != joined[:-1]))]
     rows = joined // n

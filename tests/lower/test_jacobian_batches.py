@@ -194,3 +194,132 @@ def test_random_tensor_circuits_second_derivatives(c, mode, batch):
     for name, a, b in zip(want._fields, got, want):
         assert np.shape(a) == np.shape(b), name
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+# -- seed products: N >= SEED_PRODUCTS_AT seeds, a matrix times all of one point's seeds ----------
+
+import circuitgrad.lower.jacobians as jacobians_module  # noqa: E402
+from circuitgrad.lower.jacobians import SEED_PRODUCTS_AT  # noqa: E402
+
+
+@pytest.fixture
+def gemm(monkeypatch):
+    """Every dense product of the seeds as a gemm (by default only from 2**24 multiply-adds:
+    these tests' products are smaller)."""
+    monkeypatch.setattr(jacobians_module, "SEED_GEMM_AT", 0)
+
+U = 2.0**-53  # the unit roundoff of float64
+
+
+def two_layers(n, m, k=40):
+    """f = tanh(W2 @ tanh(W1 @ x)): the first product meets one-nonzero seed vectors (exact),
+    the second a dense one (a gemm, within a sum's bound)."""
+    c = cg.parse("f = tanh(W2 @ tanh(W1 @ x))", shapes={"W1": (k, n), "W2": (m, k), "x": (n,)})
+    rng = np.random.default_rng(n * 31 + m)
+    return c, dict(W1=rng.normal(size=(k, n)) / np.sqrt(n), W2=rng.normal(size=(m, k)) / np.sqrt(k),
+                   x=rng.uniform(-1, 1, n))
+
+
+def sum_bound(x, W1, W2):
+    """The bound on the entries of df/dx computed with the second product's sum in any two
+    orders: 2 γ_k (|W2| |diag(1 - h²) W1|), γ_k = k u / (1 - k u), times |1 - f²| ≤ 1."""
+    h = np.tanh(W1 @ x)
+    k = W1.shape[0]
+    gamma = k * U / (1 - k * U)
+    return 2 * gamma * (np.abs(W2) @ np.abs((1 - h**2)[:, None] * W1)) + 1e-300
+
+
+@pytest.mark.parametrize("mode, n, m", [("forward", 70, 30), ("reverse", 30, 70)])
+def test_seed_products_agree_with_the_one_hot_circuit_within_a_sums_bound(mode, n, m, gemm):
+    c, x = two_layers(n, m)
+    jf = cg.jacobian_function(c, wrt="x", mode=mode, lower=cg.to_numpy)
+    assert jf.seeds == 70 >= SEED_PRODUCTS_AT and jf.seed_products
+    got = jf(**x).df_dx
+    want = cg.to_numpy(cg.jacobian(c, wrt="x", mode=mode))(**x).df_dx
+    assert got.shape == want.shape == (m, n)
+    assert np.all(np.abs(got - want) <= sum_bound(**x))
+    assert np.any(got != want)  # the gemm sums in another order than the circuit's gemvs
+    # and the numbers are the derivative: central differences
+    f, eps = cg.to_numpy(c), 1e-6
+    for j in range(0, n, 7):
+        up, down = dict(x), dict(x)
+        up["x"], down["x"] = x["x"] + eps * np.eye(n)[j], x["x"] - eps * np.eye(n)[j]
+        np.testing.assert_allclose(got[:, j], (f(**up) - f(**down)) / (2 * eps), atol=FD_ERROR)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_seed_products_of_one_nonzero_per_seed_are_the_one_hot_circuits_bits(mode):
+    # tanh(W sin x): the only product meets the identity's rows times cos(x) (forward) or
+    # times 1 - f² (reverse): A's columns scaled, exactly the one-term sums of the circuit
+    n = 80
+    W = np.random.default_rng(2).normal(size=(n, n))
+    c = cg.trace(lambda v: np.tanh(W @ np.sin(v)), shapes={"v": (n,)})
+    x = np.random.default_rng(3).uniform(-1, 1, n)
+    jf = cg.jacobian_function(c, mode=mode, lower=cg.to_numpy)
+    assert jf.seed_products
+    np.testing.assert_array_equal(jf(x).df_dv, cg.to_numpy(cg.jacobian(c, mode=mode))(x).df_dv)
+
+
+@pytest.mark.parametrize("mode, n, m", [("forward", 70, 30), ("reverse", 30, 70)])
+@pytest.mark.parametrize("products", ["gemm", "gemv"])
+def test_seed_products_a_point_of_a_batch_is_the_point_alone(mode, n, m, products, monkeypatch):
+    if products == "gemm":
+        monkeypatch.setattr(jacobians_module, "SEED_GEMM_AT", 0)
+    c, x = two_layers(n, m)
+    jf = cg.jacobian_function(c, wrt="x", mode=mode)  # to_c: fused above its size limit
+    assert jf.seed_products
+    rng = np.random.default_rng(5)
+    batch = dict(W1=x["W1"] + rng.normal(size=(2, 1) + x["W1"].shape) * 0.1, W2=x["W2"],
+                 x=rng.uniform(-1, 1, (3, n)))
+    got = jf(**batch)
+    assert got.df_dx.shape == (2, 3, m, n) and got.f.shape == (2, 3, m)
+    for p in np.ndindex(2, 3):
+        one = jf(W1=batch["W1"][p[0], 0], W2=x["W2"], x=batch["x"][p[1]])
+        for a, b in zip(one, got):
+            np.testing.assert_array_equal(a, b[p])
+    want = cg.to_numpy(cg.jacobian(c, wrt="x", mode=mode))(**batch)
+    same(got, want, exact=False, rtol=1e-12)
+    # an empty batch: the batched call, the shapes of the Jacobian circuit's
+    empty = jf(W1=x["W1"], W2=x["W2"], x=np.zeros((0, n)))
+    assert empty.df_dx.shape == (0, m, n)
+
+
+def test_seed_products_an_infinite_matrix_entry_sums_as_the_circuit_does(gemm):
+    # 0 · inf = NaN in every sum over inf's column: A's columns scaled would not see it, so an
+    # A that is not finite takes the gemm, and the NaNs are where the one-hot circuit has them
+    n = 64
+    c = cg.parse("f = W @ sin(x)", shapes={"W": (3, n), "x": (n,)})
+    W = np.ones((3, n))
+    W[1, 5] = np.inf
+    x = np.full(n, 0.5)
+    jf = cg.jacobian_function(c, wrt="x", mode="forward", lower=cg.to_numpy)
+    assert jf.seed_products
+    with np.errstate(invalid="ignore"):
+        got = jf(W=W, x=x).df_dx
+        want = cg.to_numpy(cg.jacobian(c, wrt="x", mode="forward"))(W=W, x=x).df_dx
+    assert np.isnan(got[1]).sum() == n - 1 and got[1, 5] == np.inf
+    np.testing.assert_array_equal(got, want)
+
+
+def test_seed_products_only_where_they_apply():
+    small, _ = two_layers(SEED_PRODUCTS_AT - 1, 3)
+    assert not cg.jacobian_function(small, wrt="x", mode="forward",
+                                    lower=cg.to_numpy).seed_products  # too few seeds
+    big, x = two_layers(70, 30)
+    assert not cg.jacobian_function(big, wrt="x", mode="forward",
+                                    lower=cg.to_tape).seed_products  # not NumPy's code
+    elementwise = cg.parse("f = sin(x) * x", shapes={"x": (70,)})
+    assert not cg.jacobian_function(elementwise, lower=cg.to_numpy).seed_products  # no product
+
+
+def test_seed_products_leave_the_lowered_sweep_as_it_was(gemm):
+    # jf.function is the sweep lowered: called on a batch of a user's points it must keep
+    # "a point of a batch is the point alone" (its own gemvs), whatever jf calls inside
+    c, x = two_layers(70, 30)
+    jf = cg.jacobian_function(c, wrt="x", mode="forward", lower=cg.to_numpy)
+    assert jf.seed_products
+    seeds = np.random.default_rng(7).normal(size=(5, 70))
+    batch = jf.function(W1=x["W1"], W2=x["W2"], x=x["x"], x_dot=seeds)
+    for k in range(5):
+        one = jf.function(W1=x["W1"], W2=x["W2"], x=x["x"], x_dot=seeds[k])
+        np.testing.assert_array_equal(batch.f_dot[k], one.f_dot)
