@@ -20,7 +20,10 @@ equal bodies share one record and hash-consing merges equal loops), ``length``, 
 body once into straight-line NumPy code (the templates of its nodes, as ``to_numpy`` writes
 them) and calls it in a Python loop; batch axes in front of the points are carried through.
 On arrays of another library (PyTorch, JAX, CuPy, Dask, array-api-strict) the same source is
-bound to that library's namespace and the steps are stacked with its ops (``_Library``).
+bound to that library's namespace and the steps are stacked with its ops (``_Library``); on
+JAX the loop is one ``lax.scan`` (``_Jax``: under ``jax.jit`` the body is traced once). The
+generated code calls a loop through its *runner*, bound to a readable name (``scan0``) in
+that function's own namespace (:class:`Runners`).
 The derivative rules (the adjoint of a loop is a loop over the body's adjoint, its tangent a
 loop over the body's tangent) live in :mod:`circuitgrad.transforms.loops`, which registers
 them in :data:`RULES` (the rules build bodies with the passes, which sit above the table).
