@@ -441,7 +441,7 @@ class NumpyFunction:
                                f"({kinds}); give them all as arrays of one library") from None
         first = values[foreign[0]]
         try:
-            device = array_api_compat.device(first)
+            device = arrays.device(first)
         except Exception:  # a traced value (jax.jit) has no device yet
             device = None
         for k, v in enumerate(values):

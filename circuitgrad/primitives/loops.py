@@ -393,8 +393,10 @@ class _Library:
                                       for v in foreign}))
             raise CircuitError(f"scan: the arguments are not arrays of one array library "
                                f"({kinds}); give them all as arrays of one library") from None
+        from . import arrays
+
         try:
-            device = array_api_compat.device(foreign[0])
+            device = arrays.device(foreign[0])
         except Exception:  # a traced value (jax.jit) has no device yet
             device = None
         if array_api_compat.is_jax_namespace(xp):
