@@ -729,8 +729,8 @@ class Runners:
             return f"body {self._bodies[body]}"
         number = self._bodies[body] = len(self._bodies)
         node = "node" if body.size == 1 else "nodes"
-        return (f"body {number} ({body.size} {node}: {_count(body.carries, 'carry')}, "
-                f"{_count(body.xs, 'sequence')}, {_count(body.closures, 'closure')})")
+        return (f"body {number} ({body.size} {node}: {_count(body.carries, 'carry', 'carries')}, "
+                f"{_count(body.xs, 'sequence', 'sequences')}, {_count(body.closures, 'closure', 'closures')})")
 
     def _description(self, name: str, body: Body, length: int, reverse: bool = False,
                      save: bool = False, recompute: Body | None = None,
@@ -738,7 +738,7 @@ class Runners:
         text = f"{name}: {length} steps of {self._body(body)}"
         if recompute is not None:
             return (f"{text}, last step first, the carries of {self._body(recompute)} "
-                    f"recomputed from {_count(checkpoints or 1, 'checkpoint')}")
+                    f"recomputed from {_count(checkpoints or 1, 'checkpoint', 'checkpoints')}")
         if reverse:
             text += ", last step first"
         if save:
@@ -746,8 +746,8 @@ class Runners:
         return text
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word.replace('carry', 'carrie')}s"
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _scan_label(shapes: Any = None, body: Body | None = None, length: int = 0,
