@@ -626,7 +626,9 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
     lines = [f"def {name}({', '.join(names.params)}):"]
     for kind, k in schedule:
         if kind == "node":
-            lines.append(f"    {names.names[k]} = {names.code(k)}")
+            code = names.code(k)
+            lines += [f"    # {text}" for text in names.runners.news()]  # (a loop's first call)
+            lines.append(f"    {names.names[k]} = {code}")
             continue
         if kind == "contract":
             m = c.args(k)[0]
@@ -719,7 +721,8 @@ class FusedFunction(NumpyFunction):
         source, self.c_source, groups, names = fused_source(self.circuit, self._name,
                                                             self._min_entries)
         self.groups = len(groups)
-        namespace = {**NAMESPACE, **names.constants, **names.lists, "_contract": contract,
+        namespace = {**NAMESPACE, **names.constants, **names.lists, **names.runners.namespace,
+                     "_contract": contract,
                      "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)

@@ -52,6 +52,7 @@ import numpy as np
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import NAMESPACE, PRIMITIVES, arrays, compiled
+from ..primitives.loops import LOOPS, Runners
 from .program import allocate
 from .calling import (  # noqa: F401  (assign_inputs ... stay importable from here)
     _MISSING, _foreign, _rebuild, assign_inputs, batch_axes, check_input, common_batch,
@@ -135,6 +136,9 @@ class _Names:
             self.params.append(local)
         self.constants: dict[str, np.ndarray] = {}
         self.lists: dict[str, np.ndarray] = {}
+        # The loops' runners, scan0 ..., bound in this function's namespace (never a node's
+        # or an input's name: they are taken first).
+        self.runners = Runners(self.used)
         self._readers: list[int] | None = None
         reg = _registers(c) if registers else None
         output_names: dict[int, str] = {}
@@ -158,7 +162,11 @@ class _Names:
         """Node ``i``'s expression, its long integer lists (a ``take`` of 10⁵ indices, the
         positions of a write) hoisted into globals ``_ix0 ...``: Python's compile of a
         literal that long takes seconds, a global costs nothing. The same list either way."""
-        code = self._in_place(i) or node_code(self.c, i, [self.names[a] for a in self.c.args(i)])
+        c = self.c
+        if c.op(i) in LOOPS:
+            return self.runners.call([self.names[a] for a in c.args(i)], c.params(i),
+                                     [c.shape(a) for a in c.args(i)])
+        code = self._in_place(i) or node_code(c, i, [self.names[a] for a in c.args(i)])
         if len(code) < _HOIST_AT:
             return code
         # a parameter's own list found by its text: no regex over, and no parse of, 10⁶ numbers
@@ -250,11 +258,14 @@ def numpy_source(c: Circuit, name: str = "f") -> tuple[str, dict[str, Any], list
             continue
         while sections and i >= sections[0][0]:
             lines.append(sections.pop(0)[1])  # the first node of a part opens its section
-        lines.append(f"    {names.names[i]} = {names.code(i)}")
+        code = names.code(i)
+        lines += [f"    # {text}" for text in names.runners.news()]  # (a loop's first call)
+        lines.append(f"    {names.names[i]} = {code}")
         if i in dead:
             lines.append(f"    del {', '.join(names.names[a] for a in dead[i])}")
     returned = [names.names[i] for i in c.output_ids]
-    namespace: dict[str, Any] = {**NAMESPACE, **names.constants, **names.lists}
+    namespace: dict[str, Any] = {**NAMESPACE, **names.constants, **names.lists,
+                                 **names.runners.namespace}
     if len(returned) == 1:
         lines.append(f"    return {returned[0]}")
     else:
@@ -444,7 +455,7 @@ class NumpyFunction:
                                f"({kinds}); give them all as arrays of one library") from None
         first = values[foreign[0]]
         try:
-            device = array_api_compat.device(first)
+            device = arrays.device(first)
         except Exception:  # a traced value (jax.jit) has no device yet
             device = None
         for k, v in enumerate(values):

@@ -174,7 +174,8 @@ def compiled(name: str, params: Mapping[str, Any] | None, shapes: Sequence[Shape
     fn = _COMPILED.get(key)
     if fn is None and PRIMITIVES[name].function is not None:
         fn = PRIMITIVES[name].function(shapes=shapes, **params)
-        if len(_COMPILED) < 100_000:
+        if len(_COMPILED) < 100_000 and name not in loops.LOOPS:  # (a loop's is cheap to make
+            # and would hold its body: the runners live in the functions that call them)
             _COMPILED[key] = fn
     if fn is None:
         prim = PRIMITIVES[name]

@@ -152,7 +152,7 @@ def _where(xp: Any, c: Any, a: Any, b: Any) -> Any:
     if not hasattr(a, "shape") and not hasattr(b, "shape"):
         # two numbers (a derivative's 0/1 factors): float64 on c's device, not the library's
         # default dtype (torch: float32)
-        a = xp.asarray(a, dtype=xp.float64, device=_device(c))
+        a = xp.asarray(a, dtype=xp.float64, device=device(c))
     return xp.where(c != 0.0, a, b)
 
 
@@ -199,14 +199,14 @@ def _prod_others(xp: Any, x: Any, axis: tuple[int, ...], *vs: Any) -> Any:
     flat = [xp.reshape(a, lead + (-1,)) for a in moved]
     if vs:
         n = flat[0].shape[-1]
-        ones = xp.ones(lead, dtype=x.dtype, device=_device(x))
+        ones = xp.ones(lead, dtype=x.dtype, device=device(x))
         columns = special.exclusive_products([[a[..., j] for j in range(n)] for a in flat],
                                              lambda u, v: u * v, lambda u, v: u + v, ones)
         out = xp.stack([xp.zeros_like(ones) if c is None else c for c in columns], axis=-1)
         out = xp.reshape(out, moved[0].shape)
     else:
         flat = flat[0]
-        ones = xp.ones(lead + (1,), dtype=x.dtype, device=_device(x))
+        ones = xp.ones(lead + (1,), dtype=x.dtype, device=device(x))
         left = xp.concat([ones, xp.cumulative_prod(flat[..., :-1], axis=-1)], axis=-1)
         right = xp.concat([ones, xp.cumulative_prod(xp.flip(flat[..., 1:], axis=-1), axis=-1)],
                           axis=-1)
@@ -250,7 +250,20 @@ def _solve_triangular(xp: Any, a: Any, b: Any, lower: bool = False) -> Any:
 
 # -- the standard runtime (_cg): joins, takes and scatters with batch axes --------------------
 
-def _device(x: Any) -> Any:
+def device(x: Any) -> Any:
+    """The device of array ``x`` (``array_api_compat.device``); None for a value JAX is
+    tracing (``jax.jit``, ``lax.scan``), which has none. Asked of a tracer, JAX builds its
+    error message from the whole trace so far: a call per node made tracing quadratic in the
+    circuit's size (an unrolled loop of 30 RK4 steps took minutes to trace).
+
+        >>> device(np.ones(2))
+        'cpu'
+    """
+    import sys
+
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.core.Tracer):
+        return None
     import array_api_compat
 
     return array_api_compat.device(x)
@@ -263,7 +276,7 @@ def _shape(xp: Any, x: Any) -> tuple[int, ...]:
 def _arrays(xp: Any, values: Sequence[Any]) -> list[Any]:
     # Python numbers (scalar constants of the code) as arrays on the others' device.
     like = next(v for v in values if hasattr(v, "shape"))
-    return [v if hasattr(v, "shape") else xp.asarray(v, dtype=xp.float64, device=_device(like))
+    return [v if hasattr(v, "shape") else xp.asarray(v, dtype=xp.float64, device=device(like))
             for v in values]
 
 
@@ -317,7 +330,7 @@ def _flip(xp: Any, x: Any, axis: Any) -> Any:
 def _take(xp: Any, x: Any, indices: Sequence[int], axis: int) -> Any:
     # (the NumPy lowering hoists a long list into an intp array: as Python ints here)
     indices = indices.tolist() if isinstance(indices, np.ndarray) else list(indices)
-    return xp.take(x, xp.asarray(indices, device=_device(x)), axis=axis)
+    return xp.take(x, xp.asarray(indices, device=device(x)), axis=axis)
 
 
 def _standard_place(index: tuple, value: Any, shape: tuple[int, ...], xp: Any) -> tuple:
@@ -361,7 +374,7 @@ def _scatter_add(xp: Any, shape: tuple[int, ...], places: Sequence[tuple[Any, in
     values = _arrays(xp, values)
     batch = np.broadcast_shapes(*(tuple(v.shape)[:v.ndim - r]
                                   for (_, r), v in zip(places, values)))
-    out = xp.zeros(tuple(batch) + tuple(shape), dtype=xp.float64, device=_device(values[0]))
+    out = xp.zeros(tuple(batch) + tuple(shape), dtype=xp.float64, device=device(values[0]))
     for (index, _), v in zip(places, values):
         out = _add_at(xp, out, *_standard_place(index, v, tuple(shape), xp))
     return out
@@ -370,7 +383,7 @@ def _scatter_add(xp: Any, shape: tuple[int, ...], places: Sequence[tuple[Any, in
 def _put_add(xp: Any, value: Any, shape: tuple[int, ...], axis: int,
              indices: Sequence[int]) -> Any:
     batch = tuple(value.shape)[:value.ndim - len(shape)]
-    out = xp.zeros(batch + tuple(shape), dtype=xp.float64, device=_device(value))
+    out = xp.zeros(batch + tuple(shape), dtype=xp.float64, device=device(value))
     rest = (slice(None),) * (-axis - 1)
     for j, k in enumerate(indices):  # in index order, as np.add.at adds repeated indices
         out = _add_at(xp, out, (Ellipsis, k) + rest, value[(Ellipsis, j) + rest])
@@ -394,7 +407,7 @@ def _setitem(xp: Any, x: Any, v: Any, shape: tuple[int, ...], rank: int,
                                     and count == 1 else np.arange(count) if sources is None
                                     else np.asarray(sources))
     both = xp.concat([x, v], axis=-1)
-    out = xp.take(both, xp.asarray(pick.tolist(), device=_device(both)), axis=-1)
+    out = xp.take(both, xp.asarray(pick.tolist(), device=device(both)), axis=-1)
     return xp.reshape(out, batch + tuple(shape))
 
 
@@ -415,7 +428,7 @@ def _put_along_axis_add(xp: Any, value: Any, indices: Any, shape: tuple[int, ...
     value, indices = _batched(xp, (value, indices), len(shape))
     v, i = xp.moveaxis(value, axis, -1), xp.moveaxis(xp.astype(indices, xp.int64), axis, -1)
     m = shape[axis] if not gather else v.shape[-1]
-    ks = xp.arange(m, dtype=xp.int64, device=_device(v))
+    ks = xp.arange(m, dtype=xp.int64, device=device(v))
     if gather:
         picked = xp.where(i[..., :, None] == ks, v[..., None, :], 0.0)
     else:

@@ -20,7 +20,10 @@ equal bodies share one record and hash-consing merges equal loops), ``length``, 
 body once into straight-line NumPy code (the templates of its nodes, as ``to_numpy`` writes
 them) and calls it in a Python loop; batch axes in front of the points are carried through.
 On arrays of another library (PyTorch, JAX, CuPy, Dask, array-api-strict) the same source is
-bound to that library's namespace and the steps are stacked with its ops (``_Library``).
+bound to that library's namespace and the steps are stacked with its ops (``_Library``); on
+JAX the loop is one ``lax.scan`` (``_Jax``: under ``jax.jit`` the body is traced once). The
+generated code calls a loop through its *runner*, bound to a readable name (``scan0``) in
+that function's own namespace (:class:`Runners`).
 The derivative rules (the adjoint of a loop is a loop over the body's adjoint, its tangent a
 loop over the body's tangent) live in :mod:`circuitgrad.transforms.loops`, which registers
 them in :data:`RULES` (the rules build bodies with the passes, which sit above the table).
@@ -38,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+import textwrap
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -194,8 +198,8 @@ record and binds itself here), whose templates a body's code is made from."""
 
 def _compile_body(c: Any) -> Callable[..., tuple]:
     names: list[str] = [""] * len(c)
-    namespace: dict[str, Any] = dict(NAMESPACE)
     constants: dict[str, Any] = {}
+    runners = Runners()  # (a loop inside the body: names scan0 ..., no clash with a/v/_k)
     for k, i in enumerate(c.input_ids):
         names[i] = f"a{k}"
     lines = [f"def body({', '.join(names[i] for i in c.input_ids)}):"]
@@ -205,20 +209,27 @@ def _compile_body(c: Any) -> Callable[..., tuple]:
         if op == "const":
             if shape:
                 names[i] = f"_k{i}"
-                namespace[names[i]] = constants[names[i]] = params
+                constants[names[i]] = params
             else:
                 names[i] = _literal(float(params))
             continue
         names[i] = f"v{i}"
-        code = TABLE[op].code([names[a] for a in args], params or {},
-                                   [c.shape(a) for a in args], [c.op(a) != "const" for a in args])
+        arg_names, shapes = [names[a] for a in args], [c.shape(a) for a in args]
+        if op in LOOPS:
+            code = runners.call(arg_names, params, shapes)
+            lines += [f"    # {text}" for text in runners.news()]
+        else:
+            code = TABLE[op].code(arg_names, params or {}, shapes,
+                                  [c.op(a) != "const" for a in args])
         lines.append(f"    {names[i]} = {code}")
     lines.append(f"    return ({''.join(names[i] + ', ' for i in c.output_ids)})")
     # The code is made from the primitive table's templates; no user text is in it.
     source = "\n".join(lines)
+    namespace: dict[str, Any] = {**NAMESPACE, **constants, **runners.namespace}
     exec(compile(source, "<circuitgrad scan body>", "exec"), namespace)  # noqa: S102
     namespace["body"].source = source
     namespace["body"].constants = constants
+    namespace["body"].runners = runners.namespace
     return namespace["body"]
 
 
@@ -255,7 +266,7 @@ def _body_on(body: Body, xp: Any, device: Any) -> Callable[..., tuple]:
     fn = _BOUND.get(key)
     if fn is None:
         numpy_fn = body.function
-        namespace = {**NAMESPACE, **arrays.namespace(xp)}
+        namespace = {**NAMESPACE, **arrays.namespace(xp), **numpy_fn.runners}
         for name, value in numpy_fn.constants.items():
             namespace[name] = xp.asarray(value, device=device, copy=True)
         # The same source as the NumPy function's: made from the primitive table's templates.
@@ -349,7 +360,8 @@ def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bo
                    save: bool = False, recompute: Body | None = None,
                    checkpoints: int | None = None) -> Callable[..., Any]:
     """The node as a NumPy function of its arguments (with batch axes) giving the packed
-    result: the body's compiled code called ``length`` times in a Python loop."""
+    result: the body's compiled code called ``length`` times in a Python loop; on arrays
+    of another library, that library's loop (:meth:`_Library.scan`)."""
     if recompute is not None:
         return _checkpointed_function(body, length, reverse, recompute, checkpoints or 1)
     k, m = body.carries, body.xs
@@ -361,7 +373,7 @@ def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bo
     def run(*values: Any) -> Any:
         lib = _Library.of(values)
         if lib is not None:
-            return run_on(lib, lib.values(values))
+            return lib.scan(body, length, reverse, save, lib.values(values))
         values = _numpy_values(values)
         fn = body.function
         carry = list(values[:k])
@@ -382,34 +394,13 @@ def _scan_function(shapes: Sequence[Shape], body: Body, length: int, reverse: bo
                  for j in range(len(saved))]
         return _packed(carry, carry_shapes, ys, y_shapes, length, parts)
 
-    def run_on(lib: _Library, values: tuple) -> Any:
-        # The same loop on arrays of another library: its namespace's body code, xp.stack
-        # of the steps' values, xp.concat of the packed leaves (no writes in place).
-        fn = lib.body(body)
-        carry = list(values[:k])
-        xs = values[k:k + m]
-        closures = list(values[k + m:])
-        ys: list[list[Any]] = [[None] * length for _ in range(q)]
-        saved: list[list[Any]] = [[None] * length for _ in range(k)] if save else []
-        for t in steps:
-            if save:
-                for j in range(k):
-                    saved[j][t] = carry[j]
-            out = lib.arrays(fn(*carry, *[x[(..., t) + (slice(None),) * r]
-                                          for x, r in zip(xs, x_ranks)], *closures))
-            carry = list(out[:k])
-            for j in range(q):
-                ys[j][t] = out[k + j]
-        parts = [(lib.stacked(saved[j], carry_shapes[j], length), (length,) + carry_shapes[j])
-                 for j in range(len(saved))]
-        return lib.packed(carry, carry_shapes, ys, y_shapes, length, parts)
-
     return run
 
 
 class _Library:
     """The array namespace ``xp`` (and ``device``) of a loop's arguments of another library
-    than NumPy, and the loop's steps in its ops."""
+    than NumPy, and the loop's steps in its ops: a Python loop over the steps
+    (:meth:`scan`), but for JAX, whose loop is one ``lax.scan`` (:class:`_Jax`)."""
 
     def __init__(self, xp: Any, device: Any):
         self.xp, self.device = xp, device
@@ -429,10 +420,14 @@ class _Library:
                                       for v in foreign}))
             raise CircuitError(f"scan: the arguments are not arrays of one array library "
                                f"({kinds}); give them all as arrays of one library") from None
+        from . import arrays
+
         try:
-            device = array_api_compat.device(foreign[0])
+            device = arrays.device(foreign[0])
         except Exception:  # a traced value (jax.jit) has no device yet
             device = None
+        if array_api_compat.is_jax_namespace(xp):
+            return _Jax(xp, device)
         return _Library(xp, device)
 
     def values(self, values: Sequence[Any]) -> tuple:
@@ -447,6 +442,34 @@ class _Library:
     def body(self, body: Body) -> Callable[..., tuple]:
         return _body_on(body, self.xp, self.device)
 
+    def scan(self, body: Body, length: int, reverse: bool, save: bool, values: tuple) -> Any:
+        """The packed result of ``length`` steps of ``body`` from the arguments ``values``
+        (arrays of the library): the body's code in a Python loop, each step's xs sliced with
+        the library's indexing, the ys and saved carries stacked with ``xp.stack`` and the
+        result joined with ``xp.concat`` (nothing written in place)."""
+        fn = self.body(body)
+        k, m, q = body.carries, body.xs, body.ys
+        carry_shapes, x_shapes, _, y_shapes = body.shapes()
+        carry = list(values[:k])
+        xs = values[k:k + m]
+        closures = values[k + m:]
+        ys: list[list[Any]] = [[None] * length for _ in range(q)]
+        saved: list[list[Any]] = [[None] * length for _ in range(k)] if save else []
+        for t in (range(length - 1, -1, -1) if reverse else range(length)):
+            for j in range(len(saved)):
+                saved[j][t] = carry[j]
+            out = self.arrays(fn(*carry, *[x[(..., t) + (slice(None),) * len(r)]
+                                          for x, r in zip(xs, x_shapes)], *closures))
+            carry = list(out[:k])
+            for j in range(q):
+                ys[j][t] = out[k + j]
+        return self.packed(
+            [(v, s) for v, s in zip(carry, carry_shapes)]
+            + [(self.stacked(ys[j], y_shapes[j], length), (length,) + y_shapes[j])
+               for j in range(q)]
+            + [(self.stacked(saved[j], carry_shapes[j], length), (length,) + carry_shapes[j])
+               for j in range(len(saved))])
+
     def stacked(self, values: list[Any], shape: Shape, length: int) -> Any:
         xp = self.xp
         if not values:
@@ -455,21 +478,75 @@ class _Library:
         return xp.stack([xp.broadcast_to(v, batch + shape) for v in values],
                         axis=-len(shape) - 1)
 
-    def packed(self, carry: list, carry_shapes: list, ys: list, y_shapes: list, length: int,
-               more: list) -> Any:
+    def packed(self, parts: list[tuple[Any, Shape]]) -> Any:
+        """The packed result of its ``(value, point shape)`` parts, in order: each flattened
+        (with the batch axes of all of them), joined."""
         from . import arrays
 
         xp = self.xp
-        parts = [(v, s) for v, s in zip(carry, carry_shapes)]
-        parts += [(self.stacked(ys[j], y_shapes[j], length), (length,) + y_shapes[j])
-                  for j in range(len(ys))]
-        parts += more
         if not parts:
             return xp.zeros(0, dtype=xp.float64, device=self.device)
         batch = np.broadcast_shapes(*(_batch_of(v, len(s)) for v, s in parts))
         reshape = arrays.namespace(xp)["_cg"].reshape  # (Dask's: block by block)
         flat = [reshape(xp.broadcast_to(v, batch + s), (_size(s),), len(s)) for v, s in parts]
         return xp.concat(flat, axis=-1)
+
+
+_JITTED: dict[tuple, Callable[..., Any]] = {}
+""":class:`_Jax`'s loops on concrete arrays, each ``jax.jit`` of its ``lax.scan``, by body,
+trip count, direction, ``save`` and device (bounded by :func:`remember`)."""
+
+
+class _Jax(_Library):
+    """JAX's loop: one ``lax.scan`` over the body's code (JAX traces the body once, so a loop
+    under ``jax.jit`` is one ``scan`` of its jaxpr, its compile time the body's, whatever the
+    trip count). The carries keep one shape from step to step (``lax.scan``'s carry is of a
+    fixed shape): each is broadcast to the batch axes of all the arguments. The step axis of
+    a sequence, in front of its point axes and behind its batch axes, is moved to the front
+    for ``lax.scan``, and the stacked ys and carries moved back. On concrete arrays the loop
+    is ``jax.jit`` of it, made once per body, trip count, direction and device
+    (:data:`_JITTED`): ``lax.scan`` called eagerly would trace and compile it at each call."""
+
+    def scan(self, body: Body, length: int, reverse: bool, save: bool, values: tuple) -> Any:
+        fn = self.body(body)  # (bound outside the jit: its constants are no tracers)
+        if self.device is None:  # values traced by jax.jit (or inside another lax.scan)
+            return self._scan(fn, body, length, reverse, save, values)
+        import jax
+
+        key = (body.digest, length, reverse, save, str(self.device))
+        run = _JITTED.get(key)
+        if run is None:
+            run = remember(_JITTED, key, jax.jit(
+                lambda *vs: self._scan(fn, body, length, reverse, save, vs)))
+        return run(*values)
+
+    def _scan(self, fn: Callable[..., tuple], body: Body, length: int, reverse: bool,
+              save: bool, values: tuple) -> Any:
+        from jax import lax
+
+        xp = self.xp
+        k, m = body.carries, body.xs
+        carry_shapes, x_shapes, closure_shapes, y_shapes = body.shapes()
+        closures = values[k + m:]
+        ranks = ([len(s) for s in carry_shapes] + [len(s) + 1 for s in x_shapes]
+                 + [len(s) for s in closure_shapes])
+        batch = np.broadcast_shapes(*(_batch_of(v, r) for v, r in zip(values, ranks)))
+
+        def carried(vs: Any) -> tuple:
+            return tuple(xp.broadcast_to(v, batch + s) for v, s in zip(vs, carry_shapes))
+
+        def step(carry: tuple, xs: tuple) -> tuple:
+            out = self.arrays(fn(*carry, *xs, *closures))
+            return carried(out[:k]), tuple(out[k:]) + (carry if save else ())
+
+        xs = tuple(xp.moveaxis(x, -len(s) - 1, 0) for x, s in zip(values[k:k + m], x_shapes))
+        carry, stacked = lax.scan(step, carried(values[:k]), xs, length=length,
+                                  reverse=reverse)
+        shapes = list(y_shapes) + (list(carry_shapes) if save else [])
+        return self.packed(
+            [(v, s) for v, s in zip(carry, carry_shapes)]
+            + [(xp.moveaxis(v, 0, -len(s) - 1), (length,) + s)
+               for v, s in zip(stacked, shapes)])
 
 
 def _numpy_values(values: tuple) -> tuple:
@@ -621,26 +698,105 @@ def _checkpointed_function(body: Body, length: int, reverse: bool, recompute: Bo
 
         revolve(length, checkpoints, init, advance, adjoint_step)
         if lib is not None:
-            return lib.packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
+            return lib.packed([(v, s) for v, s in zip(carry, carry_shapes[:ka])]
+                              + [(lib.stacked(ys[j], y_shapes[j], length), (length,) + y_shapes[j])
+                                 for j in range(body.ys)])
         return _packed(carry, carry_shapes[:ka], ys, y_shapes, length, [])
 
     return run
 
 
-_RUNNERS: dict[str, Callable[..., Any]] = {}
-NAMESPACE["_loops"] = _RUNNERS  # the generated code calls a loop as _loops['key'](args)
-
-
 def _scan_template(*args: str, shapes: Sequence[Shape], body: Body, length: int,
                    reverse: bool = False, save: bool = False, recompute: Body | None = None,
-                   checkpoints: int | None = None) -> str:
-    key = f"{body.digest[:24]}:{length}:{int(reverse)}:{int(save)}:{shapes}"
-    if recompute is not None:
-        key += f":{recompute.digest[:24]}:{checkpoints}"
-    if key not in _RUNNERS:
-        _RUNNERS[key] = _scan_function(shapes, body, length, reverse, save, recompute,
-                                       checkpoints)
-    return f"_loops[{key!r}]({', '.join(args)})"
+                   checkpoints: int | None = None, runner: str | None = None) -> str:
+    if runner is None:
+        raise CircuitError("scan: a loop's code calls its runner by the name the lowering "
+                           "bound it to in the generated function's namespace (loops.Runners)")
+    return f"{runner}({', '.join(args)})"
+
+
+class Runners:
+    """The loops one generated function calls: each loop's runner (:func:`_scan_function`)
+    bound to a readable name of that function's namespace, ``scan0``, ``scan1`` ..., the
+    same loop (body, trip count, direction, argument shapes) one name. The names live in
+    :attr:`namespace`, which the lowering adds to the function's globals, so they go when
+    the function goes: nothing is kept process-wide but the bounded caches of bodies.
+    ``taken``: names the code uses already (its inputs and nodes), which a runner avoids.
+
+        >>> import circuitgrad as cg
+        >>> c = cg.trace(lambda x: cg.scan(lambda s, _: (s * x, None), 1.0, length=3)[0])
+        >>> [(_, _, args, params, _)] = [r for r in c.records() if r[1] == "scan"]
+        >>> runners = Runners({"x"})
+        >>> runners.call(["1.0", "x"], params, [c.shape(a) for a in args])
+        'scan0(1.0, x)'
+        >>> runners.describe("scan0")
+        'scan0: 3 steps of body 0 (1 node: 1 carry, 0 sequences, 1 closure)'
+        >>> float(runners.namespace["scan0"](1.0, 2.0)[0])
+        8.0
+    """
+
+    def __init__(self, taken: set[str] | frozenset[str] = frozenset()):
+        self.taken = taken
+        self.namespace: dict[str, Callable[..., Any]] = {}
+        self._names: dict[tuple, str] = {}
+        self._about: dict[str, str] = {}
+        self._bodies: dict[Body, int] = {}  # each distinct body's number, for the comments
+        self._new: list[str] = []
+
+    def call(self, args: Sequence[str], params: dict, shapes: Sequence[Shape]) -> str:
+        """The code of a ``scan`` node with these params calling arguments ``args`` (of
+        point shapes ``shapes``): its runner's call, the runner bound on first use."""
+        shapes = tuple(tuple(s) for s in shapes)
+        params = {k: v for k, v in params.items() if k != "runner"}
+        key = (shapes, tuple(sorted(params.items(), key=lambda kv: kv[0])))
+        name = self._names.get(key)
+        if name is None:
+            number = len(self._names)
+            name = f"scan{number}"
+            while name in self.taken or name in self.namespace:
+                number += 1
+                name = f"scan{number}"
+            self._names[key] = name
+            self.namespace[name] = _scan_function(shapes, **params)
+            self._about[name] = self._description(name, **params)
+            self._new.append(name)
+        return TABLE["scan"].code(list(args), {**params, "runner": name}, shapes)
+
+    def describe(self, name: str) -> str:
+        """One line saying what runner ``name`` runs: its trip count and its body."""
+        return self._about[name]
+
+    def news(self) -> list[str]:
+        """The descriptions of the runners bound since the last call, in lines of at most 90
+        characters: the comment the code writes above a runner's first call."""
+        new, self._new = self._new, []
+        return [line for name in new
+                for line in textwrap.wrap(self._about[name], 90, subsequent_indent="  ")]
+
+    def _body(self, body: Body) -> str:
+        if body in self._bodies:
+            return f"body {self._bodies[body]}"
+        number = self._bodies[body] = len(self._bodies)
+        node = "node" if body.size == 1 else "nodes"
+        return (f"body {number} ({body.size} {node}: {_count(body.carries, 'carry', 'carries')}, "
+                f"{_count(body.xs, 'sequence', 'sequences')}, {_count(body.closures, 'closure', 'closures')})")
+
+    def _description(self, name: str, body: Body, length: int, reverse: bool = False,
+                     save: bool = False, recompute: Body | None = None,
+                     checkpoints: int | None = None) -> str:
+        text = f"{name}: {length} steps of {self._body(body)}"
+        if recompute is not None:
+            return (f"{text}, last step first, the carries of {self._body(recompute)} "
+                    f"recomputed from {_count(checkpoints or 1, 'checkpoint', 'checkpoints')}")
+        if reverse:
+            text += ", last step first"
+        if save:
+            text += ", keeping the carry before each step"
+        return text
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _scan_label(shapes: Any = None, body: Body | None = None, length: int = 0,

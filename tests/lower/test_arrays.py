@@ -310,6 +310,28 @@ def test_jax_jit_of_a_generated_gradient_agrees_with_numpy():
     assert_close(np.asarray(again.dJ_dW1), f(**values).dJ_dW1, ulps=allowance(f, "jax"))
 
 
+def test_tracing_never_asks_a_tracer_for_its_device(monkeypatch):
+    # JAX builds the error of tracer.device from the whole trace so far: asked at every
+    # take and scatter of a gradient, it made jax.jit's trace quadratic in the circuit
+    # (an unrolled loop of 30 RK4 steps: minutes). arrays.device says None at once.
+    asked = []
+    ask = jax.core.Tracer.device
+
+    def device(self):
+        asked.append(type(self).__name__)
+        return ask.fget(self)
+    monkeypatch.setattr(jax.core.Tracer, "device", property(device))
+    x = np.arange(4.0)
+    c = cg.grad(cg.trace(lambda v: (v[[1, 2, 3, 0]] * v[[3, 0, 1, 2]]).sum(),
+                         shapes={"v": (4,)}))
+    assert {"take", "put_add"} & {c.op(i) for i in range(len(c))}
+    f = cg.to_numpy(c)
+    got = jax.jit(f)(jnp.asarray(x))
+    assert asked == []
+    assert_close(np.asarray(got.df_dv), f(x).df_dv, ulps=allowance(f, "jax"))
+    assert arrays.device(np.ones(2)) == "cpu"
+
+
 def test_a_function_with_array_constants_jits_twice():
     # Its constants, moved to JAX inside the first trace, were kept: the second jax.jit of
     # the same function then met the first trace's tracers (UnexpectedTracerError).

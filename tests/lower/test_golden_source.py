@@ -30,6 +30,12 @@ J = 0.5 * sum(square(z2 - y))
 """
 TWO_LAYER_SHAPES = {"W1": (3, 2), "x": (2,), "b1": (3,), "W2": (2, 3), "b2": (2,), "y": (2,)}
 MIX = "J = sin(x) * y + exp(x / y) - log1p(x * x) + tanh(y) ** 3 + sigmoid(x - y)"
+LOOP = """
+s = x * 1.0
+for i in range(50):
+    s = s * r + sin(s) * 0.1
+J = sum(s * s)
+"""
 
 
 def slow_decay() -> cg.Circuit:
@@ -63,6 +69,9 @@ CASES = {
     "two_layer_grad.py": lambda: cg.to_numpy(cg.grad(two_layer(), wrt=["W1", "b1", "W2", "b2"]),
                                              mode="compile").source,
     "mix_hessian.py": lambda: cg.to_numpy(cg.hessian(cg.parse(MIX)), mode="compile").source,
+    # A loop and its gradient: the runners scan0 ... bound in the function's namespace.
+    "loop_grad.py": lambda: cg.to_numpy(cg.grad(cg.parse(LOOP, shapes={"x": (3,)})),
+                                        mode="compile").source,
     # The C lowering: a scalar gradient, a scalarized tensor gradient, a Hessian.
     # (at 4 points per vector, the AVX2 source: the same text on every machine)
     "neuron_grad.c": lambda: c_source(cg.grad(neuron()), width=4),

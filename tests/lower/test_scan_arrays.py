@@ -58,7 +58,7 @@ def test_a_scan_with_xs_and_ys_on_each_library_is_numpys(library):
 def test_a_scans_gradient_on_each_library_is_numpys(library):
     # grad: the forward loop saving its carries, then the reverse loop over the adjoint body
     f = cg.to_numpy(cg.grad(WITH_XS))
-    assert "_loops[" in f.source
+    assert "= scan0(" in f.source and "# scan0: 4 steps of body 0" in f.source
     check_library(library, f, VALUES)
 
 
@@ -84,13 +84,125 @@ def test_a_batch_on_torch_is_its_points():
 
 
 def test_jax_jit_of_a_scans_gradient():
-    # the loop unrolls under jit: the body's code on tracers
+    # each loop one lax.scan over the body's code on tracers
     f = cg.to_numpy(cg.grad(WITH_XS))
     jitted = jax.jit(lambda a, x: tuple(f(a, x)))
     got = jitted(jnp.asarray(VALUES["a"]), jnp.asarray(VALUES["x"]))
     for g, w in zip(got, f(**VALUES)):
         assert isinstance(g, jax.Array)
         assert_close(np.asarray(g), w, ulps=allowance(f, "jax"))
+
+
+# -- JAX: a loop is one lax.scan, eager or under jax.jit -------------------------------------
+
+def _decay(steps: int):
+    # a vector carry, a closure, no xs: the shape of benchmarks/loops.py's RK4
+    return cg.trace(lambda x, a: cg.scan(lambda s, _: (s + 0.01 * (np.sin(s) * a - s), None),
+                                         x, length=steps)[0].sum(), shapes={"x": 3, "a": ()})
+
+
+def _primitives(jaxpr) -> list[str]:
+    """The primitives of a jaxpr's equations, those of the jaxprs inside them included."""
+    found, pending = [], [jaxpr.jaxpr]
+    while pending:
+        j = pending.pop()
+        for eqn in j.eqns:
+            found.append(eqn.primitive.name)
+            for v in eqn.params.values():
+                for inner in v if isinstance(v, (tuple, list)) else [v]:
+                    if hasattr(inner, "jaxpr"):  # a ClosedJaxpr
+                        pending.append(inner.jaxpr)
+                    elif hasattr(inner, "eqns"):
+                        pending.append(inner)
+    return found
+
+
+@pytest.mark.parametrize("checkpoints", [None, 2])
+def test_under_jax_jit_a_loop_is_one_lax_scan_whatever_its_trip_count(checkpoints):
+    # 10 and 1000 steps give jaxprs of one size: each loop one scan (the forward loop, the
+    # one keeping its carries, the reverse loop), its body traced once. A checkpointed
+    # adjoint loop stays a Python loop (its schedule): it unrolls, said here.
+    sizes = {}
+    trips = (10, 1000) if checkpoints is None else (10, 40)
+    for steps in trips:
+        f = cg.to_numpy(cg.grad(_decay(steps), checkpoints=checkpoints))
+        jaxpr = jax.make_jaxpr(lambda x, a: tuple(f(x, a)))(jnp.ones(3), jnp.asarray(0.5))
+        found = _primitives(jaxpr)
+        sizes[steps] = len(found)
+        assert found.count("scan") == (3 if checkpoints is None else 1), found
+    if checkpoints is None:
+        assert sizes[10] == sizes[1000] < 150, sizes
+    else:  # the forward loop is one lax.scan; the checkpointed adjoint loop unrolls
+        assert sizes[40] > 3 * sizes[10], sizes
+
+
+def _reverse(a, x):
+    # a reverse loop with sequences, ys and a carry that starts constant
+    def step(s, xt):
+        return s * a + np.cos(xt), s * xt.sum()
+    s, ys = cg.scan(step, np.zeros(2), xs=x, reverse=True)
+    return s.sum() + (ys * ys).sum()
+
+
+def _nested(a):
+    def outer(s, _):
+        inner, _ = cg.scan(lambda u, _: (u * a + 1.0, None), s, length=3)
+        return inner, inner * 2.0
+    s, ys = cg.scan(outer, np.array([0.5, 1.0]), length=2)
+    return s.sum() + ys.sum()
+
+
+JAX_CASES = {
+    "forward": (FORWARD, {"a": np.float64(0.9)}),
+    "xs_ys_grad": (cg.grad(WITH_XS), VALUES),
+    "xs_ys_grad_batch": (cg.grad(WITH_XS), {"a": RNG.uniform(0.2, 0.9, 5),
+                                             "x": RNG.uniform(-1, 1, (5, 4, 2))}),
+    "reverse_grad": (cg.grad(cg.trace(_reverse, shapes={"a": (), "x": (3, 2)})),
+                     {"a": np.float64(0.6), "x": RNG.uniform(-1, 1, (2, 3, 3, 2))}),
+    "nested_grad": (cg.grad(cg.trace(_nested)), {"a": np.float64(0.3)}),
+    "checkpointed": (cg.grad(WITH_XS, checkpoints=1), VALUES),
+    "no_steps": (cg.grad(cg.trace(lambda a, x: cg.scan(lambda s, xt: (s * a + xt, s), a,
+                                                       xs=x)[1].sum() + a,
+                                  shapes={"a": (), "x": (0,)})),
+                 {"a": np.float64(0.5), "x": np.zeros((0,))}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JAX_CASES))
+def test_jax_jit_and_eager_jax_agree_with_numpy(case):
+    # lax.scan under jit and eagerly (jit of the loop, made once): the batch axes in front
+    # of the step axis of a sequence, reverse loops, saved carries, loops inside bodies,
+    # constant initial carries, a loop of no steps
+    c, values = JAX_CASES[case]
+    f = cg.to_numpy(c)
+    outs = (lambda o: list(o) if len(f.outputs) > 1 else [o])
+    want = outs(f(**values))
+    args = [jnp.asarray(values[n]) for n in f.inputs]
+    eager = outs(f(*args))
+    # (jax.jit of the gradient of a loop of no steps aborts the process in XLA's compiler,
+    # the Python loop of main as much as lax.scan: the output df_dx of shape (0,) is a
+    # slice of the packed result; eager JAX only, there)
+    jitted = outs(jax.jit(f)(*args)) if case != "no_steps" else eager
+    ulps = allowance(f, "jax")
+    for w, e, j in zip(want, eager, jitted):
+        assert isinstance(e, jax.Array) and isinstance(j, jax.Array)
+        assert np.shape(e) == np.shape(j) == np.shape(w)
+        assert_close(np.asarray(e), w, ulps=ulps)
+        assert_close(np.asarray(j), w, ulps=ulps)
+        assert_close(np.asarray(j), np.asarray(e), ulps=ulps)
+
+
+def test_eager_jax_jits_each_loop_once(monkeypatch):
+    monkeypatch.setattr(loops, "_JITTED", {})
+    f = cg.to_numpy(cg.grad(WITH_XS))
+    before = dict(loops._JITTED)
+    args = (jnp.asarray(VALUES["a"]), jnp.asarray(VALUES["x"]))
+    first = f(*args)
+    made = [k for k in loops._JITTED if k not in before]
+    assert len(made) == 2, made  # the forward loop keeping its carries, the reverse loop
+    again = f(*args)
+    assert [k for k in loops._JITTED if k not in before] == made
+    assert all(bool((a == b).all()) for a, b in zip(first, again))
 
 
 def test_a_loop_inside_a_body_on_torch():
