@@ -316,7 +316,11 @@ def _reshape(xp: Any, x: Any, shape: tuple[int, ...], rank: int) -> Any:
 
 
 def _concatenate(xp: Any, values: Sequence[Any], axis: int, rank: int) -> Any:
-    return xp.concat(_batched(xp, values, rank), axis=axis)
+    values = _batched(xp, values, rank)
+    # Empty operands left out (the same result): XLA's compiler aborts the process on a slice
+    # of a concatenation's empty operand under jax.jit.
+    kept = [v for v in values if v.shape[axis] != 0]
+    return xp.concat(kept if kept else values[:1], axis=axis)
 
 
 def _stack(xp: Any, values: Sequence[Any], axis: int, rank: int) -> Any:

@@ -488,7 +488,12 @@ class _Library:
             return xp.zeros(0, dtype=xp.float64, device=self.device)
         batch = np.broadcast_shapes(*(_batch_of(v, len(s)) for v, s in parts))
         reshape = arrays.namespace(xp)["_cg"].reshape  # (Dask's: block by block)
-        flat = [reshape(xp.broadcast_to(v, batch + s), (_size(s),), len(s)) for v, s in parts]
+        # (empty parts left out: XLA's compiler aborts the process on a slice of a
+        # concatenation's empty operand under jax.jit, the leaf read of a loop of no steps)
+        flat = [reshape(xp.broadcast_to(v, batch + s), (_size(s),), len(s)) for v, s in parts
+                if _size(s)]
+        if not flat:
+            return xp.zeros(batch + (0,), dtype=xp.float64, device=self.device)
         return xp.concat(flat, axis=-1)
 
 
