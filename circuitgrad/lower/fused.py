@@ -62,6 +62,8 @@ SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
 # point shape, never by the batch, so that a point of a batch runs the code it runs alone.
 MIN_ENTRIES = 1024
 SHORT_ROWS = 64  # a node alone broadcasting over rows shorter than this is a kernel
+SHORT_ROW = 8  # a kernel's rows shorter than this (a vector at AVX-512) run in blocks (_blocked)
+BLOCK = 256  # the most entries of such a block
 
 
 @dataclass
@@ -245,11 +247,18 @@ KERNEL_MACROS = r"""
 #define CG_MASK(w) ((unsigned char)((1u << (w)) - 1))
 #define CG_LOADW(p, j, w) __builtin_ia32_loadupd512_mask((p) + (j), CG_C((p)[j]), CG_MASK(w))
 #define CG_STOREW(q, j, w, v) __builtin_ia32_storeupd512_mask((q) + (j), (v), CG_MASK(w))
+typedef long long cg_i __attribute__((vector_size(64)));  /* the offsets of a gather */
+#define CG_GATHER(a, p, t, j, w) do { cg_i i_; memcpy(&i_, (t) + (j), sizeof(cg_i)); \
+    (a) = __builtin_ia32_gatherdiv8df(CG_C((p)[(t)[j]]), (p), i_, CG_MASK(w), 8); } while (0)
 #elif !defined(__clang__) && CG_W == 4
 #define CG_MASK(w) ((cg_m){0, 1, 2, 3} < (cg_m){(w), (w), (w), (w)})
 #define CG_LOADW(p, j, w) cg_select(CG_MASK(w), __builtin_ia32_maskloadpd256( \
     (const cg_v *)((p) + (j)), CG_MASK(w)), CG_C((p)[j]))
 #define CG_STOREW(q, j, w, v) __builtin_ia32_maskstorepd256((cg_v *)((q) + (j)), CG_MASK(w), (v))
+typedef long long cg_i __attribute__((vector_size(32)));
+#define CG_GATHER(a, p, t, j, w) do { cg_i i_; memcpy(&i_, (t) + (j), sizeof(cg_i)); \
+    (a) = __builtin_ia32_gatherdiv4df(CG_C((p)[(t)[j]]), (p), i_, (cg_v)CG_MASK(w), 8); \
+    } while (0)
 #else
 static inline cg_v cg_loadw(const double *p, int w) {
     cg_lanes u;
@@ -260,6 +269,8 @@ static inline cg_v cg_loadw(const double *p, int w) {
 #define CG_LOADW(p, j, w) cg_loadw((p) + (j), (w))
 #define CG_STOREW(q, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (q)[(j) + l_] = u_.d[l_]; } while (0)
+#define CG_GATHER(a, p, t, j, w) do { cg_lanes u_; int l_; for (l_ = 0; l_ < CG_W; l_++) \
+    u_.d[l_] = (p)[(t)[(j) + (l_ < (w) ? l_ : 0)]]; (a) = u_.v; } while (0)
 #endif
 /* Operand k at index j of the innermost axis, lanes j .. j + w - 1 (unused lanes: lane 0's). */
 #define CG_LOAD(a, p, s, j, w) do { if ((s) == 1) { if ((w) == CG_W) memcpy(&(a), (p) + (j), \
@@ -279,11 +290,20 @@ static inline cg_v cg_loadw(const double *p, int w) {
 /* A sum along the innermost axis: the row's running sum in a register, lanes in order. */
 #define CG_ROW(r, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (r) += u_.d[l_]; } while (0)
+/* A block of short rows (CG_GATHER above: the lanes at the offsets of table t, unused lanes
+   lane 0's): a sum added entry by entry in lane order, a value stored entry by entry. */
+#define CG_SACC(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[(t)[(j) + l_]] += u_.d[l_]; } while (0)
+#define CG_SCATTER(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[(t)[(j) + l_]] = u_.d[l_]; } while (0)
 #else
 #define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
 #define CG_STORE(q, s, j, w, v) ((q)[(j) * (s)] = (v))
 #define CG_ACC(q, s, j, w, v) ((q)[(j) * (s)] += (v))
 #define CG_ROW(r, w, v) ((r) += (v))
+#define CG_GATHER(a, p, t, j, w) ((a) = (p)[(t)[j]])
+#define CG_SACC(q, t, j, w, v) ((q)[(t)[j]] += (v))
+#define CG_SCATTER(q, t, j, w, v) ((q)[(t)[j]] = (v))
 #endif
 """
 
@@ -300,16 +320,23 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     lines = [f"static void cg_k{g}(const long *meta, double *const *ptr) {{",
              f"    const long nd = meta[0], *shape = meta + 1, *sti = shape + nd, "
              f"*sto = sti + {n_in} * nd;",
+             "    /* the block: its axes (the last nb), its entries, each array's stride along",
+             "       it, whether the array has a table (its offset at each entry), the tables */",
+             f"    const long *blk = sto + {n_out} * nd, nb = blk[0], inner = blk[1], "
+             f"*bs = blk + 2, *ht = bs + {n_in + n_out}, *tab = ht + {n_in + n_out};",
              "    const double *const *in = (const double *const *)ptr;",
              f"    double *const *out = ptr + {n_in};",
-             f"    long inner = nd ? shape[nd - 1] : 1, outer = 1, idx[{MAX_RANK}], j, o, d;",
+             f"    long outer = 1, idx[{MAX_RANK}], j, o, d;",
              "    int w;",
-             "    for (d = 0; d + 1 < nd; d++) { outer *= shape[d]; idx[d] = 0; }"]
+             "    for (d = 0; d < nd - nb; d++) { outer *= shape[d]; idx[d] = 0; }"]
     for k in range(n_in):
-        lines.append(f"    long oi{k} = 0; const long si{k} = nd ? sti[{k} * nd + nd - 1] : 0;")
+        lines.append(f"    long oi{k} = 0; const long si{k} = bs[{k}], hi{k} = ht[{k}]; "
+                     f"const long *ti{k} = tab; if (hi{k}) tab += inner + 8;")
     for k in range(n_out):
-        lines.append(f"    long oo{k} = 0; const long so{k} = nd ? sto[{k} * nd + nd - 1] : 0;")
-    body = [f"cg_v a{k}; CG_LOAD(a{k}, p{k}, si{k}, j, w);" for k in range(n_in)]
+        lines.append(f"    long oo{k} = 0; const long so{k} = bs[{n_in + k}], "
+                     f"ho{k} = ht[{n_in + k}]; const long *to{k} = tab; if (ho{k}) tab += inner + 8;")
+    body = [f"cg_v a{k}; if (!hi{k}) CG_LOAD(a{k}, p{k}, si{k}, j, w); "
+            f"else CG_GATHER(a{k}, p{k}, ti{k}, j, w);" for k in range(n_in)]
     names: dict[int, str] = {}
     for i in group.members:
         arg_names, literal = [], []
@@ -325,10 +352,12 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
         body.append(f"const cg_v t{i} = {c_vector_expression(c.op(i), arg_names, literal)};")
     for k, (value, accumulate) in enumerate(stores):
         if accumulate:
-            body.append(f"if (so{k}) CG_ACC(q{k}, so{k}, j, w, {value}); "
+            body.append(f"if (ho{k}) CG_SACC(q{k}, to{k}, j, w, {value}); "
+                        f"else if (so{k}) CG_ACC(q{k}, so{k}, j, w, {value}); "
                         f"else CG_ROW(row{k}, w, {value});")
         else:
-            body.append(f"CG_STORE(q{k}, so{k}, j, w, {value});")
+            body.append(f"if (!ho{k}) CG_STORE(q{k}, so{k}, j, w, {value}); "
+                        f"else CG_SCATTER(q{k}, to{k}, j, w, {value});")
     sums = [k for k, (_, accumulate) in enumerate(stores) if accumulate]
     lines.append("    for (o = 0; o < outer; o++) {")
     lines += [f"        const double *p{k} = in[{k}] + oi{k};" for k in range(n_in)]
@@ -339,8 +368,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     lines.append("            w = inner - j < CG_W ? (int)(inner - j) : CG_W;  /* lanes in use */")
     lines += [f"            {s}" for s in body]
     lines.append("        }")
-    lines += [f"        if (!so{k}) q{k}[0] += row{k};" for k in sums]
-    lines.append("        for (d = nd - 2; d >= 0; d--) {  /* the next outer index */")
+    lines += [f"        if (!so{k} && !ho{k}) q{k}[0] += row{k};" for k in sums]
+    lines.append("        for (d = nd - nb - 1; d >= 0; d--) {  /* the next outer index */")
     lines.append("            idx[d]++;")
     lines += [f"            oi{k} += sti[{k} * nd + d];" for k in range(n_in)]
     lines += [f"            oo{k} += sto[{k} * nd + d];" for k in range(n_out)]
@@ -441,10 +470,62 @@ def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tupl
             strides.append(_strides(o.reshape(batch + kept), shape))
             allocations.append((False, batch + reduced))
     dims, strides = _coalesced(shape, strides)
+    dims, strides, nb, block, steps, tables = _blocked(
+        dims, strides, [False] * len(arrays) + [not empty for empty, _ in allocations])
     if len(dims) > MAX_RANK:  # (NumPy makes no array of more axes; the odometer holds this many)
         raise ShapeError(f"to_fused: {len(dims)} axes in a kernel's loop, more than {MAX_RANK}")
-    meta = np.array([len(dims), *dims, *(s for st in strides for s in st)], dtype=np.int64)
+    meta = np.array([len(dims), *dims, *(s for st in strides for s in st), nb, block, *steps,
+                     *(t is not None for t in tables),
+                     *(x for t in tables if t is not None for x in t)], dtype=np.int64)
     return meta, allocations
+
+
+def _blocked(dims: list[int], strides: list[list[int]], sums: list[bool]) -> tuple:
+    """The kernel's innermost loop: the last axis, or, where its rows are shorter than
+    ``SHORT_ROW``, a block of the last axes of up to ``BLOCK`` entries (the next axis split
+    by a divisor of its length to fill it), run as one row of vectors: an array that steps
+    through the block evenly is read with its step, any other through its table of offsets
+    (a gather; GMM d = 2: rows of 2 entries, 2 of a vector's 8 lanes used). The loop's order,
+    and so each sum's order of terms, is the same; a sum whose output steps unevenly (or not
+    at all) in a block is added entry by entry, in that order.
+
+    Returns the axes, the strides, the block's axes and entries, each array's step, and each
+    array's table (None where it steps evenly).
+
+        >>> dims, strides, nb, block, steps, tables = _blocked([1000, 2], [[2, 1], [0, 1]],
+        ...                                                    [False, False])
+        >>> dims, nb, block, steps, [t is None for t in tables]  # rows of 2: blocks of 125
+        ([8, 125, 2], 2, 250, [1, 0], [True, False])
+    """
+    n = len(strides)
+    if not dims:
+        return dims, strides, 0, 1, [0] * n, [None] * n
+    nb, block = 1, dims[-1]
+    if block < SHORT_ROW:
+        while nb < len(dims) and block * dims[-nb - 1] <= BLOCK:
+            nb += 1
+            block *= dims[-nb]
+        if nb < len(dims):  # part of the next axis: its length's largest divisor that fits
+            size = dims[-nb - 1]
+            part = max(k for k in range(1, BLOCK // block + 1) if size % k == 0)
+            if part > 1:
+                cut = len(dims) - nb - 1
+                dims = dims[:cut] + [size // part, part] + dims[cut + 1:]
+                strides = [st[:cut] + [st[cut] * part, st[cut]] + st[cut + 1:] for st in strides]
+                nb += 1
+                block *= part
+    if nb == 1:
+        return dims, strides, 1, block, [st[-1] for st in strides], [None] * n
+    at = np.indices(dims[-nb:]).reshape(nb, -1)  # each entry's index along the block's axes
+    steps, tables = [], []
+    for st, is_sum in zip(strides, sums):
+        offsets = np.asarray(st[-nb:], dtype=np.int64) @ at
+        step = int(offsets[1] - offsets[0])
+        even = (step or not is_sum) and np.array_equal(offsets, step * np.arange(block))
+        steps.append(step if even else 0)
+        # (padded: a gather's vector of offsets is read whole, its unused lanes masked)
+        tables.append(None if even else np.concatenate([offsets, np.zeros(8, np.int64)]))
+    return dims, strides, nb, block, steps, tables
 
 
 def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:

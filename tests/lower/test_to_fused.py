@@ -337,3 +337,43 @@ def test_a_kernels_plan_is_kept_by_shapes_and_strides():
         assert close(f(*args), g(*args))
     plans = f._namespace["_run"].keywords["plans"]
     assert len(plans) == 4  # the last call's plan was the first's
+
+
+@pytest.mark.parametrize("width", _widths())
+def test_blocks_of_short_rows_are_the_bits_of_rows(width, monkeypatch):
+    # rows shorter than a vector run in blocks of rows (broadcast operands gathered, sums
+    # added entry by entry): the same bits as one row at a time (where that sums entry by
+    # entry too), in a batch as alone, and with an operand read backwards
+    from circuitgrad.lower import cforms, fused, isa
+    monkeypatch.setattr(isa, "default_width", lambda: width)
+    monkeypatch.setattr(cforms, "default_width", lambda: width)
+    short_row = fused.SHORT_ROW
+    rng = np.random.default_rng(width)
+    text = ("E = exp(x - m) * x\nS0 = sum(E, axis=0)\nS1 = sum(E, axis=1)\n"
+            "S2 = sum(E, axis=2)\nS = sum(E)")
+    for n, K, d in ((1000, 5, 2), (12, 7, 3), (7, 1, 1), (250, 3, 5)):
+        shapes = {"x": (n, 1, d), "m": (1, K, d)}
+        f = to_fused(cg.parse(text, shapes=shapes, outputs=["E", "S0", "S1", "S2", "S"]),
+                     min_entries=0)
+        assert f.groups == 1
+        x, m = rng.normal(size=(3, n, 1, d)), rng.normal(size=(1, K, d))
+        blocks = f(x=x[0], m=m)
+        monkeypatch.setattr(fused, "SHORT_ROW", 0)  # one row at a time
+        f._namespace["_run"].keywords["plans"].clear()
+        rows = f(x=x[0], m=m)
+        monkeypatch.setattr(fused, "SHORT_ROW", short_row)
+        f._namespace["_run"].keywords["plans"].clear()
+        # a sum over whole blocks adds entry by entry (one row at a time: a sum per row first)
+        assert all(same_bits(a, b) for a, b in zip(blocks[:4], rows[:4]))
+        total = 0.0
+        for e in blocks.E.ravel():
+            total += float(e)
+        assert same_bits(blocks.S, np.float64(total)) and close(blocks.S, rows.S)
+        assert all(close(a, b) for a, b in zip(blocks, cg.to_numpy(f.circuit)(x=x[0], m=m)))
+        batch = f(x=x, m=m)
+        for k in range(3):
+            alone = f(x=x[k], m=m)
+            assert all(same_bits(a[k], b) for a, b in zip(batch, alone))
+        backwards = f(x=x[0][::-1], m=m[:, ::-1])
+        copied = f(x=np.ascontiguousarray(x[0][::-1]), m=np.ascontiguousarray(m[:, ::-1]))
+        assert all(same_bits(a, b) for a, b in zip(backwards, copied))
