@@ -377,3 +377,46 @@ def test_blocks_of_short_rows_are_the_bits_of_rows(width, monkeypatch):
         backwards = f(x=x[0][::-1], m=m[:, ::-1])
         copied = f(x=np.ascontiguousarray(x[0][::-1]), m=np.ascontiguousarray(m[:, ::-1]))
         assert all(same_bits(a, b) for a, b in zip(backwards, copied))
+
+
+@pytest.mark.parametrize("width", _widths())
+@pytest.mark.parametrize("op", ["logsumexp", "softmax", "log_softmax"])
+def test_row_kernels_are_within_their_bound(op, width, monkeypatch):
+    # logsumexp, softmax, log_softmax along the last axis: one C pass per row (a row per lane
+    # for rows shorter than a vector, else along the vectors), the sum of exp in another order
+    # than NumPy's: within (n + 8)·ε of the scale; specials exactly; a batch its points
+    from circuitgrad.lower import cforms, isa
+    monkeypatch.setattr(isa, "default_width", lambda: width)
+    monkeypatch.setattr(cforms, "default_width", lambda: width)
+    rng = np.random.default_rng(7)
+    eps = np.finfo(float).eps
+    for shape in ((1000, 5), (3, 50), (9,), (2, 8), (4, 17)):
+        c = cg.parse(f"J = {op}(x, axis={len(shape) - 1})", shapes={"x": shape})
+        f, g = to_fused(c), cg.to_numpy(c)
+        assert "_rows(" in f.source
+        x = rng.normal(size=(3,) + shape) * 30
+        got, want = f(x[0]), g(x[0])
+        n = shape[-1]
+        scale = want if op == "softmax" else 1 + np.abs(want)
+        assert np.all(np.abs(got - want) <= (n + 8) * eps * scale)
+        batch = f(x)
+        assert all(same_bits(batch[k], f(x[k])) for k in range(3))
+        assert same_bits(f(x[0][..., ::-1]), f(np.ascontiguousarray(x[0][..., ::-1])))
+    specials = np.array([[np.inf, 1.0, 2.0], [-np.inf, -np.inf, -np.inf], [np.nan, 1.0, 2.0],
+                         [np.inf, -np.inf, 0.0], [1000.0, 1000.0, -1000.0], [-0.0, 0.0, -0.0]])
+    for x in (specials, np.repeat(specials, 4, axis=1)):
+        c = cg.parse(f"J = {op}(x, axis=1)", shapes={"x": x.shape})
+        with np.errstate(all="ignore"):
+            assert close(to_fused(c)(x), cg.to_numpy(c)(x))
+
+
+def test_the_gmm_gradients_logsumexp_is_a_row_kernel():
+    from benchmarks import gmm
+    d, K = 2, 5
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    g = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    f = to_fused(g)
+    assert f.source.count("_rows(0, ") == 2 and "_sp.logsumexp" not in f.source
+    for a, b in zip(f(**at), cg.to_numpy(g)(**at)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
