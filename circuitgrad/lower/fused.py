@@ -41,6 +41,7 @@ import collections
 import ctypes
 import functools
 import math
+import operator
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
+from .program import EXTENSION as _tape
 
 MAX_RANK = 64  # NumPy's limit on axes, batch axes included: the kernel's odometer holds as many
 SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
@@ -492,18 +494,18 @@ def row_kernel_source() -> str:
     along short rows costs ~15 ns a row in NumPy's loops (GMM d = 2, K = 5: the logsumexp over
     1000 rows of 5 entries took 97 µs)."""
     return ROW_KERNELS_C.strip() + (
-        "\n\nvoid cg_rows(int op, const double *x, double *y, long rows, long n) {\n"
-        "    cg_rows_run(op, x, y, rows, n);\n}")
+        "\n\nvoid cg_rows(int op, const long *meta, double *const *ptr) {\n"
+        "    cg_rows_run(op, ptr[0], ptr[1], meta[0], meta[1]);\n}")
 
 
-def run_rows(entry: Any, op: int, x: Any) -> Any:
+def run_rows(kernel: Any, op: int, x: Any) -> Any:
     """A row kernel (``op``: 0 ``logsumexp``, 1 ``softmax``, 2 ``log_softmax``) over the last
     axis of ``x`` (its rows: every other axis, batch axes included)."""
     x = x if type(x) is np.ndarray and x.dtype == np.float64 and x.flags.c_contiguous and \
         x.flags.aligned else np.ascontiguousarray(x, dtype=np.float64)
     n = x.shape[-1]
     y = np.empty(x.shape[:-1] if op == 0 else x.shape)
-    entry(op, x.ctypes.data, y.ctypes.data, x.size // n, n)
+    kernel(op, np.array([x.size // n, n], dtype=np.int64), (x, y), 1)
     return y[()] if not y.ndim else y
 
 
@@ -556,9 +558,9 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
     like an earlier one allocates its results and passes their addresses, nothing more."""
     # (a float64 view whose strides are not whole entries, a field of a structured array:
     # copied, as the kernel's strides count entries; and an unaligned one)
-    arrays = [a if type(a) is np.ndarray and a.dtype == np.float64 and a.flags.aligned else
+    arrays = [a if type(a) is np.ndarray and a.dtype is _FLOAT64 and a.flags.aligned else
               np.array(a, dtype=np.float64) for a in operands]
-    key = (kernel, point, results, *(a.shape for a in arrays), *(a.strides for a in arrays))
+    key = (kernel, point, results, *map(_SHAPE, arrays), *map(_STRIDES, arrays))
     plan = plans.get(key) if plans is not None else None
     if plan is None:
         plan = _kernel_plan(arrays, point, results)
@@ -568,11 +570,14 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
             plans[key] = plan
     meta, allocations = plan
     outs = [np.empty(shape) if empty else np.zeros(shape) for empty, shape in allocations]
-    pointers = (ctypes.c_void_p * (len(arrays) + len(outs)))(
-        *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
-    kernel(meta.ctypes.data, pointers)
-    outs = [o[()] if not o.ndim else o for o in outs]  # a number, as NumPy's reductions give
-    return outs[0] if len(outs) == 1 else tuple(outs)
+    kernel(meta, (*arrays, *outs), len(outs))
+    if len(outs) == 1:
+        return outs[0] if outs[0].ndim else outs[0][()]  # a number, as NumPy's sums give
+    return tuple([o if o.ndim else o[()] for o in outs])
+
+
+_FLOAT64 = np.dtype(np.float64)
+_SHAPE, _STRIDES = operator.attrgetter("shape"), operator.attrgetter("strides")
 
 
 def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tuple
@@ -915,6 +920,24 @@ def tune_malloc() -> bool:
     return _malloc_tuned[0]
 
 
+def kernel_entry(function: Any) -> Any:
+    """``call(g, meta, arrays, nout)``: a library's entry point ``void f(int g, const long
+    *meta, double *const *ptr)`` on ``meta`` (int64) and the arrays' data (the last ``nout``
+    written): the tape extension's ``kernel`` (a buffer per array), else through ctypes
+    (~10 µs a call more here: ``.ctypes.data`` of each array, a pointer array)."""
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    if _tape is not None and hasattr(_tape, "kernel"):
+        return functools.partial(_tape.kernel, address)
+    function.restype = None
+    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+    def call(g: int, meta: np.ndarray, arrays: tuple, nout: int) -> None:
+        function(g, meta.ctypes.data, (ctypes.c_void_p * len(arrays))(
+            *[a.ctypes.data for a in arrays]))
+
+    return call
+
+
 class FusedFunction(NumpyFunction):
     """A tensor circuit with its elementwise chains fused into C kernels: called as a
     :class:`~circuitgrad.NumpyFunction` (points, batches, named outputs).
@@ -940,17 +963,11 @@ class FusedFunction(NumpyFunction):
             namespace["_Outputs"] = outputs(self.circuit.outputs)
         if groups or rows:
             _, library = compile_library(self.c_source, self._opt, self._timeout)
-            entry = library.cg_kernel
-            entry.restype = None
-            entry.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+            entry = kernel_entry(library.cg_kernel)
             for g in range(len(groups)):
                 namespace[f"_kernel{g}"] = functools.partial(entry, g)
             if rows:
-                entry = library.cg_rows
-                entry.restype = None
-                entry.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long,
-                                  ctypes.c_long]
-                namespace["_rows"] = functools.partial(run_rows, entry)
+                namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows))
             self._library = library  # kept alive with the function
         self._namespace = namespace
         self._source = source

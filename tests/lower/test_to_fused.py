@@ -420,3 +420,19 @@ def test_the_gmm_gradients_logsumexp_is_a_row_kernel():
     assert f.source.count("_rows(0, ") == 2 and "_sp.logsumexp" not in f.source
     for a, b in zip(f(**at), cg.to_numpy(g)(**at)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_kernels_run_through_ctypes_without_the_extensions_call(monkeypatch):
+    # the tape extension's kernel() passes the arrays' buffers; without it (an older build)
+    # ctypes passes their addresses: the same numbers
+    from circuitgrad.lower import fused
+    c = cg.grad(cg.parse("J = sum(logsumexp(exp(x) * y + x, axis=1))",
+                         shapes={"x": (300, 5), "y": (300, 5)}))
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(300, 5)), rng.normal(size=(2, 300, 5))
+    with_extension = to_fused(c)(x, y)
+    assert fused._tape is not None and hasattr(fused._tape, "kernel")
+    monkeypatch.setattr(fused, "_tape", None)
+    f = to_fused(c)
+    assert all(same_bits(a, b) for a, b in zip(f(x, y), with_extension))
+    assert all(same_bits(a, b) for a, b in zip(f(x, y[:, ::-1]), to_fused(c)(x, y[:, ::-1])))
