@@ -827,46 +827,77 @@ def _matmul_in_place(a: np.ndarray, la: str, b: np.ndarray, lb: str, lo: str, st
     return R
 
 
-def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
-                 ) -> tuple[str, str, list[Group], _Names]:
+def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
+                 fold: bool = True) -> tuple[str, str, list[Group], _Names, bool, str]:
     """The Python driver (NumPy calls and kernel calls, in schedule order), the C source of
-    the kernels, the groups, and the names of the nodes in the driver."""
+    the kernels, the groups, the names of the nodes in the driver, whether it calls row
+    kernels, and (``fold``) the lines of the values that depend on no input (the gradient's
+    ``broadcast_to(0.5, (K,))`` ...), run once when the function is built."""
     groups, schedule = fusion_groups(c, min_entries)
     names = _Names(c, registers=False)
-    lines = [f"def {name}({', '.join(names.params)}):"]
+    outputs_set = set(c.output_ids)
+    first_readers: dict[int, list[int]] = collections.defaultdict(list)
+    for i, _op, args, _params, _shape in c.records():
+        if args:
+            first_readers[args[0]].append(i)
+    folded: set[int] = set()
+    body: list[tuple[str, int, str, list[int]]] = []  # (kind, node or group, line, reads)
+    prelude: list[str] = []
     rows = False
     for kind, k in schedule:
+        if kind == "node" and fold and k not in outputs_set and c.args(k) and all(
+                a in folded or c.op(a) == "const" for a in c.args(k)) and not any(
+                names._in_place(r) is not None for r in first_readers[k]):
+            folded.add(k)  # a constant: computed once (nothing writes it in place)
+            prelude.append(f"{names.names[k]} = {names.code(k)}")
+            continue
         if kind == "node" and row_op(c, k):
             rows = True
             x = names.names[c.args(k)[0]]
-            lines.append(f"    {names.names[k]} = _rows({ROW_OPS.index(c.op(k))}, {x})")
+            body.append((kind, k, f"    {names.names[k]} = _rows({ROW_OPS.index(c.op(k))}, {x})",
+                         [c.args(k)[0]]))
             continue
         if kind == "node":
-            lines.append(f"    {names.names[k]} = {names.code(k)}")
+            body.append((kind, k, f"    {names.names[k]} = {names.code(k)}", list(c.args(k))))
             continue
         if kind == "contract":
             m = c.args(k)[0]
             letters = "abcdefghijklmnopqrstuvwxyz"[:len(c.shape(m))]
             (a, _), (b, _) = (operand(c, x, letters, c.shape(m)) for x in c.args(m))
             la, lb, lo, point, repeats = contraction_spec(c, k)
-            lines.append(f"    {names.names[k]} = _contract({names.names[a]}, {names.names[b]}, "
-                         f"{la!r}, {lb!r}, {lo!r}, {point!r}{', ' + str(repeats) if repeats > 1 else ''})")
+            body.append((kind, k, f"    {names.names[k]} = _contract({names.names[a]}, "
+                         f"{names.names[b]}, {la!r}, {lb!r}, {lo!r}, {point!r}"
+                         f"{', ' + str(repeats) if repeats > 1 else ''})", [a, b]))
             continue
         group = groups[k]
         rank = len(group.shape)
-        operands = []
+        operands, reads = [], []
         for a in group.operands:
-            arg = names.names[a]
+            # a broadcast's source, its new axes of length 1 (the kernel broadcasts them), not
+            # the broadcast: np.broadcast_to costs ~10 µs a call
+            arg, read = _broadcast_view(c, a, names) if c.op(a) == "broadcast_to" and \
+                a not in folded else (names.names[a], a)
+            reads.append(read)
             r = len(c.shape(a))
             # batch axes in front of the point axes, as Primitive.code aligns them
-            operands.append(align(arg, r, rank) if r < rank and c.op(a) != "const" else arg)
+            operands.append(align(arg, r, rank) if r < rank and c.op(read) != "const"
+                            else arg)
         specs = [None] * len(group.results) + [
             _reduced_view(c, s, group.shape) for s, _ in group.sums]
         targets = ", ".join([names.names[i] for i in group.results]
                             + [names.names[s] for s, _ in group.sums])
         tail = "," if len(group.operands) == 1 else ""
-        lines.append(f"    {targets} = _run(_kernel{k}, ({', '.join(operands)}{tail}), "
-                     f"{group.shape!r}, {tuple(specs)!r})")
+        body.append((kind, k, f"    {targets} = _run(_kernel{k}, ({', '.join(operands)}{tail}), "
+                     f"{group.shape!r}, {tuple(specs)!r})", reads))
+    # the lines whose values nothing reads (a broadcast only kernels and matmuls read): none
+    needed = set(c.output_ids)
+    kept = []
+    for kind, k, line, reads in reversed(body):
+        if kind == "node" and k not in needed:
+            continue
+        kept.append(line)
+        needed.update(reads)
+    lines = [f"def {name}({', '.join(names.params)}):", *reversed(kept)]
     returned = [names.names[i] for i in c.output_ids]
     if len(returned) == 1:
         lines.append(f"    return {returned[0]}")
@@ -884,7 +915,19 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
     entry += ["    }", "}"]
     source = "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(ops),
                            KERNEL_MACROS.strip(), *kernels, "\n".join(entry)])
-    return "\n".join(lines), source + "\n", groups, names, rows
+    return "\n".join(lines), source + "\n", groups, names, rows, "\n".join(prelude)
+
+
+def _broadcast_view(c: Circuit, b: int, names: _Names) -> tuple[str, int]:
+    """The source of broadcast node ``b`` with the new point axes as length-1 axes (a view
+    that a kernel broadcasts), and the source node; a number as it is."""
+    x = c.args(b)[0]
+    if _literal_const(c, x):
+        return names.names[x], x
+    n, rank, axis = len(c.shape(b)), len(c.shape(x)), (c.params(b) or {}).get("axis")
+    new = ["None"] + [":"] * (n - 1 - axis) if axis is not None else \
+        ["None"] * (n - rank) + [":"] * rank
+    return f"{names.names[x]}[..., {', '.join(new)}]", x
 
 
 # glibc's malloc hands an array of more than its (adaptive) threshold back to the system when
@@ -954,7 +997,7 @@ class FusedFunction(NumpyFunction):
 
     def _compile(self) -> None:
         tune_malloc()
-        source, self.c_source, groups, names, rows = fused_source(
+        source, self.c_source, groups, names, rows, prelude = fused_source(
             self.circuit, self._name, self._min_entries)
         self.groups = len(groups)
         namespace = {**NAMESPACE, **names.constants, **names.lists, "_contract": contract,
@@ -969,6 +1012,13 @@ class FusedFunction(NumpyFunction):
             if rows:
                 namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows))
             self._library = library  # kept alive with the function
+        if prelude:
+            try:  # the values that depend on no input, once
+                with np.errstate(all="ignore"):
+                    exec(compile(prelude, f"<circuitgrad fused {self._name} constants>", "exec"),
+                         namespace)
+            except Exception:  # (a refusal: raised by the calls, as to_numpy raises it)
+                source = fused_source(self.circuit, self._name, self._min_entries, fold=False)[0]
         self._namespace = namespace
         self._source = source
         self._code = compile(source, f"<circuitgrad fused {self._name}>", "exec")

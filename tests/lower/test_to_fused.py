@@ -436,3 +436,21 @@ def test_kernels_run_through_ctypes_without_the_extensions_call(monkeypatch):
     f = to_fused(c)
     assert all(same_bits(a, b) for a, b in zip(f(x, y), with_extension))
     assert all(same_bits(a, b) for a, b in zip(f(x, y[:, ::-1]), to_fused(c)(x, y[:, ::-1])))
+
+
+def test_values_of_no_input_are_computed_once_and_broadcasts_are_views():
+    # the gradient's broadcast_to(0.5, (K,)) ... depend on no input: computed when the
+    # function is built; a broadcast that only kernels read is its source with length-1 axes
+    from benchmarks import gmm
+    d, K = 2, 5
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    g = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    f, plain = to_fused(g), cg.to_numpy(g)
+    assert "_cg.broadcast_to(0.5" in plain.source and "_cg.broadcast_to(0.5" not in f.source
+    assert "v30[..., None]" in f.source  # logsumexp's value broadcast over its row
+    assert f.source.count("_cg.broadcast_to(") < plain.source.count("_cg.broadcast_to(") - 5
+    for _ in range(2):
+        for a, b in zip(f(**at), plain(**at)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
