@@ -17,8 +17,12 @@ all run the same code, point by point the same operations as one point alone.
 
 A sum of a product is one ``matmul`` (:func:`contract`), on views and written in place when it
 has one row, one contracted and one column letter; one whose operands vary along the same axes
-(dot products) is accumulated in a kernel instead. Where the time went, and why these
-choices: docs/compiled.md, "Tensor circuits: to_fused".
+(dot products) is accumulated in a kernel instead. Rows shorter than a vector run in blocks of
+rows (:func:`_blocked`: broadcast operands gathered). ``logsumexp``, ``softmax`` and
+``log_softmax`` along the last axis are row kernels (:func:`row_kernel_source`). The values
+that depend on no input are computed once, when the function is built; a broadcast that only
+kernels read is passed as its source. Where the time went, and why these choices:
+docs/compiled.md, "Tensor circuits: to_fused".
 
 Numbers: the kernels evaluate the table's C forms, the statements ``to_c`` and the tape run,
 so a fused value equals ``to_c``'s bit for bit and ``to_numpy``'s within the per-operation
