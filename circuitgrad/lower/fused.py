@@ -63,6 +63,8 @@ from .program import EXTENSION as _tape
 
 MAX_RANK = 64  # NumPy's limit on axes, batch axes included: the kernel's odometer holds as many
 SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
+# correctly rounded: NumPy's loops give the same bits whatever the operands' strides
+EXACT_ARITHMETIC = ("add", "sub", "mul", "div")
 # A kernel call costs ~10 µs in Python (shapes, strides, pointers) where NumPy's call on a small
 # array costs ~1 µs: groups whose points have fewer entries stay NumPy calls. Decided by the
 # point shape, never by the batch, so that a point of a batch runs the code it runs alone.
@@ -841,9 +843,25 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
     names = _Names(c, registers=False)
     outputs_set = set(c.output_ids)
     first_readers: dict[int, list[int]] = collections.defaultdict(list)
+    readers: dict[int, set[int]] = collections.defaultdict(set)
     for i, _op, args, _params, _shape in c.records():
         if args:
             first_readers[args[0]].append(i)
+        for a in args:
+            readers[a].add(i)
+    group_of = {i: g for g, group in enumerate(groups) for i in group.members}
+    contracted = {m for kind, k in schedule if kind == "contract" for m in c.args(k)}
+
+    def _reads_broadcast_view(c: Circuit, r: int, b: int) -> bool:
+        """Reader ``r`` of broadcast ``b`` gives the same values from ``b``'s source with
+        length-1 axes: a kernel (it broadcasts), a product a matmul reads through ``b``, or
+        an exact arithmetic node of ``b``'s shape whose other operand has that shape."""
+        if r in group_of or r in contracted:
+            return True
+        return c.op(r) in EXACT_ARITHMETIC and c.shape(r) == c.shape(b) and any(
+            o != b and c.shape(o) == c.shape(r) and c.op(o) != "broadcast_to"
+            for o in c.args(r))
+
     folded: set[int] = set()
     body: list[tuple[str, int, str, list[int]]] = []  # (kind, node or group, line, reads)
     prelude: list[str] = []
@@ -860,6 +878,11 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
             x = names.names[c.args(k)[0]]
             body.append((kind, k, f"    {names.names[k]} = _rows({ROW_OPS.index(c.op(k))}, {x})",
                          [c.args(k)[0]]))
+            continue
+        if kind == "node" and c.op(k) == "broadcast_to" and k not in outputs_set and all(
+                _reads_broadcast_view(c, r, k) for r in readers[k]):
+            view, source = _broadcast_view(c, k, names)
+            body.append((kind, k, f"    {names.names[k]} = {view}", [source]))
             continue
         if kind == "node":
             body.append((kind, k, f"    {names.names[k]} = {names.code(k)}", list(c.args(k))))
