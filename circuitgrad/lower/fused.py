@@ -56,6 +56,7 @@ from .guarded import guarded
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
+from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
@@ -884,6 +885,11 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
             view, source = _broadcast_view(c, k, names)
             body.append((kind, k, f"    {names.names[k]} = {view}", [source]))
             continue
+        if kind == "node" and _covering_scatter(c, k):
+            v = c.args(k)[0]
+            body.append((kind, k, f"    {names.names[k]} = _cover({names.names[v]}, "
+                         f"{len(c.shape(v))}, {tuple(c.shape(k))!r})", [v]))
+            continue
         if kind == "node":
             body.append((kind, k, f"    {names.names[k]} = {names.code(k)}", list(c.args(k))))
             continue
@@ -943,6 +949,27 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
     source = "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(ops),
                            KERNEL_MACROS.strip(), *kernels, "\n".join(entry)])
     return "\n".join(lines), source + "\n", groups, names, rows, "\n".join(prelude)
+
+
+def _covering_scatter(c: Circuit, k: int) -> bool:
+    """Node ``k`` is a ``scatter_add`` of one value into a place that is the whole array, its
+    entries in order (the index new axes and whole slices only: the adjoint of ``x[:, None]``):
+    zeros with the value added there are ``0.0 + value`` reshaped (:func:`cover`)."""
+    if c.op(k) != "scatter_add" or len(c.args(k)) != 1:
+        return False
+    (index,) = (c.params(k) or {})["indices"]
+    shape = tuple(c.shape(k))
+    text = index_text(index, shape)
+    return math.prod(c.shape(c.args(k)[0])) == math.prod(shape) and all(
+        part.strip() in (":", "None") for part in text.split(","))
+
+
+def cover(value: Any, rank: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``0.0 + value`` as points of ``shape`` (``value``'s points have ``rank`` axes, the same
+    entries in the same order): ``scatter_add``'s zeros plus the value, in one pass (-0.0
+    entries become +0.0 as there)."""
+    value = np.asarray(value)
+    return np.add(0.0, np.reshape(value, value.shape[:value.ndim - rank] + shape))
 
 
 def _broadcast_view(c: Circuit, b: int, names: _Names) -> tuple[str, int]:
@@ -1028,6 +1055,7 @@ class FusedFunction(NumpyFunction):
             self.circuit, self._name, self._min_entries)
         self.groups = len(groups)
         namespace = {**NAMESPACE, **names.constants, **names.lists, "_contract": contract,
+                     "_cover": cover,
                      "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)

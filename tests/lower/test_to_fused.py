@@ -456,3 +456,16 @@ def test_values_of_no_input_are_computed_once_and_broadcasts_are_views():
         for a, b in zip(f(**at), plain(**at)):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
+
+
+def test_a_scatter_into_the_whole_array_is_one_addition():
+    # the adjoint of x[:, None, :] (a place that is the whole array): 0.0 + the value
+    # reshaped, as scatter_add's zeros plus it (-0.0 becomes +0.0), in a batch too
+    c = cg.grad(cg.parse("J = sum(x[:, None, :] * y)", shapes={"x": (3, 4), "y": (3, 1, 4)}))
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    assert "_cover(" in f.source and "_cg.scatter_add(" in g.source
+    y = np.array([[[-0.0, 1.0, np.inf, -2.0]], [[0.0, -0.0, 3.0, np.nan]], [[1.0] * 4]])
+    x = np.ones((2, 3, 4))
+    for got, want in zip(f(x=x, y=y), g(x=x, y=y)):
+        assert same_bits(got, want)
+    assert not np.signbit(f(x=x[0], y=y).dJ_dx[0, 0])
