@@ -723,10 +723,21 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     ``matmul``: the letters of both operands and the output stack, those of both only are
     contracted, the others are the rows and columns. The points' batch axes stay stacking axes
     of the matmul, so a point of a batch runs the product a point alone runs."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a = a if type(a) is np.ndarray and a.dtype is _FLOAT64 else np.asarray(a, dtype=np.float64)
+    b = b if type(b) is np.ndarray and b.dtype is _FLOAT64 else np.asarray(b, dtype=np.float64)
     wanted = lo
     (ones_a, alone_a, la), (ones_b, alone_b, lb), lo, (stack, inner, rows, cols) = \
         _contraction_letters(la, lb, lo)
+    if not alone_a and not alone_b and len(rows) <= 1 and len(cols) <= 1 and len(inner) <= 1:
+        # the common case, its axes kept by the letters and ranks (~12 -> ~5 µs of Python)
+        if ones_a:
+            a = a.squeeze(ones_a)
+        if ones_b:
+            b = b.squeeze(ones_b)
+        R, nb = _matmul_views(a, b, *_views_plan(la, lb, lo, "".join(stack), "".join(rows),
+                                                  "".join(inner), "".join(cols), a.ndim,
+                                                  b.ndim))
+        return _carried(R, nb, repeats, lo, wanted, point)
     if ones_a:
         a = np.squeeze(a, axis=ones_a)
     if ones_b:
@@ -760,13 +771,70 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
         order = tuple(range(nb)) + tuple(nb + now.index(ch) for ch in lo)
         if order != tuple(range(R.ndim)):  # contiguous, for the kernels' vectors that read it
             R = np.ascontiguousarray(np.transpose(R, order))
+    return _carried(R, nb, repeats, lo, wanted, point)
+
+
+def _carried(R: np.ndarray, nb: int, repeats: int, lo: str, wanted: str,
+             point: tuple[int, ...]) -> np.ndarray:
+    """A contraction's matmul ``R`` (``nb`` batch axes, then ``lo``'s) as the sum node's value:
+    each term ``repeats`` times, the kept and the constant axes of the point put back."""
     if repeats != 1:  # each term summed that many times: a product's sum along a constant axis
         R = R * float(repeats)
     carried = tuple(n if ch in lo else 1 for ch, n in zip(wanted, point))
-    R = np.reshape(R, R.shape[:nb] + carried)
+    R = R.reshape(R.shape[:nb] + carried)
     if carried != tuple(point):  # an axis along which neither operand varies: the same sums
         R = np.array(np.broadcast_to(R, R.shape[:nb] + tuple(point)))
     return R
+
+
+@functools.lru_cache(maxsize=4096)
+def _views_plan(la: str, lb: str, lo: str, stack: str, rows: str, inner: str, cols: str,
+                nd_a: int, nd_b: int) -> tuple:
+    """What :func:`_matmul_in_place` does by the letters and the operands' ranks: whether the
+    operands swap (the output's last axis the columns', for BLAS), each operand's axes and
+    the index that adds a missing row or column axis, where each output letter's size is
+    (operand, axis), the batch ranks, and the output view's axes and index."""
+    swap = bool(rows) and (not cols or lo[-1] == rows[0])
+    if swap:
+        la, lb, rows, cols, nd_a, nd_b = lb, la, cols, rows, nd_b, nd_a
+
+    def axes(nd: int, lx: str, order: str) -> tuple[int, ...]:
+        nb = nd - len(lx)
+        return tuple(range(nb)) + tuple(nb + lx.index(ch) for ch in order)
+
+    def index(first: str, second: str) -> tuple:
+        if not first:
+            return (Ellipsis, None, slice(None)) if second else (Ellipsis, None, None)
+        return (Ellipsis,) if second else (Ellipsis, None)
+
+    sizes = tuple((0, nd_a - len(la) + la.index(ch)) if ch in la else
+                  (1, nd_b - len(lb) + lb.index(ch)) for ch in lo)
+    nba, nbb = nd_a - len(la), nd_b - len(lb)
+    nb = max(nba, nbb)
+    order = stack + rows + cols
+    out_axes = tuple(range(nb)) + tuple(nb + lo.index(ch) for ch in order)
+    return (swap, axes(nd_a, la, stack + rows + inner), index(rows, inner),
+            axes(nd_b, lb, stack + inner + cols), index(inner, cols), sizes, nba, nbb,
+            out_axes, index(rows, cols))
+
+
+def _matmul_views(a: np.ndarray, b: np.ndarray, swap: bool, axes_a: tuple, index_a: tuple,
+                  axes_b: tuple, index_b: tuple, sizes: tuple, nba: int, nbb: int,
+                  out_axes: tuple, index_out: tuple) -> tuple[np.ndarray, int]:
+    """:func:`_matmul_in_place` with its plan (:func:`_views_plan`): the same calls."""
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    if not b.flags.c_contiguous:
+        b = np.ascontiguousarray(b)
+    if swap:
+        a, b = b, a
+    ba, bb = a.shape[:nba], b.shape[:nbb]
+    batch = ba if ba == bb or not bb else bb if not ba else np.broadcast_shapes(ba, bb)
+    shapes = (a.shape, b.shape)
+    R = np.empty(batch + tuple([shapes[w][k] for w, k in sizes]))
+    np.matmul(a.transpose(axes_a)[index_a], b.transpose(axes_b)[index_b],
+              out=R.transpose(out_axes)[index_out])
+    return R, len(batch)
 
 
 @functools.lru_cache(maxsize=4096)
