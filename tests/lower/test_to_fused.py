@@ -107,6 +107,8 @@ def test_a_node_of_several_numpy_passes_alone_is_a_kernel():
     ("J = sum(W * x, axis=0)", {"W": (40, 30), "x": (40, 1)}),
     ("J = sum(u * v, axis=2)", {"u": (5, 4, 1, 6), "v": (4, 3, 6)}),  # stacked, broadcast
     ("J = sum(exp(u) * v, axis=0)", {"u": (8, 1), "v": (9,)}),  # an outer product's sum
+    # GMM's L·(x − μ) at d = 2: 2 × 2 times 2 × 100, then copied into the output's layout
+    ("J = sum(Q * c, axis=3)", {"Q": (1, 5, 2, 2), "c": (100, 5, 1, 2)}),
 ])
 def test_a_sum_of_a_product_is_one_matmul(text, shapes):
     c = cg.parse(text, shapes=shapes)
