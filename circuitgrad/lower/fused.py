@@ -433,23 +433,24 @@ static void cg_rows_run(int op, const double *x, double *y, long rows, long n) {
     if (n < CG_W) {
         for (r = 0; r < rows; r += CG_W) {
             const double *p = x + r * n;
-            cg_v m, a, e, s, v;
+            cg_v m, a, e, s, v, xs[CG_W];  /* the row's entries, gathered once */
             w = rows - r < CG_W ? (int)(rows - r) : CG_W;  /* rows in use */
             for (l = 0; l < 8; l++) t[l] = (l < w ? l : 0) * n;
-            CG_GATHER(m, p, t, 0, w);
-            for (k = 1; k < n; k++) { CG_GATHER(a, p + k, t, 0, w); m = cgv_maximum(w, m, a); }
+            for (k = 0; k < n; k++) CG_GATHER(xs[k], p + k, t, 0, w);
+            m = xs[0];
+            for (k = 1; k < n; k++) m = cgv_maximum(w, m, xs[k]);
             m = CG_SHIFT(m);
             s = CG_C(0.0);
             for (k = 0; k < n; k++) {
-                CG_GATHER(a, p + k, t, 0, w);
-                e = cgv_exp(w, a - m);
+                e = cgv_exp(w, xs[k] - m);
                 s = k ? s + e : e;
+                if (op == 1) xs[k] = e;  /* softmax: exp(x - shift), divided below */
             }
             if (op == 0) { v = cgv_log(w, s) + m; CG_STORE(y, 1, r, w, v); continue; }
             if (op == 2) s = cgv_log(w, s);
             for (k = 0; k < n; k++) {
-                CG_GATHER(a, p + k, t, 0, w);
-                v = op == 1 ? cgv_exp(w, a - m) / s : (a - m) - s;
+                a = xs[k];
+                v = op == 1 ? a / s : (a - m) - s;
                 CG_SCATTER(y + r * n + k, t, 0, w, v);
             }
         }
