@@ -47,6 +47,7 @@ import functools
 import math
 import operator
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1162,10 +1163,13 @@ class FusedFunction(NumpyFunction):
             self._library = library  # kept alive with the function
         if prelude:
             try:  # the values that depend on no input, once
-                with np.errstate(all="ignore"):
+                with warnings.catch_warnings(record=True) as warned:
+                    warnings.simplefilter("always")
                     exec(compile(prelude, f"<circuitgrad fused {self._name} constants>", "exec"),
                          namespace)
             except Exception:  # (a refusal: raised by the calls, as to_numpy raises it)
+                warned = [True]
+            if warned:  # (a warning too: each call warns, as to_numpy's)
                 source = fused_source(self.circuit, self._name, self._min_entries, fold=False)[0]
         self._namespace = namespace
         self._source = source

@@ -471,3 +471,4 @@ def test_a_scatter_into_the_whole_array_is_one_addition():
     for got, want in zip(f(x=x, y=y), g(x=x, y=y)):
         assert same_bits(got, want)
     assert not np.signbit(f(x=x[0], y=y).dJ_dx[0, 0])
+
