@@ -405,7 +405,57 @@ tape_run_point(PyObject *self, PyObject *args)
     return result;
 }
 
+/* kernel(address, g, meta, arrays): run kernel g of a to_fused library, whose entry point
+   void cg_kernel(int g, const long *meta, double *const *ptr) is at address: meta an int64
+   buffer, arrays a tuple of float64 arrays (any strides: the kernel reads meta's), the
+   operands first, then the results (written). Through ctypes this cost ~10 us a call here
+   (.ctypes.data of each array, the pointer array, ctypes' call), most of a small kernel. */
+#define CG_KERNEL_ARRAYS 64
+typedef void (*cg_kernel_entry)(int, const long *, double *const *);
+
+static PyObject *
+tape_kernel(PyObject *self, PyObject *args)
+{
+    unsigned long long address;
+    int g, nout;
+    PyObject *o_meta, *o_arrays;
+    Py_buffer bmeta, views[CG_KERNEL_ARRAYS];
+    double *ptr[CG_KERNEL_ARRAYS];
+    if (!PyArg_ParseTuple(args, "KiOO!i", &address, &g, &o_meta, &PyTuple_Type, &o_arrays,
+                          &nout))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(o_arrays), k;
+    if (n > CG_KERNEL_ARRAYS || nout > n || nout < 0) {
+        PyErr_SetString(PyExc_ValueError, "_tape.kernel: too many arrays");
+        return NULL;
+    }
+    if (get_buffer(o_meta, &bmeta, 8, 0, "meta") < 0) return NULL;
+    for (k = 0; k < n; k++) {
+        int writable = k >= n - nout;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(o_arrays, k), &views[k],
+                               PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+            goto fail;
+        if (views[k].itemsize != 8 || !views[k].format || strcmp(views[k].format, "d")) {
+            PyErr_SetString(PyExc_TypeError, "_tape.kernel: float64 arrays only");
+            PyBuffer_Release(&views[k]);
+            goto fail;
+        }
+        ptr[k] = views[k].buf;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    ((cg_kernel_entry)(uintptr_t)address)(g, bmeta.buf, ptr);
+    Py_END_ALLOW_THREADS
+    for (k = 0; k < n; k++) PyBuffer_Release(&views[k]);
+    PyBuffer_Release(&bmeta);
+    Py_RETURN_NONE;
+fail:
+    while (k-- > 0) PyBuffer_Release(&views[k]);
+    PyBuffer_Release(&bmeta);
+    return NULL;
+}
+
 static PyMethodDef tape_methods[] = {
+    {"kernel", tape_kernel, METH_VARARGS, "Run a to_fused kernel (see the C source)."},
     {"arguments", tape_arguments, METH_O, "Argument tuples as int32 rows (see the C source)."},
     {"call", tape_call, METH_VARARGS, "Call a to_c entry point (see the C source)."},
     {"call_point", tape_call_point, METH_VARARGS, "A to_c entry point at one point."},

@@ -17,8 +17,12 @@ all run the same code, point by point the same operations as one point alone.
 
 A sum of a product is one ``matmul`` (:func:`contract`), on views and written in place when it
 has one row, one contracted and one column letter; one whose operands vary along the same axes
-(dot products) is accumulated in a kernel instead. Where the time went, and why these
-choices: docs/compiled.md, "Tensor circuits: to_fused".
+(dot products) is accumulated in a kernel instead. Rows shorter than a vector run in blocks of
+rows (:func:`_blocked`: broadcast operands gathered). ``logsumexp``, ``softmax`` and
+``log_softmax`` along the last axis are row kernels (:func:`row_kernel_source`). The values
+that depend on no input are computed once, when the function is built; a broadcast that only
+kernels read is passed as its source. Where the time went, and why these choices:
+docs/compiled.md, "Tensor circuits: to_fused".
 
 Numbers: the kernels evaluate the table's C forms, the statements ``to_c`` and the tape run,
 so a fused value equals ``to_c``'s bit for bit and ``to_numpy``'s within the per-operation
@@ -41,7 +45,9 @@ import collections
 import ctypes
 import functools
 import math
+import operator
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,17 +57,23 @@ from .guarded import guarded
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
+from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
+from .program import EXTENSION as _tape
 
 MAX_RANK = 64  # NumPy's limit on axes, batch axes included: the kernel's odometer holds as many
 SUMS = ("sum", "sum_to")  # the reductions a kernel accumulates
+# correctly rounded: NumPy's loops give the same bits whatever the operands' strides
+EXACT_ARITHMETIC = ("add", "sub", "mul", "div")
 # A kernel call costs ~10 µs in Python (shapes, strides, pointers) where NumPy's call on a small
 # array costs ~1 µs: groups whose points have fewer entries stay NumPy calls. Decided by the
 # point shape, never by the batch, so that a point of a batch runs the code it runs alone.
 MIN_ENTRIES = 1024
 SHORT_ROWS = 64  # a node alone broadcasting over rows shorter than this is a kernel
+SHORT_ROW = 8  # a kernel's rows shorter than this (a vector at AVX-512) run in blocks (_blocked)
+BLOCK = 256  # the most entries of such a block
 
 
 @dataclass
@@ -245,11 +257,18 @@ KERNEL_MACROS = r"""
 #define CG_MASK(w) ((unsigned char)((1u << (w)) - 1))
 #define CG_LOADW(p, j, w) __builtin_ia32_loadupd512_mask((p) + (j), CG_C((p)[j]), CG_MASK(w))
 #define CG_STOREW(q, j, w, v) __builtin_ia32_storeupd512_mask((q) + (j), (v), CG_MASK(w))
+typedef long long cg_i __attribute__((vector_size(64)));  /* the offsets of a gather */
+#define CG_GATHER(a, p, t, j, w) do { cg_i i_; memcpy(&i_, (t) + (j), sizeof(cg_i)); \
+    (a) = __builtin_ia32_gatherdiv8df(CG_C((p)[(t)[j]]), (p), i_, CG_MASK(w), 8); } while (0)
 #elif !defined(__clang__) && CG_W == 4
 #define CG_MASK(w) ((cg_m){0, 1, 2, 3} < (cg_m){(w), (w), (w), (w)})
 #define CG_LOADW(p, j, w) cg_select(CG_MASK(w), __builtin_ia32_maskloadpd256( \
     (const cg_v *)((p) + (j)), CG_MASK(w)), CG_C((p)[j]))
 #define CG_STOREW(q, j, w, v) __builtin_ia32_maskstorepd256((cg_v *)((q) + (j)), CG_MASK(w), (v))
+typedef long long cg_i __attribute__((vector_size(32)));
+#define CG_GATHER(a, p, t, j, w) do { cg_i i_; memcpy(&i_, (t) + (j), sizeof(cg_i)); \
+    (a) = __builtin_ia32_gatherdiv4df(CG_C((p)[(t)[j]]), (p), i_, (cg_v)CG_MASK(w), 8); \
+    } while (0)
 #else
 static inline cg_v cg_loadw(const double *p, int w) {
     cg_lanes u;
@@ -260,6 +279,8 @@ static inline cg_v cg_loadw(const double *p, int w) {
 #define CG_LOADW(p, j, w) cg_loadw((p) + (j), (w))
 #define CG_STOREW(q, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (q)[(j) + l_] = u_.d[l_]; } while (0)
+#define CG_GATHER(a, p, t, j, w) do { cg_lanes u_; int l_; for (l_ = 0; l_ < CG_W; l_++) \
+    u_.d[l_] = (p)[(t)[(j) + (l_ < (w) ? l_ : 0)]]; (a) = u_.v; } while (0)
 #endif
 /* Operand k at index j of the innermost axis, lanes j .. j + w - 1 (unused lanes: lane 0's). */
 #define CG_LOAD(a, p, s, j, w) do { if ((s) == 1) { if ((w) == CG_W) memcpy(&(a), (p) + (j), \
@@ -279,11 +300,23 @@ static inline cg_v cg_loadw(const double *p, int w) {
 /* A sum along the innermost axis: the row's running sum in a register, lanes in order. */
 #define CG_ROW(r, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (r) += u_.d[l_]; } while (0)
+/* Lane 0 of v at q[j]. */
+#define CG_STOREW1(q, j, v) do { cg_lanes u_ = {v}; (q)[j] = u_.d[0]; } while (0)
+/* A block of short rows (CG_GATHER above: the lanes at the offsets of table t, unused lanes
+   lane 0's): a sum added entry by entry in lane order, a value stored entry by entry. */
+#define CG_SACC(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[(t)[(j) + l_]] += u_.d[l_]; } while (0)
+#define CG_SCATTER(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+    (q)[(t)[(j) + l_]] = u_.d[l_]; } while (0)
 #else
 #define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
 #define CG_STORE(q, s, j, w, v) ((q)[(j) * (s)] = (v))
 #define CG_ACC(q, s, j, w, v) ((q)[(j) * (s)] += (v))
 #define CG_ROW(r, w, v) ((r) += (v))
+#define CG_GATHER(a, p, t, j, w) ((a) = (p)[(t)[j]])
+#define CG_STOREW1(q, j, v) ((q)[j] = (v))
+#define CG_SACC(q, t, j, w, v) ((q)[(t)[j]] += (v))
+#define CG_SCATTER(q, t, j, w, v) ((q)[(t)[j]] = (v))
 #endif
 """
 
@@ -300,16 +333,23 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     lines = [f"static void cg_k{g}(const long *meta, double *const *ptr) {{",
              f"    const long nd = meta[0], *shape = meta + 1, *sti = shape + nd, "
              f"*sto = sti + {n_in} * nd;",
+             "    /* the block: its axes (the last nb), its entries, each array's stride along",
+             "       it, whether the array has a table (its offset at each entry), the tables */",
+             f"    const long *blk = sto + {n_out} * nd, nb = blk[0], inner = blk[1], "
+             f"*bs = blk + 2, *ht = bs + {n_in + n_out}, *tab = ht + {n_in + n_out};",
              "    const double *const *in = (const double *const *)ptr;",
              f"    double *const *out = ptr + {n_in};",
-             f"    long inner = nd ? shape[nd - 1] : 1, outer = 1, idx[{MAX_RANK}], j, o, d;",
+             f"    long outer = 1, idx[{MAX_RANK}], j, o, d;",
              "    int w;",
-             "    for (d = 0; d + 1 < nd; d++) { outer *= shape[d]; idx[d] = 0; }"]
+             "    for (d = 0; d < nd - nb; d++) { outer *= shape[d]; idx[d] = 0; }"]
     for k in range(n_in):
-        lines.append(f"    long oi{k} = 0; const long si{k} = nd ? sti[{k} * nd + nd - 1] : 0;")
+        lines.append(f"    long oi{k} = 0; const long si{k} = bs[{k}], hi{k} = ht[{k}]; "
+                     f"const long *ti{k} = tab; if (hi{k}) tab += inner + 8;")
     for k in range(n_out):
-        lines.append(f"    long oo{k} = 0; const long so{k} = nd ? sto[{k} * nd + nd - 1] : 0;")
-    body = [f"cg_v a{k}; CG_LOAD(a{k}, p{k}, si{k}, j, w);" for k in range(n_in)]
+        lines.append(f"    long oo{k} = 0; const long so{k} = bs[{n_in + k}], "
+                     f"ho{k} = ht[{n_in + k}]; const long *to{k} = tab; if (ho{k}) tab += inner + 8;")
+    body = [f"cg_v a{k}; if (!hi{k}) CG_LOAD(a{k}, p{k}, si{k}, j, w); "
+            f"else CG_GATHER(a{k}, p{k}, ti{k}, j, w);" for k in range(n_in)]
     names: dict[int, str] = {}
     for i in group.members:
         arg_names, literal = [], []
@@ -325,10 +365,12 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
         body.append(f"const cg_v t{i} = {c_vector_expression(c.op(i), arg_names, literal)};")
     for k, (value, accumulate) in enumerate(stores):
         if accumulate:
-            body.append(f"if (so{k}) CG_ACC(q{k}, so{k}, j, w, {value}); "
+            body.append(f"if (ho{k}) CG_SACC(q{k}, to{k}, j, w, {value}); "
+                        f"else if (so{k}) CG_ACC(q{k}, so{k}, j, w, {value}); "
                         f"else CG_ROW(row{k}, w, {value});")
         else:
-            body.append(f"CG_STORE(q{k}, so{k}, j, w, {value});")
+            body.append(f"if (!ho{k}) CG_STORE(q{k}, so{k}, j, w, {value}); "
+                        f"else CG_SCATTER(q{k}, to{k}, j, w, {value});")
     sums = [k for k, (_, accumulate) in enumerate(stores) if accumulate]
     lines.append("    for (o = 0; o < outer; o++) {")
     lines += [f"        const double *p{k} = in[{k}] + oi{k};" for k in range(n_in)]
@@ -339,8 +381,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     lines.append("            w = inner - j < CG_W ? (int)(inner - j) : CG_W;  /* lanes in use */")
     lines += [f"            {s}" for s in body]
     lines.append("        }")
-    lines += [f"        if (!so{k}) q{k}[0] += row{k};" for k in sums]
-    lines.append("        for (d = nd - 2; d >= 0; d--) {  /* the next outer index */")
+    lines += [f"        if (!so{k} && !ho{k}) q{k}[0] += row{k};" for k in sums]
+    lines.append("        for (d = nd - nb - 1; d >= 0; d--) {  /* the next outer index */")
     lines.append("            idx[d]++;")
     lines += [f"            oi{k} += sti[{k} * nd + d];" for k in range(n_in)]
     lines += [f"            oo{k} += sto[{k} * nd + d];" for k in range(n_out)]
@@ -352,6 +394,128 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     lines.append("    }")
     lines.append("}")
     return "\n".join(lines)
+
+
+ROW_OPS = ("logsumexp", "softmax", "log_softmax")  # along the last axis: one C pass per row
+
+
+def row_op(c: Circuit, i: int) -> bool:
+    """Node ``i`` is a ``logsumexp``, ``softmax`` or ``log_softmax`` along its operand's last
+    axis: a row kernel (:func:`row_kernel_source`) computes it."""
+    if c.op(i) not in ROW_OPS:
+        return False
+    shape, axis = c.shape(c.args(i)[0]), (c.params(i) or {}).get("axis")
+    return bool(shape) and all(shape) and (axis == len(shape) - 1 or axis is None and
+                                           len(shape) == 1)
+
+
+ROW_KERNELS_C = r"""
+#if CG_W > 1
+static inline double cg_hmax(cg_v v) { cg_lanes u = {v}; double m = u.d[0]; int l;
+    for (l = 1; l < CG_W; l++) m = cg_maximum(m, u.d[l]); return m; }
+static inline double cg_hsum(cg_v v) { cg_lanes u = {v}; double s = u.d[0]; int l;
+    for (l = 1; l < CG_W; l++) s += u.d[l]; return s; }
+static inline cg_v cg_keep(cg_v v, int w) { cg_lanes u = {v}; int l;  /* lanes >= w: 0 */
+    for (l = w; l < CG_W; l++) u.d[l] = 0.0; return u.v; }
+#else
+#define cg_hmax(v) (v)
+#define cg_hsum(v) (v)
+#define cg_keep(v, w) (v)
+#endif
+/* The shift of a row: its maximum where finite, else 0 (so x - shift is never inf - inf). */
+#define CG_SHIFT(m) cgv_where(w, cgv_equal(w, (m) - (m), CG_C(0.0)), (m), CG_C(0.0))
+/* logsumexp (op 0), softmax (1), log_softmax (2) along rows of n entries: a row per lane
+   where rows are shorter than a vector (its entries gathered), else each row along the
+   vectors; the sum of exp(x - shift) in the order of its entries (lanes: their own sums,
+   added in lane order). The same operations for a row wherever it falls. */
+static void cg_rows_run(int op, const double *x, double *y, long rows, long n) {
+    long r, k, t[8];
+    int w, l;
+    if (n < CG_W) {
+        for (r = 0; r < rows; r += CG_W) {
+            const double *p = x + r * n;
+            cg_v m, a, e, s, v, xs[CG_W];  /* the row's entries, gathered once */
+            w = rows - r < CG_W ? (int)(rows - r) : CG_W;  /* rows in use */
+            for (l = 0; l < 8; l++) t[l] = (l < w ? l : 0) * n;
+            for (k = 0; k < n; k++) CG_GATHER(xs[k], p + k, t, 0, w);
+            m = xs[0];
+            for (k = 1; k < n; k++) m = cgv_maximum(w, m, xs[k]);
+            m = CG_SHIFT(m);
+            s = CG_C(0.0);
+            for (k = 0; k < n; k++) {
+                e = cgv_exp(w, xs[k] - m);
+                s = k ? s + e : e;
+                if (op == 1) xs[k] = e;  /* softmax: exp(x - shift), divided below */
+            }
+            if (op == 0) { v = cgv_log(w, s) + m; CG_STORE(y, 1, r, w, v); continue; }
+            if (op == 2) s = cgv_log(w, s);
+            for (k = 0; k < n; k++) {
+                a = xs[k];
+                v = op == 1 ? a / s : (a - m) - s;
+                CG_SCATTER(y + r * n + k, t, 0, w, v);
+            }
+        }
+        return;
+    }
+    for (r = 0; r < rows; r++) {
+        const double *p = x + r * n;
+        double *q = y + r * n;
+        cg_v m, a, e, s, v;
+        double sh;
+        w = CG_W;
+        CG_LOAD(m, p, 1, 0, CG_W);
+        for (k = CG_W; k < n; k += CG_W) {
+            w = n - k < CG_W ? (int)(n - k) : CG_W;  /* (unused lanes: lane 0's entry) */
+            CG_LOAD(a, p, 1, k, w);
+            m = cgv_maximum(CG_W, m, a);
+        }
+        w = 1;
+        sh = cg_hmax(m);
+        m = CG_SHIFT(CG_C(sh));
+        s = CG_C(0.0);
+        for (k = 0; k < n; k += CG_W) {
+            w = n - k < CG_W ? (int)(n - k) : CG_W;
+            CG_LOAD(a, p, 1, k, w);
+            e = cgv_exp(w, a - m);
+            if (w < CG_W) e = cg_keep(e, w);
+            s = k ? s + e : e;
+            if (op == 1) CG_STORE(q, 1, k, w, e);  /* softmax: exp(x - shift), divided below */
+        }
+        w = 1;
+        s = CG_C(cg_hsum(s));
+        if (op == 0) { v = cgv_log(1, s) + m; CG_STOREW1(y, r, v); continue; }
+        if (op == 2) s = cgv_log(1, s);
+        for (k = 0; k < n; k += CG_W) {
+            w = n - k < CG_W ? (int)(n - k) : CG_W;
+            if (op == 1) { CG_LOAD(a, q, 1, k, w); v = a / s; }
+            else { CG_LOAD(a, p, 1, k, w); v = (a - m) - s; }
+            CG_STORE(q, 1, k, w, v);
+        }
+    }
+}
+"""
+
+
+def row_kernel_source() -> str:
+    """The C of the row kernels (``logsumexp``, ``softmax``, ``log_softmax`` along the last
+    axis), entry ``cg_rows(op, x, y, rows, n)``: in ``to_numpy`` each is 6 NumPy passes over
+    its operand (the maximum, x - m, exp, the sum, the log, the shift back), and a reduction
+    along short rows costs ~15 ns a row in NumPy's loops (GMM d = 2, K = 5: the logsumexp over
+    1000 rows of 5 entries took 97 µs)."""
+    return ROW_KERNELS_C.strip() + (
+        "\n\nvoid cg_rows(int op, const long *meta, double *const *ptr) {\n"
+        "    cg_rows_run(op, ptr[0], ptr[1], meta[0], meta[1]);\n}")
+
+
+def run_rows(kernel: Any, op: int, x: Any) -> Any:
+    """A row kernel (``op``: 0 ``logsumexp``, 1 ``softmax``, 2 ``log_softmax``) over the last
+    axis of ``x`` (its rows: every other axis, batch axes included)."""
+    x = x if type(x) is np.ndarray and x.dtype == np.float64 and x.flags.c_contiguous and \
+        x.flags.aligned else np.ascontiguousarray(x, dtype=np.float64)
+    n = x.shape[-1]
+    y = np.empty(x.shape[:-1] if op == 0 else x.shape)
+    kernel(op, np.array([x.size // n, n], dtype=np.int64), (x, y), 1)
+    return y[()] if not y.ndim else y
 
 
 def _reduced_view(c: Circuit, s: int, point: tuple[int, ...]) -> tuple[tuple, tuple]:
@@ -403,9 +567,9 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
     like an earlier one allocates its results and passes their addresses, nothing more."""
     # (a float64 view whose strides are not whole entries, a field of a structured array:
     # copied, as the kernel's strides count entries; and an unaligned one)
-    arrays = [a if type(a) is np.ndarray and a.dtype == np.float64 and a.flags.aligned else
+    arrays = [a if type(a) is np.ndarray and a.dtype is _FLOAT64 and a.flags.aligned else
               np.array(a, dtype=np.float64) for a in operands]
-    key = (kernel, point, results, *(a.shape for a in arrays), *(a.strides for a in arrays))
+    key = (kernel, point, results, *map(_SHAPE, arrays), *map(_STRIDES, arrays))
     plan = plans.get(key) if plans is not None else None
     if plan is None:
         plan = _kernel_plan(arrays, point, results)
@@ -415,11 +579,14 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
             plans[key] = plan
     meta, allocations = plan
     outs = [np.empty(shape) if empty else np.zeros(shape) for empty, shape in allocations]
-    pointers = (ctypes.c_void_p * (len(arrays) + len(outs)))(
-        *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
-    kernel(meta.ctypes.data, pointers)
-    outs = [o[()] if not o.ndim else o for o in outs]  # a number, as NumPy's reductions give
-    return outs[0] if len(outs) == 1 else tuple(outs)
+    kernel(meta, (*arrays, *outs), len(outs))
+    if len(outs) == 1:
+        return outs[0] if outs[0].ndim else outs[0][()]  # a number, as NumPy's sums give
+    return tuple([o if o.ndim else o[()] for o in outs])
+
+
+_FLOAT64 = np.dtype(np.float64)
+_SHAPE, _STRIDES = operator.attrgetter("shape"), operator.attrgetter("strides")
 
 
 def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tuple
@@ -441,10 +608,62 @@ def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tupl
             strides.append(_strides(o.reshape(batch + kept), shape))
             allocations.append((False, batch + reduced))
     dims, strides = _coalesced(shape, strides)
+    dims, strides, nb, block, steps, tables = _blocked(
+        dims, strides, [False] * len(arrays) + [not empty for empty, _ in allocations])
     if len(dims) > MAX_RANK:  # (NumPy makes no array of more axes; the odometer holds this many)
         raise ShapeError(f"to_fused: {len(dims)} axes in a kernel's loop, more than {MAX_RANK}")
-    meta = np.array([len(dims), *dims, *(s for st in strides for s in st)], dtype=np.int64)
+    meta = np.array([len(dims), *dims, *(s for st in strides for s in st), nb, block, *steps,
+                     *(t is not None for t in tables),
+                     *(x for t in tables if t is not None for x in t)], dtype=np.int64)
     return meta, allocations
+
+
+def _blocked(dims: list[int], strides: list[list[int]], sums: list[bool]) -> tuple:
+    """The kernel's innermost loop: the last axis, or, where its rows are shorter than
+    ``SHORT_ROW``, a block of the last axes of up to ``BLOCK`` entries (the next axis split
+    by a divisor of its length to fill it), run as one row of vectors: an array that steps
+    through the block evenly is read with its step, any other through its table of offsets
+    (a gather; GMM d = 2: rows of 2 entries, 2 of a vector's 8 lanes used). The loop's order,
+    and so each sum's order of terms, is the same; a sum whose output steps unevenly (or not
+    at all) in a block is added entry by entry, in that order.
+
+    Returns the axes, the strides, the block's axes and entries, each array's step, and each
+    array's table (None where it steps evenly).
+
+        >>> dims, strides, nb, block, steps, tables = _blocked([1000, 2], [[2, 1], [0, 1]],
+        ...                                                    [False, False])
+        >>> dims, nb, block, steps, [t is None for t in tables]  # rows of 2: blocks of 125
+        ([8, 125, 2], 2, 250, [1, 0], [True, False])
+    """
+    n = len(strides)
+    if not dims:
+        return dims, strides, 0, 1, [0] * n, [None] * n
+    nb, block = 1, dims[-1]
+    if block < SHORT_ROW:
+        while nb < len(dims) and block * dims[-nb - 1] <= BLOCK:
+            nb += 1
+            block *= dims[-nb]
+        if nb < len(dims):  # part of the next axis: its length's largest divisor that fits
+            size = dims[-nb - 1]
+            part = max(k for k in range(1, BLOCK // block + 1) if size % k == 0)
+            if part > 1:
+                cut = len(dims) - nb - 1
+                dims = dims[:cut] + [size // part, part] + dims[cut + 1:]
+                strides = [st[:cut] + [st[cut] * part, st[cut]] + st[cut + 1:] for st in strides]
+                nb += 1
+                block *= part
+    if nb == 1:
+        return dims, strides, 1, block, [st[-1] for st in strides], [None] * n
+    at = np.indices(dims[-nb:]).reshape(nb, -1)  # each entry's index along the block's axes
+    steps, tables = [], []
+    for st, is_sum in zip(strides, sums):
+        offsets = np.asarray(st[-nb:], dtype=np.int64) @ at
+        step = int(offsets[1] - offsets[0])
+        even = (step or not is_sum) and np.array_equal(offsets, step * np.arange(block))
+        steps.append(step if even else 0)
+        # (padded: a gather's vector of offsets is read whole, its unused lanes masked)
+        tables.append(None if even else np.concatenate([offsets, np.zeros(8, np.int64)]))
+    return dims, strides, nb, block, steps, tables
 
 
 def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:
@@ -506,10 +725,23 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
     ``matmul``: the letters of both operands and the output stack, those of both only are
     contracted, the others are the rows and columns. The points' batch axes stay stacking axes
     of the matmul, so a point of a batch runs the product a point alone runs."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a = a if type(a) is np.ndarray and a.dtype is _FLOAT64 else np.asarray(a, dtype=np.float64)
+    b = b if type(b) is np.ndarray and b.dtype is _FLOAT64 else np.asarray(b, dtype=np.float64)
     wanted = lo
     (ones_a, alone_a, la), (ones_b, alone_b, lb), lo, (stack, inner, rows, cols) = \
         _contraction_letters(la, lb, lo)
+    if not alone_a and not alone_b and len(rows) <= 1 and len(cols) <= 1 and len(inner) <= 1:
+        # the common case, its axes kept by the letters and ranks (~12 -> ~5 µs of Python)
+        if ones_a:
+            a = a.squeeze(ones_a)
+        if ones_b:
+            b = b.squeeze(ones_b)
+        long = (a.shape[a.ndim - len(la) + la.index(rows[0])] if rows else 0,
+                b.shape[b.ndim - len(lb) + lb.index(cols[0])] if cols else 0)
+        R, nb = _matmul_views(a, b, *_views_plan(la, lb, lo, "".join(stack), "".join(rows),
+                                                  "".join(inner), "".join(cols), a.ndim,
+                                                  b.ndim, *long))
+        return _carried(R, nb, repeats, lo, wanted, point)
     if ones_a:
         a = np.squeeze(a, axis=ones_a)
     if ones_b:
@@ -543,13 +775,92 @@ def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
         order = tuple(range(nb)) + tuple(nb + now.index(ch) for ch in lo)
         if order != tuple(range(R.ndim)):  # contiguous, for the kernels' vectors that read it
             R = np.ascontiguousarray(np.transpose(R, order))
+    return _carried(R, nb, repeats, lo, wanted, point)
+
+
+def _carried(R: np.ndarray, nb: int, repeats: int, lo: str, wanted: str,
+             point: tuple[int, ...]) -> np.ndarray:
+    """A contraction's matmul ``R`` (``nb`` batch axes, then ``lo``'s) as the sum node's value:
+    each term ``repeats`` times, the kept and the constant axes of the point put back."""
     if repeats != 1:  # each term summed that many times: a product's sum along a constant axis
         R = R * float(repeats)
     carried = tuple(n if ch in lo else 1 for ch, n in zip(wanted, point))
-    R = np.reshape(R, R.shape[:nb] + carried)
+    R = R.reshape(R.shape[:nb] + carried)
     if carried != tuple(point):  # an axis along which neither operand varies: the same sums
         R = np.array(np.broadcast_to(R, R.shape[:nb] + tuple(point)))
     return R
+
+
+SHORT_COLUMNS = 8  # a matmul of fewer columns, and many rows, runs transposed (_views_plan)
+
+
+@functools.lru_cache(maxsize=4096)
+def _views_plan(la: str, lb: str, lo: str, stack: str, rows: str, inner: str, cols: str,
+                nd_a: int, nd_b: int, n_rows: int = 0, n_cols: int = 0) -> tuple:
+    """What :func:`_matmul_in_place` does by the letters and the operands' ranks: whether the
+    operands swap (the output's last axis the columns', for BLAS), each operand's axes and
+    the index that adds a missing row or column axis, where each output letter's size is
+    (operand, axis), the batch ranks, and the output view's axes and index (None: the
+    product is made in its own layout and copied into the output's, the axes of that copy
+    instead). Where that swap leaves fewer than ``SHORT_COLUMNS`` columns, many rows
+    (``n_rows``, ``n_cols``: the sizes before it) and a transposed right operand, the other
+    way round: NumPy's 5 calls of 1000 × 2 times a transposed 2 × 2 took 32 µs, of 2 × 2 times
+    2 × 1000 and the copy 17 µs (GMM d = 2, K = 5: Q·(x − μ); K = 50: 266 and 137 µs)."""
+    swap = bool(rows) and (not cols or lo[-1] == rows[0])
+    short, many = (n_rows, n_cols) if swap else (n_cols, n_rows)
+    right, columns = (la, rows) if swap else (lb, cols)  # the right operand, its columns
+    copy = bool(rows and cols and inner) and short < SHORT_COLUMNS and \
+        many >= 8 * SHORT_COLUMNS and right.index(inner) > right.index(columns)
+    if copy:
+        swap = not swap
+    if swap:
+        la, lb, rows, cols, nd_a, nd_b = lb, la, cols, rows, nd_b, nd_a
+
+    def axes(nd: int, lx: str, order: str) -> tuple[int, ...]:
+        nb = nd - len(lx)
+        return tuple(range(nb)) + tuple(nb + lx.index(ch) for ch in order)
+
+    def index(first: str, second: str) -> tuple:
+        if not first:
+            return (Ellipsis, None, slice(None)) if second else (Ellipsis, None, None)
+        return (Ellipsis,) if second else (Ellipsis, None)
+
+    sizes = tuple((0, nd_a - len(la) + la.index(ch)) if ch in la else
+                  (1, nd_b - len(lb) + lb.index(ch)) for ch in lo)
+    nba, nbb = nd_a - len(la), nd_b - len(lb)
+    nb = max(nba, nbb)
+    order = stack + rows + cols
+    out_axes = tuple(range(nb)) + tuple(nb + lo.index(ch) for ch in order)
+    if copy:  # the product (batch, stack, rows, columns) in the output's order
+        out_axes = tuple(range(nb)) + tuple(nb + order.index(ch) for ch in lo)
+        return (swap, axes(nd_a, la, stack + rows + inner), index(rows, inner),
+                axes(nd_b, lb, stack + inner + cols), index(inner, cols), sizes, nba, nbb,
+                out_axes, None)
+    return (swap, axes(nd_a, la, stack + rows + inner), index(rows, inner),
+            axes(nd_b, lb, stack + inner + cols), index(inner, cols), sizes, nba, nbb,
+            out_axes, index(rows, cols))
+
+
+def _matmul_views(a: np.ndarray, b: np.ndarray, swap: bool, axes_a: tuple, index_a: tuple,
+                  axes_b: tuple, index_b: tuple, sizes: tuple, nba: int, nbb: int,
+                  out_axes: tuple, index_out: tuple) -> tuple[np.ndarray, int]:
+    """:func:`_matmul_in_place` with its plan (:func:`_views_plan`): the same calls."""
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    if not b.flags.c_contiguous:
+        b = np.ascontiguousarray(b)
+    if swap:
+        a, b = b, a
+    if index_out is None:  # the product in its own layout, copied into the output's
+        R = np.matmul(a.transpose(axes_a)[index_a], b.transpose(axes_b)[index_b])
+        return np.ascontiguousarray(R.transpose(out_axes)), max(nba, nbb)
+    ba, bb = a.shape[:nba], b.shape[:nbb]
+    batch = ba if ba == bb or not bb else bb if not ba else np.broadcast_shapes(ba, bb)
+    shapes = (a.shape, b.shape)
+    R = np.empty(batch + tuple([shapes[w][k] for w, k in sizes]))
+    np.matmul(a.transpose(axes_a)[index_a], b.transpose(axes_b)[index_b],
+              out=R.transpose(out_axes)[index_out])
+    return R, len(batch)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -617,42 +928,107 @@ def _matmul_in_place(a: np.ndarray, la: str, b: np.ndarray, lb: str, lo: str, st
     return R
 
 
-def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
-                 ) -> tuple[str, str, list[Group], _Names]:
+def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
+                 fold: bool = True) -> tuple[str, str, list[Group], _Names, bool, str]:
     """The Python driver (NumPy calls and kernel calls, in schedule order), the C source of
-    the kernels, the groups, and the names of the nodes in the driver."""
+    the kernels, the groups, the names of the nodes in the driver, whether it calls row
+    kernels, and (``fold``) the lines of the values that depend on no input (the gradient's
+    ``broadcast_to(0.5, (K,))`` ...), run once when the function is built."""
     groups, schedule = fusion_groups(c, min_entries)
     names = _Names(c, registers=False)
-    lines = [f"def {name}({', '.join(names.params)}):"]
+    outputs_set = set(c.output_ids)
+    first_readers: dict[int, list[int]] = collections.defaultdict(list)
+    readers: dict[int, set[int]] = collections.defaultdict(set)
+    for i, _op, args, _params, _shape in c.records():
+        if args:
+            first_readers[args[0]].append(i)
+        for a in args:
+            readers[a].add(i)
+    group_of = {i: g for g, group in enumerate(groups) for i in group.members}
+    contracted = {m for kind, k in schedule if kind == "contract" for m in c.args(k)}
+
+    def _reads_broadcast_view(c: Circuit, r: int, b: int) -> bool:
+        """Reader ``r`` of broadcast ``b`` gives the same values from ``b``'s source with
+        length-1 axes: a kernel (it broadcasts), a product a matmul reads through ``b``, or
+        an exact arithmetic node of ``b``'s shape whose other operand has that shape."""
+        if r in group_of or r in contracted:
+            return True
+        return c.op(r) in EXACT_ARITHMETIC and c.shape(r) == c.shape(b) and any(
+            o != b and c.shape(o) == c.shape(r) and c.op(o) != "broadcast_to"
+            for o in c.args(r))
+
+    folded: set[int] = set()
+    body: list[tuple[str, int, str, list[int]]] = []  # (kind, node or group, line, reads)
+    prelude: list[str] = []
+    rows = False
     for kind, k in schedule:
+        if kind == "node" and fold and k not in outputs_set and c.args(k) and all(
+                a in folded or c.op(a) == "const" for a in c.args(k)) and not any(
+                names._in_place(r) is not None for r in first_readers[k]):
+            folded.add(k)  # a constant: computed once (nothing writes it in place)
+            prelude.append(f"{names.names[k]} = {names.code(k)}")
+            names.runners.news()  # (a loop of constants: run once, its comment not shown)
+            continue
+        if kind == "node" and row_op(c, k):
+            rows = True
+            x = names.names[c.args(k)[0]]
+            body.append((kind, k, f"    {names.names[k]} = _rows({ROW_OPS.index(c.op(k))}, {x})",
+                         [c.args(k)[0]]))
+            continue
+        if kind == "node" and c.op(k) == "broadcast_to" and k not in outputs_set and all(
+                _reads_broadcast_view(c, r, k) for r in readers[k]):
+            view, source = _broadcast_view(c, k, names)
+            body.append((kind, k, f"    {names.names[k]} = {view}", [source]))
+            continue
+        if kind == "node" and _covering_scatter(c, k):
+            v = c.args(k)[0]
+            body.append((kind, k, f"    {names.names[k]} = _cover({names.names[v]}, "
+                         f"{len(c.shape(v))}, {tuple(c.shape(k))!r})", [v]))
+            continue
         if kind == "node":
             code = names.code(k)
-            lines += [f"    # {text}" for text in names.runners.news()]  # (a loop's first call)
-            lines.append(f"    {names.names[k]} = {code}")
+            # (a loop's first call: the comment saying what its runner runs)
+            comments = "".join(f"    # {text}\n" for text in names.runners.news())
+            body.append((kind, k, f"{comments}    {names.names[k]} = {code}", list(c.args(k))))
             continue
         if kind == "contract":
             m = c.args(k)[0]
             letters = "abcdefghijklmnopqrstuvwxyz"[:len(c.shape(m))]
             (a, _), (b, _) = (operand(c, x, letters, c.shape(m)) for x in c.args(m))
             la, lb, lo, point, repeats = contraction_spec(c, k)
-            lines.append(f"    {names.names[k]} = _contract({names.names[a]}, {names.names[b]}, "
-                         f"{la!r}, {lb!r}, {lo!r}, {point!r}{', ' + str(repeats) if repeats > 1 else ''})")
+            body.append((kind, k, f"    {names.names[k]} = _contract({names.names[a]}, "
+                         f"{names.names[b]}, {la!r}, {lb!r}, {lo!r}, {point!r}"
+                         f"{', ' + str(repeats) if repeats > 1 else ''})", [a, b]))
             continue
         group = groups[k]
         rank = len(group.shape)
-        operands = []
+        operands, reads = [], []
         for a in group.operands:
-            arg = names.names[a]
+            # a broadcast's source, its new axes of length 1 (the kernel broadcasts them), not
+            # the broadcast: np.broadcast_to costs ~10 µs a call
+            arg, read = _broadcast_view(c, a, names) if c.op(a) == "broadcast_to" and \
+                a not in folded else (names.names[a], a)
+            reads.append(read)
             r = len(c.shape(a))
             # batch axes in front of the point axes, as Primitive.code aligns them
-            operands.append(align(arg, r, rank) if r < rank and c.op(a) != "const" else arg)
+            operands.append(align(arg, r, rank) if r < rank and c.op(read) != "const"
+                            else arg)
         specs = [None] * len(group.results) + [
             _reduced_view(c, s, group.shape) for s, _ in group.sums]
         targets = ", ".join([names.names[i] for i in group.results]
                             + [names.names[s] for s, _ in group.sums])
         tail = "," if len(group.operands) == 1 else ""
-        lines.append(f"    {targets} = _run(_kernel{k}, ({', '.join(operands)}{tail}), "
-                     f"{group.shape!r}, {tuple(specs)!r})")
+        body.append((kind, k, f"    {targets} = _run(_kernel{k}, ({', '.join(operands)}{tail}), "
+                     f"{group.shape!r}, {tuple(specs)!r})", reads))
+    # the lines whose values nothing reads (a broadcast only kernels and matmuls read): none
+    needed = set(c.output_ids)
+    kept = []
+    for kind, k, line, reads in reversed(body):
+        if kind == "node" and k not in needed:
+            continue
+        kept.append(line)
+        needed.update(reads)
+    lines = [f"def {name}({', '.join(names.params)}):", *reversed(kept)]
     returned = [names.names[i] for i in c.output_ids]
     if len(returned) == 1:
         lines.append(f"    return {returned[0]}")
@@ -660,13 +1036,50 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES
         fields = ", ".join(f"{f}={v}" for f, v in zip(outputs(c.outputs)._fields, returned))
         lines.append(f"    return _Outputs({fields})")
     ops = sorted({c.op(i) for group in groups for i in group.members})
+    if rows:
+        ops = sorted({*ops, "exp", "log", "maximum", "where", "equal"})
     kernels = [kernel_source(c, g, group) for g, group in enumerate(groups)]
+    if rows:
+        kernels.append(row_kernel_source())
     entry = ["void cg_kernel(int g, const long *meta, double *const *ptr) {", "    switch (g) {"]
     entry += [f"    case {g}: cg_k{g}(meta, ptr); break;" for g in range(len(groups))]
     entry += ["    }", "}"]
     source = "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(ops),
                            KERNEL_MACROS.strip(), *kernels, "\n".join(entry)])
-    return "\n".join(lines), source + "\n", groups, names
+    return "\n".join(lines), source + "\n", groups, names, rows, "\n".join(prelude)
+
+
+def _covering_scatter(c: Circuit, k: int) -> bool:
+    """Node ``k`` is a ``scatter_add`` of one value into a place that is the whole array, its
+    entries in order (the index new axes and whole slices only: the adjoint of ``x[:, None]``):
+    zeros with the value added there are ``0.0 + value`` reshaped (:func:`cover`)."""
+    if c.op(k) != "scatter_add" or len(c.args(k)) != 1:
+        return False
+    (index,) = (c.params(k) or {})["indices"]
+    shape = tuple(c.shape(k))
+    text = index_text(index, shape)
+    return math.prod(c.shape(c.args(k)[0])) == math.prod(shape) and all(
+        part.strip() in (":", "None") for part in text.split(","))
+
+
+def cover(value: Any, rank: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``0.0 + value`` as points of ``shape`` (``value``'s points have ``rank`` axes, the same
+    entries in the same order): ``scatter_add``'s zeros plus the value, in one pass (-0.0
+    entries become +0.0 as there)."""
+    value = np.asarray(value)
+    return np.add(0.0, np.reshape(value, value.shape[:value.ndim - rank] + shape))
+
+
+def _broadcast_view(c: Circuit, b: int, names: _Names) -> tuple[str, int]:
+    """The source of broadcast node ``b`` with the new point axes as length-1 axes (a view
+    that a kernel broadcasts), and the source node; a number as it is."""
+    x = c.args(b)[0]
+    if _literal_const(c, x):
+        return names.names[x], x
+    n, rank, axis = len(c.shape(b)), len(c.shape(x)), (c.params(b) or {}).get("axis")
+    new = ["None"] + [":"] * (n - 1 - axis) if axis is not None else \
+        ["None"] * (n - rank) + [":"] * rank
+    return f"{names.names[x]}[..., {', '.join(new)}]", x
 
 
 # glibc's malloc hands an array of more than its (adaptive) threshold back to the system when
@@ -702,6 +1115,24 @@ def tune_malloc() -> bool:
     return _malloc_tuned[0]
 
 
+def kernel_entry(function: Any) -> Any:
+    """``call(g, meta, arrays, nout)``: a library's entry point ``void f(int g, const long
+    *meta, double *const *ptr)`` on ``meta`` (int64) and the arrays' data (the last ``nout``
+    written): the tape extension's ``kernel`` (a buffer per array), else through ctypes
+    (~10 µs a call more here: ``.ctypes.data`` of each array, a pointer array)."""
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    if _tape is not None and hasattr(_tape, "kernel"):
+        return functools.partial(_tape.kernel, address)
+    function.restype = None
+    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+    def call(g: int, meta: np.ndarray, arrays: tuple, nout: int) -> None:
+        function(g, meta.ctypes.data, (ctypes.c_void_p * len(arrays))(
+            *[a.ctypes.data for a in arrays]))
+
+    return call
+
+
 class FusedFunction(NumpyFunction):
     """A tensor circuit with its elementwise chains fused into C kernels: called as a
     :class:`~circuitgrad.NumpyFunction` (points, batches, named outputs).
@@ -718,22 +1149,32 @@ class FusedFunction(NumpyFunction):
 
     def _compile(self) -> None:
         tune_malloc()
-        source, self.c_source, groups, names = fused_source(self.circuit, self._name,
-                                                            self._min_entries)
+        source, self.c_source, groups, names, rows, prelude = fused_source(
+            self.circuit, self._name, self._min_entries)
         self.groups = len(groups)
         namespace = {**NAMESPACE, **names.constants, **names.lists, **names.runners.namespace,
-                     "_contract": contract,
+                     "_contract": contract, "_cover": cover,
                      "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
-        if groups:
+        if groups or rows:
             _, library = compile_library(self.c_source, self._opt, self._timeout)
-            entry = library.cg_kernel
-            entry.restype = None
-            entry.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+            entry = kernel_entry(library.cg_kernel)
             for g in range(len(groups)):
                 namespace[f"_kernel{g}"] = functools.partial(entry, g)
+            if rows:
+                namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows))
             self._library = library  # kept alive with the function
+        if prelude:
+            try:  # the values that depend on no input, once
+                with warnings.catch_warnings(record=True) as warned:
+                    warnings.simplefilter("always")
+                    exec(compile(prelude, f"<circuitgrad fused {self._name} constants>", "exec"),
+                         namespace)
+            except Exception:  # (a refusal: raised by the calls, as to_numpy raises it)
+                warned = [True]
+            if warned:  # (a warning too: each call warns, as to_numpy's)
+                source = fused_source(self.circuit, self._name, self._min_entries, fold=False)[0]
         self._namespace = namespace
         self._source = source
         self._code = compile(source, f"<circuitgrad fused {self._name}>", "exec")

@@ -107,6 +107,8 @@ def test_a_node_of_several_numpy_passes_alone_is_a_kernel():
     ("J = sum(W * x, axis=0)", {"W": (40, 30), "x": (40, 1)}),
     ("J = sum(u * v, axis=2)", {"u": (5, 4, 1, 6), "v": (4, 3, 6)}),  # stacked, broadcast
     ("J = sum(exp(u) * v, axis=0)", {"u": (8, 1), "v": (9,)}),  # an outer product's sum
+    # GMM's L·(x − μ) at d = 2: 2 × 2 times 2 × 100, then copied into the output's layout
+    ("J = sum(Q * c, axis=3)", {"Q": (1, 5, 2, 2), "c": (100, 5, 1, 2)}),
 ])
 def test_a_sum_of_a_product_is_one_matmul(text, shapes):
     c = cg.parse(text, shapes=shapes)
@@ -337,3 +339,136 @@ def test_a_kernels_plan_is_kept_by_shapes_and_strides():
         assert close(f(*args), g(*args))
     plans = f._namespace["_run"].keywords["plans"]
     assert len(plans) == 4  # the last call's plan was the first's
+
+
+@pytest.mark.parametrize("width", _widths())
+def test_blocks_of_short_rows_are_the_bits_of_rows(width, monkeypatch):
+    # rows shorter than a vector run in blocks of rows (broadcast operands gathered, sums
+    # added entry by entry): the same bits as one row at a time (where that sums entry by
+    # entry too), in a batch as alone, and with an operand read backwards
+    from circuitgrad.lower import cforms, fused, isa
+    monkeypatch.setattr(isa, "default_width", lambda: width)
+    monkeypatch.setattr(cforms, "default_width", lambda: width)
+    short_row = fused.SHORT_ROW
+    rng = np.random.default_rng(width)
+    text = ("E = exp(x - m) * x\nS0 = sum(E, axis=0)\nS1 = sum(E, axis=1)\n"
+            "S2 = sum(E, axis=2)\nS = sum(E)")
+    for n, K, d in ((1000, 5, 2), (12, 7, 3), (7, 1, 1), (250, 3, 5)):
+        shapes = {"x": (n, 1, d), "m": (1, K, d)}
+        f = to_fused(cg.parse(text, shapes=shapes, outputs=["E", "S0", "S1", "S2", "S"]),
+                     min_entries=0)
+        assert f.groups == 1
+        x, m = rng.normal(size=(3, n, 1, d)), rng.normal(size=(1, K, d))
+        blocks = f(x=x[0], m=m)
+        monkeypatch.setattr(fused, "SHORT_ROW", 0)  # one row at a time
+        f._namespace["_run"].keywords["plans"].clear()
+        rows = f(x=x[0], m=m)
+        monkeypatch.setattr(fused, "SHORT_ROW", short_row)
+        f._namespace["_run"].keywords["plans"].clear()
+        # a sum over whole blocks adds entry by entry (one row at a time: a sum per row first)
+        assert all(same_bits(a, b) for a, b in zip(blocks[:4], rows[:4]))
+        total = 0.0
+        for e in blocks.E.ravel():
+            total += float(e)
+        assert same_bits(blocks.S, np.float64(total)) and close(blocks.S, rows.S)
+        assert all(close(a, b) for a, b in zip(blocks, cg.to_numpy(f.circuit)(x=x[0], m=m)))
+        batch = f(x=x, m=m)
+        for k in range(3):
+            alone = f(x=x[k], m=m)
+            assert all(same_bits(a[k], b) for a, b in zip(batch, alone))
+        backwards = f(x=x[0][::-1], m=m[:, ::-1])
+        copied = f(x=np.ascontiguousarray(x[0][::-1]), m=np.ascontiguousarray(m[:, ::-1]))
+        assert all(same_bits(a, b) for a, b in zip(backwards, copied))
+
+
+@pytest.mark.parametrize("width", _widths())
+@pytest.mark.parametrize("op", ["logsumexp", "softmax", "log_softmax"])
+def test_row_kernels_are_within_their_bound(op, width, monkeypatch):
+    # logsumexp, softmax, log_softmax along the last axis: one C pass per row (a row per lane
+    # for rows shorter than a vector, else along the vectors), the sum of exp in another order
+    # than NumPy's: within (n + 8)·ε of the scale; specials exactly; a batch its points
+    from circuitgrad.lower import cforms, isa
+    monkeypatch.setattr(isa, "default_width", lambda: width)
+    monkeypatch.setattr(cforms, "default_width", lambda: width)
+    rng = np.random.default_rng(7)
+    eps = np.finfo(float).eps
+    for shape in ((1000, 5), (3, 50), (9,), (2, 8), (4, 17)):
+        c = cg.parse(f"J = {op}(x, axis={len(shape) - 1})", shapes={"x": shape})
+        f, g = to_fused(c), cg.to_numpy(c)
+        assert "_rows(" in f.source
+        x = rng.normal(size=(3,) + shape) * 30
+        got, want = f(x[0]), g(x[0])
+        n = shape[-1]
+        scale = want if op == "softmax" else 1 + np.abs(want)
+        assert np.all(np.abs(got - want) <= (n + 8) * eps * scale)
+        batch = f(x)
+        assert all(same_bits(batch[k], f(x[k])) for k in range(3))
+        assert same_bits(f(x[0][..., ::-1]), f(np.ascontiguousarray(x[0][..., ::-1])))
+    specials = np.array([[np.inf, 1.0, 2.0], [-np.inf, -np.inf, -np.inf], [np.nan, 1.0, 2.0],
+                         [np.inf, -np.inf, 0.0], [1000.0, 1000.0, -1000.0], [-0.0, 0.0, -0.0]])
+    for x in (specials, np.repeat(specials, 4, axis=1)):
+        c = cg.parse(f"J = {op}(x, axis=1)", shapes={"x": x.shape})
+        with np.errstate(all="ignore"):
+            assert close(to_fused(c)(x), cg.to_numpy(c)(x))
+
+
+def test_the_gmm_gradients_logsumexp_is_a_row_kernel():
+    from benchmarks import gmm
+    d, K = 2, 5
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    g = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    f = to_fused(g)
+    assert f.source.count("_rows(0, ") == 2 and "_sp.logsumexp" not in f.source
+    for a, b in zip(f(**at), cg.to_numpy(g)(**at)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_kernels_run_through_ctypes_without_the_extensions_call(monkeypatch):
+    # the tape extension's kernel() passes the arrays' buffers; without it (an older build)
+    # ctypes passes their addresses: the same numbers
+    from circuitgrad.lower import fused
+    c = cg.grad(cg.parse("J = sum(logsumexp(exp(x) * y + x, axis=1))",
+                         shapes={"x": (300, 5), "y": (300, 5)}))
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(300, 5)), rng.normal(size=(2, 300, 5))
+    with_extension = to_fused(c)(x, y)
+    assert fused._tape is not None and hasattr(fused._tape, "kernel")
+    monkeypatch.setattr(fused, "_tape", None)
+    f = to_fused(c)
+    assert all(same_bits(a, b) for a, b in zip(f(x, y), with_extension))
+    assert all(same_bits(a, b) for a, b in zip(f(x, y[:, ::-1]), to_fused(c)(x, y[:, ::-1])))
+
+
+def test_values_of_no_input_are_computed_once_and_broadcasts_are_views():
+    # the gradient's broadcast_to(0.5, (K,)) ... depend on no input: computed when the
+    # function is built; a broadcast that only kernels read is its source with length-1 axes
+    from benchmarks import gmm
+    d, K = 2, 5
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    g = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    f, plain = to_fused(g), cg.to_numpy(g)
+    assert "_cg.broadcast_to(0.5" in plain.source and "_cg.broadcast_to(0.5" not in f.source
+    assert "v30[..., None]" in f.source  # logsumexp's value broadcast over its row
+    # (and where exact arithmetic reads a broadcast beside an operand of its shape)
+    assert "_cg.broadcast_to(" not in f.source and "v62 = v32[..., None]" in f.source
+    assert "alphas - v62" in f.source
+    for _ in range(2):
+        for a, b in zip(f(**at), plain(**at)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+
+def test_a_scatter_into_the_whole_array_is_one_addition():
+    # the adjoint of x[:, None, :] (a place that is the whole array): 0.0 + the value
+    # reshaped, as scatter_add's zeros plus it (-0.0 becomes +0.0), in a batch too
+    c = cg.grad(cg.parse("J = sum(x[:, None, :] * y)", shapes={"x": (3, 4), "y": (3, 1, 4)}))
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    assert "_cover(" in f.source and "_cg.scatter_add(" in g.source
+    y = np.array([[[-0.0, 1.0, np.inf, -2.0]], [[0.0, -0.0, 3.0, np.nan]], [[1.0] * 4]])
+    x = np.ones((2, 3, 4))
+    for got, want in zip(f(x=x, y=y), g(x=x, y=y)):
+        assert same_bits(got, want)
+    assert not np.signbit(f(x=x[0], y=y).dJ_dx[0, 0])
+

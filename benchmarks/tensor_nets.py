@@ -1,0 +1,141 @@
+"""A tanh network with a softmax cross-entropy loss (issue 28): the gradient through
+``to_numpy``, ``to_fused`` and JAX ``jit(value_and_grad)``, side by side in one run, and the
+evaluation time against the width in a plot.
+
+    a1 = tanh(X @ W1.T + b1), a2 = tanh(a1 @ W2.T + b2), z = a2 @ W3.T + b3,
+    J = -mean(sum(Y * log_softmax(z, axis=1), axis=1))
+
+with a batch of 1024 rows of 784 inputs, two hidden layers of the width, 10 classes (Y one-hot).
+The products are BLAS's in every tool; the rest is the tanh layers, their adjoints
+(1 − a²)·δ, and the log-softmax and its adjoint. The numbers are checked to agree first; the
+times are the best of interleaved rounds (the machine is shared), as ratios to JAX. The run
+states OpenBLAS's thread count (``OPENBLAS_NUM_THREADS=1`` and
+``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` for one-thread figures).
+
+    python -m benchmarks --only tensor_nets
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+import circuitgrad as cg
+
+from .harness import fmt_ratio, fmt_time, plot_loglog
+
+BATCH, INPUTS, CLASSES = 1024, 784, 10
+WIDTHS = [64, 128, 256, 512, 1024]
+QUICK_WIDTHS = [128, 512]
+WRT = ("W1", "b1", "W2", "b2", "W3", "b3")
+PROGRAM = """a1 = tanh(X @ W1.T + b1)
+a2 = tanh(a1 @ W2.T + b2)
+z = a2 @ W3.T + b3
+J = -mean(sum(Y * log_softmax(z, axis=1), axis=1))"""
+
+
+def point(width: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(width)
+    return {"X": rng.normal(size=(BATCH, INPUTS)),
+            "Y": np.eye(CLASSES)[rng.integers(0, CLASSES, size=BATCH)],
+            "W1": rng.normal(size=(width, INPUTS)) / np.sqrt(INPUTS),
+            "b1": rng.normal(size=width) * 0.1,
+            "W2": rng.normal(size=(width, width)) / np.sqrt(width),
+            "b2": rng.normal(size=width) * 0.1,
+            "W3": rng.normal(size=(CLASSES, width)) / np.sqrt(width),
+            "b3": rng.normal(size=CLASSES) * 0.1}
+
+
+def circuitgrad_net(width: int, lower: Callable[..., Any]) -> Callable[[dict], tuple]:
+    shapes = {k: v.shape for k, v in point(width).items()}
+    f = lower(cg.grad(cg.parse(PROGRAM, shapes=shapes), wrt=list(WRT)))
+    return lambda p: tuple(f(**p))
+
+
+def jax_net(width: int) -> Callable[[dict], tuple]:
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+
+    def loss(W1, b1, W2, b2, W3, b3, X, Y):
+        a1 = jnp.tanh(X @ W1.T + b1)
+        a2 = jnp.tanh(a1 @ W2.T + b2)
+        z = a2 @ W3.T + b3
+        return -jnp.mean(jnp.sum(Y * jax.nn.log_softmax(z, axis=1), axis=1))
+
+    vg = jax.jit(jax.value_and_grad(loss, argnums=tuple(range(6))))
+
+    def call(p):
+        value, grads = vg(*(p[k] for k in WRT), p["X"], p["Y"])
+        value.block_until_ready()
+        return (float(value), *(np.asarray(g) for g in grads))
+
+    return call
+
+
+def _best(fn: Callable[[], Any], calls: int) -> float:
+    best = float("inf")
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run(quick: bool = False) -> str:
+    has_jax = importlib.util.find_spec("jax") is not None
+    rows = ["| width | to_numpy ∇ | to_fused ∇ | JAX ∇ | to_numpy × JAX | to_fused × JAX | "
+            "to_fused × to_numpy |", "|---|---|---|---|---|---|---|"]
+    widths = QUICK_WIDTHS if quick else WIDTHS
+    series: dict[str, tuple[list, list]] = {k: ([], []) for k in
+                                            ("circuitgrad to_numpy", "circuitgrad to_fused",
+                                             "JAX jit")}
+    for width in widths:
+        at = point(width)
+        tools = {"to_numpy": circuitgrad_net(width, cg.to_numpy),
+                 "to_fused": circuitgrad_net(width, cg.to_fused)}
+        if has_jax:
+            tools["JAX"] = jax_net(width)
+        results = {name: f(at) for name, f in tools.items()}
+        for name, got in results.items():  # the same numbers, or the timing means nothing
+            for a, b in zip(got, results["to_numpy"]):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=name)
+        calls = 3 if width >= 512 else 10
+        best = {name: float("inf") for name in tools}
+        for _ in range(3 if quick else 7):  # interleaved: a drift of the machine hits all
+            for name, f in tools.items():
+                best[name] = min(best[name], _best(lambda: f(at), calls))
+        e_np, e_f, e_jax = best["to_numpy"], best["to_fused"], best.get("JAX")
+        rows.append(f"| {width} | {fmt_time(e_np)} | {fmt_time(e_f)} | {fmt_time(e_jax)} | "
+                    f"{fmt_ratio(e_np / e_jax) if e_jax else '—'} | "
+                    f"{fmt_ratio(e_f / e_jax) if e_jax else '—'} | {fmt_ratio(e_f / e_np)} |")
+        for label, e in (("circuitgrad to_numpy", e_np), ("circuitgrad to_fused", e_f),
+                         ("JAX jit", e_jax)):
+            series[label][0].append(width)
+            series[label][1].append(e)
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (OpenBLAS's default)")
+    xla = os.environ.get("XLA_FLAGS", "unset")
+    img = plot_loglog("bench_tensor_nets", "Gradient of a tanh network's softmax cross-entropy",
+                      f"width (batch {BATCH}, {INPUTS} inputs, two hidden layers, "
+                      f"{CLASSES} classes)", "seconds per value and gradient", series,
+                      note=f"OPENBLAS_NUM_THREADS={threads}; XLA_FLAGS={xla}")
+    head = ("### A tanh network's softmax cross-entropy: gradient against the width\n\n"
+            f"`{PROGRAM.splitlines()[0]}`, a second tanh layer, 10 logits, "
+            "`J = -mean(sum(Y * log_softmax(z, axis=1), axis=1))`; batch 1024, ∇ with respect "
+            "to the weights and biases. circuitgrad: `parse` → `grad` → `to_numpy` or "
+            "`to_fused` (NumPy's BLAS for the products, fused C loops for the tanh layers and "
+            "their adjoints, one C pass per row for the log-softmax); JAX: "
+            "`jit(value_and_grad)`, float64. Best of interleaved rounds; × = time / JAX's "
+            f"(below 1: circuitgrad faster). OPENBLAS_NUM_THREADS: {threads}; XLA_FLAGS: "
+            f"{xla}.\n\n")
+    plot = f"\n![evaluation time vs width]({img})\n" if img else ""
+    return head + "\n".join(rows) + "\n" + plot
+
+
+if __name__ == "__main__":
+    print(run())
