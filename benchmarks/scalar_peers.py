@@ -116,7 +116,7 @@ class DrJit:
             raise RuntimeError("no libLLVM 15 or newer found (set DRJIT_LIBLLVM_PATH)")
         os.environ["DRJIT_LIBLLVM_PATH"] = path
         other = _loaded_llvm()
-        if other:  # symengine's LLVM backend: Dr.Jit would find its version and crash
+        if other and os.path.realpath(other) != os.path.realpath(path):  # symengine's LLVM backend: Dr.Jit would find its version and crash
             raise RuntimeError(f"another LLVM is loaded in this process ({other})")
         import drjit as dr
         from drjit.llvm.ad import Float64
@@ -198,6 +198,19 @@ def measure_batch(emit, points: int, cache: str) -> None:
             fns["to_c point"] = lambda: fn(*point)
     for name, t in _best(fns, 2 if points > 10**5 else 3, budget=0.3).items():
         emit(name, t)
+    for name in (f"to_c {cores}", f"drjit {cores}"):  # did the threads run?
+        if name in fns:
+            emit(f"cpu/wall {name}", _cpu_per_wall(fns[name]))
+
+
+def _cpu_per_wall(fn: Callable[[], Any]) -> float:
+    """The process's CPU seconds per wall second over calls of ``fn`` (about 1 s)."""
+    import time
+    t0, c0, calls = time.perf_counter(), time.process_time(), 0
+    while calls < 1 or time.perf_counter() - t0 < 1.0:
+        fn()
+        calls += 1
+    return (time.process_time() - c0) / (time.perf_counter() - t0)
 
 
 def measure_point(emit, ops: int, cache: str, symengine: bool) -> None:
@@ -306,8 +319,9 @@ def run(quick: bool = False) -> str:
         for tool, key in (("to_c", "to_c"), ("Dr.Jit", "drjit")):
             s = ratio(f"{key} 1", f"{key} {cores}")
             if s:
+                cpu = v.get(f"cpu/wall {key} {cores}")
                 scaling.append([f"{points:,}", tool, str(cores), f"{s:.2f}",
-                                f"{s / cores:.2f}"])
+                                f"{s / cores:.2f}", f"{cpu:.2f}" if cpu else "–"])
         if "drjit point" in v:
             notes.append(f"one point, {fmt_n(OPS)} ops (timed in the {points:,}-point child): "
                          f"to_c {fmt_time(v['to_c point'])}, Dr.Jit "
@@ -326,7 +340,11 @@ def run(quick: bool = False) -> str:
     if drjit_note:
         out += [drjit_note, ""]
     out += ["#### Thread scaling (same runs)", "",
-            table(["points", "tool", "threads", "speed-up", "of linear"], scaling), ""]
+            table(["points", "tool", "threads", "speed-up", "of linear",
+                   "CPU s per wall s at that count"], scaling), "",
+            "(CPU per wall second near 1 at 2 threads: the second thread did not run, or the "
+            "machine's other jobs took its core; `uptime`'s load is in the report's header.)",
+            ""]
     # one point
     heads = ["ops", "nodes", "to_c", "to_c plain", "to_tape", "CasADi VM", "symengine-LLVM",
              "to_tape / CasADi", "to_c / symengine", "to_c plain / symengine"]
