@@ -244,6 +244,7 @@ class CompiledFunction:
         self._name = name
         self._program = program
         self._input_shapes = [c.shape(i) for i in c.input_ids]
+        self._shape_tuple = tuple(tuple(int(n) for n in s) for s in self._input_shapes)
         self._output_shapes = [c.shape(i) for i in c.output_ids]
         self._Outputs = outputs(c.outputs) if len(c.outputs) > 1 else None
         self._scalar_inputs = all(not s for s in self._input_shapes)
@@ -276,6 +277,10 @@ class CompiledFunction:
             if not all(_plain_number(a) for a in args):
                 return None
             return np.array(args, dtype=np.float64)
+        if _tape is not None:  # the same test in C, and the copy: no array per input
+            flat = np.empty(self._nin)
+            return flat if _tape.point_arguments(tuple(args), self._shape_tuple, flat,
+                                                 np.ndarray, np.float64) else None
         for a, shape in zip(args, self._input_shapes):
             if type(a) is np.ndarray:
                 if a.dtype != np.float64 or a.shape != shape:

@@ -11,7 +11,7 @@ import pytest
 from test_batch import same_bits
 
 import circuitgrad as cg
-from circuitgrad.errors import InputError, InputRangeError
+from circuitgrad.errors import InputError, InputRangeError, ShapeError
 from circuitgrad.lower.program import EXTENSION
 
 LOWER = [cg.to_tape, cg.to_c, lambda c: cg.to_c(c, vectors=False)]
@@ -121,3 +121,60 @@ def test_what_the_binder_refuses_is_still_refused_by_name(lower, gradient):
     for args in ((1, 2, 3), (np.float32(0.5), 2.0, np.int64(2**53)), (True, 1.5, 2.0)):
         for a, b in zip(f(*args), ref(*args)):
             assert abs(a - b) <= 1e-12 * max(1.0, abs(b))
+
+
+@pytest.fixture(scope="module")
+def tensor_gradient():
+    g = cg.grad(cg.parse("J = (sum(100*(x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2) + "
+                         "sum(m * m)) * s", shapes={"x": (6,), "m": (2, 3)}))
+    assert g.inputs == ("x", "m", "s")
+    return g
+
+
+@pytest.mark.parametrize("lower", LOWER[:2], ids=IDS[:2])
+def test_arrays_of_the_declared_shapes_give_the_general_paths_bits(lower, tensor_gradient):
+    f = lower(tensor_gradient)
+    rng = np.random.default_rng(1)
+    x, m = rng.uniform(-1, 1, 6), rng.uniform(-1, 1, (2, 3))
+    flat = np.empty(f._nin)
+    assert EXTENSION.point_arguments((x, m, 1.5), f._shape_tuple, flat, np.ndarray, np.float64)
+    np.testing.assert_array_equal(flat, np.concatenate([x, m.ravel(), [1.5]]))
+    want = general(f, x, m, 1.5)
+    wide = np.zeros(12)
+    wide[::2] = x
+    for args, kwargs in (((x, m, 1.5), {}), ((x, m, np.float64(1.5)), {}), ((x, m, 3 // 2 + 0.5),
+                         {}), ((), {"s": 1.5, "m": m, "x": x}), ((wide[::2], m, 1.5), {}),
+                         ((x.astype(">f8"), m, 1.5), {}), ((x, np.asfortranarray(m), 1.5), {})):
+        got = f(*args, **kwargs)
+        for a, b in zip(got, want):
+            assert np.shape(a) == np.shape(b) and np.all(same_bits(a, b))
+    out = f(x, m, 1.5)
+    out.dJ_dx[:] = 0.0  # fresh arrays, not views of the inputs or of each other
+    assert np.all(x != 0.0) and np.all(f(x, m, 1.5).dJ_dx == want.dJ_dx)
+
+
+@pytest.mark.parametrize("lower", LOWER[:2], ids=IDS[:2])
+def test_arrays_the_fast_path_does_not_take_are_still_checked_by_name(lower, tensor_gradient):
+    f = lower(tensor_gradient)
+    x, m = np.linspace(-1, 1, 6), np.ones((2, 3))
+    flat = np.empty(f._nin)
+    for args in ((x[:5], m, 1.5), (x, m.T, 1.5), (x.astype(np.float32), m, 1.5),
+                 (x.astype(np.int64), m, 1.5), (x, m, np.array(1.5)), (x, m, "1.5"),
+                 (x, m), (x, m, 1.5, 1.0), (x.reshape(1, 6), m, 1.5),
+                 (memoryview(x), m, 1.5)):
+        assert not EXTENSION.point_arguments(args, f._shape_tuple, flat, np.ndarray, np.float64)
+    with pytest.raises(ShapeError, match="'x' has shape \\(6,\\)"):
+        f(x[:5], m, 1.5)
+    with pytest.raises(ShapeError, match="'m' has shape \\(2, 3\\)"):
+        f(x, m.T, 1.5)
+    with pytest.raises(InputRangeError, match="input 'x'.*int64"):
+        f(np.array([2**53 + 1, 0, 0, 0, 0, 0]), m, 1.5)
+    with pytest.raises(InputError, match="input 'm': complex128"):
+        f(x, m.astype(complex), 1.5)
+    with pytest.raises(InputError, match="input 'x'"):
+        f(x.astype(np.longdouble), m, 1.5)
+    with pytest.raises(TypeError, match="missing inputs \\['s'\\]"):
+        f(x, m)
+    batch = f(np.stack([x, x]), m, 1.5)  # a batch is not one point: the general path
+    assert batch.dJ_dx.shape == (2, 6)
+    assert np.all(same_bits(batch.dJ_dx[1], f(x, m, 1.5).dJ_dx))
