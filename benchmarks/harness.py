@@ -246,7 +246,7 @@ def plot_loglog(name: str, title: str, xlabel: str, ylabel: str,
 # -- the machine ----------------------------------------------------------------------------
 
 LIBRARIES = ("circuitgrad", "numpy", "networkx", "sympy", "symengine", "jax", "jaxlib", "torch",
-             "pytensor", "casadi", "autograd", "matplotlib")
+             "pytensor", "casadi", "autograd", "drjit", "matplotlib")
 
 
 def library_versions() -> dict[str, str]:

@@ -1016,7 +1016,8 @@ class CFunction(CompiledFunction):
         return out
 
     def _point(self, args: tuple) -> Any:
-        return _tape.call_point(self._address, args, self._nout, np.float64, self._Outputs)
+        return _tape.call_point(self._address, args, self._nin, self._nout, np.float64,
+                                self._Outputs)
 
     def __reduce__(self):
         # Pickles as the circuit and the arguments asked (width=None: the widest of the host
