@@ -265,11 +265,8 @@ class CompiledFunction:
         which the general binder would accept as it is; else None (the binder then checks,
         converts, broadcasts a batch or says what is wrong)."""
         if kwargs:
-            if args or len(kwargs) != len(self.inputs):
-                return None
-            try:
-                args = tuple(kwargs[name] for name in self.inputs)
-            except KeyError:
+            args = self._keyword_point(args, kwargs)
+            if args is None:
                 return None
         elif len(args) != len(self.inputs):
             return None
