@@ -84,6 +84,12 @@ def check_input(name: str, value: Any) -> Any:
                                   f"(beyond 2**53 integers round); give float({name}) if the "
                                   f"rounding is meant")
         return value
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmask(value) is not np.ma.nomask \
+            and np.ma.getmask(value).any():
+        # (its entries under the mask hold numbers: computing on them would drop the mask)
+        raise InputError(f"input {name!r} is a masked array with masked entries: circuitgrad "
+                         f"computes on every entry; give {name}.filled(value), or "
+                         f"np.ma.getdata({name}) if the masked entries' numbers are meant")
     if isinstance(value, np.ndarray) or isinstance(value, np.generic):
         _check_dtype(name, value.dtype,
                      "values" if isinstance(value, np.generic) else "arrays")

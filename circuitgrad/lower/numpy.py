@@ -511,8 +511,10 @@ class NumpyFunction:
             if type(v) is float:
                 # NumPy semantics for scalars too: 1/0 is inf, not ZeroDivisionError.
                 values[k] = v = np.float64(v)
-            elif not isinstance(v, (np.float64, np.ndarray)) or (
-                    isinstance(v, np.ndarray) and v.dtype != np.float64):
+            elif not (type(v) is np.float64 or (type(v) is np.ndarray
+                                                 and v.dtype == np.float64)):
+                # (a subclass too: np.matrix's * is a matrix product, a masked array's mask
+                # would ride along; np.asarray below makes it the plain array of its numbers)
                 if v is _MISSING:
                     missing_inputs(self._name, self.inputs, values)
                 v = check_input(self.inputs[k], v)  # a number, or an array of real numbers

@@ -40,6 +40,9 @@ BAD = {
     "inexact list": ([3, 2**62 + 1], "is not a float64"),
     "longdouble": (np.longdouble(1) / 3, "extra precision would be dropped"),
     "datetime": (np.array(["2020-01-01"], dtype="datetime64[D]"), "not supported"),
+    # a masked array's masked entries hold numbers: computing on them would drop the mask
+    "masked array": (np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0]), "masked entries"),
+    "masked constant": (np.ma.masked, "masked entries"),
 }
 
 
@@ -64,6 +67,24 @@ def test_a_bad_input_is_refused_by_name(functions, lowering, bad):
             f(value, 2.0)
         with pytest.raises(OverflowError):  # as float(10**400) raises
             f(value, 2.0)
+
+
+@pytest.mark.parametrize("lowering", list(LOWERINGS))
+def test_a_masked_array_with_nothing_masked_is_its_data(functions, lowering):
+    f, want = functions[lowering], functions["numpy"](np.array([1.0, 2.0]), 2.0)
+    for value in (np.ma.array([1.0, 2.0]), np.ma.array([1.0, 2.0], mask=[0, 0])):
+        got = f(value, 2.0)
+        assert all(np.array_equal(np.asarray(g), np.asarray(w)) for g, w in zip(got, want))
+
+
+@pytest.mark.parametrize("lowering", list(LOWERINGS))
+def test_an_ndarray_subclass_is_the_array_of_its_numbers(lowering):
+    # np.matrix's * is a matrix product: to_numpy computed x * y of two matrices as x @ y
+    f = LOWERINGS[lowering](cg.trace(lambda x, y: x * y + x, shapes={"x": (2, 2), "y": (2, 2)}))
+    m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    got = f(m, m)
+    assert type(got) is np.ndarray
+    assert np.array_equal(got, np.asarray(m) * np.asarray(m) + np.asarray(m))
 
 
 @pytest.mark.parametrize("lowering", list(LOWERINGS))
