@@ -472,3 +472,46 @@ def test_a_scatter_into_the_whole_array_is_one_addition():
         assert same_bits(got, want)
     assert not np.signbit(f(x=x[0], y=y).dJ_dx[0, 0])
 
+
+
+def test_a_kernel_of_more_than_64_arrays_runs():
+    # a group reads any number of operands (70 inputs here); the extension's kernel() held 64
+    # arrays on its stack and refused more with a ValueError: more now come from the heap
+    n = 70
+    c = cg.parse("J = " + " + ".join(f"sin(x{k}) * x{k}" for k in range(n)),
+                 shapes={f"x{k}": (4,) for k in range(n)})
+    f = to_fused(c, min_entries=0)
+    assert f.groups == 1
+    rng = np.random.default_rng(3)
+    values = {f"x{k}": rng.normal(size=(2, 4)) for k in range(n)}
+    got = f(**values)
+    assert close(got, cg.to_numpy(c)(**values))
+    assert same_bits(got[1], f(**{k: v[1] for k, v in values.items()}))
+
+
+def test_the_extensions_kernel_refuses_wrong_arguments():
+    # wrong calls raise (no crash): float64 arrays only, writeable results, nout in range
+    from circuitgrad.lower import fused
+    c = cg.parse("J = exp(x) * x", shapes={"x": (8,)})
+    f = to_fused(c, min_entries=0)
+    call = fused.kernel_entry(f._library.cg_kernel)
+    meta = np.zeros(1, dtype=np.int64)
+    x, y = np.ones(8), np.empty(8)
+    before = f(x)
+    read_only = np.empty(8)
+    read_only.flags.writeable = False
+    with pytest.raises(TypeError, match="float64"):
+        call(0, meta, (x.astype(np.float32), y), 1)
+    with pytest.raises(TypeError, match="float64"):
+        call(0, meta, (x, y.astype(">f8")), 1)
+    with pytest.raises(ValueError):
+        call(0, meta, (x, read_only), 1)
+    with pytest.raises(ValueError, match="nout"):
+        call(0, meta, (x, y), 3)
+    with pytest.raises(ValueError, match="nout"):
+        call(0, meta, (x, y), -1)
+    with pytest.raises(TypeError):
+        call(0, np.zeros(1, dtype=np.int32), (x, y), 1)
+    with pytest.raises(TypeError):
+        call(0, meta, [x, y], 1)
+    assert same_bits(f(x), before)  # still works after the refusals
