@@ -515,3 +515,23 @@ def test_the_extensions_kernel_refuses_wrong_arguments():
     with pytest.raises(TypeError):
         call(0, meta, [x, y], 1)
     assert same_bits(f(x), before)  # still works after the refusals
+
+
+def test_an_output_of_no_input_is_computed_on_each_call():
+    # the values of no input are computed once, at build; an output of no input (here a
+    # transpose: a view of what it reads) stays per call, so that writing into one call's
+    # result cannot change the next call's (it did: y read 99.0 after z[...] = 99.0)
+    from circuitgrad.builder import Builder
+    b = Builder()
+    x = b.input("x", (4, 3))
+    e = b.apply("exp", b.apply("broadcast_to", b.const(0.5), shape=(4, 3)))
+    c = b.finish([("y", x * e), ("z", b.apply("transpose", e))])
+    f, plain = to_fused(c), cg.to_numpy(c)
+    first = f(np.zeros((4, 3)))
+    first.z[...] = 99.0
+    for got, want in zip(f(np.ones((4, 3))), plain(np.ones((4, 3)))):
+        assert same_bits(got, want)
+    # an output that reads the values of no input beside an input's still gets them folded
+    c = b.finish([("y", x * e)])
+    assert "_cg.broadcast_to(" not in to_fused(c).source
+    assert same_bits(to_fused(c)(np.ones((4, 3))), plain(np.ones((4, 3))).y)
