@@ -508,7 +508,7 @@ tape_run_point(PyObject *self, PyObject *args)
    buffer, arrays a tuple of float64 arrays (any strides: the kernel reads meta's), the
    operands first, then the results (written). Through ctypes this cost ~10 us a call here
    (.ctypes.data of each array, the pointer array, ctypes' call), most of a small kernel. */
-#define CG_KERNEL_ARRAYS 64
+#define CG_KERNEL_ARRAYS 64  /* arrays held on the stack; more (a large group): the heap */
 typedef void (*cg_kernel_entry)(int, const long *, double *const *);
 
 static PyObject *
@@ -516,40 +516,49 @@ tape_kernel(PyObject *self, PyObject *args)
 {
     unsigned long long address;
     int g, nout;
-    PyObject *o_meta, *o_arrays;
-    Py_buffer bmeta, views[CG_KERNEL_ARRAYS];
-    double *ptr[CG_KERNEL_ARRAYS];
+    PyObject *o_meta, *o_arrays, *result = NULL;
+    Py_buffer bmeta, views_stack[CG_KERNEL_ARRAYS], *views = views_stack;
+    double *ptr_stack[CG_KERNEL_ARRAYS], **ptr = ptr_stack;
     if (!PyArg_ParseTuple(args, "KiOO!i", &address, &g, &o_meta, &PyTuple_Type, &o_arrays,
                           &nout))
         return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(o_arrays), k;
-    if (n > CG_KERNEL_ARRAYS || nout > n || nout < 0) {
-        PyErr_SetString(PyExc_ValueError, "_tape.kernel: too many arrays");
+    Py_ssize_t n = PyTuple_GET_SIZE(o_arrays), k = 0;
+    if (nout > n || nout < 0) {
+        PyErr_SetString(PyExc_ValueError, "_tape.kernel: nout must be 0 .. len(arrays)");
         return NULL;
     }
     if (get_buffer(o_meta, &bmeta, 8, 0, "meta") < 0) return NULL;
+    if (n > CG_KERNEL_ARRAYS) {
+        views = PyMem_Malloc(n * sizeof(Py_buffer));
+        ptr = PyMem_Malloc(n * sizeof(double *));
+        if (!views || !ptr) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
     for (k = 0; k < n; k++) {
         int writable = k >= n - nout;
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(o_arrays, k), &views[k],
                                PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-            goto fail;
+            goto done;
         if (views[k].itemsize != 8 || !views[k].format || strcmp(views[k].format, "d")) {
             PyErr_SetString(PyExc_TypeError, "_tape.kernel: float64 arrays only");
             PyBuffer_Release(&views[k]);
-            goto fail;
+            goto done;
         }
         ptr[k] = views[k].buf;
     }
     Py_BEGIN_ALLOW_THREADS
     ((cg_kernel_entry)(uintptr_t)address)(g, bmeta.buf, ptr);
     Py_END_ALLOW_THREADS
-    for (k = 0; k < n; k++) PyBuffer_Release(&views[k]);
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    if (views) while (k-- > 0) PyBuffer_Release(&views[k]);
+    if (views != views_stack) PyMem_Free(views);
+    if (ptr != ptr_stack) PyMem_Free(ptr);
     PyBuffer_Release(&bmeta);
-    Py_RETURN_NONE;
-fail:
-    while (k-- > 0) PyBuffer_Release(&views[k]);
-    PyBuffer_Release(&bmeta);
-    return NULL;
+    return result;
 }
 
 static PyMethodDef tape_methods[] = {

@@ -957,12 +957,25 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
             o != b and c.shape(o) == c.shape(r) and c.op(o) != "broadcast_to"
             for o in c.args(r))
 
+    # an output of no input may be a view of the values it reads (a transpose, a reshape):
+    # those are computed on each call, else a write into the output would change later calls
+    no_input: set[int] = set()
+    for i, op, args, _params, _shape in c.records():
+        if op == "const" or args and all(a in no_input for a in args):
+            no_input.add(i)
+    per_call, seen = [i for i in c.output_ids if i in no_input], set()
+    while per_call:
+        i = per_call.pop()
+        if i not in seen:
+            seen.add(i)
+            per_call.extend(c.args(i))
+    folded_never = outputs_set | seen
     folded: set[int] = set()
     body: list[tuple[str, int, str, list[int]]] = []  # (kind, node or group, line, reads)
     prelude: list[str] = []
     rows = False
     for kind, k in schedule:
-        if kind == "node" and fold and k not in outputs_set and c.args(k) and all(
+        if kind == "node" and fold and k not in folded_never and c.args(k) and all(
                 a in folded or c.op(a) == "const" for a in c.args(k)) and not any(
                 names._in_place(r) is not None for r in first_readers[k]):
             folded.add(k)  # a constant: computed once (nothing writes it in place)

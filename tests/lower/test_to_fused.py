@@ -472,3 +472,66 @@ def test_a_scatter_into_the_whole_array_is_one_addition():
         assert same_bits(got, want)
     assert not np.signbit(f(x=x[0], y=y).dJ_dx[0, 0])
 
+
+
+def test_a_kernel_of_more_than_64_arrays_runs():
+    # a group reads any number of operands (70 inputs here); the extension's kernel() held 64
+    # arrays on its stack and refused more with a ValueError: more now come from the heap
+    n = 70
+    c = cg.parse("J = " + " + ".join(f"sin(x{k}) * x{k}" for k in range(n)),
+                 shapes={f"x{k}": (4,) for k in range(n)})
+    f = to_fused(c, min_entries=0)
+    assert f.groups == 1
+    rng = np.random.default_rng(3)
+    values = {f"x{k}": rng.normal(size=(2, 4)) for k in range(n)}
+    got = f(**values)
+    assert close(got, cg.to_numpy(c)(**values))
+    assert same_bits(got[1], f(**{k: v[1] for k, v in values.items()}))
+
+
+def test_the_extensions_kernel_refuses_wrong_arguments():
+    # wrong calls raise (no crash): float64 arrays only, writeable results, nout in range
+    from circuitgrad.lower import fused
+    c = cg.parse("J = exp(x) * x", shapes={"x": (8,)})
+    f = to_fused(c, min_entries=0)
+    call = fused.kernel_entry(f._library.cg_kernel)
+    meta = np.zeros(1, dtype=np.int64)
+    x, y = np.ones(8), np.empty(8)
+    before = f(x)
+    read_only = np.empty(8)
+    read_only.flags.writeable = False
+    with pytest.raises(TypeError, match="float64"):
+        call(0, meta, (x.astype(np.float32), y), 1)
+    with pytest.raises(TypeError, match="float64"):
+        call(0, meta, (x, y.astype(">f8")), 1)
+    with pytest.raises(ValueError):
+        call(0, meta, (x, read_only), 1)
+    with pytest.raises(ValueError, match="nout"):
+        call(0, meta, (x, y), 3)
+    with pytest.raises(ValueError, match="nout"):
+        call(0, meta, (x, y), -1)
+    with pytest.raises(TypeError):
+        call(0, np.zeros(1, dtype=np.int32), (x, y), 1)
+    with pytest.raises(TypeError):
+        call(0, meta, [x, y], 1)
+    assert same_bits(f(x), before)  # still works after the refusals
+
+
+def test_an_output_of_no_input_is_computed_on_each_call():
+    # the values of no input are computed once, at build; an output of no input (here a
+    # transpose: a view of what it reads) stays per call, so that writing into one call's
+    # result cannot change the next call's (it did: y read 99.0 after z[...] = 99.0)
+    from circuitgrad.builder import Builder
+    b = Builder()
+    x = b.input("x", (4, 3))
+    e = b.apply("exp", b.apply("broadcast_to", b.const(0.5), shape=(4, 3)))
+    c = b.finish([("y", x * e), ("z", b.apply("transpose", e))])
+    f, plain = to_fused(c), cg.to_numpy(c)
+    first = f(np.zeros((4, 3)))
+    first.z[...] = 99.0
+    for got, want in zip(f(np.ones((4, 3))), plain(np.ones((4, 3)))):
+        assert same_bits(got, want)
+    # an output that reads the values of no input beside an input's still gets them folded
+    c = b.finish([("y", x * e)])
+    assert "_cg.broadcast_to(" not in to_fused(c).source
+    assert same_bits(to_fused(c)(np.ones((4, 3))), plain(np.ones((4, 3))).y)
