@@ -133,12 +133,21 @@ def prod_others(b: Any, prim: Any, args: list[Grid], params: dict, shape: tuple)
 
 
 def softmax(b: Any, prim: Any, args: list[Grid], params: dict, shape: tuple) -> Grid:
-    """exp(x - logsumexp(x)) (``log_softmax``: x - logsumexp(x)) along the axis, the
-    logsumexp a fold of the record's ``fold``."""
+    """exp(x - s) / Σ exp(x - s) (``log_softmax``: (x - s) - log Σ exp(x - s)) along the
+    axis, s the maximum (0 where it is not finite), as the NumPy evaluation
+    (:func:`.special.softmax`). Not exp(x - logsumexp(x)): at large x the logsumexp's log n
+    rounds away (softmax([1e17, 1e17]) would be [1, 1])."""
     def normalized(entries: list[int]) -> list[int]:
-        lse = fold(b, prim.fold, entries)
-        z = [b.apply_id("sub", (e, lse)) for e in entries]
-        return [b.apply_id("exp", (v,)) for v in z] if prim.name == "softmax" else z
+        m = fold(b, "maximum", entries)
+        finite = b.apply_id("less", (b.apply_id("abs", (m,)), b.const_id(float("inf"))))
+        shift = b.apply_id("where", (finite, m, b.const_id(0.0)))
+        z = [b.apply_id("sub", (e, shift)) for e in entries]
+        exps = [b.apply_id("exp", (v,)) for v in z]
+        total = fold(b, "add", exps)
+        if prim.name == "softmax":
+            return [b.apply_id("div", (e, total)) for e in exps]
+        log_total = b.apply_id("log", (total,))
+        return [b.apply_id("sub", (v, log_total)) for v in z]
 
     return per_lane(args[0], params.get("axis"), shape, normalized)
 

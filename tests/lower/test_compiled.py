@@ -588,3 +588,23 @@ def test_compositions_of_two_functions_keep_numpys_special_values(monkeypatch):
                     (lower.__name__, name)
                 np.testing.assert_allclose(g[finite], w[finite], rtol=1e-6, atol=1e-300,
                                            err_msg=f"{lower.__name__} {name}")
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_softmax_in_scalar_code_shifts_by_the_maximum(fn):
+    # The scalar expansion was exp(x - logsumexp(x)): at large x the logsumexp's log n
+    # rounded away and to_tape/to_c gave softmax([1e17, 1e17, 0, 1e17]) = [1, 1, 0, 1]
+    # (a wrong number; found by the fused reviewer). Hand values: 1/3, log(1/3).
+    c = cg.trace(lambda x: getattr(cg, fn)(x), shapes={"x": 4})
+    want = (np.array([1, 1, 0, 1]) / 3.0 if fn == "softmax"
+            else np.array([-np.log(3.0), -np.log(3.0), -1e17, -np.log(3.0)]))
+    special = [[-np.inf] * 4, [np.inf, 0, 1, 2], [np.nan, 0, 1, 2], [-np.inf, 0, 1, 2],
+               [-1e308, 0, 1e308, 5], [1e308, 1e308, 0, 1e308]]
+    with np.errstate(all="ignore"):
+        reference = cg.to_numpy(c)
+        for lower in (cg.to_tape, cg.to_c):
+            f = lower(c)
+            np.testing.assert_allclose(f(np.array([1e17, 1e17, 0.0, 1e17])), want, rtol=1e-15)
+            for x in special:  # NumPy's evaluation's special values, each
+                np.testing.assert_allclose(f(np.array(x, float)), reference(np.array(x, float)),
+                                           rtol=1e-15, atol=0)
