@@ -605,6 +605,8 @@ def test_softmax_in_scalar_code_shifts_by_the_maximum(fn):
         for lower in (cg.to_tape, cg.to_c):
             f = lower(c)
             np.testing.assert_allclose(f(np.array([1e17, 1e17, 0.0, 1e17])), want, rtol=1e-15)
-            for x in special:  # NumPy's evaluation's special values, each
+            for x in special:  # NumPy's evaluation's special values (inf, NaN where it has
+                # them), its finite entries within the compiled bound: NumPy's exp and log
+                # are its SIMD loops, to_tape's and to_c's libm (ulps apart on AVX-512)
                 np.testing.assert_allclose(f(np.array(x, float)), reference(np.array(x, float)),
-                                           rtol=1e-15, atol=0)
+                                           rtol=COMPILED_RTOL, atol=0)
