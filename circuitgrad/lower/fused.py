@@ -1188,8 +1188,12 @@ class FusedFunction(NumpyFunction):
                 warned = [True]
             if warned:  # (a warning too: each call warns, as to_numpy's)
                 source = fused_source(self.circuit, self._name, self._min_entries, fold=False)[0]
+                prelude = ""
         self._namespace = namespace
-        self._source = source
+        # (.source shows the values computed at build, which the driver reads by name)
+        self._source = source if not prelude else "\n".join(
+            ["# computed once, when the function was built (they depend on no input):"]
+            + [f"#   {line}" for line in prelude.splitlines()] + [source])
         self._code = compile(source, f"<circuitgrad fused {self._name}>", "exec")
 
     def _call_on(self, values: list[Any], batch: tuple[int, ...], foreign: list[int]) -> Any:
