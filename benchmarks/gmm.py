@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import time
 from typing import Any, Callable
 
@@ -27,7 +26,8 @@ import numpy as np
 
 import circuitgrad as cg
 
-from .harness import fmt_ratio, fmt_time, median_time, plot_loglog
+from .harness import (fmt_ratio, fmt_time, measurement_timeout, median_time, plot_loglog,
+                      run_bounded, suite_cpus)
 
 N = 1000
 SIZES = [(2, 5), (2, 50), (10, 5), (10, 50)]  # (d, K)
@@ -136,56 +136,98 @@ def _build(make: Callable[[int, int], Any], d: int, K: int) -> tuple[float, Any,
     return time.perf_counter() - t0, f, result
 
 
-def run(quick: bool = False) -> str:
-    rows = ["| d | K | scalars | circuitgrad build | JAX build | build × | to_numpy ∇ | "
-            "to_fused ∇ | JAX ∇ | to_numpy × | to_fused × |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    series: dict[str, tuple[list, list]] = {k: ([], []) for k in (
-        "circuitgrad to_numpy", "circuitgrad to_fused", "JAX jit")}
+def measure(emit: Callable[[str, Any], None], quick: bool, builds: bool) -> None:
+    """Child: each size's best-of-rounds times (``"d,K tool"``) of to_numpy (with ``builds``),
+    to_fused and JAX, interleaved, after checking that they agree; with ``builds`` also the
+    build times (``"d,K build tool"``)."""
+    has_jax = importlib.util.find_spec("jax") is not None
     for d, K in QUICK_SIZES if quick else SIZES:
         at = point(d, K)
+        key = f"{d},{K}"
         t_cg, f_cg, ours = _build(circuitgrad_gmm, d, K)
         f_fused = circuitgrad_gmm(d, K, cg.to_fused)
         for a, b in zip(ours, f_fused(at)):  # the same numbers within the contract
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
-        built = _build(jax_gmm, d, K) if importlib.util.find_spec("jax") else None
-        cells = ["missing"] * 3
-        if built is not None:
-            t_jax, f_jax, theirs = built
+        tools = {"to_fused": f_fused}
+        if builds:
+            tools["to_numpy"] = f_cg
+            emit(f"{key} build circuitgrad", t_cg)
+        if has_jax:
+            t_jax, f_jax, theirs = _build(jax_gmm, d, K)
             for a, b in zip(ours, theirs):  # the same numbers, or the timing means nothing
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+            tools["JAX"] = f_jax
+            if builds:
+                emit(f"{key} build JAX", t_jax)
         # interleaved rounds, the best median of each: a drift of the machine hits all three
-        tools = [f_cg, f_fused] + ([f_jax] if built is not None else [])
-        best = [float("inf")] * len(tools)
+        best = dict.fromkeys(tools, float("inf"))
         for _ in range(3 if quick else 5):
-            for k, f in enumerate(tools):
-                best[k] = min(best[k], median_time(lambda: f(at), budget=0.2))
-        e_cg, e_fused = best[:2]
-        for label, e in zip(series, best):
-            series[label][0].append(N * K * d * d)
-            series[label][1].append(e)
-        if built is not None:
-            e_jax = best[2]
-            cells = [fmt_time(t_jax), fmt_ratio(t_cg / t_jax), fmt_time(e_jax)]
-        scalars = N * K * d * d
-        ratios = [fmt_ratio(e / e_jax) if built is not None else "—" for e in (e_cg, e_fused)]
-        rows.append(f"| {d} | {K} | {scalars:,} | {fmt_time(t_cg)} | {cells[0]} | {cells[1]} | "
-                    f"{fmt_time(e_cg)} | {fmt_time(e_fused)} | {cells[2]} | {ratios[0]} | "
-                    f"{ratios[1]} |")
+            for name, f in tools.items():
+                best[name] = min(best[name], median_time(lambda: f(at), budget=0.2))
+        for name, t in best.items():
+            emit(f"{key} {name}", t)
+
+
+def run(quick: bool = False) -> str:
+    timeout = max(measurement_timeout(quick), 300.0)
+    one = run_bounded("benchmarks.gmm:measure", {"quick": quick, "builds": True}, timeout,
+                      cpus="one")
+    every = run_bounded("benchmarks.gmm:measure", {"quick": quick, "builds": False}, timeout,
+                        cpus="all")
+    cores = len(suite_cpus())
+    rows = ["| d | K | scalars | circuitgrad build | JAX build | build × | to_numpy ∇ | "
+            "to_fused ∇ | JAX ∇ | to_numpy × | to_fused × | "
+            f"{cores} CPUs: to_fused ∇ | JAX ∇ | to_fused × |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    series: dict[str, tuple[list, list]] = {k: ([], []) for k in (
+        "circuitgrad to_numpy, 1 CPU", "circuitgrad to_fused, 1 CPU", "JAX jit, 1 CPU",
+        f"circuitgrad to_fused, {cores} CPUs", f"JAX jit, {cores} CPUs")}
+    failed = [f"{what}: {_status(r)}" for what, r in (("one CPU", one), ("all CPUs", every))
+              if r.timed_out or r.error]
+    for d, K in QUICK_SIZES if quick else SIZES:
+        key, scalars = f"{d},{K}", N * K * d * d
+        v, w = one.values, every.values
+
+        def cell(values: dict, name: str) -> str:
+            return fmt_time(values[name]) if name in values else "—"
+
+        def ratio(values: dict, a: str, b: str) -> str:
+            return fmt_ratio(values[a] / values[b]) if a in values and b in values else "—"
+
+        rows.append(f"| {d} | {K} | {scalars:,} | {cell(v, f'{key} build circuitgrad')} | "
+                    f"{cell(v, f'{key} build JAX')} | "
+                    f"{ratio(v, f'{key} build circuitgrad', f'{key} build JAX')} | "
+                    f"{cell(v, f'{key} to_numpy')} | {cell(v, f'{key} to_fused')} | "
+                    f"{cell(v, f'{key} JAX')} | {ratio(v, f'{key} to_numpy', f'{key} JAX')} | "
+                    f"{ratio(v, f'{key} to_fused', f'{key} JAX')} | "
+                    f"{cell(w, f'{key} to_fused')} | {cell(w, f'{key} JAX')} | "
+                    f"{ratio(w, f'{key} to_fused', f'{key} JAX')} |")
+        for label, (values, name) in zip(series, ((v, "to_numpy"), (v, "to_fused"), (v, "JAX"),
+                                                  (w, "to_fused"), (w, "JAX"))):
+            if f"{key} {name}" in values:
+                series[label][0].append(scalars)
+                series[label][1].append(values[f"{key} {name}"])
     head = (f"### Gaussian-mixture objective + gradient (ADBench GMM, n = {N})\n\n"
-            "circuitgrad: `trace` → `grad` → `to_numpy` (and `to_fused`); JAX: `jit(value_and_grad)`, float64, "
-            "one thread, with `einsum` for Q·x (its fastest form here; circuitgrad's trace "
-            "uses the broadcast product). Build = from nothing to the first value and gradient; × = "
-            "circuitgrad / JAX (below 1: circuitgrad faster). Scalars: the largest "
-            "intermediate, n·K·d². Times: the best of interleaved rounds (medians).\n\n")
+            "circuitgrad: `trace` → `grad` → `to_numpy` (and `to_fused`); JAX: "
+            "`jit(value_and_grad)`, float64, with `einsum` for Q·x (its fastest form here; "
+            "circuitgrad's trace uses the broadcast product). Left: every tool in a child "
+            "process **pinned to one CPU** (its threads share it: XLA's flags alone still let "
+            "it use ~1.7 CPUs), OpenBLAS told one thread. Right: a child on all "
+            f"{cores} CPUs, each library's default threads. Build = from nothing to the first "
+            "value and gradient; × = circuitgrad / JAX (below 1: circuitgrad faster). Scalars: "
+            "the largest intermediate, n·K·d². Times: the best of interleaved rounds "
+            "(medians).\n\n")
     img = plot_loglog("bench_gmm", f"GMM objective and gradient (n = {N})",
                       "n·K·d² (the largest intermediate; d = 2, 10 and K = 5, 50)",
                       "seconds per value and gradient", series,
-                      note="one thread (OPENBLAS_NUM_THREADS, XLA_FLAGS: "
-                      f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-                      f"{os.environ.get('XLA_FLAGS', 'unset')})")
+                      note=f"1 CPU: pinned; {cores} CPUs: the libraries' default threads")
     plot = f"\n![evaluation time vs size]({img})\n" if img else ""
-    return head + "\n".join(rows) + "\n" + plot
+    tail = "".join(f"\n**failed** — {f}\n" for f in failed)
+    return head + "\n".join(rows) + "\n" + tail + plot
+
+
+def _status(r: Any) -> str:
+    return "timed out" if r.timed_out else f"error: {r.error}"
 
 
 if __name__ == "__main__":

@@ -38,10 +38,44 @@ IMG = DOCS / "img"
 
 # Every tool runs on one thread: circuitgrad and NumPy's elementwise code do, and the machine's
 # cores are shared (PyTorch's two intra-op threads on a loaded 2-core machine ran 10x slower).
+# The variables alone do not make JAX one thread: XLA 0.10 still ran jit(tanh(x @ y)) on ~1.7
+# CPUs with them (wall 5.1 ms, CPU 8.7 ms), so a child on one CPU is also *pinned* to it
+# (run_bounded's cpus="one"): every thread pool then shares that CPU.
 SINGLE_THREAD = {
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
 }
+CPUS_ENV = "CIRCUITGRAD_BENCH_CPUS"  # the CPUs the suite started with (children may be pinned)
+_PIN_ENV = "CIRCUITGRAD_BENCH_PIN"  # a child's CPUs: "one" or "all"
+
+
+def suite_cpus() -> list[int]:
+    """The CPUs the suite may use: those the first benchmark process could run on."""
+    recorded = os.environ.get(CPUS_ENV)
+    if recorded:
+        return [int(c) for c in recorded.split(",")]
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+def pin(cpus: str) -> None:
+    """Run this process on one CPU (``"one"``: the suite's last) or on all the suite's CPUs
+    (``"all"``); a no-op where the OS cannot (no ``sched_setaffinity``)."""
+    chosen = suite_cpus()[-1:] if cpus == "one" else suite_cpus()
+    try:
+        os.sched_setaffinity(0, chosen)
+    except (AttributeError, OSError):
+        pass
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on now (1 in a pinned child)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 # The default bound on one measurement (one tool at one size), seconds; `--timeout` sets it.
 DEFAULT_TIMEOUT = {True: 30.0, False: 45.0}  # by quick
@@ -111,18 +145,32 @@ class ChildResult:
 
 
 def run_bounded(call: str, kwargs: dict[str, Any], timeout: float,
-                show_output: bool = False) -> ChildResult:
+                show_output: bool = False, cpus: str | None = None) -> ChildResult:
     """Run ``module:function(emit, **kwargs)`` in a child process bounded by ``timeout``.
 
     The function reports with ``emit(key, value)``; each report is kept even if the child is
     killed later. A child that raises reports ``error`` (the last line of its traceback). The
     child's standard output is shown (progress lines) if ``show_output``, else dropped.
+    ``cpus``: ``"one"`` pins the child to one CPU with :data:`SINGLE_THREAD` (every library's
+    threads share it: its wall time is its CPU time); ``"all"`` gives it every CPU of the suite
+    and the libraries' default threads (their variables of SINGLE_THREAD removed); None, the
+    caller's CPUs with SINGLE_THREAD.
     """
+    if cpus not in (None, "one", "all"):
+        raise ValueError(f"run_bounded: cpus={cpus!r}: give 'one', 'all' or None")
     with tempfile.NamedTemporaryFile("w+", suffix=".jsonl", delete=False) as fh:
         path = fh.name
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(SINGLE_THREAD)
+    env[CPUS_ENV] = ",".join(map(str, suite_cpus()))
+    env.pop(_PIN_ENV, None)
+    if cpus == "all":
+        for key in SINGLE_THREAD:
+            env.pop(key, None)
+    else:
+        env.update(SINGLE_THREAD)
+    if cpus:
+        env[_PIN_ENV] = cpus
     cmd = [sys.executable, "-m", "benchmarks.harness", call, path, json.dumps(kwargs)]
     result = ChildResult()
     t0 = time.perf_counter()
@@ -159,6 +207,8 @@ def run_bounded(call: str, kwargs: dict[str, Any], timeout: float,
 
 def _child(call: str, path: str, kwargs_json: str) -> int:
     module_name, func_name = call.split(":")
+    if os.environ.get(_PIN_ENV):
+        pin(os.environ[_PIN_ENV])
     with open(path, "a") as out:
         def emit(key: str, value: Any) -> None:
             out.write(json.dumps([key, value]) + "\n")
@@ -167,6 +217,22 @@ def _child(call: str, path: str, kwargs_json: str) -> int:
         fn = getattr(importlib.import_module(module_name), func_name)
         fn(emit, **json.loads(kwargs_json))
     return 0
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set, KiB: ``VmHWM`` of /proc/self/status (its own memory
+    map's high-water mark). Not ``ru_maxrss``: Linux carries that over ``execve`` from the
+    parent, so a child of a large process (the suite's module runner) starts at the parent's
+    peak and reports no growth (a child of a 312 MB parent: ru_maxrss 312 MB, VmHWM 11 MB)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # -- formatting ---------------------------------------------------------------------------
@@ -299,6 +365,7 @@ def machine_info() -> dict[str, str]:
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "cpu": cpu,
         "cores": str(os.cpu_count()),
+        "CPUs the suite ran on": ", ".join(map(str, suite_cpus())),
         "memory": mem,
         "load average (1/5/15 min) at start": load,
         "os": f"{platform.system()} {platform.release()}",

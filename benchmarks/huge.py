@@ -6,7 +6,7 @@ with fan-out, four operations a line::
 
     v{i} = sin(v{i-1}) * y + 0.5 * v{i-2}
 
-Time is wall-clock per stage. Memory is the child's peak resident set (``ru_maxrss``) above
+Time is wall-clock per stage. Memory is the child's peak resident set (``VmHWM``) above
 its resident set after the imports, divided by the nodes of the adjoint circuit (which holds
 the forward circuit): it stays flat as the size grows when memory is linear. Above
 ``COMPILE_LIMIT`` nodes ``to_numpy`` returns the interpreter, so its cost stays linear too.
@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+try:
+    from .harness import peak_rss_kb
+except ImportError:  # run as a script: its own child processes are `python huge.py KIND OPS`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.harness import peak_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {True: (10**4, 10**5), False: (10**4, 10**5, 10**6)}  # by quick
@@ -63,7 +68,7 @@ def measure_parse(lines: int) -> dict:
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return peak_rss_kb() / 1024.0  # VmHWM: ru_maxrss starts at the parent's peak
 
 
 def measure(ops: int) -> dict:

@@ -35,7 +35,8 @@ import numpy as np
 import circuitgrad as cg
 from circuitgrad.transforms.loops import loop_size
 
-from .harness import fmt_ratio, fmt_time, median_time, measurement_timeout, run_bounded
+from .harness import (fmt_ratio, fmt_time, median_time, measurement_timeout, peak_rss_kb,
+                      run_bounded)
 
 N_STATES, H, F0 = 10, 0.01, 8.0
 STEPS, QUICK_STEPS, LONG_STEPS, LONG_F = 1000, 200, 100_000, 0.5
@@ -284,9 +285,7 @@ def _checkpoints(steps: int, checkpoints: Any) -> int | None:
 
 
 def _peak_kb() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak_rss_kb()  # not ru_maxrss: a child starts at its parent's peak there
 
 
 def long_gradient(emit, steps: int, tool: str, checkpoints: Any = None) -> None:

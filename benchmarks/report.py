@@ -4,7 +4,9 @@ A benchmark module is any ``benchmarks/<name>.py`` that defines ``run(quick: boo
 str`` (markdown) at top level. Each runs in its own child process (a module that crashes,
 hangs or fails to import is reported as failed and the others go on), and its markdown
 becomes one section of ``docs/benchmarks.md`` between ``<!-- section: name -->`` markers,
-so ``--only name`` refreshes that section and keeps the others.
+so ``--only name`` refreshes that section and keeps the others. A module's child runs on one
+CPU (``run_bounded(cpus="one")``: pinned, so no library's thread pool takes a second one); a
+module that measures threads runs those children with ``cpus="all"``.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def run_suite(quick: bool, only: list[str] | None, module_timeout: float,
         print(f"[benchmarks] {name} ...", flush=True)
         t0 = time.perf_counter()
         r = run_bounded("benchmarks.report:run_module", {"name": name, "quick": quick},
-                        module_timeout, show_output=True)
+                        module_timeout, show_output=True, cpus="one")
         took = time.perf_counter() - t0
         stamp = (f"_`benchmarks/{name}.py`, {'quick' if quick else 'full'} mode, "
                  f"{time.strftime('%Y-%m-%d %H:%M')}, {took:.0f} s._\n\n")

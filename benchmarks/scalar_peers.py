@@ -38,7 +38,8 @@ import sys
 import tempfile
 from typing import Any, Callable
 
-from .harness import fmt_n, fmt_ratio, fmt_time, median_time, run_bounded, table, timed
+from .harness import (fmt_n, fmt_ratio, fmt_time, median_time, run_bounded, suite_cpus,
+                      table, timed)
 from .programs import _Namespace, namespace, random_program
 
 OPS = 1000
@@ -283,7 +284,7 @@ def run(quick: bool = False) -> str:
     rows, scaling, drjit_note = [], [], None
     for points in batches:
         r = run_bounded("benchmarks.scalar_peers:measure_batch",
-                        {"points": points, "cache": cache}, 900.0)
+                        {"points": points, "cache": cache}, 900.0, cpus="all")
         v = r.values
         print(f"[scalar_peers] {points} points: "
               f"{'ok' if not (r.timed_out or r.error) else _status(r)} ({r.seconds:.1f} s)",
@@ -332,7 +333,7 @@ def run(quick: bool = False) -> str:
             goals.append([f"thread scaling at {points:,} points ≥ 0.8 × linear",
                           f"{cores} threads: ×{s:.2f} ({s / cores:.2f} of linear)",
                           _verdict(s / cores >= 0.8)])
-    cores_label = f"{_cores()} threads"
+    cores_label = f"{len(suite_cpus())} threads"
     out += ["#### ∇f at a batch: to_c against Dr.Jit", "",
             table(["points", "to_c 1 thread", "Dr.Jit 1 thread", "to_c / Dr.Jit",
                    f"to_c {cores_label}", f"Dr.Jit {cores_label}", "to_c / Dr.Jit",

@@ -23,7 +23,8 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from .harness import fmt_ratio, fmt_time, median_time, run_bounded, table, timed
+from .harness import (fmt_ratio, fmt_time, median_time, run_bounded, suite_cpus, table,
+                      timed)
 from .programs import random_program
 
 OPS = 1000
@@ -42,7 +43,7 @@ def _variants() -> dict[str, dict[str, int]]:
     """The to_c variants timed: width 4 and the widest, 1 thread and every core."""
     from circuitgrad.lower import isa
     widths = sorted({w for w in (4, isa.default_width()) if w in isa.host_widths()})
-    cores = len(os.sched_getaffinity(0))
+    cores = len(suite_cpus())  # the parent may be pinned to one; its children get them all
     return {f"width {w}, {t} thread{'s' if t > 1 else ''}": {"width": w, "threads": t}
             for w in widths for t in sorted({1, cores})}
 
@@ -149,7 +150,8 @@ def run(quick: bool = False) -> str:
            "other jobs: compare the ratios, not the times.", ""]
     rows, ratios = [], []
     for points in batches:
-        r = run_bounded("benchmarks.simd:measure", {"points": points, "cache": cache}, timeout)
+        r = run_bounded("benchmarks.simd:measure", {"points": points, "cache": cache}, timeout,
+                        cpus="all")
         v = dict(r.values) if not (r.timed_out or r.error) else _failed(r)
         print(f"[simd] {points} points: {v.get('status', 'ok')} ({r.seconds:.1f} s)", flush=True)
         if "status" in v:
@@ -199,7 +201,7 @@ def run(quick: bool = False) -> str:
     out += ["#### to_c's compile (empty cache) and speed by optimization level, widest vectors",
             "", table(heads, rows), ""]
     if not quick:
-        r = run_bounded("benchmarks.simd:scaling", {"cache": cache}, timeout)
+        r = run_bounded("benchmarks.simd:scaling", {"cache": cache}, timeout, cpus="all")
         v = dict(r.values)
         cores = v.get("cores", 0)
         if "1" in v:

@@ -8,9 +8,9 @@ evaluation time against the width in a plot.
 with a batch of 1024 rows of 784 inputs, two hidden layers of the width, 10 classes (Y one-hot).
 The products are BLAS's in every tool; the rest is the tanh layers, their adjoints
 (1 − a²)·δ, and the log-softmax and its adjoint. The numbers are checked to agree first; the
-times are the best of interleaved rounds (the machine is shared), as ratios to JAX. The run
-states OpenBLAS's thread count (``OPENBLAS_NUM_THREADS=1`` and
-``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` for one-thread figures).
+times are the best of interleaved rounds (the machine is shared), as ratios to JAX. Each tool is
+timed twice: in a child pinned to one CPU, and in a child on every CPU with each library's
+default threads.
 
     python -m benchmarks --only tensor_nets
 """
@@ -18,7 +18,6 @@ states OpenBLAS's thread count (``OPENBLAS_NUM_THREADS=1`` and
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from typing import Any, Callable
 
@@ -26,7 +25,8 @@ import numpy as np
 
 import circuitgrad as cg
 
-from .harness import fmt_ratio, fmt_time, plot_loglog
+from .harness import (fmt_ratio, fmt_time, measurement_timeout, plot_loglog, run_bounded,
+                      suite_cpus)
 
 BATCH, INPUTS, CLASSES = 1024, 784, 10
 WIDTHS = [64, 128, 256, 512, 1024]
@@ -87,15 +87,11 @@ def _best(fn: Callable[[], Any], calls: int) -> float:
     return best
 
 
-def run(quick: bool = False) -> str:
+def measure(emit: Callable[[str, Any], None], quick: bool) -> None:
+    """Child: each width's best-of-rounds times (``"width tool"``) of to_numpy, to_fused and
+    JAX, interleaved, after checking that they agree."""
     has_jax = importlib.util.find_spec("jax") is not None
-    rows = ["| width | to_numpy ∇ | to_fused ∇ | JAX ∇ | to_numpy × JAX | to_fused × JAX | "
-            "to_fused × to_numpy |", "|---|---|---|---|---|---|---|"]
-    widths = QUICK_WIDTHS if quick else WIDTHS
-    series: dict[str, tuple[list, list]] = {k: ([], []) for k in
-                                            ("circuitgrad to_numpy", "circuitgrad to_fused",
-                                             "JAX jit")}
-    for width in widths:
+    for width in QUICK_WIDTHS if quick else WIDTHS:
         at = point(width)
         tools = {"to_numpy": circuitgrad_net(width, cg.to_numpy),
                  "to_fused": circuitgrad_net(width, cg.to_fused)}
@@ -106,24 +102,52 @@ def run(quick: bool = False) -> str:
             for a, b in zip(got, results["to_numpy"]):
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=name)
         calls = 3 if width >= 512 else 10
-        best = {name: float("inf") for name in tools}
+        best = dict.fromkeys(tools, float("inf"))
         for _ in range(3 if quick else 7):  # interleaved: a drift of the machine hits all
             for name, f in tools.items():
                 best[name] = min(best[name], _best(lambda: f(at), calls))
-        e_np, e_f, e_jax = best["to_numpy"], best["to_fused"], best.get("JAX")
-        rows.append(f"| {width} | {fmt_time(e_np)} | {fmt_time(e_f)} | {fmt_time(e_jax)} | "
-                    f"{fmt_ratio(e_np / e_jax) if e_jax else '—'} | "
-                    f"{fmt_ratio(e_f / e_jax) if e_jax else '—'} | {fmt_ratio(e_f / e_np)} |")
-        for label, e in (("circuitgrad to_numpy", e_np), ("circuitgrad to_fused", e_f),
-                         ("JAX jit", e_jax)):
-            series[label][0].append(width)
-            series[label][1].append(e)
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (OpenBLAS's default)")
-    xla = os.environ.get("XLA_FLAGS", "unset")
+        for name, t in best.items():
+            emit(f"{width} {name}", t)
+
+
+def run(quick: bool = False) -> str:
+    timeout = max(measurement_timeout(quick), 300.0)
+    cores = len(suite_cpus())
+    runs = {"1 CPU": run_bounded("benchmarks.tensor_nets:measure", {"quick": quick}, timeout,
+                                 cpus="one"),
+            f"{cores} CPUs": run_bounded("benchmarks.tensor_nets:measure", {"quick": quick},
+                                         timeout, cpus="all")}
+    rows = ["| CPUs | width | to_numpy ∇ | to_fused ∇ | JAX ∇ | to_numpy × JAX | "
+            "to_fused × JAX | to_fused × to_numpy |", "|---|---|---|---|---|---|---|---|"]
+    series: dict[str, tuple[list, list]] = {}
+    failed = []
+    for label, r in runs.items():
+        if r.timed_out or r.error:
+            failed.append(f"{label}: " + ("timed out" if r.timed_out else f"error: {r.error}"))
+        v = r.values
+        for width in QUICK_WIDTHS if quick else WIDTHS:
+            t = {name: v.get(f"{width} {name}") for name in ("to_numpy", "to_fused", "JAX")}
+            if t["to_fused"] is None:
+                continue
+
+            def ratio(a: float | None, b: float | None) -> str:
+                return fmt_ratio(a / b) if a and b else "—"
+
+            rows.append(f"| {label} | {width} | {fmt_time(t['to_numpy'])} | "
+                        f"{fmt_time(t['to_fused'])} | "
+                        f"{fmt_time(t['JAX']) if t['JAX'] else '—'} | "
+                        f"{ratio(t['to_numpy'], t['JAX'])} | {ratio(t['to_fused'], t['JAX'])} | "
+                        f"{ratio(t['to_fused'], t['to_numpy'])} |")
+            for name in ("to_fused", "JAX") if label != "1 CPU" else t:
+                if t[name]:
+                    tool = "JAX jit" if name == "JAX" else f"circuitgrad {name}"
+                    xs, ys = series.setdefault(f"{tool}, {label}", ([], []))
+                    xs.append(width)
+                    ys.append(t[name])
     img = plot_loglog("bench_tensor_nets", "Gradient of a tanh network's softmax cross-entropy",
                       f"width (batch {BATCH}, {INPUTS} inputs, two hidden layers, "
                       f"{CLASSES} classes)", "seconds per value and gradient", series,
-                      note=f"OPENBLAS_NUM_THREADS={threads}; XLA_FLAGS={xla}")
+                      note=f"1 CPU: pinned; {cores} CPUs: the libraries' default threads")
     head = ("### A tanh network's softmax cross-entropy: gradient against the width\n\n"
             f"`{PROGRAM.splitlines()[0]}`, a second tanh layer, 10 logits, "
             "`J = -mean(sum(Y * log_softmax(z, axis=1), axis=1))`; batch 1024, ∇ with respect "
@@ -131,10 +155,12 @@ def run(quick: bool = False) -> str:
             "`to_fused` (NumPy's BLAS for the products, fused C loops for the tanh layers and "
             "their adjoints, one C pass per row for the log-softmax); JAX: "
             "`jit(value_and_grad)`, float64. Best of interleaved rounds; × = time / JAX's "
-            f"(below 1: circuitgrad faster). OPENBLAS_NUM_THREADS: {threads}; XLA_FLAGS: "
-            f"{xla}.\n\n")
+            "(below 1: circuitgrad faster). 1 CPU: a child process pinned to one CPU (every "
+            "library's threads share it), OpenBLAS told one thread; "
+            f"{cores} CPUs: a child on all of them, each library's default threads.\n\n")
     plot = f"\n![evaluation time vs width]({img})\n" if img else ""
-    return head + "\n".join(rows) + "\n" + plot
+    tail = "".join(f"\n**failed** — {f}\n" for f in failed)
+    return head + "\n".join(rows) + "\n" + tail + plot
 
 
 if __name__ == "__main__":
