@@ -598,8 +598,9 @@ def run(quick: bool = False) -> str:
            "× is the ratio to circuitgrad's time in the same run (> 1: circuitgrad faster). "
            "Build = program → callable gradient including its first call (JIT compiles, "
            "symbolic differentiation, code generation); the batch versions of JAX and CasADi "
-           "are built separately and not counted. Every tool runs on one thread "
-           "(`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`, XLA without its Eigen pool).", ""]
+           "are built separately and not counted. Every tool runs on one CPU: each child "
+           "process is pinned to one (XLA's flags alone still let JAX use a second), with "
+           "`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`, XLA without its Eigen pool.", ""]
     if quick:
         out.append("Quick mode: small sizes only.")
     missing = sorted({t for w in res.values() for t, rs in w.items()
