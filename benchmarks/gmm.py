@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -127,6 +129,10 @@ def jax_gmm(d: int, K: int, einsum: bool = True) -> Callable[[dict], tuple] | No
     return call
 
 
+def fused_gmm(d: int, K: int) -> Callable[[dict], tuple]:
+    return circuitgrad_gmm(d, K, cg.to_fused)
+
+
 def _build(make: Callable[[int, int], Any], d: int, K: int) -> tuple[float, Any, tuple]:
     """Seconds from nothing to the first value and gradient, the callable, its result."""
     at = point(d, K)
@@ -145,7 +151,19 @@ def measure(emit: Callable[[str, Any], None], quick: bool, builds: bool) -> None
         at = point(d, K)
         key = f"{d},{K}"
         t_cg, f_cg, ours = _build(circuitgrad_gmm, d, K)
-        f_fused = circuitgrad_gmm(d, K, cg.to_fused)
+        if builds:  # to_fused from nothing: its C compiled into an empty cache, then cached
+            saved = os.environ.get("CIRCUITGRAD_CACHE")
+            with tempfile.TemporaryDirectory() as empty:
+                os.environ["CIRCUITGRAD_CACHE"] = empty
+                try:
+                    emit(f"{key} build to_fused cold", _build(fused_gmm, d, K)[0])
+                    emit(f"{key} build to_fused cached", _build(fused_gmm, d, K)[0])
+                finally:
+                    if saved is None:
+                        os.environ.pop("CIRCUITGRAD_CACHE")
+                    else:
+                        os.environ["CIRCUITGRAD_CACHE"] = saved
+        f_fused = fused_gmm(d, K)
         for a, b in zip(ours, f_fused(at)):  # the same numbers within the contract
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
         tools = {"to_fused": f_fused}
@@ -175,10 +193,10 @@ def run(quick: bool = False) -> str:
     every = run_bounded("benchmarks.gmm:measure", {"quick": quick, "builds": False}, timeout,
                         cpus="all")
     cores = len(suite_cpus())
-    rows = ["| d | K | scalars | circuitgrad build | JAX build | build × | to_numpy ∇ | "
-            "to_fused ∇ | JAX ∇ | to_numpy × | to_fused × | "
+    rows = ["| d | K | scalars | JAX build | to_numpy build (×) | to_fused build, empty cache "
+            "(×) | cached (×) | to_numpy ∇ | to_fused ∇ | JAX ∇ | to_numpy × | to_fused × | "
             f"{cores} CPUs: to_fused ∇ | JAX ∇ | to_fused × |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     series: dict[str, tuple[list, list]] = {k: ([], []) for k in (
         "circuitgrad to_numpy, 1 CPU", "circuitgrad to_fused, 1 CPU", "JAX jit, 1 CPU",
         f"circuitgrad to_fused, {cores} CPUs", f"JAX jit, {cores} CPUs")}
@@ -194,9 +212,11 @@ def run(quick: bool = False) -> str:
         def ratio(values: dict, a: str, b: str) -> str:
             return fmt_ratio(values[a] / values[b]) if a in values and b in values else "—"
 
-        rows.append(f"| {d} | {K} | {scalars:,} | {cell(v, f'{key} build circuitgrad')} | "
-                    f"{cell(v, f'{key} build JAX')} | "
-                    f"{ratio(v, f'{key} build circuitgrad', f'{key} build JAX')} | "
+        builds = [f"{cell(v, f'{key} build {tool}')} "
+                  f"({ratio(v, f'{key} build {tool}', f'{key} build JAX')})"
+                  for tool in ("circuitgrad", "to_fused cold", "to_fused cached")]
+        rows.append(f"| {d} | {K} | {scalars:,} | {cell(v, f'{key} build JAX')} | "
+                    f"{' | '.join(builds)} | "
                     f"{cell(v, f'{key} to_numpy')} | {cell(v, f'{key} to_fused')} | "
                     f"{cell(v, f'{key} JAX')} | {ratio(v, f'{key} to_numpy', f'{key} JAX')} | "
                     f"{ratio(v, f'{key} to_fused', f'{key} JAX')} | "
@@ -214,7 +234,8 @@ def run(quick: bool = False) -> str:
             "process **pinned to one CPU** (its threads share it: XLA's flags alone still let "
             "it use ~1.7 CPUs), OpenBLAS told one thread. Right: a child on all "
             f"{cores} CPUs, each library's default threads. Build = from nothing to the first "
-            "value and gradient; × = circuitgrad / JAX (below 1: circuitgrad faster). Scalars: "
+            "value and gradient (to_fused's: its C compiled into an empty cache, or found in "
+            "the cache; JAX's includes its start-up at the first size); × = circuitgrad / JAX (below 1: circuitgrad faster). Scalars: "
             "the largest intermediate, n·K·d². Times: the best of interleaved rounds "
             "(medians).\n\n")
     img = plot_loglog("bench_gmm", f"GMM objective and gradient (n = {N})",
