@@ -222,6 +222,8 @@ def _union(size: int, parts: Sequence[tuple[Sets, np.ndarray, np.ndarray]], n: i
     for every ``(sets, of, to)`` of ``parts`` and every t, united (one sort of the pairs)."""
     keys = []
     for sets, of, to in parts:
+        if not len(sets[1]):  # (no entry has a column: a constant's 10⁶ entries cost ms)
+            continue
         indptr, indices = _gather(sets, of)
         keys.append(np.repeat(np.ravel(to), np.diff(indptr)) * n + indices)
     _check(sum(len(k) for k in keys))
