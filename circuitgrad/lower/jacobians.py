@@ -438,7 +438,7 @@ class JacobianFunction:
         blocks are cut from it."""
         comp, forward = self.compression, self.mode == "forward"
         lead = (comp.count + 1,) + batch
-        result = [np.array(_full(got[f], lead + self._out_shapes[f])[0]) for f in self._outs]
+        result = [_at_point(got[f], lead + self._out_shapes[f]) for f in self._outs]
         names, shapes = ((self._outs, self._out_shapes) if forward
                          else (self._wrt, self._in_shapes))
         flat = [_full(got[self._result_of[name]], lead + shapes[name]).reshape(
@@ -452,7 +452,7 @@ class JacobianFunction:
         else:
             finite = bool(np.isfinite(flat).all()) and not zero.any()
         m, n = comp.pattern.shape
-        if zero.any() or np.signbit(zero).any():  # a −0.0 (or a NaN) of the zero seed
+        if np.ascontiguousarray(zero).view(np.int64).any():  # not all +0.0: −0.0 or NaN
             matrix = np.array(np.broadcast_to(zero[..., :, None] if forward else
                                               zero[..., None, :], batch + (m, n)), order="C")
         else:
@@ -518,6 +518,15 @@ def _as_numpy(name: str, value: Any) -> Any:
                          f"that NumPy cannot read ({type(e).__name__}: {e}); the Jacobian "
                          f"function computes with NumPy arrays (to_numpy(cg.jacobian(c)) "
                          f"runs on the array's own library)") from None
+
+
+def _at_point(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """An output of the function itself, the same for every seed (shape: the call's): its
+    value at the first seed, as an array of its own."""
+    value = np.asarray(value)
+    if value.ndim == len(shape):
+        return np.array(np.broadcast_to(value[0], shape[1:]))
+    return np.array(np.broadcast_to(value, shape[1:]))
 
 
 def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
