@@ -22,6 +22,21 @@ are folded away, which is exact (``p·1 = p``, ``a + p·0 = a``) except for the 
 and at points where a partial is infinite or NaN: there an entry that the one-hot circuit
 gives as 0 is ``0·inf = NaN`` here, as it is for JAX's ``jacfwd`` and ``jacrev``.
 
+Where the Jacobian is structurally sparse, the sweep takes compressed seeds instead of the
+identity's N rows (:class:`SeedCompression`; :func:`jacobian_function` states the cost
+model): one seed per color of a coloring of the sparsity pattern (the sum of its columns'
+one-hots forward, of its rows' reverse) and a seed of zeros, K + 1 in all: 2 for an
+elementwise map, 3 for a band of width 2, whatever N. A compressed sweep's entry is computed
+from the seed's entries in its structural set only, where the color has exactly one
+(the pattern holds every entry the sweep reads), so it is the dense sweep's entry bit for
+bit; a structural zero is the dense sweep's too, the zero seed's value in its row (forward)
+or column (reverse): ``±0``, or NaN where the dense sweep's ``0 · NaN`` meets it. So the
+result is the dense sweep's, NaN for NaN, but for the sign of a zero that a sum makes
+(a BLAS kernel or a reduction's SIMD loop gives ``−0.0`` at some batch rows and ``+0.0`` at
+others: the dense sweep's own signs differ from seed to seed there). A point where a
+compressed value is inf or NaN is swept on its N seeds all the same (a safeguard: the tests
+find the compressed values equal there too).
+
     >>> import numpy as np, circuitgrad as cg
     >>> c = cg.parse("f = sin(x) * y", shapes={"x": (2,)})
     >>> jf = cg.jacobian_function(c, lower=cg.to_numpy)
@@ -579,7 +594,7 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
     coloring of its pattern needs K + 1 seeds instead of N (:class:`SeedCompression`: one per
     color, and zeros). The pattern and the coloring are found once, here
     (:func:`seed_compression`, ``jf.compression.seconds``: 2-3 ms for a diagonal or a
-    band of n = 1000), and kept only where ``K + 1 ≤ N / 2`` (:data:`COMPRESS_SHARE`); their
+    band of n = 1000, and once per process the import of ``scipy.sparse``), and kept only where ``K + 1 ≤ N / 2`` (:data:`COMPRESS_SHARE`); their
     cost is capped so that a dense structure gives up early and keeps the N seeds (2-4 ms
     for ``tanh(W sin x)``, n = 1000): the pattern stops once a node's sets pass m·n / 2
     entries, and no coloring is tried whose lower bound (a row's nonzeros forward, a

@@ -319,3 +319,22 @@ def test_strategies_reach_compressed_seeds():
         c = cg.parse("v0 = sin(t0)\nv1 = t0[1:] * 2", shapes={"t0": (2, 3)},
                      outputs=["v0", "v1"])
         assert cg.jacobian_function(c, mode="forward", lower=cg.to_numpy).compression.count == 1
+
+
+def test_compressed_seeds_with_seed_products():
+    # by W and x forward: W's block is sparse (row i of f reads row i of W), 80 colors and
+    # the zero seed of 1640 seeds; from 64 seeds the products are one matmul per point
+    c = cg.parse("f = tanh(W @ x)", shapes={"W": (40, 40), "x": (40,)})
+    jf, dense = pair(c, "forward")
+    assert jf.seeds == 81 and jf.dense_seeds == 1640 and jf.seed_products
+    rng = np.random.default_rng(4)
+    point = dict(W=rng.normal(size=(40, 40)) / 7, x=rng.normal(size=40))
+    got, want = jf(**point), dense(**point)
+    for name, a, b in zip(want._fields, got, want):  # (products: sums in other orders)
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15, err_msg=name)
+    np.testing.assert_array_equal(got.df_dW[3, 4], 0.0)  # another row of W: a structural zero
+    batch = dict(W=point["W"], x=point["x"] + rng.normal(size=(2, 40)) * 0.1)
+    both = jf(**batch)
+    for k in range(2):
+        for a, b in zip(jf(W=point["W"], x=batch["x"][k]), both):
+            np.testing.assert_array_equal(a, b[k])
