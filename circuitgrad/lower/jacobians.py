@@ -33,7 +33,10 @@ bit; a structural zero is the dense sweep's too, the zero seed's value in its ro
 or column (reverse): ``±0``, or NaN where the dense sweep's ``0 · NaN`` meets it. So the
 result is the dense sweep's, NaN for NaN, but for the sign of a zero that a sum makes
 (a BLAS kernel or a reduction's SIMD loop gives ``−0.0`` at some batch rows and ``+0.0`` at
-others: the dense sweep's own signs differ from seed to seed there). A point where a
+others: the dense sweep's own signs differ from seed to seed there) and, where the seeds
+meet a matrix product, the order of its sums: from :data:`SEED_PRODUCTS_AT` seeds the
+product is one gemm (or scaled columns), below it matrix-vector products, so N and K + 1
+seeds may sum in other orders (within a sum's bound, as below). A point where a
 compressed value is inf or NaN is swept on its N seeds all the same (a safeguard: the tests
 find the compressed values equal there too).
 
@@ -237,13 +240,16 @@ def seed_compression(c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: 
                      ) -> SeedCompression | None:
     """The compressed seeds of the dense Jacobian of ``c``, or None where the dense sweep's
     N seeds stay (the cost model of :func:`jacobian_function`): N below
-    :data:`COMPRESS_FROM`; a pattern that would pass m·n / 2 entries in one node
-    (:func:`~circuitgrad.transforms.sparsity.bounded_jacobian_sparsity`: an output node
-    past it is over half dense, and then K ≥ N / 2: forward needs at least nnz / m colors,
-    reverse nnz / n); a line that forces too many colors (forward needs ≥ a row's nonzeros,
-    reverse ≥ a column's); a coloring whose work, Σ (nonzeros of a row)² forward, of a
-    column reverse, is above :data:`~circuitgrad.transforms.jacobian.COLORING_WORK` (10⁷);
-    or K + 1 > :data:`COMPRESS_SHARE` · N.
+    :data:`COMPRESS_FROM`; a pattern that would pass m·n / 2 entries in one node, counted
+    before a union drops repeats
+    (:func:`~circuitgrad.transforms.sparsity.bounded_jacobian_sparsity`: a cap on the
+    pattern's own cost, exact for an output node, which past it is over half dense, so that
+    K ≥ N / 2: forward needs at least nnz / m colors, reverse nnz / n; an intermediate node
+    past it, as a reduction of 10⁶ entries that each read one column, is left dense although
+    its result may not be); a line that forces too many colors (forward needs ≥ a row's
+    nonzeros, reverse ≥ a column's); a coloring whose work, Σ (nonzeros of a row)² forward,
+    of a column reverse, is above :data:`~circuitgrad.transforms.jacobian.COLORING_WORK`
+    (10⁷); or K + 1 > :data:`COMPRESS_SHARE` · N.
 
         >>> import circuitgrad as cg
         >>> c = cg.parse("f = x[1:] * x[:-1]", shapes={"x": (40,)})
@@ -591,17 +597,20 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
 
     Compressed seeds (``compress``): a sweep's cost is proportional to its seeds, and where
     the Jacobian is structurally sparse (an elementwise map's diagonal, a band, blocks) a
-    coloring of its pattern needs K + 1 seeds instead of N (:class:`SeedCompression`: one per
-    color, and zeros). The pattern and the coloring are found once, here
-    (:func:`seed_compression`, ``jf.compression.seconds``: 2-3 ms for a diagonal or a
-    band of n = 1000, and once per process the import of ``scipy.sparse``), and kept only where ``K + 1 ≤ N / 2`` (:data:`COMPRESS_SHARE`); their
-    cost is capped so that a dense structure gives up early and keeps the N seeds (2-4 ms
-    for ``tanh(W sin x)``, n = 1000): the pattern stops once a node's sets pass m·n / 2
-    entries, and no coloring is tried whose lower bound (a row's nonzeros forward, a
-    column's reverse) is above N / 2 − 1 or whose work passes 10⁷. Each call then sweeps
-    K + 1 seeds and scatters the nonzeros into the dense matrix; its other entries are the
-    zero seed's (what the dense sweep gives at a structural zero: ``±0``, or NaN where
-    ``0 · inf`` meets it). The values are the dense sweep's at every point, bit for bit
+    coloring of its pattern needs K + 1 seeds instead of N (:class:`SeedCompression`: one
+    per color, and zeros). The pattern and the coloring are found once, here
+    (:func:`seed_compression`, ``jf.compression.seconds``: 2-3 ms for a diagonal or a band
+    of n = 1000, and once per process the import of ``scipy.sparse``), and kept only where
+    ``K + 1 ≤ N / 2`` (:data:`COMPRESS_SHARE`); their cost is capped so that a dense
+    structure gives up early and keeps the N seeds (2-4 ms for ``tanh(W sin x)``, n = 1000):
+    the pattern stops once a node's sets would pass m·n / 2 entries, and no coloring is
+    tried whose lower bound (a row's nonzeros forward, a column's reverse) is above N / 2 −
+    1 or whose work passes 10⁷. Each call then sweeps K + 1 seeds and scatters the nonzeros
+    into the dense matrix; its other entries are the zero seed's (what the dense sweep gives
+    at a structural zero: ``±0``, or NaN where ``0 · inf`` meets it). The values are the
+    dense sweep's at every point, bit for bit but for the sign of a zero that a sum makes
+    and, where the sweep multiplies a matrix by the seeds, the order of those sums (N seeds
+    may take a gemm where K + 1 take matrix-vector products: :data:`SEED_PRODUCTS_AT`)
     (docs/semantics.md, "Jacobians in one call"): at a point where a compressed value is inf
     or NaN, that point is swept on its N seeds, a safeguard for ``0 · inf`` met off the
     pattern.

@@ -338,3 +338,23 @@ def test_compressed_seeds_with_seed_products():
     for k in range(2):
         for a, b in zip(jf(W=point["W"], x=batch["x"][k]), both):
             np.testing.assert_array_equal(a, b[k])
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_two_outputs_of_one_node_each_keep_their_entries(mode):
+    # reverse: f_bar and g_bar add at the node; f's row i and g's row i share their columns,
+    # so they take two colors, and each is read off its own sweep
+    # (by y too, every row reads y: reverse keeps its 40 seeds, forward takes 2 colors)
+    c = cg.parse("f = sin(x) * y\ng = f", shapes={"x": (20,)}, outputs=["f", "g"])
+    both = cg.jacobian_function(c, mode=mode, lower=cg.to_numpy)
+    assert (both.compression is None) == (mode == "reverse")
+    jf = cg.jacobian_function(c, wrt="x", mode=mode, lower=cg.to_numpy)
+    dense = cg.jacobian_function(c, wrt="x", mode=mode, lower=cg.to_numpy, compress=False)
+    assert jf.compression.count == (2 if mode == "reverse" else 1)
+    x = np.linspace(-1, 1, 20)
+    got = jf(x=x, y=2.0)
+    same_bits(got, dense(x=x, y=2.0))
+    np.testing.assert_array_equal(got.df_dx, np.diag(np.cos(x) * 2.0))
+    np.testing.assert_array_equal(got.dg_dx, got.df_dx)
+    same_bits(both(x=x, y=2.0), cg.jacobian_function(c, mode=mode, lower=cg.to_numpy,
+                                                      compress=False)(x=x, y=2.0))
