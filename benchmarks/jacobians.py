@@ -145,9 +145,16 @@ def _elementwise_map(n: int, xp=np):
     return lambda v: xp.tanh(v * xp.sin(xp.sum(v)) + xp.cos(v) * xp.exp(-v ** 2))
 
 
+def _diagonal_map(n: int, xp=np):
+    """No product and no reduction: a diagonal Jacobian, 2 compressed seeds (one color and
+    the zero seed) where the identity has n."""
+    return lambda v: xp.sin(v) * xp.exp(v)
+
+
 BATCHED_MAPS = {"tanh(W sin x)": _matvec_map,
                 "tanh(W₂ tanh(W₁ sin x))": _two_layer_map,
-                "tanh(x sin(Σx) + cos x · exp(−x²))": _elementwise_map}
+                "tanh(x sin(Σx) + cos x · exp(−x²))": _elementwise_map,
+                "sin x · exp x": _diagonal_map}
 
 
 def batched_table(sizes) -> tuple[str, dict]:
@@ -170,6 +177,7 @@ def batched_table(sizes) -> tuple[str, dict]:
             want = old(x)[1]
             calls = {"circuit": lambda: old(x)}
             builds = {"circuit": old_build}
+            seeds = {}
             for lower in (cg.to_numpy, cg.to_c):
                 for mode in ("reverse", "forward"):
                     key = f"{lower.__name__} {mode}"
@@ -178,6 +186,13 @@ def batched_table(sizes) -> tuple[str, dict]:
                     np.testing.assert_allclose(jf(x)[1], want, rtol=1e-10, atol=1e-12)
                     calls[key] = lambda jf=jf: jf(x)
                     builds[key + " kind"] = type(jf.function).__name__
+                    seeds[mode] = jf.seeds
+                    if lower is cg.to_numpy and jf.compression is not None:
+                        # the same sweep on the identity's n rows, side by side
+                        dense = cg.jacobian_function(c, mode=mode, lower=lower,
+                                                     compress=False)
+                        np.testing.assert_array_equal(dense(x)[1], jf(x)[1])
+                        calls[key + " dense"] = lambda dense=dense: dense(x)
             for name in ("jacrev", "jacfwd"):
                 if jax is None:
                     continue
@@ -187,16 +202,22 @@ def batched_table(sizes) -> tuple[str, dict]:
                 calls[name] = lambda step=step, xj=xj: step(xj).block_until_ready()
             times = best_times(calls)  # interleaved: every call in each round
             timings[label, n] = times
-            best = min(times[k] for k in times if k.startswith("to_"))
-            row = [label, fmt_n(n), fmt_time(times["circuit"])]
+            best = min(times[k] for k in times if k.startswith("to_")
+                       and not k.endswith(" dense"))
+            row = [label, fmt_n(n), f"{seeds['reverse']}, {seeds['forward']}",
+                   fmt_time(times["circuit"])]
             for key in ("to_numpy reverse", "to_numpy forward", "to_c reverse", "to_c forward"):
                 kind = "" if builds[key + " kind"] in ("NumpyFunction", "CFunction") else " (fused)"
-                row.append(f"{fmt_time(times[key])}{kind} (×{fmt_ratio(times['circuit'] / times[key])})")
+                dense = (f"; n seeds {fmt_time(times[key + ' dense'])}"
+                         if key + " dense" in times else "")
+                row.append(f"{fmt_time(times[key])}{kind} (×{fmt_ratio(times['circuit'] / times[key])}"
+                           f"{dense})")
             for name in ("jacrev", "jacfwd"):
                 row.append(f"{fmt_time(times[name])} (×{fmt_ratio(times[name] / best)})"
                            if name in times else "missing")
             rows.append(row)
-    headers = ["f", "n", "jacobian circuit eval", "batched to_numpy rev (× circuit)",
+    headers = ["f", "n", "seeds rev, fwd", "jacobian circuit eval",
+               "batched to_numpy rev (× circuit)",
                "batched to_numpy fwd (×)", "batched to_c rev (×)", "batched to_c fwd (×)",
                "JAX jacrev (× best batched)", "JAX jacfwd (× best batched)"]
     return table(headers, rows), timings
@@ -335,8 +356,10 @@ def run(quick: bool = False) -> str:
             "(scalar C code, or `to_fused` above its size limit: \"(fused)\"); against "
             "`to_numpy(cg.jacobian(c))`, one sweep per entry in one circuit (× = its time / "
             "the batched call's), and JAX's `jit(jacrev)`, `jit(jacfwd)` (× = JAX's time / "
-            "the best batched call's). Eval only: the best of interleaved rounds, the same "
-            "run.\n\n"
+            "the best batched call's). Seeds = per point, reverse and forward: n, or K + 1 "
+            "compressed seeds where the sparsity pattern's coloring allows (K colors and a "
+            "zero seed; \"n seeds\" = the same NumPy sweep with `compress=False`). Eval "
+            "only: the best of interleaved rounds, the same run.\n\n"
             + batched +
             "\n\n### Sparse Jacobians and Hessians: banded and arrowhead\n\n"
             "The discrete boundary value function's Jacobian (tridiagonal) by "

@@ -34,6 +34,7 @@ the pattern), and nothing is evaluated.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from functools import lru_cache
 from typing import Any, Sequence
@@ -105,6 +106,44 @@ def hessian_sparsity(c: Circuit, wrt: str | Sequence[str] | None = None,
     return jacobian_sparsity(g, wrt=wrt, outputs=list(g.outputs[1:]))
 
 
+def bounded_jacobian_sparsity(c: Circuit, wrt: Sequence[str], outputs: Sequence[str],
+                              limit: int) -> Any:
+    """:func:`jacobian_sparsity`, or None as soon as one node's sets would hold more than
+    ``limit`` input entries in all (counted before a union drops its repeats): a cap on the
+    pattern's own time and memory for a caller that only wants a sparse pattern, such as
+    :func:`~circuitgrad.jacobian_function`'s compressed seeds (a dense ``W @ x`` of n = 1000
+    stops at the product, before sorting its 10⁶ pairs).
+
+    >>> import circuitgrad as cg
+    >>> c = cg.parse("f = sum(x) * x", shapes={"x": (4,)})
+    >>> bounded_jacobian_sparsity(c, ["x"], ["f"], limit=10) is None  # 20 pairs, then 16
+    True
+    >>> int(bounded_jacobian_sparsity(c, ["x"], ["f"], limit=20).nnz)
+    16
+    """
+    token = _LIMIT.set(limit)
+    try:
+        return jacobian_sparsity(c, wrt, outputs)
+    except _TooLarge:
+        return None
+    finally:
+        _LIMIT.reset(token)
+
+
+class _TooLarge(Exception):
+    """Raised inside :func:`dependency_sets` when a node's sets pass :data:`_LIMIT`."""
+
+
+_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("sparsity_limit",
+                                                                    default=None)
+
+
+def _check(entries: int) -> None:
+    limit = _LIMIT.get()
+    if limit is not None and entries > limit:
+        raise _TooLarge
+
+
 Sets = tuple  # (indptr, indices): row e holds the columns indices[indptr[e]:indptr[e + 1]]
 _NO_COLUMNS = np.zeros(0, dtype=np.int64)
 
@@ -173,6 +212,7 @@ def _gather(sets: Sets, rows: np.ndarray) -> Sets:
     lengths = indptr[rows + 1] - starts
     out = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out[1:])
+    _check(int(out[-1]))
     where = np.arange(out[-1], dtype=np.int64) - np.repeat(out[:-1] - starts, lengths)
     return out, indices[where]
 
@@ -182,8 +222,11 @@ def _union(size: int, parts: Sequence[tuple[Sets, np.ndarray, np.ndarray]], n: i
     for every ``(sets, of, to)`` of ``parts`` and every t, united (one sort of the pairs)."""
     keys = []
     for sets, of, to in parts:
+        if not len(sets[1]):  # (no entry has a column: a constant's 10⁶ entries cost ms)
+            continue
         indptr, indices = _gather(sets, of)
         keys.append(np.repeat(np.ravel(to), np.diff(indptr)) * n + indices)
+    _check(sum(len(k) for k in keys))
     # Each part's keys are usually sorted already (entries in order, each set sorted): then
     # the stable sort (timsort) merges the runs in linear time, where the default sorts
     # afresh (1.8 s of a bundle-adjustment pattern's 2.7 s). The same integers either way.
