@@ -113,6 +113,7 @@ extension's a fraction of one; ctypes is the fallback where the extension is not
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import re
@@ -1078,6 +1079,11 @@ class CFunction(CompiledFunction):
         self._fn_columns = columns
         self._columns_address = ctypes.cast(columns, ctypes.c_void_p).value
         self._columns_ready = True
+        # (in_ptr, in_step, out_ptr, out_step, npoints, threads): NAME_eval_columns_threads
+        # through the tape extension (the GIL released), else ctypes
+        self._run_columns = self._call_columns if _tape is None or not hasattr(
+            _tape, "call_columns") else functools.partial(_tape.call_columns,
+                                                          self._columns_address)
         self._work = max(len(program.ops) + sum(map(_loop_work, program.loops)), 1)
         self._stats = None
         if "_checkpoint_stats[3]" in self.source:
@@ -1136,10 +1142,11 @@ class CFunction(CompiledFunction):
                           out_step: np.ndarray, npoints: int) -> None:
         # NAME_eval_columns_threads: the caller's thread alone below WORK_PER_THREAD a thread
         threads = max(1, min(self.threads, npoints * self._work // WORK_PER_THREAD))
-        if _tape is not None and hasattr(_tape, "call_columns"):  # the GIL released
-            _tape.call_columns(self._columns_address, in_ptr, in_step, out_ptr, out_step,
-                               npoints, threads)
-            return
+        self._run_columns(in_ptr, in_step, out_ptr, out_step, npoints, threads)
+
+    def _call_columns(self, in_ptr: np.ndarray, in_step: np.ndarray, out_ptr: np.ndarray,
+                      out_step: np.ndarray, npoints: int, threads: int) -> None:
+        # (ctypes releases the GIL too)
         status = self._fn_columns(in_ptr.ctypes.data, in_step.ctypes.data, out_ptr.ctypes.data,
                                   out_step.ctypes.data, 0, npoints, threads)
         if status:

@@ -216,10 +216,26 @@ def _allocate(args: np.ndarray, last: np.ndarray, reg: np.ndarray, keep: np.ndar
     return count
 
 
+def _addresses(arrays: Sequence[np.ndarray]) -> list[int]:
+    """The address of each array's first entry (the extension's loop, else NumPy's)."""
+    if _tape is not None and hasattr(_tape, "addresses"):
+        return np.frombuffer(_tape.addresses(arrays), dtype=np.int64).tolist()
+    return [a.__array_interface__["data"][0] for a in arrays]
+
+
+def _strides(array: np.ndarray, ndim: int) -> tuple[int, ...]:
+    """``array``'s strides as broadcast to ``ndim`` axes (NumPy's rule: new leading axes and
+    axes of length 1 are read with a stride of 0), without making the view."""
+    return (0,) * (ndim - array.ndim) + tuple(0 if n == 1 else st
+                                              for n, st in zip(array.shape, array.strides))
+
+
 def _point_step(shape: tuple[int, ...], strides: tuple[int, ...]) -> int | None:
     """The one step, in bytes, from a point to the next over batch axes of ``shape`` and
     ``strides`` (row-major order of the points), or None where no one step walks them (a
     broadcast axis before a long one, a transposed batch): axes of length 1 are skipped."""
+    if len(shape) == 1:
+        return strides[0] if shape[0] > 1 else 0
     step = None
     for n, stride in zip(reversed(shape), reversed(strides)):
         if n == 1:
@@ -233,36 +249,54 @@ def _point_step(shape: tuple[int, ...], strides: tuple[int, ...]) -> int | None:
     return 0 if step is None else step
 
 
-def _column_offsets(shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
-    """The byte offsets of an entry shape's entries, row-major (int64, one per entry)."""
+def _columns(base: int, strides: tuple[int, ...], batch: tuple[int, ...],
+             shape: tuple[int, ...]) -> tuple[list[int], int] | None:
+    """The columns of an array at address ``base`` with ``strides`` (broadcast to ``batch +
+    shape``): each entry's address at the first point (the entries row-major) and the one
+    step from point to point, in doubles; or None where its points are not one step apart
+    or an address or a step is not a whole double (then that array alone is copied)."""
+    nb = len(batch)
+    step = _point_step(batch, strides[:nb])
+    if step is None or step % 8 or base % 8:
+        return None
+    if not shape:
+        return [base], step >> 3
+    inner = strides[nb:]
+    if any(st % 8 for n, st in zip(shape, inner) if n > 1):
+        return None
     offsets = np.zeros(shape, dtype=np.int64)
-    for axis, (n, stride) in enumerate(zip(shape, strides)):
+    for axis, (n, st) in enumerate(zip(shape, inner)):
         index = [1] * len(shape)
         index[axis] = n
-        offsets += (np.arange(n, dtype=np.int64) * stride).reshape(index)
-    return offsets.ravel()
+        offsets += (np.arange(n, dtype=np.int64) * st).reshape(index)
+    return (base + offsets.ravel()).tolist(), step >> 3
 
 
-def _columns(array: np.ndarray, batch: tuple[int, ...], shape: tuple[int, ...]
-             ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The columns of ``array`` (float64, of shape ``batch + shape``, a view): the address of
-    each entry's first point and its step from point to point, in doubles (int64 arrays, the
-    entries row-major), or None where its points are not one step apart or a step or an
-    address is not a whole double (then a copy is made, of that array alone)."""
-    nb = len(batch)
-    strides = array.strides
-    step = _point_step(batch, strides[:nb])
-    if step is None or step % 8:
-        return None
-    base = array.__array_interface__["data"][0]
-    if base % 8 or any(st % 8 for n, st in zip(shape, strides[nb:]) if n > 1):
-        return None
-    size = math.prod(shape)
-    if size == 1:
-        addresses = np.array([base], dtype=np.int64)
-    else:
-        addresses = base + _column_offsets(shape, strides[nb:])
-    return addresses, np.full(size, step // 8, dtype=np.int64)
+def _byte_range(base: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> tuple[int, int]:
+    """The bytes an array of float64 spans: [first, last + 8)."""
+    lo = hi = base
+    for n, st in zip(shape, strides):
+        if st < 0:
+            lo += st * (n - 1)
+        else:
+            hi += st * (n - 1)
+    return lo, hi + 8
+
+
+def _overlapping(arrays: list[np.ndarray], bases: list[int]) -> tuple[int, int] | None:
+    """Two of ``arrays`` (float64, at addresses ``bases``) that share memory (their positions,
+    the lower first), or None: their byte ranges sorted, then NumPy's exact test only where two
+    ranges meet."""
+    ranges = sorted((*_byte_range(b, a.shape, a.strides), k)
+                    for k, (a, b) in enumerate(zip(arrays, bases)) if a.size)
+    live: list[tuple[int, int]] = []  # (end, position) of the ranges not yet passed
+    for lo, hi, k in ranges:
+        live = [(end, j) for end, j in live if end > lo]
+        for _, j in live:
+            if np.shares_memory(arrays[j], arrays[k]):
+                return min(j, k), max(j, k)
+        live.append((hi, k))
+    return None
 
 
 def _outputs_arg(name: str, outputs: Sequence[str], out: Any) -> list[Any]:
@@ -284,21 +318,6 @@ def _outputs_arg(name: str, outputs: Sequence[str], out: Any) -> list[Any]:
                            f"{'s' if len(out) != 1 else ''} for {len(outputs)} output"
                            f"{'s' if len(outputs) != 1 else ''} ({', '.join(outputs)})")
     return list(out)
-
-
-def _overlapping(arrays: list[np.ndarray]) -> tuple[int, int] | None:
-    """Two of ``arrays`` that share memory (their positions, the lower first), or None: the
-    byte ranges sorted, then NumPy's exact test only where two ranges meet."""
-    from numpy.lib.array_utils import byte_bounds
-    bounds = sorted((*byte_bounds(a), k) for k, a in enumerate(arrays) if a.size)
-    open_: list[tuple[int, int]] = []  # (end, position) of the ranges still open
-    for lo, hi, k in bounds:
-        open_ = [(end, j) for end, j in open_ if end > lo]
-        for _, j in open_:
-            if np.shares_memory(arrays[j], arrays[k]):
-                return min(j, k), max(j, k)
-        open_.append((hi, k))
-    return None
 
 
 class CompiledFunction:
@@ -395,7 +414,8 @@ class CompiledFunction:
         raise NotImplementedError
 
     def _batch(self, values: list[np.ndarray], batch: tuple[int, ...],
-               outs: list[np.ndarray] | None = None) -> list[np.ndarray]:
+               outs: tuple[list[int], list[int]] | list[np.ndarray] | None = None
+               ) -> list[np.ndarray]:
         """The outputs of a batch (``values`` float64, broadcasting to ``batch``): written
         into ``outs`` where given (checked by :meth:`_check_out`), else into one
         (npoints, outputs) array whose column blocks they are. Each input is read where it
@@ -417,31 +437,40 @@ class CompiledFunction:
         if outs is None:
             block = np.empty((npoints, self._nout))
             results = [block[:, a:b].reshape(batch + shape) for a, b, shape in self._out_slices]
-            out_ptr = block.__array_interface__["data"][0] + 8 * np.arange(self._nout,
-                                                                            dtype=np.int64)
+            out_ptr = _addresses((block,))[0] + 8 * np.arange(self._nout, dtype=np.int64)
             out_step = np.full(self._nout, self._nout, dtype=np.int64)
         else:
             results = outs
-            out_cols = [_columns(o, batch, shape) for o, shape in zip(outs, self._output_shapes)]
-            out_ptr = np.concatenate([c[0] for c in out_cols])
-            out_step = np.concatenate([c[1] for c in out_cols])
+            out_ptr, out_step = self._out_columns(outs, batch)
         if npoints == 0:
             return results
-        ptrs, steps, copies = [], [], []
-        for v, shape in zip(values, self._input_shapes):
-            view = v if v.shape == batch + shape else np.broadcast_to(v, batch + shape)
-            cols = _columns(view, batch, shape)
-            if cols is None:
-                view = np.array(view, order="C")  # this input alone, copied (aligned)
-                copies.append(view)
-                cols = _columns(view, batch, shape)
-            ptrs.append(cols[0])
-            steps.append(cols[1])
-        in_ptr = np.concatenate(ptrs) if ptrs else np.zeros(0, dtype=np.int64)
-        in_step = np.concatenate(steps) if steps else np.zeros(0, dtype=np.int64)
-        self._evaluate_columns(in_ptr, in_step, out_ptr, out_step, npoints)
+        ptrs: list[int] = []
+        steps: list[int] = []
+        copies = []
+        nd = len(batch)
+        for v, shape, base in zip(values, self._input_shapes, _addresses(values)):
+            cols = _columns(base, _strides(v, nd + len(shape)), batch, shape)
+            if cols is None:  # this input alone, copied (aligned, one step apart)
+                v = np.array(np.broadcast_to(v, batch + shape), order="C")
+                copies.append(v)
+                cols = _columns(_addresses((v,))[0], v.strides, batch, shape)
+            ptrs += cols[0]
+            steps += [cols[1]] * len(cols[0])
+        self._evaluate_columns(np.array(ptrs, dtype=np.int64), np.array(steps, dtype=np.int64),
+                               out_ptr, out_step, npoints)
         del copies  # (held until the call returned)
         return results
+
+    def _out_columns(self, outs: list[np.ndarray], batch: tuple[int, ...]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The output columns of checked ``into`` arrays: addresses and steps (int64)."""
+        ptrs: list[int] = []
+        steps: list[int] = []
+        for o, shape, base in zip(outs, self._output_shapes, _addresses(outs)):
+            addresses, step = _columns(base, o.strides, batch, shape)
+            ptrs += addresses
+            steps += [step] * len(addresses)
+        return np.array(ptrs, dtype=np.int64), np.array(steps, dtype=np.int64)
 
     def _check_out(self, outs: list[Any], batch: tuple[int, ...],
                    values: list[np.ndarray]) -> None:
@@ -452,7 +481,7 @@ class CompiledFunction:
         where = f"{self._name}.into"
         for o, shape, name in zip(outs, self._output_shapes, self.outputs):
             want = batch + shape
-            if not isinstance(o, np.ndarray):
+            if type(o) is not np.ndarray and not isinstance(o, np.ndarray):
                 raise CircuitError(f"{where}: out for the output {name!r} is a "
                                    f"{type(o).__name__}, not a NumPy array")
             if o.dtype != np.float64:
@@ -467,17 +496,20 @@ class CompiledFunction:
             if any(n > 1 and st == 0 for n, st in zip(o.shape, o.strides)):
                 raise CircuitError(f"{where}: out for the output {name!r} has a zero stride "
                                    f"(strides {o.strides}): entries would share memory")
-            if _columns(o, batch, shape) is None:
+        bases = _addresses(outs)
+        for o, shape, name, base in zip(outs, self._output_shapes, self.outputs, bases):
+            if _columns(base, o.strides, batch, shape) is None:
                 raise CircuitError(f"{where}: out for the output {name!r} has strides "
                                    f"{o.strides}, whose batch axes are not one step from "
                                    f"point to point (or not whole float64s): give a "
                                    f"C-contiguous array, or a view whose batch axes are")
-        arrays = list(outs) + [v for v in values if v.ndim]
-        pair = _overlapping(arrays)
+        inputs = self._array_inputs(values)
+        pair = _overlapping(list(outs) + [values[k] for k in inputs],
+                            bases + _addresses([values[k] for k in inputs]))
         if pair is not None:
             j, k = pair
-            other = (f"the input {self.inputs[self._array_inputs(values)[k - len(outs)]]!r}"
-                     if k >= len(outs) else f"the out for the output {self.outputs[k]!r}")
+            other = (f"the input {self.inputs[inputs[k - len(outs)]]!r}" if k >= len(outs)
+                     else f"the out for the output {self.outputs[k]!r}")
             raise CircuitError(f"{where}: out for the output {self.outputs[j]!r} shares "
                                f"memory with {other}: the outputs are written while the "
                                f"inputs are read; give separate arrays")
@@ -561,8 +593,10 @@ class CompiledFunction:
                     outs = arrays
                 elif len(have) == len(batch) == 1 and batch[0] <= have[0]:
                     outs = [a[:batch[0]] for a in arrays]
-                if outs is not None and _overlapping(outs + [v for v in values if v.ndim]):
-                    outs = None  # (a chunk made of the outputs before: new arrays)
+                if outs is not None:
+                    arrays = outs + [v for v in values if v.ndim]
+                    if _overlapping(arrays, _addresses(arrays)):
+                        outs = None  # (a chunk made of the outputs before: new arrays)
             if outs is None:
                 outs = [np.empty(batch + shape) for shape in self._output_shapes]
                 buffers = (batch, outs)
