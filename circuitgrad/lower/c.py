@@ -1050,6 +1050,11 @@ class CFunction(CompiledFunction):
             bits for any count).
         loop_stats: what its checkpointed adjoint loops have done (forward steps recomputed,
             adjoint steps, most carries held), for each vector of points.
+
+    A batch is read where it is (no copy of float64 inputs: ``NAME_eval_columns``);
+    :meth:`~circuitgrad.lower.program.CompiledFunction.into` writes the outputs into arrays
+    given, :meth:`~circuitgrad.lower.program.CompiledFunction.map` runs an iterable of chunks
+    (docs/compiled.md, "Streaming"), both over ``threads`` threads as a call is.
     """
 
     def __init__(self, c: Circuit, name: str = "f", opt: str = OPT,

@@ -58,6 +58,11 @@ class TapeFunction(CompiledFunction):
         code: the instructions, int32[n, 5]: opcode, out, a0, a1, a2 (registers).
         registers: the size of the register file (the live width of the circuit).
 
+    A batch is read where it is (no copy of float64 inputs, ``_tape.run_columns``);
+    :meth:`~circuitgrad.lower.program.CompiledFunction.into` writes the outputs into arrays
+    given, :meth:`~circuitgrad.lower.program.CompiledFunction.map` runs an iterable of chunks
+    (docs/compiled.md, "Streaming").
+
     >>> import circuitgrad as cg
     >>> f = cg.to_tape(cg.parse("J = sum(v * v)", shapes={"v": (3,)}))
     >>> float(f([1.0, 2.0, 3.0])), f.registers
