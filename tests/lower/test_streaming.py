@@ -12,6 +12,8 @@ import ctypes
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import circuitgrad as cg
 from circuitgrad.errors import CircuitError
@@ -297,3 +299,29 @@ def test_loops_through_columns_and_tape_fallback():
         _same(_joined(f.map((a[k:k + 4] for k in range(0, 21, 4)), reuse=True),
                       len(f.outputs)), want)
     assert not cg.to_tape(c)._columns_ready  # the tape runs loops on one flat array
+
+
+@pytest.fixture(scope="module")
+def threaded():
+    return cg.to_c(cg.grad(cg.parse(SCALAR)), name="stream_any", threads=3)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_chunking_threads_and_strides_give_the_same_bits(threaded, scalar_fns, data):
+    n = data.draw(st.integers(1, 300), label="points")
+    step = data.draw(st.sampled_from([1, 2, -1, -3]), label="step")
+    x, y, z = (a[::step] for a in _scalar_args(n * abs(step), seed=n))
+    want = _flat_path(scalar_fns["c"], x, y, z)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=6), label="cuts"))
+    bounds = [0] + cuts + [n]
+    threaded.threads = data.draw(st.integers(1, 4), label="threads")
+    reuse = data.draw(st.booleans(), label="reuse")
+    chunks = [(x[a:b], y[a:b], z[a:b]) for a, b in zip(bounds, bounds[1:])]
+    _same(_joined(threaded.map(iter(chunks), reuse=reuse), len(want)), want)
+    outs = [np.empty(n) for _ in want]
+    _same(threaded.into(outs, x, y, z), want)
+    tape = scalar_fns["tape"]
+    _same(_joined(tape.map(iter(chunks), reuse=reuse), len(want)),
+          _flat_path(tape, x, y, z))
