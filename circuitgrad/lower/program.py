@@ -481,7 +481,7 @@ class CompiledFunction:
         where = f"{self._name}.into"
         for o, shape, name in zip(outs, self._output_shapes, self.outputs):
             want = batch + shape
-            if type(o) is not np.ndarray and not isinstance(o, np.ndarray):
+            if not isinstance(o, np.ndarray):
                 raise CircuitError(f"{where}: out for the output {name!r} is a "
                                    f"{type(o).__name__}, not a NumPy array")
             if o.dtype != np.float64:
@@ -555,8 +555,9 @@ class CompiledFunction:
         a time (a generator). A chunk is a tuple of arguments, a mapping of them by input
         name, or anything else as the one argument of a function of one input. With
         ``reuse=True`` every chunk's outputs are written into the arrays of the chunk before
-        (a shorter chunk into their first points): each yielded output is good until the
-        next is asked for (copy what is kept). The values are those of the call on each
+        (a shorter chunk of a 1-D batch into their first points; a chunk of another shape,
+        or one that shares memory with them, gets new ones): each yielded output is good
+        until the next is asked for (copy what is kept). The values are those of the call on each
         chunk, bit for bit, for any chunking (no reduction across points).
 
             >>> import circuitgrad as cg, numpy as np
