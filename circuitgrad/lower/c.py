@@ -338,8 +338,8 @@ def _columns_entry(name: str, p: ScalarProgram, parts: list, loop_at: list[int],
         "        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */",
     ]
     for k, i in enumerate(p.in_ids):
-        lines.append(f"        CG_EACH LANE({reg[i]}) = in[{k}][CG_POINT * in_step[{k}]];"
-                     f"  /* {input_names[k]} */")
+        lines.append(f"        {{ const double *x = in[{k}]; long s = in_step[{k}]; "
+                     f"CG_EACH LANE({reg[i]}) = x[CG_POINT * s]; }}  /* {input_names[k]} */")
     for k in range(len(parts) + 1):
         lines += [f"        if ({name}_loop{j}(r, n, last)) {{ if (r != small) free(r); "
                   "return 1; }" if j in failing else f"        {name}_loop{j}(r, n, last);"
@@ -348,8 +348,8 @@ def _columns_entry(name: str, p: ScalarProgram, parts: list, loop_at: list[int],
             lines.append(f"        {name}_part{k}(r, n, last);")
     for k, i in enumerate(p.out_ids):
         value = operand.get(i, f"LANE({reg[i]})")
-        lines.append(f"        for (l = 0; l < m; l++) out[{k}][(p0 + l) * out_step[{k}]] = "
-                     f"{value};  /* {output_names[k]} */")
+        lines.append(f"        {{ double *y = out[{k}] + p0 * out_step[{k}]; long s = out_step[{k}]; "
+                     f"for (l = 0; l < m; l++) y[l * s] = {value}; }}  /* {output_names[k]} */")
     lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
               "}"]
     return lines

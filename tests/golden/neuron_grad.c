@@ -279,16 +279,16 @@ int f_eval_columns(const double *const *in, const long *in_step,
         m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */
         n = (m + CG_W - 1) / CG_W;  /* vectors */
         last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        CG_EACH LANE(0) = in[0][CG_POINT * in_step[0]];  /* w */
-        CG_EACH LANE(1) = in[1][CG_POINT * in_step[1]];  /* x */
-        CG_EACH LANE(2) = in[2][CG_POINT * in_step[2]];  /* b */
-        CG_EACH LANE(4) = in[3][CG_POINT * in_step[3]];  /* y */
+        { const double *x = in[0]; long s = in_step[0]; CG_EACH LANE(0) = x[CG_POINT * s]; }  /* w */
+        { const double *x = in[1]; long s = in_step[1]; CG_EACH LANE(1) = x[CG_POINT * s]; }  /* x */
+        { const double *x = in[2]; long s = in_step[2]; CG_EACH LANE(2) = x[CG_POINT * s]; }  /* b */
+        { const double *x = in[3]; long s = in_step[3]; CG_EACH LANE(4) = x[CG_POINT * s]; }  /* y */
         f_part0(r, n, last);
-        for (l = 0; l < m; l++) out[0][(p0 + l) * out_step[0]] = LANE(8);  /* J */
-        for (l = 0; l < m; l++) out[1][(p0 + l) * out_step[1]] = LANE(7);  /* dJ_dw */
-        for (l = 0; l < m; l++) out[2][(p0 + l) * out_step[2]] = LANE(10);  /* dJ_dx */
-        for (l = 0; l < m; l++) out[3][(p0 + l) * out_step[3]] = LANE(6);  /* dJ_db */
-        for (l = 0; l < m; l++) out[4][(p0 + l) * out_step[4]] = LANE(9);  /* dJ_dy */
+        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; for (l = 0; l < m; l++) y[l * s] = LANE(8); }  /* J */
+        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; for (l = 0; l < m; l++) y[l * s] = LANE(7); }  /* dJ_dw */
+        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; for (l = 0; l < m; l++) y[l * s] = LANE(10); }  /* dJ_dx */
+        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; for (l = 0; l < m; l++) y[l * s] = LANE(6); }  /* dJ_db */
+        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; for (l = 0; l < m; l++) y[l * s] = LANE(9); }  /* dJ_dy */
     }
     CG_SCALAR_CODE();
     if (r != small) free(r);

@@ -558,12 +558,12 @@ int f_eval_columns(const double *const *in, const long *in_step,
         m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */
         n = (m + CG_W - 1) / CG_W;  /* vectors */
         last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        CG_EACH LANE(0) = in[0][CG_POINT * in_step[0]];  /* a */
+        { const double *x = in[0]; long s = in_step[0]; CG_EACH LANE(0) = x[CG_POINT * s]; }  /* a */
         f_loop0(r, n, last);
         if (f_loop1(r, n, last)) { if (r != small) free(r); return 1; }
         f_part0(r, n, last);
-        for (l = 0; l < m; l++) out[0][(p0 + l) * out_step[0]] = LANE(2);  /* f */
-        for (l = 0; l < m; l++) out[1][(p0 + l) * out_step[1]] = LANE(6);  /* df_da */
+        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; for (l = 0; l < m; l++) y[l * s] = LANE(2); }  /* f */
+        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; for (l = 0; l < m; l++) y[l * s] = LANE(6); }  /* df_da */
     }
     CG_SCALAR_CODE();
     if (r != small) free(r);

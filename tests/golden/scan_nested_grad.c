@@ -577,18 +577,18 @@ int f_eval_columns(const double *const *in, const long *in_step,
         m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */
         n = (m + CG_W - 1) / CG_W;  /* vectors */
         last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        CG_EACH LANE(0) = in[0][CG_POINT * in_step[0]];  /* xs[0] */
-        CG_EACH LANE(1) = in[1][CG_POINT * in_step[1]];  /* xs[1] */
-        CG_EACH LANE(2) = in[2][CG_POINT * in_step[2]];  /* xs[2] */
-        CG_EACH LANE(3) = in[3][CG_POINT * in_step[3]];  /* xs[3] */
+        { const double *x = in[0]; long s = in_step[0]; CG_EACH LANE(0) = x[CG_POINT * s]; }  /* xs[0] */
+        { const double *x = in[1]; long s = in_step[1]; CG_EACH LANE(1) = x[CG_POINT * s]; }  /* xs[1] */
+        { const double *x = in[2]; long s = in_step[2]; CG_EACH LANE(2) = x[CG_POINT * s]; }  /* xs[2] */
+        { const double *x = in[3]; long s = in_step[3]; CG_EACH LANE(3) = x[CG_POINT * s]; }  /* xs[3] */
         if (f_loop0(r, n, last)) { if (r != small) free(r); return 1; }
         if (f_loop1(r, n, last)) { if (r != small) free(r); return 1; }
         f_part0(r, n, last);
-        for (l = 0; l < m; l++) out[0][(p0 + l) * out_step[0]] = LANE(5);  /* f */
-        for (l = 0; l < m; l++) out[1][(p0 + l) * out_step[1]] = LANE(13);  /* df_dxs[0] */
-        for (l = 0; l < m; l++) out[2][(p0 + l) * out_step[2]] = LANE(14);  /* df_dxs[1] */
-        for (l = 0; l < m; l++) out[3][(p0 + l) * out_step[3]] = LANE(15);  /* df_dxs[2] */
-        for (l = 0; l < m; l++) out[4][(p0 + l) * out_step[4]] = LANE(16);  /* df_dxs[3] */
+        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; for (l = 0; l < m; l++) y[l * s] = LANE(5); }  /* f */
+        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; for (l = 0; l < m; l++) y[l * s] = LANE(13); }  /* df_dxs[0] */
+        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; for (l = 0; l < m; l++) y[l * s] = LANE(14); }  /* df_dxs[1] */
+        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; for (l = 0; l < m; l++) y[l * s] = LANE(15); }  /* df_dxs[2] */
+        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; for (l = 0; l < m; l++) y[l * s] = LANE(16); }  /* df_dxs[3] */
     }
     CG_SCALAR_CODE();
     if (r != small) free(r);

@@ -330,37 +330,37 @@ int f_eval_columns(const double *const *in, const long *in_step,
         m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */
         n = (m + CG_W - 1) / CG_W;  /* vectors */
         last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        CG_EACH LANE(0) = in[0][CG_POINT * in_step[0]];  /* W1[0][0] */
-        CG_EACH LANE(1) = in[1][CG_POINT * in_step[1]];  /* W1[0][1] */
-        CG_EACH LANE(2) = in[2][CG_POINT * in_step[2]];  /* W1[1][0] */
-        CG_EACH LANE(3) = in[3][CG_POINT * in_step[3]];  /* W1[1][1] */
-        CG_EACH LANE(4) = in[4][CG_POINT * in_step[4]];  /* W1[2][0] */
-        CG_EACH LANE(5) = in[5][CG_POINT * in_step[5]];  /* W1[2][1] */
-        CG_EACH LANE(6) = in[6][CG_POINT * in_step[6]];  /* x[0] */
-        CG_EACH LANE(7) = in[7][CG_POINT * in_step[7]];  /* x[1] */
-        CG_EACH LANE(8) = in[8][CG_POINT * in_step[8]];  /* b1[0] */
-        CG_EACH LANE(9) = in[9][CG_POINT * in_step[9]];  /* b1[1] */
-        CG_EACH LANE(10) = in[10][CG_POINT * in_step[10]];  /* b1[2] */
-        CG_EACH LANE(11) = in[11][CG_POINT * in_step[11]];  /* W2[0][0] */
-        CG_EACH LANE(12) = in[12][CG_POINT * in_step[12]];  /* W2[0][1] */
-        CG_EACH LANE(13) = in[13][CG_POINT * in_step[13]];  /* W2[0][2] */
-        CG_EACH LANE(14) = in[14][CG_POINT * in_step[14]];  /* W2[1][0] */
-        CG_EACH LANE(15) = in[15][CG_POINT * in_step[15]];  /* W2[1][1] */
-        CG_EACH LANE(16) = in[16][CG_POINT * in_step[16]];  /* W2[1][2] */
-        CG_EACH LANE(17) = in[17][CG_POINT * in_step[17]];  /* b2[0] */
-        CG_EACH LANE(18) = in[18][CG_POINT * in_step[18]];  /* b2[1] */
-        CG_EACH LANE(20) = in[19][CG_POINT * in_step[19]];  /* y[0] */
-        CG_EACH LANE(21) = in[20][CG_POINT * in_step[20]];  /* y[1] */
+        { const double *x = in[0]; long s = in_step[0]; CG_EACH LANE(0) = x[CG_POINT * s]; }  /* W1[0][0] */
+        { const double *x = in[1]; long s = in_step[1]; CG_EACH LANE(1) = x[CG_POINT * s]; }  /* W1[0][1] */
+        { const double *x = in[2]; long s = in_step[2]; CG_EACH LANE(2) = x[CG_POINT * s]; }  /* W1[1][0] */
+        { const double *x = in[3]; long s = in_step[3]; CG_EACH LANE(3) = x[CG_POINT * s]; }  /* W1[1][1] */
+        { const double *x = in[4]; long s = in_step[4]; CG_EACH LANE(4) = x[CG_POINT * s]; }  /* W1[2][0] */
+        { const double *x = in[5]; long s = in_step[5]; CG_EACH LANE(5) = x[CG_POINT * s]; }  /* W1[2][1] */
+        { const double *x = in[6]; long s = in_step[6]; CG_EACH LANE(6) = x[CG_POINT * s]; }  /* x[0] */
+        { const double *x = in[7]; long s = in_step[7]; CG_EACH LANE(7) = x[CG_POINT * s]; }  /* x[1] */
+        { const double *x = in[8]; long s = in_step[8]; CG_EACH LANE(8) = x[CG_POINT * s]; }  /* b1[0] */
+        { const double *x = in[9]; long s = in_step[9]; CG_EACH LANE(9) = x[CG_POINT * s]; }  /* b1[1] */
+        { const double *x = in[10]; long s = in_step[10]; CG_EACH LANE(10) = x[CG_POINT * s]; }  /* b1[2] */
+        { const double *x = in[11]; long s = in_step[11]; CG_EACH LANE(11) = x[CG_POINT * s]; }  /* W2[0][0] */
+        { const double *x = in[12]; long s = in_step[12]; CG_EACH LANE(12) = x[CG_POINT * s]; }  /* W2[0][1] */
+        { const double *x = in[13]; long s = in_step[13]; CG_EACH LANE(13) = x[CG_POINT * s]; }  /* W2[0][2] */
+        { const double *x = in[14]; long s = in_step[14]; CG_EACH LANE(14) = x[CG_POINT * s]; }  /* W2[1][0] */
+        { const double *x = in[15]; long s = in_step[15]; CG_EACH LANE(15) = x[CG_POINT * s]; }  /* W2[1][1] */
+        { const double *x = in[16]; long s = in_step[16]; CG_EACH LANE(16) = x[CG_POINT * s]; }  /* W2[1][2] */
+        { const double *x = in[17]; long s = in_step[17]; CG_EACH LANE(17) = x[CG_POINT * s]; }  /* b2[0] */
+        { const double *x = in[18]; long s = in_step[18]; CG_EACH LANE(18) = x[CG_POINT * s]; }  /* b2[1] */
+        { const double *x = in[19]; long s = in_step[19]; CG_EACH LANE(20) = x[CG_POINT * s]; }  /* y[0] */
+        { const double *x = in[20]; long s = in_step[20]; CG_EACH LANE(21) = x[CG_POINT * s]; }  /* y[1] */
         f_part0(r, n, last);
-        for (l = 0; l < m; l++) out[0][(p0 + l) * out_step[0]] = LANE(26);  /* J */
-        for (l = 0; l < m; l++) out[1][(p0 + l) * out_step[1]] = LANE(22);  /* dJ_dW2[0][0] */
-        for (l = 0; l < m; l++) out[2][(p0 + l) * out_step[2]] = LANE(29);  /* dJ_dW2[0][1] */
-        for (l = 0; l < m; l++) out[3][(p0 + l) * out_step[3]] = LANE(30);  /* dJ_dW2[0][2] */
-        for (l = 0; l < m; l++) out[4][(p0 + l) * out_step[4]] = LANE(23);  /* dJ_dW2[1][0] */
-        for (l = 0; l < m; l++) out[5][(p0 + l) * out_step[5]] = LANE(24);  /* dJ_dW2[1][1] */
-        for (l = 0; l < m; l++) out[6][(p0 + l) * out_step[6]] = LANE(25);  /* dJ_dW2[1][2] */
-        for (l = 0; l < m; l++) out[7][(p0 + l) * out_step[7]] = LANE(27);  /* dJ_db2[0] */
-        for (l = 0; l < m; l++) out[8][(p0 + l) * out_step[8]] = LANE(28);  /* dJ_db2[1] */
+        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; for (l = 0; l < m; l++) y[l * s] = LANE(26); }  /* J */
+        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; for (l = 0; l < m; l++) y[l * s] = LANE(22); }  /* dJ_dW2[0][0] */
+        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; for (l = 0; l < m; l++) y[l * s] = LANE(29); }  /* dJ_dW2[0][1] */
+        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; for (l = 0; l < m; l++) y[l * s] = LANE(30); }  /* dJ_dW2[0][2] */
+        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; for (l = 0; l < m; l++) y[l * s] = LANE(23); }  /* dJ_dW2[1][0] */
+        { double *y = out[5] + p0 * out_step[5]; long s = out_step[5]; for (l = 0; l < m; l++) y[l * s] = LANE(24); }  /* dJ_dW2[1][1] */
+        { double *y = out[6] + p0 * out_step[6]; long s = out_step[6]; for (l = 0; l < m; l++) y[l * s] = LANE(25); }  /* dJ_dW2[1][2] */
+        { double *y = out[7] + p0 * out_step[7]; long s = out_step[7]; for (l = 0; l < m; l++) y[l * s] = LANE(27); }  /* dJ_db2[0] */
+        { double *y = out[8] + p0 * out_step[8]; long s = out_step[8]; for (l = 0; l < m; l++) y[l * s] = LANE(28); }  /* dJ_db2[1] */
     }
     CG_SCALAR_CODE();
     if (r != small) free(r);
