@@ -325,3 +325,17 @@ def test_any_chunking_threads_and_strides_give_the_same_bits(threaded, scalar_fn
     tape = scalar_fns["tape"]
     _same(_joined(tape.map(iter(chunks), reuse=reuse), len(want)),
           _flat_path(tape, x, y, z))
+
+
+def test_to_c_without_the_extension_reads_columns_through_ctypes(monkeypatch):
+    import circuitgrad.lower.c as c_module
+    import circuitgrad.lower.program as program
+    c = cg.grad(cg.parse("J = sin(x) * y + exp(x / y)"))
+    x, y = np.linspace(0.1, 2, 1001), np.linspace(1, 3, 1001)[::-1]
+    want = cg.to_c(c, name="stream_noext")(x, y)
+    monkeypatch.setattr(program, "_tape", None)
+    monkeypatch.setattr(c_module, "_tape", None)
+    f = cg.to_c(c, name="stream_noext", threads=2)
+    assert f._run_columns == f._call_columns  # ctypes, the same entry point
+    _same(f(x, y), want)
+    _same(f.into([np.empty(1001) for _ in f.outputs], x, y), want)
