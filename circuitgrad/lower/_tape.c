@@ -265,6 +265,172 @@ f1: release_tape(&t, 5);
     return result;
 }
 
+/* The columns of a batch (run_columns, call_columns): int64 buffers of the addresses of the
+   columns' first values (each a double) and of their steps, in doubles, from one point to
+   the next (0: one value for every point). The caller holds the arrays they point into. */
+typedef struct {
+    Py_buffer ptr, step;
+    Py_ssize_t n;
+} column_arrays;
+
+static int
+get_columns(PyObject *o_ptr, PyObject *o_step, column_arrays *c, const char *what)
+{
+    if (get_buffer(o_ptr, &c->ptr, 8, 0, what) < 0) return -1;
+    if (get_buffer(o_step, &c->step, 8, 0, what) < 0) { PyBuffer_Release(&c->ptr); return -1; }
+    c->n = c->ptr.len / 8;
+    if (c->step.len / 8 != c->n) {
+        PyErr_Format(PyExc_ValueError, "_tape: %s: addresses and steps of different lengths",
+                     what);
+        PyBuffer_Release(&c->step);
+        PyBuffer_Release(&c->ptr);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+release_columns(column_arrays *c)
+{
+    PyBuffer_Release(&c->step);
+    PyBuffer_Release(&c->ptr);
+}
+
+/* addresses(arrays) -> bytes: the address of each array's first item (its buffer's buf), as
+   native int64s: what a batch's columns are read from and written to (the caller holds the
+   arrays). Through NumPy (`a.ctypes.data`) an address costs a microsecond; here a tenth. */
+static PyObject *
+tape_addresses(PyObject *self, PyObject *arrays)
+{
+    PyObject *seq = PySequence_Fast(arrays, "_tape.addresses: give a sequence of arrays");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (!result) { Py_DECREF(seq); return NULL; }
+    int64_t *at = (int64_t *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, k), &view, PyBUF_STRIDED_RO) < 0) {
+            Py_DECREF(result);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        at[k] = (int64_t)(uintptr_t)view.buf;
+        PyBuffer_Release(&view);
+    }
+    Py_DECREF(seq);
+    return result;
+}
+
+/* run_columns(code, nregs, const_regs, const_values, in_regs, in_ptr, in_step, out_regs,
+   out_ptr, out_step, npoints): run's loop over the chunks, input column k of point p read
+   at ((double *)in_ptr[k])[p * in_step[k]] and output column k written at
+   ((double *)out_ptr[k])[p * out_step[k]]: a batch with no (npoints, inputs) copy. */
+static PyObject *
+tape_run_columns(PyObject *self, PyObject *args)
+{
+    PyObject *o_code, *o_creg, *o_cval, *o_ireg, *o_iptr, *o_istep, *o_oreg, *o_optr, *o_ostep;
+    Py_ssize_t nregs, npoints;
+    tape_arrays t;
+    column_arrays ci, co;
+    if (!PyArg_ParseTuple(args, "OnOOOOOOOOn", &o_code, &nregs, &o_creg, &o_cval, &o_ireg,
+                          &o_iptr, &o_istep, &o_oreg, &o_optr, &o_ostep, &npoints))
+        return NULL;
+    PyObject *result = NULL;
+    if (get_tape(o_code, o_creg, o_cval, o_ireg, o_oreg, nregs, &t) < 0) return NULL;
+    if (get_columns(o_iptr, o_istep, &ci, "input columns") < 0) goto f1;
+    if (get_columns(o_optr, o_ostep, &co, "output columns") < 0) goto f2;
+    Py_ssize_t ninstr = t.ninstr, nconst = t.nconst, nin = t.nin, nout = t.nout;
+    if (ci.n != nin || co.n != nout || npoints < 0) {
+        PyErr_SetString(PyExc_ValueError, "_tape.run_columns: columns of inconsistent lengths");
+        goto f3;
+    }
+    const int32_t *code = t.code.buf, *creg = t.creg.buf, *ireg = t.ireg.buf,
+                  *oreg = t.oreg.buf;
+    const double *cval = t.cval.buf;
+    const int64_t *iptr = ci.ptr.buf, *istep = ci.step.buf, *optr = co.ptr.buf,
+                  *ostep = co.step.buf;
+    int lanes = npoints == 1 ? 1 : CG_LANES;
+    double *r = malloc(sizeof(double) * ((size_t)nregs * (size_t)lanes
+                                         + (npoints == 1 ? (size_t)(nin + nout) : 0)));
+    if (!r) { PyErr_NoMemory(); goto f3; }
+    Py_BEGIN_ALLOW_THREADS
+    if (npoints == 1) {  /* run's one-point driver, the same bits as run */
+        double *in = r + nregs, *out = in + nin;
+        for (Py_ssize_t k = 0; k < nin; k++) in[k] = *(const double *)(uintptr_t)iptr[k];
+        run_tape_point(&t, r, in, out);
+        for (Py_ssize_t k = 0; k < nout; k++) *(double *)(uintptr_t)optr[k] = out[k];
+    } else {
+        for (Py_ssize_t k = 0; k < nconst; k++)
+            for (int l = 0; l < CG_LANES; l++) r[(Py_ssize_t)creg[k] * CG_LANES + l] = cval[k];
+        for (Py_ssize_t p0 = 0; p0 < npoints; p0 += CG_LANES) {
+            int n = npoints - p0 < CG_LANES ? (int)(npoints - p0) : CG_LANES;
+            for (Py_ssize_t k = 0; k < nin; k++) {
+                const double *x = (const double *)(uintptr_t)iptr[k];
+                int64_t step = istep[k];
+                double *y = r + (Py_ssize_t)ireg[k] * CG_LANES;
+                for (int l = 0; l < n; l++) y[l] = x[(p0 + l) * step];
+            }
+            run_chunk(code, ninstr, r, n);
+            for (Py_ssize_t k = 0; k < nout; k++) {
+                double *y = (double *)(uintptr_t)optr[k];
+                int64_t step = ostep[k];
+                const double *x = r + (Py_ssize_t)oreg[k] * CG_LANES;
+                for (int l = 0; l < n; l++) y[(p0 + l) * step] = x[l];
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(r);
+    Py_INCREF(Py_None);
+    result = Py_None;
+f3: release_columns(&co);
+f2: release_columns(&ci);
+f1: release_tape(&t, 5);
+    return result;
+}
+
+/* call_columns(address, in_ptr, in_step, out_ptr, out_step, npoints, threads): run a circuit
+   compiled by to_c through its entry point
+   int f_eval_columns_threads(const double *const *in, const long *in_step,
+                              double *const *out, const long *out_step, long start,
+                              long npoints, int threads)
+   at address (the columns as run_columns takes them), the GIL released. */
+typedef int (*cg_columns_entry)(const double *const *, const long *, double *const *,
+                                const long *, long, long, int);
+
+static PyObject *
+tape_call_columns(PyObject *self, PyObject *args)
+{
+    unsigned long long address;
+    PyObject *o_iptr, *o_istep, *o_optr, *o_ostep;
+    Py_ssize_t npoints;
+    int threads;
+    column_arrays ci, co;
+    if (!PyArg_ParseTuple(args, "KOOOOni", &address, &o_iptr, &o_istep, &o_optr, &o_ostep,
+                          &npoints, &threads))
+        return NULL;
+    if (sizeof(long) != 8 || sizeof(void *) != 8) {
+        PyErr_SetString(PyExc_RuntimeError, "_tape.call_columns: needs 64-bit long and pointers");
+        return NULL;
+    }
+    if (get_columns(o_iptr, o_istep, &ci, "input columns") < 0) return NULL;
+    if (get_columns(o_optr, o_ostep, &co, "output columns") < 0) {
+        release_columns(&ci);
+        return NULL;
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = ((cg_columns_entry)(uintptr_t)address)(
+        (const double *const *)ci.ptr.buf, (const long *)ci.step.buf,
+        (double *const *)co.ptr.buf, (const long *)co.step.buf, 0, (long)npoints, threads);
+    Py_END_ALLOW_THREADS
+    release_columns(&co);
+    release_columns(&ci);
+    if (status) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* call(address, inputs, outputs, npoints): run a circuit compiled by to_c, whose entry point
    int f_eval(const double *in, double *out, long npoints) is at address. The same call
    through ctypes costs microseconds (a ctypes object per array); this costs a buffer each. */
@@ -571,6 +737,11 @@ static PyMethodDef tape_methods[] = {
     {"run_point", tape_run_point, METH_VARARGS, "A tape at one point (see the C source)."},
     {"allocate", tape_allocate, METH_VARARGS, "Registers by liveness (see the C source)."},
     {"run", tape_run, METH_VARARGS, "Run a tape at points (see the C source)."},
+    {"addresses", tape_addresses, METH_O, "The address of each array's data (see the C source)."},
+    {"run_columns", tape_run_columns, METH_VARARGS,
+     "Run a tape at points, each column through an address and a step (see the C source)."},
+    {"call_columns", tape_call_columns, METH_VARARGS,
+     "Call a to_c columns entry point (see the C source)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -63,7 +63,17 @@ with ``in`` float64[npoints, inputs] and ``out`` float64[npoints, outputs] (row-
 inputs and outputs as their entries in row-major order; they return 0, or 1 where the register
 file could not be allocated). The second splits the batch over up to ``threads`` POSIX threads,
 each a whole number of chunks (whole vectors), with no reduction across points: the values
-are the same bits for any thread count. ``CFunction`` calls it where a batch has at least
+are the same bits for any thread count. Next to them, the same loop over the chunks without
+the row-major arrays (what ``CFunction`` calls for a batch, so that it copies no input and
+writes the outputs where they are returned or into the caller's ``into`` buffers):
+
+    ``int NAME_eval_columns(const double *const *in, const long *in_step,
+    double *const *out, const long *out_step, long start, long npoints)``
+    ``int NAME_eval_columns_threads(..., long start, long npoints, int threads)``
+
+column ``k`` of the inputs (outputs) of point ``p`` at ``in[k][p * in_step[k]]``
+(``out[k][p * out_step[k]]``), steps in doubles (0: one value for every point), for the points
+``start`` to ``start + npoints - 1``. ``CFunction`` calls it where a batch has at least
 ``WORK_PER_THREAD`` scalar operations per thread, the GIL released. The source needs only
 ``<math.h>``, ``<stdlib.h>`` and ``<pthread.h>``, so it can be shipped and built anywhere.
 
@@ -103,6 +113,7 @@ extension's a fraction of one; ctypes is the fallback where the extension is not
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import re
@@ -229,6 +240,13 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         f"   Entry points: int {name}_eval(const double *in, double *out, long npoints);",
         f"   int {name}_eval_threads(const double *in, double *out, long npoints, int threads);",
         f"   in: double[npoints][{nin}], out: double[npoints][{nout}], row-major; they return 0,",
+        "   or 1 where the registers could not be allocated. And without the row-major arrays:",
+        f"   int {name}_eval_columns(const double *const *in, const long *in_step, double *const "
+        "*out,",
+        "   const long *out_step, long start, long npoints) and _columns_threads(..., int "
+        "threads):",
+        "   column k of point p at in[k][p * in_step[k]] and out[k][p * out_step[k]]; they "
+        "return 0,",
         "   or 1 where the registers could not be allocated. Compile without -ffast-math and",
         "   with -ffp-contract=off: the values are then those of circuitgrad's NumPy lowering.",
         *_width_note(width),
@@ -289,9 +307,52 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         lines.append(f"        for (l = 0; l < m; l++) out[(p0 + l) * {nout} + {k}] = {value};"
                      f"  /* {output_names[k]} */")
     lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
-              "}", "", _THREADS.replace("NAME_NIN", str(nin))
-              .replace("NAME_NOUT", str(nout)).replace("NAME", name)]
+              "}", ""]
+    lines += _columns_entry(name, p, parts, loop_at, failing, operand, input_names,
+                            output_names)
+    lines += ["", _THREADS.replace("NAME_NIN", str(nin)).replace("NAME_NOUT", str(nout))
+              .replace("NAME", name)]
     return "\n".join(lines)
+
+
+def _columns_entry(name: str, p: ScalarProgram, parts: list, loop_at: list[int],
+                   failing: set[int], operand: dict[int, str], input_names: list[str],
+                   output_names: list[str]) -> list[str]:
+    """``NAME_eval_columns``: ``NAME_eval``'s loop over the chunks, but each input column
+    read through its own pointer and step and each output column written through its own
+    (points ``start`` to ``start + npoints - 1``): a batch straight from the caller's arrays,
+    with no (npoints, inputs) copy, its outputs straight into the caller's."""
+    reg = p.reg.tolist()
+    lines = [
+        f"int {name}_eval_columns(const double *const *in, const long *in_step,",
+        "                    double *const *out, const long *out_step, long start, long npoints)",
+        "{",
+        "    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */",
+        f"    long p0, end = start + npoints, size = {p.nregs}L * CG_G;",
+        "    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);",
+        "    int l, m, n, last;",
+        "    if (!r) return 1;",
+        "    for (p0 = start; p0 < end; p0 += LANES) {",
+        "        m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */",
+        "        n = (m + CG_W - 1) / CG_W;  /* vectors */",
+        "        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */",
+    ]
+    for k, i in enumerate(p.in_ids):
+        lines.append(f"        {{ const double *x = in[{k}]; long s = in_step[{k}]; "
+                     f"CG_EACH LANE({reg[i]}) = x[CG_POINT * s]; }}  /* {input_names[k]} */")
+    for k in range(len(parts) + 1):
+        lines += [f"        if ({name}_loop{j}(r, n, last)) {{ if (r != small) free(r); "
+                  "return 1; }" if j in failing else f"        {name}_loop{j}(r, n, last);"
+                  for j, at in enumerate(loop_at) if at == k and p.loops[j]["result"]]
+        if k < len(parts):
+            lines.append(f"        {name}_part{k}(r, n, last);")
+    for k, i in enumerate(p.out_ids):
+        value = operand.get(i, f"LANE({reg[i]})")
+        lines.append(f"        {{ double *y = out[{k}] + p0 * out_step[{k}]; long s = out_step[{k}]; "
+                     f"for (l = 0; l < m; l++) y[l * s] = {value}; }}  /* {output_names[k]} */")
+    lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
+              "}"]
+    return lines
 
 
 def _parts(ids: list[int], starts: list[int]) -> tuple[dict[int, int], list[int]]:
@@ -810,6 +871,56 @@ int NAME_eval_threads(const double *in, double *out, long npoints, int threads)
     return NAME_eval(in, out, npoints);
 #endif
 }
+
+/* NAME_eval_columns over up to `threads` threads, split as NAME_eval_threads splits. */
+#if !defined(CG_NO_THREADS)
+typedef struct {
+    const double *const *in; const long *in_step; double *const *out; const long *out_step;
+    long start, npoints; int status;
+} NAME_column_slice;
+static void *NAME_run_column_slice(void *arg)
+{
+    NAME_column_slice *s = arg;
+    s->status = NAME_eval_columns(s->in, s->in_step, s->out, s->out_step, s->start, s->npoints);
+    return NULL;
+}
+#endif
+int NAME_eval_columns_threads(const double *const *in, const long *in_step, double *const *out,
+                              const long *out_step, long start, long npoints, int threads)
+{
+#if !defined(CG_NO_THREADS)
+    NAME_column_slice slice[64];
+    pthread_t id[64];
+    long chunks = (npoints + LANES - 1) / LANES, per, t;
+    unsigned long long started = 0;  /* the slices run by a thread of their own */
+    int status = 0;
+    if (threads > 64) threads = 64;
+    if (threads > chunks) threads = (int)chunks;
+    if (threads <= 1) return NAME_eval_columns(in, in_step, out, out_step, start, npoints);
+    per = (chunks + threads - 1) / threads * LANES;  /* points per slice: threads * per >= npoints */
+    for (t = 0; t < threads && t * per < npoints; t++) {
+        slice[t].in = in; slice[t].in_step = in_step;
+        slice[t].out = out; slice[t].out_step = out_step;
+        slice[t].start = start + t * per;
+        slice[t].npoints = npoints - t * per < per ? npoints - t * per : per;
+        slice[t].status = 0;
+        if (t > 0 && pthread_create(&id[t], NULL, NAME_run_column_slice, &slice[t])) {
+            NAME_run_column_slice(&slice[t]);
+            continue;  /* no thread: this one runs it */
+        }
+        if (t > 0) started |= 1ULL << t;
+    }
+    NAME_run_column_slice(&slice[0]);
+    while (--t >= 0) {
+        if (started >> t & 1) pthread_join(id[t], NULL);
+        status |= slice[t].status;
+    }
+    return status;
+#else
+    (void)threads;
+    return NAME_eval_columns(in, in_step, out, out_step, start, npoints);
+#endif
+}
 """
 
 
@@ -930,7 +1041,8 @@ class CFunction(CompiledFunction):
 
     Attributes:
         source: the C source (self-contained; the entry points are ``NAME_eval`` and
-            ``NAME_eval_threads``).
+            ``NAME_eval_threads``, and ``NAME_eval_columns`` and ``NAME_eval_columns_threads``
+            that read and write each column through a pointer and a step).
         library: the path of the compiled shared library (in the cache).
         circuit: the circuit it was made from.
         width: points per vector (8, 4, 2; 1: plain C).
@@ -938,6 +1050,11 @@ class CFunction(CompiledFunction):
             bits for any count).
         loop_stats: what its checkpointed adjoint loops have done (forward steps recomputed,
             adjoint steps, most carries held), for each vector of points.
+
+    A batch is read where it is (no copy of float64 inputs: ``NAME_eval_columns``);
+    :meth:`~circuitgrad.lower.program.CompiledFunction.into` writes the outputs into arrays
+    given, :meth:`~circuitgrad.lower.program.CompiledFunction.map` runs an iterable of chunks
+    (docs/compiled.md, "Streaming"), both over ``threads`` threads as a call is.
     """
 
     def __init__(self, c: Circuit, name: str = "f", opt: str = OPT,
@@ -961,6 +1078,17 @@ class CFunction(CompiledFunction):
         mt.restype = ctypes.c_int
         self._lib, self._fn, self._fn_threads = lib, fn, mt
         self._address = ctypes.cast(fn, ctypes.c_void_p).value
+        columns = getattr(lib, f"{name}_eval_columns_threads")
+        columns.argtypes = (ctypes.c_void_p,) * 4 + (ctypes.c_long, ctypes.c_long, ctypes.c_int)
+        columns.restype = ctypes.c_int
+        self._fn_columns = columns
+        self._columns_address = ctypes.cast(columns, ctypes.c_void_p).value
+        self._columns_ready = True
+        # (in_ptr, in_step, out_ptr, out_step, npoints, threads): NAME_eval_columns_threads
+        # through the tape extension (the GIL released), else ctypes
+        self._run_columns = self._call_columns if _tape is None or not hasattr(
+            _tape, "call_columns") else functools.partial(_tape.call_columns,
+                                                          self._columns_address)
         self._work = max(len(program.ops) + sum(map(_loop_work, program.loops)), 1)
         self._stats = None
         if "_checkpoint_stats[3]" in self.source:
@@ -1015,6 +1143,20 @@ class CFunction(CompiledFunction):
             raise MemoryError("to_c: the compiled circuit could not allocate its registers")
         return out
 
+    def _evaluate_columns(self, in_ptr: np.ndarray, in_step: np.ndarray, out_ptr: np.ndarray,
+                          out_step: np.ndarray, npoints: int) -> None:
+        # NAME_eval_columns_threads: the caller's thread alone below WORK_PER_THREAD a thread
+        threads = max(1, min(self.threads, npoints * self._work // WORK_PER_THREAD))
+        self._run_columns(in_ptr, in_step, out_ptr, out_step, npoints, threads)
+
+    def _call_columns(self, in_ptr: np.ndarray, in_step: np.ndarray, out_ptr: np.ndarray,
+                      out_step: np.ndarray, npoints: int, threads: int) -> None:
+        # (ctypes releases the GIL too)
+        status = self._fn_columns(in_ptr.ctypes.data, in_step.ctypes.data, out_ptr.ctypes.data,
+                                  out_step.ctypes.data, 0, npoints, threads)
+        if status:
+            raise MemoryError("to_c: the compiled circuit could not allocate its registers")
+
     def _point(self, args: tuple) -> Any:
         return _tape.call_point(self._address, args, self._nin, self._nout, np.float64,
                                 self._Outputs)
@@ -1034,7 +1176,7 @@ class CFunction(CompiledFunction):
             >>> import circuitgrad as cg, tempfile, pathlib
             >>> f = cg.to_c(cg.parse("f = x * y"), name="mul")
             >>> c, h = f.write(pathlib.Path(tempfile.mkdtemp()) / "mul")
-            >>> [line for line in h.read_text().splitlines() if line.startswith("int")]
+            >>> [line for line in h.read_text().splitlines() if line.startswith("int")][:2]
             ['int mul_eval(const double *in, double *out, long npoints);', \
 'int mul_eval_threads(const double *in, double *out, long npoints, int threads);']
         """
@@ -1072,6 +1214,16 @@ def c_header(c: Circuit, name: str, width: int, opt: str = OPT, source: str = ""
              "   are reentrant: every call allocates its own registers (on the stack where "
              "they fit).",
              "",
+             f"   int {name}_eval_columns(const double *const *in, const long *in_step,",
+             "       double *const *out, const long *out_step, long start, long npoints);",
+             f"   int {name}_eval_columns_threads(..., long start, long npoints, int threads);",
+             "",
+             "   The same values with no row-major copy: column k of the inputs (outputs) of "
+             "point p is",
+             "   in[k][p * in_step[k]] (out[k][p * out_step[k]]), steps in doubles (0: one "
+             "value for",
+             "   every point), for the points start .. start + npoints - 1.",
+             "",
              "   Build the .c with these flags (no -ffast-math; -ffp-contract=off keeps the "
              "values",
              "   within circuitgrad's contract with its NumPy lowering), and link with -lm; the"
@@ -1103,6 +1255,12 @@ def c_header(c: Circuit, name: str, width: int, opt: str = OPT, source: str = ""
               f"int {name}_eval(const double *in, double *out, long npoints);",
               f"int {name}_eval_threads(const double *in, double *out, long npoints, "
               "int threads);",
+              f"int {name}_eval_columns(const double *const *in, const long *in_step, "
+              "double *const *out,",
+              "    const long *out_step, long start, long npoints);",
+              f"int {name}_eval_columns_threads(const double *const *in, const long *in_step, "
+              "double *const *out,",
+              "    const long *out_step, long start, long npoints, int threads);",
               "#ifdef __cplusplus", "}", "#endif", f"#endif  /* {guard} */", ""]
     return "\n".join(lines)
 

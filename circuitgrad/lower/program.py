@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -216,6 +216,110 @@ def _allocate(args: np.ndarray, last: np.ndarray, reg: np.ndarray, keep: np.ndar
     return count
 
 
+def _addresses(arrays: Sequence[np.ndarray]) -> list[int]:
+    """The address of each array's first entry (the extension's loop, else NumPy's)."""
+    if _tape is not None and hasattr(_tape, "addresses"):
+        return np.frombuffer(_tape.addresses(arrays), dtype=np.int64).tolist()
+    return [a.__array_interface__["data"][0] for a in arrays]
+
+
+def _strides(array: np.ndarray, ndim: int) -> tuple[int, ...]:
+    """``array``'s strides as broadcast to ``ndim`` axes (NumPy's rule: new leading axes and
+    axes of length 1 are read with a stride of 0), without making the view."""
+    return (0,) * (ndim - array.ndim) + tuple(0 if n == 1 else st
+                                              for n, st in zip(array.shape, array.strides))
+
+
+def _point_step(shape: tuple[int, ...], strides: tuple[int, ...]) -> int | None:
+    """The one step, in bytes, from a point to the next over batch axes of ``shape`` and
+    ``strides`` (row-major order of the points), or None where no one step walks them (a
+    broadcast axis before a long one, a transposed batch): axes of length 1 are skipped."""
+    if len(shape) == 1:
+        return strides[0] if shape[0] > 1 else 0
+    step = None
+    for n, stride in zip(reversed(shape), reversed(strides)):
+        if n == 1:
+            continue
+        if step is None:
+            step, span = stride, stride * n
+        elif stride != span:
+            return None
+        else:
+            span = stride * n
+    return 0 if step is None else step
+
+
+def _columns(base: int, strides: tuple[int, ...], batch: tuple[int, ...],
+             shape: tuple[int, ...]) -> tuple[list[int], int] | None:
+    """The columns of an array at address ``base`` with ``strides`` (broadcast to ``batch +
+    shape``): each entry's address at the first point (the entries row-major) and the one
+    step from point to point, in doubles; or None where its points are not one step apart
+    or an address or a step is not a whole double (then that array alone is copied)."""
+    nb = len(batch)
+    step = _point_step(batch, strides[:nb])
+    if step is None or step % 8 or base % 8:
+        return None
+    if not shape:
+        return [base], step >> 3
+    inner = strides[nb:]
+    if any(st % 8 for n, st in zip(shape, inner) if n > 1):
+        return None
+    offsets = np.zeros(shape, dtype=np.int64)
+    for axis, (n, st) in enumerate(zip(shape, inner)):
+        index = [1] * len(shape)
+        index[axis] = n
+        offsets += (np.arange(n, dtype=np.int64) * st).reshape(index)
+    return (base + offsets.ravel()).tolist(), step >> 3
+
+
+def _byte_range(base: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> tuple[int, int]:
+    """The bytes an array of float64 spans: [first, last + 8)."""
+    lo = hi = base
+    for n, st in zip(shape, strides):
+        if st < 0:
+            lo += st * (n - 1)
+        else:
+            hi += st * (n - 1)
+    return lo, hi + 8
+
+
+def _overlapping(arrays: list[np.ndarray], bases: list[int]) -> tuple[int, int] | None:
+    """Two of ``arrays`` (float64, at addresses ``bases``) that share memory (their positions,
+    the lower first), or None: their byte ranges sorted, then NumPy's exact test only where two
+    ranges meet."""
+    ranges = sorted((*_byte_range(b, a.shape, a.strides), k)
+                    for k, (a, b) in enumerate(zip(arrays, bases)) if a.size)
+    live: list[tuple[int, int]] = []  # (end, position) of the ranges not yet passed
+    for lo, hi, k in ranges:
+        live = [(end, j) for end, j in live if end > lo]
+        for _, j in live:
+            if np.shares_memory(arrays[j], arrays[k]):
+                return min(j, k), max(j, k)
+        live.append((hi, k))
+    return None
+
+
+def _outputs_arg(name: str, outputs: Sequence[str], out: Any) -> list[Any]:
+    """``into``'s ``out``: one array per output, in the order of ``outputs`` (an array where
+    there is one output, a sequence in their order, or a mapping by name)."""
+    if isinstance(out, Mapping):
+        unknown = [k for k in out if k not in outputs]
+        if unknown:
+            raise CircuitError(f"{name}.into: out names {unknown[0]!r}, which is not an output "
+                               f"(the outputs: {', '.join(outputs)})")
+        missing = [k for k in outputs if k not in out]
+        if missing:
+            raise CircuitError(f"{name}.into: out has no array for the output {missing[0]!r}")
+        return [out[k] for k in outputs]
+    if isinstance(out, np.ndarray) or not isinstance(out, (tuple, list)):
+        out = (out,)
+    if len(out) != len(outputs):
+        raise CircuitError(f"{name}.into: out has {len(out)} array"
+                           f"{'s' if len(out) != 1 else ''} for {len(outputs)} output"
+                           f"{'s' if len(outputs) != 1 else ''} ({', '.join(outputs)})")
+    return list(out)
+
+
 class CompiledFunction:
     """What ``to_tape`` and ``to_c`` return share: ``to_numpy``'s interface (inputs by
     position or keyword, points or batches, the same checks and messages) and its named-tuple
@@ -299,6 +403,207 @@ class CompiledFunction:
     def _evaluate(self, inputs: np.ndarray, npoints: int) -> np.ndarray:
         raise NotImplementedError
 
+    _columns_ready = False
+    """Whether ``_evaluate_columns`` runs (else a batch is one (npoints, inputs) array)."""
+
+    def _evaluate_columns(self, in_ptr: np.ndarray, in_step: np.ndarray, out_ptr: np.ndarray,
+                          out_step: np.ndarray, npoints: int) -> None:
+        """The batch of ``npoints`` points with input column ``k`` of point ``p`` at address
+        ``in_ptr[k] + 8 * p * in_step[k]`` and output column ``k`` written at ``out_ptr[k]
+        + 8 * p * out_step[k]`` (int64 arrays): no copy of the inputs or the outputs."""
+        raise NotImplementedError
+
+    def _batch(self, values: list[np.ndarray], batch: tuple[int, ...],
+               outs: tuple[list[int], list[int]] | list[np.ndarray] | None = None
+               ) -> list[np.ndarray]:
+        """The outputs of a batch (``values`` float64, broadcasting to ``batch``): written
+        into ``outs`` where given (checked by :meth:`_check_out`), else into one
+        (npoints, outputs) array whose column blocks they are. Each input is read where it
+        is (its columns' addresses and steps), but one whose points are not one step apart
+        (a broadcast axis before a longer one, say) or not aligned: that one is copied."""
+        npoints = math.prod(batch)
+        if not self._columns_ready:  # one (npoints, inputs) array, the outputs copied out
+            columns = [np.broadcast_to(v, batch + shape).reshape(npoints, math.prod(shape))
+                       for v, shape in zip(values, self._input_shapes)]
+            flat = np.ascontiguousarray(np.concatenate(columns, axis=1)) if columns else \
+                np.zeros((npoints, 0))
+            out = self._evaluate(flat, npoints)
+            results = [out[:, a:b].reshape(batch + shape) for a, b, shape in self._out_slices]
+            if outs is None:
+                return results
+            for o, r in zip(outs, results):
+                np.copyto(o, r)
+            return outs
+        if outs is None:
+            block = np.empty((npoints, self._nout))
+            results = [block[:, a:b].reshape(batch + shape) for a, b, shape in self._out_slices]
+            out_ptr = _addresses((block,))[0] + 8 * np.arange(self._nout, dtype=np.int64)
+            out_step = np.full(self._nout, self._nout, dtype=np.int64)
+        else:
+            results = outs
+            out_ptr, out_step = self._out_columns(outs, batch)
+        if npoints == 0:
+            return results
+        ptrs: list[int] = []
+        steps: list[int] = []
+        copies = []
+        nd = len(batch)
+        for v, shape, base in zip(values, self._input_shapes, _addresses(values)):
+            cols = _columns(base, _strides(v, nd + len(shape)), batch, shape)
+            if cols is None:  # this input alone, copied (aligned, one step apart)
+                v = np.array(np.broadcast_to(v, batch + shape), order="C")
+                copies.append(v)
+                cols = _columns(_addresses((v,))[0], v.strides, batch, shape)
+            ptrs += cols[0]
+            steps += [cols[1]] * len(cols[0])
+        self._evaluate_columns(np.array(ptrs, dtype=np.int64), np.array(steps, dtype=np.int64),
+                               out_ptr, out_step, npoints)
+        del copies  # (held until the call returned)
+        return results
+
+    def _out_columns(self, outs: list[np.ndarray], batch: tuple[int, ...]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The output columns of checked ``into`` arrays: addresses and steps (int64)."""
+        ptrs: list[int] = []
+        steps: list[int] = []
+        for o, shape, base in zip(outs, self._output_shapes, _addresses(outs)):
+            addresses, step = _columns(base, o.strides, batch, shape)
+            ptrs += addresses
+            steps += [step] * len(addresses)
+        return np.array(ptrs, dtype=np.int64), np.array(steps, dtype=np.int64)
+
+    def _check_out(self, outs: list[Any], batch: tuple[int, ...],
+                   values: list[np.ndarray]) -> None:
+        """A :class:`CircuitError` naming the output whose ``into`` array is not a writable
+        float64 NumPy array of the call's shape (the batch, then the output's shape) with
+        its points one step apart, or that shares memory with an input or another output
+        (the outputs are written while the inputs are read)."""
+        where = f"{self._name}.into"
+        for o, shape, name in zip(outs, self._output_shapes, self.outputs):
+            want = batch + shape
+            if not isinstance(o, np.ndarray):
+                raise CircuitError(f"{where}: out for the output {name!r} is a "
+                                   f"{type(o).__name__}, not a NumPy array")
+            if o.dtype != np.float64:
+                raise CircuitError(f"{where}: out for the output {name!r} is {o.dtype}, not "
+                                   f"float64 (the values would be cast)")
+            if o.shape != want:
+                raise CircuitError(f"{where}: out for the output {name!r} has shape "
+                                   f"{o.shape}; the call's batch {batch} and the output's "
+                                   f"shape {shape} make {want}")
+            if not o.flags.writeable:
+                raise CircuitError(f"{where}: out for the output {name!r} is read-only")
+            if any(n > 1 and st == 0 for n, st in zip(o.shape, o.strides)):
+                raise CircuitError(f"{where}: out for the output {name!r} has a zero stride "
+                                   f"(strides {o.strides}): entries would share memory")
+        bases = _addresses(outs)
+        for o, shape, name, base in zip(outs, self._output_shapes, self.outputs, bases):
+            if _columns(base, o.strides, batch, shape) is None:
+                raise CircuitError(f"{where}: out for the output {name!r} has strides "
+                                   f"{o.strides}, whose batch axes are not one step from "
+                                   f"point to point (or not whole float64s): give a "
+                                   f"C-contiguous array, or a view whose batch axes are")
+        inputs = self._array_inputs(values)
+        pair = _overlapping(list(outs) + [values[k] for k in inputs],
+                            bases + _addresses([values[k] for k in inputs]))
+        if pair is not None:
+            j, k = pair
+            other = (f"the input {self.inputs[inputs[k - len(outs)]]!r}" if k >= len(outs)
+                     else f"the out for the output {self.outputs[k]!r}")
+            raise CircuitError(f"{where}: out for the output {self.outputs[j]!r} shares "
+                               f"memory with {other}: the outputs are written while the "
+                               f"inputs are read; give separate arrays")
+
+    @staticmethod
+    def _array_inputs(values: list[np.ndarray]) -> list[int]:
+        return [k for k, v in enumerate(values) if v.ndim]
+
+    def into(self, out: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """The outputs of the call ``f(*args, **kwargs)`` written into ``out`` and returned:
+        the same values, bit for bit, with no array allocated for them. ``out`` comes first,
+        positional only (an input named ``out`` is still a keyword, as in any call): an
+        array (one output), a sequence in the order of ``outputs`` or a mapping by output
+        name, each a writable float64 NumPy
+        array of the call's shape (the batch's, then the output's), its points one step
+        apart (C-contiguous, or a view such as ``block[:, 0]``), sharing no memory with the
+        inputs or the other outputs; else a :class:`CircuitError` naming the output.
+
+            >>> import circuitgrad as cg, numpy as np
+            >>> f = cg.to_tape(cg.parse("s = x + y\\nd = x - y", outputs=["s", "d"]))
+            >>> x, s, d = np.arange(4.0), np.empty(4), np.empty(4)
+            >>> r = f.into((s, d), x, 1.0)
+            >>> r.s is s, s.tolist(), d.tolist()
+            (True, [1.0, 2.0, 3.0, 4.0], [-1.0, 0.0, 1.0, 2.0])
+            >>> f.into((s, np.empty(3)), x, 1.0)
+            Traceback (most recent call last):
+            ...
+            circuitgrad.errors.CircuitError: f.into: out for the output 'd' has shape (3,); the call's batch (4,) and the output's shape () make (4,)
+        """
+        if self._csr:
+            raise CircuitError(f"{self._name}.into: the outputs include sparse matrices (CSR), "
+                               f"which into does not write; lower with csr=False for dense "
+                               f"arrays")
+        outs = _outputs_arg(self._name, self.outputs, out)
+        values, batch = self._bind(args, kwargs)
+        self._check_out(outs, batch, values)
+        results = self._batch(values, batch, outs)
+        return results[0] if self._Outputs is None else self._Outputs._make(results)
+
+    def map(self, chunks: Iterable[Any], reuse: bool = False) -> Iterator[Any]:
+        """The outputs of each chunk of ``chunks``, one chunk at a time (an iterator): a job
+        of any number of points in the memory of a chunk, where ``chunks`` makes them one at
+        a time (a generator). A chunk is a tuple of arguments, a mapping of them by input
+        name, or anything else as the one argument of a function of one input. With
+        ``reuse=True`` every chunk's outputs are written into the arrays of the chunk before
+        (a shorter chunk of a 1-D batch into their first points; a chunk of another shape,
+        or one that shares memory with them, gets new ones): each yielded output is good
+        until the next is asked for (copy what is kept). The values are those of the call on each
+        chunk, bit for bit, for any chunking (no reduction across points).
+
+            >>> import circuitgrad as cg, numpy as np
+            >>> f = cg.to_tape(cg.parse("y = x * x"))
+            >>> chunks = (np.arange(k, k + 3.0) for k in range(0, 9, 3))
+            >>> [float(y.sum()) for y in f.map(chunks, reuse=True)]
+            [5.0, 50.0, 149.0]
+        """
+        if not isinstance(reuse, bool):
+            raise CircuitError(f"{self._name}.map: reuse={reuse!r}: give True or False")
+        if reuse and self._csr:
+            raise CircuitError(f"{self._name}.map: the outputs include sparse matrices (CSR), "
+                               f"which reuse=True does not write; lower with csr=False, or "
+                               f"map without reuse")
+        return self._map(iter(chunks), reuse)
+
+    def _map(self, chunks: Iterator[Any], reuse: bool) -> Iterator[Any]:
+        buffers: tuple[tuple[int, ...], list[np.ndarray]] | None = None
+        for chunk in chunks:
+            if isinstance(chunk, tuple):
+                args, kwargs = chunk, {}
+            elif isinstance(chunk, Mapping):
+                args, kwargs = (), dict(chunk)
+            else:
+                args, kwargs = (chunk,), {}
+            if not reuse:
+                yield self(*args, **kwargs)
+                continue
+            values, batch = self._bind(args, kwargs)
+            outs = None
+            if buffers is not None:
+                have, arrays = buffers
+                if have == batch:
+                    outs = arrays
+                elif len(have) == len(batch) == 1 and batch[0] <= have[0]:
+                    outs = [a[:batch[0]] for a in arrays]
+                if outs is not None:
+                    arrays = outs + [v for v in values if v.ndim]
+                    if _overlapping(arrays, _addresses(arrays)):
+                        outs = None  # (a chunk made of the outputs before: new arrays)
+            if outs is None:
+                outs = [np.empty(batch + shape) for shape in self._output_shapes]
+                buffers = (batch, outs)
+            results = self._batch(values, batch, outs)
+            yield results[0] if self._Outputs is None else self._Outputs._make(results)
+
     def _point(self, args: tuple) -> Any:
         """The outputs at one point of numbers ``args`` (scalar inputs and outputs only), or
         NotImplemented where an argument is not a float, an int or a NumPy float64."""
@@ -333,13 +638,7 @@ class CompiledFunction:
             results = [np.float64(out[a]) if not shape else out[a:b].reshape(shape)
                        for a, b, shape in self._out_slices]
         else:
-            npoints = math.prod(batch)
-            columns = [np.broadcast_to(v, batch + shape).reshape(npoints, math.prod(shape))
-                       for v, shape in zip(values, self._input_shapes)]
-            flat = np.ascontiguousarray(np.concatenate(columns, axis=1)) if columns else \
-                np.zeros((npoints, 0))
-            out = self._evaluate(flat, npoints)
-            results = [out[:, a:b].reshape(batch + shape) for a, b, shape in self._out_slices]
+            results = self._batch(values, batch)
         if self._csr:
             results = self._csr(results)
         if self._Outputs is None:

@@ -58,6 +58,11 @@ class TapeFunction(CompiledFunction):
         code: the instructions, int32[n, 5]: opcode, out, a0, a1, a2 (registers).
         registers: the size of the register file (the live width of the circuit).
 
+    A batch is read where it is (no copy of float64 inputs, ``_tape.run_columns``);
+    :meth:`~circuitgrad.lower.program.CompiledFunction.into` writes the outputs into arrays
+    given, :meth:`~circuitgrad.lower.program.CompiledFunction.map` runs an iterable of chunks
+    (docs/compiled.md, "Streaming").
+
     >>> import circuitgrad as cg
     >>> f = cg.to_tape(cg.parse("J = sum(v * v)", shapes={"v": (3,)}))
     >>> float(f([1.0, 2.0, 3.0])), f.registers
@@ -85,6 +90,8 @@ class TapeFunction(CompiledFunction):
         self._in_regs = program.reg[program.in_ids].astype(np.int32)
         self._out_regs = program.reg[program.out_ids].astype(np.int32)
         self._loops = [_Loop(site, name) for site in program.loops]
+        # a batch read and written in place (_evaluate_columns); loops: one flat array
+        self._columns_ready = not self._loops and hasattr(_tape, "run_columns")
         if self._loops:
             # The tape runs once per loop and once more (the loops' results are inputs of
             # the program, their arguments outputs): run k gives loop k's arguments, which
@@ -121,6 +128,12 @@ class TapeFunction(CompiledFunction):
             full[:, at_in:at_in + loop.nresult] = loop(args, npoints)
             at_in, at_out = at_in + loop.nresult, at_out + loop.nargs
         return self._run(np.ascontiguousarray(full), npoints, len(self._out_regs))[:, :self._nout]
+
+    def _evaluate_columns(self, in_ptr: np.ndarray, in_step: np.ndarray, out_ptr: np.ndarray,
+                          out_step: np.ndarray, npoints: int) -> None:
+        _tape.run_columns(self.code, self.registers, self._const_regs, self._const_values,
+                          self._in_regs, in_ptr, in_step, self._out_regs, out_ptr, out_step,
+                          npoints)
 
     def _point(self, args: tuple) -> Any:
         return _tape.run_point(self.code, self.registers, self._const_regs, self._const_values,

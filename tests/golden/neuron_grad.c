@@ -3,6 +3,10 @@
    Entry points: int f_eval(const double *in, double *out, long npoints);
    int f_eval_threads(const double *in, double *out, long npoints, int threads);
    in: double[npoints][4], out: double[npoints][5], row-major; they return 0,
+   or 1 where the registers could not be allocated. And without the row-major arrays:
+   int f_eval_columns(const double *const *in, const long *in_step, double *const *out,
+   const long *out_step, long start, long npoints) and _columns_threads(..., int threads):
+   column k of point p at in[k][p * in_step[k]] and out[k][p * out_step[k]]; they return 0,
    or 1 where the registers could not be allocated. Compile without -ffast-math and
    with -ffp-contract=off: the values are then those of circuitgrad's NumPy lowering.
    With -mavx2 on x86-64 glibc it runs 4 points per vector (link
@@ -263,6 +267,34 @@ int f_eval(const double *in, double *out, long npoints)
     return 0;
 }
 
+int f_eval_columns(const double *const *in, const long *in_step,
+                    double *const *out, const long *out_step, long start, long npoints)
+{
+    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */
+    long p0, end = start + npoints, size = 11L * CG_G;
+    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);
+    int l, m, n, last;
+    if (!r) return 1;
+    for (p0 = start; p0 < end; p0 += LANES) {
+        m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */
+        n = (m + CG_W - 1) / CG_W;  /* vectors */
+        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
+        { const double *x = in[0]; long s = in_step[0]; CG_EACH LANE(0) = x[CG_POINT * s]; }  /* w */
+        { const double *x = in[1]; long s = in_step[1]; CG_EACH LANE(1) = x[CG_POINT * s]; }  /* x */
+        { const double *x = in[2]; long s = in_step[2]; CG_EACH LANE(2) = x[CG_POINT * s]; }  /* b */
+        { const double *x = in[3]; long s = in_step[3]; CG_EACH LANE(4) = x[CG_POINT * s]; }  /* y */
+        f_part0(r, n, last);
+        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; for (l = 0; l < m; l++) y[l * s] = LANE(8); }  /* J */
+        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; for (l = 0; l < m; l++) y[l * s] = LANE(7); }  /* dJ_dw */
+        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; for (l = 0; l < m; l++) y[l * s] = LANE(10); }  /* dJ_dx */
+        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; for (l = 0; l < m; l++) y[l * s] = LANE(6); }  /* dJ_db */
+        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; for (l = 0; l < m; l++) y[l * s] = LANE(9); }  /* dJ_dy */
+    }
+    CG_SCALAR_CODE();
+    if (r != small) free(r);
+    return 0;
+}
+
 #if !defined(CG_NO_THREADS)
 #include <pthread.h>
 typedef struct { const double *in; double *out; long npoints; int status; } f_slice;
@@ -305,5 +337,55 @@ int f_eval_threads(const double *in, double *out, long npoints, int threads)
 #else
     (void)threads;
     return f_eval(in, out, npoints);
+#endif
+}
+
+/* f_eval_columns over up to `threads` threads, split as f_eval_threads splits. */
+#if !defined(CG_NO_THREADS)
+typedef struct {
+    const double *const *in; const long *in_step; double *const *out; const long *out_step;
+    long start, npoints; int status;
+} f_column_slice;
+static void *f_run_column_slice(void *arg)
+{
+    f_column_slice *s = arg;
+    s->status = f_eval_columns(s->in, s->in_step, s->out, s->out_step, s->start, s->npoints);
+    return NULL;
+}
+#endif
+int f_eval_columns_threads(const double *const *in, const long *in_step, double *const *out,
+                              const long *out_step, long start, long npoints, int threads)
+{
+#if !defined(CG_NO_THREADS)
+    f_column_slice slice[64];
+    pthread_t id[64];
+    long chunks = (npoints + LANES - 1) / LANES, per, t;
+    unsigned long long started = 0;  /* the slices run by a thread of their own */
+    int status = 0;
+    if (threads > 64) threads = 64;
+    if (threads > chunks) threads = (int)chunks;
+    if (threads <= 1) return f_eval_columns(in, in_step, out, out_step, start, npoints);
+    per = (chunks + threads - 1) / threads * LANES;  /* points per slice: threads * per >= npoints */
+    for (t = 0; t < threads && t * per < npoints; t++) {
+        slice[t].in = in; slice[t].in_step = in_step;
+        slice[t].out = out; slice[t].out_step = out_step;
+        slice[t].start = start + t * per;
+        slice[t].npoints = npoints - t * per < per ? npoints - t * per : per;
+        slice[t].status = 0;
+        if (t > 0 && pthread_create(&id[t], NULL, f_run_column_slice, &slice[t])) {
+            f_run_column_slice(&slice[t]);
+            continue;  /* no thread: this one runs it */
+        }
+        if (t > 0) started |= 1ULL << t;
+    }
+    f_run_column_slice(&slice[0]);
+    while (--t >= 0) {
+        if (started >> t & 1) pthread_join(id[t], NULL);
+        status |= slice[t].status;
+    }
+    return status;
+#else
+    (void)threads;
+    return f_eval_columns(in, in_step, out, out_step, start, npoints);
 #endif
 }

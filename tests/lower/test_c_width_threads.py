@@ -225,13 +225,13 @@ def test_a_small_batch_stays_on_one_thread_a_large_one_is_split(monkeypatch):
     calls = []
     c = cg.grad(cg.parse(WIDE))
     f = cg.to_c(c, threads=4)
-    real = f._fn_threads
-    f._fn_threads = lambda *a: calls.append(a[-1]) or real(*a)
+    real = f._run_columns  # a batch's call (NAME_eval_columns_threads), its thread count last
+    f._run_columns = lambda *a: calls.append(a[-1]) or real(*a)
     x, y = _points(20000)
     f(x[:3], y[:3])
-    assert calls == []  # a few points: one thread, no thread started
+    assert calls == [1]  # a few points: one thread, no thread started
     f(x, y)
-    assert calls == [4]
+    assert calls == [1, 4]
 
 
 def test_the_threads_entry_point_runs_from_c_as_documented():
