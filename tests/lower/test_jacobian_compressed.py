@@ -358,3 +358,30 @@ def test_two_outputs_of_one_node_each_keep_their_entries(mode):
     np.testing.assert_array_equal(got.dg_dx, got.df_dx)
     same_bits(both(x=x, y=2.0), cg.jacobian_function(c, mode=mode, lower=cg.to_numpy,
                                                       compress=False)(x=x, y=2.0))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_deep_stack_of_narrow_dense_layers_gives_up_in_its_first_layers(mode, monkeypatch):
+    # each layer's sets (40 × 200 pairs) stay under the one-node cap (m·n / 2 = 10⁴), so only
+    # the walk's total stops the pattern: before it, all 10 layers were united (a second at
+    # n = 2000, h = 400, 5-8 times the function's build), to find the Jacobian dense
+    import circuitgrad.transforms.sparsity as sparsity
+
+    rng = np.random.default_rng(5)
+    layers = [rng.normal(size=(40, 200))] + [rng.normal(size=(40, 40)) for _ in range(8)] + [
+        rng.normal(size=(100, 40))]
+
+    def mlp(x):
+        for W in layers:
+            x = np.tanh(W @ x + 0.1)
+        return x
+
+    c = cg.trace(mlp, shapes={"x": (200,)})
+    rules = []
+    rule = sparsity._rule
+    monkeypatch.setattr(sparsity, "_rule", lambda op: rules.append(op) or rule(op))
+    assert seed_compression(c, ["x"], ["f"], mode) is None
+    walked = len(rules)
+    rules.clear()
+    assert cg.jacobian_sparsity(c, wrt="x").nnz == 100 * 200  # (dense: nothing lost)
+    assert rules.count("matmul") == 10 and walked <= len(rules) / 3, (walked, len(rules))
