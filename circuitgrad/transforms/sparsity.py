@@ -280,7 +280,9 @@ def _grouped(shape: tuple[int, ...], axis: Any) -> np.ndarray:
 def _elementwise(op, args, shapes, shape, params, n):
     """The union of the (broadcast) arguments' sets, leaving out an argument whose partial
     the table declares structurally zero."""
-    used = [(a, s) for a, s, k in zip(args, shapes, _structural_args(op, len(args))) if k]
+    # (an argument without columns, a constant's, adds nothing: x * 2 keeps x's sets)
+    used = [(a, s) for a, s, k in zip(args, shapes, _structural_args(op, len(args)))
+            if k and len(a[1])]
     if not used:
         return _no_sets(math.prod(shape))
     if all(s == shape for _, s in used) and all(a is used[0][0] or (
