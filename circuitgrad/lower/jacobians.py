@@ -470,7 +470,7 @@ class JacobianFunction:
         blocks are cut from it."""
         comp, forward = self.compression, self.mode == "forward"
         lead = (comp.count + 1,) + batch
-        result = [_at_point(got[f], lead + self._out_shapes[f]) for f in self._outs]
+        result = [np.array(_full(got[f], lead + self._out_shapes[f])[0]) for f in self._outs]
         names, shapes = ((self._outs, self._out_shapes) if forward
                          else (self._wrt, self._in_shapes))
         flat = [_full(got[self._result_of[name]], lead + shapes[name]).reshape(
@@ -550,15 +550,6 @@ def _as_numpy(name: str, value: Any) -> Any:
                          f"that NumPy cannot read ({type(e).__name__}: {e}); the Jacobian "
                          f"function computes with NumPy arrays (to_numpy(cg.jacobian(c)) "
                          f"runs on the array's own library)") from None
-
-
-def _at_point(value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """An output of the function itself, the same for every seed (shape: the call's): its
-    value at the first seed, as an array of its own."""
-    value = np.asarray(value)
-    if value.ndim == len(shape):
-        return np.array(np.broadcast_to(value[0], shape[1:]))
-    return np.array(np.broadcast_to(value, shape[1:]))
 
 
 def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
