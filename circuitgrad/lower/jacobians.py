@@ -436,8 +436,8 @@ class JacobianFunction:
         return self._Outputs(*(r[()] if r.ndim == 0 else r for r in result))
 
     def _compressed(self, values: list[np.ndarray], batch: tuple[int, ...]) -> Any:
-        """The call on the K + 1 compressed seeds; a point where a compressed value is inf
-        or NaN (or the zero seed's is not zero) is swept on its N seeds instead, as alone."""
+        """The call on the K + 1 compressed seeds; the points where a compressed value is
+        inf or NaN (or the zero seed's is not zero) are swept on their N seeds instead."""
         if self.seed_products and 0 not in batch:
             return self._point_by_point(values, batch, self._compressed_point)
         got = self._sweep_on("compressed", self._sweep_call, values, batch)
@@ -446,13 +446,15 @@ class JacobianFunction:
             return result if finite else self._dense(values, ())
         if finite.all():
             return result
-        result = [np.array(r) for r in result]  # (own memory: a point is written in)
-        full = [np.broadcast_to(v, batch + self._in_shapes[name])
-                for v, name in zip(values, self._inputs)]
-        for p in zip(*np.nonzero(~finite)):
-            dense = self._dense([np.array(v[p], order="C") for v in full], ())
-            for r, d in zip(result, dense):
-                r[p] = d
+        result = [np.array(r) for r in result]  # (own memory: the points are written in)
+        # those points as one batch of the dense sweep (a point of a batch is the point
+        # alone), not one call each: 7x compress=False's time where all 5000 points of
+        # n = 16 had an inf
+        bad = ~finite
+        dense = self._dense([np.broadcast_to(v, batch + self._in_shapes[name])[bad]
+                             for v, name in zip(values, self._inputs)], (int(bad.sum()),))
+        for r, d in zip(result, dense):
+            r[bad] = d
         return self._Outputs(*result)
 
     def _compressed_point(self, values: list[np.ndarray]) -> Any:
