@@ -57,7 +57,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..circuit import Circuit, as_circuit
+from ..circuit import LEAVES, Circuit, as_circuit
 from ..errors import InputError
 from ..primitives import special
 from ..transforms.common import fresh
@@ -88,6 +88,14 @@ COMPRESS_SHARE = 0.5
 (K + 1 ≤ COMPRESS_SHARE · N): below it the sweep's cost, proportional to the seeds, at least
 halves, and the scatter into the dense matrix (one pass over its m·n entries, as the dense
 sweep's own assembly) does not eat that."""
+
+PATTERN_SHARE = 0.25
+"""The set entries that :func:`seed_compression`'s pattern may gather and unite in all
+(``total`` of :func:`~circuitgrad.transforms.sparsity.bounded_jacobian_sparsity`), as a
+share of the dense sweep's entries (N × the entries of the circuit's nodes), or m·n / 2
+where that is more. An entry of the pattern costs tens of ns (a sort's), one of the sweep
+one to tens, so a structure that turns out dense (a stack of narrow dense layers, each
+under the one-node cap) gives up at about a dense call's cost, not one per layer."""
 
 
 class _SeedProducts:
@@ -246,7 +254,8 @@ def seed_compression(c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: 
     pattern's own cost, exact for an output node, which past it is over half dense, so that
     K ≥ N / 2: forward needs at least nnz / m colors, reverse nnz / n; an intermediate node
     past it, as a reduction of 10⁶ entries that each read one column, is left dense although
-    its result may not be); a line that forces too many colors (forward needs ≥ a row's
+    its result may not be); a pattern whose pairs in all pass :data:`PATTERN_SHARE` of the
+    dense sweep's entries; a line that forces too many colors (forward needs ≥ a row's
     nonzeros, reverse ≥ a column's); a coloring whose work, Σ (nonzeros of a row)² forward,
     of a column reverse, is above :data:`~circuitgrad.transforms.jacobian.COLORING_WORK`
     (10⁷); or K + 1 > :data:`COMPRESS_SHARE` · N.
@@ -269,7 +278,9 @@ def seed_compression(c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: 
     if seeds < COMPRESS_FROM:
         return None
     start = time.perf_counter()
-    pattern = bounded_jacobian_sparsity(c, wrt, outs, limit=m * n // 2)
+    work = sum(math.prod(s) for _, op, _, _, s in c.records() if op not in LEAVES)
+    pattern = bounded_jacobian_sparsity(c, wrt, outs, limit=m * n // 2,
+                                        total=max(m * n // 2, int(PATTERN_SHARE * seeds * work)))
     if pattern is None:
         return None
     pattern.sort_indices()
@@ -425,8 +436,8 @@ class JacobianFunction:
         return self._Outputs(*(r[()] if r.ndim == 0 else r for r in result))
 
     def _compressed(self, values: list[np.ndarray], batch: tuple[int, ...]) -> Any:
-        """The call on the K + 1 compressed seeds; a point where a compressed value is inf
-        or NaN (or the zero seed's is not zero) is swept on its N seeds instead, as alone."""
+        """The call on the K + 1 compressed seeds; the points where a compressed value is
+        inf or NaN (or the zero seed's is not zero) are swept on their N seeds instead."""
         if self.seed_products and 0 not in batch:
             return self._point_by_point(values, batch, self._compressed_point)
         got = self._sweep_on("compressed", self._sweep_call, values, batch)
@@ -435,13 +446,15 @@ class JacobianFunction:
             return result if finite else self._dense(values, ())
         if finite.all():
             return result
-        result = [np.array(r) for r in result]  # (own memory: a point is written in)
-        full = [np.broadcast_to(v, batch + self._in_shapes[name])
-                for v, name in zip(values, self._inputs)]
-        for p in zip(*np.nonzero(~finite)):
-            dense = self._dense([np.array(v[p], order="C") for v in full], ())
-            for r, d in zip(result, dense):
-                r[p] = d
+        result = [np.array(r) for r in result]  # (own memory: the points are written in)
+        # those points as one batch of the dense sweep (a point of a batch is the point
+        # alone), not one call each: 7x compress=False's time where all 5000 points of
+        # n = 16 had an inf
+        bad = ~finite
+        dense = self._dense([np.broadcast_to(v, batch + self._in_shapes[name])[bad]
+                             for v, name in zip(values, self._inputs)], (int(bad.sum()),))
+        for r, d in zip(result, dense):
+            r[bad] = d
         return self._Outputs(*result)
 
     def _compressed_point(self, values: list[np.ndarray]) -> Any:
@@ -459,7 +472,7 @@ class JacobianFunction:
         blocks are cut from it."""
         comp, forward = self.compression, self.mode == "forward"
         lead = (comp.count + 1,) + batch
-        result = [_at_point(got[f], lead + self._out_shapes[f]) for f in self._outs]
+        result = [np.array(_full(got[f], lead + self._out_shapes[f])[0]) for f in self._outs]
         names, shapes = ((self._outs, self._out_shapes) if forward
                          else (self._wrt, self._in_shapes))
         flat = [_full(got[self._result_of[name]], lead + shapes[name]).reshape(
@@ -541,15 +554,6 @@ def _as_numpy(name: str, value: Any) -> Any:
                          f"runs on the array's own library)") from None
 
 
-def _at_point(value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """An output of the function itself, the same for every seed (shape: the call's): its
-    value at the first seed, as an array of its own."""
-    value = np.asarray(value)
-    if value.ndim == len(shape):
-        return np.array(np.broadcast_to(value[0], shape[1:]))
-    return np.array(np.broadcast_to(value, shape[1:]))
-
-
 def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
     """A result of the lowering at the call's full shape (a result that does not depend on
     the seeds, or on the points, may come back with fewer axes)."""
@@ -603,7 +607,8 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
     of n = 1000, and once per process the import of ``scipy.sparse``), and kept only where
     ``K + 1 ≤ N / 2`` (:data:`COMPRESS_SHARE`); their cost is capped so that a dense
     structure gives up early and keeps the N seeds (2-4 ms for ``tanh(W sin x)``, n = 1000):
-    the pattern stops once a node's sets would pass m·n / 2 entries, and no coloring is
+    the pattern stops once a node's sets would pass m·n / 2 entries, or all its sets
+    together :data:`PATTERN_SHARE` of the dense sweep's entries, and no coloring is
     tried whose lower bound (a row's nonzeros forward, a column's reverse) is above N / 2 −
     1 or whose work passes 10⁷. Each call then sweeps K + 1 seeds and scatters the nonzeros
     into the dense matrix; its other entries are the zero seed's (what the dense sweep gives

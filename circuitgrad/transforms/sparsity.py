@@ -107,12 +107,14 @@ def hessian_sparsity(c: Circuit, wrt: str | Sequence[str] | None = None,
 
 
 def bounded_jacobian_sparsity(c: Circuit, wrt: Sequence[str], outputs: Sequence[str],
-                              limit: int) -> Any:
+                              limit: int, total: int | None = None) -> Any:
     """:func:`jacobian_sparsity`, or None as soon as one node's sets would hold more than
-    ``limit`` input entries in all (counted before a union drops its repeats): a cap on the
-    pattern's own time and memory for a caller that only wants a sparse pattern, such as
+    ``limit`` input entries in all (counted before a union drops its repeats), or the walk's
+    gathers and unions together more than ``total``: a cap on the pattern's own time and
+    memory for a caller that only wants a sparse pattern, such as
     :func:`~circuitgrad.jacobian_function`'s compressed seeds (a dense ``W @ x`` of n = 1000
-    stops at the product, before sorting its 10⁶ pairs).
+    stops at the product, before sorting its 10⁶ pairs; ``total`` stops a deep stack of
+    narrower dense layers, each under ``limit``).
 
     >>> import circuitgrad as cg
     >>> c = cg.parse("f = sum(x) * x", shapes={"x": (4,)})
@@ -120,8 +122,10 @@ def bounded_jacobian_sparsity(c: Circuit, wrt: Sequence[str], outputs: Sequence[
     True
     >>> int(bounded_jacobian_sparsity(c, ["x"], ["f"], limit=20).nnz)
     16
+    >>> bounded_jacobian_sparsity(c, ["x"], ["f"], limit=20, total=30) is None
+    True
     """
-    token = _LIMIT.set(limit)
+    token = _LIMIT.set(_Budget(limit, math.inf if total is None else total))
     try:
         return jacobian_sparsity(c, wrt, outputs)
     except _TooLarge:
@@ -131,17 +135,29 @@ def bounded_jacobian_sparsity(c: Circuit, wrt: Sequence[str], outputs: Sequence[
 
 
 class _TooLarge(Exception):
-    """Raised inside :func:`dependency_sets` when a node's sets pass :data:`_LIMIT`."""
+    """Raised inside :func:`dependency_sets` when the sets pass :data:`_LIMIT`'s caps."""
 
 
-_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("sparsity_limit",
-                                                                    default=None)
+class _Budget:
+    """The caps of one :func:`bounded_jacobian_sparsity`: entries per gather or union
+    (``node``), and those the walk has ``left`` in all."""
+
+    __slots__ = ("node", "left")
+
+    def __init__(self, node: int, left: float):
+        self.node, self.left = node, left
+
+
+_LIMIT: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("sparsity_limit",
+                                                                        default=None)
 
 
 def _check(entries: int) -> None:
-    limit = _LIMIT.get()
-    if limit is not None and entries > limit:
-        raise _TooLarge
+    budget = _LIMIT.get()
+    if budget is not None:
+        budget.left -= entries
+        if entries > budget.node or budget.left < 0:
+            raise _TooLarge
 
 
 Sets = tuple  # (indptr, indices): row e holds the columns indices[indptr[e]:indptr[e + 1]]
@@ -264,7 +280,9 @@ def _grouped(shape: tuple[int, ...], axis: Any) -> np.ndarray:
 def _elementwise(op, args, shapes, shape, params, n):
     """The union of the (broadcast) arguments' sets, leaving out an argument whose partial
     the table declares structurally zero."""
-    used = [(a, s) for a, s, k in zip(args, shapes, _structural_args(op, len(args))) if k]
+    # (an argument without columns, a constant's, adds nothing: x * 2 keeps x's sets)
+    used = [(a, s) for a, s, k in zip(args, shapes, _structural_args(op, len(args)))
+            if k and len(a[1])]
     if not used:
         return _no_sets(math.prod(shape))
     if all(s == shape for _, s in used) and all(a is used[0][0] or (

@@ -195,7 +195,7 @@ def test_a_point_with_nan_is_swept_densely_and_the_batch_is_its_points(monkeypat
     monkeypatch.setattr(jf, "_dense", lambda v, b: swept.append(b) or original(v, b))
     with np.errstate(all="ignore"):
         got = jf(points)
-        assert swept == [(), ()]  # the two points, each alone
+        assert swept == [(2,)]  # the two points, in one dense call (each as alone: below)
         same_bits(got, dense(points))
         for p in np.ndindex(2, 3):
             alone = jf(points[p])
@@ -358,3 +358,50 @@ def test_two_outputs_of_one_node_each_keep_their_entries(mode):
     np.testing.assert_array_equal(got.dg_dx, got.df_dx)
     same_bits(both(x=x, y=2.0), cg.jacobian_function(c, mode=mode, lower=cg.to_numpy,
                                                       compress=False)(x=x, y=2.0))
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_a_deep_stack_of_narrow_dense_layers_gives_up_in_its_first_layers(mode, monkeypatch):
+    # each layer's sets (40 × 200 pairs) stay under the one-node cap (m·n / 2 = 10⁴), so only
+    # the walk's total stops the pattern: before it, all 10 layers were united (a second at
+    # n = 2000, h = 400, 5-8 times the function's build), to find the Jacobian dense
+    import circuitgrad.transforms.sparsity as sparsity
+
+    rng = np.random.default_rng(5)
+    layers = [rng.normal(size=(40, 200))] + [rng.normal(size=(40, 40)) for _ in range(8)] + [
+        rng.normal(size=(100, 40))]
+
+    def mlp(x):
+        for W in layers:
+            x = np.tanh(W @ x + 0.1)
+        return x
+
+    c = cg.trace(mlp, shapes={"x": (200,)})
+    rules = []
+    rule = sparsity._rule
+    monkeypatch.setattr(sparsity, "_rule", lambda op: rules.append(op) or rule(op))
+    assert seed_compression(c, ["x"], ["f"], mode) is None
+    walked = len(rules)
+    rules.clear()
+    assert cg.jacobian_sparsity(c, wrt="x").nnz == 100 * 200  # (dense: nothing lost)
+    assert rules.count("matmul") == 10 and walked <= len(rules) / 3, (walked, len(rules))
+
+
+@pytest.mark.parametrize("lower", [cg.to_numpy, cg.to_c])
+def test_points_with_infinities_in_a_batch_are_one_dense_call(lower):
+    # every point has an inf: the safeguard sweeps them densely, as one batch (one call per
+    # point was 7x compress=False's time at n = 16); the values are the dense sweep's, each
+    # point's as alone, in any batch shape
+    c = cg.parse(ELEMENTWISE + "\ng = x[1:] * y", shapes={"x": (20,)}, outputs=["f", "g"])
+    jf, dense = pair(c, "forward", lower)
+    assert jf.compression is not None
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 3, 20))
+    x[:, 1:, 4] = np.inf  # 4 of the 6 points
+    y = rng.normal(size=(3,))
+    with np.errstate(all="ignore"):
+        got = jf(x=x, y=y)
+        same_bits(got, dense(x=x, y=y))
+        for p in np.ndindex(2, 3):
+            same_bits(type(got)(*(r[p] for r in got)), jf(x=x[p], y=y[p[1]]))
+    assert got.dg_dy.shape == (2, 3, 19) and np.isnan(got.df_dx[0, 1, 4]).all()

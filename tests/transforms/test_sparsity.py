@@ -220,3 +220,23 @@ def test_a_banded_jacobian_costs_memory_linear_in_n_and_evaluates_at_100000():
     np.testing.assert_array_equal(got[rows, rows], -2 * x[:-2])
     np.testing.assert_array_equal(got[rows, rows + 1], x[2:] + np.cos(x[1:-1]))
     np.testing.assert_array_equal(got[rows, rows + 2], x[1:-1])
+
+
+def test_a_constant_operand_keeps_the_other_operands_sets(monkeypatch):
+    # x * 2 + 1 has x's sets: no union (a sort) per node for the constants, as sin(x) has
+    # none (a 25,000-node chain of such lines spent a third of its pattern there)
+    import circuitgrad.transforms.sparsity as sparsity
+
+    c = cg.parse("f = sin(x * 2.0 + 1.0) * (x - 3.0)\ng = 2.0 * y + x", shapes={"x": (50,)},
+                 outputs=["f", "g"])
+    unions = []
+    union = sparsity._union
+    monkeypatch.setattr(sparsity, "_union", lambda *a: unions.append(a) or union(*a))
+    sets = sparsity.dependency_sets(c, ["x", "y"])
+    f = dict(zip(c.outputs, c.output_ids))["f"]
+    assert np.array_equal(sets[f][0], np.arange(51)) and np.array_equal(sets[f][1], np.arange(50))
+    assert len(unions) == 1  # g: y (one column) broadcast and united with x's
+    pattern = cg.jacobian_sparsity(c, wrt=["x", "y"]).toarray()
+    eye = np.eye(50, dtype=bool)
+    assert np.array_equal(pattern[:50], np.hstack([eye, np.zeros((50, 1), dtype=bool)]))
+    assert np.array_equal(pattern[50:], np.hstack([eye, np.ones((50, 1), dtype=bool)]))
