@@ -283,17 +283,19 @@ def _byte_range(base: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> 
     return lo, hi + 8
 
 
-def _overlapping(arrays: list[np.ndarray], bases: list[int]) -> tuple[int, int] | None:
-    """Two of ``arrays`` (float64, at addresses ``bases``) that share memory (their positions,
-    the lower first), or None: their byte ranges sorted, then NumPy's exact test only where two
-    ranges meet."""
+def _overlapping(arrays: list[np.ndarray], bases: list[int], written: int
+                 ) -> tuple[int, int] | None:
+    """Two of ``arrays`` (float64, at addresses ``bases``) that share memory, one of them
+    among the first ``written`` (the outputs; inputs that share memory with each other are
+    only read): their positions, the lower first, or None. Their byte ranges sorted, then
+    NumPy's exact test only where two ranges meet."""
     ranges = sorted((*_byte_range(b, a.shape, a.strides), k)
                     for k, (a, b) in enumerate(zip(arrays, bases)) if a.size)
     live: list[tuple[int, int]] = []  # (end, position) of the ranges not yet passed
     for lo, hi, k in ranges:
         live = [(end, j) for end, j in live if end > lo]
         for _, j in live:
-            if np.shares_memory(arrays[j], arrays[k]):
+            if min(j, k) < written and np.shares_memory(arrays[j], arrays[k]):
                 return min(j, k), max(j, k)
         live.append((hi, k))
     return None
@@ -505,7 +507,7 @@ class CompiledFunction:
                                    f"C-contiguous array, or a view whose batch axes are")
         inputs = self._array_inputs(values)
         pair = _overlapping(list(outs) + [values[k] for k in inputs],
-                            bases + _addresses([values[k] for k in inputs]))
+                            bases + _addresses([values[k] for k in inputs]), len(outs))
         if pair is not None:
             j, k = pair
             other = (f"the input {self.inputs[inputs[k - len(outs)]]!r}" if k >= len(outs)
@@ -596,7 +598,7 @@ class CompiledFunction:
                     outs = [a[:batch[0]] for a in arrays]
                 if outs is not None:
                     arrays = outs + [v for v in values if v.ndim]
-                    if _overlapping(arrays, _addresses(arrays)):
+                    if _overlapping(arrays, _addresses(arrays), len(outs)):
                         outs = None  # (a chunk made of the outputs before: new arrays)
             if outs is None:
                 outs = [np.empty(batch + shape) for shape in self._output_shapes]

@@ -339,3 +339,19 @@ def test_to_c_without_the_extension_reads_columns_through_ctypes(monkeypatch):
     assert f._run_columns == f._call_columns  # ctypes, the same entry point
     _same(f(x, y), want)
     _same(f.into([np.empty(1001) for _ in f.outputs], x, y), want)
+
+
+@pytest.mark.parametrize("kind", ["c", "tape"])
+def test_into_and_map_take_inputs_that_share_memory(scalar_fns, kind):
+    """Inputs are only read: two that share memory (one array given twice, overlapping views)
+    are no reason to refuse ``into`` nor to drop ``map``'s reuse."""
+    f = scalar_fns[kind]
+    x, _, z = _scalar_args(20)
+    want = f(x, x, z)
+    _same(f.into([np.empty(20) for _ in f.outputs], x, x, z), want)
+    wide = np.linspace(0.5, 2.0, 21)
+    _same(f.into([np.empty(20) for _ in f.outputs], wide[1:], wide[:-1], z),
+          f(wide[1:], wide[:-1], z))
+    first, second = f.map([(x, x, z), (x, x, z)], reuse=True)
+    assert np.shares_memory(first.J, second.J)  # the buffers reused
+    _same(second, want)
