@@ -505,20 +505,16 @@ class CompiledFunction:
                                    f"{o.strides}, whose batch axes are not one step from "
                                    f"point to point (or not whole float64s): give a "
                                    f"C-contiguous array, or a view whose batch axes are")
-        inputs = self._array_inputs(values)
-        pair = _overlapping(list(outs) + [values[k] for k in inputs],
-                            bases + _addresses([values[k] for k in inputs]), len(outs))
+        # every input, 0-d ones too: a 0-d view of an out (``out[0, ...]``), read at every
+        # point, would be read after the points before had written it
+        pair = _overlapping(list(outs) + values, bases + _addresses(values), len(outs))
         if pair is not None:
             j, k = pair
-            other = (f"the input {self.inputs[inputs[k - len(outs)]]!r}" if k >= len(outs)
+            other = (f"the input {self.inputs[k - len(outs)]!r}" if k >= len(outs)
                      else f"the out for the output {self.outputs[k]!r}")
             raise CircuitError(f"{where}: out for the output {self.outputs[j]!r} shares "
                                f"memory with {other}: the outputs are written while the "
                                f"inputs are read; give separate arrays")
-
-    @staticmethod
-    def _array_inputs(values: list[np.ndarray]) -> list[int]:
-        return [k for k, v in enumerate(values) if v.ndim]
 
     def into(self, out: Any, /, *args: Any, **kwargs: Any) -> Any:
         """The outputs of the call ``f(*args, **kwargs)`` written into ``out`` and returned:
@@ -597,7 +593,7 @@ class CompiledFunction:
                 elif len(have) == len(batch) == 1 and batch[0] <= have[0]:
                     outs = [a[:batch[0]] for a in arrays]
                 if outs is not None:
-                    arrays = outs + [v for v in values if v.ndim]
+                    arrays = outs + values  # (0-d inputs too: see _check_out)
                     if _overlapping(arrays, _addresses(arrays), len(outs)):
                         outs = None  # (a chunk made of the outputs before: new arrays)
             if outs is None:

@@ -355,3 +355,27 @@ def test_into_and_map_take_inputs_that_share_memory(scalar_fns, kind):
     first, second = f.map([(x, x, z), (x, x, z)], reuse=True)
     assert np.shares_memory(first.J, second.J)  # the buffers reused
     _same(second, want)
+
+
+@pytest.mark.parametrize("kind", ["c", "tape"])
+def test_into_and_map_see_a_0d_view_of_an_out(kind):
+    """A 0-d input is read at every point: a view of an out's entry (``out[0, ...]``) would
+    be read after the first points had written it, another number than the call's."""
+    f = cg.to_c(cg.parse("y = x + a"), name="stream_0d") if kind == "c" else \
+        cg.to_tape(cg.parse("y = x + a"))
+    x = np.arange(1.0, 101.0)
+    out = np.full(100, 5.0)
+    with pytest.raises(CircuitError, match="output 'y' shares memory with the input 'a'"):
+        f.into(out, x, out[0, ...])
+    assert (out == 5.0).all()
+
+    def chunks(held):
+        yield x, 5.0
+        yield x, held[0][0, ...]  # the entry of the outputs just yielded
+
+    held = []
+    gen = f.map(chunks(held), reuse=True)
+    held.append(next(gen))
+    second = next(gen)
+    assert not np.shares_memory(second, held[0])  # new buffers, not the ones read
+    _same(second, f(x, 6.0))
