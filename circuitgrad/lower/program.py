@@ -283,6 +283,18 @@ def _byte_range(base: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> 
     return lo, hi + 8
 
 
+def _entries_apart(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether no two entries of a float64 array of ``shape`` and ``strides`` can share
+    memory: its axes from the shortest stride up, each stride past the bytes the axes before
+    span (a sufficient test; layouts that fail it are made by ``as_strided``)."""
+    span = 8
+    for st, n in sorted((abs(st), n) for n, st in zip(shape, strides) if n > 1):
+        if st < span:
+            return False
+        span += st * (n - 1)
+    return True
+
+
 def _overlapping(arrays: list[np.ndarray], bases: list[int], written: int
                  ) -> tuple[int, int] | None:
     """Two of ``arrays`` (float64, at addresses ``bases``) that share memory, one of them
@@ -498,6 +510,10 @@ class CompiledFunction:
             if any(n > 1 and st == 0 for n, st in zip(o.shape, o.strides)):
                 raise CircuitError(f"{where}: out for the output {name!r} has a zero stride "
                                    f"(strides {o.strides}): entries would share memory")
+            if not _entries_apart(o.shape, o.strides):
+                raise CircuitError(f"{where}: out for the output {name!r} has strides "
+                                   f"{o.strides}, under which its entries share memory (one "
+                                   f"would be written over another)")
         bases = _addresses(outs)
         for o, shape, name, base in zip(outs, self._output_shapes, self.outputs, bases):
             if _columns(base, o.strides, batch, shape) is None:

@@ -170,6 +170,8 @@ def test_into_errors_name_the_output(scalar_fns, kind):
     fails(bad, rf"output '{name}' is read-only")
     bad[1] = np.lib.stride_tricks.as_strided(np.empty(1), (8,), (0,), writeable=True)
     fails(bad, rf"output '{name}' has a zero stride")
+    bad[1] = np.lib.stride_tricks.as_strided(np.empty(9), (8,), (4,), writeable=True)
+    fails(bad, rf"output '{name}' has strides \(4,\), under which its entries share memory")
     bad[1] = good[0][::1]
     fails(bad, rf"output '{f.outputs[0]}' shares memory with the out for the output '{name}'")
     bad[1] = x.copy()
@@ -379,3 +381,20 @@ def test_into_and_map_see_a_0d_view_of_an_out(kind):
     second = next(gen)
     assert not np.shares_memory(second, held[0])  # new buffers, not the ones read
     _same(second, f(x, 6.0))
+
+
+@pytest.mark.parametrize("kind", ["c", "tape"])
+def test_into_refuses_an_out_whose_entries_overlap(tensor_fns, kind):
+    """An out whose entries share memory (as_strided) cannot hold the call's values: one
+    would be written over another. Refused, where a zero stride alone was before."""
+    f = tensor_fns[kind]
+    rng = np.random.default_rng(4)
+    W, v, b = rng.normal(size=(4, 3, 3)), rng.normal(size=(4, 3)), rng.normal(size=3)
+    outs = [np.empty((4,) + np.shape(r)[1:]) for r in f(W, v, b)]
+    k = next(k for k, o in enumerate(outs) if o.shape == (4, 3))
+    outs[k] = np.lib.stride_tricks.as_strided(np.empty(10), (4, 3), (8, 8), writeable=True)
+    with pytest.raises(CircuitError, match=rf"output '{f.outputs[k]}' has strides \(8, 8\), "
+                                           "under which its entries share memory"):
+        f.into(outs, W, v, b)
+    outs[k] = np.empty((3, 4)).T  # entries apart, batch axis one step: taken
+    _same(f.into(outs, W, v, b), f(W, v, b))
