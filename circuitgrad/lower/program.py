@@ -283,17 +283,31 @@ def _byte_range(base: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> 
     return lo, hi + 8
 
 
-def _overlapping(arrays: list[np.ndarray], bases: list[int]) -> tuple[int, int] | None:
-    """Two of ``arrays`` (float64, at addresses ``bases``) that share memory (their positions,
-    the lower first), or None: their byte ranges sorted, then NumPy's exact test only where two
-    ranges meet."""
+def _entries_apart(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether no two entries of a float64 array of ``shape`` and ``strides`` can share
+    memory: its axes from the shortest stride up, each stride past the bytes the axes before
+    span (a sufficient test; layouts that fail it are made by ``as_strided``)."""
+    span = 8
+    for st, n in sorted((abs(st), n) for n, st in zip(shape, strides) if n > 1):
+        if st < span:
+            return False
+        span += st * (n - 1)
+    return True
+
+
+def _overlapping(arrays: list[np.ndarray], bases: list[int], written: int
+                 ) -> tuple[int, int] | None:
+    """Two of ``arrays`` (float64, at addresses ``bases``) that share memory, one of them
+    among the first ``written`` (the outputs; inputs that share memory with each other are
+    only read): their positions, the lower first, or None. Their byte ranges sorted, then
+    NumPy's exact test only where two ranges meet."""
     ranges = sorted((*_byte_range(b, a.shape, a.strides), k)
                     for k, (a, b) in enumerate(zip(arrays, bases)) if a.size)
     live: list[tuple[int, int]] = []  # (end, position) of the ranges not yet passed
     for lo, hi, k in ranges:
         live = [(end, j) for end, j in live if end > lo]
         for _, j in live:
-            if np.shares_memory(arrays[j], arrays[k]):
+            if min(j, k) < written and np.shares_memory(arrays[j], arrays[k]):
                 return min(j, k), max(j, k)
         live.append((hi, k))
     return None
@@ -496,6 +510,10 @@ class CompiledFunction:
             if any(n > 1 and st == 0 for n, st in zip(o.shape, o.strides)):
                 raise CircuitError(f"{where}: out for the output {name!r} has a zero stride "
                                    f"(strides {o.strides}): entries would share memory")
+            if not _entries_apart(o.shape, o.strides):
+                raise CircuitError(f"{where}: out for the output {name!r} has strides "
+                                   f"{o.strides}, under which its entries share memory (one "
+                                   f"would be written over another)")
         bases = _addresses(outs)
         for o, shape, name, base in zip(outs, self._output_shapes, self.outputs, bases):
             if _columns(base, o.strides, batch, shape) is None:
@@ -503,20 +521,16 @@ class CompiledFunction:
                                    f"{o.strides}, whose batch axes are not one step from "
                                    f"point to point (or not whole float64s): give a "
                                    f"C-contiguous array, or a view whose batch axes are")
-        inputs = self._array_inputs(values)
-        pair = _overlapping(list(outs) + [values[k] for k in inputs],
-                            bases + _addresses([values[k] for k in inputs]))
+        # every input, 0-d ones too: a 0-d view of an out (``out[0, ...]``), read at every
+        # point, would be read after the points before had written it
+        pair = _overlapping(list(outs) + values, bases + _addresses(values), len(outs))
         if pair is not None:
             j, k = pair
-            other = (f"the input {self.inputs[inputs[k - len(outs)]]!r}" if k >= len(outs)
+            other = (f"the input {self.inputs[k - len(outs)]!r}" if k >= len(outs)
                      else f"the out for the output {self.outputs[k]!r}")
             raise CircuitError(f"{where}: out for the output {self.outputs[j]!r} shares "
                                f"memory with {other}: the outputs are written while the "
                                f"inputs are read; give separate arrays")
-
-    @staticmethod
-    def _array_inputs(values: list[np.ndarray]) -> list[int]:
-        return [k for k, v in enumerate(values) if v.ndim]
 
     def into(self, out: Any, /, *args: Any, **kwargs: Any) -> Any:
         """The outputs of the call ``f(*args, **kwargs)`` written into ``out`` and returned:
@@ -595,8 +609,8 @@ class CompiledFunction:
                 elif len(have) == len(batch) == 1 and batch[0] <= have[0]:
                     outs = [a[:batch[0]] for a in arrays]
                 if outs is not None:
-                    arrays = outs + [v for v in values if v.ndim]
-                    if _overlapping(arrays, _addresses(arrays)):
+                    arrays = outs + values  # (0-d inputs too: see _check_out)
+                    if _overlapping(arrays, _addresses(arrays), len(outs)):
                         outs = None  # (a chunk made of the outputs before: new arrays)
             if outs is None:
                 outs = [np.empty(batch + shape) for shape in self._output_shapes]

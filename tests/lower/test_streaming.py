@@ -170,6 +170,8 @@ def test_into_errors_name_the_output(scalar_fns, kind):
     fails(bad, rf"output '{name}' is read-only")
     bad[1] = np.lib.stride_tricks.as_strided(np.empty(1), (8,), (0,), writeable=True)
     fails(bad, rf"output '{name}' has a zero stride")
+    bad[1] = np.lib.stride_tricks.as_strided(np.empty(9), (8,), (4,), writeable=True)
+    fails(bad, rf"output '{name}' has strides \(4,\), under which its entries share memory")
     bad[1] = good[0][::1]
     fails(bad, rf"output '{f.outputs[0]}' shares memory with the out for the output '{name}'")
     bad[1] = x.copy()
@@ -339,3 +341,60 @@ def test_to_c_without_the_extension_reads_columns_through_ctypes(monkeypatch):
     assert f._run_columns == f._call_columns  # ctypes, the same entry point
     _same(f(x, y), want)
     _same(f.into([np.empty(1001) for _ in f.outputs], x, y), want)
+
+
+@pytest.mark.parametrize("kind", ["c", "tape"])
+def test_into_and_map_take_inputs_that_share_memory(scalar_fns, kind):
+    """Inputs are only read: two that share memory (one array given twice, overlapping views)
+    are no reason to refuse ``into`` nor to drop ``map``'s reuse."""
+    f = scalar_fns[kind]
+    x, _, z = _scalar_args(20)
+    want = f(x, x, z)
+    _same(f.into([np.empty(20) for _ in f.outputs], x, x, z), want)
+    wide = np.linspace(0.5, 2.0, 21)
+    _same(f.into([np.empty(20) for _ in f.outputs], wide[1:], wide[:-1], z),
+          f(wide[1:], wide[:-1], z))
+    first, second = f.map([(x, x, z), (x, x, z)], reuse=True)
+    assert np.shares_memory(first.J, second.J)  # the buffers reused
+    _same(second, want)
+
+
+@pytest.mark.parametrize("kind", ["c", "tape"])
+def test_into_and_map_see_a_0d_view_of_an_out(kind):
+    """A 0-d input is read at every point: a view of an out's entry (``out[0, ...]``) would
+    be read after the first points had written it, another number than the call's."""
+    f = cg.to_c(cg.parse("y = x + a"), name="stream_0d") if kind == "c" else \
+        cg.to_tape(cg.parse("y = x + a"))
+    x = np.arange(1.0, 101.0)
+    out = np.full(100, 5.0)
+    with pytest.raises(CircuitError, match="output 'y' shares memory with the input 'a'"):
+        f.into(out, x, out[0, ...])
+    assert (out == 5.0).all()
+
+    def chunks(held):
+        yield x, 5.0
+        yield x, held[0][0, ...]  # the entry of the outputs just yielded
+
+    held = []
+    gen = f.map(chunks(held), reuse=True)
+    held.append(next(gen))
+    second = next(gen)
+    assert not np.shares_memory(second, held[0])  # new buffers, not the ones read
+    _same(second, f(x, 6.0))
+
+
+@pytest.mark.parametrize("kind", ["c", "tape"])
+def test_into_refuses_an_out_whose_entries_overlap(tensor_fns, kind):
+    """An out whose entries share memory (as_strided) cannot hold the call's values: one
+    would be written over another. Refused, where a zero stride alone was before."""
+    f = tensor_fns[kind]
+    rng = np.random.default_rng(4)
+    W, v, b = rng.normal(size=(4, 3, 3)), rng.normal(size=(4, 3)), rng.normal(size=3)
+    outs = [np.empty((4,) + np.shape(r)[1:]) for r in f(W, v, b)]
+    k = next(k for k, o in enumerate(outs) if o.shape == (4, 3))
+    outs[k] = np.lib.stride_tricks.as_strided(np.empty(10), (4, 3), (8, 8), writeable=True)
+    with pytest.raises(CircuitError, match=rf"output '{f.outputs[k]}' has strides \(8, 8\), "
+                                           "under which its entries share memory"):
+        f.into(outs, W, v, b)
+    outs[k] = np.empty((3, 4)).T  # entries apart, batch axis one step: taken
+    _same(f.into(outs, W, v, b), f(W, v, b))
