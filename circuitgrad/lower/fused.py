@@ -720,13 +720,17 @@ def contraction_spec(c: Circuit, s: int) -> tuple[str, str, str, tuple[int, ...]
 
 
 def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],
-             repeats: int = 1) -> Any:
+             repeats: int = 1, kernel: Any = None) -> Any:
     """``sum(a * b)`` over the letters not in ``lo`` (see :func:`contraction_spec`) as one
     ``matmul``: the letters of both operands and the output stack, those of both only are
     contracted, the others are the rows and columns. The points' batch axes stay stacking axes
-    of the matmul, so a point of a batch runs the product a point alone runs."""
+    of the matmul, so a point of a batch runs the product a point alone runs. ``kernel``
+    (a small contraction, :func:`small_contraction`): the library's loop instead of BLAS
+    (:func:`contract_small`)."""
     a = a if type(a) is np.ndarray and a.dtype is _FLOAT64 else np.asarray(a, dtype=np.float64)
     b = b if type(b) is np.ndarray and b.dtype is _FLOAT64 else np.asarray(b, dtype=np.float64)
+    if kernel is not None:
+        return kernel(a, b, la, lb, lo, point, repeats)
     wanted = lo
     (ones_a, alone_a, la), (ones_b, alone_b, lb), lo, (stack, inner, rows, cols) = \
         _contraction_letters(la, lb, lo)
@@ -792,6 +796,172 @@ def _carried(R: np.ndarray, nb: int, repeats: int, lo: str, wanted: str,
 
 
 SHORT_COLUMNS = 8  # a matmul of fewer columns, and many rows, runs transposed (_views_plan)
+# A contraction whose contracted and column letters are at most this long runs in the
+# library's own loop (:func:`mm_kernel_source`), not BLAS: NumPy's matmul of 5 stacked
+# 1000 × 10 times 10 × 10 took 71 µs (81 within the GMM gradient at d = 10, K = 5) and of
+# 1000 × 2 times 2 × 2, 26 µs; BLAS's blocking is for larger matrices.
+MM_INNER = 32
+MM_COLUMNS = 32
+MM_ROWS = 4  # rows of the output computed together (their sums independent, in registers)
+
+MM_C = r"""
+/* Contraction {j}: o[r, c] = sum over k of a[r, k] * b[k, c] ({m} x {kn} times {kn} x {n})
+   for each index of the leading axes (batch and stacking axes: an odometer), the terms added
+   to +0.0 left to right, k = 0, 1, ..., for every entry wherever it falls (a point of a batch
+   is the point alone, bit for bit, at every vector width); {rb} rows at a time, CG_W
+   columns a vector. b's block is copied, columns contiguous, when its address changes. */
+#ifndef CG_UNROLL  /* the loops over the registers' rows and vectors, unrolled (acc in registers) */
+#if defined(__clang__)
+#define CG_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define CG_UNROLL _Pragma("GCC unroll 32")
+#else
+#define CG_UNROLL
+#endif
+#endif
+static void cg_mm{j}(const long *meta, double *const *ptr) {{
+    enum {{ M = {m}, KN = {kn}, N = {n}, RB = {rb}, NCH = (N + CG_W - 1) / CG_W }};
+    const long nd = meta[0], *shape = meta + 1, *sa = shape + nd, *sb = sa + nd,
+        *so = sb + nd, *st = so + nd;
+    const long am = st[0], ak = st[1], bk = st[2], bn = st[3], om = st[4], on = st[5];
+    const double *a0 = ptr[0], *b0 = ptr[1], *last = 0;
+    double *o0 = ptr[2];
+    double pack[KN * NCH * CG_W];
+    long idx[{max_rank}], outer = 1, oa = 0, ob = 0, oo = 0, o, d, r, k, c;
+    int i, h, w;
+    for (d = 0; d < nd; d++) {{ outer *= shape[d]; idx[d] = 0; }}
+    for (o = 0; o < outer; o++) {{
+        const double *a = a0 + oa, *b = b0 + ob;
+        double *q = o0 + oo;
+        if (b != last) {{  /* (the unused columns: 0.0, never stored) */
+            for (k = 0; k < KN; k++)
+                for (c = 0; c < NCH * CG_W; c++)
+                    pack[k * NCH * CG_W + c] = c < N ? b[k * bk + c * bn] : 0.0;
+            last = b;
+        }}
+        for (r = 0; r < M; r += RB) {{
+            const int rows = M - r < RB ? (int)(M - r) : RB;
+            cg_v acc[RB][NCH];
+            CG_UNROLL for (i = 0; i < RB; i++) CG_UNROLL for (h = 0; h < NCH; h++)
+                acc[i][h] = CG_C(0.0);  /* +0.0, as NumPy starts a sum (-0.0s sum to +0.0) */
+            for (k = 0; k < KN; k++) {{
+                cg_v bv[NCH], av[RB];
+                CG_UNROLL for (h = 0; h < NCH; h++)
+                    memcpy(&bv[h], pack + k * NCH * CG_W + h * CG_W, sizeof(cg_v));
+                CG_UNROLL for (i = 0; i < RB; i++)
+                    av[i] = CG_C(a[(r + (i < rows ? i : 0)) * am + k * ak]);
+                CG_UNROLL for (i = 0; i < RB; i++) CG_UNROLL for (h = 0; h < NCH; h++)
+                    acc[i][h] = acc[i][h] + av[i] * bv[h];
+            }}
+            CG_UNROLL for (i = 0; i < RB; i++) CG_UNROLL for (h = 0; h < NCH; h++) {{
+                if (i >= rows) continue;
+                w = N - h * CG_W < CG_W ? (int)(N - h * CG_W) : CG_W;
+                CG_STORE(q + (r + i) * om, on, h * CG_W, w, acc[i][h]);
+            }}
+        }}
+        for (d = nd - 1; d >= 0; d--) {{  /* the next leading index */
+            idx[d]++;
+            oa += sa[d]; ob += sb[d]; oo += so[d];
+            if (idx[d] < shape[d]) break;
+            oa -= sa[d] * shape[d]; ob -= sb[d] * shape[d]; oo -= so[d] * shape[d];
+            idx[d] = 0;
+        }}
+    }}
+}}
+"""
+
+
+def mm_kernel_source(j: int, m: int, kn: int, n: int) -> str:
+    """The C of small contraction ``j``: an ``m`` × ``kn`` times ``kn`` × ``n`` product for
+    each leading index (see ``MM_C``); entry ``cg_mm(j, meta, ptr)``."""
+    return MM_C.format(j=j, m=m, kn=kn, n=n, rb=min(m, MM_ROWS), max_rank=MAX_RANK).strip()
+
+
+def small_contraction(la: str, lb: str, lo: str, shape: tuple[int, ...]
+                      ) -> tuple[int, int, int] | None:
+    """The matrix sizes (rows, contracted, columns) of the contraction of a product of point
+    shape ``shape`` with letters ``la``, ``lb``, ``lo`` (:func:`contraction_spec`) where the
+    library's loop computes it: one letter (or none) of each kind, no letter of one operand
+    alone, at most ``MM_INNER`` terms and ``MM_COLUMNS`` columns; else None (BLAS). The
+    columns are the output's last letter where it is a row or column letter (as
+    :func:`_views_plan` turns the product), so the stores are along the output's rows."""
+    (_, alone_a, la), (_, alone_b, lb), lo, (stack, inner, rows, cols) = \
+        _contraction_letters(la, lb, lo)
+    if alone_a or alone_b or len(rows) > 1 or len(cols) > 1 or len(inner) > 1:
+        return None
+    if rows and (not cols or lo[-1] == rows[0]):
+        rows, cols = cols, rows
+    size = dict(zip("abcdefghijklmnopqrstuvwxyz", shape))
+    m, kn, n = (size[x[0]] if x else 1 for x in (rows, inner, cols))
+    if not (m and kn and n) or kn > MM_INNER or n > MM_COLUMNS:
+        return None
+    return m, kn, n
+
+
+def contract_small(kernel: Any, sizes: tuple[int, int, int], a: np.ndarray, b: np.ndarray,
+                   la: str, lb: str, lo: str, point: tuple[int, ...], repeats: int = 1,
+                   plans: dict | None = None) -> Any:
+    """:func:`contract` by small contraction ``kernel`` (:func:`mm_kernel_source`, its matrix
+    ``sizes``): the operands made C-contiguous (so the strides follow from the shapes, and a
+    point of a batch runs the loop a point alone runs), the loop's meta planned once per pair
+    of shapes (``plans``: the function's own dict)."""
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    if not b.flags.c_contiguous:
+        b = np.ascontiguousarray(b)
+    key = (a.shape, b.shape)
+    plan = plans.get(key) if plans is not None else None
+    if plan is None:
+        plan = _small_plan(a, b, la, lb, lo, sizes)
+        if plans is not None:
+            if len(plans) >= 256:  # (a function called on many batch shapes)
+                plans.clear()
+            plans[key] = plan
+    meta, shape, nb, kept, swap = plan
+    R = np.empty(shape)
+    kernel(meta, (b, a, R) if swap else (a, b, R), 1)
+    return _carried(R, nb, repeats, kept, lo, point)
+
+
+def _small_plan(a: np.ndarray, b: np.ndarray, la: str, lb: str, lo: str,
+                sizes: tuple[int, int, int]) -> tuple:
+    """The meta of a small contraction's loop on ``a`` and ``b`` (C-contiguous): the leading
+    axes (batch, stack) and each array's strides along them, then the strides of a's rows and
+    terms, b's terms and columns, the output's rows and columns (entries); the output's
+    shape, its batch rank and its letters; whether a and b swap (the columns a's). The views are :func:`_views_plan`'s, without its
+    copy."""
+    (ones_a, _, la_), (ones_b, _, lb_), lo_, (stack, inner, rows, cols) = \
+        _contraction_letters(la, lb, lo)
+    if ones_a:
+        a = a.squeeze(ones_a)
+    if ones_b:
+        b = b.squeeze(ones_b)
+    swap, axes_a, index_a, axes_b, index_b, at, nba, nbb, out_axes, index_out = _views_plan(
+        la_, lb_, lo_, "".join(stack), "".join(rows), "".join(inner), "".join(cols),
+        a.ndim, b.ndim)
+    if swap:
+        a, b = b, a
+    A, B = a.transpose(axes_a)[index_a], b.transpose(axes_b)[index_b]
+    batch = np.broadcast_shapes(a.shape[:nba], b.shape[:nbb])
+    shapes = (a.shape, b.shape)
+    shape = batch + tuple([shapes[w][k] for w, k in at])
+    out = np.empty(shape).transpose(out_axes)[index_out]
+    if (A.shape[-2], A.shape[-1], B.shape[-1]) != tuple(sizes) or B.shape[-2] != sizes[1]:
+        raise ShapeError(f"to_fused: a contraction of {A.shape[-2:]} times {B.shape[-2:]} "
+                         f"matrices, compiled for {sizes} (rows, terms, columns)")
+    lead = out.shape[:-2]
+
+    def strides(x: np.ndarray) -> list[int]:  # along the leading axes, 0 where broadcast
+        n = x.ndim - 2
+        pad = len(lead) - n
+        return [0] * pad + [0 if size == 1 and full != 1 else s // 8
+                            for size, full, s in zip(x.shape[:n], lead[pad:], x.strides[:n])]
+
+    matrix = [A.strides[-2], A.strides[-1], B.strides[-2], B.strides[-1], out.strides[-2],
+              out.strides[-1]]
+    meta = np.array([len(lead), *lead, *strides(A), *strides(B), *strides(out),
+                     *(s // 8 for s in matrix)], dtype=np.int64)
+    return meta, shape, len(batch), lo_, swap
 
 
 @functools.lru_cache(maxsize=4096)
@@ -929,11 +1099,13 @@ def _matmul_in_place(a: np.ndarray, la: str, b: np.ndarray, lb: str, lo: str, st
 
 
 def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
-                 fold: bool = True) -> tuple[str, str, list[Group], _Names, bool, str]:
+                 fold: bool = True) -> tuple[str, str, list[Group], _Names, bool, str,
+                                             list[tuple[int, int, int]]]:
     """The Python driver (NumPy calls and kernel calls, in schedule order), the C source of
     the kernels, the groups, the names of the nodes in the driver, whether it calls row
-    kernels, and (``fold``) the lines of the values that depend on no input (the gradient's
-    ``broadcast_to(0.5, (K,))`` ...), run once when the function is built."""
+    kernels, (``fold``) the lines of the values that depend on no input (the gradient's
+    ``broadcast_to(0.5, (K,))`` ...), run once when the function is built, and the matrix
+    sizes of the small contractions the library computes (:func:`small_contraction`)."""
     groups, schedule = fusion_groups(c, min_entries)
     names = _Names(c, registers=False)
     outputs_set = set(c.output_ids)
@@ -974,6 +1146,7 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
     body: list[tuple[str, int, str, list[int]]] = []  # (kind, node or group, line, reads)
     prelude: list[str] = []
     rows = False
+    small: list[tuple[int, int, int]] = []  # the small contractions' sizes (mm_kernel_source)
     for kind, k in schedule:
         if kind == "node" and fold and k not in folded_never and c.args(k) and all(
                 a in folded or c.op(a) == "const" for a in c.args(k)) and not any(
@@ -1009,9 +1182,13 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
             letters = "abcdefghijklmnopqrstuvwxyz"[:len(c.shape(m))]
             (a, _), (b, _) = (operand(c, x, letters, c.shape(m)) for x in c.args(m))
             la, lb, lo, point, repeats = contraction_spec(c, k)
+            sizes = small_contraction(la, lb, lo, c.shape(m))
+            if sizes is not None:  # the library's loop (_mm{j}: contract_small)
+                small.append(sizes)
             body.append((kind, k, f"    {names.names[k]} = _contract({names.names[a]}, "
                          f"{names.names[b]}, {la!r}, {lb!r}, {lo!r}, {point!r}"
-                         f"{', ' + str(repeats) if repeats > 1 else ''})", [a, b]))
+                         f"{', ' + str(repeats) if repeats > 1 or sizes else ''}"
+                         f"{f', _mm{len(small) - 1}' if sizes else ''})", [a, b]))
             continue
         group = groups[k]
         rank = len(group.shape)
@@ -1057,9 +1234,15 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
     entry = ["void cg_kernel(int g, const long *meta, double *const *ptr) {", "    switch (g) {"]
     entry += [f"    case {g}: cg_k{g}(meta, ptr); break;" for g in range(len(groups))]
     entry += ["    }", "}"]
+    if small:
+        kernels += [mm_kernel_source(j, *sizes) for j, sizes in enumerate(small)]
+        entry += ["", "void cg_mm(int j, const long *meta, double *const *ptr) {",
+                  "    switch (j) {", *[f"    case {j}: cg_mm{j}(meta, ptr); break;"
+                                        for j in range(len(small))], "    }", "}"]
     source = "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(ops),
                            KERNEL_MACROS.strip(), *kernels, "\n".join(entry)])
-    return "\n".join(lines), source + "\n", groups, names, rows, "\n".join(prelude)
+    return ("\n".join(lines), source + "\n", groups, names, rows, "\n".join(prelude),
+            small)
 
 
 def _covering_scatter(c: Circuit, k: int) -> bool:
@@ -1162,7 +1345,7 @@ class FusedFunction(NumpyFunction):
 
     def _compile(self) -> None:
         tune_malloc()
-        source, self.c_source, groups, names, rows, prelude = fused_source(
+        source, self.c_source, groups, names, rows, prelude, small = fused_source(
             self.circuit, self._name, self._min_entries)
         self.groups = len(groups)
         namespace = {**NAMESPACE, **names.constants, **names.lists, **names.runners.namespace,
@@ -1170,13 +1353,18 @@ class FusedFunction(NumpyFunction):
                      "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
-        if groups or rows:
+        if groups or rows or small:
             _, library = compile_library(self.c_source, self._opt, self._timeout)
             entry = kernel_entry(library.cg_kernel)
             for g in range(len(groups)):
                 namespace[f"_kernel{g}"] = functools.partial(entry, g)
             if rows:
                 namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows))
+            if small:
+                mm = kernel_entry(library.cg_mm)
+                for j, sizes in enumerate(small):
+                    namespace[f"_mm{j}"] = functools.partial(
+                        contract_small, functools.partial(mm, j), sizes, plans={})
             self._library = library  # kept alive with the function
         if prelude:
             try:  # the values that depend on no input, once

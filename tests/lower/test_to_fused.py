@@ -542,3 +542,52 @@ def test_an_output_of_no_input_is_computed_on_each_call():
     c = b.finish([("y", x * e)])
     assert "_cg.broadcast_to(" not in _driver(to_fused(c))
     assert same_bits(to_fused(c)(np.ones((4, 3))), plain(np.ones((4, 3))).y)
+
+
+@pytest.mark.parametrize("text, shapes", [
+    ("J = sum(Q * c, axis=3)", {"Q": (1, 5, 2, 2), "c": (100, 5, 1, 2)}),  # GMM's L·(x − μ)
+    ("J = sum(Q * c, axis=3)", {"Q": (1, 3, 10, 10), "c": (7, 3, 1, 10)}),  # d = 10
+    ("J = sum(g * Q, axis=2)", {"Q": (1, 3, 5, 17), "g": (9, 3, 5, 1)}),  # its adjoint g·Q
+    ("J = sum(W * x, axis=1)", {"W": (5, 30), "x": (30,)}),  # a matrix-vector product
+    ("J = sum(u * v, axis=3)", {"u": (5, 4, 1, 6), "v": (4, 3, 6)}),  # stacked, broadcast
+])
+def test_small_contractions_run_in_the_librarys_loop(text, shapes, monkeypatch):
+    # few terms and columns: the library's loop, not BLAS (contract_small); the terms added
+    # left to right for each entry, so a point of a batch and any memory layout give the same
+    # bits, and the values are BLAS's within the rounding of a sum of products
+    import circuitgrad.lower.fused as fused
+
+    c = cg.parse(text, shapes=shapes)
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    monkeypatch.setattr(fused, "MM_INNER", 0)
+    blas = to_fused(c, min_entries=0, name="blas")
+    assert "_mm0)" in f.source and "_mm" not in blas.source
+    rng = np.random.default_rng(3)
+    for batch in ((), (3,), (2, 1)):
+        values = {n: rng.normal(size=batch + s) for n, s in shapes.items()}
+        got = f(**values)
+        assert np.shape(got) == np.shape(g(**values)) == np.shape(blas(**values))
+        np.testing.assert_allclose(got, g(**values), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(got, blas(**values), rtol=1e-13, atol=1e-13)
+        for k in np.ndindex(batch):
+            assert same_bits(np.asarray(got)[k], f(**{n: v[k] for n, v in values.items()}))
+        if batch:  # the batch axis innermost in memory: the same bits
+            strided = {n: np.moveaxis(np.ascontiguousarray(np.moveaxis(v, 0, -1)), -1, 0)
+                       for n, v in values.items()}
+            assert same_bits(np.asarray(f(**strided)), np.asarray(got))
+    # special values: inf · 0 is NaN, a sum of -0.0 products is +0.0 (a sum starts at +0.0,
+    # as NumPy's sum of the product)
+    values = {n: np.full(s, -0.0) for n, s in shapes.items()}
+    first = next(iter(shapes))
+    values[first] = np.abs(values[first])
+    assert same_bits(f(**values), g(**values))
+    values[first] = np.full(shapes[first], np.inf)
+    assert np.isnan(f(**values)).all()
+
+
+def test_a_contraction_of_many_terms_or_columns_stays_blas():
+    for shapes in ({"Q": (1, 3, 2, 33), "c": (7, 3, 1, 33)},
+                   {"Q": (1, 3, 40, 2), "c": (7, 3, 1, 2)}):
+        c = cg.parse("J = sum(Q * c, axis=3)", shapes=shapes)
+        f = to_fused(c, min_entries=0)
+        assert "_contract(" in f.source and "_mm" not in f.source
