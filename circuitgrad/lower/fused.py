@@ -47,6 +47,7 @@ import functools
 import math
 import operator
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,7 @@ import numpy as np
 from .guarded import guarded
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import ShapeError
-from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate
+from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate, runtime
 from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
@@ -802,6 +803,7 @@ SHORT_COLUMNS = 8  # a matmul of fewer columns, and many rows, runs transposed (
 # 1000 × 2 times 2 × 2, 26 µs; BLAS's blocking is for larger matrices.
 MM_INNER = 32
 MM_COLUMNS = 32
+MM_PACK = 4096  # the most entries of the right operand's copy (columns contiguous), 32 KiB
 MM_ROWS = 4  # rows of the output computed together (their sums independent, in registers)
 
 MM_C = r"""
@@ -826,18 +828,25 @@ static void cg_mm{j}(const long *meta, double *const *ptr) {{
     const long am = st[0], ak = st[1], bk = st[2], bn = st[3], om = st[4], on = st[5];
     const double *a0 = ptr[0], *b0 = ptr[1], *last = 0;
     double *o0 = ptr[2];
-    double pack[KN * NCH * CG_W];
+    double pack[{pack}];
+    const double *bp;
+    long bks;
     long idx[{max_rank}], outer = 1, oa = 0, ob = 0, oo = 0, o, d, r, k, c;
     int i, h, w;
     for (d = 0; d < nd; d++) {{ outer *= shape[d]; idx[d] = 0; }}
     for (o = 0; o < outer; o++) {{
         const double *a = a0 + oa, *b = b0 + ob;
         double *q = o0 + oo;
-        if (b != last) {{  /* (the unused columns: 0.0, never stored) */
-            for (k = 0; k < KN; k++)
-                for (c = 0; c < NCH * CG_W; c++)
-                    pack[k * NCH * CG_W + c] = c < N ? b[k * bk + c * bn] : 0.0;
-            last = b;
+        if (bn == 1) {{ bp = b; bks = bk; }}  /* (the last vector of a row read masked) */
+        else {{  /* (the plan made sure it fits: {pack} entries) */
+            if (b != last) {{  /* (the unused columns: 0.0, never stored) */
+                for (k = 0; k < KN; k++)
+                    for (c = 0; c < NCH * CG_W; c++)
+                        pack[k * NCH * CG_W + c] = c < N ? b[k * bk + c * bn] : 0.0;
+                last = b;
+            }}
+            bp = pack;
+            bks = NCH * CG_W;
         }}
         for (r = 0; r < M; r += RB) {{
             const int rows = M - r < RB ? (int)(M - r) : RB;
@@ -846,8 +855,10 @@ static void cg_mm{j}(const long *meta, double *const *ptr) {{
                 acc[i][h] = CG_C(0.0);  /* +0.0, as NumPy starts a sum (-0.0s sum to +0.0) */
             for (k = 0; k < KN; k++) {{
                 cg_v bv[NCH], av[RB];
-                CG_UNROLL for (h = 0; h < NCH; h++)
-                    memcpy(&bv[h], pack + k * NCH * CG_W + h * CG_W, sizeof(cg_v));
+                CG_UNROLL for (h = 0; h < NCH; h++) {{
+                    w = N - h * CG_W < CG_W ? (int)(N - h * CG_W) : CG_W;
+                    CG_LOAD(bv[h], bp + k * bks, 1, h * CG_W, w);
+                }}
                 CG_UNROLL for (i = 0; i < RB; i++)
                     av[i] = CG_C(a[(r + (i < rows ? i : 0)) * am + k * ak]);
                 CG_UNROLL for (i = 0; i < RB; i++) CG_UNROLL for (h = 0; h < NCH; h++)
@@ -874,7 +885,16 @@ static void cg_mm{j}(const long *meta, double *const *ptr) {{
 def mm_kernel_source(j: int, m: int, kn: int, n: int) -> str:
     """The C of small contraction ``j``: an ``m`` × ``kn`` times ``kn`` × ``n`` product for
     each leading index (see ``MM_C``); entry ``cg_mm(j, meta, ptr)``."""
-    return MM_C.format(j=j, m=m, kn=kn, n=n, rb=min(m, MM_ROWS), max_rank=MAX_RANK).strip()
+    return MM_C.format(j=j, m=m, kn=kn, n=n, rb=min(m, MM_ROWS), max_rank=MAX_RANK,
+                       pack=_pack_size(kn, n) or 1).strip()
+
+
+def _pack_size(kn: int, n: int) -> int:
+    """The entries of a small contraction's copy of its right operand (columns padded to 8,
+    the widest vector), 0 where that is more than ``MM_PACK`` (then only a right operand
+    whose columns are contiguous runs in the loop: :func:`contract_small`)."""
+    size = kn * -(-n // 8) * 8
+    return size if size <= MM_PACK else 0
 
 
 def small_contraction(la: str, lb: str, lo: str, shape: tuple[int, ...]
@@ -882,7 +902,10 @@ def small_contraction(la: str, lb: str, lo: str, shape: tuple[int, ...]
     """The matrix sizes (rows, contracted, columns) of the contraction of a product of point
     shape ``shape`` with letters ``la``, ``lb``, ``lo`` (:func:`contraction_spec`) where the
     library's loop computes it: one letter (or none) of each kind, no letter of one operand
-    alone, at most ``MM_INNER`` terms and ``MM_COLUMNS`` columns; else None (BLAS). The
+    alone, at most ``MM_COLUMNS`` columns, and at most ``MM_INNER`` terms or ``MM_ROWS``
+    rows (one block of rows: b read once; GMM d = 2, K = 5: the adjoint of L, 1000 terms of
+    2 × 2 matrices, 15 -> 10 µs; at d = 10, three blocks of rows, 46 -> 60 µs); else None
+    (BLAS). The
     columns are the output's last letter where it is a row or column letter (as
     :func:`_views_plan` turns the product), so the stores are along the output's rows."""
     (_, alone_a, la), (_, alone_b, lb), lo, (stack, inner, rows, cols) = \
@@ -893,7 +916,7 @@ def small_contraction(la: str, lb: str, lo: str, shape: tuple[int, ...]
         rows, cols = cols, rows
     size = dict(zip("abcdefghijklmnopqrstuvwxyz", shape))
     m, kn, n = (size[x[0]] if x else 1 for x in (rows, inner, cols))
-    if not (m and kn and n) or kn > MM_INNER or n > MM_COLUMNS:
+    if not (m and kn and n) or kn > MM_INNER and m > MM_ROWS or n > MM_COLUMNS:
         return None
     return m, kn, n
 
@@ -917,6 +940,8 @@ def contract_small(kernel: Any, sizes: tuple[int, int, int], a: np.ndarray, b: n
             if len(plans) >= 256:  # (a function called on many batch shapes)
                 plans.clear()
             plans[key] = plan
+    if plan is False:  # (a right operand to copy, too large: BLAS)
+        return contract(a, b, la, lb, lo, point, repeats)
     meta, shape, nb, kept, swap = plan
     R = np.empty(shape)
     kernel(meta, (b, a, R) if swap else (a, b, R), 1)
@@ -928,7 +953,8 @@ def _small_plan(a: np.ndarray, b: np.ndarray, la: str, lb: str, lo: str,
     """The meta of a small contraction's loop on ``a`` and ``b`` (C-contiguous): the leading
     axes (batch, stack) and each array's strides along them, then the strides of a's rows and
     terms, b's terms and columns, the output's rows and columns (entries); the output's
-    shape, its batch rank and its letters; whether a and b swap (the columns a's). The views are :func:`_views_plan`'s, without its
+    shape, its batch rank and its letters; whether a and b swap (the columns a's). False
+    where b's columns are not contiguous and its copy would be too large. The views are :func:`_views_plan`'s, without its
     copy."""
     (ones_a, _, la_), (ones_b, _, lb_), lo_, (stack, inner, rows, cols) = \
         _contraction_letters(la, lb, lo)
@@ -959,6 +985,8 @@ def _small_plan(a: np.ndarray, b: np.ndarray, la: str, lb: str, lo: str,
 
     matrix = [A.strides[-2], A.strides[-1], B.strides[-2], B.strides[-1], out.strides[-2],
               out.strides[-1]]
+    if B.strides[-1] != 8 and not _pack_size(sizes[1], sizes[2]):
+        return False
     meta = np.array([len(lead), *lead, *strides(A), *strides(B), *strides(out),
                      *(s // 8 for s in matrix)], dtype=np.int64)
     return meta, shape, len(batch), lo_, swap
@@ -1147,6 +1175,9 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
     prelude: list[str] = []
     rows = False
     small: list[tuple[int, int, int]] = []  # the small contractions' sizes (mm_kernel_source)
+    # nodes whose values are never -0.0: sums the library adds from +0.0 (a kernel's sums,
+    # the small contractions')
+    no_negative_zero = {s for group in groups for s, _ in group.sums}
     for kind, k in schedule:
         if kind == "node" and fold and k not in folded_never and c.args(k) and all(
                 a in folded or c.op(a) == "const" for a in c.args(k)) and not any(
@@ -1168,8 +1199,31 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
             continue
         if kind == "node" and _covering_scatter(c, k):
             v = c.args(k)[0]
-            body.append((kind, k, f"    {names.names[k]} = _cover({names.names[v]}, "
+            # a value that is never -0.0 (a sum the library made from +0.0) read by nothing
+            # else: 0.0 + value is value, and a reshape of it (a view) is the scatter (11 µs
+            # at GMM d = 10, K = 5; nothing else reads the array the view shares)
+            cover_by = "_cover_view" if v in no_negative_zero and len(readers[v]) == 1 \
+                and v not in outputs_set else "_cover"
+            body.append((kind, k, f"    {names.names[k]} = {cover_by}({names.names[v]}, "
                          f"{len(c.shape(v))}, {tuple(c.shape(k))!r})", [v]))
+            continue
+        if kind == "node" and c.op(k) in DRIVER_FORMS:
+            line = DRIVER_FORMS[c.op(k)](c, k, names)
+            if line is not None:
+                body.append((kind, k, f"    {names.names[k]} = {line}", list(c.args(k))))
+                continue
+        if kind == "node" and c.op(k) == "sum":
+            # np.sum's Python wrappers (~1.2 µs of a 2 µs call on K entries): its ufunc's
+            # reduce, the same loop
+            code = names.code(k)
+            match = re.fullmatch(r"xp\.sum\((\w+), axis=(-\d+)\)", code)
+            texts = names.runners.news()
+            if match and not texts:
+                body.append((kind, k, f"    {names.names[k]} = _add_reduce({match[1]}, "
+                             f"{match[2]})", list(c.args(k))))
+                continue
+            comments = "".join(f"    # {text}\n" for text in texts)
+            body.append((kind, k, f"{comments}    {names.names[k]} = {code}", list(c.args(k))))
             continue
         if kind == "node":
             code = names.code(k)
@@ -1185,6 +1239,7 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
             sizes = small_contraction(la, lb, lo, c.shape(m))
             if sizes is not None:  # the library's loop (_mm{j}: contract_small)
                 small.append(sizes)
+                no_negative_zero.add(k)
             body.append((kind, k, f"    {names.names[k]} = _contract({names.names[a]}, "
                          f"{names.names[b]}, {la!r}, {lb!r}, {lo!r}, {point!r}"
                          f"{', ' + str(repeats) if repeats > 1 or sizes else ''}"
@@ -1264,6 +1319,138 @@ def cover(value: Any, rank: int, shape: tuple[int, ...]) -> np.ndarray:
     entries become +0.0 as there)."""
     value = np.asarray(value)
     return np.add(0.0, np.reshape(value, value.shape[:value.ndim - rank] + shape))
+
+
+def _place(index: tuple) -> tuple:
+    """A canonical index (``None``, ints, ``(start, stop, step)``) as NumPy's, after ``...``."""
+    return (Ellipsis,) + tuple(slice(*e) if isinstance(e, tuple) else e for e in index)
+
+
+def _take_form(c: Circuit, k: int, names: _Names) -> str | None:
+    """``take`` with its indices an array made once (NumPy converts a list on every call:
+    5 µs for the 100 of GMM d = 10's lower triangle)."""
+    params = c.params(k) or {}
+    x, rank = c.args(k)[0], len(c.shape(c.args(k)[0]))
+    axis = params["axis"] - rank if params["axis"] >= 0 else params["axis"]
+    return f"_take({names.names[x]}, {names._hoisted(np.array(params['indices']))}, {axis})"
+
+
+def _put_add_form(c: Circuit, k: int, names: _Names) -> str | None:
+    """``put_add`` along the last axis as one ``bincount`` (:func:`put_add_last`)."""
+    params = c.params(k) or {}
+    shape, indices = tuple(params["shape"]), params["indices"]
+    if not shape or params["axis"] not in (len(shape) - 1, -1) or not indices or any(
+            not 0 <= i < shape[-1] for i in indices):
+        return None
+    x = names.names[c.args(k)[0]]
+    names.constants[f"_flat{k}"] = {}
+    return f"_put_add_last({x}, {shape!r}, {names._hoisted(np.array(indices))}, _flat{k})"
+
+
+def put_add_last(value: Any, shape: tuple[int, ...], indices: np.ndarray,
+                 flats: dict | None = None) -> np.ndarray:
+    """``put_add(value, shape, -1, indices)`` (zeros of ``shape`` with ``value``'s entries
+    added at ``indices`` along the last axis) as one ``np.bincount``: each place's terms
+    added to +0.0 in the order of the entries, as ``np.add.at`` adds them, so the same bits
+    (GMM d = 10: the adjoint of the lower triangle, 13.7 -> 3 µs). ``flats``: the flat
+    indices by the number of rows, kept.
+
+        >>> put_add_last(np.array([[1.0, 2.0, 3.0]]), (1, 2), np.array([1, 0, 1]))
+        array([[2., 4.]])
+    """
+    value = np.asarray(value, dtype=np.float64)
+    n, m = shape[-1], len(indices)
+    rows = value.size // m
+    flat = flats.get(rows) if flats is not None else None
+    if flat is None:
+        flat = (np.arange(rows)[:, None] * n + indices).ravel() if rows != 1 else indices
+        if flats is not None and len(flats) < 64:
+            flats[rows] = flat
+    out = np.bincount(flat, weights=value.ravel(), minlength=rows * n)
+    return out.reshape(value.shape[:value.ndim - len(shape)] + shape)
+
+
+def _scatter_add_form(c: Circuit, k: int, names: _Names) -> str | None:
+    """A ``scatter_add`` of several values whose places (basic indices) cover the array once
+    each: :func:`scatter_cover`, its places made once."""
+    params = c.params(k) or {}
+    shape, indices = tuple(params["shape"]), params["indices"]
+    if len(indices) < 2 or any(isinstance(e, (list, np.ndarray)) for ix in indices
+                               for e in ix):
+        return None
+    count = np.zeros(shape, dtype=np.int64)
+    ranks = []
+    try:
+        for ix in indices:
+            if np.ndim(count[_place(ix)]) == 0:  # (one entry: NumPy gives a number, no view)
+                return None
+            count[_place(ix)] += 1
+            ranks.append(count[_place(ix)].ndim)
+    except (IndexError, TypeError, ValueError):
+        return None
+    if not (count == 1).all():
+        return None
+    name = f"_places{k}"
+    names.constants[name] = (tuple(_place(ix) for ix in indices), tuple(ranks))
+    values = ", ".join(names.names[a] for a in c.args(k))
+    return f"_scatter_cover({shape!r}, {name}, {values})"
+
+
+def scatter_cover(shape: tuple[int, ...], places: tuple[tuple, tuple], *values: Any
+                  ) -> np.ndarray:
+    """``scatter_add`` where the ``places`` (``...`` then basic indices; with the rank of
+    each region) cover the point ``shape`` once each: each value written as ``0.0 + value``
+    into its place of an empty array, no zeros and no reads of them (GMM: the gradient of
+    ``icf``, 8.3 -> 3 µs)."""
+    places, ranks = places
+    arrays = [v if type(v) is np.ndarray else np.asarray(v, dtype=np.float64) for v in values]
+    batch = arrays[0].shape[:arrays[0].ndim - ranks[0]]
+    for a, r in zip(arrays, ranks):
+        if a.shape[:a.ndim - r] != batch:
+            batch = np.broadcast_shapes(*(a.shape[:a.ndim - r] for a, r in zip(arrays, ranks)))
+            break
+    out = np.empty(tuple(batch) + shape)
+    for place, a in zip(places, arrays):
+        np.add(0.0, a, out=out[place])
+    return out
+
+
+def concat(values: list, axis: int, rank: int) -> Any:
+    """``_cg.concatenate`` (points of ``rank`` axes along ``axis``), without its batch
+    broadcasting where no value has batch axes (4.8 -> 1.5 µs)."""
+    if all(type(v) is np.ndarray and v.ndim == rank for v in values):
+        return np.concatenate(values, axis=axis)
+    return runtime.concatenate(values, axis, rank)
+
+
+def reshape(x: Any, shape: tuple[int, ...], rank: int) -> Any:
+    """``_cg.reshape`` (points of ``rank`` axes to ``shape``) by the array's own method."""
+    if type(x) is np.ndarray:
+        return x.reshape((x.shape if rank == 0 else x.shape[:x.ndim - rank]) + shape)
+    return runtime.reshape(x, shape, rank)
+
+
+def _reshape_form(c: Circuit, k: int, names: _Names) -> str | None:
+    x = c.args(k)[0]
+    shape = tuple((c.params(k) or {})["shape"])
+    return f"_reshape({names.names[x]}, {shape!r}, {len(c.shape(x))})"
+
+
+def _concatenate_form(c: Circuit, k: int, names: _Names) -> str | None:
+    rank, axis = len(c.shape(k)), (c.params(k) or {})["axis"]
+    values = ", ".join(names.names[a] for a in c.args(k))
+    return f"_concat([{values}], {axis - rank if axis >= 0 else axis}, {rank})"
+
+
+# The nodes whose driver line is a helper of fused's (same values, fewer Python steps), by op
+DRIVER_FORMS = {"take": _take_form, "put_add": _put_add_form, "scatter_add": _scatter_add_form,
+                "reshape": _reshape_form, "concatenate": _concatenate_form}
+
+
+def cover_view(value: Any, rank: int, shape: tuple[int, ...]) -> Any:
+    """:func:`cover` of a value that is never -0.0 (``0.0 + value`` is ``value``): a reshape,
+    a view where NumPy can make one."""
+    return value.reshape(value.shape[:value.ndim - rank] + shape)
 
 
 def _broadcast_view(c: Circuit, b: int, names: _Names) -> tuple[str, int]:
@@ -1349,7 +1536,10 @@ class FusedFunction(NumpyFunction):
             self.circuit, self._name, self._min_entries)
         self.groups = len(groups)
         namespace = {**NAMESPACE, **names.constants, **names.lists, **names.runners.namespace,
-                     "_contract": contract, "_cover": cover,
+                     "_contract": contract, "_cover": cover, "_cover_view": cover_view,
+                     "_add_reduce": np.add.reduce, "_take": np.take,
+                     "_put_add_last": put_add_last, "_scatter_cover": scatter_cover,
+                     "_concat": concat, "_reshape": reshape,
                      "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)

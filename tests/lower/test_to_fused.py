@@ -559,7 +559,7 @@ def test_small_contractions_run_in_the_librarys_loop(text, shapes, monkeypatch):
 
     c = cg.parse(text, shapes=shapes)
     f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
-    monkeypatch.setattr(fused, "MM_INNER", 0)
+    monkeypatch.setattr(fused, "MM_COLUMNS", 0)
     blas = to_fused(c, min_entries=0, name="blas")
     assert "_mm0)" in f.source and "_mm" not in blas.source
     rng = np.random.default_rng(3)
@@ -591,3 +591,55 @@ def test_a_contraction_of_many_terms_or_columns_stays_blas():
         c = cg.parse("J = sum(Q * c, axis=3)", shapes=shapes)
         f = to_fused(c, min_entries=0)
         assert "_contract(" in f.source and "_mm" not in f.source
+
+
+def test_the_drivers_own_forms_give_the_bits_of_numpys_code(monkeypatch):
+    # take with its indices made once, put_add as a bincount, a scatter_add whose places
+    # cover the array as writes, concatenate and reshape without their batch steps, np.sum
+    # as its reduce: the same bits as the NumPy lowering's lines, points and batches
+    from benchmarks import gmm
+    import circuitgrad.lower.fused as fused
+
+    d, K = 3, 4
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    c = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    f = to_fused(c)
+    for helper in ("_take(", "_put_add_last(", "_scatter_cover(", "_concat(", "_reshape(",
+                   "_add_reduce(", "_cover_view("):
+        assert helper in f.source, helper
+    monkeypatch.setattr(fused, "DRIVER_FORMS", {})
+    plain = to_fused(c, name="plain")
+    assert "_put_add_last(" not in plain.source
+    rng = np.random.default_rng(6)
+    batch = {k: np.stack([v, v + 0.01 * rng.normal(size=v.shape)]) for k, v in at.items()}
+    for values in (at, batch):
+        for got, want in zip(f(**values), plain(**values)):
+            assert same_bits(np.asarray(got), np.asarray(want))
+
+
+def test_put_add_last_adds_in_the_order_of_add_at():
+    from circuitgrad.lower.fused import put_add_last
+
+    rng = np.random.default_rng(7)
+    indices = np.array([0, 3, 0, 1, 0, 3, 2, 0], dtype=np.intp)
+    for batch in ((), (3,), (2, 0)):
+        value = rng.normal(size=batch + (4, 8)) * 10.0 ** rng.integers(-8, 8, size=8)
+        value[..., 1] = -0.0
+        want = np.zeros(batch + (4, 5))
+        np.add.at(want, (..., indices), value)
+        flats: dict = {}
+        for _ in range(2):  # the flat indices made, then kept
+            assert same_bits(put_add_last(value, (4, 5), indices, flats), want)
+
+
+def test_a_scatter_add_that_covers_its_array_writes_each_place():
+    from circuitgrad.lower.fused import _place, scatter_cover
+    from circuitgrad.primitives import runtime
+
+    places = [((0, 3, 1), (2, 4, 1)), ((0, 3, 1), (0, 2, 1))]
+    values = [np.array([[-0.0, 1.0]] * 3), np.full((2, 3, 2), np.nan)]
+    values[1][0] = -0.0
+    index = tuple(_place(p) for p in places)
+    want = runtime.scatter_add((3, 4), [(i, 2) for i in index], *values)
+    assert same_bits(scatter_cover((3, 4), (index, (2, 2)), *values), want)
