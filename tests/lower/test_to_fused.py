@@ -648,3 +648,16 @@ def test_a_scatter_add_that_covers_its_array_writes_each_place():
     index = tuple(_place(p) for p in places)
     want = runtime.scatter_add((3, 4), [(i, 2) for i in index], *values)
     assert same_bits(scatter_cover((3, 4), (index, (2, 2)), *values), want)
+
+
+def test_a_covers_zeros_plus_value_in_place_or_as_a_view_where_nothing_else_reads_it():
+    from circuitgrad.lower.fused import cover, cover_in_place, cover_view
+
+    value = np.array([[-0.0, 1.0, np.nan, -np.inf], [0.0, -2.5, 3.0, -0.0]])
+    want = cover(value.copy(), 2, (1, 2, 4))
+    assert same_bits(cover_in_place(value.copy(), 2, (1, 2, 4)), want)
+    assert same_bits(cover_in_place(value.copy()[0], 1, (4,)), cover(value[0], 1, (4,)))
+    assert np.signbit(want[0, 0, 0]) == 0  # -0.0 + (+0.0) is +0.0
+    summed = np.abs(value)  # (a sum the library starts at +0.0 is never -0.0)
+    assert same_bits(cover_view(summed, 2, (1, 2, 4)), cover(summed, 2, (1, 2, 4)))
+    assert same_bits(cover_in_place(np.float64(-0.0), 0, ()), cover(-0.0, 0, ()))
