@@ -813,8 +813,19 @@ MM_C = r"""
 /* Contraction {j}: o[r, c] = sum over k of a[r, k] * b[k, c] ({m} x {kn} times {kn} x {n})
    for each index of the leading axes (batch and stacking axes: an odometer), the terms added
    to +0.0 left to right, k = 0, 1, ..., for every entry wherever it falls (a point of a batch
-   is the point alone, bit for bit, at every vector width); RB rows at a time, CG_W columns a
-   vector (b's columns contiguous: the driver copies it where they are not). */
+   is the point alone, bit for bit); each step one fused multiply-add on AVX-512 (as BLAS:
+   one rounding; 63 against 73 µs for GMM d = 10's L·(x − μ)), a product and a sum at other
+   widths; RB rows at a time, CG_W columns a vector (b's columns contiguous: the driver
+   copies it where they are not). */
+#ifndef CG_FMA  /* a * b + c rounded once where the vector ISA has it (as BLAS), else twice */
+#if CG_W == 8 && defined(__AVX512F__) && !defined(__clang__)
+#define CG_FMA(a, b, c) __builtin_ia32_vfmaddpd512_mask((a), (b), (c), (unsigned char)-1, 4)
+#elif CG_W == 8 && defined(__AVX512F__)
+#define CG_FMA(a, b, c) ((cg_v)__builtin_ia32_vfmaddpd512_mask((a), (b), (c), (unsigned char)-1, 4))
+#else
+#define CG_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+#endif
 #ifndef CG_UNROLL  /* the loops over the registers' rows and vectors, unrolled (acc in registers) */
 #if defined(__clang__)
 #define CG_UNROLL _Pragma("unroll")
@@ -852,7 +863,7 @@ static void cg_mm{j}(const long *meta, double *const *ptr) {{
                 CG_UNROLL for (i = 0; i < RB; i++)
                     av[i] = CG_C(a[(r + (i < rows ? i : 0)) * am + k * ak]);
                 CG_UNROLL for (i = 0; i < RB; i++) CG_UNROLL for (h = 0; h < NCH; h++)
-                    acc[i][h] = acc[i][h] + av[i] * bv[h];
+                    acc[i][h] = CG_FMA(av[i], bv[h], acc[i][h]);
             }}
             CG_UNROLL for (i = 0; i < RB; i++) CG_UNROLL for (h = 0; h < NCH; h++) {{
                 if (i >= rows) continue;
