@@ -16,8 +16,11 @@ does) and each operand's strides, so batches of points, broadcasting operands an
 all run the same code, point by point the same operations as one point alone.
 
 A sum of a product is one ``matmul`` (:func:`contract`), on views and written in place when it
-has one row, one contracted and one column letter; one whose operands vary along the same axes
-(dot products) is accumulated in a kernel instead. Rows shorter than a vector run in blocks of
+has one row, one contracted and one column letter; a small one (a vector of columns, or a
+transposed right operand; few terms or rows: :func:`small_contraction`) in the library's own
+loop (:func:`mm_kernel_source`), where BLAS's blocking for large matrices costs more than the
+products; one whose operands vary along the same axes (dot products) is accumulated in a
+kernel instead. Rows shorter than a vector run in blocks of
 rows (:func:`_blocked`: broadcast operands gathered). ``logsumexp``, ``softmax`` and
 ``log_softmax`` along the last axis are row kernels (:func:`row_kernel_source`). The values
 that depend on no input are computed once, when the function is built; a broadcast that only
@@ -27,7 +30,9 @@ docs/compiled.md, "Tensor circuits: to_fused".
 Numbers: the kernels evaluate the table's C forms, the statements ``to_c`` and the tape run,
 so a fused value equals ``to_c``'s bit for bit and ``to_numpy``'s within the per-operation
 bound of docs/semantics.md (NumPy's SIMD ``exp``/``log``/``sin`` differ from libm's in the
-last bits); no reduction is reordered.
+last bits); no reduction is reordered. A small contraction adds its terms left to right from
++0.0 (a fused multiply-add a term on AVX-512, as BLAS rounds), within the bound of a sum of
+products of BLAS's and ``to_numpy``'s.
 
     >>> import numpy as np, circuitgrad as cg
     >>> c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (4,), "y": (4,)})
