@@ -813,6 +813,8 @@ MM_VECTOR = 8  # columns of one vector (AVX-512): the loop, whatever the layout
 # the output's vectors computed together, rows × vectors of a row: their sums independent,
 # in registers (AVX-512 has 32: these, a row of b's vectors and a's entry)
 MM_REGISTERS = 12
+# with more terms than MM_INNER, every row in one block (b read once): up to this many vectors
+MM_REGISTERS_LONG = 20
 
 MM_C = r"""
 /* Contraction {j}: o[r, c] = sum over k of a[r, k] * b[k, c] ({m} x {kn} times {kn} x {n})
@@ -891,13 +893,14 @@ static void cg_mm{j}(const long *meta, double *const *ptr) {{
 def mm_kernel_source(j: int, m: int, kn: int, n: int) -> str:
     """The C of small contraction ``j``: an ``m`` × ``kn`` times ``kn`` × ``n`` product for
     each leading index (see ``MM_C``); entry ``cg_mm(j, meta, ptr)``."""
-    return MM_C.format(j=j, m=m, kn=kn, n=n, registers=MM_REGISTERS,
+    registers = MM_REGISTERS_LONG if kn > MM_INNER else MM_REGISTERS
+    return MM_C.format(j=j, m=m, kn=kn, n=n, registers=registers,
                        max_rank=MAX_RANK).strip()
 
 
-def _block_rows(n: int) -> int:
+def _block_rows(n: int, registers: int = MM_REGISTERS) -> int:
     """The rows of ``n`` columns a small contraction computes at once with 8-lane vectors."""
-    return max(MM_REGISTERS // -(-n // 8), 1)
+    return max(registers // -(-n // 8), 1)
 
 
 def small_contraction(la: str, lb: str, lo: str, shape: tuple[int, ...],
@@ -907,13 +910,14 @@ def small_contraction(la: str, lb: str, lo: str, shape: tuple[int, ...],
     shape ``shape`` with letters ``la``, ``lb``, ``lo`` (:func:`contraction_spec`; operands
     of point shapes ``shape_a``, ``shape_b``) where the library's loop computes it, else None
     (BLAS): one letter (or none) of each kind, no letter of one operand alone, at most
-    ``MM_COLUMNS`` columns, at most ``MM_INNER`` terms or one block of rows
-    (:func:`_block_rows`), and the columns one vector (``MM_VECTOR``) or the right operand
-    transposed (BLAS's case that loses). The columns are the output's last letter where it
-    is a row or column letter (as :func:`_views_plan` turns the product), so the stores are
-    along the output's rows. Measured (one CPU, GMM gradient, 1000 points): d = 2, all three
-    (L·(x − μ) 20.9 -> 14.7 µs, its adjoints 16.1 -> 14.4 and 15.3 -> 12.3); d = 10, only
-    L·(x − μ), L transposed (83 -> 54 µs; ḡ·L 45.5 in BLAS, 54 in the loop)."""
+    ``MM_COLUMNS`` columns; more than ``MM_INNER`` terms only where every row fits one block
+    (``MM_REGISTERS_LONG``: b read once); else the columns one vector (``MM_VECTOR``) or the
+    right operand transposed (BLAS's case that loses). The columns are the output's last
+    letter where it is a row or column letter (as :func:`_views_plan` turns the product), so
+    the stores are along the output's rows. Measured (one CPU, GMM gradient, 1000 points):
+    d = 2, all three (L·(x − μ) 20.9 -> 14.7 µs, its adjoints 16.1 -> 14.4 and 15.3 ->
+    12.3); d = 10, L·(x − μ), L transposed (83 -> 54 µs; ḡ·L stays BLAS: 45.5 against 54 in
+    the loop), and the adjoint of L, 1000 terms of 10 × 10 (46 -> 38 µs, K = 50: 384 -> 311)."""
     (_, alone_a, _), (_, alone_b, _), squeezed, (stack, inner, rows, cols) = \
         _contraction_letters(la, lb, lo)
     if alone_a or alone_b or len(rows) > 1 or len(cols) > 1 or len(inner) > 1:
@@ -922,8 +926,10 @@ def small_contraction(la: str, lb: str, lo: str, shape: tuple[int, ...],
         rows, cols = cols, rows
     size = dict(zip("abcdefghijklmnopqrstuvwxyz", shape))
     m, kn, n = (size[x[0]] if x else 1 for x in (rows, inner, cols))
-    if not (m and kn and n) or kn > MM_INNER and m > _block_rows(n) or n > MM_COLUMNS:
+    if not (m and kn and n) or n > MM_COLUMNS:
         return None
+    if kn > MM_INNER:  # many terms: every row in one block, b read once
+        return (m, kn, n) if m <= _block_rows(n, MM_REGISTERS_LONG) else None
     if n > MM_VECTOR and shape_a is not None and shape_b is not None:
         # the plan on arrays of the points' shapes (their pages never touched): a right
         # operand read as it is goes to BLAS

@@ -549,6 +549,7 @@ def test_an_output_of_no_input_is_computed_on_each_call():
     ("J = sum(Q * c, axis=3)", {"Q": (1, 3, 10, 10), "c": (7, 3, 1, 10)}),  # d = 10
     ("J = sum(g * Q, axis=2)", {"Q": (1, 3, 5, 7), "g": (9, 3, 5, 1)}),  # its adjoint g·Q
     ("J = sum(g * c, axis=0)", {"c": (900, 3, 1, 2), "g": (900, 3, 2, 1)}),  # 900 terms
+    ("J = sum(g * c, axis=0)", {"c": (900, 3, 1, 10), "g": (900, 3, 10, 1)}),  # in one block
     ("J = sum(W * x, axis=1)", {"W": (5, 30), "x": (30,)}),  # a matrix-vector product
     ("J = sum(u * v, axis=3)", {"u": (5, 4, 1, 6), "v": (4, 3, 6)}),  # stacked, broadcast
 ])
@@ -592,7 +593,8 @@ def test_a_contraction_of_many_terms_or_columns_stays_blas():
             ("J = sum(Q * c, axis=3)", {"Q": (1, 3, 40, 2), "c": (7, 3, 1, 2)}),  # 40 columns
             # more than a vector of columns, the right operand read as it is: BLAS's case
             ("J = sum(g * Q, axis=2)", {"Q": (1, 3, 5, 17), "g": (9, 3, 5, 1)}),
-            ("J = sum(g * c, axis=0)", {"c": (900, 3, 1, 10), "g": (900, 3, 10, 1)})]:
+            # many terms and more rows than one block
+            ("J = sum(g * c, axis=0)", {"c": (900, 3, 1, 10), "g": (900, 3, 24, 1)})]:
         c = cg.parse(text, shapes=shapes)
         f = to_fused(c, min_entries=0)
         assert "_contract(" in f.source and "_mm" not in f.source, text
