@@ -542,3 +542,124 @@ def test_an_output_of_no_input_is_computed_on_each_call():
     c = b.finish([("y", x * e)])
     assert "_cg.broadcast_to(" not in _driver(to_fused(c))
     assert same_bits(to_fused(c)(np.ones((4, 3))), plain(np.ones((4, 3))).y)
+
+
+@pytest.mark.parametrize("text, shapes", [
+    ("J = sum(Q * c, axis=3)", {"Q": (1, 5, 2, 2), "c": (100, 5, 1, 2)}),  # GMM's L·(x − μ)
+    ("J = sum(Q * c, axis=3)", {"Q": (1, 3, 10, 10), "c": (7, 3, 1, 10)}),  # d = 10
+    ("J = sum(g * Q, axis=2)", {"Q": (1, 3, 5, 7), "g": (9, 3, 5, 1)}),  # its adjoint g·Q
+    ("J = sum(g * c, axis=0)", {"c": (900, 3, 1, 2), "g": (900, 3, 2, 1)}),  # 900 terms
+    ("J = sum(g * c, axis=0)", {"c": (900, 3, 1, 10), "g": (900, 3, 10, 1)}),  # in one block
+    ("J = sum(W * x, axis=1)", {"W": (5, 30), "x": (30,)}),  # a matrix-vector product
+    ("J = sum(u * v, axis=3)", {"u": (5, 4, 1, 6), "v": (4, 3, 6)}),  # stacked, broadcast
+])
+def test_small_contractions_run_in_the_librarys_loop(text, shapes, monkeypatch):
+    # few terms and columns: the library's loop, not BLAS (contract_small); the terms added
+    # left to right for each entry, so a point of a batch and any memory layout give the same
+    # bits, and the values are BLAS's within the rounding of a sum of products
+    import circuitgrad.lower.fused as fused
+
+    c = cg.parse(text, shapes=shapes)
+    f, g = to_fused(c, min_entries=0), cg.to_numpy(c)
+    monkeypatch.setattr(fused, "MM_COLUMNS", 0)
+    blas = to_fused(c, min_entries=0, name="blas")
+    assert "_mm0)" in f.source and "_mm" not in blas.source
+    rng = np.random.default_rng(3)
+    for batch in ((), (3,), (2, 1)):
+        values = {n: rng.normal(size=batch + s) for n, s in shapes.items()}
+        got = f(**values)
+        assert np.shape(got) == np.shape(g(**values)) == np.shape(blas(**values))
+        np.testing.assert_allclose(got, g(**values), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(got, blas(**values), rtol=1e-13, atol=1e-13)
+        for k in np.ndindex(batch):
+            assert same_bits(np.asarray(got)[k], f(**{n: v[k] for n, v in values.items()}))
+        if batch:  # the batch axis innermost in memory: the same bits
+            strided = {n: np.moveaxis(np.ascontiguousarray(np.moveaxis(v, 0, -1)), -1, 0)
+                       for n, v in values.items()}
+            assert same_bits(np.asarray(f(**strided)), np.asarray(got))
+    # special values: inf · 0 is NaN, a sum of -0.0 products is +0.0 (a sum starts at +0.0,
+    # as NumPy's sum of the product)
+    values = {n: np.full(s, -0.0) for n, s in shapes.items()}
+    first = next(iter(shapes))
+    values[first] = np.abs(values[first])
+    assert same_bits(f(**values), g(**values))
+    values[first] = np.full(shapes[first], np.inf)
+    assert np.isnan(f(**values)).all()
+
+
+def test_a_contraction_of_many_terms_or_columns_stays_blas():
+    for text, shapes in [
+            ("J = sum(Q * c, axis=3)", {"Q": (1, 3, 2, 33), "c": (70, 3, 1, 33)}),  # 33 terms
+            ("J = sum(Q * c, axis=3)", {"Q": (1, 3, 40, 2), "c": (7, 3, 1, 2)}),  # 40 columns
+            # more than a vector of columns, the right operand read as it is: BLAS's case
+            ("J = sum(g * Q, axis=2)", {"Q": (1, 3, 5, 17), "g": (9, 3, 5, 1)}),
+            # many terms and more rows than one block
+            ("J = sum(g * c, axis=0)", {"c": (900, 3, 1, 10), "g": (900, 3, 24, 1)})]:
+        c = cg.parse(text, shapes=shapes)
+        f = to_fused(c, min_entries=0)
+        assert "_contract(" in f.source and "_mm" not in f.source, text
+
+
+def test_the_drivers_own_forms_give_the_bits_of_numpys_code(monkeypatch):
+    # take with its indices made once, put_add as a bincount, a scatter_add whose places
+    # cover the array as writes, concatenate and reshape without their batch steps, np.sum
+    # as its reduce: the same bits as the NumPy lowering's lines, points and batches
+    from benchmarks import gmm
+    import circuitgrad.lower.fused as fused
+
+    d, K = 3, 4
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    c = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    f = to_fused(c)
+    for helper in ("_take(", "_put_add_last(", "_scatter_cover(", "_concat(", "_reshape(",
+                   "_add_reduce(", "_cover_view("):
+        assert helper in f.source, helper
+    monkeypatch.setattr(fused, "DRIVER_FORMS", {})
+    plain = to_fused(c, name="plain")
+    assert "_put_add_last(" not in plain.source
+    rng = np.random.default_rng(6)
+    batch = {k: np.stack([v, v + 0.01 * rng.normal(size=v.shape)]) for k, v in at.items()}
+    for values in (at, batch):
+        for got, want in zip(f(**values), plain(**values)):
+            assert same_bits(np.asarray(got), np.asarray(want))
+
+
+def test_put_add_last_adds_in_the_order_of_add_at():
+    from circuitgrad.lower.fused import put_add_last
+
+    rng = np.random.default_rng(7)
+    indices = np.array([0, 3, 0, 1, 0, 3, 2, 0], dtype=np.intp)
+    for batch in ((), (3,), (2, 0)):
+        value = rng.normal(size=batch + (4, 8)) * 10.0 ** rng.integers(-8, 8, size=8)
+        value[..., 1] = -0.0
+        want = np.zeros(batch + (4, 5))
+        np.add.at(want, (..., indices), value)
+        flats: dict = {}
+        for _ in range(2):  # the flat indices made, then kept
+            assert same_bits(put_add_last(value, (4, 5), indices, flats), want)
+
+
+def test_a_scatter_add_that_covers_its_array_writes_each_place():
+    from circuitgrad.lower.fused import _place, scatter_cover
+    from circuitgrad.primitives import runtime
+
+    places = [((0, 3, 1), (2, 4, 1)), ((0, 3, 1), (0, 2, 1))]
+    values = [np.array([[-0.0, 1.0]] * 3), np.full((2, 3, 2), np.nan)]
+    values[1][0] = -0.0
+    index = tuple(_place(p) for p in places)
+    want = runtime.scatter_add((3, 4), [(i, 2) for i in index], *values)
+    assert same_bits(scatter_cover((3, 4), (index, (2, 2)), *values), want)
+
+
+def test_a_covers_zeros_plus_value_in_place_or_as_a_view_where_nothing_else_reads_it():
+    from circuitgrad.lower.fused import cover, cover_in_place, cover_view
+
+    value = np.array([[-0.0, 1.0, np.nan, -np.inf], [0.0, -2.5, 3.0, -0.0]])
+    want = cover(value.copy(), 2, (1, 2, 4))
+    assert same_bits(cover_in_place(value.copy(), 2, (1, 2, 4)), want)
+    assert same_bits(cover_in_place(value.copy()[0], 1, (4,)), cover(value[0], 1, (4,)))
+    assert np.signbit(want[0, 0, 0]) == 0  # -0.0 + (+0.0) is +0.0
+    summed = np.abs(value)  # (a sum the library starts at +0.0 is never -0.0)
+    assert same_bits(cover_view(summed, 2, (1, 2, 4)), cover(summed, 2, (1, 2, 4)))
+    assert same_bits(cover_in_place(np.float64(-0.0), 0, ()), cover(-0.0, 0, ()))
