@@ -345,7 +345,7 @@ def c_vector_helpers(ops: Sequence[str], width: int | None = None) -> str:
         head = "static inline void cgv_sincos(int w, cg_v a0, cg_v *s, cg_v *c) {"
         both = "*s = cgv_sin(w, a0); *c = cgv_cos(w, a0); }"
         own = forms["sin"] == "cg_vsin(a0)" and forms["cos"] == "cg_vcos(a0)"
-        vector.append(f"{head} {'(void)w; cg_vsincos(a0, s, c); }' if own else both}")
+        vector.append(f"{head} {'(void)w; cg_vsincos_both(a0, s, c); }' if own else both}")
         plain.append(f"{head} {both}")
     if width == 1:  # plain C: the vector path's guard is never true
         vector = vector[:2]

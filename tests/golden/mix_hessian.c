@@ -358,6 +358,9 @@ static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x
     y = CG_SEL((q & 2) != 0, -y, y);
     *cos_x = cg_vscalar(y, x, outside, cos);
 }
+/* both, for the source's cgv_sincos: a function of its own, compiled here at -O2 with the
+   kernels inlined (inlined into the source's parts, at their -Og, the kernels were calls) */
+static __attribute__((unused)) void cg_vsincos_both(cg_v x, cg_v *sin_x, cg_v *cos_x) { cg_vsincos(x, sin_x, cos_x); }
 static inline cg_v cg_vsin(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return s; }
 static inline cg_v cg_vcos(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return c; }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -378,7 +381,7 @@ static inline cg_v cgv_pow(int w, cg_v a0, cg_v a1) { (void)w; return cg_select(
 static inline cg_v cgv_sigmoid(int w, cg_v a0) { return cgv_exp(w, -cg_vlogaddexp(w, CG_C(0.0), -a0)); }
 static inline cg_v cgv_sin_vjp(int w, cg_v a0, cg_v a1) { return a0 * cgv_cos(w, a1); }
 static inline cg_v cgv_cos_vjp(int w, cg_v a0, cg_v a1) { return a0 * cgv_sin(w, a1); }
-static inline void cgv_sincos(int w, cg_v a0, cg_v *s, cg_v *c) { (void)w; cg_vsincos(a0, s, c); }
+static inline void cgv_sincos(int w, cg_v a0, cg_v *s, cg_v *c) { (void)w; cg_vsincos_both(a0, s, c); }
 #else
 #define CG_W 1
 typedef double cg_v;

@@ -49,7 +49,7 @@ def test_one_sincos_per_operand_with_the_bits_of_each_node_its_own(width, part_s
     g = cg.grad(cg.parse(TEXT, inputs=["x", "y"]))
     shared = cg.to_c(g, width=width, threads=1)
     src = shared.source
-    body = src[src.index(f"CG_PART f_part0"):]
+    body = src[src.index("CG_PART f_part0"):]
     # no node computes its own sine or cosine: one cgv_sincos (or cgv_sin, cgv_cos) an operand
     assert not re.search(r"cgv_(sin|cos)_vjp\(w", body)
     calls = re.findall(r"cgv_(sincos|sin|cos)\(w, ([^,)]+)", body)

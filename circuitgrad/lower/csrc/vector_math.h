@@ -169,6 +169,9 @@ static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x
     y = CG_SEL((q & 2) != 0, -y, y);
     *cos_x = cg_vscalar(y, x, outside, cos);
 }
+/* both, for the source's cgv_sincos: a function of its own, compiled here at -O2 with the
+   kernels inlined (inlined into the source's parts, at their -Og, the kernels were calls) */
+static __attribute__((unused)) void cg_vsincos_both(cg_v x, cg_v *sin_x, cg_v *cos_x) { cg_vsincos(x, sin_x, cos_x); }
 static inline cg_v cg_vsin(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return s; }
 static inline cg_v cg_vcos(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return c; }
 #if defined(__GNUC__) && !defined(__clang__)
