@@ -132,7 +132,8 @@ from ..transforms.scalarize import scalar_size
 from . import isa
 from .cache import cache_dir, load_library  # noqa: F401 - cache_dir: public
 from .isa import default_width
-from .cforms import C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers
+from .cforms import (C_FLAGS, PRELUDE, c_literal, c_ops, c_vector_expression, c_vector_helpers,
+                     sincos_form)
 from .program import EXTENSION as _tape
 from .program import CompiledFunction, ScalarProgram
 from .guarded import guarded
@@ -187,18 +188,25 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
     parts: list[list[str]] = []
     body: list[str] = ["/* forward */"] if sections else []
     kinds = p.op_names
-    # sin and cos of one operand in one part are one call (their gradients make such pairs):
-    # the first of the two computes both, with one range reduction.
-    partner: dict[int, int] = {}
-    unpaired: dict[tuple, int] = {}
-    for k, i in enumerate(ids):
-        if kinds[k] in ("sin", "cos"):
-            other = unpaired.pop((args[i][0], part_of[i], "cos" if kinds[k] == "sin" else "sin"),
-                                 None)
-            if other is None:
-                unpaired.setdefault((args[i][0], part_of[i], kinds[k]), i)
+    # The sine and cosine of one operand (sin(x), cos(x), the gradient's sin_vjp(bar, x) =
+    # bar * cos(x) ...: the records' c_sincos) are computed once, by the first node that reads
+    # them, with one range reduction; a later part reads them from registers past the
+    # program's (extra[(x, "S")]: the register of x's sine).
+    shared = _shared_sincos(ids, kinds, args, part_of, operand, width)
+    extra: dict[tuple[int, str], int] = {}
+    taken: list[tuple[int, int]] = []  # (the last part reading it, register), soonest first
+    nregs = p.nregs
+    for x, (first, parts_of, needs) in shared.items():  # in the order of their first nodes
+        for which in needs:
+            later = [q for q in parts_of[which] if q > part_of[first]]
+            if not later:
+                continue
+            taken.sort()
+            if taken and taken[0][0] < part_of[first]:  # no longer read: reused
+                extra[(x, which)] = taken.pop(0)[1]
             else:
-                partner[other], partner[i] = i, other
+                extra[(x, which)], nregs = nregs, nregs + 1
+            taken.append((max(later), extra[(x, which)]))
     for k, i in enumerate(ids):
         for start in sorted(x for x in sections if x <= i):
             body.append(sections.pop(start))
@@ -209,17 +217,32 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         literal = [a in operand for a in args[i] if a >= 0]
         label = s.name(i) or out_names.get(i)
         note = f"  /* {_comment(label)} */" if label else ""
-        if i not in partner:
+        form = sincos_form(kinds[k], width)
+        x = args[i][form[0]] if form else None
+        if x in shared:
+            first, _, needs = shared[x]
+            if first == i:  # the first node reading them: both (or the one needed)
+                if len(needs) == 2:
+                    body.append(f"cg_v s{x}, c{x};  /* the sine and cosine of v{x}: one call */")
+                    body.append(f"cgv_sincos(w, {names[form[0]]}, &s{x}, &c{x});")
+                else:
+                    which = needs[0]
+                    body.append(f"const cg_v {which.lower()}{x} = "
+                                f"cgv_{'sin' if which == 'S' else 'cos'}(w, {names[form[0]]});")
+                for which in needs:
+                    if (x, which) in extra:
+                        body.append(f"R({extra[(x, which)]}) = {which.lower()}{x};"
+                                    "  /* for a later part */")
+            here = part_of[i] == part_of[first]
+            values = {w_: f"{w_.lower()}{x}" if here else f"R({extra[(x, w_)]})" for w_ in "SC"
+                      if (x, w_) in extra or here}
+            args_of = [f"CG_C({n})" if lit else n for n, lit in zip(names, literal)]
+            expr = re.sub(r"\b(a\d|S|C)\b", lambda m: values[m[0]] if m[0] in "SC" else
+                          args_of[int(m[0][1:])], form[1])
+            body.append(f"const cg_v v{i} = {expr};{note}")
+        else:
             body.append(f"const cg_v v{i} = {c_vector_expression(kinds[k], names, literal)};"
                         f"{note}")
-        elif partner[i] > i:  # the first of a pair: both values
-            j = partner[i]
-            sin, cos = (i, j) if kinds[k] == "sin" else (j, i)
-            label_j = s.name(j) or out_names.get(j)
-            note = f"  /* {_comment(label or f'v{i}')}, {_comment(label_j or f'v{j}')} */" \
-                if label or label_j else ""
-            body.append(f"cg_v v{sin}, v{cos};  /* sin and cos of one operand: one call */")
-            body.append(f"cgv_sincos(w, {names[0]}, &v{sin}, &v{cos});{note}")
         if i in outputs or part_of.get(last[i], -1) != part_of[i]:
             body.append(f"R({reg[i]}) = v{i};")  # read by a later part, or an output
         if k + 1 < len(ids) and part_of[ids[k + 1]] != part_of[i]:
@@ -255,7 +278,7 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         "#include <stdlib.h>",
         PRELUDE.rstrip(),
         "",
-        c_vector_helpers(p.op_names + loop_ops + (["sincos"] if partner else []), width),
+        c_vector_helpers(p.op_names + loop_ops + (["sincos"] if shared else []), width),
         "",
         f"#define LANES {LANES}  /* points per chunk */",
         "#define CG_G (LANES / CG_W)  /* vectors per chunk */",
@@ -284,7 +307,7 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         f"int {name}_eval(const double *in, double *out, long npoints)",
         "{",
         "    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */",
-        f"    long p0, size = {p.nregs}L * CG_G;",
+        f"    long p0, size = {nregs}L * CG_G;",
         "    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);",
         "    int l, m, n, last;",
         "    if (!r) return 1;",
@@ -308,27 +331,28 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
                      f"  /* {output_names[k]} */")
     lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
               "}", ""]
-    lines += _columns_entry(name, p, parts, loop_at, failing, operand, input_names,
+    lines += _columns_entry(name, p, nregs, parts, loop_at, failing, operand, input_names,
                             output_names)
     lines += ["", _THREADS.replace("NAME_NIN", str(nin)).replace("NAME_NOUT", str(nout))
               .replace("NAME", name)]
     return "\n".join(lines)
 
 
-def _columns_entry(name: str, p: ScalarProgram, parts: list, loop_at: list[int],
+def _columns_entry(name: str, p: ScalarProgram, nregs: int, parts: list, loop_at: list[int],
                    failing: set[int], operand: dict[int, str], input_names: list[str],
                    output_names: list[str]) -> list[str]:
     """``NAME_eval_columns``: ``NAME_eval``'s loop over the chunks, but each input column
     read through its own pointer and step and each output column written through its own
     (points ``start`` to ``start + npoints - 1``): a batch straight from the caller's arrays,
-    with no (npoints, inputs) copy, its outputs straight into the caller's."""
+    with no (npoints, inputs) copy, its outputs straight into the caller's. ``nregs``: the
+    register file's size (the program's registers and the shared sines and cosines')."""
     reg = p.reg.tolist()
     lines = [
         f"int {name}_eval_columns(const double *const *in, const long *in_step,",
         "                    double *const *out, const long *out_step, long start, long npoints)",
         "{",
         "    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */",
-        f"    long p0, end = start + npoints, size = {p.nregs}L * CG_G;",
+        f"    long p0, end = start + npoints, size = {nregs}L * CG_G;",
         "    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);",
         "    int l, m, n, last;",
         "    if (!r) return 1;",
@@ -353,6 +377,28 @@ def _columns_entry(name: str, p: ScalarProgram, parts: list, loop_at: list[int],
     lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
               "}"]
     return lines
+
+
+def _shared_sincos(ids: list[int], kinds: list[str], args: list[list[int]],
+                   part_of: dict[int, int], operand: dict[int, str], width: int) -> dict:
+    """The operands whose sine or cosine two or more nodes read (their records' c_sincos,
+    where sharing keeps each node's bits: :func:`~circuitgrad.lower.cforms.sincos_form`):
+    operand -> (the first such node, {"S" or "C": the parts reading it}, what is read)."""
+    readers: dict[int, list[int]] = {}
+    for k, i in enumerate(ids):
+        form = sincos_form(kinds[k], width)
+        if form and args[i][form[0]] >= 0 and args[i][form[0]] not in operand:
+            readers.setdefault(args[i][form[0]], []).append(k)
+    shared = {}
+    for x, ks in readers.items():
+        if len(ks) < 2:
+            continue
+        parts_of: dict[str, list[int]] = {"S": [], "C": []}
+        for k in ks:
+            for which in set(re.findall(r"\b[SC]\b", sincos_form(kinds[k], width)[1])):
+                parts_of[which].append(part_of[ids[k]])
+        shared[x] = (ids[ks[0]], parts_of, [w for w in "SC" if parts_of[w]])
+    return shared
 
 
 def _parts(ids: list[int], starts: list[int]) -> tuple[dict[int, int], list[int]]:

@@ -246,6 +246,30 @@ def vector_form(op: str, width: int = 4) -> str | None:
     return found[0][1] if found else None
 
 
+def sincos_form(op: str, width: int = 4) -> tuple[int, str] | None:
+    """The record's ``c_sincos`` of ``op`` (its operand, its form over ``a0, a1 ...`` and the
+    operand's sine ``S`` and cosine ``C``) where that form is the node's own value at ``width``
+    points per vector and in the plain C path (``S`` for ``cgv_sin``, ``sin``), so that one
+    ``cgv_sincos`` of the operand may serve every node reading them; else None.
+
+        >>> sincos_form("cos_vjp", 8), sincos_form("sin", 8), sincos_form("exp", 8)
+        ((1, 'a0 * S'), (0, 'S'), None)
+    """
+    share = PRIMITIVES[op].c_sincos
+    if share is None:
+        return None
+    k, form = share
+    args = [f"a{j}" for j in range(max(PRIMITIVES[op].arity, 1))]
+
+    def made(sin: str, cos: str) -> str:
+        return re.sub(r"\b[SC]\b", lambda m: (sin if m[0] == "S" else cos).format(args[k]), form)
+
+    own = f"cgv_{op}({', '.join(['w', *args])})"
+    vector = made("cgv_sin(w, {0})", "cgv_cos(w, {0})") in (own, vector_form(op, width))
+    plain = made("sin({0})", "cos({0})") in (own, c_expression(op, args))
+    return share if plain and (vector or width == 1) else None
+
+
 def c_vector_expression(op: str, args: Sequence[str], literal: Sequence[bool]) -> str:
     """The expression of one node in ``to_c``'s source, over registers of type ``cg_v``
     (vectors, or doubles in the plain C path): the C form itself where it is arithmetic, else
@@ -321,7 +345,7 @@ def c_vector_helpers(ops: Sequence[str], width: int | None = None) -> str:
         head = "static inline void cgv_sincos(int w, cg_v a0, cg_v *s, cg_v *c) {"
         both = "*s = cgv_sin(w, a0); *c = cgv_cos(w, a0); }"
         own = forms["sin"] == "cg_vsin(a0)" and forms["cos"] == "cg_vcos(a0)"
-        vector.append(f"{head} {'(void)w; cg_vsincos(a0, s, c); }' if own else both}")
+        vector.append(f"{head} {'(void)w; cg_vsincos_both(a0, s, c); }' if own else both}")
         plain.append(f"{head} {both}")
     if width == 1:  # plain C: the vector path's guard is never true
         vector = vector[:2]

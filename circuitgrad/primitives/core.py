@@ -106,6 +106,13 @@ class Primitive:
     libmvec: int | dict[int, int] | None = None
     c_vector: str | None = None
     c_vector_ulps: int | None = None
+    # ``c_sincos``: for a node whose value is made of the sine or cosine of one operand, that
+    # operand and the value's form over ``a0, a1 ...`` and ``S``, ``C`` (the operand's sine and
+    # cosine), the same bits as ``c`` and ``c_vector`` with ``S`` for ``sin(a1)``: sin_vjp's
+    # (1, "a0 * C"). ``to_c`` computes the sine and cosine of such an operand once, with one
+    # range reduction (``cgv_sincos``), for every node that reads them (sin(x), the gradient's
+    # cos_vjp(bar, x) = bar · sin(x) ...), in whichever part of the source they are.
+    c_sincos: tuple[int, str] | None = None
     # The Jacobian sparsity rule (transforms/sparsity.py), by kind: "reduction",
     # "normalization", "cumsum", "indexing", "joining", "sum_to", "scatter_add", "put_add",
     # "outer", "matmul", "dense" (every entry on every entry, said on purpose). None: the

@@ -136,7 +136,7 @@ RECORDS: list[Primitive] = [
               partials=lambda out, g, x: (call("cos", x), -call("cos_vjp", g, x)),
               vjp=lambda bar, out, g, x: (call("sin_vjp", bar, x), -call("cos_vjp", bar * g, x)),
               sympy=_sympy_call("cos"),
-              c_vector="a0 * cgv_cos(w, a1)"),
+              c_vector="a0 * cgv_cos(w, a1)", c_sincos=(1, "a0 * C")),
     # cos′ = -sin: the node is bar · sin(x), the contribution with its sign carried (the
     # sweep subtracts it), as the unfused rule -(bar · sin(x)) is summed.
     Primitive("cos_vjp", 2, "{0} * xp.sin({1})", "−cos′·", internal=True,
@@ -144,7 +144,7 @@ RECORDS: list[Primitive] = [
               partials=lambda out, g, x: (call("sin", x), call("sin_vjp", g, x)),
               vjp=lambda bar, out, g, x: (call("cos_vjp", bar, x), call("sin_vjp", bar * g, x)),
               sympy=_sympy_call("sin"),
-              c_vector="a0 * cgv_sin(w, a1)"),
+              c_vector="a0 * cgv_sin(w, a1)", c_sincos=(1, "a0 * S")),
     # √′ = 1/(2y), y = √x: 0.5 · (bar / y), as sqrt's own vjp orders it.
     Primitive("sqrt_vjp", 2, "0.5 * ({0} / {1})", "√′·", internal=True,
               c="0.5 * ({0} / {1})", operations=2,

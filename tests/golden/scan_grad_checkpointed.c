@@ -279,21 +279,41 @@ static const unsigned long long cg_exp_table[256] = {
     0x3c8a64a931d185ee, 0x3fefd0765b6e4540, 0xbc8e37bae43be3ed, 0x3fefdbfdad9cbe14,
     0x3c77893b4d91cd9d, 0x3fefe7c1819e90d8, 0x3c5305c14160cc89, 0x3feff3c22b8f71f1,
 };
+/* The table's rows of k, lane by lane: at 4 and 8 lanes one loop of loads through unions; at
+   2 a vector built from the lanes' loads, where the loop's stores stall the vector loads that
+   follow. exp timed on AMD EPYC (Zen 4), ns a point at 8, 4 and 2 lanes: the loop 1.06, 1.12,
+   4.06; the built vector 1.19, 1.23, 2.01; the hardware gather (vpgatherqq, GCC's builtins
+   __builtin_ia32_gatherdiv8di/4di) 1.27, 1.19, none: slower than the loop, so not used. */
+#if CG_W == 2
+#define CG_EXP_ROWS(k, tail, scale) do { \
+        cg_u i_ = ((k) & 127) * 2; \
+        tail = (cg_v)(cg_u){cg_exp_table[i_[0]], cg_exp_table[i_[1]]}; \
+        scale = (cg_v)((cg_u){cg_exp_table[i_[0] + 1], cg_exp_table[i_[1] + 1]} + ((k) << 45)); \
+    } while (0)
+#else
+#define CG_EXP_ROWS(k, tail, scale) do { \
+        cg_lanes k_ = {(cg_v)(k)}, t_, s_; \
+        int l_; \
+        for (l_ = 0; l_ < CG_W; l_++) { \
+            unsigned long long i_ = 2 * (k_.u[l_] % 128); \
+            t_.u[l_] = cg_exp_table[i_]; \
+            s_.u[l_] = cg_exp_table[i_ + 1] + (k_.u[l_] << 45); \
+        } \
+        tail = t_.v; \
+        scale = s_.v; \
+    } while (0)
+#endif
 static inline cg_v cg_vexp(cg_v x) {  /* |x| <= 708: a normal result */
     const cg_v shift = CG_C(0x1.8p52);  /* k + shift has k's bits */
     cg_v kd = x * 0x1.71547652b82fep7 + shift;  /* x * 128 / ln 2, rounded */
-    cg_lanes k = {kd}, tail, scale;
-    int l;
+    cg_u k = (cg_u)kd;  /* k's low bits: its row of the table */
+    cg_v tail, scale;
     kd = kd - shift;
     cg_v r = x + kd * -0x1.62e42fefa0000p-8 + kd * -0x1.cf79abc9e3b3ap-47, r2 = r * r;
-    for (l = 0; l < CG_W; l++) {
-        unsigned long long i = 2 * (k.u[l] % 128);
-        tail.u[l] = cg_exp_table[i];
-        scale.u[l] = cg_exp_table[i + 1] + (k.u[l] << 45);
-    }
-    cg_v tmp = tail.v + r + r2 * (0x1.ffffffffffdbdp-2 + r * 0x1.555555555543cp-3)
+    CG_EXP_ROWS(k, tail, scale);
+    cg_v tmp = tail + r + r2 * (0x1.ffffffffffdbdp-2 + r * 0x1.555555555543cp-3)
                + r2 * r2 * (0x1.55555cf172b91p-5 + r * 0x1.1111167a4d017p-7);
-    return cg_vscalar(scale.v + scale.v * tmp, x, ~(CG_ABS(x) <= 708.0), exp);
+    return cg_vscalar(scale + scale * tmp, x, ~(CG_ABS(x) <= 708.0), exp);
 }
 /* |x| = n pi/2 + y0 + y1, 3 rounds of fdlibm's medium reduction (|x| < 2^19 pi/2) */
 static inline cg_v cg_vrem_pio2(cg_v t, cg_v *y0, cg_v *y1) {
@@ -339,6 +359,9 @@ static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x
     y = CG_SEL((q & 2) != 0, -y, y);
     *cos_x = cg_vscalar(y, x, outside, cos);
 }
+/* both, for the source's cgv_sincos: a function of its own, compiled here at -O2 with the
+   kernels inlined (inlined into the source's parts, at their -Og, the kernels were calls) */
+static __attribute__((unused)) void cg_vsincos_both(cg_v x, cg_v *sin_x, cg_v *cos_x) { cg_vsincos(x, sin_x, cos_x); }
 static inline cg_v cg_vsin(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return s; }
 static inline cg_v cg_vcos(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return c; }
 #if defined(__GNUC__) && !defined(__clang__)
