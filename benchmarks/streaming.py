@@ -11,6 +11,10 @@ random_program`, as ``benchmarks/simd.py``; 17 outputs), ``to_c`` on one thread.
   input read where it is), ``into``: into preallocated outputs.
 * **time**, the two batch paths taken in turns in one child (best of rounds), 10² ops: at
   10⁶ points (the copy's cost) and at 64 points (the call's overhead in Python).
+* **a large tensor input at few points**, the same two paths in turns: ∇ of ``J = sum(W*W)``,
+  ``W`` (300, 300), at 4 points, ``to_tape``: 90,000 input and 90,001 output columns, whose
+  addresses the columns path computes per call (as Python lists they had made it ×1.4 the
+  flat path's time).
 * **a generator** of 10⁷ points (quick: 10⁶) in chunks of 10⁵, through ``f.map(chunks,
   reuse=True)``, 10² ops: the peak above one chunk's inputs and outputs (flat: bounded by a
   chunk, whatever the number of points), the rate, and the rate at 10³ ops extrapolated to
@@ -98,6 +102,26 @@ def timing(emit, ops: int, cache: str) -> None:
             emit(f"{name} {points}", t)
 
 
+def tensor_timing(emit, cache: str, side: int = 300, points: int = 4) -> None:
+    """Child: the flat and columns paths in turns for a large tensor input at few points."""
+    os.environ["CIRCUITGRAD_CACHE"] = cache
+    import numpy as np
+    import circuitgrad as cg
+    f = cg.to_tape(cg.grad(cg.parse("J = sum(W*W)", shapes={"W": (side, side)})))
+    W = np.random.default_rng(0).random((points, side, side))
+
+    def flat():
+        f._columns_ready = False
+        try:
+            return f(W)
+        finally:
+            f._columns_ready = True
+
+    times = best_times({"flat": flat, "columns": lambda: f(W)}, rounds=15, budget=10.0)
+    for name, t in times.items():
+        emit(name, t)
+
+
 def stream(emit, ops: int, points: int, cache: str) -> None:
     """Child: a generator of ``points`` points in chunks of ``CHUNK`` through ``f.map``."""
     prog, f = _function(ops, cache)
@@ -166,6 +190,15 @@ def run(quick: bool = False) -> str:
                       [[f"{n:,}", fmt_time(v[f"flat {n}"]), fmt_time(v[f"columns {n}"]),
                         f"{v[f'columns {n}'] / v[f'flat {n}']:.2f}"] for n in (PEAK_POINTS, 64)]),
                 ""]
+    r = run_bounded("benchmarks.streaming:tensor_timing", {"cache": cache}, 900.0)
+    v = dict(r.values) if not (r.timed_out or r.error) else _failed(r)
+    print(f"[streaming] tensor timing: {v}", flush=True)
+    if "status" not in v:
+        out += ["#### A large tensor input at few points: ∇ sum(W*W), W (300, 300), 4 points, "
+                "`to_tape`", "",
+                table(["flat (a copy of the inputs)", "columns (in place)", "columns / flat"],
+                      [[fmt_time(v["flat"]), fmt_time(v["columns"]),
+                        f"{v['columns'] / v['flat']:.2f}"]]), ""]
     points = 10**6 if quick else 10**7
     r = run_bounded("benchmarks.streaming:stream", {"ops": 100, "points": points,
                                                      "cache": cache}, 900.0)

@@ -249,27 +249,55 @@ def _point_step(shape: tuple[int, ...], strides: tuple[int, ...]) -> int | None:
     return 0 if step is None else step
 
 
-def _columns(base: int, strides: tuple[int, ...], batch: tuple[int, ...],
-             shape: tuple[int, ...]) -> tuple[list[int], int] | None:
-    """The columns of an array at address ``base`` with ``strides`` (broadcast to ``batch +
-    shape``): each entry's address at the first point (the entries row-major) and the one
-    step from point to point, in doubles; or None where its points are not one step apart
-    or an address or a step is not a whole double (then that array alone is copied)."""
+def _column_step(base: int, strides: tuple[int, ...], batch: tuple[int, ...],
+                 shape: tuple[int, ...]) -> int | None:
+    """The one step, in doubles, from point to point of an array at address ``base`` with
+    ``strides`` (broadcast to ``batch + shape``), or None where its points are not one step
+    apart or an address or a step is not a whole double (then that array alone is copied)."""
     nb = len(batch)
     step = _point_step(batch, strides[:nb])
     if step is None or step % 8 or base % 8:
         return None
-    if not shape:
-        return [base], step >> 3
-    inner = strides[nb:]
-    if any(st % 8 for n, st in zip(shape, inner) if n > 1):
+    if any(st % 8 for n, st in zip(shape, strides[nb:]) if n > 1):
         return None
+    return step >> 3
+
+
+def _entry_offsets(shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """int64: the byte offset of each entry of one point of ``shape`` (row-major) from its
+    first, under the point's ``strides`` (an array: a (300, 300) input is 90,000 columns).
+
+        >>> _entry_offsets((2, 3), (24, 8)).tolist()
+        [0, 8, 16, 24, 32, 40]
+    """
     offsets = np.zeros(shape, dtype=np.int64)
-    for axis, (n, st) in enumerate(zip(shape, inner)):
+    for axis, (n, st) in enumerate(zip(shape, strides)):
         index = [1] * len(shape)
         index[axis] = n
         offsets += (np.arange(n, dtype=np.int64) * st).reshape(index)
-    return (base + offsets.ravel()).tolist(), step >> 3
+    return offsets.ravel()
+
+
+def _columns(base: int, strides: tuple[int, ...], batch: tuple[int, ...],
+             shape: tuple[int, ...]) -> tuple[np.ndarray, int] | None:
+    """The columns of an array at address ``base`` with ``strides`` (broadcast to ``batch +
+    shape``): each entry's address at the first point (int64, the entries row-major) and the
+    one step from point to point, in doubles; or None (see :func:`_column_step`)."""
+    step = _column_step(base, strides, batch, shape)
+    if step is None:
+        return None
+    return base + _entry_offsets(shape, strides[len(batch):]), step
+
+
+def _row_major_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The strides of one C-contiguous float64 point of ``shape`` as :func:`_strides` gives
+    them (0 on axes of length 1): a point's entries in the order of the entry point's
+    columns, so their offsets are ``8 * arange(size)``."""
+    strides, span = [], 8
+    for n in reversed(shape):
+        strides.append(0 if n == 1 else span)
+        span *= n
+    return tuple(reversed(strides))
 
 
 def _byte_range(base: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> tuple[int, int]:
@@ -334,6 +362,23 @@ def _outputs_arg(name: str, outputs: Sequence[str], out: Any) -> list[Any]:
     return list(out)
 
 
+def _column_layout(sizes: list[int]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """For arrays of ``sizes`` entries side by side as columns: each column's array (int64),
+    its byte offset in its array's point where the entries are row-major, and each array's
+    columns ``[first, end)``.
+
+        >>> owner, offsets, spans = _column_layout([1, 3])
+        >>> owner.tolist(), offsets.tolist(), spans
+        ([0, 1, 1, 1], [0, 0, 8, 16], [(0, 1), (1, 4)])
+    """
+    sizes_ = np.array(sizes, dtype=np.int64)
+    ends = np.cumsum(sizes_)
+    owner = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes_)
+    offsets = 8 * (np.arange(int(ends[-1]) if len(sizes) else 0, dtype=np.int64)
+                   - np.repeat(ends - sizes_, sizes_))
+    return owner, offsets, [(int(e - n), int(e)) for n, e in zip(sizes_, ends)]
+
+
 class CompiledFunction:
     """What ``to_tape`` and ``to_c`` return share: ``to_numpy``'s interface (inputs by
     position or keyword, points or batches, the same checks and messages) and its named-tuple
@@ -376,6 +421,14 @@ class CompiledFunction:
         for size, shape in zip(program.out_sizes, self._output_shapes):
             self._out_slices.append((at, at + size, shape))
             at += size
+        # The columns of a batch (_batch): each column's input (output), its offset from the
+        # input's first entry where a point's entries are row-major, and each input's columns
+        self._in_owner, self._in_offsets, self._in_spans = _column_layout(program.in_sizes)
+        self._out_owner, self._out_offsets, self._out_spans = _column_layout(program.out_sizes)
+        self._in_row_major = [_row_major_strides(s) for s in self._input_shapes]
+        self._out_row_major = [_row_major_strides(s) for s in self._output_shapes]
+        self._block_offsets = 8 * np.arange(self._nout, dtype=np.int64)  # (npoints, nout)
+        self._block_steps = np.full(self._nout, self._nout, dtype=np.int64)
 
     def _one_point(self, args: tuple, kwargs: dict) -> np.ndarray | None:
         """The inputs as one flat float64 array where every input is given once, as a number
@@ -451,40 +504,64 @@ class CompiledFunction:
         if outs is None:
             block = np.empty((npoints, self._nout))
             results = [block[:, a:b].reshape(batch + shape) for a, b, shape in self._out_slices]
-            out_ptr = _addresses((block,))[0] + 8 * np.arange(self._nout, dtype=np.int64)
-            out_step = np.full(self._nout, self._nout, dtype=np.int64)
+            out_ptr = _addresses((block,))[0] + self._block_offsets
+            out_step = self._block_steps
         else:
             results = outs
             out_ptr, out_step = self._out_columns(outs, batch)
         if npoints == 0:
             return results
-        ptrs: list[int] = []
+        # Each input's address and step in Python (a few per call), its entries' columns
+        # as arrays: a (300, 300) input is 90,000 columns, which as Python lists cost more
+        # than a small batch's arithmetic.
+        nd = len(batch)
+        bases = _addresses(values)
         steps: list[int] = []
         copies = []
-        nd = len(batch)
-        for v, shape, base in zip(values, self._input_shapes, _addresses(values)):
-            cols = _columns(base, _strides(v, nd + len(shape)), batch, shape)
-            if cols is None:  # this input alone, copied (aligned, one step apart)
+        offsets = self._in_offsets
+        for k, (v, shape) in enumerate(zip(values, self._input_shapes)):
+            strides = _strides(v, nd + len(shape))
+            step = _column_step(bases[k], strides, batch, shape)
+            if step is None:  # this input alone, copied (aligned, one step apart)
                 v = np.array(np.broadcast_to(v, batch + shape), order="C")
                 copies.append(v)
-                cols = _columns(_addresses((v,))[0], v.strides, batch, shape)
-            ptrs += cols[0]
-            steps += [cols[1]] * len(cols[0])
-        self._evaluate_columns(np.array(ptrs, dtype=np.int64), np.array(steps, dtype=np.int64),
-                               out_ptr, out_step, npoints)
+                bases[k] = _addresses((v,))[0]
+                strides = _strides(v, nd + len(shape))
+                step = _column_step(bases[k], strides, batch, shape)
+            steps.append(step)
+            if shape and strides[nd:] != self._in_row_major[k]:  # not its entries in order
+                if offsets is self._in_offsets:
+                    offsets = offsets.copy()
+                first, end = self._in_spans[k]
+                offsets[first:end] = _entry_offsets(shape, strides[nd:])
+        if self._scalar_inputs:  # one column per input
+            in_ptr, in_step = np.array(bases, dtype=np.int64), np.array(steps, dtype=np.int64)
+        else:
+            owner = self._in_owner
+            in_ptr = np.array(bases, dtype=np.int64)[owner] + offsets
+            in_step = np.array(steps, dtype=np.int64)[owner]
+        self._evaluate_columns(in_ptr, in_step, out_ptr, out_step, npoints)
         del copies  # (held until the call returned)
         return results
 
     def _out_columns(self, outs: list[np.ndarray], batch: tuple[int, ...]
                      ) -> tuple[np.ndarray, np.ndarray]:
         """The output columns of checked ``into`` arrays: addresses and steps (int64)."""
-        ptrs: list[int] = []
+        nd = len(batch)
+        bases = _addresses(outs)
         steps: list[int] = []
-        for o, shape, base in zip(outs, self._output_shapes, _addresses(outs)):
-            addresses, step = _columns(base, o.strides, batch, shape)
-            ptrs += addresses
-            steps += [step] * len(addresses)
-        return np.array(ptrs, dtype=np.int64), np.array(steps, dtype=np.int64)
+        offsets = self._out_offsets
+        for k, (o, shape) in enumerate(zip(outs, self._output_shapes)):
+            strides = _strides(o, o.ndim)
+            steps.append(_column_step(bases[k], strides, batch, shape))
+            if shape and strides[nd:] != self._out_row_major[k]:
+                if offsets is self._out_offsets:
+                    offsets = offsets.copy()
+                first, end = self._out_spans[k]
+                offsets[first:end] = _entry_offsets(shape, strides[nd:])
+        owner = self._out_owner
+        return (np.array(bases, dtype=np.int64)[owner] + offsets,
+                np.array(steps, dtype=np.int64)[owner])
 
     def _check_out(self, outs: list[Any], batch: tuple[int, ...],
                    values: list[np.ndarray]) -> None:
@@ -516,7 +593,7 @@ class CompiledFunction:
                                    f"would be written over another)")
         bases = _addresses(outs)
         for o, shape, name, base in zip(outs, self._output_shapes, self.outputs, bases):
-            if _columns(base, o.strides, batch, shape) is None:
+            if _column_step(base, o.strides, batch, shape) is None:
                 raise CircuitError(f"{where}: out for the output {name!r} has strides "
                                    f"{o.strides}, whose batch axes are not one step from "
                                    f"point to point (or not whole float64s): give a "
