@@ -73,8 +73,11 @@ writes the outputs where they are returned or into the caller's ``into`` buffers
 
 column ``k`` of the inputs (outputs) of point ``p`` at ``in[k][p * in_step[k]]``
 (``out[k][p * out_step[k]]``), steps in doubles (0: one value for every point), for the points
-``start`` to ``start + npoints - 1``. ``CFunction`` calls it where a batch has at least
-``WORK_PER_THREAD`` scalar operations per thread, the GIL released. The source needs only
+``start`` to ``start + npoints - 1``. It is the one loop over the chunks: ``NAME_eval`` and
+``NAME_eval_threads`` call it with the row-major arrays' columns (column ``k`` of ``in`` at
+``in + k``, a row of ``inputs`` doubles from one point to the next; their addresses on the
+stack up to ``COLUMNS_ON_STACK`` columns, else allocated). ``CFunction`` calls it for a
+batch, the GIL released, over one thread per ``WORK_PER_THREAD`` scalar operations. The source needs only
 ``<math.h>``, ``<stdlib.h>`` and ``<pthread.h>``, so it can be shipped and built anywhere.
 
 The library is compiled with the system compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
@@ -303,39 +306,65 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         lines += ["        " + line for line in part]
         lines += ["    }", "}", ""]
     lines += loop_code
-    lines += [
-        f"int {name}_eval(const double *in, double *out, long npoints)",
-        "{",
-        "    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */",
-        f"    long p0, size = {nregs}L * CG_G;",
-        "    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);",
-        "    int l, m, n, last;",
-        "    if (!r) return 1;",
-        "    for (p0 = 0; p0 < npoints; p0 += LANES) {",
-        "        m = npoints - p0 < LANES ? (int)(npoints - p0) : LANES;  /* points */",
-        "        n = (m + CG_W - 1) / CG_W;  /* vectors */",
-        "        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */",
-    ]
-    for k, i in enumerate(p.in_ids):
-        lines.append(f"        CG_EACH LANE({reg[i]}) = in[CG_POINT * {nin} + {k}];"
-                     f"  /* {input_names[k]} */")
-    for k in range(len(parts) + 1):
-        lines += [f"        if ({name}_loop{j}(r, n, last)) {{ if (r != small) free(r); "
-                  "return 1; }" if j in failing else f"        {name}_loop{j}(r, n, last);"
-                  for j, at in enumerate(loop_at) if at == k and p.loops[j]["result"]]
-        if k < len(parts):
-            lines.append(f"        {name}_part{k}(r, n, last);")
-    for k, i in enumerate(p.out_ids):
-        value = operand.get(i, f"LANE({reg[i]})")
-        lines.append(f"        for (l = 0; l < m; l++) out[(p0 + l) * {nout} + {k}] = {value};"
-                     f"  /* {output_names[k]} */")
-    lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
-              "}", ""]
     lines += _columns_entry(name, p, nregs, parts, loop_at, failing, operand, input_names,
                             output_names)
-    lines += ["", _THREADS.replace("NAME_NIN", str(nin)).replace("NAME_NOUT", str(nout))
-              .replace("NAME", name)]
+    lines += ["", _THREADS.replace("NAME", name)]
+    lines += _row_major_entries(name, nin, nout)
     return "\n".join(lines)
+
+
+COLUMNS_ON_STACK = 256
+"""The most columns (inputs + outputs) whose addresses ``NAME_eval`` keeps on the stack (4
+KiB of addresses and steps); past it they are allocated (a tensor input of 10⁵ entries)."""
+
+
+def _row_major_entries(name: str, nin: int, nout: int) -> list[str]:
+    """``NAME_eval`` and ``NAME_eval_threads``: the row-major arrays as columns, column ``k``
+    of ``in`` at ``in + k`` and ``nin`` doubles from one point to the next (of ``out``: ``out
+    + k``, ``nout``), through ``NAME_eval_columns`` (``_threads``): one loop over the chunks
+    for both ABIs, the same bits."""
+    head = [f"/* {name}_eval and {name}_eval_threads: in is one row of {nin} doubles per point and out",
+            f"   one of {nout}: column j of in is read at in + j, one row further for each next point",
+            "   (of out: out + j), by the columns' loop. */",
+            f"static int {name}_eval_rows(const double *in, double *out, long npoints, int threads)",
+            "{"]
+    fill = [f"    for (k = 0; k < {nin}; k++) {{ in_col[k] = in + k; step[k] = {nin}; }}",
+            f"    for (k = 0; k < {nout}; k++) {{ out_col[k] = out + k; step[{nin} + k] = {nout}; }}"]
+    call = (f"threads <= 1 ? {name}_eval_columns(in_col, step, out_col, step + {nin}, 0, npoints)"
+            f"\n                        : {name}_eval_columns_threads(in_col, step, out_col, "
+            f"step + {nin}, 0, npoints, threads)")
+    if nin + nout <= COLUMNS_ON_STACK:
+        body = [f"    const double *in_col[{max(nin, 1)}];",
+                f"    double *out_col[{max(nout, 1)}];",
+                f"    long step[{max(nin + nout, 1)}], k;  /* in_step, then out_step */",
+                *fill,
+                f"    return {call};"]
+    else:  # (a large tensor input: its columns' addresses are allocated, not on the stack)
+        body = [f"    const double **in_col = malloc(sizeof *in_col * {nin});",
+                f"    double **out_col = malloc(sizeof *out_col * {nout});",
+                f"    long *step = malloc(sizeof *step * {nin + nout}), k;  /* in_step, then out_step */",
+                "    int status = 1;",
+                "    if (in_col && out_col && step) {",
+                *["    " + line for line in fill],
+                f"        status = {call.replace(chr(10) + ' ' * 24, chr(10) + ' ' * 30)};",
+                "    }",
+                "    free(in_col);",
+                "    free(out_col);",
+                "    free(step);",
+                "    return status;"]
+    return head + body + [
+        "}",
+        "",
+        f"int {name}_eval(const double *in, double *out, long npoints)",
+        "{",
+        f"    return {name}_eval_rows(in, out, npoints, 1);",
+        "}",
+        "",
+        f"int {name}_eval_threads(const double *in, double *out, long npoints, int threads)",
+        "{",
+        f"    return {name}_eval_rows(in, out, npoints, threads);",
+        "}",
+        ""]
 
 
 def _columns_entry(name: str, p: ScalarProgram, nregs: int, parts: list, loop_at: list[int],
@@ -868,58 +897,14 @@ def _width_note(width: int) -> list[str]:
             "vector (link", "   with -lm, which brings glibc's vector math); else plain C."]
 
 # The threaded entry point: the batch in one slice per thread (at most 64), each a whole
-# number of chunks (LANES points: whole vectors) but the last, run by NAME_eval; the caller's
-# thread runs the first slice (and any whose thread could not be started). A point is computed
-# in its lane alone, with no reduction across points, so the values are the same bits for any
-# thread count.
+# number of chunks (LANES points: whole vectors) but the last, run by NAME_eval_columns; the
+# caller's thread runs the first slice (and any whose thread could not be started). A point is
+# computed in its lane alone, with no reduction across points, so the values are the same bits
+# for any thread count. (NAME_eval_threads is this over the row-major arrays' columns.)
 _THREADS = """\
+/* NAME_eval_columns over up to `threads` threads: one slice of whole chunks per thread. */
 #if !defined(CG_NO_THREADS)
 #include <pthread.h>
-typedef struct { const double *in; double *out; long npoints; int status; } NAME_slice;
-static void *NAME_run_slice(void *arg)
-{
-    NAME_slice *s = arg;
-    s->status = NAME_eval(s->in, s->out, s->npoints);
-    return NULL;
-}
-#endif
-int NAME_eval_threads(const double *in, double *out, long npoints, int threads)
-{
-#if !defined(CG_NO_THREADS)
-    NAME_slice slice[64];
-    pthread_t id[64];
-    long chunks = (npoints + LANES - 1) / LANES, per, t;
-    unsigned long long started = 0;  /* the slices run by a thread of their own */
-    int status = 0;
-    if (threads > 64) threads = 64;
-    if (threads > chunks) threads = (int)chunks;
-    if (threads <= 1) return NAME_eval(in, out, npoints);
-    per = (chunks + threads - 1) / threads * LANES;  /* points per slice: threads * per >= npoints */
-    for (t = 0; t < threads && t * per < npoints; t++) {
-        slice[t].in = in + t * per * NAME_NIN;
-        slice[t].out = out + t * per * NAME_NOUT;
-        slice[t].npoints = npoints - t * per < per ? npoints - t * per : per;
-        slice[t].status = 0;
-        if (t > 0 && pthread_create(&id[t], NULL, NAME_run_slice, &slice[t])) {
-            slice[t].status = NAME_eval(slice[t].in, slice[t].out, slice[t].npoints);
-            continue;  /* no thread: this one runs it */
-        }
-        if (t > 0) started |= 1ULL << t;
-    }
-    NAME_run_slice(&slice[0]);
-    while (--t >= 0) {
-        if (started >> t & 1) pthread_join(id[t], NULL);
-        status |= slice[t].status;
-    }
-    return status;
-#else
-    (void)threads;
-    return NAME_eval(in, out, npoints);
-#endif
-}
-
-/* NAME_eval_columns over up to `threads` threads, split as NAME_eval_threads splits. */
-#if !defined(CG_NO_THREADS)
 typedef struct {
     const double *const *in; const long *in_step; double *const *out; const long *out_step;
     long start, npoints; int status;

@@ -514,33 +514,6 @@ CG_PART f_part0(cg_v *restrict r, int n, int last)
     }
 }
 
-int f_eval(const double *in, double *out, long npoints)
-{
-    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */
-    long p0, size = 25L * CG_G;
-    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);
-    int l, m, n, last;
-    if (!r) return 1;
-    for (p0 = 0; p0 < npoints; p0 += LANES) {
-        m = npoints - p0 < LANES ? (int)(npoints - p0) : LANES;  /* points */
-        n = (m + CG_W - 1) / CG_W;  /* vectors */
-        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        CG_EACH LANE(0) = in[CG_POINT * 2 + 0];  /* x */
-        CG_EACH LANE(1) = in[CG_POINT * 2 + 1];  /* y */
-        f_part0(r, n, last);
-        for (l = 0; l < m; l++) out[(p0 + l) * 7 + 0] = LANE(13);  /* J */
-        for (l = 0; l < m; l++) out[(p0 + l) * 7 + 1] = LANE(17);  /* dJ_dx */
-        for (l = 0; l < m; l++) out[(p0 + l) * 7 + 2] = LANE(7);  /* dJ_dy */
-        for (l = 0; l < m; l++) out[(p0 + l) * 7 + 3] = LANE(22);  /* d2J_dx_dx */
-        for (l = 0; l < m; l++) out[(p0 + l) * 7 + 4] = LANE(11);  /* d2J_dx_dy */
-        for (l = 0; l < m; l++) out[(p0 + l) * 7 + 5] = LANE(14);  /* d2J_dy_dx */
-        for (l = 0; l < m; l++) out[(p0 + l) * 7 + 6] = LANE(19);  /* d2J_dy_dy */
-    }
-    CG_SCALAR_CODE();
-    if (r != small) free(r);
-    return 0;
-}
-
 int f_eval_columns(const double *const *in, const long *in_step,
                     double *const *out, const long *out_step, long start, long npoints)
 {
@@ -569,53 +542,9 @@ int f_eval_columns(const double *const *in, const long *in_step,
     return 0;
 }
 
+/* f_eval_columns over up to `threads` threads: one slice of whole chunks per thread. */
 #if !defined(CG_NO_THREADS)
 #include <pthread.h>
-typedef struct { const double *in; double *out; long npoints; int status; } f_slice;
-static void *f_run_slice(void *arg)
-{
-    f_slice *s = arg;
-    s->status = f_eval(s->in, s->out, s->npoints);
-    return NULL;
-}
-#endif
-int f_eval_threads(const double *in, double *out, long npoints, int threads)
-{
-#if !defined(CG_NO_THREADS)
-    f_slice slice[64];
-    pthread_t id[64];
-    long chunks = (npoints + LANES - 1) / LANES, per, t;
-    unsigned long long started = 0;  /* the slices run by a thread of their own */
-    int status = 0;
-    if (threads > 64) threads = 64;
-    if (threads > chunks) threads = (int)chunks;
-    if (threads <= 1) return f_eval(in, out, npoints);
-    per = (chunks + threads - 1) / threads * LANES;  /* points per slice: threads * per >= npoints */
-    for (t = 0; t < threads && t * per < npoints; t++) {
-        slice[t].in = in + t * per * 2;
-        slice[t].out = out + t * per * 7;
-        slice[t].npoints = npoints - t * per < per ? npoints - t * per : per;
-        slice[t].status = 0;
-        if (t > 0 && pthread_create(&id[t], NULL, f_run_slice, &slice[t])) {
-            slice[t].status = f_eval(slice[t].in, slice[t].out, slice[t].npoints);
-            continue;  /* no thread: this one runs it */
-        }
-        if (t > 0) started |= 1ULL << t;
-    }
-    f_run_slice(&slice[0]);
-    while (--t >= 0) {
-        if (started >> t & 1) pthread_join(id[t], NULL);
-        status |= slice[t].status;
-    }
-    return status;
-#else
-    (void)threads;
-    return f_eval(in, out, npoints);
-#endif
-}
-
-/* f_eval_columns over up to `threads` threads, split as f_eval_threads splits. */
-#if !defined(CG_NO_THREADS)
 typedef struct {
     const double *const *in; const long *in_step; double *const *out; const long *out_step;
     long start, npoints; int status;
@@ -662,4 +591,28 @@ int f_eval_columns_threads(const double *const *in, const long *in_step, double 
     (void)threads;
     return f_eval_columns(in, in_step, out, out_step, start, npoints);
 #endif
+}
+
+/* f_eval and f_eval_threads: in is one row of 2 doubles per point and out
+   one of 7: column j of in is read at in + j, one row further for each next point
+   (of out: out + j), by the columns' loop. */
+static int f_eval_rows(const double *in, double *out, long npoints, int threads)
+{
+    const double *in_col[2];
+    double *out_col[7];
+    long step[9], k;  /* in_step, then out_step */
+    for (k = 0; k < 2; k++) { in_col[k] = in + k; step[k] = 2; }
+    for (k = 0; k < 7; k++) { out_col[k] = out + k; step[2 + k] = 7; }
+    return threads <= 1 ? f_eval_columns(in_col, step, out_col, step + 2, 0, npoints)
+                        : f_eval_columns_threads(in_col, step, out_col, step + 2, 0, npoints, threads);
+}
+
+int f_eval(const double *in, double *out, long npoints)
+{
+    return f_eval_rows(in, out, npoints, 1);
+}
+
+int f_eval_threads(const double *in, double *out, long npoints, int threads)
+{
+    return f_eval_rows(in, out, npoints, threads);
 }

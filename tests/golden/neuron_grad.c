@@ -240,33 +240,6 @@ CG_PART f_part0(cg_v *restrict r, int n, int last)
     }
 }
 
-int f_eval(const double *in, double *out, long npoints)
-{
-    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */
-    long p0, size = 11L * CG_G;
-    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);
-    int l, m, n, last;
-    if (!r) return 1;
-    for (p0 = 0; p0 < npoints; p0 += LANES) {
-        m = npoints - p0 < LANES ? (int)(npoints - p0) : LANES;  /* points */
-        n = (m + CG_W - 1) / CG_W;  /* vectors */
-        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        CG_EACH LANE(0) = in[CG_POINT * 4 + 0];  /* w */
-        CG_EACH LANE(1) = in[CG_POINT * 4 + 1];  /* x */
-        CG_EACH LANE(2) = in[CG_POINT * 4 + 2];  /* b */
-        CG_EACH LANE(4) = in[CG_POINT * 4 + 3];  /* y */
-        f_part0(r, n, last);
-        for (l = 0; l < m; l++) out[(p0 + l) * 5 + 0] = LANE(8);  /* J */
-        for (l = 0; l < m; l++) out[(p0 + l) * 5 + 1] = LANE(7);  /* dJ_dw */
-        for (l = 0; l < m; l++) out[(p0 + l) * 5 + 2] = LANE(10);  /* dJ_dx */
-        for (l = 0; l < m; l++) out[(p0 + l) * 5 + 3] = LANE(6);  /* dJ_db */
-        for (l = 0; l < m; l++) out[(p0 + l) * 5 + 4] = LANE(9);  /* dJ_dy */
-    }
-    CG_SCALAR_CODE();
-    if (r != small) free(r);
-    return 0;
-}
-
 int f_eval_columns(const double *const *in, const long *in_step,
                     double *const *out, const long *out_step, long start, long npoints)
 {
@@ -295,53 +268,9 @@ int f_eval_columns(const double *const *in, const long *in_step,
     return 0;
 }
 
+/* f_eval_columns over up to `threads` threads: one slice of whole chunks per thread. */
 #if !defined(CG_NO_THREADS)
 #include <pthread.h>
-typedef struct { const double *in; double *out; long npoints; int status; } f_slice;
-static void *f_run_slice(void *arg)
-{
-    f_slice *s = arg;
-    s->status = f_eval(s->in, s->out, s->npoints);
-    return NULL;
-}
-#endif
-int f_eval_threads(const double *in, double *out, long npoints, int threads)
-{
-#if !defined(CG_NO_THREADS)
-    f_slice slice[64];
-    pthread_t id[64];
-    long chunks = (npoints + LANES - 1) / LANES, per, t;
-    unsigned long long started = 0;  /* the slices run by a thread of their own */
-    int status = 0;
-    if (threads > 64) threads = 64;
-    if (threads > chunks) threads = (int)chunks;
-    if (threads <= 1) return f_eval(in, out, npoints);
-    per = (chunks + threads - 1) / threads * LANES;  /* points per slice: threads * per >= npoints */
-    for (t = 0; t < threads && t * per < npoints; t++) {
-        slice[t].in = in + t * per * 4;
-        slice[t].out = out + t * per * 5;
-        slice[t].npoints = npoints - t * per < per ? npoints - t * per : per;
-        slice[t].status = 0;
-        if (t > 0 && pthread_create(&id[t], NULL, f_run_slice, &slice[t])) {
-            slice[t].status = f_eval(slice[t].in, slice[t].out, slice[t].npoints);
-            continue;  /* no thread: this one runs it */
-        }
-        if (t > 0) started |= 1ULL << t;
-    }
-    f_run_slice(&slice[0]);
-    while (--t >= 0) {
-        if (started >> t & 1) pthread_join(id[t], NULL);
-        status |= slice[t].status;
-    }
-    return status;
-#else
-    (void)threads;
-    return f_eval(in, out, npoints);
-#endif
-}
-
-/* f_eval_columns over up to `threads` threads, split as f_eval_threads splits. */
-#if !defined(CG_NO_THREADS)
 typedef struct {
     const double *const *in; const long *in_step; double *const *out; const long *out_step;
     long start, npoints; int status;
@@ -388,4 +317,28 @@ int f_eval_columns_threads(const double *const *in, const long *in_step, double 
     (void)threads;
     return f_eval_columns(in, in_step, out, out_step, start, npoints);
 #endif
+}
+
+/* f_eval and f_eval_threads: in is one row of 4 doubles per point and out
+   one of 5: column j of in is read at in + j, one row further for each next point
+   (of out: out + j), by the columns' loop. */
+static int f_eval_rows(const double *in, double *out, long npoints, int threads)
+{
+    const double *in_col[4];
+    double *out_col[5];
+    long step[9], k;  /* in_step, then out_step */
+    for (k = 0; k < 4; k++) { in_col[k] = in + k; step[k] = 4; }
+    for (k = 0; k < 5; k++) { out_col[k] = out + k; step[4 + k] = 5; }
+    return threads <= 1 ? f_eval_columns(in_col, step, out_col, step + 4, 0, npoints)
+                        : f_eval_columns_threads(in_col, step, out_col, step + 4, 0, npoints, threads);
+}
+
+int f_eval(const double *in, double *out, long npoints)
+{
+    return f_eval_rows(in, out, npoints, 1);
+}
+
+int f_eval_threads(const double *in, double *out, long npoints, int threads)
+{
+    return f_eval_rows(in, out, npoints, threads);
 }

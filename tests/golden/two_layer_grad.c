@@ -270,54 +270,6 @@ CG_PART f_part0(cg_v *restrict r, int n, int last)
     }
 }
 
-int f_eval(const double *in, double *out, long npoints)
-{
-    cg_v small[1024 / CG_W];  /* the registers of a chunk, if they fit */
-    long p0, size = 31L * CG_G;
-    cg_v *r = size <= 1024 / CG_W ? small : CG_ALLOC(size);
-    int l, m, n, last;
-    if (!r) return 1;
-    for (p0 = 0; p0 < npoints; p0 += LANES) {
-        m = npoints - p0 < LANES ? (int)(npoints - p0) : LANES;  /* points */
-        n = (m + CG_W - 1) / CG_W;  /* vectors */
-        last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        CG_EACH LANE(0) = in[CG_POINT * 21 + 0];  /* W1[0][0] */
-        CG_EACH LANE(1) = in[CG_POINT * 21 + 1];  /* W1[0][1] */
-        CG_EACH LANE(2) = in[CG_POINT * 21 + 2];  /* W1[1][0] */
-        CG_EACH LANE(3) = in[CG_POINT * 21 + 3];  /* W1[1][1] */
-        CG_EACH LANE(4) = in[CG_POINT * 21 + 4];  /* W1[2][0] */
-        CG_EACH LANE(5) = in[CG_POINT * 21 + 5];  /* W1[2][1] */
-        CG_EACH LANE(6) = in[CG_POINT * 21 + 6];  /* x[0] */
-        CG_EACH LANE(7) = in[CG_POINT * 21 + 7];  /* x[1] */
-        CG_EACH LANE(8) = in[CG_POINT * 21 + 8];  /* b1[0] */
-        CG_EACH LANE(9) = in[CG_POINT * 21 + 9];  /* b1[1] */
-        CG_EACH LANE(10) = in[CG_POINT * 21 + 10];  /* b1[2] */
-        CG_EACH LANE(11) = in[CG_POINT * 21 + 11];  /* W2[0][0] */
-        CG_EACH LANE(12) = in[CG_POINT * 21 + 12];  /* W2[0][1] */
-        CG_EACH LANE(13) = in[CG_POINT * 21 + 13];  /* W2[0][2] */
-        CG_EACH LANE(14) = in[CG_POINT * 21 + 14];  /* W2[1][0] */
-        CG_EACH LANE(15) = in[CG_POINT * 21 + 15];  /* W2[1][1] */
-        CG_EACH LANE(16) = in[CG_POINT * 21 + 16];  /* W2[1][2] */
-        CG_EACH LANE(17) = in[CG_POINT * 21 + 17];  /* b2[0] */
-        CG_EACH LANE(18) = in[CG_POINT * 21 + 18];  /* b2[1] */
-        CG_EACH LANE(20) = in[CG_POINT * 21 + 19];  /* y[0] */
-        CG_EACH LANE(21) = in[CG_POINT * 21 + 20];  /* y[1] */
-        f_part0(r, n, last);
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 0] = LANE(26);  /* J */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 1] = LANE(22);  /* dJ_dW2[0][0] */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 2] = LANE(29);  /* dJ_dW2[0][1] */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 3] = LANE(30);  /* dJ_dW2[0][2] */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 4] = LANE(23);  /* dJ_dW2[1][0] */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 5] = LANE(24);  /* dJ_dW2[1][1] */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 6] = LANE(25);  /* dJ_dW2[1][2] */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 7] = LANE(27);  /* dJ_db2[0] */
-        for (l = 0; l < m; l++) out[(p0 + l) * 9 + 8] = LANE(28);  /* dJ_db2[1] */
-    }
-    CG_SCALAR_CODE();
-    if (r != small) free(r);
-    return 0;
-}
-
 int f_eval_columns(const double *const *in, const long *in_step,
                     double *const *out, const long *out_step, long start, long npoints)
 {
@@ -367,53 +319,9 @@ int f_eval_columns(const double *const *in, const long *in_step,
     return 0;
 }
 
+/* f_eval_columns over up to `threads` threads: one slice of whole chunks per thread. */
 #if !defined(CG_NO_THREADS)
 #include <pthread.h>
-typedef struct { const double *in; double *out; long npoints; int status; } f_slice;
-static void *f_run_slice(void *arg)
-{
-    f_slice *s = arg;
-    s->status = f_eval(s->in, s->out, s->npoints);
-    return NULL;
-}
-#endif
-int f_eval_threads(const double *in, double *out, long npoints, int threads)
-{
-#if !defined(CG_NO_THREADS)
-    f_slice slice[64];
-    pthread_t id[64];
-    long chunks = (npoints + LANES - 1) / LANES, per, t;
-    unsigned long long started = 0;  /* the slices run by a thread of their own */
-    int status = 0;
-    if (threads > 64) threads = 64;
-    if (threads > chunks) threads = (int)chunks;
-    if (threads <= 1) return f_eval(in, out, npoints);
-    per = (chunks + threads - 1) / threads * LANES;  /* points per slice: threads * per >= npoints */
-    for (t = 0; t < threads && t * per < npoints; t++) {
-        slice[t].in = in + t * per * 21;
-        slice[t].out = out + t * per * 9;
-        slice[t].npoints = npoints - t * per < per ? npoints - t * per : per;
-        slice[t].status = 0;
-        if (t > 0 && pthread_create(&id[t], NULL, f_run_slice, &slice[t])) {
-            slice[t].status = f_eval(slice[t].in, slice[t].out, slice[t].npoints);
-            continue;  /* no thread: this one runs it */
-        }
-        if (t > 0) started |= 1ULL << t;
-    }
-    f_run_slice(&slice[0]);
-    while (--t >= 0) {
-        if (started >> t & 1) pthread_join(id[t], NULL);
-        status |= slice[t].status;
-    }
-    return status;
-#else
-    (void)threads;
-    return f_eval(in, out, npoints);
-#endif
-}
-
-/* f_eval_columns over up to `threads` threads, split as f_eval_threads splits. */
-#if !defined(CG_NO_THREADS)
 typedef struct {
     const double *const *in; const long *in_step; double *const *out; const long *out_step;
     long start, npoints; int status;
@@ -460,4 +368,28 @@ int f_eval_columns_threads(const double *const *in, const long *in_step, double 
     (void)threads;
     return f_eval_columns(in, in_step, out, out_step, start, npoints);
 #endif
+}
+
+/* f_eval and f_eval_threads: in is one row of 21 doubles per point and out
+   one of 9: column j of in is read at in + j, one row further for each next point
+   (of out: out + j), by the columns' loop. */
+static int f_eval_rows(const double *in, double *out, long npoints, int threads)
+{
+    const double *in_col[21];
+    double *out_col[9];
+    long step[30], k;  /* in_step, then out_step */
+    for (k = 0; k < 21; k++) { in_col[k] = in + k; step[k] = 21; }
+    for (k = 0; k < 9; k++) { out_col[k] = out + k; step[21 + k] = 9; }
+    return threads <= 1 ? f_eval_columns(in_col, step, out_col, step + 21, 0, npoints)
+                        : f_eval_columns_threads(in_col, step, out_col, step + 21, 0, npoints, threads);
+}
+
+int f_eval(const double *in, double *out, long npoints)
+{
+    return f_eval_rows(in, out, npoints, 1);
+}
+
+int f_eval_threads(const double *in, double *out, long npoints, int threads)
+{
+    return f_eval_rows(in, out, npoints, threads);
 }

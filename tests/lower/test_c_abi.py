@@ -51,20 +51,28 @@ def compiler():
         pytest.skip("no C compiler")
 
 
-@pytest.mark.parametrize("width", [None, 1])
-def test_a_c_program_calls_the_written_source(tmp_path, width):
+@pytest.mark.parametrize("width, rows, cols", [(None, 2, 3), (1, 2, 3), (None, 12, 12)])
+def test_a_c_program_calls_the_written_source(tmp_path, width, rows, cols):
+    # (12, 12): 157 input and 158 output columns, past COLUMNS_ON_STACK: NAME_eval's
+    # columns' addresses on the heap
     cc = compiler()
-    c = cg.grad(cg.parse("J = sum(tanh(W @ x) * s) + exp(s)", shapes={"W": (2, 3), "x": (3,)}))
+    c = cg.grad(cg.parse("J = sum(tanh(W @ x) * s) + exp(s)",
+                         shapes={"W": (rows, cols), "x": (cols,)}))
     f = cg.to_c(c, name="net", width=width, fused=False)
+    nw = rows * cols
+    nin = nw + cols + 1
+    assert (nin + nin + 1 > c_lowering.COLUMNS_ON_STACK) == (rows == 12)
+    assert ("malloc(sizeof *in_col" in f.source) == (rows == 12)
     source, header = f.write(tmp_path / "net")
     assert (source, header) == (tmp_path / "net.c", tmp_path / "net.h")
     assert source.read_text() == f.source
     text = header.read_text()
-    assert "#define net_NIN 10" in text and "#define net_NOUT 11" in text
-    assert "6..8  x, shape (3,), row-major" in text and "net_eval_threads" in text
+    assert f"#define net_NIN {nin}" in text and f"#define net_NOUT {nin + 1}" in text
+    assert f"{nw}..{nw + cols - 1}  x, shape ({cols},), row-major" in text
+    assert "net_eval_threads" in text
     rng = np.random.default_rng(0)
-    points = rng.normal(size=(11, 10))  # 11 points: a chunk of 8 and a partial one
-    points[3, 9] = np.inf  # s = inf: special values through C as well
+    points = rng.normal(size=(11, nin))  # 11 points: a chunk of 8 and a partial one
+    points[3, nin - 1] = np.inf  # s = inf: special values through C as well
     literal = ", ".join("{" + ", ".join(repr(float(v)).replace("inf", "INFINITY")
                                         for v in row) + "}" for row in points)
     main = (MAIN.replace("STEM", "net").replace("NAME", "net")
@@ -78,12 +86,16 @@ def test_a_c_program_calls_the_written_source(tmp_path, width):
     ran = subprocess.run([str(tmp_path / "main")], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran
     *values, last = ran.stdout.splitlines()
-    assert last == "first x column 6, first dJ_dW column 1"
-    got = np.array([float(v) for v in values]).reshape(len(points), 11)
-    out = f(W=points[:, :6].reshape(-1, 2, 3), x=points[:, 6:9], s=points[:, 9])
+    assert last == f"first x column {nw}, first dJ_dW column 1"
+    got = np.array([float(v) for v in values]).reshape(len(points), nin + 1)
+    out = f(W=points[:, :nw].reshape(-1, rows, cols), x=points[:, nw:nw + cols],
+            s=points[:, nin - 1])
     want = np.concatenate([np.reshape(v, (len(points), -1)) for v in out], axis=1)
     np.testing.assert_array_equal(got, want)  # %.17g round-trips: the same bits
     assert np.isnan(got[3]).any() or np.isinf(got[3]).any()
+    # the Python call's row-major path (NAME_eval) against its columns' path
+    flat = np.ascontiguousarray(points)
+    np.testing.assert_array_equal(f._evaluate(flat, len(points)), want)
 
 
 def test_the_header_stands_alone(tmp_path):
