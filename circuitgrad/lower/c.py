@@ -333,11 +333,15 @@ def _row_major_entries(name: str, nin: int, nout: int) -> list[str]:
     call = (f"threads <= 1 ? {name}_eval_columns(in_col, step, out_col, step + {nin}, 0, npoints)"
             f"\n                        : {name}_eval_columns_threads(in_col, step, out_col, "
             f"step + {nin}, 0, npoints, threads)")
-    if nin + nout <= COLUMNS_ON_STACK:
-        body = [f"    const double *in_col[{max(nin, 1)}];",
-                f"    double *out_col[{max(nout, 1)}];",
-                f"    long step[{max(nin + nout, 1)}], k;  /* in_step, then out_step */",
-                *fill,
+    if nin + nout <= COLUMNS_ON_STACK:  # (initialized, not filled by a loop: the one-point
+        # call's few instructions a column, nearly what reading a row cost before)
+        body = [*_initialized(f"    const double *in_col[{max(nin, 1)}] = ",
+                              [f"in + {k}" for k in range(nin)] or ["0"]),
+                *_initialized(f"    double *out_col[{max(nout, 1)}] = ",
+                              [f"out + {k}" for k in range(nout)] or ["0"]),
+                *_initialized(f"    static const long step[{max(nin + nout, 1)}] = ",
+                              [str(nin)] * nin + [str(nout)] * nout or ["0"],
+                              "  /* in_step, then out_step */"),
                 f"    return {call};"]
     else:  # (a large tensor input: its columns' addresses are allocated, not on the stack)
         body = [f"    const double **in_col = malloc(sizeof *in_col * {nin});",
@@ -365,6 +369,24 @@ def _row_major_entries(name: str, nin: int, nout: int) -> list[str]:
         f"    return {name}_eval_rows(in, out, npoints, threads);",
         "}",
         ""]
+
+
+def _initialized(head: str, items: list[str], note: str = "") -> list[str]:
+    """``head {items};note`` as C lines of at most 96 characters, the items wrapped under
+    the first.
+
+        >>> _initialized("    int a[3] = ", ["1", "2", "3"])
+        ['    int a[3] = {1, 2, 3};']
+    """
+    lines, line = [], head + "{"
+    for k, item in enumerate(items):
+        text = item + ("};" if k == len(items) - 1 else ",")
+        if len(line) + 1 + len(text) > 96 and not line.endswith("{"):
+            lines.append(line)
+            line = " " * (len(head) + 1) + text
+        else:
+            line += ("" if line.endswith("{") else " ") + text
+    return lines + [line + note]
 
 
 def _columns_entry(name: str, p: ScalarProgram, nregs: int, parts: list, loop_at: list[int],

@@ -598,11 +598,9 @@ int f_eval_columns_threads(const double *const *in, const long *in_step, double 
    (of out: out + j), by the columns' loop. */
 static int f_eval_rows(const double *in, double *out, long npoints, int threads)
 {
-    const double *in_col[2];
-    double *out_col[7];
-    long step[9], k;  /* in_step, then out_step */
-    for (k = 0; k < 2; k++) { in_col[k] = in + k; step[k] = 2; }
-    for (k = 0; k < 7; k++) { out_col[k] = out + k; step[2 + k] = 7; }
+    const double *in_col[2] = {in + 0, in + 1};
+    double *out_col[7] = {out + 0, out + 1, out + 2, out + 3, out + 4, out + 5, out + 6};
+    static const long step[9] = {2, 2, 7, 7, 7, 7, 7, 7, 7};  /* in_step, then out_step */
     return threads <= 1 ? f_eval_columns(in_col, step, out_col, step + 2, 0, npoints)
                         : f_eval_columns_threads(in_col, step, out_col, step + 2, 0, npoints, threads);
 }

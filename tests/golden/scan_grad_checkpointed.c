@@ -626,11 +626,9 @@ int f_eval_columns_threads(const double *const *in, const long *in_step, double 
    (of out: out + j), by the columns' loop. */
 static int f_eval_rows(const double *in, double *out, long npoints, int threads)
 {
-    const double *in_col[1];
-    double *out_col[2];
-    long step[3], k;  /* in_step, then out_step */
-    for (k = 0; k < 1; k++) { in_col[k] = in + k; step[k] = 1; }
-    for (k = 0; k < 2; k++) { out_col[k] = out + k; step[1 + k] = 2; }
+    const double *in_col[1] = {in + 0};
+    double *out_col[2] = {out + 0, out + 1};
+    static const long step[3] = {1, 2, 2};  /* in_step, then out_step */
     return threads <= 1 ? f_eval_columns(in_col, step, out_col, step + 1, 0, npoints)
                         : f_eval_columns_threads(in_col, step, out_col, step + 1, 0, npoints, threads);
 }

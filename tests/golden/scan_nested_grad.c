@@ -645,11 +645,9 @@ int f_eval_columns_threads(const double *const *in, const long *in_step, double 
    (of out: out + j), by the columns' loop. */
 static int f_eval_rows(const double *in, double *out, long npoints, int threads)
 {
-    const double *in_col[4];
-    double *out_col[5];
-    long step[9], k;  /* in_step, then out_step */
-    for (k = 0; k < 4; k++) { in_col[k] = in + k; step[k] = 4; }
-    for (k = 0; k < 5; k++) { out_col[k] = out + k; step[4 + k] = 5; }
+    const double *in_col[4] = {in + 0, in + 1, in + 2, in + 3};
+    double *out_col[5] = {out + 0, out + 1, out + 2, out + 3, out + 4};
+    static const long step[9] = {4, 4, 4, 4, 5, 5, 5, 5, 5};  /* in_step, then out_step */
     return threads <= 1 ? f_eval_columns(in_col, step, out_col, step + 4, 0, npoints)
                         : f_eval_columns_threads(in_col, step, out_col, step + 4, 0, npoints, threads);
 }

@@ -375,11 +375,13 @@ int f_eval_columns_threads(const double *const *in, const long *in_step, double 
    (of out: out + j), by the columns' loop. */
 static int f_eval_rows(const double *in, double *out, long npoints, int threads)
 {
-    const double *in_col[21];
-    double *out_col[9];
-    long step[30], k;  /* in_step, then out_step */
-    for (k = 0; k < 21; k++) { in_col[k] = in + k; step[k] = 21; }
-    for (k = 0; k < 9; k++) { out_col[k] = out + k; step[21 + k] = 9; }
+    const double *in_col[21] = {in + 0, in + 1, in + 2, in + 3, in + 4, in + 5, in + 6, in + 7,
+                                in + 8, in + 9, in + 10, in + 11, in + 12, in + 13, in + 14,
+                                in + 15, in + 16, in + 17, in + 18, in + 19, in + 20};
+    double *out_col[9] = {out + 0, out + 1, out + 2, out + 3, out + 4, out + 5, out + 6,
+                          out + 7, out + 8};
+    static const long step[30] = {21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21,
+                                  21, 21, 21, 21, 21, 21, 9, 9, 9, 9, 9, 9, 9, 9, 9};  /* in_step, then out_step */
     return threads <= 1 ? f_eval_columns(in_col, step, out_col, step + 21, 0, npoints)
                         : f_eval_columns_threads(in_col, step, out_col, step + 21, 0, npoints, threads);
 }
