@@ -209,6 +209,54 @@ run_tape_point(const tape_arrays *t, double *r, const double *in, double *out)
     for (Py_ssize_t k = 0; k < t->nout; k++) out[k] = r[oreg[k]];
 }
 
+/* The one loop over a batch's chunks (run and run_columns): input column k of point p read
+   at ((const double *)iptr[k])[p * istep[k]], output column k written at
+   ((double *)optr[k])[p * ostep[k]]. r: nregs * CG_LANES doubles, or for one point nregs
+   and then nin + nout (the point's inputs and outputs, through run_tape_point: the one-point
+   driver, the same bits). Runs without the GIL. */
+static void
+run_batch(const tape_arrays *t, double *r, Py_ssize_t nregs, const int64_t *iptr,
+          const int64_t *istep, const int64_t *optr, const int64_t *ostep, Py_ssize_t npoints)
+{
+    Py_ssize_t nconst = t->nconst, nin = t->nin, nout = t->nout;
+    const int32_t *creg = t->creg.buf, *ireg = t->ireg.buf, *oreg = t->oreg.buf;
+    const double *cval = t->cval.buf;
+    if (npoints == 1) {
+        double *in = r + nregs, *out = in + nin;
+        for (Py_ssize_t k = 0; k < nin; k++) in[k] = *(const double *)(uintptr_t)iptr[k];
+        run_tape_point(t, r, in, out);
+        for (Py_ssize_t k = 0; k < nout; k++) *(double *)(uintptr_t)optr[k] = out[k];
+        return;
+    }
+    for (Py_ssize_t k = 0; k < nconst; k++)
+        for (int l = 0; l < CG_LANES; l++) r[(Py_ssize_t)creg[k] * CG_LANES + l] = cval[k];
+    for (Py_ssize_t p0 = 0; p0 < npoints; p0 += CG_LANES) {
+        int n = npoints - p0 < CG_LANES ? (int)(npoints - p0) : CG_LANES;
+        for (Py_ssize_t k = 0; k < nin; k++) {
+            const double *x = (const double *)(uintptr_t)iptr[k];
+            int64_t step = istep[k];
+            double *y = r + (Py_ssize_t)ireg[k] * CG_LANES;
+            for (int l = 0; l < n; l++) y[l] = x[(p0 + l) * step];
+        }
+        run_chunk(t->code.buf, t->ninstr, r, n);
+        for (Py_ssize_t k = 0; k < nout; k++) {
+            double *y = (double *)(uintptr_t)optr[k];
+            int64_t step = ostep[k];
+            const double *x = r + (Py_ssize_t)oreg[k] * CG_LANES;
+            for (int l = 0; l < n; l++) y[(p0 + l) * step] = x[l];
+        }
+    }
+}
+
+/* The doubles run_batch's r needs: a chunk's registers, or one point's with its inputs and
+   outputs. */
+static size_t
+batch_registers(Py_ssize_t nregs, Py_ssize_t npoints, Py_ssize_t nin, Py_ssize_t nout)
+{
+    return npoints == 1 ? (size_t)nregs + (size_t)(nin + nout)
+                        : (size_t)nregs * (size_t)CG_LANES;
+}
+
 /* run(code, nregs, const_regs, const_values, in_regs, inputs, out_regs, outputs, npoints):
    inputs is float64[npoints, len(in_regs)] and outputs float64[npoints, len(out_regs)],
    row-major. */
@@ -226,35 +274,29 @@ tape_run(PyObject *self, PyObject *args)
     if (get_tape(o_code, o_creg, o_cval, o_ireg, o_oreg, nregs, &t) < 0) return NULL;
     if (get_buffer(o_in, &bin, 8, 0, "inputs") < 0) goto f1;
     if (get_buffer(o_out, &bout, 8, 1, "outputs") < 0) goto f2;
-    Py_ssize_t ninstr = t.ninstr, nconst = t.nconst, nin = t.nin, nout = t.nout;
+    Py_ssize_t nin = t.nin, nout = t.nout;
     if (bin.len / 8 != nin * npoints || bout.len / 8 != nout * npoints) {
         PyErr_SetString(PyExc_ValueError, "_tape.run: arrays of inconsistent lengths");
         goto f3;
     }
-    const int32_t *code = t.code.buf, *creg = t.creg.buf, *ireg = t.ireg.buf,
-                  *oreg = t.oreg.buf;
-    const double *cval = t.cval.buf, *in = bin.buf;
+    /* the row-major arrays as columns: column k of in at in + k, a row (nin) apart */
+    const double *in = bin.buf;
     double *out = bout.buf;
-    int lanes = npoints == 1 ? 1 : CG_LANES;
-    double *r = malloc(sizeof(double) * (size_t)nregs * (size_t)lanes);
+    size_t nr = batch_registers(nregs, npoints, nin, nout);
+    double *r = malloc(sizeof(double) * nr + sizeof(int64_t) * 2 * (size_t)(nin + nout));
     if (!r) { PyErr_NoMemory(); goto f3; }
+    int64_t *iptr = (int64_t *)(r + nr), *istep = iptr + nin, *optr = istep + nin,
+            *ostep = optr + nout;
     Py_BEGIN_ALLOW_THREADS
-    if (npoints == 1) {
-        run_tape_point(&t, r, in, out);
-    } else {
-        for (Py_ssize_t k = 0; k < nconst; k++)
-            for (int l = 0; l < CG_LANES; l++) r[(Py_ssize_t)creg[k] * CG_LANES + l] = cval[k];
-        for (Py_ssize_t p0 = 0; p0 < npoints; p0 += CG_LANES) {
-            int n = npoints - p0 < CG_LANES ? (int)(npoints - p0) : CG_LANES;
-            for (Py_ssize_t k = 0; k < nin; k++)
-                for (int l = 0; l < n; l++)
-                    r[(Py_ssize_t)ireg[k] * CG_LANES + l] = in[(p0 + l) * nin + k];
-            run_chunk(code, ninstr, r, n);
-            for (Py_ssize_t k = 0; k < nout; k++)
-                for (int l = 0; l < n; l++)
-                    out[(p0 + l) * nout + k] = r[(Py_ssize_t)oreg[k] * CG_LANES + l];
-        }
+    for (Py_ssize_t k = 0; k < nin; k++) {
+        iptr[k] = (int64_t)(uintptr_t)(in + k);
+        istep[k] = nin;
     }
+    for (Py_ssize_t k = 0; k < nout; k++) {
+        optr[k] = (int64_t)(uintptr_t)(out + k);
+        ostep[k] = nout;
+    }
+    run_batch(&t, r, nregs, iptr, istep, optr, ostep, npoints);
     Py_END_ALLOW_THREADS
     free(r);
     Py_INCREF(Py_None);
@@ -323,7 +365,7 @@ tape_addresses(PyObject *self, PyObject *arrays)
 }
 
 /* run_columns(code, nregs, const_regs, const_values, in_regs, in_ptr, in_step, out_regs,
-   out_ptr, out_step, npoints): run's loop over the chunks, input column k of point p read
+   out_ptr, out_step, npoints): run_batch, input column k of point p read
    at ((double *)in_ptr[k])[p * in_step[k]] and output column k written at
    ((double *)out_ptr[k])[p * out_step[k]]: a batch with no (npoints, inputs) copy. */
 static PyObject *
@@ -340,46 +382,15 @@ tape_run_columns(PyObject *self, PyObject *args)
     if (get_tape(o_code, o_creg, o_cval, o_ireg, o_oreg, nregs, &t) < 0) return NULL;
     if (get_columns(o_iptr, o_istep, &ci, "input columns") < 0) goto f1;
     if (get_columns(o_optr, o_ostep, &co, "output columns") < 0) goto f2;
-    Py_ssize_t ninstr = t.ninstr, nconst = t.nconst, nin = t.nin, nout = t.nout;
+    Py_ssize_t nin = t.nin, nout = t.nout;
     if (ci.n != nin || co.n != nout || npoints < 0) {
         PyErr_SetString(PyExc_ValueError, "_tape.run_columns: columns of inconsistent lengths");
         goto f3;
     }
-    const int32_t *code = t.code.buf, *creg = t.creg.buf, *ireg = t.ireg.buf,
-                  *oreg = t.oreg.buf;
-    const double *cval = t.cval.buf;
-    const int64_t *iptr = ci.ptr.buf, *istep = ci.step.buf, *optr = co.ptr.buf,
-                  *ostep = co.step.buf;
-    int lanes = npoints == 1 ? 1 : CG_LANES;
-    double *r = malloc(sizeof(double) * ((size_t)nregs * (size_t)lanes
-                                         + (npoints == 1 ? (size_t)(nin + nout) : 0)));
+    double *r = malloc(sizeof(double) * batch_registers(nregs, npoints, nin, nout));
     if (!r) { PyErr_NoMemory(); goto f3; }
     Py_BEGIN_ALLOW_THREADS
-    if (npoints == 1) {  /* run's one-point driver, the same bits as run */
-        double *in = r + nregs, *out = in + nin;
-        for (Py_ssize_t k = 0; k < nin; k++) in[k] = *(const double *)(uintptr_t)iptr[k];
-        run_tape_point(&t, r, in, out);
-        for (Py_ssize_t k = 0; k < nout; k++) *(double *)(uintptr_t)optr[k] = out[k];
-    } else {
-        for (Py_ssize_t k = 0; k < nconst; k++)
-            for (int l = 0; l < CG_LANES; l++) r[(Py_ssize_t)creg[k] * CG_LANES + l] = cval[k];
-        for (Py_ssize_t p0 = 0; p0 < npoints; p0 += CG_LANES) {
-            int n = npoints - p0 < CG_LANES ? (int)(npoints - p0) : CG_LANES;
-            for (Py_ssize_t k = 0; k < nin; k++) {
-                const double *x = (const double *)(uintptr_t)iptr[k];
-                int64_t step = istep[k];
-                double *y = r + (Py_ssize_t)ireg[k] * CG_LANES;
-                for (int l = 0; l < n; l++) y[l] = x[(p0 + l) * step];
-            }
-            run_chunk(code, ninstr, r, n);
-            for (Py_ssize_t k = 0; k < nout; k++) {
-                double *y = (double *)(uintptr_t)optr[k];
-                int64_t step = ostep[k];
-                const double *x = r + (Py_ssize_t)oreg[k] * CG_LANES;
-                for (int l = 0; l < n; l++) y[(p0 + l) * step] = x[l];
-            }
-        }
-    }
+    run_batch(&t, r, nregs, ci.ptr.buf, ci.step.buf, co.ptr.buf, co.step.buf, npoints);
     Py_END_ALLOW_THREADS
     free(r);
     Py_INCREF(Py_None);
