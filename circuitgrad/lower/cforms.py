@@ -330,7 +330,7 @@ def c_vector_helpers(ops: Sequence[str], width: int | None = None) -> str:
             symbol, arity, ulps = table[op]
             vector.append(f"cg_v {symbol}({', '.join(['cg_v'] * arity)});"
                           f"  /* libmvec's {op}: {ulps} ulp from to_numpy */")
-    if any(re.search(r"\bcg_v(exp|sin|cos)\(", form or "") for form in forms.values()):
+    if any(re.search(r"\bcg_v(exp|sin|cos|sigmoid)\(", form or "") for form in forms.values()):
         vector.append(VECTOR_MATH_C)
     for k, op in enumerate(order):
         if k == len(set(first)):
