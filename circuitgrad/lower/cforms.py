@@ -270,6 +270,14 @@ def sincos_form(op: str, width: int = 4) -> tuple[int, str] | None:
     return share if plain and (vector or width == 1) else None
 
 
+LITERAL_POWERS = {"3.0": "cgv_cube"}
+"""``pow`` with a literal exponent that has a helper of its own (exponent as C text -> the
+helper, written where ``pow`` is): the vector form ``cg_vcube`` of ``vector_prelude.h``
+(x·x·x with both products' rounding errors carried: within 0.5 ulp of the cube, measured by
+``scripts/libmvec_ulps.py``), ``cg_pow(x, 3.0)`` in the plain C path. The exponents 0.5, 2
+and -1 are the pow form's own selects (NumPy's sqrt, x*x, 1/x)."""
+
+
 def c_vector_expression(op: str, args: Sequence[str], literal: Sequence[bool]) -> str:
     """The expression of one node in ``to_c``'s source, over registers of type ``cg_v``
     (vectors, or doubles in the plain C path): the C form itself where it is arithmetic, else
@@ -279,11 +287,15 @@ def c_vector_expression(op: str, args: Sequence[str], literal: Sequence[bool]) -
         'R(0) * 2.0'
         >>> c_vector_expression("pow", ["v3", "2.5"], [False, True])
         'cgv_pow(w, v3, CG_C(2.5))'
+        >>> c_vector_expression("pow", ["v3", "3.0"], [False, True])
+        'cgv_cube(w, v3)'
     """
     if is_arithmetic(op):
         if all(literal):  # constants only: a vector all the same
             args = [f"CG_C({a})" for a in args]
         return c_expression(op, args)
+    if op == "pow" and not literal[0] and literal[1] and args[1] in LITERAL_POWERS:
+        return f"{LITERAL_POWERS[args[1]]}(w, {args[0]})"
     args = [f"CG_C({a})" if lit else a for a, lit in zip(args, literal)]
     return f"cgv_{op}({', '.join(['w', *args])})"
 
@@ -318,7 +330,7 @@ def c_vector_helpers(ops: Sequence[str], width: int | None = None) -> str:
             symbol, arity, ulps = table[op]
             vector.append(f"cg_v {symbol}({', '.join(['cg_v'] * arity)});"
                           f"  /* libmvec's {op}: {ulps} ulp from to_numpy */")
-    if any(re.search(r"\bcg_v(exp|sin|cos)\(", form or "") for form in forms.values()):
+    if any(re.search(r"\bcg_v(exp|sin|cos|sigmoid)\(", form or "") for form in forms.values()):
         vector.append(VECTOR_MATH_C)
     for k, op in enumerate(order):
         if k == len(set(first)):
@@ -341,6 +353,11 @@ def c_vector_helpers(ops: Sequence[str], width: int | None = None) -> str:
                      f"{c_expression(op, [f'a{j}' for j in range(arity)])}; }}")
     if len(order) == len(set(first)):
         vector += [_VECTOR_HELPERS[name][1] for name in helpers]
+    if "pow" in order:  # pow(x, 3.0): its own helper (LITERAL_POWERS)
+        vector.append("static inline cg_v cgv_cube(int w, cg_v a0) "
+                      "{ (void)w; return cg_vcube(a0); }")
+        plain.append("static inline cg_v cgv_cube(int w, cg_v a0) "
+                     f"{{ (void)w; return {c_expression('pow', ['a0', '3.0'])}; }}")
     if sincos:
         head = "static inline void cgv_sincos(int w, cg_v a0, cg_v *s, cg_v *c) {"
         both = "*s = cgv_sin(w, a0); *c = cgv_cos(w, a0); }"

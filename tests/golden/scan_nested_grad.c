@@ -187,6 +187,34 @@ static inline cg_v cg_select(cg_m m, cg_v a, cg_v b) {  /* a where m, else b */
 #define CG_SCALAR_CODE()
 #endif
 static inline cg_v cg_vabs(cg_v a) { return (cg_v)((cg_m)a & ~(cg_m)CG_C(-0.0)); }
+/* x ** 3.0 (pow with the literal exponent 3): x*x*x with the rounding errors of both products
+   carried along (Dekker's exact product over Veltkamp's split, no fused multiply-add, so every
+   width and a point alone give the same bits), within 0.5 ulp and a hair of the true cube,
+   where libmvec's pow took about 7% of a gradient's time (and glibc's scalar pow for its
+   negative bases). Zero is itself (the sign kept, as pow's); lanes whose cube or its error
+   terms would overflow or underflow (|x| outside [2^-300, 2^300]), inf and nan take libm's
+   pow(x, 3.0), lane by lane. */
+static inline __attribute__((always_inline)) cg_v cg_vcube(cg_v x) {
+    const cg_v split = CG_C(134217729.0);  /* 2^27 + 1 */
+    cg_v ax = cg_vabs(x);
+    cg_m outside = ~((ax >= 0x1p-300) & (ax <= 0x1p300)) & (x != 0.0);
+    cg_v c = split * x, xh = c - (c - x), xl = x - xh;
+    cg_v s = x * x;  /* x^2 = s + es exactly */
+    cg_v es = ((xh * xh - s) + 2.0 * (xh * xl)) + xl * xl;
+    cg_v d = split * s, sh = d - (d - s), sl = s - sh;
+    cg_v p = s * x;  /* s x = p + ep exactly */
+    cg_v ep = (((sh * xh - p) + sh * xl) + sl * xh) + sl * xl;
+    cg_v y = cg_select(x == 0.0, x, p + (ep + es * x));
+    if (cg_vany(outside)) {  /* rare: some lane out of range */
+        cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
+        int l;
+        CG_SCALAR_CODE();
+        for (l = 0; l < CG_W; l++)
+            if (ms.u[l]) ys.d[l] = pow(xs.d[l], 3.0);
+        return ys.v;
+    }
+    return y;
+}
 
 /* Vector exp, sin and cos: glibc's exp and fdlibm's sin and cos (FreeBSD msun: e_rem_pio2.c,
    k_sin.c, k_cos.c) lane by lane in vector operations, without fused multiply-add. Lanes out
@@ -315,16 +343,42 @@ static inline cg_v cg_vexp(cg_v x) {  /* |x| <= 708: a normal result */
                + r2 * r2 * (0x1.55555cf172b91p-5 + r * 0x1.1111167a4d017p-7);
     return cg_vscalar(scale + scale * tmp, x, ~(CG_ABS(x) <= 708.0), exp);
 }
-/* |x| = n pi/2 + y0 + y1, 3 rounds of fdlibm's medium reduction (|x| < 2^19 pi/2) */
+/* |x| = n pi/2 + y0 + y1 by fdlibm's medium reduction (|x| < 2^19 pi/2): a first round good
+   to 85 bits, and a second (118 bits) and third (151) only where the first cancels more than
+   16 bits (fdlibm's test on the exponents; then 49 after the second): the further rounds run
+   for a vector only where one of its lanes needs them (rare: |x| within 2^-16 of a multiple of
+   pi/2), and each lane takes them only where it needs them, so a lane's value is its own. */
+static inline cg_m cg_vlost(cg_u j, cg_v y) {  /* more than the bits lost? (exponents) */
+    return (cg_m)j - (cg_m)(((cg_u)y >> 52) & 0x7ff);
+}
 static inline cg_v cg_vrem_pio2(cg_v t, cg_v *y0, cg_v *y1) {
     cg_v n = cg_vrint(t * 6.36619772367581382433e-01);
-    cg_v r = t - n * 1.57079632673412561417e+00, w = n * 6.07710050650619224932e-11, u;
-    u = r; w = n * 6.07710050630396597660e-11; r = u - w;
-    w = n * 2.02226624879595063154e-21 - ((u - r) - w);
-    u = r; w = n * 2.02226624871116645580e-21; r = u - w;
-    w = n * 8.47842766036889956997e-32 - ((u - r) - w);
-    *y0 = r - w;
-    *y1 = (r - *y0) - w;
+    cg_v r = t - n * 1.57079632673412561417e+00, w = n * 6.07710050650619224932e-11;
+    cg_v y = r - w;
+    cg_u j = (cg_u)t >> 52;  /* t >= 0: its exponent */
+    cg_m second = cg_vlost(j, y) > 16;
+    if (cg_vany(second)) {
+        cg_v u = r, r2, w2 = n * 6.07710050630396597660e-11, y2;
+        cg_m third;
+        r2 = u - w2;
+        w2 = n * 2.02226624879595063154e-21 - ((u - r2) - w2);
+        y2 = r2 - w2;
+        third = second & (cg_vlost(j, y2) > 49);
+        if (cg_vany(third)) {
+            cg_v r3, w3 = n * 2.02226624871116645580e-21;
+            u = r2;
+            r3 = u - w3;
+            w3 = n * 8.47842766036889956997e-32 - ((u - r3) - w3);
+            r2 = CG_SEL(third, r3, r2);
+            w2 = CG_SEL(third, w3, w2);
+            y2 = r2 - w2;
+        }
+        r = CG_SEL(second, r2, r);
+        w = CG_SEL(second, w2, w);
+        y = CG_SEL(second, y2, y);
+    }
+    *y0 = y;
+    *y1 = (r - y) - w;
     return n;
 }
 static inline cg_v cg_vksin(cg_v x, cg_v y) {  /* fdlibm's __kernel_sin(x, y, 1) */
@@ -364,6 +418,24 @@ static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x
 static __attribute__((unused)) void cg_vsincos_both(cg_v x, cg_v *sin_x, cg_v *cos_x) { cg_vsincos(x, sin_x, cos_x); }
 static inline cg_v cg_vsin(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return s; }
 static inline cg_v cg_vcos(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return c; }
+/* sigmoid(x) = exp(-logaddexp(0, -x)) as the source's cgv_exp(w, -cg_vlogaddexp(w, 0, -x))
+   computes it, the same operations (so the same bits) in one function at -O2, both exps
+   inlined: at the parts' -Og the two helpers and the two exps were calls, ~4% of a gradient's
+   time. libmvec's log1p of the width (2 ulp from to_numpy at every width: the log1p record). */
+#if CG_W == 8
+#define CG_MVEC_LOG1P _ZGVeN8v_log1p
+#elif CG_W == 4
+#define CG_MVEC_LOG1P _ZGVdN4v_log1p
+#else
+#define CG_MVEC_LOG1P _ZGVbN2v_log1p
+#endif
+cg_v CG_MVEC_LOG1P(cg_v);
+static __attribute__((unused, noinline)) cg_v cg_vsigmoid(cg_v x) {
+    cg_v y = -x, d = 0.0 - y, t = CG_MVEC_LOG1P(cg_vexp(-CG_ABS(d)));
+    cg_v l = CG_SEL(y == 0.0, CG_C(0.0 + 0.693147180559945309417232121458176568),
+                    CG_SEL(d > 0.0, 0.0 + t, CG_SEL(d <= 0.0, y + t, d)));
+    return cg_vexp(-l);
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif

@@ -285,3 +285,64 @@ def test_a_pickle_asks_the_width_and_threads_again():
     h = cg.to_c(c, width=WIDTHS[-1])
     assert pickle.loads(pickle.dumps(f)).threads == 3
     assert pickle.loads(pickle.dumps(h)).width == WIDTHS[-1]
+
+
+# -- circuitgrad's own kernels: the cube, the sigmoid, the reduction's rounds ------------------
+
+def _ulps_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance in ulps of finite values (0 where both are the same special value)."""
+    ia, ib = a.view(np.int64), b.view(np.int64)
+    oa = np.where(ia < 0, np.int64(-2**63) - ia, ia)
+    ob = np.where(ib < 0, np.int64(-2**63) - ib, ib)
+    return np.where(np.isnan(a) & np.isnan(b), 0, np.abs(oa - ob))
+
+
+def test_pow_of_three_is_the_compensated_cube_within_one_ulp_and_specials_exact():
+    c = cg.parse("J = x ** 3.0")
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-10, 10, 20000),
+                        rng.choice([-1.0, 1.0], 20000) * 10.0 ** rng.uniform(-323, 308, 20000),
+                        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324,
+                                  2.0**-300, np.nextafter(2.0**-300, 0), 2.0**300,
+                                  np.nextafter(2.0**300, np.inf), -2.0**300,
+                                  5.643803094122362e102, -5.643803094122362e102, 1e103])])
+    with np.errstate(all="ignore"):
+        want = cg.to_numpy(c)(x)
+    for width in WIDTHS:
+        f = cg.to_c(c, width=width, threads=1)
+        assert width == 1 or "cgv_cube(w, " in f.source
+        with np.errstate(all="ignore"):
+            got = f(x)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        special = ~np.isfinite(want) | (want == 0)
+        assert np.array_equal(got[special], want[special], equal_nan=True)
+        assert np.array_equal(np.signbit(got[special]), np.signbit(want[special]))
+        assert _ulps_apart(got, want)[~special].max() <= 1, width
+        for k in (0, 1, 20001, len(x) - 1):  # a point of the batch is the point alone
+            assert same_bits(f(x[k]), got[k])
+
+
+def test_the_vector_sigmoid_is_the_composite_bit_for_bit_at_every_width():
+    """cg_vsigmoid does what the source's cgv_exp(-cg_vlogaddexp(0, -x)) did, at -O2."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(-40, 40, 20000), rng.uniform(-800, 800, 4000),
+                        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -745.2, 709.9])])
+    composite = "exp(-logaddexp(0.0, -x))"  # the primitives the record is written with
+    for width in [w for w in WIDTHS if w > 1]:
+        f = cg.to_c(cg.parse("J = sigmoid(x)"), width=width, threads=1)
+        g = cg.to_c(cg.parse(f"J = {composite}"), width=width, threads=1)
+        assert "cg_vsigmoid(a0)" in f.source
+        with np.errstate(all="ignore"):
+            assert same_bits(f(x), g(x)), width
+
+
+def test_sine_and_cosine_near_multiples_of_half_pi_keep_the_contract():
+    """Where the reduction's first round cancels, the second and third run (lane by lane)."""
+    base = np.arange(1, 40001, dtype=np.float64) * (np.pi / 2)
+    x = np.concatenate([base, np.nextafter(base, 0), np.nextafter(base, np.inf), -base])
+    for op in ("sin", "cos"):
+        c = cg.parse(f"J = {op}(x)")
+        want = cg.to_numpy(c)(x)
+        for width in [w for w in WIDTHS if w > 1]:
+            assert _ulps_apart(cg.to_c(c, width=width, threads=1)(x), want).max() <= 2, \
+                (op, width)

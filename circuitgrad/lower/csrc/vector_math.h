@@ -125,16 +125,42 @@ static inline cg_v cg_vexp(cg_v x) {  /* |x| <= 708: a normal result */
                + r2 * r2 * (0x1.55555cf172b91p-5 + r * 0x1.1111167a4d017p-7);
     return cg_vscalar(scale + scale * tmp, x, ~(CG_ABS(x) <= 708.0), exp);
 }
-/* |x| = n pi/2 + y0 + y1, 3 rounds of fdlibm's medium reduction (|x| < 2^19 pi/2) */
+/* |x| = n pi/2 + y0 + y1 by fdlibm's medium reduction (|x| < 2^19 pi/2): a first round good
+   to 85 bits, and a second (118 bits) and third (151) only where the first cancels more than
+   16 bits (fdlibm's test on the exponents; then 49 after the second): the further rounds run
+   for a vector only where one of its lanes needs them (rare: |x| within 2^-16 of a multiple of
+   pi/2), and each lane takes them only where it needs them, so a lane's value is its own. */
+static inline cg_m cg_vlost(cg_u j, cg_v y) {  /* more than the bits lost? (exponents) */
+    return (cg_m)j - (cg_m)(((cg_u)y >> 52) & 0x7ff);
+}
 static inline cg_v cg_vrem_pio2(cg_v t, cg_v *y0, cg_v *y1) {
     cg_v n = cg_vrint(t * 6.36619772367581382433e-01);
-    cg_v r = t - n * 1.57079632673412561417e+00, w = n * 6.07710050650619224932e-11, u;
-    u = r; w = n * 6.07710050630396597660e-11; r = u - w;
-    w = n * 2.02226624879595063154e-21 - ((u - r) - w);
-    u = r; w = n * 2.02226624871116645580e-21; r = u - w;
-    w = n * 8.47842766036889956997e-32 - ((u - r) - w);
-    *y0 = r - w;
-    *y1 = (r - *y0) - w;
+    cg_v r = t - n * 1.57079632673412561417e+00, w = n * 6.07710050650619224932e-11;
+    cg_v y = r - w;
+    cg_u j = (cg_u)t >> 52;  /* t >= 0: its exponent */
+    cg_m second = cg_vlost(j, y) > 16;
+    if (cg_vany(second)) {
+        cg_v u = r, r2, w2 = n * 6.07710050630396597660e-11, y2;
+        cg_m third;
+        r2 = u - w2;
+        w2 = n * 2.02226624879595063154e-21 - ((u - r2) - w2);
+        y2 = r2 - w2;
+        third = second & (cg_vlost(j, y2) > 49);
+        if (cg_vany(third)) {
+            cg_v r3, w3 = n * 2.02226624871116645580e-21;
+            u = r2;
+            r3 = u - w3;
+            w3 = n * 8.47842766036889956997e-32 - ((u - r3) - w3);
+            r2 = CG_SEL(third, r3, r2);
+            w2 = CG_SEL(third, w3, w2);
+            y2 = r2 - w2;
+        }
+        r = CG_SEL(second, r2, r);
+        w = CG_SEL(second, w2, w);
+        y = CG_SEL(second, y2, y);
+    }
+    *y0 = y;
+    *y1 = (r - y) - w;
     return n;
 }
 static inline cg_v cg_vksin(cg_v x, cg_v y) {  /* fdlibm's __kernel_sin(x, y, 1) */
@@ -174,6 +200,24 @@ static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x
 static __attribute__((unused)) void cg_vsincos_both(cg_v x, cg_v *sin_x, cg_v *cos_x) { cg_vsincos(x, sin_x, cos_x); }
 static inline cg_v cg_vsin(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return s; }
 static inline cg_v cg_vcos(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return c; }
+/* sigmoid(x) = exp(-logaddexp(0, -x)) as the source's cgv_exp(w, -cg_vlogaddexp(w, 0, -x))
+   computes it, the same operations (so the same bits) in one function at -O2, both exps
+   inlined: at the parts' -Og the two helpers and the two exps were calls, ~4% of a gradient's
+   time. libmvec's log1p of the width (2 ulp from to_numpy at every width: the log1p record). */
+#if CG_W == 8
+#define CG_MVEC_LOG1P _ZGVeN8v_log1p
+#elif CG_W == 4
+#define CG_MVEC_LOG1P _ZGVdN4v_log1p
+#else
+#define CG_MVEC_LOG1P _ZGVbN2v_log1p
+#endif
+cg_v CG_MVEC_LOG1P(cg_v);
+static __attribute__((unused, noinline)) cg_v cg_vsigmoid(cg_v x) {
+    cg_v y = -x, d = 0.0 - y, t = CG_MVEC_LOG1P(cg_vexp(-CG_ABS(d)));
+    cg_v l = CG_SEL(y == 0.0, CG_C(0.0 + 0.693147180559945309417232121458176568),
+                    CG_SEL(d > 0.0, 0.0 + t, CG_SEL(d <= 0.0, y + t, d)));
+    return cg_vexp(-l);
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
