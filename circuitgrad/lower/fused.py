@@ -289,20 +289,47 @@ static inline cg_v cg_loadw(const double *p, int w) {
     u_.d[l_] = (p)[(t)[(j) + (l_ < (w) ? l_ : 0)]]; (a) = u_.v; } while (0)
 #endif
 /* Operand k at index j of the innermost axis, lanes j .. j + w - 1 (unused lanes: lane 0's). */
+/* The rare cases, lane by lane (an axis read or written with a step: a transposed view;
+   a block's uneven outputs), are functions called from the loop, not code inlined into it
+   for every operand: the same operations, a fraction of the code for the compiler (GMM
+   d = 10's kernels: see docs/compiled.md, "Building to_fused's kernels"). */
+#if defined(__GNUC__)
+#define CG_OUTLINE static __attribute__((noinline))
+#else
+#define CG_OUTLINE static
+#endif
+CG_OUTLINE cg_v cg_load_step(const double *p, long s, long j, int w) {
+    cg_lanes u; int l;
+    for (l = 0; l < CG_W; l++) u.d[l] = p[(j + (l < w ? l : 0)) * s];
+    return u.v;
+}
+CG_OUTLINE void cg_store_step(double *q, long s, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[(j + l) * s] = u.d[l];
+}
+CG_OUTLINE void cg_acc_step(double *q, long s, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[(j + l) * s] += u.d[l];
+}
+CG_OUTLINE void cg_sacc(double *q, const long *t, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[t[j + l]] += u.d[l];
+}
+CG_OUTLINE void cg_scatter(double *q, const long *t, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[t[j + l]] = u.d[l];
+}
 #define CG_LOAD(a, p, s, j, w) do { if ((s) == 1) { if ((w) == CG_W) memcpy(&(a), (p) + (j), \
     sizeof(cg_v)); else (a) = CG_LOADW(p, j, w); } \
-    else if ((s) == 0) (a) = CG_C((p)[0]); else { cg_lanes u_; int l_; \
-    for (l_ = 0; l_ < CG_W; l_++) u_.d[l_] = (p)[((j) + (l_ < (w) ? l_ : 0)) * (s)]; \
-    (a) = u_.v; } } while (0)
+    else if ((s) == 0) (a) = CG_C((p)[0]); else (a) = cg_load_step(p, s, j, w); } while (0)
 #define CG_STORE(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) memcpy((q) + (j), &(v), \
-    sizeof(cg_v)); else if ((s) == 1) CG_STOREW(q, j, w, v); else { cg_lanes u_ = {v}; \
-    int l_; for (l_ = 0; l_ < (w); l_++) (q)[((j) + l_) * (s)] = u_.d[l_]; } } while (0)
+    sizeof(cg_v)); else if ((s) == 1) CG_STOREW(q, j, w, v); else cg_store_step(q, s, j, w, v); \
+    } while (0)
 /* A sum along a strided axis: each entry its own running sum (lane by lane the same). */
 #define CG_ACC(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) { cg_v t_; \
     memcpy(&t_, (q) + (j), sizeof(cg_v)); t_ += (v); memcpy((q) + (j), &t_, sizeof(cg_v)); } \
     else if ((s) == 1) { cg_v t_ = CG_LOADW(q, j, w); t_ += (v); CG_STOREW(q, j, w, t_); } \
-    else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[((j) + l_) * (s)] += u_.d[l_]; } } while (0)
+    else cg_acc_step(q, s, j, w, v); } while (0)
 /* A sum along the innermost axis: the row's running sum in a register, lanes in order. */
 #define CG_ROW(r, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (r) += u_.d[l_]; } while (0)
@@ -310,10 +337,8 @@ static inline cg_v cg_loadw(const double *p, int w) {
 #define CG_STOREW1(q, j, v) do { cg_lanes u_ = {v}; (q)[j] = u_.d[0]; } while (0)
 /* A block of short rows (CG_GATHER above: the lanes at the offsets of table t, unused lanes
    lane 0's): a sum added entry by entry in lane order, a value stored entry by entry. */
-#define CG_SACC(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[(t)[(j) + l_]] += u_.d[l_]; } while (0)
-#define CG_SCATTER(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[(t)[(j) + l_]] = u_.d[l_]; } while (0)
+#define CG_SACC(q, t, j, w, v) cg_sacc(q, t, j, w, v)
+#define CG_SCATTER(q, t, j, w, v) cg_scatter(q, t, j, w, v)
 #else
 #define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
 #define CG_STORE(q, s, j, w, v) ((q)[(j) * (s)] = (v))
