@@ -66,6 +66,7 @@ from ..errors import CircuitError, ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate, runtime
 from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
+from . import cforms
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
 from .program import EXTENSION as _tape
@@ -1395,8 +1396,7 @@ def kernel_libraries(c: Circuit, groups: list[Group], rows: bool,
     """
     def library(kind: str, index: int, ops: set[str], code: str, entry: str) -> KernelLibrary:
         return KernelLibrary(kind, index, "\n\n".join(
-            ["#include <stdlib.h>", PRELUDE.rstrip(), c_vector_helpers(sorted(ops)),
-             KERNEL_MACROS.strip(), code, entry]) + "\n")
+            [_library_head(tuple(sorted(ops)), cforms.default_width()), code, entry]) + "\n")
 
     libraries = [library("kernel", g, {c.op(i) for i in group.members},
                          kernel_source(c, 0, group),
@@ -1411,6 +1411,14 @@ def kernel_libraries(c: Circuit, groups: list[Group], rows: bool,
                           "    (void)j;\n    cg_mm0(meta, ptr);\n}")
                   for j, sizes in enumerate(small)]
     return libraries
+
+
+@functools.lru_cache(maxsize=256)
+def _library_head(ops: tuple[str, ...], width: int) -> str:
+    """What every library of kernels over ``ops`` starts with (the prelude, the vector
+    helpers at ``width``, the macros): made once per set of operations (~1 ms each)."""
+    return "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(),
+                         c_vector_helpers(list(ops), width), KERNEL_MACROS.strip()])
 
 
 def _plan(c: Circuit, min_entries: int = MIN_ENTRIES) -> tuple:
@@ -1450,16 +1458,14 @@ def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
             except BaseException as e:  # (raised in the caller's thread, below)
                 errors.append((k, e))
 
-    n = min(workers or compile_workers(), len(libraries))
-    if n <= 1:
-        work()
-    else:
-        threads = [threading.Thread(target=work, name=f"circuitgrad-cc-{t}", daemon=True)
-                   for t in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    # this thread works too: the others start while it finds the first libraries
+    threads = [threading.Thread(target=work, name=f"circuitgrad-cc-{t}", daemon=True)
+               for t in range(min(workers or compile_workers(), len(libraries)) - 1)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return loaded
