@@ -53,6 +53,7 @@ import math
 import operator
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,10 +62,11 @@ import numpy as np
 
 from .guarded import guarded
 from ..circuit import LEAVES, Circuit, as_circuit, no_gc
-from ..errors import ShapeError
+from ..errors import CircuitError, ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate, runtime
 from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
+from . import cforms
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
 from .program import EXTENSION as _tape
@@ -289,20 +291,47 @@ static inline cg_v cg_loadw(const double *p, int w) {
     u_.d[l_] = (p)[(t)[(j) + (l_ < (w) ? l_ : 0)]]; (a) = u_.v; } while (0)
 #endif
 /* Operand k at index j of the innermost axis, lanes j .. j + w - 1 (unused lanes: lane 0's). */
+/* The rare cases, lane by lane (an axis read or written with a step: a transposed view;
+   a block's uneven outputs), are functions called from the loop, not code inlined into it
+   for every operand: the same operations, a fraction of the code for the compiler (GMM
+   d = 10's kernels: see docs/compiled.md, "Building to_fused's kernels"). */
+#if defined(__GNUC__)
+#define CG_OUTLINE static __attribute__((noinline))
+#else
+#define CG_OUTLINE static
+#endif
+CG_OUTLINE cg_v cg_load_step(const double *p, long s, long j, int w) {
+    cg_lanes u; int l;
+    for (l = 0; l < CG_W; l++) u.d[l] = p[(j + (l < w ? l : 0)) * s];
+    return u.v;
+}
+CG_OUTLINE void cg_store_step(double *q, long s, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[(j + l) * s] = u.d[l];
+}
+CG_OUTLINE void cg_acc_step(double *q, long s, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[(j + l) * s] += u.d[l];
+}
+CG_OUTLINE void cg_sacc(double *q, const long *t, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[t[j + l]] += u.d[l];
+}
+CG_OUTLINE void cg_scatter(double *q, const long *t, long j, int w, cg_v v) {
+    cg_lanes u = {v}; int l;
+    for (l = 0; l < w; l++) q[t[j + l]] = u.d[l];
+}
 #define CG_LOAD(a, p, s, j, w) do { if ((s) == 1) { if ((w) == CG_W) memcpy(&(a), (p) + (j), \
     sizeof(cg_v)); else (a) = CG_LOADW(p, j, w); } \
-    else if ((s) == 0) (a) = CG_C((p)[0]); else { cg_lanes u_; int l_; \
-    for (l_ = 0; l_ < CG_W; l_++) u_.d[l_] = (p)[((j) + (l_ < (w) ? l_ : 0)) * (s)]; \
-    (a) = u_.v; } } while (0)
+    else if ((s) == 0) (a) = CG_C((p)[0]); else (a) = cg_load_step(p, s, j, w); } while (0)
 #define CG_STORE(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) memcpy((q) + (j), &(v), \
-    sizeof(cg_v)); else if ((s) == 1) CG_STOREW(q, j, w, v); else { cg_lanes u_ = {v}; \
-    int l_; for (l_ = 0; l_ < (w); l_++) (q)[((j) + l_) * (s)] = u_.d[l_]; } } while (0)
+    sizeof(cg_v)); else if ((s) == 1) CG_STOREW(q, j, w, v); else cg_store_step(q, s, j, w, v); \
+    } while (0)
 /* A sum along a strided axis: each entry its own running sum (lane by lane the same). */
 #define CG_ACC(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) { cg_v t_; \
     memcpy(&t_, (q) + (j), sizeof(cg_v)); t_ += (v); memcpy((q) + (j), &t_, sizeof(cg_v)); } \
     else if ((s) == 1) { cg_v t_ = CG_LOADW(q, j, w); t_ += (v); CG_STOREW(q, j, w, t_); } \
-    else { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[((j) + l_) * (s)] += u_.d[l_]; } } while (0)
+    else cg_acc_step(q, s, j, w, v); } while (0)
 /* A sum along the innermost axis: the row's running sum in a register, lanes in order. */
 #define CG_ROW(r, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (r) += u_.d[l_]; } while (0)
@@ -310,10 +339,8 @@ static inline cg_v cg_loadw(const double *p, int w) {
 #define CG_STOREW1(q, j, v) do { cg_lanes u_ = {v}; (q)[j] = u_.d[0]; } while (0)
 /* A block of short rows (CG_GATHER above: the lanes at the offsets of table t, unused lanes
    lane 0's): a sum added entry by entry in lane order, a value stored entry by entry. */
-#define CG_SACC(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[(t)[(j) + l_]] += u_.d[l_]; } while (0)
-#define CG_SCATTER(q, t, j, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
-    (q)[(t)[(j) + l_]] = u_.d[l_]; } while (0)
+#define CG_SACC(q, t, j, w, v) cg_sacc(q, t, j, w, v)
+#define CG_SCATTER(q, t, j, w, v) cg_scatter(q, t, j, w, v)
 #else
 #define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
 #define CG_STORE(q, s, j, w, v) ((q)[(j) * (s)] = (v))
@@ -333,7 +360,11 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     vector math), the last vector of a row partly used; an entry is computed by the same
     operations wherever it falls, so a point of a batch is the point alone, bit for bit."""
     n_in = len(group.operands)
-    stores = [(f"t{i}", False) for i in group.results] + [(f"t{m}", True) for _, m in group.sums]
+    # the members' values named by their place in the group, not by their nodes: the same
+    # kernel in another circuit is the same text (one library in the cache for both)
+    local = {i: f"t{n}" for n, i in enumerate(group.members)}
+    stores = [(local[i], False) for i in group.results] + [(local[m], True)
+                                                           for _, m in group.sums]
     n_out = len(stores)
     where = {a: k for k, a in enumerate(group.operands)}
     lines = [f"static void cg_k{g}(const long *meta, double *const *ptr) {{",
@@ -367,8 +398,9 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
             else:
                 arg_names.append(c_literal(float(c.params(a))))
             literal.append(a not in names and a not in where)
-        names[i] = f"t{i}"
-        body.append(f"const cg_v t{i} = {c_vector_expression(c.op(i), arg_names, literal)};")
+        names[i] = local[i]
+        body.append(f"const cg_v {local[i]} = "
+                    f"{c_vector_expression(c.op(i), arg_names, literal)};")
     for k, (value, accumulate) in enumerate(stores):
         if accumulate:
             body.append(f"if (ho{k}) CG_SACC(q{k}, to{k}, j, w, {value}); "
@@ -1334,6 +1366,111 @@ def fused_source(c: Circuit, name: str = "f", min_entries: int = MIN_ENTRIES,
             small)
 
 
+@dataclass(frozen=True)
+class KernelLibrary:
+    """One shared library of a fused function: a group's kernel (``kind`` ``"kernel"``,
+    entry ``cg_kernel``), the row kernels (``"rows"``, ``cg_rows``) or a small contraction
+    (``"mm"``, ``cg_mm``); ``index`` is the group's or the contraction's number."""
+
+    kind: str
+    index: int
+    source: str
+
+    @property
+    def entry(self) -> str:
+        return {"kernel": "cg_kernel", "rows": "cg_rows", "mm": "cg_mm"}[self.kind]
+
+
+def kernel_libraries(c: Circuit, groups: list[Group], rows: bool,
+                     small: list[tuple[int, int, int]]) -> list[KernelLibrary]:
+    """The C of each library of a fused function (:func:`fused_source`'s plan), one library
+    per kernel, each self-contained (the prelude, the vector helpers of its own operations,
+    the macros) and named as if it were the only one (``cg_k0``, ``cg_mm0``): a kernel seen
+    before, in this circuit or any other, is the same source, found in the cache by it; the
+    libraries compile in parallel (:func:`build_libraries`).
+
+        >>> import circuitgrad as cg
+        >>> c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3000,), "y": (3000,)})
+        >>> [(lib.kind, lib.index) for lib in kernel_libraries(c, *_plan(c))]
+        [('kernel', 0)]
+    """
+    def library(kind: str, index: int, ops: set[str], code: str, entry: str) -> KernelLibrary:
+        return KernelLibrary(kind, index, "\n\n".join(
+            [_library_head(tuple(sorted(ops)), cforms.default_width()), code, entry]) + "\n")
+
+    libraries = [library("kernel", g, {c.op(i) for i in group.members},
+                         kernel_source(c, 0, group),
+                         "void cg_kernel(int g, const long *meta, double *const *ptr) {\n"
+                         "    (void)g;\n    cg_k0(meta, ptr);\n}")
+                 for g, group in enumerate(groups)]
+    if rows:
+        libraries.append(library("rows", 0, {"exp", "log", "maximum", "where", "equal"},
+                                 row_kernel_source(), ""))
+    libraries += [library("mm", j, set(), mm_kernel_source(0, *sizes),
+                          "void cg_mm(int j, const long *meta, double *const *ptr) {\n"
+                          "    (void)j;\n    cg_mm0(meta, ptr);\n}")
+                  for j, sizes in enumerate(small)]
+    return libraries
+
+
+@functools.lru_cache(maxsize=256)
+def _library_head(ops: tuple[str, ...], width: int) -> str:
+    """What every library of kernels over ``ops`` starts with (the prelude, the vector
+    helpers at ``width``, the macros): made once per set of operations (~1 ms each)."""
+    return "\n\n".join(["#include <stdlib.h>", PRELUDE.rstrip(),
+                         c_vector_helpers(list(ops), width), KERNEL_MACROS.strip()])
+
+
+def _plan(c: Circuit, min_entries: int = MIN_ENTRIES) -> tuple:
+    """(groups, rows, small) of :func:`fused_source`: the plan the libraries are made for."""
+    _, _, groups, _, rows, _, small = fused_source(c, min_entries=min_entries)
+    return groups, rows, small
+
+
+def compile_workers() -> int:
+    """How many compilers run at once: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
+                    workers: int | None = None) -> list[ctypes.CDLL]:
+    """Each library compiled or found in the cache (``compile_library``: keyed by its own
+    source, the compiler, the flags and the ISA), up to ``workers`` compilers at once
+    (default :func:`compile_workers`), in the order given; the first error raised after
+    every compiler has finished. The threads are daemons: a process that exits while they
+    wait for a compiler does not wait with them (the cache writes a library only whole: a
+    temporary name, then a rename)."""
+    loaded: list[Any] = [None] * len(libraries)
+    errors: list[tuple[int, BaseException]] = []
+    todo = collections.deque(range(len(libraries)))
+
+    def work() -> None:
+        while True:
+            try:
+                k = todo.popleft()
+            except IndexError:
+                return
+            try:
+                loaded[k] = compile_library(libraries[k].source, opt, timeout)[1]
+            except BaseException as e:  # (raised in the caller's thread, below)
+                errors.append((k, e))
+
+    # this thread works too: the others start while it finds the first libraries
+    threads = [threading.Thread(target=work, name=f"circuitgrad-cc-{t}", daemon=True)
+               for t in range(min(workers or compile_workers(), len(libraries)) - 1)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return loaded
+
+
 def _covering_scatter(c: Circuit, k: int) -> bool:
     """Node ``k`` is a ``scatter_add`` of one value into a place that is the whole array, its
     entries in order (the index new axes and whole slices only: the adjoint of ``x[:, None]``):
@@ -1563,20 +1700,39 @@ class FusedFunction(NumpyFunction):
     :class:`~circuitgrad.NumpyFunction` (points, batches, named outputs).
 
     Attributes:
-        source: the Python driver; ``c_source``: the kernels' C; ``groups``: how many kernels.
+        source: the Python driver; ``c_source``: the kernels' C (one library each, in
+            order); ``groups``: how many kernels; ``compiled``: whether calls run the
+            kernels (False while a ``wait=False`` build is under way: they run ``to_numpy``'s
+            code).
     """
 
     def __init__(self, circuit: Circuit, name: str = "f", opt: str = "-O2",
                  timeout: float = COMPILE_TIMEOUT, csr: bool = True,
-                 min_entries: int = MIN_ENTRIES):
+                 min_entries: int = MIN_ENTRIES, wait: bool = True):
         self._opt, self._timeout, self._min_entries = opt, timeout, min_entries
+        self._wait = wait
+        self._libraries: list[ctypes.CDLL] = []
+        self._build_error: BaseException | None = None
+        self._built = threading.Event()
         super().__init__(circuit, name, "compile", csr)
+        if self._pending:  # (the plain tier until the thread below switches _run)
+            self._fused_run, self._run = self._run, self._plain_function()._run
+            self._builder = threading.Thread(target=self._build_in_background,
+                                             name=f"circuitgrad-build-{name}", daemon=True)
+            self._builder.start()
+        else:
+            self._built.set()
 
     def _compile(self) -> None:
         tune_malloc()
-        source, self.c_source, groups, names, rows, prelude, small = fused_source(
+        source, _, groups, names, rows, prelude, small = fused_source(
             self.circuit, self._name, self._min_entries)
         self.groups = len(groups)
+        self._kernel_libraries = kernel_libraries(self.circuit, groups, rows, small)
+        self._small = small
+        self.c_source = "\n".join(f"/* library {n + 1} of {len(self._kernel_libraries)}: "
+                                  f"{lib.kind} {lib.index} */\n{lib.source}"
+                                  for n, lib in enumerate(self._kernel_libraries))
         namespace = {**NAMESPACE, **names.constants, **names.lists, **names.runners.namespace,
                      "_contract": contract, "_cover": cover, "_cover_view": cover_view,
                      "_cover_in_place": cover_in_place,
@@ -1586,19 +1742,10 @@ class FusedFunction(NumpyFunction):
                      "_run": functools.partial(run_kernel, plans={})}
         if len(self.circuit.outputs) > 1:
             namespace["_Outputs"] = outputs(self.circuit.outputs)
-        if groups or rows or small:
-            _, library = compile_library(self.c_source, self._opt, self._timeout)
-            entry = kernel_entry(library.cg_kernel)
-            for g in range(len(groups)):
-                namespace[f"_kernel{g}"] = functools.partial(entry, g)
-            if rows:
-                namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows))
-            if small:
-                mm = kernel_entry(library.cg_mm)
-                for j, sizes in enumerate(small):
-                    namespace[f"_mm{j}"] = functools.partial(
-                        contract_small, functools.partial(mm, j), sizes, plans={})
-            self._library = library  # kept alive with the function
+        self._namespace = namespace
+        self._pending = bool(self._kernel_libraries) and not self._wait
+        if self._kernel_libraries and self._wait:
+            self._attach(build_libraries(self._kernel_libraries, self._opt, self._timeout))
         if prelude:
             try:  # the values that depend on no input, once
                 with warnings.catch_warnings(record=True) as warned:
@@ -1610,48 +1757,123 @@ class FusedFunction(NumpyFunction):
             if warned:  # (a warning too: each call warns, as to_numpy's)
                 source = fused_source(self.circuit, self._name, self._min_entries, fold=False)[0]
                 prelude = ""
-        self._namespace = namespace
         # (.source shows the values computed at build, which the driver reads by name)
         self._source = source if not prelude else "\n".join(
             ["# computed once, when the function was built (they depend on no input):"]
             + [f"#   {line}" for line in prelude.splitlines()] + [source])
         self._code = compile(source, f"<circuitgrad fused {self._name}>", "exec")
 
-    def _call_on(self, values: list[Any], batch: tuple[int, ...], foreign: list[int]) -> Any:
-        # Arrays of another library: the plain NumPy lowering's code, bound to that library.
+    def _attach(self, libraries: list[ctypes.CDLL]) -> None:
+        """The loaded libraries' entry points into the driver's namespace (``_kernel{g}``,
+        ``_rows``, ``_mm{j}``)."""
+        namespace = self._namespace
+        for lib, library in zip(self._kernel_libraries, libraries):
+            if lib.kind == "kernel":
+                namespace[f"_kernel{lib.index}"] = functools.partial(
+                    kernel_entry(library.cg_kernel), 0)
+            elif lib.kind == "rows":
+                namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows))
+            else:
+                namespace[f"_mm{lib.index}"] = functools.partial(
+                    contract_small, functools.partial(kernel_entry(library.cg_mm), 0),
+                    self._small[lib.index], plans={})
+        self._libraries = libraries  # kept alive with the function
+        self._library = libraries[0]  # (the first: kernel 0's where there are kernels)
+
+    def _build_in_background(self) -> None:
+        """A ``wait=False`` build: the libraries compiled, attached, then the driver switched
+        in by one assignment (a call reads ``_run`` once: the plain driver or the fused one,
+        never a mix); an error is kept for the next call and :meth:`wait`."""
+        try:
+            self._attach(build_libraries(self._kernel_libraries, self._opt, self._timeout))
+            self._run = self._fused_run
+        except BaseException as e:
+            self._build_error = e
+            self._run = self._failed
+        finally:
+            self._built.set()
+
+    def _failed(self, *values: Any) -> Any:
+        raise CircuitError(f"to_fused: building {self._name}'s kernels (wait=False) failed: "
+                           f"{self._build_error}") from self._build_error
+
+    @property
+    def compiled(self) -> bool:
+        """Whether calls run the compiled kernels now (False while a ``wait=False`` build is
+        under way, or where it failed)."""
+        return self._built.is_set() and self._build_error is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the kernels of a ``wait=False`` build are loaded (at most ``timeout``
+        seconds); whether they are. Raises the build's error where it failed (as every call
+        then does). A function built with ``wait=True`` returns True at once.
+
+            >>> import circuitgrad as cg
+            >>> c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3000,), "y": (3000,)})
+            >>> f = cg.to_fused(c, wait=False)
+            >>> f.wait()
+            True
+        """
+        if self._built.wait(timeout) and self._build_error is not None:
+            self._failed()
+        return self.compiled
+
+    def _plain_function(self) -> NumpyFunction:
         plain = getattr(self, "_plain", None)
         if plain is None:
             plain = self._plain = NumpyFunction(self.circuit, self._name)
-        return plain._call_on(values, batch, foreign)
+        return plain
+
+    def _call_on(self, values: list[Any], batch: tuple[int, ...], foreign: list[int]) -> Any:
+        # Arrays of another library: the plain NumPy lowering's code, bound to that library.
+        return self._plain_function()._call_on(values, batch, foreign)
 
     def __reduce__(self):
         return (to_fused, (self.circuit, self._name, self._opt, self._timeout,
-                           self._csr is not None, self._min_entries))
+                           self._csr is not None, self._min_entries, self._wait))
 
     def __repr__(self) -> str:
+        state = "" if self.compiled else (
+            ", build failed" if self._built.is_set() else ", compiling (to_numpy's code until then)")
         return (f"<FusedFunction {self._name}({', '.join(self.inputs)}): {len(self.circuit)} "
-                f"nodes, {self.groups} fused kernels>")
+                f"nodes, {self.groups} fused kernels{state}>")
 
 
 def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COMPILE_TIMEOUT,
-             csr: bool = True, min_entries: int = MIN_ENTRIES) -> FusedFunction:
+             csr: bool = True, min_entries: int = MIN_ENTRIES,
+             wait: bool = True) -> FusedFunction:
     """Lower a tensor circuit to NumPy calls and fused C loops (see the module's docstring).
+
+    Each kernel is its own library, found in the cache by its own source (a kernel built
+    for another circuit is not compiled again); those not found compile in parallel, one
+    compiler per CPU.
 
     Args:
         c: the circuit.
         name: the name of the generated function.
         opt: the C compiler's optimization flag for the kernels.
-        timeout: seconds the compiler may take.
+        timeout: seconds the compiler may take (for each library).
         csr: sparse Jacobian or Hessian outputs as ``scipy.sparse.csr_array``.
         min_entries: the least entries of a point of a group's shape for a kernel (smaller
             groups stay NumPy calls: a kernel call costs ~10 µs, NumPy's on a small array ~1).
+        wait: False returns before the compiler has run: until the kernels are loaded (in
+            a background thread), calls run ``to_numpy``'s code and give ``to_numpy``'s bits;
+            then the fused code (within docs/semantics.md's bound of them: sums in another
+            order). ``f.compiled`` says which; ``f.wait()`` blocks until the kernels are
+            loaded. A failed build raises at every later call and at ``f.wait()``.
+
+        >>> import circuitgrad as cg
+        >>> c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3000,), "y": (3000,)})
+        >>> f = cg.to_fused(c, wait=False)  # at once: to_numpy's code until the kernels load
+        >>> float(f(x=np.zeros(3000), y=np.ones(3000)))
+        3000.0
     """
     c = as_circuit(c, "to_fused")
     if c.meta.get("guards") is not None:  # checked first, on every call
         return guarded(c, to_fused, name=name, opt=opt, timeout=timeout, csr=csr,
-                       min_entries=min_entries)
+                       min_entries=min_entries, wait=wait)
     with no_gc():
-        return FusedFunction(c, name, opt, timeout, csr, min_entries)
+        return FusedFunction(c, name, opt, timeout, csr, min_entries, wait)
 
 
 TENSOR_LOWERING[0] = to_fused  # to_c's choice for large tensor circuits (lower/c.py)

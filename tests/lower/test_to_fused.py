@@ -7,6 +7,7 @@ a batch is the point alone, bit for bit.
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -663,3 +664,176 @@ def test_a_covers_zeros_plus_value_in_place_or_as_a_view_where_nothing_else_read
     summed = np.abs(value)  # (a sum the library starts at +0.0 is never -0.0)
     assert same_bits(cover_view(summed, 2, (1, 2, 4)), cover(summed, 2, (1, 2, 4)))
     assert same_bits(cover_in_place(np.float64(-0.0), 0, ()), cover(-0.0, 0, ()))
+
+
+# ---- the build: a library per kernel, cached by its own source, compiled in parallel; and a
+# first value without waiting for the compiler (wait=False)
+
+def _gmm_gradient(d: int = 3, K: int = 4):
+    from benchmarks import gmm
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    return cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}),
+                   wrt=list(gmm.WRT)), at
+
+
+def test_a_kernel_seen_in_another_circuit_is_a_cache_hit(tmp_path, monkeypatch):
+    from circuitgrad.lower import cache, fused
+    monkeypatch.setenv("CIRCUITGRAD_CACHE", str(tmp_path / "cache"))
+    first = cg.grad(cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3000,), "y": (3000,)}))
+    # the same chain under other names and shapes, and a chain of its own
+    second = cg.grad(cg.parse("K = sum(exp(a) * b + a) + sum(sin(c) * c)",
+                              shapes={"a": (40, 100), "b": (40, 100), "c": (2000,)}))
+    sources = [{lib.source for lib in fused.kernel_libraries(c, *fused._plan(c))}
+               for c in (first, second)]
+    shared = sources[0] & sources[1]
+    assert shared and sources[1] - sources[0]
+    f = to_fused(first)
+    assert cache.info()["libraries"] == len(sources[0]) == f.groups
+    compiled = []
+    real = fused.compile_library
+
+    def counting(source, *args, **kwargs):
+        compiled.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(fused, "compile_library", counting)
+    g = to_fused(second)
+    # every library is looked up, only the new ones are compiled into the cache
+    assert sorted(compiled) == sorted(lib.source for lib in g._kernel_libraries)
+    assert cache.info()["libraries"] == len(sources[0] | sources[1])
+    values = {"a": np.linspace(-1, 1, 4000).reshape(40, 100), "b": np.full((40, 100), 0.5),
+              "c": np.linspace(-3, 3, 2000)}
+    for got, want in zip(g(**values), cg.to_numpy(second)(**values)):
+        assert close(got, want)
+
+
+def test_parallel_compilers_give_the_bits_of_one(tmp_path, monkeypatch):
+    from circuitgrad.lower import fused
+    c, at = _gmm_gradient()
+    results = []
+    for workers in (1, 3):
+        monkeypatch.setenv("CIRCUITGRAD_CACHE", str(tmp_path / f"cache{workers}"))
+        monkeypatch.setattr(fused, "compile_workers", lambda: workers)
+        f = to_fused(c, min_entries=0)
+        assert len(f._libraries) == len(f._kernel_libraries) >= 6
+        results.append(tuple(f(**at)))
+    for one, several in zip(*results):
+        assert same_bits(one, several)
+
+
+def _held_build(monkeypatch):
+    """build_libraries made to wait for the returned event (the switch under the test's
+    control)."""
+    import threading
+    from circuitgrad.lower import fused
+    release, real = threading.Event(), fused.build_libraries
+
+    def held(*args, **kwargs):
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fused, "build_libraries", held)
+    return release
+
+
+def test_wait_false_gives_to_numpys_bits_then_to_fuseds(monkeypatch):
+    c, at = _gmm_gradient()
+    plain, compiled = cg.to_numpy(c)(**at), to_fused(c, min_entries=0)(**at)
+    # (the two tiers differ here: a test that could not tell them apart would prove nothing)
+    assert any(not same_bits(p, q) for p, q in zip(plain, compiled))
+    release = _held_build(monkeypatch)
+    f = to_fused(c, min_entries=0, wait=False)
+    assert not f.compiled and "compiling" in repr(f) and not f.wait(0.01)
+    for _ in range(2):
+        for got, want in zip(f(**at), plain):
+            assert same_bits(got, want)
+    release.set()
+    assert f.wait(60) and f.compiled and "compiling" not in repr(f)
+    for got, want in zip(f(**at), compiled):
+        assert same_bits(got, want)
+    again = pickle.loads(pickle.dumps(f))  # (a wait=False function pickles as one)
+    assert again.wait(60)
+    for got, want in zip(again(**at), compiled):
+        assert same_bits(got, want)
+
+
+def test_a_call_racing_the_switch_sees_one_tier(monkeypatch):
+    import threading
+    c, at = _gmm_gradient()
+    tiers = [tuple(cg.to_numpy(c)(**at)), tuple(to_fused(c, min_entries=0)(**at))]
+    release = _held_build(monkeypatch)
+    f = to_fused(c, min_entries=0, wait=False)
+    seen, stop, failures = [], threading.Event(), []
+
+    def calls():
+        try:
+            while not stop.is_set():
+                seen.append(tuple(f(**at)))
+        except BaseException as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=calls) for _ in range(3)]
+    for t in threads:
+        t.start()
+    release.set()
+    assert f.wait(60)
+    after = [tuple(f(**at)) for _ in range(3)]  # calls after the switch: the kernels'
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not failures
+    which = [[k for k, tier in enumerate(tiers) if all(map(same_bits, got, tier))]
+             for got in seen]
+    assert seen and all(len(w) == 1 for w in which)  # each call is one tier's, whole
+    assert all(all(map(same_bits, got, tiers[1])) for got in after)
+
+
+def test_a_failed_background_build_raises_at_the_next_call_and_at_wait(monkeypatch):
+    from circuitgrad.lower import fused
+    c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3000,), "y": (3000,)})
+
+    def broken(source, *args, **kwargs):
+        raise cg.CircuitError("to_c: cc failed (exit 1): planted")
+
+    monkeypatch.setattr(fused, "compile_library", broken)
+    with pytest.raises(cg.CircuitError, match="planted"):
+        to_fused(c)  # (waiting: raised by to_fused itself)
+    f = to_fused(c, wait=False)
+    with pytest.raises(cg.CircuitError, match="wait=False.*planted"):
+        f.wait(60)
+    assert not f.compiled and "build failed" in repr(f)
+    with pytest.raises(cg.CircuitError, match="planted"):
+        f(x=np.zeros(3000), y=np.ones(3000))
+
+
+def test_a_process_exiting_while_the_compiler_runs_neither_waits_nor_writes(tmp_path):
+    import subprocess
+    import sys
+    import time
+    # a compiler that takes a minute; the process exits at once after its first value
+    slow, pids = tmp_path / "slowcc", tmp_path / "pids"
+    slow.write_text(f"#!/bin/sh\necho $$ >> {pids}\nsleep 60\nexec cc \"$@\"\n")
+    slow.chmod(0o755)
+    cache_dir = tmp_path / "cache"
+    script = ("import numpy as np, circuitgrad as cg\n"
+              "c = cg.parse('J = sum(exp(x) * y)', shapes={'x': (3000,), 'y': (3000,)})\n"
+              "f = cg.to_fused(c, wait=False)\n"
+              "print(float(f(x=np.zeros(3000), y=np.ones(3000))), f.compiled)\n")
+    env = {**os.environ, "CC": str(slow), "CIRCUITGRAD_CACHE": str(cache_dir)}
+    start = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=45)
+        assert time.monotonic() - start < 45
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["3000.0", "False"]
+        # no library was written, whole or in part
+        assert not cache_dir.exists() or not [
+            p for p in cache_dir.iterdir() if p.name.startswith(("cg_", ".tmp_"))]
+    finally:
+        for pid in pids.read_text().split() if pids.exists() else ():
+            try:
+                os.killpg(int(pid), 9)  # (the compiler runs in its own session)
+            except ProcessLookupError:
+                pass
