@@ -60,7 +60,7 @@ import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit
 from ..errors import InputError
-from ..primitives import special
+from ..primitives import PRIMITIVES, special
 from ..transforms.common import fresh
 from ..transforms.jacobian import COLORING_WORK, jacobian_sweep
 from .c import to_c
@@ -297,6 +297,49 @@ def seed_compression(c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: 
     return compression if compression.count + 1 <= COMPRESS_SHARE * seeds else None
 
 
+IDENTITY_VIEW_ROW = 8
+"""The shortest last axis of a seed input that :func:`identity_view`'s rows are given to (a
+fused kernel runs shorter rows in blocks that span the seed axis, which the view walks
+backwards: there the identity stays a matrix)."""
+
+
+def identity_view(n: int) -> np.ndarray:
+    """The n × n identity as a read-only strided view of 2n − 1 numbers: row k is the
+    window that starts k places before the one 1.0 (strides −8 and 8 bytes), so a sweep's
+    seeds take 16 kB of memory that stays in cache, not n² · 8 bytes (8 MB at n = 1000,
+    read by every pass that reads the seed). The same values as ``np.eye(n)``.
+
+        >>> identity_view(3).tolist(), identity_view(3).strides
+        ([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], (-8, 8))
+    """
+    line = np.zeros(2 * n - 1)
+    line[n - 1] = 1.0
+    view = np.lib.stride_tricks.as_strided(line[n - 1:], shape=(n, n),
+                                           strides=(-line.itemsize, line.itemsize))
+    view.flags.writeable = False
+    return view
+
+
+def _reads_identity_view(sweep: Circuit, function: Any, shapes: list[tuple[int, ...]]) -> bool:
+    """Whether the dense seeds are passed as :func:`identity_view` (else ``np.eye``): for a
+    NumPy (or fused) function, whose every operation on a seed is elementwise or a sum, and
+    whose seeds' rows are at least :data:`IDENTITY_VIEW_ROW` long. The values are the
+    identity's; an elementwise node gives the same bits whatever its operands' strides, and
+    NumPy writes its result in C order (a fresh array, as with ``np.eye``); a sum of a seed's
+    entries, 0.0s and one 1.0, is exact in any order. Another lowering (``to_c``, the tape)
+    copies an input that is not contiguous, on every call: it keeps ``np.eye``'s."""
+    if not isinstance(function, NumpyFunction) or not shapes or any(
+            not s or s[-1] < IDENTITY_VIEW_ROW for s in shapes):
+        return False
+    names = set(sweep.meta["jacobian_sweep"]["seeds"])
+    seeds = {i for name, i in zip(sweep.inputs, sweep.input_ids) if name in names}
+    for i, op, args, _params, _shape in sweep.records():
+        if seeds.intersection(args) and not (op == "sum" or PRIMITIVES[op].shape is None
+                                             and op not in LEAVES):
+            return False
+    return True
+
+
 def _direct(function: Any) -> Callable[..., Any]:
     """The sweep function called by keyword with its batch (the seeds', then the points'):
     for a NumPy (or fused) function, :meth:`~circuitgrad.NumpyFunction.call_bound` (the inputs
@@ -358,6 +401,7 @@ class JacobianFunction:
         self._Outputs = outputs(self.outputs)
         seeded = _with_seed_products(sweep, function, self.dense_seeds)
         self._dense_products = seeded is not None
+        self._identity_view = _reads_identity_view(sweep, function, self._seed_shapes)
         self._dense_call = _direct(function if seeded is None else seeded)
         self.compression = (seed_compression(c, self._wrt, self._outs, self.mode)
                             if compress else None)
@@ -532,7 +576,9 @@ class JacobianFunction:
         the points' axes."""
         arrays = self._seed_arrays.get((seeds, k))
         if arrays is None:
-            if seeds == "dense":
+            if seeds == "dense" and self._identity_view:
+                matrix = identity_view(self.dense_seeds)
+            elif seeds == "dense":
                 matrix = np.eye(self.dense_seeds)
                 matrix.flags.writeable = False
             else:

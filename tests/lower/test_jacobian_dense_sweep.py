@@ -151,3 +151,76 @@ def test_call_bound_names_an_output_of_the_wrong_shape_an_internal_error():
     fn._run = lambda x: np.zeros(4)  # (an internal bug: an output of another shape)
     with pytest.raises(CircuitError, match="internal error"):
         fn.call_bound([np.zeros(3)])
+
+
+# -- the identity's rows as a strided view ---------------------------------------------------
+
+def test_the_identity_view_is_the_identity():
+    from circuitgrad.lower.jacobians import identity_view
+    for n in (1, 2, 9, 1000):
+        view = identity_view(n)
+        np.testing.assert_array_equal(view, np.eye(n))
+        assert not view.flags.writeable
+        low, high = np.lib.array_utils.byte_bounds(view)
+        assert high - low == (2 * n - 1) * 8  # (the 16 kB at n = 1000, not 8 MB)
+
+
+PROGRAMS = {  # elementwise readers of the seeds, sums of them, and a product after them
+    "full rows": ("f = tanh(x * sin(sum(x)) + cos(x) * exp(-x * x))", {"x": (64,)}, None),
+    "two inputs": ("f = sin(x) * y + sum(x * y) * x\ng = exp(y) * sum(x)",
+                   {"x": (16,), "y": (16,)}, None),
+    "matrix": ("F = sin(A) * sum(A, axis=0) + A\nt = sum(A * A)", {"A": (8, 12)}, None),
+    "product": ("f = W @ tanh(x) + x * sum(x)", {"x": (80,), "W": (80, 80)}, "x"),
+}
+# the sweeps whose seeds are the identity view (the others: test_..._keeps_the_identity_matrix)
+VIEWED = [("full rows", "forward"), ("full rows", "reverse"), ("two inputs", "forward"),
+          ("two inputs", "reverse"), ("matrix", "forward"), ("product", "forward")]
+
+
+def program(name):
+    text, shapes, wrt = PROGRAMS[name]
+    outputs = [line.split(" = ")[0] for line in text.splitlines()]
+    return cg.parse(text, shapes=shapes, outputs=outputs), wrt
+
+
+@pytest.mark.parametrize("lower", [cg.to_numpy, cg.to_fused])
+@pytest.mark.parametrize("name, mode", VIEWED)
+def test_the_identity_view_gives_the_dense_seeds_bits(name, mode, lower, monkeypatch):
+    """The sweep on the identity view and on ``np.eye`` (the same function): the same bits,
+    NaNs and the signs of zeros included, at a point with inf, NaN and ±0."""
+    from circuitgrad.lower import jacobians
+
+    c, wrt = program(name)
+    rng = np.random.default_rng(5)
+    values = {x: rng.uniform(-2.0, 2.0, c.shape(i)) for x, i in zip(c.inputs, c.input_ids)}
+    special = next(iter(values))
+    values[special].reshape(-1)[:4] = [np.inf, np.nan, -0.0, 0.0]
+    jf = cg.jacobian_function(c, wrt, mode=mode, lower=lower, compress=False)
+    assert jf._identity_view
+    views = jf(**values)
+    monkeypatch.setattr(jacobians, "identity_view",
+                        lambda n: np.eye(n).view())  # the dense matrix, for a new function
+    eye = cg.jacobian_function(c, wrt, mode=mode, lower=lower, compress=False)
+    assert eye._seed_batch("dense", 0)[jf._seed_names[0]].strides[0] > 0
+    assert jf._seed_batch("dense", 0)[jf._seed_names[0]].strides[0] < 0
+    got = eye(**values)
+    for field, a, b in zip(got._fields, views, got):
+        np.testing.assert_array_equal(a, b, err_msg=field)
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(b), err_msg=field)
+
+
+def test_a_seed_read_by_a_product_keeps_the_identity_matrix():
+    """A seed that a matrix product reads (its sums' order may depend on the strides), a seed
+    of short rows (blocks of a kernel that span the seed axis) or a scalar seed, and
+    another lowering than NumPy's (a copy on every call): ``np.eye``."""
+    c, _ = program("product")
+    assert not cg.jacobian_function(c, mode="reverse", lower=cg.to_numpy)._identity_view
+    assert not cg.jacobian_function(c, mode="forward", lower=cg.to_numpy)._identity_view  # W
+    matrix, _ = program("matrix")  # reverse: the scalar t's seed
+    assert not cg.jacobian_function(matrix, mode="reverse", lower=cg.to_numpy,
+                                    compress=False)._identity_view
+    short = cg.parse("f = sin(x) * sum(x)", shapes={"x": (40, 2)})
+    assert not cg.jacobian_function(short, mode="forward", lower=cg.to_numpy,
+                                    compress=False)._identity_view
+    small = cg.parse("f = sin(x) * sum(x)", shapes={"x": (6,)})
+    assert not cg.jacobian_function(small, mode="forward", lower=cg.to_tape)._identity_view
