@@ -119,12 +119,21 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
     """
     group_of = [-1] * len(c)
     groups: list[Group] = []
-    open_by_shape: dict[tuple[int, ...], int] = {}
+    # open groups by (shape, whether the members vary with a sweep's seeds: _seed_varying)
+    open_by_shape: dict[tuple[tuple[int, ...], bool], int] = {}
     schedule: list[tuple[str, int]] = []
+    varying, seeds = _seed_varying(c)
+    key_of: list[tuple[tuple[int, ...], bool]] = []
+
+    def key(i: int) -> tuple[tuple[int, ...], bool]:
+        return c.shape(i), varying[i]
 
     def close(g: int) -> None:
-        del open_by_shape[groups[g].shape]
+        del open_by_shape[key_of[g]]
         schedule.append(("group", g))
+
+    def fusable_node(i: int) -> bool:  # (a node that varies with the seeds runs N times)
+        return _fusable(c, i, -(-min_entries // seeds) if varying[i] else min_entries)
 
     # sum(a * b) (a sum or sum_to of a product read by nothing else): one matmul of a and b,
     # BLAS's (the product of the broadcast shape is never made). Scheduled as ("contract", s).
@@ -157,21 +166,22 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
                 waiting[i] += 1
                 readers[a].append(i)
         if not waiting[i]:
-            (fuse if _fusable(c, i, min_entries) and i not in products else other).append(i)
+            (fuse if fusable_node(i) and i not in products else other).append(i)
     while fuse or other:
         i = fuse.popleft() if fuse else other.popleft()
-        fusable, shape = _fusable(c, i, min_entries) and i not in products, c.shape(i)
+        fusable, shape = fusable_node(i) and i not in products, c.shape(i)
         reads = c.args(contracted[i]) if i in contracted else c.args(i)
         for a in reads:  # a value read from another open group: that group runs first
             g = group_of[a]
-            if g >= 0 and open_by_shape.get(groups[g].shape) == g and not (
-                    fusable and groups[g].shape == shape):
+            if g >= 0 and open_by_shape.get(key_of[g]) == g and not (
+                    fusable and key_of[g] == key(i)):
                 close(g)
         if fusable:
-            g = open_by_shape.get(shape)
+            g = open_by_shape.get(key(i))
             if g is None:
-                g = open_by_shape[shape] = len(groups)
+                g = open_by_shape[key(i)] = len(groups)
                 groups.append(Group(shape))
+                key_of.append(key(i))
             groups[g].members.append(i)
             group_of[i] = g
         elif i in contracted:
@@ -181,7 +191,7 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
         for r in readers[i]:
             waiting[r] -= 1
             if not waiting[r]:
-                (fuse if _fusable(c, r, min_entries) and r not in products else other).append(r)
+                (fuse if fusable_node(r) and r not in products else other).append(r)
     for g in sorted(open_by_shape.values()):
         schedule.append(("group", g))
     # A sum of a member: accumulated by the kernel as it goes (no array of the member's shape
@@ -224,6 +234,36 @@ def fusion_groups(c: Circuit, min_entries: int = MIN_ENTRIES
                     group.operands.append(a)
         group.results = [i for i in group.members if i in used_outside]
     return groups, schedule
+
+
+def _seed_varying(c: Circuit) -> tuple[list[bool], int]:
+    """(whether each node depends on a seed input, N) for a Jacobian sweep circuit
+    (``meta["jacobian_sweep"]``: :func:`~circuitgrad.jacobian_function` calls it on N seeds
+    along a leading axis, N the entries of its seed inputs); else (all False, 1).
+
+    A node that does not depend on the seeds has one value per point, a node that does has N:
+    the two kinds are never one group, else the kernel computes the point's values (the
+    ``tanh``, ``exp`` and ``cos`` of the map) N times over the seeds' broadcast shape
+    (``tanh(x sin(Σx) + cos x · exp(−x²))`` at n = 1000: 70 ms where NumPy took 47). And a
+    node that varies runs over N × its point's entries, which is what ``min_entries``
+    weighs. Both depend on the circuit only, never on a call's batch.
+
+        >>> import circuitgrad as cg
+        >>> from circuitgrad.transforms.jacobian import jacobian_sweep
+        >>> sweep = jacobian_sweep(cg.parse("f = sin(x) * x", shapes={"x": (3,)}), mode="forward")
+        >>> varying, seeds = _seed_varying(sweep)
+        >>> seeds, [sweep.op(i) for i in range(len(sweep)) if varying[i]][:1]
+        (3, ['input'])
+    """
+    info = c.meta.get("jacobian_sweep")
+    if not info:
+        return [False] * len(c), 1
+    inputs = dict(zip(c.inputs, c.input_ids))
+    seed_ids = {inputs[name] for name in info["seeds"] if name in inputs}
+    varying = [False] * len(c)
+    for i, _op, args, _params, _shape in c.records():
+        varying[i] = i in seed_ids or any(varying[a] for a in args)
+    return varying, max(1, sum(math.prod(c.shape(i)) for i in seed_ids))
 
 
 def _short_broadcast(c: Circuit, i: int) -> bool:

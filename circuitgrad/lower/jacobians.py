@@ -50,6 +50,7 @@ find the compressed values equal there too).
 
 from __future__ import annotations
 
+import collections
 import copy
 import math
 import time
@@ -59,7 +60,7 @@ import numpy as np
 
 from ..circuit import LEAVES, Circuit, as_circuit
 from ..errors import InputError
-from ..primitives import special
+from ..primitives import PRIMITIVES, special
 from ..transforms.common import fresh
 from ..transforms.jacobian import COLORING_WORK, jacobian_sweep
 from .c import to_c
@@ -296,15 +297,58 @@ def seed_compression(c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: 
     return compression if compression.count + 1 <= COMPRESS_SHARE * seeds else None
 
 
+IDENTITY_VIEW_ROW = 8
+"""The shortest last axis of a seed input that :func:`identity_view`'s rows are given to (a
+fused kernel runs shorter rows in blocks that span the seed axis, which the view walks
+backwards: there the identity stays a matrix)."""
+
+
+def identity_view(n: int) -> np.ndarray:
+    """The n × n identity as a read-only strided view of 2n − 1 numbers: row k is the
+    window that starts k places before the one 1.0 (strides −8 and 8 bytes), so a sweep's
+    seeds take 16 kB of memory that stays in cache, not n² · 8 bytes (8 MB at n = 1000,
+    read by every pass that reads the seed). The same values as ``np.eye(n)``.
+
+        >>> identity_view(3).tolist(), identity_view(3).strides
+        ([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], (-8, 8))
+    """
+    line = np.zeros(2 * n - 1)
+    line[n - 1] = 1.0
+    view = np.lib.stride_tricks.as_strided(line[n - 1:], shape=(n, n),
+                                           strides=(-line.itemsize, line.itemsize))
+    view.flags.writeable = False
+    return view
+
+
+def _reads_identity_view(sweep: Circuit, function: Any, shapes: list[tuple[int, ...]]) -> bool:
+    """Whether the dense seeds are passed as :func:`identity_view` (else ``np.eye``): for a
+    NumPy (or fused) function, whose every operation on a seed is elementwise or a sum, and
+    whose seeds' rows are at least :data:`IDENTITY_VIEW_ROW` long. The values are the
+    identity's; an elementwise node gives the same bits whatever its operands' strides, and
+    NumPy writes its result in C order (a fresh array, as with ``np.eye``); a sum of a seed's
+    entries, 0.0s and one 1.0, is exact in any order. Another lowering (``to_c``, the tape)
+    copies an input that is not contiguous, on every call: it keeps ``np.eye``'s."""
+    if not isinstance(function, NumpyFunction) or not shapes or any(
+            not s or s[-1] < IDENTITY_VIEW_ROW for s in shapes):
+        return False
+    names = set(sweep.meta["jacobian_sweep"]["seeds"])
+    seeds = {i for name, i in zip(sweep.inputs, sweep.input_ids) if name in names}
+    for i, op, args, _params, _shape in sweep.records():
+        if seeds.intersection(args) and not (op == "sum" or PRIMITIVES[op].shape is None
+                                             and op not in LEAVES):
+            return False
+    return True
+
+
 def _direct(function: Any) -> Callable[..., Any]:
-    """The sweep function called by keyword: for a NumPy (or fused) function without guards,
-    its generated code itself (the inputs are already checked, broadcast and float64; the
-    checks of its ``__call__`` were a fifth of a small compressed call), else ``function``."""
-    if not isinstance(function, NumpyFunction) or function._guards is not None \
-            or function._csr is not None:
-        return function
-    run, names = function._run, tuple(function.inputs)
-    return lambda **values: run(*[values[name] for name in names])
+    """The sweep function called by keyword with its batch (the seeds', then the points'):
+    for a NumPy (or fused) function, :meth:`~circuitgrad.NumpyFunction.call_bound` (the inputs
+    are already checked, broadcast and float64; the checks of its ``__call__`` were a fifth
+    of a small compressed call), else ``function`` itself."""
+    if not isinstance(function, NumpyFunction):
+        return lambda batch, **values: function(**values)
+    names = tuple(function.inputs)
+    return lambda batch, **values: function.call_bound([values[name] for name in names], batch)
 
 
 class JacobianFunction:
@@ -357,6 +401,7 @@ class JacobianFunction:
         self._Outputs = outputs(self.outputs)
         seeded = _with_seed_products(sweep, function, self.dense_seeds)
         self._dense_products = seeded is not None
+        self._identity_view = _reads_identity_view(sweep, function, self._seed_shapes)
         self._dense_call = _direct(function if seeded is None else seeded)
         self.compression = (seed_compression(c, self._wrt, self._outs, self.mode)
                             if compress else None)
@@ -413,13 +458,16 @@ class JacobianFunction:
         for name, v in zip(self._inputs, values):
             own = v.ndim - len(self._in_shapes[name])
             inputs[name] = v.reshape((1,) * (len(batch) + 1 - own) + v.shape) if own else v
-        return dict(zip(self.sweep.outputs, call(**inputs)))
+        count = self.dense_seeds if seeds == "dense" else self.compression.count + 1
+        return dict(zip(self.sweep.outputs, call((count,) + batch, **inputs)))
 
     def _results_of(self, got: dict[str, Any], batch: tuple[int, ...]) -> Any:
         """The named tuple of results from the sweep's outputs on the N seeds × ``batch``."""
         lead, k = (self.dense_seeds,) + batch, len(batch)
         result = [np.array(_full(got[f], lead + self._out_shapes[f])[0]) for f in self._outs]
         forward = self.mode == "forward"
+        fresh = _fresh(got, lead, self._in_shapes if not forward else self._out_shapes,
+                       self._result_of)
         for f, x, _, first, size in self._pairs:
             sx, sf = self._in_shapes[x], self._out_shapes[f]
             if forward:  # seed k of x: the column df/dx[k]
@@ -431,7 +479,12 @@ class JacobianFunction:
                 block = block.reshape(sf + batch + sx)  # [f entry, batch, x entry]
                 order = (*range(len(sf), len(sf) + k), *range(len(sf)),
                          *range(len(sf) + k, len(sf) + k + len(sx)))
-            result.append(block.transpose(order).copy())
+            # a view of a result the call made for this Jacobian alone (its pairs' blocks do
+            # not overlap), else a copy: forward mode's matrix is then the transpose of the
+            # seeds' rows (Fortran order), not copied (1.2-2 ms of a 4-7 ms call at n = 1000)
+            name = self._result_of[f if forward else x]
+            view = block.transpose(order)
+            result.append(view if name in fresh else view.copy())
         # one point's scalars as numbers, as the lowerings give them
         return self._Outputs(*(r[()] if r.ndim == 0 else r for r in result))
 
@@ -523,7 +576,9 @@ class JacobianFunction:
         the points' axes."""
         arrays = self._seed_arrays.get((seeds, k))
         if arrays is None:
-            if seeds == "dense":
+            if seeds == "dense" and self._identity_view:
+                matrix = identity_view(self.dense_seeds)
+            elif seeds == "dense":
                 matrix = np.eye(self.dense_seeds)
                 matrix.flags.writeable = False
             else:
@@ -552,6 +607,22 @@ def _as_numpy(name: str, value: Any) -> Any:
                          f"that NumPy cannot read ({type(e).__name__}: {e}); the Jacobian "
                          f"function computes with NumPy arrays (to_numpy(cg.jacobian(c)) "
                          f"runs on the array's own library)") from None
+
+
+def _fresh(got: dict[str, Any], lead: tuple[int, ...], shapes: dict[str, tuple[int, ...]],
+           result_of: dict[str, str]) -> set[str]:
+    """The sweep's results (by name) that are arrays the call made and gave back once: of the
+    call's full shape (so they vary with the seeds: no constant the function keeps), owning
+    their memory and writable (no input, no view of one, no read-only broadcast), and no other
+    output the same array. The Jacobian's blocks may be views of those."""
+    ids = collections.Counter(id(v) for v in got.values())
+    fresh = set()
+    for name, result in result_of.items():
+        value = got[result]
+        if type(value) is np.ndarray and value.shape == lead + shapes[name] \
+                and value.flags.owndata and value.flags.writeable and ids[id(value)] == 1:
+            fresh.add(result)
+    return fresh
 
 
 def _full(value: Any, shape: tuple[int, ...]) -> np.ndarray:
