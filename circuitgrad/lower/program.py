@@ -693,6 +693,9 @@ class CompiledFunction:
                 outs = [np.empty(batch + shape) for shape in self._output_shapes]
                 buffers = (batch, outs)
             results = self._batch(values, batch, outs)
+            if not batch:  # one point: numbers, as the call gives them (not 0-d buffers)
+                results = [r[()] if type(r) is np.ndarray and r.ndim == 0 else r
+                           for r in results]
             yield results[0] if self._Outputs is None else self._Outputs._make(results)
 
     def _point(self, args: tuple) -> Any:

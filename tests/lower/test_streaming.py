@@ -398,3 +398,19 @@ def test_into_refuses_an_out_whose_entries_overlap(tensor_fns, kind):
         f.into(outs, W, v, b)
     outs[k] = np.empty((3, 4)).T  # entries apart, batch axis one step: taken
     _same(f.into(outs, W, v, b), f(W, v, b))
+
+
+@pytest.mark.parametrize("kind", ["c", "tape"])
+def test_map_reuse_gives_one_point_numbers_as_the_call(scalar_fns, kind):
+    """A chunk of one point (numbers) yields numbers with or without reuse, as the call does:
+    not 0-d buffers that the next chunk would overwrite."""
+    f = scalar_fns[kind]
+    points = [(0.5, 1.5, 2.0), (1.0, 2.0, -1.0)]
+    for reuse in (False, True):
+        got = list(f.map(points, reuse=reuse))
+        for out, p in zip(got, points):
+            want = f(*p)
+            assert all(type(o) is type(w) is np.float64 for o, w in zip(out, want))
+            _same(out, want)
+    batch = list(f.map([(np.ones(3), 2.0, 0.5), points[0]], reuse=True))
+    assert batch[0].J.shape == (3,) and type(batch[1].J) is np.float64
