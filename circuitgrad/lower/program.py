@@ -648,7 +648,8 @@ class CompiledFunction:
         ``reuse=True`` every chunk's outputs are written into the arrays of the chunk before
         (a shorter chunk of a 1-D batch into their first points; a chunk of another shape,
         or one that shares memory with them, gets new ones): each yielded output is good
-        until the next is asked for (copy what is kept). The values are those of the call on each
+        until the next is asked for (copy what is kept). A chunk of one point (numbers) yields
+        numbers, as the call does. The values are those of the call on each
         chunk, bit for bit, for any chunking (no reduction across points).
 
             >>> import circuitgrad as cg, numpy as np
