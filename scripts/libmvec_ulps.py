@@ -14,6 +14,7 @@ the count of special values (non-finite or zero, on either side) that differ.
     python scripts/libmvec_ulps.py --n 10000000
     python scripts/libmvec_ulps.py --n 10000000 --width 8   # AVX-512: _ZGVeN8v_tanh ...
     python scripts/libmvec_ulps.py --n 1000000 --width 8 --against 4  # the same bits as 4's?
+    python scripts/libmvec_ulps.py --only exp sin --width 8  # only these functions
     NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL" python scripts/libmvec_ulps.py --width 8
 
 NumPy's own functions differ with the CPU (its AVX-512 kernels are not its baseline ones), so
@@ -154,6 +155,8 @@ def main() -> None:
                         help="points per vector (the variants measured)")
     parser.add_argument("--against", type=int, choices=sorted(LIBMVEC_PREFIX),
                         help="also count the inputs where the values differ from this width's")
+    parser.add_argument("--only", nargs="+", metavar="OP",
+                        help="only these functions (e.g. exp: libmvec's and circuitgrad's own)")
     opts = parser.parse_args()
     n = opts.n - opts.n % 40
     rng = np.random.default_rng(opts.seed)
@@ -165,6 +168,8 @@ def main() -> None:
               f"| libm's max ulp vs to_numpy |{extra}")
         print("|---|---|---|---|---|---|" + ("---|" if other else ""))
         for name, (symbol, arity) in candidates(opts.width).items():
+            if opts.only and name.split()[0] not in opts.only:
+                continue
             op, tag = name.split()[0], name.replace(" (own)", "_own")
             args = [inputs(rng, n, op) for _ in range(arity)]
             if op == "pow":  # to_numpy's (and to_c's) pow takes sqrt, x*x, 1/x there

@@ -288,6 +288,15 @@ def c_source(c: Circuit, name: str = "f", program: ScalarProgram | None = None,
         "#define R(k) q[(k) * CG_G]  /* register k of the vector at q */",
         "#define CG_EACH for (l = 0; l < n * CG_W; l++)  /* each lane of the chunk's vectors */",
         "#define CG_POINT (p0 + (l < m ? l : m - 1))  /* its point (the last again if unused) */",
+        "/* A whole chunk of a column of step 1 is one copy to (from) a register's lanes, which",
+        "   lie in order: lane by lane, the stores stall the vector loads that follow. */",
+        "#define CG_WHOLE (m == LANES && s == 1)",
+        "#define CG_LANES(k) ((double *)r + (k) * LANES)  /* register k's lanes, in order */",
+        "#if defined(__GNUC__)",
+        "#define CG_COPY(to, from) __builtin_memcpy((to), (from), sizeof(double) * LANES)",
+        "#else",
+        "#define CG_COPY(to, from) for (l = 0; l < LANES; l++) (to)[l] = (from)[l]",
+        "#endif",
         "#if defined(__GNUC__)",
         "#define CG_PART static __attribute__((noinline)) void  /* one function per part */",
         "#else",
@@ -414,7 +423,8 @@ def _columns_entry(name: str, p: ScalarProgram, nregs: int, parts: list, loop_at
     ]
     for k, i in enumerate(p.in_ids):
         lines.append(f"        {{ const double *x = in[{k}]; long s = in_step[{k}]; "
-                     f"CG_EACH LANE({reg[i]}) = x[CG_POINT * s]; }}  /* {input_names[k]} */")
+                     f"if (CG_WHOLE) CG_COPY(CG_LANES({reg[i]}), x + p0); "
+                     f"else CG_EACH LANE({reg[i]}) = x[CG_POINT * s]; }}  /* {input_names[k]} */")
     for k in range(len(parts) + 1):
         lines += [f"        if ({name}_loop{j}(r, n, last)) {{ if (r != small) free(r); "
                   "return 1; }" if j in failing else f"        {name}_loop{j}(r, n, last);"
@@ -423,8 +433,9 @@ def _columns_entry(name: str, p: ScalarProgram, nregs: int, parts: list, loop_at
             lines.append(f"        {name}_part{k}(r, n, last);")
     for k, i in enumerate(p.out_ids):
         value = operand.get(i, f"LANE({reg[i]})")
+        whole = "" if i in operand else f"if (CG_WHOLE) CG_COPY(y, CG_LANES({reg[i]})); else "
         lines.append(f"        {{ double *y = out[{k}] + p0 * out_step[{k}]; long s = out_step[{k}]; "
-                     f"for (l = 0; l < m; l++) y[l * s] = {value}; }}  /* {output_names[k]} */")
+                     f"{whole}for (l = 0; l < m; l++) y[l * s] = {value}; }}  /* {output_names[k]} */")
     lines += ["    }", "    CG_SCALAR_CODE();", "    if (r != small) free(r);", "    return 0;",
               "}"]
     return lines

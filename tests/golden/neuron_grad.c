@@ -235,6 +235,15 @@ static inline cg_v cgv_relu_vjp(int w, cg_v a0, cg_v a1) { (void)w; return a0 * 
 #define R(k) q[(k) * CG_G]  /* register k of the vector at q */
 #define CG_EACH for (l = 0; l < n * CG_W; l++)  /* each lane of the chunk's vectors */
 #define CG_POINT (p0 + (l < m ? l : m - 1))  /* its point (the last again if unused) */
+/* A whole chunk of a column of step 1 is one copy to (from) a register's lanes, which
+   lie in order: lane by lane, the stores stall the vector loads that follow. */
+#define CG_WHOLE (m == LANES && s == 1)
+#define CG_LANES(k) ((double *)r + (k) * LANES)  /* register k's lanes, in order */
+#if defined(__GNUC__)
+#define CG_COPY(to, from) __builtin_memcpy((to), (from), sizeof(double) * LANES)
+#else
+#define CG_COPY(to, from) for (l = 0; l < LANES; l++) (to)[l] = (from)[l]
+#endif
 #if defined(__GNUC__)
 #define CG_PART static __attribute__((noinline)) void  /* one function per part */
 #else
@@ -280,16 +289,16 @@ int f_eval_columns(const double *const *in, const long *in_step,
         m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */
         n = (m + CG_W - 1) / CG_W;  /* vectors */
         last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        { const double *x = in[0]; long s = in_step[0]; CG_EACH LANE(0) = x[CG_POINT * s]; }  /* w */
-        { const double *x = in[1]; long s = in_step[1]; CG_EACH LANE(1) = x[CG_POINT * s]; }  /* x */
-        { const double *x = in[2]; long s = in_step[2]; CG_EACH LANE(2) = x[CG_POINT * s]; }  /* b */
-        { const double *x = in[3]; long s = in_step[3]; CG_EACH LANE(4) = x[CG_POINT * s]; }  /* y */
+        { const double *x = in[0]; long s = in_step[0]; if (CG_WHOLE) CG_COPY(CG_LANES(0), x + p0); else CG_EACH LANE(0) = x[CG_POINT * s]; }  /* w */
+        { const double *x = in[1]; long s = in_step[1]; if (CG_WHOLE) CG_COPY(CG_LANES(1), x + p0); else CG_EACH LANE(1) = x[CG_POINT * s]; }  /* x */
+        { const double *x = in[2]; long s = in_step[2]; if (CG_WHOLE) CG_COPY(CG_LANES(2), x + p0); else CG_EACH LANE(2) = x[CG_POINT * s]; }  /* b */
+        { const double *x = in[3]; long s = in_step[3]; if (CG_WHOLE) CG_COPY(CG_LANES(4), x + p0); else CG_EACH LANE(4) = x[CG_POINT * s]; }  /* y */
         f_part0(r, n, last);
-        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; for (l = 0; l < m; l++) y[l * s] = LANE(8); }  /* J */
-        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; for (l = 0; l < m; l++) y[l * s] = LANE(7); }  /* dJ_dw */
-        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; for (l = 0; l < m; l++) y[l * s] = LANE(10); }  /* dJ_dx */
-        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; for (l = 0; l < m; l++) y[l * s] = LANE(6); }  /* dJ_db */
-        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; for (l = 0; l < m; l++) y[l * s] = LANE(9); }  /* dJ_dy */
+        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; if (CG_WHOLE) CG_COPY(y, CG_LANES(8)); else for (l = 0; l < m; l++) y[l * s] = LANE(8); }  /* J */
+        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; if (CG_WHOLE) CG_COPY(y, CG_LANES(7)); else for (l = 0; l < m; l++) y[l * s] = LANE(7); }  /* dJ_dw */
+        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; if (CG_WHOLE) CG_COPY(y, CG_LANES(10)); else for (l = 0; l < m; l++) y[l * s] = LANE(10); }  /* dJ_dx */
+        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; if (CG_WHOLE) CG_COPY(y, CG_LANES(6)); else for (l = 0; l < m; l++) y[l * s] = LANE(6); }  /* dJ_db */
+        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; if (CG_WHOLE) CG_COPY(y, CG_LANES(9)); else for (l = 0; l < m; l++) y[l * s] = LANE(9); }  /* dJ_dy */
     }
     CG_SCALAR_CODE();
     if (r != small) free(r);

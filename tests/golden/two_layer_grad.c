@@ -233,6 +233,15 @@ static inline cg_v cgv_relu(int w, cg_v a0) { (void)w; return cg_maximum(a0, 0.0
 #define R(k) q[(k) * CG_G]  /* register k of the vector at q */
 #define CG_EACH for (l = 0; l < n * CG_W; l++)  /* each lane of the chunk's vectors */
 #define CG_POINT (p0 + (l < m ? l : m - 1))  /* its point (the last again if unused) */
+/* A whole chunk of a column of step 1 is one copy to (from) a register's lanes, which
+   lie in order: lane by lane, the stores stall the vector loads that follow. */
+#define CG_WHOLE (m == LANES && s == 1)
+#define CG_LANES(k) ((double *)r + (k) * LANES)  /* register k's lanes, in order */
+#if defined(__GNUC__)
+#define CG_COPY(to, from) __builtin_memcpy((to), (from), sizeof(double) * LANES)
+#else
+#define CG_COPY(to, from) for (l = 0; l < LANES; l++) (to)[l] = (from)[l]
+#endif
 #if defined(__GNUC__)
 #define CG_PART static __attribute__((noinline)) void  /* one function per part */
 #else
@@ -310,37 +319,37 @@ int f_eval_columns(const double *const *in, const long *in_step,
         m = end - p0 < LANES ? (int)(end - p0) : LANES;  /* points */
         n = (m + CG_W - 1) / CG_W;  /* vectors */
         last = m - (n - 1) * CG_W;  /* lanes in use in the last vector */
-        { const double *x = in[0]; long s = in_step[0]; CG_EACH LANE(0) = x[CG_POINT * s]; }  /* W1[0][0] */
-        { const double *x = in[1]; long s = in_step[1]; CG_EACH LANE(1) = x[CG_POINT * s]; }  /* W1[0][1] */
-        { const double *x = in[2]; long s = in_step[2]; CG_EACH LANE(2) = x[CG_POINT * s]; }  /* W1[1][0] */
-        { const double *x = in[3]; long s = in_step[3]; CG_EACH LANE(3) = x[CG_POINT * s]; }  /* W1[1][1] */
-        { const double *x = in[4]; long s = in_step[4]; CG_EACH LANE(4) = x[CG_POINT * s]; }  /* W1[2][0] */
-        { const double *x = in[5]; long s = in_step[5]; CG_EACH LANE(5) = x[CG_POINT * s]; }  /* W1[2][1] */
-        { const double *x = in[6]; long s = in_step[6]; CG_EACH LANE(6) = x[CG_POINT * s]; }  /* x[0] */
-        { const double *x = in[7]; long s = in_step[7]; CG_EACH LANE(7) = x[CG_POINT * s]; }  /* x[1] */
-        { const double *x = in[8]; long s = in_step[8]; CG_EACH LANE(8) = x[CG_POINT * s]; }  /* b1[0] */
-        { const double *x = in[9]; long s = in_step[9]; CG_EACH LANE(9) = x[CG_POINT * s]; }  /* b1[1] */
-        { const double *x = in[10]; long s = in_step[10]; CG_EACH LANE(10) = x[CG_POINT * s]; }  /* b1[2] */
-        { const double *x = in[11]; long s = in_step[11]; CG_EACH LANE(11) = x[CG_POINT * s]; }  /* W2[0][0] */
-        { const double *x = in[12]; long s = in_step[12]; CG_EACH LANE(12) = x[CG_POINT * s]; }  /* W2[0][1] */
-        { const double *x = in[13]; long s = in_step[13]; CG_EACH LANE(13) = x[CG_POINT * s]; }  /* W2[0][2] */
-        { const double *x = in[14]; long s = in_step[14]; CG_EACH LANE(14) = x[CG_POINT * s]; }  /* W2[1][0] */
-        { const double *x = in[15]; long s = in_step[15]; CG_EACH LANE(15) = x[CG_POINT * s]; }  /* W2[1][1] */
-        { const double *x = in[16]; long s = in_step[16]; CG_EACH LANE(16) = x[CG_POINT * s]; }  /* W2[1][2] */
-        { const double *x = in[17]; long s = in_step[17]; CG_EACH LANE(17) = x[CG_POINT * s]; }  /* b2[0] */
-        { const double *x = in[18]; long s = in_step[18]; CG_EACH LANE(18) = x[CG_POINT * s]; }  /* b2[1] */
-        { const double *x = in[19]; long s = in_step[19]; CG_EACH LANE(20) = x[CG_POINT * s]; }  /* y[0] */
-        { const double *x = in[20]; long s = in_step[20]; CG_EACH LANE(21) = x[CG_POINT * s]; }  /* y[1] */
+        { const double *x = in[0]; long s = in_step[0]; if (CG_WHOLE) CG_COPY(CG_LANES(0), x + p0); else CG_EACH LANE(0) = x[CG_POINT * s]; }  /* W1[0][0] */
+        { const double *x = in[1]; long s = in_step[1]; if (CG_WHOLE) CG_COPY(CG_LANES(1), x + p0); else CG_EACH LANE(1) = x[CG_POINT * s]; }  /* W1[0][1] */
+        { const double *x = in[2]; long s = in_step[2]; if (CG_WHOLE) CG_COPY(CG_LANES(2), x + p0); else CG_EACH LANE(2) = x[CG_POINT * s]; }  /* W1[1][0] */
+        { const double *x = in[3]; long s = in_step[3]; if (CG_WHOLE) CG_COPY(CG_LANES(3), x + p0); else CG_EACH LANE(3) = x[CG_POINT * s]; }  /* W1[1][1] */
+        { const double *x = in[4]; long s = in_step[4]; if (CG_WHOLE) CG_COPY(CG_LANES(4), x + p0); else CG_EACH LANE(4) = x[CG_POINT * s]; }  /* W1[2][0] */
+        { const double *x = in[5]; long s = in_step[5]; if (CG_WHOLE) CG_COPY(CG_LANES(5), x + p0); else CG_EACH LANE(5) = x[CG_POINT * s]; }  /* W1[2][1] */
+        { const double *x = in[6]; long s = in_step[6]; if (CG_WHOLE) CG_COPY(CG_LANES(6), x + p0); else CG_EACH LANE(6) = x[CG_POINT * s]; }  /* x[0] */
+        { const double *x = in[7]; long s = in_step[7]; if (CG_WHOLE) CG_COPY(CG_LANES(7), x + p0); else CG_EACH LANE(7) = x[CG_POINT * s]; }  /* x[1] */
+        { const double *x = in[8]; long s = in_step[8]; if (CG_WHOLE) CG_COPY(CG_LANES(8), x + p0); else CG_EACH LANE(8) = x[CG_POINT * s]; }  /* b1[0] */
+        { const double *x = in[9]; long s = in_step[9]; if (CG_WHOLE) CG_COPY(CG_LANES(9), x + p0); else CG_EACH LANE(9) = x[CG_POINT * s]; }  /* b1[1] */
+        { const double *x = in[10]; long s = in_step[10]; if (CG_WHOLE) CG_COPY(CG_LANES(10), x + p0); else CG_EACH LANE(10) = x[CG_POINT * s]; }  /* b1[2] */
+        { const double *x = in[11]; long s = in_step[11]; if (CG_WHOLE) CG_COPY(CG_LANES(11), x + p0); else CG_EACH LANE(11) = x[CG_POINT * s]; }  /* W2[0][0] */
+        { const double *x = in[12]; long s = in_step[12]; if (CG_WHOLE) CG_COPY(CG_LANES(12), x + p0); else CG_EACH LANE(12) = x[CG_POINT * s]; }  /* W2[0][1] */
+        { const double *x = in[13]; long s = in_step[13]; if (CG_WHOLE) CG_COPY(CG_LANES(13), x + p0); else CG_EACH LANE(13) = x[CG_POINT * s]; }  /* W2[0][2] */
+        { const double *x = in[14]; long s = in_step[14]; if (CG_WHOLE) CG_COPY(CG_LANES(14), x + p0); else CG_EACH LANE(14) = x[CG_POINT * s]; }  /* W2[1][0] */
+        { const double *x = in[15]; long s = in_step[15]; if (CG_WHOLE) CG_COPY(CG_LANES(15), x + p0); else CG_EACH LANE(15) = x[CG_POINT * s]; }  /* W2[1][1] */
+        { const double *x = in[16]; long s = in_step[16]; if (CG_WHOLE) CG_COPY(CG_LANES(16), x + p0); else CG_EACH LANE(16) = x[CG_POINT * s]; }  /* W2[1][2] */
+        { const double *x = in[17]; long s = in_step[17]; if (CG_WHOLE) CG_COPY(CG_LANES(17), x + p0); else CG_EACH LANE(17) = x[CG_POINT * s]; }  /* b2[0] */
+        { const double *x = in[18]; long s = in_step[18]; if (CG_WHOLE) CG_COPY(CG_LANES(18), x + p0); else CG_EACH LANE(18) = x[CG_POINT * s]; }  /* b2[1] */
+        { const double *x = in[19]; long s = in_step[19]; if (CG_WHOLE) CG_COPY(CG_LANES(20), x + p0); else CG_EACH LANE(20) = x[CG_POINT * s]; }  /* y[0] */
+        { const double *x = in[20]; long s = in_step[20]; if (CG_WHOLE) CG_COPY(CG_LANES(21), x + p0); else CG_EACH LANE(21) = x[CG_POINT * s]; }  /* y[1] */
         f_part0(r, n, last);
-        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; for (l = 0; l < m; l++) y[l * s] = LANE(26); }  /* J */
-        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; for (l = 0; l < m; l++) y[l * s] = LANE(22); }  /* dJ_dW2[0][0] */
-        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; for (l = 0; l < m; l++) y[l * s] = LANE(29); }  /* dJ_dW2[0][1] */
-        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; for (l = 0; l < m; l++) y[l * s] = LANE(30); }  /* dJ_dW2[0][2] */
-        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; for (l = 0; l < m; l++) y[l * s] = LANE(23); }  /* dJ_dW2[1][0] */
-        { double *y = out[5] + p0 * out_step[5]; long s = out_step[5]; for (l = 0; l < m; l++) y[l * s] = LANE(24); }  /* dJ_dW2[1][1] */
-        { double *y = out[6] + p0 * out_step[6]; long s = out_step[6]; for (l = 0; l < m; l++) y[l * s] = LANE(25); }  /* dJ_dW2[1][2] */
-        { double *y = out[7] + p0 * out_step[7]; long s = out_step[7]; for (l = 0; l < m; l++) y[l * s] = LANE(27); }  /* dJ_db2[0] */
-        { double *y = out[8] + p0 * out_step[8]; long s = out_step[8]; for (l = 0; l < m; l++) y[l * s] = LANE(28); }  /* dJ_db2[1] */
+        { double *y = out[0] + p0 * out_step[0]; long s = out_step[0]; if (CG_WHOLE) CG_COPY(y, CG_LANES(26)); else for (l = 0; l < m; l++) y[l * s] = LANE(26); }  /* J */
+        { double *y = out[1] + p0 * out_step[1]; long s = out_step[1]; if (CG_WHOLE) CG_COPY(y, CG_LANES(22)); else for (l = 0; l < m; l++) y[l * s] = LANE(22); }  /* dJ_dW2[0][0] */
+        { double *y = out[2] + p0 * out_step[2]; long s = out_step[2]; if (CG_WHOLE) CG_COPY(y, CG_LANES(29)); else for (l = 0; l < m; l++) y[l * s] = LANE(29); }  /* dJ_dW2[0][1] */
+        { double *y = out[3] + p0 * out_step[3]; long s = out_step[3]; if (CG_WHOLE) CG_COPY(y, CG_LANES(30)); else for (l = 0; l < m; l++) y[l * s] = LANE(30); }  /* dJ_dW2[0][2] */
+        { double *y = out[4] + p0 * out_step[4]; long s = out_step[4]; if (CG_WHOLE) CG_COPY(y, CG_LANES(23)); else for (l = 0; l < m; l++) y[l * s] = LANE(23); }  /* dJ_dW2[1][0] */
+        { double *y = out[5] + p0 * out_step[5]; long s = out_step[5]; if (CG_WHOLE) CG_COPY(y, CG_LANES(24)); else for (l = 0; l < m; l++) y[l * s] = LANE(24); }  /* dJ_dW2[1][1] */
+        { double *y = out[6] + p0 * out_step[6]; long s = out_step[6]; if (CG_WHOLE) CG_COPY(y, CG_LANES(25)); else for (l = 0; l < m; l++) y[l * s] = LANE(25); }  /* dJ_dW2[1][2] */
+        { double *y = out[7] + p0 * out_step[7]; long s = out_step[7]; if (CG_WHOLE) CG_COPY(y, CG_LANES(27)); else for (l = 0; l < m; l++) y[l * s] = LANE(27); }  /* dJ_db2[0] */
+        { double *y = out[8] + p0 * out_step[8]; long s = out_step[8]; if (CG_WHOLE) CG_COPY(y, CG_LANES(28)); else for (l = 0; l < m; l++) y[l * s] = LANE(28); }  /* dJ_db2[1] */
     }
     CG_SCALAR_CODE();
     if (r != small) free(r);

@@ -346,3 +346,49 @@ def test_sine_and_cosine_near_multiples_of_half_pi_keep_the_contract():
         for width in [w for w in WIDTHS if w > 1]:
             assert _ulps_apart(cg.to_c(c, width=width, threads=1)(x), want).max() <= 2, \
                 (op, width)
+
+
+def test_exp_every_row_of_its_table_the_same_bits_at_every_width_within_one_ulp_of_libm():
+    """cg_vexp (16 rows: a permute at 8 lanes, loads at 4 and 2) is the same function at
+    every width, within 1 ulp of the C library's exp (Python's math.exp), specials libm's."""
+    import math
+    rng = np.random.default_rng(5)
+    rows = np.arange(-16 * 40, 16 * 40) * (math.log(2) / 16)  # each row, k of both signs
+    x = np.concatenate([rng.uniform(-708, 708, 30000), rng.uniform(-1, 1, 30000), rows,
+                        np.nextafter(rows, np.inf), np.nextafter(rows, -np.inf),
+                        rows + math.log(2) / 32, rows - math.log(2) / 32,  # between rows
+                        np.array([0.0, -0.0, 708.0, -708.0, 709.7, -745.0, -745.2, 710.0,
+                                  1e-300, -1e-300, np.inf, -np.inf, np.nan])])
+    with np.errstate(all="ignore"):
+        want = np.array([math.exp(v) if v < 709.78 else v * math.inf for v in x])
+    runs = {}
+    for width in [w for w in WIDTHS if w > 1]:
+        f = cg.to_c(cg.parse("J = exp(x)"), width=width, threads=1)
+        assert "cg_vexp(a0)" in f.source
+        with np.errstate(all="ignore"):
+            runs[width] = f(x)
+        assert same_bits(runs[width], runs[max(runs)]), width
+        special = ~np.isfinite(want) | (want == 0)
+        assert same_bits(runs[width][special], want[special])
+        assert _ulps_apart(runs[width], want)[~special].max() <= 1, width
+
+
+@pytest.mark.parametrize("width", sorted({WIDTHS[0], WIDTHS[-1]}))
+def test_whole_chunks_of_contiguous_columns_are_copied_the_others_read_lane_by_lane(width):
+    """A whole chunk (LANES points) of a column of step 1 is one copy into (out of) the
+    registers; strided, broadcast and partial chunks are read point by point: the same bits."""
+    c = cg.grad(cg.parse("J = sin(x) * y + exp(-x * z) + z * z * y"))
+    f = cg.to_c(c, width=width, threads=1)
+    assert "if (CG_WHOLE) CG_COPY(CG_LANES(" in f.source
+    rng = np.random.default_rng(6)
+    for n in (1, 7, 8, 9, 16, 23, 64):
+        x, wide = rng.uniform(-3, 3, n), rng.uniform(-3, 3, (n, 3))
+        y = wide[:, 1]  # a column of step 3
+        got = f(x, y, 0.75)  # z: one value for every point (step 0)
+        copies = f(x.copy(), y.copy(), np.full(n, 0.75))
+        outs = [np.full((n, 2), np.nan)[:, 0] for _ in got]  # written with step 2
+        f.into(outs, x, y, 0.75)
+        for k in range(n):
+            alone = f(x[k], y[k], 0.75)
+            for a, b, o, p in zip(got, copies, outs, alone):
+                assert same_bits(a[k], p) and same_bits(b[k], p) and same_bits(o[k], p)
