@@ -66,7 +66,7 @@ from ..errors import CircuitError, ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate, runtime
 from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
-from . import cforms
+from . import cache, cforms
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
 from .program import EXTENSION as _tape
@@ -1519,7 +1519,8 @@ def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
     (default :func:`compile_workers`), in the order given; the first error raised after
     every compiler has finished. The threads are daemons: a process that exits while they
     wait for a compiler does not wait with them (the cache writes a library only whole: a
-    temporary name, then a rename)."""
+    temporary name, then a rename). The libraries found in the cache share one read of its
+    index and one write of their uses (``cache.batched``)."""
     loaded: list[Any] = [None] * len(libraries)
     errors: list[tuple[int, BaseException]] = []
     todo = collections.deque(range(len(libraries)))
@@ -1538,11 +1539,12 @@ def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
     # this thread works too: the others start while it finds the first libraries
     threads = [threading.Thread(target=work, name=f"circuitgrad-cc-{t}", daemon=True)
                for t in range(min(workers or compile_workers(), len(libraries)) - 1)]
-    for t in threads:
-        t.start()
-    work()
-    for t in threads:
-        t.join()
+    with cache.batched():
+        for t in threads:
+            t.start()
+        work()
+        for t in threads:
+            t.join()
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return loaded

@@ -708,6 +708,31 @@ def test_a_kernel_seen_in_another_circuit_is_a_cache_hit(tmp_path, monkeypatch):
         assert close(got, want)
 
 
+def test_a_cached_build_reads_the_index_once_and_writes_it_once(tmp_path, monkeypatch):
+    import json
+    from circuitgrad.lower import cache
+    monkeypatch.setenv("CIRCUITGRAD_CACHE", str(tmp_path / "cache"))
+    c, at = _gmm_gradient()
+    first = to_fused(c, min_entries=0)
+    assert len(first._kernel_libraries) >= 6
+    path = tmp_path / "cache" / "index.json"
+    entries = json.loads(path.read_text())
+    for e in entries.values():  # uses long ago: each library found records its use
+        e["used"] -= 1000.0
+    path.write_text(json.dumps(entries))
+    calls = {"_read_index": [], "_write": []}
+    for name, seen in calls.items():
+        monkeypatch.setattr(cache, name, lambda *a, _f=getattr(cache, name), _s=seen, **k:
+                            _s.append(a) or _f(*a, **k))
+    again = to_fused(c, min_entries=0)
+    # one read at the start, one (under the lock) before the one write of the uses
+    assert len(calls["_read_index"]) == 2 and len(calls["_write"]) == 1
+    assert all(e["used"] > entries[n]["used"] + 900
+               for n, e in json.loads(path.read_text()).items())
+    for got, want in zip(again(**at), first(**at)):
+        assert same_bits(got, want)
+
+
 def test_parallel_compilers_give_the_bits_of_one(tmp_path, monkeypatch):
     from circuitgrad.lower import fused
     c, at = _gmm_gradient()
