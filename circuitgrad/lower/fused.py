@@ -1512,6 +1512,12 @@ def compile_workers() -> int:
         return os.cpu_count() or 1
 
 
+FIRST_CALL_GRACE, FIRST_CALL_WAIT = 0.5, 10.0
+"""Seconds a ``wait=False`` build waits for a first call to start, and then for it to return,
+before it starts the compilers anyway (a function no one calls at once gets its kernels
+``FIRST_CALL_GRACE`` later than it could, of a compile of ~1-4 s)."""
+
+
 def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
                     workers: int | None = None) -> list[ctypes.CDLL]:
     """Each library compiled or found in the cache (``compile_library``: keyed by its own
@@ -1795,7 +1801,9 @@ class FusedFunction(NumpyFunction):
         self._built = threading.Event()
         super().__init__(circuit, name, "compile", csr)
         if self._pending:  # (the plain tier until the thread below switches _run)
-            self._fused_run, self._run = self._run, self._plain_function()._run
+            self._first_call = (threading.Event(), threading.Event())  # (started, returned)
+            self._fused_run, self._run = self._run, self._plain_first(
+                self._plain_function()._run, *self._first_call)
             self._builder = threading.Thread(target=self._build_in_background,
                                              name=f"circuitgrad-build-{name}", daemon=True)
             self._builder.start()
@@ -1860,10 +1868,29 @@ class FusedFunction(NumpyFunction):
         self._libraries = libraries  # kept alive with the function
         self._library = libraries[0]  # (the first: kernel 0's where there are kernels)
 
+    @staticmethod
+    def _plain_first(run: Any, started: threading.Event, returned: threading.Event) -> Any:
+        """``to_numpy``'s driver ``run``, the events set when a call of it has started and
+        when one has returned."""
+        def plain(*values: Any) -> Any:
+            started.set()
+            try:
+                return run(*values)
+            finally:
+                returned.set()
+
+        return plain
+
     def _build_in_background(self) -> None:
         """A ``wait=False`` build: the libraries compiled, attached, then the driver switched
         in by one assignment (a call reads ``_run`` once: the plain driver or the fused one,
-        never a mix); an error is kept for the next call and :meth:`wait`."""
+        never a mix); an error is kept for the next call and :meth:`wait`. The compilers
+        start once the first call has returned (at most ``FIRST_CALL_WAIT`` seconds after
+        it started), or ``FIRST_CALL_GRACE`` seconds after the build where none has started:
+        that call, the value the caller is waiting for, has the CPUs to itself."""
+        started, returned = self._first_call
+        if started.wait(FIRST_CALL_GRACE):
+            returned.wait(FIRST_CALL_WAIT)
         try:
             self._attach(build_libraries(self._kernel_libraries, self._opt, self._timeout))
             self._run = self._fused_run

@@ -814,6 +814,29 @@ def test_a_call_racing_the_switch_sees_one_tier(monkeypatch):
     assert all(all(map(same_bits, got, tiers[1])) for got in after)
 
 
+def test_a_background_build_compiles_once_the_first_call_has_returned(monkeypatch):
+    import time
+    from circuitgrad.lower import fused
+    entered, real = [], fused.build_libraries
+
+    def noting(*args, **kwargs):
+        entered.append(time.monotonic())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fused, "build_libraries", noting)
+    monkeypatch.setattr(fused, "FIRST_CALL_GRACE", 60.0)  # (no call: a minute's wait)
+    c = cg.parse("J = sum(exp(x) * y + 0.25)", shapes={"x": (3000,), "y": (3000,)})
+    f = to_fused(c, wait=False)
+    time.sleep(0.2)
+    assert not entered and not f.compiled  # not started: no call yet
+    called = time.monotonic()
+    assert float(f(x=np.zeros(3000), y=np.ones(3000))) == 3750.0
+    assert f.wait(30) and len(entered) == 1 and entered[0] >= called
+    monkeypatch.setattr(fused, "FIRST_CALL_GRACE", 0.05)  # none called: started anyway
+    g = to_fused(c, wait=False)
+    assert g.wait(30) and len(entered) == 2
+
+
 def test_a_failed_background_build_raises_at_the_next_call_and_at_wait(monkeypatch):
     from circuitgrad.lower import fused
     c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3000,), "y": (3000,)})
