@@ -222,26 +222,35 @@ def _remove_private_dir(pid: int) -> None:
 def _dlopen(dfd: int, here: Path, data: bytes, key: str) -> ctypes.CDLL:
     """Load exactly ``data``: a fresh private file (unique name) in this process's private
     directory (:func:`_private_dir`), else in the directory ``dfd`` (whose path ``here``
-    names it through ``/proc/self/fd`` where it can), then unlinked."""
+    names it through ``/proc/self/fd`` where it can), then unlinked. (A copy stays in
+    memory while it is mapped: where the memory file system is full, ``/dev/shm`` of a
+    container is often 64 MB, the copy goes to the cache's directory.)"""
     name = f"load_{key}_{os.getpid()}_{next(_loads)}.so"  # unique: dlopen matches by name
-    private = _private_dir()
-    fd = None
+    private, written = _private_dir(), False
     if private is not None:
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700,
-                         dir_fd=private[0])
-            dfd, here = private[0], private[1]
+            _copy(private[0], name, data)
+            dfd, here, written = private[0], private[1], True
         except OSError:  # (removed, or full: the cache's directory then)
-            fd = None
-    if fd is None:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700,
-                     dir_fd=dfd)
+            pass
+    if not written:
+        _copy(dfd, name, data)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
         return ctypes.CDLL(str(here / name))
     finally:
         os.unlink(name, dir_fd=dfd)
+
+
+def _copy(dfd: int, name: str, data: bytes) -> None:
+    """``data`` written to a new file ``name`` (created exclusively, 0700) in ``dfd``; no
+    file left where it fails."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700, dir_fd=dfd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except BaseException:
+        os.unlink(name, dir_fd=dfd)
+        raise
 
 
 def _here(dfd: int, directory: Path) -> Path:

@@ -317,3 +317,21 @@ def test_the_private_copies_are_made_in_memory_and_removed(cache_path, monkeypat
     monkeypatch.setattr(cache, "_private", {os.getpid(): None})
     assert float(cg.to_c(cg.parse("x * 16.5"))(x=2.0)) == 33.0
     assert not list(cache_path.glob("load_*"))
+
+
+def test_a_full_memory_file_system_takes_the_caches_directory(cache_path, monkeypatch):
+    f = cg.to_c(cg.parse("x * 17.5"))
+    written = []
+    real = cache._copy
+
+    def full(dfd, name, data):  # the memory directory full (a container's 64 MB /dev/shm)
+        written.append(dfd)
+        if cache._private_dir() is not None and dfd == cache._private_dir()[0]:
+            raise OSError(28, "No space left on device")
+        return real(dfd, name, data)
+
+    monkeypatch.setattr(cache, "_copy", full)
+    again = cg.to_c(cg.parse("x * 17.5"))  # a hit, loaded through the cache's directory
+    assert float(again(x=2.0)) == 35.0 and again.library == f.library
+    assert len(written) == (2 if cache._private_dir() is not None else 1)  # (tried, then)
+    assert not list(cache_path.glob("load_*"))
