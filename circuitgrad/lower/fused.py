@@ -1964,7 +1964,8 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
         min_entries: the least entries of a point of a group's shape for a kernel (smaller
             groups stay NumPy calls: a kernel call costs ~10 µs, NumPy's on a small array ~1).
         wait: False returns before the compiler has run: until the kernels are loaded (in
-            a background thread), calls run ``to_numpy``'s code and give ``to_numpy``'s bits;
+            a background thread, whose compilers start once the first call has returned:
+            ``FIRST_CALL_GRACE``), calls run ``to_numpy``'s code and give ``to_numpy``'s bits;
             then the fused code (within docs/semantics.md's bound of them: sums in another
             order). ``f.compiled`` says which; ``f.wait()`` blocks until the kernels are
             loaded. A failed build raises at every later call and at ``f.wait()``.
