@@ -17,6 +17,8 @@ the build (trace → first value and gradient) and the evaluation.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import math
 import os
@@ -106,7 +108,12 @@ def circuitgrad_gmm(d: int, K: int, lower: Callable[..., Any] = cg.to_numpy
     fn = objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
     c = cg.trace(fn, shapes={k: v.shape for k, v in at.items()})
     f = lower(cg.grad(c, wrt=list(WRT)))
-    return lambda p: tuple(f(**p))
+
+    def call(p: dict) -> tuple:
+        return tuple(f(**p))
+
+    call.function = f  # (to_fused's: ``wait()`` for its kernels)
+    return call
 
 
 def jax_gmm(d: int, K: int, einsum: bool = True) -> Callable[[dict], tuple] | None:
@@ -129,8 +136,41 @@ def jax_gmm(d: int, K: int, einsum: bool = True) -> Callable[[dict], tuple] | No
     return call
 
 
-def fused_gmm(d: int, K: int) -> Callable[[dict], tuple]:
-    return circuitgrad_gmm(d, K, cg.to_fused)
+def fused_gmm(d: int, K: int, wait: bool = True) -> Callable[[dict], tuple]:
+    """trace → grad → ``to_fused(wait=wait)``: with ``wait=False`` it returns before the
+    compiler has run, and the first values are ``to_numpy``'s code's."""
+    return circuitgrad_gmm(d, K, functools.partial(cg.to_fused, wait=wait))
+
+
+def unwaited_fused_gmm(d: int, K: int) -> Callable[[dict], tuple]:
+    return fused_gmm(d, K, wait=False)
+
+
+@contextlib.contextmanager
+def empty_cache() -> Any:
+    """``$CIRCUITGRAD_CACHE`` set to a fresh empty directory inside the block."""
+    saved = os.environ.get("CIRCUITGRAD_CACHE")
+    with tempfile.TemporaryDirectory() as empty:
+        os.environ["CIRCUITGRAD_CACHE"] = empty
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("CIRCUITGRAD_CACHE")
+            else:
+                os.environ["CIRCUITGRAD_CACHE"] = saved
+
+
+def warm_up_jax() -> None:
+    """JAX's start-up (its backend, the first compile of anything) outside the builds timed:
+    they are then its compile and first call of each size's gradient alone."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return
+    jax.config.update("jax_enable_x64", True)
+    jax.jit(jax.value_and_grad(lambda x: jnp.sum(jnp.exp(x))))(jnp.ones(3))[0].block_until_ready()
 
 
 def _build(make: Callable[[int, int], Any], d: int, K: int) -> tuple[float, Any, tuple]:
@@ -147,22 +187,26 @@ def measure(emit: Callable[[str, Any], None], quick: bool, builds: bool) -> None
     to_fused and JAX, interleaved, after checking that they agree; with ``builds`` also the
     build times (``"d,K build tool"``)."""
     has_jax = importlib.util.find_spec("jax") is not None
+    if builds:
+        warm_up_jax()
+        with empty_cache():  # (the C compiler's and the loader's first runs, untimed)
+            _build(fused_gmm, 2, 2)
     for d, K in QUICK_SIZES if quick else SIZES:
         at = point(d, K)
         key = f"{d},{K}"
+        first = None
+        if builds:  # (first of this size: no build before it has made arrays of its shapes)
+            with empty_cache():  # wait=False: the first value before the compiler has run
+                t, f, first = _build(unwaited_fused_gmm, d, K)
+                emit(f"{key} build to_fused nowait", t)
+                f.function.wait()  # (its compilers done before the next build is timed)
         t_cg, f_cg, ours = _build(circuitgrad_gmm, d, K)
+        for a, b in zip(ours, first or ()):  # (to_numpy's code, or the kernels if done)
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
         if builds:  # to_fused from nothing: its C compiled into an empty cache, then cached
-            saved = os.environ.get("CIRCUITGRAD_CACHE")
-            with tempfile.TemporaryDirectory() as empty:
-                os.environ["CIRCUITGRAD_CACHE"] = empty
-                try:
-                    emit(f"{key} build to_fused cold", _build(fused_gmm, d, K)[0])
-                    emit(f"{key} build to_fused cached", _build(fused_gmm, d, K)[0])
-                finally:
-                    if saved is None:
-                        os.environ.pop("CIRCUITGRAD_CACHE")
-                    else:
-                        os.environ["CIRCUITGRAD_CACHE"] = saved
+            with empty_cache():
+                emit(f"{key} build to_fused cold", _build(fused_gmm, d, K)[0])
+                emit(f"{key} build to_fused cached", _build(fused_gmm, d, K)[0])
         f_fused = fused_gmm(d, K)
         for a, b in zip(ours, f_fused(at)):  # the same numbers within the contract
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
@@ -193,10 +237,10 @@ def run(quick: bool = False) -> str:
     every = run_bounded("benchmarks.gmm:measure", {"quick": quick, "builds": False}, timeout,
                         cpus="all")
     cores = len(suite_cpus())
-    rows = ["| d | K | scalars | JAX build | to_numpy build (×) | to_fused build, empty cache "
-            "(×) | cached (×) | to_numpy ∇ | to_fused ∇ | JAX ∇ | to_numpy × | to_fused × | "
-            f"{cores} CPUs: to_fused ∇ | JAX ∇ | to_fused × |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| d | K | scalars | JAX build | to_numpy build (×) | to_fused build, empty cache, "
+            "wait=False (×) | wait=True (×) | cached (×) | to_numpy ∇ | to_fused ∇ | JAX ∇ | "
+            f"to_numpy × | to_fused × | {cores} CPUs: to_fused ∇ | JAX ∇ | to_fused × |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     series: dict[str, tuple[list, list]] = {k: ([], []) for k in (
         "circuitgrad to_numpy, 1 CPU", "circuitgrad to_fused, 1 CPU", "JAX jit, 1 CPU",
         f"circuitgrad to_fused, {cores} CPUs", f"JAX jit, {cores} CPUs")}
@@ -214,7 +258,8 @@ def run(quick: bool = False) -> str:
 
         builds = [f"{cell(v, f'{key} build {tool}')} "
                   f"({ratio(v, f'{key} build {tool}', f'{key} build JAX')})"
-                  for tool in ("circuitgrad", "to_fused cold", "to_fused cached")]
+                  for tool in ("circuitgrad", "to_fused nowait", "to_fused cold",
+                               "to_fused cached")]
         rows.append(f"| {d} | {K} | {scalars:,} | {cell(v, f'{key} build JAX')} | "
                     f"{' | '.join(builds)} | "
                     f"{cell(v, f'{key} to_numpy')} | {cell(v, f'{key} to_fused')} | "
@@ -233,9 +278,13 @@ def run(quick: bool = False) -> str:
             "circuitgrad's trace uses the broadcast product). Left: every tool in a child "
             "process **pinned to one CPU** (its threads share it: XLA's flags alone still let "
             "it use ~1.7 CPUs), OpenBLAS told one thread. Right: a child on all "
-            f"{cores} CPUs, each library's default threads. Build = from nothing to the first "
-            "value and gradient (to_fused's: its C compiled into an empty cache, or found in "
-            "the cache; JAX's includes its start-up at the first size); × = circuitgrad / JAX (below 1: circuitgrad faster). Scalars: "
+            f"{cores} CPUs, each library's default threads. Build = trace → first value and "
+            "gradient, measured in the same child as JAX's `jit(value_and_grad)` compile and "
+            "first call (JAX's start-up before, untimed); to_fused's into a fresh empty cache "
+            "each: `wait=False` (the first value from to_numpy's code while the compilers run "
+            "in the background), `wait=True` (compiled, then the "
+            "first value), then cached (the same build again, its libraries found in the "
+            "cache); × = circuitgrad / JAX (below 1: circuitgrad faster). Scalars: "
             "the largest intermediate, n·K·d². Times: the best of interleaved rounds "
             "(medians).\n\n")
     img = plot_loglog("bench_gmm", f"GMM objective and gradient (n = {N})",

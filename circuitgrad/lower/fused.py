@@ -66,7 +66,7 @@ from ..errors import CircuitError, ShapeError
 from ..primitives import NAMESPACE, PRIMITIVES, align, evaluate, runtime
 from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
-from . import cforms
+from . import cache, cforms
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
 from .numpy import NumpyFunction, _Names, outputs
 from .program import EXTENSION as _tape
@@ -1512,6 +1512,12 @@ def compile_workers() -> int:
         return os.cpu_count() or 1
 
 
+FIRST_CALL_GRACE, FIRST_CALL_WAIT = 0.5, 10.0
+"""Seconds a ``wait=False`` build waits for a first call to start, and then for it to return,
+before it starts the compilers anyway (a function no one calls at once gets its kernels
+``FIRST_CALL_GRACE`` later than it could, of a compile of ~1-4 s)."""
+
+
 def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
                     workers: int | None = None) -> list[ctypes.CDLL]:
     """Each library compiled or found in the cache (``compile_library``: keyed by its own
@@ -1519,7 +1525,8 @@ def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
     (default :func:`compile_workers`), in the order given; the first error raised after
     every compiler has finished. The threads are daemons: a process that exits while they
     wait for a compiler does not wait with them (the cache writes a library only whole: a
-    temporary name, then a rename)."""
+    temporary name, then a rename). The libraries found in the cache share one read of its
+    index and one write of their uses (``cache.batched``)."""
     loaded: list[Any] = [None] * len(libraries)
     errors: list[tuple[int, BaseException]] = []
     todo = collections.deque(range(len(libraries)))
@@ -1538,11 +1545,12 @@ def build_libraries(libraries: list[KernelLibrary], opt: str, timeout: float,
     # this thread works too: the others start while it finds the first libraries
     threads = [threading.Thread(target=work, name=f"circuitgrad-cc-{t}", daemon=True)
                for t in range(min(workers or compile_workers(), len(libraries)) - 1)]
-    for t in threads:
-        t.start()
-    work()
-    for t in threads:
-        t.join()
+    with cache.batched():
+        for t in threads:
+            t.start()
+        work()
+        for t in threads:
+            t.join()
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return loaded
@@ -1793,7 +1801,9 @@ class FusedFunction(NumpyFunction):
         self._built = threading.Event()
         super().__init__(circuit, name, "compile", csr)
         if self._pending:  # (the plain tier until the thread below switches _run)
-            self._fused_run, self._run = self._run, self._plain_function()._run
+            self._first_call = (threading.Event(), threading.Event())  # (started, returned)
+            self._fused_run, self._run = self._run, self._plain_first(
+                self._plain_function()._run, *self._first_call)
             self._builder = threading.Thread(target=self._build_in_background,
                                              name=f"circuitgrad-build-{name}", daemon=True)
             self._builder.start()
@@ -1858,10 +1868,29 @@ class FusedFunction(NumpyFunction):
         self._libraries = libraries  # kept alive with the function
         self._library = libraries[0]  # (the first: kernel 0's where there are kernels)
 
+    @staticmethod
+    def _plain_first(run: Any, started: threading.Event, returned: threading.Event) -> Any:
+        """``to_numpy``'s driver ``run``, the events set when a call of it has started and
+        when one has returned."""
+        def plain(*values: Any) -> Any:
+            started.set()
+            try:
+                return run(*values)
+            finally:
+                returned.set()
+
+        return plain
+
     def _build_in_background(self) -> None:
         """A ``wait=False`` build: the libraries compiled, attached, then the driver switched
         in by one assignment (a call reads ``_run`` once: the plain driver or the fused one,
-        never a mix); an error is kept for the next call and :meth:`wait`."""
+        never a mix); an error is kept for the next call and :meth:`wait`. The compilers
+        start once the first call has returned (at most ``FIRST_CALL_WAIT`` seconds after
+        it started), or ``FIRST_CALL_GRACE`` seconds after the build where none has started:
+        that call, the value the caller is waiting for, has the CPUs to itself."""
+        started, returned = self._first_call
+        if started.wait(FIRST_CALL_GRACE):
+            returned.wait(FIRST_CALL_WAIT)
         try:
             self._attach(build_libraries(self._kernel_libraries, self._opt, self._timeout))
             self._run = self._fused_run
@@ -1935,7 +1964,8 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
         min_entries: the least entries of a point of a group's shape for a kernel (smaller
             groups stay NumPy calls: a kernel call costs ~10 µs, NumPy's on a small array ~1).
         wait: False returns before the compiler has run: until the kernels are loaded (in
-            a background thread), calls run ``to_numpy``'s code and give ``to_numpy``'s bits;
+            a background thread, whose compilers start once the first call has returned:
+            ``FIRST_CALL_GRACE``), calls run ``to_numpy``'s code and give ``to_numpy``'s bits;
             then the fused code (within docs/semantics.md's bound of them: sums in another
             order). ``f.compiled`` says which; ``f.wait()`` blocks until the kernels are
             loaded. A failed build raises at every later call and at ``f.wait()``.

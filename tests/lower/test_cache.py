@@ -228,3 +228,110 @@ def test_cli_cache_info_and_clear(cache_path, capsys):
     assert main(["cache", "clear"]) == 1
     assert "chmod 700" in capsys.readouterr().err
     assert (cache_path / "notes.txt").exists()
+
+
+def _counting(monkeypatch, name):
+    """Count the calls of ``cache.<name>`` (still made)."""
+    calls = []
+    original = getattr(cache, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cache, name, counted)
+    return calls
+
+
+def test_a_batch_reads_the_index_once_and_writes_the_uses_once(cache_path, monkeypatch):
+    texts = [f"x * {k + 0.5} + y" for k in range(5)]
+    libraries = [cg.to_c(cg.parse(t)).library for t in texts]
+    entries = index(cache_path)
+    for e in entries.values():  # old uses: each hit records its use
+        e["used"] -= 1000.0
+    (cache_path / "index.json").write_text(json.dumps(entries))
+    reads, writes = _counting(monkeypatch, "_read_index"), _counting(monkeypatch, "_write")
+    with cache.batched():
+        functions = [cg.to_c(cg.parse(t)) for t in texts]
+        assert len(writes) == 0  # (the uses are written at the end)
+    assert len(reads) == 2 and len(writes) == 1  # the start, and the one write at the end
+    assert [f.library for f in functions] == libraries
+    assert [float(f(x=2.0, y=1.0)) for f in functions] == [2 * (k + 0.5) + 1 for k in range(5)]
+    after = index(cache_path)
+    assert all(after[n]["used"] > entries[n]["used"] + 900 for n in after)
+    assert not list(cache_path.glob("load_*")) and not list(cache_path.glob(".tmp_*"))
+    reads.clear()  # one by one: the index read by each
+    for t in texts:
+        cg.to_c(cg.parse(t))
+    assert len(reads) == len(texts)
+
+
+def test_a_batch_builds_what_is_missing_and_refuses_what_changed(cache_path, planted):
+    data, marker = planted
+    library = cg.to_c(cg.parse("x * 11.25")).library
+    with cache.batched():
+        plant(library, data, recorded=False)  # (after the batch read the index)
+        with pytest.raises(CacheError, match="SHA-256"):
+            cg.to_c(cg.parse("x * 11.25"))
+        f = cg.to_c(cg.parse("x * 12.25"))  # missing: built, recorded
+        assert float(f(x=2.0)) == 24.5
+    assert not marker.exists()
+    assert f.library.name in index(cache_path)
+    library.unlink()
+    with cache.batched():  # a library removed since the index was read: built again
+        assert float(cg.to_c(cg.parse("x * 11.25"))(x=2.0)) == 22.5
+    assert library.exists()
+
+
+def test_a_batch_refuses_a_writable_library(cache_path, planted):
+    data, marker = planted
+    library = cg.to_c(cg.parse("x * 13.75")).library
+    plant(library, data, recorded=True)
+    os.chmod(library, 0o666)
+    with cache.batched(), pytest.raises(CacheError, match="writable by group or others"):
+        cg.to_c(cg.parse("x * 13.75"))
+    assert not marker.exists()
+
+
+def test_batches_nest_and_follow_the_directory(cache_path, tmp_path, monkeypatch):
+    with cache.batched():
+        with cache.batched():
+            assert float(cg.to_c(cg.parse("x * 14.5"))(x=2.0)) == 29.0
+        assert list(cache._batches) == [cache_path]
+        monkeypatch.setenv("CIRCUITGRAD_CACHE", str(tmp_path / "other"))
+        assert float(cg.to_c(cg.parse("x * 14.5"))(x=2.0)) == 29.0  # (its own cache)
+        assert (tmp_path / "other" / "index.json").exists()
+    assert not cache._batches
+
+
+def test_the_private_copies_are_made_in_memory_and_removed(cache_path, monkeypatch):
+    made = cache._private_dir()
+    if not os.path.isdir(cache.MEMORY_DIR):
+        assert made is None
+    else:
+        fd, here, path = made
+        assert str(path).startswith(cache.MEMORY_DIR) and (os.stat(path).st_mode & 0o777) == 0o700
+        assert float(cg.to_c(cg.parse("x * 15.5"))(x=2.0)) == 31.0
+        assert not os.listdir(path)  # each copy unlinked once loaded
+    # without the memory directory: the copy in the cache's own directory, as before
+    monkeypatch.setattr(cache, "_private", {os.getpid(): None})
+    assert float(cg.to_c(cg.parse("x * 16.5"))(x=2.0)) == 33.0
+    assert not list(cache_path.glob("load_*"))
+
+
+def test_a_full_memory_file_system_takes_the_caches_directory(cache_path, monkeypatch):
+    f = cg.to_c(cg.parse("x * 17.5"))
+    written = []
+    real = cache._copy
+
+    def full(dfd, name, data):  # the memory directory full (a container's 64 MB /dev/shm)
+        written.append(dfd)
+        if cache._private_dir() is not None and dfd == cache._private_dir()[0]:
+            raise OSError(28, "No space left on device")
+        return real(dfd, name, data)
+
+    monkeypatch.setattr(cache, "_copy", full)
+    again = cg.to_c(cg.parse("x * 17.5"))  # a hit, loaded through the cache's directory
+    assert float(again(x=2.0)) == 35.0 and again.library == f.library
+    assert len(written) == (2 if cache._private_dir() is not None else 1)  # (tried, then)
+    assert not list(cache_path.glob("load_*"))

@@ -708,6 +708,31 @@ def test_a_kernel_seen_in_another_circuit_is_a_cache_hit(tmp_path, monkeypatch):
         assert close(got, want)
 
 
+def test_a_cached_build_reads_the_index_once_and_writes_it_once(tmp_path, monkeypatch):
+    import json
+    from circuitgrad.lower import cache
+    monkeypatch.setenv("CIRCUITGRAD_CACHE", str(tmp_path / "cache"))
+    c, at = _gmm_gradient()
+    first = to_fused(c, min_entries=0)
+    assert len(first._kernel_libraries) >= 6
+    path = tmp_path / "cache" / "index.json"
+    entries = json.loads(path.read_text())
+    for e in entries.values():  # uses long ago: each library found records its use
+        e["used"] -= 1000.0
+    path.write_text(json.dumps(entries))
+    calls = {"_read_index": [], "_write": []}
+    for name, seen in calls.items():
+        monkeypatch.setattr(cache, name, lambda *a, _f=getattr(cache, name), _s=seen, **k:
+                            _s.append(a) or _f(*a, **k))
+    again = to_fused(c, min_entries=0)
+    # one read at the start, one (under the lock) before the one write of the uses
+    assert len(calls["_read_index"]) == 2 and len(calls["_write"]) == 1
+    assert all(e["used"] > entries[n]["used"] + 900
+               for n, e in json.loads(path.read_text()).items())
+    for got, want in zip(again(**at), first(**at)):
+        assert same_bits(got, want)
+
+
 def test_parallel_compilers_give_the_bits_of_one(tmp_path, monkeypatch):
     from circuitgrad.lower import fused
     c, at = _gmm_gradient()
@@ -787,6 +812,29 @@ def test_a_call_racing_the_switch_sees_one_tier(monkeypatch):
              for got in seen]
     assert seen and all(len(w) == 1 for w in which)  # each call is one tier's, whole
     assert all(all(map(same_bits, got, tiers[1])) for got in after)
+
+
+def test_a_background_build_compiles_once_the_first_call_has_returned(monkeypatch):
+    import time
+    from circuitgrad.lower import fused
+    entered, real = [], fused.build_libraries
+
+    def noting(*args, **kwargs):
+        entered.append(time.monotonic())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fused, "build_libraries", noting)
+    monkeypatch.setattr(fused, "FIRST_CALL_GRACE", 60.0)  # (no call: a minute's wait)
+    c = cg.parse("J = sum(exp(x) * y + 0.25)", shapes={"x": (3000,), "y": (3000,)})
+    f = to_fused(c, wait=False)
+    time.sleep(0.2)
+    assert not entered and not f.compiled  # not started: no call yet
+    called = time.monotonic()
+    assert float(f(x=np.zeros(3000), y=np.ones(3000))) == 3750.0
+    assert f.wait(30) and len(entered) == 1 and entered[0] >= called
+    monkeypatch.setattr(fused, "FIRST_CALL_GRACE", 0.05)  # none called: started anyway
+    g = to_fused(c, wait=False)
+    assert g.wait(30) and len(entered) == 2
 
 
 def test_a_failed_background_build_raises_at_the_next_call_and_at_wait(monkeypatch):
