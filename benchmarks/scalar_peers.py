@@ -24,11 +24,10 @@ Dr.Jit needs libLLVM: ``$DRJIT_LIBLLVM_PATH``, else the first of
 (or without the package) the table says "Dr.Jit: not available (reason)". Its ``relu`` is
 ``dr.select(x > 0, x, 0)``: ``dr.maximum`` on Float64 crashes LLVM 15's instruction selection
 ("Cannot select: fmaximum"), and no value of the program is 0 where relu meets it. Its
-``sigmoid`` is ``1 / (1 + exp(-x))``, one exp, cheaper than circuitgrad's contract allows
-(``to_numpy``'s ``exp(-logaddexp(0, -x))``, which ``to_c`` keeps within 2 ulp: two exps and a
-log1p); so Dr.Jit is also timed with that formula (``max(0, -x) + log(1 + exp(-|x|))``, Dr.Jit
-having no log1p), "drjit logaddexp". Its sin, cos, exp, log and tanh are its own polynomials,
-not within 2 ulp of NumPy's.
+``sigmoid`` is ``1 / (1 + exp(-x))``, one exp and a division, as circuitgrad's (SciPy's
+``expit``: ``exp(-|x|)``, a select and a division, which keeps the subnormal results below
+x = -709 that Dr.Jit's form overflows to 0). Its sin, cos, exp, log and tanh are its own
+polynomials, not within 2 ulp of NumPy's.
 
     python -m benchmarks --only scalar_peers
     python -m benchmarks.scalar_peers          # the quick tables, printed
@@ -116,7 +115,7 @@ def _loaded_llvm() -> str | None:
 class DrJit:
     """The program on Dr.Jit's LLVM AD arrays, its gradient by ``dr.backward``, frozen."""
 
-    def __init__(self, prog, logaddexp: bool = False):
+    def __init__(self, prog):
         path = libllvm()
         if path is None:
             raise RuntimeError("no libLLVM 15 or newer found (set DRJIT_LIBLLVM_PATH)")
@@ -132,9 +131,7 @@ class DrJit:
         fn = prog.function(_Namespace(
             sin=dr.sin, cos=dr.cos, tanh=dr.tanh, exp=dr.exp, log=dr.log, sqrt=dr.sqrt,
             square=dr.square, abs=dr.abs, relu=lambda x: dr.select(x > 0, x, 0.0),
-            sigmoid=(lambda x: dr.exp(-(dr.select(x < 0, -x, 0.0)
-                                        + dr.log(1.0 + dr.exp(-dr.abs(x))))))
-            if logaddexp else lambda x: 1 / (1 + dr.exp(-x))))
+            sigmoid=lambda x: 1 / (1 + dr.exp(-x))))
 
         def grad(*xs):
             xs = [Float64(x) for x in xs]
@@ -160,9 +157,9 @@ class DrJit:
         return out
 
 
-def _drjit(emit, prog, logaddexp: bool = False) -> DrJit | None:
+def _drjit(emit, prog) -> DrJit | None:
     try:
-        return DrJit(prog, logaddexp)
+        return DrJit(prog)
     except Exception as e:  # the package, libLLVM or the backend
         emit("drjit_error", f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
         return None
@@ -198,13 +195,6 @@ def measure_batch(emit, points: int, cache: str) -> None:
         emit("drjit agreement", _max_rel([o.numpy() for o in out], ref))
         fns["drjit 1"] = lambda: dj.call(xs, 1)
         fns[f"drjit {cores}"] = lambda: dj.call(xs, cores)
-        # and with circuitgrad's sigmoid, exp(-logaddexp(0, -x)) (two exps and a log, where
-        # Dr.Jit's own is 1 / (1 + exp(-x))): the same work as to_c's
-        dl = _drjit(emit, prog, logaddexp=True)
-        if dl is not None:
-            dl.call(xs, cores)
-            fns["drjit logaddexp 1"] = lambda: dl.call(xs, 1)
-            fns[f"drjit logaddexp {cores}"] = lambda: dl.call(xs, cores)
         if points <= 10**4:  # and at one point, beside to_c (not beside symengine's LLVM)
             point = prog.point()
             p1 = dj.arrays(point)
@@ -337,13 +327,6 @@ def run(quick: bool = False) -> str:
                 cpu = v.get(f"cpu/wall {key} {cores}")
                 scaling.append([f"{points:,}", tool, str(cores), f"{s:.2f}",
                                 f"{s / cores:.2f}", f"{cpu:.2f}" if cpu else "–"])
-        for n in (1, cores):
-            x = ratio(f"to_c {n}", f"drjit logaddexp {n}")
-            if x:
-                notes.append(f"{points:,} points, {n} thread{'s' if n > 1 else ''}: Dr.Jit "
-                             "with circuitgrad's sigmoid, exp(-logaddexp(0, -x)) (two exps and "
-                             f"a log where its own 1 / (1 + exp(-x)) has one exp), "
-                             f"{fmt_time(v[f'drjit logaddexp {n}'])}; to_c / it ×{fmt_ratio(x)}")
         if "drjit point" in v:
             notes.append(f"one point, {fmt_n(OPS)} ops (timed in the {points:,}-point child): "
                          f"to_c {fmt_time(v['to_c point'])}, Dr.Jit "

@@ -24,6 +24,13 @@ static inline double cg_logaddexp(double x, double y) {
     return d;
 }
 
+/* sigmoid as SciPy's expit (special.sigmoid): e = exp(-|x|), 1/(1 + e) at x >= 0, e/(1 + e)
+   below (NaN there: x >= 0 is false for NaN). */
+static inline double cg_sigmoid(double x) {
+    double e = exp(-fabs(x));
+    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+}
+
 /* circuitgrad's pow, NumPy's power for a scalar exponent: sqrt at 0.5 (sqrt(-0.0) = -0.0,
    sqrt(-inf) = nan), a * a at 2 and 1 / a at -1; C's pow elsewhere. */
 static inline double cg_pow(double a, double b) {
@@ -203,7 +210,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 12: /* square */ r[o] = r[a0] * r[a0]; break; \
     case 13: /* abs */ r[o] = fabs(r[a0]); break; \
     case 14: /* relu */ r[o] = cg_maximum(r[a0], 0.0); break; \
-    case 15: /* sigmoid */ r[o] = exp(-cg_logaddexp(0.0, -r[a0])); break; \
+    case 15: /* sigmoid */ r[o] = cg_sigmoid(r[a0]); break; \
     case 16: /* step */ r[o] = (r[a0] >= 0.0 ? 1.0 : 0.0); break; \
     case 17: /* sign */ r[o] = cg_sign(r[a0]); break; \
     case 18: /* log1p */ r[o] = log1p(r[a0]); break; \
@@ -287,7 +294,7 @@ static const char *const CG_OP_NAMES[CG_OP_COUNT] = {
     case 12: /* square */ for (l = 0; l < n; l++) y[l] = x0[l] * x0[l]; break; \
     case 13: /* abs */ for (l = 0; l < n; l++) y[l] = fabs(x0[l]); break; \
     case 14: /* relu */ for (l = 0; l < n; l++) y[l] = cg_maximum(x0[l], 0.0); break; \
-    case 15: /* sigmoid */ for (l = 0; l < n; l++) y[l] = exp(-cg_logaddexp(0.0, -x0[l])); break; \
+    case 15: /* sigmoid */ for (l = 0; l < n; l++) y[l] = cg_sigmoid(x0[l]); break; \
     case 16: /* step */ for (l = 0; l < n; l++) y[l] = (x0[l] >= 0.0 ? 1.0 : 0.0); break; \
     case 17: /* sign */ for (l = 0; l < n; l++) y[l] = cg_sign(x0[l]); break; \
     case 18: /* log1p */ for (l = 0; l < n; l++) y[l] = log1p(x0[l]); break; \
@@ -458,7 +465,7 @@ op_11: /* sqrt */ r[ins[1]] = sqrt(r[ins[2]]); ins += 5; if (ins == end) return;
 op_12: /* square */ r[ins[1]] = r[ins[2]] * r[ins[2]]; ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_13: /* abs */ r[ins[1]] = fabs(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_14: /* relu */ r[ins[1]] = cg_maximum(r[ins[2]], 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
-op_15: /* sigmoid */ r[ins[1]] = exp(-cg_logaddexp(0.0, -r[ins[2]])); ins += 5; if (ins == end) return; goto *label[ins[0]];
+op_15: /* sigmoid */ r[ins[1]] = cg_sigmoid(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_16: /* step */ r[ins[1]] = (r[ins[2]] >= 0.0 ? 1.0 : 0.0); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_17: /* sign */ r[ins[1]] = cg_sign(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];
 op_18: /* log1p */ r[ins[1]] = log1p(r[ins[2]]); ins += 5; if (ins == end) return; goto *label[ins[0]];

@@ -79,6 +79,11 @@ def _xlog1py(xp: Any, x: Any, y: Any) -> Any:
     return xp.where((x == 0.0) & (y == y), xp.zeros_like(x * y), x * xp.log1p(y))
 
 
+def _sigmoid(xp: Any, x: Any) -> Any:
+    e = xp.exp(-xp.abs(x))  # special.sigmoid's operations, in the standard's
+    return xp.where(x >= 0.0, xp.ones_like(e), e) / (1.0 + e)
+
+
 def _log1p(xp: Any, x: Any) -> Any:
     return xp.log1p(x)
 
@@ -471,6 +476,9 @@ HELPERS: dict[str, dict[str, Any]] = {
              "dask": "scipy.special:erfc", "standard": None},
     # SciPy's special functions (primitives/scipy_special.py): the library's own; logit,
     # xlogy and xlog1py also in standard ops.
+    # sigmoid: SciPy's expit's two branches, one exp and one division, in every library (their
+    # own sigmoids are 1 / (1 + exp(-x)), which overflows to 0 below x ≈ -709).
+    "sigmoid": {"numpy": "special.sigmoid", "standard": _sigmoid},
     "logit": _scipy_special("logit", _logit),
     "xlogy": _scipy_special("xlogy", _xlogy),
     "xlog1py": _scipy_special("xlog1py", _xlog1py),

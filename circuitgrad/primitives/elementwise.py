@@ -224,12 +224,14 @@ RECORDS: list[Primitive] = [
     # Stable for every float: sigmoid(-1000) = 0 and sigmoid(1000) = 1 with no overflow.
     # sigmoid′ = σ(1 − σ) reuses the forward node.
     # scipy.special.expit is this record (its ufunc's name).
-    Primitive("sigmoid", 1, "xp.exp(-xp.logaddexp(0.0, -{0}))", "σ", numpy=("expit",),
-              c="exp(-cg_logaddexp(0.0, -{0}))",
+    # sigmoid as SciPy's expit: e = exp(-|x|), then 1/(1 + e) for x ≥ 0 and e/(1 + e) below:
+    # one exp, no overflow, within 2 ulps of the exact value (exp(-logaddexp(0, -x)) was up
+    # to hundreds of ulps off at x ≈ -700, where logaddexp's rounding is e^700's error).
+    Primitive("sigmoid", 1, "_sp.sigmoid({0})", "σ", numpy=("expit",),
+              c="cg_sigmoid({0})",
               partials=lambda out, x: (out * (1.0 - out),), sympy=_sympy_sigmoid,
               fused=lambda bar, out, x: (call("sigmoid_vjp", bar, out),),
-              # cg_vsigmoid (vector_math.h): cgv_exp(w, -cg_vlogaddexp(w, CG_C(0.0), -a0)),
-              # the same operations in one function at -O2
+              # cg_vsigmoid (vector_math.h): cg_sigmoid's operations on vectors, at -O2
               c_vector="cg_vsigmoid(a0)"),
     # step(z) = 1(z ≥ 0), relu's derivative; its own derivative is 0 (None: never built).
     # A comparison, not np.heaviside (10x slower); step(nan) = 0.

@@ -36,6 +36,13 @@ static inline double cg_logaddexp(double x, double y) {
     return d;
 }
 
+/* sigmoid as SciPy's expit (special.sigmoid): e = exp(-|x|), 1/(1 + e) at x >= 0, e/(1 + e)
+   below (NaN there: x >= 0 is false for NaN). */
+static inline double cg_sigmoid(double x) {
+    double e = exp(-fabs(x));
+    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+}
+
 /* circuitgrad's pow, NumPy's power for a scalar exponent: sqrt at 0.5 (sqrt(-0.0) = -0.0,
    sqrt(-inf) = nan), a * a at 2 and 1 / a at -1; C's pow elsewhere. */
 static inline double cg_pow(double a, double b) {
@@ -376,23 +383,12 @@ static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x
 static __attribute__((unused)) void cg_vsincos_both(cg_v x, cg_v *sin_x, cg_v *cos_x) { cg_vsincos(x, sin_x, cos_x); }
 static inline cg_v cg_vsin(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return s; }
 static inline cg_v cg_vcos(cg_v x) { cg_v s, c; cg_vsincos(x, &s, &c); return c; }
-/* sigmoid(x) = exp(-logaddexp(0, -x)) as the source's cgv_exp(w, -cg_vlogaddexp(w, 0, -x))
-   computes it, the same operations (so the same bits) in one function at -O2, both exps
-   inlined: at the parts' -Og the two helpers and the two exps were calls, ~4% of a gradient's
-   time. libmvec's log1p of the width (2 ulp from to_numpy at every width: the log1p record). */
-#if CG_W == 8
-#define CG_MVEC_LOG1P _ZGVeN8v_log1p
-#elif CG_W == 4
-#define CG_MVEC_LOG1P _ZGVdN4v_log1p
-#else
-#define CG_MVEC_LOG1P _ZGVbN2v_log1p
-#endif
-cg_v CG_MVEC_LOG1P(cg_v);
+/* sigmoid as the prelude's cg_sigmoid (SciPy's expit): e = exp(-|x|), 1/(1 + e) at x >= 0,
+   e/(1 + e) below; one function at -O2 with its exp inlined (at the parts' -Og the exp was a
+   call). NaN: x >= 0 is false, e/(1 + e) is NaN. */
 static __attribute__((unused, noinline)) cg_v cg_vsigmoid(cg_v x) {
-    cg_v y = -x, d = 0.0 - y, t = CG_MVEC_LOG1P(cg_vexp(-CG_ABS(d)));
-    cg_v l = CG_SEL(y == 0.0, CG_C(0.0 + 0.693147180559945309417232121458176568),
-                    CG_SEL(d > 0.0, 0.0 + t, CG_SEL(d <= 0.0, y + t, d)));
-    return cg_vexp(-l);
+    cg_v e = cg_vexp(-CG_ABS(x));
+    return CG_SEL(x >= 0.0, CG_C(1.0), e) / (1.0 + e);
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

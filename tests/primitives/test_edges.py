@@ -200,3 +200,24 @@ def test_sinc_d_with_an_array_of_orders_refuses_another_library_by_name():
     assert float(sinc_derivative(xps, xps.asarray(0.0), 1.0)) == 1 / 3
     with pytest.raises(cg.CircuitError, match=r"sinc_d: an array of orders n .* NumPy only"):
         sinc_derivative(xps, xps.asarray(x), n)
+
+
+@pytest.mark.parametrize("lower", [cg.to_numpy, cg.to_tape, cg.to_c])
+def test_sigmoid_is_scipys_expit_within_2_ulps_of_the_exact_value(lower):
+    """sigmoid is SciPy's expit (exp(-|x|), then 1/(1 + e) or e/(1 + e)): within 2 ulps of
+    the exact value wherever that is a normal number (exp(-logaddexp(0, -x)) was 32 ulps off
+    near x = -700), the subnormal results below x = -709 kept, and the extremes exact."""
+    mpmath = pytest.importorskip("mpmath")
+    special = pytest.importorskip("scipy.special")
+    mpmath.mp.prec = 120
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(-40, 40, 1500), rng.uniform(-745, 40, 1500)])
+    exact = np.array([float(1 / (1 + mpmath.exp(-mpmath.mpf(float(v))))) for v in x])
+    got = lower(cg.parse("J = sigmoid(x)"))(x)
+    normal = exact >= np.finfo(np.float64).tiny
+    ulps = np.abs(got - exact)[normal] / np.spacing(exact[normal])
+    assert ulps.max() <= (2 if lower is cg.to_numpy else 4)  # (the bound across lowerings: 4)
+    assert np.allclose(got[normal], special.expit(x)[normal], rtol=4 * 2.0**-52, atol=0)
+    edges = lower(cg.parse("J = sigmoid(x)"))(np.array([-1000.0, -720.0, 0.0, -0.0, 1000.0]))
+    assert edges.tolist()[0] == 0.0 and 0.0 < edges[1] < 1e-300 and \
+        edges.tolist()[2:] == [0.5, 0.5, 1.0]

@@ -20,6 +20,13 @@ static inline double cg_logaddexp(double x, double y) {
     return d;
 }
 
+/* sigmoid as SciPy's expit (special.sigmoid): e = exp(-|x|), 1/(1 + e) at x >= 0, e/(1 + e)
+   below (NaN there: x >= 0 is false for NaN). */
+static inline double cg_sigmoid(double x) {
+    double e = exp(-fabs(x));
+    return (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+}
+
 /* circuitgrad's pow, NumPy's power for a scalar exponent: sqrt at 0.5 (sqrt(-0.0) = -0.0,
    sqrt(-inf) = nan), a * a at 2 and 1 / a at -1; C's pow elsewhere. */
 static inline double cg_pow(double a, double b) {
