@@ -466,18 +466,27 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     layout = fixed_layout(c, group)
     if layout is not None:
         # the same statements with the steps the check below found: the branches decided
-        fixed_loads = [f"cg_v a{k}; CG_LOAD(a{k}, p{k}, {s}, j, w);" if s else
+        fixed_loads = [f"cg_v a{k}; CG_GATHER(a{k}, p{k}, ti{k}, j, w);" if s == TABLE else
+                       f"cg_v a{k}; CG_LOAD(a{k}, p{k}, {s}, j, w);" if s else
                        f"const cg_v a{k} = CG_C(p{k}[0]);"
                        for k, s in enumerate(layout[:n_in])]
         fixed_writes = []
         for k, (value, accumulate) in enumerate(stores):
             s = layout[n_in + k]
-            fixed_writes.append(f"CG_ROW(row{k}, w, {value});" if accumulate and not s else
-                                f"CG_ACC(q{k}, 1, j, w, {value});" if accumulate else
-                                f"CG_STORE(q{k}, 1, j, w, {value});")
+            fixed_writes.append(
+                (f"CG_SACC(q{k}, to{k}, j, w, {value});" if accumulate else
+                 f"CG_SCATTER(q{k}, to{k}, j, w, {value});") if s == TABLE else
+                f"CG_ROW(row{k}, w, {value});" if accumulate and not s else
+                f"CG_ACC(q{k}, 1, j, w, {value});" if accumulate else
+                f"CG_STORE(q{k}, 1, j, w, {value});")
         statements = fixed_loads + arithmetic + fixed_writes
-        fixed_steps = [f"    long oi{k} = 0;" for k in range(n_in)] + [
-            f"    long oo{k} = 0;" for k in range(n_out)]
+        # (the tables in the generic loop's order: the operands', then the results')
+        fixed_steps = [f"    long oi{k} = 0;" + (f" const long *ti{k} = tab; tab += inner + 8;"
+                                                 if layout[k] == TABLE else "")
+                       for k in range(n_in)] + [
+            f"    long oo{k} = 0;" + (f" const long *to{k} = tab; tab += inner + 8;"
+                                      if layout[n_in + k] == TABLE else "")
+            for k in range(n_out)]
         # the full vectors, then the row's last lanes (if any): the entries in the same order
         fixed_inner = ["        for (j = 0; j + CG_W <= inner; j += CG_W) {",
                        "            const int w = CG_W;",
@@ -491,7 +500,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
         code.append(_kernel_loop(f"cg_k{g}_fixed", n_in, n_out, fixed_steps,
                                  [k for k in sums if not layout[n_in + k]], fixed_inner,
                                  fixed_after))
-        check = " && ".join(f"bs[{k}] == {s} && !ht[{k}]" for k, s in enumerate(layout))
+        check = " && ".join(f"ht[{k}]" if s == TABLE else f"bs[{k}] == {s} && !ht[{k}]"
+                            for k, s in enumerate(layout))
         code.append("\n".join([
             f"static void cg_k{g}(const long *meta, double *const *ptr) {{",
             f"    const long nd = meta[0], *bs = meta + 1 + nd + {n_in + n_out} * nd + 2, "
@@ -548,10 +558,11 @@ def fixed_layout(c: Circuit, group: Group) -> list[int] | None:
     shapes give (the operands in order, then the results): 1 for an operand that varies
     along the point's last axis (contiguous there, as NumPy makes arrays) or a result that
     is written along it, 0 for an operand the kernel broadcasts along it (a length-1 or
-    missing axis, a number) or a sum along it (the row's sum in a register). None where the
-    loop's innermost axis is not the point's last (a point of no axes or a last axis of
-    length 1) or the rows are short and some array broadcasts along them (blocks with
-    tables: :func:`_blocked`): the generic loop only.
+    missing axis, a number) or a sum along it (the row's sum in a register). Rows shorter
+    than ``SHORT_ROW`` run in blocks (:func:`_blocked`): there an array of the whole point
+    steps by 1, one of no axes by 0, any other (and each sum) through its table of offsets
+    (``TABLE``). None where the loop's innermost axis is not the point's last (a point of
+    no axes or a last axis of length 1): the generic loop only.
 
         >>> import circuitgrad as cg
         >>> c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3000,), "y": ()})
@@ -562,6 +573,7 @@ def fixed_layout(c: Circuit, group: Group) -> list[int] | None:
     point = group.shape
     if not point or point[-1] == 1:
         return None
+    short = point[-1] < SHORT_ROW
     steps = []
     for a in group.operands:
         shape = c.shape(a)
@@ -570,14 +582,22 @@ def fixed_layout(c: Circuit, group: Group) -> list[int] | None:
             axis = (c.params(a) or {}).get("axis")
             shape = () if _literal_const(c, x) else c.shape(x) if axis is None else (
                 c.shape(x)[:axis] + (1,) + c.shape(x)[axis:])
-        steps.append(int(bool(shape) and shape[-1] != 1))
+        if not short:
+            steps.append(int(bool(shape) and shape[-1] != 1))
+        else:  # (in a block: the whole point, none of it, or a table)
+            full = (1,) * (len(point) - len(shape)) + tuple(shape) == tuple(point)
+            steps.append(1 if full else 0 if all(n == 1 for n in shape) else TABLE)
+    # (short rows of arrays of the whole point merge into long rows, unless a sum along the
+    # last axis keeps them apart)
+    merged = short and all(s == 1 for s in steps)
     steps += [1] * len(group.results)
     for s, _ in group.sums:
         kept, _ = _reduced_view(c, s, point)
-        steps.append(int(kept[-1] != 1))
-    # rows shorter than SHORT_ROW run in blocks, where an array broadcast along the last axis
-    # is gathered through a table; with none, the arrays' rows merge into long ones
-    return steps if point[-1] >= SHORT_ROW or all(steps) else None
+        steps.append(int(kept[-1] != 1) if not short or merged and kept[-1] != 1 else TABLE)
+    return steps
+
+
+TABLE = 2  # fixed_layout's step of an array read or written through its table
 
 
 ROW_OPS = ("logsumexp", "softmax", "log_softmax")  # along the last axis: one C pass per row

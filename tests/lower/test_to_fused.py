@@ -858,7 +858,8 @@ def _generic_twin(f):
 
 def _fixed_calls(f):
     """How many of the plans ``f``'s calls made run a kernel's fixed-stride loop: the meta's
-    steps and tables (kernel_source's layout) those of ``fixed_layout``."""
+    steps and tables (kernel_source's layout) those of ``fixed_layout`` (a table where it
+    says TABLE)."""
     from circuitgrad.lower import fused
     groups, _ = fusion_groups(f.circuit, f._min_entries)
     layouts = {lib.index: fused.fixed_layout(f.circuit, groups[lib.index])
@@ -872,7 +873,8 @@ def _fixed_calls(f):
         n, nd = len(layout), int(meta[0])
         bs = meta[1 + nd + n * nd + 2:][:n]
         ht = meta[1 + nd + n * nd + 2 + n:][:n]
-        count += list(bs) == layout and not ht.any()
+        count += all(ht[k] if s == fused.TABLE else bs[k] == s and not ht[k]
+                     for k, s in enumerate(layout))
     return count
 
 
@@ -886,6 +888,8 @@ def _fixed_calls(f):
     ("E = log(1 + x * x) * cos(y)", {"x": (3, 1, 64), "y": (1, 5, 64)}),
     # short rows (3 entries) that no array broadcasts along: the rows merge into one
     ("E = exp(x) * y - x", {"x": (7, 3), "y": (7, 3)}),
+    # short rows with broadcast operands and a sum: blocks, read and added through tables
+    ("E = exp(x) * y + z\nS = sum(E, axis=1)", {"x": (40, 5), "y": (40, 1), "z": (5,)}),
 ])
 def test_the_fixed_stride_loops_give_the_generic_loops_bits(text, shapes):
     # each kernel's fixed-stride loop (contiguous and broadcast operands, steps as constants)
