@@ -28,13 +28,17 @@ def _outs(f, values, single):
 
 def _agree_and_batch(c, seed):
     """to_fused (every group a kernel) agrees with to_numpy at one point and on batches, and a
-    batch's point k is the call at point k bit for bit."""
+    batch's point k is the call at point k bit for bit; the kernels' generic loops give the
+    bits of the loops the calls chose (fixed strides where the layout allows)."""
     single = len(c.outputs) == 1
     fused, plain = to_fused(c, min_entries=0), cg.to_numpy(c)
+    generic = _generic_twin(fused)
     with np.errstate(all="ignore"):
         for batch in ((), (4,), (2, 3)):
             values = batch_of(c, seed, batch)
             got, want = _outs(fused, values, single), _outs(plain, values, single)
+            for g, w in zip(got, _outs(generic, values, single)):
+                assert same_bits(g, w)
             for name, g, w in zip(c.outputs, got, want):
                 assert np.shape(g) == np.shape(w), (name, batch)
                 assert close(g, w), (name, batch, g, w)
@@ -885,3 +889,81 @@ def test_a_process_exiting_while_the_compiler_runs_neither_waits_nor_writes(tmp_
                 os.killpg(int(pid), 9)  # (the compiler runs in its own session)
             except ProcessLookupError:
                 pass
+
+
+def _generic_twin(f):
+    """A copy of fused function ``f``'s driver whose kernels all run their generic loop
+    (the entry's g = 1: each array's step and table read at run time, whatever the layout)."""
+    import functools
+    from circuitgrad.lower import fused
+    twin = to_fused(f.circuit, min_entries=f._min_entries)
+    for lib, library in zip(twin._kernel_libraries, twin._libraries):
+        if lib.kind == "kernel":
+            twin._namespace[f"_kernel{lib.index}"] = functools.partial(
+                fused.kernel_entry(library.cg_kernel), 1)
+    return twin
+
+
+def _fixed_calls(f):
+    """How many of the plans ``f``'s calls made run a kernel's fixed-stride loop: the meta's
+    steps and tables (kernel_source's layout) those of ``fixed_layout`` (a table where it
+    says TABLE)."""
+    from circuitgrad.lower import fused
+    groups, _ = fusion_groups(f.circuit, f._min_entries)
+    layouts = {lib.index: fused.fixed_layout(f.circuit, groups[lib.index])
+               for lib in f._kernel_libraries if lib.kind == "kernel"}
+    kernels = {id(f._namespace[f"_kernel{g}"]): g for g in layouts}
+    count = 0
+    for key, (meta, _) in f._namespace["_run"].keywords["plans"].items():
+        layout = layouts[kernels[id(key[0])]]
+        if layout is None:
+            continue
+        n, nd = len(layout), int(meta[0])
+        bs = meta[1 + nd + n * nd + 2:][:n]
+        ht = meta[1 + nd + n * nd + 2 + n:][:n]
+        count += all(ht[k] if s == fused.TABLE else bs[k] == s and not ht[k]
+                     for k, s in enumerate(layout))
+    return count
+
+
+@pytest.mark.parametrize("text, shapes", [
+    # a broadcast scalar, a row vector, a column (broadcast along the rows' axis), rows
+    # of 13 entries (one full vector and a partial one at 8 lanes), a sum along the rows
+    # (the row's sum in a register) and along the columns (accumulated entry by entry)
+    ("E = exp(x) * y + sin(z) * x - w\nS1 = sum(E, axis=1)\nS0 = sum(tanh(E) * x, axis=0)",
+     {"x": (6, 13), "y": (), "z": (13,), "w": (6, 1)}),
+    ("E = tanh(x * y) + z\nS = sum(E * x)", {"x": (40,), "y": (), "z": (40,)}),
+    ("E = log(1 + x * x) * cos(y)", {"x": (3, 1, 64), "y": (1, 5, 64)}),
+    # short rows (3 entries) that no array broadcasts along: the rows merge into one
+    ("E = exp(x) * y - x", {"x": (7, 3), "y": (7, 3)}),
+    # short rows with broadcast operands: blocks, read through tables (the gradient's
+    # sums through tables: the generic loop)
+    ("E = exp(x) * y + z", {"x": (40, 5), "y": (40, 1), "z": (5,)}),
+])
+def test_the_fixed_stride_loops_give_the_generic_loops_bits(text, shapes):
+    # each kernel's fixed-stride loop (contiguous and broadcast operands, steps as constants)
+    # and its generic loop (steps read at run time) are the same operations: forced apart
+    # through the entry, and through the layouts a call picks (a non-contiguous or
+    # transposed input runs the generic loop), the same bits; the gradient's kernels too
+    for primal, c in ((True, cg.parse(text, shapes=shapes, outputs=None)),
+                      (False, cg.grad(cg.parse(text.rsplit("\n", 1)[0] + "\nL = sum(E * E)",
+                                               shapes=shapes)))):
+        f = to_fused(c, min_entries=0)
+        assert f.groups >= 1
+        generic = _generic_twin(f)
+        rng = np.random.default_rng(7)
+        for batch in ((), (3,)):
+            values = {k: rng.normal(size=batch + s) for k, s in shapes.items()}
+            got = _outs(f, values, len(c.outputs) == 1)
+            for g, w in zip(got, _outs(generic, values, len(c.outputs) == 1)):
+                assert same_bits(g, w)
+            # every input a view with steps of 2 (its entries spread out) or reversed
+            for strided in ({k: np.repeat(v, 2, axis=-1)[..., ::2] if v.ndim else v
+                             for k, v in values.items()},
+                            {k: v[..., ::-1].copy()[..., ::-1] if v.ndim else v
+                             for k, v in values.items()}):
+                for g, w in zip(got, _outs(f, strided, len(c.outputs) == 1)):
+                    assert same_bits(g, w)
+        if primal:  # (a gradient's sums along short rows run in blocks: the generic loop)
+            assert _fixed_calls(f) >= 1  # the contiguous calls ran a fixed-stride loop
+            assert _fixed_calls(generic) >= 1  # (its plans chose it; the entry overrode them)
