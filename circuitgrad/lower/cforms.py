@@ -12,7 +12,7 @@ The semantics are the NumPy lowering's (docs/semantics.md): IEEE float64, compil
 ufunc is not one libm call, :data:`PRELUDE` holds a helper with NumPy's exact definition:
 ``maximum``/``minimum`` propagate NaN from either side and return the second argument at a
 tie (so the sign of zero is NumPy's), ``logaddexp`` is NumPy's ``npy_logaddexp`` (and so
-``sigmoid`` and ``softplus``, which are written with it), ``sign(nan) = nan``.
+``softplus``, written with it), ``sigmoid`` SciPy's ``expit``, ``sign(nan) = nan``.
 
 ``to_c`` also writes each non-arithmetic node as a helper ``cgv_OP`` over ``cg_v`` registers
 (:func:`c_vector_helpers`): 8, 4 or 2 points per vector (AVX-512, AVX2, SSE4.1: the width
@@ -22,7 +22,7 @@ of :mod:`~circuitgrad.lower.isa`), with a vector form of the same values
 form lane by lane; and the C form itself in the plain C path.
 
     >>> c_expression("sigmoid", ["r[3]"])
-    'exp(-cg_logaddexp(0.0, -r[3]))'
+    'cg_sigmoid(r[3])'
     >>> c_literal(-0.0), c_literal(float("inf"))
     ('(-0.0)', 'INFINITY')
 """
