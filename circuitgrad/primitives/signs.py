@@ -103,9 +103,9 @@ def negate(b: Any, q: int, start: int = 0) -> int:
         # -(u·c) = u·(-c) and -(u/c) = u/(-c)
         if ops[v] == "const" and not shapes[v] and shapes[u] == shapes[q]:
             return b.apply_id(ops[q], (u, b.const_id(-b.params[v])))
-        # -(c·v) = (-c)·v
-        if ops[q] == "mul" and ops[u] == "const" and not shapes[u] and shapes[v] == shapes[q]:
-            return b.apply_id("mul", (b.const_id(-b.params[u]), v))
+        # -(c·v) = (-c)·v and -(c/v) = (-c)/v (what takes_sign promises of a constant factor)
+        if ops[u] == "const" and not shapes[u] and shapes[v] == shapes[q]:
+            return b.apply_id(ops[q], (b.const_id(-b.params[u]), v))
     elif q >= start and is_fused_vjp(ops[q]):
         # f(-c, x) = -f(c, x) (pow_vjp: f(-c, a, b) = -f(c, a, b))
         u, *rest = args[q]
