@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 
+from .harness import choose_blas_kernels
 from .report import discover, report_path, run_suite
 
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     module_timeout = args.module_timeout or (900.0 if args.quick else 2400.0)
     command = "python -m benchmarks" + (" " + shlex.join(argv if argv is not None
                                                          else sys.argv[1:])).rstrip()
+    print(f"[benchmarks] OpenBLAS kernels: {choose_blas_kernels()}")
     _, failures = run_suite(args.quick, only or None, module_timeout, command)
     print(f"[benchmarks] wrote {report_path()}")
     if failures:

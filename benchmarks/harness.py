@@ -45,6 +45,70 @@ SINGLE_THREAD = {
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
 }
+BLAS_ENV = "CIRCUITGRAD_BENCH_BLAS"  # what choose_blas_kernels found (for the report's header)
+
+# OpenBLAS's probe of its own kernels, run in a child (the suite's process must not load it
+# before OPENBLAS_CORETYPE is set): the name of the kernels it chose for this CPU.
+_CORENAME = """
+import ctypes, glob, os, numpy
+for lib in glob.glob(os.path.join(os.path.dirname(numpy.__file__), "..", "numpy.libs", "*openblas*")):
+    dll = ctypes.CDLL(lib)
+    for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+        f = getattr(dll, name, None)
+        if f is not None:
+            f.restype = ctypes.c_char_p
+            print(f().decode())
+            raise SystemExit
+"""
+
+
+def _openblas_core(env: dict[str, str]) -> str | None:
+    try:
+        out = subprocess.run([sys.executable, "-c", _CORENAME], env=env, capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_blas_kernels() -> str:
+    """OpenBLAS's AVX-512 kernels where its detection does not know the CPU: OpenBLAS 0.3.31
+    (NumPy 2.4's) takes an AMD Zen 5 (family 26) with AVX-512 for a Haswell and runs its AVX2
+    kernels, 52 GF/s at a 1000 x 1000 product on one thread against 83 with
+    ``OPENBLAS_CORETYPE=SkylakeX`` (and JAX's 87): a comparison of BLAS-bound work with JAX
+    would measure OpenBLAS's CPU table. So, before any NumPy is loaded, the suite sets
+    ``OPENBLAS_CORETYPE=SkylakeX`` (inherited by every child) where the CPU has AVX-512 F, DQ,
+    BW and VL and OpenBLAS chose Haswell; a user's own ``OPENBLAS_CORETYPE`` is kept. Returns
+    the line for the report's header (also in ``$CIRCUITGRAD_BENCH_BLAS``)."""
+    if "OPENBLAS_CORETYPE" in os.environ:
+        note = f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} (set by the user)"
+    else:
+        core = _openblas_core(dict(os.environ))
+        note = f"{core} (OpenBLAS's choice)" if core else "? (OpenBLAS's name not found)"
+        wanted = {"avx512f", "avx512dq", "avx512bw", "avx512vl"}
+        if core == "Haswell" and wanted <= _cpu_flags():
+            env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX")
+            if _openblas_core(env) == "SkylakeX":
+                os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+                note = ("SkylakeX: OPENBLAS_CORETYPE set by the suite (OpenBLAS took this "
+                        "AVX-512 CPU for a Haswell, AVX2 kernels)")
+    if "numpy" in sys.modules:
+        note += "; NumPy was loaded before: this process keeps its kernels"
+    os.environ[BLAS_ENV] = note
+    return note
+
+
 CPUS_ENV = "CIRCUITGRAD_BENCH_CPUS"  # the CPUs the suite started with (children may be pinned)
 _PIN_ENV = "CIRCUITGRAD_BENCH_PIN"  # a child's CPUs: "one" or "all"
 
@@ -371,6 +435,7 @@ def machine_info() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "git commit": commit,
+        "OpenBLAS kernels": os.environ.get(BLAS_ENV, "not checked"),
     }
 
 
