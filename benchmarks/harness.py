@@ -92,7 +92,7 @@ def choose_blas_kernels() -> str:
     BW and VL and OpenBLAS chose Haswell; a user's own ``OPENBLAS_CORETYPE`` is kept. Returns
     the line for the report's header (also in ``$CIRCUITGRAD_BENCH_BLAS``)."""
     if "OPENBLAS_CORETYPE" in os.environ:
-        note = f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} (set by the user)"
+        note = f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} (set in the environment)"
     else:
         core = _openblas_core(dict(os.environ))
         note = f"{core} (OpenBLAS's choice)" if core else "? (OpenBLAS's name not found)"
