@@ -260,9 +260,11 @@ def _seed_varying(c: Circuit) -> tuple[list[bool], int]:
         return [False] * len(c), 1
     inputs = dict(zip(c.inputs, c.input_ids))
     seed_ids = {inputs[name] for name in info["seeds"] if name in inputs}
+    # (the seeds' own values computed once, jacobians.seed_values_apart: they vary too)
+    given = seed_ids | {inputs[name] for name in info.get("precomputed", ()) if name in inputs}
     varying = [False] * len(c)
     for i, _op, args, _params, _shape in c.records():
-        varying[i] = i in seed_ids or any(varying[a] for a in args)
+        varying[i] = i in given or any(varying[a] for a in args)
     return varying, max(1, sum(math.prod(c.shape(i)) for i in seed_ids))
 
 

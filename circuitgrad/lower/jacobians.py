@@ -58,6 +58,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..builder import Builder
 from ..circuit import LEAVES, Circuit, as_circuit
 from ..errors import InputError
 from ..primitives import PRIMITIVES, special
@@ -66,7 +67,7 @@ from ..transforms.jacobian import COLORING_WORK, jacobian_sweep
 from .c import to_c
 from .calling import (_foreign, as_float64, assign_inputs, batch_axes, common_batch,
                       missing_inputs, outputs)
-from .numpy import NumpyFunction
+from .numpy import NumpyFunction, to_numpy
 
 SEED_PRODUCTS_AT = 64
 """Seeds per point from which a NumPy (or fused) sweep multiplies a matrix by all of one
@@ -297,6 +298,92 @@ def seed_compression(c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: 
     return compression if compression.count + 1 <= COMPRESS_SHARE * seeds else None
 
 
+PRECOMPUTE_SEED_VALUES = True
+"""Whether a dense sweep's values of the seeds alone (:func:`seed_values_apart`) are computed
+once per :class:`JacobianFunction` (False: in every call, by the sweep)."""
+
+
+def seed_values_apart(sweep: Circuit) -> tuple[Circuit, Circuit | None]:
+    """A Jacobian sweep's nodes that depend on its seeds alone, computed once: the sweep with
+    each such node that the rest reads (and that is smaller than a seed: a sum of a seed's
+    entries, a product of a constant vector with it) made an input, and the circuit from the
+    seeds to those nodes; ``(sweep, None)`` where there are none.
+
+    On the identity's rows these values are exact in any order and lowering: a sweep is linear
+    in its seeds, and a sum or product of a row of the identity has one nonzero term (the
+    sum of a row, ``Σ ẋ``, is 1.0), so the numbers are the sweep's own (but for the sign of a
+    zero that a sum makes); the dense full-row Jacobian at n = 1000 summed its 10⁶ seed
+    entries on every call (0.18 of 0.68 ms). Compressed seeds (several ones a row) keep their
+    sums in the sweep: :func:`jacobian_function` applies this to dense sweeps only.
+
+        >>> import circuitgrad as cg
+        >>> from circuitgrad.transforms.jacobian import jacobian_sweep
+        >>> sweep = jacobian_sweep(cg.parse("f = x * sum(x)", shapes={"x": (3,)}), mode="forward")
+        >>> rest, seeded = seed_values_apart(sweep)
+        >>> rest.inputs[-1:], seeded.inputs, seeded.outputs
+        (('seeded0',), ('x_dot',), ('seeded0',))
+    """
+    info = sweep.meta["jacobian_sweep"]
+    names = dict(zip(sweep.input_ids, sweep.inputs))
+    seeds = {i for i, name in names.items() if name in set(info["seeds"])}
+    if not seeds:
+        return sweep, None
+    smallest = min(math.prod(sweep.shape(i)) for i in seeds)
+    only = bytearray(len(sweep))  # 1: a seed or made of seeds (and constants) alone
+    cut = set()  # the seed-only nodes read by the rest (or outputs), smaller than a seed
+    for i, op, args, _params, shape in sweep.records():
+        if i in seeds:
+            only[i] = 1
+        elif op not in LEAVES and any(only[a] for a in args) and all(
+                only[a] or sweep.op(a) == "const" for a in args):
+            only[i] = 1
+        elif op not in LEAVES:
+            cut.update(a for a in args if only[a] and a not in seeds)
+    cut.update(o for o in sweep.output_ids if only[o] and o not in seeds)
+    cut = sorted(a for a in cut if math.prod(sweep.shape(a)) < smallest)
+    if not cut:
+        return sweep, None
+    taken = set(sweep.inputs) | set(sweep.outputs)
+    new_names = {a: fresh(f"seeded{k}", taken) for k, a in enumerate(cut)}
+
+    counts = {k: sweep.meta[k] for k in ("forward_count", "tangent_count") if k in sweep.meta}
+    marks: dict[str, int] = {}
+
+    def copied(keep: Callable[[int], bool], as_input: dict[int, str]) -> tuple[Builder, dict]:
+        b, ids = Builder(), {}
+        for i, op, args, params, shape in sweep.records():
+            for key, count in counts.items():  # (the lowerings' sections: the new ids)
+                if i == count:
+                    marks[key] = len(b.ops)
+            if i in as_input:
+                ids[i] = b.input(as_input[i], shape).id
+            elif not keep(i):
+                continue
+            elif op == "input":
+                ids[i] = b.input(names[i], shape).id
+            elif op == "const":
+                ids[i] = b.const_id(params)
+            else:
+                ids[i] = b.apply_id(op, tuple(ids[a] for a in args), params)
+        for i, name in sweep.names.items():
+            if i in ids and i not in as_input and b.ops[ids[i]] not in LEAVES:
+                b.name(ids[i], name)
+        return b, ids
+
+    b, ids = copied(lambda i: True, new_names)
+    meta: dict[str, Any] = dict(marks)
+    if "adjoint_of" in sweep.meta:
+        meta["adjoint_of"] = {ids[a]: ids[i] for a, i in sweep.meta["adjoint_of"].items()
+                              if a in ids and i in ids and a not in new_names}
+    meta["jacobian_sweep"] = {**info, "precomputed": tuple(new_names.values())}
+    rest = b.finish([(name, ids[o]) for name, o in zip(sweep.outputs, sweep.output_ids)],
+                    inputs=list(sweep.inputs) + list(new_names.values()), meta=meta)
+    b, ids = copied(lambda i: bool(only[i]) or sweep.op(i) == "const", {})
+    seeded = b.finish([(new_names[a], ids[a]) for a in cut],
+                      inputs=[names[i] for i in sorted(seeds)])
+    return rest, seeded
+
+
 IDENTITY_VIEW_ROW = 8
 """The shortest last axis of a seed input that :func:`identity_view`'s rows are given to (a
 fused kernel runs shorter rows in blocks that span the seed axis, which the view walks
@@ -374,7 +461,8 @@ class JacobianFunction:
     """
 
     def __init__(self, c: Circuit, sweep: Circuit, function: Callable[..., Any],
-                 compress: bool = True):
+                 compress: bool = True, seed_values: Circuit | None = None,
+                 compression: "SeedCompression | None | bool" = True):
         info = sweep.meta["jacobian_sweep"]
         self.sweep, self.function, self.mode = sweep, function, info["mode"]
         self._inputs = tuple(c.inputs)
@@ -403,8 +491,12 @@ class JacobianFunction:
         self._dense_products = seeded is not None
         self._identity_view = _reads_identity_view(sweep, function, self._seed_shapes)
         self._dense_call = _direct(function if seeded is None else seeded)
-        self.compression = (seed_compression(c, self._wrt, self._outs, self.mode)
+        # (compression=True: found here; None or one found already: jacobian_function's)
+        self.compression = (compression if compression is not True else
+                            seed_compression(c, self._wrt, self._outs, self.mode)
                             if compress else None)
+        # the seeds' own values (seed_values_apart), computed once on the dense seeds
+        self._seeded = to_numpy(seed_values) if seed_values is not None else None
         if self.compression is None:
             self.seeds = self.dense_seeds
             self.seed_products, self._sweep_call = self._dense_products, self._dense_call
@@ -589,6 +681,13 @@ class JacobianFunction:
                 arrays[name] = matrix[:, first:first + size].reshape(
                     (len(matrix),) + (1,) * k + shape)
                 first += size
+            if seeds == "dense" and self._seeded is not None:
+                values = self._seeded(**{name: arrays[name] for name in self._seeded.inputs})
+                values = (values,) if len(self._seeded.outputs) == 1 else values
+                for name, v in zip(self._seeded.outputs, values):
+                    v = np.asarray(v, dtype=np.float64)
+                    v.flags.writeable = False
+                    arrays[name] = v
             self._seed_arrays[seeds, k] = arrays
         return dict(arrays)
 
@@ -701,4 +800,10 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
     """
     c = as_circuit(c, "jacobian_function")
     sweep = jacobian_sweep(c, wrt, outputs, mode, simplify)
-    return JacobianFunction(c, sweep, lower(sweep), compress)
+    info = sweep.meta["jacobian_sweep"]
+    compression = (seed_compression(c, info["wrt"], info["jacobian_of"], info["mode"])
+                   if compress else None)
+    seeded = None
+    if compression is None and PRECOMPUTE_SEED_VALUES:
+        sweep, seeded = seed_values_apart(sweep)
+    return JacobianFunction(c, sweep, lower(sweep), compress, seeded, compression)

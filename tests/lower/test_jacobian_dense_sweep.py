@@ -224,3 +224,50 @@ def test_a_seed_read_by_a_product_keeps_the_identity_matrix():
                                     compress=False)._identity_view
     small = cg.parse("f = sin(x) * sum(x)", shapes={"x": (6,)})
     assert not cg.jacobian_function(small, mode="forward", lower=cg.to_tape)._identity_view
+
+
+def _bits(values):
+    return [np.asarray(v, dtype=np.float64).view(np.int64).tolist() for v in values]
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+@pytest.mark.parametrize("lower", [cg.to_numpy, cg.to_fused, cg.to_c, cg.to_tape],
+                         ids=["to_numpy", "to_fused", "to_c", "to_tape"])
+def test_the_seeds_own_values_computed_once_give_the_sweeps_bits(mode, lower, monkeypatch):
+    """Σẋ over the identity's rows (1.0 each) computed once per function, not per call: the
+    same bits as the sweep computing it, at a point and on a batch, in every lowering."""
+    from circuitgrad.lower import jacobians
+
+    c, n = full_rows(64), 64
+    monkeypatch.setattr(jacobians, "PRECOMPUTE_SEED_VALUES", False)
+    plain = cg.jacobian_function(c, mode=mode, lower=lower)
+    monkeypatch.setattr(jacobians, "PRECOMPUTE_SEED_VALUES", True)
+    once = cg.jacobian_function(c, mode=mode, lower=lower)
+    if mode == "forward":  # Σẋ: the seeds' sum, a number per seed
+        assert once.sweep.inputs[-1] == "seeded0" and "seeded0" not in plain.sweep.inputs
+    for x in (at(n), at(n, batch=(3,), seed=1), np.full(n, np.inf)):
+        with np.errstate(all="ignore"):
+            assert _bits(once(x)) == _bits(plain(x))
+
+
+def test_compressed_seeds_keep_their_sums_in_the_sweep(monkeypatch):
+    """Several ones a seed: sums of the seeds alone are not exact in any order, so a
+    compressed function never takes them out of its sweep."""
+    from circuitgrad.lower import jacobians
+
+    def refuse(sweep):
+        raise AssertionError("seed_values_apart on compressed seeds")
+
+    monkeypatch.setattr(jacobians, "seed_values_apart", refuse)
+    jf = cg.jacobian_function(cg.parse("f = sin(x) * exp(x)", shapes={"x": (40,)}),
+                              lower=cg.to_numpy)
+    assert jf.compression is not None
+    with pytest.raises(AssertionError, match="compressed"):
+        cg.jacobian_function(full_rows(40), lower=cg.to_numpy)  # dense: it is asked
+
+
+def test_seed_values_apart_leaves_a_sweep_without_them_as_it_is():
+    from circuitgrad.lower.jacobians import seed_values_apart
+
+    sweep = jacobian_sweep(cg.parse("f = sin(x) * x", shapes={"x": (3,)}), mode="forward")
+    assert seed_values_apart(sweep) == (sweep, None)
