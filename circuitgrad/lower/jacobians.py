@@ -446,7 +446,9 @@ class JacobianFunction:
     of shape ``batch + f.shape + x.shape``).
 
     Attributes:
-        sweep: the sweep circuit (:func:`~circuitgrad.transforms.jacobian.jacobian_sweep`).
+        sweep: the sweep circuit (:func:`~circuitgrad.transforms.jacobian.jacobian_sweep`);
+            for dense seeds, with its values of the seeds alone as inputs
+            (:func:`seed_values_apart`: ``seeded0`` ...), computed once.
         function: the sweep lowered (``lower(sweep)``).
         mode: ``"forward"`` or ``"reverse"``.
         seeds: the number of seeds per point (the batch the sweep is called on): K + 1 with
