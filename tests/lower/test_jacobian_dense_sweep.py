@@ -271,3 +271,25 @@ def test_seed_values_apart_leaves_a_sweep_without_them_as_it_is():
 
     sweep = jacobian_sweep(cg.parse("f = sin(x) * x", shapes={"x": (3,)}), mode="forward")
     assert seed_values_apart(sweep) == (sweep, None)
+
+
+def test_to_c_weighs_the_scalars_over_the_seeds(monkeypatch):
+    """The default lowering (to_c) of a sweep: scalar code for few seeds, to_fused's loops where
+    N seeds × the sweep's scalars pass SEED_WORK_LIMIT (scalar code would compute the point's
+    tanh, exp and cos once per seed); a partial with fused= decides for itself."""
+    import functools
+
+    from circuitgrad.lower import jacobians
+
+    small, large = cg.jacobian_function(full_rows(5)), cg.jacobian_function(full_rows(100))
+    assert isinstance(small.function, cg.CFunction)
+    assert type(large.function).__name__ == "FusedFunction"
+    assert "FusedFunction" in repr(large)
+    forced = cg.jacobian_function(full_rows(100), lower=functools.partial(cg.to_c, fused=False))
+    assert isinstance(forced.function, cg.CFunction)
+    x = at(100)
+    assert _bits(large(x)) == _bits(cg.jacobian_function(full_rows(100), lower=cg.to_fused)(x))
+    for a, b in zip(large(x), forced(x)):
+        np.testing.assert_allclose(a, b, rtol=COMPILED_RTOL, atol=1e-15)
+    monkeypatch.setattr(jacobians, "SEED_WORK_LIMIT", 10**9)
+    assert isinstance(cg.jacobian_function(full_rows(100)).function, cg.CFunction)
