@@ -380,7 +380,13 @@ def seed_values_apart(sweep: Circuit) -> tuple[Circuit, Circuit | None]:
         return b, ids
 
     b, ids = copied(lambda i: True, new_names)
-    meta: dict[str, Any] = dict(marks)
+    # every other entry as it is: the guards above all (checked first by every lowering: a
+    # sweep without them would give the other branch's numbers where they fail); not those
+    # that name the old node ids ("lines", "loops", "delta_of": none in a sweep, today)
+    meta: dict[str, Any] = {k: v for k, v in sweep.meta.items() if k not in (
+        "forward_count", "tangent_count", "adjoint_of", "jacobian_sweep", "lines", "loops",
+        "delta_of")}
+    meta.update(marks)
     if "adjoint_of" in sweep.meta:
         meta["adjoint_of"] = {ids[a]: ids[i] for a, i in sweep.meta["adjoint_of"].items()
                               if a in ids and i in ids and a not in new_names}

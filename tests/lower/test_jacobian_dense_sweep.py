@@ -293,3 +293,21 @@ def test_to_c_weighs_the_scalars_over_the_seeds(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=COMPILED_RTOL, atol=1e-15)
     monkeypatch.setattr(jacobians, "SEED_WORK_LIMIT", 10**9)
     assert isinstance(cg.jacobian_function(full_rows(100)).function, cg.CFunction)
+
+
+@pytest.mark.parametrize("lower", [cg.to_numpy, cg.to_c], ids=["to_numpy", "to_c"])
+def test_a_traced_branch_keeps_its_guards_with_the_seeds_values_apart(lower):
+    """The sweep with its seeds' values as inputs is still the traced branch's: where its
+    guard fails the call is refused, not the branch's numbers given."""
+    def f(x):
+        s = np.sum(x)
+        if s > 0.0:
+            return np.tanh(x * np.sin(s))
+        return np.cos(x) * s
+
+    x0 = np.linspace(0.1, 1.0, 50)
+    jf = cg.jacobian_function(cg.trace(f, at=x0), mode="forward", lower=lower)
+    assert "seeded0" in jf.sweep.inputs and "guards" in jf.sweep.meta
+    assert np.allclose(jf(x0)[0], f(x0))
+    with pytest.raises(CircuitError):
+        jf(-x0)
