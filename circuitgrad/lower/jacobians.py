@@ -354,47 +354,22 @@ def seed_values_apart(sweep: Circuit) -> tuple[Circuit, Circuit | None]:
         return sweep, None
     taken = set(sweep.inputs) | set(sweep.outputs)
     new_names = {a: fresh(f"seeded{k}", taken) for k, a in enumerate(cut)}
-
-    counts = {k: sweep.meta[k] for k in ("forward_count", "tangent_count") if k in sweep.meta}
-    marks: dict[str, int] = {}
-
-    def copied(keep: Callable[[int], bool], as_input: dict[int, str]) -> tuple[Builder, dict]:
-        b, ids = Builder(), {}
-        for i, op, args, params, shape in sweep.records():
-            for key, count in counts.items():  # (the lowerings' sections: the new ids)
-                if i == count:
-                    marks[key] = len(b.ops)
-            if i in as_input:
-                ids[i] = b.input(as_input[i], shape).id
-            elif not keep(i):
-                continue
-            elif op == "input":
-                ids[i] = b.input(names[i], shape).id
-            elif op == "const":
-                ids[i] = b.const_id(params)
-            else:
-                ids[i] = b.apply_id(op, tuple(ids[a] for a in args), params)
-        for i, name in sweep.names.items():
-            if i in ids and i not in as_input and b.ops[ids[i]] not in LEAVES:
-                b.name(ids[i], name)
-        return b, ids
-
-    b, ids = copied(lambda i: True, new_names)
-    # every other entry as it is: the guards above all (checked first by every lowering: a
-    # sweep without them would give the other branch's numbers where they fail); not those
-    # that name the old node ids ("lines", "loops", "delta_of": none in a sweep, today)
-    meta: dict[str, Any] = {k: v for k, v in sweep.meta.items() if k not in (
-        "forward_count", "tangent_count", "adjoint_of", "jacobian_sweep", "lines", "loops",
-        "delta_of")}
-    meta.update(marks)
-    if "adjoint_of" in sweep.meta:
-        meta["adjoint_of"] = {ids[a]: ids[i] for a, i in sweep.meta["adjoint_of"].items()
-                              if a in ids and i in ids and a not in new_names}
+    # The rest: the sweep's own records (its ids, so finish carries the guards and maps the
+    # sections and adjoint_of), each cut node an input in its own place (order kept); the
+    # seed-only nodes only the cut read are then dropped.
+    b = Builder(sweep)
+    for a, name in new_names.items():
+        b.ops[a], b.args[a], b.params[a] = "input", (), name
+        b.inputs[name] = a
+        b.names.pop(a, None)
+    meta = {k: v for k, v in sweep.meta.items() if k not in ("lines", "loops", "delta_of")}
     meta["jacobian_sweep"] = {**info, "precomputed": tuple(new_names.values())}
-    rest = b.finish([(name, ids[o]) for name, o in zip(sweep.outputs, sweep.output_ids)],
+    rest = b.finish([(name, o) for name, o in zip(sweep.outputs, sweep.output_ids)],
                     inputs=list(sweep.inputs) + list(new_names.values()), meta=meta)
-    b, ids = copied(lambda i: bool(only[i]) or sweep.op(i) == "const", {})
-    seeded = b.finish([(new_names[a], ids[a]) for a in cut],
+    # The seeds' values: the cut nodes from the seeds (no point input: no guard to check)
+    b = Builder(sweep)
+    b.guards = None
+    seeded = b.finish([(name, a) for a, name in new_names.items()],
                       inputs=[names[i] for i in sorted(seeds)])
     return rest, seeded
 
