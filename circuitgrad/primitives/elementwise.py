@@ -221,12 +221,11 @@ RECORDS: list[Primitive] = [
               partials=lambda out, x: (call("step", x),), sympy=_sympy_relu,
               fused=lambda bar, out, x: (call("relu_vjp", bar, x),),
               c_vector="cg_vmaximum(a0, CG_C(0.0))"),
-    # Stable for every float: sigmoid(-1000) = 0 and sigmoid(1000) = 1 with no overflow.
+    # sigmoid is scipy.special.expit (this record, by its ufunc's name) as SciPy computes it:
+    # e = exp(-|x|), then 1/(1 + e) for x ≥ 0 and e/(1 + e) below: one exp, no overflow
+    # (sigmoid(∓1000) = 0, 1; subnormal results kept), within 2 ulps of the exact value
+    # (exp(-logaddexp(0, -x)) was up to 32 off near x = -700: logaddexp's rounding, in e^x).
     # sigmoid′ = σ(1 − σ) reuses the forward node.
-    # scipy.special.expit is this record (its ufunc's name).
-    # sigmoid as SciPy's expit: e = exp(-|x|), then 1/(1 + e) for x ≥ 0 and e/(1 + e) below:
-    # one exp, no overflow, within 2 ulps of the exact value (exp(-logaddexp(0, -x)) was up
-    # to hundreds of ulps off at x ≈ -700, where logaddexp's rounding is e^700's error).
     Primitive("sigmoid", 1, "_sp.sigmoid({0})", "σ", numpy=("expit",),
               c="cg_sigmoid({0})",
               partials=lambda out, x: (out * (1.0 - out),), sympy=_sympy_sigmoid,
