@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import functools
 import math
 import time
 from typing import Any, Callable, Sequence
@@ -298,14 +297,6 @@ def seed_compression(c: Circuit, wrt: Sequence[str], outs: Sequence[str], mode: 
     compression = SeedCompression(pattern, colors, mode, time.perf_counter() - start)
     return compression if compression.count + 1 <= COMPRESS_SHARE * seeds else None
 
-
-SEED_WORK_LIMIT = 32768
-"""With ``lower=cg.to_c`` (the default), a tensor sweep whose scalars over its seeds (N, the
-identity's rows, × ``scalar_size(sweep)``; N also for compressed seeds, so that both sweep
-with one lowering) pass this is lowered by ``to_fused``, not to scalar code: scalar code computes every node once per seed, the point's ``tanh``, ``exp`` and ``cos``
-too, where ``to_fused`` computes a node that does not vary with the seeds once per point
-(``tanh(x sin(Σx) + cos x · exp(−x²))`` at n = 100: 120 µs in scalar C, 44 µs fused, 61 µs
-``to_numpy``; at n = 40, 24,000 scalars over the seeds, the two were even)."""
 
 PRECOMPUTE_SEED_VALUES = True
 """Whether a dense sweep's values of the seeds alone (:func:`seed_values_apart`) are computed
@@ -745,8 +736,8 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
         mode: ``"forward"``, ``"reverse"`` or ``"auto"`` (fewer seeds, reverse on a tie).
         lower: the lowering of the sweep circuit (``cg.to_c``, ``cg.to_numpy``,
             ``cg.to_tape``, ``cg.to_fused``, or a ``functools.partial`` of one with options).
-            ``cg.to_c`` chooses ``to_fused``'s loops for a tensor sweep whose scalars over its
-            seeds pass :data:`SEED_WORK_LIMIT` (``to_c(fused=...)`` in a partial decides).
+            ``cg.to_c`` weighs a sweep's scalars over its N seeds
+            (:data:`~circuitgrad.lower.c.SEED_WORK_LIMIT`).
         simplify: simplify the sweep circuit (exact rules only).
         compress: sweep compressed seeds where the circuit's sparsity pattern allows far
             fewer than N (below); False: always the identity's N rows.
@@ -800,13 +791,4 @@ def jacobian_function(c: Circuit, wrt: str | Sequence[str] | None = None,
     seeded = None
     if compression is None and PRECOMPUTE_SEED_VALUES:
         sweep, seeded = seed_values_apart(sweep)
-    if lower is to_c and any(sweep.shape(i) for i in range(len(sweep))):
-        from ..transforms.scalarize import scalar_size
-
-        # the identity's N rows, compressed or not: one choice for both, so that a compressed
-        # function gives its dense sweep's bits (and falls back to it at inf or NaN)
-        seeds = sum(math.prod(sweep.shape(i)) for name, i in zip(sweep.inputs, sweep.input_ids)
-                    if name in set(info["seeds"]))
-        if seeds * scalar_size(sweep) > SEED_WORK_LIMIT:  # (repr says "FusedFunction")
-            lower = functools.partial(to_c, fused=True)
     return JacobianFunction(c, sweep, lower(sweep), compress, seeded, compression)

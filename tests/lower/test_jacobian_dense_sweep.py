@@ -279,7 +279,7 @@ def test_to_c_weighs_the_scalars_over_the_seeds(monkeypatch):
     tanh, exp and cos once per seed); a partial with fused= decides for itself."""
     import functools
 
-    from circuitgrad.lower import jacobians
+    from circuitgrad.lower import c as lower_c
 
     small, large = cg.jacobian_function(full_rows(5)), cg.jacobian_function(full_rows(100))
     assert isinstance(small.function, cg.CFunction)
@@ -291,7 +291,7 @@ def test_to_c_weighs_the_scalars_over_the_seeds(monkeypatch):
     assert _bits(large(x)) == _bits(cg.jacobian_function(full_rows(100), lower=cg.to_fused)(x))
     for a, b in zip(large(x), forced(x)):
         np.testing.assert_allclose(a, b, rtol=COMPILED_RTOL, atol=1e-15)
-    monkeypatch.setattr(jacobians, "SEED_WORK_LIMIT", 10**9)
+    monkeypatch.setattr(lower_c, "SEED_WORK_LIMIT", 10**9)
     assert isinstance(cg.jacobian_function(full_rows(100)).function, cg.CFunction)
 
 
