@@ -68,6 +68,7 @@ from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from . import cache, cforms
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
+from ..transforms.products import contraction_spec, operand  # noqa: F401  (fused.* names)
 from .numpy import NumpyFunction, _Names, outputs
 from .program import EXTENSION as _tape
 
@@ -876,59 +877,6 @@ def _blocked(dims: list[int], strides: list[list[int]], sums: list[bool]) -> tup
         # (padded: a gather's vector of offsets is read whole, its unused lanes masked)
         tables.append(None if even else np.concatenate([offsets, np.zeros(8, np.int64)]))
     return dims, strides, nb, block, steps, tables
-
-
-def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:
-    """The node a contraction reads for its operand ``a`` (of a product of ``shape``, whose
-    axes are ``letters``) and that node's letters, ``.`` for a length-1 axis that broadcasts:
-    through a ``broadcast_to`` to the array it broadcasts (a view whose copy would be the
-    product's size)."""
-    r = len(shape)
-    if c.op(a) == "broadcast_to":
-        source, axis = c.args(a)[0], (c.params(a) or {}).get("axis")
-        inner = c.shape(source)
-        n = len(inner) + (axis is not None)  # the source's rank with the new axis
-        picked = []
-        for j, size in enumerate(inner):
-            k = r - n + (j if axis is None or j < axis else j + 1)
-            picked.append(letters[k] if size == shape[k] else ".")
-        return source, "".join(picked)
-    sa = c.shape(a)
-    return a, "".join(letters[r - len(sa) + j] if n == shape[r - len(sa) + j] else "."
-                      for j, n in enumerate(sa))
-
-
-def contraction_spec(c: Circuit, s: int) -> tuple[str, str, str, tuple[int, ...], int]:
-    """How sum node ``s`` of a product ``a * b`` is one matmul (letters as in ``einsum``): one
-    letter per point axis of the product, ``.`` for an operand's length-1 axis that broadcasts;
-    for each axis of the output's point its letter (``.``: a length-1 axis the sum keeps); the
-    output's point shape; and the number of times each term is summed (the product of the
-    summed axes along which neither operand varies).
-
-        >>> import circuitgrad as cg
-        >>> c = cg.parse("J = sum(W * x, axis=1)", shapes={"W": (40, 30), "x": (30,)})
-        >>> contraction_spec(c, c.output_ids[0])
-        ('ab', 'b', 'a', (40,), 1)
-    """
-    m = c.args(s)[0]
-    shape, params = c.shape(m), c.params(s) or {}
-    r = len(shape)
-    letters = "abcdefghijklmnopqrstuvwxyz"[:r]
-    if c.op(s) == "sum_to":
-        point = tuple(params["shape"])
-        lead = r - len(point)
-        lo = "".join(letters[lead + j] if n == shape[lead + j] and n != 1 else "."
-                     for j, n in enumerate(point))
-    elif params.get("axis") is None:
-        point, lo = (), ""
-    else:
-        axis = params["axis"]
-        point = tuple(c.shape(s))
-        lo = "".join(x if shape[k] != 1 else "." for k, x in enumerate(letters) if k != axis)
-    (_, la), (_, lb) = (operand(c, a, letters, shape) for a in c.args(m))
-    repeats = math.prod(shape[k] for k, x in enumerate(letters)
-                        if x not in lo and x not in la and x not in lb)
-    return la, lb, lo, point, repeats
 
 
 def contract(a: Any, b: Any, la: str, lb: str, lo: str, point: tuple[int, ...],

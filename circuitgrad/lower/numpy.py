@@ -53,6 +53,7 @@ from ..circuit import LEAVES, Circuit, as_circuit, no_gc
 from ..errors import CircuitError
 from ..primitives import NAMESPACE, PRIMITIVES, arrays, compiled
 from ..primitives.loops import LOOPS, Runners
+from ..transforms.products import contract_products
 from .program import allocate
 from .calling import (  # noqa: F401  (assign_inputs ... stay importable from here)
     _MISSING, _foreign, _rebuild, assign_inputs, batch_axes, check_input, common_batch,
@@ -315,7 +316,11 @@ class NumpyFunction:
     ([14.0, 1.0], (2, 3))
     """
 
-    def __init__(self, circuit: Circuit, name: str = "f", mode: str = "auto", csr: bool = True):
+    def __init__(self, circuit: Circuit, name: str = "f", mode: str = "auto", csr: bool = True,
+                 contract: bool = True):
+        # contract=False: the circuit's own nodes, no einsum for a sum of a product (a guard's
+        # circuit recomputes the trace's values, which float() guards hold bit for bit)
+        self._contract = contract
         if mode not in ("auto", "compile", "interpret"):
             raise CircuitError(f"to_numpy: mode must be 'auto', 'compile' or 'interpret', "
                                f"got {mode!r}")
@@ -332,7 +337,8 @@ class NumpyFunction:
         # they are computed and checked first, on every call.
         self._guards = circuit.meta.get("guards")
         if self._guards is not None:
-            self._guard_run = NumpyFunction(self._guards.circuit, f"{name}_guards")
+            self._guard_run = NumpyFunction(self._guards.circuit, f"{name}_guards",
+                                            contract=False)
             self._guard_index = [self.inputs.index(n) for n in self._guards.circuit.inputs]
         self._source: str | None = None
         self._code: Any = None
@@ -343,14 +349,24 @@ class NumpyFunction:
             self._compile()
             self._run: Callable[..., Any] = self._bind_code(self._namespace)
         else:
-            self._run = _Interpreter(circuit)
+            self._run = _Interpreter(self._evaluated())
         self.__signature__ = inspect.Signature(
             [inspect.Parameter(n if n.isidentifier() and not keyword.iskeyword(n) else f"_{k}",
                                inspect.Parameter.POSITIONAL_OR_KEYWORD)
              for k, n in enumerate(self.inputs)])
 
+    def _evaluated(self) -> Circuit:
+        """The circuit the code computes: ``self.circuit`` with its sums of broadcast products
+        as einsums (:func:`~circuitgrad.transforms.products.contract_products`: the products'
+        arrays never made), made once."""
+        evaluated = getattr(self, "_contracted", None)
+        if evaluated is None:
+            evaluated = self._contracted = contract_products(self.circuit) \
+                if self._contract else self.circuit
+        return evaluated
+
     def _compile(self) -> None:
-        source, self._namespace, _ = numpy_source(self.circuit, self._name)
+        source, self._namespace, _ = numpy_source(self._evaluated(), self._name)
         self._source = source
         # The source is generated from the primitive table; user names only appear as
         # checked identifiers (see _usable), never as code.
@@ -386,7 +402,7 @@ class NumpyFunction:
         """The generated Python source (made on first access for interpreted circuits); a
         circuit with guards shows their function first."""
         if self._source is None:
-            self._source = numpy_source(self.circuit, self._name)[0]
+            self._source = numpy_source(self._evaluated(), self._name)[0]
         if self._guards is None:
             return self._source
         g = self._guards
