@@ -90,6 +90,9 @@ def check(name: str, traced_fn, numpy_fn, args: list, rows: list) -> bool:
 
 
 def main() -> int:
+    if len(sys.argv) < 2 or not os.path.isdir(sys.argv[1]):
+        sys.exit(__doc__.strip().splitlines()[0] + "\n\nusage: " + next(
+            x.strip() for x in __doc__.splitlines() if x.strip().startswith("python scripts/")))
     root = sys.argv[1]
     rows = ["| objective | trace | values vs NumPy | gradient vs central differences (max "
             "rel.) | guards |", "|---|---|---|---|---|"]

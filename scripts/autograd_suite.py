@@ -261,6 +261,9 @@ def __getattr__(name):
 
 
 def main() -> None:
+    if len(sys.argv) < 2 or not os.path.isdir(sys.argv[1]):
+        sys.exit(__doc__.strip().splitlines()[0] + "\n\nusage: " + next(
+            x.strip() for x in __doc__.splitlines() if x.strip().startswith("python scripts/")))
     source = sys.argv[1]
     namespace = sys.argv[sys.argv.index("--namespace") + 1] if "--namespace" in sys.argv \
         else "numpy"
