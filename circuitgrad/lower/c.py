@@ -1055,7 +1055,7 @@ def _width(vectors: bool | None, width: int | None) -> int:
 
 def vector_flags(vectors: bool | None = None, width: int | None = None) -> list[str]:
     """The flags that turn on the source's vector path at the width asked (see :func:`to_c`):
-    ``-mavx512f`` for 8 points per vector, ``-mavx2`` for 4, ``-msse4.1`` for 2, none for 1."""
+    ``-mavx512f`` for 8 points per vector, ``-mavx2 -mfma`` for 4, ``-msse4.1`` for 2, none for 1."""
     return isa.width_flags(_width(vectors, width))
 
 
@@ -1313,7 +1313,7 @@ def c_header(c: Circuit, name: str, width: int, opt: str = OPT, source: str = ""
              "values",
              "   within circuitgrad's contract with its NumPy lowering), and link with -lm; the"
              " width's flag",
-             "   (-mavx512f, -mavx2, -msse4.1) needs a CPU that runs it (without it the source "
+             "   (-mavx512f, -mavx2 -mfma, -msse4.1) needs a CPU that runs it (without it the source "
              "is plain C,",
              "   the same statements), -DCG_NO_THREADS builds it without POSIX threads:",
              f"       cc {' '.join(flags)} -c {source or name + '.c'}",

@@ -53,6 +53,21 @@ static inline cg_v cg_vround(cg_v a, int mode) {
 #else
 #define CG_C(x) ((cg_v){(x), (x)})
 #endif
+/* CG_FMA(a, b, c): a * b + c rounded once where the width's ISA has fused multiply-add
+   (AVX-512F's vfmadd at 8 lanes; FMA3's at 4, whose flags carry -mfma: NEEDS asks for fma),
+   else rounded twice (2 lanes: SSE4.1 has none). For the vector math's kernels only (vector_math.h:
+   their polynomials, never a range reduction's exact products); the circuit's own arithmetic
+   stays unfused (-ffp-contract=off), so its values are to_numpy's. A point alone runs the
+   same code in one lane, so a batch is its points bit for bit at each width. */
+#if CG_W == 8 && defined(__clang__)
+#define CG_FMA(a, b, c) ((cg_v)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#elif CG_W == 8
+#define CG_FMA(a, b, c) __builtin_ia32_vfmaddpd512_mask((a), (b), (c), (unsigned char)-1, 4)
+#elif CG_W == 4 && defined(__FMA__)
+#define CG_FMA(a, b, c) __builtin_ia32_vfmaddpd256((a), (b), (c))
+#else
+#define CG_FMA(a, b, c) ((a) * (b) + (c))
+#endif
 typedef double cg_lane __attribute__((may_alias));  /* a lane, read and written as a double */
 #define LANE(k) ((cg_lane *)r)[(k) * LANES + l]  /* register k, lane l of the chunk */
 #define CG_ALLOC(size) aligned_alloc(sizeof(cg_v), sizeof(cg_v) * (size))
