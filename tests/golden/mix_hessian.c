@@ -216,6 +216,14 @@ static inline cg_v cg_vabs(cg_v a) { return (cg_v)((cg_m)a & ~(cg_m)CG_C(-0.0));
    negative bases). Zero is itself (the sign kept, as pow's); lanes whose cube or its error
    terms would overflow or underflow (|x| outside [2^-300, 2^300]), inf and nan take libm's
    pow(x, 3.0), lane by lane. */
+static __attribute__((noinline, cold)) cg_v cg_vcube_lanes(cg_v y, cg_v x, cg_m outside) {
+    cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};  /* apart: no stack frame in cg_vcube */
+    int l;
+    CG_SCALAR_CODE();
+    for (l = 0; l < CG_W; l++)
+        if (ms.u[l]) ys.d[l] = pow(xs.d[l], 3.0);
+    return ys.v;
+}
 static inline __attribute__((always_inline)) cg_v cg_vcube(cg_v x) {
     const cg_v split = CG_C(134217729.0);  /* 2^27 + 1 */
     cg_v ax = cg_vabs(x);
@@ -227,15 +235,7 @@ static inline __attribute__((always_inline)) cg_v cg_vcube(cg_v x) {
     cg_v p = s * x;  /* s x = p + ep exactly */
     cg_v ep = (((sh * xh - p) + sh * xl) + sl * xh) + sl * xl;
     cg_v y = cg_select(x == 0.0, x, p + (ep + es * x));
-    if (cg_vany(outside)) {  /* rare: some lane out of range */
-        cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
-        int l;
-        CG_SCALAR_CODE();
-        for (l = 0; l < CG_W; l++)
-            if (ms.u[l]) ys.d[l] = pow(xs.d[l], 3.0);
-        return ys.v;
-    }
-    return y;
+    return __builtin_expect(cg_vany(outside) != 0, 0) ? cg_vcube_lanes(y, x, outside) : y;
 }
 cg_v _ZGVdN4v_log1p(cg_v);  /* libmvec's log1p: 2 ulp from to_numpy */
 cg_v _ZGVdN4v_tanh(cg_v);  /* libmvec's tanh: 2 ulp from to_numpy */
@@ -256,16 +256,19 @@ cg_v _ZGVdN4vv_pow(cg_v, cg_v);  /* libmvec's pow: 1 ulp from to_numpy */
 #define CG_SEL(m, a, b) ((cg_v)(((cg_m)(m) & (cg_m)(a)) | (~(cg_m)(m) & (cg_m)(b))))
 #define CG_ABS(a) ((cg_v)((cg_m)(a) & ~(cg_m)CG_C(-0.0)))
 static inline cg_v cg_vrint(cg_v x) { return cg_vround(x, 0x8); }  /* nearest, even at ties */
+/* the lanes out of range through libm (rare): a function of its own, so that the kernels
+   that call it keep no stack frame for its unions on their common path */
+static __attribute__((noinline, cold)) cg_v cg_vscalar_lanes(cg_v y, cg_v x, cg_m outside,
+                                                              double (*f)(double)) {
+    cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
+    int l;
+    CG_SCALAR_CODE();
+    for (l = 0; l < CG_W; l++)
+        if (ms.u[l]) ys.d[l] = f(xs.d[l]);
+    return ys.v;
+}
 static inline cg_v cg_vscalar(cg_v y, cg_v x, cg_m outside, double (*f)(double)) {
-    if (cg_vany(outside)) {  /* rare: some lane out of range */
-        cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
-        int l;
-        CG_SCALAR_CODE();
-        for (l = 0; l < CG_W; l++)
-            if (ms.u[l]) ys.d[l] = f(xs.d[l]);
-        return ys.v;
-    }
-    return y;
+    return __builtin_expect(cg_vany(outside) != 0, 0) ? cg_vscalar_lanes(y, x, outside, f) : y;
 }
 /* exp as glibc's scalar exp computes it (ARM's optimized routines), with a table of 16 rows
    instead of its 128: 2^(k/16) from the table (tails, then the bits of 2^(k/16) less k << 48:
@@ -407,10 +410,14 @@ static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x
     y = CG_SEL((q & 2) != 0, -y, y);
     y = CG_SEL(x < 0.0, -y, y);
     y = CG_SEL(ax < 7.450580596923828125e-9, x, y);  /* |x| < 2^-27: x */
-    *sin_x = cg_vscalar(y, x, outside, sin);
-    y = CG_SEL(odd, -s, c);  /* cos(n pi/2 + y) */
-    y = CG_SEL((q & 2) != 0, -y, y);
-    *cos_x = cg_vscalar(y, x, outside, cos);
+    c = CG_SEL(odd, -s, c);  /* cos(n pi/2 + y) */
+    c = CG_SEL((q & 2) != 0, -c, c);
+    if (__builtin_expect(cg_vany(outside) != 0, 0)) {  /* one test for both */
+        y = cg_vscalar_lanes(y, x, outside, sin);
+        c = cg_vscalar_lanes(c, x, outside, cos);
+    }
+    *sin_x = y;
+    *cos_x = c;
 }
 /* both, for the source's cgv_sincos: a function of its own, compiled here at -O2 with the
    kernels inlined (inlined into the source's parts, at their -Og, the kernels were calls) */

@@ -90,6 +90,14 @@ static inline cg_v cg_vabs(cg_v a) { return (cg_v)((cg_m)a & ~(cg_m)CG_C(-0.0));
    negative bases). Zero is itself (the sign kept, as pow's); lanes whose cube or its error
    terms would overflow or underflow (|x| outside [2^-300, 2^300]), inf and nan take libm's
    pow(x, 3.0), lane by lane. */
+static __attribute__((noinline, cold)) cg_v cg_vcube_lanes(cg_v y, cg_v x, cg_m outside) {
+    cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};  /* apart: no stack frame in cg_vcube */
+    int l;
+    CG_SCALAR_CODE();
+    for (l = 0; l < CG_W; l++)
+        if (ms.u[l]) ys.d[l] = pow(xs.d[l], 3.0);
+    return ys.v;
+}
 static inline __attribute__((always_inline)) cg_v cg_vcube(cg_v x) {
     const cg_v split = CG_C(134217729.0);  /* 2^27 + 1 */
     cg_v ax = cg_vabs(x);
@@ -101,13 +109,5 @@ static inline __attribute__((always_inline)) cg_v cg_vcube(cg_v x) {
     cg_v p = s * x;  /* s x = p + ep exactly */
     cg_v ep = (((sh * xh - p) + sh * xl) + sl * xh) + sl * xl;
     cg_v y = cg_select(x == 0.0, x, p + (ep + es * x));
-    if (cg_vany(outside)) {  /* rare: some lane out of range */
-        cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
-        int l;
-        CG_SCALAR_CODE();
-        for (l = 0; l < CG_W; l++)
-            if (ms.u[l]) ys.d[l] = pow(xs.d[l], 3.0);
-        return ys.v;
-    }
-    return y;
+    return __builtin_expect(cg_vany(outside) != 0, 0) ? cg_vcube_lanes(y, x, outside) : y;
 }
