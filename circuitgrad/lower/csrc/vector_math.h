@@ -3,9 +3,11 @@
    with fused multiply-add where the width has it (CG_FMA: 8 and 4 lanes; at 2 each rounded
    twice), the range reductions' exact products as fdlibm's. Lanes out of their range (and
    inf, nan) run libm's scalar function instead, so special values and the extremes are
-   libm's. Fused, exp took 0.51 ns a point against 0.60 and sin with cos 1.76 against 2.14 at
-   8 lanes (AMD EPYC, Zen 4: 0.86x, 0.82x; 4 lanes 0.84x, 0.88x), still within 1 ulp of
-   to_numpy (scripts/libmvec_ulps.py) and of the exact value (mpmath: 0.53 and 0.77 ulp). */
+   libm's. Fused (and the cosine's kernel FreeBSD's of 2008, without the |x| > 0.3 branches),
+   exp takes 0.78-0.86x the time of the unfused code and sin with cos 0.75-0.8x at 8 lanes
+   (AMD EPYC, Zen 4; docs/compiled.md), still within 1 ulp of to_numpy
+   (scripts/libmvec_ulps.py) and of the exact value (mpmath on their edges: exp 0.53, sin
+   0.68, cos 0.73 ulp). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("O2")  /* these few functions at -O2, the circuit's at the -O asked */
@@ -144,18 +146,16 @@ static inline cg_v cg_vksin(cg_v x, cg_v y) {  /* fdlibm's __kernel_sin(x, y, 1)
     cg_v t = CG_FMA(z, CG_FMA(-v, r, 0.5 * y), -y);
     return x - CG_FMA(v, CG_C(1.66666666666666324348e-01), t);
 }
-static inline cg_v cg_vkcos(cg_v x, cg_v y) {  /* fdlibm's __kernel_cos(x, y) */
-    cg_v ax = CG_ABS(x), z = x * x, z2 = z * z, z4 = z2 * z2;
+static inline cg_v cg_vkcos(cg_v x, cg_v y) {  /* fdlibm's __kernel_cos (FreeBSD's, 2008) */
+    cg_v z = x * x, z2 = z * z, z4 = z2 * z2;
     /* C1 + z C2 + z^2 (C3 + z C4) + z^4 (C5 + z C6): Estrin's scheme */
     cg_v p = CG_FMA(z4, CG_FMA(z, CG_C(-1.13596475577881948265e-11), CG_C(2.08757232129817482790e-09)),
                     CG_FMA(z2, CG_FMA(z, CG_C(-2.75573143513906633035e-07),
                                       CG_C(2.48015872894767294178e-05)),
                            CG_FMA(z, CG_C(-1.38888888888741095749e-03),
                                   CG_C(4.16666666666666019037e-02))));
-    cg_v quarter = (cg_v)(((cg_u)ax - (2ULL << 52)) & 0xFFFFFFFF00000000ULL);  /* ~|x|/4 */
-    cg_v qx = CG_SEL(ax < 0.3, CG_C(0.0), CG_SEL(ax > 0.78125, CG_C(0.28125), quarter));
-    cg_v hz = 0.5 * z - qx, a = 1.0 - qx;
-    return a - (hz - CG_FMA(z2, p, -(x * y)));  /* z r - x y, r = z p */
+    cg_v hz = 0.5 * z, w = 1.0 - hz;  /* 1 - hz's rounding error carried: (1 - w) - hz */
+    return w + (((1.0 - w) - hz) + CG_FMA(z2, p, -(x * y)));  /* z r - x y, r = z p */
 }
 /* both from one reduction; inlined always, so that sin alone does not compute cos */
 static inline __attribute__((always_inline)) void cg_vsincos(cg_v x, cg_v *sin_x, cg_v *cos_x) {
