@@ -107,7 +107,8 @@ static inline cg_m cg_vlost(cg_u j, cg_v y) {  /* more than the bits lost? (expo
 }
 static inline cg_v cg_vrem_pio2(cg_v t, cg_v *y0, cg_v *y1) {
     cg_v n = cg_vrint(t * 6.36619772367581382433e-01);
-    cg_v r = t - n * 1.57079632673412561417e+00, w = n * 6.07710050650619224932e-11;
+    /* n times pio2_1 (33 bits) is exact (n < 2^19): fused, the same r, a step sooner */
+    cg_v r = CG_FMA(-n, CG_C(1.57079632673412561417e+00), t), w = n * 6.07710050650619224932e-11;
     cg_v y = r - w;
     cg_u j = (cg_u)t >> 52;  /* t >= 0: its exponent */
     cg_m second = cg_vlost(j, y) > 16;
