@@ -182,7 +182,8 @@ static inline cg_v cg_vround(cg_v a, int mode) {
 /* CG_FMA(a, b, c): a * b + c rounded once where the width's ISA has fused multiply-add
    (AVX-512F's vfmadd at 8 lanes; FMA3's at 4, whose flags carry -mfma: NEEDS asks for fma),
    else rounded twice (2 lanes: SSE4.1 has none). For the vector math's kernels only (vector_math.h:
-   their polynomials, never a range reduction's exact products); the circuit's own arithmetic
+   their polynomials; in a range reduction only where the product is exact, so that its value
+   is the unfused one); the circuit's own arithmetic
    stays unfused (-ffp-contract=off), so its values are to_numpy's. A point alone runs the
    same code in one lane, so a batch is its points bit for bit at each width. */
 #if CG_W == 8 && defined(__clang__)
