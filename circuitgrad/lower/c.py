@@ -18,8 +18,8 @@ C, the same statements). The functions of libm have vector versions within
 :data:`~circuitgrad.lower.cforms.VECTOR_ULPS` = 2 ulp of ``to_numpy`` (and identical special
 values) where glibc's vector math of that width (libmvec: ``_ZGVeN8v_tanh``, ``_ZGVdN4v_tanh``
 ...) is that close, or circuitgrad's own (``cg_vexp``: glibc's exp, ``cg_vsin``, ``cg_vcos``:
-fdlibm's, in vector operations of any width, with libm's scalar function for the lanes out of
-their range); the others run lane by lane with libm's scalar function. Measured by
+fdlibm's, in vector operations of any width, their polynomials with fused multiply-add at 8
+and 4 lanes, with libm's scalar function for the lanes out of their range); the others run lane by lane with libm's scalar function. Measured by
 ``scripts/libmvec_ulps.py``, 10⁷ inputs each, glibc 2.36, at 4 points per vector (the other
 widths: the records' ``libmvec`` and docs/compiled.md):
 
@@ -38,8 +38,8 @@ vector operations with the scalar C forms' exact values; ``logaddexp`` (and ``si
 ``softplus``) the scalar form's operations on vectors, with the vector exp and log1p
 (:data:`~circuitgrad.lower.cforms.VECTOR_FORMS`). Every call runs the same code: a one-point
 call fills one lane, so a point of a batch is the point alone, bit for bit, at every width.
-The flags are chosen in Python (:func:`compile_flags`: the width's, ``-mavx512f``, ``-mavx2``
-or ``-msse4.1``, only where the host runs it; ``$CIRCUITGRAD_NO_VECTORS=1`` compiles the plain
+The flags are chosen in Python (:func:`compile_flags`: the width's, ``-mavx512f``, ``-mavx2
+-mfma`` or ``-msse4.1``, only where the host runs it; ``$CIRCUITGRAD_NO_VECTORS=1`` compiles the plain
 C path) and, with the width and the ISA (:func:`~circuitgrad.lower.isa.isa_tag`), are part of
 the cache key.
 
@@ -1055,7 +1055,7 @@ def _width(vectors: bool | None, width: int | None) -> int:
 
 def vector_flags(vectors: bool | None = None, width: int | None = None) -> list[str]:
     """The flags that turn on the source's vector path at the width asked (see :func:`to_c`):
-    ``-mavx512f`` for 8 points per vector, ``-mavx2`` for 4, ``-msse4.1`` for 2, none for 1."""
+    ``-mavx512f`` for 8 points per vector, ``-mavx2 -mfma`` for 4, ``-msse4.1`` for 2, none for 1."""
     return isa.width_flags(_width(vectors, width))
 
 
@@ -1313,7 +1313,7 @@ def c_header(c: Circuit, name: str, width: int, opt: str = OPT, source: str = ""
              "values",
              "   within circuitgrad's contract with its NumPy lowering), and link with -lm; the"
              " width's flag",
-             "   (-mavx512f, -mavx2, -msse4.1) needs a CPU that runs it (without it the source "
+             "   (-mavx512f, -mavx2 -mfma, -msse4.1) needs a CPU that runs it (without it the source "
              "is plain C,",
              "   the same statements), -DCG_NO_THREADS builds it without POSIX threads:",
              f"       cc {' '.join(flags)} -c {source or name + '.c'}",

@@ -8,7 +8,9 @@ makes, so adding an op cannot leave the evaluator stale), and ``to_c`` writes on
 per node with the same expressions.
 
 The semantics are the NumPy lowering's (docs/semantics.md): IEEE float64, compiled with
-``-ffp-contract=off`` (no fused multiply-add) and never ``-ffast-math``. Where NumPy's
+``-ffp-contract=off`` (no fused multiply-add in the circuit's arithmetic; only the vector
+exp, sin and cos fuse their polynomials' steps, at 8 and 4 lanes: ``isa.FMA_WIDTHS``) and never
+``-ffast-math``. Where NumPy's
 ufunc is not one libm call, :data:`PRELUDE` holds a helper with NumPy's exact definition:
 ``maximum``/``minimum`` propagate NaN from either side and return the second argument at a
 tie (so the sign of zero is NumPy's), ``logaddexp`` is NumPy's ``npy_logaddexp`` (and so

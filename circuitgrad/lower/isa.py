@@ -12,7 +12,7 @@ Values are within docs/semantics.md's contract at every width, and bit-identical
 width whatever the batch and the thread count.
 
     >>> width_flags(4), width_flags(1)
-    (['-mavx2'], [])
+    (['-mavx2', '-mfma'], [])
 """
 
 from __future__ import annotations
@@ -33,10 +33,18 @@ NEEDS = {8: ("avx512f", "avx512dq"), 4: ("avx2", "fma"), 2: ("sse4_1",), 1: ()}
 those glibc 2.36's libmvec dispatches its measured variant on (``_ZGVeN8v_*``: the ``skx``
 code with AVX512DQ; ``_ZGVdN4v_*``: AVX2 with FMA; ``_ZGVbN2v_*``: SSE4.1)."""
 
+FMA_WIDTHS = frozenset({8, 4})
+"""The widths whose own vector math (``cg_vexp``, ``cg_vsin``, ``cg_vcos``: vector_math.h's
+``CG_FMA``) rounds its polynomials' multiply-adds once: AVX-512F and FMA3 (``-mfma``) have
+fused multiply-add, SSE4.1 (2 lanes) has not, so there each is rounded twice. The widths of
+one kind run the same operations (the same bits); across kinds the values are within the
+contract (docs/semantics.md: 8, 4 and 2 lanes are lowerings of their own). The circuit's own
+arithmetic is never fused (``-ffp-contract=off``)."""
+
 LIBMVEC_PREFIX = {8: "_ZGVeN8", 4: "_ZGVdN4", 2: "_ZGVbN2"}
 """The prefix of glibc's vector function names at each width (the x86-64 vector ABI)."""
 
-_FLAGS = {8: ["-mavx512f"], 4: ["-mavx2"], 2: ["-msse4.1"], 1: []}
+_FLAGS = {8: ["-mavx512f"], 4: ["-mavx2", "-mfma"], 2: ["-msse4.1"], 1: []}
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,7 +9,7 @@
    column k of point p at in[k][p * in_step[k]] and out[k][p * out_step[k]]; they return 0,
    or 1 where the registers could not be allocated. Compile without -ffast-math and
    with -ffp-contract=off: the values are then those of circuitgrad's NumPy lowering.
-   With -mavx2 on x86-64 glibc it runs 4 points per vector (link
+   With -mavx2 -mfma on x86-64 glibc it runs 4 points per vector (link
    with -lm, which brings glibc's vector math); else plain C.
    -pthread for the threads (-DCG_NO_THREADS: none; the values are the same bits for
    any thread count). */
@@ -179,6 +179,22 @@ static inline cg_v cg_vround(cg_v a, int mode) {
 #else
 #define CG_C(x) ((cg_v){(x), (x)})
 #endif
+/* CG_FMA(a, b, c): a * b + c rounded once where the width's ISA has fused multiply-add
+   (AVX-512F's vfmadd at 8 lanes; FMA3's at 4, whose flags carry -mfma: NEEDS asks for fma),
+   else rounded twice (2 lanes: SSE4.1 has none). For the vector math's kernels only (vector_math.h:
+   their polynomials; in a range reduction only where the product is exact, so that its value
+   is the unfused one); the circuit's own arithmetic
+   stays unfused (-ffp-contract=off), so its values are to_numpy's. A point alone runs the
+   same code in one lane, so a batch is its points bit for bit at each width. */
+#if CG_W == 8 && defined(__clang__)
+#define CG_FMA(a, b, c) ((cg_v)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#elif CG_W == 8
+#define CG_FMA(a, b, c) __builtin_ia32_vfmaddpd512_mask((a), (b), (c), (unsigned char)-1, 4)
+#elif CG_W == 4 && defined(__FMA__)
+#define CG_FMA(a, b, c) __builtin_ia32_vfmaddpd256((a), (b), (c))
+#else
+#define CG_FMA(a, b, c) ((a) * (b) + (c))
+#endif
 typedef double cg_lane __attribute__((may_alias));  /* a lane, read and written as a double */
 #define LANE(k) ((cg_lane *)r)[(k) * LANES + l]  /* register k, lane l of the chunk */
 #define CG_ALLOC(size) aligned_alloc(sizeof(cg_v), sizeof(cg_v) * (size))
@@ -201,6 +217,14 @@ static inline cg_v cg_vabs(cg_v a) { return (cg_v)((cg_m)a & ~(cg_m)CG_C(-0.0));
    negative bases). Zero is itself (the sign kept, as pow's); lanes whose cube or its error
    terms would overflow or underflow (|x| outside [2^-300, 2^300]), inf and nan take libm's
    pow(x, 3.0), lane by lane. */
+static __attribute__((noinline, cold)) cg_v cg_vcube_lanes(cg_v y, cg_v x, cg_m outside) {
+    cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};  /* apart: no stack frame in cg_vcube */
+    int l;
+    CG_SCALAR_CODE();
+    for (l = 0; l < CG_W; l++)
+        if (ms.u[l]) ys.d[l] = pow(xs.d[l], 3.0);
+    return ys.v;
+}
 static inline __attribute__((always_inline)) cg_v cg_vcube(cg_v x) {
     const cg_v split = CG_C(134217729.0);  /* 2^27 + 1 */
     cg_v ax = cg_vabs(x);
@@ -212,15 +236,7 @@ static inline __attribute__((always_inline)) cg_v cg_vcube(cg_v x) {
     cg_v p = s * x;  /* s x = p + ep exactly */
     cg_v ep = (((sh * xh - p) + sh * xl) + sl * xh) + sl * xl;
     cg_v y = cg_select(x == 0.0, x, p + (ep + es * x));
-    if (cg_vany(outside)) {  /* rare: some lane out of range */
-        cg_lanes xs = {x}, ys = {y}, ms = {(cg_v)outside};
-        int l;
-        CG_SCALAR_CODE();
-        for (l = 0; l < CG_W; l++)
-            if (ms.u[l]) ys.d[l] = pow(xs.d[l], 3.0);
-        return ys.v;
-    }
-    return y;
+    return __builtin_expect(cg_vany(outside) != 0, 0) ? cg_vcube_lanes(y, x, outside) : y;
 }
 /* cg_maximum, lane by lane: NaN from either side, b at a tie */
 static inline cg_v cg_vmaximum(cg_v a, cg_v b) { return cg_select((a > b) | (a != a), a, b); }
