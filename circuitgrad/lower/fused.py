@@ -82,6 +82,12 @@ MIN_ENTRIES = 1024
 SHORT_ROWS = 64  # a node alone broadcasting over rows shorter than this is a kernel
 SHORT_ROW = 8  # a kernel's rows shorter than this (a vector at AVX-512) run in blocks (_blocked)
 BLOCK = 256  # the most entries of such a block
+# A block's operand read through its table whose entries are the same in every block (it
+# varies along no outer axis): its table flag in the kernel's meta, and whether plans use it.
+# The kernel gathers its block once per call, then reads it with vector loads, not a gather
+# per vector (GMM d = 2, K = 5: exp(q) of (1, 5, 2) in the kernels of the rows of 2).
+HOISTED = 2
+HOIST = True
 
 
 @dataclass
@@ -299,6 +305,7 @@ def _literal_const(c: Circuit, i: int) -> bool:
 
 KERNEL_MACROS = r"""
 #include <string.h>
+#define CG_HOISTED 2  /* an operand's table flag: gathered once per call (HOISTED) */
 #if CG_W > 1
 /* The first w lanes of a contiguous vector at p + j, read or written under a mask (no lane
    past the row touched; the unused lanes read lane 0's value): the last, partial vector of a
@@ -363,6 +370,19 @@ CG_OUTLINE void cg_scatter(double *q, const long *t, long j, int w, cg_v v) {
     cg_lanes u = {v}; int l;
     for (l = 0; l < w; l++) q[t[j + l]] = u.d[l];
 }
+#endif
+/* An operand read through its table that is the same in every block (it varies along none of
+   the outer axes: a parameter broadcast over the points, GMM's exp(q) of (1, K, d)): its n
+   entries of a block gathered once into the next n doubles at *next, then read along them
+   (a vector load each, not a gather each: the same values). */
+static const double *cg_hoist(double **next, const double *p, const long *t, long n) {
+    double *h = *next;
+    long j;
+    for (j = 0; j < n; j++) h[j] = p[t[j]];
+    *next += n;
+    return h;
+}
+#if CG_W > 1
 #define CG_LOAD(a, p, s, j, w) do { if ((s) == 1) { if ((w) == CG_W) memcpy(&(a), (p) + (j), \
     sizeof(cg_v)); else (a) = CG_LOADW(p, j, w); } \
     else if ((s) == 0) (a) = CG_C((p)[0]); else (a) = cg_load_step(p, s, j, w); } while (0)
@@ -454,8 +474,11 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
         else:
             writes.append(f"if (!ho{k}) CG_STORE(q{k}, so{k}, j, w, {value}); "
                           f"else CG_SCATTER(q{k}, to{k}, j, w, {value});")
-    steps = [f"    long oi{k} = 0; const long si{k} = bs[{k}], hi{k} = ht[{k}]; "
-             f"const long *ti{k} = tab; if (hi{k}) tab += inner + 8;" for k in range(n_in)]
+    steps = [f"    long oi{k} = 0; const long hh{k} = ht[{k}] == CG_HOISTED && hbuf, "
+             f"si{k} = hh{k} ? 1 : bs[{k}], hi{k} = hh{k} ? 0 : ht[{k}]; "
+             f"const long *ti{k} = tab; const double *in{k} = hh{k} ? "
+             f"cg_hoist(&hnext, in[{k}], tab, inner) : in[{k}]; if (ht[{k}]) tab += inner + 8;"
+             for k in range(n_in)]
     steps += [f"    long oo{k} = 0; const long so{k} = bs[{n_in + k}], "
               f"ho{k} = ht[{n_in + k}]; const long *to{k} = tab; if (ho{k}) tab += inner + 8;"
               for k in range(n_out)]
@@ -469,7 +492,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     layout = fixed_layout(c, group)
     if layout is not None:
         # the same statements with the steps the check below found: the branches decided
-        fixed_loads = [f"cg_v a{k}; CG_GATHER(a{k}, p{k}, ti{k}, j, w);" if s == TABLE else
+        fixed_loads = [f"cg_v a{k}; if (hh{k}) CG_LOAD(a{k}, p{k}, 1, j, w); "
+                       f"else CG_GATHER(a{k}, p{k}, ti{k}, j, w);" if s == TABLE else
                        f"cg_v a{k}; CG_LOAD(a{k}, p{k}, {s}, j, w);" if s else
                        f"const cg_v a{k} = CG_C(p{k}[0]);"
                        for k, s in enumerate(layout[:n_in])]
@@ -484,8 +508,10 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
                 f"CG_STORE(q{k}, 1, j, w, {value});")
         statements = fixed_loads + arithmetic + fixed_writes
         # (the tables in the generic loop's order: the operands', then the results')
-        fixed_steps = [f"    long oi{k} = 0;" + (f" const long *ti{k} = tab; tab += inner + 8;"
-                                                 if layout[k] == TABLE else "")
+        fixed_steps = [f"    long oi{k} = 0;" + (
+            f" const long *ti{k} = tab, hh{k} = ht[{k}] == CG_HOISTED && hbuf; const double "
+            f"*in{k} = hh{k} ? cg_hoist(&hnext, in[{k}], tab, inner) : in[{k}]; "
+            "tab += inner + 8;" if layout[k] == TABLE else f" const double *in{k} = in[{k}];")
                        for k in range(n_in)] + [
             f"    long oo{k} = 0;" + (f" const long *to{k} = tab; tab += inner + 8;"
                                       if layout[n_in + k] == TABLE else "")
@@ -535,9 +561,15 @@ def _kernel_loop(name: str, n_in: int, n_out: int, steps: list[str], sums: list[
              f"    long outer = 1, idx[{MAX_RANK}], j, o, d;",
              "    (void)bs; (void)ht; (void)tab;",
              "    for (d = 0; d < nd - nb; d++) { outer *= shape[d]; idx[d] = 0; }",
+             "    /* the operands gathered once (cg_hoist); without the memory, gathered each",
+             "       block */",
+             f"    long nh = 0; for (d = 0; d < {n_in}; d++) nh += ht[d] == CG_HOISTED;",
+             "    double *hbuf = nh ? (double *)malloc(sizeof(double) * nh * inner) : NULL, "
+             "*hnext = hbuf;",
+             "    (void)hnext;",
              *steps]
     lines.append("    for (o = 0; o < outer; o++) {")
-    lines += [f"        const double *p{k} = in[{k}] + oi{k};" for k in range(n_in)]
+    lines += [f"        const double *p{k} = in{k} + oi{k};" for k in range(n_in)]
     lines += [f"        double *q{k} = out[{k}] + oo{k};" for k in range(n_out)]
     lines += [f"        double row{k} = -0.0;  /* -0.0 + x is x, signed zeros too */"
               for k in sums]
@@ -552,6 +584,7 @@ def _kernel_loop(name: str, n_in: int, n_out: int, steps: list[str], sums: list[
     lines.append("            idx[d] = 0;")
     lines.append("        }")
     lines.append("    }")
+    lines.append("    free(hbuf);")
     lines.append("}")
     return "\n".join(lines)
 
@@ -824,8 +857,12 @@ def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tupl
         dims, strides, [False] * len(arrays) + [not empty for empty, _ in allocations])
     if len(dims) > MAX_RANK:  # (NumPy makes no array of more axes; the odometer holds this many)
         raise ShapeError(f"to_fused: {len(dims)} axes in a kernel's loop, more than {MAX_RANK}")
+    outer = len(dims) - nb
+    # an operand through its table that every block reads alike: gathered once (cg_hoist)
+    flags = [0 if t is None else HOISTED if HOIST and k < len(arrays) and not any(
+        strides[k][:outer]) else 1 for k, t in enumerate(tables)]
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st), nb, block, *steps,
-                     *(t is not None for t in tables),
+                     *flags,
                      *(x for t in tables if t is not None for x in t)], dtype=np.int64)
     return meta, allocations
 
