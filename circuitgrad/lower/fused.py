@@ -1198,13 +1198,20 @@ def contract_small(kernel: Any, sizes: tuple[int, int, int], a: np.ndarray, b: n
     plan = plans.get(key) if plans is not None else None
     if plan is None:
         plan = _small_plan(a, b, la, lb, lo, sizes)
+        if plan is not False:
+            _, shape, nb, kept, _, _ = plan
+            carried = tuple(n if ch in kept else 1 for ch, n in zip(lo, point))
+            # the shape :func:`_carried` gives the output where it only reshapes it (kept
+            # with the plan: ~1 us of Python a call), else None
+            plan = (*plan, shape[:nb] + carried if repeats == 1 and carried == tuple(point)
+                    else None)
         if plans is not None:
             if len(plans) >= 256:  # (a function called on many batch shapes)
                 plans.clear()
             plans[key] = plan
     if plan is False:  # (a right operand to copy, too large: BLAS)
         return contract(a, b, la, lb, lo, point, repeats)
-    meta, shape, nb, kept, swap, copy = plan
+    meta, shape, nb, kept, swap, copy, final = plan
     if swap:
         a, b = b, a
     if copy is not None:  # b's matrices with their columns contiguous
@@ -1212,6 +1219,8 @@ def contract_small(kernel: Any, sizes: tuple[int, int, int], a: np.ndarray, b: n
         b = np.ascontiguousarray((b.squeeze(ones) if ones else b).transpose(axes)[index])
     R = np.empty(shape)
     kernel(meta, (a, b, R), 1)
+    if final is not None:
+        return R if final == shape else R.reshape(final)
     return _carried(R, nb, repeats, kept, lo, point)
 
 
