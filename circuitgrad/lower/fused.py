@@ -88,6 +88,11 @@ BLOCK = 256  # the most entries of such a block
 # per vector (GMM d = 2, K = 5: exp(q) of (1, 5, 2) in the kernels of the rows of 2).
 HOISTED = 2
 HOIST = True
+# An operand whose offsets in each vector of 8 lanes of a block lie within 8 entries (x of
+# (n, 1, d) in blocks of (., K, d)): read by a masked load of that window and a permutation
+# (CG_WINDOW), not a gather: its table flag, and whether plans use it.
+WINDOWED = 3
+WINDOWS = True
 
 
 @dataclass
@@ -306,6 +311,9 @@ def _literal_const(c: Circuit, i: int) -> bool:
 KERNEL_MACROS = r"""
 #include <string.h>
 #define CG_HOISTED 2  /* an operand's table flag: gathered once per call (HOISTED) */
+#define CG_WINDOWED 3  /* its offsets in windows of a vector (CG_WINDOW; WINDOWED) */
+/* the longs of an array's table in the meta: its offsets, then a window's 10 per vector */
+#define CG_TABLE(h, inner) ((inner) + 8 + ((h) == CG_WINDOWED ? 10 * (((inner) + 7) / 8) : 0))
 #if CG_W > 1
 /* The first w lanes of a contiguous vector at p + j, read or written under a mask (no lane
    past the row touched; the unused lanes read lane 0's value): the last, partial vector of a
@@ -317,6 +325,14 @@ KERNEL_MACROS = r"""
 typedef long long cg_i __attribute__((vector_size(64)));  /* the offsets of a gather */
 #define CG_GATHER(a, p, t, j, w) do { cg_i i_; memcpy(&i_, (t) + (j), sizeof(cg_i)); \
     (a) = __builtin_ia32_gatherdiv8df(CG_C((p)[(t)[j]]), (p), i_, CG_MASK(w), 8); } while (0)
+/* The vector at j of an operand whose 8 offsets there lie in a window of at most 8 entries
+   (CG_WINDOWED: v holds for each vector the window's first offset, its lanes' mask, each
+   lane's place in it): one masked load of the window and a permutation, not a gather (the
+   same values; no entry outside the window read). */
+#define CG_WINDOW(a, p, t, v, j, w) do { const long *v_ = (v) + 10 * ((j) / 8); cg_i i_; \
+    cg_v x_; memcpy(&i_, v_ + 2, sizeof(cg_i)); \
+    x_ = __builtin_ia32_loadupd512_mask((p) + v_[0], CG_C(0.0), (unsigned char)v_[1]); \
+    (a) = __builtin_ia32_permvardf512_mask(x_, i_, x_, (unsigned char)-1); } while (0)
 #elif !defined(__clang__) && CG_W == 4
 #define CG_MASK(w) ((cg_m){0, 1, 2, 3} < (cg_m){(w), (w), (w), (w)})
 #define CG_LOADW(p, j, w) cg_select(CG_MASK(w), __builtin_ia32_maskloadpd256( \
@@ -403,6 +419,9 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
    lane 0's): a sum added entry by entry in lane order, a value stored entry by entry. */
 #define CG_SACC(q, t, j, w, v) cg_sacc(q, t, j, w, v)
 #define CG_SCATTER(q, t, j, w, v) cg_scatter(q, t, j, w, v)
+#ifndef CG_WINDOW  /* (other widths: the gather through the offsets, the same values) */
+#define CG_WINDOW(a, p, t, v, j, w) CG_GATHER(a, p, t, j, w)
+#endif
 #else
 #define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
 #define CG_STORE(q, s, j, w, v) ((q)[(j) * (s)] = (v))
@@ -412,6 +431,7 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
 #define CG_STOREW1(q, j, v) ((q)[j] = (v))
 #define CG_SACC(q, t, j, w, v) ((q)[(t)[j]] += (v))
 #define CG_SCATTER(q, t, j, w, v) ((q)[(t)[j]] = (v))
+#define CG_WINDOW(a, p, t, v, j, w) CG_GATHER(a, p, t, j, w)
 #endif
 """
 
@@ -464,7 +484,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     sums = [k for k, (_, accumulate) in enumerate(stores) if accumulate]
     # the generic loop: each array's step (0, 1, other) and table read at run time
     loads = [f"cg_v a{k}; if (!hi{k}) CG_LOAD(a{k}, p{k}, si{k}, j, w); "
-             f"else CG_GATHER(a{k}, p{k}, ti{k}, j, w);" for k in range(n_in)]
+             f"else if (hi{k} == CG_WINDOWED) CG_WINDOW(a{k}, p{k}, ti{k}, ti{k} + inner + 8, "
+             f"j, w); else CG_GATHER(a{k}, p{k}, ti{k}, j, w);" for k in range(n_in)]
     writes = []
     for k, (value, accumulate) in enumerate(stores):
         if accumulate:
@@ -477,8 +498,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     steps = [f"    long oi{k} = 0; const long hh{k} = ht[{k}] == CG_HOISTED && hbuf, "
              f"si{k} = hh{k} ? 1 : bs[{k}], hi{k} = hh{k} ? 0 : ht[{k}]; "
              f"const long *ti{k} = tab; const double *in{k} = hh{k} ? "
-             f"cg_hoist(&hnext, in[{k}], tab, inner) : in[{k}]; if (ht[{k}]) tab += inner + 8;"
-             for k in range(n_in)]
+             f"cg_hoist(&hnext, in[{k}], tab, inner) : in[{k}]; "
+             f"if (ht[{k}]) tab += CG_TABLE(ht[{k}], inner);" for k in range(n_in)]
     steps += [f"    long oo{k} = 0; const long so{k} = bs[{n_in + k}], "
               f"ho{k} = ht[{n_in + k}]; const long *to{k} = tab; if (ho{k}) tab += inner + 8;"
               for k in range(n_out)]
@@ -493,6 +514,7 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     if layout is not None:
         # the same statements with the steps the check below found: the branches decided
         fixed_loads = [f"cg_v a{k}; if (hh{k}) CG_LOAD(a{k}, p{k}, 1, j, w); "
+                       f"else if (hw{k}) CG_WINDOW(a{k}, p{k}, ti{k}, ti{k} + inner + 8, j, w); "
                        f"else CG_GATHER(a{k}, p{k}, ti{k}, j, w);" if s == TABLE else
                        f"cg_v a{k}; CG_LOAD(a{k}, p{k}, {s}, j, w);" if s else
                        f"const cg_v a{k} = CG_C(p{k}[0]);"
@@ -509,9 +531,11 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
         statements = fixed_loads + arithmetic + fixed_writes
         # (the tables in the generic loop's order: the operands', then the results')
         fixed_steps = [f"    long oi{k} = 0;" + (
-            f" const long *ti{k} = tab, hh{k} = ht[{k}] == CG_HOISTED && hbuf; const double "
+            f" const long *ti{k} = tab, hh{k} = ht[{k}] == CG_HOISTED && hbuf, "
+            f"hw{k} = ht[{k}] == CG_WINDOWED; const double "
             f"*in{k} = hh{k} ? cg_hoist(&hnext, in[{k}], tab, inner) : in[{k}]; "
-            "tab += inner + 8;" if layout[k] == TABLE else f" const double *in{k} = in[{k}];")
+            f"tab += CG_TABLE(ht[{k}], inner);" if layout[k] == TABLE
+            else f" const double *in{k} = in[{k}];")
                        for k in range(n_in)] + [
             f"    long oo{k} = 0;" + (f" const long *to{k} = tab; tab += inner + 8;"
                                       if layout[n_in + k] == TABLE else "")
@@ -861,6 +885,10 @@ def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tupl
     # an operand through its table that every block reads alike: gathered once (cg_hoist)
     flags = [0 if t is None else HOISTED if HOIST and k < len(arrays) and not any(
         strides[k][:outer]) else 1 for k, t in enumerate(tables)]
+    for k, t in enumerate(tables):  # an operand's vectors each read from a window: CG_WINDOW
+        window = _windows(t[:block]) if flags[k] == 1 and WINDOWS and k < len(arrays) else None
+        if window is not None:
+            flags[k], tables[k] = WINDOWED, np.concatenate([t, window])
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st), nb, block, *steps,
                      *flags,
                      *(x for t in tables if t is not None for x in t)], dtype=np.int64)
@@ -913,6 +941,24 @@ def _blocked(dims: list[int], strides: list[list[int]], sums: list[bool]) -> tup
         # (padded: a gather's vector of offsets is read whole, its unused lanes masked)
         tables.append(None if even else np.concatenate([offsets, np.zeros(8, np.int64)]))
     return dims, strides, nb, block, steps, tables
+
+
+def _windows(offsets: np.ndarray) -> np.ndarray | None:
+    """For each vector of 8 of a block's ``offsets`` (the last partial): its window's first
+    offset, the mask of the window's entries, each lane's place in it (unused lanes lane
+    0's), 10 numbers a vector; None where a vector's offsets span more than 8 entries.
+
+        >>> _windows(np.array([0, 1, 0, 1, 2, 3, 2, 3, 4, 5])).reshape(2, 10).tolist()
+        [[0, 15, 0, 1, 0, 1, 2, 3, 2, 3], [4, 3, 0, 1, 0, 0, 0, 0, 0, 0]]
+    """
+    n = len(offsets)
+    lanes = np.concatenate([offsets, np.repeat(offsets[(n - 1) // 8 * 8], -n % 8)])
+    lanes = lanes.reshape(-1, 8)
+    first, span = lanes.min(axis=1), lanes.max(axis=1) - lanes.min(axis=1) + 1
+    if (span > 8).any():
+        return None
+    return np.column_stack([first, (1 << span) - 1, lanes - first[:, None]]).astype(
+        np.int64).ravel()
 
 
 def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:

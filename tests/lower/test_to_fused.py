@@ -978,23 +978,25 @@ def test_the_fixed_stride_loops_give_the_generic_loops_bits(text, shapes):
             assert _fixed_calls(generic) >= 1  # (its plans chose it; the entry overrode them)
 
 
-def _hoisted_flags(f) -> int:
-    """How many operands of the plans ``f``'s calls made are gathered once (cg_hoist)."""
-    from circuitgrad.lower import fused
+def _table_flags(f, flag: int) -> int:
+    """How many arrays of the plans ``f``'s calls made have table flag ``flag`` (HOISTED:
+    gathered once, cg_hoist; WINDOWED: read by windows, CG_WINDOW)."""
     count = 0
     for key, (meta, _) in f._namespace["_run"].keywords["plans"].items():
         n_in, n = len(key[3:]) // 2, len(key[2])
         nd = int(meta[0])
         ht = meta[1 + nd + (n_in + n) * nd + 2 + (n_in + n):][:n_in + n]
-        count += int(sum(h == fused.HOISTED for h in ht))
+        count += int(sum(h == flag for h in ht))
     return count
 
 
-def test_operands_gathered_once_give_the_bits_of_gathers_each_block(monkeypatch):
+def test_operands_gathered_once_or_by_windows_give_the_bits_of_gathers(monkeypatch):
     # an operand read through its table that every block reads alike (a parameter of
     # (1, K, d) over the points' rows of d < 8) is gathered once per call and then read by
-    # vector loads: the same values, so the same bits as a gather per vector, in both loops
-    # (the generic twin), in a batch and with strided inputs
+    # vector loads; one whose 8 lanes' offsets lie within 8 entries (x of (n, 1, d)) by a
+    # masked load of that window and a permutation: the same values, so the same bits as a
+    # gather per vector, in both loops (the generic twin), in a batch, with strided inputs
+    # (a window of entries 2 apart) and reversed ones (a gather: offsets going down)
     from circuitgrad.lower import fused
     for c, at in (_gmm_gradient(2, 5), _gmm_gradient(3, 4),
                   (cg.grad(cg.parse("E = exp(x - m) * y\nL = sum(E * E)",
@@ -1007,21 +1009,22 @@ def test_operands_gathered_once_give_the_bits_of_gathers_each_block(monkeypatch)
         values = at or {k: rng.normal(size=s) for k, s in shapes.items()}
         batched = {k: np.stack([v, v * 0.5 + 0.25]) for k, v in values.items()}
         strided = {k: np.repeat(v, 2, axis=-1)[..., ::2] for k, v in values.items()}
+        backwards = {k: v[::-1] for k, v in values.items()}
         runs = {}
-        for hoist in (True, False):
+        for hoist, windows in ((True, True), (False, True), (True, False), (False, False)):
             monkeypatch.setattr(fused, "HOIST", hoist)
+            monkeypatch.setattr(fused, "WINDOWS", windows)
             for g in (f, generic):
                 g._namespace["_run"].keywords["plans"].clear()
-            runs[hoist] = [list(_outs(g, v, False)) for g in (f, generic)
-                           for v in (values, batched, strided)]
-            if hoist:
-                assert _hoisted_flags(f) >= 1
-            else:
-                assert _hoisted_flags(f) == 0
-        for a, b in zip(runs[True], runs[False]):
-            assert all(same_bits(x, y) for x, y in zip(a, b))
+            runs[hoist, windows] = [list(_outs(g, v, False)) for g in (f, generic)
+                                    for v in (values, batched, strided, backwards)]
+            assert (_table_flags(f, fused.HOISTED) >= 1) == hoist
+            assert (_table_flags(f, fused.WINDOWED) >= 1) == windows
+        for key in runs:
+            for a, b in zip(runs[key], runs[False, False]):
+                assert all(same_bits(x, y) for x, y in zip(a, b))
         plain = cg.to_numpy(c)(**values)
-        assert all(close(x, y) for x, y in zip(runs[True][0], plain))
+        assert all(close(x, y) for x, y in zip(runs[True, True][0], plain))
         for k in range(2):
             alone = _outs(f, {n: v[k] for n, v in batched.items()}, False)
-            assert all(same_bits(x[k], y) for x, y in zip(runs[True][1], alone))
+            assert all(same_bits(x[k], y) for x, y in zip(runs[True, True][1], alone))
