@@ -93,6 +93,11 @@ HOIST = True
 # (CG_WINDOW), not a gather: its table flag, and whether plans use it.
 WINDOWED = 3
 WINDOWS = True
+# A sum's table flag where its places in each vector lie within 8 entries, each place's terms
+# in at most WSUM_ROUNDS lanes (a sum along rows of 2 over blocks: (n, K, 2) -> (n, K)):
+# added by rounds into the loaded window (CG_WSACC), not entry by entry.
+WSUMMED = 4
+WSUM_ROUNDS = 4
 
 
 @dataclass
@@ -312,8 +317,11 @@ KERNEL_MACROS = r"""
 #include <string.h>
 #define CG_HOISTED 2  /* an operand's table flag: gathered once per call (HOISTED) */
 #define CG_WINDOWED 3  /* its offsets in windows of a vector (CG_WINDOW; WINDOWED) */
-/* the longs of an array's table in the meta: its offsets, then a window's 10 per vector */
-#define CG_TABLE(h, inner) ((inner) + 8 + ((h) == CG_WINDOWED ? 10 * (((inner) + 7) / 8) : 0))
+#define CG_WSUMMED 4  /* a sum's: its places in windows of a vector (CG_WSACC; WSUMMED) */
+#define CG_WSUM_LONGS (3 + 9 * 4)  /* a window of a sum: at most 4 rounds (WSUM_ROUNDS) */
+/* the longs of an array's table in the meta: its offsets, then a window's per vector */
+#define CG_TABLE(h, inner) ((inner) + 8 + ((h) == CG_WINDOWED ? 10 * (((inner) + 7) / 8) : \
+    (h) == CG_WSUMMED ? CG_WSUM_LONGS * (((inner) + 7) / 8) : 0))
 #if CG_W > 1
 /* The first w lanes of a contiguous vector at p + j, read or written under a mask (no lane
    past the row touched; the unused lanes read lane 0's value): the last, partial vector of a
@@ -333,6 +341,18 @@ typedef long long cg_i __attribute__((vector_size(64)));  /* the offsets of a ga
     cg_v x_; memcpy(&i_, v_ + 2, sizeof(cg_i)); \
     x_ = __builtin_ia32_loadupd512_mask((p) + v_[0], CG_C(0.0), (unsigned char)v_[1]); \
     (a) = __builtin_ia32_permvardf512_mask(x_, i_, x_, (unsigned char)-1); } while (0)
+/* A sum's vector x at j added to its entries in a window of at most 8 (CG_WSUMMED: v holds
+   for each vector the window's first offset, its mask, the rounds, then for each round the
+   lanes it adds at each place and the places' mask): the window loaded, the k-th term of
+   each place added in round k (a place's terms in lane order, as CG_SACC adds them one by
+   one: the same sums), stored back. */
+#define CG_WSACC(q, t, v, j, w, x) do { const long *v_ = (v) + CG_WSUM_LONGS * ((j) / 8); \
+    cg_i i_; long m_; cg_v s_ = __builtin_ia32_loadupd512_mask((q) + v_[0], CG_C(0.0), \
+    (unsigned char)v_[1]); \
+    for (m_ = 0; m_ < v_[2]; m_++) { memcpy(&i_, v_ + 3 + 9 * m_, sizeof(cg_i)); \
+        s_ = __builtin_ia32_addpd512_mask(s_, __builtin_ia32_permvardf512_mask((x), i_, (x), \
+            (unsigned char)-1), s_, (unsigned char)v_[11 + 9 * m_], 4); } \
+    __builtin_ia32_storeupd512_mask((q) + v_[0], s_, (unsigned char)v_[1]); } while (0)
 #elif !defined(__clang__) && CG_W == 4
 #define CG_MASK(w) ((cg_m){0, 1, 2, 3} < (cg_m){(w), (w), (w), (w)})
 #define CG_LOADW(p, j, w) cg_select(CG_MASK(w), __builtin_ia32_maskloadpd256( \
@@ -421,6 +441,7 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
 #define CG_SCATTER(q, t, j, w, v) cg_scatter(q, t, j, w, v)
 #ifndef CG_WINDOW  /* (other widths: the gather through the offsets, the same values) */
 #define CG_WINDOW(a, p, t, v, j, w) CG_GATHER(a, p, t, j, w)
+#define CG_WSACC(q, t, v, j, w, x) CG_SACC(q, t, j, w, x)
 #endif
 #else
 #define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
@@ -432,6 +453,7 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
 #define CG_SACC(q, t, j, w, v) ((q)[(t)[j]] += (v))
 #define CG_SCATTER(q, t, j, w, v) ((q)[(t)[j]] = (v))
 #define CG_WINDOW(a, p, t, v, j, w) CG_GATHER(a, p, t, j, w)
+#define CG_WSACC(q, t, v, j, w, x) CG_SACC(q, t, j, w, x)
 #endif
 """
 
@@ -489,7 +511,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
     writes = []
     for k, (value, accumulate) in enumerate(stores):
         if accumulate:
-            writes.append(f"if (ho{k}) CG_SACC(q{k}, to{k}, j, w, {value}); "
+            writes.append(f"if (ho{k} == CG_WSUMMED) CG_WSACC(q{k}, to{k}, to{k} + inner + 8, "
+                          f"j, w, {value}); else if (ho{k}) CG_SACC(q{k}, to{k}, j, w, {value}); "
                           f"else if (so{k}) CG_ACC(q{k}, so{k}, j, w, {value}); "
                           f"else CG_ROW(row{k}, w, {value});")
         else:
@@ -501,7 +524,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
              f"cg_hoist(&hnext, in[{k}], tab, inner) : in[{k}]; "
              f"if (ht[{k}]) tab += CG_TABLE(ht[{k}], inner);" for k in range(n_in)]
     steps += [f"    long oo{k} = 0; const long so{k} = bs[{n_in + k}], "
-              f"ho{k} = ht[{n_in + k}]; const long *to{k} = tab; if (ho{k}) tab += inner + 8;"
+              f"ho{k} = ht[{n_in + k}]; const long *to{k} = tab; "
+              f"if (ho{k}) tab += CG_TABLE(ho{k}, inner);"
               for k in range(n_out)]
     inner = ["        for (j = 0; j < inner; j += CG_W) {",
              "            const int w = inner - j < CG_W ? (int)(inner - j) : CG_W;"
@@ -523,7 +547,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
         for k, (value, accumulate) in enumerate(stores):
             s = layout[n_in + k]
             fixed_writes.append(
-                (f"CG_SACC(q{k}, to{k}, j, w, {value});" if accumulate else
+                (f"if (ho{k} == CG_WSUMMED) CG_WSACC(q{k}, to{k}, to{k} + inner + 8, j, w, "
+                 f"{value}); else CG_SACC(q{k}, to{k}, j, w, {value});" if accumulate else
                  f"CG_SCATTER(q{k}, to{k}, j, w, {value});") if s == TABLE else
                 f"CG_ROW(row{k}, w, {value});" if accumulate and not s else
                 f"CG_ACC(q{k}, 1, j, w, {value});" if accumulate else
@@ -537,7 +562,8 @@ def kernel_source(c: Circuit, g: int, group: Group) -> str:
             f"tab += CG_TABLE(ht[{k}], inner);" if layout[k] == TABLE
             else f" const double *in{k} = in[{k}];")
                        for k in range(n_in)] + [
-            f"    long oo{k} = 0;" + (f" const long *to{k} = tab; tab += inner + 8;"
+            f"    long oo{k} = 0;" + (f" const long *to{k} = tab, ho{k} = ht[{n_in + k}]; "
+                                      f"tab += CG_TABLE(ho{k}, inner);"
                                       if layout[n_in + k] == TABLE else "")
             for k in range(n_out)]
         # (one loop, w lanes as in the generic one: a loop of the full vectors and a tail
@@ -620,9 +646,12 @@ def fixed_layout(c: Circuit, group: Group) -> list[int] | None:
     is written along it, 0 for an operand the kernel broadcasts along it (a length-1 or
     missing axis, a number) or a sum along it (the row's sum in a register). Rows shorter
     than ``SHORT_ROW`` run in blocks (:func:`_blocked`): there an array of the whole point
-    steps by 1, one of no axes by 0, any other through its table of offsets (``TABLE``).
+    steps by 1, one of no axes by 0, any other through its table of offsets (``TABLE``),
+    a sum too (its row in a register where it has no axis of the point; through its table,
+    by windows where they fit, ``CG_WSACC``: with them the fixed loop ran faster than the
+    generic one, GMM d = 2, K = 50: 43 against 54 µs, without them slower, 147 -> 197).
     None where the loop's innermost axis is not the point's last (a point of no axes or a
-    last axis of length 1) or a sum goes through a table: the generic loop only.
+    last axis of length 1): the generic loop only.
 
         >>> import circuitgrad as cg
         >>> c = cg.parse("J = sum(exp(x) * y + x)", shapes={"x": (3000,), "y": ()})
@@ -653,11 +682,9 @@ def fixed_layout(c: Circuit, group: Group) -> list[int] | None:
     steps += [1] * len(group.results)
     for s, _ in group.sums:
         kept, _ = _reduced_view(c, s, point)
-        if short and not (merged and kept[-1] != 1):
-            # a sum through its table: the fixed loop measured slower than the generic one
-            # on GMM d = 2's (Σ over the last axis: 147 -> 197 µs at K = 50), the generic
-            # loop is kept there
-            return None
+        if short and not (merged and kept[-1] != 1):  # (a guess: the call checks it)
+            steps.append(0 if all(n == 1 for n in kept) else TABLE)
+            continue
         steps.append(int(kept[-1] != 1))
     return steps
 
@@ -889,6 +916,11 @@ def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tupl
         window = _windows(t[:block]) if flags[k] == 1 and WINDOWS and k < len(arrays) else None
         if window is not None:
             flags[k], tables[k] = WINDOWED, np.concatenate([t, window])
+        # a sum's places in each vector within 8 entries: CG_WSACC
+        window = _sum_windows(t[:block]) if flags[k] == 1 and WINDOWS and k >= len(arrays) \
+            and not allocations[k - len(arrays)][0] else None
+        if window is not None:
+            flags[k], tables[k] = WSUMMED, np.concatenate([t, window])
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st), nb, block, *steps,
                      *flags,
                      *(x for t in tables if t is not None for x in t)], dtype=np.int64)
@@ -959,6 +991,37 @@ def _windows(offsets: np.ndarray) -> np.ndarray | None:
         return None
     return np.column_stack([first, (1 << span) - 1, lanes - first[:, None]]).astype(
         np.int64).ravel()
+
+
+def _sum_windows(offsets: np.ndarray) -> np.ndarray | None:
+    """For each vector of 8 of a sum's ``offsets`` in a block (the last partial; its lanes
+    past the block add nothing): the window's first offset and mask, the rounds, then for
+    each of ``WSUM_ROUNDS`` rounds the lane whose term each place of the window adds in it
+    and the mask of the places that add one (a place's k-th lane in round k), 3 + 9 rounds
+    a vector; None where a vector's places span more than 8 entries or a place has more
+    terms than rounds.
+
+        >>> v = _sum_windows(np.array([0, 0, 1, 1, 2]))  # a sum along rows of 2
+        >>> v[:3].tolist(), v[3:12].tolist(), v[12:21].tolist()
+        ([0, 7, 2], [0, 2, 4, 0, 0, 0, 0, 0, 7], [1, 3, 0, 0, 0, 0, 0, 0, 3])
+    """
+    out = []
+    for j in range(0, len(offsets), 8):
+        lanes = offsets[j:j + 8]
+        first = int(lanes.min())
+        span = int(lanes.max()) - first + 1
+        if span > 8:
+            return None
+        rounds = [[0] * 8 + [0] for _ in range(WSUM_ROUNDS)]
+        seen = [0] * 8
+        for lane, place in enumerate(int(x) - first for x in lanes):
+            if seen[place] == WSUM_ROUNDS:
+                return None
+            rounds[seen[place]][place] = lane
+            rounds[seen[place]][8] |= 1 << place
+            seen[place] += 1
+        out += [first, (1 << span) - 1, max(seen), *(x for r in rounds for x in r)]
+    return np.array(out, dtype=np.int64)
 
 
 def operand(c: Circuit, a: int, letters: str, shape: tuple[int, ...]) -> tuple[int, str]:

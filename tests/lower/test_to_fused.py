@@ -994,9 +994,11 @@ def test_operands_gathered_once_or_by_windows_give_the_bits_of_gathers(monkeypat
     # an operand read through its table that every block reads alike (a parameter of
     # (1, K, d) over the points' rows of d < 8) is gathered once per call and then read by
     # vector loads; one whose 8 lanes' offsets lie within 8 entries (x of (n, 1, d)) by a
-    # masked load of that window and a permutation: the same values, so the same bits as a
-    # gather per vector, in both loops (the generic twin), in a batch, with strided inputs
-    # (a window of entries 2 apart) and reversed ones (a gather: offsets going down)
+    # masked load of that window and a permutation; a sum whose places in a vector lie
+    # within 8 entries is added into that window by rounds (each place's terms in lane
+    # order): the same values and sums, so the same bits as a gather and an addition per
+    # lane, in both loops (the generic twin), in a batch, with strided inputs (a window of
+    # entries 2 apart) and reversed ones (a gather: offsets going down)
     from circuitgrad.lower import fused
     for c, at in (_gmm_gradient(2, 5), _gmm_gradient(3, 4),
                   (cg.grad(cg.parse("E = exp(x - m) * y\nL = sum(E * E)",
@@ -1020,6 +1022,8 @@ def test_operands_gathered_once_or_by_windows_give_the_bits_of_gathers(monkeypat
                                     for v in (values, batched, strided, backwards)]
             assert (_table_flags(f, fused.HOISTED) >= 1) == hoist
             assert (_table_flags(f, fused.WINDOWED) >= 1) == windows
+            if at is not None:  # (the GMM gradient's sum along rows of 2: by windows)
+                assert (_table_flags(f, fused.WSUMMED) >= 1) == windows
         for key in runs:
             for a, b in zip(runs[key], runs[False, False]):
                 assert all(same_bits(x, y) for x, y in zip(a, b))
