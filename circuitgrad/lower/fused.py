@@ -50,7 +50,6 @@ import collections
 import ctypes
 import functools
 import math
-import operator
 import os
 import re
 import threading
@@ -803,14 +802,21 @@ def row_kernel_source() -> str:
         "    cg_rows_run(op, ptr[0], ptr[1], meta[0], meta[1]);\n}")
 
 
-def run_rows(kernel: Any, op: int, x: Any) -> Any:
+def run_rows(kernel: Any, op: int, x: Any, metas: dict | None = None) -> Any:
     """A row kernel (``op``: 0 ``logsumexp``, 1 ``softmax``, 2 ``log_softmax``) over the last
-    axis of ``x`` (its rows: every other axis, batch axes included)."""
-    x = x if type(x) is np.ndarray and x.dtype == np.float64 and x.flags.c_contiguous and \
+    axis of ``x`` (its rows: every other axis, batch axes included). ``metas`` (a function's
+    own dict): the kernel's meta by ``x``'s shape, kept."""
+    x = x if type(x) is np.ndarray and x.dtype is _FLOAT64 and x.flags.c_contiguous and \
         x.flags.aligned else np.ascontiguousarray(x, dtype=np.float64)
-    n = x.shape[-1]
-    y = np.empty(x.shape[:-1] if op == 0 else x.shape)
-    kernel(op, np.array([x.size // n, n], dtype=np.int64), (x, y), 1)
+    shape = x.shape
+    meta = metas.get(shape) if metas is not None else None
+    if meta is None:
+        n = shape[-1]
+        meta = np.array([x.size // n, n], dtype=np.int64)
+        if metas is not None and len(metas) < 256:
+            metas[shape] = meta
+    y = np.empty(shape[:-1] if op == 0 else shape)
+    kernel(op, meta, (x, y), 1)
     return y[()] if not y.ndim else y
 
 
@@ -863,9 +869,13 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
     like an earlier one allocates its results and passes their addresses, nothing more."""
     # (a float64 view whose strides are not whole entries, a field of a structured array:
     # copied, as the kernel's strides count entries; and an unaligned one)
-    arrays = [a if type(a) is np.ndarray and a.dtype is _FLOAT64 and a.flags.aligned else
-              np.array(a, dtype=np.float64) for a in operands]
-    key = (kernel, point, results, *map(_SHAPE, arrays), *map(_STRIDES, arrays))
+    arrays = operands
+    for a in operands:
+        if type(a) is not np.ndarray or a.dtype is not _FLOAT64 or not a.flags.aligned:
+            arrays = [a if type(a) is np.ndarray and a.dtype is _FLOAT64 and a.flags.aligned
+                      else np.array(a, dtype=np.float64) for a in operands]
+            break
+    key = (kernel, point, results, *[a.shape for a in arrays], *[a.strides for a in arrays])
     plan = plans.get(key) if plans is not None else None
     if plan is None:
         plan = _kernel_plan(arrays, point, results)
@@ -882,7 +892,6 @@ def run_kernel(kernel: Any, operands: tuple, point: tuple[int, ...], results: tu
 
 
 _FLOAT64 = np.dtype(np.float64)
-_SHAPE, _STRIDES = operator.attrgetter("shape"), operator.attrgetter("strides")
 
 
 def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tuple
@@ -2151,7 +2160,8 @@ class FusedFunction(NumpyFunction):
                 namespace[f"_kernel{lib.index}"] = functools.partial(
                     kernel_entry(library.cg_kernel), 0)
             elif lib.kind == "rows":
-                namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows))
+                namespace["_rows"] = functools.partial(run_rows, kernel_entry(library.cg_rows),
+                                                       metas={})
             else:
                 namespace[f"_mm{lib.index}"] = functools.partial(
                     contract_small, functools.partial(kernel_entry(library.cg_mm), 0),

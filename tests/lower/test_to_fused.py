@@ -409,6 +409,8 @@ def test_row_kernels_are_within_their_bound(op, width, monkeypatch):
         batch = f(x)
         assert all(same_bits(batch[k], f(x[k])) for k in range(3))
         assert same_bits(f(x[0][..., ::-1]), f(np.ascontiguousarray(x[0][..., ::-1])))
+        # (the kernel's meta kept by the operand's shape: the point's and the batch's)
+        assert set(f._namespace["_rows"].keywords["metas"]) == {shape, (3,) + shape}
     specials = np.array([[np.inf, 1.0, 2.0], [-np.inf, -np.inf, -np.inf], [np.nan, 1.0, 2.0],
                          [np.inf, -np.inf, 0.0], [1000.0, 1000.0, -1000.0], [-0.0, 0.0, -0.0]])
     for x in (specials, np.repeat(specials, 4, axis=1)):
