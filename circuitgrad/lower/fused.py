@@ -667,8 +667,11 @@ def fixed_layout(c: Circuit, group: Group) -> list[int] | None:
         shape = c.shape(a)
         if c.op(a) == "broadcast_to":  # (the driver passes its source: _broadcast_view)
             x = c.args(a)[0]
+            root = x  # (a broadcast of a broadcast of a number: every stride 0, GMM's ones)
+            while c.op(root) == "broadcast_to":
+                root = c.args(root)[0]
             axis = (c.params(a) or {}).get("axis")
-            shape = () if _literal_const(c, x) else c.shape(x) if axis is None else (
+            shape = () if _literal_const(c, root) else c.shape(x) if axis is None else (
                 c.shape(x)[:axis] + (1,) + c.shape(x)[axis:])
         if not short:
             steps.append(int(bool(shape) and shape[-1] != 1))
@@ -681,8 +684,10 @@ def fixed_layout(c: Circuit, group: Group) -> list[int] | None:
     steps += [1] * len(group.results)
     for s, _ in group.sums:
         kept, _ = _reduced_view(c, s, point)
-        if short and not (merged and kept[-1] != 1):  # (a guess: the call checks it)
-            steps.append(0 if all(n == 1 for n in kept) else TABLE)
+        if short and not (merged and kept[-1] != 1):
+            # through its table (a total sum too: _blocked adds it entry by entry, in the
+            # loop's order); a guess, which the call checks
+            steps.append(TABLE)
             continue
         steps.append(int(kept[-1] != 1))
     return steps
