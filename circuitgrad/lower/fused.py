@@ -344,10 +344,13 @@ typedef long long cg_i __attribute__((vector_size(64)));  /* the offsets of a ga
    for each vector the window's first offset, its mask, the rounds, then for each round the
    lanes it adds at each place and the places' mask): the window loaded, the k-th term of
    each place added in round k (a place's terms in lane order, as CG_SACC adds them one by
-   one: the same sums), stored back. */
+   one: the same sums), stored back. Where no other vector of the call adds to its places
+   (CG_FRESH in the mask: a sum along rows within the block) they hold the +0.0 the sum
+   starts from: not loaded (a load after the last vector's masked store waited for it). */
+#define CG_FRESH 256
 #define CG_WSACC(q, t, v, j, w, x) do { const long *v_ = (v) + CG_WSUM_LONGS * ((j) / 8); \
-    cg_i i_; long m_; cg_v s_ = __builtin_ia32_loadupd512_mask((q) + v_[0], CG_C(0.0), \
-    (unsigned char)v_[1]); \
+    cg_i i_; long m_; cg_v s_ = v_[1] & CG_FRESH ? CG_C(0.0) : \
+    __builtin_ia32_loadupd512_mask((q) + v_[0], CG_C(0.0), (unsigned char)v_[1]); \
     for (m_ = 0; m_ < v_[2]; m_++) { memcpy(&i_, v_ + 3 + 9 * m_, sizeof(cg_i)); \
         s_ = __builtin_ia32_addpd512_mask(s_, __builtin_ia32_permvardf512_mask((x), i_, (x), \
             (unsigned char)-1), s_, (unsigned char)v_[11 + 9 * m_], 4); } \
@@ -934,6 +937,8 @@ def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tupl
         window = _sum_windows(t[:block]) if flags[k] == 1 and WINDOWS and k >= len(arrays) \
             and not allocations[k - len(arrays)][0] else None
         if window is not None:
+            if _fresh_places(dims[:outer], strides[k][:outer], t[:block]):
+                window.reshape(-1, 3 + 9 * WSUM_ROUNDS)[:, 1] |= FRESH
             flags[k], tables[k] = WSUMMED, np.concatenate([t, window])
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st), nb, block, *steps,
                      *flags,
@@ -1005,6 +1010,28 @@ def _windows(offsets: np.ndarray) -> np.ndarray | None:
         return None
     return np.column_stack([first, (1 << span) - 1, lanes - first[:, None]]).astype(
         np.int64).ravel()
+
+
+FRESH = 256  # a sum's window (CG_WSACC) that no other vector of the call adds to: not loaded
+
+
+def _fresh_places(dims: list[int], strides: list[int], offsets: np.ndarray) -> bool:
+    """Whether each place of a sum (its ``offsets`` in a block, its ``strides`` along the outer
+    axes ``dims``) gets its terms from one vector of one block only: its window then holds the
+    +0.0 its zeros start from when that vector adds to it (:func:`_sum_windows`).
+
+        >>> _fresh_places([3], [4], np.array([0, 0, 1, 1, 2, 2, 3, 3]))  # rows of 2 summed
+        True
+        >>> _fresh_places([3], [0], np.array([0, 0, 1, 1, 2, 2, 3, 3]))  # and over the blocks
+        False
+    """
+    n = math.prod(dims)
+    if n * len(offsets) > 1 << 22:  # (too many to check: loaded, as any other)
+        return False
+    outer = (np.indices(dims).reshape(len(dims), -1).T @ np.asarray(strides, dtype=np.int64)
+             if dims else np.zeros(1, dtype=np.int64))
+    each = sum(len(np.unique(offsets[j:j + 8])) for j in range(0, len(offsets), 8))
+    return len(np.unique(outer[:, None] + offsets[None, :])) == n * each
 
 
 def _sum_windows(offsets: np.ndarray) -> np.ndarray | None:

@@ -998,7 +998,8 @@ def test_operands_gathered_once_or_by_windows_give_the_bits_of_gathers(monkeypat
     # vector loads; one whose 8 lanes' offsets lie within 8 entries (x of (n, 1, d)) by a
     # masked load of that window and a permutation; a sum whose places in a vector lie
     # within 8 entries is added into that window by rounds (each place's terms in lane
-    # order): the same values and sums, so the same bits as a gather and an addition per
+    # order; the window not loaded where no other vector adds to it, its zeros taken as
+    # +0.0): the same values and sums, so the same bits as a gather and an addition per
     # lane, in both loops (the generic twin), in a batch, with strided inputs (a window of
     # entries 2 apart) and reversed ones (a gather: offsets going down)
     from circuitgrad.lower import fused
@@ -1021,22 +1022,27 @@ def test_operands_gathered_once_or_by_windows_give_the_bits_of_gathers(monkeypat
             assert _fixed_calls(default) == len(
                 default._namespace["_run"].keywords["plans"]) == 6
         runs = {}
-        for hoist, windows in ((True, True), (False, True), (True, False), (False, False)):
+        fresh = fused._fresh_places
+        for hoist, windows, loaded in ((True, True, False), (True, True, True),
+                                       (False, True, False), (True, False, False),
+                                       (False, False, False)):
             monkeypatch.setattr(fused, "HOIST", hoist)
             monkeypatch.setattr(fused, "WINDOWS", windows)
+            # (loaded: every sum's window loaded, none taken for the zeros it starts from)
+            monkeypatch.setattr(fused, "_fresh_places", (lambda *a: False) if loaded else fresh)
             for g in (f, generic):
                 g._namespace["_run"].keywords["plans"].clear()
-            runs[hoist, windows] = [list(_outs(g, v, False)) for g in (f, generic)
-                                    for v in (values, batched, strided, backwards)]
+            runs[hoist, windows, loaded] = [list(_outs(g, v, False)) for g in (f, generic)
+                                            for v in (values, batched, strided, backwards)]
             assert (_table_flags(f, fused.HOISTED) >= 1) == hoist
             assert (_table_flags(f, fused.WINDOWED) >= 1) == windows
             if at is not None:  # (the GMM gradient's sum along rows of 2: by windows)
                 assert (_table_flags(f, fused.WSUMMED) >= 1) == windows
         for key in runs:
-            for a, b in zip(runs[key], runs[False, False]):
+            for a, b in zip(runs[key], runs[False, False, False]):
                 assert all(same_bits(x, y) for x, y in zip(a, b))
         plain = cg.to_numpy(c)(**values)
-        assert all(close(x, y) for x, y in zip(runs[True, True][0], plain))
+        assert all(close(x, y) for x, y in zip(runs[True, True, False][0], plain))
         for k in range(2):
             alone = _outs(f, {n: v[k] for n, v in batched.items()}, False)
-            assert all(same_bits(x[k], y) for x, y in zip(runs[True, True][1], alone))
+            assert all(same_bits(x[k], y) for x, y in zip(runs[True, True, False][1], alone))
