@@ -427,11 +427,13 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
 #define CG_STORE(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) memcpy((q) + (j), &(v), \
     sizeof(cg_v)); else if ((s) == 1) CG_STOREW(q, j, w, v); else cg_store_step(q, s, j, w, v); \
     } while (0)
-/* A sum along a strided axis: each entry its own running sum (lane by lane the same). */
+/* A sum along a strided axis: each entry its own running sum (lane by lane the same); the
+   last, partial vector of a row lane by lane (a masked load of what the last row's masked
+   store wrote waited for it; scalars are forwarded). */
 #define CG_ACC(q, s, j, w, v) do { if ((s) == 1 && (w) == CG_W) { cg_v t_; \
     memcpy(&t_, (q) + (j), sizeof(cg_v)); t_ += (v); memcpy((q) + (j), &t_, sizeof(cg_v)); } \
-    else if ((s) == 1) { cg_v t_ = CG_LOADW(q, j, w); t_ += (v); CG_STOREW(q, j, w, t_); } \
-    else cg_acc_step(q, s, j, w, v); } while (0)
+    else if ((s) == 1) { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
+        (q)[(j) + l_] += u_.d[l_]; } else cg_acc_step(q, s, j, w, v); } while (0)
 /* A sum along the innermost axis: the row's running sum in a register, lanes in order. */
 #define CG_ROW(r, w, v) do { cg_lanes u_ = {v}; int l_; for (l_ = 0; l_ < (w); l_++) \
     (r) += u_.d[l_]; } while (0)
