@@ -96,7 +96,7 @@ WINDOWS = True
 # in at most WSUM_ROUNDS lanes (a sum along rows of 2 over blocks: (n, K, 2) -> (n, K)):
 # added by rounds into the loaded window (CG_WSACC), not entry by entry.
 WSUMMED = 4
-WSUM_ROUNDS = 4
+WSUM_ROUNDS = 4  # (the C's CG_WSUM_LONGS holds 4 rounds: change both together)
 
 
 @dataclass
