@@ -409,6 +409,8 @@ def test_row_kernels_are_within_their_bound(op, width, monkeypatch):
         batch = f(x)
         assert all(same_bits(batch[k], f(x[k])) for k in range(3))
         assert same_bits(f(x[0][..., ::-1]), f(np.ascontiguousarray(x[0][..., ::-1])))
+        # (the kernel's meta kept by the operand's shape: the point's and the batch's)
+        assert set(f._namespace["_rows"].keywords["metas"]) == {shape, (3,) + shape}
     specials = np.array([[np.inf, 1.0, 2.0], [-np.inf, -np.inf, -np.inf], [np.nan, 1.0, 2.0],
                          [np.inf, -np.inf, 0.0], [1000.0, 1000.0, -1000.0], [-0.0, 0.0, -0.0]])
     for x in (specials, np.repeat(specials, 4, axis=1)):
@@ -582,6 +584,15 @@ def test_small_contractions_run_in_the_librarys_loop(text, shapes, monkeypatch):
             strided = {n: np.moveaxis(np.ascontiguousarray(np.moveaxis(v, 0, -1)), -1, 0)
                        for n, v in values.items()}
             assert same_bits(np.asarray(f(**strided)), np.asarray(got))
+        # the output's shape kept with the plan (final) where _carried only reshapes: the
+        # same array as _carried's reshape of the loop's output
+        plans = f._namespace["_mm0"].keywords["plans"]
+        kept = dict(plans)
+        for key, plan in kept.items():
+            plans[key] = plan if plan is False else (*plan[:-1], None)
+        assert same_bits(np.asarray(f(**values)), np.asarray(got))
+        assert any(plan is not False and plan[-1] is not None for plan in kept.values())
+        plans.update(kept)
     # special values: inf · 0 is NaN, a sum of -0.0 products is +0.0 (a sum starts at +0.0,
     # as NumPy's sum of the product)
     values = {n: np.full(s, -0.0) for n, s in shapes.items()}
@@ -967,3 +978,71 @@ def test_the_fixed_stride_loops_give_the_generic_loops_bits(text, shapes):
         if primal:  # (a gradient's sums along short rows run in blocks: the generic loop)
             assert _fixed_calls(f) >= 1  # the contiguous calls ran a fixed-stride loop
             assert _fixed_calls(generic) >= 1  # (its plans chose it; the entry overrode them)
+
+
+def _table_flags(f, flag: int) -> int:
+    """How many arrays of the plans ``f``'s calls made have table flag ``flag`` (HOISTED:
+    gathered once, cg_hoist; WINDOWED: read by windows, CG_WINDOW)."""
+    count = 0
+    for key, (meta, _) in f._namespace["_run"].keywords["plans"].items():
+        n_in, n = len(key[3:]) // 2, len(key[2])
+        nd = int(meta[0])
+        ht = meta[1 + nd + (n_in + n) * nd + 2 + (n_in + n):][:n_in + n]
+        count += int(sum(h == flag for h in ht))
+    return count
+
+
+def test_operands_gathered_once_or_by_windows_give_the_bits_of_gathers(monkeypatch):
+    # an operand read through its table that every block reads alike (a parameter of
+    # (1, K, d) over the points' rows of d < 8) is gathered once per call and then read by
+    # vector loads; one whose 8 lanes' offsets lie within 8 entries (x of (n, 1, d)) by a
+    # masked load of that window and a permutation; a sum whose places in a vector lie
+    # within 8 entries is added into that window by rounds (each place's terms in lane
+    # order; the window not loaded where no other vector adds to it, its zeros taken as
+    # +0.0): the same values and sums, so the same bits as a gather and an addition per
+    # lane, in both loops (the generic twin), in a batch, with strided inputs (a window of
+    # entries 2 apart) and reversed ones (a gather: offsets going down)
+    from circuitgrad.lower import fused
+    for c, at in (_gmm_gradient(2, 5), _gmm_gradient(3, 4),
+                  (cg.grad(cg.parse("E = exp(x - m) * y\nL = sum(E * E)",
+                                    shapes={"x": (40, 1, 3), "m": (1, 6, 3), "y": (6, 1)})),
+                   None)):
+        f = to_fused(c, min_entries=0)
+        generic = _generic_twin(f)
+        rng = np.random.default_rng(11)
+        shapes = dict(zip(f.inputs, (c.shape(i) for i in c.input_ids)))
+        values = at or {k: rng.normal(size=s) for k, s in shapes.items()}
+        batched = {k: np.stack([v, v * 0.5 + 0.25]) for k, v in values.items()}
+        strided = {k: np.repeat(v, 2, axis=-1)[..., ::2] for k, v in values.items()}
+        backwards = {k: v[::-1] for k, v in values.items()}
+        if at is not None:  # every kernel of the GMM gradient runs its fixed loop (its sums
+            # through tables, the ones broadcast from a number too)
+            default = to_fused(c)
+            default(**values)
+            assert _fixed_calls(default) == len(
+                default._namespace["_run"].keywords["plans"]) == 6
+        runs = {}
+        fresh = fused._fresh_places
+        for hoist, windows, loaded in ((True, True, False), (True, True, True),
+                                       (False, True, False), (True, False, False),
+                                       (False, False, False)):
+            monkeypatch.setattr(fused, "HOIST", hoist)
+            monkeypatch.setattr(fused, "WINDOWS", windows)
+            # (loaded: every sum's window loaded, none taken for the zeros it starts from)
+            monkeypatch.setattr(fused, "_fresh_places", (lambda *a: False) if loaded else fresh)
+            for g in (f, generic):
+                g._namespace["_run"].keywords["plans"].clear()
+            runs[hoist, windows, loaded] = [list(_outs(g, v, False)) for g in (f, generic)
+                                            for v in (values, batched, strided, backwards)]
+            assert (_table_flags(f, fused.HOISTED) >= 1) == hoist
+            assert (_table_flags(f, fused.WINDOWED) >= 1) == windows
+            if at is not None:  # (the GMM gradient's sum along rows of 2: by windows)
+                assert (_table_flags(f, fused.WSUMMED) >= 1) == windows
+        for key in runs:
+            for a, b in zip(runs[key], runs[False, False, False]):
+                assert all(same_bits(x, y) for x, y in zip(a, b))
+        plain = cg.to_numpy(c)(**values)
+        assert all(close(x, y) for x, y in zip(runs[True, True, False][0], plain))
+        for k in range(2):
+            alone = _outs(f, {n: v[k] for n, v in batched.items()}, False)
+            assert all(same_bits(x[k], y) for x, y in zip(runs[True, True, False][1], alone))
