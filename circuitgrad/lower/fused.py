@@ -411,6 +411,56 @@ void cg_set_threads(int threads, long entries) {
 }
 typedef struct { cg_loop f; const long *meta; double *const *ptr; } cg_part;
 static void *cg_run_part(void *arg) { cg_part *p = arg; p->f(p->meta, p->ptr); return NULL; }
+/* A small contraction's loop over its leading axes (cg_mm_parts): every output matrix its
+   own, so the first leading axis of two or more is cut, parts of at least cg_part_products
+   multiply-adds (the caller's m x kn x n at each leading index). */
+static long cg_part_products = 1L << 22;
+void cg_set_part_products(long products) { cg_part_products = products < 1 ? 1 : products; }
+static __attribute__((unused)) void cg_mm_parts(cg_loop f, const long *meta,
+                                                double *const *ptr, long products) {
+#if !defined(CG_NO_THREADS)
+    const long nd = meta[0], *shape = meta + 1, *sa = shape + nd, *sb = sa + nd,
+        *so = sb + nd;
+    long total = products, d, split = -1, len = 1 + 4 * nd + 5, parts = cg_threads, per, t;
+    long *metas;
+    double **ptrs;
+    cg_part part[64];
+    pthread_t id[64];
+    unsigned long long started = 0;
+    for (d = 0; d < nd; d++) total *= shape[d];
+    if (parts > total / cg_part_products) parts = total / cg_part_products;
+    for (d = 0; parts > 1 && d < nd && split < 0; d++) if (shape[d] >= 2) split = d;
+    if (split < 0) { f(meta, ptr); return; }
+    if (parts > shape[split]) parts = shape[split];
+    metas = malloc(sizeof(long) * len * parts);
+    ptrs = malloc(sizeof(double *) * 3 * parts);
+    if (!metas || !ptrs) { free(metas); free(ptrs); f(meta, ptr); return; }
+    per = (shape[split] + parts - 1) / parts;
+    for (t = 0; t < parts && t * per < shape[split]; t++) {
+        long a = t * per, b = a + per < shape[split] ? a + per : shape[split];
+        long *m = metas + t * len;
+        double **p = ptrs + t * 3;
+        memcpy(m, meta, sizeof(long) * len);
+        m[1 + split] = b - a;
+        p[0] = ptr[0] + a * sa[split];
+        p[1] = ptr[1] + a * sb[split];
+        p[2] = ptr[2] + a * so[split];
+        part[t].f = f; part[t].meta = m; part[t].ptr = p;
+        if (t > 0 && pthread_create(&id[t], NULL, cg_run_part, &part[t])) {
+            cg_run_part(&part[t]);
+            continue;
+        }
+        if (t > 0) started |= 1ULL << t;
+    }
+    cg_run_part(&part[0]);
+    while (--t > 0) if (started >> t & 1) pthread_join(id[t], NULL);
+    free(metas);
+    free(ptrs);
+#else
+    (void)products;
+    f(meta, ptr);
+#endif
+}
 static __attribute__((unused)) void cg_parts(cg_loop f, const long *meta, double *const *ptr,
                                              int n, const unsigned char *sum) {
 #if !defined(CG_NO_THREADS)
@@ -1634,7 +1684,8 @@ def kernel_libraries(c: Circuit, groups: list[Group], rows: bool,
                                  row_kernel_source(), ""))
     libraries += [library("mm", j, set(), mm_kernel_source(0, *sizes),
                           "void cg_mm(int j, const long *meta, double *const *ptr) {\n"
-                          "    (void)j;\n    cg_mm0(meta, ptr);\n}")
+                          f"    (void)j;\n    cg_mm_parts(cg_mm0, meta, ptr, "
+                          f"{math.prod(sizes)}L);\n}}")
                   for j, sizes in enumerate(small)]
     return libraries
 
@@ -1668,6 +1719,10 @@ def _plan(c: Circuit, min_entries: int = MIN_ENTRIES) -> tuple:
 PART_ENTRIES = 1 << 17
 """The fewest entries of a kernel's loop one thread is given (``cg_parts``): starting and
 joining a thread costs ~20-40 µs, a loop of 2^17 entries ~100-300 µs."""
+
+
+PART_PRODUCTS = 1 << 22
+"""The fewest multiply-adds of a small contraction (``cg_mm_parts``) one thread is given."""
 
 
 def compile_workers() -> int:
@@ -2029,6 +2084,8 @@ class FusedFunction(NumpyFunction):
         for lib, library in zip(self._kernel_libraries, libraries):
             library.cg_set_threads.argtypes = [ctypes.c_int, ctypes.c_long]
             library.cg_set_threads(self.threads, PART_ENTRIES)  # (each library's own copy)
+            library.cg_set_part_products.argtypes = [ctypes.c_long]
+            library.cg_set_part_products(PART_PRODUCTS)
             if lib.kind == "kernel":
                 namespace[f"_kernel{lib.index}"] = functools.partial(
                     kernel_entry(library.cg_kernel), 0)

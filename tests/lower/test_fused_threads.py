@@ -93,3 +93,21 @@ def test_a_large_loop_is_cut_at_the_default_part_size():
     terms = np.abs(np.exp(x) * y)
     assert np.all(np.abs(one - np.sum(np.exp(x) * y, axis=1))
                   <= 2 * 1000 * np.finfo(float).eps * np.sum(terms, axis=1) + 1e-300)
+
+
+def test_the_gmm_gradient_with_its_small_contractions_cut_has_the_same_bits(monkeypatch):
+    """The GMM gradient (its small contractions, L·(x − μ) and their adjoints, the library's
+    loops: ``cg_mm_parts``) with every loop and contraction cut as far as it goes."""
+    from benchmarks import gmm
+    monkeypatch.setattr(fused, "PART_ENTRIES", 1)
+    monkeypatch.setattr(fused, "PART_PRODUCTS", 1)
+    d, K = 3, 4
+    at = gmm.point(d, K)
+    fn = gmm.objective(np, lambda a, axis: cg.logsumexp(a, axis=axis), d, K)
+    c = cg.grad(cg.trace(fn, shapes={k: v.shape for k, v in at.items()}), wrt=list(gmm.WRT))
+    fs = [fused.to_fused(c, threads=t) for t in (1, 2, 5)]
+    assert "_mm0" in fs[0].source  # (a small contraction there to cut)
+    want = fs[0](**at)
+    for f in fs[1:]:
+        for g, w in zip(f(**at), want):
+            assert same_bits(g, w)
