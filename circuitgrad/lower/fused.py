@@ -460,6 +460,122 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
 #define CG_WINDOW(a, p, t, v, j, w) CG_GATHER(a, p, t, j, w)
 #define CG_WSACC(q, t, v, j, w, x) CG_SACC(q, t, j, w, x)
 #endif
+/* A kernel's loop split over POSIX threads (cg_parts): the outermost outer axis along which
+   every sum's output moves (so each output entry is made by one part alone, its terms in the
+   same order: the same bits for any thread count) is cut into one range a thread, the meta's
+   copy of each part with that axis's length, each array's pointer at the range's start. The
+   caller's thread runs the first part (and any whose thread could not be started). */
+#if !defined(CG_NO_THREADS)
+#include <pthread.h>
+#endif
+typedef void (*cg_loop)(const long *meta, double *const *ptr);
+static int cg_threads = 1;  /* cg_set_threads: at most 64 */
+static long cg_part_entries = 1L << 17;  /* the fewest entries of the loop a part is given */
+void cg_set_threads(int threads, long entries) {
+    cg_threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+    cg_part_entries = entries < 1 ? 1 : entries;
+}
+typedef struct { cg_loop f; const long *meta; double *const *ptr; } cg_part;
+static void *cg_run_part(void *arg) { cg_part *p = arg; p->f(p->meta, p->ptr); return NULL; }
+/* A small contraction's loop over its leading axes (cg_mm_parts): every output matrix its
+   own, so the first leading axis of two or more is cut, parts of at least cg_part_products
+   multiply-adds (the caller's m x kn x n at each leading index). */
+static long cg_part_products = 1L << 22;
+void cg_set_part_products(long products) { cg_part_products = products < 1 ? 1 : products; }
+static __attribute__((unused)) void cg_mm_parts(cg_loop f, const long *meta,
+                                                double *const *ptr, long products) {
+#if !defined(CG_NO_THREADS)
+    const long nd = meta[0], *shape = meta + 1, *sa = shape + nd, *sb = sa + nd,
+        *so = sb + nd;
+    long total = products, d, split = -1, len = 1 + 4 * nd + 5, parts = cg_threads, per, t;
+    long *metas;
+    double **ptrs;
+    cg_part part[64];
+    pthread_t id[64];
+    unsigned long long started = 0;
+    for (d = 0; d < nd; d++) total *= shape[d];
+    if (parts > total / cg_part_products) parts = total / cg_part_products;
+    for (d = 0; parts > 1 && d < nd && split < 0; d++) if (shape[d] >= 2) split = d;
+    if (split < 0) { f(meta, ptr); return; }
+    if (parts > shape[split]) parts = shape[split];
+    metas = malloc(sizeof(long) * len * parts);
+    ptrs = malloc(sizeof(double *) * 3 * parts);
+    if (!metas || !ptrs) { free(metas); free(ptrs); f(meta, ptr); return; }
+    per = (shape[split] + parts - 1) / parts;
+    for (t = 0; t < parts && t * per < shape[split]; t++) {
+        long a = t * per, b = a + per < shape[split] ? a + per : shape[split];
+        long *m = metas + t * len;
+        double **p = ptrs + t * 3;
+        memcpy(m, meta, sizeof(long) * len);
+        m[1 + split] = b - a;
+        p[0] = ptr[0] + a * sa[split];
+        p[1] = ptr[1] + a * sb[split];
+        p[2] = ptr[2] + a * so[split];
+        part[t].f = f; part[t].meta = m; part[t].ptr = p;
+        if (t > 0 && pthread_create(&id[t], NULL, cg_run_part, &part[t])) {
+            cg_run_part(&part[t]);
+            continue;
+        }
+        if (t > 0) started |= 1ULL << t;
+    }
+    cg_run_part(&part[0]);
+    while (--t > 0) if (started >> t & 1) pthread_join(id[t], NULL);
+    free(metas);
+    free(ptrs);
+#else
+    (void)products;
+    f(meta, ptr);
+#endif
+}
+static __attribute__((unused)) void cg_parts(cg_loop f, const long *meta, double *const *ptr,
+                                             int n, const unsigned char *sum) {
+#if !defined(CG_NO_THREADS)
+    const long nd = meta[0], *shape = meta + 1, *st = shape + nd, *blk = st + n * nd;
+    const long nb = blk[0], inner = blk[1], *ht = blk + 2 + n;
+    long total = 1, d, split = -1, k, len, parts = cg_threads, per, t;
+    long *metas;
+    double **ptrs;
+    cg_part part[64];
+    pthread_t id[64];
+    unsigned long long started = 0;
+    for (d = 0; d < nd; d++) total *= shape[d];
+    if (parts > total / cg_part_entries) parts = total / cg_part_entries;
+    for (d = 0; parts > 1 && d < nd - nb && split < 0; d++) {
+        if (shape[d] < 2) continue;
+        for (k = 0; k < n && (!sum[k] || st[k * nd + d] != 0); k++) {}
+        if (k == n) split = d;
+    }
+    if (split < 0) { f(meta, ptr); return; }
+    if (parts > shape[split]) parts = shape[split];
+    len = 1 + nd + n * nd + 2 + 2 * n;  /* the header; then the tables */
+    for (k = 0; k < n; k++) if (ht[k]) len += inner + 8;
+    metas = malloc(sizeof(long) * len * parts);
+    ptrs = malloc(sizeof(double *) * n * parts);
+    if (!metas || !ptrs) { free(metas); free(ptrs); f(meta, ptr); return; }
+    per = (shape[split] + parts - 1) / parts;
+    for (t = 0; t < parts && t * per < shape[split]; t++) {
+        long a = t * per, b = a + per < shape[split] ? a + per : shape[split];
+        long *m = metas + t * len;
+        double **p = ptrs + t * n;
+        memcpy(m, meta, sizeof(long) * len);
+        m[1 + split] = b - a;
+        for (k = 0; k < n; k++) p[k] = ptr[k] + a * st[k * nd + split];
+        part[t].f = f; part[t].meta = m; part[t].ptr = p;
+        if (t > 0 && pthread_create(&id[t], NULL, cg_run_part, &part[t])) {
+            cg_run_part(&part[t]);  /* no thread: this one runs it */
+            continue;
+        }
+        if (t > 0) started |= 1ULL << t;
+    }
+    cg_run_part(&part[0]);
+    while (--t > 0) if (started >> t & 1) pthread_join(id[t], NULL);
+    free(metas);
+    free(ptrs);
+#else
+    (void)n; (void)sum;
+    f(meta, ptr);
+#endif
+}
 """
 
 
@@ -1759,17 +1875,29 @@ def kernel_libraries(c: Circuit, groups: list[Group], rows: bool,
                          kernel_source(c, 0, group),
                          # (g = 1: the generic loop whatever the layout, for the tests
                          # that both loops give the same bits)
-                         "void cg_kernel(int g, const long *meta, double *const *ptr) {\n"
-                         "    if (g == 1) cg_k0_any(meta, ptr);\n    else cg_k0(meta, ptr);\n}")
+                         _threaded_entry(group))
                  for g, group in enumerate(groups)]
     if rows:
         libraries.append(library("rows", 0, {"exp", "log", "maximum", "where", "equal"},
                                  row_kernel_source(), ""))
     libraries += [library("mm", j, set(), mm_kernel_source(0, *sizes),
                           "void cg_mm(int j, const long *meta, double *const *ptr) {\n"
-                          "    (void)j;\n    cg_mm0(meta, ptr);\n}")
+                          f"    (void)j;\n    cg_mm_parts(cg_mm0, meta, ptr, "
+                          f"{math.prod(sizes)}L);\n}}")
                   for j, sizes in enumerate(small)]
     return libraries
+
+
+def _threaded_entry(group: Group) -> str:
+    """A kernel library's entry ``cg_kernel``: the kernel's loop through ``cg_parts`` (its
+    threads; ``g = 1``: the generic loop whatever the layout, for the tests that both loops
+    give the same bits), told which arrays are sums (results accumulated across the loop)."""
+    n_in, n_results, n_sums = len(group.operands), len(group.results), len(group.sums)
+    flags = ", ".join(["0"] * (n_in + n_results) + ["1"] * n_sums)
+    n = n_in + n_results + n_sums
+    return (f"static const unsigned char cg_k0_sums[{n}] = {{{flags}}};\n"
+            "void cg_kernel(int g, const long *meta, double *const *ptr) {\n"
+            f"    cg_parts(g == 1 ? cg_k0_any : cg_k0, meta, ptr, {n}, cg_k0_sums);\n}}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -1784,6 +1912,17 @@ def _plan(c: Circuit, min_entries: int = MIN_ENTRIES) -> tuple:
     """(groups, rows, small) of :func:`fused_source`: the plan the libraries are made for."""
     _, _, groups, _, rows, _, small = fused_source(c, min_entries=min_entries)
     return groups, rows, small
+
+
+PART_ENTRIES = 1 << 17
+"""The fewest entries of a kernel's loop one thread is given (``cg_parts``): starting and
+joining a thread costs ~20-40 µs, a loop of 2^17 entries ~100-300 µs."""
+
+
+PART_PRODUCTS = 1 << 20
+"""The fewest multiply-adds of a small contraction (``cg_mm_parts``) one thread is given (GMM
+d = 10, K = 50: its two contractions of 5·10⁶ each, 0.85 -> 0.55 and 0.45 -> 0.30 ms on 2
+threads, best of 30 in one process)."""
 
 
 def compile_workers() -> int:
@@ -2075,7 +2214,12 @@ class FusedFunction(NumpyFunction):
 
     def __init__(self, circuit: Circuit, name: str = "f", opt: str = "-O2",
                  timeout: float = COMPILE_TIMEOUT, csr: bool = True,
-                 min_entries: int = MIN_ENTRIES, wait: bool = True):
+                 min_entries: int = MIN_ENTRIES, wait: bool = True, threads: int | None = None):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise CircuitError(f"to_fused: threads must be a positive integer or None, got "
+                               f"{threads!r}")
+        self.threads = compile_workers() if threads is None else min(threads, 64)
         self._opt, self._timeout, self._min_entries = opt, timeout, min_entries
         self._wait = wait
         self._libraries: list[ctypes.CDLL] = []
@@ -2138,6 +2282,10 @@ class FusedFunction(NumpyFunction):
         ``_rows``, ``_mm{j}``)."""
         namespace = self._namespace
         for lib, library in zip(self._kernel_libraries, libraries):
+            library.cg_set_threads.argtypes = [ctypes.c_int, ctypes.c_long]
+            library.cg_set_threads(self.threads, PART_ENTRIES)  # (each library's own copy)
+            library.cg_set_part_products.argtypes = [ctypes.c_long]
+            library.cg_set_part_products(PART_PRODUCTS)
             if lib.kind == "kernel":
                 namespace[f"_kernel{lib.index}"] = functools.partial(
                     kernel_entry(library.cg_kernel), 0)
@@ -2220,7 +2368,7 @@ class FusedFunction(NumpyFunction):
 
     def __reduce__(self):
         return (to_fused, (self.circuit, self._name, self._opt, self._timeout,
-                           self._csr is not None, self._min_entries, self._wait))
+                           self._csr is not None, self._min_entries, self._wait, self.threads))
 
     def __repr__(self) -> str:
         state = "" if self.compiled else (
@@ -2231,7 +2379,7 @@ class FusedFunction(NumpyFunction):
 
 def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COMPILE_TIMEOUT,
              csr: bool = True, min_entries: int = MIN_ENTRIES,
-             wait: bool = True) -> FusedFunction:
+             wait: bool = True, threads: int | None = None) -> FusedFunction:
     """Lower a tensor circuit to NumPy calls and fused C loops (see the module's docstring).
 
     Each kernel is its own library, found in the cache by its own source (a kernel built
@@ -2252,6 +2400,10 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
             then the fused code (within docs/semantics.md's bound of them: sums in another
             order). ``f.compiled`` says which; ``f.wait()`` blocks until the kernels are
             loaded. A failed build raises at every later call and at ``f.wait()``.
+        threads: the POSIX threads a kernel's loop is split over (default: the CPUs this
+            process may run on), each part at least ``PART_ENTRIES`` entries of the loop, cut
+            along an outer axis that every sum's output moves along: the same bits for any
+            count (``f.threads`` says it).
 
         >>> import circuitgrad as cg
         >>> c = cg.parse("J = sum(exp(x) * y)", shapes={"x": (3000,), "y": (3000,)})
@@ -2262,9 +2414,9 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
     c = as_circuit(c, "to_fused")
     if c.meta.get("guards") is not None:  # checked first, on every call
         return guarded(c, to_fused, name=name, opt=opt, timeout=timeout, csr=csr,
-                       min_entries=min_entries, wait=wait)
+                       min_entries=min_entries, wait=wait, threads=threads)
     with no_gc():
-        return FusedFunction(c, name, opt, timeout, csr, min_entries, wait)
+        return FusedFunction(c, name, opt, timeout, csr, min_entries, wait, threads)
 
 
 TENSOR_LOWERING[0] = to_fused  # to_c's choice for large tensor circuits (lower/c.py)
