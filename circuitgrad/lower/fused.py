@@ -547,8 +547,8 @@ static __attribute__((unused)) void cg_parts(cg_loop f, const long *meta, double
     }
     if (split < 0) { f(meta, ptr); return; }
     if (parts > shape[split]) parts = shape[split];
-    len = 1 + nd + n * nd + 2 + 2 * n;  /* the header; then the tables */
-    for (k = 0; k < n; k++) if (ht[k]) len += inner + 8;
+    len = 1 + nd + n * nd + 2 + 2 * n;  /* the header, then the tables (CG_TABLE) */
+    for (k = 0; k < n; k++) if (ht[k]) len += CG_TABLE(ht[k], inner);
     metas = malloc(sizeof(long) * len * parts);
     ptrs = malloc(sizeof(double *) * n * parts);
     if (!metas || !ptrs) { free(metas); free(ptrs); f(meta, ptr); return; }
