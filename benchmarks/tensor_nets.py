@@ -31,6 +31,11 @@ from .harness import (fmt_ratio, fmt_time, measurement_timeout, plot_loglog, run
 BATCH, INPUTS, CLASSES = 1024, 784, 10
 WIDTHS = [64, 128, 256, 512, 1024]
 QUICK_WIDTHS = [128, 512]
+# (batch, inputs, widths, quick widths) of each table: MNIST-like rows (BLAS-bound: the first
+# layer's products are most of the time) and narrow rows in a long batch, where the tanh
+# layers, the log-softmax and their adjoints are (issue 28's "elementwise-bound" networks)
+CONFIGS = {"BLAS-bound": (BATCH, INPUTS, WIDTHS, QUICK_WIDTHS),
+           "elementwise-bound": (65536, 16, [16, 32, 64], [32])}
 WRT = ("W1", "b1", "W2", "b2", "W3", "b3")
 PROGRAM = """a1 = tanh(X @ W1.T + b1)
 a2 = tanh(a1 @ W2.T + b2)
@@ -38,11 +43,11 @@ z = a2 @ W3.T + b3
 J = -mean(sum(Y * log_softmax(z, axis=1), axis=1))"""
 
 
-def point(width: int) -> dict[str, np.ndarray]:
+def point(width: int, batch: int = BATCH, inputs: int = INPUTS) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(width)
-    return {"X": rng.normal(size=(BATCH, INPUTS)),
-            "Y": np.eye(CLASSES)[rng.integers(0, CLASSES, size=BATCH)],
-            "W1": rng.normal(size=(width, INPUTS)) / np.sqrt(INPUTS),
+    return {"X": rng.normal(size=(batch, inputs)),
+            "Y": np.eye(CLASSES)[rng.integers(0, CLASSES, size=batch)],
+            "W1": rng.normal(size=(width, inputs)) / np.sqrt(inputs),
             "b1": rng.normal(size=width) * 0.1,
             "W2": rng.normal(size=(width, width)) / np.sqrt(width),
             "b2": rng.normal(size=width) * 0.1,
@@ -50,8 +55,9 @@ def point(width: int) -> dict[str, np.ndarray]:
             "b3": rng.normal(size=CLASSES) * 0.1}
 
 
-def circuitgrad_net(width: int, lower: Callable[..., Any]) -> Callable[[dict], tuple]:
-    shapes = {k: v.shape for k, v in point(width).items()}
+def circuitgrad_net(width: int, lower: Callable[..., Any], batch: int = BATCH,
+                    inputs: int = INPUTS) -> Callable[[dict], tuple]:
+    shapes = {k: v.shape for k, v in point(width, batch, inputs).items()}
     f = lower(cg.grad(cg.parse(PROGRAM, shapes=shapes), wrt=list(WRT)))
     return lambda p: tuple(f(**p))
 
@@ -91,23 +97,30 @@ def measure(emit: Callable[[str, Any], None], quick: bool) -> None:
     """Child: each width's best-of-rounds times (``"width tool"``) of to_numpy, to_fused and
     JAX, interleaved, after checking that they agree."""
     has_jax = importlib.util.find_spec("jax") is not None
-    for width in QUICK_WIDTHS if quick else WIDTHS:
-        at = point(width)
-        tools = {"to_numpy": circuitgrad_net(width, cg.to_numpy),
-                 "to_fused": circuitgrad_net(width, cg.to_fused)}
+    for config, (batch, inputs, widths, quick_widths) in CONFIGS.items():
+        _measure(emit, quick, config, batch, inputs, quick_widths if quick else widths,
+                 has_jax)
+
+
+def _measure(emit: Callable[[str, Any], None], quick: bool, config: str, batch: int,
+             inputs: int, widths: list[int], has_jax: bool) -> None:
+    for width in widths:
+        at = point(width, batch, inputs)
+        tools = {"to_numpy": circuitgrad_net(width, cg.to_numpy, batch, inputs),
+                 "to_fused": circuitgrad_net(width, cg.to_fused, batch, inputs)}
         if has_jax:
             tools["JAX"] = jax_net(width)
         results = {name: f(at) for name, f in tools.items()}
         for name, got in results.items():  # the same numbers, or the timing means nothing
             for a, b in zip(got, results["to_numpy"]):
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=name)
-        calls = 3 if width >= 512 else 10
+        calls = 3 if width * batch >= 512 * 1024 else 10
         best = dict.fromkeys(tools, float("inf"))
         for _ in range(3 if quick else 7):  # interleaved: a drift of the machine hits all
             for name, f in tools.items():
                 best[name] = min(best[name], _best(lambda: f(at), calls))
         for name, t in best.items():
-            emit(f"{width} {name}", t)
+            emit(f"{config} {width} {name}", t)
 
 
 def run(quick: bool = False) -> str:
@@ -117,29 +130,34 @@ def run(quick: bool = False) -> str:
                                  cpus="one"),
             f"{cores} CPUs": run_bounded("benchmarks.tensor_nets:measure", {"quick": quick},
                                          timeout, cpus="all")}
-    rows = ["| CPUs | width | to_numpy ∇ | to_fused ∇ | JAX ∇ | to_numpy × JAX | "
-            "to_fused × JAX | to_fused × to_numpy |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| network | CPUs | width | to_numpy ∇ | to_fused ∇ | JAX ∇ | to_numpy × JAX | "
+            "to_fused × JAX | to_fused × to_numpy |", "|---|---|---|---|---|---|---|---|---|"]
     series: dict[str, tuple[list, list]] = {}
     failed = []
     for label, r in runs.items():
         if r.timed_out or r.error:
             failed.append(f"{label}: " + ("timed out" if r.timed_out else f"error: {r.error}"))
         v = r.values
-        for width in QUICK_WIDTHS if quick else WIDTHS:
-            t = {name: v.get(f"{width} {name}") for name in ("to_numpy", "to_fused", "JAX")}
+        for config, width in ((config, width) for config, (_, _, widths, quick_widths)
+                              in CONFIGS.items() for width in (quick_widths if quick
+                                                               else widths)):
+            batch, inputs = CONFIGS[config][:2]
+            t = {name: v.get(f"{config} {width} {name}")
+                 for name in ("to_numpy", "to_fused", "JAX")}
             if t["to_fused"] is None:
                 continue
 
             def ratio(a: float | None, b: float | None) -> str:
                 return fmt_ratio(a / b) if a and b else "—"
 
-            rows.append(f"| {label} | {width} | {fmt_time(t['to_numpy'])} | "
+            rows.append(f"| {config}: batch {batch}, {inputs} inputs | {label} | {width} | "
+                        f"{fmt_time(t['to_numpy'])} | "
                         f"{fmt_time(t['to_fused'])} | "
                         f"{fmt_time(t['JAX']) if t['JAX'] else '—'} | "
                         f"{ratio(t['to_numpy'], t['JAX'])} | {ratio(t['to_fused'], t['JAX'])} | "
                         f"{ratio(t['to_fused'], t['to_numpy'])} |")
             for name in ("to_fused", "JAX") if label != "1 CPU" else t:
-                if t[name]:
+                if t[name] and config == "BLAS-bound":
                     tool = "JAX jit" if name == "JAX" else f"circuitgrad {name}"
                     xs, ys = series.setdefault(f"{tool}, {label}", ([], []))
                     xs.append(width)
@@ -150,8 +168,10 @@ def run(quick: bool = False) -> str:
                       note=f"1 CPU: pinned; {cores} CPUs: the libraries' default threads")
     head = ("### A tanh network's softmax cross-entropy: gradient against the width\n\n"
             f"`{PROGRAM.splitlines()[0]}`, a second tanh layer, 10 logits, "
-            "`J = -mean(sum(Y * log_softmax(z, axis=1), axis=1))`; batch 1024, ∇ with respect "
-            "to the weights and biases. circuitgrad: `parse` → `grad` → `to_numpy` or "
+            "`J = -mean(sum(Y * log_softmax(z, axis=1), axis=1))`, ∇ with respect "
+            "to the weights and biases: batch 1024 of 784 inputs (BLAS-bound: the first layer's "
+            "products are most of the time; the plot), and batch 65536 of 16 inputs "
+            "(elementwise-bound: the tanh layers, the log-softmax and their adjoints). circuitgrad: `parse` → `grad` → `to_numpy` or "
             "`to_fused` (NumPy's BLAS for the products, fused C loops for the tanh layers and "
             "their adjoints, one C pass per row for the log-softmax); JAX: "
             "`jit(value_and_grad)`, float64. Best of interleaved rounds; × = time / JAX's "
