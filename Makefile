@@ -40,7 +40,8 @@ $(VENV)/.docs-ready: $(VENV)/.ready pyproject.toml
 	touch $@
 
 $(VENV)/.ready: pyproject.toml setup.py scripts/setup.sh circuitgrad/lower/_tape.c \
-		circuitgrad/lower/_tape_ops.h
+		circuitgrad/lower/_tape_ops.h circuitgrad/lower/csrc/prelude.h \
+		circuitgrad/lower/tape_sources.py
 	VENV=$(VENV) scripts/setup.sh
 	touch $@
 

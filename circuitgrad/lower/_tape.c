@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "_tape_ops.h"
+#ifndef CG_SOURCE_HASH
+#define CG_SOURCE_HASH ""  /* built without setup.py: no hash, taken for stale where sources are */
+#endif
 
 #define CG_LANES 32
 
@@ -772,5 +775,7 @@ PyInit__tape(void)
         PyTuple_SET_ITEM(names, k, PyUnicode_FromString(CG_OP_NAMES[k]));
     if (PyModule_AddObject(m, "OPS", names) < 0) { Py_DECREF(names); Py_DECREF(m); return NULL; }
     PyModule_AddIntConstant(m, "LANES", CG_LANES);
+    /* the hash of the sources it was built from (setup.py: circuitgrad/lower/tape_sources.py) */
+    PyModule_AddStringConstant(m, "SOURCE_HASH", CG_SOURCE_HASH);
     return m;
 }

@@ -21,6 +21,7 @@ from ..circuit import LEAVES, Circuit
 from ..errors import CircuitError
 from ..primitives import PRIMITIVES
 from ..transforms.scalarize import loop_sites, scalarize
+from . import tape_sources
 from .calling import (assign_inputs, batch_axes, check_input, common_batch, csr_hook,
                       missing_inputs, outputs)
 
@@ -29,6 +30,21 @@ try:
 except ImportError:  # not built: to_tape says how to build it
     _tape = None
 
+
+def checked_extension(module: Any, now: str | None) -> tuple[Any, str]:
+    """The extension ``module`` where it was built from the sources whose hash is ``now``
+    (:func:`~circuitgrad.lower.tape_sources.source_hash`; None: no sources to compare, an
+    installed wheel), else None; and what is wrong where there is no extension to use."""
+    if module is None:
+        return None, "is not built"
+    if now is not None and getattr(module, "SOURCE_HASH", "") != now:
+        return None, ("was built from other sources than this checkout's "
+                      f"({', '.join(tape_sources.SOURCES)} changed since: its numbers would be "
+                      "the old code's)")
+    return module, ""
+
+
+_tape, EXTENSION_PROBLEM = checked_extension(_tape, tape_sources.source_hash())
 EXTENSION = _tape
 
 _NUMBERS = frozenset({float, int, np.float64})

@@ -44,7 +44,7 @@ from ..errors import CircuitError
 from ..primitives.loops import revolve
 from .guarded import guarded
 from .program import (  # noqa: F401  (the names that lived here stay importable)
-    BUILD_HINT, EXTENSION, CompiledFunction, ScalarProgram, _allocate, _arguments,
+    BUILD_HINT, EXTENSION, EXTENSION_PROBLEM, CompiledFunction, ScalarProgram, _allocate, _arguments,
     _input_columns, _needs_scalarize)
 
 _tape = EXTENSION  # (a test sets it to None: to_tape then says how to build it)
@@ -72,7 +72,8 @@ class TapeFunction(CompiledFunction):
     def __init__(self, c: Circuit, name: str = "f", csr: bool = True):
         if _tape is None:
             raise CircuitError(f"to_tape: the tape evaluator (the C extension "
-                               f"circuitgrad.lower._tape) is not built; {BUILD_HINT}")
+                               f"circuitgrad.lower._tape) {EXTENSION_PROBLEM or 'is not built'}"
+                               f"; {BUILD_HINT}")
         program = ScalarProgram(c, "to_tape", _tape.OPS, loops=True)
         super().__init__(c, program, name, csr)
         s = program.circuit
