@@ -390,14 +390,16 @@ def test_blocks_of_short_rows_are_the_bits_of_rows(width, monkeypatch):
 @pytest.mark.parametrize("op", ["logsumexp", "softmax", "log_softmax"])
 def test_row_kernels_are_within_their_bound(op, width, monkeypatch):
     # logsumexp, softmax, log_softmax along the last axis: one C pass per row (a row per lane
-    # for rows shorter than a vector, else along the vectors), the sum of exp in another order
+    # for rows of at most 16 entries, else along the vectors), the sum of exp in another order
     # than NumPy's: within (n + 8)·ε of the scale; specials exactly; a batch its points
     from circuitgrad.lower import cforms, isa
     monkeypatch.setattr(isa, "default_width", lambda: width)
     monkeypatch.setattr(cforms, "default_width", lambda: width)
     rng = np.random.default_rng(7)
     eps = np.finfo(float).eps
-    for shape in ((1000, 5), (3, 50), (9,), (2, 8), (4, 17)):
+    # (a row per lane up to CG_ROW_LANES = 16 entries: (2, 8), (9,), (13, 16); along the
+    # vectors above: (4, 17), (3, 50))
+    for shape in ((1000, 5), (3, 50), (9,), (2, 8), (13, 16), (4, 17)):
         c = cg.parse(f"J = {op}(x, axis={len(shape) - 1})", shapes={"x": shape})
         f, g = to_fused(c), cg.to_numpy(c)
         assert "_rows(" in f.source
