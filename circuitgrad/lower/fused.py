@@ -477,84 +477,22 @@ void cg_set_threads(int threads, long entries) {
 }
 typedef struct { cg_loop f; const long *meta; double *const *ptr; } cg_part;
 static void *cg_run_part(void *arg) { cg_part *p = arg; p->f(p->meta, p->ptr); return NULL; }
-/* A small contraction's loop over its leading axes (cg_mm_parts): every output matrix its
-   own, so the first leading axis of two or more is cut, parts of at least cg_part_products
-   multiply-adds (the caller's m x kn x n at each leading index). */
-static long cg_part_products = 1L << 22;
-void cg_set_part_products(long products) { cg_part_products = products < 1 ? 1 : products; }
-static __attribute__((unused)) void cg_mm_parts(cg_loop f, const long *meta,
-                                                double *const *ptr, long products) {
+/* f over `parts` ranges of axis `split` (the meta's layout of both loops: nd, the shape, then
+   each of the n arrays' strides along the axes), each on a copy of the meta's first `len`
+   longs with the range's length, each array's pointer at the range's start. */
+static void cg_run_parts(cg_loop f, const long *meta, double *const *ptr, int n, long len,
+                         long split, long parts) {
 #if !defined(CG_NO_THREADS)
-    const long nd = meta[0], *shape = meta + 1, *sa = shape + nd, *sb = sa + nd,
-        *so = sb + nd;
-    long total = products, d, split = -1, len = 1 + 4 * nd + 5, parts = cg_threads, per, t;
-    long *metas;
-    double **ptrs;
+    const long nd = meta[0], size = meta[1 + split], *st = meta + 1 + nd;
+    long per = (size + parts - 1) / parts, t, k;
+    long *metas = malloc(sizeof(long) * len * parts);
+    double **ptrs = malloc(sizeof(double *) * n * parts);
     cg_part part[64];
     pthread_t id[64];
     unsigned long long started = 0;
-    for (d = 0; d < nd; d++) total *= shape[d];
-    if (parts > total / cg_part_products) parts = total / cg_part_products;
-    for (d = 0; parts > 1 && d < nd && split < 0; d++) if (shape[d] >= 2) split = d;
-    if (split < 0) { f(meta, ptr); return; }
-    if (parts > shape[split]) parts = shape[split];
-    metas = malloc(sizeof(long) * len * parts);
-    ptrs = malloc(sizeof(double *) * 3 * parts);
     if (!metas || !ptrs) { free(metas); free(ptrs); f(meta, ptr); return; }
-    per = (shape[split] + parts - 1) / parts;
-    for (t = 0; t < parts && t * per < shape[split]; t++) {
-        long a = t * per, b = a + per < shape[split] ? a + per : shape[split];
-        long *m = metas + t * len;
-        double **p = ptrs + t * 3;
-        memcpy(m, meta, sizeof(long) * len);
-        m[1 + split] = b - a;
-        p[0] = ptr[0] + a * sa[split];
-        p[1] = ptr[1] + a * sb[split];
-        p[2] = ptr[2] + a * so[split];
-        part[t].f = f; part[t].meta = m; part[t].ptr = p;
-        if (t > 0 && pthread_create(&id[t], NULL, cg_run_part, &part[t])) {
-            cg_run_part(&part[t]);
-            continue;
-        }
-        if (t > 0) started |= 1ULL << t;
-    }
-    cg_run_part(&part[0]);
-    while (--t > 0) if (started >> t & 1) pthread_join(id[t], NULL);
-    free(metas);
-    free(ptrs);
-#else
-    (void)products;
-    f(meta, ptr);
-#endif
-}
-static __attribute__((unused)) void cg_parts(cg_loop f, const long *meta, double *const *ptr,
-                                             int n, const unsigned char *sum) {
-#if !defined(CG_NO_THREADS)
-    const long nd = meta[0], *shape = meta + 1, *st = shape + nd, *blk = st + n * nd;
-    const long nb = blk[0], inner = blk[1], *ht = blk + 2 + n;
-    long total = 1, d, split = -1, k, len, parts = cg_threads, per, t;
-    long *metas;
-    double **ptrs;
-    cg_part part[64];
-    pthread_t id[64];
-    unsigned long long started = 0;
-    for (d = 0; d < nd; d++) total *= shape[d];
-    if (parts > total / cg_part_entries) parts = total / cg_part_entries;
-    for (d = 0; parts > 1 && d < nd - nb && split < 0; d++) {
-        if (shape[d] < 2) continue;
-        for (k = 0; k < n && (!sum[k] || st[k * nd + d] != 0); k++) {}
-        if (k == n) split = d;
-    }
-    if (split < 0) { f(meta, ptr); return; }
-    if (parts > shape[split]) parts = shape[split];
-    len = 1 + nd + n * nd + 2 + 2 * n;  /* the header, then the tables (CG_TABLE) */
-    for (k = 0; k < n; k++) if (ht[k]) len += CG_TABLE(ht[k], inner);
-    metas = malloc(sizeof(long) * len * parts);
-    ptrs = malloc(sizeof(double *) * n * parts);
-    if (!metas || !ptrs) { free(metas); free(ptrs); f(meta, ptr); return; }
-    per = (shape[split] + parts - 1) / parts;
-    for (t = 0; t < parts && t * per < shape[split]; t++) {
-        long a = t * per, b = a + per < shape[split] ? a + per : shape[split];
+    for (t = 0; t < parts && t * per < size; t++) {
+        long a = t * per, b = a + per < size ? a + per : size;
         long *m = metas + t * len;
         double **p = ptrs + t * n;
         memcpy(m, meta, sizeof(long) * len);
@@ -572,9 +510,45 @@ static __attribute__((unused)) void cg_parts(cg_loop f, const long *meta, double
     free(metas);
     free(ptrs);
 #else
-    (void)n; (void)sum;
+    (void)n; (void)len; (void)split; (void)parts;
     f(meta, ptr);
 #endif
+}
+/* A small contraction's loop over its leading axes (cg_mm_parts; meta: nd, the shape, a's,
+   b's and the output's strides, 5 more): every output matrix its own, so the first leading
+   axis of two or more is cut, parts of at least cg_part_products multiply-adds (the caller's
+   m x kn x n at each leading index; set by cg_set_part_products). */
+static long cg_part_products = 1L << 20;
+void cg_set_part_products(long products) { cg_part_products = products < 1 ? 1 : products; }
+static __attribute__((unused)) void cg_mm_parts(cg_loop f, const long *meta,
+                                                double *const *ptr, long products) {
+    const long nd = meta[0], *shape = meta + 1;
+    long total = products, d, split = -1, parts = cg_threads;
+    for (d = 0; d < nd; d++) total *= shape[d];
+    if (parts > total / cg_part_products) parts = total / cg_part_products;
+    for (d = 0; parts > 1 && d < nd && split < 0; d++) if (shape[d] >= 2) split = d;
+    if (split < 0) { f(meta, ptr); return; }
+    cg_run_parts(f, meta, ptr, 3, 1 + 4 * nd + 5, split,
+                 parts < shape[split] ? parts : shape[split]);
+}
+/* A kernel's loop (cg_parts; meta: nd, the shape, the n arrays' strides, the block, the
+   tables): cut along its outermost outer axis along which every sum's output moves. */
+static __attribute__((unused)) void cg_parts(cg_loop f, const long *meta, double *const *ptr,
+                                             int n, const unsigned char *sum) {
+    const long nd = meta[0], *shape = meta + 1, *st = shape + nd, *blk = st + n * nd;
+    const long nb = blk[0], inner = blk[1], *ht = blk + 2 + n;
+    long total = 1, d, split = -1, k, len, parts = cg_threads;
+    for (d = 0; d < nd; d++) total *= shape[d];
+    if (parts > total / cg_part_entries) parts = total / cg_part_entries;
+    for (d = 0; parts > 1 && d < nd - nb && split < 0; d++) {
+        if (shape[d] < 2) continue;
+        for (k = 0; k < n && (!sum[k] || st[k * nd + d] != 0); k++) {}
+        if (k == n) split = d;
+    }
+    if (split < 0) { f(meta, ptr); return; }
+    len = 1 + nd + n * nd + 2 + 2 * n;  /* the header, then the tables (CG_TABLE) */
+    for (k = 0; k < n; k++) if (ht[k]) len += CG_TABLE(ht[k], inner);
+    cg_run_parts(f, meta, ptr, n, len, split, parts < shape[split] ? parts : shape[split]);
 }
 """
 

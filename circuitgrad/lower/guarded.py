@@ -45,8 +45,9 @@ class GuardedFunction:
         self.circuit = circuit
         self.lowered = lowered
         self.inputs, self.outputs = circuit.inputs, circuit.outputs
-        # to_numpy's binding and guard check, without compiling the circuit itself
-        self._checker = NumpyFunction(circuit, name, mode="interpret")
+        # to_numpy's binding and guard check, without compiling the circuit itself (nor
+        # contracting its products: the checker never runs it)
+        self._checker = NumpyFunction(circuit, name, mode="interpret", contract=False)
         self._rebuild = rebuild
         signature = getattr(lowered, "__signature__", None)
         if signature is not None:

@@ -321,6 +321,7 @@ class NumpyFunction:
         # contract=False: the circuit's own nodes, no einsum for a sum of a product (a guard's
         # circuit recomputes the trace's values, which float() guards hold bit for bit)
         self._contract = contract
+        self._contracted: Circuit | None = None  # (what the code computes: _evaluated)
         if mode not in ("auto", "compile", "interpret"):
             raise CircuitError(f"to_numpy: mode must be 'auto', 'compile' or 'interpret', "
                                f"got {mode!r}")
@@ -359,11 +360,10 @@ class NumpyFunction:
         """The circuit the code computes: ``self.circuit`` with its sums of broadcast products
         as einsums (:func:`~circuitgrad.transforms.products.contract_products`: the products'
         arrays never made), made once."""
-        evaluated = getattr(self, "_contracted", None)
-        if evaluated is None:
-            evaluated = self._contracted = contract_products(self.circuit) \
-                if self._contract else self.circuit
-        return evaluated
+        if self._contracted is None:
+            self._contracted = contract_products(self.circuit) if self._contract \
+                else self.circuit
+        return self._contracted
 
     def _compile(self) -> None:
         source, self._namespace, _ = numpy_source(self._evaluated(), self._name)
