@@ -196,27 +196,35 @@ def _private_dir() -> tuple[int, Path, Path] | None:
     pid = os.getpid()
     made = _private.get(pid)
     if made is None and pid not in _private:
-        _private[pid] = None
-        try:
-            path = Path(tempfile.mkdtemp(prefix="cg_load_", dir=MEMORY_DIR))
-            dfd = _open_dir(path, create=False)
-            _private[pid] = made = (dfd, _here(dfd, path), path)
-            atexit.register(_remove_private_dir, pid)
-        except (OSError, CacheError):
-            pass
+        with _private_lock:  # (to_fused's compilers load from several threads)
+            if pid in _private:
+                return _private[pid]
+            try:
+                path = Path(tempfile.mkdtemp(prefix="cg_load_", dir=MEMORY_DIR))
+                dfd = _open_dir(path, create=False)
+                made = (dfd, _here(dfd, path), path)
+                atexit.register(_remove_private_dir, pid)
+            except (OSError, CacheError):
+                pass
+            _private[pid] = made
     return made
 
 
 _private: dict[int, tuple[int, Path, Path] | None] = {}  # by process (a fork makes its own)
+_private_lock = threading.Lock()
 
 
 def _remove_private_dir(pid: int) -> None:
     made = _private.get(pid)
     if made is not None and os.getpid() == pid:  # (not a forked child's copy of the entry)
-        try:
-            os.rmdir(made[2])
-        except OSError:
-            pass
+        _remove_dir(made)
+
+
+def _remove_dir(made: tuple[int, Path, Path]) -> None:
+    try:
+        os.rmdir(made[2])
+    except OSError:
+        pass
 
 
 def _dlopen(dfd: int, here: Path, data: bytes, key: str) -> ctypes.CDLL:
@@ -226,15 +234,21 @@ def _dlopen(dfd: int, here: Path, data: bytes, key: str) -> ctypes.CDLL:
     memory while it is mapped: where the memory file system is full, ``/dev/shm`` of a
     container is often 64 MB, the copy goes to the cache's directory.)"""
     name = f"load_{key}_{os.getpid()}_{next(_loads)}.so"  # unique: dlopen matches by name
-    private, written = _private_dir(), False
+    private = _private_dir()
     if private is not None:
         try:
             _copy(private[0], name, data)
-            dfd, here, written = private[0], private[1], True
         except OSError:  # (removed, or full: the cache's directory then)
             pass
-    if not written:
-        _copy(dfd, name, data)
+        else:
+            try:
+                return ctypes.CDLL(str(private[1] / name))
+            except OSError:  # (a memory file system mounted noexec, Docker's default /dev/shm:
+                _private[os.getpid()] = None  # the cache's directory from now on)
+            finally:
+                os.unlink(name, dir_fd=private[0])
+            _remove_dir(private)
+    _copy(dfd, name, data)
     try:
         return ctypes.CDLL(str(here / name))
     finally:

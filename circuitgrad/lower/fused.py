@@ -67,7 +67,7 @@ from ..primitives.shape_ops import index_text
 from .c import COMPILE_TIMEOUT, TENSOR_LOWERING, compile_library
 from . import cache, cforms
 from .cforms import PRELUDE, c_literal, c_vector_expression, c_vector_helpers
-from ..transforms.products import contraction_spec, operand  # noqa: F401  (fused.* names)
+from ..transforms.products import contraction_spec, operand
 from .numpy import NumpyFunction, _Names, outputs
 from .program import EXTENSION as _tape
 
@@ -97,7 +97,10 @@ WINDOWS = True
 # in at most WSUM_ROUNDS lanes (a sum along rows of 2 over blocks: (n, K, 2) -> (n, K)):
 # added by rounds into the loaded window (CG_WSACC), not entry by entry.
 WSUMMED = 4
-WSUM_ROUNDS = 4  # (the C's CG_WSUM_LONGS holds 4 rounds: change both together)
+WSUM_ROUNDS = 4
+WINDOW_LONGS = 10  # an operand's window a vector: its first offset, mask, 8 places
+WSUM_LONGS = 3 + 9 * WSUM_ROUNDS  # a sum's: first offset, mask, rounds, then each round's 9
+FRESH = 256  # a sum's window (CG_WSACC) that no other vector of the call adds to: not loaded
 
 
 @dataclass
@@ -315,13 +318,16 @@ def _literal_const(c: Circuit, i: int) -> bool:
 
 KERNEL_MACROS = r"""
 #include <string.h>
-#define CG_HOISTED 2  /* an operand's table flag: gathered once per call (HOISTED) */
-#define CG_WINDOWED 3  /* its offsets in windows of a vector (CG_WINDOW; WINDOWED) */
-#define CG_WSUMMED 4  /* a sum's: its places in windows of a vector (CG_WSACC; WSUMMED) */
-#define CG_WSUM_LONGS (3 + 9 * 4)  /* a window of a sum: at most 4 rounds (WSUM_ROUNDS) */
-/* the longs of an array's table in the meta: its offsets, then a window's per vector */
-#define CG_TABLE(h, inner) ((inner) + 8 + ((h) == CG_WINDOWED ? 10 * (((inner) + 7) / 8) : \
-    (h) == CG_WSUMMED ? CG_WSUM_LONGS * (((inner) + 7) / 8) : 0))
+#define CG_HOISTED @HOISTED@  /* an operand's table flag: gathered once per call (HOISTED) */
+#define CG_WINDOWED @WINDOWED@  /* its offsets in windows of a vector (CG_WINDOW; WINDOWED) */
+#define CG_WSUMMED @WSUMMED@  /* a sum's: its places in windows of a vector (CG_WSACC; WSUMMED) */
+#define CG_WINDOW_LONGS @WINDOW_LONGS@  /* a window of an operand (WINDOW_LONGS) */
+#define CG_WSUM_LONGS @WSUM_LONGS@  /* a window of a sum (WSUM_LONGS: WSUM_ROUNDS rounds) */
+#define CG_FRESH @FRESH@  /* in a sum window's mask: no other vector of the call adds to it */
+/* the longs of an array's table in the meta: its offsets, then a window's per vector (as
+   _kernel_plan lays them out: table_longs) */
+#define CG_TABLE(h, inner) ((inner) + 8 + ((h) == CG_WINDOWED ? CG_WINDOW_LONGS * \
+    (((inner) + 7) / 8) : (h) == CG_WSUMMED ? CG_WSUM_LONGS * (((inner) + 7) / 8) : 0))
 #if CG_W > 1
 /* The first w lanes of a contiguous vector at p + j, read or written under a mask (no lane
    past the row touched; the unused lanes read lane 0's value): the last, partial vector of a
@@ -337,7 +343,8 @@ typedef long long cg_i __attribute__((vector_size(64)));  /* the offsets of a ga
    (CG_WINDOWED: v holds for each vector the window's first offset, its lanes' mask, each
    lane's place in it): one masked load of the window and a permutation, not a gather (the
    same values; no entry outside the window read). */
-#define CG_WINDOW(a, p, t, v, j, w) do { const long *v_ = (v) + 10 * ((j) / 8); cg_i i_; \
+#define CG_WINDOW(a, p, t, v, j, w) do { const long *v_ = (v) + CG_WINDOW_LONGS * ((j) / 8); \
+    cg_i i_; \
     cg_v x_; memcpy(&i_, v_ + 2, sizeof(cg_i)); \
     x_ = __builtin_ia32_loadupd512_mask((p) + v_[0], CG_C(0.0), (unsigned char)v_[1]); \
     (a) = __builtin_ia32_permvardf512_mask(x_, i_, x_, (unsigned char)-1); } while (0)
@@ -348,7 +355,6 @@ typedef long long cg_i __attribute__((vector_size(64)));  /* the offsets of a ga
    one: the same sums), stored back. Where no other vector of the call adds to its places
    (CG_FRESH in the mask: a sum along rows within the block) they hold the +0.0 the sum
    starts from: not loaded (a load after the last vector's masked store waited for it). */
-#define CG_FRESH 256
 #define CG_WSACC(q, t, v, j, w, x) do { const long *v_ = (v) + CG_WSUM_LONGS * ((j) / 8); \
     cg_i i_; long m_; cg_v s_ = v_[1] & CG_FRESH ? CG_C(0.0) : \
     __builtin_ia32_loadupd512_mask((q) + v_[0], CG_C(0.0), (unsigned char)v_[1]); \
@@ -444,10 +450,6 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
    lane 0's): a sum added entry by entry in lane order, a value stored entry by entry. */
 #define CG_SACC(q, t, j, w, v) cg_sacc(q, t, j, w, v)
 #define CG_SCATTER(q, t, j, w, v) cg_scatter(q, t, j, w, v)
-#ifndef CG_WINDOW  /* (other widths: the gather through the offsets, the same values) */
-#define CG_WINDOW(a, p, t, v, j, w) CG_GATHER(a, p, t, j, w)
-#define CG_WSACC(q, t, v, j, w, x) CG_SACC(q, t, j, w, x)
-#endif
 #else
 #define CG_LOAD(a, p, s, j, w) ((a) = (p)[(j) * (s)])
 #define CG_STORE(q, s, j, w, v) ((q)[(j) * (s)] = (v))
@@ -457,6 +459,8 @@ static const double *cg_hoist(double **next, const double *p, const long *t, lon
 #define CG_STOREW1(q, j, v) ((q)[j] = (v))
 #define CG_SACC(q, t, j, w, v) ((q)[(t)[j]] += (v))
 #define CG_SCATTER(q, t, j, w, v) ((q)[(t)[j]] = (v))
+#endif
+#ifndef CG_WINDOW  /* (widths without it: the gather through the offsets, the same values) */
 #define CG_WINDOW(a, p, t, v, j, w) CG_GATHER(a, p, t, j, w)
 #define CG_WSACC(q, t, v, j, w, x) CG_SACC(q, t, j, w, x)
 #endif
@@ -522,11 +526,13 @@ static long cg_part_products = 1L << 20;
 void cg_set_part_products(long products) { cg_part_products = products < 1 ? 1 : products; }
 static __attribute__((unused)) void cg_mm_parts(cg_loop f, const long *meta,
                                                 double *const *ptr, long products) {
-    const long nd = meta[0], *shape = meta + 1;
+    const long nd = meta[0], *shape = meta + 1, *so = shape + 3 * nd;  /* the output's strides */
     long total = products, d, split = -1, parts = cg_threads;
     for (d = 0; d < nd; d++) total *= shape[d];
     if (parts > total / cg_part_products) parts = total / cg_part_products;
-    for (d = 0; parts > 1 && d < nd && split < 0; d++) if (shape[d] >= 2) split = d;
+    /* (the output's stride along it not 0: each part its own output matrices) */
+    for (d = 0; parts > 1 && d < nd && split < 0; d++)
+        if (shape[d] >= 2 && so[d] != 0) split = d;
     if (split < 0) { f(meta, ptr); return; }
     cg_run_parts(f, meta, ptr, 3, 1 + 4 * nd + 5, split,
                  parts < shape[split] ? parts : shape[split]);
@@ -551,6 +557,9 @@ static __attribute__((unused)) void cg_parts(cg_loop f, const long *meta, double
     cg_run_parts(f, meta, ptr, n, len, split, parts < shape[split] ? parts : shape[split]);
 }
 """
+# (the table flags and lengths the C reads, from the constants the plans lay out: one place)
+for _name in ("HOISTED", "WINDOWED", "WSUMMED", "WINDOW_LONGS", "WSUM_LONGS", "FRESH"):
+    KERNEL_MACROS = KERNEL_MACROS.replace(f"@{_name}@", str(globals()[_name]))
 
 
 def kernel_source(c: Circuit, g: int, group: Group) -> str:
@@ -1036,7 +1045,7 @@ def _kernel_plan(arrays: list[np.ndarray], point: tuple[int, ...], results: tupl
             and not allocations[k - len(arrays)][0] else None
         if window is not None:
             if _fresh_places(dims[:outer], strides[k][:outer], t[:block]):
-                window.reshape(-1, 3 + 9 * WSUM_ROUNDS)[:, 1] |= FRESH
+                window.reshape(-1, WSUM_LONGS)[:, 1] |= FRESH
             flags[k], tables[k] = WSUMMED, np.concatenate([t, window])
     meta = np.array([len(dims), *dims, *(s for st in strides for s in st), nb, block, *steps,
                      *flags,
@@ -1110,7 +1119,6 @@ def _windows(offsets: np.ndarray) -> np.ndarray | None:
         np.int64).ravel()
 
 
-FRESH = 256  # a sum's window (CG_WSACC) that no other vector of the call adds to: not loaded
 
 
 def _fresh_places(dims: list[int], strides: list[int], offsets: np.ndarray) -> bool:
@@ -1128,16 +1136,19 @@ def _fresh_places(dims: list[int], strides: list[int], offsets: np.ndarray) -> b
         return False
     outer = (np.indices(dims).reshape(len(dims), -1).T @ np.asarray(strides, dtype=np.int64)
              if dims else np.zeros(1, dtype=np.int64))
-    each = sum(len(np.unique(offsets[j:j + 8])) for j in range(0, len(offsets), 8))
-    return len(np.unique(outer[:, None] + offsets[None, :])) == n * each
+    # each vector's distinct places, then every (outer index, vector) place counted: fresh
+    # where none is counted twice (a count, linear: np.unique's sort took ~0.3-2.5 s at 2^22)
+    distinct = np.concatenate([np.unique(offsets[j:j + 8]) for j in range(0, len(offsets), 8)])
+    places = (outer[:, None] + distinct[None, :]).ravel()
+    return bool(np.bincount(places).max() <= 1) if places.size else True
 
 
 def _sum_windows(offsets: np.ndarray) -> np.ndarray | None:
     """For each vector of 8 of a sum's ``offsets`` in a block (the last partial; its lanes
     past the block add nothing): the window's first offset and mask, the rounds, then for
     each of ``WSUM_ROUNDS`` rounds the lane whose term each place of the window adds in it
-    and the mask of the places that add one (a place's k-th lane in round k), 3 + 9 rounds
-    a vector; None where a vector's places span more than 8 entries or a place has more
+    and the mask of the places that add one (a place's k-th lane in round k), WSUM_LONGS a
+    vector (the window's mask: its places); None where a vector's places span more than 8 entries or a place has more
     terms than rounds.
 
         >>> v = _sum_windows(np.array([0, 0, 1, 1, 2]))  # a sum along rows of 2
@@ -1159,7 +1170,10 @@ def _sum_windows(offsets: np.ndarray) -> np.ndarray | None:
             rounds[seen[place]][place] = lane
             rounds[seen[place]][8] |= 1 << place
             seen[place] += 1
-        out += [first, (1 << span) - 1, max(seen), *(x for r in rounds for x in r)]
+        # the mask of the places themselves (every place adds in round 0): an entry between
+        # two places that no lane adds to is neither loaded nor stored (with FRESH it would be
+        # overwritten with +0.0; under threads, written back by a part that does not own it)
+        out += [first, rounds[0][8], max(seen), *(x for r in rounds for x in r)]
     return np.array(out, dtype=np.int64)
 
 
@@ -2380,7 +2394,7 @@ def to_fused(c: Circuit, name: str = "f", opt: str = "-O2", timeout: float = COM
             order). ``f.compiled`` says which; ``f.wait()`` blocks until the kernels are
             loaded. A failed build raises at every later call and at ``f.wait()``.
         threads: the POSIX threads a kernel's loop is split over (default: the CPUs this
-            process may run on), each part at least ``PART_ENTRIES`` entries of the loop, cut
+            process may run on; at most 64), each part at least ``PART_ENTRIES`` entries of the loop, cut
             along an outer axis that every sum's output moves along: the same bits for any
             count (``f.threads`` says it).
 

@@ -319,6 +319,33 @@ def test_the_private_copies_are_made_in_memory_and_removed(cache_path, monkeypat
     assert not list(cache_path.glob("load_*"))
 
 
+def test_a_noexec_memory_file_system_takes_the_caches_directory(cache_path, monkeypatch):
+    """Docker mounts /dev/shm noexec: dlopen of the private copy fails (OSError), and the load
+    and every later one take the cache's directory, not a raw OSError."""
+    f = cg.to_c(cg.parse("x * 18.5"))
+    private = cache._private_dir()
+    if private is None:
+        pytest.skip("no memory file system here: nothing to refuse")
+    real, opened = ctypes.CDLL, []
+
+    def noexec(path, *args, **kwargs):  # (what mapping a noexec mount's file raises)
+        opened.append(str(path))
+        if str(path).startswith(str(private[1])):
+            raise OSError("failed to map segment from shared object")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(cache.ctypes, "CDLL", noexec)
+    monkeypatch.setattr(cache, "_private", dict(cache._private))
+    removed = []
+    monkeypatch.setattr(cache, "_remove_dir", removed.append)  # (the session's dir stays)
+    again = cg.to_c(cg.parse("x * 18.5"))  # a hit: tried in memory, then the cache's directory
+    assert float(again(x=2.0)) == 37.0 and again.library == f.library
+    assert len(opened) == 2 and cache._private_dir() is None and removed == [private]
+    assert float(cg.to_c(cg.parse("x * 19.5"))(x=2.0)) == 39.0  # (straight to the directory)
+    assert len(opened) == 3
+    assert not list(cache_path.glob("load_*"))
+
+
 def test_a_full_memory_file_system_takes_the_caches_directory(cache_path, monkeypatch):
     f = cg.to_c(cg.parse("x * 17.5"))
     written = []

@@ -1048,3 +1048,16 @@ def test_operands_gathered_once_or_by_windows_give_the_bits_of_gathers(monkeypat
         for k in range(2):
             alone = _outs(f, {n: v[k] for n, v in batched.items()}, False)
             assert all(same_bits(x[k], y) for x, y in zip(runs[True, True, False][1], alone))
+
+
+def test_a_sum_windows_mask_is_its_places_not_their_span():
+    """A vector whose places have a gap (0 and 2): the window's mask covers 0 and 2 only, so
+    the entry between is neither loaded nor stored (with FRESH it was set to +0.0)."""
+    from circuitgrad.lower.fused import WSUM_LONGS, _fresh_places, _sum_windows
+    v = _sum_windows(np.array([0, 2, 0, 2]))
+    assert v.size == WSUM_LONGS and v[0] == 0 and v[1] == 0b101 and v[2] == 2
+    assert _sum_windows(np.array([0, 0, 1, 1]))[1] == 0b11
+    # fresh: no place counted by two vectors or blocks (rows of 2 summed) -- or it is
+    assert _fresh_places([3], [4], np.array([0, 0, 1, 1, 2, 2, 3, 3]))
+    assert not _fresh_places([3], [1], np.array([0, 0, 1, 1, 2, 2, 3, 3]))
+    assert not _fresh_places([2], [0], np.array([0, 1]))
