@@ -182,8 +182,9 @@ static inline cg_v cg_vround(cg_v a, int mode) {
 /* CG_FMA(a, b, c): a * b + c rounded once where the width's ISA has fused multiply-add
    (AVX-512F's vfmadd at 8 lanes; FMA3's at 4, whose flags carry -mfma: NEEDS asks for fma),
    else rounded twice (2 lanes: SSE4.1 has none). For the vector math's kernels only (vector_math.h:
-   their polynomials; in a range reduction only where the product is exact, so that its value
-   is the unfused one); the circuit's own arithmetic
+   their polynomials, and steps of their range reductions, each where vector_math.h says why it
+   keeps the kernel within its ulps: exp's x * 16/ln 2 + shift and its second part's product are
+   rounded once, not exact; sin's r = t - n pio2_1 is exact either way); the circuit's own arithmetic
    stays unfused (-ffp-contract=off), so its values are to_numpy's. A point alone runs the
    same code in one lane, so a batch is its points bit for bit at each width. */
 #if CG_W == 8 && defined(__clang__)
@@ -192,6 +193,9 @@ static inline cg_v cg_vround(cg_v a, int mode) {
 #define CG_FMA(a, b, c) __builtin_ia32_vfmaddpd512_mask((a), (b), (c), (unsigned char)-1, 4)
 #elif CG_W == 4 && defined(__FMA__)
 #define CG_FMA(a, b, c) __builtin_ia32_vfmaddpd256((a), (b), (c))
+#elif CG_W == 4
+/* (-mavx2 alone would quietly run other bits than circuitgrad's library of this source) */
+#error "4 points per vector fuse the vector math's multiply-adds: compile with -mavx2 -mfma"
 #else
 #define CG_FMA(a, b, c) ((a) * (b) + (c))
 #endif
